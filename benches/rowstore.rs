@@ -1,0 +1,210 @@
+//! Row-store benchmark on the RocksDB backend: rows added per second (batches of 1,000), rows
+//! lifted per second by prop, prop=value point lookups per second, integer range lifts per
+//! second, and the store's size on disk. Prints the median of several runs next to the targets.
+//!
+//! `cargo bench --bench rowstore -- [--rows N] [--runs R] [--dir DIR]` (see scripts/bench.sh).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cronusfs::storage::{Iden, PropQuery, RocksStore, Row, RowRead, RowWrite, Storage, Valu};
+
+const PROPS_PER_IDEN: usize = 4;
+const BATCH: usize = 1000;
+const LOOKUPS: usize = 100_000;
+const RANGE_LIFTS: usize = 20_000;
+/// Width of each integer range lift: about 100 rows of `bench:score` each at 1M rows.
+const RANGE_WIDTH: i64 = 100 * 4;
+
+struct Args {
+    rows: usize,
+    runs: usize,
+    dir: PathBuf,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        rows: 1_000_000,
+        runs: 3,
+        dir: std::env::temp_dir(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rows" => args.rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
+            "--runs" => args.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs R"),
+            "--dir" => args.dir = it.next().map(PathBuf::from).expect("--dir DIR"),
+            _ => {} // cargo bench passes --bench; ignore what is not ours.
+        }
+    }
+    args
+}
+
+/// A cheap deterministic generator (xorshift), so every run lifts the same data.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The rows of iden number `n`: two integer props and two string props.
+fn rows_of(n: usize, iden: &Iden) -> [Row; PROPS_PER_IDEN] {
+    let t = 1_700_000_000_000 + n as i64;
+    [
+        Row::new(iden, "bench:score", (n as i64 * 4) - 2_000_000, t),
+        Row::new(iden, "bench:name", format!("name-{n:08}"), t),
+        Row::new(iden, "bench:bucket", (n % 1000) as i64, t),
+        Row::new(
+            iden,
+            "bench:kind",
+            ["alpha", "beta", "gamma", "delta"][n % 4],
+            t,
+        ),
+    ]
+}
+
+struct Figures {
+    add: f64,
+    lift: f64,
+    lookup: f64,
+    range: f64,
+    bytes: u64,
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn one_run(args: &Args, run: usize) -> Figures {
+    let dir = tempfile::tempdir_in(&args.dir).expect("bench dir");
+    let path = dir.path().join("store");
+    let store = RocksStore::create(&path).unwrap();
+    let nodes = args.rows / PROPS_PER_IDEN;
+    let idens: Vec<Iden> = (0..nodes)
+        .map(|n| Iden::new(format!("{:032x}", n as u128 * 0x9e3779b97f4a7c15)).unwrap())
+        .collect();
+
+    let start = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
+    for (n, iden) in idens.iter().enumerate() {
+        batch.extend(rows_of(n, iden));
+        if batch.len() >= BATCH {
+            store.add_rows(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    store.add_rows(&batch).unwrap();
+    let add = (nodes * PROPS_PER_IDEN) as f64 / start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let mut lifted = 0;
+    for prop in ["bench:score", "bench:name", "bench:bucket", "bench:kind"] {
+        lifted += store.rows_by_prop(&PropQuery::new(prop)).unwrap().len();
+    }
+    assert_eq!(lifted, nodes * PROPS_PER_IDEN);
+    let lift = lifted as f64 / start.elapsed().as_secs_f64();
+
+    let mut rng = Rng(0x5eed + run as u64);
+    let start = Instant::now();
+    for _ in 0..LOOKUPS {
+        let n = rng.next() as usize % nodes;
+        let v = Valu::Str(format!("name-{n:08}"));
+        let got = store
+            .rows_by_prop(&PropQuery::new("bench:name").valu(&v))
+            .unwrap();
+        debug_assert_eq!(got.len(), 1);
+    }
+    let lookup = LOOKUPS as f64 / start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let span = (nodes as i64) * 4;
+    for _ in 0..RANGE_LIFTS {
+        let lo = (rng.next() % span as u64) as i64 - 2_000_000;
+        store
+            .rows_by_range("bench:score", lo, lo + RANGE_WIDTH, None)
+            .unwrap();
+    }
+    let range = RANGE_LIFTS as f64 / start.elapsed().as_secs_f64();
+
+    store.sync().unwrap();
+    drop(store);
+    let bytes = dir_size(&path);
+    Figures {
+        add,
+        lift,
+        lookup,
+        range,
+        bytes,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args = parse_args();
+    println!(
+        "row-store benchmark: {} rows ({} idens x {PROPS_PER_IDEN} props), {} runs, in {}",
+        args.rows,
+        args.rows / PROPS_PER_IDEN,
+        args.runs,
+        args.dir.display()
+    );
+    let runs: Vec<Figures> = (0..args.runs)
+        .map(|r| {
+            let f = one_run(&args, r);
+            println!(
+                "  run {r}: add {:.0}/s  lift {:.0}/s  lookup {:.0}/s  range {:.0}/s  size {:.1} MiB",
+                f.add, f.lift, f.lookup, f.range, f.bytes as f64 / 1048576.0
+            );
+            f
+        })
+        .collect();
+    let m = |f: fn(&Figures) -> f64| median(runs.iter().map(f).collect());
+    println!(
+        "\nmedian of {} runs           measured      target   vs target   Synapse LMDB",
+        runs.len()
+    );
+    let line = |name: &str, v: f64, target: f64, lmdb: f64| {
+        println!(
+            "{name:<26} {v:>12.0} {target:>11.0} {:>10.2}x {:>13.0}",
+            v / target,
+            lmdb
+        );
+    };
+    line(
+        "rows added/s (batch 1000)",
+        m(|f| f.add),
+        300_000.0,
+        65_000.0,
+    );
+    line(
+        "rows lifted/s by prop",
+        m(|f| f.lift),
+        2_000_000.0,
+        250_000.0,
+    );
+    line("prop=value lookups/s", m(|f| f.lookup), 200_000.0, 70_000.0);
+    println!(
+        "{:<26} {:>12.0}",
+        "range lifts/s (~100 rows)",
+        m(|f| f.range)
+    );
+    println!(
+        "{:<26} {:>12.1} MiB",
+        "store size on disk",
+        m(|f| f.bytes as f64) / 1048576.0
+    );
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Benchmarks (release build): the row store on 1,000,000 rows. Extra arguments go to the bench,
+# e.g. `scripts/bench.sh --runs 5 --dir /var/tmp`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cronusfs-target}"
+cargo bench --locked --bench rowstore -- "$@"

@@ -1,0 +1,86 @@
+//! Runs a parsed command line: opens the store, calls the library, prints results, and turns
+//! every error into one line on stderr and an exit status (2 for usage, 1 for the rest).
+
+mod man;
+mod output;
+mod rows;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use cronusfs::storage::RocksStore;
+
+/// Exit status for a command that failed at run time.
+const EXIT_FAILURE: u8 = 1;
+/// Exit status for a command line that does not parse.
+const EXIT_USAGE: u8 = 2;
+
+/// Parses the command line, runs it and returns the exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cronusfs: error: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Prints a clap error: help and version in full, a usage error as one line.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("cronusfs: error: {first} (see `cronusfs --help`)");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init { path } => init(&path),
+        Command::Rows(cmd) => rows::run(&open_store(cli.store.as_deref())?, cmd),
+        Command::GenMan { dir } => man::write_all(&dir),
+    }
+}
+
+fn init(path: &Path) -> Result<()> {
+    if path.join("CURRENT").exists() {
+        return Err(anyhow!("{} already holds a store", path.display()));
+    }
+    RocksStore::create(path)
+        .with_context(|| format!("cannot create a store in {}", path.display()))?;
+    println!("created store {}", path.display());
+    Ok(())
+}
+
+/// Opens the store named by `--store` / `CRONUSFS_STORE`.
+fn open_store(store: Option<&Path>) -> Result<RocksStore> {
+    let path: PathBuf = store
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow!("no store given: pass --store STORE or set CRONUSFS_STORE"))?;
+    Ok(RocksStore::open(&path)?)
+}

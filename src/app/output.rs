@@ -1,0 +1,105 @@
+//! Prints rows as an aligned table, JSON lines or TSV.
+
+use std::io::{self, Write};
+
+use cronusfs::storage::{Row, Valu};
+
+use crate::cli::Format;
+
+/// Longest value shown in a table cell, in characters; longer ones are cut with `…`.
+const TABLE_CELL_CHARS: usize = 60;
+
+/// Writes `rows` to standard output in `format`.
+pub fn print_rows(rows: &[Row], format: Format) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match format {
+        Format::Table => write_table(&mut out, rows)?,
+        Format::Jsonl => {
+            for row in rows {
+                writeln!(out, "{}", json_line(row))?;
+            }
+        }
+        Format::Tsv => {
+            for row in rows {
+                let valu = row.valu.to_string();
+                let cells = [row.iden.as_str(), &row.prop, &valu];
+                let cells: Vec<String> = cells.iter().map(|c| tsv_escape(c)).collect();
+                writeln!(out, "{}\t{}", cells.join("\t"), row.time)?;
+            }
+        }
+    }
+    out.flush()
+}
+
+/// Returns `row` as one JSON object.
+pub fn json_line(row: &Row) -> String {
+    let valu = match &row.valu {
+        Valu::Int(i) => serde_json::Value::from(*i),
+        Valu::Str(s) => serde_json::Value::from(s.as_str()),
+    };
+    serde_json::json!({"iden": row.iden.as_str(), "prop": row.prop, "valu": valu, "time": row.time})
+        .to_string()
+}
+
+fn write_table(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                table_cell(r.iden.as_str()),
+                table_cell(&r.prop),
+                table_cell(&r.valu.to_string()),
+                r.time.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["IDEN", "PROP", "VALU", "TIME"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&cells) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+/// Escapes control characters and cuts long text for a table cell.
+fn table_cell(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    if escaped.chars().count() <= TABLE_CELL_CHARS {
+        return escaped;
+    }
+    let mut cut: String = escaped.chars().take(TABLE_CELL_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+fn tsv_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}

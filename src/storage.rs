@@ -1,0 +1,204 @@
+//! The row store contract: the Synapse Cortex storage API as Rust traits (`RowRead`, `RowWrite`,
+//! `Storage`, `Transaction`) with its row, value and error types. Knows no engine and no
+//! protobuf, Arrow or FUSE: it works on rows and bytes only.
+
+mod error;
+mod lift;
+mod row;
+
+pub mod engine;
+pub mod faulty;
+pub mod keys;
+pub mod memory;
+pub mod rocks;
+mod rowstore;
+mod view;
+
+pub use error::{EngineErrorKind, StorageError};
+pub use lift::{IntLift, LiftName, PropQuery};
+pub use row::{Iden, MAX_BLOB_KEY_LEN, MAX_IDEN_LEN, MAX_PROP_LEN, Row, Valu, now_millis};
+pub use rowstore::{MemoryStore, RocksStore, RowStore, RowTxn};
+
+/// Result type of every row-store operation.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Read operations of the row store, answered from committed state (or, inside a
+/// [`Transaction`], from committed state plus the transaction's own writes).
+///
+/// Result order: rows of one iden come ordered by prop, value, time; rows lifted by prop come
+/// ordered by time (then iden); rows lifted by prop and value, or by an integer lift, come ordered
+/// by value, then time, then iden. Joins return each node once, in the order its first driving
+/// row was found.
+pub trait RowRead {
+    /// Returns every row of `iden`.
+    fn rows_by_id(&self, iden: &Iden) -> Result<Vec<Row>>;
+
+    /// Returns every row of each iden in `idens`, concatenated in the order given.
+    fn rows_by_idens(&self, idens: &[Iden]) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        for iden in idens {
+            out.extend(self.rows_by_id(iden)?);
+        }
+        Ok(out)
+    }
+
+    /// Returns the rows of `iden` with `prop` (and `valu`, if given).
+    fn rows_by_id_prop(&self, iden: &Iden, prop: &str, valu: Option<&Valu>) -> Result<Vec<Row>>;
+
+    /// Returns the rows matching `query` (prop, optional value, time window, limit).
+    fn rows_by_prop(&self, query: &PropQuery<'_>) -> Result<Vec<Row>>;
+
+    /// Returns the number of rows matching `query` (its limit caps the count).
+    fn size_by_prop(&self, query: &PropQuery<'_>) -> Result<usize>;
+
+    /// Returns all rows of every iden that has a row matching `query`; the limit counts driving
+    /// rows.
+    fn join_by_prop(&self, query: &PropQuery<'_>) -> Result<Vec<Row>>;
+
+    /// Returns the integer rows of `prop` inside `lift`, ordered by value, at most `limit`.
+    /// String rows of the prop never match.
+    fn rows_by_int(&self, prop: &str, lift: IntLift, limit: Option<usize>) -> Result<Vec<Row>>;
+
+    /// Returns the number of integer rows of `prop` inside `lift`, capped at `limit`.
+    fn size_by_int(&self, prop: &str, lift: IntLift, limit: Option<usize>) -> Result<usize>;
+
+    /// Returns whole nodes of the idens with an integer row of `prop` inside `lift`; `limit`
+    /// counts driving rows.
+    fn joins_by_int(&self, prop: &str, lift: IntLift, limit: Option<usize>) -> Result<Vec<Row>>;
+
+    /// Returns whole nodes having `prop` equal to any of `valus`; `limit` counts distinct nodes.
+    fn joins_by_in(&self, prop: &str, valus: &[Valu], limit: Option<usize>) -> Result<Vec<Row>>;
+
+    /// Returns the bytes stored under blob `key`, if any.
+    fn blob_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Returns whether blob `key` exists (also when its value is empty).
+    fn blob_has(&self, key: &str) -> Result<bool>;
+
+    /// Returns every blob key, in byte order.
+    fn blob_keys(&self) -> Result<Vec<String>>;
+
+    /// Returns integer rows with value `>= valu`.
+    fn rows_by_ge(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {
+        self.rows_by_int(prop, IntLift::Ge(valu), limit)
+    }
+    /// Returns integer rows with value `<= valu`.
+    fn rows_by_le(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {
+        self.rows_by_int(prop, IntLift::Le(valu), limit)
+    }
+    /// Returns integer rows with value `> valu`.
+    fn rows_by_gt(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {
+        self.rows_by_int(prop, IntLift::Gt(valu), limit)
+    }
+    /// Returns integer rows with value `< valu`.
+    fn rows_by_lt(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {
+        self.rows_by_int(prop, IntLift::Lt(valu), limit)
+    }
+    /// Returns integer rows with `min <= value < max`.
+    fn rows_by_range(
+        &self,
+        prop: &str,
+        min: i64,
+        max: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>> {
+        self.rows_by_int(prop, IntLift::Range(min, max), limit)
+    }
+    /// Returns the number of integer rows with value `>= valu`.
+    fn size_by_ge(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<usize> {
+        self.size_by_int(prop, IntLift::Ge(valu), limit)
+    }
+    /// Returns the number of integer rows with value `<= valu`.
+    fn size_by_le(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<usize> {
+        self.size_by_int(prop, IntLift::Le(valu), limit)
+    }
+    /// Returns the number of integer rows with `min <= value < max`.
+    fn size_by_range(&self, prop: &str, min: i64, max: i64, limit: Option<usize>) -> Result<usize> {
+        self.size_by_int(prop, IntLift::Range(min, max), limit)
+    }
+    /// Returns whole nodes with an integer row `>= valu`.
+    fn joins_by_ge(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {
+        self.joins_by_int(prop, IntLift::Ge(valu), limit)
+    }
+    /// Returns whole nodes with an integer row `<= valu`.
+    fn joins_by_le(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {
+        self.joins_by_int(prop, IntLift::Le(valu), limit)
+    }
+    /// Returns whole nodes with an integer row `> valu`.
+    fn joins_by_gt(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {
+        self.joins_by_int(prop, IntLift::Gt(valu), limit)
+    }
+    /// Returns whole nodes with an integer row `< valu`.
+    fn joins_by_lt(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {
+        self.joins_by_int(prop, IntLift::Lt(valu), limit)
+    }
+    /// Returns whole nodes with an integer row in `min <= value < max`.
+    fn joins_by_range(
+        &self,
+        prop: &str,
+        min: i64,
+        max: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>> {
+        self.joins_by_int(prop, IntLift::Range(min, max), limit)
+    }
+}
+
+/// Write operations of the row store. Each call is atomic: all of its changes become visible
+/// together or none do. Outside a transaction each call commits on return.
+pub trait RowWrite: RowRead {
+    /// Adds `rows` in one atomic write. Rows are a set: adding a row equal in all four fields to
+    /// a stored one changes nothing. Every row is validated before anything is written.
+    fn add_rows(&self, rows: &[Row]) -> Result<()>;
+
+    /// Deletes every row of `iden`; returns how many were deleted.
+    fn del_rows_by_id(&self, iden: &Iden) -> Result<usize>;
+
+    /// Deletes the rows matching `query` (its limit is ignored); returns how many.
+    fn del_rows_by_prop(&self, query: &PropQuery<'_>) -> Result<usize>;
+
+    /// Deletes the rows of `iden` with `prop` (and `valu`, if given); returns how many.
+    fn del_rows_by_id_prop(&self, iden: &Iden, prop: &str, valu: Option<&Valu>) -> Result<usize>;
+
+    /// Deletes every row of each iden that has a row matching `query`; returns how many rows.
+    fn del_join_by_prop(&self, query: &PropQuery<'_>) -> Result<usize>;
+
+    /// Replaces the rows of `iden` with `prop` by one row `(iden, prop, valu, now)`.
+    fn set_rows_by_id_prop(&self, iden: &Iden, prop: &str, valu: &Valu) -> Result<()>;
+
+    /// Renames `oldprop` to `newprop` on every row (iden, value and time kept); returns how many
+    /// rows changed.
+    fn update_property(&self, oldprop: &str, newprop: &str) -> Result<usize>;
+
+    /// Replaces value `oldval` of `prop` by `newval` (same type required; time kept); returns how
+    /// many rows changed.
+    fn update_property_valu(&self, prop: &str, oldval: &Valu, newval: &Valu) -> Result<usize>;
+
+    /// Stores `valu` under blob `key`, replacing any previous value.
+    fn blob_set(&self, key: &str, valu: &[u8]) -> Result<()>;
+
+    /// Deletes blob `key` and returns its old value; a missing key is [`StorageError::NoSuchBlob`].
+    fn blob_del(&self, key: &str) -> Result<Vec<u8>>;
+}
+
+/// A store: row and blob operations, transactions, a backup iterator and durability control.
+pub trait Storage: RowWrite + Send + Sync {
+    /// Starts a transaction. Writers are serialised: this waits for any other open transaction.
+    /// The transaction sees its own writes; nothing of it is visible to others until
+    /// [`Transaction::commit`], and dropping it uncommitted discards everything.
+    fn begin(&self) -> Result<Box<dyn Transaction + '_>>;
+
+    /// Returns every row of the store in chunks of at most `chunk_rows` rows (rows of one iden
+    /// may span chunks), for backup: feeding them to `add_rows` of an empty store copies it.
+    fn backup_rows(&self, chunk_rows: usize) -> Box<dyn Iterator<Item = Result<Vec<Row>>> + '_>;
+
+    /// Makes everything committed so far durable against a machine crash (a process crash never
+    /// loses a committed write).
+    fn sync(&self) -> Result<()>;
+}
+
+/// An open transaction: all of its writes commit atomically, or none do.
+pub trait Transaction: RowWrite {
+    /// Commits every write of the transaction in one atomic step.
+    fn commit(self: Box<Self>) -> Result<()>;
+}

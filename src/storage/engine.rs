@@ -1,0 +1,108 @@
+//! The ordered key-value engine under the row store: column families, atomic write batches and
+//! ordered scans. Knows no engine library; `rocks.rs` and `memory.rs` implement it.
+
+use super::Result;
+
+/// A column family: one ordered key space of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cf {
+    /// Store-wide facts: format version, creation time.
+    Meta,
+    /// Rows keyed by iden, prop, value, time.
+    ByIden,
+    /// Rows keyed by prop, value, time, iden.
+    ByPropValu,
+    /// Rows keyed by prop, time, iden, value.
+    ByPropTime,
+    /// The blob side store.
+    Blobs,
+}
+
+impl Cf {
+    /// Every column family, in index order.
+    pub const ALL: [Cf; 5] = [
+        Cf::Meta,
+        Cf::ByIden,
+        Cf::ByPropValu,
+        Cf::ByPropTime,
+        Cf::Blobs,
+    ];
+
+    /// Returns the column family's name in the engine.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Meta => "meta",
+            Cf::ByIden => "rows_by_iden",
+            Cf::ByPropValu => "rows_by_prop_valu",
+            Cf::ByPropTime => "rows_by_prop_time",
+            Cf::Blobs => "blobs",
+        }
+    }
+
+    /// Returns the column family's position in [`Cf::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One change in a [`WriteBatch`]: a put (`Some(value)`) or a delete (`None`).
+pub type BatchOp = (Cf, Vec<u8>, Option<Vec<u8>>);
+
+/// A list of puts and deletes that an engine applies atomically.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    ops: Vec<BatchOp>,
+}
+
+impl WriteBatch {
+    /// Returns an empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds a put of `key` → `value` in `cf`.
+    pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((cf, key, Some(value)));
+    }
+    /// Adds a delete of `key` in `cf`.
+    pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
+        self.ops.push((cf, key, None));
+    }
+    /// Returns the number of changes.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+    /// Returns whether the batch holds no change.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+    /// Returns the changes, in the order they were added (a later change to a key wins).
+    pub fn into_ops(self) -> Vec<BatchOp> {
+        self.ops
+    }
+}
+
+/// The visitor a scan calls with each `(key, value)`; it returns `Ok(true)` to go on.
+pub type Visitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'v;
+
+/// An ordered key-value engine with column families.
+///
+/// Contract: `write` is atomic (after a crash, all of a batch or none of it is there) and its
+/// effects are visible to every later call; a process crash never loses a batch `write`
+/// returned for; `sync` makes every returned write survive a machine crash. A scan's visitor
+/// must not call back into the engine.
+pub trait Engine: Send + Sync {
+    /// Returns the value of `key` in `cf`.
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Calls `visit` with each entry of `cf` with `start <= key < end` (no `end`: to the last
+    /// key) in ascending key order, until it returns `Ok(false)` or an error. An empty or
+    /// inverted range (`start >= end`) visits nothing.
+    fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, visit: &mut Visitor<'_>)
+    -> Result<()>;
+
+    /// Applies `batch` atomically.
+    fn write(&self, batch: WriteBatch) -> Result<()>;
+
+    /// Makes every write so far durable against a machine crash.
+    fn sync(&self) -> Result<()>;
+}

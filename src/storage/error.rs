@@ -1,0 +1,119 @@
+//! The row store's typed error: every way a storage call can fail, with the engine's error kind
+//! kept rather than collapsed into I/O.
+
+use std::path::PathBuf;
+
+/// What kind of failure the storage engine reported (RocksDB's status codes, kept one to one so
+/// callers can map them to the right errno).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineErrorKind {
+    /// The engine could not find something it expected.
+    NotFound,
+    /// The engine's files are corrupt.
+    Corruption,
+    /// The operation is not supported by the engine.
+    NotSupported,
+    /// The engine rejected an argument.
+    InvalidArgument,
+    /// An I/O error in the engine.
+    Io,
+    /// The engine is busy (lock contention).
+    Busy,
+    /// The operation timed out.
+    TimedOut,
+    /// The operation was aborted.
+    Aborted,
+    /// A transient failure; the same call may succeed later.
+    TryAgain,
+    /// The engine is shutting down.
+    ShutdownInProgress,
+    /// The operation was incomplete.
+    Incomplete,
+    /// Any other engine failure.
+    Other,
+}
+
+/// Error of a row-store operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// A prop is empty, too long, or otherwise not storable.
+    #[error("invalid prop {prop:?}: {reason}")]
+    BadProp {
+        /// The prop as given (cut to 64 bytes).
+        prop: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// An iden is empty or too long.
+    #[error("invalid iden {iden:?}: {reason}")]
+    BadIden {
+        /// The iden as given (cut to 64 bytes).
+        iden: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A blob key is empty or too long.
+    #[error("invalid blob key {key:?}: {reason}")]
+    BadBlobKey {
+        /// The key as given (cut to 64 bytes).
+        key: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A value does not fit the operation (wrong type, equal old and new value, …).
+    #[error("invalid value: {0}")]
+    BadValu(String),
+    /// A lift name that is not one of the known lifts.
+    #[error("no such lift {0:?} (known: eq, ge, le, gt, lt, range, in)")]
+    NoSuchLift(String),
+    /// A blob key that does not exist.
+    #[error("no such blob key {0:?}")]
+    NoSuchBlob(String),
+    /// The store directory does not hold a store.
+    #[error("no store at {}: run `cronusfs init {}` first", path.display(), path.display())]
+    NoStore {
+        /// The directory that was opened.
+        path: PathBuf,
+    },
+    /// Another process (or another handle in this one) has the store open.
+    #[error("store {} is in use by another process", path.display())]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The store was written by a format this build does not read.
+    #[error("store format version {found} is not supported (this build reads version {supported})")]
+    FormatVersion {
+        /// The version found in the store.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// Stored bytes that do not decode: a bug or a damaged store.
+    #[error("corrupt store: {0}")]
+    Corruption(String),
+    /// An operating-system I/O error outside the engine.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// An error reported by the storage engine.
+    #[error("storage engine error ({kind:?}): {message}")]
+    Engine {
+        /// The engine's error class.
+        kind: EngineErrorKind,
+        /// The engine's message.
+        message: String,
+    },
+    /// A failure injected by [`crate::storage::faulty::FaultyEngine`] (tests only).
+    #[error("injected fault at engine operation {0}")]
+    InjectedFault(u64),
+}
+
+/// Cuts `s` to at most 64 bytes (on a char boundary) for use in an error message.
+pub(crate) fn clip(s: &str) -> String {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

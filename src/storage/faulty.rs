@@ -1,0 +1,94 @@
+//! `FaultyEngine<E>`: a wrapper engine that fails its Nth operation with an injected error,
+//! for tests that prove no partial write is ever visible.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::engine::{Cf, Engine, Visitor, WriteBatch};
+use super::{Result, StorageError};
+
+/// An engine that counts every call (get, scan, write, sync) and fails the ones chosen.
+#[derive(Debug)]
+pub struct FaultyEngine<E: Engine> {
+    inner: E,
+    ops: AtomicU64,
+    fail_from: AtomicU64,
+    fail_until: AtomicU64,
+}
+
+impl<E: Engine> FaultyEngine<E> {
+    /// Wraps `inner`, failing nothing.
+    pub fn new(inner: E) -> Self {
+        FaultyEngine {
+            inner,
+            ops: AtomicU64::new(0),
+            fail_from: AtomicU64::new(u64::MAX),
+            fail_until: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Makes operation number `n` (counted from 0 since the wrapper was made) fail, and only it.
+    pub fn fail_op(&self, n: u64) {
+        self.fail_from.store(n, Ordering::SeqCst);
+        self.fail_until.store(n + 1, Ordering::SeqCst);
+    }
+
+    /// Makes every operation from number `n` on fail (a dead disk).
+    pub fn fail_from(&self, n: u64) {
+        self.fail_from.store(n, Ordering::SeqCst);
+        self.fail_until.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Stops injecting failures.
+    pub fn heal(&self) {
+        self.fail_from.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Returns how many operations were attempted so far.
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::SeqCst)
+    }
+
+    /// Returns the wrapped engine.
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+
+    fn tick(&self) -> Result<()> {
+        let n = self.ops.fetch_add(1, Ordering::SeqCst);
+        let from = self.fail_from.load(Ordering::SeqCst);
+        let until = self.fail_until.load(Ordering::SeqCst);
+        if (from..until).contains(&n) {
+            Err(StorageError::InjectedFault(n))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<E: Engine> Engine for FaultyEngine<E> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.tick()?;
+        self.inner.get(cf, key)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.tick()?;
+        self.inner.scan(cf, start, end, visit)
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.tick()?;
+        self.inner.write(batch)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.tick()?;
+        self.inner.sync()
+    }
+}

@@ -1,0 +1,291 @@
+//! `RowStore<E>`: the one implementation of [`Storage`] over any [`Engine`], and its
+//! transactions. Checks the format version at open, serialises writers, and turns every write
+//! call into one atomic engine batch.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use super::engine::{Cf, Engine, WriteBatch};
+use super::keys::{FORMAT_VERSION, META_CREATED, META_FORMAT_VERSION};
+use super::memory::MemoryEngine;
+use super::rocks::RocksEngine;
+use super::row::now_millis;
+use super::view::RowView;
+use super::{
+    Iden, IntLift, PropQuery, Result, Row, RowRead, RowWrite, Storage, StorageError, Transaction,
+    Valu,
+};
+
+/// The row store over the RocksDB engine: the default backend.
+pub type RocksStore = RowStore<RocksEngine>;
+/// The row store held in memory.
+pub type MemoryStore = RowStore<MemoryEngine>;
+
+/// A row store over engine `E`.
+#[derive(Debug)]
+pub struct RowStore<E: Engine> {
+    engine: E,
+    writer: Mutex<()>,
+}
+
+impl RowStore<RocksEngine> {
+    /// Creates a store in directory `path` (made if missing) or opens the one already there.
+    pub fn create(path: &Path) -> Result<Self> {
+        RowStore::with_engine(RocksEngine::open(path, true)?)
+    }
+
+    /// Opens the existing store in directory `path`; [`StorageError::NoStore`] if there is none.
+    pub fn open(path: &Path) -> Result<Self> {
+        RowStore::with_engine(RocksEngine::open(path, false)?)
+    }
+}
+
+impl RowStore<MemoryEngine> {
+    /// Returns an empty in-memory store.
+    pub fn new() -> Self {
+        RowStore::with_engine(MemoryEngine::new()).expect("a new memory engine is empty")
+    }
+}
+
+impl Default for RowStore<MemoryEngine> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: Engine> RowStore<E> {
+    /// Returns a store over `engine`, writing the format version into an empty engine and
+    /// checking it in a used one.
+    pub fn with_engine(engine: E) -> Result<Self> {
+        match engine.get(Cf::Meta, META_FORMAT_VERSION)? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| {
+                        StorageError::Corruption("format version is not 4 bytes".into())
+                    })?;
+                if found != FORMAT_VERSION {
+                    return Err(StorageError::FormatVersion {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+            None => {
+                let mut any = false;
+                for cf in Cf::ALL {
+                    engine.scan(cf, &[], None, &mut |_, _| {
+                        any = true;
+                        Ok(false)
+                    })?;
+                }
+                if any {
+                    return Err(StorageError::Corruption(
+                        "store has data but no format version".into(),
+                    ));
+                }
+                let mut batch = WriteBatch::new();
+                batch.put(
+                    Cf::Meta,
+                    META_FORMAT_VERSION.to_vec(),
+                    FORMAT_VERSION.to_be_bytes().to_vec(),
+                );
+                batch.put(
+                    Cf::Meta,
+                    META_CREATED.to_vec(),
+                    now_millis().to_be_bytes().to_vec(),
+                );
+                engine.write(batch)?;
+            }
+        }
+        Ok(RowStore {
+            engine,
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// Returns the engine under the store.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Returns the store's creation time (epoch ms).
+    pub fn created(&self) -> Result<i64> {
+        let raw = self.engine.get(Cf::Meta, META_CREATED)?.unwrap_or_default();
+        <[u8; 8]>::try_from(raw.as_slice())
+            .map(i64::from_be_bytes)
+            .map_err(|_| StorageError::Corruption("creation time is not 8 bytes".into()))
+    }
+
+    fn view(&self) -> RowView<'_, E> {
+        RowView::new(&self.engine)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The guarded state is `()`: a panicking writer leaves nothing half-done behind it.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op` on a fresh view under the writer lock and commits what it wrote.
+    fn write_with<T>(&self, op: impl FnOnce(&RowView<'_, E>) -> Result<T>) -> Result<T> {
+        let _guard = self.lock();
+        let view = self.view();
+        let out = op(&view)?;
+        view.commit()?;
+        Ok(out)
+    }
+}
+
+/// A transaction on a [`RowStore`]: holds the writer lock until committed or dropped.
+pub struct RowTxn<'s, E: Engine> {
+    view: RowView<'s, E>,
+    _guard: MutexGuard<'s, ()>,
+}
+
+/// Implements [`RowRead`] for a type by forwarding every call to the `RowView` `$view` gives.
+macro_rules! forward_row_read {
+    ($ty:ty, $self_:ident => $view:expr) => {
+        impl<E: Engine> RowRead for $ty {
+            fn rows_by_id(&$self_, iden: &Iden) -> Result<Vec<Row>> {
+                $view.rows_by_id(iden)
+            }
+            fn rows_by_id_prop(&$self_, iden: &Iden, prop: &str, valu: Option<&Valu>) -> Result<Vec<Row>> {
+                $view.rows_by_id_prop(iden, prop, valu)
+            }
+            fn rows_by_prop(&$self_, q: &PropQuery<'_>) -> Result<Vec<Row>> {
+                $view.rows_by_prop(q)
+            }
+            fn size_by_prop(&$self_, q: &PropQuery<'_>) -> Result<usize> {
+                $view.size_by_prop(q)
+            }
+            fn join_by_prop(&$self_, q: &PropQuery<'_>) -> Result<Vec<Row>> {
+                $view.join_by_prop(q)
+            }
+            fn rows_by_int(&$self_, prop: &str, lift: IntLift, limit: Option<usize>) -> Result<Vec<Row>> {
+                $view.rows_by_int(prop, lift, limit)
+            }
+            fn size_by_int(&$self_, prop: &str, lift: IntLift, limit: Option<usize>) -> Result<usize> {
+                $view.size_by_int(prop, lift, limit)
+            }
+            fn joins_by_int(&$self_, prop: &str, lift: IntLift, limit: Option<usize>) -> Result<Vec<Row>> {
+                $view.joins_by_int(prop, lift, limit)
+            }
+            fn joins_by_in(&$self_, prop: &str, valus: &[Valu], limit: Option<usize>) -> Result<Vec<Row>> {
+                $view.joins_by_in(prop, valus, limit)
+            }
+            fn blob_get(&$self_, key: &str) -> Result<Option<Vec<u8>>> {
+                $view.blob_get(key)
+            }
+            fn blob_has(&$self_, key: &str) -> Result<bool> {
+                $view.blob_has(key)
+            }
+            fn blob_keys(&$self_) -> Result<Vec<String>> {
+                $view.blob_keys()
+            }
+        }
+    };
+}
+
+/// Implements [`RowWrite`] for a type by running every call through `$run`, a function of
+/// `(&self, |view| …)` that decides when the view's writes commit.
+macro_rules! forward_row_write {
+    ($ty:ty, $run:path) => {
+        impl<E: Engine> RowWrite for $ty {
+            fn add_rows(&self, rows: &[Row]) -> Result<()> {
+                $run(self, |v| v.add_rows(rows))
+            }
+            fn del_rows_by_id(&self, iden: &Iden) -> Result<usize> {
+                $run(self, |v| v.del_rows_by_id(iden))
+            }
+            fn del_rows_by_prop(&self, q: &PropQuery<'_>) -> Result<usize> {
+                $run(self, |v| v.del_rows_by_prop(q))
+            }
+            fn del_rows_by_id_prop(
+                &self,
+                iden: &Iden,
+                prop: &str,
+                valu: Option<&Valu>,
+            ) -> Result<usize> {
+                $run(self, |v| v.del_rows_by_id_prop(iden, prop, valu))
+            }
+            fn del_join_by_prop(&self, q: &PropQuery<'_>) -> Result<usize> {
+                $run(self, |v| v.del_join_by_prop(q))
+            }
+            fn set_rows_by_id_prop(&self, iden: &Iden, prop: &str, valu: &Valu) -> Result<()> {
+                $run(self, |v| v.set_rows_by_id_prop(iden, prop, valu))
+            }
+            fn update_property(&self, oldprop: &str, newprop: &str) -> Result<usize> {
+                $run(self, |v| v.update_property(oldprop, newprop))
+            }
+            fn update_property_valu(
+                &self,
+                prop: &str,
+                oldval: &Valu,
+                newval: &Valu,
+            ) -> Result<usize> {
+                $run(self, |v| v.update_property_valu(prop, oldval, newval))
+            }
+            fn blob_set(&self, key: &str, valu: &[u8]) -> Result<()> {
+                $run(self, |v| v.blob_set(key, valu))
+            }
+            fn blob_del(&self, key: &str) -> Result<Vec<u8>> {
+                $run(self, |v| v.blob_del(key))
+            }
+        }
+    };
+}
+
+forward_row_read!(RowStore<E>, self => self.view());
+forward_row_read!(RowTxn<'_, E>, self => self.view);
+forward_row_write!(RowStore<E>, autocommit);
+forward_row_write!(RowTxn<'_, E>, in_txn);
+
+/// Runs a write on the store as its own atomic transaction.
+fn autocommit<E: Engine, T>(
+    store: &RowStore<E>,
+    op: impl FnOnce(&RowView<'_, E>) -> Result<T>,
+) -> Result<T> {
+    store.write_with(op)
+}
+
+/// Runs a write inside an open transaction: it stays pending until the transaction commits.
+fn in_txn<E: Engine, T>(
+    txn: &RowTxn<'_, E>,
+    op: impl FnOnce(&RowView<'_, E>) -> Result<T>,
+) -> Result<T> {
+    op(&txn.view)
+}
+
+impl<E: Engine> Storage for RowStore<E> {
+    fn begin(&self) -> Result<Box<dyn Transaction + '_>> {
+        Ok(Box::new(RowTxn {
+            _guard: self.lock(),
+            view: self.view(),
+        }))
+    }
+
+    fn backup_rows(&self, chunk_rows: usize) -> Box<dyn Iterator<Item = Result<Vec<Row>>> + '_> {
+        let mut resume: Option<Option<Vec<u8>>> = Some(None);
+        Box::new(std::iter::from_fn(move || {
+            let after = resume.take()?;
+            match self.view().backup_chunk(after.as_deref(), chunk_rows) {
+                Ok((rows, next)) => {
+                    resume = next.map(Some);
+                    (!rows.is_empty()).then_some(Ok(rows))
+                }
+                Err(e) => Some(Err(e)),
+            }
+        }))
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.engine.sync()
+    }
+}
+
+impl<E: Engine> Transaction for RowTxn<'_, E> {
+    fn commit(self: Box<Self>) -> Result<()> {
+        let RowTxn { view, _guard } = *self;
+        view.commit()
+    }
+}

@@ -1,0 +1,431 @@
+//! The row operations, written once over any [`Engine`]: a `RowView` reads committed state
+//! merged with its own pending writes, and collects writes into an overlay that commits as one
+//! atomic batch.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+
+use super::engine::{Cf, Engine, Visitor, WriteBatch};
+use super::keys::{self, Span, is_long};
+use super::row::{check_blob_key, check_prop, now_millis};
+use super::{Iden, IntLift, PropQuery, Result, Row, StorageError, Valu};
+
+type Pending = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
+
+/// Row operations over `engine`, with pending writes held in memory until [`RowView::commit`].
+pub(crate) struct RowView<'e, E: Engine + ?Sized> {
+    engine: &'e E,
+    pending: RefCell<Pending>,
+}
+
+impl<'e, E: Engine + ?Sized> RowView<'e, E> {
+    /// Returns a view of `engine` with nothing pending.
+    pub fn new(engine: &'e E) -> Self {
+        RowView {
+            engine,
+            pending: RefCell::new(Default::default()),
+        }
+    }
+
+    /// Writes every pending change to the engine in one atomic batch.
+    pub fn commit(self) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        for (cf, table) in Cf::ALL.into_iter().zip(self.pending.into_inner()) {
+            for (key, value) in table {
+                match value {
+                    Some(v) => batch.put(cf, key, v),
+                    None => batch.delete(cf, key),
+                }
+            }
+        }
+        if batch.is_empty() {
+            Ok(())
+        } else {
+            self.engine.write(batch)
+        }
+    }
+
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.pending.borrow()[cf.index()].get(key) {
+            return Ok(v.clone());
+        }
+        self.engine.get(cf, key)
+    }
+
+    fn put(&self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.borrow_mut()[cf.index()].insert(key, Some(value));
+    }
+
+    fn delete(&self, cf: Cf, key: Vec<u8>) {
+        self.pending.borrow_mut()[cf.index()].insert(key, None);
+    }
+
+    /// Scans `[start, end)` of `cf`, merging pending changes over committed entries.
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        if end.is_some_and(|end| start >= end) {
+            return Ok(());
+        }
+        let pending = self.pending.borrow();
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut mine = pending[cf.index()]
+            .range::<[u8], _>((Bound::Included(start), upper))
+            .peekable();
+        if mine.peek().is_none() {
+            return self.engine.scan(cf, start, end, visit);
+        }
+        let mut stopped = false;
+        self.engine.scan(cf, start, end, &mut |k, v| {
+            while let Some((pk, pv)) = mine.next_if(|(pk, _)| pk.as_slice() <= k) {
+                let shadowed = pk.as_slice() == k;
+                if let Some(pv) = pv
+                    && !visit(pk, pv)?
+                {
+                    stopped = true;
+                    return Ok(false);
+                }
+                if shadowed {
+                    return Ok(true);
+                }
+            }
+            let go_on = visit(k, v)?;
+            stopped = !go_on;
+            Ok(go_on)
+        })?;
+        if !stopped {
+            for (pk, pv) in mine {
+                if let Some(pv) = pv
+                    && !visit(pk, pv)?
+                {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes the rows of `cf` in `[start, end)` that `keep` accepts, at most `limit`.
+    fn collect_rows(
+        &self,
+        cf: Cf,
+        (start, end): Span,
+        limit: Option<usize>,
+        keep: &dyn Fn(&Row) -> bool,
+    ) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        if limit == Some(0) {
+            return Ok(out);
+        }
+        self.scan(cf, &start, end.as_deref(), &mut |k, v| {
+            let row = keys::decode_row(cf, k, v)?;
+            if keep(&row) {
+                out.push(row);
+            }
+            Ok(limit.is_none_or(|l| out.len() < l))
+        })?;
+        Ok(out)
+    }
+
+    /// Counts the entries of `cf` in `[start, end)`, at most `limit`.
+    fn count(&self, cf: Cf, (start, end): Span, limit: Option<usize>) -> Result<usize> {
+        let mut n = 0;
+        if limit == Some(0) {
+            return Ok(0);
+        }
+        self.scan(cf, &start, end.as_deref(), &mut |_, _| {
+            n += 1;
+            Ok(limit.is_none_or(|l| n < l))
+        })?;
+        Ok(n)
+    }
+
+    pub fn rows_by_id(&self, iden: &Iden) -> Result<Vec<Row>> {
+        let prefix = keys::iden_prefix(iden);
+        let span = (prefix.clone(), keys::prefix_end(&prefix));
+        self.collect_rows(Cf::ByIden, span, None, &|_| true)
+    }
+
+    pub fn rows_by_id_prop(
+        &self,
+        iden: &Iden,
+        prop: &str,
+        valu: Option<&Valu>,
+    ) -> Result<Vec<Row>> {
+        check_prop(prop)?;
+        let prefix = keys::iden_prop_prefix(iden, prop, valu);
+        let span = (prefix.clone(), keys::prefix_end(&prefix));
+        self.collect_rows(Cf::ByIden, span, None, &|r| {
+            valu.is_none_or(|v| &r.valu == v)
+        })
+    }
+
+    /// Returns the index and key range that answer `q`.
+    fn prop_span(q: &PropQuery<'_>) -> Result<(Cf, Span)> {
+        check_prop(q.prop)?;
+        let cf = if q.valu.is_some() {
+            Cf::ByPropValu
+        } else {
+            Cf::ByPropTime
+        };
+        let prefix = keys::prop_prefix(q.prop, q.valu);
+        Ok((cf, keys::time_span(&prefix, q.mintime, q.maxtime)))
+    }
+
+    pub fn rows_by_prop(&self, q: &PropQuery<'_>) -> Result<Vec<Row>> {
+        let (cf, span) = Self::prop_span(q)?;
+        match q.valu {
+            // A hashed long string's prefix can (in theory) hold other strings with the same
+            // hash: every hit is checked against the stored text, so the limit counts true hits.
+            Some(v @ Valu::Str(s)) if is_long(s) => {
+                self.collect_rows(cf, span, q.limit, &|r| &r.valu == v)
+            }
+            _ => self.collect_rows(cf, span, q.limit, &|_| true),
+        }
+    }
+
+    pub fn size_by_prop(&self, q: &PropQuery<'_>) -> Result<usize> {
+        match q.valu {
+            Some(Valu::Str(s)) if is_long(s) => Ok(self.rows_by_prop(q)?.len()),
+            _ => {
+                let (cf, span) = Self::prop_span(q)?;
+                self.count(cf, span, q.limit)
+            }
+        }
+    }
+
+    /// Returns the whole nodes of the distinct idens of `driving`, in first-seen order.
+    fn join(&self, driving: Vec<Row>) -> Result<Vec<Row>> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for row in driving {
+            if seen.insert(row.iden.clone()) {
+                out.extend(self.rows_by_id(&row.iden)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn join_by_prop(&self, q: &PropQuery<'_>) -> Result<Vec<Row>> {
+        let driving = self.rows_by_prop(q)?;
+        self.join(driving)
+    }
+
+    pub fn rows_by_int(&self, prop: &str, lift: IntLift, limit: Option<usize>) -> Result<Vec<Row>> {
+        check_prop(prop)?;
+        let Some((lo, hi)) = lift.bounds() else {
+            return Ok(Vec::new());
+        };
+        self.collect_rows(Cf::ByPropValu, keys::int_span(prop, lo, hi), limit, &|_| {
+            true
+        })
+    }
+
+    pub fn size_by_int(&self, prop: &str, lift: IntLift, limit: Option<usize>) -> Result<usize> {
+        check_prop(prop)?;
+        let Some((lo, hi)) = lift.bounds() else {
+            return Ok(0);
+        };
+        self.count(Cf::ByPropValu, keys::int_span(prop, lo, hi), limit)
+    }
+
+    pub fn joins_by_int(
+        &self,
+        prop: &str,
+        lift: IntLift,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>> {
+        let driving = self.rows_by_int(prop, lift, limit)?;
+        self.join(driving)
+    }
+
+    pub fn joins_by_in(
+        &self,
+        prop: &str,
+        valus: &[Valu],
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>> {
+        check_prop(prop)?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for valu in valus {
+            let mut q = PropQuery::new(prop).valu(valu);
+            q.limit = limit.map(|l| l.saturating_sub(seen.len()));
+            if q.limit == Some(0) {
+                break;
+            }
+            for row in self.rows_by_prop(&q)? {
+                if seen.insert(row.iden.clone()) {
+                    out.extend(self.rows_by_id(&row.iden)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn blob_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check_blob_key(key)?;
+        self.get(Cf::Blobs, &keys::blob_key(key))
+    }
+
+    pub fn blob_has(&self, key: &str) -> Result<bool> {
+        Ok(self.blob_get(key)?.is_some())
+    }
+
+    pub fn blob_keys(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.scan(Cf::Blobs, &[], None, &mut |k, _| {
+            out.push(keys::decode_blob_key(k)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    // ---- writes -------------------------------------------------------------------------
+
+    /// Adds `rows` after validating all of them (a refused row means nothing is added).
+    pub fn add_rows(&self, rows: &[Row]) -> Result<()> {
+        for row in rows {
+            check_prop(&row.prop)?;
+        }
+        for row in rows {
+            let e = keys::row_entries(row);
+            for (cf, key) in e.keys {
+                self.put(cf, key, e.value.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn del_rows(&self, rows: &[Row]) -> usize {
+        for row in rows {
+            for (cf, key) in keys::row_entries(row).keys {
+                self.delete(cf, key);
+            }
+        }
+        rows.len()
+    }
+
+    pub fn del_rows_by_id(&self, iden: &Iden) -> Result<usize> {
+        let rows = self.rows_by_id(iden)?;
+        Ok(self.del_rows(&rows))
+    }
+
+    pub fn del_rows_by_prop(&self, q: &PropQuery<'_>) -> Result<usize> {
+        let rows = self.rows_by_prop(&PropQuery { limit: None, ..*q })?;
+        Ok(self.del_rows(&rows))
+    }
+
+    pub fn del_rows_by_id_prop(
+        &self,
+        iden: &Iden,
+        prop: &str,
+        valu: Option<&Valu>,
+    ) -> Result<usize> {
+        let rows = self.rows_by_id_prop(iden, prop, valu)?;
+        Ok(self.del_rows(&rows))
+    }
+
+    pub fn del_join_by_prop(&self, q: &PropQuery<'_>) -> Result<usize> {
+        let rows = self.join_by_prop(&PropQuery { limit: None, ..*q })?;
+        Ok(self.del_rows(&rows))
+    }
+
+    pub fn set_rows_by_id_prop(&self, iden: &Iden, prop: &str, valu: &Valu) -> Result<()> {
+        self.del_rows_by_id_prop(iden, prop, None)?;
+        self.add_rows(&[Row {
+            iden: iden.clone(),
+            prop: prop.to_string(),
+            valu: valu.clone(),
+            time: now_millis(),
+        }])
+    }
+
+    pub fn update_property(&self, oldprop: &str, newprop: &str) -> Result<usize> {
+        check_prop(oldprop)?;
+        check_prop(newprop)?;
+        if oldprop == newprop {
+            return Err(StorageError::BadProp {
+                prop: newprop.to_string(),
+                reason: "same as the old prop",
+            });
+        }
+        let rows = self.rows_by_prop(&PropQuery::new(oldprop))?;
+        let renamed: Vec<Row> = rows
+            .iter()
+            .map(|r| Row {
+                prop: newprop.to_string(),
+                ..r.clone()
+            })
+            .collect();
+        self.del_rows(&rows);
+        self.add_rows(&renamed)?;
+        Ok(rows.len())
+    }
+
+    pub fn update_property_valu(&self, prop: &str, oldval: &Valu, newval: &Valu) -> Result<usize> {
+        check_prop(prop)?;
+        if oldval.type_name() != newval.type_name() {
+            return Err(StorageError::BadValu(format!(
+                "cannot replace a {} value by a {} value",
+                oldval.type_name(),
+                newval.type_name()
+            )));
+        }
+        if oldval == newval {
+            return Err(StorageError::BadValu(
+                "old and new value are equal".to_string(),
+            ));
+        }
+        let rows = self.rows_by_prop(&PropQuery::new(prop).valu(oldval))?;
+        let changed: Vec<Row> = rows
+            .iter()
+            .map(|r| Row {
+                valu: newval.clone(),
+                ..r.clone()
+            })
+            .collect();
+        self.del_rows(&rows);
+        self.add_rows(&changed)?;
+        Ok(rows.len())
+    }
+
+    pub fn blob_set(&self, key: &str, valu: &[u8]) -> Result<()> {
+        check_blob_key(key)?;
+        self.put(Cf::Blobs, keys::blob_key(key), valu.to_vec());
+        Ok(())
+    }
+
+    pub fn blob_del(&self, key: &str) -> Result<Vec<u8>> {
+        let old = self
+            .blob_get(key)?
+            .ok_or_else(|| StorageError::NoSuchBlob(key.to_string()))?;
+        self.delete(Cf::Blobs, keys::blob_key(key));
+        Ok(old)
+    }
+
+    /// Returns up to `chunk` rows of the whole store in `ByIden` order, starting after key
+    /// `after`, and the key to resume from (`None` when the store is exhausted).
+    pub fn backup_chunk(
+        &self,
+        after: Option<&[u8]>,
+        chunk: usize,
+    ) -> Result<(Vec<Row>, Option<Vec<u8>>)> {
+        let start = after.map(|a| [a, &[0u8][..]].concat()).unwrap_or_default();
+        let mut rows = Vec::new();
+        let mut last = None;
+        let chunk = chunk.max(1);
+        self.scan(Cf::ByIden, &start, None, &mut |k, v| {
+            rows.push(keys::decode_row(Cf::ByIden, k, v)?);
+            last = Some(k.to_vec());
+            Ok(rows.len() < chunk)
+        })?;
+        let resume = if rows.len() < chunk { None } else { last };
+        Ok((rows, resume))
+    }
+}

@@ -1,0 +1,786 @@
+//! The backend conformance suite: every case written once as a function over `&dyn Storage`,
+//! and `conformance_suite!` that stamps all of them out for one backend, so no backend can skip
+//! a case.
+
+use cronusfs::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, StorageError, Valu};
+
+/// Declares module `$backend` with one `#[test]` per conformance case, each run on a store
+/// made by `$make` (an expression giving `(store, guard)`; the guard lives as long as the test).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::conformance_suite!(@cases $make;
+                rows_by_id_and_idens, rows_by_id_prop, rows_by_prop_and_size, empty_and_unknown,
+                limits, duplicate_rows_collapse, int_and_string_never_equal, extreme_integers,
+                integer_lifts_are_one_ordered_scan, long_strings, time_window_edges,
+                joins_whole_nodes, joins_by_in, deletes_are_seen_by_lifts, set_rows_by_id_prop,
+                update_property, update_property_valu, blobs, backup_iterator, bad_input,
+                transactions, prop_prefixes_do_not_mix, add_rows_is_atomic);
+        }
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let (store, _guard) = $make;
+                $crate::conformance::$case(&store);
+            }
+        )*
+    };
+}
+
+pub fn iden(s: &str) -> Iden {
+    Iden::new(s).unwrap()
+}
+
+pub fn row(i: &str, p: &str, v: impl Into<Valu>, t: i64) -> Row {
+    Row::new(&iden(i), p, v, t)
+}
+
+/// Returns rows sorted by (iden, prop, value text, time), to compare sets of rows.
+pub fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by(|a, b| {
+        (a.iden.as_str(), &a.prop, format!("{:?}", a.valu), a.time).cmp(&(
+            b.iden.as_str(),
+            &b.prop,
+            format!("{:?}", b.valu),
+            b.time,
+        ))
+    });
+    rows
+}
+
+fn times(rows: &[Row]) -> Vec<i64> {
+    rows.iter().map(|r| r.time).collect()
+}
+
+fn ints(rows: &[Row]) -> Vec<i64> {
+    rows.iter()
+        .map(|r| r.valu.as_int().expect("integer row"))
+        .collect()
+}
+
+/// Three nodes: a (x=1, y="one"), b (x=2, y="two"), c (x=3).
+fn seed(s: &dyn Storage) -> Vec<Row> {
+    let rows = vec![
+        row("a", "x", 1, 10),
+        row("a", "y", "one", 11),
+        row("b", "x", 2, 20),
+        row("b", "y", "two", 21),
+        row("c", "x", 3, 30),
+    ];
+    s.add_rows(&rows).unwrap();
+    rows
+}
+
+pub fn rows_by_id_and_idens(s: &dyn Storage) {
+    let rows = seed(s);
+    assert_eq!(
+        s.rows_by_id(&iden("a")).unwrap(),
+        rows[..2].to_vec(),
+        "ordered by prop"
+    );
+    assert_eq!(s.rows_by_id(&iden("zz")).unwrap(), vec![]);
+    let got = s
+        .rows_by_idens(&[iden("c"), iden("a"), iden("nope")])
+        .unwrap();
+    assert_eq!(got, vec![rows[4].clone(), rows[0].clone(), rows[1].clone()]);
+    assert_eq!(s.rows_by_idens(&[]).unwrap(), vec![]);
+}
+
+pub fn rows_by_id_prop(s: &dyn Storage) {
+    seed(s);
+    s.add_rows(&[row("a", "x", 5, 12)]).unwrap();
+    assert_eq!(
+        ints(&s.rows_by_id_prop(&iden("a"), "x", None).unwrap()),
+        vec![1, 5]
+    );
+    let one = s
+        .rows_by_id_prop(&iden("a"), "x", Some(&Valu::Int(5)))
+        .unwrap();
+    assert_eq!(one, vec![row("a", "x", 5, 12)]);
+    assert_eq!(
+        s.rows_by_id_prop(&iden("a"), "x", Some(&Valu::Int(7)))
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(s.rows_by_id_prop(&iden("a"), "nope", None).unwrap(), vec![]);
+}
+
+pub fn rows_by_prop_and_size(s: &dyn Storage) {
+    let rows = seed(s);
+    let xs = s.rows_by_prop(&PropQuery::new("x")).unwrap();
+    assert_eq!(
+        xs,
+        vec![rows[0].clone(), rows[2].clone(), rows[4].clone()],
+        "ordered by time"
+    );
+    assert_eq!(s.size_by_prop(&PropQuery::new("x")).unwrap(), 3);
+    let two = Valu::Int(2);
+    assert_eq!(
+        s.rows_by_prop(&PropQuery::new("x").valu(&two)).unwrap(),
+        vec![rows[2].clone()]
+    );
+    assert_eq!(s.size_by_prop(&PropQuery::new("x").valu(&two)).unwrap(), 1);
+    let one = Valu::from("one");
+    assert_eq!(
+        s.rows_by_prop(&PropQuery::new("y").valu(&one)).unwrap(),
+        vec![rows[1].clone()]
+    );
+}
+
+pub fn empty_and_unknown(s: &dyn Storage) {
+    assert_eq!(s.rows_by_prop(&PropQuery::new("x")).unwrap(), vec![]);
+    assert_eq!(s.backup_rows(10).count(), 0);
+    seed(s);
+    let q = PropQuery::new("unknown");
+    assert_eq!(s.rows_by_prop(&q).unwrap(), vec![]);
+    assert_eq!(s.size_by_prop(&q).unwrap(), 0);
+    assert_eq!(s.join_by_prop(&q).unwrap(), vec![]);
+    assert_eq!(s.rows_by_ge("unknown", i64::MIN, None).unwrap(), vec![]);
+    assert_eq!(s.size_by_range("unknown", 0, 10, None).unwrap(), 0);
+    assert_eq!(
+        s.joins_by_in("unknown", &[Valu::Int(1)], None).unwrap(),
+        vec![]
+    );
+    assert_eq!(s.del_rows_by_prop(&q).unwrap(), 0);
+    assert_eq!(s.del_rows_by_id(&iden("nobody")).unwrap(), 0);
+    assert_eq!(s.update_property("unknown", "other").unwrap(), 0);
+}
+
+pub fn limits(s: &dyn Storage) {
+    seed(s);
+    let q = PropQuery::new("x");
+    assert_eq!(s.rows_by_prop(&q.limit(0)).unwrap(), vec![]);
+    assert_eq!(times(&s.rows_by_prop(&q.limit(1)).unwrap()), vec![10]);
+    assert_eq!(s.size_by_prop(&q.limit(0)).unwrap(), 0);
+    assert_eq!(s.size_by_prop(&q.limit(2)).unwrap(), 2);
+    assert_eq!(s.size_by_prop(&q.limit(99)).unwrap(), 3);
+    assert_eq!(s.rows_by_ge("x", 0, Some(0)).unwrap(), vec![]);
+    assert_eq!(ints(&s.rows_by_ge("x", 0, Some(1)).unwrap()), vec![1]);
+    assert_eq!(s.size_by_ge("x", 0, Some(2)).unwrap(), 2);
+    assert_eq!(s.join_by_prop(&q.limit(0)).unwrap(), vec![]);
+    let one_node = s.join_by_prop(&q.limit(1)).unwrap();
+    assert_eq!(
+        one_node,
+        s.rows_by_id(&iden("a")).unwrap(),
+        "limit counts driving rows"
+    );
+    assert_eq!(
+        s.joins_by_ge("x", 2, Some(1)).unwrap(),
+        s.rows_by_id(&iden("b")).unwrap()
+    );
+}
+
+pub fn duplicate_rows_collapse(s: &dyn Storage) {
+    let r = row("a", "x", 1, 10);
+    s.add_rows(&[r.clone(), r.clone()]).unwrap();
+    s.add_rows(std::slice::from_ref(&r)).unwrap();
+    assert_eq!(s.rows_by_id(&iden("a")).unwrap(), vec![r.clone()]);
+    assert_eq!(s.size_by_prop(&PropQuery::new("x")).unwrap(), 1);
+    // Same iden, prop and value at another time is another row.
+    s.add_rows(&[row("a", "x", 1, 11)]).unwrap();
+    assert_eq!(s.size_by_prop(&PropQuery::new("x")).unwrap(), 2);
+    assert_eq!(s.del_rows_by_id(&iden("a")).unwrap(), 2);
+}
+
+pub fn int_and_string_never_equal(s: &dyn Storage) {
+    s.add_rows(&[row("i", "v", 10, 1), row("s", "v", "10", 2)])
+        .unwrap();
+    let int = Valu::Int(10);
+    let text = Valu::from("10");
+    assert_eq!(
+        s.rows_by_prop(&PropQuery::new("v").valu(&int)).unwrap(),
+        vec![row("i", "v", 10, 1)]
+    );
+    assert_eq!(
+        s.rows_by_prop(&PropQuery::new("v").valu(&text)).unwrap(),
+        vec![row("s", "v", "10", 2)]
+    );
+    assert_eq!(
+        s.rows_by_ge("v", i64::MIN, None).unwrap(),
+        vec![row("i", "v", 10, 1)]
+    );
+    assert_eq!(
+        s.rows_by_le("v", i64::MAX, None).unwrap(),
+        vec![row("i", "v", 10, 1)]
+    );
+    assert_eq!(s.size_by_range("v", i64::MIN, i64::MAX, None).unwrap(), 1);
+    assert_eq!(
+        s.rows_by_id_prop(&iden("s"), "v", Some(&int)).unwrap(),
+        vec![]
+    );
+}
+
+pub fn extreme_integers(s: &dyn Storage) {
+    let vals = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX];
+    let rows: Vec<Row> = vals
+        .iter()
+        .enumerate()
+        .map(|(n, v)| row(&format!("n{n}"), "v", *v, 1))
+        .collect();
+    s.add_rows(&rows).unwrap();
+    assert_eq!(
+        ints(&s.rows_by_ge("v", i64::MIN, None).unwrap()),
+        vals.to_vec()
+    );
+    assert_eq!(
+        ints(&s.rows_by_le("v", i64::MAX, None).unwrap()),
+        vals.to_vec()
+    );
+    assert_eq!(
+        ints(&s.rows_by_gt("v", i64::MAX, None).unwrap()),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ints(&s.rows_by_lt("v", i64::MIN, None).unwrap()),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ints(&s.rows_by_gt("v", i64::MAX - 1, None).unwrap()),
+        vec![i64::MAX]
+    );
+    assert_eq!(
+        ints(&s.rows_by_lt("v", i64::MIN + 1, None).unwrap()),
+        vec![i64::MIN]
+    );
+    assert_eq!(
+        ints(&s.rows_by_le("v", i64::MIN, None).unwrap()),
+        vec![i64::MIN]
+    );
+    assert_eq!(
+        ints(&s.rows_by_ge("v", i64::MAX, None).unwrap()),
+        vec![i64::MAX]
+    );
+    assert_eq!(
+        ints(&s.rows_by_range("v", i64::MIN, i64::MAX, None).unwrap()),
+        vals[..6].to_vec()
+    );
+    for v in vals {
+        let q = Valu::Int(v);
+        assert_eq!(
+            s.size_by_prop(&PropQuery::new("v").valu(&q)).unwrap(),
+            1,
+            "exact {v}"
+        );
+    }
+    assert_eq!(s.size_by_ge("v", 0, None).unwrap(), 4);
+    assert_eq!(s.size_by_le("v", -1, None).unwrap(), 3);
+}
+
+pub fn integer_lifts_are_one_ordered_scan(s: &dyn Storage) {
+    let vals = [-300, 5, -2, 1000, 0, -1, 77, -77];
+    let rows: Vec<Row> = vals
+        .iter()
+        .enumerate()
+        .map(|(n, v)| row(&format!("n{n}"), "v", *v, n as i64))
+        .collect();
+    s.add_rows(&rows).unwrap();
+    s.add_rows(&[row("s", "v", "a string", 0)]).unwrap();
+    assert_eq!(
+        ints(&s.rows_by_range("v", -100, 100, None).unwrap()),
+        vec![-77, -2, -1, 0, 5, 77]
+    );
+    assert_eq!(
+        ints(&s.rows_by_range("v", -100, 100, Some(3)).unwrap()),
+        vec![-77, -2, -1]
+    );
+    assert_eq!(
+        ints(&s.rows_by_lt("v", 0, None).unwrap()),
+        vec![-300, -77, -2, -1]
+    );
+    assert_eq!(
+        ints(&s.rows_by_gt("v", -2, None).unwrap()),
+        vec![-1, 0, 5, 77, 1000]
+    );
+    assert_eq!(s.rows_by_range("v", 5, 5, None).unwrap(), vec![]);
+    assert_eq!(s.rows_by_range("v", 10, -10, None).unwrap(), vec![]);
+    assert_eq!(
+        ints(&s.rows_by_range("v", 5, 6, None).unwrap()),
+        vec![5],
+        "min inclusive, max exclusive"
+    );
+    let nodes = s.joins_by_range("v", -2, 1, None).unwrap();
+    assert_eq!(nodes.len(), 3, "joins return whole nodes");
+    assert_eq!(
+        s.joins_by_lt("v", -100, None).unwrap(),
+        s.rows_by_id(&iden("n0")).unwrap()
+    );
+}
+
+pub fn long_strings(s: &dyn Storage) {
+    let megabyte: String = (0..1_000_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let mut almost = megabyte.clone();
+    almost.replace_range(999_999.., "Z");
+    let just_long = "q".repeat(129);
+    let just_short = "q".repeat(128);
+    let rows = vec![
+        row("m", "text", megabyte.as_str(), 1),
+        row("n", "text", almost.as_str(), 2),
+        row("o", "text", just_long.as_str(), 3),
+        row("p", "text", just_short.as_str(), 4),
+    ];
+    s.add_rows(&rows).unwrap();
+    for r in &rows {
+        let got = s
+            .rows_by_prop(&PropQuery::new("text").valu(&r.valu))
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![r.clone()],
+            "exact lookup of a {}-byte string",
+            r.valu.to_string().len()
+        );
+        assert_eq!(
+            s.size_by_prop(&PropQuery::new("text").valu(&r.valu))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.rows_by_id_prop(&r.iden, "text", Some(&r.valu)).unwrap(),
+            vec![r.clone()]
+        );
+    }
+    assert_eq!(s.rows_by_id(&iden("m")).unwrap(), vec![rows[0].clone()]);
+    assert_eq!(s.rows_by_prop(&PropQuery::new("text")).unwrap(), rows);
+    let other = Valu::Str(format!("{megabyte}!"));
+    assert_eq!(
+        s.size_by_prop(&PropQuery::new("text").valu(&other))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.del_rows_by_prop(&PropQuery::new("text").valu(&rows[0].valu))
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.size_by_prop(&PropQuery::new("text")).unwrap(), 3);
+}
+
+pub fn time_window_edges(s: &dyn Storage) {
+    let rows: Vec<Row> = [-20, -10, 0, 10, 20]
+        .iter()
+        .map(|t| row(&format!("t{t}"), "p", "v", *t))
+        .collect();
+    s.add_rows(&rows).unwrap();
+    let v = Valu::from("v");
+    for q in [PropQuery::new("p"), PropQuery::new("p").valu(&v)] {
+        assert_eq!(
+            times(&s.rows_by_prop(&q.mintime(-10).maxtime(10)).unwrap()),
+            vec![-10, 0]
+        );
+        assert_eq!(
+            times(&s.rows_by_prop(&q.mintime(10)).unwrap()),
+            vec![10, 20]
+        );
+        assert_eq!(times(&s.rows_by_prop(&q.maxtime(-10)).unwrap()), vec![-20]);
+        assert_eq!(
+            times(&s.rows_by_prop(&q.mintime(0).maxtime(0)).unwrap()),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            times(&s.rows_by_prop(&q.mintime(5).maxtime(-5)).unwrap()),
+            Vec::<i64>::new()
+        );
+        assert_eq!(s.size_by_prop(&q.mintime(-20).maxtime(21)).unwrap(), 5);
+        assert_eq!(
+            s.size_by_prop(&q.mintime(i64::MIN).maxtime(i64::MAX))
+                .unwrap(),
+            5
+        );
+    }
+    assert_eq!(
+        s.del_rows_by_prop(&PropQuery::new("p").mintime(0).maxtime(20))
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        times(&s.rows_by_prop(&PropQuery::new("p")).unwrap()),
+        vec![-20, -10, 20]
+    );
+}
+
+pub fn joins_whole_nodes(s: &dyn Storage) {
+    seed(s);
+    s.add_rows(&[row("a", "x", 9, 40)]).unwrap();
+    let joined = s.join_by_prop(&PropQuery::new("x")).unwrap();
+    let expect = [
+        s.rows_by_id(&iden("a")).unwrap(),
+        s.rows_by_id(&iden("b")).unwrap(),
+        s.rows_by_id(&iden("c")).unwrap(),
+    ]
+    .concat();
+    assert_eq!(joined, expect, "each node once, in first-driving-row order");
+    let two = Valu::from("two");
+    assert_eq!(
+        s.join_by_prop(&PropQuery::new("y").valu(&two)).unwrap(),
+        s.rows_by_id(&iden("b")).unwrap()
+    );
+    assert_eq!(
+        s.join_by_prop(&PropQuery::new("x").mintime(15).maxtime(25))
+            .unwrap(),
+        s.rows_by_id(&iden("b")).unwrap()
+    );
+    let ge = s.joins_by_ge("x", 3, None).unwrap();
+    assert_eq!(
+        sorted(ge),
+        sorted(
+            [
+                s.rows_by_id(&iden("c")).unwrap(),
+                s.rows_by_id(&iden("a")).unwrap()
+            ]
+            .concat()
+        )
+    );
+    assert_eq!(
+        s.joins_by_le("x", 1, None).unwrap(),
+        s.rows_by_id(&iden("a")).unwrap()
+    );
+    assert_eq!(
+        s.joins_by_gt("x", 3, None).unwrap(),
+        s.rows_by_id(&iden("a")).unwrap()
+    );
+}
+
+pub fn joins_by_in(s: &dyn Storage) {
+    seed(s);
+    let vals = [Valu::Int(3), Valu::Int(1), Valu::from("1"), Valu::Int(42)];
+    let got = s.joins_by_in("x", &vals, None).unwrap();
+    assert_eq!(
+        got,
+        [
+            s.rows_by_id(&iden("c")).unwrap(),
+            s.rows_by_id(&iden("a")).unwrap()
+        ]
+        .concat()
+    );
+    assert_eq!(
+        s.joins_by_in("x", &vals, Some(1)).unwrap(),
+        s.rows_by_id(&iden("c")).unwrap()
+    );
+    assert_eq!(s.joins_by_in("x", &vals, Some(0)).unwrap(), vec![]);
+    assert_eq!(s.joins_by_in("x", &[], None).unwrap(), vec![]);
+}
+
+pub fn deletes_are_seen_by_lifts(s: &dyn Storage) {
+    seed(s);
+    assert_eq!(s.del_rows_by_id(&iden("a")).unwrap(), 2);
+    assert_eq!(s.rows_by_id(&iden("a")).unwrap(), vec![]);
+    assert_eq!(ints(&s.rows_by_ge("x", 0, None).unwrap()), vec![2, 3]);
+    let two = Valu::Int(2);
+    assert_eq!(
+        s.del_rows_by_prop(&PropQuery::new("x").valu(&two)).unwrap(),
+        1
+    );
+    assert_eq!(
+        s.rows_by_id(&iden("b")).unwrap(),
+        vec![row("b", "y", "two", 21)]
+    );
+    assert_eq!(
+        s.del_rows_by_id_prop(&iden("b"), "y", Some(&Valu::from("nope")))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.del_rows_by_id_prop(&iden("b"), "y", Some(&Valu::from("two")))
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.rows_by_id(&iden("b")).unwrap(), vec![]);
+    s.add_rows(&[row("c", "y", "three", 31), row("d", "x", 4, 40)])
+        .unwrap();
+    assert_eq!(
+        s.del_join_by_prop(&PropQuery::new("y")).unwrap(),
+        2,
+        "all rows of node c"
+    );
+    assert_eq!(s.rows_by_id(&iden("c")).unwrap(), vec![]);
+    assert_eq!(
+        s.rows_by_prop(&PropQuery::new("x")).unwrap(),
+        vec![row("d", "x", 4, 40)]
+    );
+    assert_eq!(s.del_rows_by_id_prop(&iden("d"), "x", None).unwrap(), 1);
+    assert_eq!(s.size_by_prop(&PropQuery::new("x")).unwrap(), 0);
+    assert_eq!(
+        s.backup_rows(10).count(),
+        0,
+        "nothing left behind in any index"
+    );
+}
+
+pub fn set_rows_by_id_prop(s: &dyn Storage) {
+    s.add_rows(&[
+        row("a", "x", 1, 10),
+        row("a", "x", 2, 11),
+        row("a", "y", 5, 12),
+    ])
+    .unwrap();
+    s.set_rows_by_id_prop(&iden("a"), "x", &Valu::from("new"))
+        .unwrap();
+    let xs = s.rows_by_id_prop(&iden("a"), "x", None).unwrap();
+    assert_eq!(xs.len(), 1);
+    assert_eq!(xs[0].valu, Valu::from("new"));
+    assert!(
+        xs[0].time > 1_600_000_000_000,
+        "set stamps the current time"
+    );
+    assert_eq!(s.rows_by_id_prop(&iden("a"), "y", None).unwrap().len(), 1);
+    s.set_rows_by_id_prop(&iden("z"), "x", &Valu::Int(7))
+        .unwrap();
+    assert_eq!(
+        ints(&s.rows_by_id_prop(&iden("z"), "x", None).unwrap()),
+        vec![7]
+    );
+}
+
+pub fn update_property(s: &dyn Storage) {
+    seed(s);
+    assert_eq!(s.update_property("x", "size").unwrap(), 3);
+    assert_eq!(s.size_by_prop(&PropQuery::new("x")).unwrap(), 0);
+    let moved = s.rows_by_prop(&PropQuery::new("size")).unwrap();
+    assert_eq!(
+        moved,
+        vec![
+            row("a", "size", 1, 10),
+            row("b", "size", 2, 20),
+            row("c", "size", 3, 30)
+        ]
+    );
+    assert_eq!(ints(&s.rows_by_ge("size", 2, None).unwrap()), vec![2, 3]);
+    assert!(matches!(
+        s.update_property("y", "y"),
+        Err(StorageError::BadProp { .. })
+    ));
+    assert!(matches!(
+        s.update_property("y", ""),
+        Err(StorageError::BadProp { .. })
+    ));
+}
+
+pub fn update_property_valu(s: &dyn Storage) {
+    s.add_rows(&[
+        row("a", "x", 1, 10),
+        row("b", "x", 1, 11),
+        row("c", "x", 2, 12),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.update_property_valu("x", &Valu::Int(1), &Valu::Int(100))
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        ints(&s.rows_by_ge("x", 0, None).unwrap()),
+        vec![2, 100, 100]
+    );
+    assert_eq!(
+        s.rows_by_id(&iden("a")).unwrap(),
+        vec![row("a", "x", 100, 10)],
+        "time kept"
+    );
+    assert_eq!(
+        s.update_property_valu("x", &Valu::Int(5), &Valu::Int(6))
+            .unwrap(),
+        0
+    );
+    assert!(matches!(
+        s.update_property_valu("x", &Valu::Int(2), &Valu::from("2")),
+        Err(StorageError::BadValu(_))
+    ));
+    assert!(matches!(
+        s.update_property_valu("x", &Valu::Int(2), &Valu::Int(2)),
+        Err(StorageError::BadValu(_))
+    ));
+    assert_eq!(
+        ints(&s.rows_by_id(&iden("c")).unwrap()),
+        vec![2],
+        "a refused update changes nothing"
+    );
+}
+
+pub fn blobs(s: &dyn Storage) {
+    assert_eq!(s.blob_get("k").unwrap(), None);
+    assert!(!s.blob_has("k").unwrap());
+    let big: Vec<u8> = (0..(1 << 20)).map(|i| (i % 251) as u8).collect();
+    let kinds: [(&str, &[u8]); 5] = [
+        ("empty", b""),
+        ("nul", b"\0\0\xff\0"),
+        ("text", "héllo wörld".as_bytes()),
+        ("syn:core:created", &1_700_000_000_000i64.to_be_bytes()),
+        ("big", &big),
+    ];
+    for (k, v) in kinds {
+        s.blob_set(k, v).unwrap();
+    }
+    for (k, v) in kinds {
+        assert_eq!(s.blob_get(k).unwrap().as_deref(), Some(v), "blob {k}");
+        assert!(s.blob_has(k).unwrap());
+    }
+    assert_eq!(
+        s.blob_keys().unwrap(),
+        vec!["big", "empty", "nul", "syn:core:created", "text"]
+    );
+    s.blob_set("text", b"replaced").unwrap();
+    assert_eq!(s.blob_get("text").unwrap().unwrap(), b"replaced");
+    assert_eq!(s.blob_del("empty").unwrap(), b"");
+    assert!(!s.blob_has("empty").unwrap());
+    assert!(matches!(
+        s.blob_del("empty"),
+        Err(StorageError::NoSuchBlob(_))
+    ));
+    assert!(matches!(
+        s.blob_set("", b"x"),
+        Err(StorageError::BadBlobKey { .. })
+    ));
+    assert_eq!(
+        s.rows_by_prop(&PropQuery::new("big")).unwrap(),
+        vec![],
+        "blobs are not rows"
+    );
+}
+
+pub fn backup_iterator(s: &dyn Storage) {
+    let mut rows = seed(s);
+    let lo = "0".repeat(32);
+    let hi = "f".repeat(32);
+    rows.extend([
+        row(&lo, "edge", 1, 1),
+        row(&hi, "edge", 2, 2),
+        row("\u{10FFFF}", "edge", 3, 3),
+        row("\0", "edge", 4, 4),
+    ]);
+    s.add_rows(&rows[5..]).unwrap();
+    for chunk in [1, 2, 3, 1000] {
+        let chunks: Vec<Vec<Row>> = s.backup_rows(chunk).map(|c| c.unwrap()).collect();
+        assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= chunk));
+        let all: Vec<Row> = chunks.concat();
+        assert_eq!(sorted(all), sorted(rows.clone()), "chunk size {chunk}");
+    }
+    let copy = cronusfs::storage::MemoryStore::new();
+    for chunk in s.backup_rows(2) {
+        copy.add_rows(&chunk.unwrap()).unwrap();
+    }
+    for r in &rows {
+        assert_eq!(
+            copy.rows_by_id(&r.iden).unwrap(),
+            s.rows_by_id(&r.iden).unwrap()
+        );
+    }
+}
+
+pub fn bad_input(s: &dyn Storage) {
+    let long = "p".repeat(1025);
+    let max = "p".repeat(1024);
+    assert!(matches!(
+        s.add_rows(&[row("a", "", 1, 1)]),
+        Err(StorageError::BadProp { .. })
+    ));
+    assert!(matches!(
+        s.add_rows(&[row("a", &long, 1, 1)]),
+        Err(StorageError::BadProp { .. })
+    ));
+    assert!(matches!(
+        s.rows_by_prop(&PropQuery::new("")),
+        Err(StorageError::BadProp { .. })
+    ));
+    assert!(matches!(
+        s.rows_by_ge(&long, 1, None),
+        Err(StorageError::BadProp { .. })
+    ));
+    assert!(matches!(
+        s.set_rows_by_id_prop(&iden("a"), "", &Valu::Int(1)),
+        Err(StorageError::BadProp { .. })
+    ));
+    assert!(matches!(Iden::new(""), Err(StorageError::BadIden { .. })));
+    s.add_rows(&[row("a", &max, 1, 1)]).unwrap();
+    assert_eq!(s.size_by_prop(&PropQuery::new(&max)).unwrap(), 1);
+    assert_eq!(
+        s.rows_by_id(&iden("a")).unwrap().len(),
+        1,
+        "refused calls wrote nothing"
+    );
+}
+
+pub fn transactions(s: &dyn Storage) {
+    seed(s);
+    {
+        let txn = s.begin().unwrap();
+        txn.add_rows(&[row("t", "x", 50, 50)]).unwrap();
+        assert_eq!(txn.del_rows_by_id(&iden("a")).unwrap(), 2);
+        assert_eq!(
+            ints(&txn.rows_by_ge("x", 0, None).unwrap()),
+            vec![2, 3, 50],
+            "sees its own writes"
+        );
+        assert_eq!(txn.size_by_prop(&PropQuery::new("x")).unwrap(), 3);
+        txn.blob_set("b", b"1").unwrap();
+        assert_eq!(txn.blob_keys().unwrap(), vec!["b"]);
+        // Dropped without commit: all discarded.
+    }
+    assert_eq!(ints(&s.rows_by_ge("x", 0, None).unwrap()), vec![1, 2, 3]);
+    assert!(!s.blob_has("b").unwrap());
+    let txn = s.begin().unwrap();
+    txn.add_rows(&[row("t", "x", 50, 50)]).unwrap();
+    assert_eq!(
+        txn.update_property_valu("x", &Valu::Int(50), &Valu::Int(51))
+            .unwrap(),
+        1
+    );
+    txn.del_rows_by_id(&iden("a")).unwrap();
+    txn.blob_set("b", b"1").unwrap();
+    txn.commit().unwrap();
+    assert_eq!(ints(&s.rows_by_ge("x", 0, None).unwrap()), vec![2, 3, 51]);
+    assert_eq!(s.blob_get("b").unwrap().unwrap(), b"1");
+    let txn = s.begin().unwrap();
+    txn.commit().unwrap();
+}
+
+pub fn prop_prefixes_do_not_mix(s: &dyn Storage) {
+    s.add_rows(&[
+        row("a", "p", 1, 1),
+        row("a", "pq", 2, 2),
+        row("a", "p\0", 3, 3),
+        row("a", "p:q", 4, 4),
+    ])
+    .unwrap();
+    for (p, v) in [("p", 1), ("pq", 2), ("p\0", 3), ("p:q", 4)] {
+        assert_eq!(
+            ints(&s.rows_by_prop(&PropQuery::new(p)).unwrap()),
+            vec![v],
+            "prop {p:?}"
+        );
+        assert_eq!(ints(&s.rows_by_ge(p, i64::MIN, None).unwrap()), vec![v]);
+        assert_eq!(
+            ints(&s.rows_by_id_prop(&iden("a"), p, None).unwrap()),
+            vec![v]
+        );
+    }
+    s.add_rows(&[row("ab", "p", 9, 9)]).unwrap();
+    assert_eq!(
+        s.rows_by_id(&iden("a")).unwrap().len(),
+        4,
+        "iden a does not see iden ab"
+    );
+}
+
+pub fn add_rows_is_atomic(s: &dyn Storage) {
+    let rows: Vec<Row> = (0..5000)
+        .map(|n| row(&format!("n{n}"), "x", n, n))
+        .collect();
+    let mut bad = rows.clone();
+    bad.push(row("z", "", 1, 1));
+    assert!(s.add_rows(&bad).is_err());
+    assert_eq!(
+        s.size_by_prop(&PropQuery::new("x")).unwrap(),
+        0,
+        "a refused batch writes nothing"
+    );
+    s.add_rows(&rows).unwrap();
+    assert_eq!(s.size_by_prop(&PropQuery::new("x")).unwrap(), 5000);
+    assert_eq!(s.size_by_range("x", 1000, 2000, None).unwrap(), 1000);
+}

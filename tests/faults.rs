@@ -1,0 +1,161 @@
+//! Fault injection: a workload of transactions runs over `FaultyEngine`, failing each engine
+//! operation in turn (and, separately, every operation from some point on, then healing). After
+//! every run the store must hold exactly the transactions whose commit returned success: no
+//! partial transaction is ever visible.
+
+use cronusfs::storage::engine::Engine;
+use cronusfs::storage::faulty::FaultyEngine;
+use cronusfs::storage::memory::MemoryEngine;
+use cronusfs::storage::rocks::RocksEngine;
+use cronusfs::storage::{
+    Iden, PropQuery, Row, RowRead, RowStore, RowWrite, Storage, StorageError, Valu,
+};
+
+use crate::conformance::{row, sorted};
+
+/// One transaction of the workload: it adds, renames, deletes and updates, so that a partial
+/// commit would show as a half-applied change.
+fn txn_body(s: &dyn RowWrite, n: i64) -> Result<(), StorageError> {
+    let node = format!("n{n}");
+    s.add_rows(&[
+        row(&node, "step", n, n),
+        row(&node, "kind", "item", n),
+        row("all", "seen", n, n),
+    ])?;
+    if n % 2 == 1 {
+        s.del_rows_by_id(&Iden::new(format!("n{}", n - 1)).unwrap())?;
+    }
+    if n % 3 == 2 {
+        s.update_property_valu(
+            "kind",
+            &Valu::from("item"),
+            &Valu::from(format!("batch{n}")),
+        )?;
+    }
+    s.blob_set(&format!("blob{n}"), &n.to_be_bytes())?;
+    Ok(())
+}
+
+fn run_txn(s: &dyn Storage, n: i64) -> Result<(), StorageError> {
+    let txn = s.begin()?;
+    txn_body(&*txn, n)?;
+    txn.commit()
+}
+
+/// What the store must hold after `committed` transactions succeeded, computed on a clean store.
+fn expected(committed: &[i64]) -> Contents {
+    let clean = cronusfs::storage::MemoryStore::new();
+    for n in committed {
+        run_txn(&clean, *n).unwrap();
+    }
+    contents(&clean)
+}
+
+/// Every row (sorted) and every blob of a store.
+type Contents = (Vec<Row>, Vec<(String, Option<Vec<u8>>)>);
+
+fn contents(s: &dyn Storage) -> Contents {
+    let rows = s
+        .backup_rows(100)
+        .map(|c| c.unwrap())
+        .collect::<Vec<_>>()
+        .concat();
+    let blobs = s.blob_keys().unwrap().into_iter().map(|k| {
+        let v = s.blob_get(&k).unwrap();
+        (k, v)
+    });
+    (sorted(rows), blobs.collect())
+}
+
+/// Runs the workload with fault `inject` armed, then heals and checks the store.
+fn check_workload<E: Engine>(
+    store: &RowStore<FaultyEngine<E>>,
+    inject: impl Fn(&FaultyEngine<E>),
+) -> bool {
+    inject(store.engine());
+    let mut committed = Vec::new();
+    let mut failures = 0;
+    for n in 0..8 {
+        match run_txn(store, n) {
+            Ok(()) => committed.push(n),
+            Err(StorageError::InjectedFault(_)) => failures += 1,
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    store.engine().heal();
+    assert_eq!(
+        contents(store),
+        expected(&committed),
+        "committed {committed:?}"
+    );
+    // The store keeps working after a failure.
+    store.add_rows(&[row("after", "ok", 1, 1)]).unwrap();
+    assert_eq!(store.size_by_prop(&PropQuery::new("ok")).unwrap(), 1);
+    failures > 0
+}
+
+fn fresh_memory() -> RowStore<FaultyEngine<MemoryEngine>> {
+    RowStore::with_engine(FaultyEngine::new(MemoryEngine::new())).unwrap()
+}
+
+fn workload_ops() -> u64 {
+    let store = fresh_memory();
+    let start = store.engine().ops();
+    for n in 0..8 {
+        run_txn(&store, n).unwrap();
+    }
+    store.engine().ops() - start
+}
+
+#[test]
+fn each_single_failed_operation_leaves_whole_transactions_only() {
+    let total = workload_ops();
+    assert!(
+        total >= 8,
+        "every commit reaches the engine: {total} operations"
+    );
+    for n in 0..total {
+        let store = fresh_memory();
+        let at = store.engine().ops() + n;
+        assert!(
+            check_workload(&store, |e| e.fail_op(at)),
+            "fault {n} was hit"
+        );
+    }
+}
+
+#[test]
+fn a_dead_engine_keeps_the_committed_prefix() {
+    let total = workload_ops();
+    for n in (0..total).step_by(3) {
+        let store = fresh_memory();
+        let at = store.engine().ops() + n;
+        check_workload(&store, |e| e.fail_from(at));
+    }
+}
+
+#[test]
+fn faults_on_rocksdb_leave_whole_transactions_only() {
+    let total = workload_ops();
+    for n in (0..total).step_by(5) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RocksEngine::open(&dir.path().join("store"), true).unwrap();
+        let store = RowStore::with_engine(FaultyEngine::new(engine)).unwrap();
+        let at = store.engine().ops() + n;
+        assert!(check_workload(&store, |e| e.fail_op(at)));
+    }
+}
+
+#[test]
+fn a_failed_autocommit_call_writes_nothing() {
+    let store = fresh_memory();
+    store
+        .add_rows(&[row("a", "x", 1, 1), row("b", "x", 2, 2)])
+        .unwrap();
+    let before = contents(&store);
+    let at = store.engine().ops() + 1; // The read succeeds, the write fails.
+    store.engine().fail_op(at);
+    let err = store.update_property("x", "y").unwrap_err();
+    assert!(matches!(err, StorageError::InjectedFault(_)));
+    assert_eq!(contents(&store), before);
+}

@@ -1,0 +1,14 @@
+//! The one integration-test binary (one link step): the backend conformance suite for every
+//! backend, model-based property tests, fault injection, RocksDB reopen/lock/crash tests, the
+//! CLI and the man pages.
+
+#[macro_use]
+mod conformance;
+mod backends;
+mod cli;
+mod crash;
+mod faults;
+mod man_pages;
+mod model;
+mod properties;
+mod rocks_store;

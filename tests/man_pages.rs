@@ -1,0 +1,49 @@
+//! The committed man pages under `man/` are exactly what the clap definitions generate now.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+fn pages(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "1"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn committed_man_pages_are_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .arg("gen-man")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = pages(dir.path());
+    assert!(fresh.contains_key("cronusfs.1") && fresh.contains_key("cronusfs-rows-lift.1"));
+    let committed = pages(&Path::new(env!("CARGO_MANIFEST_DIR")).join("man"));
+    let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        names(&committed),
+        names(&fresh),
+        "run `cronusfs gen-man man` and commit"
+    );
+    for (name, text) in &fresh {
+        assert!(
+            committed[name] == *text,
+            "man/{name} is stale: run `cronusfs gen-man man` and commit"
+        );
+    }
+}

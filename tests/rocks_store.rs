@@ -1,0 +1,137 @@
+//! RocksDB-specific behaviour: reopening gives the same answers, a store in use cannot be opened
+//! again (in this process or another), a missing store and a foreign format version are clear
+//! errors.
+
+use std::process::Command;
+
+use cronusfs::storage::engine::{Cf, Engine, WriteBatch};
+use cronusfs::storage::keys::META_FORMAT_VERSION;
+use cronusfs::storage::rocks::RocksEngine;
+use cronusfs::storage::{
+    Iden, PropQuery, RocksStore, Row, RowRead, RowWrite, Storage, StorageError, Valu,
+};
+
+use crate::conformance::{row, sorted};
+
+fn answers(s: &RocksStore) -> Vec<String> {
+    let v = Valu::from("same");
+    vec![
+        format!(
+            "{:?}",
+            sorted(
+                s.backup_rows(7)
+                    .map(|c| c.unwrap())
+                    .collect::<Vec<_>>()
+                    .concat()
+            )
+        ),
+        format!(
+            "{:?}",
+            s.rows_by_prop(&PropQuery::new("n").limit(10)).unwrap()
+        ),
+        format!("{:?}", s.rows_by_range("n", -50, 50, None).unwrap()),
+        format!(
+            "{:?}",
+            s.join_by_prop(&PropQuery::new("tag").valu(&v)).unwrap()
+        ),
+        format!("{:?}", s.blob_keys().unwrap()),
+        format!("{:?}", s.blob_get("big").unwrap()),
+        format!("{:?}", s.created().unwrap()),
+    ]
+}
+
+#[test]
+fn reopen_gives_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let before = {
+        let s = RocksStore::create(&path).unwrap();
+        let rows: Vec<Row> = (-100..100)
+            .map(|n| row(&format!("i{n}"), "n", n, n * 3))
+            .collect();
+        s.add_rows(&rows).unwrap();
+        s.add_rows(&[
+            row("i1", "tag", "same", 1),
+            row("i2", "tag", "same", 2),
+            row("x", "long", "L".repeat(5000).as_str(), 9),
+        ])
+        .unwrap();
+        s.del_rows_by_id(&Iden::new("i5").unwrap()).unwrap();
+        s.blob_set("big", &vec![7u8; 3 << 20]).unwrap();
+        let txn = s.begin().unwrap();
+        txn.add_rows(&[row("t", "n", 1000, 1)]).unwrap();
+        txn.commit().unwrap();
+        let txn = s.begin().unwrap();
+        txn.add_rows(&[row("dropped", "n", 2000, 1)]).unwrap();
+        drop(txn);
+        s.sync().unwrap();
+        answers(&s)
+    };
+    let again = RocksStore::open(&path).unwrap();
+    assert_eq!(answers(&again), before);
+    assert_eq!(
+        again.size_by_ge("n", 1000, None).unwrap(),
+        1,
+        "committed kept, dropped gone"
+    );
+}
+
+#[test]
+fn a_store_in_use_cannot_be_opened_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let s = RocksStore::create(&path).unwrap();
+    s.add_rows(&[row("a", "x", 1, 1)]).unwrap();
+    assert!(matches!(
+        RocksStore::open(&path),
+        Err(StorageError::Locked { .. })
+    ));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .args(["--store", path.to_str().unwrap(), "rows", "get", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another process"), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    // Nothing was damaged: the holder still reads and writes, and after it closes others can.
+    s.add_rows(&[row("a", "x", 2, 2)]).unwrap();
+    drop(s);
+    let s = RocksStore::open(&path).unwrap();
+    assert_eq!(s.rows_by_id(&Iden::new("a").unwrap()).unwrap().len(), 2);
+}
+
+#[test]
+fn missing_store_and_foreign_format_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nothing-here");
+    let err = RocksStore::open(&path).unwrap_err();
+    assert!(matches!(err, StorageError::NoStore { .. }));
+    assert!(!path.exists(), "opening does not create");
+
+    let path = dir.path().join("store");
+    drop(RocksStore::create(&path).unwrap());
+    {
+        let engine = RocksEngine::open(&path, false).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(
+            Cf::Meta,
+            META_FORMAT_VERSION.to_vec(),
+            99u32.to_be_bytes().to_vec(),
+        );
+        engine.write(b).unwrap();
+    }
+    let err = RocksStore::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::FormatVersion {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("version 99"));
+}
