@@ -2,7 +2,8 @@
 //! lifted per second by prop, prop=value point lookups per second, integer range lifts per
 //! second, and the store's size on disk. Prints the median of several runs next to the targets.
 //!
-//! `cargo bench --bench rowstore -- [--rows N] [--runs R] [--dir DIR]` (see scripts/bench.sh).
+//! `cargo bench --bench rowstore -- [--rows N] [--runs R] [--lookups N] [--dir DIR]`
+//! (see scripts/bench.sh).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -11,13 +12,13 @@ use cronusfs::storage::{Iden, PropQuery, RocksStore, Row, RowRead, RowWrite, Sto
 
 const PROPS_PER_IDEN: usize = 4;
 const BATCH: usize = 1000;
-const LOOKUPS: usize = 100_000;
 const RANGE_LIFTS: usize = 20_000;
 /// Width of each integer range lift: about 100 rows of `bench:score` each at 1M rows.
 const RANGE_WIDTH: i64 = 100 * 4;
 
 struct Args {
     rows: usize,
+    lookups: usize,
     runs: usize,
     dir: PathBuf,
 }
@@ -25,6 +26,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         rows: 1_000_000,
+        lookups: 100_000,
         runs: 3,
         dir: std::env::temp_dir(),
     };
@@ -32,6 +34,9 @@ fn parse_args() -> Args {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--rows" => args.rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
+            "--lookups" => {
+                args.lookups = it.next().and_then(|v| v.parse().ok()).expect("--lookups N")
+            }
             "--runs" => args.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs R"),
             "--dir" => args.dir = it.next().map(PathBuf::from).expect("--dir DIR"),
             _ => {} // cargo bench passes --bench; ignore what is not ours.
@@ -116,7 +121,7 @@ fn one_run(args: &Args, run: usize) -> Figures {
 
     let mut rng = Rng(0x5eed + run as u64);
     let start = Instant::now();
-    for _ in 0..LOOKUPS {
+    for _ in 0..args.lookups {
         let n = rng.next() as usize % nodes;
         let v = Valu::Str(format!("name-{n:08}"));
         let got = store
@@ -124,7 +129,7 @@ fn one_run(args: &Args, run: usize) -> Figures {
             .unwrap();
         debug_assert_eq!(got.len(), 1);
     }
-    let lookup = LOOKUPS as f64 / start.elapsed().as_secs_f64();
+    let lookup = args.lookups as f64 / start.elapsed().as_secs_f64();
 
     let start = Instant::now();
     let span = (nodes as i64) * 4;
@@ -138,6 +143,8 @@ fn one_run(args: &Args, run: usize) -> Figures {
 
     store.sync().unwrap();
     drop(store);
+    // Reopening replays the WAL into table files and drops it: the size of settled data.
+    drop(RocksStore::open(&path).unwrap());
     let bytes = dir_size(&path);
     Figures {
         add,

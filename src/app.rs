@@ -46,11 +46,22 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::from(EXIT_USAGE);
     }
-    let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("cronusfs: error: {first} (see `cronusfs --help`)");
+    eprintln!("cronusfs: error: {}", one_line(&e.render().to_string()));
     ExitCode::from(EXIT_USAGE)
+}
+
+/// Folds clap's multi-line message into one line: its first paragraph, then its usage line.
+fn one_line(rendered: &str) -> String {
+    let mut paragraphs = rendered.split("\n\n");
+    let first = paragraphs.next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let mut line = first.split_whitespace().collect::<Vec<_>>().join(" ");
+    let usage = paragraphs.find_map(|p| p.trim().strip_prefix("Usage: "));
+    if let Some(usage) = usage {
+        let usage = usage.split_whitespace().collect::<Vec<_>>().join(" ");
+        line.push_str(&format!(" (usage: {usage})"));
+    }
+    line
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -224,6 +224,11 @@ fn usage_errors_exit_2_with_one_line() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.starts_with("cronusfs: error: "), "{err}");
     }
+    let (_, err) = fails(&s, &["rows", "lift"]);
+    assert!(
+        err.contains("not provided: <PROP>") && err.contains("(usage: cronusfs rows lift"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -180,6 +180,54 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Returns the part of a `ByIden` key (or seek target) that names one node: `S(iden)`, or the
+/// whole input when it does not start with a complete `S(..)`. Used as RocksDB's prefix
+/// extractor, so a node's lookup can skip files by bloom filter.
+pub fn iden_key_prefix(key: &[u8]) -> &[u8] {
+    str_len(key).map_or(key, |n| &key[..n])
+}
+
+/// Returns the part of a `ByPropValu` key (or seek target) that names one prop=value pair:
+/// `S(prop) V(valu)`, or the whole input when it does not start with a complete one.
+pub fn prop_valu_key_prefix(key: &[u8]) -> &[u8] {
+    prop_valu_len(key).map_or(key, |n| &key[..n])
+}
+
+/// Returns whether [`iden_key_prefix`] finds a complete prefix in `key`.
+pub fn has_iden_key_prefix(key: &[u8]) -> bool {
+    str_len(key).is_some()
+}
+
+/// Returns whether [`prop_valu_key_prefix`] finds a complete prefix in `key`.
+pub fn has_prop_valu_key_prefix(key: &[u8]) -> bool {
+    prop_valu_len(key).is_some()
+}
+
+fn prop_valu_len(key: &[u8]) -> Option<usize> {
+    let p = str_len(key)?;
+    let rest = &key[p..];
+    let v = match *rest.first()? {
+        TAG_INT => 9,
+        TAG_STR => 1 + str_len(&rest[1..])?,
+        TAG_HASHED => 1 + HASH_LEN,
+        _ => return None,
+    };
+    (rest.len() >= v).then_some(p + v)
+}
+
+/// Returns the length of the complete `S(..)` at the start of `input`, terminator included.
+fn str_len(input: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        i += input[i..].iter().position(|&b| b == 0)?;
+        match input.get(i + 1)? {
+            0x01 => return Some(i + 2),
+            0xFF => i += 2,
+            _ => return None,
+        }
+    }
+}
+
 /// Returns the `Blobs` key of blob `key`.
 pub(crate) fn blob_key(key: &str) -> Vec<u8> {
     key.as_bytes().to_vec()
@@ -361,6 +409,29 @@ mod tests {
         let nul = prop_prefix("ab\0", None);
         assert!(!long.starts_with(&short));
         assert!(!nul.starts_with(&short));
+    }
+
+    #[test]
+    fn extractor_prefixes_name_one_node_or_one_value() {
+        let r = row("a\0b", "p\0", Valu::Str("v\0w".into()), 5);
+        let e = row_entries(&r);
+        assert_eq!(
+            iden_key_prefix(&e.keys[0].1),
+            iden_prefix(&r.iden).as_slice()
+        );
+        let pv = prop_prefix("p\0", Some(&r.valu));
+        assert_eq!(prop_valu_key_prefix(&e.keys[1].1), pv.as_slice());
+        assert_eq!(
+            prop_valu_key_prefix(&pv),
+            pv.as_slice(),
+            "a seek target is its own prefix"
+        );
+        assert!(has_prop_valu_key_prefix(&pv));
+        let int = prop_prefix("p", Some(&Valu::Int(-1)));
+        assert_eq!(prop_valu_key_prefix(&int), int.as_slice());
+        assert!(!has_prop_valu_key_prefix(&prop_prefix("p", None)));
+        assert!(!has_iden_key_prefix(b"abc"));
+        assert_eq!(iden_key_prefix(b"abc"), b"abc");
     }
 
     #[test]
