@@ -72,11 +72,18 @@ fn rows_of(n: usize, iden: &Iden) -> [Row; PROPS_PER_IDEN] {
     ]
 }
 
-struct Figures {
-    add: f64,
+/// Read throughput: rows lifted/s, point lookups/s, range lifts/s.
+#[derive(Clone, Copy)]
+struct Reads {
     lift: f64,
     lookup: f64,
     range: f64,
+}
+
+struct Figures {
+    add: f64,
+    fresh: Reads,
+    settled: Reads,
     bytes: u64,
 }
 
@@ -90,15 +97,8 @@ fn dir_size(p: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn one_run(args: &Args, run: usize) -> Figures {
-    let dir = tempfile::tempdir_in(&args.dir).expect("bench dir");
-    let path = dir.path().join("store");
-    let store = RocksStore::create(&path).unwrap();
-    let nodes = args.rows / PROPS_PER_IDEN;
-    let idens: Vec<Iden> = (0..nodes)
-        .map(|n| Iden::new(format!("{:032x}", n as u128 * 0x9e3779b97f4a7c15)).unwrap())
-        .collect();
-
+/// Loads the rows in batches; returns rows added per second.
+fn load(store: &RocksStore, idens: &[Iden]) -> f64 {
     let start = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
     for (n, iden) in idens.iter().enumerate() {
@@ -109,8 +109,10 @@ fn one_run(args: &Args, run: usize) -> Figures {
         }
     }
     store.add_rows(&batch).unwrap();
-    let add = (nodes * PROPS_PER_IDEN) as f64 / start.elapsed().as_secs_f64();
+    (idens.len() * PROPS_PER_IDEN) as f64 / start.elapsed().as_secs_f64()
+}
 
+fn reads(store: &RocksStore, nodes: usize, lookups: usize, rng: &mut Rng) -> Reads {
     let start = Instant::now();
     let mut lifted = 0;
     for prop in ["bench:score", "bench:name", "bench:bucket", "bench:kind"] {
@@ -119,9 +121,8 @@ fn one_run(args: &Args, run: usize) -> Figures {
     assert_eq!(lifted, nodes * PROPS_PER_IDEN);
     let lift = lifted as f64 / start.elapsed().as_secs_f64();
 
-    let mut rng = Rng(0x5eed + run as u64);
     let start = Instant::now();
-    for _ in 0..args.lookups {
+    for _ in 0..lookups {
         let n = rng.next() as usize % nodes;
         let v = Valu::Str(format!("name-{n:08}"));
         let got = store
@@ -129,7 +130,7 @@ fn one_run(args: &Args, run: usize) -> Figures {
             .unwrap();
         debug_assert_eq!(got.len(), 1);
     }
-    let lookup = args.lookups as f64 / start.elapsed().as_secs_f64();
+    let lookup = lookups as f64 / start.elapsed().as_secs_f64();
 
     let start = Instant::now();
     let span = (nodes as i64) * 4;
@@ -140,17 +141,36 @@ fn one_run(args: &Args, run: usize) -> Figures {
             .unwrap();
     }
     let range = RANGE_LIFTS as f64 / start.elapsed().as_secs_f64();
-
-    store.sync().unwrap();
-    drop(store);
-    // Reopening replays the WAL into table files and drops it: the size of settled data.
-    drop(RocksStore::open(&path).unwrap());
-    let bytes = dir_size(&path);
-    Figures {
-        add,
+    Reads {
         lift,
         lookup,
         range,
+    }
+}
+
+fn one_run(args: &Args, run: usize) -> Figures {
+    let dir = tempfile::tempdir_in(&args.dir).expect("bench dir");
+    let path = dir.path().join("store");
+    let store = RocksStore::create(&path).unwrap();
+    let nodes = args.rows / PROPS_PER_IDEN;
+    let idens: Vec<Iden> = (0..nodes)
+        .map(|n| Iden::new(format!("{:032x}", n as u128 * 0x9e3779b97f4a7c15)).unwrap())
+        .collect();
+    let mut rng = Rng(0x5eed + run as u64);
+    let add = load(&store, &idens);
+    // Right after the load: memtables full, flushes and compactions still running.
+    let fresh = reads(&store, nodes, args.lookups, &mut rng);
+    store.sync().unwrap();
+    drop(store);
+    // Reopened: the WAL is replayed into table files; the state a long-lived store is in.
+    let store = RocksStore::open(&path).unwrap();
+    let settled = reads(&store, nodes, args.lookups, &mut rng);
+    drop(store);
+    let bytes = dir_size(&path);
+    Figures {
+        add,
+        fresh,
+        settled,
         bytes,
     }
 }
@@ -172,46 +192,65 @@ fn main() {
     let runs: Vec<Figures> = (0..args.runs)
         .map(|r| {
             let f = one_run(&args, r);
+            let (a, b) = (f.fresh, f.settled);
             println!(
-                "  run {r}: add {:.0}/s  lift {:.0}/s  lookup {:.0}/s  range {:.0}/s  size {:.1} MiB",
-                f.add, f.lift, f.lookup, f.range, f.bytes as f64 / 1048576.0
+                "  run {r}: add {:.0}/s | fresh: lift {:.0}/s lookup {:.0}/s range {:.0}/s \
+                 | settled: lift {:.0}/s lookup {:.0}/s range {:.0}/s | {:.1} MiB",
+                f.add,
+                a.lift,
+                a.lookup,
+                a.range,
+                b.lift,
+                b.lookup,
+                b.range,
+                f.bytes as f64 / 1048576.0
             );
             f
         })
         .collect();
-    let m = |f: fn(&Figures) -> f64| median(runs.iter().map(f).collect());
+    let m = |f: &dyn Fn(&Figures) -> f64| median(runs.iter().map(f).collect());
     println!(
-        "\nmedian of {} runs           measured      target   vs target   Synapse LMDB",
+        "\nmedian of {} runs                measured      target   vs target   Synapse LMDB",
         runs.len()
     );
     let line = |name: &str, v: f64, target: f64, lmdb: f64| {
         println!(
-            "{name:<26} {v:>12.0} {target:>11.0} {:>10.2}x {:>13.0}",
+            "{name:<31} {v:>12.0} {target:>11.0} {:>10.2}x {:>13.0}",
             v / target,
             lmdb
         );
     };
     line(
         "rows added/s (batch 1000)",
-        m(|f| f.add),
+        m(&|f| f.add),
         300_000.0,
         65_000.0,
     );
-    line(
-        "rows lifted/s by prop",
-        m(|f| f.lift),
-        2_000_000.0,
-        250_000.0,
-    );
-    line("prop=value lookups/s", m(|f| f.lookup), 200_000.0, 70_000.0);
+    for (state, pick) in [
+        ("fresh", (|f: &Figures| f.fresh) as fn(&Figures) -> Reads),
+        ("settled", |f| f.settled),
+    ] {
+        line(
+            &format!("rows lifted/s by prop, {state}"),
+            m(&|f| pick(f).lift),
+            2_000_000.0,
+            250_000.0,
+        );
+        line(
+            &format!("prop=value lookups/s, {state}"),
+            m(&|f| pick(f).lookup),
+            200_000.0,
+            70_000.0,
+        );
+        println!(
+            "{:<31} {:>12.0}",
+            format!("range lifts/s, {state}"),
+            m(&|f| pick(f).range)
+        );
+    }
     println!(
-        "{:<26} {:>12.0}",
-        "range lifts/s (~100 rows)",
-        m(|f| f.range)
-    );
-    println!(
-        "{:<26} {:>12.1} MiB",
+        "{:<31} {:>12.1} MiB",
         "store size on disk",
-        m(|f| f.bytes as f64) / 1048576.0
+        m(&|f| f.bytes as f64) / 1048576.0
     );
 }
