@@ -3,4 +3,5 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod pb;
 pub mod storage;

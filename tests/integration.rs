@@ -11,4 +11,5 @@ mod faults;
 mod man_pages;
 mod model;
 mod properties;
+mod proto_compat;
 mod rocks_store;
