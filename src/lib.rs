@@ -3,5 +3,6 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod meta;
 pub mod pb;
 pub mod storage;

@@ -76,7 +76,12 @@ pub trait RowRead {
     fn blob_has(&self, key: &str) -> Result<bool>;
 
     /// Returns every blob key, in byte order.
-    fn blob_keys(&self) -> Result<Vec<String>>;
+    fn blob_keys(&self) -> Result<Vec<String>> {
+        self.blob_keys_with_prefix("")
+    }
+
+    /// Returns the blob keys that start with `prefix`, in byte order (one range scan).
+    fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>>;
 
     /// Returns integer rows with value `>= valu`.
     fn rows_by_ge(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {

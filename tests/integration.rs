@@ -6,6 +6,7 @@
 mod conformance;
 mod backends;
 mod cli;
+mod content;
 mod crash;
 mod faults;
 mod man_pages;

@@ -179,8 +179,8 @@ macro_rules! forward_row_read {
             fn blob_has(&$self_, key: &str) -> Result<bool> {
                 $view.blob_has(key)
             }
-            fn blob_keys(&$self_) -> Result<Vec<String>> {
-                $view.blob_keys()
+            fn blob_keys_with_prefix(&$self_, prefix: &str) -> Result<Vec<String>> {
+                $view.blob_keys_with_prefix(prefix)
             }
         }
     };

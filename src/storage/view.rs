@@ -277,9 +277,11 @@ impl<'e, E: Engine + ?Sized> RowView<'e, E> {
         Ok(self.blob_get(key)?.is_some())
     }
 
-    pub fn blob_keys(&self) -> Result<Vec<String>> {
+    pub fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        self.scan(Cf::Blobs, &[], None, &mut |k, _| {
+        let start = keys::blob_key(prefix);
+        let end = keys::prefix_end(&start);
+        self.scan(Cf::Blobs, &start, end.as_deref(), &mut |k, _| {
             out.push(keys::decode_blob_key(k)?);
             Ok(true)
         })?;
