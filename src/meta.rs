@@ -1,11 +1,16 @@
-//! The Cronus metastore over the row store: content-addressed object bytes (`content`), and the
-//! typed errors of this layer. Knows the `Storage` traits, never an engine.
+//! The Cronus metastore over the row store: the catalogue (`metastore`), content-addressed
+//! object bytes (`content`), name rules and file-type sniffing, and the typed errors of this
+//! layer. Knows the `Storage` traits, never an engine.
 
 pub mod content;
+pub mod filetype;
+mod metastore;
+pub mod names;
 
 use crate::storage::StorageError;
 
 pub use content::{ContentId, ContentStore, GcReport, Manifest};
+pub use metastore::{DatasetId, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath};
 
 /// Error of a metastore operation.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,55 @@ pub enum MetaError {
     /// Text that should be a content id is not 64 hex digits.
     #[error("invalid content id {0:?}: expected 64 hex digits")]
     BadContentId(String),
+    /// No dataset has this uuid.
+    #[error("no dataset {0}")]
+    NoSuchDataset(String),
+    /// The dataset has no partition with this key.
+    #[error("dataset {dataset} has no partition {key:?}")]
+    NoSuchPartition {
+        /// The dataset.
+        dataset: String,
+        /// The partition key.
+        key: String,
+    },
+    /// The dataset already has a partition with this key.
+    #[error("dataset {dataset} already has a partition {key:?}")]
+    PartitionExists {
+        /// The dataset.
+        dataset: String,
+        /// The partition key.
+        key: String,
+    },
+    /// The dataset has not opened this job.
+    #[error("dataset {dataset} has no job {job}")]
+    NoSuchJob {
+        /// The dataset.
+        dataset: String,
+        /// The job number.
+        job: u32,
+    },
+    /// No object at this path or with this uuid.
+    #[error("no object {0}")]
+    NoSuchObject(String),
+    /// No menu registered with this uuid.
+    #[error("no menu {0}")]
+    NoSuchMenu(String),
+    /// No configuration registered with this uuid.
+    #[error("no configuration {0}")]
+    NoSuchConfig(String),
+    /// Something with this uuid is registered already.
+    #[error("uuid {0} is already registered")]
+    DuplicateUuid(String),
+    /// A name that cannot be used (empty, too long, with `/` or NUL, …).
+    #[error("invalid {what} {name:?}: {reason}")]
+    BadName {
+        /// What the name is for ("partition key", "object name", …).
+        what: &'static str,
+        /// The name (cut to 64 characters).
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// Stored metadata or bytes that do not decode or do not match their hash.
     #[error("corrupt metastore: {0}")]
     Corrupt(String),

@@ -10,6 +10,7 @@ mod content;
 mod crash;
 mod faults;
 mod man_pages;
+mod metastore;
 mod model;
 mod properties;
 mod proto_compat;

@@ -143,7 +143,8 @@ pub struct GcReport {
     pub bytes: u64,
 }
 
-/// Content-addressed bytes over a store's blob side store.
+/// Content-addressed bytes over a store's blob side store (a cheap handle: copy it freely).
+#[derive(Clone, Copy)]
 pub struct ContentStore<'s> {
     store: &'s dyn Storage,
 }
@@ -233,9 +234,9 @@ impl<'s> ContentStore<'s> {
     }
 
     /// Returns a reader over content `id`, chunk by chunk.
-    pub fn reader(&self, id: ContentId) -> Result<ContentReader<'_, 's>> {
+    pub fn reader(&self, id: ContentId) -> Result<ContentReader<'s>> {
         Ok(ContentReader {
-            content: self,
+            content: *self,
             manifest: self.manifest(id)?,
             pos: 0,
             current: None,
@@ -340,21 +341,21 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// A `Read` over one content that fetches each chunk once, however small the reads.
-pub struct ContentReader<'c, 's> {
-    content: &'c ContentStore<'s>,
+pub struct ContentReader<'s> {
+    content: ContentStore<'s>,
     manifest: Manifest,
     pos: u64,
     current: Option<(usize, Vec<u8>)>,
 }
 
-impl ContentReader<'_, '_> {
+impl ContentReader<'_> {
     /// Returns the content's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 }
 
-impl Read for ContentReader<'_, '_> {
+impl Read for ContentReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let Some((index, within)) = self.manifest.locate(self.pos) else {
             return Ok(0);

@@ -1,0 +1,551 @@
+//! `Metastore<S>`: the Cronus catalogue over a row store. Menus, configurations, datasets,
+//! partitions, jobs and objects are nodes (an iden with `cronus:*` rows, plus the Cronus
+//! `CronusObject` message kept as blob `info/<uuid>`); object bytes are content-addressed.
+//! Every call commits before it returns; there is no separate save step.
+
+mod objects;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::str::FromStr;
+use std::sync::RwLock;
+
+use prost::Message;
+use uuid::Uuid;
+
+use super::content::{ContentId, ContentStore};
+use super::names::{check_component, check_uuid};
+use super::{MetaError, Result};
+use crate::pb::cronus::{Configuration, Menu};
+use crate::pb::store::{
+    ConfigObjectInfo, CronusObject, DatasetObjectInfo, FileType, MenuObjectInfo, Transform,
+    cronus_object,
+};
+use crate::storage::{Iden, PropQuery, Row, RowRead, Storage, Valu, now_millis};
+
+/// The props of the catalogue's own rows (read-only to users).
+pub mod prop {
+    /// Node kind: `menu`, `config`, `dataset`, `partition`, `job` or `object`.
+    pub const KIND: &str = "cronus:kind";
+    /// The node's uuid (for partitions and jobs, their path-like iden).
+    pub const UUID: &str = "cronus:uuid";
+    /// The Cronus name (`<uuid>.dataset`, `<ds>.job_<n>.part_<key>.<uuid>.<ext>`, …).
+    pub const NAME: &str = "cronus:name";
+    /// Creation time, epoch ms.
+    pub const CREATED: &str = "cronus:created";
+    /// Last content change, epoch ms.
+    pub const MODIFIED: &str = "cronus:modified";
+    /// The dataset an object belongs to.
+    pub const DATASET: &str = "cronus:dataset";
+    /// The dataset a partition belongs to (lifted to list a dataset's partitions).
+    pub const PARTITION_OF: &str = "cronus:partition_of";
+    /// The dataset a job belongs to (lifted to list a dataset's jobs).
+    pub const JOB_OF: &str = "cronus:job_of";
+    /// A dataset's menu and configuration uuids.
+    pub const MENU: &str = "cronus:menu";
+    /// A dataset's configuration uuid.
+    pub const CONFIG: &str = "cronus:config";
+    /// A dataset's next job number.
+    pub const JOB_IDX: &str = "cronus:job_idx";
+    /// Partition key (of a partition or an object).
+    pub const PARTITION: &str = "cronus:partition";
+    /// Job number (of a job or an object).
+    pub const JOB: &str = "cronus:job";
+    /// An object's name in its job directory.
+    pub const OBJECT: &str = "cronus:object";
+    /// `<dataset>/<key>/<job>/<name>`: the object's path, for lookups.
+    pub const PATH: &str = "cronus:path";
+    /// `<dataset>/<key>/<job>`: the object's directory, for listings.
+    pub const DIR: &str = "cronus:dir";
+    /// Content id (64 hex) of the current version.
+    pub const CONTENT: &str = "cronus:content";
+    /// Size in bytes of the current version.
+    pub const SIZE: &str = "cronus:size";
+    /// Cronus `FileType` name of the current version (`ARROW`, `CSV`, …).
+    pub const TYPE: &str = "cronus:type";
+    /// Version number of the current content (1 for the first).
+    pub const VERSION: &str = "cronus:version";
+    /// One row per version ever committed: `<version>:<content id>`.
+    pub const HISTORY: &str = "cronus:history";
+}
+
+/// A dataset's uuid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DatasetId(Uuid);
+
+/// An object's uuid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId(Uuid);
+
+/// A job number: the dataset-wide counter, from 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub u32);
+
+macro_rules! uuid_newtype {
+    ($ty:ident, $what:literal) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+        impl FromStr for $ty {
+            type Err = MetaError;
+            fn from_str(s: &str) -> Result<Self> {
+                let reason = "not a uuid";
+                let bad = || MetaError::BadName {
+                    what: $what,
+                    name: s.chars().take(64).collect(),
+                    reason,
+                };
+                Uuid::try_parse(s).map($ty).map_err(|_| bad())
+            }
+        }
+        impl $ty {
+            fn iden(self) -> Iden {
+                Iden::new(self.to_string()).expect("a uuid is a valid iden")
+            }
+        }
+    };
+}
+uuid_newtype!(DatasetId, "dataset uuid");
+uuid_newtype!(ObjectId, "object uuid");
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where an object lives: dataset, partition key, job, name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectPath {
+    /// The dataset.
+    pub dataset: DatasetId,
+    /// The partition key.
+    pub partition: String,
+    /// The job.
+    pub job: JobId,
+    /// The object's name in the job directory.
+    pub name: String,
+}
+
+impl ObjectPath {
+    /// Returns the path of `name` in job `job` of partition `partition` of `dataset`.
+    pub fn new(dataset: DatasetId, partition: &str, job: JobId, name: &str) -> Self {
+        ObjectPath {
+            dataset,
+            partition: partition.to_string(),
+            job,
+            name: name.to_string(),
+        }
+    }
+    fn dir(&self) -> String {
+        dir_key(self.dataset, &self.partition, self.job)
+    }
+    fn key(&self) -> String {
+        format!("{}/{}", self.dir(), self.name)
+    }
+}
+
+impl fmt::Display for ObjectPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/partitions/{}/jobs/{}/{}",
+            self.dataset, self.partition, self.job, self.name
+        )
+    }
+}
+
+fn dir_key(dataset: DatasetId, partition: &str, job: JobId) -> String {
+    format!("{dataset}/{partition}/{job}")
+}
+
+/// What the catalogue knows of one object (its current version).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's uuid.
+    pub id: ObjectId,
+    /// Where it lives.
+    pub path: ObjectPath,
+    /// Its Cronus name, `<dataset>.job_<n>.part_<key>.<uuid>.<ext>`.
+    pub cronus_name: String,
+    /// Content id of the current version.
+    pub content: ContentId,
+    /// Size of the current version in bytes.
+    pub size: u64,
+    /// Type detected from the bytes.
+    pub file_type: FileType,
+    /// Version number (1 for the first).
+    pub version: i64,
+    /// Creation time, epoch ms.
+    pub created: i64,
+    /// Last content change, epoch ms.
+    pub modified: i64,
+}
+
+/// The Cronus catalogue over store `S`.
+pub struct Metastore<S: Storage> {
+    store: S,
+    // Puts hold it shared while their chunks are not yet referenced; gc holds it exclusively,
+    // so it never reclaims the chunks of a put in flight.
+    gc_lock: RwLock<()>,
+}
+
+fn info_key(uuid: &str) -> String {
+    format!("info/{uuid}")
+}
+
+fn partition_iden(dataset: DatasetId, key: &str) -> Iden {
+    Iden::new(format!("{dataset}/partitions/{key}")).expect("a bounded, non-empty iden")
+}
+
+fn job_iden(dataset: DatasetId, job: JobId) -> Iden {
+    Iden::new(format!("{dataset}/jobs/{job}")).expect("a bounded, non-empty iden")
+}
+
+/// The first value of each prop of a node's rows.
+struct Node<'r>(BTreeMap<&'r str, &'r Valu>);
+
+impl<'r> Node<'r> {
+    fn new(rows: &'r [Row]) -> Self {
+        let mut map = BTreeMap::new();
+        for r in rows {
+            map.entry(r.prop.as_str()).or_insert(&r.valu);
+        }
+        Node(map)
+    }
+    fn kind(&self) -> Option<&str> {
+        self.str(prop::KIND).ok()
+    }
+    fn str(&self, p: &str) -> Result<&'r str> {
+        match self.0.get(p) {
+            Some(Valu::Str(s)) => Ok(s),
+            _ => Err(MetaError::Corrupt(format!("node lacks string row {p}"))),
+        }
+    }
+    fn int(&self, p: &str) -> Result<i64> {
+        match self.0.get(p) {
+            Some(Valu::Int(i)) => Ok(*i),
+            _ => Err(MetaError::Corrupt(format!("node lacks integer row {p}"))),
+        }
+    }
+}
+
+fn rows_of(iden: &Iden, time: i64, props: &[(&str, Valu)]) -> Vec<Row> {
+    props
+        .iter()
+        .map(|(p, v)| Row {
+            iden: iden.clone(),
+            prop: p.to_string(),
+            valu: v.clone(),
+            time,
+        })
+        .collect()
+}
+
+impl<S: Storage> Metastore<S> {
+    /// Returns the catalogue kept in `store`.
+    pub fn new(store: S) -> Self {
+        Metastore {
+            store,
+            gc_lock: RwLock::new(()),
+        }
+    }
+
+    /// Returns the row store under the catalogue.
+    pub fn storage(&self) -> &S {
+        &self.store
+    }
+
+    /// Returns the content store of the catalogue's bytes.
+    pub fn content(&self) -> ContentStore<'_> {
+        ContentStore::new(&self.store)
+    }
+
+    /// Registers a menu (uuid and name from the message) and stores its bytes.
+    pub fn register_menu(&self, menu: &Menu, info: MenuObjectInfo) -> Result<()> {
+        check_uuid("menu uuid", &menu.uuid)?;
+        let info = cronus_object::Info::Menu(info);
+        self.register_message("menu", &menu.uuid, &menu.name, &menu.encode_to_vec(), info)
+    }
+
+    /// Registers a configuration (uuid and name from the message) and stores its bytes.
+    pub fn register_config(&self, config: &Configuration, info: ConfigObjectInfo) -> Result<()> {
+        check_uuid("configuration uuid", &config.uuid)?;
+        let info = cronus_object::Info::Config(info);
+        self.register_message(
+            "config",
+            &config.uuid,
+            &config.name,
+            &config.encode_to_vec(),
+            info,
+        )
+    }
+
+    fn register_message(
+        &self,
+        kind: &str,
+        uuid: &str,
+        name: &str,
+        bytes: &[u8],
+        info: cronus_object::Info,
+    ) -> Result<()> {
+        let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let manifest = self.content().write_chunks(&mut &bytes[..], &mut |_| {})?;
+        let txn = self.store.begin()?;
+        let iden = Iden::new(uuid)?;
+        if !txn.rows_by_id(&iden)?.is_empty() {
+            return Err(MetaError::DuplicateUuid(uuid.to_string()));
+        }
+        let now = now_millis();
+        txn.add_rows(&rows_of(
+            &iden,
+            now,
+            &[
+                (prop::KIND, kind.into()),
+                (prop::UUID, uuid.into()),
+                (prop::NAME, name.into()),
+                (prop::CREATED, now.into()),
+                (prop::CONTENT, manifest.id.to_string().into()),
+                (prop::SIZE, (manifest.size as i64).into()),
+            ],
+        ))?;
+        ContentStore::commit_manifest(&*txn, &manifest)?;
+        let object = CronusObject {
+            name: name.into(),
+            uuid: uuid.into(),
+            info: Some(info),
+            ..Default::default()
+        };
+        txn.blob_set(&info_key(uuid), &object.encode_to_vec())?;
+        Ok(txn.commit()?)
+    }
+
+    /// Returns the registered menu `uuid`.
+    pub fn menu(&self, uuid: &str) -> Result<Menu> {
+        let bytes = self
+            .message_bytes("menu", uuid)
+            .map_err(|e| not_found(e, || MetaError::NoSuchMenu(uuid.into())))?;
+        Menu::decode(bytes.as_slice()).map_err(|e| MetaError::Corrupt(format!("menu {uuid}: {e}")))
+    }
+
+    /// Returns the registered configuration `uuid`.
+    pub fn config(&self, uuid: &str) -> Result<Configuration> {
+        let bytes = self
+            .message_bytes("config", uuid)
+            .map_err(|e| not_found(e, || MetaError::NoSuchConfig(uuid.into())))?;
+        Configuration::decode(bytes.as_slice())
+            .map_err(|e| MetaError::Corrupt(format!("configuration {uuid}: {e}")))
+    }
+
+    fn message_bytes(&self, kind: &str, uuid: &str) -> Result<Vec<u8>> {
+        let rows = self.store.rows_by_id(&Iden::new(uuid)?)?;
+        let node = Node::new(&rows);
+        if node.kind() != Some(kind) {
+            return Err(MetaError::NoSuchObject(uuid.to_string()));
+        }
+        let mut bytes = Vec::new();
+        self.content()
+            .reader(node.str(prop::CONTENT)?.parse()?)?
+            .read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Returns the uuids of the registered menus (`kind` "menu") or configurations ("config").
+    pub fn registered(&self, kind: &str) -> Result<Vec<String>> {
+        let kind = Valu::from(kind);
+        let rows = self
+            .store
+            .rows_by_prop(&PropQuery::new(prop::KIND).valu(&kind))?;
+        Ok(rows.into_iter().map(|r| r.iden.to_string()).collect())
+    }
+
+    /// Registers a new dataset (uuid4) made with `menu` and `config`, both registered.
+    pub fn register_dataset(&self, menu: &str, config: &str) -> Result<DatasetId> {
+        let txn = self.store.begin()?;
+        let transform = Transform {
+            menu: Some(Box::new(self.info_of(&*txn, "menu", menu).map_err(
+                |e| not_found(e, || MetaError::NoSuchMenu(menu.into())),
+            )?)),
+            config: Some(Box::new(self.info_of(&*txn, "config", config).map_err(
+                |e| not_found(e, || MetaError::NoSuchConfig(config.into())),
+            )?)),
+        };
+        let id = DatasetId(Uuid::new_v4());
+        let name = format!("{id}.dataset");
+        let now = now_millis();
+        txn.add_rows(&rows_of(
+            &id.iden(),
+            now,
+            &[
+                (prop::KIND, "dataset".into()),
+                (prop::UUID, id.to_string().into()),
+                (prop::NAME, name.as_str().into()),
+                (prop::CREATED, now.into()),
+                (prop::MENU, menu.into()),
+                (prop::CONFIG, config.into()),
+                (prop::JOB_IDX, 0.into()),
+            ],
+        ))?;
+        let info = DatasetObjectInfo {
+            transform: Some(Box::new(transform)),
+            ..Default::default()
+        };
+        let object = CronusObject {
+            name,
+            uuid: id.to_string(),
+            info: Some(cronus_object::Info::Dataset(Box::new(info))),
+            ..Default::default()
+        };
+        txn.blob_set(&info_key(&id.to_string()), &object.encode_to_vec())?;
+        txn.commit()?;
+        Ok(id)
+    }
+
+    /// Returns the `CronusObject` of node `uuid` if it is of `kind`.
+    fn info_of(&self, view: &dyn RowRead, kind: &str, uuid: &str) -> Result<CronusObject> {
+        let rows = view.rows_by_id(&Iden::new(uuid)?)?;
+        if Node::new(&rows).kind() != Some(kind) {
+            return Err(MetaError::NoSuchObject(uuid.to_string()));
+        }
+        let bytes = view
+            .blob_get(&info_key(uuid))?
+            .ok_or_else(|| MetaError::Corrupt(format!("{uuid} has no info")))?;
+        CronusObject::decode(bytes.as_slice())
+            .map_err(|e| MetaError::Corrupt(format!("info of {uuid}: {e}")))
+    }
+
+    /// Returns every dataset, in creation order.
+    pub fn datasets(&self) -> Result<Vec<DatasetId>> {
+        let kind = Valu::from("dataset");
+        let rows = self
+            .store
+            .rows_by_prop(&PropQuery::new(prop::KIND).valu(&kind))?;
+        rows.iter().map(|r| r.iden.as_str().parse()).collect()
+    }
+
+    /// Returns the rows of `dataset`, or [`MetaError::NoSuchDataset`].
+    fn dataset_rows(&self, view: &dyn RowRead, dataset: DatasetId) -> Result<Vec<Row>> {
+        let rows = view.rows_by_id(&dataset.iden())?;
+        if Node::new(&rows).kind() != Some("dataset") {
+            return Err(MetaError::NoSuchDataset(dataset.to_string()));
+        }
+        Ok(rows)
+    }
+
+    /// Returns the menu and configuration uuids of `dataset`.
+    pub fn dataset_transform(&self, dataset: DatasetId) -> Result<(String, String)> {
+        let rows = self.dataset_rows(&self.store, dataset)?;
+        let node = Node::new(&rows);
+        Ok((
+            node.str(prop::MENU)?.to_string(),
+            node.str(prop::CONFIG)?.to_string(),
+        ))
+    }
+
+    /// Adds partition `key` to `dataset`; a key already there is [`MetaError::PartitionExists`].
+    pub fn add_partition(&self, dataset: DatasetId, key: &str) -> Result<()> {
+        check_component("partition key", key)?;
+        let txn = self.store.begin()?;
+        self.dataset_rows(&*txn, dataset)?;
+        let iden = partition_iden(dataset, key);
+        if !txn.rows_by_id(&iden)?.is_empty() {
+            return Err(MetaError::PartitionExists {
+                dataset: dataset.to_string(),
+                key: key.to_string(),
+            });
+        }
+        let now = now_millis();
+        txn.add_rows(&rows_of(
+            &iden,
+            now,
+            &[
+                (prop::KIND, "partition".into()),
+                (prop::UUID, iden.as_str().into()),
+                (prop::NAME, key.into()),
+                (prop::CREATED, now.into()),
+                (prop::PARTITION_OF, dataset.to_string().into()),
+                (prop::PARTITION, key.into()),
+            ],
+        ))?;
+        Ok(txn.commit()?)
+    }
+
+    /// Returns the partition keys of `dataset`, in the order they were added.
+    pub fn partitions(&self, dataset: DatasetId) -> Result<Vec<String>> {
+        let prefix = format!("{dataset}/partitions/");
+        self.children(dataset, prop::PARTITION_OF, |iden| {
+            iden.strip_prefix(&prefix).map(str::to_string)
+        })
+    }
+
+    /// Opens the next job of `dataset` (the dataset-wide counter, from 0) and returns it.
+    pub fn new_job(&self, dataset: DatasetId) -> Result<JobId> {
+        let txn = self.store.begin()?;
+        let rows = self.dataset_rows(&*txn, dataset)?;
+        let next = Node::new(&rows).int(prop::JOB_IDX)?;
+        let job = JobId(
+            u32::try_from(next).map_err(|_| MetaError::Corrupt(format!("job counter {next}")))?,
+        );
+        txn.set_rows_by_id_prop(&dataset.iden(), prop::JOB_IDX, &Valu::Int(next + 1))?;
+        let iden = job_iden(dataset, job);
+        let now = now_millis();
+        txn.add_rows(&rows_of(
+            &iden,
+            now,
+            &[
+                (prop::KIND, "job".into()),
+                (prop::UUID, iden.as_str().into()),
+                (prop::NAME, format!("job_{job}").into()),
+                (prop::CREATED, now.into()),
+                (prop::JOB_OF, dataset.to_string().into()),
+                (prop::JOB, i64::from(job.0).into()),
+            ],
+        ))?;
+        txn.commit()?;
+        Ok(job)
+    }
+
+    /// Returns the jobs of `dataset`, in order.
+    pub fn jobs(&self, dataset: DatasetId) -> Result<Vec<JobId>> {
+        let prefix = format!("{dataset}/jobs/");
+        let mut jobs = self.children(dataset, prop::JOB_OF, |iden| {
+            iden.strip_prefix(&prefix)
+                .and_then(|n| n.parse().ok())
+                .map(JobId)
+        })?;
+        jobs.sort();
+        Ok(jobs)
+    }
+
+    /// Returns `pick(iden)` of every node with `of_prop` = `dataset`, oldest first: one lift,
+    /// however many objects the dataset holds.
+    fn children<T>(
+        &self,
+        dataset: DatasetId,
+        of_prop: &str,
+        pick: impl Fn(&str) -> Option<T>,
+    ) -> Result<Vec<T>> {
+        self.dataset_rows(&self.store, dataset)?;
+        let ds = Valu::from(dataset.to_string());
+        let rows = self
+            .store
+            .rows_by_prop(&PropQuery::new(of_prop).valu(&ds))?;
+        rows.iter()
+            .map(|r| {
+                pick(r.iden.as_str())
+                    .ok_or_else(|| MetaError::Corrupt(format!("bad child iden {}", r.iden)))
+            })
+            .collect()
+    }
+}
+
+/// Maps "not a node of that kind" to the caller's typed error; keeps every other error.
+fn not_found(e: MetaError, typed: impl FnOnce() -> MetaError) -> MetaError {
+    match e {
+        MetaError::NoSuchObject(_) => typed(),
+        other => other,
+    }
+}

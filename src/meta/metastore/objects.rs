@@ -1,0 +1,286 @@
+//! Objects of the catalogue: putting bytes at a path (a new version when the path exists),
+//! looking objects up by path or uuid, listing a job directory, reading, deleting, and gc.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use prost::Message;
+use uuid::Uuid;
+
+use super::{
+    DatasetId, JobId, Metastore, Node, ObjectId, ObjectMeta, ObjectPath, dir_key, info_key,
+    job_iden, partition_iden, prop, rows_of,
+};
+use crate::meta::content::{ContentReader, ContentStore, GcReport, Manifest};
+use crate::meta::filetype::{self, SNIFF_BYTES};
+use crate::meta::names::check_component;
+use crate::meta::{MetaError, Result};
+use crate::pb::store::{CronusObject, FileObjectInfo, FileType, cronus_object};
+use crate::storage::{PropQuery, Row, RowRead, Storage, Valu, now_millis};
+
+impl<S: Storage> Metastore<S> {
+    /// Checks that the job directory of `path` exists: dataset, partition and job.
+    fn require_dir(&self, view: &dyn RowRead, path: &ObjectPath) -> Result<()> {
+        self.dataset_rows(view, path.dataset)?;
+        if view
+            .rows_by_id(&partition_iden(path.dataset, &path.partition))?
+            .is_empty()
+        {
+            let (dataset, key) = (path.dataset.to_string(), path.partition.clone());
+            return Err(MetaError::NoSuchPartition { dataset, key });
+        }
+        if view
+            .rows_by_id(&job_iden(path.dataset, path.job))?
+            .is_empty()
+        {
+            return Err(MetaError::NoSuchJob {
+                dataset: path.dataset.to_string(),
+                job: path.job.0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores the bytes of `reader` at `path`: a new object, or a new version of the object
+    /// already there (its previous content stays reachable by content id until `gc`).
+    /// `progress` is called with the bytes stored so far. Durable when it returns.
+    pub fn put_object(
+        &self,
+        path: &ObjectPath,
+        reader: &mut dyn Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ObjectMeta> {
+        check_component("object name", &path.name)?;
+        self.require_dir(&self.store, path)?;
+        let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let manifest = self.content().write_chunks(reader, progress)?;
+        let file_type = self.sniff(&manifest)?;
+        let txn = self.store.begin()?;
+        self.require_dir(&*txn, path)?;
+        let now = now_millis();
+        let existing = self.object_rows_at(&*txn, path)?;
+        let meta = match existing.as_deref().map(Node::new) {
+            Some(old) => ObjectMeta {
+                id: old.str(prop::UUID)?.parse()?,
+                cronus_name: old.str(prop::NAME)?.to_string(),
+                version: old.int(prop::VERSION)? + 1,
+                created: old.int(prop::CREATED)?,
+                ..new_meta(path, &manifest, file_type, now)
+            },
+            None => new_meta(path, &manifest, file_type, now),
+        };
+        if existing.is_some() {
+            for p in [
+                prop::CONTENT,
+                prop::SIZE,
+                prop::TYPE,
+                prop::VERSION,
+                prop::MODIFIED,
+            ] {
+                txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
+            }
+        }
+        txn.add_rows(&object_rows(&meta, existing.is_none()))?;
+        ContentStore::commit_manifest(&*txn, &manifest)?;
+        txn.blob_set(
+            &info_key(&meta.id.to_string()),
+            &cronus_info(&meta).encode_to_vec(),
+        )?;
+        txn.commit()?;
+        Ok(meta)
+    }
+
+    /// Returns the type of the content from its first and last bytes.
+    fn sniff(&self, manifest: &Manifest) -> Result<FileType> {
+        let content = self.content();
+        let mut head = vec![0u8; SNIFF_BYTES.min(manifest.size as usize)];
+        let n = content.read_at(manifest, 0, &mut head)?;
+        head.truncate(n);
+        let tail_len = SNIFF_BYTES.min(manifest.size as usize);
+        let mut tail = vec![0u8; tail_len];
+        let n = content.read_at(manifest, manifest.size - tail_len as u64, &mut tail)?;
+        tail.truncate(n);
+        Ok(filetype::detect(&head, &tail, manifest.size))
+    }
+
+    fn object_rows_at(&self, view: &dyn RowRead, path: &ObjectPath) -> Result<Option<Vec<Row>>> {
+        let key = Valu::from(path.key());
+        let hit = view.rows_by_prop(&PropQuery::new(prop::PATH).valu(&key).limit(1))?;
+        match hit.first() {
+            Some(row) => Ok(Some(view.rows_by_id(&row.iden)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Returns the object at `path`.
+    pub fn object(&self, path: &ObjectPath) -> Result<ObjectMeta> {
+        match self.object_rows_at(&self.store, path)? {
+            Some(rows) => object_meta(&rows),
+            None => Err(MetaError::NoSuchObject(path.to_string())),
+        }
+    }
+
+    /// Returns the object with uuid `id`.
+    pub fn object_by_id(&self, id: ObjectId) -> Result<ObjectMeta> {
+        let rows = self.store.rows_by_id(&id.iden())?;
+        if Node::new(&rows).kind() != Some("object") {
+            return Err(MetaError::NoSuchObject(id.to_string()));
+        }
+        object_meta(&rows)
+    }
+
+    /// Returns the objects of one job directory, by name.
+    pub fn objects(
+        &self,
+        dataset: DatasetId,
+        partition: &str,
+        job: JobId,
+    ) -> Result<Vec<ObjectMeta>> {
+        self.require_dir(&self.store, &ObjectPath::new(dataset, partition, job, "-"))?;
+        let dir = Valu::from(dir_key(dataset, partition, job));
+        let rows = self
+            .store
+            .join_by_prop(&PropQuery::new(prop::DIR).valu(&dir))?;
+        let mut out = rows
+            .chunk_by(|a, b| a.iden == b.iden)
+            .map(object_meta)
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| a.path.name.cmp(&b.path.name));
+        Ok(out)
+    }
+
+    /// Returns every object of `dataset` whose Cronus name starts with `prefix` and ends with
+    /// `suffix` (the Cronus `list(prefix, suffix)`), in creation order.
+    pub fn list(&self, dataset: DatasetId, prefix: &str, suffix: &str) -> Result<Vec<ObjectMeta>> {
+        let ds = Valu::from(dataset.to_string());
+        let rows = self
+            .store
+            .join_by_prop(&PropQuery::new(prop::DATASET).valu(&ds))?;
+        let mut out = Vec::new();
+        for group in rows.chunk_by(|a, b| a.iden == b.iden) {
+            let node = Node::new(group);
+            let name = node.str(prop::NAME).unwrap_or_default();
+            if node.kind() == Some("object") && name.starts_with(prefix) && name.ends_with(suffix) {
+                out.push(object_meta(group)?);
+            }
+        }
+        out.sort_by_key(|m| m.created);
+        Ok(out)
+    }
+
+    /// Returns a reader of the object's current content.
+    pub fn open(&self, meta: &ObjectMeta) -> Result<ContentReader<'_>> {
+        self.content().reader(meta.content)
+    }
+
+    /// Deletes the object at `path` (its content stays until `gc`).
+    pub fn delete_object(&self, path: &ObjectPath) -> Result<()> {
+        let txn = self.store.begin()?;
+        let rows = self
+            .object_rows_at(&*txn, path)?
+            .ok_or_else(|| MetaError::NoSuchObject(path.to_string()))?;
+        let id: ObjectId = Node::new(&rows).str(prop::UUID)?.parse()?;
+        txn.del_rows_by_id(&id.iden())?;
+        txn.blob_del(&info_key(&id.to_string()))?;
+        Ok(txn.commit()?)
+    }
+
+    /// Deletes every content that no current object version, menu or configuration refers to,
+    /// and every chunk no remaining content uses.
+    pub fn gc(&self) -> Result<GcReport> {
+        let _exclusive = self.gc_lock.write().unwrap_or_else(|e| e.into_inner());
+        let rows = self.store.rows_by_prop(&PropQuery::new(prop::CONTENT))?;
+        let live = rows
+            .iter()
+            .map(|r| r.valu.to_string().parse())
+            .collect::<Result<HashSet<_>>>()?;
+        self.content().collect_garbage(&live)
+    }
+}
+
+fn new_meta(path: &ObjectPath, manifest: &Manifest, file_type: FileType, now: i64) -> ObjectMeta {
+    let id = ObjectId(Uuid::new_v4());
+    let ext = file_type.as_str_name().to_lowercase();
+    let cronus_name = format!(
+        "{}.job_{}.part_{}.{id}.{ext}",
+        path.dataset, path.job, path.partition
+    );
+    ObjectMeta {
+        id,
+        path: path.clone(),
+        cronus_name,
+        content: manifest.id,
+        size: manifest.size,
+        file_type,
+        version: 1,
+        created: now,
+        modified: now,
+    }
+}
+
+/// The rows of an object: all of them for a new one, the version-dependent ones otherwise.
+fn object_rows(m: &ObjectMeta, new: bool) -> Vec<Row> {
+    let iden = m.id.iden();
+    let mut props: Vec<(&str, Valu)> = vec![
+        (prop::CONTENT, m.content.to_string().into()),
+        (prop::SIZE, (m.size as i64).into()),
+        (prop::TYPE, m.file_type.as_str_name().into()),
+        (prop::VERSION, m.version.into()),
+        (prop::MODIFIED, m.modified.into()),
+        (prop::HISTORY, format!("{}:{}", m.version, m.content).into()),
+    ];
+    if new {
+        props.extend([
+            (prop::KIND, "object".into()),
+            (prop::UUID, m.id.to_string().into()),
+            (prop::NAME, m.cronus_name.as_str().into()),
+            (prop::CREATED, m.created.into()),
+            (prop::DATASET, m.path.dataset.to_string().into()),
+            (prop::PARTITION, m.path.partition.as_str().into()),
+            (prop::JOB, i64::from(m.path.job.0).into()),
+            (prop::OBJECT, m.path.name.as_str().into()),
+            (prop::PATH, m.path.key().into()),
+            (prop::DIR, m.path.dir().into()),
+        ]);
+    }
+    rows_of(&iden, m.modified, &props)
+}
+
+fn object_meta(rows: &[Row]) -> Result<ObjectMeta> {
+    let n = Node::new(rows);
+    let job = u32::try_from(n.int(prop::JOB)?)
+        .map_err(|_| MetaError::Corrupt("job number out of range".into()))?;
+    let dataset = n.str(prop::DATASET)?.parse()?;
+    Ok(ObjectMeta {
+        id: n.str(prop::UUID)?.parse()?,
+        path: ObjectPath::new(
+            dataset,
+            n.str(prop::PARTITION)?,
+            JobId(job),
+            n.str(prop::OBJECT)?,
+        ),
+        cronus_name: n.str(prop::NAME)?.to_string(),
+        content: n.str(prop::CONTENT)?.parse()?,
+        size: n.int(prop::SIZE)? as u64,
+        file_type: FileType::from_str_name(n.str(prop::TYPE)?).unwrap_or(FileType::None),
+        version: n.int(prop::VERSION)?,
+        created: n.int(prop::CREATED)?,
+        modified: n.int(prop::MODIFIED)?,
+    })
+}
+
+fn cronus_info(m: &ObjectMeta) -> CronusObject {
+    let file = FileObjectInfo {
+        r#type: m.file_type as i32,
+        size_bytes: m.size as i64,
+        partition: m.path.partition.clone(),
+        ..Default::default()
+    };
+    CronusObject {
+        name: m.cronus_name.clone(),
+        uuid: m.id.to_string(),
+        parent_uuid: m.path.dataset.to_string(),
+        info: Some(cronus_object::Info::File(file)),
+        ..Default::default()
+    }
+}
