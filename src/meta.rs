@@ -2,6 +2,7 @@
 //! object bytes (`content`), name rules and file-type sniffing, and the typed errors of this
 //! layer. Knows the `Storage` traits, never an engine.
 
+pub mod arrow_meta;
 pub mod content;
 pub mod filetype;
 mod metastore;

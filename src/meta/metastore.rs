@@ -14,6 +14,7 @@ use std::sync::RwLock;
 use prost::Message;
 use uuid::Uuid;
 
+use super::arrow_meta::ArrowMeta;
 use super::content::{ContentId, ContentStore};
 use super::names::{check_component, check_uuid};
 use super::{MetaError, Result};
@@ -68,6 +69,20 @@ pub mod prop {
     pub const VERSION: &str = "cronus:version";
     /// One row per version ever committed: `<version>:<content id>`.
     pub const HISTORY: &str = "cronus:history";
+    /// Prefix of every Arrow row; a new version replaces all of them.
+    pub const ARROW_PREFIX: &str = "cronus:arrow:";
+    /// Arrow: number of columns.
+    pub const ARROW_COLUMNS: &str = "cronus:arrow:num_columns";
+    /// Arrow: number of rows.
+    pub const ARROW_ROWS: &str = "cronus:arrow:num_rows";
+    /// Arrow: number of record batches.
+    pub const ARROW_BATCHES: &str = "cronus:arrow:num_batches";
+    /// Arrow: the schema as JSON, `[{"name","type","nullable"}, …]`.
+    pub const ARROW_SCHEMA: &str = "cronus:arrow:schema";
+    /// Arrow: prefix of one row per field, `cronus:arrow:field:<name>` = type.
+    pub const ARROW_FIELD: &str = "cronus:arrow:field:";
+    /// Arrow: prefix of one row per custom metadata key, `cronus:arrow:meta:<key>` = value.
+    pub const ARROW_META: &str = "cronus:arrow:meta:";
 }
 
 /// A dataset's uuid.
@@ -183,6 +198,8 @@ pub struct ObjectMeta {
     pub created: i64,
     /// Last content change, epoch ms.
     pub modified: i64,
+    /// What the content says of itself when it is an Arrow IPC file or stream.
+    pub arrow: Option<ArrowMeta>,
 }
 
 /// The Cronus catalogue over store `S`.

@@ -11,12 +11,13 @@ use super::{
     DatasetId, JobId, Metastore, Node, ObjectId, ObjectMeta, ObjectPath, dir_key, info_key,
     job_iden, partition_iden, prop, rows_of,
 };
+use crate::meta::arrow_meta::{self, ArrowField, ArrowMeta};
 use crate::meta::content::{ContentReader, ContentStore, GcReport, Manifest};
 use crate::meta::filetype::{self, SNIFF_BYTES};
 use crate::meta::names::check_component;
 use crate::meta::{MetaError, Result};
-use crate::pb::store::{CronusObject, FileObjectInfo, FileType, cronus_object};
-use crate::storage::{PropQuery, Row, RowRead, Storage, Valu, now_millis};
+use crate::pb::store::{CronusObject, FileObjectAuxInfo, FileObjectInfo, FileType, cronus_object};
+use crate::storage::{MAX_PROP_LEN, PropQuery, Row, RowRead, Storage, Valu, now_millis};
 
 impl<S: Storage> Metastore<S> {
     /// Checks that the job directory of `path` exists: dataset, partition and job.
@@ -54,31 +55,18 @@ impl<S: Storage> Metastore<S> {
         self.require_dir(&self.store, path)?;
         let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         let manifest = self.content().write_chunks(reader, progress)?;
-        let file_type = self.sniff(&manifest)?;
+        let (file_type, arrow) = self.inspect(&manifest)?;
         let txn = self.store.begin()?;
         self.require_dir(&*txn, path)?;
         let now = now_millis();
         let existing = self.object_rows_at(&*txn, path)?;
-        let meta = match existing.as_deref().map(Node::new) {
-            Some(old) => ObjectMeta {
-                id: old.str(prop::UUID)?.parse()?,
-                cronus_name: old.str(prop::NAME)?.to_string(),
-                version: old.int(prop::VERSION)? + 1,
-                created: old.int(prop::CREATED)?,
-                ..new_meta(path, &manifest, file_type, now)
-            },
-            None => new_meta(path, &manifest, file_type, now),
+        let fresh = new_meta(path, &manifest, file_type, arrow, now);
+        let meta = match existing.as_deref() {
+            Some(old) => next_version(&Node::new(old), fresh)?,
+            None => fresh,
         };
-        if existing.is_some() {
-            for p in [
-                prop::CONTENT,
-                prop::SIZE,
-                prop::TYPE,
-                prop::VERSION,
-                prop::MODIFIED,
-            ] {
-                txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
-            }
+        for p in existing.as_deref().map(stale_props).unwrap_or_default() {
+            txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
         }
         txn.add_rows(&object_rows(&meta, existing.is_none()))?;
         ContentStore::commit_manifest(&*txn, &manifest)?;
@@ -88,6 +76,27 @@ impl<S: Storage> Metastore<S> {
         )?;
         txn.commit()?;
         Ok(meta)
+    }
+
+    /// Returns the type of the content from its first and last bytes, and its Arrow metadata
+    /// when it is Arrow; bytes that only look like Arrow are typed `NONE`.
+    fn inspect(&self, manifest: &Manifest) -> Result<(FileType, Option<ArrowMeta>)> {
+        let file_type = self.sniff(manifest)?;
+        if !matches!(file_type, FileType::Arrow | FileType::ArrowStream) {
+            return Ok((file_type, None));
+        }
+        let content = self.content();
+        let mut read_at = |off: u64, buf: &mut [u8]| {
+            content
+                .read_at(manifest, off, buf)
+                .map_err(std::io::Error::other)
+        };
+        Ok(
+            match arrow_meta::inspect(file_type, manifest.size, &mut read_at) {
+                Some(meta) => (file_type, Some(meta)),
+                None => (FileType::None, None),
+            },
+        )
     }
 
     /// Returns the type of the content from its first and last bytes.
@@ -198,7 +207,13 @@ impl<S: Storage> Metastore<S> {
     }
 }
 
-fn new_meta(path: &ObjectPath, manifest: &Manifest, file_type: FileType, now: i64) -> ObjectMeta {
+fn new_meta(
+    path: &ObjectPath,
+    manifest: &Manifest,
+    file_type: FileType,
+    arrow: Option<ArrowMeta>,
+    now: i64,
+) -> ObjectMeta {
     let id = ObjectId(Uuid::new_v4());
     let ext = file_type.as_str_name().to_lowercase();
     let cronus_name = format!(
@@ -215,7 +230,34 @@ fn new_meta(path: &ObjectPath, manifest: &Manifest, file_type: FileType, now: i6
         version: 1,
         created: now,
         modified: now,
+        arrow,
     }
+}
+
+/// Returns `fresh` as the next version of the object whose current rows are `old`.
+fn next_version(old: &Node<'_>, fresh: ObjectMeta) -> Result<ObjectMeta> {
+    Ok(ObjectMeta {
+        id: old.str(prop::UUID)?.parse()?,
+        cronus_name: old.str(prop::NAME)?.to_string(),
+        version: old.int(prop::VERSION)? + 1,
+        created: old.int(prop::CREATED)?,
+        ..fresh
+    })
+}
+
+/// The props of an object's rows that describe its current version (replaced by a new one).
+fn stale_props(old: &[Row]) -> HashSet<&str> {
+    let replaced = [
+        prop::CONTENT,
+        prop::SIZE,
+        prop::TYPE,
+        prop::VERSION,
+        prop::MODIFIED,
+    ];
+    old.iter()
+        .map(|r| r.prop.as_str())
+        .filter(|p| replaced.contains(p) || p.starts_with(prop::ARROW_PREFIX))
+        .collect()
 }
 
 /// The rows of an object: all of them for a new one, the version-dependent ones otherwise.
@@ -243,7 +285,97 @@ fn object_rows(m: &ObjectMeta, new: bool) -> Vec<Row> {
             (prop::DIR, m.path.dir().into()),
         ]);
     }
-    rows_of(&iden, m.modified, &props)
+    let mut rows = rows_of(&iden, m.modified, &props);
+    if let Some(arrow) = &m.arrow {
+        rows.extend(arrow_rows(arrow).into_iter().map(|(prop, valu)| Row {
+            iden: iden.clone(),
+            prop,
+            valu,
+            time: m.modified,
+        }));
+    }
+    rows
+}
+
+/// The rows recording `arrow`. Per-field and per-key rows whose prop would be longer than the
+/// row store allows are left out (the schema row still has them).
+fn arrow_rows(arrow: &ArrowMeta) -> Vec<(String, Valu)> {
+    let schema: Vec<serde_json::Value> = arrow
+        .fields
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name, "type": f.data_type, "nullable": f.nullable}))
+        .collect();
+    let mut rows = vec![
+        (
+            prop::ARROW_COLUMNS.to_string(),
+            Valu::Int(arrow.num_columns() as i64),
+        ),
+        (
+            prop::ARROW_ROWS.to_string(),
+            Valu::Int(i64::try_from(arrow.num_rows).unwrap_or(i64::MAX)),
+        ),
+        (
+            prop::ARROW_BATCHES.to_string(),
+            Valu::Int(i64::try_from(arrow.num_batches).unwrap_or(i64::MAX)),
+        ),
+        (
+            prop::ARROW_SCHEMA.to_string(),
+            Valu::Str(serde_json::Value::Array(schema).to_string()),
+        ),
+    ];
+    let fields = arrow.fields.iter().map(|f| {
+        (
+            format!("{}{}", prop::ARROW_FIELD, f.name),
+            f.data_type.clone(),
+        )
+    });
+    let meta = arrow
+        .metadata
+        .iter()
+        .map(|(k, v)| (format!("{}{k}", prop::ARROW_META), v.clone()));
+    rows.extend(
+        fields
+            .chain(meta)
+            .filter(|(p, _)| p.len() <= MAX_PROP_LEN)
+            .map(|(p, v)| (p, Valu::Str(v))),
+    );
+    rows
+}
+
+/// Rebuilds the Arrow metadata recorded in an object's rows, if any.
+fn arrow_of(rows: &[Row], n: &Node<'_>) -> Result<Option<ArrowMeta>> {
+    let Ok(schema) = n.str(prop::ARROW_SCHEMA) else {
+        return Ok(None);
+    };
+    let bad = || MetaError::Corrupt("invalid Arrow schema row".into());
+    let parsed: Vec<serde_json::Value> = serde_json::from_str(schema).map_err(|_| bad())?;
+    let fields = parsed
+        .iter()
+        .map(|f| {
+            Some(ArrowField {
+                name: f.get("name")?.as_str()?.to_string(),
+                data_type: f.get("type")?.as_str()?.to_string(),
+                nullable: f.get("nullable")?.as_bool()?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(bad)?;
+    let metadata = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.prop.strip_prefix(prop::ARROW_META)?.to_string(),
+                r.valu.to_string(),
+            ))
+        })
+        .collect();
+    let count = |p| n.int(p).map(|i| i as u64);
+    Ok(Some(ArrowMeta {
+        fields,
+        num_rows: count(prop::ARROW_ROWS)?,
+        num_batches: count(prop::ARROW_BATCHES)?,
+        metadata,
+    }))
 }
 
 fn object_meta(rows: &[Row]) -> Result<ObjectMeta> {
@@ -266,11 +398,20 @@ fn object_meta(rows: &[Row]) -> Result<ObjectMeta> {
         version: n.int(prop::VERSION)?,
         created: n.int(prop::CREATED)?,
         modified: n.int(prop::MODIFIED)?,
+        arrow: arrow_of(rows, &n)?,
     })
 }
 
 fn cronus_info(m: &ObjectMeta) -> CronusObject {
+    let saturate = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+    let aux = m.arrow.as_ref().map(|a| FileObjectAuxInfo {
+        num_columns: saturate(a.num_columns() as u64),
+        num_rows: saturate(a.num_rows),
+        num_batches: saturate(a.num_batches),
+        ..Default::default()
+    });
     let file = FileObjectInfo {
+        aux,
         r#type: m.file_type as i32,
         size_bytes: m.size as i64,
         partition: m.path.partition.clone(),
