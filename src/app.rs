@@ -1,6 +1,7 @@
 //! Runs a parsed command line: opens the store, calls the library, prints results, and turns
 //! every error into one line on stderr and an exit status (2 for usage, 1 for the rest).
 
+mod catalog;
 mod man;
 mod output;
 mod rows;
@@ -74,6 +75,52 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { path } => init(&path),
         Command::Rows(cmd) => rows::run(&open_store(cli.store.as_deref())?, cmd),
+        Command::Menu(cmd) => catalog::message(
+            &open_catalog(cli.store.as_deref())?,
+            catalog::MessageKind::Menu,
+            cmd,
+        ),
+        Command::Config(cmd) => catalog::message(
+            &open_catalog(cli.store.as_deref())?,
+            catalog::MessageKind::Config,
+            cmd,
+        ),
+        Command::Dataset(cmd) => catalog::dataset(&open_catalog(cli.store.as_deref())?, cmd),
+        Command::Partition(cmd) => catalog::partition(&open_catalog(cli.store.as_deref())?, cmd),
+        Command::Job(cmd) => catalog::job(&open_catalog(cli.store.as_deref())?, cmd),
+        Command::Put {
+            dataset,
+            key,
+            job,
+            name,
+            file,
+        } => catalog::put(
+            &open_catalog(cli.store.as_deref())?,
+            &dataset,
+            &key,
+            job,
+            &name,
+            file.as_deref(),
+        ),
+        Command::Get {
+            dataset,
+            key,
+            job,
+            name,
+            output,
+        } => catalog::get(
+            &open_catalog(cli.store.as_deref())?,
+            &dataset,
+            &key,
+            job,
+            &name,
+            output.as_deref(),
+        ),
+        Command::Ls { dataset, key, job } => {
+            catalog::ls(&open_catalog(cli.store.as_deref())?, &dataset, &key, job)
+        }
+        Command::Gc => catalog::gc(&open_catalog(cli.store.as_deref())?),
+        Command::Fsck => catalog::fsck(&open_catalog(cli.store.as_deref())?),
         Command::GenMan { dir } => man::write_all(&dir),
     }
 }
@@ -86,6 +133,11 @@ fn init(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot create a store in {}", path.display()))?;
     println!("created store {}", path.display());
     Ok(())
+}
+
+/// Opens the catalogue of the store named by `--store` / `CRONUSFS_STORE`.
+fn open_catalog(store: Option<&Path>) -> Result<cronusfs::meta::Metastore<RocksStore>> {
+    Ok(cronusfs::meta::Metastore::new(open_store(store)?))
 }
 
 /// Opens the store named by `--store` / `CRONUSFS_STORE`.

@@ -45,11 +45,141 @@ pub enum Command {
     /// Add, lift, change and delete rows (the Synapse storage API).
     #[command(subcommand)]
     Rows(RowsCommand),
+    /// Register and list menus (Artemis menu messages).
+    #[command(subcommand)]
+    Menu(MessageCommand),
+    /// Register and list configurations (Artemis configuration messages).
+    #[command(subcommand)]
+    Config(MessageCommand),
+    /// Create, list and show datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Add and list the partitions of a dataset.
+    #[command(subcommand)]
+    Partition(PartitionCommand),
+    /// Open and list the jobs of a dataset.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Store FILE (or standard input) as object NAME of job JOB in partition KEY of DATASET; a
+    /// new version if the object exists.
+    Put {
+        /// The dataset's uuid.
+        dataset: String,
+        /// The partition key.
+        key: String,
+        /// The job number.
+        job: u32,
+        /// The object's name in the job directory.
+        name: String,
+        /// The file to store (`-` or absent: standard input).
+        file: Option<PathBuf>,
+    },
+    /// Write the current content of an object to FILE (or standard output).
+    Get {
+        /// The dataset's uuid.
+        dataset: String,
+        /// The partition key.
+        key: String,
+        /// The job number.
+        job: u32,
+        /// The object's name.
+        name: String,
+        /// Where to write (absent or `-`: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// List the objects of a job directory (name, size, type, version, content id).
+    Ls {
+        /// The dataset's uuid.
+        dataset: String,
+        /// The partition key.
+        key: String,
+        /// The job number.
+        job: u32,
+    },
+    /// Delete the content no object refers to any more; print what was freed.
+    Gc,
+    /// Check every object's bytes against its content id, and every node's rows; exit 1 and
+    /// list the problems if any.
+    Fsck,
     /// Write the man pages of every command into DIR.
     #[command(hide = true)]
     GenMan {
         /// Where to write the pages.
         dir: PathBuf,
+    },
+}
+
+/// The `menu` and `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MessageCommand {
+    /// Register a new, empty message with a fresh uuid and NAME (default `<uuid>.<kind>.dat`);
+    /// print its uuid.
+    New {
+        /// The message's name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Register the serialised protobuf message in FILE (its uuid and name come from it).
+    Add {
+        /// The file holding the message.
+        file: PathBuf,
+    },
+    /// List the registered messages: uuid and name.
+    Ls,
+}
+
+/// The `dataset` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Create a dataset made with a registered menu and configuration; print its uuid.
+    Create {
+        /// The menu's uuid.
+        #[arg(long)]
+        menu: String,
+        /// The configuration's uuid.
+        #[arg(long)]
+        config: String,
+    },
+    /// List the datasets' uuids.
+    Ls,
+    /// Show a dataset: menu, configuration, partitions, jobs.
+    Show {
+        /// The dataset's uuid.
+        dataset: String,
+    },
+}
+
+/// The `partition` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PartitionCommand {
+    /// Add partitions KEY… to DATASET.
+    Add {
+        /// The dataset's uuid.
+        dataset: String,
+        /// The partition keys (1–255 bytes, no `/`).
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// List the partition keys of DATASET.
+    Ls {
+        /// The dataset's uuid.
+        dataset: String,
+    },
+}
+
+/// The `job` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Open the next job of DATASET; print its number.
+    New {
+        /// The dataset's uuid.
+        dataset: String,
+    },
+    /// List the job numbers of DATASET.
+    Ls {
+        /// The dataset's uuid.
+        dataset: String,
     },
 }
 

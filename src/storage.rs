@@ -197,6 +197,10 @@ pub trait Storage: RowWrite + Send + Sync {
     /// may span chunks), for backup: feeding them to `add_rows` of an empty store copies it.
     fn backup_rows(&self, chunk_rows: usize) -> Box<dyn Iterator<Item = Result<Vec<Row>>> + '_>;
 
+    /// Checks that the three row indexes hold the same rows and that every entry decodes;
+    /// returns one line per problem (empty when sound). Reads the whole store.
+    fn check_indexes(&self) -> Result<Vec<String>>;
+
     /// Makes everything committed so far durable against a machine crash (a process crash never
     /// loses a committed write).
     fn sync(&self) -> Result<()>;

@@ -7,6 +7,7 @@ mod conformance;
 mod arrow_meta;
 mod backends;
 mod cli;
+mod cli_catalog;
 mod content;
 mod crash;
 mod faults;

@@ -278,6 +278,10 @@ impl<E: Engine> Storage for RowStore<E> {
         }))
     }
 
+    fn check_indexes(&self) -> Result<Vec<String>> {
+        self.view().check_indexes()
+    }
+
     fn sync(&self) -> Result<()> {
         self.engine.sync()
     }

@@ -411,6 +411,35 @@ impl<'e, E: Engine + ?Sized> RowView<'e, E> {
         Ok(old)
     }
 
+    /// Checks that every entry of each row index decodes and that its row is in the other two
+    /// indexes with the same value; returns one line per problem.
+    pub fn check_indexes(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for cf in [Cf::ByIden, Cf::ByPropValu, Cf::ByPropTime] {
+            let mut rows = Vec::new();
+            self.scan(cf, &[], None, &mut |k, v| {
+                match keys::decode_row(cf, k, v) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => problems.push(format!("{}: undecodable entry: {e}", cf.name())),
+                }
+                Ok(true)
+            })?;
+            for row in rows {
+                let e = keys::row_entries(&row);
+                for (other, key) in e.keys.iter().filter(|(c, _)| *c != cf) {
+                    if self.get(*other, key)?.as_deref() != Some(e.value.as_slice()) {
+                        problems.push(format!(
+                            "{}: row {row:?} is missing from {}",
+                            cf.name(),
+                            other.name()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(problems)
+    }
+
     /// Returns up to `chunk` rows of the whole store in `ByIden` order, starting after key
     /// `after`, and the key to resume from (`None` when the store is exhausted).
     pub fn backup_chunk(

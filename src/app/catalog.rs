@@ -1,0 +1,304 @@
+//! `cronusfs menu|config|dataset|partition|job|put|get|ls|gc|fsck`: the Cronus catalogue from
+//! the command line.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use cronusfs::meta::{DatasetId, JobId, Metastore, ObjectPath};
+use cronusfs::pb::cronus::{Configuration, Menu};
+use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
+use cronusfs::storage::{RocksStore, Storage, now_millis};
+use prost::Message;
+
+use crate::cli::{DatasetCommand, JobCommand, MessageCommand, PartitionCommand};
+
+type Catalog = Metastore<RocksStore>;
+
+/// Which registered message a `menu`/`config` command is about.
+#[derive(Clone, Copy)]
+pub enum MessageKind {
+    /// Artemis menus.
+    Menu,
+    /// Artemis job configurations.
+    Config,
+}
+
+fn created_now() -> prost_types::Timestamp {
+    let ms = now_millis();
+    prost_types::Timestamp {
+        seconds: ms / 1000,
+        nanos: ((ms % 1000) * 1_000_000) as i32,
+    }
+}
+
+/// Runs `menu …` or `config …`.
+pub fn message(m: &Catalog, kind: MessageKind, cmd: MessageCommand) -> Result<()> {
+    match (cmd, kind) {
+        (MessageCommand::Ls, k) => {
+            let tag = match k {
+                MessageKind::Menu => "menu",
+                MessageKind::Config => "config",
+            };
+            for uuid in m.registered(tag)? {
+                let name = match k {
+                    MessageKind::Menu => m.menu(&uuid)?.name,
+                    MessageKind::Config => m.config(&uuid)?.name,
+                };
+                println!("{uuid}\t{name}");
+            }
+        }
+        (MessageCommand::New { name }, k) => {
+            let uuid = uuid::Uuid::new_v4().to_string();
+            let suffix = if matches!(k, MessageKind::Menu) {
+                "menu"
+            } else {
+                "config"
+            };
+            let name = name.unwrap_or_else(|| format!("{uuid}.{suffix}.dat"));
+            register(m, k, uuid.clone(), name, None)?;
+            println!("{uuid}");
+        }
+        (MessageCommand::Add { file }, k) => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            println!(
+                "{}",
+                register(m, k, String::new(), String::new(), Some(&bytes))?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Registers a new message (`bytes` absent) or the one encoded in `bytes`; returns its uuid.
+fn register(
+    m: &Catalog,
+    kind: MessageKind,
+    uuid: String,
+    name: String,
+    bytes: Option<&[u8]>,
+) -> Result<String> {
+    let what = || {
+        format!(
+            "not a serialised {} message",
+            if matches!(kind, MessageKind::Menu) {
+                "Menu"
+            } else {
+                "Configuration"
+            }
+        )
+    };
+    match kind {
+        MessageKind::Menu => {
+            let menu = match bytes {
+                Some(b) => Menu::decode(b).with_context(what)?,
+                None => Menu {
+                    uuid,
+                    name,
+                    graphs: vec![],
+                },
+            };
+            m.register_menu(
+                &menu,
+                MenuObjectInfo {
+                    created: Some(created_now()),
+                    ..Default::default()
+                },
+            )?;
+            Ok(menu.uuid)
+        }
+        MessageKind::Config => {
+            let config = match bytes {
+                Some(b) => Configuration::decode(b).with_context(what)?,
+                None => Configuration {
+                    uuid,
+                    name,
+                    ..Default::default()
+                },
+            };
+            m.register_config(
+                &config,
+                ConfigObjectInfo {
+                    created: Some(created_now()),
+                    ..Default::default()
+                },
+            )?;
+            Ok(config.uuid)
+        }
+    }
+}
+
+/// Runs `dataset …`.
+pub fn dataset(m: &Catalog, cmd: DatasetCommand) -> Result<()> {
+    match cmd {
+        DatasetCommand::Create { menu, config } => {
+            println!("{}", m.register_dataset(&menu, &config)?)
+        }
+        DatasetCommand::Ls => {
+            for ds in m.datasets()? {
+                println!("{ds}");
+            }
+        }
+        DatasetCommand::Show { dataset } => {
+            let ds: DatasetId = dataset.parse()?;
+            let (menu, config) = m.dataset_transform(ds)?;
+            let jobs: Vec<String> = m.jobs(ds)?.iter().map(|j| j.to_string()).collect();
+            println!("dataset     {ds}");
+            println!("menu        {menu}");
+            println!("config      {config}");
+            println!("partitions  {}", m.partitions(ds)?.join(" "));
+            println!("jobs        {}", jobs.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `partition …`.
+pub fn partition(m: &Catalog, cmd: PartitionCommand) -> Result<()> {
+    match cmd {
+        PartitionCommand::Add { dataset, keys } => {
+            let ds: DatasetId = dataset.parse()?;
+            for key in keys {
+                m.add_partition(ds, &key)?;
+            }
+        }
+        PartitionCommand::Ls { dataset } => {
+            for key in m.partitions(dataset.parse()?)? {
+                println!("{key}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `job …`.
+pub fn job(m: &Catalog, cmd: JobCommand) -> Result<()> {
+    match cmd {
+        JobCommand::New { dataset } => println!("{}", m.new_job(dataset.parse()?)?),
+        JobCommand::Ls { dataset } => {
+            for job in m.jobs(dataset.parse()?)? {
+                println!("{job}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn object_path(dataset: &str, key: &str, job: u32, name: &str) -> Result<ObjectPath> {
+    Ok(ObjectPath::new(dataset.parse()?, key, JobId(job), name))
+}
+
+/// Runs `put`.
+pub fn put(
+    m: &Catalog,
+    dataset: &str,
+    key: &str,
+    job: u32,
+    name: &str,
+    file: Option<&Path>,
+) -> Result<()> {
+    let path = object_path(dataset, key, job, name)?;
+    let mut input: Box<dyn Read> = match file {
+        Some(f) if f.as_os_str() != "-" => Box::new(
+            std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?,
+        ),
+        _ => Box::new(std::io::stdin().lock()),
+    };
+    let meta = m.put_object(&path, &mut input, &mut |_| {})?;
+    println!(
+        "{}\t{}\t{}\tversion {}",
+        meta.content,
+        meta.size,
+        meta.file_type.as_str_name(),
+        meta.version
+    );
+    Ok(())
+}
+
+/// Runs `get`.
+pub fn get(
+    m: &Catalog,
+    dataset: &str,
+    key: &str,
+    job: u32,
+    name: &str,
+    output: Option<&Path>,
+) -> Result<()> {
+    let meta = m.object(&object_path(dataset, key, job, name)?)?;
+    let mut reader = m.open(&meta)?;
+    match output {
+        Some(o) if o.as_os_str() != "-" => {
+            let mut file = std::fs::File::create(o)
+                .with_context(|| format!("cannot create {}", o.display()))?;
+            std::io::copy(&mut reader, &mut file)?;
+            file.sync_all()?;
+        }
+        _ => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            std::io::copy(&mut reader, &mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `ls`.
+pub fn ls(m: &Catalog, dataset: &str, key: &str, job: u32) -> Result<()> {
+    let objects = m.objects(dataset.parse()?, key, JobId(job))?;
+    for o in objects {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            o.path.name,
+            o.size,
+            o.file_type.as_str_name(),
+            o.version,
+            o.content
+        );
+    }
+    Ok(())
+}
+
+/// Runs `gc`.
+pub fn gc(m: &Catalog) -> Result<()> {
+    let r = m.gc()?;
+    println!(
+        "freed {} contents, {} chunks, {} bytes",
+        r.contents, r.chunks, r.bytes
+    );
+    Ok(())
+}
+
+/// Runs `fsck`: every content's chunks and hashes, every object's content, the row indexes.
+pub fn fsck(m: &Catalog) -> Result<()> {
+    let mut problems = m.storage().check_indexes()?;
+    let content = m.content();
+    let ids = content.ids()?;
+    for id in &ids {
+        problems.extend(content.verify(*id)?);
+    }
+    let mut objects = 0;
+    for ds in m.datasets()? {
+        for o in m.list(ds, "", "")? {
+            objects += 1;
+            if !content.contains(o.content)? {
+                problems.push(format!(
+                    "object {} refers to missing content {}",
+                    o.path, o.content
+                ));
+            }
+        }
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    if !problems.is_empty() {
+        bail!("{} problems found", problems.len());
+    }
+    println!(
+        "clean: {} contents, {objects} objects, row indexes agree",
+        ids.len()
+    );
+    Ok(())
+}
