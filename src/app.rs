@@ -119,6 +119,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ls { dataset, key, job } => {
             catalog::ls(&open_catalog(cli.store.as_deref())?, &dataset, &key, job)
         }
+        Command::ImportCronus { store, dir } => {
+            let catalog = cronusfs::meta::Metastore::new(RocksStore::create(&store)?);
+            catalog::import(&catalog, &dir)
+        }
+        Command::ExportCronus { store, dir, name } => {
+            catalog::export(&open_catalog(Some(&store))?, &dir, &name)
+        }
         Command::Gc => catalog::gc(&open_catalog(cli.store.as_deref())?),
         Command::Fsck => catalog::fsck(&open_catalog(cli.store.as_deref())?),
         Command::GenMan { dir } => man::write_all(&dir),

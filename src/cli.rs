@@ -97,6 +97,27 @@ pub enum Command {
         /// The job number.
         job: u32,
     },
+    /// Import the Python Cronus store in DIR (its `*.cronus.pb` and the files beside it) into
+    /// STORE (created if missing), keeping every uuid.
+    ImportCronus {
+        /// The store to import into.
+        #[arg(value_name = "STORE")]
+        store: PathBuf,
+        /// The directory holding the Cronus store.
+        dir: PathBuf,
+    },
+    /// Export STORE into DIR as a Python Cronus store named NAME, readable by
+    /// `BaseObjectStore(DIR, "<uuid>.NAME.cronus.pb", store_uuid=…)`.
+    ExportCronus {
+        /// The store to export.
+        #[arg(value_name = "STORE")]
+        store: PathBuf,
+        /// The directory to write (made if missing).
+        dir: PathBuf,
+        /// The Cronus store name.
+        #[arg(long, default_value = "cronusfs")]
+        name: String,
+    },
     /// Delete the content no object refers to any more; print what was freed.
     Gc,
     /// Check every object's bytes against its content id, and every node's rows; exit 1 and

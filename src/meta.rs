@@ -4,6 +4,7 @@
 
 pub mod arrow_meta;
 pub mod content;
+pub mod cronus_io;
 pub mod filetype;
 mod metastore;
 pub mod names;
@@ -59,6 +60,9 @@ pub enum MetaError {
     /// No object at this path or with this uuid.
     #[error("no object {0}")]
     NoSuchObject(String),
+    /// An import found an object already at this path.
+    #[error("an object already exists at {0}")]
+    ObjectExists(String),
     /// No menu registered with this uuid.
     #[error("no menu {0}")]
     NoSuchMenu(String),

@@ -10,6 +10,7 @@ mod cli;
 mod cli_catalog;
 mod content;
 mod crash;
+mod cronus_io;
 mod faults;
 mod man_pages;
 mod metastore;

@@ -260,6 +260,38 @@ pub fn ls(m: &Catalog, dataset: &str, key: &str, job: u32) -> Result<()> {
     Ok(())
 }
 
+/// Runs `import-cronus`.
+pub fn import(m: &Catalog, dir: &Path) -> Result<()> {
+    let r = cronusfs::meta::cronus_io::import_cronus(m, dir)
+        .with_context(|| format!("cannot import the Cronus store in {}", dir.display()))?;
+    println!(
+        "imported {}: {} menus/configurations, {} datasets, {} objects, {} rows",
+        r.store_file.display(),
+        r.messages,
+        r.datasets,
+        r.objects,
+        r.rows
+    );
+    for s in &r.skipped {
+        eprintln!("cronusfs: skipped {s}");
+    }
+    Ok(())
+}
+
+/// Runs `export-cronus`.
+pub fn export(m: &Catalog, dir: &Path, name: &str) -> Result<()> {
+    let r = cronusfs::meta::cronus_io::export_cronus(m, dir, name)
+        .with_context(|| format!("cannot export into {}", dir.display()))?;
+    println!(
+        "wrote {}: {} menus/configurations, {} datasets, {} objects",
+        r.store_file.display(),
+        r.messages,
+        r.datasets,
+        r.objects
+    );
+    Ok(())
+}
+
 /// Runs `gc`.
 pub fn gc(m: &Catalog) -> Result<()> {
     let r = m.gc()?;

@@ -381,7 +381,18 @@ impl<S: Storage> Metastore<S> {
 
     /// Registers a new dataset (uuid4) made with `menu` and `config`, both registered.
     pub fn register_dataset(&self, menu: &str, config: &str) -> Result<DatasetId> {
+        let id = DatasetId(Uuid::new_v4());
+        self.register_dataset_as(id, menu, config)?;
+        Ok(id)
+    }
+
+    /// Registers dataset `id` (for imports that keep uuids); an `id` in use is
+    /// [`MetaError::DuplicateUuid`].
+    pub fn register_dataset_as(&self, id: DatasetId, menu: &str, config: &str) -> Result<()> {
         let txn = self.store.begin()?;
+        if !txn.rows_by_id(&id.iden())?.is_empty() {
+            return Err(MetaError::DuplicateUuid(id.to_string()));
+        }
         let transform = Transform {
             menu: Some(Box::new(self.info_of(&*txn, "menu", menu).map_err(
                 |e| not_found(e, || MetaError::NoSuchMenu(menu.into())),
@@ -390,7 +401,6 @@ impl<S: Storage> Metastore<S> {
                 |e| not_found(e, || MetaError::NoSuchConfig(config.into())),
             )?)),
         };
-        let id = DatasetId(Uuid::new_v4());
         let name = format!("{id}.dataset");
         let now = now_millis();
         txn.add_rows(&rows_of(
@@ -417,8 +427,17 @@ impl<S: Storage> Metastore<S> {
             ..Default::default()
         };
         txn.blob_set(&info_key(&id.to_string()), &object.encode_to_vec())?;
-        txn.commit()?;
-        Ok(id)
+        Ok(txn.commit()?)
+    }
+
+    /// Returns the Cronus `CronusObject` kept for node `uuid` (menu, config, dataset, object).
+    pub fn info(&self, uuid: &str) -> Result<CronusObject> {
+        let bytes = self
+            .store
+            .blob_get(&info_key(uuid))?
+            .ok_or_else(|| MetaError::NoSuchObject(uuid.to_string()))?;
+        CronusObject::decode(bytes.as_slice())
+            .map_err(|e| MetaError::Corrupt(format!("info of {uuid}: {e}")))
     }
 
     /// Returns the `CronusObject` of node `uuid` if it is of `kind`.

@@ -135,9 +135,19 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
     opts.set_compression_type(DBCompressionType::Lz4);
     let buffer = match cf {
         Cf::Meta => 4 << 20,
-        Cf::ByIden | Cf::ByPropValu | Cf::ByPropTime | Cf::Blobs => 64 << 20,
+        Cf::Blobs => 32 << 20,
+        Cf::ByIden | Cf::ByPropValu | Cf::ByPropTime => 64 << 20,
     };
     opts.set_write_buffer_size(buffer);
+    if cf == Cf::Blobs {
+        // Large values (content chunks) go to blob files: flushed once, never rewritten by
+        // compaction, read without passing through (and evicting) the block cache. Blob files
+        // whose values were deleted are reclaimed by compaction.
+        opts.set_enable_blob_files(true);
+        opts.set_min_blob_size(4096);
+        opts.set_blob_file_size(256 << 20);
+        opts.set_enable_blob_gc(true);
+    }
     opts
 }
 

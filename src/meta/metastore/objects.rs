@@ -51,6 +51,29 @@ impl<S: Storage> Metastore<S> {
         reader: &mut dyn Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ObjectMeta> {
+        self.put_inner(path, None, reader, progress)
+    }
+
+    /// Stores a new object at `path` with uuid `id` and Cronus name `cronus_name` (for imports
+    /// that keep both); an `id` in use is [`MetaError::DuplicateUuid`], an occupied path
+    /// [`MetaError::ObjectExists`].
+    pub fn put_object_as(
+        &self,
+        path: &ObjectPath,
+        id: ObjectId,
+        cronus_name: &str,
+        reader: &mut dyn Read,
+    ) -> Result<ObjectMeta> {
+        self.put_inner(path, Some((id, cronus_name)), reader, &mut |_| {})
+    }
+
+    fn put_inner(
+        &self,
+        path: &ObjectPath,
+        identity: Option<(ObjectId, &str)>,
+        reader: &mut dyn Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ObjectMeta> {
         check_component("object name", &path.name)?;
         self.require_dir(&self.store, path)?;
         let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
@@ -60,10 +83,18 @@ impl<S: Storage> Metastore<S> {
         self.require_dir(&*txn, path)?;
         let now = now_millis();
         let existing = self.object_rows_at(&*txn, path)?;
-        let fresh = new_meta(path, &manifest, file_type, arrow, now);
-        let meta = match existing.as_deref() {
-            Some(old) => next_version(&Node::new(old), fresh)?,
-            None => fresh,
+        let mut fresh = new_meta(path, &manifest, file_type, arrow, now);
+        let meta = match (existing.as_deref(), identity) {
+            (Some(old), None) => next_version(&Node::new(old), fresh)?,
+            (None, None) => fresh,
+            (None, Some((id, cronus_name))) => {
+                if !txn.rows_by_id(&id.iden())?.is_empty() {
+                    return Err(MetaError::DuplicateUuid(id.to_string()));
+                }
+                (fresh.id, fresh.cronus_name) = (id, cronus_name.to_string());
+                fresh
+            }
+            (Some(_), Some(_)) => return Err(MetaError::ObjectExists(path.to_string())),
         };
         for p in existing.as_deref().map(stale_props).unwrap_or_default() {
             txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;

@@ -1,0 +1,209 @@
+//! Export to the Python Cronus layout and import back: every object, row and protobuf info
+//! survives the round trip; the exported files are where and what the Python Cronus expects.
+
+use std::io::Read;
+
+use cronusfs::meta::cronus_io::{export_cronus, import_cronus};
+use cronusfs::meta::{JobId, MetaError, Metastore, ObjectPath};
+use cronusfs::pb::cronus::{Configuration, Menu};
+use cronusfs::pb::store::{ConfigObjectInfo, CronusObjectStore, MenuObjectInfo, cronus_object};
+use cronusfs::storage::{MemoryStore, RocksStore, RowWrite, Storage, Valu};
+use prost::Message;
+
+use crate::arrow_meta::arrow_file;
+use crate::conformance::sorted;
+
+fn all_rows(s: &dyn Storage) -> Vec<cronusfs::storage::Row> {
+    sorted(
+        s.backup_rows(1000)
+            .map(|c| c.unwrap())
+            .collect::<Vec<_>>()
+            .concat(),
+    )
+}
+
+#[test]
+fn export_then_import_round_trips_everything() {
+    let m = Metastore::new(MemoryStore::new());
+    let menu = Menu {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        name: "m.menu.dat".into(),
+        graphs: vec![],
+    };
+    let config = Configuration {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        name: "c.config.dat".into(),
+        ..Default::default()
+    };
+    m.register_menu(&menu, MenuObjectInfo::default()).unwrap();
+    m.register_config(&config, ConfigObjectInfo::default())
+        .unwrap();
+    let ds = m.register_dataset(&menu.uuid, &config.uuid).unwrap();
+    for key in ["key1", "key2"] {
+        m.add_partition(ds, key).unwrap();
+    }
+    for job in 0..3 {
+        assert_eq!(m.new_job(ds).unwrap(), JobId(job));
+        for key in ["key1", "key2"] {
+            m.put_object(
+                &ObjectPath::new(ds, key, JobId(job), "data.arrow"),
+                &mut &arrow_file(job as usize + 1)[..],
+                &mut |_| {},
+            )
+            .unwrap();
+        }
+    }
+    let p = ObjectPath::new(ds, "key1", JobId(0), "data.arrow");
+    m.put_object(&p, &mut &b"second version"[..], &mut |_| {})
+        .unwrap();
+    let obj = m.object(&p).unwrap();
+    m.storage()
+        .set_rows_by_id_prop(
+            &cronusfs::storage::Iden::new(obj.id.to_string()).unwrap(),
+            "user.quality",
+            &Valu::Int(3),
+        )
+        .unwrap();
+    m.gc().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let report = export_cronus(&m, dir.path(), "test").unwrap();
+    assert_eq!(
+        (report.messages, report.datasets, report.objects),
+        (2, 1, 6)
+    );
+
+    // The layout the Python Cronus reads: the store message, and every member under its name.
+    let store =
+        CronusObjectStore::decode(std::fs::read(&report.store_file).unwrap().as_slice()).unwrap();
+    assert!(store.name.ends_with(".test.cronus.pb") && store.name.starts_with(&store.uuid));
+    let objects = store.info.unwrap().objects;
+    assert_eq!(objects.len(), 3);
+    assert!(dir.path().join("m.menu.dat").is_file() && dir.path().join("c.config.dat").is_file());
+    let Some(cronus_object::Info::Dataset(info)) = &objects[2].info else {
+        panic!("dataset last")
+    };
+    assert_eq!(
+        (info.partitions.clone(), info.job_idx, info.files.len()),
+        (vec!["key1".to_string(), "key2".into()], 3, 6)
+    );
+    for f in &info.files {
+        assert!(
+            f.name.starts_with(&format!("{ds}.job_")) && dir.path().join(&f.name).is_file(),
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            f.address,
+            format!(
+                "file://{}",
+                dir.path().canonicalize().unwrap().join(&f.name).display()
+            )
+        );
+    }
+
+    let back = Metastore::new(MemoryStore::new());
+    let r = import_cronus(&back, dir.path()).unwrap();
+    assert_eq!(
+        (r.messages, r.datasets, r.objects, r.skipped.len()),
+        (2, 1, 6, 0)
+    );
+    assert_eq!(back.menu(&menu.uuid).unwrap(), menu);
+    assert_eq!(back.config(&config.uuid).unwrap(), config);
+    assert_eq!(
+        all_rows(back.storage()),
+        all_rows(m.storage()),
+        "every row, times included"
+    );
+    for o in m.list(ds, "", "").unwrap() {
+        assert_eq!(back.object_by_id(o.id).unwrap(), o);
+        assert_eq!(
+            back.info(&o.id.to_string()).unwrap(),
+            m.info(&o.id.to_string()).unwrap(),
+            "protobuf info"
+        );
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        m.open(&o).unwrap().read_to_end(&mut a).unwrap();
+        back.open(&o).unwrap().read_to_end(&mut b).unwrap();
+        assert!(a == b);
+    }
+    assert!(
+        matches!(
+            import_cronus(&back, dir.path()),
+            Err(MetaError::DuplicateUuid(_))
+        ),
+        "a second import is refused"
+    );
+}
+
+#[test]
+fn import_without_the_sidecar_and_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let m = Metastore::new(RocksStore::create(&src).unwrap());
+    let menu = Menu {
+        uuid: "menu-uuid".into(),
+        name: "menu-uuid.menu.dat".into(),
+        graphs: vec![],
+    };
+    let config = Configuration {
+        uuid: "config-uuid".into(),
+        name: "config-uuid.config.dat".into(),
+        ..Default::default()
+    };
+    m.register_menu(&menu, MenuObjectInfo::default()).unwrap();
+    m.register_config(&config, ConfigObjectInfo::default())
+        .unwrap();
+    let ds = m.register_dataset("menu-uuid", "config-uuid").unwrap();
+    m.add_partition(ds, "k").unwrap();
+    m.new_job(ds).unwrap();
+    let meta = m
+        .put_object(
+            &ObjectPath::new(ds, "k", JobId(0), "x.arrow"),
+            &mut &arrow_file(2)[..],
+            &mut |_| {},
+        )
+        .unwrap();
+    drop(m);
+
+    let out = dir.path().join("cronus");
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "export-cronus".as_ref(),
+        src.as_os_str(),
+        out.as_os_str(),
+        "--name".as_ref(),
+        "t".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".rows.jsonl") {
+            std::fs::remove_file(path).unwrap(); // As the Python Cronus writes it: no sidecar.
+        }
+    }
+    let dst = dir.path().join("dst");
+    let o = run(&["import-cronus".as_ref(), dst.as_os_str(), out.as_os_str()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("2 menus/configurations, 1 datasets, 1 objects, 0 rows")
+    );
+    let back = Metastore::new(RocksStore::open(&dst).unwrap());
+    let got = back.object_by_id(meta.id).unwrap();
+    assert_eq!(
+        (got.content, got.cronus_name.clone(), got.arrow.clone()),
+        (meta.content, meta.cronus_name.clone(), meta.arrow)
+    );
+    assert_eq!(
+        got.path.name, meta.cronus_name,
+        "without the sidecar an object is named by its Cronus name"
+    );
+    assert_eq!(back.partitions(ds).unwrap(), ["k"]);
+    assert_eq!(back.jobs(ds).unwrap(), [JobId(0)]);
+}
