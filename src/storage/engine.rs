@@ -81,6 +81,12 @@ impl WriteBatch {
     }
 }
 
+/// Returns whether the key range `[start, end)` is empty (`start >= end`); a scan of it visits
+/// nothing.
+pub fn is_empty_range(start: &[u8], end: Option<&[u8]>) -> bool {
+    end.is_some_and(|end| start >= end)
+}
+
 /// The visitor a scan calls with each `(key, value)`; it returns `Ok(true)` to go on.
 pub type Visitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'v;
 

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use std::sync::RwLock;
 
 use super::Result;
-use super::engine::{Cf, Engine, Visitor, WriteBatch};
+use super::engine::{Cf, Engine, Visitor, WriteBatch, is_empty_range};
 
 type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; Cf::ALL.len()];
 
@@ -42,7 +42,7 @@ impl Engine for MemoryEngine {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        if end.is_some_and(|end| start >= end) {
+        if is_empty_range(start, end) {
             return Ok(());
         }
         let tables = self.read();

@@ -9,7 +9,7 @@ use rocksdb::{
     ErrorKind, Options, ReadOptions, SliceTransform, WriteOptions,
 };
 
-use super::engine::{Cf, Engine, Visitor, WriteBatch};
+use super::engine::{Cf, Engine, Visitor, WriteBatch, is_empty_range};
 use super::keys;
 use super::{EngineErrorKind, Result, StorageError};
 
@@ -193,7 +193,7 @@ impl Engine for RocksEngine {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        if end.is_some_and(|end| start >= end) {
+        if is_empty_range(start, end) {
             return Ok(());
         }
         let mut opts = ReadOptions::default();

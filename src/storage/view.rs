@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
-use super::engine::{Cf, Engine, Visitor, WriteBatch};
+use super::engine::{Cf, Engine, Visitor, WriteBatch, is_empty_range};
 use super::keys::{self, Span, is_long};
 use super::row::{check_blob_key, check_prop, now_millis};
 use super::{Iden, IntLift, PropQuery, Result, Row, StorageError, Valu};
@@ -69,7 +69,7 @@ impl<'e, E: Engine + ?Sized> RowView<'e, E> {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        if end.is_some_and(|end| start >= end) {
+        if is_empty_range(start, end) {
             return Ok(());
         }
         let pending = self.pending.borrow();
