@@ -75,60 +75,15 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { path } => init(&path),
         Command::Rows(cmd) => rows::run(&open_store(cli.store.as_deref())?, cmd),
-        Command::Menu(cmd) => catalog::message(
-            &open_catalog(cli.store.as_deref())?,
-            catalog::MessageKind::Menu,
-            cmd,
+        Command::ImportCronus { store, dir } => catalog::import(
+            &cronusfs::meta::Metastore::new(RocksStore::create(&store)?),
+            &dir,
         ),
-        Command::Config(cmd) => catalog::message(
-            &open_catalog(cli.store.as_deref())?,
-            catalog::MessageKind::Config,
-            cmd,
-        ),
-        Command::Dataset(cmd) => catalog::dataset(&open_catalog(cli.store.as_deref())?, cmd),
-        Command::Partition(cmd) => catalog::partition(&open_catalog(cli.store.as_deref())?, cmd),
-        Command::Job(cmd) => catalog::job(&open_catalog(cli.store.as_deref())?, cmd),
-        Command::Put {
-            dataset,
-            key,
-            job,
-            name,
-            file,
-        } => catalog::put(
-            &open_catalog(cli.store.as_deref())?,
-            &dataset,
-            &key,
-            job,
-            &name,
-            file.as_deref(),
-        ),
-        Command::Get {
-            dataset,
-            key,
-            job,
-            name,
-            output,
-        } => catalog::get(
-            &open_catalog(cli.store.as_deref())?,
-            &dataset,
-            &key,
-            job,
-            &name,
-            output.as_deref(),
-        ),
-        Command::Ls { dataset, key, job } => {
-            catalog::ls(&open_catalog(cli.store.as_deref())?, &dataset, &key, job)
-        }
-        Command::ImportCronus { store, dir } => {
-            let catalog = cronusfs::meta::Metastore::new(RocksStore::create(&store)?);
-            catalog::import(&catalog, &dir)
-        }
         Command::ExportCronus { store, dir, name } => {
             catalog::export(&open_catalog(Some(&store))?, &dir, &name)
         }
-        Command::Gc => catalog::gc(&open_catalog(cli.store.as_deref())?),
-        Command::Fsck => catalog::fsck(&open_catalog(cli.store.as_deref())?),
         Command::GenMan { dir } => man::write_all(&dir),
+        other => catalog::run(&open_catalog(cli.store.as_deref())?, other),
     }
 }
 

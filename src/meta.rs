@@ -8,6 +8,7 @@ pub mod cronus_io;
 pub mod filetype;
 mod metastore;
 pub mod names;
+pub mod rowjson;
 
 use crate::storage::StorageError;
 

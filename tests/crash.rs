@@ -14,8 +14,9 @@ use crate::conformance::row;
 const CHILD_ENV: &str = "CRONUSFS_CRASH_CHILD_STORE";
 const ROWS_PER_TXN: usize = 40;
 
-/// The child's body; does nothing unless run by the crash test.
+/// The child's body, run only by the crash test (with `--ignored`).
 #[test]
+#[ignore = "the child process of transactions_survive_sigkill_whole_or_not_at_all"]
 fn crash_child_writer() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
@@ -51,6 +52,7 @@ fn transactions_survive_sigkill_whole_or_not_at_all() {
             .args([
                 "crash::crash_child_writer",
                 "--exact",
+                "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -8,12 +8,46 @@ use anyhow::{Context, Result, bail};
 use cronusfs::meta::{DatasetId, JobId, Metastore, ObjectPath};
 use cronusfs::pb::cronus::{Configuration, Menu};
 use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
-use cronusfs::storage::{RocksStore, Storage, now_millis};
+use cronusfs::storage::{RocksStore, Storage};
 use prost::Message;
 
-use crate::cli::{DatasetCommand, JobCommand, MessageCommand, PartitionCommand};
+use crate::cli::{Command, DatasetCommand, JobCommand, MessageCommand, PartitionCommand};
 
 type Catalog = Metastore<RocksStore>;
+
+/// Runs a catalogue command: every command but `init`, `rows`, the Cronus import/export and
+/// `gen-man`, which `app::run` handles itself.
+pub fn run(m: &Catalog, cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Menu(c) => message(m, MessageKind::Menu, c),
+        Command::Config(c) => message(m, MessageKind::Config, c),
+        Command::Dataset(c) => dataset(m, c),
+        Command::Partition(c) => partition(m, c),
+        Command::Job(c) => job(m, c),
+        Command::Put {
+            dataset,
+            key,
+            job,
+            name,
+            file,
+        } => put(m, &dataset, &key, job, &name, file.as_deref()),
+        Command::Get {
+            dataset,
+            key,
+            job,
+            name,
+            output,
+        } => get(m, &dataset, &key, job, &name, output.as_deref()),
+        Command::Ls { dataset, key, job } => ls(m, &dataset, &key, job),
+        Command::Gc => gc(m),
+        Command::Fsck => fsck(m),
+        Command::Init { .. }
+        | Command::Rows(_)
+        | Command::ImportCronus { .. }
+        | Command::ExportCronus { .. }
+        | Command::GenMan { .. } => bail!("not a catalogue command"),
+    }
+}
 
 /// Which registered message a `menu`/`config` command is about.
 #[derive(Clone, Copy)]
@@ -22,14 +56,6 @@ pub enum MessageKind {
     Menu,
     /// Artemis job configurations.
     Config,
-}
-
-fn created_now() -> prost_types::Timestamp {
-    let ms = now_millis();
-    prost_types::Timestamp {
-        seconds: ms / 1000,
-        nanos: ((ms % 1000) * 1_000_000) as i32,
-    }
 }
 
 /// Runs `menu …` or `config …`.
@@ -102,7 +128,7 @@ fn register(
             m.register_menu(
                 &menu,
                 MenuObjectInfo {
-                    created: Some(created_now()),
+                    created: Some(cronusfs::meta::rowjson::timestamp_now()),
                     ..Default::default()
                 },
             )?;
@@ -120,7 +146,7 @@ fn register(
             m.register_config(
                 &config,
                 ConfigObjectInfo {
-                    created: Some(created_now()),
+                    created: Some(cronusfs::meta::rowjson::timestamp_now()),
                     ..Default::default()
                 },
             )?;

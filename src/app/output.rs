@@ -2,7 +2,8 @@
 
 use std::io::{self, Write};
 
-use cronusfs::storage::{Row, Valu};
+use cronusfs::meta::rowjson::to_json_line;
+use cronusfs::storage::Row;
 
 use crate::cli::Format;
 
@@ -17,7 +18,7 @@ pub fn print_rows(rows: &[Row], format: Format) -> io::Result<()> {
         Format::Table => write_table(&mut out, rows)?,
         Format::Jsonl => {
             for row in rows {
-                writeln!(out, "{}", json_line(row))?;
+                writeln!(out, "{}", to_json_line(row))?;
             }
         }
         Format::Tsv => {
@@ -30,16 +31,6 @@ pub fn print_rows(rows: &[Row], format: Format) -> io::Result<()> {
         }
     }
     out.flush()
-}
-
-/// Returns `row` as one JSON object.
-pub fn json_line(row: &Row) -> String {
-    let valu = match &row.valu {
-        Valu::Int(i) => serde_json::Value::from(*i),
-        Valu::Str(s) => serde_json::Value::from(s.as_str()),
-    };
-    serde_json::json!({"iden": row.iden.as_str(), "prop": row.prop, "valu": valu, "time": row.time})
-        .to_string()
 }
 
 fn write_table(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {

@@ -2,7 +2,8 @@
 
 use std::io::{BufRead, BufReader};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
+use cronusfs::meta::rowjson::from_json_line;
 use cronusfs::storage::{Iden, IntLift, PropQuery, Row, Storage, Valu, now_millis};
 
 use super::output::print_rows;
@@ -188,7 +189,7 @@ fn import(store: &dyn Storage, file: Option<&std::path::Path>, batch: usize) -> 
         if line.trim().is_empty() {
             continue;
         }
-        pending.push(parse_json_row(&line).with_context(|| format!("line {}", n + 1))?);
+        pending.push(from_json_line(&line).with_context(|| format!("line {}", n + 1))?);
         if pending.len() == batch {
             store.add_rows(&pending)?;
             total += pending.len();
@@ -199,51 +200,4 @@ fn import(store: &dyn Storage, file: Option<&std::path::Path>, batch: usize) -> 
     total += pending.len();
     println!("imported {total} rows");
     Ok(())
-}
-
-/// Parses one JSON-lines row, as `rows dump --format jsonl` writes it.
-fn parse_json_row(line: &str) -> Result<Row> {
-    let v: serde_json::Value = serde_json::from_str(line).context("not JSON")?;
-    let field = |name: &str| v.get(name).ok_or_else(|| anyhow!("missing field {name:?}"));
-    let text = |name: &str| -> Result<String> {
-        field(name)?
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("field {name:?} is not a string"))
-    };
-    let valu = match field("valu")? {
-        serde_json::Value::String(s) => Valu::Str(s.clone()),
-        n => Valu::Int(
-            n.as_i64()
-                .ok_or_else(|| anyhow!("field \"valu\" is neither a string nor an i64"))?,
-        ),
-    };
-    let time = match v.get("time") {
-        None | Some(serde_json::Value::Null) => now_millis(),
-        Some(t) => t
-            .as_i64()
-            .ok_or_else(|| anyhow!("field \"time\" is not an i64"))?,
-    };
-    Ok(Row {
-        iden: Iden::new(text("iden")?)?,
-        prop: text("prop")?,
-        valu,
-        time,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::app::output::json_line;
-
-    #[test]
-    fn json_rows_round_trip() {
-        let row = Row::new(&Iden::new("i\t1").unwrap(), "p", Valu::Int(-3), 7);
-        assert_eq!(parse_json_row(&json_line(&row)).unwrap(), row);
-        let row = Row::new(&Iden::new("i").unwrap(), "p", "10", 7);
-        assert_eq!(parse_json_row(&json_line(&row)).unwrap(), row);
-        assert!(parse_json_row("{\"iden\":\"i\",\"prop\":\"p\",\"valu\":1.5}").is_err());
-        assert!(parse_json_row("nope").is_err());
-    }
 }

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use super::{DatasetId, JobId, MetaError, Metastore, ObjectPath, Result};
+use super::{DatasetId, JobId, MetaError, Metastore, ObjectPath, Result, rowjson};
 use crate::pb::cronus::{Configuration, Menu};
 use crate::pb::store::{
     CronusObject, CronusObjectStore, CronusObjectStoreInfo, DatasetObjectInfo, cronus_object,
 };
-use crate::storage::{Iden, Row, Storage, Valu};
+use crate::storage::{Iden, Row, Storage};
 
 /// What an export or import did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub fn export_cronus<S: Storage>(m: &Metastore<S>, dir: &Path, name: &str) -> Re
         objects.push(export_dataset(m, ds, &dir, &store_uuid, &mut report)?);
     }
     let info = CronusObjectStoreInfo {
-        created: Some(timestamp_now()),
+        created: Some(rowjson::timestamp_now()),
         objects,
         ..Default::default()
     };
@@ -116,24 +116,11 @@ fn export_dataset<S: Storage>(
     Ok(obj)
 }
 
-fn timestamp_now() -> prost_types::Timestamp {
-    let ms = crate::storage::now_millis();
-    prost_types::Timestamp {
-        seconds: ms / 1000,
-        nanos: ((ms % 1000) * 1_000_000) as i32,
-    }
-}
-
 fn write_rows<S: Storage>(m: &Metastore<S>, file: &Path) -> Result<()> {
     let mut out = BufWriter::new(File::create(file)?);
     for chunk in m.storage().backup_rows(1000) {
         for row in chunk? {
-            let valu = match &row.valu {
-                Valu::Int(i) => serde_json::Value::from(*i),
-                Valu::Str(s) => serde_json::Value::from(s.as_str()),
-            };
-            let line = serde_json::json!({"iden": row.iden.as_str(), "prop": row.prop, "valu": valu, "time": row.time});
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", rowjson::to_json_line(&row))?;
         }
     }
     Ok(out.flush()?)
@@ -303,20 +290,9 @@ fn job_of(name: &str) -> Option<JobId> {
 fn restore_rows<S: Storage>(m: &Metastore<S>, file: &Path) -> Result<usize> {
     let mut rows: Vec<Row> = Vec::new();
     for (n, line) in BufReader::new(File::open(file)?).lines().enumerate() {
-        let line = line?;
-        let bad = || MetaError::Corrupt(format!("{} line {}: not a row", file.display(), n + 1));
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|_| bad())?;
-        let valu = match &v["valu"] {
-            serde_json::Value::String(s) => Valu::Str(s.clone()),
-            other => Valu::Int(other.as_i64().ok_or_else(bad)?),
-        };
-        let iden = Iden::new(v["iden"].as_str().ok_or_else(bad)?)?;
-        rows.push(Row {
-            iden,
-            prop: v["prop"].as_str().ok_or_else(bad)?.to_string(),
-            valu,
-            time: v["time"].as_i64().ok_or_else(bad)?,
-        });
+        let row = rowjson::from_json_line(&line?)
+            .map_err(|e| MetaError::Corrupt(format!("{} line {}: {e}", file.display(), n + 1)))?;
+        rows.push(row);
     }
     let txn = m.storage().begin()?;
     let mut idens: Vec<&Iden> = rows.iter().map(|r| &r.iden).collect();
