@@ -4,6 +4,7 @@
 mod catalog;
 mod man;
 mod output;
+mod progress;
 mod rows;
 
 use std::path::{Path, PathBuf};

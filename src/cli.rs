@@ -10,6 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// A store is a directory holding one RocksDB database. Every catalogued thing is a node: an iden
 /// with rows (iden, prop, valu, time) that can be lifted by prop, value, time window and integer
 /// range, as in the Synapse Cortex storage layer.
+///
+/// Long commands (put, get, gc) draw a progress line on stderr when it is a terminal; set
+/// CRONUSFS_NO_PROGRESS to turn it off.
 #[derive(Debug, Parser)]
 #[command(
     name = "cronusfs",

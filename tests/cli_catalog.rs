@@ -194,3 +194,49 @@ fn fsck_finds_a_corrupted_chunk_and_a_stray_index_entry() {
         "{report}"
     );
 }
+
+#[test]
+fn progress_is_drawn_on_a_terminal_and_nowhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("store");
+    ok(dir.path(), &["init", s.to_str().unwrap()]);
+    let ds = ok(
+        &s,
+        &[
+            "dataset",
+            "create",
+            "--menu",
+            &ok(&s, &["menu", "new"]),
+            "--config",
+            &ok(&s, &["config", "new"]),
+        ],
+    );
+    ok(&s, &["partition", "add", &ds, "k"]);
+    ok(&s, &["job", "new", &ds]);
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, vec![7u8; 8 << 20]).unwrap();
+
+    // Not a terminal: stderr stays empty.
+    let out = run(&s, &["put", &ds, "k", "0", "piped", file.to_str().unwrap()]);
+    assert!(out.status.success() && out.stderr.is_empty());
+
+    // On a terminal (script(1) gives the command a pseudo-terminal), the put draws its bar.
+    let line = format!(
+        "{} --store {} put {ds} k 0 tty {}",
+        env!("CARGO_BIN_EXE_cronusfs"),
+        s.display(),
+        file.display()
+    );
+    let typescript = dir.path().join("typescript");
+    let status = Command::new("timeout")
+        .args(["60", "script", "-qec", &line])
+        .arg(&typescript)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let shown = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(shown.contains("put tty ["), "{shown}");
+    assert!(shown.contains("/ 8.0 MiB"), "{shown}");
+    assert!(shown.contains("\u{1b}[2K"), "the bar is erased: {shown}");
+}

@@ -116,7 +116,15 @@ fn gc_frees_exactly_what_nothing_refers_to() {
         .unwrap();
     assert_eq!(chunk_count(&store), 5);
 
-    let report = content.collect_garbage(&HashSet::from([kept.id])).unwrap();
+    let mut seen = Vec::new();
+    let report = content
+        .collect_garbage(&HashSet::from([kept.id]), &mut |d, t| seen.push((d, t)))
+        .unwrap();
+    // Two contents, then the five chunks: every item counted once, against the final total.
+    assert_eq!(seen.len(), 7);
+    assert_eq!(seen.last(), Some(&(7, 7)));
+    assert!(seen.iter().all(|&(_, total)| total == 7));
+    assert!(seen.windows(2).all(|w| w[1].0 == w[0].0 + 1));
     let freed = CHUNK_SIZE as u64 + (CHUNK_SIZE / 2) as u64;
     assert_eq!(
         report,
@@ -140,7 +148,9 @@ fn gc_frees_exactly_what_nothing_refers_to() {
     assert!(back == keep, "shared chunks survive");
     assert!(content.verify(kept.id).unwrap().is_empty());
     assert_eq!(
-        content.collect_garbage(&HashSet::from([kept.id])).unwrap(),
+        content
+            .collect_garbage(&HashSet::from([kept.id]), &mut |_, _| {})
+            .unwrap(),
         GcReport::default()
     );
 }

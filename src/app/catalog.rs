@@ -11,6 +11,7 @@ use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
 use cronusfs::storage::{RocksStore, Storage};
 use prost::Message;
 
+use super::progress::{Progress, ProgressRead, Unit};
 use crate::cli::{Command, DatasetCommand, JobCommand, MessageCommand, PartitionCommand};
 
 type Catalog = Metastore<RocksStore>;
@@ -225,13 +226,22 @@ pub fn put(
     file: Option<&Path>,
 ) -> Result<()> {
     let path = object_path(dataset, key, job, name)?;
-    let mut input: Box<dyn Read> = match file {
-        Some(f) if f.as_os_str() != "-" => Box::new(
-            std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?,
-        ),
-        _ => Box::new(std::io::stdin().lock()),
+    let (mut input, total): (Box<dyn Read>, Option<u64>) = match file {
+        Some(f) if f.as_os_str() != "-" => {
+            let file =
+                std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
+            let len = file
+                .metadata()
+                .ok()
+                .filter(|md| md.is_file())
+                .map(|md| md.len());
+            (Box::new(file), len)
+        }
+        _ => (Box::new(std::io::stdin().lock()), None),
     };
-    let meta = m.put_object(&path, &mut input, &mut |_| {})?;
+    let mut bar = Progress::new(&format!("put {name}"), Unit::Bytes, total);
+    let meta = m.put_object(&path, &mut input, &mut |done| bar.update(done))?;
+    drop(bar);
     println!(
         "{}\t{}\t{}\tversion {}",
         meta.content,
@@ -252,7 +262,8 @@ pub fn get(
     output: Option<&Path>,
 ) -> Result<()> {
     let meta = m.object(&object_path(dataset, key, job, name)?)?;
-    let mut reader = m.open(&meta)?;
+    let bar = Progress::new(&format!("get {name}"), Unit::Bytes, Some(meta.size));
+    let mut reader = ProgressRead::new(m.open(&meta)?, bar);
     match output {
         Some(o) if o.as_os_str() != "-" => {
             let mut file = std::fs::File::create(o)
@@ -320,7 +331,12 @@ pub fn export(m: &Catalog, dir: &Path, name: &str) -> Result<()> {
 
 /// Runs `gc`.
 pub fn gc(m: &Catalog) -> Result<()> {
-    let r = m.gc()?;
+    let mut bar = Progress::new("gc", Unit::Items, None);
+    let r = m.gc_with_progress(&mut |done, total| {
+        bar.set_total(total);
+        bar.update(done);
+    })?;
+    drop(bar);
     println!(
         "freed {} contents, {} chunks, {} bytes",
         r.contents, r.chunks, r.bytes

@@ -299,28 +299,37 @@ impl<'s> ContentStore<'s> {
             .collect()
     }
 
-    /// Deletes every content not in `live`, then every chunk no remaining content uses.
-    pub fn collect_garbage(&self, live: &HashSet<ContentId>) -> Result<GcReport> {
+    /// Deletes every content not in `live`, then every chunk no remaining content uses;
+    /// `progress(done, total)` counts the contents and chunks examined.
+    pub fn collect_garbage(
+        &self,
+        live: &HashSet<ContentId>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<GcReport> {
         let mut report = GcReport::default();
         let mut used = HashSet::new();
-        for id in self.ids()? {
-            if live.contains(&id) {
-                used.extend(
-                    self.manifest(id)?
-                        .chunks
-                        .into_iter()
-                        .map(|(h, _)| chunk_key(&h)),
-                );
+        let ids = self.ids()?;
+        let chunk_keys = self.store.blob_keys_with_prefix(CHUNK_PREFIX)?;
+        let total = (ids.len() + chunk_keys.len()) as u64;
+        let mut done = 0u64;
+        for id in &ids {
+            if live.contains(id) {
+                let chunks = self.manifest(*id)?.chunks;
+                used.extend(chunks.into_iter().map(|(h, _)| chunk_key(&h)));
             } else {
-                self.store.blob_del(&Manifest::key(id))?;
+                self.store.blob_del(&Manifest::key(*id))?;
                 report.contents += 1;
             }
+            done += 1;
+            progress(done, total);
         }
-        for key in self.store.blob_keys_with_prefix(CHUNK_PREFIX)? {
+        for key in chunk_keys {
             if !used.contains(&key) {
                 report.bytes += self.store.blob_del(&key)?.len() as u64;
                 report.chunks += 1;
             }
+            done += 1;
+            progress(done, total);
         }
         Ok(report)
     }

@@ -228,13 +228,18 @@ impl<S: Storage> Metastore<S> {
     /// Deletes every content that no current object version, menu or configuration refers to,
     /// and every chunk no remaining content uses.
     pub fn gc(&self) -> Result<GcReport> {
+        self.gc_with_progress(&mut |_, _| {})
+    }
+
+    /// [`Metastore::gc`], calling `progress(done, total)` as contents and chunks are examined.
+    pub fn gc_with_progress(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<GcReport> {
         let _exclusive = self.gc_lock.write().unwrap_or_else(|e| e.into_inner());
         let rows = self.store.rows_by_prop(&PropQuery::new(prop::CONTENT))?;
         let live = rows
             .iter()
             .map(|r| r.valu.to_string().parse())
             .collect::<Result<HashSet<_>>>()?;
-        self.content().collect_garbage(&live)
+        self.content().collect_garbage(&live, progress)
     }
 }
 
