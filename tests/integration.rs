@@ -17,4 +17,5 @@ mod metastore;
 mod model;
 mod properties;
 mod proto_compat;
+mod python_clients;
 mod rocks_store;

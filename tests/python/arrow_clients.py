@@ -1,0 +1,57 @@
+"""Real Arrow clients on files cronusfs stores and gives back.
+
+usage:
+  arrow_clients.py write-pyarrow PATH   an IPC file of 10 batches x 1000 rows (int64, float64,
+                                        string) with custom schema metadata, written by pyarrow
+  arrow_clients.py write-polars PATH    an IPC file of 2500 rows written by polars
+  arrow_clients.py read PATH            reads PATH with pyarrow (file, memory map) and polars,
+                                        and prints a JSON summary of what each reader saw
+"""
+import json
+import sys
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+
+def write_pyarrow(path):
+    schema = pa.schema(
+        [("id", pa.int64()), ("x", pa.float64()), ("label", pa.string())],
+        metadata={"producer": "pyarrow", "seed": "7"},
+    )
+    with ipc.new_file(path, schema) as writer:
+        for b in range(10):
+            ids = list(range(b * 1000, (b + 1) * 1000))
+            writer.write_batch(pa.record_batch(
+                [pa.array(ids), pa.array([i * 0.5 for i in ids]), pa.array([f"r{i}" for i in ids])],
+                schema=schema))
+
+
+def write_polars(path):
+    df = pl.DataFrame({"k": list(range(2500)), "v": [f"v{i % 7}" for i in range(2500)]})
+    df.write_ipc(path)
+
+
+def read(path):
+    with pa.OSFile(path) as f:
+        reader = ipc.open_file(f)
+        table = reader.read_all()
+        batches = reader.num_record_batches
+        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    with pa.memory_map(path) as m:
+        mapped = ipc.open_file(m).read_all()
+    df = pl.read_ipc(path)
+    first = table.column(0)
+    print(json.dumps({
+        "pyarrow": {"rows": table.num_rows, "batches": batches, "columns": table.column_names,
+                    "metadata": meta, "sum0": pc.sum(first).as_py()},
+        "memory_map_equal": mapped.equals(table),
+        "polars": {"rows": df.height, "columns": df.columns, "sum0": int(df[df.columns[0]].sum())},
+    }, sort_keys=True))
+
+
+if __name__ == "__main__":
+    command, path = sys.argv[1:3]
+    {"write-pyarrow": write_pyarrow, "write-polars": write_polars, "read": read}[command](path)
