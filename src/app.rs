@@ -3,6 +3,7 @@
 
 mod catalog;
 mod man;
+mod mount;
 mod output;
 mod progress;
 mod rows;
@@ -84,6 +85,9 @@ fn run(cli: Cli) -> Result<()> {
             catalog::export(&open_catalog(Some(&store))?, &dir, &name)
         }
         Command::GenMan { dir } => man::write_all(&dir),
+        Command::Mount(args) => mount::mount(args),
+        Command::Umount { mountpoint } => mount::umount(&mountpoint),
+        Command::Status => mount::status(),
         other => catalog::run(&open_catalog(cli.store.as_deref())?, other),
     }
 }

@@ -126,12 +126,54 @@ pub enum Command {
     /// Check every object's bytes against its content id, and every node's rows; exit 1 and
     /// list the problems if any.
     Fsck,
+    /// Mount STORE at MOUNTPOINT and serve it from a daemon; returns once the mount answers.
+    ///
+    /// The tree: datasets/<uuid>/{menu,config,partitions/<key>/jobs/<n>/<object>}, menus/,
+    /// configs/, objects/<content-id>. See docs/SEMANTICS.md for what each operation does.
+    Mount(MountArgs),
+    /// Unmount MOUNTPOINT and wait for its daemon to finish committing and exit.
+    Umount {
+        /// The mount point.
+        mountpoint: PathBuf,
+    },
+    /// Show the cronusfs mounts of this machine: store, mount point, daemon pid.
+    Status,
     /// Write the man pages of every command into DIR.
     #[command(hide = true)]
     GenMan {
         /// Where to write the pages.
         dir: PathBuf,
     },
+}
+
+/// The arguments of `mount`.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// The store to serve.
+    #[arg(value_name = "STORE")]
+    pub store: PathBuf,
+    /// Where to mount it (an existing, empty directory).
+    pub mountpoint: PathBuf,
+    /// Serve from this process instead of a daemon; SIGINT or SIGTERM unmounts.
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Refuse every change (EROFS).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Let other users in (the kernel checks permissions; needs user_allow_other in
+    /// /etc/fuse.conf unless run as root).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Append the daemon's log to FILE (default: nowhere for a daemon, stderr in the
+    /// foreground).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Threads serving requests.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub threads: usize,
+    /// Internal: set in the daemon process the parent starts.
+    #[arg(long, hide = true)]
+    pub daemon_child: bool,
 }
 
 /// The `menu` and `config` subcommands.

@@ -3,6 +3,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod fs;
+pub mod fuse;
 pub mod meta;
 pub mod pb;
 pub mod storage;

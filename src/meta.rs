@@ -13,7 +13,7 @@ pub mod rowjson;
 use crate::storage::StorageError;
 
 pub use content::{ContentId, ContentStore, GcReport, Manifest};
-pub use metastore::{DatasetId, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath};
+pub use metastore::{DatasetId, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath, prop};
 
 /// Error of a metastore operation.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,23 @@ pub enum MetaError {
     /// No configuration registered with this uuid.
     #[error("no configuration {0}")]
     NoSuchConfig(String),
+    /// The dataset has opened this job already.
+    #[error("dataset {dataset} already has a job {job}")]
+    JobExists {
+        /// The dataset.
+        dataset: String,
+        /// The job number.
+        job: u32,
+    },
+    /// A dataset, partition or job that still holds something cannot be removed.
+    #[error("{0} is not empty")]
+    NotEmpty(String),
+    /// A row of the catalogue's own (`cronus:…`), which users cannot set or delete.
+    #[error("{0} is a row of the catalogue and read-only")]
+    SystemProp(String),
+    /// Objects move only within their dataset.
+    #[error("cannot move an object to another dataset ({0})")]
+    CrossDataset(String),
     /// Something with this uuid is registered already.
     #[error("uuid {0} is already registered")]
     DuplicateUuid(String),

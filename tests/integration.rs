@@ -12,6 +12,7 @@ mod content;
 mod crash;
 mod cronus_io;
 mod faults;
+mod fs_core;
 mod man_pages;
 mod metastore;
 mod model;

@@ -93,7 +93,7 @@ fn seed_walkthrough_survives_reopening() {
     assert_eq!(m.config(&config.uuid).unwrap(), config);
     assert_eq!(
         m.dataset_transform(ds).unwrap(),
-        (menu.uuid.clone(), config.uuid.clone())
+        Some((menu.uuid.clone(), config.uuid.clone()))
     );
     for n in 0..10 {
         for key in keys {

@@ -46,6 +46,9 @@ pub fn run(m: &Catalog, cmd: Command) -> Result<()> {
         | Command::Rows(_)
         | Command::ImportCronus { .. }
         | Command::ExportCronus { .. }
+        | Command::Mount(_)
+        | Command::Umount { .. }
+        | Command::Status
         | Command::GenMan { .. } => bail!("not a catalogue command"),
     }
 }
@@ -169,7 +172,9 @@ pub fn dataset(m: &Catalog, cmd: DatasetCommand) -> Result<()> {
         }
         DatasetCommand::Show { dataset } => {
             let ds: DatasetId = dataset.parse()?;
-            let (menu, config) = m.dataset_transform(ds)?;
+            let (menu, config) = m
+                .dataset_transform(ds)?
+                .unwrap_or_else(|| ("-".into(), "-".into()));
             let jobs: Vec<String> = m.jobs(ds)?.iter().map(|j| j.to_string()).collect();
             println!("dataset     {ds}");
             println!("menu        {menu}");

@@ -245,7 +245,7 @@ impl<'s> ContentStore<'s> {
 
     /// Returns chunk `index` of `manifest`; a missing chunk or one of the wrong length is
     /// [`MetaError::Corrupt`] (`verify` also checks the hashes).
-    fn chunk(&self, manifest: &Manifest, index: usize) -> Result<Vec<u8>> {
+    pub fn chunk(&self, manifest: &Manifest, index: usize) -> Result<Vec<u8>> {
         let (hash, len) = &manifest.chunks[index];
         let key = chunk_key(hash);
         match self.store.blob_get(&key)? {

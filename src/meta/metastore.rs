@@ -4,6 +4,7 @@
 //! Every call commits before it returns; there is no separate save step.
 
 mod objects;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,6 +70,15 @@ pub mod prop {
     pub const VERSION: &str = "cronus:version";
     /// One row per version ever committed: `<version>:<content id>`.
     pub const HISTORY: &str = "cronus:history";
+    /// Permission bits set through the mount (`chmod`), when not the default.
+    pub const MODE: &str = "cronus:mode";
+    /// Owner set through the mount (`chown`), when not the mount's owner.
+    pub const UID: &str = "cronus:uid";
+    /// Group set through the mount (`chown`), when not the mount's group.
+    pub const GID: &str = "cronus:gid";
+    /// Modification time set through the mount (`touch -d`, `tar`, `rsync -t`), epoch ms; a
+    /// new version clears it.
+    pub const MTIME: &str = "cronus:mtime";
     /// Prefix of every Arrow row; a new version replaces all of them.
     pub const ARROW_PREFIX: &str = "cronus:arrow:";
     /// Arrow: number of columns.
@@ -117,7 +127,12 @@ macro_rules! uuid_newtype {
             }
         }
         impl $ty {
-            fn iden(self) -> Iden {
+            /// Returns a new random uuid4.
+            pub fn random() -> Self {
+                $ty(Uuid::new_v4())
+            }
+            /// Returns the iden holding the node's rows.
+            pub fn iden(self) -> Iden {
                 Iden::new(self.to_string()).expect("a uuid is a valid iden")
             }
         }
@@ -389,35 +404,44 @@ impl<S: Storage> Metastore<S> {
     /// Registers dataset `id` (for imports that keep uuids); an `id` in use is
     /// [`MetaError::DuplicateUuid`].
     pub fn register_dataset_as(&self, id: DatasetId, menu: &str, config: &str) -> Result<()> {
+        self.insert_dataset(id, Some((menu, config)))
+    }
+
+    /// Creates dataset `id` with no menu or configuration yet (what `mkdir datasets/<uuid>`
+    /// does); an `id` in use is [`MetaError::DuplicateUuid`].
+    pub fn create_dataset(&self, id: DatasetId) -> Result<()> {
+        self.insert_dataset(id, None)
+    }
+
+    fn insert_dataset(&self, id: DatasetId, made_with: Option<(&str, &str)>) -> Result<()> {
         let txn = self.store.begin()?;
         if !txn.rows_by_id(&id.iden())?.is_empty() {
             return Err(MetaError::DuplicateUuid(id.to_string()));
         }
-        let transform = Transform {
-            menu: Some(Box::new(self.info_of(&*txn, "menu", menu).map_err(
-                |e| not_found(e, || MetaError::NoSuchMenu(menu.into())),
-            )?)),
-            config: Some(Box::new(self.info_of(&*txn, "config", config).map_err(
-                |e| not_found(e, || MetaError::NoSuchConfig(config.into())),
-            )?)),
-        };
         let name = format!("{id}.dataset");
         let now = now_millis();
-        txn.add_rows(&rows_of(
-            &id.iden(),
-            now,
-            &[
-                (prop::KIND, "dataset".into()),
-                (prop::UUID, id.to_string().into()),
-                (prop::NAME, name.as_str().into()),
-                (prop::CREATED, now.into()),
-                (prop::MENU, menu.into()),
-                (prop::CONFIG, config.into()),
-                (prop::JOB_IDX, 0.into()),
-            ],
-        ))?;
+        let mut props: Vec<(&str, Valu)> = vec![
+            (prop::KIND, "dataset".into()),
+            (prop::UUID, id.to_string().into()),
+            (prop::NAME, name.as_str().into()),
+            (prop::CREATED, now.into()),
+            (prop::JOB_IDX, 0.into()),
+        ];
+        let mut transform = None;
+        if let Some((menu, config)) = made_with {
+            transform = Some(Box::new(Transform {
+                menu: Some(Box::new(self.info_of(&*txn, "menu", menu).map_err(
+                    |e| not_found(e, || MetaError::NoSuchMenu(menu.into())),
+                )?)),
+                config: Some(Box::new(self.info_of(&*txn, "config", config).map_err(
+                    |e| not_found(e, || MetaError::NoSuchConfig(config.into())),
+                )?)),
+            }));
+            props.extend([(prop::MENU, menu.into()), (prop::CONFIG, config.into())]);
+        }
+        txn.add_rows(&rows_of(&id.iden(), now, &props))?;
         let info = DatasetObjectInfo {
-            transform: Some(Box::new(transform)),
+            transform,
             ..Default::default()
         };
         let object = CronusObject {
@@ -471,14 +495,15 @@ impl<S: Storage> Metastore<S> {
         Ok(rows)
     }
 
-    /// Returns the menu and configuration uuids of `dataset`.
-    pub fn dataset_transform(&self, dataset: DatasetId) -> Result<(String, String)> {
+    /// Returns the menu and configuration uuids of `dataset`, or `None` for a dataset created
+    /// without them.
+    pub fn dataset_transform(&self, dataset: DatasetId) -> Result<Option<(String, String)>> {
         let rows = self.dataset_rows(&self.store, dataset)?;
         let node = Node::new(&rows);
-        Ok((
-            node.str(prop::MENU)?.to_string(),
-            node.str(prop::CONFIG)?.to_string(),
-        ))
+        match (node.str(prop::MENU), node.str(prop::CONFIG)) {
+            (Ok(menu), Ok(config)) => Ok(Some((menu.to_string(), config.to_string()))),
+            _ => Ok(None),
+        }
     }
 
     /// Adds partition `key` to `dataset`; a key already there is [`MetaError::PartitionExists`].

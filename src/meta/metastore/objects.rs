@@ -21,7 +21,7 @@ use crate::storage::{MAX_PROP_LEN, PropQuery, Row, RowRead, Storage, Valu, now_m
 
 impl<S: Storage> Metastore<S> {
     /// Checks that the job directory of `path` exists: dataset, partition and job.
-    fn require_dir(&self, view: &dyn RowRead, path: &ObjectPath) -> Result<()> {
+    pub(super) fn require_dir(&self, view: &dyn RowRead, path: &ObjectPath) -> Result<()> {
         self.dataset_rows(view, path.dataset)?;
         if view
             .rows_by_id(&partition_iden(path.dataset, &path.partition))?
@@ -51,7 +51,19 @@ impl<S: Storage> Metastore<S> {
         reader: &mut dyn Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ObjectMeta> {
-        self.put_inner(path, None, reader, progress)
+        self.put_inner(path, Identity::Fresh, reader, progress)
+    }
+
+    /// Like [`Metastore::put_object`], but a new object gets uuid `id` (the mount gives a
+    /// file its inode's identity when it is created, before its first commit). When an object
+    /// is already at `path` this is a new version of it, whatever `id` says.
+    pub fn put_object_prefer_id(
+        &self,
+        path: &ObjectPath,
+        id: ObjectId,
+        reader: &mut dyn Read,
+    ) -> Result<ObjectMeta> {
+        self.put_inner(path, Identity::Prefer(id), reader, &mut |_| {})
     }
 
     /// Stores a new object at `path` with uuid `id` and Cronus name `cronus_name` (for imports
@@ -64,13 +76,13 @@ impl<S: Storage> Metastore<S> {
         cronus_name: &str,
         reader: &mut dyn Read,
     ) -> Result<ObjectMeta> {
-        self.put_inner(path, Some((id, cronus_name)), reader, &mut |_| {})
+        self.put_inner(path, Identity::Keep(id, cronus_name), reader, &mut |_| {})
     }
 
     fn put_inner(
         &self,
         path: &ObjectPath,
-        identity: Option<(ObjectId, &str)>,
+        identity: Identity<'_>,
         reader: &mut dyn Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ObjectMeta> {
@@ -83,18 +95,27 @@ impl<S: Storage> Metastore<S> {
         self.require_dir(&*txn, path)?;
         let now = now_millis();
         let existing = self.object_rows_at(&*txn, path)?;
-        let mut fresh = new_meta(path, &manifest, file_type, arrow, now);
+        let new_id = match identity {
+            Identity::Fresh => ObjectId(Uuid::new_v4()),
+            Identity::Prefer(id) | Identity::Keep(id, _) => id,
+        };
+        let mut fresh = new_meta(path, new_id, &manifest, file_type, arrow, now);
         let meta = match (existing.as_deref(), identity) {
-            (Some(old), None) => next_version(&Node::new(old), fresh)?,
-            (None, None) => fresh,
-            (None, Some((id, cronus_name))) => {
-                if !txn.rows_by_id(&id.iden())?.is_empty() {
-                    return Err(MetaError::DuplicateUuid(id.to_string()));
+            (Some(old), Identity::Fresh | Identity::Prefer(_)) => {
+                next_version(&Node::new(old), fresh)?
+            }
+            (Some(_), Identity::Keep(..)) => {
+                return Err(MetaError::ObjectExists(path.to_string()));
+            }
+            (None, identity) => {
+                if !txn.rows_by_id(&new_id.iden())?.is_empty() {
+                    return Err(MetaError::DuplicateUuid(new_id.to_string()));
                 }
-                (fresh.id, fresh.cronus_name) = (id, cronus_name.to_string());
+                if let Identity::Keep(_, cronus_name) = identity {
+                    fresh.cronus_name = cronus_name.to_string();
+                }
                 fresh
             }
-            (Some(_), Some(_)) => return Err(MetaError::ObjectExists(path.to_string())),
         };
         for p in existing.as_deref().map(stale_props).unwrap_or_default() {
             txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
@@ -143,7 +164,11 @@ impl<S: Storage> Metastore<S> {
         Ok(filetype::detect(&head, &tail, manifest.size))
     }
 
-    fn object_rows_at(&self, view: &dyn RowRead, path: &ObjectPath) -> Result<Option<Vec<Row>>> {
+    pub(super) fn object_rows_at(
+        &self,
+        view: &dyn RowRead,
+        path: &ObjectPath,
+    ) -> Result<Option<Vec<Row>>> {
         let key = Valu::from(path.key());
         let hit = view.rows_by_prop(&PropQuery::new(prop::PATH).valu(&key).limit(1))?;
         match hit.first() {
@@ -243,14 +268,25 @@ impl<S: Storage> Metastore<S> {
     }
 }
 
+/// Which uuid a put gives a new object.
+#[derive(Clone, Copy)]
+enum Identity<'a> {
+    /// A fresh uuid4.
+    Fresh,
+    /// This uuid (a new version of the object at the path if there is one).
+    Prefer(ObjectId),
+    /// This uuid and Cronus name (an import; an object at the path is an error).
+    Keep(ObjectId, &'a str),
+}
+
 fn new_meta(
     path: &ObjectPath,
+    id: ObjectId,
     manifest: &Manifest,
     file_type: FileType,
     arrow: Option<ArrowMeta>,
     now: i64,
 ) -> ObjectMeta {
-    let id = ObjectId(Uuid::new_v4());
     let ext = file_type.as_str_name().to_lowercase();
     let cronus_name = format!(
         "{}.job_{}.part_{}.{id}.{ext}",
@@ -289,6 +325,7 @@ fn stale_props(old: &[Row]) -> HashSet<&str> {
         prop::TYPE,
         prop::VERSION,
         prop::MODIFIED,
+        prop::MTIME,
     ];
     old.iter()
         .map(|r| r.prop.as_str())

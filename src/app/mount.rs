@@ -1,0 +1,319 @@
+//! `mount`, `umount` and `status`: starting the daemon that serves a store at a mount point
+//! (the parent returns once the mount answers), stopping it cleanly, and listing what is
+//! mounted where. The daemon records `cronusfs.mount` (pid, mount point) in the store.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use cronusfs::fs::{FsCore, FsOptions};
+use cronusfs::fuse::{self, MountOptions};
+use cronusfs::meta::Metastore;
+use cronusfs::storage::RocksStore;
+
+use crate::cli::MountArgs;
+
+/// How long `mount` waits for the daemon to have the mount ready, and `umount` for it to exit.
+const WAIT: Duration = Duration::from_secs(60);
+/// The file in the store that names the serving daemon.
+const MOUNT_FILE: &str = "cronusfs.mount";
+
+/// Runs `mount`.
+pub fn mount(args: MountArgs) -> Result<()> {
+    let store = args
+        .store
+        .canonicalize()
+        .with_context(|| format!("no store at {}", args.store.display()))?;
+    let mountpoint = args
+        .mountpoint
+        .canonicalize()
+        .with_context(|| format!("no mount point {}", args.mountpoint.display()))?;
+    if !mountpoint.is_dir() {
+        bail!("{} is not a directory", mountpoint.display());
+    }
+    if let Some(m) = mounts()?.into_iter().find(|m| m.mountpoint == mountpoint) {
+        bail!(
+            "{} is already a mount point (of {})",
+            mountpoint.display(),
+            m.source
+        );
+    }
+    if args.foreground || args.daemon_child {
+        serve(&args, &store, &mountpoint)
+    } else {
+        start_daemon(&args, &store, &mountpoint)
+    }
+}
+
+/// Starts `cronusfs mount --daemon-child` in its own session and waits for its "ready" line.
+fn start_daemon(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("mount")
+        .arg(store)
+        .arg(mountpoint)
+        .arg("--daemon-child");
+    cmd.args(["--threads", &args.threads.to_string()]);
+    if args.read_only {
+        cmd.arg("--read-only");
+    }
+    if args.allow_other {
+        cmd.arg("--allow-other");
+    }
+    let log = match &args.log_file {
+        Some(f) => {
+            cmd.arg("--log-file").arg(f);
+            Stdio::from(open_log(f)?)
+        }
+        None => Stdio::null(),
+    };
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(WAIT) {
+        Ok(line) if line.starts_with("ready") => {
+            println!(
+                "mounted {} at {} (daemon pid {})",
+                store.display(),
+                mountpoint.display(),
+                child.id()
+            );
+            Ok(())
+        }
+        Ok(line) => {
+            let status = child.wait()?;
+            match line.strip_prefix("error: ") {
+                Some(msg) => bail!("{}", msg.trim_end()),
+                None => bail!("the daemon exited ({status}) before the mount was ready"),
+            }
+        }
+        Err(_) => {
+            let _ = child.kill();
+            bail!("the mount was not ready within {} s", WAIT.as_secs())
+        }
+    }
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open log file {}", path.display()))
+}
+
+/// Serves the mount from this process until it is unmounted.
+fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
+    if let (Some(f), false) = (&args.log_file, args.daemon_child) {
+        let file = open_log(f)?;
+        redirect_stderr(&file);
+    }
+    let core = match open_core(args, store) {
+        Ok(core) => core,
+        Err(e) => {
+            if args.daemon_child {
+                println!("error: {e:#}");
+            }
+            return Err(e);
+        }
+    };
+    let options = MountOptions {
+        source: store.display().to_string(),
+        read_only: args.read_only,
+        allow_other: args.allow_other,
+        threads: args.threads,
+    };
+    let record = store.join(MOUNT_FILE);
+    let ready = || {
+        let _ = std::fs::write(
+            &record,
+            format!("{}\n{}\n", std::process::id(), mountpoint.display()),
+        );
+        log(&format!(
+            "serving {} at {}",
+            store.display(),
+            mountpoint.display()
+        ));
+        if args.daemon_child {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "ready");
+            let _ = out.flush();
+        }
+    };
+    let result = fuse::serve(core, mountpoint, &options, ready);
+    let _ = std::fs::remove_file(&record);
+    match result {
+        Ok(()) => {
+            log(&format!("unmounted {}", mountpoint.display()));
+            Ok(())
+        }
+        Err(e) => {
+            if args.daemon_child {
+                println!("error: cannot mount {}: {e}", mountpoint.display());
+            }
+            Err(anyhow!("cannot mount {}: {e}", mountpoint.display()))
+        }
+    }
+}
+
+fn open_core(args: &MountArgs, store: &Path) -> Result<FsCore<RocksStore>> {
+    let rocks = RocksStore::open(store)?;
+    let options = FsOptions {
+        read_only: args.read_only,
+        // SAFETY: getuid and getgid cannot fail and touch no memory.
+        uid: unsafe { libc::getuid() },
+        // SAFETY: as above.
+        gid: unsafe { libc::getgid() },
+        staging_dir: store.join("staging"),
+    };
+    Ok(FsCore::new(Metastore::new(rocks), options)?)
+}
+
+/// Points stderr (where the log goes) at `file`.
+fn redirect_stderr(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 on two valid descriptors; stderr is replaced atomically.
+    unsafe {
+        libc::dup2(file.as_raw_fd(), libc::STDERR_FILENO);
+    }
+}
+
+fn log(msg: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    eprintln!("cronusfs[{}] {now}: {msg}", std::process::id());
+}
+
+/// One cronusfs mount of this machine.
+struct MountEntry {
+    source: String,
+    mountpoint: PathBuf,
+    read_only: bool,
+}
+
+/// Returns the cronusfs mounts listed in /proc/self/mountinfo.
+fn mounts() -> Result<Vec<MountEntry>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut r = right.split(' ');
+            let (fstype, source) = (r.next()?, r.next()?);
+            // Mounted by root, the kernel shows plain "fuse"; the daemon's record in the
+            // store tells ours apart.
+            let ours = fstype == "fuse.cronusfs"
+                || (fstype == "fuse" && Path::new(&unescape(source)).join(MOUNT_FILE).exists());
+            if !ours {
+                return None;
+            }
+            let fields: Vec<&str> = left.split(' ').collect();
+            Some(MountEntry {
+                source: unescape(source),
+                mountpoint: PathBuf::from(unescape(fields.get(4)?)),
+                read_only: fields.get(5)?.split(',').any(|o| o == "ro"),
+            })
+        })
+        .collect())
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, …).
+fn unescape(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && let Some(Ok(v)) = s.get(i + 1..i + 4).map(|o| u8::from_str_radix(o, 8))
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Returns the pid recorded by the daemon serving `store`, if any.
+fn daemon_pid(store: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(store.join(MOUNT_FILE)).ok()?;
+    text.lines().next()?.parse().ok()
+}
+
+/// Runs `umount`.
+pub fn umount(mountpoint: &Path) -> Result<()> {
+    let target = mountpoint
+        .canonicalize()
+        .unwrap_or_else(|_| mountpoint.to_path_buf());
+    let entry = mounts()?
+        .into_iter()
+        .find(|m| m.mountpoint == target)
+        .ok_or_else(|| anyhow!("{} is not a cronusfs mount", mountpoint.display()))?;
+    let pid = daemon_pid(Path::new(&entry.source));
+    let out = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&target)
+        .output()
+        .context("cannot run fusermount3 (install the fuse3 package)")?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        bail!("cannot unmount {}: {}", target.display(), why.trim());
+    }
+    if let Some(pid) = pid {
+        let deadline = Instant::now() + WAIT;
+        while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+            if Instant::now() > deadline {
+                bail!(
+                    "unmounted, but daemon {pid} has not exited after {} s",
+                    WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    println!("unmounted {}", target.display());
+    Ok(())
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// Runs `status`.
+pub fn status() -> Result<()> {
+    let mounts = mounts()?;
+    if mounts.is_empty() {
+        println!("no cronusfs mounts");
+    }
+    for m in mounts {
+        let pid = daemon_pid(Path::new(&m.source)).map_or("-".to_string(), |p| p.to_string());
+        let mode = if m.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        };
+        println!(
+            "{}\t{}\t{mode}\tpid {pid}",
+            m.source,
+            m.mountpoint.display()
+        );
+    }
+    Ok(())
+}

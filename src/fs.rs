@@ -1,0 +1,405 @@
+//! The filesystem core: the SPEC §4 tree over a [`Metastore`], with every operation the mount
+//! serves as a plain method taking inode numbers and names and returning typed errors. No
+//! kernel types appear here; `fuse.rs` only translates between this and `fuser`, so the tests
+//! drive every operation without a mount.
+
+mod attr;
+mod error;
+mod file;
+mod inode;
+mod tree;
+mod xattr;
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
+pub use error::{FsError, FsResult};
+pub use file::{Fh, OpenFlags, Opened};
+pub use inode::{Ino, Node};
+pub use tree::SetAttr;
+pub use xattr::{XattrFlags, XattrReply};
+
+use crate::meta::{ContentId, DatasetId, JobId, Metastore, ObjectPath, prop};
+use crate::storage::{Iden, Row, Storage};
+
+/// How the core is set up.
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// Refuse every change with EROFS.
+    pub read_only: bool,
+    /// Owner of nodes that have none of their own.
+    pub uid: u32,
+    /// Group of nodes that have none of their own.
+    pub gid: u32,
+    /// Where open files being written keep their bytes until they are committed.
+    pub staging_dir: PathBuf,
+}
+
+/// One entry of a directory listing, with the attributes readdirplus returns.
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    /// The entry's name.
+    pub name: String,
+    /// Its attributes.
+    pub attr: Attr,
+}
+
+/// The filesystem over one catalogue.
+pub struct FsCore<S: Storage> {
+    meta: Metastore<S>,
+    inodes: inode::Inodes,
+    defaults: Defaults,
+    options: FsOptions,
+    files: file::OpenFiles,
+    started: SystemTime,
+}
+
+/// Names of the root's directories, in listing order.
+const ROOT_DIRS: [(&str, Node); 4] = [
+    ("datasets", Node::Datasets),
+    ("menus", Node::Menus),
+    ("configs", Node::Configs),
+    ("objects", Node::Objects),
+];
+
+impl<S: Storage> FsCore<S> {
+    /// Returns the filesystem over `meta`.
+    pub fn new(meta: Metastore<S>, options: FsOptions) -> FsResult<Self> {
+        std::fs::create_dir_all(&options.staging_dir)?;
+        Ok(FsCore {
+            meta,
+            inodes: inode::Inodes::default(),
+            defaults: Defaults {
+                uid: options.uid,
+                gid: options.gid,
+                read_only: options.read_only,
+            },
+            options,
+            files: file::OpenFiles::default(),
+            started: SystemTime::now(),
+        })
+    }
+
+    /// Returns the catalogue.
+    pub fn metastore(&self) -> &Metastore<S> {
+        &self.meta
+    }
+
+    fn node(&self, ino: Ino) -> FsResult<Node> {
+        self.inodes.node(ino).ok_or(FsError::NotFound)
+    }
+
+    fn writable(&self) -> FsResult<()> {
+        if self.options.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// Looks `name` up in directory `parent`.
+    pub fn lookup(&self, parent: Ino, name: &str) -> FsResult<Attr> {
+        let node = self.child(&self.node(parent)?, name)?;
+        let ino = self.inodes.ino(&node);
+        self.attr_of(ino, &node)
+    }
+
+    /// Returns the attributes of `ino`.
+    pub fn getattr(&self, ino: Ino) -> FsResult<Attr> {
+        self.attr_of(ino, &self.node(ino)?)
+    }
+
+    /// Returns the node called `name` in directory `parent`, if it exists.
+    fn child(&self, parent: &Node, name: &str) -> FsResult<Node> {
+        let node = match parent {
+            Node::Root => ROOT_DIRS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, node)| node.clone()),
+            Node::Datasets => name
+                .parse::<DatasetId>()
+                .ok()
+                .filter(|ds| self.meta.has_dataset(*ds).unwrap_or(false))
+                .map(Node::Dataset),
+            Node::Dataset(ds) => self.dataset_child(*ds, name)?,
+            Node::Partitions(ds) => self
+                .meta
+                .has_partition(*ds, name)?
+                .then(|| Node::Partition(*ds, name.to_string())),
+            Node::Partition(ds, key) => (name == "jobs").then(|| Node::Jobs(*ds, key.clone())),
+            Node::Jobs(ds, key) => match parse_job(name) {
+                Some(job) if self.meta.has_job(*ds, job)? => Some(Node::Job(*ds, key.clone(), job)),
+                _ => None,
+            },
+            Node::Job(ds, key, job) => {
+                let path = ObjectPath::new(*ds, key, *job, name);
+                match self.meta.object_id_at(&path)? {
+                    Some(id) => Some(Node::Object(id)),
+                    None => self.files.pending_at(&path).map(Node::Object),
+                }
+            }
+            Node::Menus => self.registered_node(name, "menu").map(Node::Menu),
+            Node::Configs => self.registered_node(name, "config").map(Node::Config),
+            Node::Objects => match name.parse::<ContentId>() {
+                Ok(id) if self.meta.content().contains(id)? => Some(Node::Content(id)),
+                _ => None,
+            },
+            Node::DatasetMenu(_)
+            | Node::DatasetConfig(_)
+            | Node::Object(_)
+            | Node::Menu(_)
+            | Node::Config(_)
+            | Node::Content(_) => return Err(FsError::NotDir),
+        };
+        node.ok_or(FsError::NotFound)
+    }
+
+    fn dataset_child(&self, ds: DatasetId, name: &str) -> FsResult<Option<Node>> {
+        Ok(match name {
+            "partitions" => Some(Node::Partitions(ds)),
+            "menu" | "config" if self.meta.dataset_transform(ds)?.is_some() => {
+                Some(if name == "menu" {
+                    Node::DatasetMenu(ds)
+                } else {
+                    Node::DatasetConfig(ds)
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Returns `uuid` if it names a registered node of `kind` (`menu` or `config`).
+    fn registered_node(&self, uuid: &str, kind: &str) -> Option<String> {
+        let iden = Iden::new(uuid).ok()?;
+        let rows = self.meta.node_rows(&iden).ok()?;
+        rows.iter()
+            .any(|r| r.prop == prop::KIND && r.valu.to_string() == kind)
+            .then(|| uuid.to_string())
+    }
+
+    /// Returns the iden holding the rows of `node`, for the nodes that have rows.
+    fn iden_of(&self, node: &Node) -> FsResult<Option<Iden>> {
+        Ok(match node {
+            Node::Dataset(ds) | Node::Partitions(ds) => Some(ds.iden()),
+            Node::Partition(ds, key) | Node::Jobs(ds, key) => {
+                Some(Metastore::<S>::partition_iden(*ds, key))
+            }
+            Node::Job(ds, _, job) => Some(Metastore::<S>::job_iden(*ds, *job)),
+            Node::Object(id) => Some(id.iden()),
+            Node::Menu(uuid) | Node::Config(uuid) => Some(Iden::new(uuid.as_str())?),
+            Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
+                let (menu, config) = self.meta.dataset_transform(*ds)?.ok_or(FsError::NotFound)?;
+                let uuid = if matches!(node, Node::DatasetMenu(_)) {
+                    menu
+                } else {
+                    config
+                };
+                Some(Iden::new(uuid)?)
+            }
+            Node::Root | Node::Datasets | Node::Menus | Node::Configs | Node::Objects => None,
+            Node::Content(_) => None,
+        })
+    }
+
+    /// Returns the rows of `node`; NotFound when a node that should have rows has none.
+    fn rows_of(&self, node: &Node) -> FsResult<Vec<Row>> {
+        match self.iden_of(node)? {
+            Some(iden) => {
+                let rows = self.meta.node_rows(&iden)?;
+                if rows.is_empty() {
+                    return Err(FsError::NotFound);
+                }
+                Ok(rows)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn attr_of(&self, ino: Ino, node: &Node) -> FsResult<Attr> {
+        let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
+        if let Node::Object(id) = node {
+            if let Some(attr) = self.files.pending_attr(*id, ino, &self.defaults) {
+                return Ok(attr);
+            }
+            let mut attr = self.defaults.attr(ino, kind, &self.rows_of(node)?, None);
+            if let Some(size) = self.files.written_size(*id) {
+                attr.size = size;
+            }
+            return Ok(attr);
+        }
+        if let Node::Content(id) = node {
+            let size = self.meta.content().manifest(*id)?.size;
+            let mut attr = self.defaults.attr(ino, kind, &[], Some(size));
+            attr.perm &= 0o444;
+            (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
+            return Ok(attr);
+        }
+        let rows = self.rows_of(node)?;
+        let mut attr = self.defaults.attr(ino, kind, &rows, None);
+        if rows.is_empty() {
+            (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
+        }
+        if matches!(
+            node,
+            Node::DatasetMenu(_) | Node::DatasetConfig(_) | Node::Menu(_) | Node::Config(_)
+        ) {
+            attr.perm &= 0o444;
+        }
+        Ok(attr)
+    }
+
+    /// Lists directory `ino` (without `.` and `..`), with each entry's attributes.
+    pub fn readdir(&self, ino: Ino) -> FsResult<Vec<DirEntry>> {
+        let node = self.node(ino)?;
+        if let Node::Job(ds, key, job) = &node {
+            return self.list_job(*ds, key, *job);
+        }
+        let children: Vec<(String, Node)> = match &node {
+            Node::Root => ROOT_DIRS
+                .iter()
+                .map(|(n, node)| (n.to_string(), node.clone()))
+                .collect(),
+            Node::Datasets => self
+                .meta
+                .datasets()?
+                .into_iter()
+                .map(|d| (d.to_string(), Node::Dataset(d)))
+                .collect(),
+            Node::Dataset(ds) => {
+                let mut v = vec![("partitions".to_string(), Node::Partitions(*ds))];
+                if self.meta.dataset_transform(*ds)?.is_some() {
+                    v.insert(0, ("config".into(), Node::DatasetConfig(*ds)));
+                    v.insert(0, ("menu".into(), Node::DatasetMenu(*ds)));
+                }
+                v
+            }
+            Node::Partitions(ds) => self
+                .meta
+                .partitions(*ds)?
+                .into_iter()
+                .map(|k| (k.clone(), Node::Partition(*ds, k)))
+                .collect(),
+            Node::Partition(ds, key) => vec![("jobs".into(), Node::Jobs(*ds, key.clone()))],
+            Node::Jobs(ds, key) => self
+                .meta
+                .jobs(*ds)?
+                .into_iter()
+                .map(|j| (j.to_string(), Node::Job(*ds, key.clone(), j)))
+                .collect(),
+            Node::Menus => self
+                .meta
+                .registered("menu")?
+                .into_iter()
+                .map(|u| (u.clone(), Node::Menu(u)))
+                .collect(),
+            Node::Configs => self
+                .meta
+                .registered("config")?
+                .into_iter()
+                .map(|u| (u.clone(), Node::Config(u)))
+                .collect(),
+            Node::Objects => self
+                .meta
+                .content()
+                .ids()?
+                .into_iter()
+                .map(|c| (c.to_string(), Node::Content(c)))
+                .collect(),
+            Node::Job(..) => unreachable!("listed above"),
+            Node::DatasetMenu(_)
+            | Node::DatasetConfig(_)
+            | Node::Object(_)
+            | Node::Menu(_)
+            | Node::Config(_)
+            | Node::Content(_) => {
+                return Err(FsError::NotDir);
+            }
+        };
+        let mut entries = Vec::with_capacity(children.len());
+        for (name, child) in children {
+            let ino = self.inodes.ino(&child);
+            match self.attr_of(ino, &child) {
+                Ok(attr) => entries.push(DirEntry { name, attr }),
+                Err(FsError::NotFound) => {} // Removed while we listed.
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Lists a job directory: its committed objects in one join, then files created in it and
+    /// not committed yet.
+    fn list_job(&self, ds: DatasetId, key: &str, job: JobId) -> FsResult<Vec<DirEntry>> {
+        let mut entries = Vec::new();
+        for rows in self.meta.object_nodes(ds, key, job)? {
+            let Some(name) = rows.iter().find(|r| r.prop == prop::OBJECT) else {
+                continue;
+            };
+            let Some(Ok(id)) = rows
+                .iter()
+                .find(|r| r.prop == prop::UUID)
+                .map(|r| r.valu.to_string().parse())
+            else {
+                continue;
+            };
+            let ino = self.inodes.ino(&Node::Object(id));
+            let mut attr = self.defaults.attr(ino, Kind::File, &rows, None);
+            if let Some(size) = self.files.written_size(id) {
+                attr.size = size;
+            }
+            entries.push(DirEntry {
+                name: name.valu.to_string(),
+                attr,
+            });
+        }
+        for (name, id) in self.files.pending_in(ds, key, job) {
+            let ino = self.inodes.ino(&Node::Object(id));
+            if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {
+                entries.push(DirEntry { name, attr });
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Returns the parent directory's inode of directory `ino` (for `..`).
+    pub fn parent_of(&self, ino: Ino) -> FsResult<Ino> {
+        let parent = match self.node(ino)? {
+            Node::Root | Node::Datasets | Node::Menus | Node::Configs | Node::Objects => Node::Root,
+            Node::Dataset(_) => Node::Datasets,
+            Node::Partitions(ds) | Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
+                Node::Dataset(ds)
+            }
+            Node::Partition(ds, _) => Node::Partitions(ds),
+            Node::Jobs(ds, key) => Node::Partition(ds, key),
+            Node::Job(ds, key, _) => Node::Jobs(ds, key),
+            Node::Menu(_) => Node::Menus,
+            Node::Config(_) => Node::Configs,
+            Node::Content(_) => Node::Objects,
+            Node::Object(_) => return Err(FsError::NotDir),
+        };
+        Ok(self.inodes.ino(&parent))
+    }
+
+    /// Returns the filesystem's statistics: the free space of the disk under the store.
+    #[allow(unsafe_code)] // statvfs(3): the one libc call of the core.
+    pub fn statfs(&self) -> FsResult<libc::statvfs> {
+        let path = std::ffi::CString::new(self.options.staging_dir.as_os_str().as_encoded_bytes())
+            .map_err(|_| FsError::InvalidArgument("staging path"))?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+        // SAFETY: `path` is a NUL-terminated string and `st` points to writable memory of the
+        // right type; statvfs fills it completely when it returns 0.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(FsError::Io(std::io::Error::last_os_error()));
+        }
+        // SAFETY: statvfs returned 0, so it initialised `st`.
+        Ok(unsafe { st.assume_init() })
+    }
+}
+
+/// Returns the job number `name` spells canonically (`0`, `17`; not `01`, `+1`, `-1`).
+fn parse_job(name: &str) -> Option<JobId> {
+    let n: u32 = name.parse().ok()?;
+    (n.to_string() == name).then_some(JobId(n))
+}

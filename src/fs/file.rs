@@ -1,0 +1,567 @@
+//! Open files. A handle reading committed content fetches whole chunks and keeps the last one;
+//! a handle that writes gets a private staging file (an unnamed temporary file in the store's
+//! `staging/` directory) holding the whole object as this writer sees it, and `flush` (every
+//! `close`) commits it as a new version. Two writers never mix bytes: each commits its own
+//! whole copy, and the last to close wins. A file created and not yet committed is "pending":
+//! visible in its directory, with its uuid already chosen.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::attr::{Attr, Defaults, Kind};
+use super::inode::{Ino, Node};
+use super::{FsCore, FsError, FsResult};
+use crate::meta::{ContentId, DatasetId, JobId, Manifest, MetaError, ObjectId, ObjectPath, prop};
+use crate::storage::{Storage, Valu, now_millis};
+
+/// A file or directory handle number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fh(pub u64);
+
+/// What an `open` asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenFlags {
+    /// Opened for writing (`O_WRONLY` or `O_RDWR`).
+    pub write: bool,
+    /// `O_TRUNC`.
+    pub truncate: bool,
+}
+
+/// What `open` and `create` return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// The handle.
+    pub fh: Fh,
+    /// Whether the kernel may keep the pages it cached at earlier opens (the content has not
+    /// changed since).
+    pub keep_cache: bool,
+}
+
+struct Staging {
+    file: File,
+    size: u64,
+}
+
+struct FileHandle {
+    id: ObjectId,
+    ino: Ino,
+    writable: bool,
+    /// The committed content this handle reads while it has not written.
+    base: Option<Manifest>,
+    /// The last chunk read from `base`.
+    chunk: Option<(usize, Vec<u8>)>,
+    staging: Option<Staging>,
+    /// Something to commit: bytes written, a truncation, or a file just created.
+    dirty: bool,
+    /// Bytes were written or the size set through this handle since its last commit (a
+    /// handle only created or opened with `O_TRUNC` commits at release, not at each close:
+    /// a shell's `>` closes a duplicate descriptor before it writes).
+    wrote: bool,
+}
+
+struct Pending {
+    path: ObjectPath,
+    created: i64,
+    /// Rows `chmod`/`chown`/`utimens` set before the first commit.
+    rows: Vec<(String, Valu)>,
+}
+
+/// Every open file and directory handle, and the files created but not committed yet.
+#[derive(Default)]
+pub struct OpenFiles {
+    next: AtomicU64,
+    handles: Mutex<HashMap<u64, Arc<Mutex<FileHandle>>>>,
+    dirs: Mutex<HashMap<u64, Arc<Vec<super::DirEntry>>>>,
+    pending: Mutex<HashMap<ObjectId, Pending>>,
+    /// Size of the latest uncommitted write per object (what `stat` shows meanwhile).
+    written: Mutex<HashMap<ObjectId, u64>>,
+    /// The content each object had when the kernel last cached it.
+    cached: Mutex<HashMap<ObjectId, ContentId>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl OpenFiles {
+    fn new_fh(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn handle(&self, fh: Fh) -> FsResult<Arc<Mutex<FileHandle>>> {
+        lock(&self.handles)
+            .get(&fh.0)
+            .cloned()
+            .ok_or(FsError::BadHandle)
+    }
+
+    /// Returns the uuid of the file created at `path` and not committed yet.
+    pub fn pending_at(&self, path: &ObjectPath) -> Option<ObjectId> {
+        lock(&self.pending)
+            .iter()
+            .find(|(_, p)| &p.path == path)
+            .map(|(id, _)| *id)
+    }
+
+    /// Returns the names and uuids of the pending files of one job directory.
+    pub fn pending_in(&self, ds: DatasetId, key: &str, job: JobId) -> Vec<(String, ObjectId)> {
+        lock(&self.pending)
+            .iter()
+            .filter(|(_, p)| p.path.dataset == ds && p.path.partition == key && p.path.job == job)
+            .map(|(id, p)| (p.path.name.clone(), *id))
+            .collect()
+    }
+
+    /// Returns the attributes of pending file `id`, or `None` if it is not pending.
+    pub fn pending_attr(&self, id: ObjectId, ino: Ino, defaults: &Defaults) -> Option<Attr> {
+        let pending = lock(&self.pending);
+        let p = pending.get(&id)?;
+        let mut rows = vec![crate::storage::Row::new(
+            &id.iden(),
+            prop::CREATED,
+            p.created,
+            p.created,
+        )];
+        rows.extend(
+            p.rows
+                .iter()
+                .map(|(k, v)| crate::storage::Row::new(&id.iden(), k, v.clone(), p.created)),
+        );
+        let size = self.written_size(id).unwrap_or(0);
+        Some(defaults.attr(ino, Kind::File, &rows, Some(size)))
+    }
+
+    /// Returns the size of the latest uncommitted write to `id`, if any.
+    pub fn written_size(&self, id: ObjectId) -> Option<u64> {
+        lock(&self.written).get(&id).copied()
+    }
+
+    /// Returns the rows recorded for pending file `id` (`None` if it is not pending).
+    pub fn pending_rows(&self, id: ObjectId) -> Option<Vec<(String, Valu)>> {
+        lock(&self.pending).get(&id).map(|p| p.rows.clone())
+    }
+
+    /// Returns the path of pending file `id`.
+    pub fn pending_path(&self, id: ObjectId) -> Option<ObjectPath> {
+        lock(&self.pending).get(&id).map(|p| p.path.clone())
+    }
+
+    /// Moves pending file `id` to `path`; returns whether it was pending.
+    pub fn move_pending(&self, id: ObjectId, path: &ObjectPath) -> bool {
+        match lock(&self.pending).get_mut(&id) {
+            Some(p) => {
+                p.path = path.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets pending file `id` (unlinked before its first commit); returns whether it was.
+    pub fn drop_pending(&self, id: ObjectId) -> bool {
+        lock(&self.pending).remove(&id).is_some()
+    }
+
+    /// Records (or with `None` forgets) a row for pending file `id` to write at its first
+    /// commit; returns whether `id` is pending.
+    pub fn pending_row(&self, id: ObjectId, p: &str, valu: Option<Valu>) -> bool {
+        match lock(&self.pending).get_mut(&id) {
+            Some(pending) => {
+                pending.rows.retain(|(k, _)| k != p);
+                pending.rows.extend(valu.map(|v| (p.to_string(), v)));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Returns the open writable handles of `id`.
+    fn writers_of(&self, id: ObjectId) -> Vec<Arc<Mutex<FileHandle>>> {
+        let handles: Vec<_> = lock(&self.handles).values().cloned().collect();
+        handles
+            .into_iter()
+            .filter(|h| {
+                let h = lock(h);
+                h.id == id && h.writable
+            })
+            .collect()
+    }
+
+    /// Stores a directory listing for handle `fh`.
+    pub fn set_listing(&self, fh: Fh, entries: Arc<Vec<super::DirEntry>>) {
+        lock(&self.dirs).insert(fh.0, entries);
+    }
+
+    /// Returns the listing of directory handle `fh`, if one was taken.
+    pub fn listing(&self, fh: Fh) -> Option<Arc<Vec<super::DirEntry>>> {
+        lock(&self.dirs).get(&fh.0).cloned()
+    }
+
+    /// Opens a directory handle.
+    pub fn open_dir(&self) -> Fh {
+        Fh(self.new_fh())
+    }
+
+    /// Forgets directory handle `fh`.
+    pub fn release_dir(&self, fh: Fh) {
+        lock(&self.dirs).remove(&fh.0);
+    }
+}
+
+/// A `Read` over the first `end` bytes of a staging file, by position (`pread`).
+struct StagedReader<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for StagedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<S: Storage> FsCore<S> {
+    fn new_staging(&self) -> FsResult<Staging> {
+        Ok(Staging {
+            file: tempfile::tempfile_in(&self.options.staging_dir)?,
+            size: 0,
+        })
+    }
+
+    /// Opens file `ino`.
+    pub fn open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Opened> {
+        let node = self.node(ino)?;
+        if node.is_dir() {
+            return Err(if flags.write {
+                FsError::IsDir
+            } else {
+                FsError::BadHandle
+            });
+        }
+        let Node::Object(id) = node else {
+            if flags.write {
+                return Err(if self.options.read_only {
+                    FsError::ReadOnly
+                } else {
+                    FsError::NotPermitted
+                });
+            }
+            return self.open_immutable(ino, &node);
+        };
+        if flags.write {
+            self.writable()?;
+        }
+        let base = match self.files.pending_path(id) {
+            Some(_) => None,
+            None => Some(
+                self.meta
+                    .content()
+                    .manifest(self.meta.object_by_id(id)?.content)?,
+            ),
+        };
+        let keep_cache = match &base {
+            Some(m) => lock(&self.files.cached).insert(id, m.id) == Some(m.id),
+            None => false,
+        };
+        let mut handle = FileHandle {
+            id,
+            ino,
+            writable: flags.write,
+            base,
+            chunk: None,
+            staging: None,
+            dirty: false,
+            wrote: false,
+        };
+        if flags.write && flags.truncate {
+            handle.staging = Some(self.new_staging()?);
+            handle.dirty = true;
+            lock(&self.files.written).insert(id, 0);
+        }
+        let fh = self.files.new_fh();
+        lock(&self.files.handles).insert(fh, Arc::new(Mutex::new(handle)));
+        Ok(Opened {
+            fh: Fh(fh),
+            keep_cache: keep_cache && !flags.truncate,
+        })
+    }
+
+    /// Opens a read-only file: a menu, a configuration or a content by its id.
+    fn open_immutable(&self, ino: Ino, node: &Node) -> FsResult<Opened> {
+        let content = match node {
+            Node::Content(id) => *id,
+            _ => {
+                let rows = self.rows_of(node)?;
+                let row = rows
+                    .iter()
+                    .find(|r| r.prop == prop::CONTENT)
+                    .ok_or(FsError::NotFound)?;
+                row.valu.to_string().parse()?
+            }
+        };
+        let handle = FileHandle {
+            id: ObjectId::random(), // Never committed: the handle is read-only.
+            ino,
+            writable: false,
+            base: Some(self.meta.content().manifest(content)?),
+            chunk: None,
+            staging: None,
+            dirty: false,
+            wrote: false,
+        };
+        let fh = self.files.new_fh();
+        lock(&self.files.handles).insert(fh, Arc::new(Mutex::new(handle)));
+        Ok(Opened {
+            fh: Fh(fh),
+            keep_cache: true,
+        })
+    }
+
+    /// Creates file `name` in job directory `parent` and opens it for writing. The file is
+    /// visible at once; its first version is committed when it is closed.
+    pub fn create(&self, parent: Ino, name: &str) -> FsResult<(Attr, Opened)> {
+        self.writable()?;
+        let Node::Job(ds, key, job) = self.node(parent)? else {
+            return Err(match self.node(parent)? {
+                n if n.is_dir() => FsError::NotPermitted,
+                _ => FsError::NotDir,
+            });
+        };
+        check_name(name)?;
+        let path = ObjectPath::new(ds, &key, job, name);
+        if self.meta.object_id_at(&path)?.is_some() || self.files.pending_at(&path).is_some() {
+            return Err(FsError::Exists);
+        }
+        let id = ObjectId::random();
+        let now = now_millis();
+        lock(&self.files.pending).insert(
+            id,
+            Pending {
+                path,
+                created: now,
+                rows: Vec::new(),
+            },
+        );
+        let ino = self.inodes.ino(&Node::Object(id));
+        let opened = self.open(
+            ino,
+            OpenFlags {
+                write: true,
+                truncate: true,
+            },
+        )?;
+        Ok((self.getattr(ino)?, opened))
+    }
+
+    /// Reads up to `size` bytes at `offset`.
+    pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let handle = self.files.handle(fh)?;
+        let mut h = lock(&handle);
+        if let Some(staging) = &h.staging {
+            let len = (size as u64).min(staging.size.saturating_sub(offset)) as usize;
+            let mut buf = vec![0u8; len];
+            let mut done = 0;
+            while done < len {
+                let n = staging
+                    .file
+                    .read_at(&mut buf[done..], offset + done as u64)?;
+                if n == 0 {
+                    break;
+                }
+                done += n;
+            }
+            buf.truncate(done);
+            return Ok(buf);
+        }
+        let FileHandle { base, chunk, .. } = &mut *h;
+        let Some(manifest) = base.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(size as usize);
+        let mut pos = offset;
+        while out.len() < size as usize {
+            let Some((index, within)) = manifest.locate(pos) else {
+                break;
+            };
+            if chunk.as_ref().is_none_or(|(i, _)| *i != index) {
+                *chunk = Some((index, self.meta.content().chunk(manifest, index)?));
+            }
+            let data = &chunk.as_ref().expect("just filled").1;
+            let n = (data.len() - within).min(size as usize - out.len());
+            out.extend_from_slice(&data[within..within + n]);
+            pos += n as u64;
+        }
+        Ok(out)
+    }
+
+    /// Makes sure handle `h` has its staging file, holding the committed bytes it started from.
+    fn stage(&self, h: &mut FileHandle) -> FsResult<()> {
+        if h.staging.is_some() {
+            return Ok(());
+        }
+        let mut staging = self.new_staging()?;
+        if let Some(manifest) = &h.base {
+            let mut reader = self.meta.content().reader(manifest.id)?;
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, &staging.file);
+            staging.size = std::io::copy(&mut reader, &mut writer)?;
+            drop(writer);
+        }
+        h.staging = Some(staging);
+        Ok(())
+    }
+
+    /// Writes `data` at `offset`; returns how many bytes were written.
+    pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> FsResult<usize> {
+        let handle = self.files.handle(fh)?;
+        let mut h = lock(&handle);
+        if !h.writable {
+            return Err(FsError::BadHandle);
+        }
+        self.stage(&mut h)?;
+        let staging = h.staging.as_mut().expect("staged");
+        staging.file.write_all_at(data, offset)?;
+        staging.size = staging.size.max(offset + data.len() as u64);
+        let size = staging.size;
+        (h.dirty, h.wrote) = (true, true);
+        lock(&self.files.written).insert(h.id, size);
+        Ok(data.len())
+    }
+
+    /// Sets the size of what handle `h` will commit.
+    fn truncate_handle(&self, h: &mut FileHandle, size: u64) -> FsResult<()> {
+        self.stage(h)?;
+        let staging = h.staging.as_mut().expect("staged");
+        staging.file.set_len(size)?;
+        staging.size = size;
+        (h.dirty, h.wrote) = (true, true);
+        lock(&self.files.written).insert(h.id, size);
+        Ok(())
+    }
+
+    /// Truncates through handle `fh` (ftruncate), or else every open writer of `ino`, or else
+    /// commits a truncated copy as a new version at once.
+    pub(super) fn truncate(&self, ino: Ino, fh: Option<Fh>, size: u64) -> FsResult<()> {
+        self.writable()?;
+        let Node::Object(id) = self.node(ino)? else {
+            return Err(FsError::NotPermitted);
+        };
+        if let Some(handle) = fh.and_then(|fh| self.files.handle(fh).ok()) {
+            let mut h = lock(&handle);
+            if h.writable {
+                return self.truncate_handle(&mut h, size);
+            }
+        }
+        let writers = self.files.writers_of(id);
+        if !writers.is_empty() {
+            for w in writers {
+                self.truncate_handle(&mut lock(&w), size)?;
+            }
+            return Ok(());
+        }
+        let opened = self.open(
+            ino,
+            OpenFlags {
+                write: true,
+                truncate: false,
+            },
+        )?;
+        let result = (|| {
+            let handle = self.files.handle(opened.fh)?;
+            let mut h = lock(&handle);
+            self.truncate_handle(&mut h, size)?;
+            self.commit(&mut h)
+        })();
+        self.release(opened.fh)?;
+        result
+    }
+
+    /// Commits what handle `h` has written as the object's new version. An object unlinked
+    /// (or replaced by a rename) meanwhile takes nothing: its writes vanish with it.
+    fn commit(&self, h: &mut FileHandle) -> FsResult<()> {
+        if !h.dirty {
+            return Ok(());
+        }
+        let pending = self.files.pending_path(h.id);
+        let path = match pending.clone() {
+            Some(p) => p,
+            None => match self.meta.object_by_id(h.id) {
+                Ok(m) => m.path,
+                Err(MetaError::NoSuchObject(_)) => {
+                    h.dirty = false;
+                    lock(&self.files.written).remove(&h.id);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let staging = h.staging.as_ref().expect("a dirty handle has staged bytes");
+        let mut reader = StagedReader {
+            file: &staging.file,
+            pos: 0,
+            end: staging.size,
+        };
+        let meta = self.meta.put_object_prefer_id(&path, h.id, &mut reader)?;
+        if meta.id != h.id {
+            // Another writer made an object at this path first: ours became its new version.
+            self.inodes.rebind(h.ino, Node::Object(meta.id));
+            h.id = meta.id;
+        }
+        if pending.is_some()
+            && let Some(p) = lock(&self.files.pending).remove(&h.id)
+        {
+            for (k, v) in p.rows {
+                self.meta.set_node_row(&h.id.iden(), &k, &v, true)?;
+            }
+        }
+        lock(&self.files.cached).insert(h.id, meta.content);
+        lock(&self.files.written).remove(&h.id);
+        (h.dirty, h.wrote) = (false, false);
+        Ok(())
+    }
+
+    /// Commits handle `fh`'s writes (every `close` calls this): durable when it returns.
+    pub fn flush(&self, fh: Fh) -> FsResult<()> {
+        let handle = self.files.handle(fh)?;
+        let mut h = lock(&handle);
+        if !h.wrote {
+            return Ok(()); // Created or truncated only: committed at release.
+        }
+        self.commit(&mut h)
+    }
+
+    /// Commits handle `fh`'s writes and makes them survive a crash of the machine.
+    pub fn fsync(&self, fh: Fh) -> FsResult<()> {
+        let handle = self.files.handle(fh)?;
+        self.commit(&mut lock(&handle))?;
+        Ok(self.meta.storage().sync()?)
+    }
+
+    /// Closes handle `fh` for good, committing what it has not committed yet.
+    pub fn release(&self, fh: Fh) -> FsResult<()> {
+        let handle = lock(&self.files.handles)
+            .remove(&fh.0)
+            .ok_or(FsError::BadHandle)?;
+        let mut h = lock(&handle);
+        self.commit(&mut h)
+    }
+}
+
+/// Checks an object name for `create`, `rename` and `mkdir`.
+pub(super) fn check_name(name: &str) -> FsResult<()> {
+    if name.len() > crate::meta::names::MAX_NAME_BYTES {
+        return Err(FsError::NameTooLong);
+    }
+    crate::meta::names::check_component("name", name)?;
+    Ok(())
+}

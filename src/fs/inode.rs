@@ -1,0 +1,171 @@
+//! Inode numbers: what each number stands for in the tree, allocated the first time a node is
+//! looked up and stable for the life of the mount (an object keeps its number across renames
+//! and new versions, because its number stands for its uuid, not its path).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::meta::{ContentId, DatasetId, JobId, ObjectId};
+
+/// An inode number as the kernel sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ino(pub u64);
+
+impl Ino {
+    /// The mount's root directory.
+    pub const ROOT: Ino = Ino(1);
+}
+
+/// What an inode is: one place of the SPEC §4 tree.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// `/`.
+    Root,
+    /// `/datasets`.
+    Datasets,
+    /// `/menus`.
+    Menus,
+    /// `/configs`.
+    Configs,
+    /// `/objects`.
+    Objects,
+    /// `/datasets/<uuid>`.
+    Dataset(DatasetId),
+    /// `/datasets/<uuid>/menu`: the dataset's Menu message.
+    DatasetMenu(DatasetId),
+    /// `/datasets/<uuid>/config`: the dataset's Configuration message.
+    DatasetConfig(DatasetId),
+    /// `/datasets/<uuid>/partitions`.
+    Partitions(DatasetId),
+    /// `/datasets/<uuid>/partitions/<key>`.
+    Partition(DatasetId, String),
+    /// `/datasets/<uuid>/partitions/<key>/jobs`.
+    Jobs(DatasetId, String),
+    /// `/datasets/<uuid>/partitions/<key>/jobs/<n>`.
+    Job(DatasetId, String, JobId),
+    /// An object file in a job directory (committed, or created and not yet committed).
+    Object(ObjectId),
+    /// `/menus/<uuid>`.
+    Menu(String),
+    /// `/configs/<uuid>`.
+    Config(String),
+    /// `/objects/<content-id>`.
+    Content(ContentId),
+}
+
+impl Node {
+    /// Returns whether the node is a directory.
+    pub fn is_dir(&self) -> bool {
+        match self {
+            Node::Root
+            | Node::Datasets
+            | Node::Menus
+            | Node::Configs
+            | Node::Objects
+            | Node::Dataset(_)
+            | Node::Partitions(_)
+            | Node::Partition(..)
+            | Node::Jobs(..)
+            | Node::Job(..) => true,
+            Node::DatasetMenu(_)
+            | Node::DatasetConfig(_)
+            | Node::Object(_)
+            | Node::Menu(_)
+            | Node::Config(_)
+            | Node::Content(_) => false,
+        }
+    }
+}
+
+const FIXED: [(Node, u64); 5] = [
+    (Node::Root, 1),
+    (Node::Datasets, 2),
+    (Node::Menus, 3),
+    (Node::Configs, 4),
+    (Node::Objects, 5),
+];
+const FIRST_DYNAMIC: u64 = 16;
+
+struct Table {
+    by_ino: HashMap<u64, Node>,
+    by_node: HashMap<Node, u64>,
+    next: u64,
+}
+
+/// The two-way map between inode numbers and nodes.
+pub struct Inodes {
+    table: Mutex<Table>,
+}
+
+impl Default for Inodes {
+    fn default() -> Self {
+        let mut table = Table {
+            by_ino: HashMap::new(),
+            by_node: HashMap::new(),
+            next: FIRST_DYNAMIC,
+        };
+        for (node, ino) in FIXED {
+            table.by_ino.insert(ino, node.clone());
+            table.by_node.insert(node, ino);
+        }
+        Inodes {
+            table: Mutex::new(table),
+        }
+    }
+}
+
+impl Inodes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns the number of `node`, giving it one if it has none yet.
+    pub fn ino(&self, node: &Node) -> Ino {
+        let mut t = self.lock();
+        if let Some(ino) = t.by_node.get(node) {
+            return Ino(*ino);
+        }
+        let ino = t.next;
+        t.next += 1;
+        t.by_ino.insert(ino, node.clone());
+        t.by_node.insert(node.clone(), ino);
+        Ino(ino)
+    }
+
+    /// Returns the node numbered `ino`, if any.
+    pub fn node(&self, ino: Ino) -> Option<Node> {
+        self.lock().by_ino.get(&ino.0).cloned()
+    }
+
+    /// Makes `ino` stand for `node` from now on (a created file whose first commit landed on
+    /// an object another writer had made at the same path meanwhile).
+    pub fn rebind(&self, ino: Ino, node: Node) {
+        let mut t = self.lock();
+        if let Some(old) = t.by_ino.insert(ino.0, node.clone()) {
+            t.by_node.remove(&old);
+        }
+        t.by_node.insert(node, ino.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_stable_and_fixed_ones_are_known() {
+        let inodes = Inodes::default();
+        assert_eq!(inodes.node(Ino::ROOT), Some(Node::Root));
+        assert_eq!(inodes.ino(&Node::Objects), Ino(5));
+        let d = DatasetId::random();
+        let a = inodes.ino(&Node::Dataset(d));
+        assert_eq!(a, inodes.ino(&Node::Dataset(d)));
+        assert_ne!(a, inodes.ino(&Node::Partitions(d)));
+        assert_eq!(inodes.node(a), Some(Node::Dataset(d)));
+        assert_eq!(inodes.node(Ino(999)), None);
+        let o = ObjectId::random();
+        inodes.rebind(a, Node::Object(o));
+        assert_eq!(inodes.ino(&Node::Object(o)), a);
+        assert_ne!(inodes.ino(&Node::Dataset(d)), a);
+    }
+}

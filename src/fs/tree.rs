@@ -1,0 +1,237 @@
+//! Changes to the tree: `mkdir` and `rmdir` of datasets, partitions and jobs, `unlink` and
+//! `rename` of objects, `setattr` (size, mode, owner, times), and directory handles whose
+//! listing is taken once per `opendir` (so a long listing read in pieces is one scan).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::attr::{Attr, millis_of};
+use super::file::{Fh, check_name};
+use super::inode::{Ino, Node};
+use super::{DirEntry, FsCore, FsError, FsResult, parse_job};
+use crate::meta::{DatasetId, MetaError, ObjectPath, prop};
+use crate::storage::{Storage, Valu};
+
+/// What a `setattr` changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    /// New size (truncate).
+    pub size: Option<u64>,
+    /// New permission bits.
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New modification time.
+    pub mtime: Option<SystemTime>,
+}
+
+impl<S: Storage> FsCore<S> {
+    /// Makes directory `name` in `parent`: a dataset (a uuid) in `datasets/`, a partition in
+    /// `partitions/`, a job (its number) in `jobs/`. Anywhere else is EPERM.
+    pub fn mkdir(&self, parent: Ino, name: &str) -> FsResult<Attr> {
+        self.writable()?;
+        check_name(name)?;
+        let made = match self.node(parent)? {
+            Node::Datasets => {
+                let ds: DatasetId = name
+                    .parse()
+                    .map_err(|_| FsError::InvalidName(format!("{name:?} is not a uuid")))?;
+                self.meta.create_dataset(ds)?;
+                Node::Dataset(ds)
+            }
+            Node::Partitions(ds) => {
+                self.meta.add_partition(ds, name)?;
+                Node::Partition(ds, name.to_string())
+            }
+            Node::Jobs(ds, key) => {
+                let job = parse_job(name)
+                    .ok_or_else(|| FsError::InvalidName(format!("{name:?} is not a job number")))?;
+                self.meta.open_job(ds, job)?;
+                Node::Job(ds, key, job)
+            }
+            n if n.is_dir() => {
+                // An existing name is EEXIST whatever the level allows.
+                return Err(match self.child(&n, name) {
+                    Ok(_) => FsError::Exists,
+                    Err(_) => FsError::NotPermitted,
+                });
+            }
+            _ => return Err(FsError::NotDir),
+        };
+        let ino = self.inodes.ino(&made);
+        self.attr_of(ino, &made)
+    }
+
+    /// Removes empty directory `name` of `parent` (a dataset, partition or job).
+    pub fn rmdir(&self, parent: Ino, name: &str) -> FsResult<()> {
+        self.writable()?;
+        match self.child(&self.node(parent)?, name)? {
+            Node::Dataset(ds) => self.meta.remove_dataset(ds)?,
+            Node::Partition(ds, key) => self.meta.remove_partition(ds, &key)?,
+            Node::Job(ds, _, job) => self.meta.remove_job(ds, job)?,
+            n if n.is_dir() => return Err(FsError::NotPermitted),
+            _ => return Err(FsError::NotDir),
+        }
+        Ok(())
+    }
+
+    /// Removes object `name` of job directory `parent` (its content stays until `gc`).
+    pub fn unlink(&self, parent: Ino, name: &str) -> FsResult<()> {
+        self.writable()?;
+        let node = self.child(&self.node(parent)?, name)?;
+        match node {
+            Node::Object(id) => {
+                if !self.files.drop_pending(id) {
+                    let Node::Job(ds, key, job) = self.node(parent)? else {
+                        return Err(FsError::NotPermitted);
+                    };
+                    self.meta
+                        .delete_object(&ObjectPath::new(ds, &key, job, name))?;
+                }
+                Ok(())
+            }
+            n if n.is_dir() => Err(FsError::IsDir),
+            _ => Err(FsError::NotPermitted),
+        }
+    }
+
+    /// Renames object `name` of job directory `parent` to `new_name` in job directory
+    /// `new_parent` of the same dataset, atomically replacing what is there; with `noreplace`
+    /// an existing target is EEXIST.
+    pub fn rename(
+        &self,
+        parent: Ino,
+        name: &str,
+        new_parent: Ino,
+        new_name: &str,
+        noreplace: bool,
+    ) -> FsResult<()> {
+        self.writable()?;
+        check_name(new_name)?;
+        let (from_dir, to_dir) = (self.node(parent)?, self.node(new_parent)?);
+        let Node::Object(id) = self.child(&from_dir, name)? else {
+            return Err(FsError::NotPermitted); // Directories and read-only files stay put.
+        };
+        let (Node::Job(ds, key, job), Node::Job(to_ds, to_key, to_job)) = (&from_dir, &to_dir)
+        else {
+            return Err(if to_dir.is_dir() {
+                FsError::NotPermitted
+            } else {
+                FsError::NotDir
+            });
+        };
+        if ds != to_ds {
+            return Err(MetaError::CrossDataset(to_ds.to_string()).into());
+        }
+        let from = ObjectPath::new(*ds, key, *job, name);
+        let to = ObjectPath::new(*to_ds, to_key, *to_job, new_name);
+        let target = match self.child(&to_dir, new_name) {
+            Ok(Node::Object(t)) => Some(t),
+            Ok(_) => return Err(FsError::IsDir),
+            Err(FsError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        if target == Some(id) {
+            return Ok(()); // The same file under both names: nothing to do.
+        }
+        if noreplace && target.is_some() {
+            return Err(FsError::Exists);
+        }
+        // A pending target has no rows: forgetting it replaces it.
+        let target_pending = target.is_some_and(|t| self.files.drop_pending(t));
+        if self.files.pending_path(id).is_some() {
+            if target.is_some() && !target_pending {
+                self.meta.delete_object(&to)?;
+            }
+            self.files.move_pending(id, &to);
+            return Ok(());
+        }
+        self.meta.rename_object(&from, &to)?;
+        Ok(())
+    }
+
+    /// Changes the size, permissions, owner or modification time of `ino`.
+    pub fn setattr(&self, ino: Ino, fh: Option<Fh>, set: SetAttr) -> FsResult<Attr> {
+        let node = self.node(ino)?;
+        let any = set.size.is_some()
+            || set.mode.is_some()
+            || set.uid.is_some()
+            || set.gid.is_some()
+            || set.mtime.is_some();
+        if !any {
+            return self.getattr(ino);
+        }
+        self.writable()?;
+        if let Some(size) = set.size {
+            if node.is_dir() {
+                return Err(FsError::IsDir);
+            }
+            self.truncate(ino, fh, size)?;
+        }
+        let rows: Vec<(&'static str, Valu)> = [
+            set.mode
+                .map(|m| (prop::MODE, Valu::Int(i64::from(m & 0o7777)))),
+            set.uid.map(|u| (prop::UID, Valu::Int(i64::from(u)))),
+            set.gid.map(|g| (prop::GID, Valu::Int(i64::from(g)))),
+            set.mtime.map(|t| (prop::MTIME, Valu::Int(millis_of(t)))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !rows.is_empty() {
+            self.set_system_rows(&node, rows)?;
+        }
+        self.getattr(ino)
+    }
+
+    /// Writes attribute rows of `node` (kept for the first commit of a pending file).
+    fn set_system_rows(&self, node: &Node, rows: Vec<(&'static str, Valu)>) -> FsResult<()> {
+        if let Node::Object(id) = node
+            && self.files.pending_path(*id).is_some()
+        {
+            for (p, v) in rows {
+                self.files.pending_row(*id, p, Some(v));
+            }
+            return Ok(());
+        }
+        let Some(iden) = self.iden_of(node)? else {
+            return Err(FsError::NotPermitted);
+        };
+        if matches!(
+            node,
+            Node::Menu(_) | Node::Config(_) | Node::DatasetMenu(_) | Node::DatasetConfig(_)
+        ) {
+            return Err(FsError::NotPermitted);
+        }
+        for (p, v) in rows {
+            self.meta.set_node_row(&iden, p, &v, true)?;
+        }
+        Ok(())
+    }
+
+    /// Opens directory `ino`.
+    pub fn opendir(&self, ino: Ino) -> FsResult<Fh> {
+        if !self.node(ino)?.is_dir() {
+            return Err(FsError::NotDir);
+        }
+        Ok(self.files.open_dir())
+    }
+
+    /// Returns the listing of directory handle `fh`, taken at its first read (or again when
+    /// read from offset 0, as `rewinddir` does).
+    pub fn readdir_at(&self, ino: Ino, fh: Fh, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
+        if offset == 0 || self.files.listing(fh).is_none() {
+            let entries = Arc::new(self.readdir(ino)?);
+            self.files.set_listing(fh, entries.clone());
+            return Ok(entries);
+        }
+        Ok(self.files.listing(fh).expect("checked above"))
+    }
+
+    /// Closes directory handle `fh`.
+    pub fn releasedir(&self, fh: Fh) {
+        self.files.release_dir(fh);
+    }
+}

@@ -1,0 +1,226 @@
+//! Extended attributes: the rows of a node. `user.cronus.<x>` shows the catalogue's row
+//! `cronus:<x>` (read-only: EPERM on set and remove); every other `user.<prop>` is user row
+//! `<prop>`, set as an integer when the value is a canonical decimal i64 and as a string
+//! otherwise. Other namespaces are ENOTSUP, and `security.capability` (asked before every
+//! write by the kernel) is ENODATA without touching the store.
+
+use super::inode::{Ino, Node};
+use super::{FsCore, FsError, FsResult};
+use crate::storage::{Iden, Row, Storage, Valu};
+
+/// `setxattr`'s `XATTR_CREATE` and `XATTR_REPLACE`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XattrFlags {
+    /// Fail with EEXIST if the attribute exists.
+    pub create: bool,
+    /// Fail with ENODATA if it does not.
+    pub replace: bool,
+}
+
+/// The answer to `getxattr`/`listxattr`: the size the caller asked for with a size-0 probe,
+/// or the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XattrReply {
+    /// The size of the value (for a probe).
+    Size(u32),
+    /// The value.
+    Data(Vec<u8>),
+}
+
+const USER: &str = "user.";
+const SYSTEM: &str = "user.cronus.";
+const SYSTEM_PROP: &str = "cronus:";
+/// Largest value accepted (the kernel's own limit, XATTR_SIZE_MAX).
+pub const MAX_VALUE: usize = 64 * 1024;
+/// Longest name accepted (XATTR_NAME_MAX).
+pub const MAX_NAME: usize = 255;
+
+/// Returns the prop an attribute name stands for, and whether it is the catalogue's.
+fn prop_of(name: &str) -> FsResult<(String, bool)> {
+    if name == "security.capability" {
+        return Err(FsError::NoAttribute);
+    }
+    if name.len() > MAX_NAME {
+        return Err(FsError::Range);
+    }
+    let Some(rest) = name.strip_prefix(USER) else {
+        return Err(FsError::NotSupported);
+    };
+    if let Some(system) = name.strip_prefix(SYSTEM) {
+        return Ok((format!("{SYSTEM_PROP}{system}"), true));
+    }
+    if rest.is_empty() {
+        return Err(FsError::InvalidArgument("empty attribute name"));
+    }
+    Ok((rest.to_string(), rest.starts_with(SYSTEM_PROP)))
+}
+
+/// Returns the attribute name of `prop`.
+fn name_of(prop: &str) -> String {
+    match prop.strip_prefix(SYSTEM_PROP) {
+        Some(rest) => format!("{SYSTEM}{rest}"),
+        None => format!("{USER}{prop}"),
+    }
+}
+
+/// Answers a request for `data` with a buffer of `size` bytes (0: a size probe).
+fn reply(data: Vec<u8>, size: u32) -> FsResult<XattrReply> {
+    let len = u32::try_from(data.len()).map_err(|_| FsError::TooBig)?;
+    match size {
+        0 => Ok(XattrReply::Size(len)),
+        s if s < len => Err(FsError::Range),
+        _ => Ok(XattrReply::Data(data)),
+    }
+}
+
+impl<S: Storage> FsCore<S> {
+    /// The iden whose rows are `node`'s attributes (datasets, partitions, jobs, objects,
+    /// menus and configurations), or `None`.
+    fn xattr_iden(&self, node: &Node) -> FsResult<Option<Iden>> {
+        match node {
+            Node::Partitions(_) | Node::Jobs(..) => Ok(None),
+            other => self.iden_of(other),
+        }
+    }
+
+    /// The rows of `node` as attributes: committed rows, or for a pending file the rows kept
+    /// for its first commit.
+    fn xattr_rows(&self, node: &Node) -> FsResult<Vec<(String, Valu)>> {
+        if let Node::Object(id) = node
+            && let Some(rows) = self.files.pending_rows(*id)
+        {
+            return Ok(rows);
+        }
+        let rows: Vec<Row> = match self.xattr_iden(node)? {
+            Some(iden) => self.meta.node_rows(&iden)?,
+            None => Vec::new(),
+        };
+        Ok(rows.into_iter().map(|r| (r.prop, r.valu)).collect())
+    }
+
+    /// Returns attribute `name` of `ino` (values of a prop with several rows are joined by
+    /// newlines).
+    pub fn getxattr(&self, ino: Ino, name: &str, size: u32) -> FsResult<XattrReply> {
+        let (prop, _) = prop_of(name)?;
+        let node = self.node(ino)?;
+        let values: Vec<String> = self
+            .xattr_rows(&node)?
+            .into_iter()
+            .filter(|(p, _)| *p == prop)
+            .map(|(_, v)| v.to_string())
+            .collect();
+        if values.is_empty() {
+            return Err(FsError::NoAttribute);
+        }
+        reply(values.join("\n").into_bytes(), size)
+    }
+
+    /// Lists the attribute names of `ino`, each followed by a NUL.
+    pub fn listxattr(&self, ino: Ino, size: u32) -> FsResult<XattrReply> {
+        let node = self.node(ino)?;
+        let mut props: Vec<String> = self
+            .xattr_rows(&node)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        props.sort();
+        props.dedup();
+        let mut data = Vec::new();
+        for p in props {
+            data.extend_from_slice(name_of(&p).as_bytes());
+            data.push(0);
+        }
+        reply(data, size)
+    }
+
+    /// Sets user attribute `name` of `ino` to `value`.
+    pub fn setxattr(&self, ino: Ino, name: &str, value: &[u8], flags: XattrFlags) -> FsResult<()> {
+        let (prop, system) = prop_of(name)?;
+        self.writable()?;
+        if system {
+            return Err(FsError::NotPermitted);
+        }
+        if value.len() > MAX_VALUE {
+            return Err(FsError::TooBig);
+        }
+        let text = std::str::from_utf8(value)
+            .map_err(|_| FsError::InvalidArgument("attribute values must be UTF-8 text"))?;
+        let node = self.node(ino)?;
+        let exists = self.xattr_rows(&node)?.iter().any(|(p, _)| *p == prop);
+        if flags.create && exists {
+            return Err(FsError::Exists);
+        }
+        if flags.replace && !exists {
+            return Err(FsError::NoAttribute);
+        }
+        let valu = Valu::from_text(text);
+        if let Node::Object(id) = node
+            && self.files.pending_row(id, &prop, Some(valu.clone()))
+        {
+            return Ok(());
+        }
+        let iden = self.xattr_iden(&node)?.ok_or(FsError::NotPermitted)?;
+        Ok(self.meta.set_node_row(&iden, &prop, &valu, false)?)
+    }
+
+    /// Removes user attribute `name` of `ino`.
+    pub fn removexattr(&self, ino: Ino, name: &str) -> FsResult<()> {
+        let (prop, system) = prop_of(name)?;
+        self.writable()?;
+        if system {
+            return Err(FsError::NotPermitted);
+        }
+        let node = self.node(ino)?;
+        if !self.xattr_rows(&node)?.iter().any(|(p, _)| *p == prop) {
+            return Err(FsError::NoAttribute);
+        }
+        if let Node::Object(id) = node
+            && self.files.pending_row(id, &prop, None)
+        {
+            return Ok(());
+        }
+        let iden = self.xattr_iden(&node)?.ok_or(FsError::NotPermitted)?;
+        self.meta.del_node_row(&iden, &prop)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_props_and_back() {
+        assert_eq!(
+            prop_of("user.cronus.size").unwrap(),
+            ("cronus:size".into(), true)
+        );
+        assert_eq!(
+            prop_of("user.cronus.arrow:num_rows").unwrap(),
+            ("cronus:arrow:num_rows".into(), true)
+        );
+        assert_eq!(prop_of("user.quality").unwrap(), ("quality".into(), false));
+        assert_eq!(prop_of("user.cronus:x").unwrap(), ("cronus:x".into(), true));
+        assert!(matches!(prop_of("trusted.x"), Err(FsError::NotSupported)));
+        assert!(matches!(
+            prop_of("security.capability"),
+            Err(FsError::NoAttribute)
+        ));
+        assert!(matches!(prop_of("user."), Err(FsError::InvalidArgument(_))));
+        assert_eq!(
+            name_of("cronus:arrow:num_rows"),
+            "user.cronus.arrow:num_rows"
+        );
+        assert_eq!(name_of("quality"), "user.quality");
+    }
+
+    #[test]
+    fn replies_probe_fit_and_range() {
+        assert_eq!(reply(b"abc".to_vec(), 0).unwrap(), XattrReply::Size(3));
+        assert_eq!(
+            reply(b"abc".to_vec(), 3).unwrap(),
+            XattrReply::Data(b"abc".to_vec())
+        );
+        assert!(matches!(reply(b"abc".to_vec(), 2), Err(FsError::Range)));
+    }
+}

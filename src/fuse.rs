@@ -1,0 +1,594 @@
+//! The FUSE adapter: the only file that knows `fuser`. Every request is translated into one
+//! call of the filesystem core and its answer (or its errno, from `FsError::errno`) back into
+//! a reply; nothing here decides anything about the tree.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::fs::{self, Attr, Fh, FsCore, FsError, Ino, Kind, SetAttr, XattrFlags, XattrReply};
+use crate::storage::Storage;
+
+/// How long the kernel may trust attributes and names it was given. Changes made through
+/// the mount update the kernel's copy at once; this bounds how long a change made another way
+/// (the CLI talking to the daemon) can go unseen.
+const TTL: Duration = Duration::from_secs(1);
+/// Largest write request asked of the kernel.
+const MAX_WRITE: u32 = 1 << 20;
+
+/// A mounted filesystem core.
+pub struct FuseFs<S: Storage> {
+    core: FsCore<S>,
+}
+
+impl<S: Storage> FuseFs<S> {
+    /// Wraps `core` for mounting.
+    pub fn new(core: FsCore<S>) -> Self {
+        FuseFs { core }
+    }
+}
+
+/// How a store is mounted.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// What `mount` shows as the source (the store's path).
+    pub source: String,
+    /// Mount read-only.
+    pub read_only: bool,
+    /// Let other users in (`allow_other`), with the kernel checking permissions.
+    pub allow_other: bool,
+    /// Threads serving requests.
+    pub threads: usize,
+}
+
+fn config(o: &MountOptions) -> fuser::Config {
+    // fusermount3 splits options at commas: a source with one is shown as "cronusfs".
+    let plain = !o.source.contains([',', ' ', '\t', '\n']);
+    let source = if plain {
+        o.source.clone()
+    } else {
+        "cronusfs".into()
+    };
+    let mut options = vec![
+        fuser::MountOption::FSName(source),
+        fuser::MountOption::Subtype("cronusfs".into()),
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoAtime,
+    ];
+    options.push(if o.read_only {
+        fuser::MountOption::RO
+    } else {
+        fuser::MountOption::RW
+    });
+    let mut config = fuser::Config::default();
+    config.mount_options = options;
+    config.acl = if o.allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    config.n_threads = Some(o.threads.max(1));
+    config.clone_fd = true;
+    config
+}
+
+/// Mounts `core` at `mountpoint`, calls `ready` once the kernel has the mount, and serves
+/// requests until the mount goes away: `fusermount3 -u`, `cronusfs umount`, or SIGTERM,
+/// SIGINT or SIGHUP to this process (which unmount it, lazily if it is busy). Returns after
+/// the kernel's last request, with every handle released and committed.
+pub fn serve<S: Storage + 'static>(
+    core: FsCore<S>,
+    mountpoint: &std::path::Path,
+    options: &MountOptions,
+    ready: impl FnOnce(),
+) -> std::io::Result<()> {
+    let mut session = fuser::Session::new(FuseFs::new(core), mountpoint, &config(options))?;
+    let mut unmounter = session.unmount_callable();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    let handle = signals.handle();
+    let target = mountpoint.to_path_buf();
+    let watcher = std::thread::spawn(move || {
+        if signals.forever().next().is_some() && unmounter.unmount().is_err() {
+            // Busy: detach now, finish when the last user lets go.
+            let _ = std::process::Command::new("fusermount3")
+                .arg("-uz")
+                .arg(&target)
+                .status();
+        }
+    });
+    ready();
+    let result = session.run();
+    handle.close();
+    let _ = watcher.join();
+    result
+}
+
+fn file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino.0),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.ctime,
+        crtime: a.crtime,
+        kind: match a.kind {
+            Kind::Dir => FileType::Directory,
+            Kind::File => FileType::RegularFile,
+        },
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: MAX_WRITE,
+        flags: 0,
+    }
+}
+
+fn errno(e: &FsError) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+/// Returns a name the core can take: UTF-8 (other names are EINVAL).
+fn utf8(name: &OsStr) -> Result<&str, Errno> {
+    name.to_str().ok_or(Errno::EINVAL)
+}
+
+fn time_of(t: TimeOrNow) -> std::time::SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => std::time::SystemTime::now(),
+    }
+}
+
+fn open_flags(flags: OpenFlags) -> fs::OpenFlags {
+    fs::OpenFlags {
+        write: !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY),
+        truncate: flags.0 & libc::O_TRUNC != 0,
+    }
+}
+
+fn fopen(keep_cache: bool) -> FopenFlags {
+    if keep_cache {
+        FopenFlags::FOPEN_KEEP_CACHE
+    } else {
+        FopenFlags::empty()
+    }
+}
+
+fn reply_xattr(result: Result<XattrReply, FsError>, reply: ReplyXattr) {
+    match result {
+        Ok(XattrReply::Size(n)) => reply.size(n),
+        Ok(XattrReply::Data(d)) => reply.data(&d),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+fn reply_empty(result: Result<(), FsError>, reply: ReplyEmpty) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+fn reply_entry(result: Result<Attr, FsError>, reply: ReplyEntry) {
+    match result {
+        Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+impl<S: Storage + 'static> Filesystem for FuseFs<S> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(MAX_WRITE);
+        let _ = config.set_max_readahead(MAX_WRITE);
+        let _ = config.set_max_background(64);
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_ASYNC_READ
+            | InitFlags::FUSE_BIG_WRITES
+            | InitFlags::FUSE_MAX_PAGES;
+        let _ = config.add_capabilities(wanted & config.capabilities());
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match utf8(name) {
+            Ok(name) => reply_entry(self.core.lookup(Ino(parent.0), name), reply),
+            Err(_) => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.core.getattr(Ino(ino.0)) {
+            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<std::time::SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<std::time::SystemTime>,
+        _chgtime: Option<std::time::SystemTime>,
+        _bkuptime: Option<std::time::SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let set = SetAttr {
+            size,
+            mode,
+            uid,
+            gid,
+            mtime: mtime.map(time_of),
+        };
+        match self.core.setattr(Ino(ino.0), fh.map(|f| Fh(f.0)), set) {
+            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        match utf8(name) {
+            Ok(name) => reply_entry(self.core.mkdir(Ino(parent.0), name), reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match utf8(name) {
+            Ok(name) => reply_empty(self.core.unlink(Ino(parent.0), name), reply),
+            Err(_) => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match utf8(name) {
+            Ok(name) => reply_empty(self.core.rmdir(Ino(parent.0), name), reply),
+            Err(_) => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        {
+            return reply.error(Errno::EINVAL);
+        }
+        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        match (utf8(name), utf8(newname)) {
+            (Ok(a), Ok(b)) => reply_empty(
+                self.core
+                    .rename(Ino(parent.0), a, Ino(newparent.0), b, noreplace),
+                reply,
+            ),
+            _ => reply.error(Errno::EINVAL),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.core.open(Ino(ino.0), open_flags(flags)) {
+            Ok(o) => reply.opened(FileHandle(o.fh.0), fopen(o.keep_cache)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let name = match utf8(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        match self.core.create(Ino(parent.0), name) {
+            Ok((attr, opened)) => {
+                let mut attr = attr;
+                if mode & 0o7777 != 0o644 && mode & 0o7777 != 0o666 {
+                    let set = SetAttr {
+                        mode: Some(mode & 0o7777),
+                        ..SetAttr::default()
+                    };
+                    if let Ok(a) = self.core.setattr(attr.ino, Some(opened.fh), set) {
+                        attr = a;
+                    }
+                }
+                reply.created(
+                    &TTL,
+                    &file_attr(&attr),
+                    Generation(0),
+                    FileHandle(opened.fh.0),
+                    fopen(false),
+                );
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.core.read(Fh(fh.0), offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _wf: WriteFlags,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.core.write(Fh(fh.0), offset, data) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(self.core.flush(Fh(fh.0)), reply);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(self.core.release(Fh(fh.0)), reply);
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(self.core.fsync(Fh(fh.0)), reply);
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.core.opendir(Ino(ino.0)) {
+            Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let dots = match self.dots(ino) {
+            Ok(d) => d,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let entries = match self.core.readdir_at(Ino(ino.0), Fh(fh.0), offset) {
+            Ok(e) => e,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let all = dots
+            .iter()
+            .map(|(n, i)| (n.as_str(), *i, FileType::Directory))
+            .chain(
+                entries
+                    .iter()
+                    .map(|e| (e.name.as_str(), e.attr.ino, kind(e.attr.kind))),
+            );
+        for (i, (name, ino, kind)) in all.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(ino.0), i as u64 + 1, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match self.core.readdir_at(Ino(ino.0), Fh(fh.0), offset) {
+            Ok(e) => e,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let dots = match self.dots(ino) {
+            Ok(d) => d,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let mut dot_attrs = Vec::new();
+        for (name, ino) in &dots {
+            match self.core.getattr(*ino) {
+                Ok(a) => dot_attrs.push((name.clone(), a)),
+                Err(e) => return reply.error(errno(&e)),
+            }
+        }
+        let all = dot_attrs
+            .iter()
+            .map(|(n, a)| (n.as_str(), a))
+            .chain(entries.iter().map(|e| (e.name.as_str(), &e.attr)));
+        for (i, (name, attr)) in all.enumerate().skip(offset as usize) {
+            if reply.add(
+                INodeNo(attr.ino.0),
+                i as u64 + 1,
+                name,
+                &TTL,
+                &file_attr(attr),
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.core.releasedir(Fh(fh.0));
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.core.statfs() {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                255,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let flags = XattrFlags {
+            create: flags & libc::XATTR_CREATE != 0,
+            replace: flags & libc::XATTR_REPLACE != 0,
+        };
+        match utf8(name) {
+            Ok(name) => reply_empty(self.core.setxattr(Ino(ino.0), name, value, flags), reply),
+            Err(_) => reply.error(Errno::ENOTSUP),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match utf8(name) {
+            Ok(name) => reply_xattr(self.core.getxattr(Ino(ino.0), name, size), reply),
+            Err(_) => reply.error(Errno::ENOTSUP),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        reply_xattr(self.core.listxattr(Ino(ino.0), size), reply);
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match utf8(name) {
+            Ok(name) => reply_empty(self.core.removexattr(Ino(ino.0), name), reply),
+            Err(_) => reply.error(Errno::ENOTSUP),
+        }
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // The kernel checks permissions itself (default_permissions); this only says the node
+        // exists.
+        reply_empty(self.core.getattr(Ino(ino.0)).map(|_| ()), reply);
+    }
+}
+
+fn kind(k: Kind) -> FileType {
+    match k {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+    }
+}
+
+impl<S: Storage> FuseFs<S> {
+    /// `.` and `..` of directory `ino`.
+    fn dots(&self, ino: INodeNo) -> Result<Vec<(String, Ino)>, FsError> {
+        let ino = Ino(ino.0);
+        Ok(vec![
+            (".".into(), ino),
+            ("..".into(), self.core.parent_of(ino)?),
+        ])
+    }
+}

@@ -1,0 +1,263 @@
+//! The directory-level operations the mount needs beyond the Cronus API: existence checks,
+//! opening a job by number, removing empty datasets, partitions and jobs, and renaming an
+//! object within its dataset (atomically replacing the target).
+
+use prost::Message;
+
+use super::{
+    DatasetId, JobId, Metastore, Node, ObjectId, ObjectPath, dir_key, info_key, job_iden,
+    partition_iden, prop, rows_of,
+};
+use crate::meta::names::check_component;
+use crate::meta::{MetaError, Result};
+use crate::pb::store::{CronusObject, cronus_object};
+use crate::storage::{Iden, PropQuery, Row, RowRead, Storage, Valu, now_millis};
+
+impl<S: Storage> Metastore<S> {
+    /// Returns whether `dataset` exists.
+    pub fn has_dataset(&self, dataset: DatasetId) -> Result<bool> {
+        Ok(self.dataset_rows(&self.store, dataset).is_ok())
+    }
+
+    /// Returns whether `dataset` has partition `key`.
+    pub fn has_partition(&self, dataset: DatasetId, key: &str) -> Result<bool> {
+        if check_component("partition key", key).is_err() {
+            return Ok(false);
+        }
+        Ok(!self
+            .store
+            .rows_by_id(&partition_iden(dataset, key))?
+            .is_empty())
+    }
+
+    /// Returns whether `dataset` has opened `job`.
+    pub fn has_job(&self, dataset: DatasetId, job: JobId) -> Result<bool> {
+        Ok(!self.store.rows_by_id(&job_iden(dataset, job))?.is_empty())
+    }
+
+    /// Returns the iden of partition `key` of `dataset`.
+    pub fn partition_iden(dataset: DatasetId, key: &str) -> Iden {
+        partition_iden(dataset, key)
+    }
+
+    /// Returns the iden of `job` of `dataset`.
+    pub fn job_iden(dataset: DatasetId, job: JobId) -> Iden {
+        job_iden(dataset, job)
+    }
+
+    /// Opens job `job` of `dataset` by number (what `mkdir jobs/<n>` does): the dataset's
+    /// counter moves past it, so `new_job` never hands it out again. A job already open is
+    /// [`MetaError::JobExists`].
+    pub fn open_job(&self, dataset: DatasetId, job: JobId) -> Result<()> {
+        let txn = self.store.begin()?;
+        let rows = self.dataset_rows(&*txn, dataset)?;
+        let iden = job_iden(dataset, job);
+        if !txn.rows_by_id(&iden)?.is_empty() {
+            return Err(MetaError::JobExists {
+                dataset: dataset.to_string(),
+                job: job.0,
+            });
+        }
+        let next = Node::new(&rows).int(prop::JOB_IDX)?;
+        if i64::from(job.0) >= next {
+            txn.set_rows_by_id_prop(
+                &dataset.iden(),
+                prop::JOB_IDX,
+                &Valu::Int(i64::from(job.0) + 1),
+            )?;
+        }
+        let now = now_millis();
+        txn.add_rows(&rows_of(
+            &iden,
+            now,
+            &[
+                (prop::KIND, "job".into()),
+                (prop::UUID, iden.as_str().into()),
+                (prop::NAME, format!("job_{job}").into()),
+                (prop::CREATED, now.into()),
+                (prop::JOB_OF, dataset.to_string().into()),
+                (prop::JOB, i64::from(job.0).into()),
+            ],
+        ))?;
+        Ok(txn.commit()?)
+    }
+
+    /// Returns how many objects live in job `job` of partition `key`.
+    fn objects_in(
+        &self,
+        view: &dyn RowRead,
+        dataset: DatasetId,
+        key: &str,
+        job: JobId,
+    ) -> Result<usize> {
+        let dir = Valu::from(dir_key(dataset, key, job));
+        Ok(view.size_by_prop(&PropQuery::new(prop::DIR).valu(&dir))?)
+    }
+
+    /// Removes `dataset` if it has no partitions and no jobs ([`MetaError::NotEmpty`]).
+    pub fn remove_dataset(&self, dataset: DatasetId) -> Result<()> {
+        let txn = self.store.begin()?;
+        self.dataset_rows(&*txn, dataset)?;
+        let ds = Valu::from(dataset.to_string());
+        for of in [prop::PARTITION_OF, prop::JOB_OF] {
+            if txn.size_by_prop(&PropQuery::new(of).valu(&ds))? > 0 {
+                return Err(MetaError::NotEmpty(format!("dataset {dataset}")));
+            }
+        }
+        txn.del_rows_by_id(&dataset.iden())?;
+        txn.blob_del(&info_key(&dataset.to_string()))?;
+        Ok(txn.commit()?)
+    }
+
+    /// Removes partition `key` of `dataset` if no object lives in it ([`MetaError::NotEmpty`]).
+    pub fn remove_partition(&self, dataset: DatasetId, key: &str) -> Result<()> {
+        let txn = self.store.begin()?;
+        let iden = partition_iden(dataset, key);
+        if txn.rows_by_id(&iden)?.is_empty() {
+            let (dataset, key) = (dataset.to_string(), key.to_string());
+            return Err(MetaError::NoSuchPartition { dataset, key });
+        }
+        for job in self.jobs(dataset)? {
+            if self.objects_in(&*txn, dataset, key, job)? > 0 {
+                return Err(MetaError::NotEmpty(format!("partition {key:?}")));
+            }
+        }
+        txn.del_rows_by_id(&iden)?;
+        Ok(txn.commit()?)
+    }
+
+    /// Removes `job` of `dataset` if no object lives in it under any partition
+    /// ([`MetaError::NotEmpty`]). Its number is not handed out again.
+    pub fn remove_job(&self, dataset: DatasetId, job: JobId) -> Result<()> {
+        let txn = self.store.begin()?;
+        let iden = job_iden(dataset, job);
+        if txn.rows_by_id(&iden)?.is_empty() {
+            let dataset = dataset.to_string();
+            return Err(MetaError::NoSuchJob {
+                dataset,
+                job: job.0,
+            });
+        }
+        for key in self.partitions(dataset)? {
+            if self.objects_in(&*txn, dataset, &key, job)? > 0 {
+                return Err(MetaError::NotEmpty(format!("job {job}")));
+            }
+        }
+        txn.del_rows_by_id(&iden)?;
+        Ok(txn.commit()?)
+    }
+
+    /// Moves the object at `from` to `to` in the same dataset, atomically replacing an object
+    /// already at `to` (whose content stays until `gc`). Returns the uuid of the replaced
+    /// object, if any. Another dataset is [`MetaError::CrossDataset`].
+    pub fn rename_object(&self, from: &ObjectPath, to: &ObjectPath) -> Result<Option<ObjectId>> {
+        if from.dataset != to.dataset {
+            return Err(MetaError::CrossDataset(to.to_string()));
+        }
+        check_component("object name", &to.name)?;
+        let txn = self.store.begin()?;
+        self.require_dir(&*txn, to)?;
+        let rows = self
+            .object_rows_at(&*txn, from)?
+            .ok_or_else(|| MetaError::NoSuchObject(from.to_string()))?;
+        let id: ObjectId = Node::new(&rows).str(prop::UUID)?.parse()?;
+        if from == to {
+            return Ok(None);
+        }
+        let mut replaced = None;
+        if let Some(old) = self.object_rows_at(&*txn, to)? {
+            let old_id: ObjectId = Node::new(&old).str(prop::UUID)?.parse()?;
+            txn.del_rows_by_id(&old_id.iden())?;
+            txn.blob_del(&info_key(&old_id.to_string()))?;
+            replaced = Some(old_id);
+        }
+        let ext = Node::new(&rows)
+            .str(prop::NAME)?
+            .rsplit_once('.')
+            .map_or(String::new(), |(_, e)| e.to_string());
+        let cronus_name = format!(
+            "{}.job_{}.part_{}.{id}.{ext}",
+            to.dataset, to.job, to.partition
+        );
+        let iden = id.iden();
+        let moved: [(&str, Valu); 6] = [
+            (prop::PARTITION, to.partition.as_str().into()),
+            (prop::JOB, i64::from(to.job.0).into()),
+            (prop::OBJECT, to.name.as_str().into()),
+            (prop::PATH, to.key().into()),
+            (prop::DIR, to.dir().into()),
+            (prop::NAME, cronus_name.as_str().into()),
+        ];
+        for (p, v) in &moved {
+            txn.set_rows_by_id_prop(&iden, p, v)?;
+        }
+        let info_bytes = txn
+            .blob_get(&info_key(&id.to_string()))?
+            .ok_or_else(|| MetaError::Corrupt(format!("object {id} has no info")))?;
+        let mut info = CronusObject::decode(info_bytes.as_slice())
+            .map_err(|e| MetaError::Corrupt(format!("info of {id}: {e}")))?;
+        info.name = cronus_name;
+        if let Some(cronus_object::Info::File(f)) = info.info.as_mut() {
+            f.partition = to.partition.clone();
+        }
+        txn.blob_set(&info_key(&id.to_string()), &info.encode_to_vec())?;
+        txn.commit()?;
+        Ok(replaced)
+    }
+}
+
+impl<S: Storage> Metastore<S> {
+    /// Returns every row of node `iden` (empty when there is no such node).
+    pub fn node_rows(&self, iden: &Iden) -> Result<Vec<Row>> {
+        Ok(self.store.rows_by_id(iden)?)
+    }
+
+    /// Returns the rows of every object in job `job` of partition `key`, one group per object,
+    /// in one join (what a directory listing with attributes needs).
+    pub fn object_nodes(&self, dataset: DatasetId, key: &str, job: JobId) -> Result<Vec<Vec<Row>>> {
+        let dir = Valu::from(dir_key(dataset, key, job));
+        let rows = self
+            .store
+            .join_by_prop(&PropQuery::new(prop::DIR).valu(&dir))?;
+        Ok(rows
+            .chunk_by(|a, b| a.iden == b.iden)
+            .map(<[Row]>::to_vec)
+            .collect())
+    }
+
+    /// Returns the uuid of the object at `path`, if there is one.
+    pub fn object_id_at(&self, path: &ObjectPath) -> Result<Option<ObjectId>> {
+        let key = Valu::from(path.key());
+        let hit = self
+            .store
+            .rows_by_prop(&PropQuery::new(prop::PATH).valu(&key).limit(1))?;
+        hit.first().map(|r| r.iden.as_str().parse()).transpose()
+    }
+
+    /// Sets user row `prop` of node `iden` to `valu` (replacing its values). Props of the
+    /// catalogue (`cronus:`) are [`MetaError::SystemProp`] unless `system` is set, which only the
+    /// mount does, for the attributes `chmod`, `chown` and `utimens` change.
+    pub fn set_node_row(&self, iden: &Iden, p: &str, valu: &Valu, system: bool) -> Result<()> {
+        check_user_prop(p, system)?;
+        let txn = self.store.begin()?;
+        if txn.rows_by_id(iden)?.is_empty() {
+            return Err(MetaError::NoSuchObject(iden.to_string()));
+        }
+        txn.set_rows_by_id_prop(iden, p, valu)?;
+        Ok(txn.commit()?)
+    }
+
+    /// Deletes user row `prop` of node `iden`; returns how many rows went.
+    pub fn del_node_row(&self, iden: &Iden, p: &str) -> Result<usize> {
+        check_user_prop(p, false)?;
+        Ok(self.store.del_rows_by_id_prop(iden, p, None)?)
+    }
+}
+
+/// Refuses props of the catalogue's own rows unless `system` is set.
+fn check_user_prop(p: &str, system: bool) -> Result<()> {
+    if !system && p.starts_with("cronus:") {
+        return Err(MetaError::SystemProp(p.to_string()));
+    }
+    Ok(())
+}

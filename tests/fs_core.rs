@@ -1,0 +1,527 @@
+//! The filesystem core driven without a kernel: every operation of SPEC §4 and its errno,
+//! on the in-memory backend and on RocksDB (with a reopen).
+
+use cronusfs::fs::{
+    Fh, FsCore, FsError, FsOptions, Ino, Kind, OpenFlags, SetAttr, XattrFlags, XattrReply,
+};
+use cronusfs::meta::{DatasetId, Metastore};
+use cronusfs::storage::{MemoryStore, RocksStore, Storage};
+
+fn options(dir: &std::path::Path) -> FsOptions {
+    FsOptions {
+        read_only: false,
+        uid: 1000,
+        gid: 1000,
+        staging_dir: dir.join("staging"),
+    }
+}
+
+fn core(dir: &std::path::Path) -> FsCore<MemoryStore> {
+    FsCore::new(Metastore::new(MemoryStore::new()), options(dir)).unwrap()
+}
+
+fn errno<T: std::fmt::Debug>(r: Result<T, FsError>) -> i32 {
+    r.expect_err("expected an error").errno()
+}
+
+/// Makes datasets/<ds>/partitions/<key>/jobs/<job> and returns the job directory's inode.
+fn job_dir<S: Storage>(fs: &FsCore<S>, ds: DatasetId, key: &str, job: u32) -> Ino {
+    let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
+    let d = match fs.lookup(datasets, &ds.to_string()) {
+        Ok(a) => a.ino,
+        Err(_) => fs.mkdir(datasets, &ds.to_string()).unwrap().ino,
+    };
+    let parts = fs.lookup(d, "partitions").unwrap().ino;
+    let p = match fs.lookup(parts, key) {
+        Ok(a) => a.ino,
+        Err(_) => fs.mkdir(parts, key).unwrap().ino,
+    };
+    let jobs = fs.lookup(p, "jobs").unwrap().ino;
+    match fs.lookup(jobs, &job.to_string()) {
+        Ok(a) => a.ino,
+        Err(_) => fs.mkdir(jobs, &job.to_string()).unwrap().ino,
+    }
+}
+
+fn write_file<S: Storage>(fs: &FsCore<S>, dir: Ino, name: &str, bytes: &[u8]) -> Ino {
+    let (attr, opened) = fs.create(dir, name).unwrap();
+    for (i, piece) in bytes.chunks(100_000).enumerate() {
+        assert_eq!(
+            fs.write(opened.fh, (i * 100_000) as u64, piece).unwrap(),
+            piece.len()
+        );
+    }
+    fs.flush(opened.fh).unwrap();
+    fs.release(opened.fh).unwrap();
+    attr.ino
+}
+
+fn read_all<S: Storage>(fs: &FsCore<S>, ino: Ino) -> Vec<u8> {
+    let opened = fs.open(ino, OpenFlags::default()).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let piece = fs.read(opened.fh, out.len() as u64, 128 * 1024).unwrap();
+        if piece.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&piece);
+    }
+    fs.release(opened.fh).unwrap();
+    out
+}
+
+fn names<S: Storage>(fs: &FsCore<S>, dir: Ino) -> Vec<String> {
+    fs.readdir(dir)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn the_tree_is_made_with_mkdir_and_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    assert_eq!(
+        names(&fs, Ino::ROOT),
+        ["datasets", "menus", "configs", "objects"]
+    );
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "key1", 0);
+    job_dir(&fs, ds, "key2", 3);
+    let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
+    assert_eq!(names(&fs, datasets), [ds.to_string()]);
+    let d = fs.lookup(datasets, &ds.to_string()).unwrap().ino;
+    assert_eq!(
+        names(&fs, d),
+        ["partitions"],
+        "no menu/config for a dataset made by mkdir"
+    );
+    let parts = fs.lookup(d, "partitions").unwrap().ino;
+    assert_eq!(names(&fs, parts), ["key1", "key2"]);
+    // Jobs are dataset-wide: both show under every partition.
+    let k2 = fs.lookup(parts, "key2").unwrap().ino;
+    let jobs2 = fs.lookup(k2, "jobs").unwrap().ino;
+    assert_eq!(names(&fs, jobs2), ["0", "3"]);
+    assert_eq!(fs.getattr(job).unwrap().kind, Kind::Dir);
+    assert_eq!(
+        fs.parent_of(job).unwrap(),
+        fs.lookup(fs.lookup(parts, "key1").unwrap().ino, "jobs")
+            .unwrap()
+            .ino
+    );
+    // `new_job` continues after the highest job opened by number.
+    assert_eq!(fs.metastore().new_job(ds).unwrap().0, 4);
+}
+
+#[test]
+fn invalid_names_and_wrong_places_get_their_errno() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
+    assert_eq!(errno(fs.mkdir(datasets, "not-a-uuid")), libc::EINVAL);
+    assert_eq!(errno(fs.mkdir(Ino::ROOT, "extra")), libc::EPERM);
+    assert_eq!(errno(fs.mkdir(Ino::ROOT, "datasets")), libc::EEXIST);
+    assert_eq!(errno(fs.create(Ino::ROOT, "file")), libc::EPERM);
+    assert_eq!(errno(fs.create(datasets, "file")), libc::EPERM);
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    let d = fs.lookup(datasets, &ds.to_string()).unwrap().ino;
+    assert_eq!(errno(fs.mkdir(datasets, &ds.to_string())), libc::EEXIST);
+    let parts = fs.lookup(d, "partitions").unwrap().ino;
+    let jobs = fs
+        .lookup(fs.lookup(parts, "k").unwrap().ino, "jobs")
+        .unwrap()
+        .ino;
+    for bad in ["01", "-1", "x", "+2", "4294967296"] {
+        assert_eq!(errno(fs.mkdir(jobs, bad)), libc::EINVAL, "{bad}");
+    }
+    assert_eq!(errno(fs.mkdir(parts, "k")), libc::EEXIST);
+    assert_eq!(errno(fs.mkdir(parts, &"x".repeat(256))), libc::ENAMETOOLONG);
+    assert_eq!(errno(fs.mkdir(job, "sub")), libc::EPERM);
+    assert_eq!(errno(fs.create(job, &"y".repeat(256))), libc::ENAMETOOLONG);
+    assert_eq!(errno(fs.lookup(job, "missing")), libc::ENOENT);
+    assert_eq!(errno(fs.lookup(datasets, "not-a-uuid")), libc::ENOENT);
+    // Removing what holds something.
+    write_file(&fs, job, "a", b"x");
+    assert_eq!(errno(fs.rmdir(jobs, "0")), libc::ENOTEMPTY);
+    assert_eq!(errno(fs.rmdir(parts, "k")), libc::ENOTEMPTY);
+    assert_eq!(errno(fs.rmdir(datasets, &ds.to_string())), libc::ENOTEMPTY);
+    assert_eq!(errno(fs.rmdir(d, "partitions")), libc::EPERM);
+    assert_eq!(errno(fs.unlink(jobs, "0")), libc::EISDIR);
+    assert_eq!(errno(fs.rmdir(job, "a")), libc::ENOTDIR);
+    // Emptied, they go.
+    fs.unlink(job, "a").unwrap();
+    fs.rmdir(jobs, "0").unwrap();
+    fs.rmdir(parts, "k").unwrap();
+    fs.rmdir(datasets, &ds.to_string()).unwrap();
+    assert!(names(&fs, datasets).is_empty());
+}
+
+#[test]
+fn files_are_written_read_versioned_and_visible_under_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let first = pattern(3 << 20, 1);
+    let ino = write_file(&fs, job, "data.bin", &first);
+    assert_eq!(fs.getattr(ino).unwrap().size, first.len() as u64);
+    assert!(read_all(&fs, ino) == first);
+    // Random writes and a read through the writing handle before it commits.
+    let opened = fs
+        .open(
+            ino,
+            OpenFlags {
+                write: true,
+                truncate: false,
+            },
+        )
+        .unwrap();
+    fs.write(opened.fh, 10, b"XYZ").unwrap();
+    fs.write(opened.fh, (3 << 20) + 5, b"tail").unwrap();
+    assert_eq!(
+        fs.read(opened.fh, 8, 6).unwrap(),
+        [first[8], first[9], b'X', b'Y', b'Z', first[13]]
+    );
+    assert_eq!(
+        fs.getattr(ino).unwrap().size,
+        (3 << 20) + 9,
+        "stat sees the writer's size"
+    );
+    fs.flush(opened.fh).unwrap();
+    fs.release(opened.fh).unwrap();
+    let mut second = first.clone();
+    second[10..13].copy_from_slice(b"XYZ");
+    second.extend_from_slice(&[0; 5]);
+    second.extend_from_slice(b"tail");
+    assert!(read_all(&fs, ino) == second);
+    let meta = fs.metastore();
+    let obj = meta
+        .object_by_id(match fs.lookup(job, "data.bin").unwrap().ino {
+            i if i == ino => meta.list(meta.datasets().unwrap()[0], "", "").unwrap()[0].id,
+            _ => panic!("the inode changed"),
+        })
+        .unwrap();
+    assert_eq!(obj.version, 2);
+    // Both contents are under objects/ until gc.
+    let objects = fs.lookup(Ino::ROOT, "objects").unwrap().ino;
+    let ids = names(&fs, objects);
+    assert_eq!(ids.len(), 2);
+    let old = ids.iter().find(|i| **i != obj.content.to_string()).unwrap();
+    let old_ino = fs.lookup(objects, old).unwrap().ino;
+    assert!(read_all(&fs, old_ino) == first);
+    assert_eq!(
+        errno(fs.open(
+            old_ino,
+            OpenFlags {
+                write: true,
+                truncate: false
+            }
+        )),
+        libc::EPERM
+    );
+    meta.gc().unwrap();
+    assert_eq!(names(&fs, objects), [obj.content.to_string()]);
+}
+
+#[test]
+fn truncate_by_path_and_by_handle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let ino = write_file(&fs, job, "t", b"hello world");
+    let set = SetAttr {
+        size: Some(5),
+        ..SetAttr::default()
+    };
+    assert_eq!(fs.setattr(ino, None, set).unwrap().size, 5);
+    assert_eq!(read_all(&fs, ino), b"hello");
+    let opened = fs
+        .open(
+            ino,
+            OpenFlags {
+                write: true,
+                truncate: true,
+            },
+        )
+        .unwrap();
+    assert_eq!(fs.getattr(ino).unwrap().size, 0);
+    let grow = SetAttr {
+        size: Some(3),
+        ..SetAttr::default()
+    };
+    fs.setattr(ino, Some(opened.fh), grow).unwrap();
+    fs.release(opened.fh).unwrap();
+    assert_eq!(read_all(&fs, ino), [0, 0, 0]);
+}
+
+#[test]
+fn rename_moves_replaces_and_stays_in_its_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let ds = DatasetId::random();
+    let (a, b) = (job_dir(&fs, ds, "k1", 0), job_dir(&fs, ds, "k2", 1));
+    let ino = write_file(&fs, a, "x", b"one");
+    write_file(&fs, b, "y", b"two");
+    fs.rename(a, "x", b, "y", true).expect_err("noreplace");
+    assert_eq!(errno(fs.rename(a, "x", b, "y", true)), libc::EEXIST);
+    fs.rename(a, "x", b, "y", false).unwrap();
+    assert!(names(&fs, a).is_empty());
+    assert_eq!(names(&fs, b), ["y"]);
+    let moved = fs.lookup(b, "y").unwrap();
+    assert_eq!(moved.ino, ino, "a renamed file keeps its inode");
+    assert_eq!(read_all(&fs, ino), b"one");
+    let meta = fs.metastore();
+    let obj = &meta.list(ds, "", "").unwrap()[0];
+    assert_eq!((obj.path.partition.as_str(), obj.path.job.0), ("k2", 1));
+    assert!(obj.cronus_name.starts_with(&format!("{ds}.job_1.part_k2.")));
+    let other = job_dir(&fs, DatasetId::random(), "k", 0);
+    assert_eq!(errno(fs.rename(b, "y", other, "y", false)), libc::EXDEV);
+    assert_eq!(errno(fs.rename(b, "missing", a, "z", false)), libc::ENOENT);
+    // A file created and not committed yet moves too (rsync's temp file).
+    let (_, opened) = fs.create(a, ".tmp.abc").unwrap();
+    fs.write(opened.fh, 0, b"three").unwrap();
+    fs.rename(a, ".tmp.abc", b, "y", false).unwrap();
+    fs.release(opened.fh).unwrap();
+    let y = fs.lookup(b, "y").unwrap().ino;
+    assert_eq!(read_all(&fs, y), b"three");
+    assert_eq!(names(&fs, a), Vec::<String>::new());
+}
+
+#[test]
+fn two_writers_never_mix_their_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let ino = write_file(&fs, job, "f", &[b'.'; 10]);
+    let w1 = fs
+        .open(
+            ino,
+            OpenFlags {
+                write: true,
+                truncate: false,
+            },
+        )
+        .unwrap();
+    let w2 = fs
+        .open(
+            ino,
+            OpenFlags {
+                write: true,
+                truncate: false,
+            },
+        )
+        .unwrap();
+    fs.write(w1.fh, 0, b"AAAA").unwrap();
+    fs.write(w2.fh, 2, b"BBBB").unwrap();
+    fs.release(w1.fh).unwrap();
+    assert_eq!(read_all(&fs, ino), b"AAAA......");
+    fs.release(w2.fh).unwrap();
+    assert_eq!(
+        read_all(&fs, ino),
+        b"..BBBB....",
+        "the last close wins, whole"
+    );
+}
+
+#[test]
+fn unlinked_while_open_commits_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let (_, opened) = fs.create(job, "gone").unwrap();
+    fs.write(opened.fh, 0, b"bytes").unwrap();
+    assert_eq!(
+        names(&fs, job),
+        ["gone"],
+        "a created file is visible before its commit"
+    );
+    fs.unlink(job, "gone").unwrap();
+    fs.release(opened.fh).unwrap();
+    assert!(names(&fs, job).is_empty());
+    assert_eq!(errno(fs.release(Fh(opened.fh.0))), libc::EBADF);
+}
+
+#[test]
+fn xattrs_are_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    let ino = write_file(&fs, job, "f.csv", b"a,b\n1,2\n");
+    let get = |name: &str| match fs.getxattr(ino, name, 65536).unwrap() {
+        XattrReply::Data(d) => String::from_utf8(d).unwrap(),
+        XattrReply::Size(_) => panic!("data expected"),
+    };
+    assert_eq!(get("user.cronus.size"), "8");
+    assert_eq!(get("user.cronus.type"), "CSV");
+    let none = XattrFlags::default();
+    fs.setxattr(ino, "user.quality", b"10", none).unwrap();
+    fs.setxattr(ino, "user.owner", b"team a", none).unwrap();
+    assert_eq!(get("user.quality"), "10");
+    // An integer row, as a lift sees it.
+    let meta = fs.metastore();
+    let obj = &meta.list(ds, "", "").unwrap()[0];
+    let rows = meta.node_rows(&obj.id.iden()).unwrap();
+    let q = rows.iter().find(|r| r.prop == "quality").unwrap();
+    assert_eq!(q.valu, cronusfs::storage::Valu::Int(10));
+    // Probe, exact fit, too small, missing.
+    assert_eq!(
+        fs.getxattr(ino, "user.owner", 0).unwrap(),
+        XattrReply::Size(6)
+    );
+    assert_eq!(errno(fs.getxattr(ino, "user.owner", 3)), libc::ERANGE);
+    assert_eq!(errno(fs.getxattr(ino, "user.nope", 10)), libc::ENODATA);
+    assert_eq!(
+        errno(fs.getxattr(ino, "security.capability", 10)),
+        libc::ENODATA
+    );
+    assert_eq!(errno(fs.getxattr(ino, "trusted.x", 10)), libc::ENOTSUP);
+    assert_eq!(
+        errno(fs.setxattr(ino, "trusted.x", b"1", none)),
+        libc::ENOTSUP
+    );
+    // System rows are read-only.
+    assert_eq!(
+        errno(fs.setxattr(ino, "user.cronus.size", b"1", none)),
+        libc::EPERM
+    );
+    assert_eq!(errno(fs.removexattr(ino, "user.cronus.size")), libc::EPERM);
+    assert_eq!(
+        errno(fs.setxattr(ino, "user.big", &vec![b'v'; 65537], none)),
+        libc::E2BIG
+    );
+    let create = XattrFlags {
+        create: true,
+        replace: false,
+    };
+    let replace = XattrFlags {
+        create: false,
+        replace: true,
+    };
+    assert_eq!(
+        errno(fs.setxattr(ino, "user.quality", b"1", create)),
+        libc::EEXIST
+    );
+    assert_eq!(
+        errno(fs.setxattr(ino, "user.fresh", b"1", replace)),
+        libc::ENODATA
+    );
+    // The list holds both kinds, NUL-terminated.
+    let XattrReply::Data(list) = fs.listxattr(ino, 65536).unwrap() else {
+        panic!()
+    };
+    let list = String::from_utf8(list).unwrap();
+    assert!(
+        list.contains("user.quality\0") && list.contains("user.cronus.content\0"),
+        "{list}"
+    );
+    assert_eq!(
+        fs.listxattr(ino, 0).unwrap(),
+        XattrReply::Size(list.len() as u32)
+    );
+    fs.removexattr(ino, "user.quality").unwrap();
+    assert_eq!(errno(fs.removexattr(ino, "user.quality")), libc::ENODATA);
+    // Datasets, partitions and jobs have rows too.
+    let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
+    let d = fs.lookup(datasets, &ds.to_string()).unwrap().ino;
+    fs.setxattr(d, "user.project", b"census", none).unwrap();
+    fs.setxattr(job, "user.worker", b"w1", none).unwrap();
+    assert_eq!(
+        fs.getxattr(job, "user.cronus.kind", 100).unwrap(),
+        XattrReply::Data(b"job".to_vec())
+    );
+    // A row set outside the mount shows up as an attribute.
+    meta.set_node_row(&obj.id.iden(), "from_cli", &"yes".into(), false)
+        .unwrap();
+    assert_eq!(get("user.from_cli"), "yes");
+}
+
+#[test]
+fn attributes_of_a_pending_file_land_with_its_first_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let (attr, opened) = fs.create(job, "p").unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let set = SetAttr {
+        mode: Some(0o600),
+        mtime: Some(t),
+        uid: Some(7),
+        ..SetAttr::default()
+    };
+    fs.setattr(attr.ino, Some(opened.fh), set).unwrap();
+    fs.setxattr(attr.ino, "user.tag", b"early", XattrFlags::default())
+        .unwrap();
+    fs.write(opened.fh, 0, b"data").unwrap();
+    fs.release(opened.fh).unwrap();
+    let a = fs.getattr(attr.ino).unwrap();
+    assert_eq!(
+        (a.perm, a.uid, a.gid, a.size, a.mtime),
+        (0o600, 7, 1000, 4, t)
+    );
+    assert_eq!(
+        fs.getxattr(attr.ino, "user.tag", 100).unwrap(),
+        XattrReply::Data(b"early".to_vec())
+    );
+}
+
+#[test]
+fn read_only_refuses_changes_with_erofs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let meta = Metastore::new(MemoryStore::new());
+    let ds = DatasetId::random();
+    meta.create_dataset(ds).unwrap();
+    let mut o = options(tmp.path());
+    o.read_only = true;
+    let fs = FsCore::new(meta, o).unwrap();
+    let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
+    assert_eq!(
+        errno(fs.mkdir(datasets, &DatasetId::random().to_string())),
+        libc::EROFS
+    );
+    let d = fs.lookup(datasets, &ds.to_string()).unwrap();
+    assert_eq!(d.perm, 0o555);
+    assert_eq!(
+        errno(fs.setxattr(d.ino, "user.x", b"1", XattrFlags::default())),
+        libc::EROFS
+    );
+}
+
+#[test]
+fn everything_survives_a_reopen_on_rocksdb() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let ds = DatasetId::random();
+    let bytes = pattern(2_500_000, 9);
+    {
+        let fs = FsCore::new(
+            Metastore::new(RocksStore::create(&store).unwrap()),
+            options(tmp.path()),
+        )
+        .unwrap();
+        let job = job_dir(&fs, ds, "k", 0);
+        write_file(&fs, job, "big", &bytes);
+        let ino = fs.lookup(job, "big").unwrap().ino;
+        fs.setxattr(ino, "user.n", b"5", XattrFlags::default())
+            .unwrap();
+    }
+    let fs = FsCore::new(
+        Metastore::new(RocksStore::open(&store).unwrap()),
+        options(tmp.path()),
+    )
+    .unwrap();
+    let job = job_dir(&fs, ds, "k", 0);
+    let ino = fs.lookup(job, "big").unwrap().ino;
+    assert!(read_all(&fs, ino) == bytes);
+    assert_eq!(
+        fs.getxattr(ino, "user.n", 10).unwrap(),
+        XattrReply::Data(b"5".to_vec())
+    );
+}
