@@ -16,6 +16,7 @@ mod fs_core;
 mod man_pages;
 mod metastore;
 mod model;
+mod mount;
 mod properties;
 mod proto_compat;
 mod python_clients;

@@ -16,7 +16,7 @@ use cronusfs::storage::RocksStore;
 use serde_json::Value;
 
 /// Returns the venv's python, creating the venv on first use.
-fn python() -> &'static Path {
+pub fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));

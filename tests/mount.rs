@@ -1,0 +1,351 @@
+//! Real mounts: the daemon started by `cronusfs mount`, driven by ordinary tools (mkdir, cp,
+//! ls, cat, find, getfattr/setfattr, rsync, tar, redirects, dd), by pyarrow and polars, and
+//! by raw system calls for the errno of every refused operation. Every mount is unmounted by
+//! a guard even when a test fails, and every command runs under `timeout`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::arrow_meta::arrow_file;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cronusfs");
+
+/// A store mounted by the daemon; unmounted (lazily if need be) when dropped.
+pub struct Mounted {
+    pub store: PathBuf,
+    pub mnt: PathBuf,
+    pub log: PathBuf,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Mounted {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = tmp.path().join("store");
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let out = Command::new(BIN).arg("init").arg(&store).output().unwrap();
+        assert!(out.status.success());
+        let m = Mounted {
+            log: tmp.path().join("daemon.log"),
+            store,
+            mnt,
+            tmp,
+        };
+        m.mount();
+        m
+    }
+
+    pub fn mount(&self) {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(BIN)
+            .arg("mount")
+            .arg(&self.store)
+            .arg(&self.mnt)
+            .arg("--log-file")
+            .arg(&self.log)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn umount(&self) {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(BIN)
+            .arg("umount")
+            .arg(&self.mnt)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "umount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `script` in bash with `$M` the mount point and `$T` a scratch directory.
+    pub fn sh(&self, script: &str) -> Output {
+        Command::new("timeout")
+            .args(["60", "bash", "-euo", "pipefail", "-c", script])
+            .env("M", &self.mnt)
+            .env("T", self.tmp.path())
+            .env("CRONUSFS", BIN)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `script` and returns its stdout, failing the test on a non-zero exit.
+    pub fn ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        assert!(
+            out.status.success(),
+            "{script}\nstdout: {}\nstderr: {}\nlog: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if is_mounted(&self.mnt) {
+            let ok = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.mnt)
+                .status();
+            if !ok.is_ok_and(|s| s.success()) {
+                let _ = Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(&self.mnt)
+                    .status();
+            }
+        }
+    }
+}
+
+/// Whether `mnt` is a mount point now (read from mountinfo; never touches the mount).
+pub fn is_mounted(mnt: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = mnt.to_string_lossy().replace(' ', "\\040");
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+#[test]
+fn the_seed_scenario_with_ordinary_tools_survives_a_remount() {
+    let m = Mounted::new();
+    std::fs::write(m.tmp.path().join("seed.arrow"), arrow_file(10)).unwrap();
+    let ds = uuid::Uuid::new_v4().to_string();
+    m.ok(&format!(
+        r#"D=$M/datasets/{ds}
+        mkdir $D
+        for k in key1 key2 key3; do mkdir $D/partitions/$k; done
+        for j in 0 1 2; do mkdir $D/partitions/key1/jobs/$j; done
+        for k in key1 key2 key3; do for j in 0 1 2; do
+          cp $T/seed.arrow $D/partitions/$k/jobs/$j/out.arrow
+        done; done
+        test "$(ls $D/partitions/key3/jobs)" = "$(printf '0\n1\n2')"
+        test "$(find $D -name out.arrow | wc -l)" = 9
+        cmp $T/seed.arrow $D/partitions/key2/jobs/1/out.arrow
+        "#
+    ));
+    let job = format!("{}/datasets/{ds}/partitions/key1/jobs/0", m.mnt.display());
+    let attrs = m.ok(&format!("getfattr -d {job}/out.arrow"));
+    assert!(
+        attrs.contains("user.cronus.arrow:num_batches=\"10\""),
+        "{attrs}"
+    );
+    assert!(attrs.contains("user.cronus.type=\"ARROW\""), "{attrs}");
+    let listing = m.ok(&format!("ls -l {job}"));
+    let size = arrow_file(10).len().to_string();
+    assert!(
+        listing.contains(&size) && listing.contains("out.arrow"),
+        "{listing}"
+    );
+    // Tags as xattrs; redirects, appends and dd; rsync's temp-file-and-rename; tar -x.
+    m.ok(&format!(
+        r#"J={job}
+        setfattr -n user.quality -v 10 $J/out.arrow
+        test "$(getfattr --only-values -n user.quality $J/out.arrow)" = 10
+        echo first > $J/log.txt
+        echo second >> $J/log.txt
+        test "$(cat $J/log.txt)" = "$(printf 'first\nsecond')"
+        dd if=/dev/urandom of=$T/rand.bin bs=64k count=40 status=none
+        dd if=$T/rand.bin of=$J/rand.bin bs=1M status=none
+        cmp $T/rand.bin $J/rand.bin
+        mkdir -p $T/tree/sub && echo a > $T/tree/a.txt && echo b > $T/tree/sub-b.txt
+        rsync -a $T/tree/a.txt $T/tree/sub-b.txt $J/
+        cmp $T/tree/a.txt $J/a.txt
+        tar -C $T/tree -cf $T/files.tar a.txt sub-b.txt
+        mkdir $M/datasets/{ds}/partitions/key1/jobs/9
+        tar -C $M/datasets/{ds}/partitions/key1/jobs/9 -xf $T/files.tar
+        cmp $T/tree/sub-b.txt $M/datasets/{ds}/partitions/key1/jobs/9/sub-b.txt
+        mv $J/a.txt $M/datasets/{ds}/partitions/key2/jobs/2/moved.txt
+        test ! -e $J/a.txt
+        rm $J/rand.bin
+        test ! -e $J/rand.bin
+        "#
+    ));
+    m.umount();
+    assert!(!is_mounted(&m.mnt));
+    // The CLI sees what the mount did, with the tag an integer row.
+    let lift = Command::new(BIN)
+        .arg("--store")
+        .arg(&m.store)
+        .args(["rows", "lift", "quality", "--ge", "10", "--count"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&lift.stdout).trim(), "1");
+    let fsck = Command::new(BIN)
+        .arg("--store")
+        .arg(&m.store)
+        .arg("fsck")
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    m.mount();
+    m.ok(&format!(
+        r#"D=$M/datasets/{ds}
+        for k in key1 key2 key3; do for j in 0 1 2; do
+          cmp $T/seed.arrow $D/partitions/$k/jobs/$j/out.arrow
+        done; done
+        test "$(cat $D/partitions/key1/jobs/0/log.txt)" = "$(printf 'first\nsecond')"
+        cmp $T/tree/a.txt $D/partitions/key2/jobs/2/moved.txt
+        test "$(getfattr --only-values -n user.quality $D/partitions/key1/jobs/0/out.arrow)" = 10
+        "#
+    ));
+}
+
+#[test]
+fn refused_operations_get_their_errno_at_the_mount() {
+    let m = Mounted::new();
+    let ds = uuid::Uuid::new_v4().to_string();
+    m.ok(&format!("mkdir -p $M/datasets/{ds} && mkdir $M/datasets/{ds}/partitions/k && mkdir $M/datasets/{ds}/partitions/k/jobs/0 && echo x > $M/datasets/{ds}/partitions/k/jobs/0/f"));
+    let script = format!(
+        r#"
+import errno, os, sys
+M = sys.argv[1]
+D = f"{{M}}/datasets/{ds}"
+J = f"{{D}}/partitions/k/jobs/0"
+def expect(code, fn, *args):
+    try:
+        fn(*args)
+    except OSError as e:
+        if e.errno != code:
+            sys.exit(f"{{fn.__name__}}{{args}}: errno {{errno.errorcode[e.errno]}}, expected {{errno.errorcode[code]}}")
+        return
+    sys.exit(f"{{fn.__name__}}{{args}} succeeded, expected {{errno.errorcode[code]}}")
+expect(errno.EINVAL, os.mkdir, f"{{M}}/datasets/not-a-uuid")
+expect(errno.EINVAL, os.mkdir, f"{{D}}/partitions/k/jobs/07")
+expect(errno.EPERM, os.mkdir, f"{{M}}/elsewhere")
+expect(errno.EPERM, os.open, f"{{M}}/datasets/file", os.O_CREAT | os.O_WRONLY)
+expect(errno.EPERM, os.mkdir, f"{{J}}/sub")
+expect(errno.ENAMETOOLONG, os.open, f"{{J}}/" + "n" * 256, os.O_CREAT | os.O_WRONLY)
+expect(errno.ENOTEMPTY, os.rmdir, f"{{D}}/partitions/k/jobs/0")
+expect(errno.ENOENT, os.stat, f"{{J}}/missing")
+expect(errno.EPERM, os.setxattr, f"{{J}}/f", "user.cronus.size", b"1")
+expect(errno.ENOTSUP, os.setxattr, f"{{J}}/f", "trusted.x", b"1")
+expect(errno.ENODATA, os.getxattr, f"{{J}}/f", "user.absent")
+expect(errno.ENODATA, os.getxattr, f"{{J}}/f", "security.capability")
+os.mkdir(f"{{M}}/datasets/{other}")
+os.mkdir(f"{{M}}/datasets/{other}/partitions/k")
+os.mkdir(f"{{M}}/datasets/{other}/partitions/k/jobs/0")
+expect(errno.EXDEV, os.rename, f"{{J}}/f", f"{{M}}/datasets/{other}/partitions/k/jobs/0/f")
+print("ok")
+"#,
+        other = uuid::Uuid::new_v4()
+    );
+    let path = m.tmp.path().join("errnos.py");
+    std::fs::write(&path, script).unwrap();
+    let out = m.ok(&format!("python3 {} $M", path.display()));
+    assert_eq!(out.trim(), "ok");
+}
+
+#[test]
+fn pyarrow_and_polars_write_and_read_on_the_mount() {
+    let m = Mounted::new();
+    let ds = uuid::Uuid::new_v4().to_string();
+    m.ok(&format!(
+        "mkdir $M/datasets/{ds} $M/datasets/{ds}/partitions/k $M/datasets/{ds}/partitions/k/jobs/0"
+    ));
+    let job = m.mnt.join(format!("datasets/{ds}/partitions/k/jobs/0"));
+    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/arrow_clients.py");
+    let python = crate::python_clients::python();
+    for (how, file, rows) in [
+        ("write-pyarrow", "pa.arrow", 10_000),
+        ("write-polars", "pl.arrow", 2500),
+    ] {
+        let target = job.join(file);
+        let status = Command::new("timeout")
+            .arg("120")
+            .arg(python)
+            .arg(&clients)
+            .arg(how)
+            .arg(&target)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{how}");
+        let out = Command::new("timeout")
+            .arg("120")
+            .arg(python)
+            .arg(&clients)
+            .arg("read")
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(seen["pyarrow"]["rows"], rows, "{seen}");
+        assert_eq!(seen["polars"]["rows"], rows, "{seen}");
+        assert_eq!(seen["memory_map_equal"], true, "{seen}");
+        let rows_attr = m.ok(&format!(
+            "getfattr --only-values -n user.cronus.arrow:num_rows {}",
+            target.display()
+        ));
+        assert_eq!(rows_attr, rows.to_string());
+    }
+}
+
+#[test]
+fn the_daemon_is_one_per_store_and_stops_on_sigterm() {
+    let m = Mounted::new();
+    let status = Command::new(BIN).arg("status").output().unwrap();
+    let shown = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(shown.contains(&m.mnt.display().to_string()), "{shown}");
+    let second = m.tmp.path().join("mnt2");
+    std::fs::create_dir(&second).unwrap();
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(BIN)
+        .arg("mount")
+        .arg(&m.store)
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("in use by another process") && msg.lines().count() == 1,
+        "{msg}"
+    );
+    assert!(!is_mounted(&second));
+    // SIGTERM: unmounted, committed bytes kept, the daemon gone.
+    let ds = uuid::Uuid::new_v4().to_string();
+    m.ok(&format!("mkdir $M/datasets/{ds} && mkdir $M/datasets/{ds}/partitions/k && mkdir $M/datasets/{ds}/partitions/k/jobs/0 && echo kept > $M/datasets/{ds}/partitions/k/jobs/0/f"));
+    let pid: i32 = std::fs::read_to_string(m.store.join("cronusfs.mount"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) with a pid read from the daemon's record; no memory involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "daemon still running");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!is_mounted(&m.mnt));
+    m.mount();
+    assert_eq!(
+        m.ok(&format!("cat $M/datasets/{ds}/partitions/k/jobs/0/f")),
+        "kept\n"
+    );
+}
