@@ -1,26 +1,44 @@
 #!/usr/bin/env bash
-# The main job: builds cronusfs, creates a demo store, adds rows and lifts them back.
+# The main job, as a tour: build cronusfs, create a store, mount it, make a dataset with
+# partitions and jobs, put Arrow files in with cp and with pyarrow, look with ls, cat and
+# getfattr, tag with setfattr, unmount, and lift rows with the CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+python="$(bash scripts/python-env.sh)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cronusfs-target}"
 cargo build --locked --quiet
-cronusfs="$CARGO_TARGET_DIR/debug/cronusfs"
+PATH="$CARGO_TARGET_DIR/debug:$PATH"
 
-store="${1:-$(mktemp -d)/demo.store}"
+work="${1:-$(mktemp -d)}"
+store="$work/demo.store"
+mnt="$work/mnt"
+mkdir -p "$mnt"
+cleanup() { mountpoint -q "$mnt" 2>/dev/null && { fusermount3 -u "$mnt" || fusermount3 -uz "$mnt"; }; }
+trap cleanup EXIT
 say() { printf '\n$ %s\n' "$*"; "$@"; }
+shell() { printf '\n$ %s\n' "$1"; bash -c "$1"; }
 
-say "$cronusfs" init "$store"
+say cronusfs init "$store"
+say cronusfs mount "$store" "$mnt"
+ds=$(cat /proc/sys/kernel/random/uuid)
+export D="$mnt/datasets/$ds" M="$mnt" PY="$python" WORK="$work"
+shell 'mkdir $D && mkdir $D/partitions/key1 $D/partitions/key2'
+shell 'mkdir $D/partitions/key1/jobs/0 $D/partitions/key1/jobs/1'
+shell 'ls $D/partitions/key2/jobs'
+"$python" tests/python/arrow_clients.py write-pyarrow "$work/batches.arrow"
+shell 'cp $WORK/batches.arrow $D/partitions/key1/jobs/0/'
+shell '$PY -c "import pyarrow as pa, pyarrow.ipc as ipc; t = pa.table({\"x\": [1, 2, 3]}); w = ipc.new_file(\"$D/partitions/key2/jobs/1/small.arrow\", t.schema); w.write(t); w.close()"'
+shell 'printf "a,b\n1,2\n" > $D/partitions/key1/jobs/1/notes.csv'
+shell 'ls -l $D/partitions/key1/jobs/0 $D/partitions/key1/jobs/1'
+shell 'cat $D/partitions/key1/jobs/1/notes.csv'
+shell 'getfattr -d $D/partitions/key1/jobs/0/batches.arrow | grep -v arrow:schema'
+shell 'setfattr -n user.quality -v 10 $D/partitions/key1/jobs/0/batches.arrow'
+shell 'ls $M/objects | head -3'
+say cronusfs umount "$mnt"
 export CRONUSFS_STORE="$store"
-say "$cronusfs" rows add job0 job:id 0 --time 1000
-say "$cronusfs" rows add job0 job:rows 1200 --time 1000
-say "$cronusfs" rows add job0 job:partition key1 --time 1000
-say "$cronusfs" rows add job1 job:id 1 --time 2000
-say "$cronusfs" rows add job1 job:rows 800 --time 2000
-say "$cronusfs" rows add job1 job:partition key2 --time 2000
-say "$cronusfs" rows lift job:rows --ge 1000
-say "$cronusfs" rows lift job:partition --eq key2 --join
-say "$cronusfs" rows lift job:id --min-time 1500 --format jsonl
-say "$cronusfs" rows lift job:rows --range 0 10000 --count
+say cronusfs rows lift cronus:arrow:num_rows --ge 1000 --join --format tsv | grep -E 'cronus:(object|arrow:num_rows)|quality'
+say cronusfs rows lift quality --eq 10 --count
+say cronusfs ls "$ds" key1 1
 echo
 echo "demo store left at $store"

@@ -266,6 +266,20 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         }
     }
 
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        // Regular files come through `create`; device nodes, FIFOs and sockets are not objects.
+        reply.error(Errno::EPERM);
+    }
+
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match utf8(name) {
             Ok(name) => reply_empty(self.core.unlink(Ino(parent.0), name), reply),
