@@ -131,10 +131,16 @@ impl<S: Storage> FsCore<S> {
                 Some(job) if self.meta.has_job(*ds, job)? => Some(Node::Job(*ds, key.clone(), job)),
                 _ => None,
             },
-            Node::Job(ds, key, job) => {
-                let path = ObjectPath::new(*ds, key, *job, name);
+            Node::Job(..) | Node::Folder(..) => {
+                let path = in_dir(parent, name).expect("a job or folder");
                 match self.meta.object_id_at(&path)? {
                     Some(id) => Some(Node::Object(id)),
+                    None if self.meta.has_folder(&path)? => Some(Node::Folder(
+                        path.dataset,
+                        path.partition,
+                        path.job,
+                        path.name,
+                    )),
                     None => self.files.pending_at(&path).map(Node::Object),
                 }
             }
@@ -185,6 +191,9 @@ impl<S: Storage> FsCore<S> {
                 Some(Metastore::<S>::partition_iden(*ds, key))
             }
             Node::Job(ds, _, job) => Some(Metastore::<S>::job_iden(*ds, *job)),
+            Node::Folder(ds, key, job, path) => Some(Metastore::<S>::folder_iden(
+                &ObjectPath::new(*ds, key, *job, path),
+            )?),
             Node::Object(id) => Some(id.iden()),
             Node::Menu(uuid) | Node::Config(uuid) => Some(Iden::new(uuid.as_str())?),
             Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
@@ -251,8 +260,8 @@ impl<S: Storage> FsCore<S> {
     /// Lists directory `ino` (without `.` and `..`), with each entry's attributes.
     pub fn readdir(&self, ino: Ino) -> FsResult<Vec<DirEntry>> {
         let node = self.node(ino)?;
-        if let Node::Job(ds, key, job) = &node {
-            return self.list_job(*ds, key, *job);
+        if let Some(dir) = in_dir(&node, "") {
+            return self.list_dir(&dir);
         }
         let children: Vec<(String, Node)> = match &node {
             Node::Root => ROOT_DIRS
@@ -305,7 +314,7 @@ impl<S: Storage> FsCore<S> {
                 .into_iter()
                 .map(|c| (c.to_string(), Node::Content(c)))
                 .collect(),
-            Node::Job(..) => unreachable!("listed above"),
+            Node::Job(..) | Node::Folder(..) => unreachable!("listed above"),
             Node::DatasetMenu(_)
             | Node::DatasetConfig(_)
             | Node::Object(_)
@@ -327,32 +336,40 @@ impl<S: Storage> FsCore<S> {
         Ok(entries)
     }
 
-    /// Lists a job directory: its committed objects in one join, then files created in it and
-    /// not committed yet.
-    fn list_job(&self, ds: DatasetId, key: &str, job: JobId) -> FsResult<Vec<DirEntry>> {
+    /// Lists a job directory or folder `dir`: its objects and folders in one join, then the
+    /// files created in it and not committed yet.
+    fn list_dir(&self, dir: &ObjectPath) -> FsResult<Vec<DirEntry>> {
         let mut entries = Vec::new();
-        for rows in self.meta.object_nodes(ds, key, job)? {
-            let Some(name) = rows.iter().find(|r| r.prop == prop::OBJECT) else {
+        for rows in self.meta.dir_nodes(dir)? {
+            let text = |p: &str| {
+                rows.iter()
+                    .find(|r| r.prop == p)
+                    .map(|r| r.valu.to_string())
+            };
+            let (Some(kind), Some(path)) = (text(prop::KIND), text(prop::OBJECT)) else {
                 continue;
             };
-            let Some(Ok(id)) = rows
-                .iter()
-                .find(|r| r.prop == prop::UUID)
-                .map(|r| r.valu.to_string().parse())
-            else {
-                continue;
+            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+            let (node, kind) = match kind.as_str() {
+                "folder" => (
+                    Node::Folder(dir.dataset, dir.partition.clone(), dir.job, path),
+                    Kind::Dir,
+                ),
+                _ => match text(prop::UUID).map(|u| u.parse()) {
+                    Some(Ok(id)) => (Node::Object(id), Kind::File),
+                    _ => continue,
+                },
             };
-            let ino = self.inodes.ino(&Node::Object(id));
-            let mut attr = self.defaults.attr(ino, Kind::File, &rows, None);
-            if let Some(size) = self.files.written_size(id) {
+            let ino = self.inodes.ino(&node);
+            let mut attr = self.defaults.attr(ino, kind, &rows, None);
+            if let Node::Object(id) = node
+                && let Some(size) = self.files.written_size(id)
+            {
                 attr.size = size;
             }
-            entries.push(DirEntry {
-                name: name.valu.to_string(),
-                attr,
-            });
+            entries.push(DirEntry { name, attr });
         }
-        for (name, id) in self.files.pending_in(ds, key, job) {
+        for (name, id) in self.files.pending_in(dir) {
             let ino = self.inodes.ino(&Node::Object(id));
             if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {
                 entries.push(DirEntry { name, attr });
@@ -373,6 +390,10 @@ impl<S: Storage> FsCore<S> {
             Node::Partition(ds, _) => Node::Partitions(ds),
             Node::Jobs(ds, key) => Node::Partition(ds, key),
             Node::Job(ds, key, _) => Node::Jobs(ds, key),
+            Node::Folder(ds, key, job, path) => match path.rsplit_once('/') {
+                Some((up, _)) => Node::Folder(ds, key, job, up.to_string()),
+                None => Node::Job(ds, key, job),
+            },
             Node::Menu(_) => Node::Menus,
             Node::Config(_) => Node::Configs,
             Node::Content(_) => Node::Objects,
@@ -395,6 +416,20 @@ impl<S: Storage> FsCore<S> {
         }
         // SAFETY: statvfs returned 0, so it initialised `st`.
         Ok(unsafe { st.assume_init() })
+    }
+}
+
+/// Returns the path of `name` in directory `dir` when `dir` is a job directory or a folder
+/// (with an empty `name`, the directory's own path: empty for a job directory).
+fn in_dir(dir: &Node, name: &str) -> Option<ObjectPath> {
+    let join = |folder: &str| match (folder, name) {
+        ("", n) | (n, "") => n.to_string(),
+        (f, n) => format!("{f}/{n}"),
+    };
+    match dir {
+        Node::Job(ds, key, job) => Some(ObjectPath::new(*ds, key, *job, &join(""))),
+        Node::Folder(ds, key, job, folder) => Some(ObjectPath::new(*ds, key, *job, &join(folder))),
+        _ => None,
     }
 }
 

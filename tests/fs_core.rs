@@ -144,7 +144,8 @@ fn invalid_names_and_wrong_places_get_their_errno() {
     }
     assert_eq!(errno(fs.mkdir(parts, "k")), libc::EEXIST);
     assert_eq!(errno(fs.mkdir(parts, &"x".repeat(256))), libc::ENAMETOOLONG);
-    assert_eq!(errno(fs.mkdir(job, "sub")), libc::EPERM);
+    let menus = fs.lookup(Ino::ROOT, "menus").unwrap().ino;
+    assert_eq!(errno(fs.mkdir(menus, "sub")), libc::EPERM);
     assert_eq!(errno(fs.create(job, &"y".repeat(256))), libc::ENAMETOOLONG);
     assert_eq!(errno(fs.lookup(job, "missing")), libc::ENOENT);
     assert_eq!(errno(fs.lookup(datasets, "not-a-uuid")), libc::ENOENT);
@@ -524,4 +525,41 @@ fn everything_survives_a_reopen_on_rocksdb() {
         fs.getxattr(ino, "user.n", 10).unwrap(),
         XattrReply::Data(b"5".to_vec())
     );
+}
+
+#[test]
+fn folders_inside_a_job_directory_hold_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    let sub = fs.mkdir(job, "sub").unwrap();
+    assert_eq!(sub.kind, Kind::Dir);
+    assert_eq!(errno(fs.mkdir(job, "sub")), libc::EEXIST);
+    let deeper = fs.mkdir(sub.ino, "deeper").unwrap().ino;
+    let f = write_file(&fs, deeper, "f.txt", b"nested");
+    write_file(&fs, job, "top", b"t");
+    assert_eq!(names(&fs, job), ["sub", "top"]);
+    assert_eq!(names(&fs, sub.ino), ["deeper"]);
+    assert_eq!(names(&fs, deeper), ["f.txt"]);
+    assert_eq!(fs.parent_of(deeper).unwrap(), sub.ino);
+    assert_eq!(read_all(&fs, f), b"nested");
+    let obj = &fs.metastore().list(ds, "", "").unwrap();
+    assert!(obj.iter().any(|o| o.path.name == "sub/deeper/f.txt"));
+    assert_eq!(errno(fs.rmdir(job, "sub")), libc::ENOTEMPTY);
+    assert_eq!(errno(fs.create(job, "sub")), libc::EEXIST);
+    // Objects move in and out of folders.
+    fs.rename(deeper, "f.txt", job, "f.txt", false).unwrap();
+    fs.rename(job, "top", sub.ino, "top", false).unwrap();
+    assert_eq!(names(&fs, deeper), Vec::<String>::new());
+    assert_eq!(names(&fs, sub.ino), ["deeper", "top"]);
+    fs.rmdir(sub.ino, "deeper").unwrap();
+    fs.unlink(sub.ino, "top").unwrap();
+    fs.rmdir(job, "sub").unwrap();
+    assert_eq!(names(&fs, job), ["f.txt"]);
+    // A job with a folder is not empty.
+    fs.mkdir(job, "keep").unwrap();
+    fs.unlink(job, "f.txt").unwrap();
+    let jobs = fs.parent_of(job).unwrap();
+    assert_eq!(errno(fs.rmdir(jobs, "0")), libc::ENOTEMPTY);
 }

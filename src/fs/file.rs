@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::attr::{Attr, Defaults, Kind};
 use super::inode::{Ino, Node};
 use super::{FsCore, FsError, FsResult};
-use crate::meta::{ContentId, DatasetId, JobId, Manifest, MetaError, ObjectId, ObjectPath, prop};
+use crate::meta::{ContentId, Manifest, MetaError, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu, now_millis};
 
 /// A file or directory handle number.
@@ -107,12 +107,18 @@ impl OpenFiles {
             .map(|(id, _)| *id)
     }
 
-    /// Returns the names and uuids of the pending files of one job directory.
-    pub fn pending_in(&self, ds: DatasetId, key: &str, job: JobId) -> Vec<(String, ObjectId)> {
+    /// Returns the names and uuids of the pending files directly in directory `dir` (a job
+    /// directory when `dir.name` is empty, else that folder).
+    pub fn pending_in(&self, dir: &ObjectPath) -> Vec<(String, ObjectId)> {
         lock(&self.pending)
             .iter()
-            .filter(|(_, p)| p.path.dataset == ds && p.path.partition == key && p.path.job == job)
-            .map(|(id, p)| (p.path.name.clone(), *id))
+            .filter_map(|(id, p)| {
+                let same_job = p.path.dataset == dir.dataset
+                    && p.path.partition == dir.partition
+                    && p.path.job == dir.job;
+                let (folder, name) = p.path.name.rsplit_once('/').unwrap_or(("", &p.path.name));
+                (same_job && folder == dir.name).then(|| (name.to_string(), *id))
+            })
             .collect()
     }
 
@@ -332,15 +338,19 @@ impl<S: Storage> FsCore<S> {
     /// visible at once; its first version is committed when it is closed.
     pub fn create(&self, parent: Ino, name: &str) -> FsResult<(Attr, Opened)> {
         self.writable()?;
-        let Node::Job(ds, key, job) = self.node(parent)? else {
-            return Err(match self.node(parent)? {
-                n if n.is_dir() => FsError::NotPermitted,
-                _ => FsError::NotDir,
+        check_name(name)?;
+        let dir = self.node(parent)?;
+        let Some(path) = super::in_dir(&dir, name) else {
+            return Err(if dir.is_dir() {
+                FsError::NotPermitted
+            } else {
+                FsError::NotDir
             });
         };
-        check_name(name)?;
-        let path = ObjectPath::new(ds, &key, job, name);
-        if self.meta.object_id_at(&path)?.is_some() || self.files.pending_at(&path).is_some() {
+        if self.meta.object_id_at(&path)?.is_some()
+            || self.meta.has_folder(&path)?
+            || self.files.pending_at(&path).is_some()
+        {
             return Err(FsError::Exists);
         }
         let id = ObjectId::random();

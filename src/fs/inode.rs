@@ -43,6 +43,8 @@ pub enum Node {
     Jobs(DatasetId, String),
     /// `/datasets/<uuid>/partitions/<key>/jobs/<n>`.
     Job(DatasetId, String, JobId),
+    /// A folder inside a job directory: its path there (`sub`, `sub/deeper`).
+    Folder(DatasetId, String, JobId, String),
     /// An object file in a job directory (committed, or created and not yet committed).
     Object(ObjectId),
     /// `/menus/<uuid>`.
@@ -66,7 +68,8 @@ impl Node {
             | Node::Partitions(_)
             | Node::Partition(..)
             | Node::Jobs(..)
-            | Node::Job(..) => true,
+            | Node::Job(..)
+            | Node::Folder(..) => true,
             Node::DatasetMenu(_)
             | Node::DatasetConfig(_)
             | Node::Object(_)

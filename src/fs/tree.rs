@@ -51,6 +51,14 @@ impl<S: Storage> FsCore<S> {
                 self.meta.open_job(ds, job)?;
                 Node::Job(ds, key, job)
             }
+            dir @ (Node::Job(..) | Node::Folder(..)) => {
+                let at = super::in_dir(&dir, name).expect("a job or folder");
+                if self.meta.object_id_at(&at)?.is_some() || self.files.pending_at(&at).is_some() {
+                    return Err(FsError::Exists);
+                }
+                self.meta.make_folder(&at)?;
+                Node::Folder(at.dataset, at.partition, at.job, at.name)
+            }
             n if n.is_dir() => {
                 // An existing name is EEXIST whatever the level allows.
                 return Err(match self.child(&n, name) {
@@ -71,6 +79,10 @@ impl<S: Storage> FsCore<S> {
             Node::Dataset(ds) => self.meta.remove_dataset(ds)?,
             Node::Partition(ds, key) => self.meta.remove_partition(ds, &key)?,
             Node::Job(ds, _, job) => self.meta.remove_job(ds, job)?,
+            Node::Folder(ds, key, job, path) => {
+                self.meta
+                    .remove_folder(&ObjectPath::new(ds, &key, job, &path))?;
+            }
             n if n.is_dir() => return Err(FsError::NotPermitted),
             _ => return Err(FsError::NotDir),
         }
@@ -84,11 +96,9 @@ impl<S: Storage> FsCore<S> {
         match node {
             Node::Object(id) => {
                 if !self.files.drop_pending(id) {
-                    let Node::Job(ds, key, job) = self.node(parent)? else {
-                        return Err(FsError::NotPermitted);
-                    };
-                    self.meta
-                        .delete_object(&ObjectPath::new(ds, &key, job, name))?;
+                    let path =
+                        super::in_dir(&self.node(parent)?, name).ok_or(FsError::NotPermitted)?;
+                    self.meta.delete_object(&path)?;
                 }
                 Ok(())
             }
@@ -114,19 +124,19 @@ impl<S: Storage> FsCore<S> {
         let Node::Object(id) = self.child(&from_dir, name)? else {
             return Err(FsError::NotPermitted); // Directories and read-only files stay put.
         };
-        let (Node::Job(ds, key, job), Node::Job(to_ds, to_key, to_job)) = (&from_dir, &to_dir)
-        else {
+        let (Some(from), Some(to)) = (
+            super::in_dir(&from_dir, name),
+            super::in_dir(&to_dir, new_name),
+        ) else {
             return Err(if to_dir.is_dir() {
                 FsError::NotPermitted
             } else {
                 FsError::NotDir
             });
         };
-        if ds != to_ds {
-            return Err(MetaError::CrossDataset(to_ds.to_string()).into());
+        if from.dataset != to.dataset {
+            return Err(MetaError::CrossDataset(to.dataset.to_string()).into());
         }
-        let from = ObjectPath::new(*ds, key, *job, name);
-        let to = ObjectPath::new(*to_ds, to_key, *to_job, new_name);
         let target = match self.child(&to_dir, new_name) {
             Ok(Node::Object(t)) => Some(t),
             Ok(_) => return Err(FsError::IsDir),

@@ -170,11 +170,21 @@ impl ObjectPath {
             name: name.to_string(),
         }
     }
+    /// `<dataset>/<key>/<job>[/<folder>]`: the directory the object is listed in.
     fn dir(&self) -> String {
-        dir_key(self.dataset, &self.partition, self.job)
+        let job = dir_key(self.dataset, &self.partition, self.job);
+        match self.name.rsplit_once('/') {
+            Some((folder, _)) => format!("{job}/{folder}"),
+            None => job,
+        }
     }
+    /// `<dataset>/<key>/<job>/<name>`: the object's place, for lookups.
     fn key(&self) -> String {
-        format!("{}/{}", self.dir(), self.name)
+        format!(
+            "{}/{}",
+            dir_key(self.dataset, &self.partition, self.job),
+            self.name
+        )
     }
 }
 
@@ -231,6 +241,15 @@ fn info_key(uuid: &str) -> String {
 
 fn partition_iden(dataset: DatasetId, key: &str) -> Iden {
     Iden::new(format!("{dataset}/partitions/{key}")).expect("a bounded, non-empty iden")
+}
+
+/// The iden of the folder at `path` (a directory inside a job directory); a path too long for
+/// an iden is an error.
+fn folder_iden(path: &ObjectPath) -> Result<Iden> {
+    Ok(Iden::new(format!(
+        "{}/folders/{}/{}/{}",
+        path.dataset, path.partition, path.job, path.name
+    ))?)
 }
 
 fn job_iden(dataset: DatasetId, job: JobId) -> Iden {

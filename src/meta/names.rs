@@ -29,6 +29,23 @@ pub fn check_component(what: &'static str, name: &str) -> Result<()> {
     })
 }
 
+/// Longest object name (a path inside its job directory).
+pub const MAX_OBJECT_NAME_BYTES: usize = 4096;
+
+/// Checks an object name: a name, or a relative path of names (`sub/dir/file`) when the
+/// object lives in a folder of its job directory.
+pub fn check_object_name(name: &str) -> Result<()> {
+    if name.len() > MAX_OBJECT_NAME_BYTES {
+        return Err(MetaError::BadName {
+            what: "object name",
+            name: name.chars().take(64).collect(),
+            reason: "it is longer than 4096 bytes",
+        });
+    }
+    name.split('/')
+        .try_for_each(|part| check_component("object name", part))
+}
+
 /// Checks a uuid taken from a registered message: non-empty, at most 255 bytes, no `/` or NUL.
 pub fn check_uuid(what: &'static str, uuid: &str) -> Result<()> {
     check_component(what, uuid)
@@ -37,6 +54,16 @@ pub fn check_uuid(what: &'static str, uuid: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_names_may_be_relative_paths() {
+        for ok in ["f", "sub/f", "a/b/c.arrow"] {
+            assert!(check_object_name(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["", "/f", "f/", "a//b", "a/./b", "a/../b", "a\0b"] {
+            assert!(check_object_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn components() {

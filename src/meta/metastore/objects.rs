@@ -8,13 +8,13 @@ use prost::Message;
 use uuid::Uuid;
 
 use super::{
-    DatasetId, JobId, Metastore, Node, ObjectId, ObjectMeta, ObjectPath, dir_key, info_key,
-    job_iden, partition_iden, prop, rows_of,
+    DatasetId, JobId, Metastore, Node, ObjectId, ObjectMeta, ObjectPath, dir_key, folder_iden,
+    info_key, job_iden, partition_iden, prop, rows_of,
 };
 use crate::meta::arrow_meta::{self, ArrowField, ArrowMeta};
 use crate::meta::content::{ContentReader, ContentStore, GcReport, Manifest};
 use crate::meta::filetype::{self, SNIFF_BYTES};
-use crate::meta::names::check_component;
+use crate::meta::names::check_object_name;
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileObjectAuxInfo, FileObjectInfo, FileType, cronus_object};
 use crate::storage::{MAX_PROP_LEN, PropQuery, Row, RowRead, Storage, Valu, now_millis};
@@ -38,6 +38,12 @@ impl<S: Storage> Metastore<S> {
                 dataset: path.dataset.to_string(),
                 job: path.job.0,
             });
+        }
+        if let Some((folder, _)) = path.name.rsplit_once('/') {
+            let parent = ObjectPath::new(path.dataset, &path.partition, path.job, folder);
+            if view.rows_by_id(&folder_iden(&parent)?)?.is_empty() {
+                return Err(MetaError::NoSuchObject(parent.to_string()));
+            }
         }
         Ok(())
     }
@@ -86,7 +92,7 @@ impl<S: Storage> Metastore<S> {
         reader: &mut dyn Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ObjectMeta> {
-        check_component("object name", &path.name)?;
+        check_object_name(&path.name)?;
         self.require_dir(&self.store, path)?;
         let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         let manifest = self.content().write_chunks(reader, progress)?;
@@ -208,6 +214,7 @@ impl<S: Storage> Metastore<S> {
             .join_by_prop(&PropQuery::new(prop::DIR).valu(&dir))?;
         let mut out = rows
             .chunk_by(|a, b| a.iden == b.iden)
+            .filter(|group| Node::new(group).kind() == Some("object"))
             .map(object_meta)
             .collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| a.path.name.cmp(&b.path.name));

@@ -5,10 +5,10 @@
 use prost::Message;
 
 use super::{
-    DatasetId, JobId, Metastore, Node, ObjectId, ObjectPath, dir_key, info_key, job_iden,
-    partition_iden, prop, rows_of,
+    DatasetId, JobId, Metastore, Node, ObjectId, ObjectPath, dir_key, folder_iden, info_key,
+    job_iden, partition_iden, prop, rows_of,
 };
-use crate::meta::names::check_component;
+use crate::meta::names::{check_component, check_object_name};
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, cronus_object};
 use crate::storage::{Iden, PropQuery, Row, RowRead, Storage, Valu, now_millis};
@@ -154,7 +154,7 @@ impl<S: Storage> Metastore<S> {
         if from.dataset != to.dataset {
             return Err(MetaError::CrossDataset(to.to_string()));
         }
-        check_component("object name", &to.name)?;
+        check_object_name(&to.name)?;
         let txn = self.store.begin()?;
         self.require_dir(&*txn, to)?;
         let rows = self
@@ -212,19 +212,6 @@ impl<S: Storage> Metastore<S> {
         Ok(self.store.rows_by_id(iden)?)
     }
 
-    /// Returns the rows of every object in job `job` of partition `key`, one group per object,
-    /// in one join (what a directory listing with attributes needs).
-    pub fn object_nodes(&self, dataset: DatasetId, key: &str, job: JobId) -> Result<Vec<Vec<Row>>> {
-        let dir = Valu::from(dir_key(dataset, key, job));
-        let rows = self
-            .store
-            .join_by_prop(&PropQuery::new(prop::DIR).valu(&dir))?;
-        Ok(rows
-            .chunk_by(|a, b| a.iden == b.iden)
-            .map(<[Row]>::to_vec)
-            .collect())
-    }
-
     /// Returns the uuid of the object at `path`, if there is one.
     pub fn object_id_at(&self, path: &ObjectPath) -> Result<Option<ObjectId>> {
         let key = Valu::from(path.key());
@@ -260,4 +247,77 @@ fn check_user_prop(p: &str, system: bool) -> Result<()> {
         return Err(MetaError::SystemProp(p.to_string()));
     }
     Ok(())
+}
+
+/// Folders: directories inside a job directory (what `mkdir` there and `tar -x` make). A
+/// folder is a node with rows (`cronus:kind` = `folder`, `cronus:dir` = its parent directory,
+/// `cronus:object` = its path in the job); objects in it have names that are paths.
+impl<S: Storage> Metastore<S> {
+    /// Makes the folder at `at` (`at.name` is its path in the job directory).
+    pub fn make_folder(&self, at: &ObjectPath) -> Result<()> {
+        check_object_name(&at.name)?;
+        let iden = folder_iden(at)?;
+        let txn = self.store.begin()?;
+        self.require_dir(&*txn, at)?;
+        if !txn.rows_by_id(&iden)?.is_empty() || self.object_rows_at(&*txn, at)?.is_some() {
+            return Err(MetaError::ObjectExists(at.to_string()));
+        }
+        let now = now_millis();
+        txn.add_rows(&rows_of(
+            &iden,
+            now,
+            &[
+                (prop::KIND, "folder".into()),
+                (prop::UUID, iden.as_str().into()),
+                (prop::CREATED, now.into()),
+                (prop::OBJECT, at.name.as_str().into()),
+                (prop::DIR, at.dir().into()),
+            ],
+        ))?;
+        Ok(txn.commit()?)
+    }
+
+    /// Returns whether there is a folder at `at`.
+    pub fn has_folder(&self, at: &ObjectPath) -> Result<bool> {
+        match folder_iden(at) {
+            Ok(iden) => Ok(!self.store.rows_by_id(&iden)?.is_empty()),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Returns the iden of the folder at `at`.
+    pub fn folder_iden(at: &ObjectPath) -> Result<Iden> {
+        folder_iden(at)
+    }
+
+    /// Removes the folder at `at` if nothing is in it ([`MetaError::NotEmpty`]).
+    pub fn remove_folder(&self, at: &ObjectPath) -> Result<()> {
+        let iden = folder_iden(at)?;
+        let txn = self.store.begin()?;
+        if txn.rows_by_id(&iden)?.is_empty() {
+            return Err(MetaError::NoSuchObject(at.to_string()));
+        }
+        let inside = Valu::from(at.key());
+        if txn.size_by_prop(&PropQuery::new(prop::DIR).valu(&inside))? > 0 {
+            return Err(MetaError::NotEmpty(format!("folder {at}")));
+        }
+        txn.del_rows_by_id(&iden)?;
+        Ok(txn.commit()?)
+    }
+
+    /// Returns the rows of every object and folder directly in directory `at` (a job
+    /// directory when `at.name` is empty, else the folder `at.name`), one group per node.
+    pub fn dir_nodes(&self, at: &ObjectPath) -> Result<Vec<Vec<Row>>> {
+        let dir = match at.name.as_str() {
+            "" => dir_key(at.dataset, &at.partition, at.job),
+            _ => at.key(),
+        };
+        let rows = self
+            .store
+            .join_by_prop(&PropQuery::new(prop::DIR).valu(&Valu::from(dir)))?;
+        Ok(rows
+            .chunk_by(|a, b| a.iden == b.iden)
+            .map(<[Row]>::to_vec)
+            .collect())
+    }
 }
