@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/python-env.sh >/dev/null   # pyarrow, polars, simplekv for the client tests
+bash scripts/tools.sh >/dev/null        # pjdfstest and fsx for the mount tests
 # One target directory outside the clone, so that RocksDB's C++ is built once per machine.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cronusfs-target}"
 export RUST_BACKTRACE=0

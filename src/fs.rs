@@ -99,6 +99,9 @@ impl<S: Storage> FsCore<S> {
 
     /// Looks `name` up in directory `parent`.
     pub fn lookup(&self, parent: Ino, name: &str) -> FsResult<Attr> {
+        if name.len() > crate::meta::names::MAX_NAME_BYTES {
+            return Err(FsError::NameTooLong);
+        }
         let node = self.child(&self.node(parent)?, name)?;
         let ino = self.inodes.ino(&node);
         self.attr_of(ino, &node)

@@ -253,15 +253,20 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
+        mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
         match utf8(name) {
-            Ok(name) => reply_entry(self.core.mkdir(Ino(parent.0), name), reply),
+            Ok(name) => reply_entry(
+                self.core
+                    .mkdir(Ino(parent.0), name)
+                    .map(|a| self.own(a, None, req, mode)),
+                reply,
+            ),
             Err(e) => reply.error(e),
         }
     }
@@ -329,7 +334,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -343,23 +348,9 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         };
         match self.core.create(Ino(parent.0), name) {
             Ok((attr, opened)) => {
-                let mut attr = attr;
-                if mode & 0o7777 != 0o644 && mode & 0o7777 != 0o666 {
-                    let set = SetAttr {
-                        mode: Some(mode & 0o7777),
-                        ..SetAttr::default()
-                    };
-                    if let Ok(a) = self.core.setattr(attr.ino, Some(opened.fh), set) {
-                        attr = a;
-                    }
-                }
-                reply.created(
-                    &TTL,
-                    &file_attr(&attr),
-                    Generation(0),
-                    FileHandle(opened.fh.0),
-                    fopen(false),
-                );
+                let attr = self.own(attr, Some(opened.fh), req, mode);
+                let (fh, flags) = (FileHandle(opened.fh.0), fopen(false));
+                reply.created(&TTL, &file_attr(&attr), Generation(0), fh, flags);
             }
             Err(e) => reply.error(errno(&e)),
         }
@@ -597,6 +588,22 @@ fn kind(k: Kind) -> FileType {
 }
 
 impl<S: Storage> FuseFs<S> {
+    /// Gives a node just made the caller's owner and the mode it asked for (the kernel has
+    /// applied the umask); returns its attributes.
+    fn own(&self, attr: Attr, fh: Option<Fh>, req: &Request, mode: u32) -> Attr {
+        let mode = mode & 0o7777;
+        let set = SetAttr {
+            mode: (mode != u32::from(attr.perm)).then_some(mode),
+            uid: (req.uid() != attr.uid).then_some(req.uid()),
+            gid: (req.gid() != attr.gid).then_some(req.gid()),
+            ..SetAttr::default()
+        };
+        if set.mode.is_none() && set.uid.is_none() && set.gid.is_none() {
+            return attr;
+        }
+        self.core.setattr(attr.ino, fh, set).unwrap_or(attr)
+    }
+
     /// `.` and `..` of directory `ino`.
     fn dots(&self, ino: INodeNo) -> Result<Vec<(String, Ino)>, FsError> {
         let ino = Ino(ino.0);

@@ -13,6 +13,7 @@ mod crash;
 mod cronus_io;
 mod faults;
 mod fs_core;
+mod fs_tools;
 mod man_pages;
 mod metastore;
 mod model;

@@ -16,10 +16,16 @@ pub struct Mounted {
     pub mnt: PathBuf,
     pub log: PathBuf,
     pub tmp: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Mounted {
     pub fn new() -> Self {
+        Self::with_options(&[])
+    }
+
+    /// Mounts a new store with extra `cronusfs mount` options.
+    pub fn with_options(extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let store = tmp.path().join("store");
         let mnt = tmp.path().join("mnt");
@@ -31,6 +37,7 @@ impl Mounted {
             store,
             mnt,
             tmp,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         m.mount();
         m
@@ -45,6 +52,7 @@ impl Mounted {
             .arg(&self.mnt)
             .arg("--log-file")
             .arg(&self.log)
+            .args(&self.extra)
             .output()
             .unwrap();
         assert!(
@@ -70,6 +78,15 @@ impl Mounted {
     }
 
     /// Runs `script` in bash with `$M` the mount point and `$T` a scratch directory.
+    /// Makes a dataset with partition `k` and job 0 and returns the job directory.
+    pub fn job_dir(&self) -> PathBuf {
+        let ds = uuid::Uuid::new_v4();
+        self.ok(&format!(
+            "mkdir $M/datasets/{ds} $M/datasets/{ds}/partitions/k $M/datasets/{ds}/partitions/k/jobs/0"
+        ));
+        self.mnt.join(format!("datasets/{ds}/partitions/k/jobs/0"))
+    }
+
     pub fn sh(&self, script: &str) -> Output {
         Command::new("timeout")
             .args(["60", "bash", "-euo", "pipefail", "-c", script])
