@@ -368,3 +368,84 @@ fn the_daemon_is_one_per_store_and_stops_on_sigterm() {
         "kept\n"
     );
 }
+
+#[test]
+fn a_sigkilled_daemon_loses_nothing_whose_close_returned() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let log = m.tmp.path().join("closed.txt");
+    let writer = r#"
+import hashlib, os, random, sys
+job, log = sys.argv[1:3]
+random.seed(7)
+with open(log, "a") as done:
+    for i in range(100000):
+        data = os.urandom(random.choice([10, 5000, 300000, 1500000]))
+        try:
+            with open(f"{job}/f{i}", "wb") as f:
+                f.write(data)
+        except OSError:
+            break
+        done.write(f"f{i} {hashlib.sha256(data).hexdigest()}\n")
+        done.flush()
+"#;
+    let script = m.tmp.path().join("writer.py");
+    std::fs::write(&script, writer).unwrap();
+    let mut child = Command::new("timeout")
+        .arg("120")
+        .arg("python3")
+        .arg(&script)
+        .arg(&job)
+        .arg(&log)
+        .spawn()
+        .unwrap();
+    // Let it commit a good number of files, then kill the daemon mid-stream.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 40
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let record = std::fs::read_to_string(m.store.join("cronusfs.mount")).unwrap();
+    let pid: i32 = record.lines().next().unwrap().parse().unwrap();
+    // SAFETY: kill(2) with the daemon's pid; no memory involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let _ = child.wait();
+    // The dead daemon leaves a stale mount (ENOTCONN); clear it and mount again.
+    let _ = Command::new("fusermount3").arg("-u").arg(&m.mnt).status();
+    if is_mounted(&m.mnt) {
+        let _ = Command::new("fusermount3").arg("-uz").arg(&m.mnt).status();
+    }
+    m.mount();
+    let closed = std::fs::read_to_string(&log).unwrap();
+    assert!(closed.lines().count() >= 40);
+    let check: String = closed
+        .lines()
+        .map(|l| {
+            let (name, hash) = l.split_once(' ').unwrap();
+            format!("{hash}  {}\n", job.join(name).display())
+        })
+        .collect();
+    let sums = m.tmp.path().join("sums.txt");
+    std::fs::write(&sums, check).unwrap();
+    m.ok(&format!("sha256sum --quiet -c {}", sums.display()));
+    m.umount();
+    let fsck = Command::new(BIN)
+        .arg("--store")
+        .arg(&m.store)
+        .arg("fsck")
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}
