@@ -234,8 +234,8 @@ impl<S: Storage> FsCore<S> {
                 return Ok(attr);
             }
             let mut attr = self.defaults.attr(ino, kind, &self.rows_of(node)?, None);
-            if let Some(size) = self.files.written_size(*id) {
-                attr.size = size;
+            if let Some(w) = self.files.written(*id) {
+                file::apply_written(&mut attr, w);
             }
             return Ok(attr);
         }
@@ -366,9 +366,9 @@ impl<S: Storage> FsCore<S> {
             let ino = self.inodes.ino(&node);
             let mut attr = self.defaults.attr(ino, kind, &rows, None);
             if let Node::Object(id) = node
-                && let Some(size) = self.files.written_size(id)
+                && let Some(w) = self.files.written(id)
             {
-                attr.size = size;
+                file::apply_written(&mut attr, w);
             }
             entries.push(DirEntry { name, attr });
         }

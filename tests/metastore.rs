@@ -170,16 +170,23 @@ fn cronus_error_cases_are_typed() {
         put("key", JobId(7), "f"),
         Err(MetaError::NoSuchJob { job: 7, .. })
     ));
-    for bad in ["", "a/b", "..", "n\0ul"] {
+    for bad in ["", "a//b", "/a", "..", "n\0ul"] {
         assert!(
             matches!(put("key", job, bad), Err(MetaError::BadName { .. })),
             "{bad:?}"
         );
+    }
+    for bad in ["", "a/b", "..", "n\0ul"] {
         assert!(
             matches!(m.add_partition(ds, bad), Err(MetaError::BadName { .. })),
             "{bad:?}"
         );
     }
+    // An object name may be a path, but only into a folder that exists.
+    assert!(matches!(
+        put("key", job, "no-folder/f"),
+        Err(MetaError::NoSuchObject(_))
+    ));
     assert!(matches!(
         m.object(&ObjectPath::new(ds, "key", job, "absent")),
         Err(MetaError::NoSuchObject(_))

@@ -61,13 +61,15 @@ struct FileHandle {
     /// handle only created or opened with `O_TRUNC` commits at release, not at each close:
     /// a shell's `>` closes a duplicate descriptor before it writes).
     wrote: bool,
+    /// When the bytes this handle will commit last changed (epoch ms): the version's time.
+    changed: i64,
 }
 
 struct Pending {
     path: ObjectPath,
     created: i64,
     /// Rows `chmod`/`chown`/`utimens` set before the first commit.
-    rows: Vec<(String, Valu)>,
+    rows: Vec<(String, Valu, i64)>,
 }
 
 /// Every open file and directory handle, and the files created but not committed yet.
@@ -78,7 +80,7 @@ pub struct OpenFiles {
     dirs: Mutex<HashMap<u64, Arc<Vec<super::DirEntry>>>>,
     pending: Mutex<HashMap<ObjectId, Pending>>,
     /// Size of the latest uncommitted write per object (what `stat` shows meanwhile).
-    written: Mutex<HashMap<ObjectId, u64>>,
+    written: Mutex<HashMap<ObjectId, (u64, i64)>>,
     /// The content each object had when the kernel last cached it.
     cached: Mutex<HashMap<ObjectId, ContentId>>,
 }
@@ -135,20 +137,39 @@ impl OpenFiles {
         rows.extend(
             p.rows
                 .iter()
-                .map(|(k, v)| crate::storage::Row::new(&id.iden(), k, v.clone(), p.created)),
+                .map(|(k, v, t)| crate::storage::Row::new(&id.iden(), k, v.clone(), *t)),
         );
-        let size = self.written_size(id).unwrap_or(0);
-        Some(defaults.attr(ino, Kind::File, &rows, Some(size)))
+        let mut attr = defaults.attr(ino, Kind::File, &rows, Some(0));
+        if let Some(w) = self.written(id) {
+            apply_written(&mut attr, w);
+        }
+        Some(attr)
     }
 
-    /// Returns the size of the latest uncommitted write to `id`, if any.
-    pub fn written_size(&self, id: ObjectId) -> Option<u64> {
+    /// Returns the size and time (epoch ms) of the latest uncommitted change to `id`, if any.
+    pub fn written(&self, id: ObjectId) -> Option<(u64, i64)> {
         lock(&self.written).get(&id).copied()
     }
 
     /// Returns the rows recorded for pending file `id` (`None` if it is not pending).
     pub fn pending_rows(&self, id: ObjectId) -> Option<Vec<(String, Valu)>> {
-        lock(&self.pending).get(&id).map(|p| p.rows.clone())
+        lock(&self.pending).get(&id).map(|p| {
+            p.rows
+                .iter()
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect()
+        })
+    }
+
+    /// Returns when pending file `id` was created.
+    fn pending_created(&self, id: ObjectId) -> Option<i64> {
+        lock(&self.pending).get(&id).map(|p| p.created)
+    }
+
+    /// Records that handle `h` now holds `size` bytes, changed at `time`.
+    fn touch(&self, h: &mut FileHandle, size: u64, time: i64) {
+        h.changed = time;
+        lock(&self.written).insert(h.id, (size, time));
     }
 
     /// Returns the path of pending file `id`.
@@ -177,8 +198,10 @@ impl OpenFiles {
     pub fn pending_row(&self, id: ObjectId, p: &str, valu: Option<Valu>) -> bool {
         match lock(&self.pending).get_mut(&id) {
             Some(pending) => {
-                pending.rows.retain(|(k, _)| k != p);
-                pending.rows.extend(valu.map(|v| (p.to_string(), v)));
+                pending.rows.retain(|(k, _, _)| k != p);
+                pending
+                    .rows
+                    .extend(valu.map(|v| (p.to_string(), v, now_millis())));
                 true
             }
             None => false,
@@ -289,11 +312,13 @@ impl<S: Storage> FsCore<S> {
             staging: None,
             dirty: false,
             wrote: false,
+            changed: now_millis(),
         };
         if flags.write && flags.truncate {
             handle.staging = Some(self.new_staging()?);
             handle.dirty = true;
-            lock(&self.files.written).insert(id, 0);
+            let at = self.files.pending_created(id).unwrap_or(handle.changed);
+            self.files.touch(&mut handle, 0, at);
         }
         let fh = self.files.new_fh();
         lock(&self.files.handles).insert(fh, Arc::new(Mutex::new(handle)));
@@ -325,6 +350,7 @@ impl<S: Storage> FsCore<S> {
             staging: None,
             dirty: false,
             wrote: false,
+            changed: 0,
         };
         let fh = self.files.new_fh();
         lock(&self.files.handles).insert(fh, Arc::new(Mutex::new(handle)));
@@ -444,7 +470,7 @@ impl<S: Storage> FsCore<S> {
         staging.size = staging.size.max(offset + data.len() as u64);
         let size = staging.size;
         (h.dirty, h.wrote) = (true, true);
-        lock(&self.files.written).insert(h.id, size);
+        self.files.touch(&mut h, size, now_millis());
         Ok(data.len())
     }
 
@@ -455,7 +481,7 @@ impl<S: Storage> FsCore<S> {
         staging.file.set_len(size)?;
         staging.size = size;
         (h.dirty, h.wrote) = (true, true);
-        lock(&self.files.written).insert(h.id, size);
+        self.files.touch(h, size, now_millis());
         Ok(())
     }
 
@@ -521,7 +547,9 @@ impl<S: Storage> FsCore<S> {
             pos: 0,
             end: staging.size,
         };
-        let meta = self.meta.put_object_prefer_id(&path, h.id, &mut reader)?;
+        let meta = self
+            .meta
+            .put_object_prefer_id(&path, h.id, &mut reader, h.changed)?;
         if meta.id != h.id {
             // Another writer made an object at this path first: ours became its new version.
             self.inodes.rebind(h.ino, Node::Object(meta.id));
@@ -530,8 +558,8 @@ impl<S: Storage> FsCore<S> {
         if pending.is_some()
             && let Some(p) = lock(&self.files.pending).remove(&h.id)
         {
-            for (k, v) in p.rows {
-                self.meta.set_node_row(&h.id.iden(), &k, &v, true)?;
+            for (k, v, t) in p.rows {
+                self.meta.set_node_row_at(&h.id.iden(), &k, &v, true, t)?;
             }
         }
         lock(&self.files.cached).insert(h.id, meta.content);
@@ -565,6 +593,14 @@ impl<S: Storage> FsCore<S> {
         let mut h = lock(&handle);
         self.commit(&mut h)
     }
+}
+
+/// Shows an uncommitted change in `attr`: its size, and its time as mtime (and ctime).
+pub(super) fn apply_written(attr: &mut Attr, (size, time): (u64, i64)) {
+    let t = super::attr::time_of_millis(time);
+    attr.size = size;
+    attr.mtime = t;
+    attr.ctime = attr.ctime.max(t);
 }
 
 /// Checks an object name for `create`, `rename` and `mkdir`.

@@ -57,19 +57,30 @@ impl<S: Storage> Metastore<S> {
         reader: &mut dyn Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ObjectMeta> {
-        self.put_inner(path, Identity::Fresh, reader, progress)
+        let put = Put {
+            identity: Identity::Fresh,
+            time: None,
+        };
+        self.put_inner(path, put, reader, progress)
     }
 
     /// Like [`Metastore::put_object`], but a new object gets uuid `id` (the mount gives a
-    /// file its inode's identity when it is created, before its first commit). When an object
-    /// is already at `path` this is a new version of it, whatever `id` says.
+    /// file its inode's identity when it is created, before its first commit), and the version
+    /// is dated `time` (epoch ms: when the mount's writer last changed the bytes, which is
+    /// what `stat` showed meanwhile). When an object is already at `path` this is a new version
+    /// of it, whatever `id` says.
     pub fn put_object_prefer_id(
         &self,
         path: &ObjectPath,
         id: ObjectId,
         reader: &mut dyn Read,
+        time: i64,
     ) -> Result<ObjectMeta> {
-        self.put_inner(path, Identity::Prefer(id), reader, &mut |_| {})
+        let put = Put {
+            identity: Identity::Prefer(id),
+            time: Some(time),
+        };
+        self.put_inner(path, put, reader, &mut |_| {})
     }
 
     /// Stores a new object at `path` with uuid `id` and Cronus name `cronus_name` (for imports
@@ -82,13 +93,17 @@ impl<S: Storage> Metastore<S> {
         cronus_name: &str,
         reader: &mut dyn Read,
     ) -> Result<ObjectMeta> {
-        self.put_inner(path, Identity::Keep(id, cronus_name), reader, &mut |_| {})
+        let put = Put {
+            identity: Identity::Keep(id, cronus_name),
+            time: None,
+        };
+        self.put_inner(path, put, reader, &mut |_| {})
     }
 
     fn put_inner(
         &self,
         path: &ObjectPath,
-        identity: Identity<'_>,
+        put: Put<'_>,
         reader: &mut dyn Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ObjectMeta> {
@@ -99,7 +114,7 @@ impl<S: Storage> Metastore<S> {
         let (file_type, arrow) = self.inspect(&manifest)?;
         let txn = self.store.begin()?;
         self.require_dir(&*txn, path)?;
-        let now = now_millis();
+        let (identity, now) = (put.identity, put.time.unwrap_or_else(now_millis));
         let existing = self.object_rows_at(&*txn, path)?;
         let new_id = match identity {
             Identity::Fresh => ObjectId(Uuid::new_v4()),
@@ -273,6 +288,13 @@ impl<S: Storage> Metastore<S> {
             .collect::<Result<HashSet<_>>>()?;
         self.content().collect_garbage(&live, progress)
     }
+}
+
+/// How a put names and dates what it stores.
+struct Put<'a> {
+    identity: Identity<'a>,
+    /// The version's time (epoch ms); now when `None`.
+    time: Option<i64>,
 }
 
 /// Which uuid a put gives a new object.

@@ -225,12 +225,25 @@ impl<S: Storage> Metastore<S> {
     /// catalogue (`cronus:`) are [`MetaError::SystemProp`] unless `system` is set, which only the
     /// mount does, for the attributes `chmod`, `chown` and `utimens` change.
     pub fn set_node_row(&self, iden: &Iden, p: &str, valu: &Valu, system: bool) -> Result<()> {
+        self.set_node_row_at(iden, p, valu, system, now_millis())
+    }
+
+    /// [`Metastore::set_node_row`] with the row dated `time` (epoch ms).
+    pub fn set_node_row_at(
+        &self,
+        iden: &Iden,
+        p: &str,
+        valu: &Valu,
+        system: bool,
+        time: i64,
+    ) -> Result<()> {
         check_user_prop(p, system)?;
         let txn = self.store.begin()?;
         if txn.rows_by_id(iden)?.is_empty() {
             return Err(MetaError::NoSuchObject(iden.to_string()));
         }
-        txn.set_rows_by_id_prop(iden, p, valu)?;
+        txn.del_rows_by_id_prop(iden, p, None)?;
+        txn.add_rows(&[Row::new(iden, p, valu.clone(), time)])?;
         Ok(txn.commit()?)
     }
 
