@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# Benchmarks (release build): the row store on 1,000,000 rows, and put/get of a 1 GiB Arrow file
-# next to a plain file. Extra arguments go to both benches, e.g. `scripts/bench.sh --runs 5
-# --dir /var/tmp`.
+# Benchmarks (release build): the row store on 1,000,000 rows; put/get of a 1 GiB Arrow file
+# next to a plain file; and the mount next to a native directory on the same disk (cp, cat
+# cold and warm, tar -x of small files, ls -l / find on 100,000 objects, getfattr -d, daemon
+# memory). Extra arguments go to every bench, e.g. `scripts/bench.sh --runs 5 --dir /var/tmp`;
+# `--only mount` (or rowstore, objects) runs one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cronusfs-target}"
-cargo bench --locked --bench rowstore -- "$@"
-cargo bench --locked --bench objects -- "$@"
+only=""
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) only="$2"; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+if [ -z "$only" ] || [ "$only" = rowstore ]; then
+  cargo bench --locked --bench rowstore -- "${args[@]}"
+fi
+if [ -z "$only" ] || [ "$only" = objects ]; then
+  cargo bench --locked --bench objects -- "${args[@]}"
+fi
+if [ -z "$only" ] || [ "$only" = mount ]; then
+  cargo build --locked --release --quiet
+  python3 scripts/bench_mount.py "$CARGO_TARGET_DIR/release/cronusfs" "${args[@]}"
+fi

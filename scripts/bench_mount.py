@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Mount benchmark: the same operations on a native directory and on a cronusfs mount whose
+store is on the same disk, in one run, with ratios and the daemon's peak memory per phase.
+
+usage: bench_mount.py CRONUSFS_BINARY [--runs N] [--dir DIR] [--mib M] [--listing N]
+                      [--small N]
+
+Phases (medians of --runs): cp of an M MiB Arrow file into a job directory; cat of it warm and
+cold (page cache dropped); tar -x of N small files; ls -l and find on a job directory of
+--listing objects (made once); getfattr -d over the small files. Speed ratios are native time
+over mount time (higher is better; 1.0 = as fast as native); listing ratios are mount time over
+native time (lower is better), as the targets are stated.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+TARGETS = {  # phase: (kind, target)
+    "cp": ("speed", 0.33),
+    "cat cold": ("speed", 0.7),
+    "cat warm": ("speed", 0.9),
+    "tar -x small files": ("speed", 0.3),
+    "ls -l": ("time", 2.0),
+    "find": ("time", 2.0),
+    "getfattr -d": ("time", 2.0),
+}
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, **kw)
+
+
+def timed(cmd):
+    start = time.perf_counter()
+    sh(cmd, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def drop_caches():
+    sh("sync")
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+class Daemon:
+    def __init__(self, binary, work):
+        self.binary, self.store, self.mnt = binary, f"{work}/store", f"{work}/mnt"
+        os.makedirs(self.mnt)
+        sh(f"{binary} init {self.store}", stdout=subprocess.DEVNULL)
+        sh(f"{binary} mount {self.store} {self.mnt} --log-file {work}/daemon.log",
+           stdout=subprocess.DEVNULL)
+        with open(f"{self.store}/cronusfs.mount") as f:
+            self.pid = int(f.readline())
+        self.peaks = {}
+
+    def job_dir(self, key="k", job=0):
+        ds = uuid.uuid4()
+        path = f"{self.mnt}/datasets/{ds}/partitions/{key}/jobs/{job}"
+        sh(f"mkdir {self.mnt}/datasets/{ds} {self.mnt}/datasets/{ds}/partitions/{key} {path}")
+        return path
+
+    def reset_peak(self):
+        with open(f"/proc/{self.pid}/clear_refs", "w") as f:
+            f.write("5\n")
+
+    def record_peak(self, phase):
+        with open(f"/proc/{self.pid}/status") as f:
+            kib = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+        self.peaks[phase] = max(self.peaks.get(phase, 0), kib / 1024)
+
+    def close(self):
+        sh(f"{self.binary} umount {self.mnt}", stdout=subprocess.DEVNULL)
+
+
+def make_arrow(path, mib):
+    """An Arrow IPC file of about `mib` MiB (1 MiB record batches), written with pyarrow."""
+    venv = subprocess.run(["bash", "scripts/python-env.sh"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    code = (
+        "import os, sys, pyarrow as pa, pyarrow.ipc as ipc\n"
+        "n = 65536\n"
+        "schema = pa.schema([('id', pa.int64()), ('x', pa.float64())])\n"
+        "col = lambda t: pa.Array.from_buffers(t, n, [None, pa.py_buffer(os.urandom(8 * n))])\n"
+        "with ipc.new_file(sys.argv[1], schema) as w:\n"
+        "    for b in range(int(sys.argv[2])):\n"
+        "        w.write_batch(pa.record_batch([col(pa.int64()), col(pa.float64())],"
+        " schema=schema))\n"
+    )
+    subprocess.run([venv, "-c", code, path, str(mib)], check=True)
+
+
+def make_small(dir_, n):
+    os.makedirs(dir_)
+    for i in range(n):
+        with open(f"{dir_}/f{i:06}", "wb") as f:
+            f.write(os.urandom(4096))
+
+
+def one_run(args, binary, work, arrow, tarball, listing_native, listing_mount, daemon):
+    native = f"{work}/native-{uuid.uuid4()}"
+    os.makedirs(native)
+    job = daemon.job_dir()
+    r = {}
+    daemon.reset_peak()
+    r["cp"] = (timed(f"cp {arrow} {native}/big.arrow"), timed(f"cp {arrow} {job}/big.arrow"))
+    daemon.record_peak("cp")
+    daemon.reset_peak()
+    r["cat warm"] = (timed(f"cat {native}/big.arrow"), timed(f"cat {job}/big.arrow"))
+    daemon.record_peak("cat warm")
+    drop_caches()
+    cold_native = timed(f"cat {native}/big.arrow")
+    drop_caches()
+    daemon.reset_peak()
+    r["cat cold"] = (cold_native, timed(f"cat {job}/big.arrow"))
+    daemon.record_peak("cat cold")
+    daemon.reset_peak()
+    r["tar -x small files"] = (timed(f"tar -C {native} -xf {tarball}"),
+                               timed(f"tar -C {job} -xf {tarball}"))
+    daemon.record_peak("tar -x small files")
+    daemon.reset_peak()
+    r["getfattr -d"] = (timed(f"getfattr -R -d {native}/small"),
+                        timed(f"getfattr -R -d {job}/small"))
+    daemon.record_peak("getfattr -d")
+    daemon.reset_peak()
+    r["ls -l"] = (timed(f"ls -l {listing_native}"), timed(f"ls -l {listing_mount}"))
+    r["find"] = (timed(f"find {listing_native}"), timed(f"find {listing_mount}"))
+    daemon.record_peak("ls -l")
+    daemon.record_peak("find")
+    shutil.rmtree(native)
+    return r
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("binary")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--dir", default="/var/tmp")
+    p.add_argument("--mib", type=int, default=1024)
+    p.add_argument("--listing", type=int, default=100_000)
+    p.add_argument("--small", type=int, default=10_000)
+    args, _ = p.parse_known_args()
+    work = tempfile.mkdtemp(prefix="cronusfs-bench-", dir=args.dir)
+    daemon = None
+    try:
+        arrow = f"{work}/big.arrow"
+        make_arrow(arrow, args.mib)
+        make_small(f"{work}/small", args.small)
+        tarball = f"{work}/small.tar"
+        sh(f"tar -C {work} -cf {tarball} small")
+        daemon = Daemon(args.binary, work)
+        # The listing directory is made once (native and mounted), with empty files.
+        listing_native = f"{work}/listing"
+        os.makedirs(listing_native)
+        for i in range(args.listing):
+            open(f"{listing_native}/o{i:07}", "w").close()
+        listing_tar = f"{work}/listing.tar"
+        sh(f"tar -C {listing_native} -cf {listing_tar} .")
+        listing_mount = daemon.job_dir(key="listing")
+        made = timed(f"tar -C {listing_mount} -xf {listing_tar}")
+        print(f"mount benchmark: {args.mib} MiB Arrow file, {args.small} small files, "
+              f"{args.listing} objects listed ({made:.1f} s to make), {args.runs} runs, in {work}")
+        runs = []
+        for i in range(args.runs):
+            r = one_run(args, args.binary, work, arrow, tarball, listing_native, listing_mount,
+                        daemon)
+            runs.append(r)
+            line = ", ".join(f"{k} {n:.3f}/{m:.3f} s" for k, (n, m) in r.items())
+            print(f"  run {i}: native/mount {line}")
+        report(args, runs, daemon.peaks)
+    finally:
+        if daemon:
+            daemon.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(args, runs, peaks):
+    size = args.mib * 1048576 / 1e6  # MB
+    print()
+    print(f"{'median of ' + str(args.runs) + ' runs':24} {'native':>10} {'cronusfs':>10} "
+          f"{'ratio':>8} {'target':>8}  met  daemon peak MiB")
+    for phase, (kind, target) in TARGETS.items():
+        native = statistics.median(r[phase][0] for r in runs)
+        mount = statistics.median(r[phase][1] for r in runs)
+        if kind == "speed":
+            ratio, met = native / mount, native / mount >= target
+            shown = (f"{size / native:8.0f} MB/s", f"{size / mount:8.0f} MB/s") \
+                if phase.startswith(("cp", "cat")) else (f"{native:9.3f}s", f"{mount:9.3f}s")
+            tgt = f">={target}x"
+        else:
+            ratio, met = mount / native, mount / native <= target
+            shown = (f"{native:9.3f}s", f"{mount:9.3f}s")
+            tgt = f"<={target}x"
+        print(f"{phase:24} {shown[0]:>10} {shown[1]:>10} {ratio:7.2f}x {tgt:>8}  "
+              f"{'yes' if met else 'NO':3}  {peaks.get(phase, 0):.0f}")
+    print(f"daemon peak over all phases: {max(peaks.values()):.0f} MiB (target < 300 MiB)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
