@@ -10,7 +10,10 @@ mod inode;
 mod tree;
 mod xattr;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
@@ -53,7 +56,26 @@ pub struct FsCore<S: Storage> {
     options: FsOptions,
     files: file::OpenFiles,
     started: SystemTime,
+    /// Bumped before and after every change made through the core: a cached listing taken
+    /// at one value is current while the value has not moved.
+    generation: AtomicU64,
+    listings: Mutex<HashMap<Ino, (u64, Listing)>>,
 }
+
+/// A directory's entries, shared between the handles reading them.
+pub type Listing = Arc<Vec<DirEntry>>;
+
+/// Marks a change in progress: bumps the generation when made and when dropped.
+struct Change<'a>(&'a AtomicU64);
+
+impl Drop for Change<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// How many directory listings are kept between reads.
+const CACHED_LISTINGS: usize = 16;
 
 /// Names of the root's directories, in listing order.
 const ROOT_DIRS: [(&str, Node); 4] = [
@@ -78,12 +100,39 @@ impl<S: Storage> FsCore<S> {
             options,
             files: file::OpenFiles::default(),
             started: SystemTime::now(),
+            generation: AtomicU64::new(0),
+            listings: Mutex::new(HashMap::new()),
         })
     }
 
     /// Returns the catalogue.
     pub fn metastore(&self) -> &Metastore<S> {
         &self.meta
+    }
+
+    fn change(&self) -> Change<'_> {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Change(&self.generation)
+    }
+
+    /// Returns the listing of directory `ino`: the one taken last if nothing changed through
+    /// the core since, else a fresh scan.
+    fn listing(&self, ino: Ino) -> FsResult<Listing> {
+        let now = self.generation.load(Ordering::SeqCst);
+        let mut cache = self.listings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((generation, entries)) = cache.get(&ino)
+            && *generation == now
+        {
+            return Ok(entries.clone());
+        }
+        drop(cache);
+        let entries = Arc::new(self.readdir(ino)?);
+        cache = self.listings.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, (generation, _)| *generation == now);
+        if cache.len() < CACHED_LISTINGS {
+            cache.insert(ino, (now, entries.clone()));
+        }
+        Ok(entries)
     }
 
     fn node(&self, ino: Ino) -> FsResult<Node> {

@@ -563,3 +563,44 @@ fn folders_inside_a_job_directory_hold_objects() {
     let jobs = fs.parent_of(job).unwrap();
     assert_eq!(errno(fs.rmdir(jobs, "0")), libc::ENOTEMPTY);
 }
+
+#[test]
+fn a_cached_listing_never_outlives_a_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let list = |fs: &FsCore<MemoryStore>| {
+        let fh = fs.opendir(job).unwrap();
+        let entries = fs.readdir_at(job, fh, 0).unwrap();
+        fs.releasedir(fh);
+        entries
+            .iter()
+            .map(|e| (e.name.clone(), e.attr.size))
+            .collect::<Vec<_>>()
+    };
+    assert!(list(&fs).is_empty());
+    write_file(&fs, job, "a", b"12345");
+    assert_eq!(list(&fs), [("a".to_string(), 5)]);
+    assert_eq!(list(&fs), [("a".to_string(), 5)], "served again");
+    let a = fs.lookup(job, "a").unwrap().ino;
+    let opened = fs
+        .open(
+            a,
+            OpenFlags {
+                write: true,
+                truncate: false,
+            },
+        )
+        .unwrap();
+    fs.write(opened.fh, 5, b"678").unwrap();
+    assert_eq!(
+        list(&fs),
+        [("a".to_string(), 8)],
+        "an uncommitted write shows"
+    );
+    fs.release(opened.fh).unwrap();
+    fs.rename(job, "a", job, "b", false).unwrap();
+    assert_eq!(list(&fs), [("b".to_string(), 8)]);
+    fs.unlink(job, "b").unwrap();
+    assert!(list(&fs).is_empty());
+}

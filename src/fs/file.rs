@@ -363,6 +363,7 @@ impl<S: Storage> FsCore<S> {
     /// Creates file `name` in job directory `parent` and opens it for writing. The file is
     /// visible at once; its first version is committed when it is closed.
     pub fn create(&self, parent: Ino, name: &str) -> FsResult<(Attr, Opened)> {
+        let _change = self.change();
         self.writable()?;
         check_name(name)?;
         let dir = self.node(parent)?;
@@ -459,6 +460,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Writes `data` at `offset`; returns how many bytes were written.
     pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> FsResult<usize> {
+        let _change = self.change();
         let handle = self.files.handle(fh)?;
         let mut h = lock(&handle);
         if !h.writable {
@@ -476,6 +478,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Sets the size of what handle `h` will commit.
     fn truncate_handle(&self, h: &mut FileHandle, size: u64) -> FsResult<()> {
+        let _change = self.change();
         self.stage(h)?;
         let staging = h.staging.as_mut().expect("staged");
         staging.file.set_len(size)?;
@@ -525,6 +528,7 @@ impl<S: Storage> FsCore<S> {
     /// Commits what handle `h` has written as the object's new version. An object unlinked
     /// (or replaced by a rename) meanwhile takes nothing: its writes vanish with it.
     fn commit(&self, h: &mut FileHandle) -> FsResult<()> {
+        let _change = self.change();
         if !h.dirty {
             return Ok(());
         }

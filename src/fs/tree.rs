@@ -31,6 +31,7 @@ impl<S: Storage> FsCore<S> {
     /// Makes directory `name` in `parent`: a dataset (a uuid) in `datasets/`, a partition in
     /// `partitions/`, a job (its number) in `jobs/`. Anywhere else is EPERM.
     pub fn mkdir(&self, parent: Ino, name: &str) -> FsResult<Attr> {
+        let _change = self.change();
         self.writable()?;
         check_name(name)?;
         let made = match self.node(parent)? {
@@ -74,6 +75,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Removes empty directory `name` of `parent` (a dataset, partition or job).
     pub fn rmdir(&self, parent: Ino, name: &str) -> FsResult<()> {
+        let _change = self.change();
         self.writable()?;
         match self.child(&self.node(parent)?, name)? {
             Node::Dataset(ds) => self.meta.remove_dataset(ds)?,
@@ -91,6 +93,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Removes object `name` of job directory `parent` (its content stays until `gc`).
     pub fn unlink(&self, parent: Ino, name: &str) -> FsResult<()> {
+        let _change = self.change();
         self.writable()?;
         let node = self.child(&self.node(parent)?, name)?;
         match node {
@@ -118,6 +121,7 @@ impl<S: Storage> FsCore<S> {
         new_name: &str,
         noreplace: bool,
     ) -> FsResult<()> {
+        let _change = self.change();
         self.writable()?;
         check_name(new_name)?;
         let (from_dir, to_dir) = (self.node(parent)?, self.node(new_parent)?);
@@ -164,6 +168,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Changes the size, permissions, owner or modification time of `ino`.
     pub fn setattr(&self, ino: Ino, fh: Option<Fh>, set: SetAttr) -> FsResult<Attr> {
+        let _change = self.change();
         let node = self.node(ino)?;
         let any = set.size.is_some()
             || set.mode.is_some()
@@ -233,7 +238,7 @@ impl<S: Storage> FsCore<S> {
     /// read from offset 0, as `rewinddir` does).
     pub fn readdir_at(&self, ino: Ino, fh: Fh, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
         if offset == 0 || self.files.listing(fh).is_none() {
-            let entries = Arc::new(self.readdir(ino)?);
+            let entries = self.listing(ino)?;
             self.files.set_listing(fh, entries.clone());
             return Ok(entries);
         }

@@ -103,12 +103,24 @@ impl<S: Storage> FsCore<S> {
     pub fn getxattr(&self, ino: Ino, name: &str, size: u32) -> FsResult<XattrReply> {
         let (prop, _) = prop_of(name)?;
         let node = self.node(ino)?;
-        let values: Vec<String> = self
-            .xattr_rows(&node)?
-            .into_iter()
-            .filter(|(p, _)| *p == prop)
-            .map(|(_, v)| v.to_string())
-            .collect();
+        let pending = match &node {
+            Node::Object(id) => self.files.pending_rows(*id),
+            _ => None,
+        };
+        let values: Vec<String> = match (pending, self.xattr_iden(&node)?) {
+            (Some(rows), _) => rows
+                .into_iter()
+                .filter(|(p, _)| *p == prop)
+                .map(|(_, v)| v.to_string())
+                .collect(),
+            (None, Some(iden)) => self
+                .meta
+                .node_prop_rows(&iden, &prop)?
+                .into_iter()
+                .map(|r| r.valu.to_string())
+                .collect(),
+            (None, None) => Vec::new(),
+        };
         if values.is_empty() {
             return Err(FsError::NoAttribute);
         }
@@ -135,6 +147,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Sets user attribute `name` of `ino` to `value`.
     pub fn setxattr(&self, ino: Ino, name: &str, value: &[u8], flags: XattrFlags) -> FsResult<()> {
+        let _change = self.change();
         let (prop, system) = prop_of(name)?;
         self.writable()?;
         if system {
@@ -165,6 +178,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Removes user attribute `name` of `ino`.
     pub fn removexattr(&self, ino: Ino, name: &str) -> FsResult<()> {
+        let _change = self.change();
         let (prop, system) = prop_of(name)?;
         self.writable()?;
         if system {
