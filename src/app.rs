@@ -6,6 +6,7 @@ mod man;
 mod mount;
 mod output;
 mod progress;
+mod remote;
 mod rows;
 
 use std::path::{Path, PathBuf};
@@ -17,10 +18,29 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use cronusfs::storage::RocksStore;
 
+/// Where a command reads its input, writes its output and resolves relative paths: this
+/// process's own stdin, stdout and working directory, or those of a client the mount's daemon
+/// runs a command for.
+pub struct Console<'a> {
+    /// Standard output.
+    pub out: &'a mut dyn std::io::Write,
+    /// Standard input.
+    pub input: &'a mut dyn std::io::Read,
+    /// The working directory relative paths are resolved from.
+    pub cwd: PathBuf,
+}
+
+impl Console<'_> {
+    /// Returns `p` resolved against the console's working directory.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        self.cwd.join(p)
+    }
+}
+
 /// Exit status for a command that failed at run time.
-const EXIT_FAILURE: u8 = 1;
+pub const EXIT_FAILURE: u8 = 1;
 /// Exit status for a command line that does not parse.
-const EXIT_USAGE: u8 = 2;
+pub const EXIT_USAGE: u8 = 2;
 
 /// Parses the command line, runs it and returns the exit status.
 pub fn main() -> ExitCode {
@@ -54,7 +74,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 /// Folds clap's multi-line message into one line: its first paragraph, then its usage line.
-fn one_line(rendered: &str) -> String {
+pub fn one_line(rendered: &str) -> String {
     let mut paragraphs = rendered.split("\n\n");
     let first = paragraphs.next().unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
@@ -74,21 +94,47 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let (stdout, stdin) = (std::io::stdout(), std::io::stdin());
+    let (mut out, mut input) = (stdout.lock(), stdin.lock());
+    let mut io = Console {
+        out: &mut out,
+        input: &mut input,
+        cwd: std::env::current_dir()?,
+    };
     match cli.command {
         Command::Init { path } => init(&path),
-        Command::Rows(cmd) => rows::run(&open_store(cli.store.as_deref())?, cmd),
         Command::ImportCronus { store, dir } => catalog::import(
             &cronusfs::meta::Metastore::new(RocksStore::create(&store)?),
+            &mut io,
             &dir,
         ),
         Command::ExportCronus { store, dir, name } => {
-            catalog::export(&open_catalog(Some(&store))?, &dir, &name)
+            catalog::export(&open_catalog(Some(&store))?, &mut io, &dir, &name)
         }
         Command::GenMan { dir } => man::write_all(&dir),
         Command::Mount(args) => mount::mount(args),
         Command::Umount { mountpoint } => mount::umount(&mountpoint),
         Command::Status => mount::status(),
-        other => catalog::run(&open_catalog(cli.store.as_deref())?, other),
+        other => {
+            let store = store_path(cli.store.as_deref())?;
+            if remote::is_served(&store) {
+                return remote::forward(&store, &mut io, &other);
+            }
+            run_on(&open_catalog(Some(&store))?, &mut io, other)
+        }
+    }
+}
+
+/// Runs a command that works on an open catalogue (`rows` and the catalogue commands), here or
+/// in the daemon serving the store.
+pub fn run_on(
+    m: &cronusfs::meta::Metastore<RocksStore>,
+    io: &mut Console<'_>,
+    command: Command,
+) -> Result<()> {
+    match command {
+        Command::Rows(cmd) => rows::run(m.storage(), io, cmd),
+        other => catalog::run(m, io, other),
     }
 }
 
@@ -107,10 +153,14 @@ fn open_catalog(store: Option<&Path>) -> Result<cronusfs::meta::Metastore<RocksS
     Ok(cronusfs::meta::Metastore::new(open_store(store)?))
 }
 
+/// Returns the store named by `--store` / `CRONUSFS_STORE`.
+fn store_path(store: Option<&Path>) -> Result<PathBuf> {
+    store
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow!("no store given: pass --store STORE or set CRONUSFS_STORE"))
+}
+
 /// Opens the store named by `--store` / `CRONUSFS_STORE`.
 fn open_store(store: Option<&Path>) -> Result<RocksStore> {
-    let path: PathBuf = store
-        .map(Path::to_path_buf)
-        .ok_or_else(|| anyhow!("no store given: pass --store STORE or set CRONUSFS_STORE"))?;
-    Ok(RocksStore::open(&path)?)
+    Ok(RocksStore::open(&store_path(store)?)?)
 }

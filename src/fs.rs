@@ -110,6 +110,13 @@ impl<S: Storage> FsCore<S> {
         &self.meta
     }
 
+    /// Runs `f`, a change made to the catalogue other than through the core (a command the
+    /// daemon runs for the CLI), so that no cached listing outlives it.
+    pub fn changed_outside<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _change = self.change();
+        f()
+    }
+
     fn change(&self) -> Change<'_> {
         self.generation.fetch_add(1, Ordering::SeqCst);
         Change(&self.generation)

@@ -3,6 +3,7 @@
 //! a reply; nothing here decides anything about the tree.
 
 use std::ffi::OsStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{
@@ -24,12 +25,12 @@ const MAX_WRITE: u32 = 1 << 20;
 
 /// A mounted filesystem core.
 pub struct FuseFs<S: Storage> {
-    core: FsCore<S>,
+    core: Arc<FsCore<S>>,
 }
 
 impl<S: Storage> FuseFs<S> {
     /// Wraps `core` for mounting.
-    pub fn new(core: FsCore<S>) -> Self {
+    pub fn new(core: Arc<FsCore<S>>) -> Self {
         FuseFs { core }
     }
 }
@@ -85,7 +86,7 @@ fn config(o: &MountOptions) -> fuser::Config {
 /// SIGINT or SIGHUP to this process (which unmount it, lazily if it is busy). Returns after
 /// the kernel's last request, with every handle released and committed.
 pub fn serve<S: Storage + 'static>(
-    core: FsCore<S>,
+    core: Arc<FsCore<S>>,
     mountpoint: &std::path::Path,
     options: &MountOptions,
     ready: impl FnOnce(),

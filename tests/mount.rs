@@ -449,3 +449,92 @@ with open(log, "a") as done:
         String::from_utf8_lossy(&fsck.stdout)
     );
 }
+
+#[test]
+fn the_cli_works_on_a_mounted_store_through_the_daemon() {
+    let m = Mounted::new();
+    let cli = |args: &[&str], input: Option<&[u8]>| {
+        let mut child = Command::new("timeout")
+            .arg("60")
+            .arg(BIN)
+            .arg("--store")
+            .arg(&m.store)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(bytes) = input {
+            std::io::Write::write_all(&mut stdin, bytes).unwrap();
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let ok = |args: &[&str], input: Option<&[u8]>| {
+        let out = cli(args, input);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ds = ok(
+        &[
+            "dataset",
+            "create",
+            "--menu",
+            ok(&["menu", "new"], None).trim(),
+            "--config",
+            ok(&["config", "new"], None).trim(),
+        ],
+        None,
+    );
+    let ds = ds.trim();
+    ok(&["partition", "add", ds, "k"], None);
+    assert_eq!(ok(&["job", "new", ds], None).trim(), "0");
+    // A put through the CLI is a file in the mount at once, and the other way round.
+    ok(&["put", ds, "k", "0", "from-cli.txt"], Some(b"typed in\n"));
+    let job = format!("$M/datasets/{ds}/partitions/k/jobs/0");
+    assert_eq!(m.ok(&format!("cat {job}/from-cli.txt")), "typed in\n");
+    // The dataset's menu file holds the Menu message: its uuid and name are in the bytes.
+    let menu = m.ok(&format!(
+        "getfattr --only-values -n user.cronus.uuid $M/datasets/{ds}/menu"
+    ));
+    let bytes = m.ok(&format!("cat $M/datasets/{ds}/menu"));
+    assert!(
+        bytes.contains(&menu) && bytes.contains(&format!("{menu}.menu.dat")),
+        "{bytes:?}"
+    );
+    m.ok(&format!(
+        "echo written > {job}/from-mount.txt && setfattr -n user.rank -v 3 {job}/from-mount.txt"
+    ));
+    assert_eq!(
+        ok(&["get", ds, "k", "0", "from-mount.txt"], None),
+        "written\n"
+    );
+    assert_eq!(
+        ok(&["rows", "lift", "rank", "--eq", "3", "--count"], None).trim(),
+        "1"
+    );
+    let listing = ok(&["ls", ds, "k", "0"], None);
+    assert!(
+        listing.contains("from-cli.txt") && listing.contains("from-mount.txt"),
+        "{listing}"
+    );
+    // Errors keep their one line and exit status.
+    let missing = cli(&["get", ds, "k", "0", "absent"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.starts_with("cronusfs: error: no object") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        cli(&["dataset", "show", "not-a-uuid"], None).status.code(),
+        Some(1)
+    );
+    assert!(ok(&["fsck"], None).starts_with("clean:"));
+}

@@ -1,7 +1,7 @@
 //! `cronusfs menu|config|dataset|partition|job|put|get|ls|gc|fsck`: the Cronus catalogue from
 //! the command line.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -11,6 +11,7 @@ use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
 use cronusfs::storage::{RocksStore, Storage};
 use prost::Message;
 
+use super::Console;
 use super::progress::{Progress, ProgressRead, Unit};
 use crate::cli::{Command, DatasetCommand, JobCommand, MessageCommand, PartitionCommand};
 
@@ -18,30 +19,30 @@ type Catalog = Metastore<RocksStore>;
 
 /// Runs a catalogue command: every command but `init`, `rows`, the Cronus import/export and
 /// `gen-man`, which `app::run` handles itself.
-pub fn run(m: &Catalog, cmd: Command) -> Result<()> {
+pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command) -> Result<()> {
     match cmd {
-        Command::Menu(c) => message(m, MessageKind::Menu, c),
-        Command::Config(c) => message(m, MessageKind::Config, c),
-        Command::Dataset(c) => dataset(m, c),
-        Command::Partition(c) => partition(m, c),
-        Command::Job(c) => job(m, c),
+        Command::Menu(c) => message(m, io, MessageKind::Menu, c),
+        Command::Config(c) => message(m, io, MessageKind::Config, c),
+        Command::Dataset(c) => dataset(m, io, c),
+        Command::Partition(c) => partition(m, io, c),
+        Command::Job(c) => job(m, io, c),
         Command::Put {
             dataset,
             key,
             job,
             name,
             file,
-        } => put(m, &dataset, &key, job, &name, file.as_deref()),
+        } => put(m, io, &dataset, &key, job, &name, file.as_deref()),
         Command::Get {
             dataset,
             key,
             job,
             name,
             output,
-        } => get(m, &dataset, &key, job, &name, output.as_deref()),
-        Command::Ls { dataset, key, job } => ls(m, &dataset, &key, job),
-        Command::Gc => gc(m),
-        Command::Fsck => fsck(m),
+        } => get(m, io, &dataset, &key, job, &name, output.as_deref()),
+        Command::Ls { dataset, key, job } => ls(m, io, &dataset, &key, job),
+        Command::Gc => gc(m, io),
+        Command::Fsck => fsck(m, io),
         Command::Init { .. }
         | Command::Rows(_)
         | Command::ImportCronus { .. }
@@ -63,7 +64,12 @@ pub enum MessageKind {
 }
 
 /// Runs `menu …` or `config …`.
-pub fn message(m: &Catalog, kind: MessageKind, cmd: MessageCommand) -> Result<()> {
+pub fn message(
+    m: &Catalog,
+    io: &mut Console<'_>,
+    kind: MessageKind,
+    cmd: MessageCommand,
+) -> Result<()> {
     match (cmd, kind) {
         (MessageCommand::Ls, k) => {
             let tag = match k {
@@ -75,7 +81,7 @@ pub fn message(m: &Catalog, kind: MessageKind, cmd: MessageCommand) -> Result<()
                     MessageKind::Menu => m.menu(&uuid)?.name,
                     MessageKind::Config => m.config(&uuid)?.name,
                 };
-                println!("{uuid}\t{name}");
+                writeln!(io.out, "{uuid}\t{name}")?;
             }
         }
         (MessageCommand::New { name }, k) => {
@@ -87,15 +93,14 @@ pub fn message(m: &Catalog, kind: MessageKind, cmd: MessageCommand) -> Result<()
             };
             let name = name.unwrap_or_else(|| format!("{uuid}.{suffix}.dat"));
             register(m, k, uuid.clone(), name, None)?;
-            println!("{uuid}");
+            writeln!(io.out, "{uuid}")?;
         }
         (MessageCommand::Add { file }, k) => {
+            let file = io.path(&file);
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            println!(
-                "{}",
-                register(m, k, String::new(), String::new(), Some(&bytes))?
-            );
+            let uuid = register(m, k, String::new(), String::new(), Some(&bytes))?;
+            writeln!(io.out, "{uuid}")?;
         }
     }
     Ok(())
@@ -160,14 +165,14 @@ fn register(
 }
 
 /// Runs `dataset …`.
-pub fn dataset(m: &Catalog, cmd: DatasetCommand) -> Result<()> {
+pub fn dataset(m: &Catalog, io: &mut Console<'_>, cmd: DatasetCommand) -> Result<()> {
     match cmd {
         DatasetCommand::Create { menu, config } => {
-            println!("{}", m.register_dataset(&menu, &config)?)
+            writeln!(io.out, "{}", m.register_dataset(&menu, &config)?)?
         }
         DatasetCommand::Ls => {
             for ds in m.datasets()? {
-                println!("{ds}");
+                writeln!(io.out, "{ds}")?;
             }
         }
         DatasetCommand::Show { dataset } => {
@@ -176,18 +181,18 @@ pub fn dataset(m: &Catalog, cmd: DatasetCommand) -> Result<()> {
                 .dataset_transform(ds)?
                 .unwrap_or_else(|| ("-".into(), "-".into()));
             let jobs: Vec<String> = m.jobs(ds)?.iter().map(|j| j.to_string()).collect();
-            println!("dataset     {ds}");
-            println!("menu        {menu}");
-            println!("config      {config}");
-            println!("partitions  {}", m.partitions(ds)?.join(" "));
-            println!("jobs        {}", jobs.join(" "));
+            writeln!(io.out, "dataset     {ds}")?;
+            writeln!(io.out, "menu        {menu}")?;
+            writeln!(io.out, "config      {config}")?;
+            writeln!(io.out, "partitions  {}", m.partitions(ds)?.join(" "))?;
+            writeln!(io.out, "jobs        {}", jobs.join(" "))?;
         }
     }
     Ok(())
 }
 
 /// Runs `partition …`.
-pub fn partition(m: &Catalog, cmd: PartitionCommand) -> Result<()> {
+pub fn partition(m: &Catalog, io: &mut Console<'_>, cmd: PartitionCommand) -> Result<()> {
     match cmd {
         PartitionCommand::Add { dataset, keys } => {
             let ds: DatasetId = dataset.parse()?;
@@ -197,7 +202,7 @@ pub fn partition(m: &Catalog, cmd: PartitionCommand) -> Result<()> {
         }
         PartitionCommand::Ls { dataset } => {
             for key in m.partitions(dataset.parse()?)? {
-                println!("{key}");
+                writeln!(io.out, "{key}")?;
             }
         }
     }
@@ -205,12 +210,12 @@ pub fn partition(m: &Catalog, cmd: PartitionCommand) -> Result<()> {
 }
 
 /// Runs `job …`.
-pub fn job(m: &Catalog, cmd: JobCommand) -> Result<()> {
+pub fn job(m: &Catalog, io: &mut Console<'_>, cmd: JobCommand) -> Result<()> {
     match cmd {
-        JobCommand::New { dataset } => println!("{}", m.new_job(dataset.parse()?)?),
+        JobCommand::New { dataset } => writeln!(io.out, "{}", m.new_job(dataset.parse()?)?)?,
         JobCommand::Ls { dataset } => {
             for job in m.jobs(dataset.parse()?)? {
-                println!("{job}");
+                writeln!(io.out, "{job}")?;
             }
         }
     }
@@ -224,6 +229,7 @@ fn object_path(dataset: &str, key: &str, job: u32, name: &str) -> Result<ObjectP
 /// Runs `put`.
 pub fn put(
     m: &Catalog,
+    io: &mut Console<'_>,
     dataset: &str,
     key: &str,
     job: u32,
@@ -231,10 +237,11 @@ pub fn put(
     file: Option<&Path>,
 ) -> Result<()> {
     let path = object_path(dataset, key, job, name)?;
-    let (mut input, total): (Box<dyn Read>, Option<u64>) = match file {
+    let (mut input, total): (Box<dyn Read + '_>, Option<u64>) = match file {
         Some(f) if f.as_os_str() != "-" => {
+            let f = io.path(f);
             let file =
-                std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
+                std::fs::File::open(&f).with_context(|| format!("cannot open {}", f.display()))?;
             let len = file
                 .metadata()
                 .ok()
@@ -242,24 +249,26 @@ pub fn put(
                 .map(|md| md.len());
             (Box::new(file), len)
         }
-        _ => (Box::new(std::io::stdin().lock()), None),
+        _ => (Box::new(&mut *io.input), None),
     };
     let mut bar = Progress::new(&format!("put {name}"), Unit::Bytes, total);
     let meta = m.put_object(&path, &mut input, &mut |done| bar.update(done))?;
-    drop(bar);
-    println!(
+    drop((bar, input));
+    writeln!(
+        io.out,
         "{}\t{}\t{}\tversion {}",
         meta.content,
         meta.size,
         meta.file_type.as_str_name(),
         meta.version
-    );
+    )?;
     Ok(())
 }
 
 /// Runs `get`.
 pub fn get(
     m: &Catalog,
+    io: &mut Console<'_>,
     dataset: &str,
     key: &str,
     job: u32,
@@ -271,49 +280,50 @@ pub fn get(
     let mut reader = ProgressRead::new(m.open(&meta)?, bar);
     match output {
         Some(o) if o.as_os_str() != "-" => {
-            let mut file = std::fs::File::create(o)
+            let o = io.path(o);
+            let mut file = std::fs::File::create(&o)
                 .with_context(|| format!("cannot create {}", o.display()))?;
             std::io::copy(&mut reader, &mut file)?;
             file.sync_all()?;
         }
         _ => {
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            std::io::copy(&mut reader, &mut out)?;
-            out.flush()?;
+            std::io::copy(&mut reader, &mut io.out)?;
+            io.out.flush()?;
         }
     }
     Ok(())
 }
 
 /// Runs `ls`.
-pub fn ls(m: &Catalog, dataset: &str, key: &str, job: u32) -> Result<()> {
+pub fn ls(m: &Catalog, io: &mut Console<'_>, dataset: &str, key: &str, job: u32) -> Result<()> {
     let objects = m.objects(dataset.parse()?, key, JobId(job))?;
     for o in objects {
-        println!(
+        writeln!(
+            io.out,
             "{}\t{}\t{}\t{}\t{}",
             o.path.name,
             o.size,
             o.file_type.as_str_name(),
             o.version,
             o.content
-        );
+        )?;
     }
     Ok(())
 }
 
 /// Runs `import-cronus`.
-pub fn import(m: &Catalog, dir: &Path) -> Result<()> {
+pub fn import(m: &Catalog, io: &mut Console<'_>, dir: &Path) -> Result<()> {
     let r = cronusfs::meta::cronus_io::import_cronus(m, dir)
         .with_context(|| format!("cannot import the Cronus store in {}", dir.display()))?;
-    println!(
+    writeln!(
+        io.out,
         "imported {}: {} menus/configurations, {} datasets, {} objects, {} rows",
         r.store_file.display(),
         r.messages,
         r.datasets,
         r.objects,
         r.rows
-    );
+    )?;
     for s in &r.skipped {
         eprintln!("cronusfs: skipped {s}");
     }
@@ -321,36 +331,38 @@ pub fn import(m: &Catalog, dir: &Path) -> Result<()> {
 }
 
 /// Runs `export-cronus`.
-pub fn export(m: &Catalog, dir: &Path, name: &str) -> Result<()> {
+pub fn export(m: &Catalog, io: &mut Console<'_>, dir: &Path, name: &str) -> Result<()> {
     let r = cronusfs::meta::cronus_io::export_cronus(m, dir, name)
         .with_context(|| format!("cannot export into {}", dir.display()))?;
-    println!(
+    writeln!(
+        io.out,
         "wrote {}: {} menus/configurations, {} datasets, {} objects",
         r.store_file.display(),
         r.messages,
         r.datasets,
         r.objects
-    );
+    )?;
     Ok(())
 }
 
 /// Runs `gc`.
-pub fn gc(m: &Catalog) -> Result<()> {
+pub fn gc(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     let mut bar = Progress::new("gc", Unit::Items, None);
     let r = m.gc_with_progress(&mut |done, total| {
         bar.set_total(total);
         bar.update(done);
     })?;
     drop(bar);
-    println!(
+    writeln!(
+        io.out,
         "freed {} contents, {} chunks, {} bytes",
         r.contents, r.chunks, r.bytes
-    );
+    )?;
     Ok(())
 }
 
 /// Runs `fsck`: every content's chunks and hashes, every object's content, the row indexes.
-pub fn fsck(m: &Catalog) -> Result<()> {
+pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     let mut problems = m.storage().check_indexes()?;
     let content = m.content();
     let ids = content.ids()?;
@@ -370,14 +382,15 @@ pub fn fsck(m: &Catalog) -> Result<()> {
         }
     }
     for p in &problems {
-        println!("{p}");
+        writeln!(io.out, "{p}")?;
     }
     if !problems.is_empty() {
         bail!("{} problems found", problems.len());
     }
-    println!(
+    writeln!(
+        io.out,
         "clean: {} contents, {objects} objects, row indexes agree",
         ids.len()
-    );
+    )?;
     Ok(())
 }

@@ -134,6 +134,13 @@ fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
         allow_other: args.allow_other,
         threads: args.threads,
     };
+    let core = std::sync::Arc::new(core);
+    if let Err(e) = super::remote::listen(store, core.clone()) {
+        if args.daemon_child {
+            println!("error: {e:#}");
+        }
+        return Err(e);
+    }
     let record = store.join(MOUNT_FILE);
     let ready = || {
         let _ = std::fs::write(
@@ -152,6 +159,7 @@ fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
         }
     };
     let result = fuse::serve(core, mountpoint, &options, ready);
+    super::remote::unlisten(store);
     let _ = std::fs::remove_file(&record);
     match result {
         Ok(()) => {

@@ -10,10 +10,9 @@ use crate::cli::Format;
 /// Longest value shown in a table cell, in characters; longer ones are cut with `…`.
 const TABLE_CELL_CHARS: usize = 60;
 
-/// Writes `rows` to standard output in `format`.
-pub fn print_rows(rows: &[Row], format: Format) -> io::Result<()> {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+/// Writes `rows` to `out` in `format`.
+pub fn print_rows(out: &mut dyn Write, rows: &[Row], format: Format) -> io::Result<()> {
+    let mut out = io::BufWriter::new(out);
     match format {
         Format::Table => write_table(&mut out, rows)?,
         Format::Jsonl => {

@@ -6,11 +6,12 @@ use anyhow::{Context, Result, bail};
 use cronusfs::meta::rowjson::from_json_line;
 use cronusfs::storage::{Iden, IntLift, PropQuery, Row, Storage, Valu, now_millis};
 
+use super::Console;
 use super::output::print_rows;
 use crate::cli::{LiftArgs, RowsCommand, ValueArgs};
 
 /// Runs one `rows` subcommand against `store`.
-pub fn run(store: &dyn Storage, cmd: RowsCommand) -> Result<()> {
+pub fn run(store: &dyn Storage, io: &mut Console<'_>, cmd: RowsCommand) -> Result<()> {
     match cmd {
         RowsCommand::Add {
             iden,
@@ -27,15 +28,15 @@ pub fn run(store: &dyn Storage, cmd: RowsCommand) -> Result<()> {
             };
             store.add_rows(&[row])?;
         }
-        RowsCommand::Import { file, batch } => import(store, file.as_deref(), batch as usize)?,
+        RowsCommand::Import { file, batch } => import(store, io, file.as_deref(), batch as usize)?,
         RowsCommand::Get { idens, output } => {
             let idens = idens
                 .into_iter()
                 .map(Iden::new)
                 .collect::<Result<Vec<_>, _>>()?;
-            print_rows(&store.rows_by_idens(&idens)?, output.format)?;
+            print_rows(io.out, &store.rows_by_idens(&idens)?, output.format)?;
         }
-        RowsCommand::Lift(args) => lift(store, &args)?,
+        RowsCommand::Lift(args) => lift(store, io, &args)?,
         RowsCommand::Set {
             iden,
             prop,
@@ -56,7 +57,7 @@ pub fn run(store: &dyn Storage, cmd: RowsCommand) -> Result<()> {
                 Some(prop) => store.del_rows_by_id_prop(&iden, &prop, eq.as_ref())?,
                 None => store.del_rows_by_id(&iden)?,
             };
-            println!("deleted {n} rows");
+            writeln!(io.out, "deleted {n} rows")?;
         }
         RowsCommand::DelProp {
             prop,
@@ -79,10 +80,14 @@ pub fn run(store: &dyn Storage, cmd: RowsCommand) -> Result<()> {
             } else {
                 store.del_rows_by_prop(&q)?
             };
-            println!("deleted {n} rows");
+            writeln!(io.out, "deleted {n} rows")?;
         }
         RowsCommand::RenameProp { old, new } => {
-            println!("renamed {} rows", store.update_property(&old, &new)?);
+            writeln!(
+                io.out,
+                "renamed {} rows",
+                store.update_property(&old, &new)?
+            )?;
         }
         RowsCommand::UpdateValue {
             prop,
@@ -95,11 +100,11 @@ pub fn run(store: &dyn Storage, cmd: RowsCommand) -> Result<()> {
                 &valu(&old, &value_args),
                 &valu(&new, &value_args),
             )?;
-            println!("updated {n} rows");
+            writeln!(io.out, "updated {n} rows")?;
         }
         RowsCommand::Dump { format } => {
             for chunk in store.backup_rows(1000) {
-                print_rows(&chunk?, format)?;
+                print_rows(io.out, &chunk?, format)?;
             }
         }
     }
@@ -114,7 +119,7 @@ fn valu(text: &str, args: &ValueArgs) -> Valu {
     }
 }
 
-fn lift(store: &dyn Storage, a: &LiftArgs) -> Result<()> {
+fn lift(store: &dyn Storage, io: &mut Console<'_>, a: &LiftArgs) -> Result<()> {
     let int_lift = int_lift(a);
     if int_lift.is_some() && (a.min_time.is_some() || a.max_time.is_some()) {
         bail!(
@@ -124,6 +129,7 @@ fn lift(store: &dyn Storage, a: &LiftArgs) -> Result<()> {
     if let Some(values) = &a.in_ {
         let values: Vec<Valu> = values.iter().map(|v| valu(v, &a.value_args)).collect();
         return finish(
+            io,
             a,
             Lifted::Rows(store.joins_by_in(&a.prop, &values, a.limit)?),
         );
@@ -149,7 +155,7 @@ fn lift(store: &dyn Storage, a: &LiftArgs) -> Result<()> {
             (false, false) => Lifted::Rows(store.rows_by_prop(&q)?),
         }
     };
-    finish(a, lifted)
+    finish(io, a, lifted)
 }
 
 enum Lifted {
@@ -157,10 +163,10 @@ enum Lifted {
     Count(usize),
 }
 
-fn finish(a: &LiftArgs, lifted: Lifted) -> Result<()> {
+fn finish(io: &mut Console<'_>, a: &LiftArgs, lifted: Lifted) -> Result<()> {
     match lifted {
-        Lifted::Count(n) => println!("{n}"),
-        Lifted::Rows(rows) => print_rows(&rows, a.output.format)?,
+        Lifted::Count(n) => writeln!(io.out, "{n}")?,
+        Lifted::Rows(rows) => print_rows(io.out, &rows, a.output.format)?,
     }
     Ok(())
 }
@@ -175,16 +181,23 @@ fn int_lift(a: &LiftArgs) -> Option<IntLift> {
 }
 
 /// Reads JSON-lines rows and adds them `batch` rows per atomic write.
-fn import(store: &dyn Storage, file: Option<&std::path::Path>, batch: usize) -> Result<()> {
-    let reader: Box<dyn BufRead> = match file {
-        None => Box::new(BufReader::new(std::io::stdin())),
-        Some(p) if p.as_os_str() == "-" => Box::new(BufReader::new(std::io::stdin())),
-        Some(p) => Box::new(BufReader::new(
-            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
-        )),
+fn import(
+    store: &dyn Storage,
+    io: &mut Console<'_>,
+    file: Option<&std::path::Path>,
+    batch: usize,
+) -> Result<()> {
+    let mut reader: Box<dyn BufRead + '_> = match file {
+        Some(p) if p.as_os_str() != "-" => {
+            let p = io.path(p);
+            Box::new(BufReader::new(
+                std::fs::File::open(&p).with_context(|| format!("cannot open {}", p.display()))?,
+            ))
+        }
+        _ => Box::new(BufReader::new(&mut *io.input)),
     };
     let (mut pending, mut total) = (Vec::with_capacity(batch), 0usize);
-    for (n, line) in reader.lines().enumerate() {
+    for (n, line) in (&mut reader).lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
@@ -198,6 +211,7 @@ fn import(store: &dyn Storage, file: Option<&std::path::Path>, batch: usize) -> 
     }
     store.add_rows(&pending)?;
     total += pending.len();
-    println!("imported {total} rows");
+    drop(reader);
+    writeln!(io.out, "imported {total} rows")?;
     Ok(())
 }
