@@ -12,7 +12,7 @@ pub mod rowjson;
 
 use crate::storage::StorageError;
 
-pub use content::{ContentId, ContentStore, GcReport, Manifest};
+pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
 pub use metastore::{DatasetId, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath, prop};
 
 /// Error of a metastore operation.

@@ -118,7 +118,9 @@ fn gc_frees_exactly_what_nothing_refers_to() {
 
     let mut seen = Vec::new();
     let report = content
-        .collect_garbage(&HashSet::from([kept.id]), &mut |d, t| seen.push((d, t)))
+        .collect_garbage(&HashSet::from([kept.id]), &HashSet::new(), &mut |d, t| {
+            seen.push((d, t))
+        })
         .unwrap();
     // Two contents, then the five chunks: every item counted once, against the final total.
     assert_eq!(seen.len(), 7);
@@ -149,7 +151,7 @@ fn gc_frees_exactly_what_nothing_refers_to() {
     assert!(content.verify(kept.id).unwrap().is_empty());
     assert_eq!(
         content
-            .collect_garbage(&HashSet::from([kept.id]), &mut |_, _| {})
+            .collect_garbage(&HashSet::from([kept.id]), &HashSet::new(), &mut |_, _| {})
             .unwrap(),
         GcReport::default()
     );

@@ -78,9 +78,16 @@ fn names<S: Storage>(fs: &FsCore<S>, dir: Ino) -> Vec<String> {
         .collect()
 }
 
+/// Pseudo-random bytes (no two 1 MiB chunks alike), from `seed`.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
     (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
         .collect()
 }
 
@@ -603,4 +610,41 @@ fn a_cached_listing_never_outlives_a_change() {
     assert_eq!(list(&fs), [("b".to_string(), 8)]);
     fs.unlink(job, "b").unwrap();
     assert!(list(&fs).is_empty());
+}
+
+#[test]
+fn streamed_writes_survive_a_gc_before_their_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let bytes = pattern((5 << 20) + 123, 4);
+    let (attr, opened) = fs.create(job, "streamed").unwrap();
+    for piece in bytes.chunks(128 * 1024) {
+        let at = fs.getattr(attr.ino).unwrap().size;
+        fs.write(opened.fh, at, piece).unwrap();
+    }
+    // Five full chunks are stored and referenced by nothing yet: gc must leave them.
+    let report = fs.metastore().gc().unwrap();
+    assert_eq!(report.chunks, 0, "{report:?}");
+    fs.release(opened.fh).unwrap();
+    assert!(read_all(&fs, attr.ino) == bytes);
+    assert!(
+        fs.metastore()
+            .content()
+            .verify(
+                fs.metastore()
+                    .list(fs.metastore().datasets().unwrap()[0], "", "")
+                    .unwrap()[0]
+                    .content
+            )
+            .unwrap()
+            .is_empty()
+    );
+    // An abandoned stream's chunks are garbage again.
+    let (_, opened) = fs.create(job, "abandoned").unwrap();
+    fs.write(opened.fh, 0, &pattern(3 << 20, 9)).unwrap();
+    fs.unlink(job, "abandoned").unwrap();
+    fs.release(opened.fh).unwrap();
+    let report = fs.metastore().gc().unwrap();
+    assert_eq!(report.chunks, 3, "{report:?}");
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::attr::{Attr, Defaults, Kind};
 use super::inode::{Ino, Node};
 use super::{FsCore, FsError, FsResult};
-use crate::meta::{ContentId, Manifest, MetaError, ObjectId, ObjectPath, prop};
+use crate::meta::{ChunkStream, ContentId, Manifest, MetaError, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu, now_millis};
 
 /// A file or directory handle number.
@@ -55,6 +55,10 @@ struct FileHandle {
     /// The last chunk read from `base`.
     chunk: Option<(usize, Vec<u8>)>,
     staging: Option<Staging>,
+    /// The bytes of a writer that has only appended to an empty file so far (`cp`, `>`,
+    /// pyarrow): stored chunk by chunk as they arrive, with no staging copy. The first write
+    /// elsewhere, read or truncation turns it into a staging file.
+    stream: Option<ChunkStream>,
     /// Something to commit: bytes written, a truncation, or a file just created.
     dirty: bool,
     /// Bytes were written or the size set through this handle since its last commit (a
@@ -310,12 +314,13 @@ impl<S: Storage> FsCore<S> {
             base,
             chunk: None,
             staging: None,
+            stream: None,
             dirty: false,
             wrote: false,
             changed: now_millis(),
         };
         if flags.write && flags.truncate {
-            handle.staging = Some(self.new_staging()?);
+            handle.stream = Some(ChunkStream::default());
             handle.dirty = true;
             let at = self.files.pending_created(id).unwrap_or(handle.changed);
             self.files.touch(&mut handle, 0, at);
@@ -348,6 +353,7 @@ impl<S: Storage> FsCore<S> {
             base: Some(self.meta.content().manifest(content)?),
             chunk: None,
             staging: None,
+            stream: None,
             dirty: false,
             wrote: false,
             changed: 0,
@@ -405,6 +411,9 @@ impl<S: Storage> FsCore<S> {
     pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let handle = self.files.handle(fh)?;
         let mut h = lock(&handle);
+        if h.stream.is_some() {
+            self.stage(&mut h)?; // Reading back what is being written: keep it in a file.
+        }
         if let Some(staging) = &h.staging {
             let len = (size as u64).min(staging.size.saturating_sub(offset)) as usize;
             let mut buf = vec![0u8; len];
@@ -448,7 +457,18 @@ impl<S: Storage> FsCore<S> {
             return Ok(());
         }
         let mut staging = self.new_staging()?;
-        if let Some(manifest) = &h.base {
+        if let Some(stream) = h.stream.take() {
+            let copied = {
+                let mut writer = std::io::BufWriter::with_capacity(1 << 20, &staging.file);
+                self.meta
+                    .content()
+                    .stream_bytes(&stream, &mut writer)
+                    .and_then(|()| writer.flush().map_err(MetaError::from))
+            };
+            staging.size = stream.len();
+            self.meta.drop_stream(stream);
+            copied?;
+        } else if let Some(manifest) = &h.base {
             let mut reader = self.meta.content().reader(manifest.id)?;
             let mut writer = std::io::BufWriter::with_capacity(1 << 20, &staging.file);
             staging.size = std::io::copy(&mut reader, &mut writer)?;
@@ -465,6 +485,15 @@ impl<S: Storage> FsCore<S> {
         let mut h = lock(&handle);
         if !h.writable {
             return Err(FsError::BadHandle);
+        }
+        if let Some(stream) = h.stream.as_mut()
+            && offset == stream.len()
+        {
+            self.meta.stream_write(stream, data)?;
+            let size = stream.len();
+            (h.dirty, h.wrote) = (true, true);
+            self.files.touch(&mut h, size, now_millis());
+            return Ok(data.len());
         }
         self.stage(&mut h)?;
         let staging = h.staging.as_mut().expect("staged");
@@ -539,21 +568,35 @@ impl<S: Storage> FsCore<S> {
                 Ok(m) => m.path,
                 Err(MetaError::NoSuchObject(_)) => {
                     h.dirty = false;
+                    if let Some(stream) = h.stream.take() {
+                        self.meta.drop_stream(stream);
+                    }
                     lock(&self.files.written).remove(&h.id);
                     return Ok(());
                 }
                 Err(e) => return Err(e.into()),
             },
         };
-        let staging = h.staging.as_ref().expect("a dirty handle has staged bytes");
-        let mut reader = StagedReader {
-            file: &staging.file,
-            pos: 0,
-            end: staging.size,
+        let meta = match (h.stream.take(), &h.staging) {
+            (Some(stream), _) => {
+                // The stream is spent either way: a failed commit loses these writes (close
+                // reports the error).
+                h.dirty = false;
+                let meta = self.meta.put_stream(&path, h.id, stream, h.changed)?;
+                h.base = Some(self.meta.content().manifest(meta.content)?);
+                meta
+            }
+            (None, Some(staging)) => {
+                let mut reader = StagedReader {
+                    file: &staging.file,
+                    pos: 0,
+                    end: staging.size,
+                };
+                self.meta
+                    .put_object_prefer_id(&path, h.id, &mut reader, h.changed)?
+            }
+            (None, None) => return Err(FsError::BadHandle),
         };
-        let meta = self
-            .meta
-            .put_object_prefer_id(&path, h.id, &mut reader, h.changed)?;
         if meta.id != h.id {
             // Another writer made an object at this path first: ours became its new version.
             self.inodes.rebind(h.ino, Node::Object(meta.id));

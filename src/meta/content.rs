@@ -132,6 +132,43 @@ fn chunk_key(hash: &[u8; 32]) -> String {
     format!("{CHUNK_PREFIX}{}", blake3::Hash::from_bytes(*hash).to_hex())
 }
 
+/// Content being written chunk by chunk ([`ContentStore::write_stream`]): the hash of
+/// everything so far, the chunks stored, and the bytes of the chunk not full yet.
+pub struct ChunkStream {
+    whole: blake3::Hasher,
+    buf: Vec<u8>,
+    size: u64,
+    chunks: Vec<([u8; 32], u32)>,
+}
+
+impl Default for ChunkStream {
+    fn default() -> Self {
+        ChunkStream {
+            whole: blake3::Hasher::new(),
+            buf: Vec::with_capacity(CHUNK_SIZE),
+            size: 0,
+            chunks: Vec::new(),
+        }
+    }
+}
+
+impl ChunkStream {
+    /// Returns how many bytes were written so far.
+    pub fn len(&self) -> u64 {
+        self.size + self.buf.len() as u64
+    }
+
+    /// Returns whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Returns the hashes of the chunks stored so far.
+    pub fn chunk_hashes(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.chunks.iter().map(|(h, _)| h)
+    }
+}
+
 /// What a garbage collection freed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -164,33 +201,94 @@ impl<'s> ContentStore<'s> {
         reader: &mut dyn Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Manifest> {
-        let mut whole = blake3::Hasher::new();
+        let mut stream = ChunkStream::default();
         let mut buf = vec![0u8; CHUNK_SIZE];
-        let (mut size, mut chunks) = (0u64, Vec::new());
         loop {
             let n = read_full(reader, &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            let piece = &buf[..n];
-            whole.update(piece);
-            let hash = *blake3::hash(piece).as_bytes();
-            let key = chunk_key(&hash);
-            if !self.store.blob_has(&key)? {
-                self.store.blob_set(&key, piece)?;
-            }
-            chunks.push((hash, n as u32));
-            size += n as u64;
-            progress(size);
+            self.write_stream(&mut stream, &buf[..n], &mut |_| {})?;
+            progress(stream.len());
             if n < CHUNK_SIZE {
                 break;
             }
         }
+        self.finish_stream(stream, &mut |_| {})
+    }
+
+    /// Appends `data` to `stream`, storing every chunk it completes; `before_store(hash)` runs
+    /// before a chunk is looked for or stored (the metastore pins it against `gc` there).
+    pub fn write_stream(
+        &self,
+        stream: &mut ChunkStream,
+        mut data: &[u8],
+        before_store: &mut dyn FnMut(&[u8; 32]),
+    ) -> Result<()> {
+        while !data.is_empty() {
+            if stream.buf.is_empty() && data.len() >= CHUNK_SIZE {
+                // A whole chunk in the caller's bytes: no copy.
+                self.store_chunk(stream, &data[..CHUNK_SIZE], before_store)?;
+                data = &data[CHUNK_SIZE..];
+                continue;
+            }
+            let n = (CHUNK_SIZE - stream.buf.len()).min(data.len());
+            stream.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if stream.buf.len() == CHUNK_SIZE {
+                let full = std::mem::take(&mut stream.buf);
+                self.store_chunk(stream, &full, before_store)?;
+                stream.buf = full;
+                stream.buf.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the last, partial chunk of `stream` and returns its manifest.
+    pub fn finish_stream(
+        &self,
+        mut stream: ChunkStream,
+        before_store: &mut dyn FnMut(&[u8; 32]),
+    ) -> Result<Manifest> {
+        if !stream.buf.is_empty() {
+            let last = std::mem::take(&mut stream.buf);
+            self.store_chunk(&mut stream, &last, before_store)?;
+        }
         Ok(Manifest {
-            id: ContentId(*whole.finalize().as_bytes()),
-            size,
-            chunks,
+            id: ContentId(*stream.whole.finalize().as_bytes()),
+            size: stream.size,
+            chunks: stream.chunks,
         })
+    }
+
+    fn store_chunk(
+        &self,
+        stream: &mut ChunkStream,
+        piece: &[u8],
+        before_store: &mut dyn FnMut(&[u8; 32]),
+    ) -> Result<()> {
+        stream.whole.update(piece);
+        let hash = *blake3::hash(piece).as_bytes();
+        before_store(&hash);
+        let key = chunk_key(&hash);
+        if !self.store.blob_has(&key)? {
+            self.store.blob_set(&key, piece)?;
+        }
+        stream.chunks.push((hash, piece.len() as u32));
+        stream.size += piece.len() as u64;
+        Ok(())
+    }
+
+    /// Returns the bytes `stream` holds so far, chunk by chunk (for a writer that must turn
+    /// its stream into a file it can change anywhere).
+    pub fn stream_bytes(&self, stream: &ChunkStream, out: &mut dyn std::io::Write) -> Result<()> {
+        for (hash, len) in &stream.chunks {
+            let key = chunk_key(hash);
+            match self.store.blob_get(&key)? {
+                Some(data) if data.len() == *len as usize => out.write_all(&data)?,
+                _ => return Err(MetaError::Corrupt(format!("{key} of a stream is missing"))),
+            }
+        }
+        out.write_all(&stream.buf)?;
+        Ok(())
     }
 
     /// Records `manifest` inside `txn` (the caller's transaction, which also writes the rows
@@ -299,15 +397,17 @@ impl<'s> ContentStore<'s> {
             .collect()
     }
 
-    /// Deletes every content not in `live`, then every chunk no remaining content uses;
+    /// Deletes every content not in `live`, then every chunk no remaining content uses and not
+    /// in `pinned` (chunks of writes in progress);
     /// `progress(done, total)` counts the contents and chunks examined.
     pub fn collect_garbage(
         &self,
         live: &HashSet<ContentId>,
+        pinned: &HashSet<[u8; 32]>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<GcReport> {
         let mut report = GcReport::default();
-        let mut used = HashSet::new();
+        let mut used: HashSet<String> = pinned.iter().map(chunk_key).collect();
         let ids = self.ids()?;
         let chunk_keys = self.store.blob_keys_with_prefix(CHUNK_PREFIX)?;
         let total = (ids.len() + chunk_keys.len()) as u64;

@@ -7,10 +7,11 @@ mod objects;
 mod tree;
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::str::FromStr;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use prost::Message;
 use uuid::Uuid;
@@ -233,6 +234,9 @@ pub struct Metastore<S: Storage> {
     // Puts hold it shared while their chunks are not yet referenced; gc holds it exclusively,
     // so it never reclaims the chunks of a put in flight.
     gc_lock: RwLock<()>,
+    // Chunks of streams being written, which gc must not reclaim (with how many streams
+    // hold each).
+    pins: Mutex<HashMap<[u8; 32], usize>>,
 }
 
 fn info_key(uuid: &str) -> String {
@@ -302,6 +306,7 @@ impl<S: Storage> Metastore<S> {
         Metastore {
             store,
             gc_lock: RwLock::new(()),
+            pins: Mutex::new(HashMap::new()),
         }
     }
 

@@ -12,7 +12,7 @@ use super::{
     info_key, job_iden, partition_iden, prop, rows_of,
 };
 use crate::meta::arrow_meta::{self, ArrowField, ArrowMeta};
-use crate::meta::content::{ContentReader, ContentStore, GcReport, Manifest};
+use crate::meta::content::{ChunkStream, ContentReader, ContentStore, GcReport, Manifest};
 use crate::meta::filetype::{self, SNIFF_BYTES};
 use crate::meta::names::check_object_name;
 use crate::meta::{MetaError, Result};
@@ -111,7 +111,74 @@ impl<S: Storage> Metastore<S> {
         self.require_dir(&self.store, path)?;
         let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         let manifest = self.content().write_chunks(reader, progress)?;
-        let (file_type, arrow) = self.inspect(&manifest)?;
+        self.commit_put(path, put, &manifest)
+    }
+
+    /// Appends `data` to `stream`, an object's bytes written as they come (the mount's
+    /// sequential writers); its chunks are kept from `gc` until [`Metastore::put_stream`] or
+    /// [`Metastore::drop_stream`].
+    pub fn stream_write(&self, stream: &mut ChunkStream, data: &[u8]) -> Result<()> {
+        let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        self.content()
+            .write_stream(stream, data, &mut |h| self.pin(h))
+    }
+
+    /// Commits `stream` at `path` like [`Metastore::put_object_prefer_id`].
+    pub fn put_stream(
+        &self,
+        path: &ObjectPath,
+        id: ObjectId,
+        stream: ChunkStream,
+        time: i64,
+    ) -> Result<ObjectMeta> {
+        let pinned: Vec<[u8; 32]> = stream.chunk_hashes().copied().collect();
+        let result = (|| {
+            check_object_name(&path.name)?;
+            let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+            let manifest = self.content().finish_stream(stream, &mut |h| self.pin(h))?;
+            let put = Put {
+                identity: Identity::Prefer(id),
+                time: Some(time),
+            };
+            let meta = self.commit_put(path, put, &manifest);
+            self.unpin(manifest.chunks.iter().skip(pinned.len()).map(|(h, _)| h));
+            meta
+        })();
+        self.unpin(pinned.iter());
+        result
+    }
+
+    /// Gives up `stream`: its chunks are garbage again.
+    pub fn drop_stream(&self, stream: ChunkStream) {
+        self.unpin(stream.chunk_hashes());
+    }
+
+    fn pin(&self, hash: &[u8; 32]) {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        *pins.entry(*hash).or_default() += 1;
+    }
+
+    fn unpin<'h>(&self, hashes: impl Iterator<Item = &'h [u8; 32]>) {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        for h in hashes {
+            if let Some(n) = pins.get_mut(h) {
+                *n -= 1;
+                if *n == 0 {
+                    pins.remove(h);
+                }
+            }
+        }
+    }
+
+    /// Writes the rows, manifest and info of a put whose chunks are stored (the caller holds
+    /// the gc lock shared).
+    fn commit_put(
+        &self,
+        path: &ObjectPath,
+        put: Put<'_>,
+        manifest: &Manifest,
+    ) -> Result<ObjectMeta> {
+        let (file_type, arrow) = self.inspect(manifest)?;
         let txn = self.store.begin()?;
         self.require_dir(&*txn, path)?;
         let (identity, now) = (put.identity, put.time.unwrap_or_else(now_millis));
@@ -120,7 +187,7 @@ impl<S: Storage> Metastore<S> {
             Identity::Fresh => ObjectId(Uuid::new_v4()),
             Identity::Prefer(id) | Identity::Keep(id, _) => id,
         };
-        let mut fresh = new_meta(path, new_id, &manifest, file_type, arrow, now);
+        let mut fresh = new_meta(path, new_id, manifest, file_type, arrow, now);
         let meta = match (existing.as_deref(), identity) {
             (Some(old), Identity::Fresh | Identity::Prefer(_)) => {
                 next_version(&Node::new(old), fresh)?
@@ -142,7 +209,7 @@ impl<S: Storage> Metastore<S> {
             txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
         }
         txn.add_rows(&object_rows(&meta, existing.is_none()))?;
-        ContentStore::commit_manifest(&*txn, &manifest)?;
+        ContentStore::commit_manifest(&*txn, manifest)?;
         txn.blob_set(
             &info_key(&meta.id.to_string()),
             &cronus_info(&meta).encode_to_vec(),
@@ -286,7 +353,14 @@ impl<S: Storage> Metastore<S> {
             .iter()
             .map(|r| r.valu.to_string().parse())
             .collect::<Result<HashSet<_>>>()?;
-        self.content().collect_garbage(&live, progress)
+        let pinned: HashSet<[u8; 32]> = self
+            .pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        self.content().collect_garbage(&live, &pinned, progress)
     }
 }
 
