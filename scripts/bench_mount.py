@@ -24,6 +24,7 @@ import uuid
 
 TARGETS = {  # phase: (kind, target)
     "cp": ("speed", 0.33),
+    "cp + sync (durable)": ("speed", None),
     "cat cold": ("speed", 0.7),
     "cat warm": ("speed", 0.9),
     "tar -x small files": ("speed", 0.3),
@@ -110,6 +111,11 @@ def one_run(args, binary, work, arrow, tarball, listing_native, listing_mount, d
     r = {}
     daemon.reset_peak()
     r["cp"] = (timed(f"cp {arrow} {native}/big.arrow"), timed(f"cp {arrow} {job}/big.arrow"))
+    # cronusfs has the bytes durable when close returns; the native figure that matches that
+    # promise is cp followed by sync (reported, not a target).
+    sh(f"rm {native}/big.arrow && sync")
+    r["cp + sync (durable)"] = (timed(f"cp {arrow} {native}/big.arrow && sync {native}/big.arrow"),
+                                r["cp"][1])
     daemon.record_peak("cp")
     daemon.reset_peak()
     r["cat warm"] = (timed(f"cat {native}/big.arrow"), timed(f"cat {job}/big.arrow"))
@@ -194,6 +200,11 @@ def report(args, runs, peaks):
     for phase, (kind, target) in TARGETS.items():
         native = statistics.median(r[phase][0] for r in runs)
         mount = statistics.median(r[phase][1] for r in runs)
+        if target is None:
+            ratio = native / mount
+            print(f"{phase:24} {size / native:8.0f} MB/s {size / mount:8.0f} MB/s {ratio:7.2f}x"
+                  f" {'-':>8}  -    {peaks.get('cp', 0):.0f}")
+            continue
         if kind == "speed":
             ratio, met = native / mount, native / mount >= target
             shown = (f"{size / native:8.0f} MB/s", f"{size / mount:8.0f} MB/s") \

@@ -204,6 +204,14 @@ pub trait Storage: RowWrite + Send + Sync {
     /// Makes everything committed so far durable against a machine crash (a process crash never
     /// loses a committed write).
     fn sync(&self) -> Result<()>;
+
+    /// Stores blob `key` → `valu` outside the write-ahead log (one copy fewer for large
+    /// values), for bytes nothing refers to yet: it is readable at once but not durable, not
+    /// even against a process crash, until [`Storage::persist_blobs`] returns.
+    fn blob_set_unlogged(&self, key: &str, valu: &[u8]) -> Result<()>;
+
+    /// Makes every blob stored so far, logged or not, durable against a machine crash.
+    fn persist_blobs(&self) -> Result<()>;
 }
 
 /// An open transaction: all of its writes commit atomically, or none do.

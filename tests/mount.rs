@@ -380,7 +380,7 @@ job, log = sys.argv[1:3]
 random.seed(7)
 with open(log, "a") as done:
     for i in range(100000):
-        data = os.urandom(random.choice([10, 5000, 300000, 1500000]))
+        data = os.urandom(random.choice([10, 5000, 300000, 1500000, 12000000]))
         try:
             with open(f"{job}/f{i}", "wb") as f:
                 f.write(data)

@@ -135,3 +135,55 @@ fn missing_store_and_foreign_format_are_clear_errors() {
     );
     assert!(err.to_string().contains("version 99"));
 }
+
+#[test]
+fn unlogged_blobs_are_readable_at_once_and_kept_once_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let big = vec![7u8; 3 << 20];
+    {
+        let s = RocksStore::create(&path).unwrap();
+        s.blob_set_unlogged("chunk/a", &big).unwrap();
+        s.blob_set("logged", b"x").unwrap();
+        assert_eq!(s.blob_get("chunk/a").unwrap().as_deref(), Some(&big[..]));
+        s.persist_blobs().unwrap();
+        assert!(matches!(
+            s.blob_set_unlogged("", b"v"),
+            Err(StorageError::BadBlobKey { .. })
+        ));
+    }
+    let s = RocksStore::open(&path).unwrap();
+    assert_eq!(s.blob_get("chunk/a").unwrap().as_deref(), Some(&big[..]));
+    assert_eq!(s.blob_get("logged").unwrap().as_deref(), Some(&b"x"[..]));
+}
+
+#[test]
+fn large_contents_written_without_the_log_survive_a_reopen() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut x = 1u64;
+    let bytes: Vec<u8> = (0..(20 << 20) + 5)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect();
+    let id = {
+        let s = RocksStore::create(&path).unwrap();
+        let content = cronusfs::meta::ContentStore::new(&s);
+        let manifest = content.write_chunks(&mut &bytes[..], &mut |_| {}).unwrap();
+        let txn = s.begin().unwrap();
+        cronusfs::meta::ContentStore::commit_manifest(&*txn, &manifest).unwrap();
+        txn.commit().unwrap();
+        manifest.id
+    };
+    let s = RocksStore::open(&path).unwrap();
+    let content = cronusfs::meta::ContentStore::new(&s);
+    assert!(content.verify(id).unwrap().is_empty());
+    let mut back = Vec::new();
+    content.reader(id).unwrap().read_to_end(&mut back).unwrap();
+    assert!(back == bytes);
+}

@@ -13,6 +13,10 @@ use crate::storage::{RowWrite, Storage};
 
 /// Size of every chunk but the last of a content.
 pub const CHUNK_SIZE: usize = 1 << 20;
+/// Content past this many bytes has its chunks stored without the write-ahead log and flushed
+/// once before its manifest commits: one copy fewer for large objects, while small ones (which
+/// would each pay a flush) stay logged.
+const UNLOGGED_AFTER: u64 = 8 << 20;
 const CHUNK_PREFIX: &str = "chunk/";
 const CONTENT_PREFIX: &str = "content/";
 const MANIFEST_VERSION: u8 = 1;
@@ -139,6 +143,8 @@ pub struct ChunkStream {
     buf: Vec<u8>,
     size: u64,
     chunks: Vec<([u8; 32], u32)>,
+    /// Some chunk was stored without the write-ahead log.
+    unlogged: bool,
 }
 
 impl Default for ChunkStream {
@@ -148,6 +154,7 @@ impl Default for ChunkStream {
             buf: Vec::with_capacity(CHUNK_SIZE),
             size: 0,
             chunks: Vec::new(),
+            unlogged: false,
         }
     }
 }
@@ -252,6 +259,9 @@ impl<'s> ContentStore<'s> {
             let last = std::mem::take(&mut stream.buf);
             self.store_chunk(&mut stream, &last, before_store)?;
         }
+        if stream.unlogged {
+            self.store.persist_blobs()?;
+        }
         Ok(Manifest {
             id: ContentId(*stream.whole.finalize().as_bytes()),
             size: stream.size,
@@ -270,7 +280,14 @@ impl<'s> ContentStore<'s> {
         before_store(&hash);
         let key = chunk_key(&hash);
         if !self.store.blob_has(&key)? {
-            self.store.blob_set(&key, piece)?;
+            if stream.size >= UNLOGGED_AFTER {
+                // Past the first chunks, skip the write-ahead log (a second full copy of
+                // every byte); the chunks are persisted before the manifest commits.
+                self.store.blob_set_unlogged(&key, piece)?;
+                stream.unlogged = true;
+            } else {
+                self.store.blob_set(&key, piece)?;
+            }
         }
         stream.chunks.push((hash, piece.len() as u32));
         stream.size += piece.len() as u64;

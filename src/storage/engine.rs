@@ -111,4 +111,15 @@ pub trait Engine: Send + Sync {
 
     /// Makes every write so far durable against a machine crash.
     fn sync(&self) -> Result<()>;
+
+    /// Applies `batch` atomically without the write-ahead log: not durable, not even against a
+    /// process crash, until [`Engine::flush`] of its column families returns.
+    fn write_unlogged(&self, batch: WriteBatch) -> Result<()> {
+        self.write(batch)
+    }
+
+    /// Makes every write to `cf` so far (logged or not) durable against a machine crash.
+    fn flush(&self, _cf: Cf) -> Result<()> {
+        self.sync()
+    }
 }

@@ -91,4 +91,14 @@ impl<E: Engine> Engine for FaultyEngine<E> {
         self.tick()?;
         self.inner.sync()
     }
+
+    fn write_unlogged(&self, batch: WriteBatch) -> Result<()> {
+        self.tick()?;
+        self.inner.write_unlogged(batch)
+    }
+
+    fn flush(&self, cf: Cf) -> Result<()> {
+        self.tick()?;
+        self.inner.flush(cf)
+    }
 }

@@ -135,7 +135,7 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
     opts.set_compression_type(DBCompressionType::Lz4);
     let buffer = match cf {
         Cf::Meta => 4 << 20,
-        Cf::Blobs => 32 << 20,
+        Cf::Blobs => 64 << 20,
         Cf::ByIden | Cf::ByPropValu | Cf::ByPropTime => 64 << 20,
     };
     opts.set_write_buffer_size(buffer);
@@ -147,6 +147,9 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
         opts.set_min_blob_size(4096);
         opts.set_blob_file_size(256 << 20);
         opts.set_enable_blob_gc(true);
+        // Large objects are written past the log and flushed at their commit: room for four
+        // memtables keeps a long write from stalling on the flushes (each one syncs a file).
+        opts.set_max_write_buffer_number(4);
     }
     opts
 }
@@ -237,5 +240,27 @@ impl Engine for RocksEngine {
 
     fn sync(&self) -> Result<()> {
         self.db.flush_wal(true).map_err(engine_error)
+    }
+
+    fn write_unlogged(&self, batch: WriteBatch) -> Result<()> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for (cf, key, value) in batch.into_ops() {
+            let handle = self.cf(cf)?;
+            match value {
+                Some(v) => wb.put_cf(handle, key, v),
+                None => wb.delete_cf(handle, key),
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.disable_wal(true);
+        self.db.write_opt(wb, &options).map_err(engine_error)
+    }
+
+    fn flush(&self, cf: Cf) -> Result<()> {
+        let mut options = rocksdb::FlushOptions::default();
+        options.set_wait(true);
+        self.db
+            .flush_cf_opt(self.cf(cf)?, &options)
+            .map_err(engine_error)
     }
 }

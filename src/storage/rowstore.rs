@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use super::engine::{Cf, Engine, WriteBatch};
-use super::keys::{FORMAT_VERSION, META_CREATED, META_FORMAT_VERSION};
+use super::keys::{self, FORMAT_VERSION, META_CREATED, META_FORMAT_VERSION};
 use super::memory::MemoryEngine;
 use super::rocks::RocksEngine;
-use super::row::now_millis;
+use super::row::{check_blob_key, now_millis};
 use super::view::RowView;
 use super::{
     Iden, IntLift, PropQuery, Result, Row, RowRead, RowWrite, Storage, StorageError, Transaction,
@@ -284,6 +284,17 @@ impl<E: Engine> Storage for RowStore<E> {
 
     fn sync(&self) -> Result<()> {
         self.engine.sync()
+    }
+
+    fn blob_set_unlogged(&self, key: &str, valu: &[u8]) -> Result<()> {
+        check_blob_key(key)?;
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Blobs, keys::blob_key(key), valu.to_vec());
+        self.engine.write_unlogged(batch)
+    }
+
+    fn persist_blobs(&self) -> Result<()> {
+        self.engine.flush(Cf::Blobs)
     }
 }
 
