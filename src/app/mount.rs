@@ -175,7 +175,18 @@ fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
     }
 }
 
+/// Keeps the daemon's heap from growing with the traffic: large buffers (chunks, write
+/// requests) always come from and go back to the OS, and a few malloc arenas serve all threads.
+fn bound_heap() {
+    // SAFETY: mallopt only sets allocator parameters; called before the serving threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn open_core(args: &MountArgs, store: &Path) -> Result<FsCore<RocksStore>> {
+    bound_heap();
     let rocks = RocksStore::open(store)?;
     let options = FsOptions {
         read_only: args.read_only,

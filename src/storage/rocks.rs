@@ -89,8 +89,14 @@ fn db_options() -> Options {
     opts.increase_parallelism(2);
     opts.set_max_background_jobs(2);
     opts.set_keep_log_file_num(4);
+    // All memtables together stay under this (each column family's own size still applies):
+    // the daemon's memory must not grow with the size of the objects written.
+    opts.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
     opts
 }
+
+/// The memory all memtables may use together.
+const MEMTABLE_BUDGET_BYTES: usize = 128 << 20;
 
 /// The prefix extractor of a column family: the key part one point lookup scans (a node in
 /// `ByIden`, a prop=value pair in `ByPropValu`), so bloom filters can skip files without it.
