@@ -395,39 +395,41 @@ impl<S: Storage> FsCore<S> {
         Ok(entries)
     }
 
-    /// Lists a job directory or folder `dir`: its objects and folders in one join, then the
+    /// Returns the entry of the object or folder whose rows are `rows`, in directory `dir`.
+    fn dir_entry(&self, dir: &ObjectPath, rows: &[Row]) -> Option<DirEntry> {
+        let text = |p: &str| {
+            rows.iter()
+                .find(|r| r.prop == p)
+                .map(|r| r.valu.to_string())
+        };
+        let (kind, path) = (text(prop::KIND)?, text(prop::OBJECT)?);
+        let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+        let (node, kind) = match kind.as_str() {
+            "folder" => (
+                Node::Folder(dir.dataset, dir.partition.clone(), dir.job, path),
+                Kind::Dir,
+            ),
+            _ => (Node::Object(text(prop::UUID)?.parse().ok()?), Kind::File),
+        };
+        let ino = self.inodes.ino(&node);
+        let mut attr = self.defaults.attr(ino, kind, rows, None);
+        if let Node::Object(id) = node
+            && let Some(w) = self.files.written(id)
+        {
+            file::apply_written(&mut attr, w);
+        }
+        Some(DirEntry { name, attr })
+    }
+
+    /// Lists a job directory or folder `dir`: its objects and folders (one lift, then each
+    /// node's rows), then the
     /// files created in it and not committed yet.
     fn list_dir(&self, dir: &ObjectPath) -> FsResult<Vec<DirEntry>> {
         let mut entries = Vec::new();
-        for rows in self.meta.dir_nodes(dir)? {
-            let text = |p: &str| {
-                rows.iter()
-                    .find(|r| r.prop == p)
-                    .map(|r| r.valu.to_string())
-            };
-            let (Some(kind), Some(path)) = (text(prop::KIND), text(prop::OBJECT)) else {
-                continue;
-            };
-            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-            let (node, kind) = match kind.as_str() {
-                "folder" => (
-                    Node::Folder(dir.dataset, dir.partition.clone(), dir.job, path),
-                    Kind::Dir,
-                ),
-                _ => match text(prop::UUID).map(|u| u.parse()) {
-                    Some(Ok(id)) => (Node::Object(id), Kind::File),
-                    _ => continue,
-                },
-            };
-            let ino = self.inodes.ino(&node);
-            let mut attr = self.defaults.attr(ino, kind, &rows, None);
-            if let Node::Object(id) = node
-                && let Some(w) = self.files.written(id)
-            {
-                file::apply_written(&mut attr, w);
-            }
-            entries.push(DirEntry { name, attr });
-        }
+        self.meta.for_each_dir_node(dir, &mut |rows| {
+            entries.extend(self.dir_entry(dir, &rows));
+            Ok(())
+        })?;
         for (name, id) in self.files.pending_in(dir) {
             let ino = self.inodes.ino(&Node::Object(id));
             if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {

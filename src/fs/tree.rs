@@ -185,11 +185,19 @@ impl<S: Storage> FsCore<S> {
             }
             self.truncate(ino, fh, size)?;
         }
+        // An owner or mode that is already the node's is not written again (`tar -x` and
+        // `cp -p` restore all three on every file).
+        let now = self.getattr(ino)?;
         let rows: Vec<(&'static str, Valu)> = [
             set.mode
+                .filter(|m| m & 0o7777 != u32::from(now.perm))
                 .map(|m| (prop::MODE, Valu::Int(i64::from(m & 0o7777)))),
-            set.uid.map(|u| (prop::UID, Valu::Int(i64::from(u)))),
-            set.gid.map(|g| (prop::GID, Valu::Int(i64::from(g)))),
+            set.uid
+                .filter(|u| *u != now.uid)
+                .map(|u| (prop::UID, Valu::Int(i64::from(u)))),
+            set.gid
+                .filter(|g| *g != now.gid)
+                .map(|g| (prop::GID, Valu::Int(i64::from(g)))),
             set.mtime.map(|t| (prop::MTIME, Valu::Int(millis_of(t)))),
         ]
         .into_iter()

@@ -323,19 +323,28 @@ impl<S: Storage> Metastore<S> {
         Ok(txn.commit()?)
     }
 
-    /// Returns the rows of every object and folder directly in directory `at` (a job
-    /// directory when `at.name` is empty, else the folder `at.name`), one group per node.
-    pub fn dir_nodes(&self, at: &ObjectPath) -> Result<Vec<Vec<Row>>> {
+    /// Calls `each` with the rows of every object and folder directly in directory `at` (a
+    /// job directory when `at.name` is empty, else the folder `at.name`), one node at a time:
+    /// one lift of `cronus:dir`, then each node's rows, so memory does not grow with the
+    /// directory beyond one node's rows.
+    pub fn for_each_dir_node(
+        &self,
+        at: &ObjectPath,
+        each: &mut dyn FnMut(Vec<Row>) -> Result<()>,
+    ) -> Result<()> {
         let dir = match at.name.as_str() {
             "" => dir_key(at.dataset, &at.partition, at.job),
             _ => at.key(),
         };
-        let rows = self
+        let members = self
             .store
-            .join_by_prop(&PropQuery::new(prop::DIR).valu(&Valu::from(dir)))?;
-        Ok(rows
-            .chunk_by(|a, b| a.iden == b.iden)
-            .map(<[Row]>::to_vec)
-            .collect())
+            .rows_by_prop(&PropQuery::new(prop::DIR).valu(&Valu::from(dir)))?;
+        for member in members {
+            let rows = self.store.rows_by_id(&member.iden)?;
+            if !rows.is_empty() {
+                each(rows)?;
+            }
+        }
+        Ok(())
     }
 }
