@@ -147,6 +147,7 @@ fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
             &record,
             format!("{}\n{}\n", std::process::id(), mountpoint.display()),
         );
+        widen_read_ahead(mountpoint);
         log(&format!(
             "serving {} at {}",
             store.display(),
@@ -197,6 +198,29 @@ fn open_core(args: &MountArgs, store: &Path) -> Result<FsCore<RocksStore>> {
         staging_dir: store.join("staging"),
     };
     Ok(FsCore::new(Metastore::new(rocks), options)?)
+}
+
+/// The kernel's read-ahead for the mount, in KiB: FUSE starts at 128 KiB; a few 1 MiB chunks
+/// ahead lets sequential reads fetch chunks in parallel.
+const READ_AHEAD_KIB: u32 = 4096;
+
+/// Raises the read-ahead of the mount's backing device (root only; best effort). The device
+/// is found in mountinfo, never by touching the mount, which is not served yet.
+fn widen_read_ahead(mountpoint: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let want = mountpoint.display().to_string().replace(' ', "\\040");
+    let device = info.lines().rev().find_map(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        (fields.get(4) == Some(&want.as_str())).then(|| fields.get(2).map(|d| d.to_string()))?
+    });
+    if let Some(device) = device {
+        let knob = format!("/sys/class/bdi/{device}/read_ahead_kb");
+        if std::fs::write(&knob, READ_AHEAD_KIB.to_string()).is_err() {
+            log(&format!("could not raise the read-ahead ({knob})"));
+        }
+    }
 }
 
 /// Points stderr (where the log goes) at `file`.

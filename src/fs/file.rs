@@ -5,7 +5,7 @@
 //! whole copy, and the last to close wins. A file created and not yet committed is "pending":
 //! visible in its directory, with its uuid already chosen.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
@@ -17,6 +17,9 @@ use super::inode::{Ino, Node};
 use super::{FsCore, FsError, FsResult};
 use crate::meta::{ChunkStream, ContentId, Manifest, MetaError, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu, now_millis};
+
+/// How many chunks a reading handle keeps (the kernel reads ahead by up to a few chunks).
+const KEPT_CHUNKS: usize = 4;
 
 /// A file or directory handle number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,9 +54,9 @@ struct FileHandle {
     ino: Ino,
     writable: bool,
     /// The committed content this handle reads while it has not written.
-    base: Option<Manifest>,
-    /// The last chunk read from `base`.
-    chunk: Option<(usize, Vec<u8>)>,
+    base: Option<Arc<Manifest>>,
+    /// The last chunks read from `base`, newest last.
+    chunks: VecDeque<(usize, Arc<Vec<u8>>)>,
     staging: Option<Staging>,
     /// The bytes of a writer that has only appended to an empty file so far (`cp`, `>`,
     /// pyarrow): stored chunk by chunk as they arrive, with no staging copy. The first write
@@ -297,11 +300,11 @@ impl<S: Storage> FsCore<S> {
         }
         let base = match self.files.pending_path(id) {
             Some(_) => None,
-            None => Some(
+            None => Some(Arc::new(
                 self.meta
                     .content()
                     .manifest(self.meta.object_by_id(id)?.content)?,
-            ),
+            )),
         };
         let keep_cache = match &base {
             Some(m) => lock(&self.files.cached).insert(id, m.id) == Some(m.id),
@@ -312,7 +315,7 @@ impl<S: Storage> FsCore<S> {
             ino,
             writable: flags.write,
             base,
-            chunk: None,
+            chunks: VecDeque::new(),
             staging: None,
             stream: None,
             dirty: false,
@@ -350,8 +353,8 @@ impl<S: Storage> FsCore<S> {
             id: ObjectId::random(), // Never committed: the handle is read-only.
             ino,
             writable: false,
-            base: Some(self.meta.content().manifest(content)?),
-            chunk: None,
+            base: Some(Arc::new(self.meta.content().manifest(content)?)),
+            chunks: VecDeque::new(),
             staging: None,
             stream: None,
             dirty: false,
@@ -430,25 +433,45 @@ impl<S: Storage> FsCore<S> {
             buf.truncate(done);
             return Ok(buf);
         }
-        let FileHandle { base, chunk, .. } = &mut *h;
-        let Some(manifest) = base.as_ref() else {
+        let Some(manifest) = h.base.clone() else {
             return Ok(Vec::new());
         };
+        drop(h);
         let mut out = Vec::with_capacity(size as usize);
         let mut pos = offset;
         while out.len() < size as usize {
             let Some((index, within)) = manifest.locate(pos) else {
                 break;
             };
-            if chunk.as_ref().is_none_or(|(i, _)| *i != index) {
-                *chunk = Some((index, self.meta.content().chunk(manifest, index)?));
-            }
-            let data = &chunk.as_ref().expect("just filled").1;
+            let data = self.chunk_of(&handle, &manifest, index)?;
             let n = (data.len() - within).min(size as usize - out.len());
             out.extend_from_slice(&data[within..within + n]);
             pos += n as u64;
         }
         Ok(out)
+    }
+
+    /// Returns chunk `index` of `manifest` for `handle`: from the handle's last chunks, or
+    /// fetched without holding the handle, so the kernel's parallel read-ahead requests fetch
+    /// different chunks at the same time.
+    fn chunk_of(
+        &self,
+        handle: &Mutex<FileHandle>,
+        manifest: &Manifest,
+        index: usize,
+    ) -> FsResult<Arc<Vec<u8>>> {
+        if let Some((_, data)) = lock(handle).chunks.iter().find(|(i, _)| *i == index) {
+            return Ok(data.clone());
+        }
+        let data = Arc::new(self.meta.content().chunk(manifest, index)?);
+        let mut h = lock(handle);
+        if !h.chunks.iter().any(|(i, _)| *i == index) {
+            h.chunks.push_back((index, data.clone()));
+            if h.chunks.len() > KEPT_CHUNKS {
+                h.chunks.pop_front();
+            }
+        }
+        Ok(data)
     }
 
     /// Makes sure handle `h` has its staging file, holding the committed bytes it started from.
@@ -583,7 +606,7 @@ impl<S: Storage> FsCore<S> {
                 // reports the error).
                 h.dirty = false;
                 let meta = self.meta.put_stream(&path, h.id, stream, h.changed)?;
-                h.base = Some(self.meta.content().manifest(meta.content)?);
+                h.base = Some(Arc::new(self.meta.content().manifest(meta.content)?));
                 meta
             }
             (None, Some(staging)) => {

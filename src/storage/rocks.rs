@@ -17,7 +17,7 @@ use super::{EngineErrorKind, Result, StorageError};
 pub const LOCK_FILE: &str = "cronusfs.lock";
 
 /// Size of the block cache shared by every column family (uncompressed blocks).
-const BLOCK_CACHE_BYTES: usize = 128 << 20;
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
 /// An [`Engine`] over a RocksDB database in one directory.
 pub struct RocksEngine {
