@@ -289,7 +289,13 @@ impl<S: Storage> FsCore<S> {
             if let Some(attr) = self.files.pending_attr(*id, ino, &self.defaults) {
                 return Ok(attr);
             }
-            let mut attr = self.defaults.attr(ino, kind, &self.rows_of(node)?, None);
+            let rows = match self.rows_of(node) {
+                Err(FsError::NotFound) => {
+                    return self.files.orphan_attr(*id).ok_or(FsError::NotFound);
+                }
+                other => other?,
+            };
+            let mut attr = self.defaults.attr(ino, kind, &rows, None);
             if let Some(w) = self.files.written(*id) {
                 file::apply_written(&mut attr, w);
             }

@@ -343,7 +343,7 @@ fn unlinked_while_open_commits_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let fs = core(tmp.path());
     let job = job_dir(&fs, DatasetId::random(), "k", 0);
-    let (_, opened) = fs.create(job, "gone").unwrap();
+    let (attr, opened) = fs.create(job, "gone").unwrap();
     fs.write(opened.fh, 0, b"bytes").unwrap();
     assert_eq!(
         names(&fs, job),
@@ -351,7 +351,12 @@ fn unlinked_while_open_commits_nothing() {
         "a created file is visible before its commit"
     );
     fs.unlink(job, "gone").unwrap();
+    // Still there for its handle: fstat shows it with no link, reads see the bytes.
+    let orphan = fs.getattr(attr.ino).unwrap();
+    assert_eq!((orphan.nlink, orphan.size), (0, 5));
+    assert_eq!(fs.read(opened.fh, 0, 10).unwrap(), b"bytes");
     fs.release(opened.fh).unwrap();
+    assert_eq!(errno(fs.getattr(attr.ino)), libc::ENOENT);
     assert!(names(&fs, job).is_empty());
     assert_eq!(errno(fs.release(Fh(opened.fh.0))), libc::EBADF);
 }

@@ -90,6 +90,8 @@ pub struct OpenFiles {
     written: Mutex<HashMap<ObjectId, (u64, i64)>>,
     /// The content each object had when the kernel last cached it.
     cached: Mutex<HashMap<ObjectId, ContentId>>,
+    /// Objects unlinked while open: what `fstat` shows until their last handle closes.
+    orphans: Mutex<HashMap<ObjectId, Attr>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -213,6 +215,27 @@ impl OpenFiles {
             }
             None => false,
         }
+    }
+
+    /// Returns whether some handle has `id` open.
+    pub fn is_open(&self, id: ObjectId) -> bool {
+        let handles: Vec<_> = lock(&self.handles).values().cloned().collect();
+        handles.iter().any(|h| lock(h).id == id)
+    }
+
+    /// Records what `fstat` shows of `id`, unlinked while open (link count 0).
+    pub fn orphan(&self, id: ObjectId, mut attr: Attr) {
+        attr.nlink = 0;
+        lock(&self.orphans).insert(id, attr);
+    }
+
+    /// Returns the attributes of `id` if it was unlinked while open.
+    pub fn orphan_attr(&self, id: ObjectId) -> Option<Attr> {
+        let mut attr = lock(&self.orphans).get(&id).cloned()?;
+        if let Some(w) = self.written(id) {
+            apply_written(&mut attr, w);
+        }
+        Some(attr)
     }
 
     /// Returns the open writable handles of `id`.
@@ -661,7 +684,13 @@ impl<S: Storage> FsCore<S> {
             .remove(&fh.0)
             .ok_or(FsError::BadHandle)?;
         let mut h = lock(&handle);
-        self.commit(&mut h)
+        let result = self.commit(&mut h);
+        let id = h.id;
+        drop(h);
+        if !self.files.is_open(id) {
+            lock(&self.files.orphans).remove(&id);
+        }
+        result
     }
 }
 

@@ -98,6 +98,11 @@ impl<S: Storage> FsCore<S> {
         let node = self.child(&self.node(parent)?, name)?;
         match node {
             Node::Object(id) => {
+                if self.files.is_open(id) {
+                    // Still readable and fstat-able through its handles, as on a local disk.
+                    let attr = self.getattr(self.inodes.ino(&node))?;
+                    self.files.orphan(id, attr);
+                }
                 if !self.files.drop_pending(id) {
                     let path =
                         super::in_dir(&self.node(parent)?, name).ok_or(FsError::NotPermitted)?;
