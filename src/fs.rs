@@ -431,11 +431,9 @@ impl<S: Storage> FsCore<S> {
     /// node's rows), then the
     /// files created in it and not committed yet.
     fn list_dir(&self, dir: &ObjectPath) -> FsResult<Vec<DirEntry>> {
-        let mut entries = Vec::new();
-        self.meta.for_each_dir_node(dir, &mut |rows| {
-            entries.extend(self.dir_entry(dir, &rows));
-            Ok(())
-        })?;
+        let mut entries = self
+            .meta
+            .map_dir_nodes(dir, &|rows| self.dir_entry(dir, &rows))?;
         for (name, id) in self.files.pending_in(dir) {
             let ino = self.inodes.ino(&Node::Object(id));
             if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {

@@ -259,6 +259,9 @@ impl<S: Storage> Metastore<S> {
     }
 }
 
+/// Directories with at least this many nodes are listed on two threads.
+const PARALLEL_LISTING: usize = 2048;
+
 /// Refuses props of the catalogue's own rows unless `system` is set.
 fn check_user_prop(p: &str, system: bool) -> Result<()> {
     if !system && p.starts_with("cronus:") {
@@ -323,15 +326,15 @@ impl<S: Storage> Metastore<S> {
         Ok(txn.commit()?)
     }
 
-    /// Calls `each` with the rows of every object and folder directly in directory `at` (a
-    /// job directory when `at.name` is empty, else the folder `at.name`), one node at a time:
-    /// one lift of `cronus:dir`, then each node's rows, so memory does not grow with the
-    /// directory beyond one node's rows.
-    pub fn for_each_dir_node(
+    /// Returns `each(rows)` for every object and folder directly in directory `at` (a job
+    /// directory when `at.name` is empty, else the folder `at.name`), dropping `None`s: one
+    /// lift of `cronus:dir`, then each node's rows, one node at a time per thread (so memory
+    /// does not grow with the directory beyond the results), on two threads for big ones.
+    pub fn map_dir_nodes<T: Send>(
         &self,
         at: &ObjectPath,
-        each: &mut dyn FnMut(Vec<Row>) -> Result<()>,
-    ) -> Result<()> {
+        each: &(dyn Fn(Vec<Row>) -> Option<T> + Sync),
+    ) -> Result<Vec<T>> {
         let dir = match at.name.as_str() {
             "" => dir_key(at.dataset, &at.partition, at.job),
             _ => at.key(),
@@ -339,12 +342,26 @@ impl<S: Storage> Metastore<S> {
         let members = self
             .store
             .rows_by_prop(&PropQuery::new(prop::DIR).valu(&Valu::from(dir)))?;
-        for member in members {
-            let rows = self.store.rows_by_id(&member.iden)?;
-            if !rows.is_empty() {
-                each(rows)?;
+        let run = |part: &[Row]| -> Result<Vec<T>> {
+            let mut out = Vec::with_capacity(part.len());
+            for member in part {
+                let rows = self.store.rows_by_id(&member.iden)?;
+                if !rows.is_empty() {
+                    out.extend(each(rows));
+                }
             }
+            Ok(out)
+        };
+        if members.len() < PARALLEL_LISTING {
+            return run(&members);
         }
-        Ok(())
+        let (left, right) = members.split_at(members.len() / 2);
+        let (a, b) = std::thread::scope(|s| {
+            let other = s.spawn(|| run(right));
+            (run(left), other.join())
+        });
+        let mut out = a?;
+        out.extend(b.map_err(|_| MetaError::Corrupt("a listing thread panicked".into()))??);
+        Ok(out)
     }
 }
