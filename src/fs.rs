@@ -60,6 +60,8 @@ pub struct FsCore<S: Storage> {
     /// at one value is current while the value has not moved.
     generation: AtomicU64,
     listings: Mutex<HashMap<Ino, (u64, Listing)>>,
+    /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
+    xattrs: Mutex<HashMap<Ino, (u64, xattr::NodeRows)>>,
 }
 
 /// A directory's entries, shared between the handles reading them.
@@ -102,6 +104,7 @@ impl<S: Storage> FsCore<S> {
             started: SystemTime::now(),
             generation: AtomicU64::new(0),
             listings: Mutex::new(HashMap::new()),
+            xattrs: Mutex::new(HashMap::new()),
         })
     }
 

@@ -4,6 +4,9 @@
 //! otherwise. Other namespaces are ENOTSUP, and `security.capability` (asked before every
 //! write by the kernel) is ENODATA without touching the store.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use super::inode::{Ino, Node};
 use super::{FsCore, FsError, FsResult};
 use crate::storage::{Iden, Row, Storage, Valu};
@@ -34,6 +37,12 @@ const SYSTEM_PROP: &str = "cronus:";
 pub const MAX_VALUE: usize = 64 * 1024;
 /// Longest name accepted (XATTR_NAME_MAX).
 pub const MAX_NAME: usize = 255;
+
+/// A node's rows as (prop, value) pairs.
+pub type NodeRows = Arc<Vec<(String, Valu)>>;
+
+/// How many nodes' rows are kept between attribute calls.
+const CACHED_NODES: usize = 256;
 
 /// Returns the prop an attribute name stands for, and whether it is the catalogue's.
 fn prop_of(name: &str) -> FsResult<(String, bool)> {
@@ -98,29 +107,37 @@ impl<S: Storage> FsCore<S> {
         Ok(rows.into_iter().map(|r| (r.prop, r.valu)).collect())
     }
 
+    /// Returns the rows of node `ino` as attributes: the ones read last if nothing changed
+    /// through the core since, else read again.
+    fn cached_rows(&self, ino: Ino, node: &Node) -> FsResult<NodeRows> {
+        let now = self.generation.load(Ordering::SeqCst);
+        let mut cache = self.xattrs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((generation, rows)) = cache.get(&ino)
+            && *generation == now
+        {
+            return Ok(rows.clone());
+        }
+        drop(cache);
+        let rows = Arc::new(self.xattr_rows(node)?);
+        cache = self.xattrs.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHED_NODES {
+            cache.clear();
+        }
+        cache.insert(ino, (now, rows.clone()));
+        Ok(rows)
+    }
+
     /// Returns attribute `name` of `ino` (values of a prop with several rows are joined by
     /// newlines).
     pub fn getxattr(&self, ino: Ino, name: &str, size: u32) -> FsResult<XattrReply> {
         let (prop, _) = prop_of(name)?;
         let node = self.node(ino)?;
-        let pending = match &node {
-            Node::Object(id) => self.files.pending_rows(*id),
-            _ => None,
-        };
-        let values: Vec<String> = match (pending, self.xattr_iden(&node)?) {
-            (Some(rows), _) => rows
-                .into_iter()
-                .filter(|(p, _)| *p == prop)
-                .map(|(_, v)| v.to_string())
-                .collect(),
-            (None, Some(iden)) => self
-                .meta
-                .node_prop_rows(&iden, &prop)?
-                .into_iter()
-                .map(|r| r.valu.to_string())
-                .collect(),
-            (None, None) => Vec::new(),
-        };
+        let values: Vec<String> = self
+            .cached_rows(ino, &node)?
+            .iter()
+            .filter(|(p, _)| *p == prop)
+            .map(|(_, v)| v.to_string())
+            .collect();
         if values.is_empty() {
             return Err(FsError::NoAttribute);
         }
@@ -131,9 +148,9 @@ impl<S: Storage> FsCore<S> {
     pub fn listxattr(&self, ino: Ino, size: u32) -> FsResult<XattrReply> {
         let node = self.node(ino)?;
         let mut props: Vec<String> = self
-            .xattr_rows(&node)?
-            .into_iter()
-            .map(|(p, _)| p)
+            .cached_rows(ino, &node)?
+            .iter()
+            .map(|(p, _)| p.clone())
             .collect();
         props.sort();
         props.dedup();
