@@ -260,6 +260,24 @@ fn job_iden(dataset: DatasetId, job: JobId) -> Iden {
     Iden::new(format!("{dataset}/jobs/{job}")).expect("a bounded, non-empty iden")
 }
 
+/// The rows of a newly opened job.
+fn job_rows(dataset: DatasetId, job: JobId) -> Vec<Row> {
+    let iden = job_iden(dataset, job);
+    let now = now_millis();
+    rows_of(
+        &iden,
+        now,
+        &[
+            (prop::KIND, "job".into()),
+            (prop::UUID, iden.as_str().into()),
+            (prop::NAME, format!("job_{job}").into()),
+            (prop::CREATED, now.into()),
+            (prop::JOB_OF, dataset.to_string().into()),
+            (prop::JOB, i64::from(job.0).into()),
+        ],
+    )
+}
+
 /// The first value of each prop of a node's rows.
 struct Node<'r>(BTreeMap<&'r str, &'r Valu>);
 
@@ -575,20 +593,7 @@ impl<S: Storage> Metastore<S> {
             u32::try_from(next).map_err(|_| MetaError::Corrupt(format!("job counter {next}")))?,
         );
         txn.set_rows_by_id_prop(&dataset.iden(), prop::JOB_IDX, &Valu::Int(next + 1))?;
-        let iden = job_iden(dataset, job);
-        let now = now_millis();
-        txn.add_rows(&rows_of(
-            &iden,
-            now,
-            &[
-                (prop::KIND, "job".into()),
-                (prop::UUID, iden.as_str().into()),
-                (prop::NAME, format!("job_{job}").into()),
-                (prop::CREATED, now.into()),
-                (prop::JOB_OF, dataset.to_string().into()),
-                (prop::JOB, i64::from(job.0).into()),
-            ],
-        ))?;
+        txn.add_rows(&job_rows(dataset, job))?;
         txn.commit()?;
         Ok(job)
     }

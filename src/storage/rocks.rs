@@ -75,6 +75,19 @@ impl RocksEngine {
         &self.path
     }
 
+    /// Turns `batch` into RocksDB's.
+    fn rocks_batch(&self, batch: WriteBatch) -> Result<rocksdb::WriteBatch> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for (cf, key, value) in batch.into_ops() {
+            let handle = self.cf(cf)?;
+            match value {
+                Some(v) => wb.put_cf(handle, key, v),
+                None => wb.delete_cf(handle, key),
+            }
+        }
+        Ok(wb)
+    }
+
     fn cf(&self, cf: Cf) -> Result<&ColumnFamily> {
         self.db.cf_handle(cf.name()).ok_or_else(|| {
             StorageError::Corruption(format!("column family {} is missing", cf.name()))
@@ -231,16 +244,8 @@ impl Engine for RocksEngine {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
-        let mut wb = rocksdb::WriteBatch::default();
-        for (cf, key, value) in batch.into_ops() {
-            let handle = self.cf(cf)?;
-            match value {
-                Some(v) => wb.put_cf(handle, key, v),
-                None => wb.delete_cf(handle, key),
-            }
-        }
         self.db
-            .write_opt(wb, &WriteOptions::default())
+            .write_opt(self.rocks_batch(batch)?, &WriteOptions::default())
             .map_err(engine_error)
     }
 
@@ -249,17 +254,11 @@ impl Engine for RocksEngine {
     }
 
     fn write_unlogged(&self, batch: WriteBatch) -> Result<()> {
-        let mut wb = rocksdb::WriteBatch::default();
-        for (cf, key, value) in batch.into_ops() {
-            let handle = self.cf(cf)?;
-            match value {
-                Some(v) => wb.put_cf(handle, key, v),
-                None => wb.delete_cf(handle, key),
-            }
-        }
         let mut options = WriteOptions::default();
         options.disable_wal(true);
-        self.db.write_opt(wb, &options).map_err(engine_error)
+        self.db
+            .write_opt(self.rocks_batch(batch)?, &options)
+            .map_err(engine_error)
     }
 
     fn flush(&self, cf: Cf) -> Result<()> {

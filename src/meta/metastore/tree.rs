@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::{
     DatasetId, JobId, Metastore, Node, ObjectId, ObjectPath, dir_key, folder_iden, info_key,
-    job_iden, partition_iden, prop, rows_of,
+    job_iden, job_rows, partition_iden, prop, rows_of,
 };
 use crate::meta::names::{check_component, check_object_name};
 use crate::meta::{MetaError, Result};
@@ -66,19 +66,7 @@ impl<S: Storage> Metastore<S> {
                 &Valu::Int(i64::from(job.0) + 1),
             )?;
         }
-        let now = now_millis();
-        txn.add_rows(&rows_of(
-            &iden,
-            now,
-            &[
-                (prop::KIND, "job".into()),
-                (prop::UUID, iden.as_str().into()),
-                (prop::NAME, format!("job_{job}").into()),
-                (prop::CREATED, now.into()),
-                (prop::JOB_OF, dataset.to_string().into()),
-                (prop::JOB, i64::from(job.0).into()),
-            ],
-        ))?;
+        txn.add_rows(&job_rows(dataset, job))?;
         Ok(txn.commit()?)
     }
 
