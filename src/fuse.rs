@@ -202,7 +202,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_ASYNC_READ
             | InitFlags::FUSE_BIG_WRITES
-            | InitFlags::FUSE_MAX_PAGES;
+            | InitFlags::FUSE_MAX_PAGES
+            // The mount is nosuid and setuid bits mean nothing here: taking over "kill
+            // privileges on write" spares a security.capability lookup before every write.
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         let _ = config.add_capabilities(wanted & config.capabilities());
         Ok(())
     }
