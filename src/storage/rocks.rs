@@ -109,7 +109,7 @@ fn db_options() -> Options {
 }
 
 /// The memory all memtables may use together.
-const MEMTABLE_BUDGET_BYTES: usize = 128 << 20;
+const MEMTABLE_BUDGET_BYTES: usize = 96 << 20;
 
 /// The prefix extractor of a column family: the key part one point lookup scans (a node in
 /// `ByIden`, a prop=value pair in `ByPropValu`), so bloom filters can skip files without it.
