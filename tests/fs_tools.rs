@@ -40,30 +40,34 @@ fn expected_failures() -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
-fn pjdfstest_fails_only_where_expected() {
-    let m = Mounted::with_options(&["--allow-other"]);
-    let job = m.job_dir();
-    m.ok(&format!("chmod 777 {}", job.display()));
+/// Runs pjdfstest in `job` (only the tests named in `only`, when given) and returns its output.
+fn pjdfstest(job: &Path, only: &[&String]) -> String {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pjdfstest/pjdfstest.toml");
-    let out = Command::new("timeout")
-        .arg("600")
+    let mut cmd = Command::new("timeout");
+    cmd.arg("600")
         .arg(tools().join("pjdfstest"))
         .arg("-c")
         .arg(&config)
         .arg("-p")
-        .arg(&job)
-        .current_dir(&job)
+        .arg(job);
+    // Names are matched as substrings (`-e` compares with an internal, longer name).
+    cmd.args(only);
+    let out = cmd
+        .current_dir(job)
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let summary = text.lines().find(|l| l.starts_with("Summary:"));
     assert!(
-        summary.is_some(),
+        text.lines().any(|l| l.starts_with("Summary:")),
         "pjdfstest did not finish: {text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+/// Returns the names of the failed and the passed tests of a pjdfstest output.
+fn outcomes(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let (mut failed, mut passed) = (BTreeSet::new(), BTreeSet::new());
     for line in text.lines() {
         let mut words = line.split_whitespace();
@@ -73,18 +77,34 @@ fn pjdfstest_fails_only_where_expected() {
             _ => false,
         };
     }
+    (failed, passed)
+}
+
+#[test]
+fn pjdfstest_fails_only_where_expected() {
+    let m = Mounted::with_options(&["--allow-other"]);
+    let job = m.job_dir();
+    m.ok(&format!("chmod 777 {}", job.display()));
+    let text = pjdfstest(&job, &[]);
+    let (failed, passed) = outcomes(&text);
     let expected = expected_failures();
-    let unexpected: Vec<_> = failed.difference(&expected).collect();
     let fixed: Vec<_> = expected.intersection(&passed).collect();
     if !fixed.is_empty() {
         eprintln!("pjdfstest: listed as expected failures but passed now: {fixed:?}");
     }
-    assert!(passed.len() > 100, "{}", summary.unwrap());
-    assert!(
-        unexpected.is_empty(),
-        "unexpected pjdfstest failures: {unexpected:?}\n{}",
-        summary.unwrap()
-    );
+    assert!(passed.len() > 100, "{text}");
+    let unexpected: Vec<_> = failed.difference(&expected).collect();
+    if unexpected.is_empty() {
+        return;
+    }
+    // Timing tests can flake on a loaded machine: a real regression fails a second time.
+    eprintln!("pjdfstest: failed once, run again: {unexpected:?}");
+    let (again, passed_again) = outcomes(&pjdfstest(&job, &unexpected));
+    let still: Vec<_> = unexpected
+        .iter()
+        .filter(|t| again.contains(**t) || !passed_again.contains(**t))
+        .collect();
+    assert!(still.is_empty(), "unexpected pjdfstest failures: {still:?}");
 }
 
 #[test]
