@@ -331,7 +331,23 @@ impl<S: Storage> FsCore<S> {
         if let Some(dir) = in_dir(&node, "") {
             return self.list_dir(&dir);
         }
-        let children: Vec<(String, Node)> = match &node {
+        let children = self.children(&node)?;
+        let mut entries = Vec::with_capacity(children.len());
+        for (name, child) in children {
+            let ino = self.inodes.ino(&child);
+            match self.attr_of(ino, &child) {
+                Ok(attr) => entries.push(DirEntry { name, attr }),
+                Err(FsError::NotFound) => {} // Removed while we listed.
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Returns the names and nodes of the entries of directory `node` (not a job directory or
+    /// folder, which `list_dir` lists with their attributes in one pass).
+    fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
+        Ok(match node {
             Node::Root => ROOT_DIRS
                 .iter()
                 .map(|(n, node)| (n.to_string(), node.clone()))
@@ -388,20 +404,8 @@ impl<S: Storage> FsCore<S> {
             | Node::Object(_)
             | Node::Menu(_)
             | Node::Config(_)
-            | Node::Content(_) => {
-                return Err(FsError::NotDir);
-            }
-        };
-        let mut entries = Vec::with_capacity(children.len());
-        for (name, child) in children {
-            let ino = self.inodes.ino(&child);
-            match self.attr_of(ino, &child) {
-                Ok(attr) => entries.push(DirEntry { name, attr }),
-                Err(FsError::NotFound) => {} // Removed while we listed.
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(entries)
+            | Node::Content(_) => return Err(FsError::NotDir),
+        })
     }
 
     /// Returns the entry of the object or folder whose rows are `rows`, in directory `dir`.
