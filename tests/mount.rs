@@ -418,11 +418,20 @@ with open(log, "a") as done:
     // SAFETY: kill(2) with the daemon's pid; no memory involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let _ = child.wait();
-    // The dead daemon leaves a stale mount (ENOTCONN); clear it and mount again.
-    let _ = Command::new("fusermount3").arg("-u").arg(&m.mnt).status();
-    if is_mounted(&m.mnt) {
-        let _ = Command::new("fusermount3").arg("-uz").arg(&m.mnt).status();
-    }
+    // The dead daemon leaves a stale mount (ENOTCONN): mount says so, umount clears it.
+    let again = Command::new("timeout")
+        .args(["60", BIN, "mount"])
+        .arg(&m.store)
+        .arg(&m.mnt)
+        .output()
+        .unwrap();
+    let msg = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && msg.contains("whose daemon is gone"),
+        "{msg}"
+    );
+    m.umount();
+    assert!(!is_mounted(&m.mnt));
     m.mount();
     let closed = std::fs::read_to_string(&log).unwrap();
     assert!(closed.lines().count() >= 40);

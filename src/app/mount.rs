@@ -26,24 +26,40 @@ pub fn mount(args: MountArgs) -> Result<()> {
         .store
         .canonicalize()
         .with_context(|| format!("no store at {}", args.store.display()))?;
-    let mountpoint = args
-        .mountpoint
-        .canonicalize()
+    let mountpoint = resolve_without_entering(&args.mountpoint)
         .with_context(|| format!("no mount point {}", args.mountpoint.display()))?;
+    if let Some(m) = mounts()?.into_iter().find(|m| m.mountpoint == mountpoint) {
+        if daemon_pid(Path::new(&m.source)).is_some_and(is_alive) {
+            bail!(
+                "{} is already a mount point (of {})",
+                mountpoint.display(),
+                m.source
+            );
+        }
+        bail!(
+            "{} is a mount of {} whose daemon is gone: run `fusermount3 -u {}` first",
+            mountpoint.display(),
+            m.source,
+            mountpoint.display()
+        );
+    }
     if !mountpoint.is_dir() {
         bail!("{} is not a directory", mountpoint.display());
-    }
-    if let Some(m) = mounts()?.into_iter().find(|m| m.mountpoint == mountpoint) {
-        bail!(
-            "{} is already a mount point (of {})",
-            mountpoint.display(),
-            m.source
-        );
     }
     if args.foreground || args.daemon_child {
         serve(&args, &store, &mountpoint)
     } else {
         start_daemon(&args, &store, &mountpoint)
+    }
+}
+
+/// Returns the absolute, canonical form of `path` without touching `path` itself, only its
+/// parent: `path` may be a mount whose daemon died, where any access fails (ENOTCONN).
+fn resolve_without_entering(path: &Path) -> std::io::Result<PathBuf> {
+    let absolute = std::env::current_dir()?.join(path);
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(parent), Some(name)) => Ok(parent.canonicalize()?.join(name)),
+        _ => absolute.canonicalize(),
     }
 }
 
@@ -299,9 +315,7 @@ fn daemon_pid(store: &Path) -> Option<u32> {
 
 /// Runs `umount`.
 pub fn umount(mountpoint: &Path) -> Result<()> {
-    let target = mountpoint
-        .canonicalize()
-        .unwrap_or_else(|_| mountpoint.to_path_buf());
+    let target = resolve_without_entering(mountpoint)?;
     let entry = mounts()?
         .into_iter()
         .find(|m| m.mountpoint == target)
@@ -318,7 +332,7 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
     }
     if let Some(pid) = pid {
         let deadline = Instant::now() + WAIT;
-        while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+        while is_alive(pid) {
             if Instant::now() > deadline {
                 bail!(
                     "unmounted, but daemon {pid} has not exited after {} s",
@@ -330,6 +344,11 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
     }
     println!("unmounted {}", target.display());
     Ok(())
+}
+
+/// Returns whether process `pid` runs (exists and is not a zombie).
+fn is_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
 }
 
 fn is_zombie(pid: u32) -> bool {
@@ -346,7 +365,11 @@ pub fn status() -> Result<()> {
         println!("no cronusfs mounts");
     }
     for m in mounts {
-        let pid = daemon_pid(Path::new(&m.source)).map_or("-".to_string(), |p| p.to_string());
+        let pid = match daemon_pid(Path::new(&m.source)) {
+            Some(p) if is_alive(p) => p.to_string(),
+            Some(p) => format!("{p} (gone: cronusfs umount to clean up)"),
+            None => "-".to_string(),
+        };
         let mode = if m.read_only {
             "read-only"
         } else {
