@@ -60,6 +60,9 @@ pub struct FsCore<S: Storage> {
     /// at one value is current while the value has not moved.
     generation: AtomicU64,
     listings: Mutex<HashMap<Ino, (u64, Listing)>>,
+    /// When an entry was last added to or removed from each directory through this mount: a
+    /// directory's mtime and ctime move with its entries (kept in memory, not in the store).
+    dir_changes: Mutex<HashMap<Ino, i64>>,
     /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
     xattrs: Mutex<HashMap<Ino, (u64, xattr::NodeRows)>>,
 }
@@ -105,6 +108,7 @@ impl<S: Storage> FsCore<S> {
             generation: AtomicU64::new(0),
             listings: Mutex::new(HashMap::new()),
             xattrs: Mutex::new(HashMap::new()),
+            dir_changes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -118,6 +122,12 @@ impl<S: Storage> FsCore<S> {
     pub fn changed_outside<T>(&self, f: impl FnOnce() -> T) -> T {
         let _change = self.change();
         f()
+    }
+
+    /// Records that the entries of directory `dir` changed now.
+    fn dir_changed(&self, dir: Ino) {
+        let mut changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
+        changes.insert(dir, crate::storage::now_millis());
     }
 
     fn change(&self) -> Change<'_> {
@@ -315,6 +325,16 @@ impl<S: Storage> FsCore<S> {
         let mut attr = self.defaults.attr(ino, kind, &rows, None);
         if rows.is_empty() {
             (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
+        }
+        if let Some(t) = self
+            .dir_changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+        {
+            let t = time_of_millis(*t);
+            attr.mtime = attr.mtime.max(t);
+            attr.ctime = attr.ctime.max(t);
         }
         if matches!(
             node,

@@ -422,6 +422,7 @@ impl<S: Storage> FsCore<S> {
                 rows: Vec::new(),
             },
         );
+        self.dir_changed(parent);
         let ino = self.inodes.ino(&Node::Object(id));
         let opened = self.open(
             ino,

@@ -69,6 +69,7 @@ impl<S: Storage> FsCore<S> {
             }
             _ => return Err(FsError::NotDir),
         };
+        self.dir_changed(parent);
         let ino = self.inodes.ino(&made);
         self.attr_of(ino, &made)
     }
@@ -88,6 +89,7 @@ impl<S: Storage> FsCore<S> {
             n if n.is_dir() => return Err(FsError::NotPermitted),
             _ => return Err(FsError::NotDir),
         }
+        self.dir_changed(parent);
         Ok(())
     }
 
@@ -108,6 +110,7 @@ impl<S: Storage> FsCore<S> {
                         super::in_dir(&self.node(parent)?, name).ok_or(FsError::NotPermitted)?;
                     self.meta.delete_object(&path)?;
                 }
+                self.dir_changed(parent);
                 Ok(())
             }
             n if n.is_dir() => Err(FsError::IsDir),
@@ -165,9 +168,11 @@ impl<S: Storage> FsCore<S> {
                 self.meta.delete_object(&to)?;
             }
             self.files.move_pending(id, &to);
-            return Ok(());
+        } else {
+            self.meta.rename_object(&from, &to)?;
         }
-        self.meta.rename_object(&from, &to)?;
+        self.dir_changed(parent);
+        self.dir_changed(new_parent);
         Ok(())
     }
 
