@@ -185,6 +185,13 @@ fn reply_empty(result: Result<(), FsError>, reply: ReplyEmpty) {
     }
 }
 
+fn reply_attr(result: Result<Attr, FsError>, reply: ReplyAttr) {
+    match result {
+        Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
 fn reply_entry(result: Result<Attr, FsError>, reply: ReplyEntry) {
     match result {
         Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
@@ -218,10 +225,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.core.getattr(Ino(ino.0)) {
-            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_attr(self.core.getattr(Ino(ino.0)), reply);
     }
 
     fn setattr(
@@ -249,10 +253,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             gid,
             mtime: mtime.map(time_of),
         };
-        match self.core.setattr(Ino(ino.0), fh.map(|f| Fh(f.0)), set) {
-            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_attr(
+            self.core.setattr(Ino(ino.0), fh.map(|f| Fh(f.0)), set),
+            reply,
+        );
     }
 
     fn mkdir(
