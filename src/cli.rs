@@ -136,7 +136,9 @@ pub enum Command {
         /// The mount point.
         mountpoint: PathBuf,
     },
-    /// Show the cronusfs mounts of this machine: store, mount point, daemon pid.
+    /// Show the cronusfs mounts of this machine, one per line: store, mount point,
+    /// read-only or read-write, and the daemon's pid (marked "gone" when the daemon was killed
+    /// and the mount is stale: `cronusfs umount` clears it).
     Status,
     /// Write the man pages of every command into DIR.
     #[command(hide = true)]
@@ -209,7 +211,8 @@ pub enum DatasetCommand {
     },
     /// List the datasets' uuids.
     Ls,
-    /// Show a dataset: menu, configuration, partitions, jobs.
+    /// Show a dataset: menu, configuration, partitions, jobs (`-` for the menu and
+    /// configuration of a dataset made without them, as `mkdir` on a mount does).
     Show {
         /// The dataset's uuid.
         dataset: String,

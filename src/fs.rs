@@ -20,7 +20,7 @@ pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};
-pub use tree::SetAttr;
+pub use tree::{Creator, SetAttr};
 pub use xattr::{XattrFlags, XattrReply};
 
 use crate::meta::{ContentId, DatasetId, JobId, Metastore, ObjectPath, prop};

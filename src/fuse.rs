@@ -13,7 +13,9 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::fs::{self, Attr, Fh, FsCore, FsError, Ino, Kind, SetAttr, XattrFlags, XattrReply};
+use crate::fs::{
+    self, Attr, Creator, Fh, FsCore, FsError, Ino, Kind, SetAttr, XattrFlags, XattrReply,
+};
 use crate::storage::Storage;
 
 /// How long the kernel may trust attributes and names it was given. Changes made through
@@ -185,6 +187,15 @@ fn reply_empty(result: Result<(), FsError>, reply: ReplyEmpty) {
     }
 }
 
+/// Who asks to make a node, with the mode it asks for (the kernel has applied the umask).
+fn creator(req: &Request, mode: u32) -> Creator {
+    Creator {
+        uid: req.uid(),
+        gid: req.gid(),
+        mode: mode & 0o7777,
+    }
+}
+
 fn reply_attr(result: Result<Attr, FsError>, reply: ReplyAttr) {
     match result {
         Ok(a) => reply.attr(&TTL, &file_attr(&a)),
@@ -270,9 +281,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     ) {
         match utf8(name) {
             Ok(name) => reply_entry(
-                self.core
-                    .mkdir(Ino(parent.0), name)
-                    .map(|a| self.own(a, None, req, mode)),
+                self.core.mkdir_as(Ino(parent.0), name, creator(req, mode)),
                 reply,
             ),
             Err(e) => reply.error(e),
@@ -354,9 +363,8 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        match self.core.create(Ino(parent.0), name) {
+        match self.core.create_as(Ino(parent.0), name, creator(req, mode)) {
             Ok((attr, opened)) => {
-                let attr = self.own(attr, Some(opened.fh), req, mode);
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(false));
                 reply.created(&TTL, &file_attr(&attr), Generation(0), fh, flags);
             }
@@ -596,22 +604,6 @@ fn kind(k: Kind) -> FileType {
 }
 
 impl<S: Storage> FuseFs<S> {
-    /// Gives a node just made the caller's owner and the mode it asked for (the kernel has
-    /// applied the umask); returns its attributes.
-    fn own(&self, attr: Attr, fh: Option<Fh>, req: &Request, mode: u32) -> Attr {
-        let mode = mode & 0o7777;
-        let set = SetAttr {
-            mode: (mode != u32::from(attr.perm)).then_some(mode),
-            uid: (req.uid() != attr.uid).then_some(req.uid()),
-            gid: (req.gid() != attr.gid).then_some(req.gid()),
-            ..SetAttr::default()
-        };
-        if set.mode.is_none() && set.uid.is_none() && set.gid.is_none() {
-            return attr;
-        }
-        self.core.setattr(attr.ino, fh, set).unwrap_or(attr)
-    }
-
     /// `.` and `..` of directory `ino`.
     fn dots(&self, ino: INodeNo) -> Result<Vec<(String, Ino)>, FsError> {
         let ino = Ino(ino.0);

@@ -10,7 +10,7 @@ use cronusfs::meta::{ContentId, ContentStore, GcReport, Manifest, MetaError};
 use cronusfs::storage::{MemoryStore, RocksStore, RowRead, RowWrite, Storage};
 
 /// Returns `len` pseudo-random bytes (xorshift; no two chunks alike).
-fn bytes(len: usize, seed: u8) -> Vec<u8> {
+pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
     let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
     (0..len)
         .map(|_| {

@@ -7,6 +7,16 @@ use cronusfs::fs::{
 use cronusfs::meta::{DatasetId, Metastore};
 use cronusfs::storage::{MemoryStore, RocksStore, Storage};
 
+/// `O_RDWR`, and `O_RDWR | O_TRUNC`.
+const READ_WRITE: OpenFlags = OpenFlags {
+    write: true,
+    truncate: false,
+};
+const TRUNCATE: OpenFlags = OpenFlags {
+    write: true,
+    truncate: true,
+};
+
 fn options(dir: &std::path::Path) -> FsOptions {
     FsOptions {
         read_only: false,
@@ -80,15 +90,7 @@ fn names<S: Storage>(fs: &FsCore<S>, dir: Ino) -> Vec<String> {
 
 /// Pseudo-random bytes (no two 1 MiB chunks alike), from `seed`.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    crate::content::bytes(len, seed)
 }
 
 #[test]
@@ -182,15 +184,7 @@ fn files_are_written_read_versioned_and_visible_under_objects() {
     assert_eq!(fs.getattr(ino).unwrap().size, first.len() as u64);
     assert!(read_all(&fs, ino) == first);
     // Random writes and a read through the writing handle before it commits.
-    let opened = fs
-        .open(
-            ino,
-            OpenFlags {
-                write: true,
-                truncate: false,
-            },
-        )
-        .unwrap();
+    let opened = fs.open(ino, READ_WRITE).unwrap();
     fs.write(opened.fh, 10, b"XYZ").unwrap();
     fs.write(opened.fh, (3 << 20) + 5, b"tail").unwrap();
     assert_eq!(
@@ -210,12 +204,15 @@ fn files_are_written_read_versioned_and_visible_under_objects() {
     second.extend_from_slice(b"tail");
     assert!(read_all(&fs, ino) == second);
     let meta = fs.metastore();
+    assert_eq!(
+        fs.lookup(job, "data.bin").unwrap().ino,
+        ino,
+        "a new version keeps the inode"
+    );
     let obj = meta
-        .object_by_id(match fs.lookup(job, "data.bin").unwrap().ino {
-            i if i == ino => meta.list(meta.datasets().unwrap()[0], "", "").unwrap()[0].id,
-            _ => panic!("the inode changed"),
-        })
-        .unwrap();
+        .list(meta.datasets().unwrap()[0], "", "")
+        .unwrap()
+        .remove(0);
     assert_eq!(obj.version, 2);
     // Both contents are under objects/ until gc.
     let objects = fs.lookup(Ino::ROOT, "objects").unwrap().ino;
@@ -224,16 +221,7 @@ fn files_are_written_read_versioned_and_visible_under_objects() {
     let old = ids.iter().find(|i| **i != obj.content.to_string()).unwrap();
     let old_ino = fs.lookup(objects, old).unwrap().ino;
     assert!(read_all(&fs, old_ino) == first);
-    assert_eq!(
-        errno(fs.open(
-            old_ino,
-            OpenFlags {
-                write: true,
-                truncate: false
-            }
-        )),
-        libc::EPERM
-    );
+    assert_eq!(errno(fs.open(old_ino, READ_WRITE)), libc::EPERM);
     meta.gc().unwrap();
     assert_eq!(names(&fs, objects), [obj.content.to_string()]);
 }
@@ -250,15 +238,7 @@ fn truncate_by_path_and_by_handle() {
     };
     assert_eq!(fs.setattr(ino, None, set).unwrap().size, 5);
     assert_eq!(read_all(&fs, ino), b"hello");
-    let opened = fs
-        .open(
-            ino,
-            OpenFlags {
-                write: true,
-                truncate: true,
-            },
-        )
-        .unwrap();
+    let opened = fs.open(ino, TRUNCATE).unwrap();
     assert_eq!(fs.getattr(ino).unwrap().size, 0);
     let grow = SetAttr {
         size: Some(3),
@@ -308,24 +288,8 @@ fn two_writers_never_mix_their_bytes() {
     let fs = core(tmp.path());
     let job = job_dir(&fs, DatasetId::random(), "k", 0);
     let ino = write_file(&fs, job, "f", &[b'.'; 10]);
-    let w1 = fs
-        .open(
-            ino,
-            OpenFlags {
-                write: true,
-                truncate: false,
-            },
-        )
-        .unwrap();
-    let w2 = fs
-        .open(
-            ino,
-            OpenFlags {
-                write: true,
-                truncate: false,
-            },
-        )
-        .unwrap();
+    let w1 = fs.open(ino, READ_WRITE).unwrap();
+    let w2 = fs.open(ino, READ_WRITE).unwrap();
     fs.write(w1.fh, 0, b"AAAA").unwrap();
     fs.write(w2.fh, 2, b"BBBB").unwrap();
     fs.release(w1.fh).unwrap();
@@ -597,15 +561,7 @@ fn a_cached_listing_never_outlives_a_change() {
     assert_eq!(list(&fs), [("a".to_string(), 5)]);
     assert_eq!(list(&fs), [("a".to_string(), 5)], "served again");
     let a = fs.lookup(job, "a").unwrap().ino;
-    let opened = fs
-        .open(
-            a,
-            OpenFlags {
-                write: true,
-                truncate: false,
-            },
-        )
-        .unwrap();
+    let opened = fs.open(a, READ_WRITE).unwrap();
     fs.write(opened.fh, 5, b"678").unwrap();
     assert_eq!(
         list(&fs),
@@ -669,4 +625,38 @@ fn a_directory_s_times_move_with_its_entries() {
     std::thread::sleep(std::time::Duration::from_millis(5));
     fs.unlink(job, "f").unwrap();
     assert!(fs.getattr(job).unwrap().mtime > after.mtime);
+}
+
+#[test]
+fn made_nodes_belong_to_their_maker() {
+    use cronusfs::fs::Creator;
+    use cronusfs::meta::{JobId, ObjectPath};
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    let by = Creator {
+        uid: 7,
+        gid: 8,
+        mode: 0o600,
+    };
+    let (attr, opened) = fs.create_as(job, "mine", by).unwrap();
+    assert_eq!((attr.uid, attr.gid, attr.perm), (7, 8, 0o600));
+    fs.release(opened.fh).unwrap();
+    let kept = fs.getattr(attr.ino).unwrap();
+    assert_eq!((kept.uid, kept.gid, kept.perm), (7, 8, 0o600));
+    // A maker who is the mount's owner, asking for the default mode, writes no rows.
+    let plain = Creator {
+        uid: 1000,
+        gid: 1000,
+        mode: 0o755,
+    };
+    let sub = fs.mkdir_as(job, "sub", plain).unwrap();
+    assert_eq!((sub.uid, sub.perm), (1000, 0o755));
+    let iden = Metastore::<MemoryStore>::folder_iden(&ObjectPath::new(ds, "k", JobId(0), "sub"));
+    let rows = fs.metastore().node_rows(&iden.unwrap()).unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| !["cronus:mode", "cronus:uid", "cronus:gid"].contains(&r.prop.as_str()))
+    );
 }

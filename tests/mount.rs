@@ -78,6 +78,21 @@ impl Mounted {
     }
 
     /// Runs `script` in bash with `$M` the mount point and `$T` a scratch directory.
+    /// Checks, unmounted, that `cronusfs fsck` finds the store sound.
+    pub fn assert_fsck_clean(&self) {
+        let fsck = Command::new(BIN)
+            .arg("--store")
+            .arg(&self.store)
+            .arg("fsck")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&fsck.stdout);
+        assert!(
+            fsck.status.success() && said.starts_with("clean:"),
+            "{said}"
+        );
+    }
+
     /// Makes a dataset with partition `k` and job 0 and returns the job directory.
     pub fn job_dir(&self) -> PathBuf {
         let ds = uuid::Uuid::new_v4();
@@ -201,17 +216,7 @@ fn the_seed_scenario_with_ordinary_tools_survives_a_remount() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&lift.stdout).trim(), "1");
-    let fsck = Command::new(BIN)
-        .arg("--store")
-        .arg(&m.store)
-        .arg("fsck")
-        .output()
-        .unwrap();
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    m.assert_fsck_clean();
     m.mount();
     m.ok(&format!(
         r#"D=$M/datasets/{ds}
@@ -446,17 +451,7 @@ with open(log, "a") as done:
     std::fs::write(&sums, check).unwrap();
     m.ok(&format!("sha256sum --quiet -c {}", sums.display()));
     m.umount();
-    let fsck = Command::new(BIN)
-        .arg("--store")
-        .arg(&m.store)
-        .arg("fsck")
-        .output()
-        .unwrap();
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    m.assert_fsck_clean();
 }
 
 #[test]

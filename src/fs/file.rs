@@ -84,6 +84,9 @@ struct Pending {
 pub struct OpenFiles {
     next: AtomicU64,
     handles: Mutex<HashMap<u64, Arc<Mutex<FileHandle>>>>,
+    /// How many handles each object has open (asked on every release and unlink, so it must
+    /// not wait for a handle busy committing a large file).
+    open_counts: Mutex<HashMap<ObjectId, usize>>,
     dirs: Mutex<HashMap<u64, Arc<Vec<super::DirEntry>>>>,
     pending: Mutex<HashMap<ObjectId, Pending>>,
     /// Size of the latest uncommitted write per object (what `stat` shows meanwhile).
@@ -219,8 +222,34 @@ impl OpenFiles {
 
     /// Returns whether some handle has `id` open.
     pub fn is_open(&self, id: ObjectId) -> bool {
-        let handles: Vec<_> = lock(&self.handles).values().cloned().collect();
-        handles.iter().any(|h| lock(h).id == id)
+        lock(&self.open_counts).contains_key(&id)
+    }
+
+    /// Adds handle `h` (open on object `id`) under number `fh`.
+    fn insert(&self, fh: u64, id: ObjectId, h: FileHandle) {
+        *lock(&self.open_counts).entry(id).or_default() += 1;
+        lock(&self.handles).insert(fh, Arc::new(Mutex::new(h)));
+    }
+
+    /// Counts one handle fewer open on `id`; returns whether none is left.
+    fn closed(&self, id: ObjectId) -> bool {
+        let mut counts = lock(&self.open_counts);
+        match counts.get_mut(&id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                counts.remove(&id);
+                true
+            }
+        }
+    }
+
+    /// Moves one open handle's count from `old` to `new` (its object changed identity).
+    fn moved(&self, old: ObjectId, new: ObjectId) {
+        self.closed(old);
+        *lock(&self.open_counts).entry(new).or_default() += 1;
     }
 
     /// Records what `fstat` shows of `id`, unlinked while open (link count 0).
@@ -352,7 +381,7 @@ impl<S: Storage> FsCore<S> {
             self.files.touch(&mut handle, 0, at);
         }
         let fh = self.files.new_fh();
-        lock(&self.files.handles).insert(fh, Arc::new(Mutex::new(handle)));
+        self.files.insert(fh, handle.id, handle);
         Ok(Opened {
             fh: Fh(fh),
             keep_cache: keep_cache && !flags.truncate,
@@ -385,7 +414,7 @@ impl<S: Storage> FsCore<S> {
             changed: 0,
         };
         let fh = self.files.new_fh();
-        lock(&self.files.handles).insert(fh, Arc::new(Mutex::new(handle)));
+        self.files.insert(fh, handle.id, handle);
         Ok(Opened {
             fh: Fh(fh),
             keep_cache: true,
@@ -432,6 +461,17 @@ impl<S: Storage> FsCore<S> {
             },
         )?;
         Ok((self.getattr(ino)?, opened))
+    }
+
+    /// [`FsCore::create`], the new file owned by `by` with its mode.
+    pub fn create_as(
+        &self,
+        parent: Ino,
+        name: &str,
+        by: super::Creator,
+    ) -> FsResult<(Attr, Opened)> {
+        let (attr, opened) = self.create(parent, name)?;
+        Ok((self.adopt(attr.ino, Some(opened.fh), by)?, opened))
     }
 
     /// Reads up to `size` bytes at `offset`.
@@ -629,8 +669,8 @@ impl<S: Storage> FsCore<S> {
                 // The stream is spent either way: a failed commit loses these writes (close
                 // reports the error).
                 h.dirty = false;
-                let meta = self.meta.put_stream(&path, h.id, stream, h.changed)?;
-                h.base = Some(Arc::new(self.meta.content().manifest(meta.content)?));
+                let (meta, manifest) = self.meta.put_stream(&path, h.id, stream, h.changed)?;
+                h.base = Some(Arc::new(manifest));
                 meta
             }
             (None, Some(staging)) => {
@@ -647,6 +687,7 @@ impl<S: Storage> FsCore<S> {
         if meta.id != h.id {
             // Another writer made an object at this path first: ours became its new version.
             self.inodes.rebind(h.ino, Node::Object(meta.id));
+            self.files.moved(h.id, meta.id);
             h.id = meta.id;
         }
         if pending.is_some()
@@ -688,7 +729,7 @@ impl<S: Storage> FsCore<S> {
         let result = self.commit(&mut h);
         let id = h.id;
         drop(h);
-        if !self.files.is_open(id) {
+        if self.files.closed(id) {
             lock(&self.files.orphans).remove(&id);
         }
         result

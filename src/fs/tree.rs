@@ -12,6 +12,17 @@ use super::{DirEntry, FsCore, FsError, FsResult, parse_job};
 use crate::meta::{DatasetId, MetaError, ObjectPath, prop};
 use crate::storage::{Storage, Valu};
 
+/// Who makes a node, and the permission bits asked for (after the umask).
+#[derive(Clone, Copy, Debug)]
+pub struct Creator {
+    /// The maker's user.
+    pub uid: u32,
+    /// The maker's group.
+    pub gid: u32,
+    /// The permission bits.
+    pub mode: u32,
+}
+
 /// What a `setattr` changes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SetAttr {
@@ -72,6 +83,24 @@ impl<S: Storage> FsCore<S> {
         self.dir_changed(parent);
         let ino = self.inodes.ino(&made);
         self.attr_of(ino, &made)
+    }
+
+    /// [`FsCore::mkdir`], the new directory owned by `by` with its mode.
+    pub fn mkdir_as(&self, parent: Ino, name: &str, by: Creator) -> FsResult<Attr> {
+        let attr = self.mkdir(parent, name)?;
+        self.adopt(attr.ino, None, by)
+    }
+
+    /// Gives node `ino`, just made, its maker's owner and mode (what is already in place is
+    /// not written).
+    pub(super) fn adopt(&self, ino: Ino, fh: Option<Fh>, by: Creator) -> FsResult<Attr> {
+        let set = SetAttr {
+            mode: Some(by.mode),
+            uid: Some(by.uid),
+            gid: Some(by.gid),
+            ..SetAttr::default()
+        };
+        self.setattr(ino, fh, set)
     }
 
     /// Removes empty directory `name` of `parent` (a dataset, partition or job).

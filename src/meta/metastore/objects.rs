@@ -123,14 +123,15 @@ impl<S: Storage> Metastore<S> {
             .write_stream(stream, data, &mut |h| self.pin(h))
     }
 
-    /// Commits `stream` at `path` like [`Metastore::put_object_prefer_id`].
+    /// Commits `stream` at `path` like [`Metastore::put_object_prefer_id`]; returns the object
+    /// and the manifest of its new content.
     pub fn put_stream(
         &self,
         path: &ObjectPath,
         id: ObjectId,
         stream: ChunkStream,
         time: i64,
-    ) -> Result<ObjectMeta> {
+    ) -> Result<(ObjectMeta, Manifest)> {
         let pinned: Vec<[u8; 32]> = stream.chunk_hashes().copied().collect();
         let result = (|| {
             check_object_name(&path.name)?;
@@ -142,7 +143,7 @@ impl<S: Storage> Metastore<S> {
             };
             let meta = self.commit_put(path, put, &manifest);
             self.unpin(manifest.chunks.iter().skip(pinned.len()).map(|(h, _)| h));
-            meta
+            Ok((meta?, manifest))
         })();
         self.unpin(pinned.iter());
         result

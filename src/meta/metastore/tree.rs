@@ -200,11 +200,6 @@ impl<S: Storage> Metastore<S> {
         Ok(self.store.rows_by_id(iden)?)
     }
 
-    /// Returns the rows of prop `p` of node `iden` (one point lookup).
-    pub fn node_prop_rows(&self, iden: &Iden, p: &str) -> Result<Vec<Row>> {
-        Ok(self.store.rows_by_id_prop(iden, p, None)?)
-    }
-
     /// Returns the uuid of the object at `path`, if there is one.
     pub fn object_id_at(&self, path: &ObjectPath) -> Result<Option<ObjectId>> {
         let key = Valu::from(path.key());
