@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use error::{FsError, FsResult};
-pub use file::{Fh, OpenFlags, Opened};
+pub use file::{Fh, OpenFlags, Opened, ReadBytes};
 pub use inode::{Ino, Node};
 pub use tree::{Creator, SetAttr};
 pub use xattr::{XattrFlags, XattrReply};

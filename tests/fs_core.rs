@@ -188,7 +188,7 @@ fn files_are_written_read_versioned_and_visible_under_objects() {
     fs.write(opened.fh, 10, b"XYZ").unwrap();
     fs.write(opened.fh, (3 << 20) + 5, b"tail").unwrap();
     assert_eq!(
-        fs.read(opened.fh, 8, 6).unwrap(),
+        fs.read(opened.fh, 8, 6).unwrap().to_vec(),
         [first[8], first[9], b'X', b'Y', b'Z', first[13]]
     );
     assert_eq!(
@@ -318,7 +318,7 @@ fn unlinked_while_open_commits_nothing() {
     // Still there for its handle: fstat shows it with no link, reads see the bytes.
     let orphan = fs.getattr(attr.ino).unwrap();
     assert_eq!((orphan.nlink, orphan.size), (0, 5));
-    assert_eq!(fs.read(opened.fh, 0, 10).unwrap(), b"bytes");
+    assert_eq!(&*fs.read(opened.fh, 0, 10).unwrap(), b"bytes");
     fs.release(opened.fh).unwrap();
     assert_eq!(errno(fs.getattr(attr.ino)), libc::ENOENT);
     assert!(names(&fs, job).is_empty());

@@ -192,12 +192,16 @@ fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
     }
 }
 
-/// Keeps the daemon's heap from growing with the traffic: large buffers (chunks, write
-/// requests) always come from and go back to the OS, and a few malloc arenas serve all threads.
+/// Keeps the daemon's heap from growing with the traffic while chunk-sized buffers are reused:
+/// a few malloc arenas serve all threads; buffers up to a few chunks (1 MiB reads and writes,
+/// RocksDB's blob reads) come from them, so reading does not fault in and zero fresh pages for
+/// every chunk; larger ones always come from and go back to the OS, and free memory above
+/// the trim threshold is returned.
 fn bound_heap() {
     // SAFETY: mallopt only sets allocator parameters; called before the serving threads start.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
@@ -218,7 +222,7 @@ fn open_core(args: &MountArgs, store: &Path) -> Result<FsCore<RocksStore>> {
 
 /// The kernel's read-ahead for the mount, in KiB: FUSE starts at 128 KiB; a few 1 MiB chunks
 /// ahead lets sequential reads fetch chunks in parallel.
-const READ_AHEAD_KIB: u32 = 4096;
+const READ_AHEAD_KIB: u32 = 16384;
 
 /// Raises the read-ahead of the mount's backing device (root only; best effort). The device
 /// is found in mountinfo, never by touching the mount, which is not served yet.

@@ -44,6 +44,27 @@ pub struct Opened {
     pub keep_cache: bool,
 }
 
+/// The bytes a read returns: a range of a chunk the handle keeps (not copied), or bytes of
+/// their own (a read across chunks, or from a staging file).
+#[derive(Clone, Debug)]
+pub enum ReadBytes {
+    /// Bytes of their own.
+    Owned(Vec<u8>),
+    /// A range of a shared chunk.
+    Shared(Arc<Vec<u8>>, std::ops::Range<usize>),
+}
+
+impl std::ops::Deref for ReadBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ReadBytes::Owned(bytes) => bytes,
+            ReadBytes::Shared(chunk, range) => &chunk[range.clone()],
+        }
+    }
+}
+
 struct Staging {
     file: File,
     size: u64,
@@ -475,7 +496,7 @@ impl<S: Storage> FsCore<S> {
     }
 
     /// Reads up to `size` bytes at `offset`.
-    pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+    pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<ReadBytes> {
         let handle = self.files.handle(fh)?;
         let mut h = lock(&handle);
         if h.stream.is_some() {
@@ -495,24 +516,45 @@ impl<S: Storage> FsCore<S> {
                 done += n;
             }
             buf.truncate(done);
-            return Ok(buf);
+            return Ok(ReadBytes::Owned(buf));
         }
         let Some(manifest) = h.base.clone() else {
-            return Ok(Vec::new());
+            return Ok(ReadBytes::Owned(Vec::new()));
         };
         drop(h);
-        let mut out = Vec::with_capacity(size as usize);
-        let mut pos = offset;
-        while out.len() < size as usize {
+        self.read_committed(&handle, &manifest, offset, size as usize)
+    }
+
+    /// Reads up to `size` bytes at `offset` of committed content: a range of one chunk is
+    /// returned as it is, a read across chunks is copied together.
+    fn read_committed(
+        &self,
+        handle: &Mutex<FileHandle>,
+        manifest: &Manifest,
+        offset: u64,
+        size: usize,
+    ) -> FsResult<ReadBytes> {
+        let Some((index, within)) = manifest.locate(offset) else {
+            return Ok(ReadBytes::Owned(Vec::new()));
+        };
+        let first = self.chunk_of(handle, manifest, index)?;
+        if first.len() - within >= size || index + 1 == manifest.chunks.len() {
+            let end = within + size.min(first.len() - within);
+            return Ok(ReadBytes::Shared(first, within..end));
+        }
+        let mut out = Vec::with_capacity(size);
+        out.extend_from_slice(&first[within..]);
+        let mut pos = offset + out.len() as u64;
+        while out.len() < size {
             let Some((index, within)) = manifest.locate(pos) else {
                 break;
             };
-            let data = self.chunk_of(&handle, &manifest, index)?;
-            let n = (data.len() - within).min(size as usize - out.len());
+            let data = self.chunk_of(handle, manifest, index)?;
+            let n = (data.len() - within).min(size - out.len());
             out.extend_from_slice(&data[within..within + n]);
             pos += n as u64;
         }
-        Ok(out)
+        Ok(ReadBytes::Owned(out))
     }
 
     /// Returns chunk `index` of `manifest` for `handle`: from the handle's last chunks, or

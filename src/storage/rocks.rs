@@ -105,6 +105,9 @@ fn db_options() -> Options {
     // All memtables together stay under this (each column family's own size still applies):
     // the daemon's memory must not grow with the size of the objects written.
     opts.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
+    // Content chunks are read in order from blob files: let the kernel read ahead of them (by
+    // default RocksDB advises random access, so every cold chunk waits for its own disk read).
+    opts.set_advise_random_on_open(false);
     opts
 }
 
