@@ -735,8 +735,13 @@ impl<S: Storage> FsCore<S> {
         if pending.is_some()
             && let Some(p) = lock(&self.files.pending).remove(&h.id)
         {
-            for (k, v, t) in p.rows {
-                self.meta.set_node_row_at(&h.id.iden(), &k, &v, true, t)?;
+            let rows: Vec<(&str, Valu, i64)> = p
+                .rows
+                .iter()
+                .map(|(k, v, t)| (k.as_str(), v.clone(), *t))
+                .collect();
+            if !rows.is_empty() {
+                self.meta.set_node_rows(&h.id.iden(), &rows, true)?;
             }
         }
         lock(&self.files.cached).insert(h.id, meta.content);

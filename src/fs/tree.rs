@@ -267,10 +267,9 @@ impl<S: Storage> FsCore<S> {
         ) {
             return Err(FsError::NotPermitted);
         }
-        for (p, v) in rows {
-            self.meta.set_node_row(&iden, p, &v, true)?;
-        }
-        Ok(())
+        let now = crate::storage::now_millis();
+        let rows: Vec<(&str, Valu, i64)> = rows.into_iter().map(|(p, v)| (p, v, now)).collect();
+        Ok(self.meta.set_node_rows(&iden, &rows, true)?)
     }
 
     /// Opens directory `ino`.

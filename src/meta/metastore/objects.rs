@@ -243,12 +243,21 @@ impl<S: Storage> Metastore<S> {
     /// Returns the type of the content from its first and last bytes.
     fn sniff(&self, manifest: &Manifest) -> Result<FileType> {
         let content = self.content();
-        let mut head = vec![0u8; SNIFF_BYTES.min(manifest.size as usize)];
+        let len = SNIFF_BYTES.min(manifest.size as usize);
+        if manifest.chunks.len() == 1 {
+            // One chunk holds both ends: read it once.
+            let only = content.chunk(manifest, 0)?;
+            return Ok(filetype::detect(
+                &only[..len],
+                &only[only.len() - len..],
+                manifest.size,
+            ));
+        }
+        let mut head = vec![0u8; len];
         let n = content.read_at(manifest, 0, &mut head)?;
         head.truncate(n);
-        let tail_len = SNIFF_BYTES.min(manifest.size as usize);
-        let mut tail = vec![0u8; tail_len];
-        let n = content.read_at(manifest, manifest.size - tail_len as u64, &mut tail)?;
+        let mut tail = vec![0u8; len];
+        let n = content.read_at(manifest, manifest.size - len as u64, &mut tail)?;
         tail.truncate(n);
         Ok(filetype::detect(&head, &tail, manifest.size))
     }

@@ -225,13 +225,31 @@ impl<S: Storage> Metastore<S> {
         system: bool,
         time: i64,
     ) -> Result<()> {
-        check_user_prop(p, system)?;
+        self.set_node_rows(iden, &[(p, valu.clone(), time)], system)
+    }
+
+    /// Sets rows `(prop, value, time)` of node `iden` in one transaction, each replacing the
+    /// node's rows of its prop; a node that does not exist is [`MetaError::NoSuchObject`].
+    pub fn set_node_rows(
+        &self,
+        iden: &Iden,
+        rows: &[(&str, Valu, i64)],
+        system: bool,
+    ) -> Result<()> {
+        for (p, _, _) in rows {
+            check_user_prop(p, system)?;
+        }
         let txn = self.store.begin()?;
-        if txn.rows_by_id(iden)?.is_empty() {
+        // Every node has its kind row: one row read says whether it exists.
+        if txn.rows_by_id_prop(iden, prop::KIND, None)?.is_empty() {
             return Err(MetaError::NoSuchObject(iden.to_string()));
         }
-        txn.del_rows_by_id_prop(iden, p, None)?;
-        txn.add_rows(&[Row::new(iden, p, valu.clone(), time)])?;
+        let mut new = Vec::with_capacity(rows.len());
+        for (p, valu, time) in rows {
+            txn.del_rows_by_id_prop(iden, p, None)?;
+            new.push(Row::new(iden, *p, valu.clone(), *time));
+        }
+        txn.add_rows(&new)?;
         Ok(txn.commit()?)
     }
 
