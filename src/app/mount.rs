@@ -220,8 +220,8 @@ fn open_core(args: &MountArgs, store: &Path) -> Result<FsCore<RocksStore>> {
     Ok(FsCore::new(Metastore::new(rocks), options)?)
 }
 
-/// The kernel's read-ahead for the mount, in KiB: FUSE starts at 128 KiB; a few 1 MiB chunks
-/// ahead lets sequential reads fetch chunks in parallel.
+/// The kernel's read-ahead for the mount, in KiB: FUSE starts at 128 KiB; sixteen 1 MiB chunks
+/// ahead keeps the request threads busy fetching chunks in parallel (4 MiB gave ~10% less).
 const READ_AHEAD_KIB: u32 = 16384;
 
 /// Raises the read-ahead of the mount's backing device (root only; best effort). The device
