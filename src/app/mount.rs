@@ -196,7 +196,7 @@ fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
 /// a few malloc arenas serve all threads; buffers up to a few chunks (1 MiB reads and writes,
 /// RocksDB's blob reads) come from them, so reading does not fault in and zero fresh pages for
 /// every chunk; larger ones always come from and go back to the OS, and free memory above
-/// the trim threshold is returned.
+/// the trim threshold is returned; a thread returns the arenas' free pages once a second.
 fn bound_heap() {
     // SAFETY: mallopt only sets allocator parameters; called before the serving threads start.
     unsafe {
@@ -204,6 +204,16 @@ fn bound_heap() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
+    // Free memory inside the arenas (chunk buffers between bursts of reads and writes) goes
+    // back to the OS once a second rather than waiting for the top of a heap to free up.
+    let trimmer = std::thread::Builder::new().name("heap-trim".into());
+    let _ = trimmer.spawn(|| {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            // SAFETY: malloc_trim only releases free pages of the allocator's own arenas.
+            unsafe { libc::malloc_trim(0) };
+        }
+    });
 }
 
 fn open_core(args: &MountArgs, store: &Path) -> Result<FsCore<RocksStore>> {
