@@ -247,7 +247,7 @@ impl<S: Storage> Metastore<S> {
         let mut new = Vec::with_capacity(rows.len());
         for (p, valu, time) in rows {
             txn.del_rows_by_id_prop(iden, p, None)?;
-            new.push(Row::new(iden, *p, valu.clone(), *time));
+            new.push(Row::new(iden, p, valu.clone(), *time));
         }
         txn.add_rows(&new)?;
         Ok(txn.commit()?)
