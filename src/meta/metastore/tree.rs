@@ -340,9 +340,13 @@ impl<S: Storage> Metastore<S> {
             "" => dir_key(at.dataset, &at.partition, at.job),
             _ => at.key(),
         };
-        let members = self
+        let mut members = self
             .store
             .rows_by_prop(&PropQuery::new(prop::DIR).valu(&Valu::from(dir)))?;
+        // In iden order the nodes' rows are read front to back: neighbours share blocks, and
+        // each block is read and decompressed once (in lift order, by time, every node's
+        // rows were a block cache miss once the directory outgrew the cache).
+        members.sort_unstable_by(|a, b| a.iden.cmp(&b.iden));
         let run = |part: &[Row]| -> Result<Vec<T>> {
             let mut out = Vec::with_capacity(part.len());
             for member in part {
