@@ -23,8 +23,8 @@ pub use inode::{Ino, Node};
 pub use tree::{Creator, SetAttr};
 pub use xattr::{XattrFlags, XattrReply};
 
-use crate::meta::{ContentId, DatasetId, JobId, Metastore, ObjectPath, prop};
-use crate::storage::{Iden, Row, Storage};
+use crate::meta::{ContentId, DatasetId, JobId, Metastore, ObjectId, ObjectPath, prop};
+use crate::storage::{Iden, Row, RowRead, Storage, ValuRef};
 
 /// How the core is set up.
 #[derive(Clone, Debug)]
@@ -69,6 +69,34 @@ pub struct FsCore<S: Storage> {
 
 /// A directory's entries, shared between the handles reading them.
 pub type Listing = Arc<Vec<DirEntry>>;
+
+/// What a listing keeps of a node's rows as it visits them.
+#[derive(Default)]
+struct DirNode {
+    /// Whether it is a folder (`Some` once its kind row is seen).
+    folder: Option<bool>,
+    /// Its path in the job directory (`cronus:object`).
+    path: Option<String>,
+    /// Its uuid, for objects.
+    uuid: Option<ObjectId>,
+    attr: attr::AttrRows,
+}
+
+impl DirNode {
+    fn take(&mut self, p: &str, valu: ValuRef<'_>, time: i64) {
+        match (p, valu) {
+            (prop::KIND, ValuRef::Str(kind)) => self.folder = Some(kind == "folder"),
+            (prop::OBJECT, ValuRef::Str(path)) => self.path = Some(path.to_string()),
+            (prop::UUID, ValuRef::Str(uuid)) => self.uuid = uuid.parse().ok(),
+            _ => {}
+        }
+        let int = match valu {
+            ValuRef::Int(i) => Some(i),
+            ValuRef::Str(_) => None,
+        };
+        self.attr.take(p, int, time);
+    }
+}
 
 /// Marks a change in progress: bumps the generation when made and when dropped.
 struct Change<'a>(&'a AtomicU64);
@@ -429,29 +457,37 @@ impl<S: Storage> FsCore<S> {
     }
 
     /// Returns the entry of the object or folder whose rows are `rows`, in directory `dir`.
-    fn dir_entry(&self, dir: &ObjectPath, rows: &[Row]) -> Option<DirEntry> {
-        let text = |p: &str| {
-            rows.iter()
-                .find(|r| r.prop == p)
-                .map(|r| r.valu.to_string())
+    /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
+    /// them; `None` for a node that is not an object or folder.
+    fn dir_entry(
+        &self,
+        dir: &ObjectPath,
+        view: &dyn RowRead,
+        iden: &Iden,
+    ) -> crate::meta::Result<Option<DirEntry>> {
+        let mut seen = DirNode::default();
+        view.visit_rows_by_id(iden, &mut |p, valu, time| seen.take(p, valu, time))?;
+        let (Some(folder), Some(path)) = (seen.folder, seen.path) else {
+            return Ok(None);
         };
-        let (kind, path) = (text(prop::KIND)?, text(prop::OBJECT)?);
         let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-        let (node, kind) = match kind.as_str() {
-            "folder" => (
-                Node::Folder(dir.dataset, dir.partition.clone(), dir.job, path),
-                Kind::Dir,
-            ),
-            _ => (Node::Object(text(prop::UUID)?.parse().ok()?), Kind::File),
+        let (node, kind) = if folder {
+            let node = Node::Folder(dir.dataset, dir.partition.clone(), dir.job, path);
+            (node, Kind::Dir)
+        } else {
+            let Some(id) = seen.uuid else {
+                return Ok(None);
+            };
+            (Node::Object(id), Kind::File)
         };
         let ino = self.inodes.ino(&node);
-        let mut attr = self.defaults.attr(ino, kind, rows, None);
+        let mut attr = self.defaults.attr_of(ino, kind, &seen.attr, None);
         if let Node::Object(id) = node
             && let Some(w) = self.files.written(id)
         {
             file::apply_written(&mut attr, w);
         }
-        Some(DirEntry { name, attr })
+        Ok(Some(DirEntry { name, attr }))
     }
 
     /// Lists a job directory or folder `dir`: its objects and folders (one lift, then each
@@ -460,7 +496,7 @@ impl<S: Storage> FsCore<S> {
     fn list_dir(&self, dir: &ObjectPath) -> FsResult<Vec<DirEntry>> {
         let mut entries = self
             .meta
-            .map_dir_nodes(dir, &|rows| self.dir_entry(dir, &rows))?;
+            .map_dir_nodes(dir, &|view, iden| self.dir_entry(dir, view, iden))?;
         for (name, id) in self.files.pending_in(dir) {
             let ino = self.inodes.ino(&Node::Object(id));
             if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {

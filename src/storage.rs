@@ -16,11 +16,14 @@ mod view;
 
 pub use error::{EngineErrorKind, StorageError};
 pub use lift::{IntLift, LiftName, PropQuery};
-pub use row::{Iden, MAX_BLOB_KEY_LEN, MAX_IDEN_LEN, MAX_PROP_LEN, Row, Valu, now_millis};
+pub use row::{Iden, MAX_BLOB_KEY_LEN, MAX_IDEN_LEN, MAX_PROP_LEN, Row, Valu, ValuRef, now_millis};
 pub use rowstore::{MemoryStore, RocksStore, RowStore, RowTxn};
 
 /// Result type of every row-store operation.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// What [`RowRead::visit_rows_by_id`] calls for each row: its prop, value and time.
+pub type RowVisitor<'v> = dyn FnMut(&str, ValuRef<'_>, i64) + 'v;
 
 /// Read operations of the row store, answered from committed state (or, inside a
 /// [`Transaction`], from committed state plus the transaction's own writes).
@@ -32,6 +35,11 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 pub trait RowRead {
     /// Returns every row of `iden`.
     fn rows_by_id(&self, iden: &Iden) -> Result<Vec<Row>>;
+
+    /// Calls `visit(prop, value, time)` for every row of `iden`, in the order of
+    /// [`RowRead::rows_by_id`], without making owned rows: for readers of many nodes that keep
+    /// a few values of each (a directory listing).
+    fn visit_rows_by_id(&self, iden: &Iden, visit: &mut RowVisitor<'_>) -> Result<()>;
 
     /// Returns every row of each iden in `idens`, concatenated in the order given.
     fn rows_by_idens(&self, idens: &[Iden]) -> Result<Vec<Row>> {

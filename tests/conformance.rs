@@ -2,7 +2,9 @@
 //! and `conformance_suite!` that stamps all of them out for one backend, so no backend can skip
 //! a case.
 
-use cronusfs::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, StorageError, Valu};
+use cronusfs::storage::{
+    Iden, PropQuery, Row, RowRead, RowWrite, Storage, StorageError, Valu, ValuRef,
+};
 
 /// Declares module `$backend` with one `#[test]` per conformance case, each run on a store
 /// made by `$make` (an expression giving `(store, guard)`; the guard lives as long as the test).
@@ -18,7 +20,8 @@ macro_rules! conformance_suite {
                 integer_lifts_are_one_ordered_scan, long_strings, time_window_edges,
                 joins_whole_nodes, joins_by_in, deletes_are_seen_by_lifts, set_rows_by_id_prop,
                 update_property, update_property_valu, blobs, backup_iterator, bad_input,
-                transactions, prop_prefixes_do_not_mix, add_rows_is_atomic);
+                transactions, prop_prefixes_do_not_mix, add_rows_is_atomic,
+                visiting_rows_matches_rows_by_id);
         }
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -783,4 +786,43 @@ pub fn add_rows_is_atomic(s: &dyn Storage) {
     s.add_rows(&rows).unwrap();
     assert_eq!(s.size_by_prop(&PropQuery::new("x")).unwrap(), 5000);
     assert_eq!(s.size_by_range("x", 1000, 2000, None).unwrap(), 1000);
+}
+
+/// Returns the rows of `iden` as `visit_rows_by_id` hands them, made owned again.
+fn visited(r: &dyn RowRead, i: &str) -> Vec<Row> {
+    let mut out = Vec::new();
+    r.visit_rows_by_id(&iden(i), &mut |p, v, t| {
+        let valu = match v {
+            ValuRef::Int(n) => Valu::Int(n),
+            ValuRef::Str(s) => Valu::Str(s.to_string()),
+        };
+        out.push(Row::new(&iden(i), p, valu, t));
+    })
+    .unwrap();
+    out
+}
+
+pub fn visiting_rows_matches_rows_by_id(s: &dyn Storage) {
+    let long = "L\0ng".repeat(100);
+    let rows = vec![
+        row("v\0w", "a\0b", "x\0y", 3),
+        row("v\0w", "a\0b", -7, 1),
+        row("v\0w", "long", long.as_str(), 2),
+        row("v\0w", "z", i64::MAX, i64::MIN),
+        row("v", "other node", 1, 1),
+        row("v\0w\0", "other node", 2, 2),
+    ];
+    s.add_rows(&rows).unwrap();
+    assert_eq!(visited(s, "v\0w"), s.rows_by_id(&iden("v\0w")).unwrap());
+    assert_eq!(visited(s, "v\0w").len(), 4);
+    assert!(visited(s, "nobody").is_empty());
+    // Inside a transaction: its own writes and deletes are seen.
+    let txn = s.begin().unwrap();
+    txn.add_rows(&[row("v\0w", "new", "n", 9)]).unwrap();
+    txn.del_rows_by_id_prop(&iden("v\0w"), "z", None).unwrap();
+    assert_eq!(
+        visited(&*txn, "v\0w"),
+        txn.rows_by_id(&iden("v\0w")).unwrap()
+    );
+    assert_eq!(visited(&*txn, "v\0w").len(), 4);
 }

@@ -64,34 +64,79 @@ pub fn millis_of(t: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn int_of(rows: &[Row], p: &str) -> Option<i64> {
-    rows.iter()
-        .find(|r| r.prop == p)
-        .and_then(|r| match r.valu {
-            Valu::Int(i) => Some(i),
-            Valu::Str(_) => None,
-        })
+/// The rows a node's attributes come from, gathered in one pass over its rows (owned, or
+/// visited straight from the store by a listing).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AttrRows {
+    created: Option<i64>,
+    modified: Option<i64>,
+    mtime: Option<i64>,
+    mode: Option<i64>,
+    uid: Option<i64>,
+    gid: Option<i64>,
+    size: Option<i64>,
+    /// The time of the node's newest row.
+    changed: Option<i64>,
+}
+
+impl AttrRows {
+    /// Gathers from `rows`.
+    pub fn of(rows: &[Row]) -> Self {
+        let mut out = AttrRows::default();
+        for r in rows {
+            let int = match r.valu {
+                Valu::Int(i) => Some(i),
+                Valu::Str(_) => None,
+            };
+            out.take(&r.prop, int, r.time);
+        }
+        out
+    }
+
+    /// Takes one row: its prop, its value when it is an integer, and its time. The first
+    /// integer row of a prop counts (a node's rows come ordered by prop, then value).
+    pub fn take(&mut self, p: &str, int: Option<i64>, time: i64) {
+        self.changed = Some(self.changed.map_or(time, |c| c.max(time)));
+        let slot = match p {
+            prop::CREATED => &mut self.created,
+            prop::MODIFIED => &mut self.modified,
+            prop::MTIME => &mut self.mtime,
+            prop::MODE => &mut self.mode,
+            prop::UID => &mut self.uid,
+            prop::GID => &mut self.gid,
+            prop::SIZE => &mut self.size,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = int;
+        }
+    }
 }
 
 impl Defaults {
     /// Returns the attributes of a node of `kind` whose rows are `rows` (empty for nodes that
     /// have no rows, like `/datasets`). `size` overrides the `cronus:size` row when given.
     pub fn attr(&self, ino: Ino, kind: Kind, rows: &[Row], size: Option<u64>) -> Attr {
-        let created = int_of(rows, prop::CREATED).unwrap_or(0);
-        let modified = int_of(rows, prop::MODIFIED).unwrap_or(created);
-        let mtime = int_of(rows, prop::MTIME).unwrap_or(modified);
-        let changed = rows.iter().map(|r| r.time).max().unwrap_or(modified);
+        self.attr_of(ino, kind, &AttrRows::of(rows), size)
+    }
+
+    /// [`Defaults::attr`] from rows already gathered.
+    pub fn attr_of(&self, ino: Ino, kind: Kind, rows: &AttrRows, size: Option<u64>) -> Attr {
+        let created = rows.created.unwrap_or(0);
+        let modified = rows.modified.unwrap_or(created);
+        let mtime = rows.mtime.unwrap_or(modified);
+        let changed = rows.changed.unwrap_or(modified);
         let default_perm = match kind {
             Kind::Dir => 0o755,
             Kind::File => 0o644,
         };
-        let mut perm = int_of(rows, prop::MODE).map_or(default_perm, |m| (m & 0o7777) as u16);
+        let mut perm = rows.mode.map_or(default_perm, |m| (m & 0o7777) as u16);
         if self.read_only {
             perm &= !0o222;
         }
         let size = match kind {
             Kind::Dir => 0,
-            Kind::File => size.unwrap_or_else(|| int_of(rows, prop::SIZE).unwrap_or(0) as u64),
+            Kind::File => size.unwrap_or_else(|| rows.size.unwrap_or(0) as u64),
         };
         Attr {
             ino,
@@ -99,8 +144,8 @@ impl Defaults {
             size,
             perm,
             nlink: if kind == Kind::Dir { 2 } else { 1 },
-            uid: int_of(rows, prop::UID).map_or(self.uid, |u| u as u32),
-            gid: int_of(rows, prop::GID).map_or(self.gid, |g| g as u32),
+            uid: rows.uid.map_or(self.uid, |u| u as u32),
+            gid: rows.gid.map_or(self.gid, |g| g as u32),
             mtime: time_of_millis(mtime),
             ctime: time_of_millis(changed.max(mtime)),
             crtime: time_of_millis(created),

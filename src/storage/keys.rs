@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 
 use super::engine::Cf;
-use super::{Iden, Row, StorageError, Valu};
+use super::{Iden, Row, RowVisitor, StorageError, Valu, ValuRef};
 
 /// The on-disk format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -112,6 +112,33 @@ pub(crate) fn decode_row(cf: Cf, key: &[u8], value: &[u8]) -> Result<Row, Storag
         valu: valu.resolve(value)?,
         time,
     })
+}
+
+/// Decodes the part of a `ByIden` key after its iden (`S(prop) V(valu) I(time)`) and the
+/// entry's value, and hands the row to `visit` borrowed (no owned strings are made).
+pub(crate) fn visit_iden_row(
+    rest: &[u8],
+    value: &[u8],
+    visit: &mut RowVisitor<'_>,
+) -> Result<(), StorageError> {
+    let (prop, r) = take_str(rest)?;
+    let (valu, r) = take_valu(r)?;
+    let (time, r) = take_i64(r)?;
+    if !r.is_empty() {
+        return Err(corrupt("trailing bytes after a row key"));
+    }
+    let prop = str_of(&prop)?;
+    match valu {
+        ValuKey::Int(i) => visit(prop, ValuRef::Int(i), time),
+        ValuKey::Str(s) => visit(prop, ValuRef::Str(str_of(&s)?), time),
+        ValuKey::Hashed(h) => {
+            if &blake3::hash(value).as_bytes()[..HASH_LEN] != h {
+                return Err(corrupt("long string does not match its hash"));
+            }
+            visit(prop, ValuRef::Str(str_of(value)?), time);
+        }
+    }
+    Ok(())
 }
 
 /// Returns `S(iden)`: the prefix of every `ByIden` key of `iden`.
@@ -346,6 +373,10 @@ fn take_valu(input: &[u8]) -> Result<(ValuKey<'_>, &[u8]), StorageError> {
         }
         _ => Err(corrupt("unknown value tag in a key")),
     }
+}
+
+fn str_of(bytes: &[u8]) -> Result<&str, StorageError> {
+    std::str::from_utf8(bytes).map_err(|_| corrupt("invalid UTF-8 in a key"))
 }
 
 fn utf8(bytes: Cow<'_, [u8]>) -> Result<String, StorageError> {

@@ -69,6 +69,16 @@ pub enum Valu {
     Str(String),
 }
 
+/// A row value borrowed from the store, for readers that do not keep the row
+/// ([`crate::storage::RowRead::visit_rows_by_id`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValuRef<'a> {
+    /// An integer value.
+    Int(i64),
+    /// A string value.
+    Str(&'a str),
+}
+
 impl Valu {
     /// Returns `Int` when `s` is a canonical decimal i64 (no `+`, no leading zeros, no `-0`),
     /// else `Str`. This is how text from the command line and from xattrs becomes a value.

@@ -9,7 +9,7 @@ use std::ops::Bound;
 use super::engine::{Cf, Engine, Visitor, WriteBatch, is_empty_range};
 use super::keys::{self, Span, is_long};
 use super::row::{check_blob_key, check_prop, now_millis};
-use super::{Iden, IntLift, PropQuery, Result, Row, StorageError, Valu};
+use super::{Iden, IntLift, PropQuery, Result, Row, RowVisitor, StorageError, Valu};
 
 type Pending = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
 
@@ -149,6 +149,15 @@ impl<'e, E: Engine + ?Sized> RowView<'e, E> {
         let prefix = keys::iden_prefix(iden);
         let span = (prefix.clone(), keys::prefix_end(&prefix));
         self.collect_rows(Cf::ByIden, span, None, &|_| true)
+    }
+
+    pub fn visit_rows_by_id(&self, iden: &Iden, visit: &mut RowVisitor<'_>) -> Result<()> {
+        let prefix = keys::iden_prefix(iden);
+        let end = keys::prefix_end(&prefix);
+        self.scan(Cf::ByIden, &prefix, end.as_deref(), &mut |k, v| {
+            keys::visit_iden_row(&k[prefix.len()..], v, visit)?;
+            Ok(true)
+        })
     }
 
     pub fn rows_by_id_prop(

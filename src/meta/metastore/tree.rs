@@ -260,6 +260,10 @@ impl<S: Storage> Metastore<S> {
     }
 }
 
+/// What [`Metastore::map_dir_nodes`] calls for each node of a directory: the view to read it
+/// from and its iden; `None` leaves the node out.
+pub type DirNodeMap<'f, T> = dyn Fn(&dyn RowRead, &Iden) -> Result<Option<T>> + Sync + 'f;
+
 /// Directories with at least this many nodes are listed on two threads.
 const PARALLEL_LISTING: usize = 2048;
 
@@ -327,14 +331,15 @@ impl<S: Storage> Metastore<S> {
         Ok(txn.commit()?)
     }
 
-    /// Returns `each(rows)` for every object and folder directly in directory `at` (a job
-    /// directory when `at.name` is empty, else the folder `at.name`), dropping `None`s: one
-    /// lift of `cronus:dir`, then each node's rows, one node at a time per thread (so memory
-    /// does not grow with the directory beyond the results), on two threads for big ones.
+    /// Returns `each(view, iden)` for every object and folder directly in directory `at` (a
+    /// job directory when `at.name` is empty, else the folder `at.name`), dropping `None`s:
+    /// one lift of `cronus:dir`, then `each` reads what it needs of each node (with
+    /// [`RowRead::visit_rows_by_id`] nothing is kept but what it keeps), one node at a time
+    /// per thread, on two threads for big directories.
     pub fn map_dir_nodes<T: Send>(
         &self,
         at: &ObjectPath,
-        each: &(dyn Fn(Vec<Row>) -> Option<T> + Sync),
+        each: &DirNodeMap<'_, T>,
     ) -> Result<Vec<T>> {
         let dir = match at.name.as_str() {
             "" => dir_key(at.dataset, &at.partition, at.job),
@@ -350,10 +355,7 @@ impl<S: Storage> Metastore<S> {
         let run = |part: &[Row]| -> Result<Vec<T>> {
             let mut out = Vec::with_capacity(part.len());
             for member in part {
-                let rows = self.store.rows_by_id(&member.iden)?;
-                if !rows.is_empty() {
-                    out.extend(each(rows));
-                }
+                out.extend(each(&self.store, &member.iden)?);
             }
             Ok(out)
         };
