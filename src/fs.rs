@@ -4,6 +4,7 @@
 //! drive every operation without a mount.
 
 mod attr;
+mod bytes;
 mod error;
 mod file;
 mod inode;
@@ -17,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
+pub use bytes::ReadBytes;
 pub use error::{FsError, FsResult};
-pub use file::{Fh, OpenFlags, Opened, ReadBytes};
+pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};
 pub use tree::{Creator, SetAttr};
 pub use xattr::{XattrFlags, XattrReply};

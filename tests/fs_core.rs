@@ -660,3 +660,84 @@ fn made_nodes_belong_to_their_maker() {
             .all(|r| !["cronus:mode", "cronus:uid", "cronus:gid"].contains(&r.prop.as_str()))
     );
 }
+
+#[test]
+fn folders_rename_with_everything_in_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let ds = DatasetId::random();
+    let (job, other_job) = (job_dir(&fs, ds, "k", 0), job_dir(&fs, ds, "k2", 1));
+    let a = fs.mkdir(job, "a").unwrap().ino;
+    let b = fs.mkdir(a, "b").unwrap().ino;
+    let x = write_file(&fs, a, "x", b"ex");
+    let y = write_file(&fs, b, "y", b"why");
+    fs.setxattr(b, "user.tag", b"kept", XattrFlags::default())
+        .unwrap();
+    // A file created in the folder and not committed yet moves with it.
+    let (_, pending) = fs.create(b, "p").unwrap();
+    fs.write(pending.fh, 0, b"pending").unwrap();
+    // Refusals first: into itself, onto a file, onto a folder with entries, out of the dataset.
+    assert_eq!(errno(fs.rename(job, "a", b, "inside", false)), libc::EINVAL);
+    write_file(&fs, job, "file", b"f");
+    assert_eq!(
+        errno(fs.rename(job, "a", job, "file", false)),
+        libc::ENOTDIR
+    );
+    let full = fs.mkdir(job, "full").unwrap().ino;
+    write_file(&fs, full, "z", b"z");
+    assert_eq!(
+        errno(fs.rename(job, "a", job, "full", false)),
+        libc::ENOTEMPTY
+    );
+    let elsewhere = job_dir(&fs, DatasetId::random(), "k", 0);
+    assert_eq!(
+        errno(fs.rename(job, "a", elsewhere, "a", false)),
+        libc::EXDEV
+    );
+    fs.mkdir(job, "empty").unwrap();
+    assert_eq!(errno(fs.rename(job, "a", job, "empty", true)), libc::EEXIST);
+    // An empty folder is replaced; everything keeps its inode, bytes and rows.
+    fs.rename(job, "a", job, "empty", false).unwrap();
+    assert_eq!(names(&fs, job), ["empty", "file", "full"]);
+    assert_eq!(
+        fs.lookup(job, "empty").unwrap().ino,
+        a,
+        "the folder keeps its inode"
+    );
+    assert_eq!(names(&fs, a), ["b", "x"]);
+    assert_eq!(names(&fs, b), ["p", "y"]);
+    assert_eq!(fs.lookup(b, "y").unwrap().ino, y);
+    assert_eq!(
+        (read_all(&fs, x), read_all(&fs, y)),
+        (b"ex".to_vec(), b"why".to_vec())
+    );
+    assert!(matches!(fs.getxattr(b, "user.tag", 64), Ok(XattrReply::Data(v)) if v == b"kept"));
+    fs.release(pending.fh).unwrap();
+    assert_eq!(read_all(&fs, fs.lookup(b, "p").unwrap().ino), b"pending");
+    // Across job directories of the dataset: the objects' rows follow.
+    fs.rename(job, "empty", other_job, "moved", false).unwrap();
+    assert_eq!(names(&fs, other_job), ["moved"]);
+    assert_eq!(fs.parent_of(b).unwrap(), a);
+    assert_eq!(fs.parent_of(a).unwrap(), other_job);
+    let objects = fs.metastore().list(ds, "", "").unwrap();
+    let y_meta = objects
+        .iter()
+        .find(|o| o.path.name == "moved/b/y")
+        .expect("y moved");
+    assert_eq!(
+        (y_meta.path.partition.as_str(), y_meta.path.job.0),
+        ("k2", 1)
+    );
+    assert!(
+        y_meta
+            .cronus_name
+            .starts_with(&format!("{ds}.job_1.part_k2."))
+    );
+    assert!(!objects.iter().any(|o| o.path.name.starts_with("a/")));
+    fs.unlink(b, "y").unwrap();
+    fs.unlink(b, "p").unwrap();
+    fs.rmdir(a, "b").unwrap();
+    fs.unlink(a, "x").unwrap();
+    fs.rmdir(other_job, "moved").unwrap();
+    assert!(names(&fs, other_job).is_empty());
+}

@@ -182,7 +182,8 @@ fn the_seed_scenario_with_ordinary_tools_survives_a_remount() {
         listing.contains(&size) && listing.contains("out.arrow"),
         "{listing}"
     );
-    // Tags as xattrs; redirects, appends and dd; rsync's temp-file-and-rename; tar -x.
+    // Tags as xattrs; redirects, appends and dd; rsync's temp-file-and-rename; tar -x; mv of a
+    // folder, in its job directory and to another.
     m.ok(&format!(
         r#"J={job}
         setfattr -n user.quality -v 10 $J/out.arrow
@@ -204,6 +205,12 @@ fn the_seed_scenario_with_ordinary_tools_survives_a_remount() {
         test ! -e $J/a.txt
         rm $J/rand.bin
         test ! -e $J/rand.bin
+        mkdir -p $J/results/tmp && cp $T/tree/a.txt $J/results/tmp/a.txt
+        mv $J/results/tmp $J/results/final
+        test ! -e $J/results/tmp
+        cmp $T/tree/a.txt $J/results/final/a.txt
+        mv $J/results $M/datasets/{ds}/partitions/key3/jobs/1/results
+        test ! -e $J/results
         "#
     ));
     m.umount();
@@ -225,6 +232,7 @@ fn the_seed_scenario_with_ordinary_tools_survives_a_remount() {
         done; done
         test "$(cat $D/partitions/key1/jobs/0/log.txt)" = "$(printf 'first\nsecond')"
         cmp $T/tree/a.txt $D/partitions/key2/jobs/2/moved.txt
+        cmp $T/tree/a.txt $D/partitions/key3/jobs/1/results/final/a.txt
         test "$(getfattr --only-values -n user.quality $D/partitions/key1/jobs/0/out.arrow)" = 10
         "#
     ));

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::attr::{Attr, Defaults, Kind};
 use super::inode::{Ino, Node};
-use super::{FsCore, FsError, FsResult};
+use super::{FsCore, FsError, FsResult, ReadBytes};
 use crate::meta::{ChunkStream, ContentId, Manifest, MetaError, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu, now_millis};
 
@@ -42,27 +42,6 @@ pub struct Opened {
     /// Whether the kernel may keep the pages it cached at earlier opens (the content has not
     /// changed since).
     pub keep_cache: bool,
-}
-
-/// The bytes a read returns: a range of a chunk the handle keeps (not copied), or bytes of
-/// their own (a read across chunks, or from a staging file).
-#[derive(Clone, Debug)]
-pub enum ReadBytes {
-    /// Bytes of their own.
-    Owned(Vec<u8>),
-    /// A range of a shared chunk.
-    Shared(Arc<Vec<u8>>, std::ops::Range<usize>),
-}
-
-impl std::ops::Deref for ReadBytes {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            ReadBytes::Owned(bytes) => bytes,
-            ReadBytes::Shared(chunk, range) => &chunk[range.clone()],
-        }
-    }
 }
 
 struct Staging {
@@ -218,6 +197,24 @@ impl OpenFiles {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Moves the pending files under folder `from` to the same places under `to`.
+    pub fn move_pending_under(&self, from: &ObjectPath, to: &ObjectPath) {
+        for p in lock(&self.pending).values_mut() {
+            let same_job = (p.path.dataset, &p.path.partition, p.path.job)
+                == (from.dataset, &from.partition, from.job);
+            if let Some(rest) = p.path.name.strip_prefix(&format!("{}/", from.name))
+                && same_job
+            {
+                p.path = ObjectPath::new(
+                    to.dataset,
+                    &to.partition,
+                    to.job,
+                    &format!("{}/{rest}", to.name),
+                );
+            }
         }
     }
 

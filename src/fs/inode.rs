@@ -140,6 +140,40 @@ impl Inodes {
         self.lock().by_ino.get(&ino.0).cloned()
     }
 
+    /// Gives folder `from` and every folder under it the node of its new place under `to`,
+    /// keeping the numbers the kernel knows them by (a folder was renamed).
+    pub fn move_folders(&self, from: &Node, to: &Node) {
+        let (Node::Folder(ds, key, job, path), Node::Folder(to_ds, to_key, to_job, to_path)) =
+            (from, to)
+        else {
+            return;
+        };
+        let mut t = self.lock();
+        let moved: Vec<(Node, u64, Node)> = t
+            .by_node
+            .iter()
+            .filter_map(|(node, ino)| {
+                let Node::Folder(d, k, j, p) = node else {
+                    return None;
+                };
+                if (d, k, j) != (ds, key, job) {
+                    return None;
+                }
+                let rest = p.strip_prefix(path.as_str())?;
+                if !(rest.is_empty() || rest.starts_with('/')) {
+                    return None;
+                }
+                let new = Node::Folder(*to_ds, to_key.clone(), *to_job, format!("{to_path}{rest}"));
+                Some((node.clone(), *ino, new))
+            })
+            .collect();
+        for (old, ino, new) in moved {
+            t.by_node.remove(&old);
+            t.by_ino.insert(ino, new.clone());
+            t.by_node.insert(new, ino);
+        }
+    }
+
     /// Makes `ino` stand for `node` from now on (a created file whose first commit landed on
     /// an object another writer had made at the same path meanwhile).
     pub fn rebind(&self, ino: Ino, node: Node) {

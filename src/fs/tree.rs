@@ -9,7 +9,7 @@ use super::attr::{Attr, millis_of};
 use super::file::{Fh, check_name};
 use super::inode::{Ino, Node};
 use super::{DirEntry, FsCore, FsError, FsResult, parse_job};
-use crate::meta::{DatasetId, MetaError, ObjectPath, prop};
+use crate::meta::{DatasetId, MetaError, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu};
 
 /// Who makes a node, and the permission bits asked for (after the umask).
@@ -162,9 +162,10 @@ impl<S: Storage> FsCore<S> {
         self.writable()?;
         check_name(new_name)?;
         let (from_dir, to_dir) = (self.node(parent)?, self.node(new_parent)?);
-        let Node::Object(id) = self.child(&from_dir, name)? else {
-            return Err(FsError::NotPermitted); // Directories and read-only files stay put.
-        };
+        let moving = self.child(&from_dir, name)?;
+        if !matches!(moving, Node::Object(_) | Node::Folder(..)) {
+            return Err(FsError::NotPermitted); // Datasets, partitions, jobs and read-only files.
+        }
         let (Some(from), Some(to)) = (
             super::in_dir(&from_dir, name),
             super::in_dir(&to_dir, new_name),
@@ -179,10 +180,32 @@ impl<S: Storage> FsCore<S> {
             return Err(MetaError::CrossDataset(to.dataset.to_string()).into());
         }
         let target = match self.child(&to_dir, new_name) {
-            Ok(Node::Object(t)) => Some(t),
-            Ok(_) => return Err(FsError::IsDir),
+            Ok(node) => Some(node),
             Err(FsError::NotFound) => None,
             Err(e) => return Err(e),
+        };
+        match moving {
+            Node::Object(id) => self.rename_file(id, &from, &to, target, noreplace)?,
+            _ => self.rename_folder(&moving, &from, &to, target, noreplace)?,
+        }
+        self.dir_changed(parent);
+        self.dir_changed(new_parent);
+        Ok(())
+    }
+
+    /// [`FsCore::rename`] of object `id` from `from` to `to`, where `target` is.
+    fn rename_file(
+        &self,
+        id: ObjectId,
+        from: &ObjectPath,
+        to: &ObjectPath,
+        target: Option<Node>,
+        noreplace: bool,
+    ) -> FsResult<()> {
+        let target = match target {
+            Some(Node::Object(t)) => Some(t),
+            Some(_) => return Err(FsError::IsDir),
+            None => None,
         };
         if target == Some(id) {
             return Ok(()); // The same file under both names: nothing to do.
@@ -194,14 +217,38 @@ impl<S: Storage> FsCore<S> {
         let target_pending = target.is_some_and(|t| self.files.drop_pending(t));
         if self.files.pending_path(id).is_some() {
             if target.is_some() && !target_pending {
-                self.meta.delete_object(&to)?;
+                self.meta.delete_object(to)?;
             }
-            self.files.move_pending(id, &to);
+            self.files.move_pending(id, to);
         } else {
-            self.meta.rename_object(&from, &to)?;
+            self.meta.rename_object(from, to)?;
         }
-        self.dir_changed(parent);
-        self.dir_changed(new_parent);
+        Ok(())
+    }
+
+    /// [`FsCore::rename`] of folder node `moving` from `from` to `to`, where `target` is: the
+    /// folder and everything in it move at once; an empty folder at `to` is replaced.
+    fn rename_folder(
+        &self,
+        moving: &Node,
+        from: &ObjectPath,
+        to: &ObjectPath,
+        target: Option<Node>,
+        noreplace: bool,
+    ) -> FsResult<()> {
+        match target {
+            Some(Node::Object(_)) => return Err(FsError::NotDir),
+            Some(ref t) if t == moving => return Ok(()),
+            Some(_) if noreplace => return Err(FsError::Exists),
+            Some(_) if !self.files.pending_in(to).is_empty() => {
+                return Err(MetaError::NotEmpty(format!("folder {to}")).into());
+            }
+            _ => {}
+        }
+        self.meta.rename_folder(from, to)?;
+        self.files.move_pending_under(from, to);
+        let moved = Node::Folder(to.dataset, to.partition.clone(), to.job, to.name.clone());
+        self.inodes.move_folders(moving, &moved);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use super::{
 use crate::meta::names::{check_component, check_object_name};
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, cronus_object};
-use crate::storage::{Iden, PropQuery, Row, RowRead, Storage, Valu, now_millis};
+use crate::storage::{Iden, PropQuery, Row, RowRead, Storage, Transaction, Valu, now_millis};
 
 impl<S: Storage> Metastore<S> {
     /// Returns whether `dataset` exists.
@@ -159,36 +159,7 @@ impl<S: Storage> Metastore<S> {
             txn.blob_del(&info_key(&old_id.to_string()))?;
             replaced = Some(old_id);
         }
-        let ext = Node::new(&rows)
-            .str(prop::NAME)?
-            .rsplit_once('.')
-            .map_or(String::new(), |(_, e)| e.to_string());
-        let cronus_name = format!(
-            "{}.job_{}.part_{}.{id}.{ext}",
-            to.dataset, to.job, to.partition
-        );
-        let iden = id.iden();
-        let moved: [(&str, Valu); 6] = [
-            (prop::PARTITION, to.partition.as_str().into()),
-            (prop::JOB, i64::from(to.job.0).into()),
-            (prop::OBJECT, to.name.as_str().into()),
-            (prop::PATH, to.key().into()),
-            (prop::DIR, to.dir().into()),
-            (prop::NAME, cronus_name.as_str().into()),
-        ];
-        for (p, v) in &moved {
-            txn.set_rows_by_id_prop(&iden, p, v)?;
-        }
-        let info_bytes = txn
-            .blob_get(&info_key(&id.to_string()))?
-            .ok_or_else(|| MetaError::Corrupt(format!("object {id} has no info")))?;
-        let mut info = CronusObject::decode(info_bytes.as_slice())
-            .map_err(|e| MetaError::Corrupt(format!("info of {id}: {e}")))?;
-        info.name = cronus_name;
-        if let Some(cronus_object::Info::File(f)) = info.info.as_mut() {
-            f.partition = to.partition.clone();
-        }
-        txn.blob_set(&info_key(&id.to_string()), &info.encode_to_vec())?;
+        move_object(&*txn, id, &rows, to)?;
         txn.commit()?;
         Ok(replaced)
     }
@@ -371,4 +342,45 @@ impl<S: Storage> Metastore<S> {
         out.extend(b.map_err(|_| MetaError::Corrupt("a listing thread panicked".into()))??);
         Ok(out)
     }
+}
+
+/// Rewrites the rows and info of object `id` (its current rows `rows`) for its new place `to`,
+/// inside `txn`: partition, job, name in the job directory, place, directory, Cronus name.
+pub(super) fn move_object(
+    txn: &dyn Transaction,
+    id: ObjectId,
+    rows: &[Row],
+    to: &ObjectPath,
+) -> Result<()> {
+    let ext = Node::new(rows)
+        .str(prop::NAME)?
+        .rsplit_once('.')
+        .map_or(String::new(), |(_, e)| e.to_string());
+    let cronus_name = format!(
+        "{}.job_{}.part_{}.{id}.{ext}",
+        to.dataset, to.job, to.partition
+    );
+    let iden = id.iden();
+    let moved: [(&str, Valu); 6] = [
+        (prop::PARTITION, to.partition.as_str().into()),
+        (prop::JOB, i64::from(to.job.0).into()),
+        (prop::OBJECT, to.name.as_str().into()),
+        (prop::PATH, to.key().into()),
+        (prop::DIR, to.dir().into()),
+        (prop::NAME, cronus_name.as_str().into()),
+    ];
+    for (p, v) in &moved {
+        txn.set_rows_by_id_prop(&iden, p, v)?;
+    }
+    let info_bytes = txn
+        .blob_get(&info_key(&id.to_string()))?
+        .ok_or_else(|| MetaError::Corrupt(format!("object {id} has no info")))?;
+    let mut info = CronusObject::decode(info_bytes.as_slice())
+        .map_err(|e| MetaError::Corrupt(format!("info of {id}: {e}")))?;
+    info.name = cronus_name;
+    if let Some(cronus_object::Info::File(f)) = info.info.as_mut() {
+        f.partition = to.partition.clone();
+    }
+    txn.blob_set(&info_key(&id.to_string()), &info.encode_to_vec())?;
+    Ok(())
 }
