@@ -694,7 +694,7 @@ fn folders_rename_with_everything_in_them() {
         errno(fs.rename(job, "a", elsewhere, "a", false)),
         libc::EXDEV
     );
-    fs.mkdir(job, "empty").unwrap();
+    let replaced = fs.mkdir(job, "empty").unwrap().ino;
     assert_eq!(errno(fs.rename(job, "a", job, "empty", true)), libc::EEXIST);
     // An empty folder is replaced; everything keeps its inode, bytes and rows.
     fs.rename(job, "a", job, "empty", false).unwrap();
@@ -703,6 +703,11 @@ fn folders_rename_with_everything_in_them() {
         fs.lookup(job, "empty").unwrap().ino,
         a,
         "the folder keeps its inode"
+    );
+    assert_eq!(
+        errno(fs.getattr(replaced)),
+        libc::ENOENT,
+        "the replaced folder is gone"
     );
     assert_eq!(names(&fs, a), ["b", "x"]);
     assert_eq!(names(&fs, b), ["p", "y"]);

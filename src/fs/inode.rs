@@ -170,7 +170,12 @@ impl Inodes {
         for (old, ino, new) in moved {
             t.by_node.remove(&old);
             t.by_ino.insert(ino, new.clone());
-            t.by_node.insert(new, ino);
+            // A folder replaced by the move loses its number: it is gone.
+            if let Some(replaced) = t.by_node.insert(new, ino)
+                && replaced != ino
+            {
+                t.by_ino.remove(&replaced);
+            }
         }
     }
 
