@@ -7,14 +7,21 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 python="$(bash scripts/python-env.sh)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cronusfs-target}"
-cargo build --locked --quiet
-PATH="$CARGO_TARGET_DIR/debug:$PATH"
+# CRONUSFS_BIN_DIR: a directory holding a built cronusfs to use instead (the test of this tour).
+if [ -z "${CRONUSFS_BIN_DIR:-}" ]; then
+  cargo build --locked --quiet
+  CRONUSFS_BIN_DIR="$CARGO_TARGET_DIR/debug"
+fi
+PATH="$CRONUSFS_BIN_DIR:$PATH"
 
 work="${1:-$(mktemp -d)}"
 store="$work/demo.store"
 mnt="$work/mnt"
 mkdir -p "$mnt"
-cleanup() { mountpoint -q "$mnt" 2>/dev/null && { fusermount3 -u "$mnt" || fusermount3 -uz "$mnt"; }; }
+# An if, not &&: a trap's last status becomes the script's (mountpoint says 32 when unmounted).
+cleanup() {
+  if mountpoint -q "$mnt" 2>/dev/null; then fusermount3 -u "$mnt" || fusermount3 -uz "$mnt"; fi
+}
 trap cleanup EXIT
 say() { printf '\n$ %s\n' "$*"; "$@"; }
 shell() { printf '\n$ %s\n' "$1"; bash -c "$1"; }

@@ -550,3 +550,36 @@ fn the_cli_works_on_a_mounted_store_through_the_daemon() {
     );
     assert!(ok(&["fsck"], None).starts_with("clean:"));
 }
+
+/// The README's first command: the tour runs to its end, exits 0 and leaves nothing mounted.
+#[test]
+fn the_readme_tour_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let out = Command::new("timeout")
+        .args(["300", "bash", "scripts/demo.sh"])
+        .arg(work.path())
+        .env("CRONUSFS_BIN_DIR", bin_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "batches.arrow",
+        "notes.csv",
+        "user.quality",
+        "unmounted",
+        "quality\t10",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "{expected} missing from the tour: {shown}"
+        );
+    }
+    assert!(!is_mounted(&work.path().join("mnt")));
+}
