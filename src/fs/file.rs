@@ -1,4 +1,4 @@
-//! Open files. A handle reading committed content fetches whole chunks and keeps the last one;
+//! Open files. A handle reading committed content fetches whole chunks and keeps the last few;
 //! a handle that writes gets a private staging file (an unnamed temporary file in the store's
 //! `staging/` directory) holding the whole object as this writer sees it, and `flush` (every
 //! `close`) commits it as a new version. Two writers never mix bytes: each commits its own
