@@ -5,6 +5,7 @@
 
 mod attr;
 mod bytes;
+mod cache;
 mod error;
 mod file;
 mod inode;
@@ -61,12 +62,12 @@ pub struct FsCore<S: Storage> {
     /// Bumped before and after every change made through the core: a cached listing taken
     /// at one value is current while the value has not moved.
     generation: AtomicU64,
-    listings: Mutex<HashMap<Ino, (u64, Listing)>>,
+    listings: cache::GenerationCache<Listing>,
     /// When an entry was last added to or removed from each directory through this mount: a
     /// directory's mtime and ctime move with its entries (kept in memory, not in the store).
     dir_changes: Mutex<HashMap<Ino, i64>>,
     /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
-    xattrs: Mutex<HashMap<Ino, (u64, xattr::NodeRows)>>,
+    xattrs: cache::GenerationCache<xattr::NodeRows>,
 }
 
 /// A directory's entries, shared between the handles reading them.
@@ -92,11 +93,7 @@ impl DirNode {
             (prop::UUID, ValuRef::Str(uuid)) => self.uuid = uuid.parse().ok(),
             _ => {}
         }
-        let int = match valu {
-            ValuRef::Int(i) => Some(i),
-            ValuRef::Str(_) => None,
-        };
-        self.attr.take(p, int, time);
+        self.attr.take(p, valu.as_int(), time);
     }
 }
 
@@ -136,8 +133,8 @@ impl<S: Storage> FsCore<S> {
             files: file::OpenFiles::default(),
             started: SystemTime::now(),
             generation: AtomicU64::new(0),
-            listings: Mutex::new(HashMap::new()),
-            xattrs: Mutex::new(HashMap::new()),
+            listings: cache::GenerationCache::new(CACHED_LISTINGS),
+            xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
             dir_changes: Mutex::new(HashMap::new()),
         })
     }
@@ -169,20 +166,8 @@ impl<S: Storage> FsCore<S> {
     /// the core since, else a fresh scan.
     fn listing(&self, ino: Ino) -> FsResult<Listing> {
         let now = self.generation.load(Ordering::SeqCst);
-        let mut cache = self.listings.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((generation, entries)) = cache.get(&ino)
-            && *generation == now
-        {
-            return Ok(entries.clone());
-        }
-        drop(cache);
-        let entries = Arc::new(self.readdir(ino)?);
-        cache = self.listings.lock().unwrap_or_else(|e| e.into_inner());
-        cache.retain(|_, (generation, _)| *generation == now);
-        if cache.len() < CACHED_LISTINGS {
-            cache.insert(ino, (now, entries.clone()));
-        }
-        Ok(entries)
+        self.listings
+            .get_or(ino, now, || Ok(Arc::new(self.readdir(ino)?)))
     }
 
     fn node(&self, ino: Ino) -> FsResult<Node> {
@@ -458,7 +443,6 @@ impl<S: Storage> FsCore<S> {
         })
     }
 
-    /// Returns the entry of the object or folder whose rows are `rows`, in directory `dir`.
     /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
     /// them; `None` for a node that is not an object or folder.
     fn dir_entry(

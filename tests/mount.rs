@@ -569,12 +569,16 @@ fn the_readme_tour_runs() {
         "{shown}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // What the commands printed (not the echoed command lines): cat's lines, a system row from
+    // getfattr, the unmount, and the CLI's lifts and listing after it.
     for expected in [
-        "batches.arrow",
-        "notes.csv",
-        "user.quality",
-        "unmounted",
+        "\na,b\n1,2\n",
+        "user.cronus.arrow:num_rows=\"10000\"",
+        "unmounted ",
+        "cronus:arrow:num_rows\t10000",
         "quality\t10",
+        "\n1\n",
+        "notes.csv\t8\tCSV",
     ] {
         assert!(
             shown.contains(expected),

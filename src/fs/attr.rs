@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::inode::Ino;
 use crate::meta::prop;
-use crate::storage::{Row, Valu};
+use crate::storage::Row;
 
 /// Directory or regular file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,11 +84,7 @@ impl AttrRows {
     pub fn of(rows: &[Row]) -> Self {
         let mut out = AttrRows::default();
         for r in rows {
-            let int = match r.valu {
-                Valu::Int(i) => Some(i),
-                Valu::Str(_) => None,
-            };
-            out.take(&r.prop, int, r.time);
+            out.take(&r.prop, r.valu.as_int(), r.time);
         }
         out
     }

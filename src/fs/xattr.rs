@@ -42,7 +42,7 @@ pub const MAX_NAME: usize = 255;
 pub type NodeRows = Arc<Vec<(String, Valu)>>;
 
 /// How many nodes' rows are kept between attribute calls.
-const CACHED_NODES: usize = 256;
+pub(super) const CACHED_NODES: usize = 256;
 
 /// Returns the prop an attribute name stands for, and whether it is the catalogue's.
 fn prop_of(name: &str) -> FsResult<(String, bool)> {
@@ -111,20 +111,8 @@ impl<S: Storage> FsCore<S> {
     /// through the core since, else read again.
     fn cached_rows(&self, ino: Ino, node: &Node) -> FsResult<NodeRows> {
         let now = self.generation.load(Ordering::SeqCst);
-        let mut cache = self.xattrs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((generation, rows)) = cache.get(&ino)
-            && *generation == now
-        {
-            return Ok(rows.clone());
-        }
-        drop(cache);
-        let rows = Arc::new(self.xattr_rows(node)?);
-        cache = self.xattrs.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHED_NODES {
-            cache.clear();
-        }
-        cache.insert(ino, (now, rows.clone()));
-        Ok(rows)
+        self.xattrs
+            .get_or(ino, now, || Ok(Arc::new(self.xattr_rows(node)?)))
     }
 
     /// Returns attribute `name` of `ino` (values of a prop with several rows are joined by

@@ -127,17 +127,7 @@ pub(crate) fn visit_iden_row(
     if !r.is_empty() {
         return Err(corrupt("trailing bytes after a row key"));
     }
-    let prop = str_of(&prop)?;
-    match valu {
-        ValuKey::Int(i) => visit(prop, ValuRef::Int(i), time),
-        ValuKey::Str(s) => visit(prop, ValuRef::Str(str_of(&s)?), time),
-        ValuKey::Hashed(h) => {
-            if &blake3::hash(value).as_bytes()[..HASH_LEN] != h {
-                return Err(corrupt("long string does not match its hash"));
-            }
-            visit(prop, ValuRef::Str(str_of(value)?), time);
-        }
-    }
+    visit(str_of(&prop)?, valu.borrow(value)?, time);
     Ok(())
 }
 
@@ -278,16 +268,28 @@ enum ValuKey<'a> {
 }
 
 impl ValuKey<'_> {
-    fn resolve(self, value: &[u8]) -> Result<Valu, StorageError> {
+    /// Returns the value, its string borrowed from the key or from the entry's `value` (a
+    /// hashed long string, checked against its hash).
+    fn borrow<'v>(&'v self, value: &'v [u8]) -> Result<ValuRef<'v>, StorageError> {
         match self {
-            ValuKey::Int(i) => Ok(Valu::Int(i)),
-            ValuKey::Str(s) => Ok(Valu::Str(utf8(s)?)),
+            ValuKey::Int(i) => Ok(ValuRef::Int(*i)),
+            ValuKey::Str(s) => Ok(ValuRef::Str(str_of(s)?)),
             ValuKey::Hashed(h) => {
-                if &blake3::hash(value).as_bytes()[..HASH_LEN] != h {
+                if &blake3::hash(value).as_bytes()[..HASH_LEN] != *h {
                     return Err(corrupt("long string does not match its hash"));
                 }
-                Ok(Valu::Str(utf8(Cow::Borrowed(value))?))
+                Ok(ValuRef::Str(str_of(value)?))
             }
+        }
+    }
+
+    fn resolve(self, value: &[u8]) -> Result<Valu, StorageError> {
+        match self {
+            ValuKey::Str(s) => Ok(Valu::Str(utf8(s)?)),
+            other => Ok(match other.borrow(value)? {
+                ValuRef::Int(i) => Valu::Int(i),
+                ValuRef::Str(s) => Valu::Str(s.to_string()),
+            }),
         }
     }
 }

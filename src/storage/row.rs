@@ -79,6 +79,16 @@ pub enum ValuRef<'a> {
     Str(&'a str),
 }
 
+impl ValuRef<'_> {
+    /// Returns the integer, or `None` for a string.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            ValuRef::Int(i) => Some(*i),
+            ValuRef::Str(_) => None,
+        }
+    }
+}
+
 impl Valu {
     /// Returns `Int` when `s` is a canonical decimal i64 (no `+`, no leading zeros, no `-0`),
     /// else `Str`. This is how text from the command line and from xattrs becomes a value.

@@ -184,19 +184,7 @@ impl<S: Storage> Metastore<S> {
     /// catalogue (`cronus:`) are [`MetaError::SystemProp`] unless `system` is set, which only the
     /// mount does, for the attributes `chmod`, `chown` and `utimens` change.
     pub fn set_node_row(&self, iden: &Iden, p: &str, valu: &Valu, system: bool) -> Result<()> {
-        self.set_node_row_at(iden, p, valu, system, now_millis())
-    }
-
-    /// [`Metastore::set_node_row`] with the row dated `time` (epoch ms).
-    pub fn set_node_row_at(
-        &self,
-        iden: &Iden,
-        p: &str,
-        valu: &Valu,
-        system: bool,
-        time: i64,
-    ) -> Result<()> {
-        self.set_node_rows(iden, &[(p, valu.clone(), time)], system)
+        self.set_node_rows(iden, &[(p, valu.clone(), now_millis())], system)
     }
 
     /// Sets rows `(prop, value, time)` of node `iden` in one transaction, each replacing the
