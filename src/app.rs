@@ -44,6 +44,11 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// Parses the command line, runs it and returns the exit status.
 pub fn main() -> ExitCode {
+    // Whatever cronusfs writes (a store's files, above all) is its owner's alone.
+    // SAFETY: umask only sets this process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

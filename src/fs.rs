@@ -23,7 +23,7 @@ pub use bytes::ReadBytes;
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};
-pub use tree::{Creator, SetAttr};
+pub use tree::{CreateFlags, Creator, SetAttr};
 pub use xattr::{XattrFlags, XattrReply};
 
 use crate::meta::{ContentId, DatasetId, JobId, Metastore, ObjectId, ObjectPath, prop};
@@ -332,7 +332,9 @@ impl<S: Storage> FsCore<S> {
         if let Node::Content(id) = node {
             let size = self.meta.content().manifest(*id)?.size;
             let mut attr = self.defaults.attr(ino, kind, &[], Some(size));
-            attr.perm &= 0o444;
+            // A content may belong to objects of any mode, and to old versions: only the
+            // mount's owner reads it by id.
+            attr.perm &= 0o400;
             (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
             return Ok(attr);
         }
@@ -356,6 +358,9 @@ impl<S: Storage> FsCore<S> {
             Node::DatasetMenu(_) | Node::DatasetConfig(_) | Node::Menu(_) | Node::Config(_)
         ) {
             attr.perm &= 0o444;
+        }
+        if matches!(node, Node::Objects) {
+            attr.perm &= 0o700;
         }
         Ok(attr)
     }
@@ -547,8 +552,8 @@ fn in_dir(dir: &Node, name: &str) -> Option<ObjectPath> {
     }
 }
 
-/// Returns the job number `name` spells canonically (`0`, `17`; not `01`, `+1`, `-1`).
+/// Returns the job number `name` spells canonically (`0`, `17`; not `01`, `+1`, `-1`), up to
+/// [`JobId::MAX`].
 fn parse_job(name: &str) -> Option<JobId> {
-    let n: u32 = name.parse().ok()?;
-    (n.to_string() == name).then_some(JobId(n))
+    JobId::parse_canonical(name)
 }

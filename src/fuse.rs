@@ -356,14 +356,26 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         name: &OsStr,
         mode: u32,
         _umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
         let name = match utf8(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        match self.core.create_as(Ino(parent.0), name, creator(req, mode)) {
+        let access = flags & libc::O_ACCMODE;
+        let flags = fs::CreateFlags {
+            exclusive: flags & libc::O_EXCL != 0,
+            read: access != libc::O_WRONLY,
+            open: fs::OpenFlags {
+                write: access != libc::O_RDONLY,
+                truncate: flags & libc::O_TRUNC != 0,
+            },
+        };
+        match self
+            .core
+            .create_as(Ino(parent.0), name, creator(req, mode), flags)
+        {
             Ok((attr, opened)) => {
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(false));
                 reply.created(&TTL, &file_attr(&attr), Generation(0), fh, flags);

@@ -23,8 +23,16 @@ pub enum MetaError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// Reading the bytes to store (or writing bytes read) failed.
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// Reading or writing a named file failed.
+    #[error("{}: {error}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
+    },
     /// No content is stored under this id.
     #[error("no content {0}")]
     NoSuchContent(ContentId),
@@ -78,6 +86,9 @@ pub enum MetaError {
         /// The job number.
         job: u32,
     },
+    /// The dataset's job counter is at its end ([`JobId::MAX`] is open already).
+    #[error("dataset {0} has no job numbers left (the last one, 2147483646, is open)")]
+    JobsExhausted(String),
     /// A dataset, partition or job that still holds something cannot be removed.
     #[error("{0} is not empty")]
     NotEmpty(String),
@@ -103,6 +114,16 @@ pub enum MetaError {
     /// Stored metadata or bytes that do not decode or do not match their hash.
     #[error("corrupt metastore: {0}")]
     Corrupt(String),
+}
+
+impl MetaError {
+    /// Returns the error of an I/O operation on file `path`.
+    pub fn file(path: &std::path::Path, error: std::io::Error) -> Self {
+        MetaError::File {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
 }
 
 /// Result of a metastore operation.

@@ -17,7 +17,7 @@ const TRUNCATE: OpenFlags = OpenFlags {
     truncate: true,
 };
 
-fn options(dir: &std::path::Path) -> FsOptions {
+pub(crate) fn options(dir: &std::path::Path) -> FsOptions {
     FsOptions {
         read_only: false,
         uid: 1000,
@@ -26,16 +26,16 @@ fn options(dir: &std::path::Path) -> FsOptions {
     }
 }
 
-fn core(dir: &std::path::Path) -> FsCore<MemoryStore> {
+pub(crate) fn core(dir: &std::path::Path) -> FsCore<MemoryStore> {
     FsCore::new(Metastore::new(MemoryStore::new()), options(dir)).unwrap()
 }
 
-fn errno<T: std::fmt::Debug>(r: Result<T, FsError>) -> i32 {
+pub(crate) fn errno<T: std::fmt::Debug>(r: Result<T, FsError>) -> i32 {
     r.expect_err("expected an error").errno()
 }
 
 /// Makes datasets/<ds>/partitions/<key>/jobs/<job> and returns the job directory's inode.
-fn job_dir<S: Storage>(fs: &FsCore<S>, ds: DatasetId, key: &str, job: u32) -> Ino {
+pub(crate) fn job_dir<S: Storage>(fs: &FsCore<S>, ds: DatasetId, key: &str, job: u32) -> Ino {
     let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
     let d = match fs.lookup(datasets, &ds.to_string()) {
         Ok(a) => a.ino,
@@ -53,7 +53,7 @@ fn job_dir<S: Storage>(fs: &FsCore<S>, ds: DatasetId, key: &str, job: u32) -> In
     }
 }
 
-fn write_file<S: Storage>(fs: &FsCore<S>, dir: Ino, name: &str, bytes: &[u8]) -> Ino {
+pub(crate) fn write_file<S: Storage>(fs: &FsCore<S>, dir: Ino, name: &str, bytes: &[u8]) -> Ino {
     let (attr, opened) = fs.create(dir, name).unwrap();
     for (i, piece) in bytes.chunks(100_000).enumerate() {
         assert_eq!(
@@ -66,7 +66,7 @@ fn write_file<S: Storage>(fs: &FsCore<S>, dir: Ino, name: &str, bytes: &[u8]) ->
     attr.ino
 }
 
-fn read_all<S: Storage>(fs: &FsCore<S>, ino: Ino) -> Vec<u8> {
+pub(crate) fn read_all<S: Storage>(fs: &FsCore<S>, ino: Ino) -> Vec<u8> {
     let opened = fs.open(ino, OpenFlags::default()).unwrap();
     let mut out = Vec::new();
     loop {
@@ -640,7 +640,12 @@ fn made_nodes_belong_to_their_maker() {
         gid: 8,
         mode: 0o600,
     };
-    let (attr, opened) = fs.create_as(job, "mine", by).unwrap();
+    let flags = cronusfs::fs::CreateFlags {
+        exclusive: true,
+        read: false,
+        open: TRUNCATE,
+    };
+    let (attr, opened) = fs.create_as(job, "mine", by, flags).unwrap();
     assert_eq!((attr.uid, attr.gid, attr.perm), (7, 8, 0o600));
     fs.release(opened.fh).unwrap();
     let kept = fs.getattr(attr.ino).unwrap();

@@ -327,6 +327,12 @@ pub fn import(m: &Catalog, io: &mut Console<'_>, dir: &Path) -> Result<()> {
     for s in &r.skipped {
         eprintln!("cronusfs: skipped {s}");
     }
+    for id in &r.changed {
+        eprintln!(
+            "cronusfs: object {id}: its file holds other bytes than the content id recorded \
+             in the rows file; imported as the file holds them"
+        );
+    }
     Ok(())
 }
 
@@ -362,21 +368,50 @@ pub fn gc(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
 }
 
 /// Runs `fsck`: every content's chunks and hashes, every object's content, the row indexes.
+/// An engine error (a damaged file) is one more problem, not the end of the check; each
+/// problem names the object, dataset, content or row it affects.
 pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
-    let mut problems = m.storage().check_indexes()?;
+    let mut problems = match m.storage().check_indexes() {
+        Ok(found) => found,
+        Err(e) => vec![format!("row indexes: {e}")],
+    };
     let content = m.content();
-    let ids = content.ids()?;
+    let ids = content.ids().unwrap_or_else(|e| {
+        problems.push(format!("the list of contents: {e}"));
+        Vec::new()
+    });
+    let mut damaged = std::collections::HashSet::new();
     for id in &ids {
-        problems.extend(content.verify(*id)?);
+        let found = content.verify(*id)?;
+        if !found.is_empty() {
+            damaged.insert(*id);
+        }
+        problems.extend(found);
     }
+    let datasets = m.datasets().unwrap_or_else(|e| {
+        problems.push(format!("the list of datasets: {e}"));
+        Vec::new()
+    });
     let mut objects = 0;
-    for ds in m.datasets()? {
-        for o in m.list(ds, "", "")? {
+    for ds in datasets {
+        let listed = match m.list(ds, "", "") {
+            Ok(listed) => listed,
+            Err(e) => {
+                problems.push(format!("dataset {ds}: its objects: {e}"));
+                continue;
+            }
+        };
+        for o in listed {
             objects += 1;
-            if !content.contains(o.content)? {
+            if damaged.contains(&o.content) {
                 problems.push(format!(
-                    "object {} refers to missing content {}",
-                    o.path, o.content
+                    "object {} ({}): its content {} is damaged",
+                    o.path, o.id, o.content
+                ));
+            } else if !content.contains(o.content).unwrap_or(false) {
+                problems.push(format!(
+                    "object {} ({}) refers to missing content {}",
+                    o.path, o.id, o.content
                 ));
             }
         }

@@ -24,6 +24,9 @@ pub enum FsError {
     /// An argument the operation does not take (rename flags, offsets, …).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// The node's permission bits do not allow the caller what it asked.
+    #[error("permission denied")]
+    AccessDenied,
     /// Nothing of this kind can be made or changed here.
     #[error("operation not permitted here")]
     NotPermitted,
@@ -77,6 +80,7 @@ impl FsError {
             FsError::Exists => libc::EEXIST,
             FsError::InvalidName(_) | FsError::InvalidArgument(_) => libc::EINVAL,
             FsError::NotPermitted => libc::EPERM,
+            FsError::AccessDenied => libc::EACCES,
             FsError::IsDir => libc::EISDIR,
             FsError::NotDir => libc::ENOTDIR,
             FsError::ReadOnly => libc::EROFS,
@@ -94,7 +98,7 @@ impl FsError {
 fn meta_errno(e: &MetaError) -> i32 {
     match e {
         MetaError::Storage(s) => storage_errno(s),
-        MetaError::Io(io) => io_errno(io),
+        MetaError::Io(io) | MetaError::File { error: io, .. } => io_errno(io),
         MetaError::NoSuchContent(_)
         | MetaError::NoSuchDataset(_)
         | MetaError::NoSuchPartition { .. }
@@ -108,6 +112,7 @@ fn meta_errno(e: &MetaError) -> i32 {
         | MetaError::ObjectExists(_)
         | MetaError::DuplicateUuid(_) => libc::EEXIST,
         MetaError::NotEmpty(_) => libc::ENOTEMPTY,
+        MetaError::JobsExhausted(_) => libc::ENOSPC,
         MetaError::SystemProp(_) => libc::EPERM,
         MetaError::CrossDataset(_) => libc::EXDEV,
         MetaError::Corrupt(_) => libc::EIO,

@@ -481,17 +481,6 @@ impl<S: Storage> FsCore<S> {
         Ok((self.getattr(ino)?, opened))
     }
 
-    /// [`FsCore::create`], the new file owned by `by` with its mode.
-    pub fn create_as(
-        &self,
-        parent: Ino,
-        name: &str,
-        by: super::Creator,
-    ) -> FsResult<(Attr, Opened)> {
-        let (attr, opened) = self.create(parent, name)?;
-        Ok((self.adopt(attr.ino, Some(opened.fh), by)?, opened))
-    }
-
     /// Reads up to `size` bytes at `offset`.
     pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<ReadBytes> {
         let handle = self.files.handle(fh)?;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::attr::{Attr, millis_of};
-use super::file::{Fh, check_name};
+use super::attr::{Attr, Kind, millis_of};
+use super::file::{Fh, OpenFlags, Opened, check_name};
 use super::inode::{Ino, Node};
 use super::{DirEntry, FsCore, FsError, FsResult, parse_job};
 use crate::meta::{DatasetId, MetaError, ObjectId, ObjectPath, prop};
@@ -21,6 +21,18 @@ pub struct Creator {
     pub gid: u32,
     /// The permission bits.
     pub mode: u32,
+}
+
+/// What a `create` asks for besides the name: whether a name that exists is an error, and how
+/// an existing file is opened otherwise.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateFlags {
+    /// `O_EXCL`: a name that exists is EEXIST.
+    pub exclusive: bool,
+    /// Opened for reading (`O_RDONLY` or `O_RDWR`).
+    pub read: bool,
+    /// Writing and `O_TRUNC`.
+    pub open: OpenFlags,
 }
 
 /// What a `setattr` changes.
@@ -93,6 +105,32 @@ impl<S: Storage> FsCore<S> {
 
     /// Gives node `ino`, just made, its maker's owner and mode (what is already in place is
     /// not written).
+    /// [`FsCore::create`], the new file owned by `by` with its mode. Without `O_EXCL`, a file
+    /// another process made since the kernel looked the name up is opened as it is, as a local
+    /// file system does (two `cp` of one new name both succeed); `by` must be allowed by its
+    /// mode, which the kernel did not check.
+    pub fn create_as(
+        &self,
+        parent: Ino,
+        name: &str,
+        by: Creator,
+        flags: CreateFlags,
+    ) -> FsResult<(Attr, Opened)> {
+        match self.create(parent, name) {
+            Ok((attr, opened)) => Ok((self.adopt(attr.ino, Some(opened.fh), by)?, opened)),
+            Err(FsError::Exists) if !flags.exclusive => {
+                let attr = self.lookup(parent, name)?;
+                if attr.kind == Kind::Dir {
+                    return Err(FsError::IsDir);
+                }
+                check_access(&attr, by, flags)?;
+                let opened = self.open(attr.ino, flags.open)?;
+                Ok((self.getattr(attr.ino)?, opened))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub(super) fn adopt(&self, ino: Ino, fh: Option<Fh>, by: Creator) -> FsResult<Attr> {
         let set = SetAttr {
             mode: Some(by.mode),
@@ -342,4 +380,23 @@ impl<S: Storage> FsCore<S> {
     pub fn releasedir(&self, fh: Fh) {
         self.files.release_dir(fh);
     }
+}
+
+/// Checks the permission bits of `attr` for what `by` opens it for (root may do anything).
+fn check_access(attr: &Attr, by: Creator, flags: CreateFlags) -> FsResult<()> {
+    if by.uid == 0 {
+        return Ok(());
+    }
+    let bits = if by.uid == attr.uid {
+        attr.perm >> 6
+    } else if by.gid == attr.gid {
+        attr.perm >> 3
+    } else {
+        attr.perm
+    };
+    let need = if flags.read { 4 } else { 0 } | if flags.open.write { 2 } else { 0 };
+    if bits & need != need {
+        return Err(FsError::AccessDenied);
+    }
+    Ok(())
 }

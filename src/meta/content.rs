@@ -377,25 +377,27 @@ impl<'s> ContentStore<'s> {
     }
 
     /// Checks that every chunk of content `id` exists and hashes to its name, and that the
-    /// whole content hashes to `id`; returns the problems found (empty when sound).
+    /// whole content hashes to `id`; returns the problems found (empty when sound), engine
+    /// errors included: one damaged chunk does not hide the others.
     pub fn verify(&self, id: ContentId) -> Result<Vec<String>> {
         let manifest = match self.manifest(id) {
             Ok(m) => m,
             Err(MetaError::Corrupt(e)) => return Ok(vec![e]),
-            Err(e) => return Err(e),
+            Err(e) => return Ok(vec![format!("content {id}: its manifest: {e}")]),
         };
         let mut problems = Vec::new();
         let mut whole = blake3::Hasher::new();
         for (hash, len) in &manifest.chunks {
             let key = chunk_key(hash);
-            match self.store.blob_get(&key)? {
-                None => problems.push(format!("content {id}: {key} is missing")),
-                Some(data)
+            match self.store.blob_get(&key) {
+                Err(e) => problems.push(format!("content {id}: {key}: {e}")),
+                Ok(None) => problems.push(format!("content {id}: {key} is missing")),
+                Ok(Some(data))
                     if blake3::hash(&data).as_bytes() != hash || data.len() != *len as usize =>
                 {
                     problems.push(format!("content {id}: {key} does not match its hash"));
                 }
-                Some(data) => {
+                Ok(Some(data)) => {
                     whole.update(&data);
                 }
             }

@@ -18,7 +18,7 @@ use prost::Message;
 use uuid::Uuid;
 
 use super::arrow_meta::ArrowMeta;
-use super::content::{ContentId, ContentStore};
+use super::content::{ContentId, ContentStore, Manifest};
 use super::names::{check_component, check_uuid};
 use super::{MetaError, Result};
 use crate::pb::cronus::{Configuration, Menu};
@@ -26,7 +26,7 @@ use crate::pb::store::{
     ConfigObjectInfo, CronusObject, DatasetObjectInfo, FileType, MenuObjectInfo, Transform,
     cronus_object,
 };
-use crate::storage::{Iden, PropQuery, Row, RowRead, Storage, Valu, now_millis};
+use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
 
 /// The props of the catalogue's own rows (read-only to users).
 pub mod prop {
@@ -119,13 +119,18 @@ macro_rules! uuid_newtype {
         impl FromStr for $ty {
             type Err = MetaError;
             fn from_str(s: &str) -> Result<Self> {
-                let reason = "not a uuid";
-                let bad = || MetaError::BadName {
+                let bad = |reason| MetaError::BadName {
                     what: $what,
                     name: s.chars().take(64).collect(),
                     reason,
                 };
-                Uuid::try_parse(s).map($ty).map_err(|_| bad())
+                let uuid = Uuid::try_parse(s).map_err(|_| bad("not a uuid"))?;
+                // One spelling per uuid: upper case, braces, `urn:uuid:` or no dashes would
+                // name the same node twice.
+                if uuid.hyphenated().to_string() != s {
+                    return Err(bad("not a canonical uuid (lower-case hex, hyphenated)"));
+                }
+                Ok($ty(uuid))
             }
         }
         impl $ty {
@@ -142,6 +147,31 @@ macro_rules! uuid_newtype {
 }
 uuid_newtype!(DatasetId, "dataset uuid");
 uuid_newtype!(ObjectId, "object uuid");
+
+impl JobId {
+    /// The highest job number: a dataset's job counter is the Cronus `job_idx`, an `int32`,
+    /// and must hold the number after it.
+    pub const MAX: JobId = JobId(i32::MAX as u32 - 1);
+
+    /// Returns the job `name` spells canonically (`0`, `17`; not `01`, `+1`, `-1`), if it is
+    /// at most [`JobId::MAX`].
+    pub fn parse_canonical(name: &str) -> Option<JobId> {
+        let n: u32 = name.parse().ok()?;
+        (n.to_string() == name && n <= JobId::MAX.0).then_some(JobId(n))
+    }
+
+    /// Checks that `self` is at most [`JobId::MAX`].
+    pub fn check(self) -> Result<JobId> {
+        if self > JobId::MAX {
+            return Err(MetaError::BadName {
+                what: "job number",
+                name: self.to_string(),
+                reason: "job numbers end at 2147483646 (Cronus keeps the counter in an int32)",
+            });
+        }
+        Ok(self)
+    }
+}
 
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -279,6 +309,14 @@ fn job_rows(dataset: DatasetId, job: JobId) -> Vec<Row> {
     )
 }
 
+/// A menu or configuration to register: its kind (`menu`, `config`), identity and Cronus info.
+pub(crate) struct RegisteredMessage<'a> {
+    pub kind: &'a str,
+    pub uuid: &'a str,
+    pub name: &'a str,
+    pub info: cronus_object::Info,
+}
+
 /// The first value of each prop of a node's rows.
 struct Node<'r>(BTreeMap<&'r str, &'r Valu>);
 
@@ -370,6 +408,29 @@ impl<S: Storage> Metastore<S> {
         let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         let manifest = self.content().write_chunks(&mut &bytes[..], &mut |_| {})?;
         let txn = self.store.begin()?;
+        let message = RegisteredMessage {
+            kind,
+            uuid,
+            name,
+            info,
+        };
+        self.register_message_in(&*txn, message, &manifest)?;
+        Ok(txn.commit()?)
+    }
+
+    /// Registers a menu or configuration whose bytes are stored as `manifest`, in `txn`.
+    pub(crate) fn register_message_in(
+        &self,
+        txn: &dyn RowWrite,
+        message: RegisteredMessage<'_>,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let RegisteredMessage {
+            kind,
+            uuid,
+            name,
+            info,
+        } = message;
         let iden = Iden::new(uuid)?;
         if !txn.rows_by_id(&iden)?.is_empty() {
             return Err(MetaError::DuplicateUuid(uuid.to_string()));
@@ -387,15 +448,14 @@ impl<S: Storage> Metastore<S> {
                 (prop::SIZE, (manifest.size as i64).into()),
             ],
         ))?;
-        ContentStore::commit_manifest(&*txn, &manifest)?;
+        ContentStore::commit_manifest(txn, manifest)?;
         let object = CronusObject {
             name: name.into(),
             uuid: uuid.into(),
             info: Some(info),
             ..Default::default()
         };
-        txn.blob_set(&info_key(uuid), &object.encode_to_vec())?;
-        Ok(txn.commit()?)
+        Ok(txn.blob_set(&info_key(uuid), &object.encode_to_vec())?)
     }
 
     /// Returns the registered menu `uuid`.
@@ -458,6 +518,17 @@ impl<S: Storage> Metastore<S> {
 
     fn insert_dataset(&self, id: DatasetId, made_with: Option<(&str, &str)>) -> Result<()> {
         let txn = self.store.begin()?;
+        self.insert_dataset_in(&*txn, id, made_with)?;
+        Ok(txn.commit()?)
+    }
+
+    /// Creates dataset `id`, made with `(menu, config)` when given, in `txn`.
+    pub(crate) fn insert_dataset_in(
+        &self,
+        txn: &dyn RowWrite,
+        id: DatasetId,
+        made_with: Option<(&str, &str)>,
+    ) -> Result<()> {
         if !txn.rows_by_id(&id.iden())?.is_empty() {
             return Err(MetaError::DuplicateUuid(id.to_string()));
         }
@@ -473,10 +544,10 @@ impl<S: Storage> Metastore<S> {
         let mut transform = None;
         if let Some((menu, config)) = made_with {
             transform = Some(Box::new(Transform {
-                menu: Some(Box::new(self.info_of(&*txn, "menu", menu).map_err(
-                    |e| not_found(e, || MetaError::NoSuchMenu(menu.into())),
-                )?)),
-                config: Some(Box::new(self.info_of(&*txn, "config", config).map_err(
+                menu: Some(Box::new(self.info_of(txn, "menu", menu).map_err(|e| {
+                    not_found(e, || MetaError::NoSuchMenu(menu.into()))
+                })?)),
+                config: Some(Box::new(self.info_of(txn, "config", config).map_err(
                     |e| not_found(e, || MetaError::NoSuchConfig(config.into())),
                 )?)),
             }));
@@ -493,8 +564,7 @@ impl<S: Storage> Metastore<S> {
             info: Some(cronus_object::Info::Dataset(Box::new(info))),
             ..Default::default()
         };
-        txn.blob_set(&info_key(&id.to_string()), &object.encode_to_vec())?;
-        Ok(txn.commit()?)
+        Ok(txn.blob_set(&info_key(&id.to_string()), &object.encode_to_vec())?)
     }
 
     /// Returns the Cronus `CronusObject` kept for node `uuid` (menu, config, dataset, object).
@@ -551,9 +621,22 @@ impl<S: Storage> Metastore<S> {
 
     /// Adds partition `key` to `dataset`; a key already there is [`MetaError::PartitionExists`].
     pub fn add_partition(&self, dataset: DatasetId, key: &str) -> Result<()> {
-        check_component("partition key", key)?;
         let txn = self.store.begin()?;
-        self.dataset_rows(&*txn, dataset)?;
+        self.add_partition_in(&*txn, dataset, key, now_millis())?;
+        Ok(txn.commit()?)
+    }
+
+    /// Adds partition `key` to `dataset` in `txn`, made at `now` (epoch ms: the partitions of
+    /// a dataset list in the order of their times).
+    pub(crate) fn add_partition_in(
+        &self,
+        txn: &dyn RowWrite,
+        dataset: DatasetId,
+        key: &str,
+        now: i64,
+    ) -> Result<()> {
+        check_component("partition key", key)?;
+        self.dataset_rows(txn, dataset)?;
         let iden = partition_iden(dataset, key);
         if !txn.rows_by_id(&iden)?.is_empty() {
             return Err(MetaError::PartitionExists {
@@ -561,7 +644,6 @@ impl<S: Storage> Metastore<S> {
                 key: key.to_string(),
             });
         }
-        let now = now_millis();
         txn.add_rows(&rows_of(
             &iden,
             now,
@@ -574,7 +656,7 @@ impl<S: Storage> Metastore<S> {
                 (prop::PARTITION, key.into()),
             ],
         ))?;
-        Ok(txn.commit()?)
+        Ok(())
     }
 
     /// Returns the partition keys of `dataset`, in the order they were added.
@@ -590,9 +672,13 @@ impl<S: Storage> Metastore<S> {
         let txn = self.store.begin()?;
         let rows = self.dataset_rows(&*txn, dataset)?;
         let next = Node::new(&rows).int(prop::JOB_IDX)?;
-        let job = JobId(
-            u32::try_from(next).map_err(|_| MetaError::Corrupt(format!("job counter {next}")))?,
-        );
+        let job = match u32::try_from(next) {
+            Ok(n) if n <= JobId::MAX.0 => JobId(n),
+            _ if next > i64::from(JobId::MAX.0) => {
+                return Err(MetaError::JobsExhausted(dataset.to_string()));
+            }
+            _ => return Err(MetaError::Corrupt(format!("job counter {next}"))),
+        };
         txn.set_rows_by_id_prop(&dataset.iden(), prop::JOB_IDX, &Valu::Int(next + 1))?;
         txn.add_rows(&job_rows(dataset, job))?;
         txn.commit()?;

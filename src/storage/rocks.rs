@@ -46,6 +46,7 @@ impl RocksEngine {
             });
         }
         std::fs::create_dir_all(path)?;
+        make_private(path)?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -63,6 +64,8 @@ impl RocksEngine {
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let cfs = Cf::ALL.map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, &cache)));
         let db = DB::open_cf_descriptors(&db_options(), path, cfs).map_err(engine_error)?;
+        // Again for the files the open itself made (a recovered write-ahead log's table).
+        make_private(path)?;
         Ok(RocksEngine {
             db,
             path: path.to_path_buf(),
@@ -93,6 +96,31 @@ impl RocksEngine {
             StorageError::Corruption(format!("column family {} is missing", cf.name()))
         })
     }
+}
+
+/// Makes the store directory 0700 and every file in it 0600, whatever the umask was when they
+/// were made: a store holds every object's bytes, and is its owner's alone. (Files RocksDB
+/// makes later follow the process's umask, which `cronusfs` sets to 077; the directory's
+/// mode alone already keeps other users out.)
+fn make_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |path: &Path, mode: u32| -> Result<()> {
+        let meta = std::fs::symlink_metadata(path)?;
+        if meta.permissions().mode() & 0o7777 != mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    };
+    set(dir, 0o700)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        match entry.file_type()? {
+            t if t.is_file() => set(&entry.path(), 0o600)?,
+            t if t.is_dir() => set(&entry.path(), 0o700)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn db_options() -> Options {

@@ -426,22 +426,36 @@ impl<'e, E: Engine + ?Sized> RowView<'e, E> {
         let mut problems = Vec::new();
         for cf in [Cf::ByIden, Cf::ByPropValu, Cf::ByPropTime] {
             let mut rows = Vec::new();
-            self.scan(cf, &[], None, &mut |k, v| {
+            let scanned = self.scan(cf, &[], None, &mut |k, v| {
                 match keys::decode_row(cf, k, v) {
                     Ok(row) => rows.push(row),
                     Err(e) => problems.push(format!("{}: undecodable entry: {e}", cf.name())),
                 }
                 Ok(true)
-            })?;
+            });
+            if let Err(e) = scanned {
+                let last = rows.last().map(|r: &Row| format!(" after row {r:?}"));
+                problems.push(format!(
+                    "{}: the scan stopped{}: {e}",
+                    cf.name(),
+                    last.unwrap_or_default()
+                ));
+            }
             for row in rows {
                 let e = keys::row_entries(&row);
                 for (other, key) in e.keys.iter().filter(|(c, _)| *c != cf) {
-                    if self.get(*other, key)?.as_deref() != Some(e.value.as_slice()) {
-                        problems.push(format!(
+                    match self.get(*other, key) {
+                        Ok(v) if v.as_deref() == Some(e.value.as_slice()) => {}
+                        Ok(_) => problems.push(format!(
                             "{}: row {row:?} is missing from {}",
                             cf.name(),
                             other.name()
-                        ));
+                        )),
+                        Err(e) => problems.push(format!(
+                            "{}: row {row:?}: reading {}: {e}",
+                            cf.name(),
+                            other.name()
+                        )),
                     }
                 }
             }

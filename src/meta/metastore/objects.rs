@@ -17,7 +17,7 @@ use crate::meta::filetype::{self, SNIFF_BYTES};
 use crate::meta::names::check_object_name;
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileObjectAuxInfo, FileObjectInfo, FileType, cronus_object};
-use crate::storage::{MAX_PROP_LEN, PropQuery, Row, RowRead, Storage, Valu, now_millis};
+use crate::storage::{MAX_PROP_LEN, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
 
 impl<S: Storage> Metastore<S> {
     /// Checks that the job directory of `path` exists: dataset, partition and job.
@@ -179,11 +179,48 @@ impl<S: Storage> Metastore<S> {
         put: Put<'_>,
         manifest: &Manifest,
     ) -> Result<ObjectMeta> {
-        let (file_type, arrow) = self.inspect(manifest)?;
+        let inspected = self.inspect(manifest)?;
         let txn = self.store.begin()?;
-        self.require_dir(&*txn, path)?;
+        let meta = self.commit_put_in(&*txn, path, put, manifest, inspected)?;
+        txn.commit()?;
+        Ok(meta)
+    }
+
+    /// Stores a new object at `path` with uuid `id` and Cronus name `cronus_name`, whose
+    /// bytes are stored as `manifest`, in `txn` (an import; see [`Metastore::put_object_as`]).
+    pub(crate) fn import_object_in(
+        &self,
+        txn: &dyn RowWrite,
+        path: &ObjectPath,
+        (id, cronus_name): (ObjectId, &str),
+        manifest: &Manifest,
+    ) -> Result<ObjectMeta> {
+        check_object_name(&path.name)?;
+        let put = Put {
+            identity: Identity::Keep(id, cronus_name),
+            time: None,
+        };
+        let inspected = self.inspect(manifest)?;
+        self.commit_put_in(txn, path, put, manifest, inspected)
+    }
+
+    /// Keeps `gc` from reclaiming chunks until the guard is dropped (chunks written and not
+    /// yet referenced by a committed row).
+    pub(crate) fn hold_off_gc(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gc_lock.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn commit_put_in(
+        &self,
+        txn: &dyn RowWrite,
+        path: &ObjectPath,
+        put: Put<'_>,
+        manifest: &Manifest,
+        (file_type, arrow): (FileType, Option<ArrowMeta>),
+    ) -> Result<ObjectMeta> {
+        self.require_dir(txn, path)?;
         let (identity, now) = (put.identity, put.time.unwrap_or_else(now_millis));
-        let existing = self.object_rows_at(&*txn, path)?;
+        let existing = self.object_rows_at(txn, path)?;
         let new_id = match identity {
             Identity::Fresh => ObjectId(Uuid::new_v4()),
             Identity::Prefer(id) | Identity::Keep(id, _) => id,
@@ -210,12 +247,11 @@ impl<S: Storage> Metastore<S> {
             txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
         }
         txn.add_rows(&object_rows(&meta, existing.is_none()))?;
-        ContentStore::commit_manifest(&*txn, manifest)?;
+        ContentStore::commit_manifest(txn, manifest)?;
         txn.blob_set(
             &info_key(&meta.id.to_string()),
             &cronus_info(&meta).encode_to_vec(),
         )?;
-        txn.commit()?;
         Ok(meta)
     }
 

@@ -11,7 +11,9 @@ use super::{
 use crate::meta::names::{check_component, check_object_name};
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, cronus_object};
-use crate::storage::{Iden, PropQuery, Row, RowRead, Storage, Transaction, Valu, now_millis};
+use crate::storage::{
+    Iden, PropQuery, Row, RowRead, RowWrite, Storage, Transaction, Valu, now_millis,
+};
 
 impl<S: Storage> Metastore<S> {
     /// Returns whether `dataset` exists.
@@ -50,24 +52,50 @@ impl<S: Storage> Metastore<S> {
     /// [`MetaError::JobExists`].
     pub fn open_job(&self, dataset: DatasetId, job: JobId) -> Result<()> {
         let txn = self.store.begin()?;
-        let rows = self.dataset_rows(&*txn, dataset)?;
-        let iden = job_iden(dataset, job);
-        if !txn.rows_by_id(&iden)?.is_empty() {
+        self.open_job_in(&*txn, dataset, job)?;
+        Ok(txn.commit()?)
+    }
+
+    /// Opens job `job` of `dataset` in `txn`, as [`Metastore::open_job`].
+    pub(crate) fn open_job_in(
+        &self,
+        txn: &dyn RowWrite,
+        dataset: DatasetId,
+        job: JobId,
+    ) -> Result<()> {
+        job.check()?;
+        self.dataset_rows(txn, dataset)?;
+        if !txn.rows_by_id(&job_iden(dataset, job))?.is_empty() {
             return Err(MetaError::JobExists {
                 dataset: dataset.to_string(),
                 job: job.0,
             });
         }
-        let next = Node::new(&rows).int(prop::JOB_IDX)?;
-        if i64::from(job.0) >= next {
-            txn.set_rows_by_id_prop(
-                &dataset.iden(),
-                prop::JOB_IDX,
-                &Valu::Int(i64::from(job.0) + 1),
-            )?;
+        self.raise_job_counter_in(txn, dataset, job.0 + 1)?;
+        Ok(txn.add_rows(&job_rows(dataset, job))?)
+    }
+
+    /// Moves the job counter of `dataset` to `next` if it is behind (an import of a Cronus
+    /// `job_idx`), in `txn`; `next` is at most [`JobId::MAX`] + 1.
+    pub(crate) fn raise_job_counter_in(
+        &self,
+        txn: &dyn RowWrite,
+        dataset: DatasetId,
+        next: u32,
+    ) -> Result<()> {
+        if next > 0 {
+            JobId(next - 1).check()?;
         }
-        txn.add_rows(&job_rows(dataset, job))?;
-        Ok(txn.commit()?)
+        let rows = self.dataset_rows(txn, dataset)?;
+        if i64::from(next) > Node::new(&rows).int(prop::JOB_IDX)? {
+            txn.set_rows_by_id_prop(&dataset.iden(), prop::JOB_IDX, &Valu::Int(next.into()))?;
+        }
+        Ok(())
+    }
+
+    /// Returns the job counter of `dataset`: the number `new_job` would open next.
+    pub fn job_counter(&self, dataset: DatasetId) -> Result<i64> {
+        Node::new(&self.dataset_rows(&self.store, dataset)?).int(prop::JOB_IDX)
     }
 
     /// Returns how many objects live in job `job` of partition `key`.

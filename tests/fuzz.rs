@@ -1,0 +1,199 @@
+//! Structured random inputs for every decoder (SPEC §6): stored keys and values, the protobuf
+//! import, Arrow inspection, xattr names and values, row JSON lines. Each must answer with a
+//! value or a typed error, never panic, and a refused import must leave nothing behind.
+//! `PROPTEST_CASES` sets the number of cases (CI runs the default; docs/BENCHMARKS.md records a
+//! long run).
+
+use std::path::Path;
+
+use cronusfs::fs::{Ino, XattrFlags};
+use cronusfs::meta::arrow_meta;
+use cronusfs::meta::cronus_io::import_cronus;
+use cronusfs::meta::{DatasetId, Metastore, rowjson};
+use cronusfs::pb::store::FileType;
+use cronusfs::storage::engine::{Cf, Engine, WriteBatch};
+use cronusfs::storage::{IntLift, MemoryStore, PropQuery, Row, RowRead, RowWrite, Storage, Valu};
+use proptest::prelude::*;
+
+use crate::arrow_meta::arrow_file;
+use crate::fs_core::{core, job_dir, write_file};
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(256),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// A change to a byte string: flip bits, cut it, splice random bytes in, or replace it.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Flip(usize, u8),
+    Truncate(usize),
+    Splice(usize, Vec<u8>),
+    Replace(Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        4 => (any::<usize>(), 1u8..).prop_map(|(at, bits)| Mutation::Flip(at, bits)),
+        2 => any::<usize>().prop_map(Mutation::Truncate),
+        2 => (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(at, b)| Mutation::Splice(at, b)),
+        1 => proptest::collection::vec(any::<u8>(), 0..64).prop_map(Mutation::Replace),
+    ]
+}
+
+fn mutate(bytes: &mut Vec<u8>, mutations: &[Mutation]) {
+    for m in mutations {
+        let len = bytes.len().max(1);
+        match m {
+            Mutation::Flip(at, bits) if !bytes.is_empty() => bytes[at % len] ^= bits,
+            Mutation::Flip(..) => {}
+            Mutation::Truncate(at) => bytes.truncate(at % len),
+            Mutation::Splice(at, b) => {
+                let at = at % len;
+                bytes.splice(at.min(bytes.len())..at.min(bytes.len()), b.iter().copied());
+            }
+            Mutation::Replace(b) => *bytes = b.clone(),
+        }
+    }
+}
+
+/// Reads everything a store answers, with entries that may not decode in it.
+fn read_everything(s: &MemoryStore) {
+    let iden = cronusfs::storage::Iden::new("node").unwrap();
+    let _ = s.rows_by_id(&iden);
+    let _ = s.visit_rows_by_id(&iden, &mut |_, _, _| {});
+    let _ = s.rows_by_prop(&PropQuery::new("p"));
+    let _ = s.rows_by_prop(&PropQuery::new("p").valu(&Valu::Int(7)));
+    let _ = s.join_by_prop(&PropQuery::new("p"));
+    let _ = s.rows_by_int("p", IntLift::Range(-5, 500), None);
+    let _ = s.joins_by_int("p", IntLift::Ge(0), Some(3));
+    let _ = s.blob_keys();
+    let _ = s.check_indexes();
+    for chunk in s.backup_rows(3) {
+        let _ = chunk;
+    }
+    let _ = s.del_rows_by_id(&iden);
+}
+
+fn original_store(root: &Path) -> std::path::PathBuf {
+    // The store of the import tests, as the original writes it.
+    std::fs::create_dir_all(root).unwrap();
+    let m = Metastore::new(MemoryStore::new());
+    let ds = DatasetId::random();
+    m.create_dataset(ds).unwrap();
+    m.add_partition(ds, "k").unwrap();
+    m.open_job(ds, cronusfs::meta::JobId(0)).unwrap();
+    m.put_object(
+        &cronusfs::meta::ObjectPath::new(ds, "k", cronusfs::meta::JobId(0), "x"),
+        &mut &arrow_file(1)[..],
+        &mut |_| {},
+    )
+    .unwrap();
+    cronusfs::meta::cronus_io::export_cronus(&m, root, "fuzz")
+        .unwrap()
+        .store_file
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn stored_entries_that_do_not_decode_are_errors(
+        entries in proptest::collection::vec(
+            (0usize..4, proptest::collection::vec(any::<u8>(), 0..40),
+             proptest::collection::vec(any::<u8>(), 0..24)),
+            1..8,
+        )
+    ) {
+        let s = MemoryStore::new();
+        s.add_rows(&[Row {
+            iden: cronusfs::storage::Iden::new("node").unwrap(),
+            prop: "p".into(),
+            valu: Valu::Int(7),
+            time: 1,
+        }]).unwrap();
+        let mut batch = WriteBatch::new();
+        for (cf, key, value) in entries {
+            let cf = [Cf::ByIden, Cf::ByPropValu, Cf::ByPropTime, Cf::Blobs][cf];
+            batch.put(cf, key, value);
+        }
+        s.engine().write(batch).unwrap();
+        read_everything(&s);
+    }
+
+    #[test]
+    fn a_damaged_cronus_store_imports_whole_or_not_at_all(
+        mutations in proptest::collection::vec(mutation(), 1..4)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = original_store(dir.path());
+        let mut bytes = std::fs::read(&file).unwrap();
+        mutate(&mut bytes, &mutations);
+        std::fs::write(&file, &bytes).unwrap();
+        let m = Metastore::new(MemoryStore::new());
+        if import_cronus(&m, dir.path()).is_err() {
+            prop_assert!(m.datasets().unwrap().is_empty());
+            prop_assert!(m.storage().backup_rows(100).all(|c| c.unwrap().is_empty()));
+        }
+    }
+
+    #[test]
+    fn damaged_arrow_bytes_inspect_as_arrow_or_not_at_all(
+        mutations in proptest::collection::vec(mutation(), 1..4),
+        stream in any::<bool>(),
+    ) {
+        let mut bytes = arrow_file(2);
+        mutate(&mut bytes, &mutations);
+        let file_type = if stream { FileType::ArrowStream } else { FileType::Arrow };
+        let mut read_at = |off: u64, buf: &mut [u8]| {
+            let off = (off as usize).min(bytes.len());
+            let n = buf.len().min(bytes.len() - off);
+            buf[..n].copy_from_slice(&bytes[off..off + n]);
+            Ok(n)
+        };
+        let _ = arrow_meta::inspect(file_type, bytes.len() as u64, &mut read_at);
+    }
+
+    #[test]
+    fn any_xattr_name_and_value_gets_an_answer(
+        names in proptest::collection::vec(
+            prop_oneof!["user\\.[a-z:.]{0,12}", "[a-z.]{0,12}", "user\\.cronus\\..{0,8}", ".{0,300}"],
+            1..6,
+        ),
+        value in proptest::collection::vec(any::<u8>(), 0..80),
+        flags in 0u8..3,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = core(dir.path());
+        let job = job_dir(&fs, DatasetId::random(), "k", 0);
+        let file = write_file(&fs, job, "f", b"bytes");
+        let flags = match flags {
+            0 => XattrFlags::default(),
+            1 => XattrFlags { create: true, replace: false },
+            _ => XattrFlags { create: false, replace: true },
+        };
+        for name in &names {
+            for ino in [file, job, Ino::ROOT] {
+                let _ = fs.setxattr(ino, name, &value, flags);
+                let _ = fs.getxattr(ino, name, 0);
+                let _ = fs.getxattr(ino, name, 4);
+                let _ = fs.listxattr(ino, 0);
+                let _ = fs.removexattr(ino, name);
+            }
+        }
+    }
+
+    #[test]
+    fn any_row_json_line_is_a_row_or_an_error(line in ".{0,120}") {
+        if let Ok(row) = rowjson::from_json_line(&line) {
+            prop_assert_eq!(rowjson::from_json_line(&rowjson::to_json_line(&row)).unwrap(), row);
+        }
+    }
+}
