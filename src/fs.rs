@@ -10,6 +10,7 @@ mod error;
 mod file;
 mod inode;
 mod tree;
+mod working;
 mod xattr;
 
 use std::collections::HashMap;

@@ -164,12 +164,15 @@ fn open_flags(flags: OpenFlags) -> fs::OpenFlags {
     }
 }
 
-fn fopen(keep_cache: bool) -> FopenFlags {
-    if keep_cache {
-        FopenFlags::FOPEN_KEEP_CACHE
-    } else {
-        FopenFlags::empty()
+fn fopen(opened: &fs::Opened) -> FopenFlags {
+    let mut flags = FopenFlags::empty();
+    if opened.keep_cache {
+        flags |= FopenFlags::FOPEN_KEEP_CACHE;
     }
+    if opened.direct_io {
+        flags |= FopenFlags::FOPEN_DIRECT_IO;
+    }
+    flags
 }
 
 fn reply_xattr(result: Result<XattrReply, FsError>, reply: ReplyXattr) {
@@ -223,7 +226,9 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             | InitFlags::FUSE_MAX_PAGES
             // The mount is nosuid and setuid bits mean nothing here: taking over "kill
             // privileges on write" spares a security.capability lookup before every write.
-            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+            // Writers bypass the page cache (FOPEN_DIRECT_IO); mmap of their files stays allowed.
+            | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP;
         let _ = config.add_capabilities(wanted & config.capabilities());
         Ok(())
     }
@@ -344,7 +349,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.core.open(Ino(ino.0), open_flags(flags)) {
-            Ok(o) => reply.opened(FileHandle(o.fh.0), fopen(o.keep_cache)),
+            Ok(o) => reply.opened(FileHandle(o.fh.0), fopen(&o)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -377,7 +382,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             .create_as(Ino(parent.0), name, creator(req, mode), flags)
         {
             Ok((attr, opened)) => {
-                let (fh, flags) = (FileHandle(opened.fh.0), fopen(false));
+                let (fh, flags) = (FileHandle(opened.fh.0), fopen(&opened));
                 reply.created(&TTL, &file_attr(&attr), Generation(0), fh, flags);
             }
             Err(e) => reply.error(errno(&e)),

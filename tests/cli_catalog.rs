@@ -164,7 +164,14 @@ fn fsck_finds_a_corrupted_chunk_and_a_stray_index_entry() {
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("does not match its hash"), "{report}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("1 problems found"));
+    assert!(
+        report.contains("is damaged")
+            && ["/partitions/k/jobs/0/f.arrow", &menu, &config]
+                .iter()
+                .any(|who| report.contains(&**who)),
+        "what holds the content is named: {report}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 problems found"));
     {
         let engine = RocksEngine::open(&s, false).unwrap();
         let mut b = WriteBatch::new();

@@ -283,23 +283,44 @@ fn rename_moves_replaces_and_stays_in_its_dataset() {
 }
 
 #[test]
-fn two_writers_never_mix_their_bytes() {
+fn writers_share_one_working_copy_and_readers_keep_their_version() {
     let tmp = tempfile::tempdir().unwrap();
     let fs = core(tmp.path());
     let job = job_dir(&fs, DatasetId::random(), "k", 0);
     let ino = write_file(&fs, job, "f", &[b'.'; 10]);
+    let reader = fs.open(ino, OpenFlags::default()).unwrap();
     let w1 = fs.open(ino, READ_WRITE).unwrap();
     let w2 = fs.open(ino, READ_WRITE).unwrap();
+    assert!(w1.direct_io && w2.direct_io && reader.direct_io);
     fs.write(w1.fh, 0, b"AAAA").unwrap();
     fs.write(w2.fh, 2, b"BBBB").unwrap();
-    fs.release(w1.fh).unwrap();
-    assert_eq!(read_all(&fs, ino), b"AAAA......");
-    fs.release(w2.fh).unwrap();
+    // Both writers see the one copy, as on a local disk; the reader its version.
+    assert_eq!(&*fs.read(w1.fh, 0, 64).unwrap(), b"AABBBB....");
+    assert_eq!(&*fs.read(w2.fh, 0, 64).unwrap(), b"AABBBB....");
+    assert_eq!(&*fs.read(reader.fh, 0, 64).unwrap(), b"..........");
+    fs.flush(w1.fh).unwrap();
     assert_eq!(
         read_all(&fs, ino),
-        b"..BBBB....",
-        "the last close wins, whole"
+        b"AABBBB....",
+        "a close commits the copy as it is"
     );
+    fs.write(w2.fh, 9, b"!").unwrap();
+    fs.release(w1.fh).unwrap();
+    fs.release(w2.fh).unwrap();
+    assert_eq!(read_all(&fs, ino), b"AABBBB...!");
+    assert_eq!(
+        &*fs.read(reader.fh, 0, 64).unwrap(),
+        b"..........",
+        "a reader keeps the version it opened"
+    );
+    let late = fs.open(ino, OpenFlags::default()).unwrap();
+    assert_eq!(&*fs.read(late.fh, 0, 64).unwrap(), b"AABBBB...!");
+    assert!(
+        late.direct_io && !late.keep_cache,
+        "no page cache shared between versions"
+    );
+    fs.release(reader.fh).unwrap();
+    fs.release(late.fh).unwrap();
 }
 
 #[test]

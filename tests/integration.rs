@@ -20,6 +20,7 @@ mod man_pages;
 mod metastore;
 mod model;
 mod mount;
+mod mount_writers;
 mod properties;
 mod proto_compat;
 mod python_clients;

@@ -1,14 +1,15 @@
 //! `cronusfs menu|config|dataset|partition|job|put|get|ls|gc|fsck`: the Cronus catalogue from
 //! the command line.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use cronusfs::meta::{DatasetId, JobId, Metastore, ObjectPath};
+use cronusfs::meta::{ContentId, DatasetId, JobId, Metastore, ObjectPath, prop};
 use cronusfs::pb::cronus::{Configuration, Menu};
 use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
-use cronusfs::storage::{RocksStore, Storage};
+use cronusfs::storage::{Iden, RocksStore, Storage};
 use prost::Message;
 
 use super::Console;
@@ -369,7 +370,7 @@ pub fn gc(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
 
 /// Runs `fsck`: every content's chunks and hashes, every object's content, the row indexes.
 /// An engine error (a damaged file) is one more problem, not the end of the check; each
-/// problem names the object, dataset, content or row it affects.
+/// problem names the object, menu, configuration, dataset, content or row it affects.
 pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     let mut problems = match m.storage().check_indexes() {
         Ok(found) => found,
@@ -380,7 +381,7 @@ pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
         problems.push(format!("the list of contents: {e}"));
         Vec::new()
     });
-    let mut damaged = std::collections::HashSet::new();
+    let mut damaged = HashSet::new();
     for id in &ids {
         let found = content.verify(*id)?;
         if !found.is_empty() {
@@ -388,6 +389,43 @@ pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
         }
         problems.extend(found);
     }
+    check_messages(m, &damaged, &mut problems);
+    let objects = check_objects(m, &damaged, &mut problems);
+    for p in &problems {
+        writeln!(io.out, "{p}")?;
+    }
+    if !problems.is_empty() {
+        bail!("{} problems found", problems.len());
+    }
+    writeln!(
+        io.out,
+        "clean: {} contents, {objects} objects, row indexes agree",
+        ids.len()
+    )?;
+    Ok(())
+}
+
+/// Names every menu and configuration whose content is damaged.
+fn check_messages(m: &Catalog, damaged: &HashSet<ContentId>, problems: &mut Vec<String>) {
+    for kind in ["menu", "config"] {
+        for uuid in m.registered(kind).unwrap_or_default() {
+            let Ok(iden) = Iden::new(uuid.as_str()) else {
+                continue;
+            };
+            let rows = m.node_rows(&iden).unwrap_or_default();
+            let content: Option<ContentId> = rows
+                .iter()
+                .find(|r| r.prop == prop::CONTENT)
+                .and_then(|r| r.valu.to_string().parse().ok());
+            if let Some(id) = content.filter(|id| damaged.contains(id)) {
+                problems.push(format!("{kind} {uuid}: its content {id} is damaged"));
+            }
+        }
+    }
+}
+
+/// Names every object whose content is damaged or missing; returns how many objects there are.
+fn check_objects(m: &Catalog, damaged: &HashSet<ContentId>, problems: &mut Vec<String>) -> usize {
     let datasets = m.datasets().unwrap_or_else(|e| {
         problems.push(format!("the list of datasets: {e}"));
         Vec::new()
@@ -408,7 +446,7 @@ pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
                     "object {} ({}): its content {} is damaged",
                     o.path, o.id, o.content
                 ));
-            } else if !content.contains(o.content).unwrap_or(false) {
+            } else if !m.content().contains(o.content).unwrap_or(false) {
                 problems.push(format!(
                     "object {} ({}) refers to missing content {}",
                     o.path, o.id, o.content
@@ -416,16 +454,5 @@ pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
             }
         }
     }
-    for p in &problems {
-        writeln!(io.out, "{p}")?;
-    }
-    if !problems.is_empty() {
-        bail!("{} problems found", problems.len());
-    }
-    writeln!(
-        io.out,
-        "clean: {} contents, {objects} objects, row indexes agree",
-        ids.len()
-    )?;
-    Ok(())
+    objects
 }

@@ -58,7 +58,7 @@ pub enum FsError {
     #[error("bad file handle")]
     BadHandle,
     /// The staging file of a write failed.
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

@@ -1,21 +1,18 @@
-//! Open files. A handle reading committed content fetches whole chunks and keeps the last few;
-//! a handle that writes gets a private staging file (an unnamed temporary file in the store's
-//! `staging/` directory) holding the whole object as this writer sees it, and `flush` (every
-//! `close`) commits it as a new version. Two writers never mix bytes: each commits its own
-//! whole copy, and the last to close wins. A file created and not yet committed is "pending":
-//! visible in its directory, with its uuid already chosen.
+//! Open files. A read-only handle reads the version committed when it opened, fetching whole
+//! chunks and keeping the last few; the writable handles of one object share its working copy
+//! (`working.rs`), and `flush` (every `close`) of one that wrote commits the copy as a new
+//! version. A file created and not yet committed is "pending": visible in its directory, with
+//! its uuid already chosen.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::attr::{Attr, Defaults, Kind};
 use super::inode::{Ino, Node};
+use super::working::{SharedCopy, WorkingCopy, writable};
 use super::{FsCore, FsError, FsResult, ReadBytes};
-use crate::meta::{ChunkStream, ContentId, Manifest, MetaError, ObjectId, ObjectPath, prop};
+use crate::meta::{Manifest, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu, now_millis};
 
 /// How many chunks a reading handle keeps (the kernel reads ahead by up to a few chunks).
@@ -39,37 +36,27 @@ pub struct OpenFlags {
 pub struct Opened {
     /// The handle.
     pub fh: Fh,
-    /// Whether the kernel may keep the pages it cached at earlier opens (the content has not
-    /// changed since).
+    /// Whether the kernel may keep the pages it cached at earlier opens (a content that never
+    /// changes: menus, configurations, `objects/<id>`).
     pub keep_cache: bool,
-}
-
-struct Staging {
-    file: File,
-    size: u64,
+    /// Whether the kernel must bypass its page cache for this handle (every object handle: a
+    /// writer's bytes are not a version yet, and a reader reads the version it opened).
+    pub direct_io: bool,
 }
 
 struct FileHandle {
     id: ObjectId,
-    ino: Ino,
-    writable: bool,
-    /// The committed content this handle reads while it has not written.
+    /// The committed content a read-only handle reads (the version at its open), and a
+    /// writable one while its working copy is still that content.
     base: Option<Arc<Manifest>>,
     /// The last chunks read from `base`, newest last.
     chunks: VecDeque<(usize, Arc<Vec<u8>>)>,
-    staging: Option<Staging>,
-    /// The bytes of a writer that has only appended to an empty file so far (`cp`, `>`,
-    /// pyarrow): stored chunk by chunk as they arrive, with no staging copy. The first write
-    /// elsewhere, read or truncation turns it into a staging file.
-    stream: Option<ChunkStream>,
-    /// Something to commit: bytes written, a truncation, or a file just created.
-    dirty: bool,
+    /// The object's working copy, for a writable handle.
+    working: Option<SharedCopy>,
     /// Bytes were written or the size set through this handle since its last commit (a
     /// handle only created or opened with `O_TRUNC` commits at release, not at each close:
     /// a shell's `>` closes a duplicate descriptor before it writes).
     wrote: bool,
-    /// When the bytes this handle will commit last changed (epoch ms): the version's time.
-    changed: i64,
 }
 
 struct Pending {
@@ -89,10 +76,10 @@ pub struct OpenFiles {
     open_counts: Mutex<HashMap<ObjectId, usize>>,
     dirs: Mutex<HashMap<u64, Arc<Vec<super::DirEntry>>>>,
     pending: Mutex<HashMap<ObjectId, Pending>>,
+    /// The working copy of each object open for writing.
+    working: Mutex<HashMap<ObjectId, SharedCopy>>,
     /// Size of the latest uncommitted write per object (what `stat` shows meanwhile).
     written: Mutex<HashMap<ObjectId, (u64, i64)>>,
-    /// The content each object had when the kernel last cached it.
-    cached: Mutex<HashMap<ObjectId, ContentId>>,
     /// Objects unlinked while open: what `fstat` shows until their last handle closes.
     orphans: Mutex<HashMap<ObjectId, Attr>>,
 }
@@ -178,10 +165,74 @@ impl OpenFiles {
         lock(&self.pending).get(&id).map(|p| p.created)
     }
 
-    /// Records that handle `h` now holds `size` bytes, changed at `time`.
-    fn touch(&self, h: &mut FileHandle, size: u64, time: i64) {
-        h.changed = time;
-        lock(&self.written).insert(h.id, (size, time));
+    /// Records that working copy `wc` changed at `time` (and what its size is now).
+    pub(super) fn touch(&self, wc: &mut WorkingCopy, time: i64) {
+        wc.changed = time;
+        lock(&self.written).insert(wc.id, (wc.size(), time));
+    }
+
+    /// Forgets the uncommitted size of `id`.
+    pub(super) fn forget_written(&self, id: ObjectId) {
+        lock(&self.written).remove(&id);
+    }
+
+    /// Records that `id` committed a new version: its uncommitted size is gone.
+    pub(super) fn committed(&self, id: ObjectId) {
+        lock(&self.written).remove(&id);
+    }
+
+    /// Returns the working copy of `id`, made from `base` if there is none; counts one more
+    /// handle sharing it. (The map's lock and a copy's are never held together: a commit
+    /// holding its copy may rebind the map.)
+    fn join_copy(
+        &self,
+        id: ObjectId,
+        ino: Ino,
+        base: &dyn Fn() -> FsResult<Option<Arc<Manifest>>>,
+    ) -> FsResult<SharedCopy> {
+        loop {
+            let found = lock(&self.working).get(&id).cloned();
+            let wc = match found {
+                Some(wc) => wc,
+                None => {
+                    let fresh = Arc::new(Mutex::new(WorkingCopy::new(id, ino, base()?)));
+                    lock(&self.working).entry(id).or_insert(fresh).clone()
+                }
+            };
+            let mut copy = lock(&wc);
+            if !copy.retired {
+                copy.handles += 1;
+                drop(copy);
+                return Ok(wc);
+            }
+            // Its last handle closed meanwhile; it is leaving the map.
+        }
+    }
+
+    /// Returns the working copy of `id`, if a writable handle has it open.
+    fn copy_of(&self, id: ObjectId) -> Option<SharedCopy> {
+        lock(&self.working).get(&id).cloned()
+    }
+
+    /// Moves everything kept for `old` to `new`: a commit found another object at its path.
+    pub(super) fn rebind(&self, old: ObjectId, new: ObjectId) {
+        let mut counts = lock(&self.open_counts);
+        if let Some(n) = counts.remove(&old) {
+            *counts.entry(new).or_default() += n;
+        }
+        drop(counts);
+        let mut working = lock(&self.working);
+        if let Some(wc) = working.remove(&old) {
+            working.entry(new).or_insert(wc);
+        }
+        drop(working);
+        let handles: Vec<_> = lock(&self.handles).values().cloned().collect();
+        for h in handles {
+            let mut h = lock(&h);
+            if h.id == old {
+                h.id = new;
+            }
+        }
     }
 
     /// Returns the path of pending file `id`.
@@ -264,12 +315,6 @@ impl OpenFiles {
         }
     }
 
-    /// Moves one open handle's count from `old` to `new` (its object changed identity).
-    fn moved(&self, old: ObjectId, new: ObjectId) {
-        self.closed(old);
-        *lock(&self.open_counts).entry(new).or_default() += 1;
-    }
-
     /// Records what `fstat` shows of `id`, unlinked while open (link count 0).
     pub fn orphan(&self, id: ObjectId, mut attr: Attr) {
         attr.nlink = 0;
@@ -283,18 +328,6 @@ impl OpenFiles {
             apply_written(&mut attr, w);
         }
         Some(attr)
-    }
-
-    /// Returns the open writable handles of `id`.
-    fn writers_of(&self, id: ObjectId) -> Vec<Arc<Mutex<FileHandle>>> {
-        let handles: Vec<_> = lock(&self.handles).values().cloned().collect();
-        handles
-            .into_iter()
-            .filter(|h| {
-                let h = lock(h);
-                h.id == id && h.writable
-            })
-            .collect()
     }
 
     /// Stores a directory listing for handle `fh`.
@@ -318,33 +351,7 @@ impl OpenFiles {
     }
 }
 
-/// A `Read` over the first `end` bytes of a staging file, by position (`pread`).
-struct StagedReader<'f> {
-    file: &'f File,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for StagedReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = buf.len().min((self.end - self.pos) as usize);
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
 impl<S: Storage> FsCore<S> {
-    fn new_staging(&self) -> FsResult<Staging> {
-        Ok(Staging {
-            file: tempfile::tempfile_in(&self.options.staging_dir)?,
-            size: 0,
-        })
-    }
-
     /// Opens file `ino`.
     pub fn open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Opened> {
         let node = self.node(ino)?;
@@ -363,51 +370,76 @@ impl<S: Storage> FsCore<S> {
                     FsError::NotPermitted
                 });
             }
-            return self.open_immutable(ino, &node);
+            return self.open_immutable(&node);
         };
         if flags.write {
             self.writable()?;
+            return self.open_writable(id, ino, flags.truncate);
         }
         let base = match self.files.pending_path(id) {
             Some(_) => None,
-            None => Some(Arc::new(
-                self.meta
-                    .content()
-                    .manifest(self.meta.object_by_id(id)?.content)?,
-            )),
+            None => Some(self.committed_manifest(id)?),
         };
-        let keep_cache = match &base {
-            Some(m) => lock(&self.files.cached).insert(id, m.id) == Some(m.id),
-            None => false,
-        };
-        let mut handle = FileHandle {
+        let handle = FileHandle {
             id,
-            ino,
-            writable: flags.write,
             base,
             chunks: VecDeque::new(),
-            staging: None,
-            stream: None,
-            dirty: false,
+            working: None,
             wrote: false,
-            changed: now_millis(),
         };
-        if flags.write && flags.truncate {
-            handle.stream = Some(ChunkStream::default());
-            handle.dirty = true;
-            let at = self.files.pending_created(id).unwrap_or(handle.changed);
-            self.files.touch(&mut handle, 0, at);
-        }
         let fh = self.files.new_fh();
-        self.files.insert(fh, handle.id, handle);
+        self.files.insert(fh, id, handle);
+        // Every object handle bypasses the kernel's page cache, which is one per inode: a
+        // reader sees exactly the version it opened, whatever writers or readers of other
+        // versions do meanwhile (the kernel's size of the inode, which they change, would
+        // otherwise cut or zero-pad what it reads).
         Ok(Opened {
             fh: Fh(fh),
-            keep_cache: keep_cache && !flags.truncate,
+            keep_cache: false,
+            direct_io: true,
+        })
+    }
+
+    fn committed_manifest(&self, id: ObjectId) -> FsResult<Arc<Manifest>> {
+        let content = self.meta.object_by_id(id)?.content;
+        Ok(Arc::new(self.meta.content().manifest(content)?))
+    }
+
+    /// Opens object `id` for writing: its handle shares the object's working copy, which
+    /// `O_TRUNC` empties for every handle, as on a local file system.
+    fn open_writable(&self, id: ObjectId, ino: Ino, truncate: bool) -> FsResult<Opened> {
+        let wc = self
+            .files
+            .join_copy(id, ino, &|| match self.files.pending_path(id) {
+                Some(_) => Ok(None),
+                None => self.committed_manifest(id).map(Some),
+            })?;
+        let base = {
+            let mut copy = lock(&wc);
+            if truncate {
+                let at = self.files.pending_created(id).unwrap_or_else(now_millis);
+                self.empty_copy(&mut copy, at);
+            }
+            copy.base.clone()
+        };
+        let handle = FileHandle {
+            id,
+            base,
+            chunks: VecDeque::new(),
+            working: Some(wc),
+            wrote: false,
+        };
+        let fh = self.files.new_fh();
+        self.files.insert(fh, id, handle);
+        Ok(Opened {
+            fh: Fh(fh),
+            keep_cache: false,
+            direct_io: true,
         })
     }
 
     /// Opens a read-only file: a menu, a configuration or a content by its id.
-    fn open_immutable(&self, ino: Ino, node: &Node) -> FsResult<Opened> {
+    fn open_immutable(&self, node: &Node) -> FsResult<Opened> {
         let content = match node {
             Node::Content(id) => *id,
             _ => {
@@ -421,21 +453,17 @@ impl<S: Storage> FsCore<S> {
         };
         let handle = FileHandle {
             id: ObjectId::random(), // Never committed: the handle is read-only.
-            ino,
-            writable: false,
             base: Some(Arc::new(self.meta.content().manifest(content)?)),
             chunks: VecDeque::new(),
-            staging: None,
-            stream: None,
-            dirty: false,
+            working: None,
             wrote: false,
-            changed: 0,
         };
         let fh = self.files.new_fh();
         self.files.insert(fh, handle.id, handle);
         Ok(Opened {
             fh: Fh(fh),
             keep_cache: true,
+            direct_io: false,
         })
     }
 
@@ -481,34 +509,31 @@ impl<S: Storage> FsCore<S> {
         Ok((self.getattr(ino)?, opened))
     }
 
-    /// Reads up to `size` bytes at `offset`.
+    /// Reads up to `size` bytes at `offset`: the working copy through a writable handle, the
+    /// version committed at its open through a read-only one.
     pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<ReadBytes> {
         let handle = self.files.handle(fh)?;
-        let mut h = lock(&handle);
-        if h.stream.is_some() {
-            self.stage(&mut h)?; // Reading back what is being written: keep it in a file.
-        }
-        if let Some(staging) = &h.staging {
-            let len = (size as u64).min(staging.size.saturating_sub(offset)) as usize;
-            let mut buf = vec![0u8; len];
-            let mut done = 0;
-            while done < len {
-                let n = staging
-                    .file
-                    .read_at(&mut buf[done..], offset + done as u64)?;
-                if n == 0 {
-                    break;
+        let working = lock(&handle).working.clone();
+        let manifest = match working {
+            Some(wc) => {
+                let mut copy = lock(&wc);
+                if let Some(bytes) = self.read_copy(&mut copy, offset, size)? {
+                    return Ok(bytes);
                 }
-                done += n;
+                let base = copy.base.clone();
+                drop(copy);
+                let mut h = lock(&handle);
+                if h.base.as_ref().map(|m| m.id) != base.as_ref().map(|m| m.id) {
+                    (h.base, h.chunks) = (base.clone(), VecDeque::new());
+                }
+                base
             }
-            buf.truncate(done);
-            return Ok(ReadBytes::Owned(buf));
-        }
-        let Some(manifest) = h.base.clone() else {
-            return Ok(ReadBytes::Owned(Vec::new()));
+            None => lock(&handle).base.clone(),
         };
-        drop(h);
-        self.read_committed(&handle, &manifest, offset, size as usize)
+        match manifest {
+            Some(m) => self.read_committed(&handle, &m, offset, size as usize),
+            None => Ok(ReadBytes::Owned(Vec::new())),
+        }
     }
 
     /// Reads up to `size` bytes at `offset` of committed content: a range of one chunk is
@@ -566,91 +591,38 @@ impl<S: Storage> FsCore<S> {
         Ok(data)
     }
 
-    /// Makes sure handle `h` has its staging file, holding the committed bytes it started from.
-    fn stage(&self, h: &mut FileHandle) -> FsResult<()> {
-        if h.staging.is_some() {
-            return Ok(());
-        }
-        let mut staging = self.new_staging()?;
-        if let Some(stream) = h.stream.take() {
-            let copied = {
-                let mut writer = std::io::BufWriter::with_capacity(1 << 20, &staging.file);
-                self.meta
-                    .content()
-                    .stream_bytes(&stream, &mut writer)
-                    .and_then(|()| writer.flush().map_err(MetaError::from))
-            };
-            staging.size = stream.len();
-            self.meta.drop_stream(stream);
-            copied?;
-        } else if let Some(manifest) = &h.base {
-            let mut reader = self.meta.content().reader(manifest.id)?;
-            let mut writer = std::io::BufWriter::with_capacity(1 << 20, &staging.file);
-            staging.size = std::io::copy(&mut reader, &mut writer)?;
-            drop(writer);
-        }
-        h.staging = Some(staging);
-        Ok(())
-    }
-
-    /// Writes `data` at `offset`; returns how many bytes were written.
+    /// Writes `data` at `offset` of the working copy; returns how many bytes were written.
     pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> FsResult<usize> {
         let _change = self.change();
         let handle = self.files.handle(fh)?;
-        let mut h = lock(&handle);
-        if !h.writable {
-            return Err(FsError::BadHandle);
-        }
-        if let Some(stream) = h.stream.as_mut()
-            && offset == stream.len()
-        {
-            self.meta.stream_write(stream, data)?;
-            let size = stream.len();
-            (h.dirty, h.wrote) = (true, true);
-            self.files.touch(&mut h, size, now_millis());
-            return Ok(data.len());
-        }
-        self.stage(&mut h)?;
-        let staging = h.staging.as_mut().expect("staged");
-        staging.file.write_all_at(data, offset)?;
-        staging.size = staging.size.max(offset + data.len() as u64);
-        let size = staging.size;
-        (h.dirty, h.wrote) = (true, true);
-        self.files.touch(&mut h, size, now_millis());
+        let wc = {
+            let mut h = lock(&handle);
+            let wc = writable(h.working.as_ref())?.clone();
+            h.wrote = true;
+            wc
+        };
+        self.write_copy(&mut lock(&wc), offset, data)?;
         Ok(data.len())
     }
 
-    /// Sets the size of what handle `h` will commit.
-    fn truncate_handle(&self, h: &mut FileHandle, size: u64) -> FsResult<()> {
-        let _change = self.change();
-        self.stage(h)?;
-        let staging = h.staging.as_mut().expect("staged");
-        staging.file.set_len(size)?;
-        staging.size = size;
-        (h.dirty, h.wrote) = (true, true);
-        self.files.touch(h, size, now_millis());
-        Ok(())
-    }
-
-    /// Truncates through handle `fh` (ftruncate), or else every open writer of `ino`, or else
+    /// Truncates through handle `fh` (ftruncate), or else the working copy of `ino`, or else
     /// commits a truncated copy as a new version at once.
     pub(super) fn truncate(&self, ino: Ino, fh: Option<Fh>, size: u64) -> FsResult<()> {
+        let _change = self.change();
         self.writable()?;
         let Node::Object(id) = self.node(ino)? else {
             return Err(FsError::NotPermitted);
         };
         if let Some(handle) = fh.and_then(|fh| self.files.handle(fh).ok()) {
             let mut h = lock(&handle);
-            if h.writable {
-                return self.truncate_handle(&mut h, size);
+            if let Some(wc) = h.working.clone() {
+                h.wrote = true;
+                drop(h);
+                return self.set_copy_len(&mut lock(&wc), size);
             }
         }
-        let writers = self.files.writers_of(id);
-        if !writers.is_empty() {
-            for w in writers {
-                self.truncate_handle(&mut lock(&w), size)?;
-            }
-            return Ok(());
+        if let Some(wc) = self.files.copy_of(id) {
+            return self.set_copy_len(&mut lock(&wc), size);
         }
         let opened = self.open(
             ino,
@@ -661,107 +633,86 @@ impl<S: Storage> FsCore<S> {
         )?;
         let result = (|| {
             let handle = self.files.handle(opened.fh)?;
-            let mut h = lock(&handle);
-            self.truncate_handle(&mut h, size)?;
-            self.commit(&mut h)
+            let wc = writable(lock(&handle).working.as_ref())?.clone();
+            let mut copy = lock(&wc);
+            self.set_copy_len(&mut copy, size)?;
+            self.commit_copy(&mut copy)
         })();
         self.release(opened.fh)?;
         result
     }
 
-    /// Commits what handle `h` has written as the object's new version. An object unlinked
-    /// (or replaced by a rename) meanwhile takes nothing: its writes vanish with it.
-    fn commit(&self, h: &mut FileHandle) -> FsResult<()> {
-        let _change = self.change();
-        if !h.dirty {
-            return Ok(());
-        }
-        let pending = self.files.pending_path(h.id);
-        let path = match pending.clone() {
-            Some(p) => p,
-            None => match self.meta.object_by_id(h.id) {
-                Ok(m) => m.path,
-                Err(MetaError::NoSuchObject(_)) => {
-                    h.dirty = false;
-                    if let Some(stream) = h.stream.take() {
-                        self.meta.drop_stream(stream);
-                    }
-                    lock(&self.files.written).remove(&h.id);
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
-            },
-        };
-        let meta = match (h.stream.take(), &h.staging) {
-            (Some(stream), _) => {
-                // The stream is spent either way: a failed commit loses these writes (close
-                // reports the error).
-                h.dirty = false;
-                let (meta, manifest) = self.meta.put_stream(&path, h.id, stream, h.changed)?;
-                h.base = Some(Arc::new(manifest));
-                meta
-            }
-            (None, Some(staging)) => {
-                let mut reader = StagedReader {
-                    file: &staging.file,
-                    pos: 0,
-                    end: staging.size,
-                };
-                self.meta
-                    .put_object_prefer_id(&path, h.id, &mut reader, h.changed)?
-            }
-            (None, None) => return Err(FsError::BadHandle),
-        };
-        if meta.id != h.id {
-            // Another writer made an object at this path first: ours became its new version.
-            self.inodes.rebind(h.ino, Node::Object(meta.id));
-            self.files.moved(h.id, meta.id);
-            h.id = meta.id;
-        }
-        if pending.is_some()
-            && let Some(p) = lock(&self.files.pending).remove(&h.id)
-        {
+    /// Writes the rows `chmod`/`chown`/`utimens` set on pending file `id` before its first
+    /// commit, and forgets it is pending.
+    pub(super) fn land_pending_rows(&self, id: ObjectId) -> FsResult<()> {
+        if let Some(p) = lock(&self.files.pending).remove(&id) {
             let rows: Vec<(&str, Valu, i64)> = p
                 .rows
                 .iter()
                 .map(|(k, v, t)| (k.as_str(), v.clone(), *t))
                 .collect();
             if !rows.is_empty() {
-                self.meta.set_node_rows(&h.id.iden(), &rows, true)?;
+                self.meta.set_node_rows(&id.iden(), &rows, true)?;
             }
         }
-        lock(&self.files.cached).insert(h.id, meta.content);
-        lock(&self.files.written).remove(&h.id);
-        (h.dirty, h.wrote) = (false, false);
         Ok(())
     }
 
-    /// Commits handle `fh`'s writes (every `close` calls this): durable when it returns.
-    pub fn flush(&self, fh: Fh) -> FsResult<()> {
+    /// Commits the working copy of handle `fh` if it wrote since its last commit (or, with
+    /// `always`, if the copy has anything to commit).
+    fn commit_handle(&self, fh: Fh, always: bool) -> FsResult<()> {
         let handle = self.files.handle(fh)?;
-        let mut h = lock(&handle);
-        if !h.wrote {
-            return Ok(()); // Created or truncated only: committed at release.
-        }
-        self.commit(&mut h)
+        let wc = {
+            let mut h = lock(&handle);
+            let Some(wc) = h.working.clone() else {
+                return Ok(());
+            };
+            if !h.wrote && !always {
+                return Ok(()); // Created or truncated only: committed at release.
+            }
+            h.wrote = false;
+            wc
+        };
+        self.commit_copy(&mut lock(&wc))
     }
 
-    /// Commits handle `fh`'s writes and makes them survive a crash of the machine.
+    /// Commits the working copy if handle `fh` wrote (every `close` calls this): durable when
+    /// it returns.
+    pub fn flush(&self, fh: Fh) -> FsResult<()> {
+        self.commit_handle(fh, false)
+    }
+
+    /// Commits the working copy and makes it survive a crash of the machine.
     pub fn fsync(&self, fh: Fh) -> FsResult<()> {
-        let handle = self.files.handle(fh)?;
-        self.commit(&mut lock(&handle))?;
+        self.commit_handle(fh, true)?;
         Ok(self.meta.storage().sync()?)
     }
 
-    /// Closes handle `fh` for good, committing what it has not committed yet.
+    /// Closes handle `fh` for good, committing what its working copy has not committed yet;
+    /// the last handle of a copy gives it up.
     pub fn release(&self, fh: Fh) -> FsResult<()> {
+        let result = self.commit_handle(fh, true);
         let handle = lock(&self.files.handles)
             .remove(&fh.0)
             .ok_or(FsError::BadHandle)?;
-        let mut h = lock(&handle);
-        let result = self.commit(&mut h);
-        let id = h.id;
-        drop(h);
+        let (id, working) = {
+            let h = lock(&handle);
+            (h.id, h.working.clone())
+        };
+        if let Some(wc) = working {
+            let mut copy = lock(&wc);
+            copy.handles -= 1;
+            if copy.handles == 0 {
+                self.drop_copy(&mut copy);
+                copy.retired = true;
+                let id = copy.id;
+                drop(copy);
+                let mut working = lock(&self.files.working);
+                if working.get(&id).is_some_and(|w| Arc::ptr_eq(w, &wc)) {
+                    working.remove(&id);
+                }
+            }
+        }
         if self.files.closed(id) {
             lock(&self.files.orphans).remove(&id);
         }

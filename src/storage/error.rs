@@ -94,7 +94,7 @@ pub enum StorageError {
     #[error("corrupt store: {0}")]
     Corruption(String),
     /// An operating-system I/O error outside the engine.
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// An error reported by the storage engine.
     #[error("storage engine error ({kind:?}): {message}")]

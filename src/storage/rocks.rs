@@ -105,11 +105,17 @@ impl RocksEngine {
 fn make_private(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let set = |path: &Path, mode: u32| -> Result<()> {
-        let meta = std::fs::symlink_metadata(path)?;
-        if meta.permissions().mode() & 0o7777 != mode {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        let changed = std::fs::symlink_metadata(path).and_then(|meta| {
+            if meta.permissions().mode() & 0o7777 == mode {
+                return Ok(());
+            }
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        });
+        match changed {
+            // RocksDB deletes obsolete files (old logs, options) in the background.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => Ok(other?),
         }
-        Ok(())
     };
     set(dir, 0o700)?;
     for entry in std::fs::read_dir(dir)? {

@@ -1,0 +1,269 @@
+//! The working copy of an object: the one set of bytes every writable handle of it shares, as
+//! a file of a local file system is (writes from several processes, `O_APPEND` included, land
+//! where ext4 would put them; a read through any writable handle sees them), and what a close
+//! commits as it then is. An emptied copy written only at its end streams its chunks into the
+//! content store as they come (`cp`, `>`, pyarrow); any other write, a read or a truncation
+//! moves it into a staging file (an unnamed temporary file in the store's `staging/`), filled
+//! from the committed content it started from.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+
+use super::inode::{Ino, Node};
+use super::{FsCore, FsError, FsResult, ReadBytes};
+use crate::meta::{ChunkStream, Manifest, MetaError, ObjectId};
+use crate::storage::{Storage, now_millis};
+
+struct Staging {
+    file: File,
+    size: u64,
+}
+
+/// The bytes the writable handles of one object share.
+pub(super) struct WorkingCopy {
+    /// The object (another if a commit found an object made at its path meanwhile).
+    pub id: ObjectId,
+    /// The object's inode.
+    pub ino: Ino,
+    /// The committed content the copy started from or last committed (`None`: empty).
+    pub base: Option<Arc<Manifest>>,
+    staging: Option<Staging>,
+    stream: Option<ChunkStream>,
+    /// Something to commit: bytes written, a truncation, or a file just created.
+    pub dirty: bool,
+    /// When its bytes last changed (epoch ms): the version's time.
+    pub changed: i64,
+    /// How many writable handles share it.
+    pub handles: usize,
+    /// Its last handle closed: it is no longer the object's copy.
+    pub retired: bool,
+}
+
+/// A working copy, shared by its handles.
+pub(super) type SharedCopy = Arc<Mutex<WorkingCopy>>;
+
+impl WorkingCopy {
+    /// Returns the copy of `id` holding `base` (the committed content; `None` for a file not
+    /// committed yet).
+    pub fn new(id: ObjectId, ino: Ino, base: Option<Arc<Manifest>>) -> Self {
+        WorkingCopy {
+            id,
+            ino,
+            base,
+            staging: None,
+            stream: None,
+            dirty: false,
+            changed: now_millis(),
+            handles: 0,
+            retired: false,
+        }
+    }
+
+    /// Returns its size in bytes.
+    pub fn size(&self) -> u64 {
+        match (&self.staging, &self.stream, &self.base) {
+            (Some(staging), _, _) => staging.size,
+            (None, Some(stream), _) => stream.len(),
+            (None, None, Some(base)) => base.size,
+            (None, None, None) => 0,
+        }
+    }
+}
+
+/// A `Read` over the first `end` bytes of a staging file, by position (`pread`).
+struct StagedReader<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for StagedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<S: Storage> FsCore<S> {
+    /// Empties `wc` (`O_TRUNC`): writes at its end stream again.
+    pub(super) fn empty_copy(&self, wc: &mut WorkingCopy, time: i64) {
+        if let Some(stream) = wc.stream.take() {
+            self.meta.drop_stream(stream);
+        }
+        (wc.staging, wc.base) = (None, None);
+        wc.stream = Some(ChunkStream::default());
+        wc.dirty = true;
+        self.files.touch(wc, time);
+    }
+
+    /// Makes sure `wc` is in its staging file, holding every byte it has.
+    fn stage(&self, wc: &mut WorkingCopy) -> FsResult<()> {
+        if wc.staging.is_some() {
+            return Ok(());
+        }
+        let mut staging = Staging {
+            file: tempfile::tempfile_in(&self.options.staging_dir)?,
+            size: 0,
+        };
+        if let Some(stream) = wc.stream.take() {
+            let copied = {
+                let mut writer = std::io::BufWriter::with_capacity(1 << 20, &staging.file);
+                self.meta
+                    .content()
+                    .stream_bytes(&stream, &mut writer)
+                    .and_then(|()| writer.flush().map_err(MetaError::from))
+            };
+            staging.size = stream.len();
+            self.meta.drop_stream(stream);
+            copied?;
+        } else if let Some(manifest) = &wc.base {
+            let mut reader = self.meta.content().reader(manifest.id)?;
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, &staging.file);
+            staging.size = std::io::copy(&mut reader, &mut writer)?;
+            drop(writer);
+        }
+        wc.staging = Some(staging);
+        Ok(())
+    }
+
+    /// Writes `data` at `offset` of `wc`.
+    pub(super) fn write_copy(
+        &self,
+        wc: &mut WorkingCopy,
+        offset: u64,
+        data: &[u8],
+    ) -> FsResult<()> {
+        match wc.stream.as_mut() {
+            Some(stream) if offset == stream.len() => self.meta.stream_write(stream, data)?,
+            _ => {
+                self.stage(wc)?;
+                let staging = wc.staging.as_mut().expect("staged");
+                staging.file.write_all_at(data, offset)?;
+                staging.size = staging.size.max(offset + data.len() as u64);
+            }
+        }
+        wc.dirty = true;
+        self.files.touch(wc, now_millis());
+        Ok(())
+    }
+
+    /// Sets the size of `wc`.
+    pub(super) fn set_copy_len(&self, wc: &mut WorkingCopy, size: u64) -> FsResult<()> {
+        self.stage(wc)?;
+        let staging = wc.staging.as_mut().expect("staged");
+        staging.file.set_len(size)?;
+        staging.size = size;
+        wc.dirty = true;
+        self.files.touch(wc, now_millis());
+        Ok(())
+    }
+
+    /// Reads up to `size` bytes at `offset` of `wc`, or returns `None` when the copy is still
+    /// its committed base (read that through the handle's chunks).
+    pub(super) fn read_copy(
+        &self,
+        wc: &mut WorkingCopy,
+        offset: u64,
+        size: u32,
+    ) -> FsResult<Option<ReadBytes>> {
+        if wc.stream.is_some() {
+            self.stage(wc)?; // Reading back what is being written: keep it in a file.
+        }
+        let Some(staging) = &wc.staging else {
+            return Ok(None);
+        };
+        let len = u64::from(size).min(staging.size.saturating_sub(offset)) as usize;
+        let mut buf = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            let n = staging
+                .file
+                .read_at(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        buf.truncate(done);
+        Ok(Some(ReadBytes::Owned(buf)))
+    }
+
+    /// Gives up what `wc` holds (its last handle is gone).
+    pub(super) fn drop_copy(&self, wc: &mut WorkingCopy) {
+        if let Some(stream) = wc.stream.take() {
+            self.meta.drop_stream(stream);
+        }
+        wc.staging = None;
+    }
+
+    /// Commits `wc` as the object's new version, as it is now. An object unlinked (or replaced
+    /// by a rename) meanwhile takes nothing: its writes vanish with it.
+    pub(super) fn commit_copy(&self, wc: &mut WorkingCopy) -> FsResult<()> {
+        let _change = self.change();
+        if !wc.dirty {
+            return Ok(());
+        }
+        let pending = self.files.pending_path(wc.id);
+        let path = match pending.clone() {
+            Some(p) => p,
+            None => match self.meta.object_by_id(wc.id) {
+                Ok(m) => m.path,
+                Err(MetaError::NoSuchObject(_)) => {
+                    wc.dirty = false;
+                    self.drop_copy(wc);
+                    self.files.forget_written(wc.id);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let meta = match (wc.stream.take(), &wc.staging) {
+            (Some(stream), _) => {
+                // The stream is spent either way: a failed commit loses these writes (close
+                // reports the error).
+                wc.dirty = false;
+                let (meta, manifest) = self.meta.put_stream(&path, wc.id, stream, wc.changed)?;
+                wc.base = Some(Arc::new(manifest));
+                meta
+            }
+            (None, Some(staging)) => {
+                let mut reader = StagedReader {
+                    file: &staging.file,
+                    pos: 0,
+                    end: staging.size,
+                };
+                self.meta
+                    .put_object_prefer_id(&path, wc.id, &mut reader, wc.changed)?
+            }
+            (None, None) => {
+                // Nothing since the last commit but the base itself.
+                wc.dirty = false;
+                return Ok(());
+            }
+        };
+        if meta.id != wc.id {
+            // Another writer made an object at this path first: ours became its new version.
+            self.inodes.rebind(wc.ino, Node::Object(meta.id));
+            self.files.rebind(wc.id, meta.id);
+            wc.id = meta.id;
+        }
+        if pending.is_some() {
+            self.land_pending_rows(wc.id)?;
+        }
+        self.files.committed(wc.id);
+        wc.dirty = false;
+        Ok(())
+    }
+}
+
+/// Checks that `wc` exists for a handle that writes.
+pub(super) fn writable(wc: Option<&SharedCopy>) -> FsResult<&SharedCopy> {
+    wc.ok_or(FsError::BadHandle)
+}
