@@ -523,19 +523,8 @@ impl<S: Storage> FsCore<S> {
     }
 
     /// Returns the filesystem's statistics: the free space of the disk under the store.
-    #[allow(unsafe_code)] // statvfs(3): the one libc call of the core.
     pub fn statfs(&self) -> FsResult<libc::statvfs> {
-        let path = std::ffi::CString::new(self.options.staging_dir.as_os_str().as_encoded_bytes())
-            .map_err(|_| FsError::InvalidArgument("staging path"))?;
-        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-        // SAFETY: `path` is a NUL-terminated string and `st` points to writable memory of the
-        // right type; statvfs fills it completely when it returns 0.
-        let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
-        if rc != 0 {
-            return Err(FsError::Io(std::io::Error::last_os_error()));
-        }
-        // SAFETY: statvfs returned 0, so it initialised `st`.
-        Ok(unsafe { st.assume_init() })
+        Ok(crate::storage::disk::statvfs(&self.options.staging_dir)?)
     }
 }
 

@@ -6,6 +6,7 @@ mod error;
 mod lift;
 mod row;
 
+pub mod disk;
 pub mod engine;
 pub mod faulty;
 pub mod keys;
@@ -220,6 +221,10 @@ pub trait Storage: RowWrite + Send + Sync {
 
     /// Makes every blob stored so far, logged or not, durable against a machine crash.
     fn persist_blobs(&self) -> Result<()>;
+
+    /// Gives the disk back the room of deleted blobs now (after a `gc`), rather than whenever
+    /// the engine gets round to it.
+    fn reclaim_blob_space(&self) -> Result<()>;
 }
 
 /// An open transaction: all of its writes commit atomically, or none do.

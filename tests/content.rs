@@ -53,7 +53,7 @@ fn ids_sizes_and_reads_at_every_boundary() {
         assert_eq!(m.id, ContentId::of(&data), "len {len}");
         assert_eq!(m.id.to_string(), blake3::hash(&data).to_hex().to_string());
         assert_eq!(m.size, len as u64);
-        assert_eq!(m.chunks.len(), len.div_ceil(CHUNK_SIZE));
+        assert_eq!(m.chunk_count(), len.div_ceil(CHUNK_SIZE) as u64);
         let mut back = Vec::new();
         let mut reader = content.reader(m.id).unwrap();
         let mut small = [0u8; 8191];

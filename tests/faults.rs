@@ -159,3 +159,47 @@ fn a_failed_autocommit_call_writes_nothing() {
     assert!(matches!(err, StorageError::InjectedFault(_)));
     assert_eq!(contents(&store), before);
 }
+
+/// A stream whose chunk store fails at any one engine operation still names exactly the bytes
+/// it lists: its id is their hash, and what it lists is a prefix of what was written.
+#[test]
+fn a_failed_chunk_store_never_leaves_a_stream_with_a_wrong_id() {
+    use cronusfs::meta::{ChunkStream, ContentStore};
+    let data = crate::content::bytes(5 << 20, 3);
+    let mut n = 0;
+    loop {
+        let store = RowStore::with_engine(FaultyEngine::new(MemoryEngine::new())).unwrap();
+        let start = store.engine().ops();
+        store.engine().fail_op(start + n);
+        let content = ContentStore::new(&store);
+        let mut stream = ChunkStream::default();
+        let mut failed = false;
+        for piece in data.chunks(300_000) {
+            if content
+                .write_stream(&mut stream, piece, &mut |_| {})
+                .is_err()
+            {
+                failed = true;
+                break;
+            }
+        }
+        store.engine().heal();
+        let manifest = content.finish_stream(stream, &mut |_| {}).unwrap();
+        let txn = store.begin().unwrap();
+        ContentStore::commit_manifest(&*txn, &manifest).unwrap();
+        txn.commit().unwrap();
+        assert!(
+            content.verify(manifest.id).unwrap().is_empty(),
+            "fault at op {n}"
+        );
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut content.reader(manifest.id).unwrap(), &mut back).unwrap();
+        assert!(data.starts_with(&back), "fault at op {n}: not a prefix");
+        if !failed {
+            assert_eq!(back.len(), data.len());
+            break;
+        }
+        n += 1;
+    }
+    assert!(n > 3, "faults were injected ({n} runs)");
+}

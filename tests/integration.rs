@@ -15,6 +15,7 @@ mod cronus_io;
 mod faults;
 mod fs_core;
 mod fs_tools;
+mod full_disk;
 mod fuzz;
 mod man_pages;
 mod metastore;

@@ -26,8 +26,13 @@ impl Mounted {
 
     /// Mounts a new store with extra `cronusfs mount` options.
     pub fn with_options(extra: &[&str]) -> Self {
+        Self::with_store_in(None, extra)
+    }
+
+    /// Mounts a new store made in directory `dir` (default: the test's scratch directory).
+    pub fn with_store_in(dir: Option<&Path>, extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let store = tmp.path().join("store");
+        let store = dir.unwrap_or(tmp.path()).join("store");
         let mnt = tmp.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
         let out = Command::new(BIN).arg("init").arg(&store).output().unwrap();

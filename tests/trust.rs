@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use cronusfs::fs::{CreateFlags, Creator, Ino, Kind, OpenFlags};
-use cronusfs::meta::{DatasetId, JobId, MetaError, Metastore};
+use cronusfs::meta::{DatasetId, JobId, MetaError, Metastore, ObjectId};
 use cronusfs::storage::RocksStore;
 
 use crate::fs_core::{core, errno, job_dir, read_all, write_file};
@@ -258,4 +258,103 @@ fn fsck_goes_on_past_damaged_files_and_names_the_objects() {
         damaged.len() >= 2,
         "two damaged objects, each named: {stdout}"
     );
+}
+
+#[test]
+fn holes_cost_nothing() {
+    use cronusfs::fs::SetAttr;
+    use cronusfs::meta::{ContentId, content::sparse_id};
+    const TIB: u64 = 1 << 40;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = core(dir.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    // `dd bs=1 count=1 seek=10G`: one byte written, ten GiB of hole before it.
+    let (attr, opened) = fs
+        .create_as(job, "s", by(1000, 0o644), CREATE_TRUNC)
+        .unwrap();
+    fs.write(opened.fh, 10 << 30, b"x").unwrap();
+    fs.flush(opened.fh).unwrap();
+    fs.release(opened.fh).unwrap();
+    let m = fs.metastore();
+    let id = id_of(&fs, attr.ino);
+    let meta = m.object_by_id(id).unwrap();
+    assert_eq!(meta.size, (10 << 30) + 1);
+    let manifest = m.content().manifest(meta.content).unwrap();
+    assert!(
+        manifest.has_holes() && manifest.runs().len() == 2,
+        "{manifest:?}"
+    );
+    assert_eq!(meta.content, sparse_id(manifest.size, manifest.runs()));
+    assert_ne!(meta.content, ContentId::of(b"x"));
+    let r = fs.open(attr.ino, OpenFlags::default()).unwrap();
+    assert_eq!(&*fs.read(r.fh, 10 << 30, 10).unwrap(), b"x");
+    assert_eq!(&*fs.read(r.fh, 5 << 30, 4).unwrap(), &[0; 4]);
+    fs.release(r.fh).unwrap();
+    // `truncate -s 1T`, then a write at its start: the copy keeps the holes.
+    let grow = SetAttr {
+        size: Some(TIB),
+        ..SetAttr::default()
+    };
+    fs.setattr(attr.ino, None, grow).unwrap();
+    let w = fs.open(attr.ino, READ_WRITE).unwrap();
+    fs.write(w.fh, 0, b"head").unwrap();
+    fs.release(w.fh).unwrap();
+    let meta = m.object_by_id(id).unwrap();
+    assert_eq!(meta.size, TIB);
+    assert!(m.content().verify(meta.content).unwrap().is_empty());
+    assert_eq!(read_at(&fs, attr.ino, 0, 4), b"head");
+    assert_eq!(read_at(&fs, attr.ino, 10 << 30, 1), b"x");
+    assert_eq!(read_at(&fs, attr.ino, TIB - 2, 8), [0, 0]);
+    // The same bytes written densely (`dd if=/dev/zero` of real zeros) get the same id.
+    let dense = write_file(
+        &fs,
+        job,
+        "dense",
+        &[vec![0u8; 3 << 20], b"x".to_vec()].concat(),
+    );
+    let sparse = {
+        let (a, o) = fs
+            .create_as(job, "sparse", by(1000, 0o644), CREATE_TRUNC)
+            .unwrap();
+        fs.write(o.fh, 3 << 20, b"x").unwrap();
+        fs.release(o.fh).unwrap();
+        a.ino
+    };
+    assert_eq!(content_of(&fs, dense), content_of(&fs, sparse));
+}
+
+const READ_WRITE: OpenFlags = OpenFlags {
+    write: true,
+    truncate: false,
+};
+
+fn id_of(fs: &cronusfs::fs::FsCore<cronusfs::storage::MemoryStore>, ino: Ino) -> ObjectId {
+    xattr(fs, ino, "user.cronus.uuid").parse().unwrap()
+}
+
+fn xattr(
+    fs: &cronusfs::fs::FsCore<cronusfs::storage::MemoryStore>,
+    ino: Ino,
+    name: &str,
+) -> String {
+    match fs.getxattr(ino, name, 4096).unwrap() {
+        cronusfs::fs::XattrReply::Data(d) => String::from_utf8(d.to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn read_at(
+    fs: &cronusfs::fs::FsCore<cronusfs::storage::MemoryStore>,
+    ino: Ino,
+    offset: u64,
+    len: u32,
+) -> Vec<u8> {
+    let r = fs.open(ino, OpenFlags::default()).unwrap();
+    let out = fs.read(r.fh, offset, len).unwrap().to_vec();
+    fs.release(r.fh).unwrap();
+    out
+}
+
+fn content_of(fs: &cronusfs::fs::FsCore<cronusfs::storage::MemoryStore>, ino: Ino) -> String {
+    xattr(fs, ino, "user.cronus.content")
 }

@@ -4,7 +4,7 @@
 //! `docs/SEMANTICS.md`.
 
 use crate::meta::MetaError;
-use crate::storage::StorageError;
+use crate::storage::{EngineErrorKind, StorageError};
 
 /// Why a filesystem operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +128,11 @@ fn storage_errno(e: &StorageError) -> i32 {
         | StorageError::NoSuchLift(_) => libc::EINVAL,
         StorageError::NoSuchBlob(_) | StorageError::NoStore { .. } => libc::ENOENT,
         StorageError::Locked { .. } => libc::EBUSY,
+        StorageError::NoSpace { .. }
+        | StorageError::Engine {
+            kind: EngineErrorKind::NoSpace,
+            ..
+        } => libc::ENOSPC,
         StorageError::FormatVersion { .. }
         | StorageError::Corruption(_)
         | StorageError::Engine { .. }

@@ -50,7 +50,7 @@ struct FileHandle {
     /// writable one while its working copy is still that content.
     base: Option<Arc<Manifest>>,
     /// The last chunks read from `base`, newest last.
-    chunks: VecDeque<(usize, Arc<Vec<u8>>)>,
+    chunks: VecDeque<(u64, Arc<Vec<u8>>)>,
     /// The object's working copy, for a writable handle.
     working: Option<SharedCopy>,
     /// Bytes were written or the size set through this handle since its last commit (a
@@ -549,7 +549,7 @@ impl<S: Storage> FsCore<S> {
             return Ok(ReadBytes::Owned(Vec::new()));
         };
         let first = self.chunk_of(handle, manifest, index)?;
-        if first.len() - within >= size || index + 1 == manifest.chunks.len() {
+        if first.len() - within >= size || index + 1 == manifest.chunk_count() {
             let end = within + size.min(first.len() - within);
             return Ok(ReadBytes::Shared(first, within..end));
         }
@@ -575,7 +575,7 @@ impl<S: Storage> FsCore<S> {
         &self,
         handle: &Mutex<FileHandle>,
         manifest: &Manifest,
-        index: usize,
+        index: u64,
     ) -> FsResult<Arc<Vec<u8>>> {
         if let Some((_, data)) = lock(handle).chunks.iter().find(|(i, _)| *i == index) {
             return Ok(data.clone());
@@ -707,6 +707,12 @@ impl<S: Storage> FsCore<S> {
                 copy.retired = true;
                 let id = copy.id;
                 drop(copy);
+                // Whatever the copy held and did not commit is gone with it; a file never
+                // committed (its first commit failed: a full disk) is gone too.
+                self.files.forget_written(id);
+                if self.files.drop_pending(id) {
+                    lock(&self.files.orphans).remove(&id);
+                }
                 let mut working = lock(&self.files.working);
                 if working.get(&id).is_some_and(|w| Arc::ptr_eq(w, &wc)) {
                     working.remove(&id);

@@ -7,7 +7,7 @@
 //! from the committed content it started from.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
@@ -72,25 +72,6 @@ impl WorkingCopy {
     }
 }
 
-/// A `Read` over the first `end` bytes of a staging file, by position (`pread`).
-struct StagedReader<'f> {
-    file: &'f File,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for StagedReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = buf.len().min((self.end - self.pos) as usize);
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
 impl<S: Storage> FsCore<S> {
     /// Empties `wc` (`O_TRUNC`): writes at its end stream again.
     pub(super) fn empty_copy(&self, wc: &mut WorkingCopy, time: i64) {
@@ -124,10 +105,9 @@ impl<S: Storage> FsCore<S> {
             self.meta.drop_stream(stream);
             copied?;
         } else if let Some(manifest) = &wc.base {
-            let mut reader = self.meta.content().reader(manifest.id)?;
-            let mut writer = std::io::BufWriter::with_capacity(1 << 20, &staging.file);
-            staging.size = std::io::copy(&mut reader, &mut writer)?;
-            drop(writer);
+            // Holes stay holes: a sparse terabyte costs its data only.
+            self.meta.content().copy_to_file(manifest, &staging.file)?;
+            staging.size = manifest.size;
         }
         wc.staging = Some(staging);
         Ok(())
@@ -227,21 +207,19 @@ impl<S: Storage> FsCore<S> {
         let meta = match (wc.stream.take(), &wc.staging) {
             (Some(stream), _) => {
                 // The stream is spent either way: a failed commit loses these writes (close
-                // reports the error).
+                // reports the error) and the copy is the committed version again.
                 wc.dirty = false;
-                let (meta, manifest) = self.meta.put_stream(&path, wc.id, stream, wc.changed)?;
+                let put = self.meta.put_stream(&path, wc.id, stream, wc.changed);
+                let (meta, manifest) = put.inspect_err(|_| self.files.forget_written(wc.id))?;
                 wc.base = Some(Arc::new(manifest));
                 meta
             }
-            (None, Some(staging)) => {
-                let mut reader = StagedReader {
-                    file: &staging.file,
-                    pos: 0,
-                    end: staging.size,
-                };
-                self.meta
-                    .put_object_prefer_id(&path, wc.id, &mut reader, wc.changed)?
-            }
+            (None, Some(staging)) => self.meta.put_file_prefer_id(
+                &path,
+                wc.id,
+                (&staging.file, staging.size),
+                wc.changed,
+            )?,
             (None, None) => {
                 // Nothing since the last commit but the base itself.
                 wc.dirty = false;

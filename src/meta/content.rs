@@ -1,15 +1,22 @@
 //! Content-addressed bytes: content cut into fixed-size chunks stored once each in the blob side
 //! store (`chunk/<blake3>`), and a manifest per content (`content/<id>`, id = BLAKE3 of all the
-//! bytes) listing its chunks. Bytes stream in and out chunk by chunk; nothing holds a whole
-//! object in memory.
+//! bytes) listing its chunks. Whole chunks of zeros are holes: never stored, never read, and a
+//! content with holes is named by a hash of its manifest instead (`manifest::sparse_id`). Bytes
+//! stream in and out chunk by chunk; nothing holds a whole object in memory.
+
+mod manifest;
 
 use std::collections::HashSet;
 use std::fmt;
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::str::FromStr;
 
 use super::{MetaError, Result};
-use crate::storage::{RowWrite, Storage};
+use crate::storage::{RowWrite, Storage, disk};
+
+pub use manifest::{Manifest, Run, sparse_id, zero_chunk};
 
 /// Size of every chunk but the last of a content.
 pub const CHUNK_SIZE: usize = 1 << 20;
@@ -19,9 +26,6 @@ pub const CHUNK_SIZE: usize = 1 << 20;
 const UNLOGGED_AFTER: u64 = 8 << 20;
 const CHUNK_PREFIX: &str = "chunk/";
 const CONTENT_PREFIX: &str = "content/";
-const MANIFEST_VERSION: u8 = 1;
-const MANIFEST_HEADER: usize = 1 + 8 + 4;
-const MANIFEST_ENTRY: usize = 32 + 4;
 
 /// The address of a content: the BLAKE3 hash of its bytes (shown as 64 lowercase hex digits,
 /// the same as `b3sum` prints).
@@ -63,73 +67,9 @@ impl FromStr for ContentId {
     }
 }
 
-/// The list of chunks of one content.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Manifest {
-    /// The content's id.
-    pub id: ContentId,
-    /// Total size in bytes.
-    pub size: u64,
-    /// Each chunk's hash and length, in order.
-    pub chunks: Vec<([u8; 32], u32)>,
-}
-
-impl Manifest {
-    /// Returns the chunk holding byte `offset` and the offset inside it, or `None` past the end.
-    pub fn locate(&self, offset: u64) -> Option<(usize, usize)> {
-        if offset >= self.size {
-            return None;
-        }
-        // Every chunk but the last is CHUNK_SIZE long (checked at decode), so this is direct.
-        let index = (offset / CHUNK_SIZE as u64) as usize;
-        Some((index, (offset % CHUNK_SIZE as u64) as usize))
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MANIFEST_HEADER + self.chunks.len() * MANIFEST_ENTRY);
-        out.push(MANIFEST_VERSION);
-        out.extend_from_slice(&self.size.to_be_bytes());
-        out.extend_from_slice(&(self.chunks.len() as u32).to_be_bytes());
-        for (hash, len) in &self.chunks {
-            out.extend_from_slice(hash);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-        out
-    }
-
-    fn decode(id: ContentId, bytes: &[u8]) -> Result<Self> {
-        let bad = || MetaError::Corrupt(format!("manifest of {id} does not decode"));
-        let (head, body) = bytes.split_at_checked(MANIFEST_HEADER).ok_or_else(bad)?;
-        if head[0] != MANIFEST_VERSION {
-            return Err(bad());
-        }
-        let size = u64::from_be_bytes(head[1..9].try_into().map_err(|_| bad())?);
-        let count = u32::from_be_bytes(head[9..13].try_into().map_err(|_| bad())?) as usize;
-        if body.len() != count * MANIFEST_ENTRY {
-            return Err(bad());
-        }
-        let chunks: Vec<([u8; 32], u32)> = body
-            .chunks_exact(MANIFEST_ENTRY)
-            .map(|e| {
-                (
-                    e[..32].try_into().expect("32 bytes"),
-                    u32::from_be_bytes(e[32..].try_into().expect("4 bytes")),
-                )
-            })
-            .collect();
-        let full = chunks
-            .split_last()
-            .is_none_or(|(_, init)| init.iter().all(|c| c.1 as usize == CHUNK_SIZE));
-        if !full || chunks.iter().map(|c| u64::from(c.1)).sum::<u64>() != size {
-            return Err(bad());
-        }
-        Ok(Manifest { id, size, chunks })
-    }
-
-    /// Returns the blob key of the manifest.
-    fn key(id: ContentId) -> String {
-        format!("{CONTENT_PREFIX}{id}")
-    }
+/// Returns the blob key of the manifest of `id`.
+fn manifest_key(id: ContentId) -> String {
+    format!("{CONTENT_PREFIX}{id}")
 }
 
 fn chunk_key(hash: &[u8; 32]) -> String {
@@ -137,12 +77,15 @@ fn chunk_key(hash: &[u8; 32]) -> String {
 }
 
 /// Content being written chunk by chunk ([`ContentStore::write_stream`]): the hash of
-/// everything so far, the chunks stored, and the bytes of the chunk not full yet.
+/// everything so far (until a hole makes it useless), the chunks as runs, and the bytes of the
+/// chunk not full yet.
 pub struct ChunkStream {
-    whole: blake3::Hasher,
+    whole: Option<blake3::Hasher>,
     buf: Vec<u8>,
     size: u64,
-    chunks: Vec<([u8; 32], u32)>,
+    runs: Vec<Run>,
+    /// The hash of every chunk stored, in order (the metastore pins them against gc).
+    stored: Vec<[u8; 32]>,
     /// Some chunk was stored without the write-ahead log.
     unlogged: bool,
 }
@@ -150,10 +93,11 @@ pub struct ChunkStream {
 impl Default for ChunkStream {
     fn default() -> Self {
         ChunkStream {
-            whole: blake3::Hasher::new(),
+            whole: Some(blake3::Hasher::new()),
             buf: Vec::with_capacity(CHUNK_SIZE),
             size: 0,
-            chunks: Vec::new(),
+            runs: Vec::new(),
+            stored: Vec::new(),
             unlogged: false,
         }
     }
@@ -170,9 +114,17 @@ impl ChunkStream {
         self.len() == 0
     }
 
-    /// Returns the hashes of the chunks stored so far.
+    /// Returns the hashes of the chunks stored so far (holes are not stored).
     pub fn chunk_hashes(&self) -> impl Iterator<Item = &[u8; 32]> {
-        self.chunks.iter().map(|(h, _)| h)
+        self.stored.iter()
+    }
+
+    /// Appends `count` whole chunks of zeros without hashing or storing anything.
+    fn push_holes(&mut self, count: u64) {
+        debug_assert!(self.buf.is_empty());
+        manifest::push_run(&mut self.runs, *zero_chunk(), CHUNK_SIZE as u32, count);
+        self.size += count * CHUNK_SIZE as u64;
+        self.whole = None;
     }
 }
 
@@ -236,13 +188,21 @@ impl<'s> ContentStore<'s> {
                 data = &data[CHUNK_SIZE..];
                 continue;
             }
-            let n = (CHUNK_SIZE - stream.buf.len()).min(data.len());
+            let (n, before) = (
+                (CHUNK_SIZE - stream.buf.len()).min(data.len()),
+                stream.buf.len(),
+            );
             stream.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
             if stream.buf.len() == CHUNK_SIZE {
                 let full = std::mem::take(&mut stream.buf);
-                self.store_chunk(stream, &full, before_store)?;
+                let stored = self.store_chunk(stream, &full, before_store);
                 stream.buf = full;
+                if let Err(e) = stored {
+                    // Bytes accepted before stay buffered; these were not written.
+                    stream.buf.truncate(before);
+                    return Err(e);
+                }
                 stream.buf.clear();
             }
         }
@@ -262,11 +222,55 @@ impl<'s> ContentStore<'s> {
         if stream.unlogged {
             self.store.persist_blobs()?;
         }
-        Ok(Manifest {
-            id: ContentId(*stream.whole.finalize().as_bytes()),
-            size: stream.size,
-            chunks: stream.chunks,
-        })
+        let id = match stream.whole {
+            Some(whole) if !stream.runs.iter().any(Run::is_hole) => {
+                ContentId(*whole.finalize().as_bytes())
+            }
+            _ => sparse_id(stream.size, &stream.runs),
+        };
+        Ok(Manifest::new(id, stream.size, stream.runs))
+    }
+
+    /// Stores the first `size` bytes of `file` like [`ContentStore::write_chunks`], skipping
+    /// its holes: a whole chunk the file has no data in is a hole of the content, neither read
+    /// nor hashed, so a sparse file costs what was written into it, not its size.
+    pub fn write_file(
+        &self,
+        file: &File,
+        size: u64,
+        before_store: &mut dyn FnMut(&[u8; 32]),
+    ) -> Result<Manifest> {
+        let mut stream = ChunkStream::default();
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        let chunk = CHUNK_SIZE as u64;
+        while stream.len() < size {
+            let offset = stream.len();
+            let len = chunk.min(size - offset) as usize;
+            let data_at = disk::next_data(file, offset)?.unwrap_or(u64::MAX).min(size);
+            if len == CHUNK_SIZE && data_at >= offset + chunk {
+                stream.push_holes((data_at - offset) / chunk);
+                continue;
+            }
+            file.read_exact_at(&mut buf[..len], offset)?;
+            self.write_stream(&mut stream, &buf[..len], before_store)?;
+        }
+        self.finish_stream(stream, before_store)
+    }
+
+    /// Writes `manifest`'s content into `file` (empty), leaving its holes as holes of the file.
+    pub fn copy_to_file(&self, manifest: &Manifest, file: &File) -> Result<()> {
+        let mut offset = 0u64;
+        for run in manifest.runs() {
+            if !run.is_hole() {
+                let data = self.stored_chunk(manifest, run)?;
+                for i in 0..run.count {
+                    file.write_all_at(&data, offset + i * u64::from(run.len))?;
+                }
+            }
+            offset += run.count * u64::from(run.len);
+        }
+        file.set_len(manifest.size)?;
+        Ok(())
     }
 
     fn store_chunk(
@@ -275,9 +279,15 @@ impl<'s> ContentStore<'s> {
         piece: &[u8],
         before_store: &mut dyn FnMut(&[u8; 32]),
     ) -> Result<()> {
-        stream.whole.update(piece);
+        // The stream records a piece only once it is stored: a failed store (a full disk)
+        // leaves it as it was, its id still the hash of exactly what it lists.
         let hash = *blake3::hash(piece).as_bytes();
+        if piece.len() == CHUNK_SIZE && hash == *zero_chunk() {
+            stream.push_holes(1);
+            return Ok(());
+        }
         before_store(&hash);
+        stream.stored.push(hash);
         let key = chunk_key(&hash);
         if !self.store.blob_has(&key)? {
             if stream.size >= UNLOGGED_AFTER {
@@ -289,7 +299,10 @@ impl<'s> ContentStore<'s> {
                 self.store.blob_set(&key, piece)?;
             }
         }
-        stream.chunks.push((hash, piece.len() as u32));
+        if let Some(whole) = stream.whole.as_mut() {
+            whole.update(piece);
+        }
+        manifest::push_run(&mut stream.runs, hash, piece.len() as u32, 1);
         stream.size += piece.len() as u64;
         Ok(())
     }
@@ -297,11 +310,23 @@ impl<'s> ContentStore<'s> {
     /// Returns the bytes `stream` holds so far, chunk by chunk (for a writer that must turn
     /// its stream into a file it can change anywhere).
     pub fn stream_bytes(&self, stream: &ChunkStream, out: &mut dyn std::io::Write) -> Result<()> {
-        for (hash, len) in &stream.chunks {
-            let key = chunk_key(hash);
-            match self.store.blob_get(&key)? {
-                Some(data) if data.len() == *len as usize => out.write_all(&data)?,
-                _ => return Err(MetaError::Corrupt(format!("{key} of a stream is missing"))),
+        for run in &stream.runs {
+            let data = match run.is_hole() {
+                true => vec![0u8; CHUNK_SIZE],
+                false => {
+                    let key = chunk_key(&run.hash);
+                    match self.store.blob_get(&key)? {
+                        Some(data) if data.len() == run.len as usize => data,
+                        _ => {
+                            return Err(MetaError::Corrupt(format!(
+                                "{key} of a stream is missing"
+                            )));
+                        }
+                    }
+                }
+            };
+            for _ in 0..run.count {
+                out.write_all(&data)?;
             }
         }
         out.write_all(&stream.buf)?;
@@ -311,7 +336,7 @@ impl<'s> ContentStore<'s> {
     /// Records `manifest` inside `txn` (the caller's transaction, which also writes the rows
     /// that refer to the content), unless the content is already stored.
     pub fn commit_manifest(txn: &dyn RowWrite, manifest: &Manifest) -> Result<()> {
-        let key = Manifest::key(manifest.id);
+        let key = manifest_key(manifest.id);
         if !txn.blob_has(&key)? {
             txn.blob_set(&key, &manifest.encode())?;
         }
@@ -322,14 +347,14 @@ impl<'s> ContentStore<'s> {
     pub fn manifest(&self, id: ContentId) -> Result<Manifest> {
         let bytes = self
             .store
-            .blob_get(&Manifest::key(id))?
+            .blob_get(&manifest_key(id))?
             .ok_or(MetaError::NoSuchContent(id))?;
         Manifest::decode(id, &bytes)
     }
 
     /// Returns whether content `id` is stored.
     pub fn contains(&self, id: ContentId) -> Result<bool> {
-        Ok(self.store.blob_has(&Manifest::key(id))?)
+        Ok(self.store.blob_has(&manifest_key(id))?)
     }
 
     /// Copies up to `buf.len()` bytes of `manifest`'s content from `offset` into `buf`; returns
@@ -358,13 +383,22 @@ impl<'s> ContentStore<'s> {
         })
     }
 
-    /// Returns chunk `index` of `manifest`; a missing chunk or one of the wrong length is
-    /// [`MetaError::Corrupt`] (`verify` also checks the hashes).
-    pub fn chunk(&self, manifest: &Manifest, index: usize) -> Result<Vec<u8>> {
-        let (hash, len) = &manifest.chunks[index];
-        let key = chunk_key(hash);
+    /// Returns chunk `index` of `manifest` (zeros for a hole); a missing chunk or one of the
+    /// wrong length is [`MetaError::Corrupt`] (`verify` also checks the hashes).
+    pub fn chunk(&self, manifest: &Manifest, index: u64) -> Result<Vec<u8>> {
+        let run = manifest.run_of(index).ok_or_else(|| {
+            MetaError::Corrupt(format!("content {} has no chunk {index}", manifest.id))
+        })?;
+        if run.is_hole() {
+            return Ok(vec![0u8; CHUNK_SIZE]);
+        }
+        self.stored_chunk(manifest, run)
+    }
+
+    fn stored_chunk(&self, manifest: &Manifest, run: &Run) -> Result<Vec<u8>> {
+        let key = chunk_key(&run.hash);
         match self.store.blob_get(&key)? {
-            Some(data) if data.len() == *len as usize => Ok(data),
+            Some(data) if data.len() == run.len as usize => Ok(data),
             Some(_) => Err(MetaError::Corrupt(format!(
                 "{key} of content {} has the wrong length",
                 manifest.id
@@ -386,23 +420,32 @@ impl<'s> ContentStore<'s> {
             Err(e) => return Ok(vec![format!("content {id}: its manifest: {e}")]),
         };
         let mut problems = Vec::new();
-        let mut whole = blake3::Hasher::new();
-        for (hash, len) in &manifest.chunks {
-            let key = chunk_key(hash);
+        let mut whole = (!manifest.has_holes()).then(blake3::Hasher::new);
+        for run in manifest.runs().iter().filter(|r| !r.is_hole()) {
+            let key = chunk_key(&run.hash);
             match self.store.blob_get(&key) {
                 Err(e) => problems.push(format!("content {id}: {key}: {e}")),
                 Ok(None) => problems.push(format!("content {id}: {key} is missing")),
                 Ok(Some(data))
-                    if blake3::hash(&data).as_bytes() != hash || data.len() != *len as usize =>
+                    if blake3::hash(&data).as_bytes() != &run.hash
+                        || data.len() != run.len as usize =>
                 {
                     problems.push(format!("content {id}: {key} does not match its hash"));
                 }
                 Ok(Some(data)) => {
-                    whole.update(&data);
+                    for _ in 0..run.count {
+                        whole.iter_mut().for_each(|w| {
+                            w.update(&data);
+                        });
+                    }
                 }
             }
         }
-        if problems.is_empty() && whole.finalize().as_bytes() != &id.0 {
+        let expected = match whole {
+            Some(w) => ContentId(*w.finalize().as_bytes()),
+            None => sparse_id(manifest.size, manifest.runs()),
+        };
+        if problems.is_empty() && expected != id {
             problems.push(format!("content {id}: bytes do not hash to the content id"));
         }
         Ok(problems)
@@ -433,10 +476,11 @@ impl<'s> ContentStore<'s> {
         let mut done = 0u64;
         for id in &ids {
             if live.contains(id) {
-                let chunks = self.manifest(*id)?.chunks;
-                used.extend(chunks.into_iter().map(|(h, _)| chunk_key(&h)));
+                let manifest = self.manifest(*id)?;
+                let stored = manifest.runs().iter().filter(|r| !r.is_hole());
+                used.extend(stored.map(|r| chunk_key(&r.hash)));
             } else {
-                self.store.blob_del(&Manifest::key(*id))?;
+                self.store.blob_del(&manifest_key(*id))?;
                 report.contents += 1;
             }
             done += 1;
@@ -449,6 +493,10 @@ impl<'s> ContentStore<'s> {
             }
             done += 1;
             progress(done, total);
+        }
+        if report.chunks > 0 {
+            // The space comes back now, while mounted, not at some later compaction.
+            self.store.reclaim_blob_space()?;
         }
         Ok(report)
     }
@@ -473,7 +521,7 @@ pub struct ContentReader<'s> {
     content: ContentStore<'s>,
     manifest: Manifest,
     pos: u64,
-    current: Option<(usize, Vec<u8>)>,
+    current: Option<(u64, Vec<u8>)>,
 }
 
 impl ContentReader<'_> {

@@ -75,6 +75,13 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+    /// Returns how many bytes of keys and values the batch puts (what it asks of the disk).
+    pub fn put_bytes(&self) -> u64 {
+        self.ops
+            .iter()
+            .filter_map(|(_, k, v)| v.as_ref().map(|v| (k.len() + v.len()) as u64))
+            .sum()
+    }
     /// Returns the changes, in the order they were added (a later change to a key wins).
     pub fn into_ops(self) -> Vec<BatchOp> {
         self.ops
@@ -121,5 +128,11 @@ pub trait Engine: Send + Sync {
     /// Makes every write to `cf` so far (logged or not) durable against a machine crash.
     fn flush(&self, _cf: Cf) -> Result<()> {
         self.sync()
+    }
+
+    /// Gives the disk back the room of values deleted from `cf` (an engine that keeps deleted
+    /// values in its files until a compaction compacts them now).
+    fn reclaim(&self, _cf: Cf) -> Result<()> {
+        Ok(())
     }
 }

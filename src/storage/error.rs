@@ -29,6 +29,8 @@ pub enum EngineErrorKind {
     ShutdownInProgress,
     /// The operation was incomplete.
     Incomplete,
+    /// The disk (or quota) holding the engine's files is full.
+    NoSpace,
     /// Any other engine failure.
     Other,
 }
@@ -89,6 +91,20 @@ pub enum StorageError {
         found: u32,
         /// The version this build reads and writes.
         supported: u32,
+    },
+    /// The store's filesystem has too little room left for a write: refused before the engine
+    /// runs out in the middle of its own work.
+    #[error(
+        "no space left for the store in {}: {free} bytes free, {needed} needed",
+        path.display()
+    )]
+    NoSpace {
+        /// The store directory.
+        path: PathBuf,
+        /// Bytes free for the store's owner.
+        free: u64,
+        /// Bytes the write needs, with the room kept for the engine's flushes.
+        needed: u64,
     },
     /// Stored bytes that do not decode: a bug or a damaged store.
     #[error("corrupt store: {0}")]

@@ -101,4 +101,9 @@ impl<E: Engine> Engine for FaultyEngine<E> {
         self.tick()?;
         self.inner.flush(cf)
     }
+
+    fn reclaim(&self, cf: Cf) -> Result<()> {
+        self.tick()?;
+        self.inner.reclaim(cf)
+    }
 }

@@ -211,6 +211,46 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
     opts
 }
 
+/// Room kept free on the store's filesystem beyond what the memtables will need when they are
+/// flushed: RocksDB must never meet a full disk in the middle of its own work (it would stop
+/// taking writes until reopened).
+const SPACE_SLACK_BYTES: u64 = 16 << 20;
+
+/// A batch putting at most this much is catalogue work (rows, a manifest, an xattr), not
+/// content: it may use most of the room kept, so that `rm`, `setfattr` and `gc` work on a full
+/// store.
+const SMALL_BATCH_BYTES: u64 = 256 << 10;
+
+impl RocksEngine {
+    /// Refuses a write of `bytes` that would leave too little room for the flushes RocksDB
+    /// owes: [`StorageError::NoSpace`] (ENOSPC). Deletes always pass; small catalogue writes
+    /// only need a quarter of the slack.
+    fn check_space(&self, bytes: u64) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let needed = if bytes <= SMALL_BATCH_BYTES {
+            bytes + SPACE_SLACK_BYTES / 4
+        } else {
+            let memtables = self
+                .db
+                .property_int_value("rocksdb.cur-size-all-mem-tables")
+                .map_err(engine_error)?
+                .unwrap_or(0);
+            bytes + memtables + SPACE_SLACK_BYTES
+        };
+        let free = super::disk::free_bytes(&self.path)?;
+        if free < needed {
+            return Err(StorageError::NoSpace {
+                path: self.path.clone(),
+                free,
+                needed,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Keeps RocksDB's error class: errno and retry decisions depend on it.
 fn engine_error(e: rocksdb::Error) -> StorageError {
     let kind = match e.kind() {
@@ -230,10 +270,15 @@ fn engine_error(e: rocksdb::Error) -> StorageError {
         | ErrorKind::ColumnFamilyDropped
         | ErrorKind::Unknown => EngineErrorKind::Other,
     };
-    StorageError::Engine {
-        kind,
-        message: e.into_string(),
-    }
+    let message = e.into_string();
+    let kind = match kind {
+        EngineErrorKind::Io if message.contains("No space left on device") => {
+            EngineErrorKind::NoSpace
+        }
+        EngineErrorKind::Io if message.contains("Disk quota exceeded") => EngineErrorKind::NoSpace,
+        kind => kind,
+    };
+    StorageError::Engine { kind, message }
 }
 
 /// Returns whether every key below `end` that starts at or after `prefix` has `prefix`.
@@ -282,6 +327,8 @@ impl Engine for RocksEngine {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
+        // Logged: the write-ahead log now, a table or blob file at the flush.
+        self.check_space(2 * batch.put_bytes())?;
         self.db
             .write_opt(self.rocks_batch(batch)?, &WriteOptions::default())
             .map_err(engine_error)
@@ -292,6 +339,7 @@ impl Engine for RocksEngine {
     }
 
     fn write_unlogged(&self, batch: WriteBatch) -> Result<()> {
+        self.check_space(batch.put_bytes())?;
         let mut options = WriteOptions::default();
         options.disable_wal(true);
         self.db
@@ -305,5 +353,26 @@ impl Engine for RocksEngine {
         self.db
             .flush_cf_opt(self.cf(cf)?, &options)
             .map_err(engine_error)
+    }
+
+    fn reclaim(&self, cf: Cf) -> Result<()> {
+        // Compacting drops the references to deleted values; a blob file none is left in is
+        // deleted. Live values are not moved meanwhile (age cutoff 0), so this needs little
+        // room even on a full disk.
+        let handle = self.cf(cf)?;
+        let gc = cf == Cf::Blobs;
+        if gc {
+            self.db
+                .set_options_cf(handle, &[("blob_garbage_collection_age_cutoff", "0.0")])
+                .map_err(engine_error)?;
+        }
+        self.db
+            .compact_range_cf(handle, None::<&[u8]>, None::<&[u8]>);
+        if gc {
+            self.db
+                .set_options_cf(handle, &[("blob_garbage_collection_age_cutoff", "0.25")])
+                .map_err(engine_error)?;
+        }
+        Ok(())
     }
 }

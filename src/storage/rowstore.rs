@@ -299,6 +299,10 @@ impl<E: Engine> Storage for RowStore<E> {
     fn persist_blobs(&self) -> Result<()> {
         self.engine.flush(Cf::Blobs)
     }
+
+    fn reclaim_blob_space(&self) -> Result<()> {
+        self.engine.reclaim(Cf::Blobs)
+    }
 }
 
 impl<E: Engine> Transaction for RowTxn<'_, E> {

@@ -114,6 +114,28 @@ impl<S: Storage> Metastore<S> {
         self.commit_put(path, put, &manifest)
     }
 
+    /// Stores the first `size` bytes of `file` (a writer's staging file) at `path` like
+    /// [`Metastore::put_object_prefer_id`]; its holes cost nothing
+    /// ([`crate::meta::ContentStore::write_file`]).
+    pub fn put_file_prefer_id(
+        &self,
+        path: &ObjectPath,
+        id: ObjectId,
+        (file, size): (&std::fs::File, u64),
+        time: i64,
+    ) -> Result<ObjectMeta> {
+        check_object_name(&path.name)?;
+        self.require_dir(&self.store, path)?;
+        // Held until the commit: gc cannot reclaim the chunks meanwhile.
+        let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let manifest = self.content().write_file(file, size, &mut |_| {})?;
+        let put = Put {
+            identity: Identity::Prefer(id),
+            time: Some(time),
+        };
+        self.commit_put(path, put, &manifest)
+    }
+
     /// Appends `data` to `stream`, an object's bytes written as they come (the mount's
     /// sequential writers); its chunks are kept from `gc` until [`Metastore::put_stream`] or
     /// [`Metastore::drop_stream`].
@@ -132,18 +154,21 @@ impl<S: Storage> Metastore<S> {
         stream: ChunkStream,
         time: i64,
     ) -> Result<(ObjectMeta, Manifest)> {
-        let pinned: Vec<[u8; 32]> = stream.chunk_hashes().copied().collect();
+        let mut pinned: Vec<[u8; 32]> = stream.chunk_hashes().copied().collect();
+        let mut pin = |h: &[u8; 32]| {
+            self.pin(h);
+            pinned.push(*h);
+        };
         let result = (|| {
             check_object_name(&path.name)?;
             let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
-            let manifest = self.content().finish_stream(stream, &mut |h| self.pin(h))?;
+            let manifest = self.content().finish_stream(stream, &mut pin)?;
             let put = Put {
                 identity: Identity::Prefer(id),
                 time: Some(time),
             };
-            let meta = self.commit_put(path, put, &manifest);
-            self.unpin(manifest.chunks.iter().skip(pinned.len()).map(|(h, _)| h));
-            Ok((meta?, manifest))
+            let meta = self.commit_put(path, put, &manifest)?;
+            Ok((meta, manifest))
         })();
         self.unpin(pinned.iter());
         result
@@ -280,7 +305,7 @@ impl<S: Storage> Metastore<S> {
     fn sniff(&self, manifest: &Manifest) -> Result<FileType> {
         let content = self.content();
         let len = SNIFF_BYTES.min(manifest.size as usize);
-        if manifest.chunks.len() == 1 {
+        if manifest.chunk_count() == 1 {
             // One chunk holds both ends: read it once.
             let only = content.chunk(manifest, 0)?;
             return Ok(filetype::detect(
