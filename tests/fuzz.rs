@@ -1,5 +1,5 @@
 //! Structured random inputs for every decoder (SPEC §6): stored keys and values, the protobuf
-//! import, Arrow inspection, xattr names and values, row JSON lines. Each must answer with a
+//! import, Arrow inspection, xattr names and values, row JSON lines, the daemon's socket. Each must answer with a
 //! value or a typed error, never panic, and a refused import must leave nothing behind.
 //! `PROPTEST_CASES` sets the number of cases (CI runs the default; docs/BENCHMARKS.md records a
 //! long run).
@@ -196,4 +196,137 @@ proptest! {
             prop_assert_eq!(rowjson::from_json_line(&rowjson::to_json_line(&row)).unwrap(), row);
         }
     }
+}
+
+/// The daemon's socket protocol: random bytes, damaged requests and random command lines sent
+/// to a mounted store's socket. Every connection gets well-formed reply frames ending in an
+/// exit status (a request that is not UTF-8 or not JSON gets an error and status 2); the
+/// daemon never panics and keeps serving the mount and the command line.
+#[test]
+fn the_daemon_socket_answers_any_request_or_closes_it() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let m = crate::mount::Mounted::new();
+    let job = m.job_dir();
+    std::fs::write(job.join("kept"), b"still here").unwrap();
+    let ds = job
+        .iter()
+        .nth_back(4)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let words = [
+        "cronusfs",
+        "rows",
+        "add",
+        "get",
+        "lift",
+        "set",
+        "del",
+        "dump",
+        "ls",
+        "put",
+        "gc",
+        "fsck",
+        "dataset",
+        "show",
+        "partition",
+        "job",
+        "new",
+        "menu",
+        "config",
+        "--store",
+        "--json",
+        "--eq",
+        "--ge",
+        "k",
+        "0",
+        "4294967296",
+        "-1",
+        "",
+        "\u{0}",
+        "é",
+        &ds,
+    ];
+    let valid = format!(r#"{{"args":["cronusfs","ls","{ds}","k","0"],"cwd":"/"}}"#);
+    let mut seed = 0x5eed_u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let runs: u64 = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300);
+    let mut answered = 0;
+    for i in 0..runs {
+        let mut request: Vec<u8> = match next(3) {
+            0 => (0..next(200)).map(|_| next(256) as u8).collect(),
+            1 => {
+                let mut r = valid.clone().into_bytes();
+                for _ in 0..=next(4) {
+                    let at = next(r.len() as u64) as usize;
+                    r[at] ^= 1 + next(255) as u8;
+                }
+                r
+            }
+            _ => {
+                let args: Vec<&str> = (0..next(8))
+                    .map(|_| words[next(words.len() as u64) as usize])
+                    .collect();
+                serde_json::json!({"args": args, "cwd": "/"})
+                    .to_string()
+                    .into_bytes()
+            }
+        };
+        request.push(b'\n');
+        let mut s = UnixStream::connect(m.store.join("cronusfs.sock")).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let _ = s.write_all(&request);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply)
+            .unwrap_or_else(|e| panic!("request {i}: no answer: {e}"));
+        let mut at = 0;
+        let mut ended = reply.is_empty();
+        while at < reply.len() {
+            assert!(!ended, "request {i}: frames after the exit status");
+            assert!(reply.len() >= at + 5, "request {i}: a cut frame header");
+            let len = u32::from_be_bytes(reply[at + 1..at + 5].try_into().unwrap()) as usize;
+            assert!(
+                matches!(reply[at], b'o' | b'e' | b'x'),
+                "request {i}: tag {}",
+                reply[at]
+            );
+            ended = reply[at] == b'x';
+            at += 5 + len;
+        }
+        assert!(
+            ended && at == reply.len(),
+            "request {i}: frames end with the exit status"
+        );
+        answered += u64::from(!reply.is_empty());
+    }
+    assert!(
+        answered > runs / 2,
+        "only {answered} of {runs} requests were answered"
+    );
+    let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{log}");
+    assert_eq!(std::fs::read(job.join("kept")).unwrap(), b"still here");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .arg("--store")
+        .arg(&m.store)
+        .args(["ls", &ds, "k", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kept"));
 }

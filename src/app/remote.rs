@@ -128,10 +128,13 @@ pub fn unlisten(store: &Path) {
 
 fn answer(stream: &UnixStream, core: &FsCore<RocksStore>) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
+    let mut line = Vec::new();
+    reader.read_until(b'\n', &mut line)?;
     let mut frames = Frames(stream);
-    let code = match parse_request(&line) {
+    let request = std::str::from_utf8(&line)
+        .map_err(|_| anyhow!("the request is not UTF-8"))
+        .and_then(parse_request);
+    let code = match request {
         Ok((cli, cwd)) => {
             let mut io = Console {
                 out: &mut Frames(stream),

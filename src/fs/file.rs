@@ -376,44 +376,49 @@ impl<S: Storage> FsCore<S> {
             self.writable()?;
             return self.open_writable(id, ino, flags.truncate);
         }
-        let base = match self.files.pending_path(id) {
-            Some(_) => None,
-            None => Some(self.committed_manifest(id)?),
-        };
+        let base = self.base_of(id)?;
+        Ok(self.object_handle(id, base, None))
+    }
+
+    /// Returns the content object `id` has committed (`None` for a file not committed yet).
+    fn base_of(&self, id: ObjectId) -> FsResult<Option<Arc<Manifest>>> {
+        if self.files.pending_path(id).is_some() {
+            return Ok(None);
+        }
+        let content = self.meta.object_by_id(id)?.content;
+        Ok(Some(Arc::new(self.meta.content().manifest(content)?)))
+    }
+
+    /// Registers a handle of object `id`. Every object handle bypasses the kernel's page
+    /// cache, which is one per inode: a reader sees exactly the version it opened, whatever
+    /// writers or readers of other versions do meanwhile (the kernel's size of the inode,
+    /// which they change, would otherwise cut or zero-pad what it reads).
+    fn object_handle(
+        &self,
+        id: ObjectId,
+        base: Option<Arc<Manifest>>,
+        working: Option<SharedCopy>,
+    ) -> Opened {
         let handle = FileHandle {
             id,
             base,
             chunks: VecDeque::new(),
-            working: None,
+            working,
             wrote: false,
         };
         let fh = self.files.new_fh();
         self.files.insert(fh, id, handle);
-        // Every object handle bypasses the kernel's page cache, which is one per inode: a
-        // reader sees exactly the version it opened, whatever writers or readers of other
-        // versions do meanwhile (the kernel's size of the inode, which they change, would
-        // otherwise cut or zero-pad what it reads).
-        Ok(Opened {
+        Opened {
             fh: Fh(fh),
             keep_cache: false,
             direct_io: true,
-        })
-    }
-
-    fn committed_manifest(&self, id: ObjectId) -> FsResult<Arc<Manifest>> {
-        let content = self.meta.object_by_id(id)?.content;
-        Ok(Arc::new(self.meta.content().manifest(content)?))
+        }
     }
 
     /// Opens object `id` for writing: its handle shares the object's working copy, which
     /// `O_TRUNC` empties for every handle, as on a local file system.
     fn open_writable(&self, id: ObjectId, ino: Ino, truncate: bool) -> FsResult<Opened> {
-        let wc = self
-            .files
-            .join_copy(id, ino, &|| match self.files.pending_path(id) {
-                Some(_) => Ok(None),
-                None => self.committed_manifest(id).map(Some),
-            })?;
+        let wc = self.files.join_copy(id, ino, &|| self.base_of(id))?;
         let base = {
             let mut copy = lock(&wc);
             if truncate {
@@ -422,20 +427,7 @@ impl<S: Storage> FsCore<S> {
             }
             copy.base.clone()
         };
-        let handle = FileHandle {
-            id,
-            base,
-            chunks: VecDeque::new(),
-            working: Some(wc),
-            wrote: false,
-        };
-        let fh = self.files.new_fh();
-        self.files.insert(fh, id, handle);
-        Ok(Opened {
-            fh: Fh(fh),
-            keep_cache: false,
-            direct_io: true,
-        })
+        Ok(self.object_handle(id, base, Some(wc)))
     }
 
     /// Opens a read-only file: a menu, a configuration or a content by its id.

@@ -407,15 +407,13 @@ impl<S: Storage> Metastore<S> {
     ) -> Result<()> {
         let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         let manifest = self.content().write_chunks(&mut &bytes[..], &mut |_| {})?;
-        let txn = self.store.begin()?;
         let message = RegisteredMessage {
             kind,
             uuid,
             name,
             info,
         };
-        self.register_message_in(&*txn, message, &manifest)?;
-        Ok(txn.commit()?)
+        self.in_txn(|txn| self.register_message_in(txn, message, &manifest))
     }
 
     /// Registers a menu or configuration whose bytes are stored as `manifest`, in `txn`.
@@ -517,9 +515,15 @@ impl<S: Storage> Metastore<S> {
     }
 
     fn insert_dataset(&self, id: DatasetId, made_with: Option<(&str, &str)>) -> Result<()> {
+        self.in_txn(|txn| self.insert_dataset_in(txn, id, made_with))
+    }
+
+    /// Runs `change` in a transaction of its own and commits it if `change` succeeds.
+    fn in_txn<T>(&self, change: impl FnOnce(&dyn RowWrite) -> Result<T>) -> Result<T> {
         let txn = self.store.begin()?;
-        self.insert_dataset_in(&*txn, id, made_with)?;
-        Ok(txn.commit()?)
+        let done = change(&*txn)?;
+        txn.commit()?;
+        Ok(done)
     }
 
     /// Creates dataset `id`, made with `(menu, config)` when given, in `txn`.
@@ -621,9 +625,7 @@ impl<S: Storage> Metastore<S> {
 
     /// Adds partition `key` to `dataset`; a key already there is [`MetaError::PartitionExists`].
     pub fn add_partition(&self, dataset: DatasetId, key: &str) -> Result<()> {
-        let txn = self.store.begin()?;
-        self.add_partition_in(&*txn, dataset, key, now_millis())?;
-        Ok(txn.commit()?)
+        self.in_txn(|txn| self.add_partition_in(txn, dataset, key, now_millis()))
     }
 
     /// Adds partition `key` to `dataset` in `txn`, made at `now` (epoch ms: the partitions of

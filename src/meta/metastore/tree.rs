@@ -51,9 +51,7 @@ impl<S: Storage> Metastore<S> {
     /// counter moves past it, so `new_job` never hands it out again. A job already open is
     /// [`MetaError::JobExists`].
     pub fn open_job(&self, dataset: DatasetId, job: JobId) -> Result<()> {
-        let txn = self.store.begin()?;
-        self.open_job_in(&*txn, dataset, job)?;
-        Ok(txn.commit()?)
+        self.in_txn(|txn| self.open_job_in(txn, dataset, job))
     }
 
     /// Opens job `job` of `dataset` in `txn`, as [`Metastore::open_job`].
