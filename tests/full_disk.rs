@@ -75,7 +75,7 @@ fn cp(from: &Path, to: &Path) -> Result<(), String> {
 
 #[test]
 fn a_full_disk_gets_enospc_and_the_mount_recovers_by_itself() {
-    let disk = SmallDisk::new("120m");
+    let disk = SmallDisk::new("240m");
     // Declared after the disk: unmounted before it.
     let m = Mounted::with_store_in(Some(&disk.dir), &[]);
     let job = m.job_dir();
@@ -92,7 +92,7 @@ fn a_full_disk_gets_enospc_and_the_mount_recovers_by_itself() {
             Ok(()) => stored += 1,
             Err(e) => break e,
         }
-        assert!(stored < sources.len(), "120 MB never filled");
+        assert!(stored < sources.len(), "240 MB never filled");
     };
     assert!(refusal.contains("No space left on device"), "{refusal}");
     assert!(stored >= 3, "only {stored} files fitted");

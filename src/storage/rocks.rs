@@ -212,9 +212,10 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
 }
 
 /// Room kept free on the store's filesystem beyond what the memtables will need when they are
-/// flushed: RocksDB must never meet a full disk in the middle of its own work (it would stop
+/// flushed: a new write-ahead log (RocksDB preallocates up to the memtable budget for it) and
+/// some slack. RocksDB must never meet a full disk in the middle of its own work (it would stop
 /// taking writes until reopened).
-const SPACE_SLACK_BYTES: u64 = 16 << 20;
+const SPACE_SLACK_BYTES: u64 = MEMTABLE_BUDGET_BYTES as u64 + (16 << 20);
 
 /// A batch putting at most this much is catalogue work (rows, a manifest, an xattr), not
 /// content: it is not checked, so that `rm`, `setfattr` and `gc` work on a full store. RocksDB
@@ -355,22 +356,10 @@ impl Engine for RocksEngine {
 
     fn reclaim(&self, cf: Cf) -> Result<()> {
         // Compacting drops the references to deleted values; a blob file none is left in is
-        // deleted. Live values are not moved meanwhile (age cutoff 0), so this needs little
-        // room even on a full disk.
-        let handle = self.cf(cf)?;
-        let gc = cf == Cf::Blobs;
-        if gc {
-            self.db
-                .set_options_cf(handle, &[("blob_garbage_collection_age_cutoff", "0.0")])
-                .map_err(engine_error)?;
-        }
+        // deleted just after. (No option is changed for it: every change writes an OPTIONS
+        // file, which a full disk refuses.)
         self.db
-            .compact_range_cf(handle, None::<&[u8]>, None::<&[u8]>);
-        if gc {
-            self.db
-                .set_options_cf(handle, &[("blob_garbage_collection_age_cutoff", "0.25")])
-                .map_err(engine_error)?;
-        }
+            .compact_range_cf(self.cf(cf)?, None::<&[u8]>, None::<&[u8]>);
         Ok(())
     }
 }
