@@ -344,8 +344,8 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
         let why = String::from_utf8_lossy(&out.stderr);
         bail!("cannot unmount {}: {}", target.display(), why.trim());
     }
+    let deadline = Instant::now() + WAIT;
     if let Some(pid) = pid {
-        let deadline = Instant::now() + WAIT;
         while is_alive(pid) {
             if Instant::now() > deadline {
                 bail!(
@@ -353,6 +353,13 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
                     WAIT.as_secs()
                 );
             }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // The store is free for the next `mount` only once nothing holds its lock.
+    let lock = Path::new(&entry.source).join(cronusfs::storage::rocks::LOCK_FILE);
+    if let Ok(file) = std::fs::File::open(&lock) {
+        while file.try_lock().is_err() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
