@@ -165,29 +165,30 @@ impl Manifest {
                 },
             })
             .collect();
-        let manifest = Manifest::new(id, size, runs);
-        if !manifest.is_well_formed() {
+        // Checked before the runs are merged: with every chunk at least a byte long and the
+        // bytes adding up to `size`, no count can overflow afterwards.
+        if !well_formed(size, &runs) {
             return Err(bad());
         }
-        Ok(manifest)
+        Ok(Manifest::new(id, size, runs))
     }
+}
 
-    /// Checks that the runs add up to the size and every chunk but the last is whole.
-    fn is_well_formed(&self) -> bool {
-        let Some((last, init)) = self.runs.split_last() else {
-            return self.size == 0;
-        };
-        let whole = |r: &Run| r.len as usize == CHUNK_SIZE;
-        let total = self.runs.iter().try_fold(0u64, |sum, r| {
-            u64::from(r.len)
-                .checked_mul(r.count)
-                .and_then(|n| sum.checked_add(n))
-        });
-        init.iter().all(whole)
-            && (last.count <= 1 || whole(last))
-            && self.runs.iter().all(|r| r.count > 0 && r.len > 0)
-            && total == Some(self.size)
-    }
+/// Checks that `runs` add up to `size` bytes, every chunk but the last whole and none empty.
+fn well_formed(size: u64, runs: &[Run]) -> bool {
+    let Some((last, init)) = runs.split_last() else {
+        return size == 0;
+    };
+    let whole = |r: &Run| r.len as usize == CHUNK_SIZE;
+    let total = runs.iter().try_fold(0u64, |sum, r| {
+        u64::from(r.len)
+            .checked_mul(r.count)
+            .and_then(|n| sum.checked_add(n))
+    });
+    init.iter().all(whole)
+        && (last.count <= 1 || whole(last))
+        && runs.iter().all(|r| r.count > 0 && r.len > 0)
+        && total == Some(size)
 }
 
 /// Returns the id of a content with holes: a hash of its size and runs, so that committing a
@@ -254,6 +255,23 @@ mod tests {
         assert_eq!(bytes[0], VERSION_RUNS);
         assert!(bytes.len() < 200, "a terabyte hole is one entry");
         assert_eq!(Manifest::decode(id(), &bytes).unwrap(), m);
+    }
+
+    /// Inputs AFL++ found (`fuzz/`, target `manifest`): counts whose sums overflowed while
+    /// the runs were merged, before they were checked.
+    #[test]
+    fn crafted_counts_are_errors_not_overflows() {
+        for hex in [
+            "02000000007fff00050000000200000000000000000000001718191a1b1c1d1e1f000000050000000000000000000000807f00000000000102f70102031505060708090a0b0c0d0e0f101112130415167ffd191a1b1c1d1e1f00000005ff00000000000001",
+            "02010101010131011a00000002000000000000000000000000000000000000000000000000000000000000000000100000ff010101010101010000000000000000000000000000000000000000000000000000000000000000001000000101090101010100",
+            "020000000000300005000000020000000000000000000000000000000000000000000000000000000000000000001000002000000000000000000000000000000000000000000000000000000000000000000000000000000000fa0000fa00200000000001",
+        ] {
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            assert!(Manifest::decode(id(), &bytes).is_err(), "{hex}");
+        }
     }
 
     #[test]
