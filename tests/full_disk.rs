@@ -129,11 +129,7 @@ fn a_full_disk_gets_enospc_and_the_mount_recovers_by_itself() {
         .arg("gc")
         .output()
         .unwrap();
-    assert!(
-        gc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gc.stderr)
-    );
+    crate::mount::assert_success(&gc);
     // The blob files the removed objects filled are gone (the disk's free space itself is a
     // poor measure: RocksDB preallocates its logs).
     // RocksDB deletes the emptied files just after the compaction that empties them.

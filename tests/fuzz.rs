@@ -323,10 +323,6 @@ fn the_daemon_socket_answers_any_request_or_closes_it() {
         .args(["ls", &ds, "k", "0"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::mount::assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("kept"));
 }

@@ -10,6 +10,15 @@ use crate::arrow_meta::arrow_file;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cronusfs");
 
+/// Asserts that a finished command exited 0, showing what it wrote on stderr otherwise.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A store mounted by the daemon; unmounted (lazily if need be) when dropped.
 pub struct Mounted {
     pub store: PathBuf,
@@ -322,11 +331,7 @@ fn pyarrow_and_polars_write_and_read_on_the_mount() {
             .arg(&target)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(seen["pyarrow"]["rows"], rows, "{seen}");
         assert_eq!(seen["polars"]["rows"], rows, "{seen}");

@@ -25,11 +25,7 @@ fn concurrent_appenders_lose_no_line() {
         .arg(&job)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::mount::assert_success(&out);
     let text = std::fs::read_to_string(job.join("log")).unwrap();
     assert!(!text.contains('\0'), "no holes");
     for who in ["A", "B"] {
@@ -80,11 +76,7 @@ fn overlapping_handles_commit_what_cat_shows_and_readers_keep_their_version() {
         .args(cli_path(&m.mnt, &job, "f"))
         .output()
         .unwrap();
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
+    crate::mount::assert_success(&got);
     assert!(
         got.stdout == want,
         "the committed version holds the same bytes"
