@@ -358,3 +358,44 @@ fn read_at(
 fn content_of(fs: &cronusfs::fs::FsCore<cronusfs::storage::MemoryStore>, ino: Ino) -> String {
     xattr(fs, ino, "user.cronus.content")
 }
+
+#[test]
+fn a_pending_file_that_becomes_a_version_of_another_lands_its_rows_and_leaves_no_ghost() {
+    use cronusfs::fs::SetAttr;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = core(dir.path());
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    let (attr, o) = fs
+        .create_as(job, "f", by(1000, 0o644), CREATE_TRUNC)
+        .unwrap();
+    let chmod = SetAttr {
+        mode: Some(0o600),
+        ..SetAttr::default()
+    };
+    fs.setattr(attr.ino, None, chmod).unwrap();
+    fs.write(o.fh, 0, b"from the mount").unwrap();
+    // Meanwhile the command line puts an object at the same path.
+    let path = cronusfs::meta::ObjectPath::new(ds, "k", JobId(0), "f");
+    let other = fs
+        .metastore()
+        .put_object(&path, &mut &b"from the cli"[..], &mut |_| {})
+        .unwrap();
+    fs.flush(o.fh).unwrap();
+    fs.release(o.fh).unwrap();
+    let names: Vec<String> = fs
+        .readdir(job)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["f"], "one entry, no pending ghost");
+    let now = fs.lookup(job, "f").unwrap();
+    assert_eq!(
+        id_of(&fs, now.ino),
+        other.id,
+        "a new version of the other object"
+    );
+    assert_eq!(now.perm, 0o600, "the chmod made before the commit landed");
+    assert_eq!(read_at(&fs, now.ino, 0, 64), b"from the mount");
+}

@@ -390,7 +390,8 @@ pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
         problems.extend(found);
     }
     check_messages(m, &damaged, &mut problems);
-    let objects = check_objects(m, &damaged, &mut problems);
+    let stored: HashSet<ContentId> = ids.iter().copied().collect();
+    let objects = check_objects(m, (&stored, &damaged), &mut problems);
     for p in &problems {
         writeln!(io.out, "{p}")?;
     }
@@ -424,8 +425,13 @@ fn check_messages(m: &Catalog, damaged: &HashSet<ContentId>, problems: &mut Vec<
     }
 }
 
-/// Names every object whose content is damaged or missing; returns how many objects there are.
-fn check_objects(m: &Catalog, damaged: &HashSet<ContentId>, problems: &mut Vec<String>) -> usize {
+/// Names every object whose content is damaged or missing (not among the `stored` ones);
+/// returns how many objects there are.
+fn check_objects(
+    m: &Catalog,
+    (stored, damaged): (&HashSet<ContentId>, &HashSet<ContentId>),
+    problems: &mut Vec<String>,
+) -> usize {
     let datasets = m.datasets().unwrap_or_else(|e| {
         problems.push(format!("the list of datasets: {e}"));
         Vec::new()
@@ -446,7 +452,7 @@ fn check_objects(m: &Catalog, damaged: &HashSet<ContentId>, problems: &mut Vec<S
                     "object {} ({}): its content {} is damaged",
                     o.path, o.id, o.content
                 ));
-            } else if !m.content().contains(o.content).unwrap_or(false) {
+            } else if !stored.contains(&o.content) {
                 problems.push(format!(
                     "object {} ({}) refers to missing content {}",
                     o.path, o.id, o.content

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::attr::{Attr, Defaults, Kind};
 use super::inode::{Ino, Node};
-use super::working::{SharedCopy, WorkingCopy, writable};
+use super::working::{SharedCopy, WorkingCopy};
 use super::{FsCore, FsError, FsResult, ReadBytes};
 use crate::meta::{Manifest, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu, now_millis};
@@ -173,11 +173,6 @@ impl OpenFiles {
 
     /// Forgets the uncommitted size of `id`.
     pub(super) fn forget_written(&self, id: ObjectId) {
-        lock(&self.written).remove(&id);
-    }
-
-    /// Records that `id` committed a new version: its uncommitted size is gone.
-    pub(super) fn committed(&self, id: ObjectId) {
         lock(&self.written).remove(&id);
     }
 
@@ -589,7 +584,7 @@ impl<S: Storage> FsCore<S> {
         let handle = self.files.handle(fh)?;
         let wc = {
             let mut h = lock(&handle);
-            let wc = writable(h.working.as_ref())?.clone();
+            let wc = h.working.clone().ok_or(FsError::BadHandle)?;
             h.wrote = true;
             wc
         };
@@ -625,7 +620,7 @@ impl<S: Storage> FsCore<S> {
         )?;
         let result = (|| {
             let handle = self.files.handle(opened.fh)?;
-            let wc = writable(lock(&handle).working.as_ref())?.clone();
+            let wc = lock(&handle).working.clone().ok_or(FsError::BadHandle)?;
             let mut copy = lock(&wc);
             self.set_copy_len(&mut copy, size)?;
             self.commit_copy(&mut copy)
@@ -634,10 +629,11 @@ impl<S: Storage> FsCore<S> {
         result
     }
 
-    /// Writes the rows `chmod`/`chown`/`utimens` set on pending file `id` before its first
-    /// commit, and forgets it is pending.
-    pub(super) fn land_pending_rows(&self, id: ObjectId) -> FsResult<()> {
-        if let Some(p) = lock(&self.files.pending).remove(&id) {
+    /// Writes the rows `chmod`/`chown`/`utimens` set on pending file `pending` before its
+    /// first commit onto object `id` (itself, or the object its commit became a version of),
+    /// and forgets it is pending.
+    pub(super) fn land_pending_rows(&self, pending: ObjectId, id: ObjectId) -> FsResult<()> {
+        if let Some(p) = lock(&self.files.pending).remove(&pending) {
             let rows: Vec<(&str, Valu, i64)> = p
                 .rows
                 .iter()

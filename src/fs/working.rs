@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
 use super::inode::{Ino, Node};
-use super::{FsCore, FsError, FsResult, ReadBytes};
+use super::{FsCore, FsResult, ReadBytes};
 use crate::meta::{ChunkStream, Manifest, MetaError, ObjectId};
 use crate::storage::{Storage, now_millis};
 
@@ -226,6 +226,7 @@ impl<S: Storage> FsCore<S> {
                 return Ok(());
             }
         };
+        let was = wc.id;
         if meta.id != wc.id {
             // Another writer made an object at this path first: ours became its new version.
             self.inodes.rebind(wc.ino, Node::Object(meta.id));
@@ -233,15 +234,11 @@ impl<S: Storage> FsCore<S> {
             wc.id = meta.id;
         }
         if pending.is_some() {
-            self.land_pending_rows(wc.id)?;
+            // The pending entry is the file's own, under the uuid it was created with.
+            self.land_pending_rows(was, wc.id)?;
         }
-        self.files.committed(wc.id);
+        self.files.forget_written(wc.id);
         wc.dirty = false;
         Ok(())
     }
-}
-
-/// Checks that `wc` exists for a handle that writes.
-pub(super) fn writable(wc: Option<&SharedCopy>) -> FsResult<&SharedCopy> {
-    wc.ok_or(FsError::BadHandle)
 }

@@ -85,9 +85,12 @@ impl Manifest {
         &self.runs
     }
 
-    /// Returns how many chunks the content has.
+    /// Returns how many chunks the content has (asked on every read: no walk over the runs).
     pub fn chunk_count(&self) -> u64 {
-        self.runs.iter().map(|r| r.count).sum()
+        match (self.starts.last(), self.runs.last()) {
+            (Some(start), Some(run)) => start + run.count,
+            _ => 0,
+        }
     }
 
     /// Returns the run holding chunk `index`.

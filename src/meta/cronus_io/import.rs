@@ -401,10 +401,11 @@ fn restore_rows(
         };
         if bytes_differ {
             rows.retain(|r| !from_the_bytes(&r.prop));
-            for old in txn.rows_by_id(&iden)? {
-                if !from_the_bytes(&old.prop) {
-                    txn.del_rows_by_id_prop(&iden, &old.prop, None)?;
-                }
+            let mut props: Vec<String> =
+                txn.rows_by_id(&iden)?.into_iter().map(|r| r.prop).collect();
+            props.dedup(); // Rows of one node come ordered by prop.
+            for p in props.iter().filter(|p| !from_the_bytes(p)) {
+                txn.del_rows_by_id_prop(&iden, p, None)?;
             }
             changed.push(iden.to_string());
         } else {
