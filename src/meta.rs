@@ -11,6 +11,7 @@ pub mod names;
 pub mod rowjson;
 
 use crate::storage::StorageError;
+use crate::storage::retry::ConflictError;
 
 pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
 pub use metastore::{DatasetId, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath, prop};
@@ -128,3 +129,12 @@ impl MetaError {
 
 /// Result of a metastore operation.
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
+
+impl ConflictError for MetaError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, MetaError::Storage(e) if e.is_conflict())
+    }
+    fn contended(attempts: u32) -> Self {
+        MetaError::Storage(StorageError::contended(attempts))
+    }
+}

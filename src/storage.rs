@@ -11,6 +11,7 @@ pub mod engine;
 pub mod faulty;
 pub mod keys;
 pub mod memory;
+pub mod retry;
 pub mod rocks;
 mod rowstore;
 mod view;
@@ -197,9 +198,12 @@ pub trait RowWrite: RowRead {
 
 /// A store: row and blob operations, transactions, a backup iterator and durability control.
 pub trait Storage: RowWrite + Send + Sync {
-    /// Starts a transaction. Writers are serialised: this waits for any other open transaction.
-    /// The transaction sees its own writes; nothing of it is visible to others until
-    /// [`Transaction::commit`], and dropping it uncommitted discards everything.
+    /// Starts a transaction. Transactions are serializable: an engine one process owns runs them
+    /// one at a time (this waits for any other open transaction), a shared engine runs them
+    /// side by side and fails the commit of one that conflicted with another writer
+    /// ([`StorageError::Conflict`]; [`retry::transact`] runs it again). The transaction sees
+    /// its own writes; nothing of it is visible to others until [`Transaction::commit`], and
+    /// dropping it uncommitted discards everything.
     fn begin(&self) -> Result<Box<dyn Transaction + '_>>;
 
     /// Returns every row of the store in chunks of at most `chunk_rows` rows (rows of one iden

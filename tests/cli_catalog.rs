@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use arrow_ipc::reader::FileReader;
-use cronusfs::storage::engine::{Cf, Engine, WriteBatch};
+use cronusfs::storage::engine::{Cf, Engine, EngineRead, WriteBatch};
 use cronusfs::storage::rocks::RocksEngine;
 use cronusfs::storage::{RocksStore, RowRead, RowWrite};
 

@@ -127,7 +127,9 @@ fn storage_errno(e: &StorageError) -> i32 {
         | StorageError::BadValu(_)
         | StorageError::NoSuchLift(_) => libc::EINVAL,
         StorageError::NoSuchBlob(_) | StorageError::NoStore { .. } => libc::ENOENT,
-        StorageError::Locked { .. } => libc::EBUSY,
+        StorageError::Locked { .. }
+        | StorageError::Conflict(_)
+        | StorageError::Contended { .. } => libc::EBUSY,
         StorageError::NoSpace { .. }
         | StorageError::Engine {
             kind: EngineErrorKind::NoSpace,
@@ -136,6 +138,7 @@ fn storage_errno(e: &StorageError) -> i32 {
         StorageError::FormatVersion { .. }
         | StorageError::Corruption(_)
         | StorageError::Engine { .. }
+        | StorageError::Unreachable(_)
         | StorageError::InjectedFault(_) => libc::EIO,
         StorageError::Io(io) => io_errno(io),
     }

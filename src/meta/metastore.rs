@@ -26,6 +26,7 @@ use crate::pb::store::{
     ConfigObjectInfo, CronusObject, DatasetObjectInfo, FileType, MenuObjectInfo, Transform,
     cronus_object,
 };
+use crate::storage::retry::transact;
 use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
 
 /// The props of the catalogue's own rows (read-only to users).
@@ -310,6 +311,7 @@ fn job_rows(dataset: DatasetId, job: JobId) -> Vec<Row> {
 }
 
 /// A menu or configuration to register: its kind (`menu`, `config`), identity and Cronus info.
+#[derive(Clone)]
 pub(crate) struct RegisteredMessage<'a> {
     pub kind: &'a str,
     pub uuid: &'a str,
@@ -413,7 +415,7 @@ impl<S: Storage> Metastore<S> {
             name,
             info,
         };
-        self.in_txn(|txn| self.register_message_in(txn, message, &manifest))
+        self.in_txn(|txn| self.register_message_in(txn, message.clone(), &manifest))
     }
 
     /// Registers a menu or configuration whose bytes are stored as `manifest`, in `txn`.
@@ -518,12 +520,11 @@ impl<S: Storage> Metastore<S> {
         self.in_txn(|txn| self.insert_dataset_in(txn, id, made_with))
     }
 
-    /// Runs `change` in a transaction of its own and commits it if `change` succeeds.
-    fn in_txn<T>(&self, change: impl FnOnce(&dyn RowWrite) -> Result<T>) -> Result<T> {
-        let txn = self.store.begin()?;
-        let done = change(&*txn)?;
-        txn.commit()?;
-        Ok(done)
+    /// Runs `change` in a transaction of its own and commits it if `change` succeeds; all
+    /// again when another writer changed what it read (a shared store), so `change` must act
+    /// on the transaction only.
+    fn in_txn<T>(&self, mut change: impl FnMut(&dyn RowWrite) -> Result<T>) -> Result<T> {
+        transact(&self.store, |txn| change(txn))
     }
 
     /// Creates dataset `id`, made with `(menu, config)` when given, in `txn`.
@@ -671,20 +672,20 @@ impl<S: Storage> Metastore<S> {
 
     /// Opens the next job of `dataset` (the dataset-wide counter, from 0) and returns it.
     pub fn new_job(&self, dataset: DatasetId) -> Result<JobId> {
-        let txn = self.store.begin()?;
-        let rows = self.dataset_rows(&*txn, dataset)?;
-        let next = Node::new(&rows).int(prop::JOB_IDX)?;
-        let job = match u32::try_from(next) {
-            Ok(n) if n <= JobId::MAX.0 => JobId(n),
-            _ if next > i64::from(JobId::MAX.0) => {
-                return Err(MetaError::JobsExhausted(dataset.to_string()));
-            }
-            _ => return Err(MetaError::Corrupt(format!("job counter {next}"))),
-        };
-        txn.set_rows_by_id_prop(&dataset.iden(), prop::JOB_IDX, &Valu::Int(next + 1))?;
-        txn.add_rows(&job_rows(dataset, job))?;
-        txn.commit()?;
-        Ok(job)
+        self.in_txn(|txn| {
+            let rows = self.dataset_rows(txn, dataset)?;
+            let next = Node::new(&rows).int(prop::JOB_IDX)?;
+            let job = match u32::try_from(next) {
+                Ok(n) if n <= JobId::MAX.0 => JobId(n),
+                _ if next > i64::from(JobId::MAX.0) => {
+                    return Err(MetaError::JobsExhausted(dataset.to_string()));
+                }
+                _ => return Err(MetaError::Corrupt(format!("job counter {next}"))),
+            };
+            txn.set_rows_by_id_prop(&dataset.iden(), prop::JOB_IDX, &Valu::Int(next + 1))?;
+            txn.add_rows(&job_rows(dataset, job))?;
+            Ok(job)
+        })
     }
 
     /// Returns the jobs of `dataset`, in order.

@@ -1,5 +1,8 @@
-//! The ordered key-value engine under the row store: column families, atomic write batches and
-//! ordered scans. Knows no engine library; `rocks.rs` and `memory.rs` implement it.
+//! The ordered key-value engine under the row store: column families, atomic write batches,
+//! ordered scans and transactions. Knows no engine library; `rocks.rs`, `memory.rs` and
+//! `postgres.rs` implement it.
+
+use std::sync::{Mutex, MutexGuard};
 
 use super::Result;
 
@@ -97,13 +100,8 @@ pub fn is_empty_range(start: &[u8], end: Option<&[u8]>) -> bool {
 /// The visitor a scan calls with each `(key, value)`; it returns `Ok(true)` to go on.
 pub type Visitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'v;
 
-/// An ordered key-value engine with column families.
-///
-/// Contract: `write` is atomic (after a crash, all of a batch or none of it is there) and its
-/// effects are visible to every later call; a process crash never loses a batch `write`
-/// returned for; `sync` makes every returned write survive a machine crash. A scan's visitor
-/// must not call back into the engine.
-pub trait Engine: Send + Sync {
+/// Reads of an engine: its committed state, or what one of its transactions sees.
+pub trait EngineRead {
     /// Returns the value of `key` in `cf`.
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
@@ -112,6 +110,49 @@ pub trait Engine: Send + Sync {
     /// inverted range (`start >= end`) visits nothing.
     fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, visit: &mut Visitor<'_>)
     -> Result<()>;
+}
+
+impl<T: EngineRead + ?Sized> EngineRead for &T {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(cf, key)
+    }
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        (**self).scan(cf, start, end, visit)
+    }
+}
+
+/// An open engine transaction: its reads and, at commit, its writes form one serializable
+/// step. Dropping it uncommitted ends it with no effect.
+pub trait EngineTxn: EngineRead {
+    /// Applies `batch` atomically and ends the transaction. When another writer changed what
+    /// the transaction read, nothing is applied and the error is [`StorageError::Conflict`]:
+    /// the caller runs the whole transaction again.
+    ///
+    /// [`StorageError::Conflict`]: super::StorageError::Conflict
+    fn commit(self, batch: WriteBatch) -> Result<()>;
+}
+
+/// An ordered key-value engine with column families.
+///
+/// Contract: `write` is atomic (after a crash, all of a batch or none of it is there) and its
+/// effects are visible to every later call; a process crash never loses a batch `write`
+/// returned for; `sync` makes every returned write survive a machine crash. A scan's visitor
+/// must not call back into the engine. Transactions are serializable: an engine either runs
+/// one at a time ([`SerialTxn`]) or detects conflicts at commit.
+pub trait Engine: EngineRead + Send + Sync {
+    /// An open transaction of this engine.
+    type Txn<'e>: EngineTxn
+    where
+        Self: 'e;
+
+    /// Starts a transaction.
+    fn begin(&self) -> Result<Self::Txn<'_>>;
 
     /// Applies `batch` atomically.
     fn write(&self, batch: WriteBatch) -> Result<()>;
@@ -134,5 +175,48 @@ pub trait Engine: Send + Sync {
     /// values in its files until a compaction compacts them now).
     fn reclaim(&self, _cf: Cf) -> Result<()> {
         Ok(())
+    }
+}
+
+/// The transaction of an engine that one process owns alone (RocksDB, memory): transactions
+/// take turns on the engine's writer lock, so none can conflict; reads see committed state.
+pub struct SerialTxn<'e, E: ?Sized> {
+    engine: &'e E,
+    _turn: MutexGuard<'e, ()>,
+}
+
+impl<'e, E: Engine + ?Sized> SerialTxn<'e, E> {
+    /// Waits for the turn of `writers` (the engine's writer lock) and starts a transaction.
+    pub fn new(engine: &'e E, writers: &'e Mutex<()>) -> Self {
+        // The guarded state is `()`: a panicking writer leaves nothing half-done behind it.
+        let turn = writers.lock().unwrap_or_else(|e| e.into_inner());
+        SerialTxn {
+            engine,
+            _turn: turn,
+        }
+    }
+}
+
+impl<E: Engine + ?Sized> EngineRead for SerialTxn<'_, E> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.engine.get(cf, key)
+    }
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.engine.scan(cf, start, end, visit)
+    }
+}
+
+impl<E: Engine + ?Sized> EngineTxn for SerialTxn<'_, E> {
+    fn commit(self, batch: WriteBatch) -> Result<()> {
+        match batch.is_empty() {
+            true => Ok(()),
+            false => self.engine.write(batch),
+        }
     }
 }

@@ -120,6 +120,20 @@ pub enum StorageError {
         /// The engine's message.
         message: String,
     },
+    /// Another writer changed what a transaction read before it committed (engines shared by
+    /// several processes or hosts); nothing of the transaction was applied, and running it
+    /// again is safe. The store's own callers retry it ([`crate::storage::retry`]).
+    #[error("another writer changed what this transaction read: {0}")]
+    Conflict(String),
+    /// A transaction conflicted with other writers at every one of its attempts.
+    #[error("gave up after {attempts} attempts: other writers kept changing what this change read")]
+    Contended {
+        /// How many times the transaction ran.
+        attempts: u32,
+    },
+    /// The database server is unreachable or went away (a shared store).
+    #[error("store server unreachable: {0}")]
+    Unreachable(String),
     /// A failure injected by [`crate::storage::faulty::FaultyEngine`] (tests only).
     #[error("injected fault at engine operation {0}")]
     InjectedFault(u64),

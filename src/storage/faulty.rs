@@ -3,10 +3,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::engine::{Cf, Engine, Visitor, WriteBatch};
+use super::engine::{Cf, Engine, EngineRead, EngineTxn, Visitor, WriteBatch};
 use super::{Result, StorageError};
 
-/// An engine that counts every call (get, scan, write, sync) and fails the ones chosen.
+/// An engine that counts every call (get, scan, begin, commit, write, sync…), its
+/// transactions' included, and fails the ones chosen.
 #[derive(Debug)]
 pub struct FaultyEngine<E: Engine> {
     inner: E,
@@ -65,7 +66,7 @@ impl<E: Engine> FaultyEngine<E> {
     }
 }
 
-impl<E: Engine> Engine for FaultyEngine<E> {
+impl<E: Engine> EngineRead for FaultyEngine<E> {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.tick()?;
         self.inner.get(cf, key)
@@ -80,6 +81,21 @@ impl<E: Engine> Engine for FaultyEngine<E> {
     ) -> Result<()> {
         self.tick()?;
         self.inner.scan(cf, start, end, visit)
+    }
+}
+
+impl<E: Engine> Engine for FaultyEngine<E> {
+    type Txn<'e>
+        = FaultyTxn<'e, E>
+    where
+        E: 'e;
+
+    fn begin(&self) -> Result<Self::Txn<'_>> {
+        self.tick()?;
+        Ok(FaultyTxn {
+            faulty: self,
+            inner: self.inner.begin()?,
+        })
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
@@ -105,5 +121,36 @@ impl<E: Engine> Engine for FaultyEngine<E> {
     fn reclaim(&self, cf: Cf) -> Result<()> {
         self.tick()?;
         self.inner.reclaim(cf)
+    }
+}
+
+/// A transaction of a [`FaultyEngine`]: its reads and its commit count as operations.
+pub struct FaultyTxn<'e, E: Engine + 'e> {
+    faulty: &'e FaultyEngine<E>,
+    inner: E::Txn<'e>,
+}
+
+impl<E: Engine> EngineRead for FaultyTxn<'_, E> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.faulty.tick()?;
+        self.inner.get(cf, key)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.faulty.tick()?;
+        self.inner.scan(cf, start, end, visit)
+    }
+}
+
+impl<E: Engine> EngineTxn for FaultyTxn<'_, E> {
+    fn commit(self, batch: WriteBatch) -> Result<()> {
+        self.faulty.tick()?;
+        self.inner.commit(batch)
     }
 }

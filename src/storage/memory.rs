@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use super::Result;
-use super::engine::{Cf, Engine, Visitor, WriteBatch, is_empty_range};
+use super::engine::{Cf, Engine, EngineRead, SerialTxn, Visitor, WriteBatch, is_empty_range};
 
 type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; Cf::ALL.len()];
 
@@ -14,6 +14,7 @@ type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; Cf::ALL.len()];
 #[derive(Debug, Default)]
 pub struct MemoryEngine {
     tables: RwLock<Tables>,
+    writers: Mutex<()>,
 }
 
 impl MemoryEngine {
@@ -30,7 +31,7 @@ impl MemoryEngine {
     }
 }
 
-impl Engine for MemoryEngine {
+impl EngineRead for MemoryEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.read()[cf.index()].get(key).cloned())
     }
@@ -53,6 +54,14 @@ impl Engine for MemoryEngine {
             }
         }
         Ok(())
+    }
+}
+
+impl Engine for MemoryEngine {
+    type Txn<'e> = SerialTxn<'e, Self>;
+
+    fn begin(&self) -> Result<Self::Txn<'_>> {
+        Ok(SerialTxn::new(self, &self.writers))
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {

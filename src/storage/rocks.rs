@@ -3,13 +3,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
     ErrorKind, Options, ReadOptions, SliceTransform, WriteOptions,
 };
 
-use super::engine::{Cf, Engine, Visitor, WriteBatch, is_empty_range};
+use super::engine::{Cf, Engine, EngineRead, SerialTxn, Visitor, WriteBatch, is_empty_range};
 use super::keys;
 use super::{EngineErrorKind, Result, StorageError};
 
@@ -23,6 +24,7 @@ const BLOCK_CACHE_BYTES: usize = 48 << 20;
 pub struct RocksEngine {
     db: DB,
     path: PathBuf,
+    writers: Mutex<()>,
     // Held (and flock-ed) for as long as the engine is open; dropped after `db`.
     _lock: File,
 }
@@ -69,6 +71,7 @@ impl RocksEngine {
         Ok(RocksEngine {
             db,
             path: path.to_path_buf(),
+            writers: Mutex::new(()),
             _lock: lock,
         })
     }
@@ -285,7 +288,7 @@ fn within_prefix(prefix: &[u8], end: &[u8]) -> bool {
     end.starts_with(prefix) || keys::prefix_end(prefix).is_some_and(|e| e == end)
 }
 
-impl Engine for RocksEngine {
+impl EngineRead for RocksEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.db.get_cf(self.cf(cf)?, key).map_err(engine_error)
     }
@@ -323,6 +326,14 @@ impl Engine for RocksEngine {
             it.next();
         }
         it.status().map_err(engine_error)
+    }
+}
+
+impl Engine for RocksEngine {
+    type Txn<'e> = SerialTxn<'e, Self>;
+
+    fn begin(&self) -> Result<Self::Txn<'_>> {
+        Ok(SerialTxn::new(self, &self.writers))
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {

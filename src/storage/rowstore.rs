@@ -1,13 +1,13 @@
 //! `RowStore<E>`: the one implementation of [`Storage`] over any [`Engine`], and its
-//! transactions. Checks the format version at open, serialises writers, and turns every write
-//! call into one atomic engine batch.
+//! transactions. Checks the format version at open, runs every write call as one engine
+//! transaction (again, when it conflicted with another writer) and commits it as one batch.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
-use super::engine::{Cf, Engine, WriteBatch};
+use super::engine::{Cf, Engine, EngineTxn, WriteBatch};
 use super::keys::{self, FORMAT_VERSION, META_CREATED, META_FORMAT_VERSION};
 use super::memory::MemoryEngine;
+use super::retry::retry;
 use super::rocks::RocksEngine;
 use super::row::{check_blob_key, now_millis};
 use super::view::RowView;
@@ -25,7 +25,6 @@ pub type MemoryStore = RowStore<MemoryEngine>;
 #[derive(Debug)]
 pub struct RowStore<E: Engine> {
     engine: E,
-    writer: Mutex<()>,
 }
 
 impl RowStore<RocksEngine> {
@@ -98,10 +97,7 @@ impl<E: Engine> RowStore<E> {
                 engine.write(batch)?;
             }
         }
-        Ok(RowStore {
-            engine,
-            writer: Mutex::new(()),
-        })
+        Ok(RowStore { engine })
     }
 
     /// Returns the engine under the store.
@@ -117,29 +113,29 @@ impl<E: Engine> RowStore<E> {
             .map_err(|_| StorageError::Corruption("creation time is not 8 bytes".into()))
     }
 
-    fn view(&self) -> RowView<'_, E> {
+    fn view(&self) -> RowView<&E> {
         RowView::new(&self.engine)
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        // The guarded state is `()`: a panicking writer leaves nothing half-done behind it.
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `op` on a fresh view under the writer lock and commits what it wrote.
-    fn write_with<T>(&self, op: impl FnOnce(&RowView<'_, E>) -> Result<T>) -> Result<T> {
-        let _guard = self.lock();
-        let view = self.view();
-        let out = op(&view)?;
-        view.commit()?;
-        Ok(out)
+    /// Runs `op` on a view of a new engine transaction and commits what it wrote; all again
+    /// when the transaction conflicted with another writer.
+    fn write_with<T>(&self, op: impl Fn(&TxnView<'_, E>) -> Result<T>) -> Result<T> {
+        retry(|| {
+            let view = RowView::new(self.engine.begin()?);
+            let out = op(&view)?;
+            let (txn, batch) = view.into_parts();
+            txn.commit(batch)?;
+            Ok(out)
+        })
     }
 }
 
-/// A transaction on a [`RowStore`]: holds the writer lock until committed or dropped.
-pub struct RowTxn<'s, E: Engine> {
-    view: RowView<'s, E>,
-    _guard: MutexGuard<'s, ()>,
+/// A view of rows through an open transaction of engine `E`.
+type TxnView<'s, E> = RowView<<E as Engine>::Txn<'s>>;
+
+/// A transaction on a [`RowStore`]: an engine transaction and the writes made in it so far.
+pub struct RowTxn<'s, E: Engine + 's> {
+    view: TxnView<'s, E>,
 }
 
 /// Implements [`RowRead`] for a type by forwarding every call to the `RowView` `$view` gives.
@@ -246,24 +242,23 @@ forward_row_write!(RowTxn<'_, E>, in_txn);
 /// Runs a write on the store as its own atomic transaction.
 fn autocommit<E: Engine, T>(
     store: &RowStore<E>,
-    op: impl FnOnce(&RowView<'_, E>) -> Result<T>,
+    op: impl Fn(&TxnView<'_, E>) -> Result<T>,
 ) -> Result<T> {
     store.write_with(op)
 }
 
 /// Runs a write inside an open transaction: it stays pending until the transaction commits.
-fn in_txn<E: Engine, T>(
-    txn: &RowTxn<'_, E>,
-    op: impl FnOnce(&RowView<'_, E>) -> Result<T>,
+fn in_txn<'s, E: Engine, T>(
+    txn: &RowTxn<'s, E>,
+    op: impl FnOnce(&TxnView<'s, E>) -> Result<T>,
 ) -> Result<T> {
     op(&txn.view)
 }
 
 impl<E: Engine> Storage for RowStore<E> {
     fn begin(&self) -> Result<Box<dyn Transaction + '_>> {
-        Ok(Box::new(RowTxn {
-            _guard: self.lock(),
-            view: self.view(),
+        Ok(Box::new(RowTxn::<'_, E> {
+            view: RowView::new(self.engine.begin()?),
         }))
     }
 
@@ -307,7 +302,7 @@ impl<E: Engine> Storage for RowStore<E> {
 
 impl<E: Engine> Transaction for RowTxn<'_, E> {
     fn commit(self: Box<Self>) -> Result<()> {
-        let RowTxn { view, _guard } = *self;
-        view.commit()
+        let (txn, batch) = self.view.into_parts();
+        txn.commit(batch)
     }
 }

@@ -1,35 +1,36 @@
-//! The row operations, written once over any [`Engine`]: a `RowView` reads committed state
-//! merged with its own pending writes, and collects writes into an overlay that commits as one
-//! atomic batch.
+//! The row operations, written once over any engine: a `RowView` reads an engine (or one of its
+//! transactions) merged with its own pending writes, and collects writes into an overlay that
+//! becomes one atomic batch.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
-use super::engine::{Cf, Engine, Visitor, WriteBatch, is_empty_range};
+use super::engine::{Cf, EngineRead, Visitor, WriteBatch, is_empty_range};
 use super::keys::{self, Span, is_long};
 use super::row::{check_blob_key, check_prop, now_millis};
 use super::{Iden, IntLift, PropQuery, Result, Row, RowVisitor, StorageError, Valu};
 
 type Pending = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
 
-/// Row operations over `engine`, with pending writes held in memory until [`RowView::commit`].
-pub(crate) struct RowView<'e, E: Engine + ?Sized> {
-    engine: &'e E,
+/// Row operations over `engine` (an engine or an engine transaction), with pending writes held
+/// in memory until [`RowView::into_parts`] hands them over as one batch.
+pub(crate) struct RowView<R: EngineRead> {
+    engine: R,
     pending: RefCell<Pending>,
 }
 
-impl<'e, E: Engine + ?Sized> RowView<'e, E> {
+impl<R: EngineRead> RowView<R> {
     /// Returns a view of `engine` with nothing pending.
-    pub fn new(engine: &'e E) -> Self {
+    pub fn new(engine: R) -> Self {
         RowView {
             engine,
             pending: RefCell::new(Default::default()),
         }
     }
 
-    /// Writes every pending change to the engine in one atomic batch.
-    pub fn commit(self) -> Result<()> {
+    /// Ends the view: returns what it read from and its pending changes as one batch.
+    pub fn into_parts(self) -> (R, WriteBatch) {
         let mut batch = WriteBatch::new();
         for (cf, table) in Cf::ALL.into_iter().zip(self.pending.into_inner()) {
             for (key, value) in table {
@@ -39,11 +40,7 @@ impl<'e, E: Engine + ?Sized> RowView<'e, E> {
                 }
             }
         }
-        if batch.is_empty() {
-            Ok(())
-        } else {
-            self.engine.write(batch)
-        }
+        (self.engine, batch)
     }
 
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -20,6 +20,7 @@ use crate::meta::{
 };
 use crate::pb::cronus::{Configuration, Menu};
 use crate::pb::store::{CronusObject, CronusObjectStore, DatasetObjectInfo, cronus_object};
+use crate::storage::retry::transact;
 use crate::storage::{Iden, Row, RowWrite, Storage, Valu};
 
 /// A menu or configuration read and stored, waiting for the transaction.
@@ -72,28 +73,32 @@ pub fn import_cronus<S: Storage>(m: &Metastore<S>, dir: &Path) -> Result<Report>
             .to_string_lossy()
             .replace(".cronus.pb", ".rows.jsonl"),
     );
-    let txn = m.storage().begin()?;
-    for msg in messages {
-        let message = RegisteredMessage {
-            kind: msg.kind,
-            uuid: &msg.uuid,
-            name: &msg.name,
-            info: msg.info,
-        };
-        m.register_message_in(&*txn, message, &msg.manifest)?;
-        report.messages += 1;
-    }
-    let mut imported = HashMap::new();
-    for ds in &datasets {
-        apply_dataset(m, &*txn, ds, &mut imported)?;
-        report.datasets += 1;
-        report.objects += ds.objects.len();
-    }
-    if sidecar.is_file() {
-        report.rows = restore_rows(&*txn, &sidecar, &imported, &mut report.changed)?;
-    }
-    txn.commit()?;
-    Ok(report)
+    // The catalogue changes run as one transaction, again from the start (with a fresh
+    // count) when another writer of a shared store changed what it read.
+    let staged = report;
+    transact(m.storage(), |txn| {
+        let mut report = staged.clone();
+        for msg in &messages {
+            let message = RegisteredMessage {
+                kind: msg.kind,
+                uuid: &msg.uuid,
+                name: &msg.name,
+                info: msg.info.clone(),
+            };
+            m.register_message_in(txn, message, &msg.manifest)?;
+            report.messages += 1;
+        }
+        let mut imported = HashMap::new();
+        for ds in &datasets {
+            apply_dataset(m, txn, ds, &mut imported)?;
+            report.datasets += 1;
+            report.objects += ds.objects.len();
+        }
+        if sidecar.is_file() {
+            report.rows = restore_rows(txn, &sidecar, &imported, &mut report.changed)?;
+        }
+        Ok(report)
+    })
 }
 
 /// Reads every member of `store` from `dir` and stores its bytes; nothing is catalogued yet.

@@ -5,7 +5,7 @@ use super::tree::move_object;
 use super::{Metastore, Node, ObjectPath, folder_iden, prop};
 use crate::meta::names::check_object_name;
 use crate::meta::{MetaError, Result};
-use crate::storage::{PropQuery, Row, Storage, Transaction, Valu, now_millis};
+use crate::storage::{PropQuery, Row, RowWrite, Storage, Valu, now_millis};
 
 impl<S: Storage> Metastore<S> {
     /// Moves the folder at `from` (with everything in it) to `to`, in the same dataset and
@@ -30,32 +30,33 @@ impl<S: Storage> Metastore<S> {
                 reason: "a folder cannot move into itself",
             });
         }
-        let txn = self.store.begin()?;
-        self.require_dir(&*txn, to)?;
-        if txn.rows_by_id(&folder_iden(from)?)?.is_empty() {
-            return Err(MetaError::NoSuchObject(from.to_string()));
-        }
-        if same_dir && from.name == to.name {
-            return Ok(());
-        }
-        if self.object_rows_at(&*txn, to)?.is_some() {
-            return Err(MetaError::ObjectExists(to.to_string()));
-        }
-        let target = folder_iden(to)?;
-        if !txn.rows_by_id(&target)?.is_empty() {
-            let inside = Valu::from(to.key());
-            if txn.size_by_prop(&PropQuery::new(prop::DIR).valu(&inside))? > 0 {
-                return Err(MetaError::NotEmpty(format!("folder {to}")));
+        self.in_txn(|txn| {
+            self.require_dir(txn, to)?;
+            if txn.rows_by_id(&folder_iden(from)?)?.is_empty() {
+                return Err(MetaError::NoSuchObject(from.to_string()));
             }
-            txn.del_rows_by_id(&target)?;
-        }
-        move_tree(&*txn, from, to)?;
-        Ok(txn.commit()?)
+            if same_dir && from.name == to.name {
+                return Ok(());
+            }
+            if self.object_rows_at(txn, to)?.is_some() {
+                return Err(MetaError::ObjectExists(to.to_string()));
+            }
+            let target = folder_iden(to)?;
+            if !txn.rows_by_id(&target)?.is_empty() {
+                let inside = Valu::from(to.key());
+                if txn.size_by_prop(&PropQuery::new(prop::DIR).valu(&inside))? > 0 {
+                    return Err(MetaError::NotEmpty(format!("folder {to}")));
+                }
+                txn.del_rows_by_id(&target)?;
+            }
+            move_tree(txn, from, to)?;
+            Ok(())
+        })
     }
 }
 
 /// Moves folder `from` to `to` inside `txn`, then everything in it, depth first.
-fn move_tree(txn: &dyn Transaction, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+fn move_tree(txn: &dyn RowWrite, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
     move_folder_node(txn, from, to)?;
     let inside = Valu::from(from.key());
     let members = txn.rows_by_prop(&PropQuery::new(prop::DIR).valu(&inside))?;
@@ -81,7 +82,7 @@ fn move_tree(txn: &dyn Transaction, from: &ObjectPath, to: &ObjectPath) -> Resul
 
 /// Gives folder `from`'s node the iden of `to`, with its place rows rewritten and every other
 /// row (user rows, mode, owner, times) kept.
-fn move_folder_node(txn: &dyn Transaction, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+fn move_folder_node(txn: &dyn RowWrite, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
     let (old, new) = (folder_iden(from)?, folder_iden(to)?);
     let now = now_millis();
     let rows: Vec<Row> = txn

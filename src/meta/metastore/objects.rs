@@ -205,10 +205,10 @@ impl<S: Storage> Metastore<S> {
         manifest: &Manifest,
     ) -> Result<ObjectMeta> {
         let inspected = self.inspect(manifest)?;
-        let txn = self.store.begin()?;
-        let meta = self.commit_put_in(&*txn, path, put, manifest, inspected)?;
-        txn.commit()?;
-        Ok(meta)
+        self.in_txn(|txn| {
+            let meta = self.commit_put_in(txn, path, put, manifest, inspected.clone())?;
+            Ok(meta)
+        })
     }
 
     /// Stores a new object at `path` with uuid `id` and Cronus name `cronus_name`, whose
@@ -400,14 +400,15 @@ impl<S: Storage> Metastore<S> {
 
     /// Deletes the object at `path` (its content stays until `gc`).
     pub fn delete_object(&self, path: &ObjectPath) -> Result<()> {
-        let txn = self.store.begin()?;
-        let rows = self
-            .object_rows_at(&*txn, path)?
-            .ok_or_else(|| MetaError::NoSuchObject(path.to_string()))?;
-        let id: ObjectId = Node::new(&rows).str(prop::UUID)?.parse()?;
-        txn.del_rows_by_id(&id.iden())?;
-        txn.blob_del(&info_key(&id.to_string()))?;
-        Ok(txn.commit()?)
+        self.in_txn(|txn| {
+            let rows = self
+                .object_rows_at(txn, path)?
+                .ok_or_else(|| MetaError::NoSuchObject(path.to_string()))?;
+            let id: ObjectId = Node::new(&rows).str(prop::UUID)?.parse()?;
+            txn.del_rows_by_id(&id.iden())?;
+            txn.blob_del(&info_key(&id.to_string()))?;
+            Ok(())
+        })
     }
 
     /// Deletes every content that no current object version, menu or configuration refers to,
@@ -436,6 +437,7 @@ impl<S: Storage> Metastore<S> {
 }
 
 /// How a put names and dates what it stores.
+#[derive(Clone, Copy)]
 struct Put<'a> {
     identity: Identity<'a>,
     /// The version's time (epoch ms); now when `None`.

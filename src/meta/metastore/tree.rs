@@ -11,9 +11,7 @@ use super::{
 use crate::meta::names::{check_component, check_object_name};
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, cronus_object};
-use crate::storage::{
-    Iden, PropQuery, Row, RowRead, RowWrite, Storage, Transaction, Valu, now_millis,
-};
+use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
 
 impl<S: Storage> Metastore<S> {
     /// Returns whether `dataset` exists.
@@ -110,55 +108,58 @@ impl<S: Storage> Metastore<S> {
 
     /// Removes `dataset` if it has no partitions and no jobs ([`MetaError::NotEmpty`]).
     pub fn remove_dataset(&self, dataset: DatasetId) -> Result<()> {
-        let txn = self.store.begin()?;
-        self.dataset_rows(&*txn, dataset)?;
-        let ds = Valu::from(dataset.to_string());
-        for of in [prop::PARTITION_OF, prop::JOB_OF] {
-            if txn.size_by_prop(&PropQuery::new(of).valu(&ds))? > 0 {
-                return Err(MetaError::NotEmpty(format!("dataset {dataset}")));
+        self.in_txn(|txn| {
+            self.dataset_rows(txn, dataset)?;
+            let ds = Valu::from(dataset.to_string());
+            for of in [prop::PARTITION_OF, prop::JOB_OF] {
+                if txn.size_by_prop(&PropQuery::new(of).valu(&ds))? > 0 {
+                    return Err(MetaError::NotEmpty(format!("dataset {dataset}")));
+                }
             }
-        }
-        txn.del_rows_by_id(&dataset.iden())?;
-        txn.blob_del(&info_key(&dataset.to_string()))?;
-        Ok(txn.commit()?)
+            txn.del_rows_by_id(&dataset.iden())?;
+            txn.blob_del(&info_key(&dataset.to_string()))?;
+            Ok(())
+        })
     }
 
     /// Removes partition `key` of `dataset` if no object lives in it ([`MetaError::NotEmpty`]).
     pub fn remove_partition(&self, dataset: DatasetId, key: &str) -> Result<()> {
-        let txn = self.store.begin()?;
-        let iden = partition_iden(dataset, key);
-        if txn.rows_by_id(&iden)?.is_empty() {
-            let (dataset, key) = (dataset.to_string(), key.to_string());
-            return Err(MetaError::NoSuchPartition { dataset, key });
-        }
-        for job in self.jobs(dataset)? {
-            if self.objects_in(&*txn, dataset, key, job)? > 0 {
-                return Err(MetaError::NotEmpty(format!("partition {key:?}")));
+        self.in_txn(|txn| {
+            let iden = partition_iden(dataset, key);
+            if txn.rows_by_id(&iden)?.is_empty() {
+                let (dataset, key) = (dataset.to_string(), key.to_string());
+                return Err(MetaError::NoSuchPartition { dataset, key });
             }
-        }
-        txn.del_rows_by_id(&iden)?;
-        Ok(txn.commit()?)
+            for job in self.jobs(dataset)? {
+                if self.objects_in(txn, dataset, key, job)? > 0 {
+                    return Err(MetaError::NotEmpty(format!("partition {key:?}")));
+                }
+            }
+            txn.del_rows_by_id(&iden)?;
+            Ok(())
+        })
     }
 
     /// Removes `job` of `dataset` if no object lives in it under any partition
     /// ([`MetaError::NotEmpty`]). Its number is not handed out again.
     pub fn remove_job(&self, dataset: DatasetId, job: JobId) -> Result<()> {
-        let txn = self.store.begin()?;
-        let iden = job_iden(dataset, job);
-        if txn.rows_by_id(&iden)?.is_empty() {
-            let dataset = dataset.to_string();
-            return Err(MetaError::NoSuchJob {
-                dataset,
-                job: job.0,
-            });
-        }
-        for key in self.partitions(dataset)? {
-            if self.objects_in(&*txn, dataset, &key, job)? > 0 {
-                return Err(MetaError::NotEmpty(format!("job {job}")));
+        self.in_txn(|txn| {
+            let iden = job_iden(dataset, job);
+            if txn.rows_by_id(&iden)?.is_empty() {
+                let dataset = dataset.to_string();
+                return Err(MetaError::NoSuchJob {
+                    dataset,
+                    job: job.0,
+                });
             }
-        }
-        txn.del_rows_by_id(&iden)?;
-        Ok(txn.commit()?)
+            for key in self.partitions(dataset)? {
+                if self.objects_in(txn, dataset, &key, job)? > 0 {
+                    return Err(MetaError::NotEmpty(format!("job {job}")));
+                }
+            }
+            txn.del_rows_by_id(&iden)?;
+            Ok(())
+        })
     }
 
     /// Moves the object at `from` to `to` in the same dataset, atomically replacing an object
@@ -169,25 +170,25 @@ impl<S: Storage> Metastore<S> {
             return Err(MetaError::CrossDataset(to.to_string()));
         }
         check_object_name(&to.name)?;
-        let txn = self.store.begin()?;
-        self.require_dir(&*txn, to)?;
-        let rows = self
-            .object_rows_at(&*txn, from)?
-            .ok_or_else(|| MetaError::NoSuchObject(from.to_string()))?;
-        let id: ObjectId = Node::new(&rows).str(prop::UUID)?.parse()?;
-        if from == to {
-            return Ok(None);
-        }
-        let mut replaced = None;
-        if let Some(old) = self.object_rows_at(&*txn, to)? {
-            let old_id: ObjectId = Node::new(&old).str(prop::UUID)?.parse()?;
-            txn.del_rows_by_id(&old_id.iden())?;
-            txn.blob_del(&info_key(&old_id.to_string()))?;
-            replaced = Some(old_id);
-        }
-        move_object(&*txn, id, &rows, to)?;
-        txn.commit()?;
-        Ok(replaced)
+        self.in_txn(|txn| {
+            self.require_dir(txn, to)?;
+            let rows = self
+                .object_rows_at(txn, from)?
+                .ok_or_else(|| MetaError::NoSuchObject(from.to_string()))?;
+            let id: ObjectId = Node::new(&rows).str(prop::UUID)?.parse()?;
+            if from == to {
+                return Ok(None);
+            }
+            let mut replaced = None;
+            if let Some(old) = self.object_rows_at(txn, to)? {
+                let old_id: ObjectId = Node::new(&old).str(prop::UUID)?.parse()?;
+                txn.del_rows_by_id(&old_id.iden())?;
+                txn.blob_del(&info_key(&old_id.to_string()))?;
+                replaced = Some(old_id);
+            }
+            move_object(txn, id, &rows, to)?;
+            Ok(replaced)
+        })
     }
 }
 
@@ -224,18 +225,19 @@ impl<S: Storage> Metastore<S> {
         for (p, _, _) in rows {
             check_user_prop(p, system)?;
         }
-        let txn = self.store.begin()?;
-        // Every node has its kind row: one row read says whether it exists.
-        if txn.rows_by_id_prop(iden, prop::KIND, None)?.is_empty() {
-            return Err(MetaError::NoSuchObject(iden.to_string()));
-        }
-        let mut new = Vec::with_capacity(rows.len());
-        for (p, valu, time) in rows {
-            txn.del_rows_by_id_prop(iden, p, None)?;
-            new.push(Row::new(iden, p, valu.clone(), *time));
-        }
-        txn.add_rows(&new)?;
-        Ok(txn.commit()?)
+        self.in_txn(|txn| {
+            // Every node has its kind row: one row read says whether it exists.
+            if txn.rows_by_id_prop(iden, prop::KIND, None)?.is_empty() {
+                return Err(MetaError::NoSuchObject(iden.to_string()));
+            }
+            let mut new = Vec::with_capacity(rows.len());
+            for (p, valu, time) in rows {
+                txn.del_rows_by_id_prop(iden, p, None)?;
+                new.push(Row::new(iden, p, valu.clone(), *time));
+            }
+            txn.add_rows(&new)?;
+            Ok(())
+        })
     }
 
     /// Deletes user row `prop` of node `iden`; returns how many rows went.
@@ -268,24 +270,25 @@ impl<S: Storage> Metastore<S> {
     pub fn make_folder(&self, at: &ObjectPath) -> Result<()> {
         check_object_name(&at.name)?;
         let iden = folder_iden(at)?;
-        let txn = self.store.begin()?;
-        self.require_dir(&*txn, at)?;
-        if !txn.rows_by_id(&iden)?.is_empty() || self.object_rows_at(&*txn, at)?.is_some() {
-            return Err(MetaError::ObjectExists(at.to_string()));
-        }
-        let now = now_millis();
-        txn.add_rows(&rows_of(
-            &iden,
-            now,
-            &[
-                (prop::KIND, "folder".into()),
-                (prop::UUID, iden.as_str().into()),
-                (prop::CREATED, now.into()),
-                (prop::OBJECT, at.name.as_str().into()),
-                (prop::DIR, at.dir().into()),
-            ],
-        ))?;
-        Ok(txn.commit()?)
+        self.in_txn(|txn| {
+            self.require_dir(txn, at)?;
+            if !txn.rows_by_id(&iden)?.is_empty() || self.object_rows_at(txn, at)?.is_some() {
+                return Err(MetaError::ObjectExists(at.to_string()));
+            }
+            let now = now_millis();
+            txn.add_rows(&rows_of(
+                &iden,
+                now,
+                &[
+                    (prop::KIND, "folder".into()),
+                    (prop::UUID, iden.as_str().into()),
+                    (prop::CREATED, now.into()),
+                    (prop::OBJECT, at.name.as_str().into()),
+                    (prop::DIR, at.dir().into()),
+                ],
+            ))?;
+            Ok(())
+        })
     }
 
     /// Returns whether there is a folder at `at`.
@@ -304,16 +307,17 @@ impl<S: Storage> Metastore<S> {
     /// Removes the folder at `at` if nothing is in it ([`MetaError::NotEmpty`]).
     pub fn remove_folder(&self, at: &ObjectPath) -> Result<()> {
         let iden = folder_iden(at)?;
-        let txn = self.store.begin()?;
-        if txn.rows_by_id(&iden)?.is_empty() {
-            return Err(MetaError::NoSuchObject(at.to_string()));
-        }
-        let inside = Valu::from(at.key());
-        if txn.size_by_prop(&PropQuery::new(prop::DIR).valu(&inside))? > 0 {
-            return Err(MetaError::NotEmpty(format!("folder {at}")));
-        }
-        txn.del_rows_by_id(&iden)?;
-        Ok(txn.commit()?)
+        self.in_txn(|txn| {
+            if txn.rows_by_id(&iden)?.is_empty() {
+                return Err(MetaError::NoSuchObject(at.to_string()));
+            }
+            let inside = Valu::from(at.key());
+            if txn.size_by_prop(&PropQuery::new(prop::DIR).valu(&inside))? > 0 {
+                return Err(MetaError::NotEmpty(format!("folder {at}")));
+            }
+            txn.del_rows_by_id(&iden)?;
+            Ok(())
+        })
     }
 
     /// Returns `each(view, iden)` for every object and folder directly in directory `at` (a
@@ -361,7 +365,7 @@ impl<S: Storage> Metastore<S> {
 /// Rewrites the rows and info of object `id` (its current rows `rows`) for its new place `to`,
 /// inside `txn`: partition, job, name in the job directory, place, directory, Cronus name.
 pub(super) fn move_object(
-    txn: &dyn Transaction,
+    txn: &dyn RowWrite,
     id: ObjectId,
     rows: &[Row],
     to: &ObjectPath,

@@ -1,0 +1,72 @@
+//! Running a transaction again when it conflicted with another writer: bounded attempts with
+//! randomised exponential backoff, then [`StorageError::Contended`].
+
+use std::time::Duration;
+
+use super::{Result, Storage, StorageError, Transaction};
+
+/// How many times a transaction runs before its caller gets [`StorageError::Contended`].
+pub const MAX_ATTEMPTS: u32 = 50;
+
+/// An error that can say whether it is a transaction conflict, and stand for giving up.
+pub trait ConflictError: Sized {
+    /// Returns whether the failed attempt may succeed if run again (a conflict).
+    fn is_conflict(&self) -> bool;
+    /// Returns the error for a transaction that conflicted `attempts` times.
+    fn contended(attempts: u32) -> Self;
+}
+
+impl ConflictError for StorageError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, StorageError::Conflict(_))
+    }
+    fn contended(attempts: u32) -> Self {
+        StorageError::Contended { attempts }
+    }
+}
+
+/// Runs `attempt` until it returns anything but a conflict, at most [`MAX_ATTEMPTS`] times,
+/// sleeping a random, growing pause (up to 64 ms) between attempts.
+pub fn retry<T, E: ConflictError>(mut attempt: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let mut pause_ceiling_us: u64 = 500;
+    for _ in 1..MAX_ATTEMPTS {
+        match attempt() {
+            Err(e) if e.is_conflict() => {
+                std::thread::sleep(Duration::from_micros(jitter(pause_ceiling_us)));
+                pause_ceiling_us = (pause_ceiling_us * 2).min(64_000);
+            }
+            done => return done,
+        }
+    }
+    match attempt() {
+        Err(e) if e.is_conflict() => Err(E::contended(MAX_ATTEMPTS)),
+        done => done,
+    }
+}
+
+/// Runs `change` in a transaction of `store` and commits it, all again from the start when
+/// the transaction conflicted with another writer (see [`retry`]). `change` must have no
+/// effect outside the transaction, since it may run several times.
+pub fn transact<S, T, E>(
+    store: &S,
+    mut change: impl FnMut(&dyn Transaction) -> Result<T, E>,
+) -> Result<T, E>
+where
+    S: Storage + ?Sized,
+    E: ConflictError + From<StorageError>,
+{
+    retry(|| {
+        let txn = store.begin()?;
+        let out = change(&*txn)?;
+        txn.commit()?;
+        Ok(out)
+    })
+}
+
+/// Returns a pseudo-random number of microseconds in `[ceiling / 2, ceiling)`, so writers that
+/// conflicted together do not retry together.
+fn jitter(ceiling: u64) -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    let noise = RandomState::new().hash_one(std::time::Instant::now());
+    ceiling / 2 + noise % (ceiling / 2).max(1)
+}
