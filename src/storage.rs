@@ -11,6 +11,7 @@ pub mod engine;
 pub mod faulty;
 pub mod keys;
 pub mod memory;
+pub mod postgres;
 pub mod retry;
 pub mod rocks;
 mod rowstore;

@@ -6,6 +6,7 @@
 use cronusfs::storage::engine::Engine;
 use cronusfs::storage::faulty::FaultyEngine;
 use cronusfs::storage::memory::MemoryEngine;
+use cronusfs::storage::postgres::{PgEngine, PgUrl};
 use cronusfs::storage::rocks::RocksEngine;
 use cronusfs::storage::{
     Iden, PropQuery, Row, RowRead, RowStore, RowWrite, Storage, StorageError, Valu,
@@ -140,6 +141,18 @@ fn faults_on_rocksdb_leave_whole_transactions_only() {
     for n in (0..total).step_by(5) {
         let dir = tempfile::tempdir().unwrap();
         let engine = RocksEngine::open(&dir.path().join("store"), true).unwrap();
+        let store = RowStore::with_engine(FaultyEngine::new(engine)).unwrap();
+        let at = store.engine().ops() + n;
+        assert!(check_workload(&store, |e| e.fail_op(at)));
+    }
+}
+
+#[test]
+fn faults_on_postgres_leave_whole_transactions_only() {
+    let total = workload_ops();
+    for n in (0..total).step_by(5) {
+        let url = PgUrl::parse(&crate::services::pg_store_url()).unwrap();
+        let engine = PgEngine::open(&url, true).unwrap();
         let store = RowStore::with_engine(FaultyEngine::new(engine)).unwrap();
         let at = store.engine().ops() + n;
         assert!(check_workload(&store, |e| e.fail_op(at)));

@@ -322,3 +322,14 @@ proptest! {
         run_ops(&store, &ops)?;
     }
 }
+
+proptest! {
+    // Each case is a new schema on a real server and every write a committed transaction.
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn postgres_backend_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        let (store, ()) = crate::backends::temp_postgres();
+        run_ops(&store, &ops)?;
+    }
+}

@@ -125,7 +125,8 @@ fn storage_errno(e: &StorageError) -> i32 {
         | StorageError::BadIden { .. }
         | StorageError::BadBlobKey { .. }
         | StorageError::BadValu(_)
-        | StorageError::NoSuchLift(_) => libc::EINVAL,
+        | StorageError::NoSuchLift(_)
+        | StorageError::BadUrl { .. } => libc::EINVAL,
         StorageError::NoSuchBlob(_) | StorageError::NoStore { .. } => libc::ENOENT,
         StorageError::Locked { .. }
         | StorageError::Conflict(_)

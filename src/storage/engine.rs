@@ -110,9 +110,30 @@ pub trait EngineRead {
     /// inverted range (`start >= end`) visits nothing.
     fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, visit: &mut Visitor<'_>)
     -> Result<()>;
+
+    /// Like [`EngineRead::scan`], but the visitor may be given an empty value: for listings
+    /// of keys whose values are large (an engine across a network leaves them out).
+    fn scan_keys(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.scan(cf, start, end, visit)
+    }
 }
 
 impl<T: EngineRead + ?Sized> EngineRead for &T {
+    fn scan_keys(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        (**self).scan_keys(cf, start, end, visit)
+    }
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         (**self).get(cf, key)
     }
@@ -198,6 +219,15 @@ impl<'e, E: Engine + ?Sized> SerialTxn<'e, E> {
 }
 
 impl<E: Engine + ?Sized> EngineRead for SerialTxn<'_, E> {
+    fn scan_keys(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.engine.scan_keys(cf, start, end, visit)
+    }
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.engine.get(cf, key)
     }

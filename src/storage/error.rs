@@ -72,6 +72,14 @@ pub enum StorageError {
     /// A blob key that does not exist.
     #[error("no such blob key {0:?}")]
     NoSuchBlob(String),
+    /// A store URL that does not parse or names what cronusfs cannot use.
+    #[error("invalid store URL {url}: {reason}")]
+    BadUrl {
+        /// The URL as given, without its password.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// The store directory does not hold a store.
     #[error("no store at {}: run `cronusfs init {}` first", path.display(), path.display())]
     NoStore {

@@ -67,6 +67,17 @@ impl<E: Engine> FaultyEngine<E> {
 }
 
 impl<E: Engine> EngineRead for FaultyEngine<E> {
+    fn scan_keys(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.tick()?;
+        self.inner.scan_keys(cf, start, end, visit)
+    }
+
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.tick()?;
         self.inner.get(cf, key)
@@ -131,6 +142,17 @@ pub struct FaultyTxn<'e, E: Engine + 'e> {
 }
 
 impl<E: Engine> EngineRead for FaultyTxn<'_, E> {
+    fn scan_keys(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.faulty.tick()?;
+        self.inner.scan_keys(cf, start, end, visit)
+    }
+
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.faulty.tick()?;
         self.inner.get(cf, key)

@@ -66,6 +66,21 @@ impl<R: EngineRead> RowView<R> {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
+        self.merged_scan(cf, (start, end), false, visit)
+    }
+
+    /// [`RowView::scan`] with `keys_only`: committed entries may come with empty values.
+    fn merged_scan(
+        &self,
+        cf: Cf,
+        (start, end): (&[u8], Option<&[u8]>),
+        keys_only: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        let engine_scan = |visit: &mut Visitor<'_>| match keys_only {
+            true => self.engine.scan_keys(cf, start, end, visit),
+            false => self.engine.scan(cf, start, end, visit),
+        };
         if is_empty_range(start, end) {
             return Ok(());
         }
@@ -75,10 +90,10 @@ impl<R: EngineRead> RowView<R> {
             .range::<[u8], _>((Bound::Included(start), upper))
             .peekable();
         if mine.peek().is_none() {
-            return self.engine.scan(cf, start, end, visit);
+            return engine_scan(visit);
         }
         let mut stopped = false;
-        self.engine.scan(cf, start, end, &mut |k, v| {
+        engine_scan(&mut |k, v| {
             while let Some((pk, pv)) = mine.next_if(|(pk, _)| pk.as_slice() <= k) {
                 let shadowed = pk.as_slice() == k;
                 if let Some(pv) = pv
@@ -287,7 +302,7 @@ impl<R: EngineRead> RowView<R> {
         let mut out = Vec::new();
         let start = keys::blob_key(prefix);
         let end = keys::prefix_end(&start);
-        self.scan(Cf::Blobs, &start, end.as_deref(), &mut |k, _| {
+        self.merged_scan(Cf::Blobs, (&start, end.as_deref()), true, &mut |k, _| {
             out.push(keys::decode_blob_key(k)?);
             Ok(true)
         })?;

@@ -1,0 +1,548 @@
+//! The PostgreSQL engine: a store that several hosts share. One table per column family
+//! (`k bytea PRIMARY KEY, v bytea`) in the store's schema, serializable transactions whose
+//! conflicts become [`StorageError::Conflict`], a pool of connections with their statements
+//! prepared once. The only file that imports `postgres` and `r2d2`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use ::postgres::error::SqlState;
+use ::postgres::{Client, NoTls, Statement};
+
+use super::engine::{Cf, Engine, EngineRead, EngineTxn, Visitor, WriteBatch, is_empty_range};
+use super::{EngineErrorKind, Result, StorageError};
+
+/// Rows fetched by the first round trip of a scan; each further page doubles, up to
+/// [`MAX_PAGE`] (most scans are one node's few rows, a few are whole indexes).
+const FIRST_PAGE: i64 = 64;
+const MAX_PAGE: i64 = 4096;
+/// Pages of values of the blob side store are kept short: its values are up to a chunk each.
+const MAX_BLOB_PAGE: i64 = 8;
+/// Connections one process keeps open to the server at most.
+const POOL_SIZE: u32 = 16;
+/// How long a call waits for a connection (the server down, the pool exhausted).
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+/// Where a PostgreSQL store lives: a `postgres://USER@HOST:PORT/DB?schema=NAME` URL. The
+/// password comes from the URL or `PGPASSWORD`, and is never shown.
+#[derive(Clone)]
+pub struct PgUrl {
+    config: ::postgres::Config,
+    schema: String,
+    shown: String,
+}
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl std::fmt::Display for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl PgUrl {
+    /// Returns whether `s` names a PostgreSQL store (`postgres://` or `postgresql://`).
+    pub fn is_pg_url(s: &str) -> bool {
+        s.starts_with("postgres://") || s.starts_with("postgresql://")
+    }
+
+    /// Parses a store URL. `schema` (default `cronusfs`) is the PostgreSQL schema holding the
+    /// store's tables, so that one database can hold several stores; every other parameter
+    /// is PostgreSQL's own (`connect_timeout`, `application_name`, `sslmode=disable`…).
+    pub fn parse(url: &str) -> Result<PgUrl> {
+        let bad = |why: String| StorageError::BadUrl {
+            url: redact(url),
+            reason: why,
+        };
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut schema = "cronusfs".to_string();
+        let mut passed = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("schema", value)) => schema = value.to_string(),
+                _ => passed.push(pair),
+            }
+        }
+        check_schema(&schema).map_err(|why| bad(why.to_string()))?;
+        let pg_url = match passed.is_empty() {
+            true => base.to_string(),
+            false => format!("{base}?{}", passed.join("&")),
+        };
+        let mut config: ::postgres::Config = pg_url.parse().map_err(|e| bad(format!("{e}")))?;
+        if config.get_password().is_none()
+            && let Ok(password) = std::env::var("PGPASSWORD")
+        {
+            config.password(password);
+        }
+        config.application_name("cronusfs");
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_WAIT);
+        }
+        let shown = match query.contains("schema=") {
+            true => redact(url),
+            false => format!(
+                "{}{}schema={schema}",
+                redact(url),
+                if query.is_empty() { "?" } else { "&" }
+            ),
+        };
+        Ok(PgUrl {
+            config,
+            schema,
+            shown,
+        })
+    }
+}
+
+/// A schema name the store's SQL can hold without quoting: lower-case letters, digits, `_`.
+fn check_schema(schema: &str) -> std::result::Result<(), &'static str> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && !schema.starts_with(|c: char| c.is_ascii_digit())
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    ok.then_some(())
+        .ok_or("schema must be 1-63 of a-z, 0-9 and _, not starting with a digit")
+}
+
+/// Returns `url` with any password replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// The statements of one connection, prepared when it opens: per column family, a get and
+/// four scans (bounded or open-ended, with values or keys only).
+struct Statements {
+    get: Vec<Statement>,
+    range: Vec<Statement>,
+    from: Vec<Statement>,
+    keys_range: Vec<Statement>,
+    keys_from: Vec<Statement>,
+}
+
+/// One pooled connection.
+pub struct PgConn {
+    client: Client,
+    statements: Statements,
+    // Set when the connection may be inside a transaction it could not end: the pool drops it.
+    broken: bool,
+}
+
+/// Opens connections for the pool, preparing their statements.
+struct Connector {
+    url: PgUrl,
+}
+
+impl r2d2::ManageConnection for Connector {
+    type Connection = PgConn;
+    type Error = ::postgres::Error;
+
+    fn connect(&self) -> std::result::Result<PgConn, ::postgres::Error> {
+        let mut client = self.url.config.connect(NoTls)?;
+        let statements = prepare(&mut client, &self.url.schema)?;
+        Ok(PgConn {
+            client,
+            statements,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PgConn) -> std::result::Result<(), ::postgres::Error> {
+        conn.client.batch_execute("")
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        conn.broken || conn.client.is_closed()
+    }
+}
+
+fn table(schema: &str, cf: Cf) -> String {
+    format!("{schema}.{}", cf.name())
+}
+
+fn prepare(
+    client: &mut Client,
+    schema: &str,
+) -> std::result::Result<Statements, ::postgres::Error> {
+    let mut s = Statements {
+        get: Vec::new(),
+        range: Vec::new(),
+        from: Vec::new(),
+        keys_range: Vec::new(),
+        keys_from: Vec::new(),
+    };
+    for cf in Cf::ALL {
+        let t = table(schema, cf);
+        s.get
+            .push(client.prepare(&format!("SELECT v FROM {t} WHERE k = $1"))?);
+        let scan = |cols: &str, bounded: bool| {
+            let end = if bounded { " AND k < $3" } else { "" };
+            format!("SELECT {cols} FROM {t} WHERE k >= $1{end} ORDER BY k LIMIT $2")
+        };
+        s.range.push(client.prepare(&scan("k, v", true))?);
+        s.from.push(client.prepare(&scan("k, v", false))?);
+        s.keys_range.push(client.prepare(&scan("k", true))?);
+        s.keys_from.push(client.prepare(&scan("k", false))?);
+    }
+    Ok(s)
+}
+
+/// Creates the store's schema and tables if missing (one transaction; safe to race).
+fn create_tables(client: &mut Client, schema: &str) -> std::result::Result<(), ::postgres::Error> {
+    let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {schema};");
+    for cf in Cf::ALL {
+        let _ = write!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS {} (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);",
+            table(schema, cf)
+        );
+    }
+    client.batch_execute(&sql)
+}
+
+/// Returns whether the store's tables exist.
+fn tables_exist(client: &mut Client, schema: &str) -> std::result::Result<bool, ::postgres::Error> {
+    let row = client.query_one(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+        &[&schema],
+    )?;
+    Ok(row.get::<_, i64>(0) as usize >= Cf::ALL.len())
+}
+
+/// An [`Engine`] over tables of a PostgreSQL database.
+pub struct PgEngine {
+    pool: r2d2::Pool<Connector>,
+    url: PgUrl,
+}
+
+impl std::fmt::Debug for PgEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgEngine").field("url", &self.url).finish()
+    }
+}
+
+impl PgEngine {
+    /// Connects to the store at `url`. With `create`, makes its schema and tables if missing;
+    /// without, a database with no store there is [`StorageError::NoStore`].
+    pub fn open(url: &PgUrl, create: bool) -> Result<Self> {
+        let mut client = url.config.connect(NoTls).map_err(pg_error)?;
+        if create {
+            super::retry::retry(|| create_tables(&mut client, &url.schema).map_err(pg_error))?;
+        } else if !tables_exist(&mut client, &url.schema).map_err(pg_error)? {
+            return Err(StorageError::NoStore {
+                path: url.shown.clone().into(),
+            });
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(CONNECT_WAIT)
+            .test_on_check_out(false)
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build(Connector { url: url.clone() })
+            .map_err(pool_error)?;
+        Ok(PgEngine {
+            pool,
+            url: url.clone(),
+        })
+    }
+
+    /// Returns the store's URL (without its password).
+    pub fn url(&self) -> &PgUrl {
+        &self.url
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<Connector>> {
+        self.pool.get().map_err(pool_error)
+    }
+
+    /// Applies `batch` on `conn` in one round trip, inside the transaction `conn` has open
+    /// (`begin` false) or as one of its own.
+    fn apply(&self, conn: &mut PgConn, batch: WriteBatch, begin: bool) -> Result<()> {
+        let sql = batch_sql(&self.url.schema, batch, begin);
+        conn.client.batch_execute(&sql).map_err(|e| {
+            // A failed statement leaves its transaction open and aborted: end it before the
+            // pool hands `conn` out again.
+            end_quietly(conn);
+            pg_error(e)
+        })
+    }
+}
+
+/// Ends whatever transaction `conn` has open; a connection that cannot is dropped by the pool.
+fn end_quietly(conn: &mut PgConn) {
+    if conn.client.batch_execute("ROLLBACK").is_err() {
+        conn.broken = true;
+    }
+}
+
+/// Returns the SQL that applies `batch` (the last change of each key wins) and commits: one
+/// upsert and one delete per column family, as literals (hex bytea), so that all of it is one
+/// round trip.
+fn batch_sql(schema: &str, batch: WriteBatch, begin: bool) -> String {
+    let mut last: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
+    for (cf, key, value) in batch.into_ops() {
+        last.insert((cf, key), value);
+    }
+    let mut sql = String::new();
+    if begin {
+        sql.push_str("BEGIN ISOLATION LEVEL SERIALIZABLE;");
+    }
+    for cf in Cf::ALL {
+        let mine = last
+            .range((cf, Vec::new())..)
+            .take_while(|((c, _), _)| *c == cf);
+        let (mut puts, mut deletes) = (String::new(), String::new());
+        for ((_, key), value) in mine {
+            match value {
+                Some(v) => {
+                    let sep = if puts.is_empty() { "" } else { "," };
+                    let _ = write!(puts, "{sep}({},{})", hex_literal(key), hex_literal(v));
+                }
+                None => {
+                    let sep = if deletes.is_empty() { "" } else { "," };
+                    let _ = write!(deletes, "{sep}{}", hex_literal(key));
+                }
+            }
+        }
+        let t = table(schema, cf);
+        if !puts.is_empty() {
+            let _ = write!(
+                sql,
+                "INSERT INTO {t} (k, v) VALUES {puts} ON CONFLICT (k) DO UPDATE SET v = excluded.v;"
+            );
+        }
+        if !deletes.is_empty() {
+            let _ = write!(sql, "DELETE FROM {t} WHERE k IN ({deletes});");
+        }
+    }
+    sql.push_str("COMMIT;");
+    sql
+}
+
+/// Returns `bytes` as a bytea literal, `'\x…'::bytea`.
+fn hex_literal(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2 + 12);
+    s.push_str("'\\x");
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s.push_str("'::bytea");
+    s
+}
+
+/// Maps a PostgreSQL error: serialization failures and deadlocks are conflicts (run again), a
+/// lost connection is [`StorageError::Unreachable`], a full disk keeps its kind.
+fn pg_error(e: ::postgres::Error) -> StorageError {
+    let code = e.code();
+    if code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+        || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+    {
+        return StorageError::Conflict(e.to_string());
+    }
+    let kind = match code {
+        // No SQLSTATE: the connection failed, not a statement.
+        None => return StorageError::Unreachable(e.to_string()),
+        Some(c) if *c == SqlState::DISK_FULL => EngineErrorKind::NoSpace,
+        Some(c) if c.code().starts_with("08") || c.code().starts_with("57P") => {
+            return StorageError::Unreachable(e.to_string());
+        }
+        Some(c) if c.code().starts_with("53") => EngineErrorKind::Busy,
+        Some(c) if c.code().starts_with("XX") => EngineErrorKind::Corruption,
+        _ => EngineErrorKind::Other,
+    };
+    let message = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
+    StorageError::Engine { kind, message }
+}
+
+fn pool_error(e: r2d2::Error) -> StorageError {
+    StorageError::Unreachable(e.to_string())
+}
+
+/// Runs a paged scan of `cf` on `conn`: each round trip fetches the next page after the last
+/// key seen, until the range ends or `visit` stops.
+fn scan_on(
+    conn: &mut PgConn,
+    cf: Cf,
+    (start, end): (&[u8], Option<&[u8]>),
+    keys_only: bool,
+    visit: &mut Visitor<'_>,
+) -> Result<()> {
+    if is_empty_range(start, end) {
+        return Ok(());
+    }
+    let s = &conn.statements;
+    let statement = match (keys_only, end.is_some()) {
+        (false, true) => &s.range[cf.index()],
+        (false, false) => &s.from[cf.index()],
+        (true, true) => &s.keys_range[cf.index()],
+        (true, false) => &s.keys_from[cf.index()],
+    };
+    let max_page = if cf == Cf::Blobs && !keys_only {
+        MAX_BLOB_PAGE
+    } else {
+        MAX_PAGE
+    };
+    let mut page = FIRST_PAGE.min(max_page);
+    let mut from = start.to_vec();
+    loop {
+        let rows = match end {
+            Some(end) => conn.client.query(statement, &[&from, &page, &end]),
+            None => conn.client.query(statement, &[&from, &page]),
+        }
+        .map_err(pg_error)?;
+        for row in &rows {
+            let key: &[u8] = row.get(0);
+            let value: &[u8] = if keys_only { &[] } else { row.get(1) };
+            if !visit(key, value)? {
+                return Ok(());
+            }
+        }
+        if (rows.len() as i64) < page {
+            return Ok(());
+        }
+        let last: &[u8] = rows.last().expect("a full page").get(0);
+        from = [last, &[0u8][..]].concat();
+        page = (page * 2).min(max_page);
+    }
+}
+
+fn get_on(conn: &mut PgConn, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let row = conn
+        .client
+        .query_opt(&conn.statements.get[cf.index()], &[&key])
+        .map_err(pg_error)?;
+    Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+}
+
+impl EngineRead for PgEngine {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        get_on(&mut *self.conn()?, cf, key)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        scan_on(&mut *self.conn()?, cf, (start, end), false, visit)
+    }
+
+    fn scan_keys(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        scan_on(&mut *self.conn()?, cf, (start, end), true, visit)
+    }
+}
+
+impl Engine for PgEngine {
+    type Txn<'e> = PgTxn<'e>;
+
+    fn begin(&self) -> Result<PgTxn<'_>> {
+        let mut conn = self.conn()?;
+        conn.client
+            .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            .map_err(pg_error)?;
+        Ok(PgTxn {
+            engine: self,
+            conn: RefCell::new(Some(conn)),
+        })
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.apply(&mut *self.conn()?, batch, true)
+    }
+
+    fn sync(&self) -> Result<()> {
+        // A commit returns once the server has it in its write-ahead log, flushed.
+        Ok(())
+    }
+}
+
+/// A serializable transaction on one connection of the pool; dropped uncommitted, it is
+/// rolled back.
+pub struct PgTxn<'e> {
+    engine: &'e PgEngine,
+    conn: RefCell<Option<r2d2::PooledConnection<Connector>>>,
+}
+
+impl PgTxn<'_> {
+    fn with_conn<T>(&self, op: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.borrow_mut();
+        let conn = conn
+            .as_mut()
+            .expect("a transaction has its connection until it ends");
+        op(conn)
+    }
+}
+
+impl EngineRead for PgTxn<'_> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with_conn(|c| get_on(c, cf, key))
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.with_conn(|c| scan_on(c, cf, (start, end), false, visit))
+    }
+
+    fn scan_keys(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.with_conn(|c| scan_on(c, cf, (start, end), true, visit))
+    }
+}
+
+impl EngineTxn for PgTxn<'_> {
+    fn commit(self, batch: WriteBatch) -> Result<()> {
+        let mut conn = self.conn.borrow_mut().take().expect("committed once");
+        self.engine.apply(&mut conn, batch, false)
+    }
+}
+
+impl Drop for PgTxn<'_> {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.get_mut().take() {
+            end_quietly(&mut conn);
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Real PostgreSQL and SeaweedFS (S3) servers for the shared-store tests: each started once per
+//! test process, bound to 127.0.0.1 on a free port, and stopped (its files deleted) by a
+//! watchdog shell as soon as the test process is gone, however it ended.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where Debian's PostgreSQL 15 server programs are.
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A running PostgreSQL server.
+pub struct Postgres {
+    /// Its TCP port on 127.0.0.1.
+    pub port: u16,
+    /// Its data directory's parent (removed by the watchdog).
+    pub dir: PathBuf,
+}
+
+/// A running SeaweedFS server with an S3 gateway and one bucket.
+pub struct Seaweed {
+    /// The S3 endpoint, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The bucket the tests use.
+    pub bucket: String,
+}
+
+/// The S3 credentials the test server accepts.
+pub const S3_KEY: (&str, &str) = ("cronusfs-test", "cronusfs-test-secret");
+
+/// Returns a free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts `stop` (a shell command) once this test process has exited.
+fn watchdog(stop: &str) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop}",
+        pid = std::process::id()
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("setsid sh");
+}
+
+/// Returns the test process's PostgreSQL server, starting it on first use.
+pub fn postgres() -> &'static Postgres {
+    static PG: OnceLock<Postgres> = OnceLock::new();
+    PG.get_or_init(start_postgres)
+}
+
+fn start_postgres() -> Postgres {
+    assert!(
+        Path::new(PG_BIN).join("initdb").exists(),
+        "PostgreSQL 15 is not installed (scripts/setup.sh installs it)"
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("cronusfs-pg-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    run(Command::new("chown").args(["postgres:postgres"]).arg(&dir));
+    let port = free_port();
+    let as_postgres = |script: String| {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "sh", "-c", &script]);
+        c
+    };
+    let (d, bin) = (dir.display(), PG_BIN);
+    run(&mut as_postgres(format!(
+        "{bin}/initdb -D {d}/data -A trust -U postgres -E UTF8 --no-locale >{d}/initdb.log 2>&1"
+    )));
+    // Durability as in production (fsync on); the tests measure nothing.
+    run(&mut as_postgres(format!(
+        "{bin}/pg_ctl -D {d}/data -l {d}/log -w -o \"-c listen_addresses=127.0.0.1 -p {port} -k {d} -c max_connections=300\" start >/dev/null"
+    )));
+    watchdog(&format!(
+        "runuser -u postgres -- {bin}/pg_ctl -D {d}/data -m immediate -w stop; rm -rf {d}"
+    ));
+    Postgres { port, dir }
+}
+
+impl Postgres {
+    /// Stops the server (fast shutdown) and starts it again on the same port: what an
+    /// administrator's restart does to the daemons using it.
+    pub fn restart(&self) {
+        let d = self.dir.display();
+        let script = format!(
+            "{PG_BIN}/pg_ctl -D {d}/data -l {d}/log -w -m fast -o \"-c listen_addresses=127.0.0.1 -p {} -k {d} -c max_connections=300\" restart >/dev/null",
+            self.port
+        );
+        run(Command::new("runuser").args(["-u", "postgres", "--", "sh", "-c", &script]));
+    }
+}
+
+/// Returns the URL of a new, empty store on the test server (its own schema).
+pub fn pg_store_url() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?schema=t{}_{n}",
+        postgres().port,
+        std::process::id()
+    )
+}
+
+/// Returns the test process's SeaweedFS server, starting it on first use.
+pub fn seaweed() -> &'static Seaweed {
+    static S3: OnceLock<Seaweed> = OnceLock::new();
+    S3.get_or_init(start_seaweed)
+}
+
+/// Returns the `weed` program the services venv holds (`scripts/services.sh` installs it).
+fn weed_program() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh"))
+        .output()
+        .expect("scripts/services.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn start_seaweed() -> Seaweed {
+    let weed = weed_program();
+    let dir = tempfile::Builder::new()
+        .prefix("cronusfs-s3-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let config = dir.join("s3.json");
+    let identities = format!(
+        r#"{{"identities":[{{"name":"cronus","credentials":[{{"accessKey":"{}","secretKey":"{}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#,
+        S3_KEY.0, S3_KEY.1
+    );
+    std::fs::write(&config, identities).unwrap();
+    let (master, volume, filer, s3) = (free_port(), free_port(), free_port(), free_port());
+    let d = dir.display();
+    let script = format!(
+        "exec {weed} server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir={d} -master.telemetry=false \
+         -master.port={master} -master.port.grpc={mg} -volume.port={volume} -volume.port.grpc={vg} \
+         -filer.port={filer} -filer.port.grpc={fg} -master.volumeSizeLimitMB=64 -volume.max=16 \
+         -s3 -s3.port={s3} -s3.port.grpc={sg} -s3.config={config} -s3.port.iceberg=0 \
+         -s3.port.lance=0 -metricsPort=0 >{d}/weed.log 2>&1",
+        weed = weed.display(),
+        config = config.display(),
+        mg = free_port(),
+        vg = free_port(),
+        fg = free_port(),
+        sg = free_port(),
+    );
+    let child = Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("weed server");
+    let pid = child.id();
+    watchdog(&format!(
+        "kill -TERM {pid}; for i in $(seq 20); do kill -0 {pid} 2>/dev/null || break; sleep 0.5; done; kill -KILL {pid}; rm -rf {d}"
+    ));
+    let endpoint = format!("http://127.0.0.1:{s3}");
+    let bucket = "cronusfs-test".to_string();
+    make_bucket(&weed, master, filer, &bucket);
+    wait_for_s3(&endpoint, Duration::from_secs(60));
+    Seaweed { endpoint, bucket }
+}
+
+/// Creates `bucket` through `weed shell`, retrying while the servers come up.
+fn make_bucket(weed: &Path, master: u16, filer: u16, bucket: &str) {
+    let started = Instant::now();
+    loop {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo 's3.bucket.create -name {bucket}' | {} shell -master=127.0.0.1:{master} -filer=127.0.0.1:{filer}",
+                weed.display()
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        if out.status.success() && !text.contains("rror") {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "SeaweedFS did not create bucket {bucket}: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits until the S3 port answers HTTP.
+fn wait_for_s3(endpoint: &str, limit: Duration) {
+    let addr = endpoint.trim_start_matches("http://");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(started.elapsed() < limit, "S3 at {endpoint} never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Returns the `--content` URL of a new, empty place in the test bucket.
+pub fn s3_content_url() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let s3 = seaweed();
+    format!(
+        "s3://{}/t{}_{n}?endpoint={}&region=us-east-1",
+        s3.bucket,
+        std::process::id(),
+        s3.endpoint
+    )
+}
+
+/// The environment a cronusfs process needs to reach the test S3 server.
+pub fn s3_env() -> [(&'static str, &'static str); 2] {
+    [
+        ("AWS_ACCESS_KEY_ID", S3_KEY.0),
+        ("AWS_SECRET_ACCESS_KEY", S3_KEY.1),
+    ]
+}
