@@ -56,13 +56,14 @@ fn watchdog(stop: &str) {
         "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop}",
         pid = std::process::id()
     );
-    Command::new("setsid")
-        .args(["sh", "-c", &script])
+    let started = Command::new("setsid")
+        .args(["-f", "sh", "-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .status()
         .expect("setsid sh");
+    assert!(started.success());
 }
 
 /// Returns the test process's PostgreSQL server, starting it on first use.
@@ -162,11 +163,11 @@ fn start_seaweed() -> Seaweed {
     let (master, volume, filer, s3) = (free_port(), free_port(), free_port(), free_port());
     let d = dir.display();
     let script = format!(
-        "exec {weed} server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir={d} -master.telemetry=false \
+        "setsid {weed} server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir={d} -master.telemetry=false \
          -master.port={master} -master.port.grpc={mg} -volume.port={volume} -volume.port.grpc={vg} \
          -filer.port={filer} -filer.port.grpc={fg} -master.volumeSizeLimitMB=64 -volume.max=16 \
          -s3 -s3.port={s3} -s3.port.grpc={sg} -s3.config={config} -s3.port.iceberg=0 \
-         -s3.port.lance=0 -metricsPort=0 >{d}/weed.log 2>&1",
+         -s3.port.lance=0 -metricsPort=0 >{d}/weed.log 2>&1 </dev/null & echo $!",
         weed = weed.display(),
         config = config.display(),
         mg = free_port(),
@@ -174,12 +175,14 @@ fn start_seaweed() -> Seaweed {
         fg = free_port(),
         sg = free_port(),
     );
-    let child = Command::new("setsid")
-        .args(["sh", "-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
         .expect("weed server");
-    let pid = child.id();
+    let pid: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the pid of weed");
     watchdog(&format!(
         "kill -TERM {pid}; for i in $(seq 20); do kill -0 {pid} 2>/dev/null || break; sleep 0.5; done; kill -KILL {pid}; rm -rf {d}"
     ));
