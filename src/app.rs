@@ -16,7 +16,10 @@ use anyhow::{Context, Result, anyhow};
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use cronusfs::storage::RocksStore;
+use cronusfs::meta::Metastore;
+use cronusfs::storage::Storage;
+use cronusfs::storage::location::{self, Location, OpenStore};
+use cronusfs::storage::s3::S3Url;
 
 /// Where a command reads its input, writes its output and resolves relative paths: this
 /// process's own stdin, stdout and working directory, or those of a client the mount's daemon
@@ -107,12 +110,11 @@ fn run(cli: Cli) -> Result<()> {
         cwd: std::env::current_dir()?,
     };
     match cli.command {
-        Command::Init { path } => init(&path),
-        Command::ImportCronus { store, dir } => catalog::import(
-            &cronusfs::meta::Metastore::new(RocksStore::create(&store)?),
-            &mut io,
-            &dir,
-        ),
+        Command::Init { path, content } => init(&path, content.as_deref()),
+        Command::ImportCronus { store, dir } => {
+            let store = location::create(&parse_location(&store)?, None)?;
+            catalog::import(&catalog_of(store), &mut io, &dir)
+        }
         Command::ExportCronus { store, dir, name } => {
             catalog::export(&open_catalog(Some(&store))?, &mut io, &dir, &name)
         }
@@ -121,41 +123,71 @@ fn run(cli: Cli) -> Result<()> {
         Command::Umount { mountpoint } => mount::umount(&mountpoint),
         Command::Status => mount::status(),
         other => {
-            let store = store_path(cli.store.as_deref())?;
-            if remote::is_served(&store) {
-                return remote::forward(&store, &mut io, &other);
+            let store = parse_location(&store_path(cli.store.as_deref())?)?;
+            let local = local_dir(&store);
+            if remote::is_served(&local) {
+                return remote::forward(&local, &store, &mut io, &other);
             }
-            run_on(&open_catalog(Some(&store))?, &mut io, other)
+            run_on(&catalog_of(location::open(&store)?), &mut io, other)
         }
     }
 }
 
 /// Runs a command that works on an open catalogue (`rows` and the catalogue commands), here or
 /// in the daemon serving the store.
-pub fn run_on(
-    m: &cronusfs::meta::Metastore<RocksStore>,
-    io: &mut Console<'_>,
-    command: Command,
-) -> Result<()> {
+pub fn run_on(m: &Catalog, io: &mut Console<'_>, command: Command) -> Result<()> {
     match command {
         Command::Rows(cmd) => rows::run(m.storage(), io, cmd),
         other => catalog::run(m, io, other),
     }
 }
 
-fn init(path: &Path) -> Result<()> {
-    if path.join("CURRENT").exists() {
-        return Err(anyhow!("{} already holds a store", path.display()));
+/// The catalogue every command works on, whatever backend holds it.
+pub type Catalog = Metastore<Box<dyn Storage>>;
+
+fn init(arg: &Path, content: Option<&str>) -> Result<()> {
+    let store = parse_location(arg)?;
+    if location::exists(&store)? {
+        return Err(anyhow!("{store} already holds a store"));
     }
-    RocksStore::create(path)
-        .with_context(|| format!("cannot create a store in {}", path.display()))?;
-    println!("created store {}", path.display());
+    let content = content.map(S3Url::parse).transpose()?;
+    location::create(&store, content.as_ref())
+        .with_context(|| format!("cannot create a store in {store}"))?;
+    match content {
+        Some(c) => println!("created store {store} (content in {c})"),
+        None => println!("created store {store}"),
+    }
     Ok(())
 }
 
+/// Returns the catalogue of an open store, its chunks wherever they are.
+pub fn catalog_of(store: OpenStore) -> Catalog {
+    match store.chunks {
+        Some(chunks) => Metastore::with_chunks(store.rows, chunks),
+        None => Metastore::new(store.rows),
+    }
+}
+
+/// Reads a store argument: a directory or a `postgres://` URL.
+pub fn parse_location(arg: &Path) -> Result<Location> {
+    Ok(Location::parse(arg)?)
+}
+
+/// Returns the directory of this host's files of `store` (its daemon's socket and record):
+/// the store directory, or one under `$XDG_CACHE_HOME/cronusfs` (default `~/.cache`) for a
+/// shared store.
+pub fn local_dir(store: &Location) -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+    store.local_dir(&cache.join("cronusfs"))
+}
+
 /// Opens the catalogue of the store named by `--store` / `CRONUSFS_STORE`.
-fn open_catalog(store: Option<&Path>) -> Result<cronusfs::meta::Metastore<RocksStore>> {
-    Ok(cronusfs::meta::Metastore::new(open_store(store)?))
+fn open_catalog(store: Option<&Path>) -> Result<Catalog> {
+    let store = parse_location(&store_path(store)?)?;
+    Ok(catalog_of(location::open(&store)?))
 }
 
 /// Returns the store named by `--store` / `CRONUSFS_STORE`.
@@ -163,9 +195,4 @@ fn store_path(store: Option<&Path>) -> Result<PathBuf> {
     store
         .map(Path::to_path_buf)
         .ok_or_else(|| anyhow!("no store given: pass --store STORE or set CRONUSFS_STORE"))
-}
-
-/// Opens the store named by `--store` / `CRONUSFS_STORE`.
-fn open_store(store: Option<&Path>) -> Result<RocksStore> {
-    Ok(RocksStore::open(&store_path(store)?)?)
 }

@@ -21,7 +21,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     max_term_width = 100
 )]
 pub struct Cli {
-    /// The store directory (for commands that use an existing store).
+    /// The store (for commands that use an existing store): a directory, or a `postgres://`
+    /// URL for a shared store.
     #[arg(
         short = 's',
         long,
@@ -39,11 +40,19 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a new, empty store in directory STORE (made if missing).
+    /// Create a new, empty store: in directory STORE (made if missing; RocksDB), or, for a
+    /// store several hosts share, in the PostgreSQL database of a
+    /// `postgres://USER@HOST:PORT/DB?schema=NAME` URL (password from PGPASSWORD).
     Init {
-        /// The directory to hold the store.
+        /// The directory or URL to hold the store.
         #[arg(value_name = "STORE")]
         path: PathBuf,
+        /// Keep the content (chunks of object bytes) in an S3 bucket:
+        /// `s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME`, recorded in the store so that every
+        /// host needs only the store's name. Keys from AWS_ACCESS_KEY_ID and
+        /// AWS_SECRET_ACCESS_KEY, never stored. Default: content in the store itself.
+        #[arg(long, value_name = "URL")]
+        content: Option<String>,
     },
     /// Add, lift, change and delete rows (the Synapse storage API).
     #[command(subcommand)]

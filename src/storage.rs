@@ -2,6 +2,8 @@
 //! `Storage`, `Transaction`) with its row, value and error types. Knows no engine and no
 //! protobuf, Arrow or FUSE: it works on rows and bytes only.
 
+mod boxed;
+mod chunks;
 mod error;
 mod lift;
 mod row;
@@ -10,13 +12,16 @@ pub mod disk;
 pub mod engine;
 pub mod faulty;
 pub mod keys;
+pub mod location;
 pub mod memory;
 pub mod postgres;
 pub mod retry;
 pub mod rocks;
 mod rowstore;
+pub mod s3;
 mod view;
 
+pub use chunks::ChunkStore;
 pub use error::{EngineErrorKind, StorageError};
 pub use lift::{IntLift, LiftName, PropQuery};
 pub use row::{Iden, MAX_BLOB_KEY_LEN, MAX_IDEN_LEN, MAX_PROP_LEN, Row, Valu, ValuRef, now_millis};
@@ -198,7 +203,7 @@ pub trait RowWrite: RowRead {
 }
 
 /// A store: row and blob operations, transactions, a backup iterator and durability control.
-pub trait Storage: RowWrite + Send + Sync {
+pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// Starts a transaction. Transactions are serializable: an engine one process owns runs them
     /// one at a time (this waits for any other open transaction), a shared engine runs them
     /// side by side and fails the commit of one that conflicted with another writer

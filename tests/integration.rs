@@ -26,7 +26,7 @@ mod properties;
 mod proto_compat;
 mod python_clients;
 mod rocks_store;
-#[allow(dead_code)] // The S3 half is used by the shared-store tests that follow.
+#[allow(dead_code)] // restart() is for the daemon tests.
 mod services;
 mod shared_store;
 mod trust;

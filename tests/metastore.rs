@@ -58,9 +58,15 @@ fn read_all<S: Storage>(m: &Metastore<S>, path: &ObjectPath) -> Vec<u8> {
 fn seed_walkthrough_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
+    drop(RocksStore::create(&path).unwrap());
+    seed_walkthrough(&|| Metastore::new(RocksStore::open(&path).unwrap()));
+}
+
+/// The seed walkthrough on the store `open` opens (again after the first part: a reopen).
+pub fn seed_walkthrough<S: Storage>(open: &dyn Fn() -> Metastore<S>) {
     let keys = ["key1", "key2", "key3"];
     let (ds, menu, config, ids) = {
-        let m = Metastore::new(RocksStore::create(&path).unwrap());
+        let m = open();
         let (ds, menu, config) = dataset(&m, &keys);
         assert_eq!(m.partitions(ds).unwrap(), keys);
         assert_eq!(m.menu(&menu.uuid).unwrap(), menu);
@@ -85,7 +91,7 @@ fn seed_walkthrough_survives_reopening() {
         }
         (ds, menu, config, ids)
     };
-    let m = Metastore::new(RocksStore::open(&path).unwrap());
+    let m = open();
     assert_eq!(m.datasets().unwrap(), vec![ds]);
     assert_eq!(m.partitions(ds).unwrap(), keys);
     assert_eq!(m.jobs(ds).unwrap(), (0..10).map(JobId).collect::<Vec<_>>());
@@ -204,8 +210,12 @@ fn cronus_error_cases_are_typed() {
 
 #[test]
 fn versions_dedup_and_gc() {
-    let m = Metastore::new(MemoryStore::new());
-    let (ds, ..) = dataset(&m, &["k"]);
+    versions_dedup_and_gc_on(&Metastore::new(MemoryStore::new()));
+}
+
+/// Versions, dedup and gc on catalogue `m` (empty).
+pub fn versions_dedup_and_gc_on<S: Storage>(m: &Metastore<S>) {
+    let (ds, ..) = dataset(m, &["k"]);
     let job = m.new_job(ds).unwrap();
     let p = ObjectPath::new(ds, "k", job, "obj");
     let v1 = m
@@ -217,7 +227,7 @@ fn versions_dedup_and_gc() {
     assert_eq!((v1.version, v2.version), (1, 2));
     assert_eq!(v1.id, v2.id, "a new version of the same object");
     assert_eq!(v2.file_type, FileType::Json);
-    assert_eq!(read_all(&m, &p), b"{\"v\": 2}");
+    assert_eq!(read_all(m, &p), b"{\"v\": 2}");
     assert!(
         m.content().contains(v1.content).unwrap(),
         "old content kept until gc"
@@ -236,7 +246,7 @@ fn versions_dedup_and_gc() {
         0,
         "the twin still refers to the content"
     );
-    assert_eq!(read_all(&m, &twin), b"{\"v\": 2}");
+    assert_eq!(read_all(m, &twin), b"{\"v\": 2}");
     assert_eq!(
         m.objects(ds, "k", job)
             .unwrap()
@@ -249,8 +259,12 @@ fn versions_dedup_and_gc() {
 
 #[test]
 fn large_objects_stream_in_and_out() {
-    let m = Metastore::new(MemoryStore::new());
-    let (ds, ..) = dataset(&m, &["k"]);
+    large_objects_stream_in_and_out_of(&Metastore::new(MemoryStore::new()));
+}
+
+/// A 20 MiB object in and out of catalogue `m` (empty), chunk by chunk.
+pub fn large_objects_stream_in_and_out_of<S: Storage>(m: &Metastore<S>) {
+    let (ds, ..) = dataset(m, &["k"]);
     let job = m.new_job(ds).unwrap();
     let p = ObjectPath::new(ds, "k", job, "big.bin");
     let size = 20 * (1 << 20) + 3;

@@ -161,6 +161,7 @@ fn start_seaweed() -> Seaweed {
     );
     std::fs::write(&config, identities).unwrap();
     let (master, volume, filer, s3) = (free_port(), free_port(), free_port(), free_port());
+    let (mg, fg) = (free_port(), free_port());
     let d = dir.display();
     let script = format!(
         "setsid {weed} server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir={d} -master.telemetry=false \
@@ -170,9 +171,7 @@ fn start_seaweed() -> Seaweed {
          -s3.port.lance=0 -metricsPort=0 >{d}/weed.log 2>&1 </dev/null & echo $!",
         weed = weed.display(),
         config = config.display(),
-        mg = free_port(),
         vg = free_port(),
-        fg = free_port(),
         sg = free_port(),
     );
     let out = Command::new("sh")
@@ -188,17 +187,23 @@ fn start_seaweed() -> Seaweed {
     ));
     let endpoint = format!("http://127.0.0.1:{s3}");
     let bucket = "cronusfs-test".to_string();
-    make_bucket(&weed, master, filer, &bucket);
+    // `host:port.grpc`: the shell reaches the servers' gRPC ports, which are not port + 10000.
+    make_bucket(
+        &weed,
+        &format!("{master}.{mg}"),
+        &format!("{filer}.{fg}"),
+        &bucket,
+    );
     wait_for_s3(&endpoint, Duration::from_secs(60));
     Seaweed { endpoint, bucket }
 }
 
 /// Creates `bucket` through `weed shell`, retrying while the servers come up.
-fn make_bucket(weed: &Path, master: u16, filer: u16, bucket: &str) {
+fn make_bucket(weed: &Path, master: &str, filer: &str, bucket: &str) {
     let started = Instant::now();
     loop {
-        let out = Command::new("sh")
-            .arg("-c")
+        let out = Command::new("timeout")
+            .args(["20", "sh", "-c"])
             .arg(format!(
                 "echo 's3.bucket.create -name {bucket}' | {} shell -master=127.0.0.1:{master} -filer=127.0.0.1:{filer}",
                 weed.display()

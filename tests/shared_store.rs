@@ -1,11 +1,17 @@
-//! The PostgreSQL store as several hosts use it: separate engines (separate connection pools,
-//! as separate processes would have) on one store, writing at once. Transactions are
-//! serializable: read-modify-write never loses an update, conflicts are retried.
+//! The shared store: rows in PostgreSQL, content in S3 (real servers, `services.rs`). Several
+//! engines (separate connection pools, as separate hosts would have) on one store writing at
+//! once: read-modify-write never loses an update, conflicts are retried; the catalogue's seed
+//! walkthrough, versions, gc and large objects on PostgreSQL + S3; the S3 chunk store.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use cronusfs::meta::{Metastore, ObjectPath};
+use cronusfs::storage::ChunkStore;
+use cronusfs::storage::location::{self, Location};
 use cronusfs::storage::postgres::{PgEngine, PgUrl};
 use cronusfs::storage::retry::transact;
+use cronusfs::storage::s3::{S3Chunks, S3Url};
 use cronusfs::storage::{Iden, RowRead, RowStore, RowWrite, Storage, StorageError, Valu};
 
 fn open(url: &str) -> RowStore<PgEngine> {
@@ -104,4 +110,109 @@ fn opening_a_database_without_a_store_says_so() {
     let err = PgEngine::open(&PgUrl::parse(&url).unwrap(), false).unwrap_err();
     assert!(matches!(err, StorageError::NoStore { .. }), "{err:?}");
     assert!(err.to_string().contains("cronusfs init"), "{err}");
+}
+
+/// Returns a new store on the test PostgreSQL server with its content in the test S3 bucket,
+/// as `cronusfs init URL --content s3://…` makes it, and an opener of its catalogue.
+pub fn pg_s3_store() -> (String, impl Fn() -> Metastore<Box<dyn Storage>>) {
+    let url = crate::services::pg_store_url();
+    let content = S3Url::parse(&crate::services::s3_content_url()).unwrap();
+    for (k, v) in crate::services::s3_env() {
+        // SAFETY: every test of this process sets the same values; nothing reads them racily
+        // in a way that could see a torn value (set before the first S3 client is made).
+        unsafe { std::env::set_var(k, v) };
+    }
+    let location = Location::parse(Path::new(&url)).unwrap();
+    drop(location::create(&location, Some(&content)).unwrap());
+    let open = move || {
+        let store = location::open(&location).unwrap();
+        Metastore::with_chunks(store.rows, store.chunks.expect("content in S3"))
+    };
+    (url, open)
+}
+
+#[test]
+fn seed_walkthrough_on_postgres_and_s3() {
+    let (_url, open) = pg_s3_store();
+    crate::metastore::seed_walkthrough(&open);
+}
+
+#[test]
+fn versions_dedup_and_gc_on_postgres_and_s3() {
+    let (_url, open) = pg_s3_store();
+    crate::metastore::versions_dedup_and_gc_on(&open());
+}
+
+#[test]
+fn large_objects_on_postgres_and_s3() {
+    let (_url, open) = pg_s3_store();
+    crate::metastore::large_objects_stream_in_and_out_of(&open());
+}
+
+#[test]
+fn s3_chunks_are_put_once_and_listed_by_prefix() {
+    let (_url, _open) = pg_s3_store();
+    let url = S3Url::parse(&crate::services::s3_content_url()).unwrap();
+    let (a, b) = (S3Chunks::open(&url).unwrap(), S3Chunks::open(&url).unwrap());
+    assert_eq!(a.chunk_get("chunk/x").unwrap(), None);
+    // Two hosts storing the same chunk at once: both succeed (a conditional put).
+    std::thread::scope(|scope| {
+        for host in [&a, &b] {
+            scope.spawn(move || {
+                for _ in 0..5 {
+                    host.chunk_put("chunk/x", b"same bytes", false).unwrap();
+                }
+            });
+        }
+    });
+    a.chunk_put("chunk/y", b"other", true).unwrap();
+    a.chunk_put("content/z", b"not a chunk", false).unwrap();
+    assert_eq!(
+        b.chunk_get("chunk/x").unwrap().as_deref(),
+        Some(&b"same bytes"[..])
+    );
+    assert_eq!(b.chunk_keys("chunk/").unwrap(), ["chunk/x", "chunk/y"]);
+    assert_eq!(b.chunk_del("chunk/x").unwrap(), 10);
+    assert_eq!(
+        b.chunk_del("chunk/x").unwrap(),
+        0,
+        "deleting twice is no error"
+    );
+    assert_eq!(a.chunk_keys("chunk/").unwrap(), ["chunk/y"]);
+    a.prefetch_chunk("chunk/y");
+    assert_eq!(
+        a.chunk_get("chunk/y").unwrap().as_deref(),
+        Some(&b"other"[..])
+    );
+}
+
+#[test]
+fn a_store_keeps_its_content_location() {
+    let (url, open) = pg_s3_store();
+    let location = Location::parse(Path::new(&url)).unwrap();
+    let elsewhere = S3Url::parse("s3://other-bucket?endpoint=http://127.0.0.1:1").unwrap();
+    let err = location::create(&location, Some(&elsewhere)).unwrap_err();
+    assert!(
+        err.to_string().contains("keeps its content at s3://"),
+        "{err}"
+    );
+    // The chunks of an object are in the bucket, not in PostgreSQL.
+    let m = open();
+    let ds = cronusfs::meta::DatasetId::random();
+    m.create_dataset(ds).unwrap();
+    m.add_partition(ds, "k").unwrap();
+    let job = m.new_job(ds).unwrap();
+    let path = ObjectPath::new(ds, "k", job, "f.bin");
+    let meta = m
+        .put_object(&path, &mut &[9u8; 3000][..], &mut |_| {})
+        .unwrap();
+    assert!(
+        m.storage()
+            .blob_keys_with_prefix("chunk/")
+            .unwrap()
+            .is_empty()
+    );
+    let s3 = location::open(&location).unwrap().chunks.unwrap();
+    assert_eq!(s3.chunk_keys("chunk/").unwrap().len(), 1);
+    assert!(m.content().verify(meta.content).unwrap().is_empty());
 }

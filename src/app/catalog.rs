@@ -6,17 +6,17 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use cronusfs::meta::{ContentId, DatasetId, JobId, Metastore, ObjectPath, prop};
+use cronusfs::meta::{ContentId, DatasetId, JobId, ObjectPath, prop};
 use cronusfs::pb::cronus::{Configuration, Menu};
 use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
-use cronusfs::storage::{Iden, RocksStore, Storage};
+use cronusfs::storage::{Iden, Storage};
 use prost::Message;
 
 use super::Console;
 use super::progress::{Progress, ProgressRead, Unit};
 use crate::cli::{Command, DatasetCommand, JobCommand, MessageCommand, PartitionCommand};
 
-type Catalog = Metastore<RocksStore>;
+use super::Catalog;
 
 /// Runs a catalogue command: every command but `init`, `rows`, the Cronus import/export and
 /// `gen-man`, which `app::run` handles itself.

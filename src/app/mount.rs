@@ -1,6 +1,7 @@
 //! `mount`, `umount` and `status`: starting the daemon that serves a store at a mount point
 //! (the parent returns once the mount answers), stopping it cleanly, and listing what is
-//! mounted where. The daemon records `cronusfs.mount` (pid, mount point) in the store.
+//! mounted where. The daemon records `cronusfs.mount` (pid, mount point) in the store's local
+//! directory (the store directory, or this host's directory of a shared store).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -10,9 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use cronusfs::fs::{FsCore, FsOptions};
 use cronusfs::fuse::{self, MountOptions};
-use cronusfs::meta::Metastore;
-use cronusfs::storage::RocksStore;
+use cronusfs::storage::Storage;
+use cronusfs::storage::location::{self, Location};
 
+use super::{catalog_of, local_dir, parse_location};
 use crate::cli::MountArgs;
 
 /// How long `mount` waits for the daemon to have the mount ready, and `umount` for it to exit.
@@ -22,14 +24,22 @@ const MOUNT_FILE: &str = "cronusfs.mount";
 
 /// Runs `mount`.
 pub fn mount(args: MountArgs) -> Result<()> {
-    let store = args
-        .store
-        .canonicalize()
-        .with_context(|| format!("no store at {}", args.store.display()))?;
+    let store = match parse_location(&args.store)? {
+        Location::Dir(dir) => Location::Dir(
+            dir.canonicalize()
+                .with_context(|| format!("no store at {}", dir.display()))?,
+        ),
+        shared => shared,
+    };
+    let local = local_dir(&store);
+    if store.is_shared() {
+        std::fs::create_dir_all(&local)
+            .with_context(|| format!("cannot make {}", local.display()))?;
+    }
     let mountpoint = resolve_without_entering(&args.mountpoint)
         .with_context(|| format!("no mount point {}", args.mountpoint.display()))?;
     if let Some(m) = mounts()?.into_iter().find(|m| m.mountpoint == mountpoint) {
-        if daemon_pid(Path::new(&m.source)).is_some_and(is_alive) {
+        if daemon_pid(&m.source).is_some_and(is_alive) {
             bail!(
                 "{} is already a mount point (of {})",
                 mountpoint.display(),
@@ -47,7 +57,7 @@ pub fn mount(args: MountArgs) -> Result<()> {
         bail!("{} is not a directory", mountpoint.display());
     }
     if args.foreground || args.daemon_child {
-        serve(&args, &store, &mountpoint)
+        serve(&args, (&store, &local), &mountpoint)
     } else {
         start_daemon(&args, &store, &mountpoint)
     }
@@ -64,10 +74,15 @@ fn resolve_without_entering(path: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// Starts `cronusfs mount --daemon-child` in its own session and waits for its "ready" line.
-fn start_daemon(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
+fn start_daemon(args: &MountArgs, store: &Location, mountpoint: &Path) -> Result<()> {
     let mut cmd = Command::new(std::env::current_exe()?);
+    let store_arg = match store {
+        Location::Dir(dir) => dir.as_path(),
+        // As given: the shown form hides a password the URL may carry.
+        Location::Postgres(_) => args.store.as_path(),
+    };
     cmd.arg("mount")
-        .arg(store)
+        .arg(store_arg)
         .arg(mountpoint)
         .arg("--daemon-child");
     cmd.args(["--threads", &args.threads.to_string()]);
@@ -100,8 +115,7 @@ fn start_daemon(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()>
     match rx.recv_timeout(WAIT) {
         Ok(line) if line.starts_with("ready") => {
             println!(
-                "mounted {} at {} (daemon pid {})",
-                store.display(),
+                "mounted {store} at {} (daemon pid {})",
                 mountpoint.display(),
                 child.id()
             );
@@ -130,12 +144,12 @@ fn open_log(path: &Path) -> Result<std::fs::File> {
 }
 
 /// Serves the mount from this process until it is unmounted.
-fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
+fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path) -> Result<()> {
     if let (Some(f), false) = (&args.log_file, args.daemon_child) {
         let file = open_log(f)?;
         redirect_stderr(&file);
     }
-    let core = match open_core(args, store) {
+    let core = match open_core(args, store, local) {
         Ok(core) => core,
         Err(e) => {
             if args.daemon_child {
@@ -145,30 +159,26 @@ fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
         }
     };
     let options = MountOptions {
-        source: store.display().to_string(),
+        source: store.to_string(),
         read_only: args.read_only,
         allow_other: args.allow_other,
         threads: args.threads,
     };
     let core = std::sync::Arc::new(core);
-    if let Err(e) = super::remote::listen(store, core.clone()) {
+    if let Err(e) = super::remote::listen(local, core.clone()) {
         if args.daemon_child {
             println!("error: {e:#}");
         }
         return Err(e);
     }
-    let record = store.join(MOUNT_FILE);
+    let record = local.join(MOUNT_FILE);
     let ready = || {
         let _ = std::fs::write(
             &record,
             format!("{}\n{}\n", std::process::id(), mountpoint.display()),
         );
         widen_read_ahead(mountpoint);
-        log(&format!(
-            "serving {} at {}",
-            store.display(),
-            mountpoint.display()
-        ));
+        log(&format!("serving {store} at {}", mountpoint.display()));
         if args.daemon_child {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "ready");
@@ -176,7 +186,7 @@ fn serve(args: &MountArgs, store: &Path, mountpoint: &Path) -> Result<()> {
         }
     };
     let result = fuse::serve(core, mountpoint, &options, ready);
-    super::remote::unlisten(store);
+    super::remote::unlisten(local);
     let _ = std::fs::remove_file(&record);
     match result {
         Ok(()) => {
@@ -216,18 +226,18 @@ fn bound_heap() {
     });
 }
 
-fn open_core(args: &MountArgs, store: &Path) -> Result<FsCore<RocksStore>> {
+fn open_core(args: &MountArgs, store: &Location, local: &Path) -> Result<FsCore<Box<dyn Storage>>> {
     bound_heap();
-    let rocks = RocksStore::open(store)?;
+    let catalog = catalog_of(location::open(store)?);
     let options = FsOptions {
         read_only: args.read_only,
         // SAFETY: getuid and getgid cannot fail and touch no memory.
         uid: unsafe { libc::getuid() },
         // SAFETY: as above.
         gid: unsafe { libc::getgid() },
-        staging_dir: store.join("staging"),
+        staging_dir: local.join("staging"),
     };
-    Ok(FsCore::new(Metastore::new(rocks), options)?)
+    Ok(FsCore::new(catalog, options)?)
 }
 
 /// The kernel's read-ahead for the mount, in KiB: FUSE starts at 128 KiB; sixteen 1 MiB chunks
@@ -288,7 +298,7 @@ fn mounts() -> Result<Vec<MountEntry>> {
             // Mounted by root, the kernel shows plain "fuse"; the daemon's record in the
             // store tells ours apart.
             let ours = fstype == "fuse.cronusfs"
-                || (fstype == "fuse" && Path::new(&unescape(source)).join(MOUNT_FILE).exists());
+                || (fstype == "fuse" && record_of(&unescape(source)).is_some_and(|r| r.exists()));
             if !ours {
                 return None;
             }
@@ -321,9 +331,15 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Returns the pid recorded by the daemon serving `store`, if any.
-fn daemon_pid(store: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(store.join(MOUNT_FILE)).ok()?;
+/// Returns where the daemon serving the store a mount shows as `source` keeps its record.
+fn record_of(source: &str) -> Option<PathBuf> {
+    let store = parse_location(Path::new(source)).ok()?;
+    Some(local_dir(&store).join(MOUNT_FILE))
+}
+
+/// Returns the pid recorded by the daemon serving the store a mount shows as `source`.
+fn daemon_pid(source: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(record_of(source)?).ok()?;
     text.lines().next()?.parse().ok()
 }
 
@@ -334,7 +350,7 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
         .into_iter()
         .find(|m| m.mountpoint == target)
         .ok_or_else(|| anyhow!("{} is not a cronusfs mount", mountpoint.display()))?;
-    let pid = daemon_pid(Path::new(&entry.source));
+    let pid = daemon_pid(&entry.source);
     let out = Command::new("fusermount3")
         .arg("-u")
         .arg(&target)
@@ -386,7 +402,7 @@ pub fn status() -> Result<()> {
         println!("no cronusfs mounts");
     }
     for m in mounts {
-        let pid = match daemon_pid(Path::new(&m.source)) {
+        let pid = match daemon_pid(&m.source) {
             Some(p) if is_alive(p) => p.to_string(),
             Some(p) => format!("{p} (gone: cronusfs umount to clean up)"),
             None => "-".to_string(),

@@ -1,5 +1,6 @@
-//! Commands on a mounted store: the daemon serving a store listens on `STORE/cronusfs.sock`
-//! (a Unix socket only its owner can open), and a `cronusfs` command run on that store sends
+//! Commands on a mounted store: the daemon serving a store listens on `cronusfs.sock` in the
+//! store's local directory (the store directory, or this host's directory of a shared store;
+//! a Unix socket only its owner can open), and a `cronusfs` command run on that store sends
 //! its arguments, working directory and (when it reads it) standard input there; the daemon runs
 //! the command on its own open catalogue and streams back standard output, errors and the exit
 //! status. Protocol: one JSON line `{"args": [...], "cwd": "..."}`, then the raw input; replies
@@ -14,7 +15,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use clap::Parser;
 use cronusfs::fs::FsCore;
-use cronusfs::storage::RocksStore;
+use cronusfs::storage::Storage;
+use cronusfs::storage::location::Location;
 
 use super::{Console, EXIT_FAILURE, EXIT_USAGE};
 use crate::cli::{Cli, Command, RowsCommand};
@@ -37,12 +39,18 @@ fn reads_stdin(command: &Command) -> bool {
     }
 }
 
-/// Sends this process's command line to the daemon serving `store` and relays its answer;
+/// Sends this process's command line to the daemon serving `store` (its socket in `local`)
+/// and relays its answer;
 /// exits with the daemon's status when it is not 0.
-pub fn forward(store: &Path, io: &mut Console<'_>, command: &Command) -> Result<()> {
-    let path = store.join(SOCKET);
+pub fn forward(
+    local: &Path,
+    store: &Location,
+    io: &mut Console<'_>,
+    command: &Command,
+) -> Result<()> {
+    let path = local.join(SOCKET);
     let mut stream = UnixStream::connect(&path)
-        .with_context(|| format!("cannot reach the daemon serving {}", store.display()))?;
+        .with_context(|| format!("cannot reach the daemon serving {store}"))?;
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
@@ -102,9 +110,9 @@ impl Write for Frames<'_> {
     }
 }
 
-/// Listens on `store`'s socket (owner-only) and runs every client's command against `core`'s
+/// Listens on the socket in `store` (the store's local directory) (owner-only) and runs every client's command against `core`'s
 /// catalogue, each on its own thread, until the process ends.
-pub fn listen(store: &Path, core: Arc<FsCore<RocksStore>>) -> Result<()> {
+pub fn listen(store: &Path, core: Arc<FsCore<Box<dyn Storage>>>) -> Result<()> {
     let path = store.join(SOCKET);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)
@@ -126,7 +134,7 @@ pub fn unlisten(store: &Path) {
     let _ = std::fs::remove_file(store.join(SOCKET));
 }
 
-fn answer(stream: &UnixStream, core: &FsCore<RocksStore>) -> std::io::Result<()> {
+fn answer(stream: &UnixStream, core: &FsCore<Box<dyn Storage>>) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line)?;

@@ -1,6 +1,7 @@
-//! Content-addressed bytes: content cut into fixed-size chunks stored once each in the blob side
-//! store (`chunk/<blake3>`), and a manifest per content (`content/<id>`, id = BLAKE3 of all the
-//! bytes) listing its chunks. Whole chunks of zeros are holes: never stored, never read, and a
+//! Content-addressed bytes: content cut into fixed-size chunks stored once each in a chunk
+//! store (`chunk/<blake3>`: the store's blob side store, or an S3 bucket), and a manifest per
+//! content in the blob side store (`content/<id>`, id = BLAKE3 of all the bytes, committed
+//! with the rows that refer to it) listing its chunks. Whole chunks of zeros are holes: never stored, never read, and a
 //! content with holes is named by a hash of its manifest instead (`manifest::sparse_id`). Bytes
 //! stream in and out chunk by chunk; nothing holds a whole object in memory.
 
@@ -14,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::str::FromStr;
 
 use super::{MetaError, Result};
-use crate::storage::{RowWrite, Storage, disk};
+use crate::storage::{ChunkStore, RowWrite, Storage, disk};
 
 pub use manifest::{Manifest, Run, sparse_id, zero_chunk};
 
@@ -139,16 +140,26 @@ pub struct GcReport {
     pub bytes: u64,
 }
 
-/// Content-addressed bytes over a store's blob side store (a cheap handle: copy it freely).
+/// Content-addressed bytes: manifests in a store's blob side store, chunks in a chunk store
+/// (a cheap handle: copy it freely).
 #[derive(Clone, Copy)]
 pub struct ContentStore<'s> {
     store: &'s dyn Storage,
+    chunks: &'s dyn ChunkStore,
 }
 
 impl<'s> ContentStore<'s> {
-    /// Returns the content store of `store`.
+    /// Returns the content store of `store`, chunks and all.
     pub fn new(store: &'s dyn Storage) -> Self {
-        ContentStore { store }
+        ContentStore {
+            store,
+            chunks: store,
+        }
+    }
+
+    /// Returns the content store with manifests in `store` and chunks in `chunks`.
+    pub fn with_chunks(store: &'s dyn Storage, chunks: &'s dyn ChunkStore) -> Self {
+        ContentStore { store, chunks }
     }
 
     /// Reads `reader` to its end, storing every chunk not stored yet (each as its own atomic
@@ -220,7 +231,7 @@ impl<'s> ContentStore<'s> {
             self.store_chunk(&mut stream, &last, before_store)?;
         }
         if stream.unlogged {
-            self.store.persist_blobs()?;
+            self.chunks.persist_chunks()?;
         }
         let id = match stream.whole {
             Some(whole) if !stream.runs.iter().any(Run::is_hole) => {
@@ -289,16 +300,11 @@ impl<'s> ContentStore<'s> {
         before_store(&hash);
         stream.stored.push(hash);
         let key = chunk_key(&hash);
-        if !self.store.blob_has(&key)? {
-            if stream.size >= UNLOGGED_AFTER {
-                // Past the first chunks, skip the write-ahead log (a second full copy of
-                // every byte); the chunks are persisted before the manifest commits.
-                self.store.blob_set_unlogged(&key, piece)?;
-                stream.unlogged = true;
-            } else {
-                self.store.blob_set(&key, piece)?;
-            }
-        }
+        // Past the first chunks, skip the write-ahead log (a second full copy of every
+        // byte); the chunks are persisted before the manifest commits.
+        let defer = stream.size >= UNLOGGED_AFTER;
+        self.chunks.chunk_put(&key, piece, defer)?;
+        stream.unlogged |= defer;
         if let Some(whole) = stream.whole.as_mut() {
             whole.update(piece);
         }
@@ -315,7 +321,7 @@ impl<'s> ContentStore<'s> {
                 true => vec![0u8; CHUNK_SIZE],
                 false => {
                     let key = chunk_key(&run.hash);
-                    match self.store.blob_get(&key)? {
+                    match self.chunks.chunk_get(&key)? {
                         Some(data) if data.len() == run.len as usize => data,
                         _ => {
                             return Err(MetaError::Corrupt(format!(
@@ -392,12 +398,16 @@ impl<'s> ContentStore<'s> {
         if run.is_hole() {
             return Ok(vec![0u8; CHUNK_SIZE]);
         }
+        // Readers go forward: a chunk store across a network starts fetching the next one.
+        if let Some(next) = manifest.run_of(index + 1).filter(|r| !r.is_hole()) {
+            self.chunks.prefetch_chunk(&chunk_key(&next.hash));
+        }
         self.stored_chunk(manifest, run)
     }
 
     fn stored_chunk(&self, manifest: &Manifest, run: &Run) -> Result<Vec<u8>> {
         let key = chunk_key(&run.hash);
-        match self.store.blob_get(&key)? {
+        match self.chunks.chunk_get(&key)? {
             Some(data) if data.len() == run.len as usize => Ok(data),
             Some(_) => Err(MetaError::Corrupt(format!(
                 "{key} of content {} has the wrong length",
@@ -423,7 +433,7 @@ impl<'s> ContentStore<'s> {
         let mut whole = (!manifest.has_holes()).then(blake3::Hasher::new);
         for run in manifest.runs().iter().filter(|r| !r.is_hole()) {
             let key = chunk_key(&run.hash);
-            match self.store.blob_get(&key) {
+            match self.chunks.chunk_get(&key) {
                 Err(e) => problems.push(format!("content {id}: {key}: {e}")),
                 Ok(None) => problems.push(format!("content {id}: {key} is missing")),
                 Ok(Some(data))
@@ -488,7 +498,7 @@ impl<'s> ContentStore<'s> {
         let mut report = GcReport::default();
         let mut used: HashSet<String> = pinned.iter().map(chunk_key).collect();
         let ids = self.ids()?;
-        let chunk_keys = self.store.blob_keys_with_prefix(CHUNK_PREFIX)?;
+        let chunk_keys = self.chunks.chunk_keys(CHUNK_PREFIX)?;
         let total = (ids.len() + chunk_keys.len()) as u64;
         let mut done = 0u64;
         for id in &ids {
@@ -505,7 +515,7 @@ impl<'s> ContentStore<'s> {
         }
         for key in chunk_keys {
             if !used.contains(&key) {
-                report.bytes += self.store.blob_del(&key)?.len() as u64;
+                report.bytes += self.chunks.chunk_del(&key)?;
                 report.chunks += 1;
             }
             done += 1;
@@ -513,7 +523,7 @@ impl<'s> ContentStore<'s> {
         }
         if report.chunks > 0 {
             // The space comes back now, while mounted, not at some later compaction.
-            self.store.reclaim_blob_space()?;
+            self.chunks.reclaim_chunk_space()?;
         }
         Ok(report)
     }

@@ -26,6 +26,7 @@ use crate::pb::store::{
     ConfigObjectInfo, CronusObject, DatasetObjectInfo, FileType, MenuObjectInfo, Transform,
     cronus_object,
 };
+use crate::storage::ChunkStore;
 use crate::storage::retry::transact;
 use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
 
@@ -263,6 +264,8 @@ pub struct ObjectMeta {
 /// The Cronus catalogue over store `S`.
 pub struct Metastore<S: Storage> {
     store: S,
+    // Where chunks live when not in the store's own blob side store (an S3 bucket).
+    chunks: Option<Box<dyn ChunkStore>>,
     // Puts hold it shared while their chunks are not yet referenced; gc holds it exclusively,
     // so it never reclaims the chunks of a put in flight.
     gc_lock: RwLock<()>,
@@ -364,8 +367,18 @@ impl<S: Storage> Metastore<S> {
     pub fn new(store: S) -> Self {
         Metastore {
             store,
+            chunks: None,
             gc_lock: RwLock::new(()),
             pins: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns the catalogue kept in `store`, with the chunks of its contents in `chunks`
+    /// (an S3 bucket) rather than in the store itself.
+    pub fn with_chunks(store: S, chunks: Box<dyn ChunkStore>) -> Self {
+        Metastore {
+            chunks: Some(chunks),
+            ..Metastore::new(store)
         }
     }
 
@@ -376,7 +389,10 @@ impl<S: Storage> Metastore<S> {
 
     /// Returns the content store of the catalogue's bytes.
     pub fn content(&self) -> ContentStore<'_> {
-        ContentStore::new(&self.store)
+        match &self.chunks {
+            Some(chunks) => ContentStore::with_chunks(&self.store, &**chunks),
+            None => ContentStore::new(&self.store),
+        }
     }
 
     /// Registers a menu (uuid and name from the message) and stores its bytes.

@@ -1,0 +1,264 @@
+//! The S3 chunk store: chunks as objects `PREFIX/chunk/<blake3>` of a bucket, written with a
+//! conditional put (two hosts storing one chunk never fail each other), read with one chunk of
+//! read-ahead. The only file that imports `object_store`; its async calls run on a small
+//! runtime of this module's own.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig,
+};
+
+use super::{ChunkStore, Result, StorageError};
+
+/// Chunks fetched ahead of their reader, at most (each up to a chunk: bounded memory).
+const READ_AHEAD: usize = 4;
+
+/// Where a store's content lives in S3: `s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME`.
+/// Credentials come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), never
+/// from the URL, so the URL can be recorded in the store and shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Url {
+    bucket: String,
+    prefix: String,
+    endpoint: Option<String>,
+    region: String,
+}
+
+impl std::fmt::Display for S3Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}", self.bucket)?;
+        if !self.prefix.is_empty() {
+            write!(f, "/{}", self.prefix)?;
+        }
+        write!(f, "?region={}", self.region)?;
+        if let Some(endpoint) = &self.endpoint {
+            write!(f, "&endpoint={endpoint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl S3Url {
+    /// Parses a content URL. Parameters: `endpoint` (an S3-compatible server; `http://` is
+    /// allowed for it), `region` (default `us-east-1`). Keys in the URL are refused.
+    pub fn parse(url: &str) -> Result<S3Url> {
+        let bad = |reason: &str| StorageError::BadUrl {
+            url: url.split('?').next().unwrap_or(url).to_string(),
+            reason: reason.to_string(),
+        };
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| bad("a content URL starts with s3://"))?;
+        let (place, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = place.split_once('/').unwrap_or((place, ""));
+        if bucket.is_empty() || bucket.contains(['@', ':']) {
+            return Err(bad(
+                "no bucket name (credentials go in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+            ));
+        }
+        let mut parsed = S3Url {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            endpoint: None,
+            region: "us-east-1".to_string(),
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("endpoint", v)) => parsed.endpoint = Some(v.to_string()),
+                Some(("region", v)) => parsed.region = v.to_string(),
+                _ => return Err(bad("known parameters: endpoint, region")),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// Chunks in an S3 bucket.
+pub struct S3Chunks {
+    store: AmazonS3,
+    url: S3Url,
+    runtime: tokio::runtime::Runtime,
+    // Chunks being fetched ahead of their reader, oldest first.
+    ahead: Mutex<VecDeque<(String, FetchHandle)>>,
+}
+
+impl std::fmt::Debug for S3Chunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Chunks").field("url", &self.url).finish()
+    }
+}
+
+fn s3_error(e: object_store::Error) -> StorageError {
+    StorageError::Unreachable(format!("S3: {e}"))
+}
+
+impl S3Chunks {
+    /// Connects to the bucket of `url` (no request is made until the first call).
+    pub fn open(url: &S3Url) -> Result<S3Chunks> {
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&url.bucket)
+            .with_region(&url.region)
+            .with_virtual_hosted_style_request(false)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 4,
+                retry_timeout: Duration::from_secs(20),
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(Duration::from_secs(60))
+                    .with_connect_timeout(Duration::from_secs(5)),
+            );
+        if let Some(endpoint) = &url.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        let store = builder.build().map_err(|e| StorageError::BadUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cronusfs-s3")
+            .enable_all()
+            .build()?;
+        Ok(S3Chunks {
+            store,
+            url: url.clone(),
+            runtime,
+            ahead: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Returns the content URL.
+    pub fn url(&self) -> &S3Url {
+        &self.url
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        match self.url.prefix.is_empty() {
+            true => ObjectPath::from(key),
+            false => ObjectPath::from(format!("{}/{key}", self.url.prefix)),
+        }
+    }
+
+    fn ahead(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, FetchHandle)>> {
+        // The map only holds handles: nothing is half-updated by a panic.
+        self.ahead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type FetchHandle = tokio::task::JoinHandle<Result<Option<Vec<u8>>>>;
+
+/// Fetches `path` from `store`: its bytes, or `None` if there is no such object.
+async fn fetch(store: AmazonS3, path: ObjectPath) -> Result<Option<Vec<u8>>> {
+    match store.get(&path).await {
+        Ok(got) => Ok(Some(got.bytes().await.map_err(s3_error)?.to_vec())),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(s3_error(e)),
+    }
+}
+
+impl ChunkStore for S3Chunks {
+    fn chunk_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let prefetched = {
+            let mut ahead = self.ahead();
+            let at = ahead.iter().position(|(k, _)| k == key);
+            at.and_then(|i| ahead.remove(i)).map(|(_, h)| h)
+        };
+        match prefetched {
+            Some(handle) => self
+                .runtime
+                .block_on(handle)
+                .map_err(|e| StorageError::Unreachable(format!("S3 read-ahead: {e}")))?,
+            None => self
+                .runtime
+                .block_on(fetch(self.store.clone(), self.path(key))),
+        }
+    }
+
+    fn chunk_put(&self, key: &str, bytes: &[u8], _defer_durability: bool) -> Result<()> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let payload = PutPayload::from(bytes.to_vec());
+        let path = self.path(key);
+        let put = self.store.put_opts(&path, payload, options);
+        match self.runtime.block_on(put) {
+            // Stored here, or by another writer before: the same key is the same bytes.
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(object_store::Error::Precondition { .. }) => Ok(()),
+            Err(e) => Err(s3_error(e)),
+        }
+    }
+
+    fn persist_chunks(&self) -> Result<()> {
+        // A put returns once the object is stored.
+        Ok(())
+    }
+
+    fn chunk_del(&self, key: &str) -> Result<u64> {
+        let path = self.path(key);
+        let size = match self.runtime.block_on(self.store.head(&path)) {
+            Ok(meta) => meta.size,
+            Err(object_store::Error::NotFound { .. }) => return Ok(0),
+            Err(e) => return Err(s3_error(e)),
+        };
+        match self.runtime.block_on(self.store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(size),
+            Err(e) => Err(s3_error(e)),
+        }
+    }
+
+    fn chunk_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let base = self.path("");
+        let listed = self
+            .store
+            .list(Some(&self.path(prefix.trim_end_matches('/'))));
+        let metas: Vec<_> = self
+            .runtime
+            .block_on(listed.try_collect())
+            .map_err(s3_error)?;
+        let skip = match base.as_ref().is_empty() {
+            true => 0,
+            false => base.as_ref().len() + 1,
+        };
+        let mut keys: Vec<String> = metas
+            .into_iter()
+            .map(|m| m.location.as_ref()[skip..].to_string())
+            .filter(|k| k.starts_with(prefix))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn reclaim_chunk_space(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn prefetch_chunk(&self, key: &str) {
+        let mut ahead = self.ahead();
+        if ahead.iter().any(|(k, _)| k == key) {
+            return;
+        }
+        if ahead.len() >= READ_AHEAD {
+            // The oldest fetch was for a reader that moved elsewhere: drop it.
+            if let Some((_, stale)) = ahead.pop_front() {
+                stale.abort();
+            }
+        }
+        let handle = self
+            .runtime
+            .spawn(fetch(self.store.clone(), self.path(key)));
+        ahead.push_back((key.to_string(), handle));
+    }
+}
