@@ -46,25 +46,30 @@ fn seed_scenario_through_the_cli() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let menu = ok(&s, &["menu", "new"]);
-    let config = ok(&s, &["config", "new", "--name", "test.config.dat"]);
+    seed_scenario(&s, dir.path());
+}
+
+/// The seed scenario on the store `s` (new and empty), with scratch files in `scratch`.
+pub fn seed_scenario(s: &Path, scratch: &Path) {
+    let menu = ok(s, &["menu", "new"]);
+    let config = ok(s, &["config", "new", "--name", "test.config.dat"]);
     assert_eq!(
-        ok(&s, &["config", "ls"]),
+        ok(s, &["config", "ls"]),
         format!("{config}\ttest.config.dat")
     );
     let ds = ok(
-        &s,
+        s,
         &["dataset", "create", "--menu", &menu, "--config", &config],
     );
-    ok(&s, &["partition", "add", &ds, "key1", "key2", "key3"]);
-    assert_eq!(ok(&s, &["partition", "ls", &ds]), "key1\nkey2\nkey3");
-    let file = dir.path().join("batches.arrow");
+    ok(s, &["partition", "add", &ds, "key1", "key2", "key3"]);
+    assert_eq!(ok(s, &["partition", "ls", &ds]), "key1\nkey2\nkey3");
+    let file = scratch.join("batches.arrow");
     std::fs::write(&file, arrow_file(10)).unwrap();
     for n in 0..10 {
-        assert_eq!(ok(&s, &["job", "new", &ds]), n.to_string());
+        assert_eq!(ok(s, &["job", "new", &ds]), n.to_string());
         for key in ["key1", "key2", "key3"] {
             let line = ok(
-                &s,
+                s,
                 &[
                     "put",
                     &ds,
@@ -77,7 +82,7 @@ fn seed_scenario_through_the_cli() {
             assert!(line.contains("\tARROW\tversion 1"), "{line}");
         }
     }
-    let show = ok(&s, &["dataset", "show", &ds]);
+    let show = ok(s, &["dataset", "show", &ds]);
     assert!(
         show.contains("partitions  key1 key2 key3")
             && show.contains("jobs        0 1 2 3 4 5 6 7 8 9"),
@@ -85,9 +90,9 @@ fn seed_scenario_through_the_cli() {
     );
     for n in 0..10 {
         for key in ["key1", "key2", "key3"] {
-            let back = dir.path().join("back.arrow");
+            let back = scratch.join("back.arrow");
             ok(
-                &s,
+                s,
                 &[
                     "get",
                     &ds,
@@ -102,18 +107,18 @@ fn seed_scenario_through_the_cli() {
             assert_eq!(reader.num_batches(), 10);
         }
     }
-    let ls = ok(&s, &["ls", &ds, "key2", "7"]);
+    let ls = ok(s, &["ls", &ds, "key2", "7"]);
     assert!(
         ls.starts_with("data.arrow\t") && ls.contains("\tARROW\t1\t"),
         "{ls}"
     );
-    assert_eq!(ok(&s, &["gc"]), "freed 0 contents, 0 chunks, 0 bytes");
+    assert_eq!(ok(s, &["gc"]), "freed 0 contents, 0 chunks, 0 bytes");
     assert!(
-        ok(&s, &["fsck"]).starts_with("clean: 3 contents, 30 objects"),
+        ok(s, &["fsck"]).starts_with("clean: 3 contents, 30 objects"),
         "menu, config, one shared Arrow content"
     );
     let lifted = ok(
-        &s,
+        s,
         &[
             "rows",
             "lift",

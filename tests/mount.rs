@@ -26,6 +26,8 @@ pub struct Mounted {
     pub log: PathBuf,
     pub tmp: tempfile::TempDir,
     extra: Vec<String>,
+    /// Where the daemon keeps its files of a shared store (`XDG_CACHE_HOME` of every command).
+    cache: Option<PathBuf>,
 }
 
 impl Mounted {
@@ -52,15 +54,69 @@ impl Mounted {
             mnt,
             tmp,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            cache: None,
         };
         m.mount();
         m
     }
 
+    /// Mounts a new shared store: rows on the test PostgreSQL server, content in the test S3
+    /// bucket, made with `cronusfs init URL --content s3://…`.
+    pub fn shared() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let (url, content) = (
+            crate::services::pg_store_url(),
+            crate::services::s3_content_url(),
+        );
+        crate::services::use_s3_env();
+        let cache = tmp.path().join("cache");
+        let out = Command::new(BIN)
+            .args(["init", &url, "--content", &content])
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("(content in s3://"), "{said}");
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let m = Mounted {
+            log: tmp.path().join("daemon.log"),
+            store: PathBuf::from(url),
+            mnt,
+            tmp,
+            extra: Vec::new(),
+            cache: Some(cache),
+        };
+        m.mount();
+        m
+    }
+
+    /// Returns a `cronusfs` command with this mount's environment.
+    pub fn cronusfs(&self) -> Command {
+        let mut c = Command::new("timeout");
+        c.args(["120", BIN]);
+        if let Some(cache) = &self.cache {
+            c.env("XDG_CACHE_HOME", cache);
+        }
+        c
+    }
+
+    /// Returns the daemon's record (its pid, then the mount point).
+    pub fn record(&self) -> PathBuf {
+        use cronusfs::storage::location::Location;
+        match (Location::parse(&self.store).unwrap(), &self.cache) {
+            (Location::Dir(dir), _) => dir.join("cronusfs.mount"),
+            (shared, Some(cache)) => shared
+                .local_dir(&cache.join("cronusfs"))
+                .join("cronusfs.mount"),
+            (_, None) => unreachable!("a shared store's mount has its cache directory"),
+        }
+    }
+
     pub fn mount(&self) {
-        let out = Command::new("timeout")
-            .arg("60")
-            .arg(BIN)
+        let out = self
+            .cronusfs()
             .arg("mount")
             .arg(&self.store)
             .arg(&self.mnt)
@@ -77,9 +133,8 @@ impl Mounted {
     }
 
     pub fn umount(&self) {
-        let out = Command::new("timeout")
-            .arg("60")
-            .arg(BIN)
+        let out = self
+            .cronusfs()
             .arg("umount")
             .arg(&self.mnt)
             .output()
@@ -94,7 +149,8 @@ impl Mounted {
     /// Runs `script` in bash with `$M` the mount point and `$T` a scratch directory.
     /// Checks, unmounted, that `cronusfs fsck` finds the store sound.
     pub fn assert_fsck_clean(&self) {
-        let fsck = Command::new(BIN)
+        let fsck = self
+            .cronusfs()
             .arg("--store")
             .arg(&self.store)
             .arg("fsck")
@@ -117,13 +173,15 @@ impl Mounted {
     }
 
     pub fn sh(&self, script: &str) -> Output {
-        Command::new("timeout")
-            .args(["60", "bash", "-euo", "pipefail", "-c", script])
+        let mut c = Command::new("timeout");
+        c.args(["60", "bash", "-euo", "pipefail", "-c", script])
             .env("M", &self.mnt)
             .env("T", self.tmp.path())
-            .env("CRONUSFS", BIN)
-            .output()
-            .unwrap()
+            .env("CRONUSFS", BIN);
+        if let Some(cache) = &self.cache {
+            c.env("XDG_CACHE_HOME", cache);
+        }
+        c.output().unwrap()
     }
 
     /// Runs `script` and returns its stdout, failing the test on a non-zero exit.
@@ -167,7 +225,12 @@ pub fn is_mounted(mnt: &Path) -> bool {
 
 #[test]
 fn the_seed_scenario_with_ordinary_tools_survives_a_remount() {
-    let m = Mounted::new();
+    seed_scenario_with_ordinary_tools(&Mounted::new());
+}
+
+/// The seed scenario through the mount of `m` with cp, ls, getfattr, rsync, tar, mv; then the
+/// CLI on the unmounted store, fsck, and a remount that still has everything.
+pub fn seed_scenario_with_ordinary_tools(m: &Mounted) {
     std::fs::write(m.tmp.path().join("seed.arrow"), arrow_file(10)).unwrap();
     let ds = uuid::Uuid::new_v4().to_string();
     m.ok(&format!(
@@ -230,7 +293,8 @@ fn the_seed_scenario_with_ordinary_tools_survives_a_remount() {
     m.umount();
     assert!(!is_mounted(&m.mnt));
     // The CLI sees what the mount did, with the tag an integer row.
-    let lift = Command::new(BIN)
+    let lift = m
+        .cronusfs()
         .arg("--store")
         .arg(&m.store)
         .args(["rows", "lift", "quality", "--ge", "10", "--count"])
@@ -394,7 +458,12 @@ fn the_daemon_is_one_per_store_and_stops_on_sigterm() {
 
 #[test]
 fn a_sigkilled_daemon_loses_nothing_whose_close_returned() {
-    let m = Mounted::new();
+    sigkilled_daemon_loses_nothing(&Mounted::new());
+}
+
+/// Files written through `m` by a writer logging each close, the daemon killed mid-stream:
+/// every file whose close returned is intact after a remount, and fsck is clean.
+pub fn sigkilled_daemon_loses_nothing(m: &Mounted) {
     let job = m.job_dir();
     let log = m.tmp.path().join("closed.txt");
     let writer = r#"
@@ -436,14 +505,15 @@ with open(log, "a") as done:
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let record = std::fs::read_to_string(m.store.join("cronusfs.mount")).unwrap();
+    let record = std::fs::read_to_string(m.record()).unwrap();
     let pid: i32 = record.lines().next().unwrap().parse().unwrap();
     // SAFETY: kill(2) with the daemon's pid; no memory involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let _ = child.wait();
     // The dead daemon leaves a stale mount (ENOTCONN): mount says so, umount clears it.
-    let again = Command::new("timeout")
-        .args(["60", BIN, "mount"])
+    let again = m
+        .cronusfs()
+        .arg("mount")
         .arg(&m.store)
         .arg(&m.mnt)
         .output()

@@ -253,3 +253,12 @@ pub fn s3_env() -> [(&'static str, &'static str); 2] {
         ("AWS_SECRET_ACCESS_KEY", S3_KEY.1),
     ]
 }
+
+/// Sets the test S3 server's credentials in this process's environment, which the library's
+/// S3 client and every child process read.
+pub fn use_s3_env() {
+    for (k, v) in s3_env() {
+        // SAFETY: every caller sets the same two values before the first S3 client reads them.
+        unsafe { std::env::set_var(k, v) };
+    }
+}

@@ -117,11 +117,7 @@ fn opening_a_database_without_a_store_says_so() {
 pub fn pg_s3_store() -> (String, impl Fn() -> Metastore<Box<dyn Storage>>) {
     let url = crate::services::pg_store_url();
     let content = S3Url::parse(&crate::services::s3_content_url()).unwrap();
-    for (k, v) in crate::services::s3_env() {
-        // SAFETY: every test of this process sets the same values; nothing reads them racily
-        // in a way that could see a torn value (set before the first S3 client is made).
-        unsafe { std::env::set_var(k, v) };
-    }
+    crate::services::use_s3_env();
     let location = Location::parse(Path::new(&url)).unwrap();
     drop(location::create(&location, Some(&content)).unwrap());
     let open = move || {
@@ -215,4 +211,39 @@ fn a_store_keeps_its_content_location() {
     let s3 = location::open(&location).unwrap().chunks.unwrap();
     assert_eq!(s3.chunk_keys("chunk/").unwrap().len(), 1);
     assert!(m.content().verify(meta.content).unwrap().is_empty());
+}
+
+#[test]
+fn seed_scenario_through_the_cli_on_postgres_and_s3() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (url, content) = (
+        crate::services::pg_store_url(),
+        crate::services::s3_content_url(),
+    );
+    crate::services::use_s3_env();
+    let init = std::process::Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .args(["init", &url, "--content", &content])
+        .output()
+        .unwrap();
+    crate::mount::assert_success(&init);
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .args(["init", &url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && said.contains("already holds a store"),
+        "{said}"
+    );
+    crate::cli_catalog::seed_scenario(Path::new(&url), scratch.path());
+}
+
+#[test]
+fn the_seed_scenario_through_a_mount_of_postgres_and_s3() {
+    crate::mount::seed_scenario_with_ordinary_tools(&crate::mount::Mounted::shared());
+}
+
+#[test]
+fn a_sigkilled_daemon_of_a_shared_store_loses_nothing_whose_close_returned() {
+    crate::mount::sigkilled_daemon_loses_nothing(&crate::mount::Mounted::shared());
 }
