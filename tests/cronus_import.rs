@@ -201,9 +201,15 @@ fn nothing_imported<S: Storage>(m: &Metastore<S>) {
 #[test]
 fn a_store_written_by_the_original_imports_with_partitions_from_the_names() {
     let dir = tempfile::tempdir().unwrap();
-    let (o, made) = validation_store(&dir.path().join("cronus"));
     let m = Metastore::new(RocksStore::create(&dir.path().join("store")).unwrap());
-    let r = import_cronus(&m, &o.root).unwrap();
+    original_store_imports_into(&m);
+}
+
+/// Imports a store laid out as the Python Cronus writes it into `m` (empty) and checks it.
+pub fn original_store_imports_into<S: Storage>(m: &Metastore<S>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, made) = validation_store(&dir.path().join("cronus"));
+    let r = import_cronus(m, &o.root).unwrap();
     assert_eq!((r.messages, r.datasets, r.objects), (2, 1, 9));
     assert_eq!(r.skipped.len(), 2, "{:?}", r.skipped);
     assert!(r.skipped[0].contains("dummy.arrow") && r.skipped[1].contains("1 histogram"));
@@ -227,7 +233,7 @@ fn a_store_written_by_the_original_imports_with_partitions_from_the_names() {
             meta.arrow.as_ref().unwrap().num_batches,
             u64::from(*job) + 1
         );
-        assert!(bytes_of(&m, &path) == *bytes);
+        assert!(bytes_of(m, &path) == *bytes);
         let info = m.info(uuid).unwrap();
         let Some(cronus_object::Info::File(f)) = info.info else {
             panic!("a file")
@@ -354,24 +360,34 @@ fn only_files_inside_the_directory_are_read() {
 
 #[test]
 fn changed_bytes_are_imported_as_they_are_and_survive_gc() {
-    let m = Metastore::new(MemoryStore::new());
+    let (m, back) = (
+        Metastore::new(MemoryStore::new()),
+        Metastore::new(MemoryStore::new()),
+    );
+    changed_bytes_survive_an_export_and_import(&m, &back);
+}
+
+/// Exports `m` (empty) with one object's bytes edited by hand, imports it into `back` (empty):
+/// the bytes as they are, gc keeps them, every content verifies.
+pub fn changed_bytes_survive_an_export_and_import<S: Storage, T: Storage>(
+    m: &Metastore<S>,
+    back: &Metastore<T>,
+) {
     let ds = m.register_dataset_as_mkdir();
     let path = ObjectPath::new(ds, "k", JobId(0), "data.bin");
     let meta = m
         .put_object(&path, &mut &b"original"[..], &mut |_| {})
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    export_cronus(&m, dir.path(), "t").unwrap();
+    export_cronus(m, dir.path(), "t").unwrap();
     std::fs::write(dir.path().join(&meta.cronus_name), b"edited by hand").unwrap();
-
-    let back = Metastore::new(MemoryStore::new());
-    let r = import_cronus(&back, dir.path()).unwrap();
+    let r = import_cronus(back, dir.path()).unwrap();
     assert_eq!(r.changed, [meta.id.to_string()]);
     back.gc().unwrap();
     let got = back.object(&path).unwrap();
     assert_eq!(got.content, ContentId::of(b"edited by hand"));
     assert_eq!(got.size, 14);
-    assert_eq!(bytes_of(&back, &path), b"edited by hand");
+    assert_eq!(bytes_of(back, &path), b"edited by hand");
     for id in back.content().ids().unwrap() {
         assert!(back.content().verify(id).unwrap().is_empty());
     }

@@ -247,3 +247,15 @@ fn the_seed_scenario_through_a_mount_of_postgres_and_s3() {
 fn a_sigkilled_daemon_of_a_shared_store_loses_nothing_whose_close_returned() {
     crate::mount::sigkilled_daemon_loses_nothing(&crate::mount::Mounted::shared());
 }
+
+#[test]
+fn a_store_written_by_the_original_imports_into_postgres_and_s3() {
+    let (_url, open) = pg_s3_store();
+    crate::cronus_import::original_store_imports_into(&open());
+}
+
+#[test]
+fn export_and_import_between_shared_stores() {
+    let ((_a, open_a), (_b, open_b)) = (pg_s3_store(), pg_s3_store());
+    crate::cronus_import::changed_bytes_survive_an_export_and_import(&open_a(), &open_b());
+}
