@@ -240,7 +240,23 @@ fn seed_scenario_through_the_cli_on_postgres_and_s3() {
 
 #[test]
 fn the_seed_scenario_through_a_mount_of_postgres_and_s3() {
-    crate::mount::seed_scenario_with_ordinary_tools(&crate::mount::Mounted::shared());
+    let m = crate::mount::Mounted::shared();
+    // A second daemon of the store on this host is refused (they would share its directory).
+    let other = m.tmp.path().join("mnt2");
+    std::fs::create_dir(&other).unwrap();
+    let out = m
+        .cronusfs()
+        .arg("mount")
+        .arg(&m.store)
+        .arg(&other)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("already mounted on this host"),
+        "{said}"
+    );
+    crate::mount::seed_scenario_with_ordinary_tools(&m);
 }
 
 #[test]

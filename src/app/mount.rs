@@ -56,6 +56,12 @@ pub fn mount(args: MountArgs) -> Result<()> {
     if !mountpoint.is_dir() {
         bail!("{} is not a directory", mountpoint.display());
     }
+    if store.is_shared() && super::remote::is_served(&local) {
+        // One daemon per shared store and host for now: they share this host's directory.
+        let served = std::fs::read_to_string(local.join(MOUNT_FILE)).unwrap_or_default();
+        let at = served.lines().nth(1).unwrap_or("another mount point");
+        bail!("{store} is already mounted on this host, at {at}");
+    }
     if args.foreground || args.daemon_child {
         serve(&args, (&store, &local), &mountpoint)
     } else {
