@@ -1,14 +1,16 @@
-//! Row-store benchmark on the RocksDB backend: rows added per second (batches of 1,000), rows
+//! Row-store benchmark on the RocksDB backend (or, with `--store postgres://…`, on PostgreSQL:
+//! each run in a new schema of that database): rows added per second (batches of 1,000), rows
 //! lifted per second by prop, prop=value point lookups per second, integer range lifts per
 //! second, and the store's size on disk. Prints the median of several runs next to the targets.
 //!
-//! `cargo bench --bench rowstore -- [--rows N] [--runs R] [--lookups N] [--dir DIR]`
-//! (see scripts/bench.sh).
+//! `cargo bench --bench rowstore -- [--rows N] [--runs R] [--lookups N] [--dir DIR]
+//! [--store URL]` (see scripts/bench.sh).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cronusfs::storage::{Iden, PropQuery, RocksStore, Row, RowRead, RowWrite, Storage, Valu};
+use cronusfs::storage::location::{self, Location};
+use cronusfs::storage::{Iden, PropQuery, Row, Storage, Valu};
 
 const PROPS_PER_IDEN: usize = 4;
 const BATCH: usize = 1000;
@@ -21,6 +23,7 @@ struct Args {
     lookups: usize,
     runs: usize,
     dir: PathBuf,
+    store: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -29,6 +32,7 @@ fn parse_args() -> Args {
         lookups: 100_000,
         runs: 3,
         dir: std::env::temp_dir(),
+        store: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -39,6 +43,7 @@ fn parse_args() -> Args {
             }
             "--runs" => args.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs R"),
             "--dir" => args.dir = it.next().map(PathBuf::from).expect("--dir DIR"),
+            "--store" => args.store = Some(it.next().expect("--store URL")),
             _ => {} // cargo bench passes --bench; ignore what is not ours.
         }
     }
@@ -98,7 +103,7 @@ fn dir_size(p: &Path) -> u64 {
 }
 
 /// Loads the rows in batches; returns rows added per second.
-fn load(store: &RocksStore, idens: &[Iden]) -> f64 {
+fn load(store: &dyn Storage, idens: &[Iden]) -> f64 {
     let start = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
     for (n, iden) in idens.iter().enumerate() {
@@ -112,7 +117,7 @@ fn load(store: &RocksStore, idens: &[Iden]) -> f64 {
     (idens.len() * PROPS_PER_IDEN) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn reads(store: &RocksStore, nodes: usize, lookups: usize, rng: &mut Rng) -> Reads {
+fn reads(store: &dyn Storage, nodes: usize, lookups: usize, rng: &mut Rng) -> Reads {
     let start = Instant::now();
     let mut lifted = 0;
     for prop in ["bench:score", "bench:name", "bench:bucket", "bench:kind"] {
@@ -151,7 +156,14 @@ fn reads(store: &RocksStore, nodes: usize, lookups: usize, rng: &mut Rng) -> Rea
 fn one_run(args: &Args, run: usize) -> Figures {
     let dir = tempfile::tempdir_in(&args.dir).expect("bench dir");
     let path = dir.path().join("store");
-    let store = RocksStore::create(&path).unwrap();
+    let location = match &args.store {
+        Some(url) => {
+            let schema = format!("bench_{}_{run}", std::process::id());
+            Location::parse(Path::new(&format!("{url}?schema={schema}"))).unwrap()
+        }
+        None => Location::Dir(path.clone()),
+    };
+    let store = location::create(&location, None).unwrap().rows;
     let nodes = args.rows / PROPS_PER_IDEN;
     let idens: Vec<Iden> = (0..nodes)
         .map(|n| Iden::new(format!("{:032x}", n as u128 * 0x9e3779b97f4a7c15)).unwrap())
@@ -163,7 +175,7 @@ fn one_run(args: &Args, run: usize) -> Figures {
     store.sync().unwrap();
     drop(store);
     // Reopened: the WAL is replayed into table files; the state a long-lived store is in.
-    let store = RocksStore::open(&path).unwrap();
+    let store = location::open(&location).unwrap().rows;
     let settled = reads(&store, nodes, args.lookups, &mut rng);
     drop(store);
     let bytes = dir_size(&path);
@@ -187,7 +199,7 @@ fn main() {
         args.rows,
         args.rows / PROPS_PER_IDEN,
         args.runs,
-        args.dir.display()
+        args.store.as_deref().unwrap_or(&args.dir.display().to_string())
     );
     let runs: Vec<Figures> = (0..args.runs)
         .map(|r| {
