@@ -199,7 +199,9 @@ fn main() {
         args.rows,
         args.rows / PROPS_PER_IDEN,
         args.runs,
-        args.store.as_deref().unwrap_or(&args.dir.display().to_string())
+        args.store
+            .as_deref()
+            .unwrap_or(&args.dir.display().to_string())
     );
     let runs: Vec<Figures> = (0..args.runs)
         .map(|r| {

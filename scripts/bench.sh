@@ -2,8 +2,11 @@
 # Benchmarks (release build): the row store on 1,000,000 rows; put/get of a 1 GiB Arrow file
 # next to a plain file; and the mount next to a native directory on the same disk (cp, cat
 # cold and warm, tar -x of small files, ls -l / find on 100,000 objects, getfattr -d, daemon
-# memory). Extra arguments go to every bench, e.g. `scripts/bench.sh --runs 5 --dir /var/tmp`;
-# `--only mount` (or rowstore, objects) runs one of them.
+# memory); and the shared store: per-operation latency through mounts of cronusfs on RocksDB and
+# on PostgreSQL + S3 next to JuiceFS on the same PostgreSQL and S3 servers, then the row
+# benchmark on that PostgreSQL (scripts/bench_shared.py starts and stops the servers).
+# Extra arguments go to every bench, e.g. `scripts/bench.sh --runs 5 --dir /var/tmp`;
+# `--only mount` (or rowstore, objects, shared) runs one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -25,4 +28,9 @@ fi
 if [ -z "$only" ] || [ "$only" = mount ]; then
   cargo build --locked --release --quiet
   python3 scripts/bench_mount.py "$CARGO_TARGET_DIR/release/cronusfs" "${args[@]}"
+fi
+if [ -z "$only" ] || [ "$only" = shared ]; then
+  cargo build --locked --release --quiet
+  python3 scripts/bench_shared.py "$CARGO_TARGET_DIR/release/cronusfs" \
+    --row-bench "cargo bench --locked --quiet --bench rowstore --" "${args[@]}"
 fi

@@ -5,6 +5,7 @@ next to a native directory, in one run. Starts its own PostgreSQL (Debian's) and
 on private loopback ports and stops them at the end.
 
 usage: bench_shared.py CRONUSFS_BINARY [--files N] [--runs R] [--dir DIR]
+                       [--row-bench "COMMAND"] [--rows N]
 
 Per run and setup, in a new directory (a job directory on cronusfs):
   create   open(O_CREAT|O_EXCL) + close of N new files
@@ -14,6 +15,9 @@ Per run and setup, in a new directory (a job directory on cronusfs):
   readdir  listdir of the N-entry directory, the dentry cache dropped first (per listing)
 Medians over all operations of all runs, in microseconds. JuiceFS is mounted with its
 defaults (1 s attribute and entry cache, as cronusfs) and --enable-xattr.
+
+With --row-bench (scripts/bench.sh passes `cargo bench --bench rowstore --`), the row
+benchmark then runs on the same PostgreSQL server (--rows rows, a new schema per run).
 """
 import argparse
 import os
@@ -204,7 +208,9 @@ def main():
     p.add_argument("--files", type=int, default=1000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--dir", default="/var/tmp")
-    a = p.parse_args()
+    p.add_argument("--row-bench", default=None)
+    p.add_argument("--rows", type=int, default=200_000)
+    a, _ = p.parse_known_args()
     work = tempfile.mkdtemp(prefix="cronusfs-bench-shared-", dir=a.dir)
     os.chmod(work, 0o755)
     env = dict(os.environ, AWS_ACCESS_KEY_ID=AK, AWS_SECRET_ACCESS_KEY=SK,
@@ -231,6 +237,13 @@ def main():
                     results[name].setdefault(op, []).extend(ts)
             print(f"  run {r + 1}/{a.runs} done", flush=True)
         report(a, results)
+        if a.row_bench:
+            for setup in setups.values():
+                setup.stop()
+            setups.clear()
+            print(f"\nrow benchmark on PostgreSQL ({a.rows} rows):", flush=True)
+            sh(f"{a.row_bench} --rows {a.rows} --lookups 20000 --runs {a.runs} "
+               f"--store '{pg.url()}'")
     finally:
         for setup in setups.values():
             try:

@@ -1,13 +1,15 @@
 //! Process death: a child process (this test binary, re-run on one test) commits transactions
 //! in a loop until it is killed with SIGKILL at a random moment. After reopening, every
-//! transaction is there whole or not at all, and every one the child reported is there.
+//! transaction is there whole or not at all, and every one the child reported is there. On a
+//! RocksDB store and on a PostgreSQL store (a real server, `services.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use cronusfs::storage::{PropQuery, RocksStore, RowRead, Storage};
+use cronusfs::storage::location::{self, Location};
+use cronusfs::storage::{PropQuery, RowRead, Storage};
 
 use crate::conformance::row;
 
@@ -18,10 +20,10 @@ const ROWS_PER_TXN: usize = 40;
 #[test]
 #[ignore = "the child process of transactions_survive_sigkill_whole_or_not_at_all"]
 fn crash_child_writer() {
-    let Ok(path) = std::env::var(CHILD_ENV) else {
+    let Ok(name) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let store = RocksStore::open(path.as_ref()).unwrap();
+    let store = open(&name);
     for n in 0i64.. {
         let rows: Vec<_> = (0..ROWS_PER_TXN)
             .map(|k| row(&format!("t{n}-{k}"), "txn", n, k as i64))
@@ -42,12 +44,33 @@ fn random_delay(round: u64) -> Duration {
     Duration::from_millis((nanos ^ round.wrapping_mul(7919)) % 60)
 }
 
+fn open(name: &str) -> Box<dyn Storage> {
+    let location = Location::parse(std::path::Path::new(name)).unwrap();
+    location::create(&location, None).unwrap().rows
+}
+
 #[test]
 fn transactions_survive_sigkill_whole_or_not_at_all() {
     for round in 0..4 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store");
-        drop(RocksStore::create(&path).unwrap());
+        sigkill_a_writer_of(path.to_str().unwrap(), round);
+    }
+}
+
+#[test]
+fn transactions_on_postgres_survive_sigkill_whole_or_not_at_all() {
+    for round in 0..4 {
+        sigkill_a_writer_of(&crate::services::pg_store_url(), round);
+    }
+}
+
+/// Kills a child committing transactions to store `name` (made here) at a random moment, then
+/// checks what the store holds.
+fn sigkill_a_writer_of(name: &str, round: u64) {
+    {
+        drop(open(name));
+        let path = name;
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "crash::crash_child_writer",
@@ -56,7 +79,7 @@ fn transactions_survive_sigkill_whole_or_not_at_all() {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(CHILD_ENV, &path)
+            .env(CHILD_ENV, path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -80,7 +103,7 @@ fn transactions_survive_sigkill_whole_or_not_at_all() {
         let acked: Vec<i64> = std::iter::once(first).chain(rx.try_iter()).collect();
         let last_acked = *acked.last().unwrap();
 
-        let store = RocksStore::open(&path).unwrap();
+        let store = open(name);
         let rows = store.rows_by_prop(&PropQuery::new("txn")).unwrap();
         let mut per_txn = std::collections::BTreeMap::<i64, usize>::new();
         for r in &rows {

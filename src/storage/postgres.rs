@@ -75,10 +75,11 @@ impl PgUrl {
             false => format!("{base}?{}", passed.join("&")),
         };
         let mut config: ::postgres::Config = pg_url.parse().map_err(|e| bad(format!("{e}")))?;
-        if config.get_password().is_none()
-            && let Ok(password) = std::env::var("PGPASSWORD")
-        {
-            config.password(password);
+        if config.get_password().is_none() {
+            let password = std::env::var("PGPASSWORD").ok();
+            if let Some(password) = password.or_else(|| pgpass_password(&config)) {
+                config.password(password);
+            }
         }
         config.application_name("cronusfs");
         if config.get_connect_timeout().is_none() {
@@ -98,6 +99,59 @@ impl PgUrl {
             shown,
         })
     }
+}
+
+/// Returns the password the password file (`PGPASSFILE`, default `~/.pgpass`) gives the
+/// connection `config` describes, as libpq reads it: lines `host:port:db:user:password`, `*`
+/// matching anything, `\:` and `\\` escaped; a file others can read is ignored.
+fn pgpass_password(config: &::postgres::Config) -> Option<String> {
+    let path = match std::env::var_os("PGPASSFILE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".pgpass"),
+    };
+    pgpass_lookup(config, &path)
+}
+
+/// [`pgpass_password`] with the file given.
+fn pgpass_lookup(config: &::postgres::Config, path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata(path).ok()?.mode() & 0o077 != 0 {
+        return None;
+    }
+    let host = match config.get_hosts().first()? {
+        ::postgres::config::Host::Tcp(h) => h.clone(),
+        ::postgres::config::Host::Unix(_) => "localhost".to_string(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let user = config.get_user()?.to_string();
+    let db = config.get_dbname().map_or(user.clone(), str::to_string);
+    let wanted = [host, port, db, user];
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(pgpass_fields)
+        .find(|f| f.len() == 5 && f[..4].iter().zip(&wanted).all(|(a, b)| a == "*" || a == b))
+        .map(|f| f[4].clone())
+}
+
+/// Splits a password-file line at its unescaped colons.
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut chars) = (Vec::new(), String::new(), line.chars());
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => field.extend(chars.next()),
+            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
 }
 
 /// A schema name the store's SQL can hold without quoting: lower-case letters, digits, `_`.
@@ -544,5 +598,33 @@ impl Drop for PgTxn<'_> {
         if let Some(mut conn) = self.conn.get_mut().take() {
             end_quietly(&mut conn);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_password_file_is_read_as_libpq_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgpass");
+        std::fs::write(
+            &file,
+            "# comment\nother:5432:*:*:no\n127.0.0.1:5433:db:alice:wrong\n\
+             127.0.0.1:*:db:alice:s\\:ecret\\\\1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config: ::postgres::Config = "postgres://alice@127.0.0.1:5432/db".parse().unwrap();
+        assert_eq!(pgpass_lookup(&config, &file).as_deref(), Some("s:ecret\\1"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            pgpass_lookup(&config, &file),
+            None,
+            "a file others can read is ignored"
+        );
     }
 }

@@ -116,6 +116,12 @@ impl S3Chunks {
                     .with_timeout(Duration::from_secs(60))
                     .with_connect_timeout(Duration::from_secs(5)),
             );
+        let from_env = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+        if let (false, Some((key, secret))) = (from_env, credentials_file()) {
+            builder = builder
+                .with_access_key_id(key)
+                .with_secret_access_key(secret);
+        }
         if let Some(endpoint) = &url.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
@@ -154,6 +160,34 @@ impl S3Chunks {
         // The map only holds handles: nothing is half-updated by a panic.
         self.ahead.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Returns the keys of the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, default
+/// `~/.aws/credentials`), profile `AWS_PROFILE` (default `default`), as the AWS tools read it.
+fn credentials_file() -> Option<(String, String)> {
+    let path = match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".aws/credentials"),
+    };
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_string());
+    profile_keys(&std::fs::read_to_string(path).ok()?, &profile)
+}
+
+/// Returns the keys of `profile` in the text of a shared credentials file.
+fn profile_keys(text: &str, profile: &str) -> Option<(String, String)> {
+    let (mut inside, mut key, mut secret) = (false, None, None);
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == profile;
+        } else if let (true, Some((k, v))) = (inside, line.split_once('=')) {
+            match k.trim() {
+                "aws_access_key_id" => key = Some(v.trim().to_string()),
+                "aws_secret_access_key" => secret = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    Some((key?, secret?))
 }
 
 type FetchHandle = tokio::task::JoinHandle<Result<Option<Vec<u8>>>>;
@@ -260,5 +294,38 @@ impl ChunkStore for S3Chunks {
             .runtime
             .spawn(fetch(self.store.clone(), self.path(key)));
         ahead.push_back((key.to_string(), handle));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_the_profile_asked_for() {
+        let text = "[default]\naws_access_key_id = A1\naws_secret_access_key=S1\n\
+                    [bench]\naws_access_key_id=A2\n aws_secret_access_key = S2 \n";
+        assert_eq!(
+            profile_keys(text, "default"),
+            Some(("A1".into(), "S1".into()))
+        );
+        assert_eq!(
+            profile_keys(text, "bench"),
+            Some(("A2".into(), "S2".into()))
+        );
+        assert_eq!(profile_keys(text, "none"), None);
+    }
+
+    #[test]
+    fn a_content_url_names_a_bucket_and_never_keys() {
+        let url = S3Url::parse("s3://b/some/prefix/?endpoint=http://h:1&region=r").unwrap();
+        assert_eq!(
+            url.to_string(),
+            "s3://b/some/prefix?region=r&endpoint=http://h:1"
+        );
+        assert_eq!(S3Url::parse(&url.to_string()).unwrap(), url);
+        assert!(S3Url::parse("s3://AK:SK@b").is_err());
+        assert!(S3Url::parse("s3://b?secret=x").is_err());
+        assert!(S3Url::parse("http://b").is_err());
     }
 }
