@@ -13,6 +13,9 @@ Per run and setup, in a new directory (a job directory on cronusfs):
   getattr  fstat of each open file once its attributes expired (one GETATTR each)
   getxattr fgetxattr of one user attribute of each open file (one GETXATTR each)
   readdir  listdir of the N-entry directory, the dentry cache dropped first (per listing)
+  cp       a --mib MiB file copied in (fsync before close; MiB/s)
+  cat      that file read back, page cache dropped first (MiB/s; JuiceFS keeps a local disk
+           cache of what it wrote, which the drop does not empty)
 Medians over all operations of all runs, in microseconds. JuiceFS is mounted with its
 defaults (1 s attribute and entry cache, as cronusfs) and --enable-xattr.
 
@@ -176,7 +179,25 @@ def timed_each(items, op):
     return out
 
 
-def one_run(setup, n):
+def throughput(setup, d, source, mib):
+    target = f"{d}/big.bin"
+    start = time.perf_counter()
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+    cp = mib / (time.perf_counter() - start)
+    sh("sync")
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    start = time.perf_counter()
+    with open(target, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    return cp, mib / (time.perf_counter() - start)
+
+
+def one_run(setup, n, source, mib):
     d = setup.new_dir()
     names = [f"{d}/f{i:05}" for i in range(n)]
     times = {}
@@ -199,6 +220,8 @@ def one_run(setup, n):
         assert len(os.listdir(d)) == n
         listings.append(time.perf_counter() - start)
     times["readdir"] = listings
+    cp, cat = throughput(setup, d, source, mib)
+    times["cp MiB/s"], times["cat MiB/s"] = [cp], [cat]
     return times
 
 
@@ -210,6 +233,7 @@ def main():
     p.add_argument("--dir", default="/var/tmp")
     p.add_argument("--row-bench", default=None)
     p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--mib", type=int, default=256)
     a, _ = p.parse_known_args()
     work = tempfile.mkdtemp(prefix="cronusfs-bench-shared-", dir=a.dir)
     os.chmod(work, 0o755)
@@ -231,9 +255,13 @@ def main():
             content=f"s3://bench/cronusfs?endpoint={s3.endpoint}", env=env)
         setups["juicefs pg+s3"] = JuiceFS(pg, s3, work, f"{work}/mnt-jfs")
         results = {name: {} for name in setups}
+        source = f"{work}/source.bin"
+        with open(source, "wb") as f:
+            for _ in range(a.mib):
+                f.write(os.urandom(1 << 20))
         for r in range(a.runs):
             for name, setup in setups.items():
-                for op, ts in one_run(setup, a.files).items():
+                for op, ts in one_run(setup, a.files, source, a.mib).items():
                     results[name].setdefault(op, []).extend(ts)
             print(f"  run {r + 1}/{a.runs} done", flush=True)
         report(a, results)
@@ -241,9 +269,11 @@ def main():
             for setup in setups.values():
                 setup.stop()
             setups.clear()
+            common = f"{a.row_bench} --rows {a.rows} --lookups 20000 --runs {a.runs}"
+            print(f"\nrow benchmark on RocksDB ({a.rows} rows):", flush=True)
+            sh(f"{common} --dir {work}")
             print(f"\nrow benchmark on PostgreSQL ({a.rows} rows):", flush=True)
-            sh(f"{a.row_bench} --rows {a.rows} --lookups 20000 --runs {a.runs} "
-               f"--store '{pg.url()}'")
+            sh(f"{common} --store '{pg.url()}'")
     finally:
         for setup in setups.values():
             try:
@@ -265,6 +295,12 @@ def report(a, results):
         med = {n: statistics.median(results[n][op]) * 1e6 for n in names}
         ratio = med["cronusfs pg+s3"] / med["juicefs pg+s3"]
         print(f"{op:<10}" + "".join(f"{med[n]:>19.1f}" for n in names) + f"{ratio:>22.2f}x")
+    print(f"\nthroughput of a {a.mib} MiB file, median MiB/s (higher is better)")
+    for op in ["cp MiB/s", "cat MiB/s"]:
+        med = {n: statistics.median(results[n][op]) for n in names}
+        ratio = med["cronusfs pg+s3"] / med["juicefs pg+s3"]
+        print(f"{op.split()[0]:<10}" + "".join(f"{med[n]:>19.1f}" for n in names)
+              + f"{ratio:>22.2f}x")
 
 
 if __name__ == "__main__":

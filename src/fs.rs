@@ -9,6 +9,7 @@ mod cache;
 mod error;
 mod file;
 mod inode;
+mod names;
 mod tree;
 mod working;
 mod xattr;
@@ -28,7 +29,7 @@ pub use tree::{CreateFlags, Creator, SetAttr};
 pub use xattr::{XattrFlags, XattrReply};
 
 use crate::meta::{ContentId, DatasetId, JobId, Metastore, ObjectId, ObjectPath, prop};
-use crate::storage::{Iden, Row, RowRead, Storage, ValuRef};
+use crate::storage::{Iden, Row, RowRead, Storage, Valu, ValuRef};
 
 /// How the core is set up.
 #[derive(Clone, Debug)]
@@ -69,6 +70,8 @@ pub struct FsCore<S: Storage> {
     dir_changes: Mutex<HashMap<Ino, i64>>,
     /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
     xattrs: cache::GenerationCache<xattr::NodeRows>,
+    /// The objects seen at each path: one read for a repeated lookup.
+    known: names::KnownNames,
 }
 
 /// A directory's entries, shared between the handles reading them.
@@ -137,6 +140,7 @@ impl<S: Storage> FsCore<S> {
             listings: cache::GenerationCache::new(CACHED_LISTINGS),
             xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
             dir_changes: Mutex::new(HashMap::new()),
+            known: names::KnownNames::default(),
         })
     }
 
@@ -187,9 +191,45 @@ impl<S: Storage> FsCore<S> {
         if name.len() > crate::meta::names::MAX_NAME_BYTES {
             return Err(FsError::NameTooLong);
         }
-        let node = self.child(&self.node(parent)?, name)?;
+        let dir = self.node(parent)?;
+        let path = in_dir(&dir, name);
+        if let Some(attr) = path
+            .as_ref()
+            .map(|p| self.known_object(p))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(attr);
+        }
+        let node = self.child(&dir, name)?;
         let ino = self.inodes.ino(&node);
-        self.attr_of(ino, &node)
+        let attr = self.attr_of(ino, &node)?;
+        if let (Some(path), Node::Object(id)) = (path, &node) {
+            self.known.remember(path.key(), *id);
+        }
+        Ok(attr)
+    }
+
+    /// Returns the attributes of the object this mount last saw at `path`, when its rows (one
+    /// read, by id) still say it is there; `None` sends the lookup the long way.
+    fn known_object(&self, path: &ObjectPath) -> FsResult<Option<Attr>> {
+        let key = path.key();
+        let Some(id) = self.known.get(&key) else {
+            return Ok(None);
+        };
+        if self.files.pending_at(path).is_some() {
+            return Ok(None);
+        }
+        let rows = self.meta.node_rows(&id.iden())?;
+        let here = rows
+            .iter()
+            .any(|r| r.prop == prop::PATH && matches!(&r.valu, Valu::Str(p) if *p == key));
+        if !here {
+            self.known.forget(&key);
+            return Ok(None);
+        }
+        let ino = self.inodes.ino(&Node::Object(id));
+        Ok(Some(self.object_attr(ino, id, &rows)))
     }
 
     /// Returns the attributes of `ino`.
@@ -312,6 +352,15 @@ impl<S: Storage> FsCore<S> {
         }
     }
 
+    /// The attributes of committed object `id` from its rows, with what open handles wrote.
+    fn object_attr(&self, ino: Ino, id: ObjectId, rows: &[Row]) -> Attr {
+        let mut attr = self.defaults.attr(ino, Kind::File, rows, None);
+        if let Some(w) = self.files.written(id) {
+            file::apply_written(&mut attr, w);
+        }
+        attr
+    }
+
     fn attr_of(&self, ino: Ino, node: &Node) -> FsResult<Attr> {
         let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
         if let Node::Object(id) = node {
@@ -324,11 +373,7 @@ impl<S: Storage> FsCore<S> {
                 }
                 other => other?,
             };
-            let mut attr = self.defaults.attr(ino, kind, &rows, None);
-            if let Some(w) = self.files.written(*id) {
-                file::apply_written(&mut attr, w);
-            }
-            return Ok(attr);
+            return Ok(self.object_attr(ino, *id, &rows));
         }
         if let Node::Content(id) = node {
             let size = self.meta.content().manifest(*id)?.size;

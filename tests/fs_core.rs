@@ -772,3 +772,32 @@ fn folders_rename_with_everything_in_them() {
     fs.rmdir(other_job, "moved").unwrap();
     assert!(names(&fs, other_job).is_empty());
 }
+
+/// A lookup the kernel repeats reads the object it saw at the name by id, but only while its
+/// rows still say it is there: a rename, delete or replacement made past this mount (another
+/// host, the CLI) is seen at once.
+#[test]
+fn a_repeated_lookup_sees_changes_made_past_the_mount() {
+    use cronusfs::meta::{JobId, ObjectPath};
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    let ino = write_file(&fs, job, "a", b"one");
+    assert_eq!(fs.lookup(job, "a").unwrap().ino, ino);
+    let meta = fs.metastore();
+    let (a, b) = (
+        ObjectPath::new(ds, "k", JobId(0), "a"),
+        ObjectPath::new(ds, "k", JobId(0), "b"),
+    );
+    meta.rename_object(&a, &b).unwrap();
+    assert_eq!(errno(fs.lookup(job, "a")), libc::ENOENT, "moved away");
+    assert_eq!(fs.lookup(job, "b").unwrap().ino, ino);
+    meta.put_object(&a, &mut &b"newcomer"[..], &mut |_| {})
+        .unwrap();
+    let newcomer = fs.lookup(job, "a").unwrap();
+    assert_ne!(newcomer.ino, ino, "another object at the old name");
+    assert_eq!(newcomer.size, 8);
+    meta.delete_object(&b).unwrap();
+    assert_eq!(errno(fs.lookup(job, "b")), libc::ENOENT, "deleted");
+}

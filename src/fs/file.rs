@@ -476,6 +476,7 @@ impl<S: Storage> FsCore<S> {
         }
         let id = ObjectId::random();
         let now = now_millis();
+        self.known.remember(path.key(), id);
         lock(&self.files.pending).insert(
             id,
             Pending {

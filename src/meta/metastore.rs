@@ -212,8 +212,8 @@ impl ObjectPath {
             None => job,
         }
     }
-    /// `<dataset>/<key>/<job>/<name>`: the object's place, for lookups.
-    fn key(&self) -> String {
+    /// `<dataset>/<key>/<job>/<name>`: the object's place, as its `cronus:path` row says.
+    pub fn key(&self) -> String {
         format!(
             "{}/{}",
             dir_key(self.dataset, &self.partition, self.job),
