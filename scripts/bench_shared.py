@@ -105,6 +105,11 @@ class Seaweed:
             time.sleep(0.5)
         else:
             raise SystemExit("SeaweedFS did not start")
+        for _ in range(240):  # the S3 gateway comes up after the filer
+            with socket.socket() as c:
+                if c.connect_ex(("127.0.0.1", p["s3"])) == 0:
+                    break
+            time.sleep(0.25)
 
     def stop(self):
         if not hasattr(self, "proc"):
