@@ -275,3 +275,23 @@ fn export_and_import_between_shared_stores() {
     let ((_a, open_a), (_b, open_b)) = (pg_s3_store(), pg_s3_store());
     crate::cronus_import::changed_bytes_survive_an_export_and_import(&open_a(), &open_b());
 }
+
+#[test]
+fn a_store_on_postgres_alone_keeps_its_content_in_postgres() {
+    let url = crate::services::pg_store_url();
+    let location = Location::parse(Path::new(&url)).unwrap();
+    let store = location::create(&location, None).unwrap();
+    assert!(
+        store.chunks.is_none(),
+        "no content location: chunks in the store"
+    );
+    drop(store);
+    let open = || Metastore::new(location::open(&location).unwrap().rows);
+    crate::metastore::large_objects_stream_in_and_out_of(&open());
+    let m = open();
+    assert!(
+        m.storage().blob_keys_with_prefix("chunk/").unwrap().len() >= 2,
+        "the chunks are rows of the blobs table"
+    );
+    crate::metastore::versions_dedup_and_gc_on(&open());
+}
