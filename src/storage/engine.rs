@@ -100,6 +100,38 @@ pub fn is_empty_range(start: &[u8], end: Option<&[u8]>) -> bool {
 /// The visitor a scan calls with each `(key, value)`; it returns `Ok(true)` to go on.
 pub type Visitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'v;
 
+/// Implements the methods of [`EngineRead`] inside an `impl` by forwarding each call to
+/// `$target`, after running `$before` (a fault wrapper counts the call there).
+macro_rules! forward_engine_read {
+    ($self_:ident => $target:expr $(, before: $before:expr)?) => {
+        fn get(&$self_, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            $($before;)?
+            $target.get(cf, key)
+        }
+        fn scan(
+            &$self_,
+            cf: Cf,
+            start: &[u8],
+            end: Option<&[u8]>,
+            visit: &mut Visitor<'_>,
+        ) -> Result<()> {
+            $($before;)?
+            $target.scan(cf, start, end, visit)
+        }
+        fn scan_keys(
+            &$self_,
+            cf: Cf,
+            start: &[u8],
+            end: Option<&[u8]>,
+            visit: &mut Visitor<'_>,
+        ) -> Result<()> {
+            $($before;)?
+            $target.scan_keys(cf, start, end, visit)
+        }
+    };
+}
+pub(crate) use forward_engine_read;
+
 /// Reads of an engine: its committed state, or what one of its transactions sees.
 pub trait EngineRead {
     /// Returns the value of `key` in `cf`.
@@ -125,27 +157,7 @@ pub trait EngineRead {
 }
 
 impl<T: EngineRead + ?Sized> EngineRead for &T {
-    fn scan_keys(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        visit: &mut Visitor<'_>,
-    ) -> Result<()> {
-        (**self).scan_keys(cf, start, end, visit)
-    }
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        (**self).get(cf, key)
-    }
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        visit: &mut Visitor<'_>,
-    ) -> Result<()> {
-        (**self).scan(cf, start, end, visit)
-    }
+    forward_engine_read!(self => (**self));
 }
 
 /// An open engine transaction: its reads and, at commit, its writes form one serializable
@@ -219,27 +231,7 @@ impl<'e, E: Engine + ?Sized> SerialTxn<'e, E> {
 }
 
 impl<E: Engine + ?Sized> EngineRead for SerialTxn<'_, E> {
-    fn scan_keys(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        visit: &mut Visitor<'_>,
-    ) -> Result<()> {
-        self.engine.scan_keys(cf, start, end, visit)
-    }
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.engine.get(cf, key)
-    }
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        visit: &mut Visitor<'_>,
-    ) -> Result<()> {
-        self.engine.scan(cf, start, end, visit)
-    }
+    forward_engine_read!(self => self.engine);
 }
 
 impl<E: Engine + ?Sized> EngineTxn for SerialTxn<'_, E> {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::engine::{Cf, Engine, EngineRead, EngineTxn, Visitor, WriteBatch};
+use super::engine::{Cf, Engine, EngineRead, EngineTxn, Visitor, WriteBatch, forward_engine_read};
 use super::{Result, StorageError};
 
 /// An engine that counts every call (get, scan, begin, commit, write, sync…), its
@@ -67,32 +67,7 @@ impl<E: Engine> FaultyEngine<E> {
 }
 
 impl<E: Engine> EngineRead for FaultyEngine<E> {
-    fn scan_keys(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        visit: &mut Visitor<'_>,
-    ) -> Result<()> {
-        self.tick()?;
-        self.inner.scan_keys(cf, start, end, visit)
-    }
-
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.tick()?;
-        self.inner.get(cf, key)
-    }
-
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        visit: &mut Visitor<'_>,
-    ) -> Result<()> {
-        self.tick()?;
-        self.inner.scan(cf, start, end, visit)
-    }
+    forward_engine_read!(self => self.inner, before: self.tick()?);
 }
 
 impl<E: Engine> Engine for FaultyEngine<E> {
@@ -142,32 +117,7 @@ pub struct FaultyTxn<'e, E: Engine + 'e> {
 }
 
 impl<E: Engine> EngineRead for FaultyTxn<'_, E> {
-    fn scan_keys(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        visit: &mut Visitor<'_>,
-    ) -> Result<()> {
-        self.faulty.tick()?;
-        self.inner.scan_keys(cf, start, end, visit)
-    }
-
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.faulty.tick()?;
-        self.inner.get(cf, key)
-    }
-
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        visit: &mut Visitor<'_>,
-    ) -> Result<()> {
-        self.faulty.tick()?;
-        self.inner.scan(cf, start, end, visit)
-    }
+    forward_engine_read!(self => self.inner, before: self.faulty.tick()?);
 }
 
 impl<E: Engine> EngineTxn for FaultyTxn<'_, E> {
