@@ -8,6 +8,7 @@ mod output;
 mod progress;
 mod remote;
 mod rows;
+mod session;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -121,12 +122,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::GenMan { dir } => man::write_all(&dir),
         Command::Mount(args) => mount::mount(args),
         Command::Umount { mountpoint } => mount::umount(&mountpoint),
-        Command::Status => mount::status(),
+        Command::Status if cli.store.is_none() => mount::status(),
         other => {
             let store = parse_location(&store_path(cli.store.as_deref())?)?;
-            let local = local_dir(&store);
-            if remote::is_served(&local) {
-                return remote::forward(&local, &store, &mut io, &other);
+            // A store directory is held by its daemon: the command runs there. A shared store
+            // is opened here, beside any daemons.
+            if let Location::Dir(dir) = &store
+                && remote::is_served(dir)
+            {
+                return remote::forward(dir, &store, &mut io, &other);
             }
             run_on(&catalog_of(location::open(&store)?), &mut io, other)
         }
@@ -173,15 +177,14 @@ pub fn parse_location(arg: &Path) -> Result<Location> {
     Ok(Location::parse(arg)?)
 }
 
-/// Returns the directory of this host's files of `store` (its daemon's socket and record):
-/// the store directory, or one under `$XDG_CACHE_HOME/cronusfs` (default `~/.cache`) for a
-/// shared store.
-pub fn local_dir(store: &Location) -> PathBuf {
+/// Returns this host's directory of cronusfs's local files of shared stores:
+/// `$XDG_CACHE_HOME/cronusfs` (default `~/.cache/cronusfs`).
+pub fn cache_root() -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from("/var/tmp"));
-    store.local_dir(&cache.join("cronusfs"))
+    cache.join("cronusfs")
 }
 
 /// Opens the catalogue of the store named by `--store` / `CRONUSFS_STORE`.

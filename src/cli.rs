@@ -147,7 +147,8 @@ pub enum Command {
     },
     /// Show the cronusfs mounts of this machine, one per line: store, mount point,
     /// read-only or read-write, and the daemon's pid (marked "gone" when the daemon was killed
-    /// and the mount is stale: `cronusfs umount` clears it).
+    /// and the mount is stale: `cronusfs umount` clears it). With --store, show instead every
+    /// session of that store, on every host: host, pid, mount point, start and last heartbeat.
     Status,
     /// Write the man pages of every command into DIR.
     #[command(hide = true)]

@@ -9,12 +9,14 @@ pub mod filetype;
 mod metastore;
 pub mod names;
 pub mod rowjson;
+mod sessions;
 
 use crate::storage::StorageError;
 use crate::storage::retry::ConflictError;
 
 pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
 pub use metastore::{DatasetId, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath, prop};
+pub use sessions::Session;
 
 /// Error of a metastore operation.
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,8 @@ pub struct Mounted {
     extra: Vec<String>,
     /// Where the daemon keeps its files of a shared store (`XDG_CACHE_HOME` of every command).
     cache: Option<PathBuf>,
+    /// More environment for every command.
+    env: Vec<(String, String)>,
 }
 
 impl Mounted {
@@ -55,6 +57,7 @@ impl Mounted {
             tmp,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             cache: None,
+            env: Vec::new(),
         };
         m.mount();
         m
@@ -63,6 +66,11 @@ impl Mounted {
     /// Mounts a new shared store: rows on the test PostgreSQL server, content in the test S3
     /// bucket, made with `cronusfs init URL --content s3://…`.
     pub fn shared() -> Self {
+        Self::shared_with(&[])
+    }
+
+    /// [`Mounted::shared`] with more environment for every command (the daemon's included).
+    pub fn shared_with(env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let (url, content) = (
             crate::services::pg_store_url(),
@@ -87,6 +95,29 @@ impl Mounted {
             tmp,
             extra: Vec::new(),
             cache: Some(cache),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        m.mount();
+        m
+    }
+
+    /// Mounts this mount's shared store a second time, at a new mount point, by a second
+    /// daemon (another host, as far as the store can tell).
+    pub fn another_daemon(&self) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let m = Mounted {
+            log: tmp.path().join("daemon.log"),
+            store: self.store.clone(),
+            mnt,
+            tmp,
+            extra: self.extra.clone(),
+            cache: self.cache.clone(),
+            env: self.env.clone(),
         };
         m.mount();
         m
@@ -99,6 +130,7 @@ impl Mounted {
         if let Some(cache) = &self.cache {
             c.env("XDG_CACHE_HOME", cache);
         }
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -108,7 +140,7 @@ impl Mounted {
         match (Location::parse(&self.store).unwrap(), &self.cache) {
             (Location::Dir(dir), _) => dir.join("cronusfs.mount"),
             (shared, Some(cache)) => shared
-                .local_dir(&cache.join("cronusfs"))
+                .daemon_dir(&cache.join("cronusfs"), &self.mnt)
                 .join("cronusfs.mount"),
             (_, None) => unreachable!("a shared store's mount has its cache directory"),
         }

@@ -240,23 +240,86 @@ fn seed_scenario_through_the_cli_on_postgres_and_s3() {
 
 #[test]
 fn the_seed_scenario_through_a_mount_of_postgres_and_s3() {
-    let m = crate::mount::Mounted::shared();
-    // A second daemon of the store on this host is refused (they would share its directory).
-    let other = m.tmp.path().join("mnt2");
-    std::fs::create_dir(&other).unwrap();
+    crate::mount::seed_scenario_with_ordinary_tools(&crate::mount::Mounted::shared());
+}
+
+/// Lines of `cronusfs status -s STORE` run with `m`'s environment.
+fn sessions_of(m: &crate::mount::Mounted) -> Vec<String> {
     let out = m
         .cronusfs()
-        .arg("mount")
+        .arg("status")
+        .arg("-s")
         .arg(&m.store)
-        .arg(&other)
         .output()
         .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && said.contains("already mounted on this host"),
-        "{said}"
+    crate::mount::assert_success(&out);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn two_daemons_share_a_store_and_a_killed_one_s_session_expires() {
+    let a = crate::mount::Mounted::shared_with(&[("CRONUSFS_SESSION_TTL_MS", "1500")]);
+    let b = a.another_daemon();
+    let sessions = sessions_of(&a);
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    for m in [&a, &b] {
+        let at = m.mnt.display().to_string();
+        assert!(
+            sessions.iter().any(|l| l.contains(&format!("\t{at}\t"))),
+            "{sessions:?}"
+        );
+    }
+    // What one daemon's close committed, the other opens.
+    let job = a.job_dir();
+    std::fs::write(job.join("from-a.txt"), b"written through a").unwrap();
+    let seen_by_b = b
+        .mnt
+        .join(job.strip_prefix(&a.mnt).unwrap())
+        .join("from-a.txt");
+    assert_eq!(std::fs::read(&seen_by_b).unwrap(), b"written through a");
+    // A daemon killed with SIGKILL stops beating; the other expires its session.
+    let pid: i32 = std::fs::read_to_string(a.record())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) with the daemon's pid; no memory involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = sessions_of(&b);
+        if left.len() == 1 {
+            assert!(
+                left[0].contains(&format!(
+                    "pid {}",
+                    std::fs::read_to_string(b.record())
+                        .unwrap()
+                        .lines()
+                        .next()
+                        .unwrap()
+                )),
+                "{left:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never expired: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    a.umount();
+    b.umount();
+    assert_eq!(
+        sessions_of(&b),
+        ["no sessions: the store is not mounted anywhere"]
     );
-    crate::mount::seed_scenario_with_ordinary_tools(&m);
 }
 
 #[test]

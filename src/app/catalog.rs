@@ -44,15 +44,36 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command) -> Result<()> {
         Command::Ls { dataset, key, job } => ls(m, io, &dataset, &key, job),
         Command::Gc => gc(m, io),
         Command::Fsck => fsck(m, io),
+        Command::Status => sessions(m, io),
         Command::Init { .. }
         | Command::Rows(_)
         | Command::ImportCronus { .. }
         | Command::ExportCronus { .. }
         | Command::Mount(_)
         | Command::Umount { .. }
-        | Command::Status
         | Command::GenMan { .. } => bail!("not a catalogue command"),
     }
+}
+
+/// Runs `status --store STORE`: every session of the store, one line each.
+fn sessions(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
+    let sessions = m.sessions()?;
+    if sessions.is_empty() {
+        writeln!(io.out, "no sessions: the store is not mounted anywhere")?;
+    }
+    let now = cronusfs::storage::now_millis();
+    for s in sessions {
+        writeln!(
+            io.out,
+            "{}\tpid {}\t{}\tup {:.0} s\tbeat {:.1} s ago",
+            s.host,
+            s.pid,
+            s.mountpoint,
+            (now - s.started) as f64 / 1000.0,
+            (now - s.heartbeat) as f64 / 1000.0
+        )?;
+    }
+    Ok(())
 }
 
 /// Which registered message a `menu`/`config` command is about.

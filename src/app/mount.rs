@@ -14,7 +14,7 @@ use cronusfs::fuse::{self, MountOptions};
 use cronusfs::storage::Storage;
 use cronusfs::storage::location::{self, Location};
 
-use super::{catalog_of, local_dir, parse_location};
+use super::{catalog_of, parse_location};
 use crate::cli::MountArgs;
 
 /// How long `mount` waits for the daemon to have the mount ready, and `umount` for it to exit.
@@ -31,15 +31,11 @@ pub fn mount(args: MountArgs) -> Result<()> {
         ),
         shared => shared,
     };
-    let local = local_dir(&store);
-    if store.is_shared() {
-        std::fs::create_dir_all(&local)
-            .with_context(|| format!("cannot make {}", local.display()))?;
-    }
+
     let mountpoint = resolve_without_entering(&args.mountpoint)
         .with_context(|| format!("no mount point {}", args.mountpoint.display()))?;
     if let Some(m) = mounts()?.into_iter().find(|m| m.mountpoint == mountpoint) {
-        if daemon_pid(&m.source).is_some_and(is_alive) {
+        if daemon_pid(&m.source, &m.mountpoint).is_some_and(is_alive) {
             bail!(
                 "{} is already a mount point (of {})",
                 mountpoint.display(),
@@ -56,11 +52,10 @@ pub fn mount(args: MountArgs) -> Result<()> {
     if !mountpoint.is_dir() {
         bail!("{} is not a directory", mountpoint.display());
     }
-    if store.is_shared() && super::remote::is_served(&local) {
-        // One daemon per shared store and host for now: they share this host's directory.
-        let served = std::fs::read_to_string(local.join(MOUNT_FILE)).unwrap_or_default();
-        let at = served.lines().nth(1).unwrap_or("another mount point");
-        bail!("{store} is already mounted on this host, at {at}");
+    let local = daemon_dir(&store, &mountpoint);
+    if store.is_shared() {
+        std::fs::create_dir_all(&local)
+            .with_context(|| format!("cannot make {}", local.display()))?;
     }
     if args.foreground || args.daemon_child {
         serve(&args, (&store, &local), &mountpoint)
@@ -191,7 +186,18 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
             let _ = out.flush();
         }
     };
+    let heartbeat = match super::session::Heartbeat::start(core.clone(), mountpoint) {
+        Ok(h) => h,
+        Err(e) => {
+            super::remote::unlisten(local);
+            if args.daemon_child {
+                println!("error: cannot record the session: {e:#}");
+            }
+            return Err(e);
+        }
+    };
     let result = fuse::serve(core, mountpoint, &options, ready);
+    heartbeat.stop();
     super::remote::unlisten(local);
     let _ = std::fs::remove_file(&record);
     match result {
@@ -278,7 +284,8 @@ fn redirect_stderr(file: &std::fs::File) {
     }
 }
 
-fn log(msg: &str) {
+/// Writes `msg` to the daemon's log (stderr) with its pid and the time.
+pub fn log(msg: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -301,17 +308,19 @@ fn mounts() -> Result<Vec<MountEntry>> {
             let (left, right) = line.split_once(" - ")?;
             let mut r = right.split(' ');
             let (fstype, source) = (r.next()?, r.next()?);
-            // Mounted by root, the kernel shows plain "fuse"; the daemon's record in the
-            // store tells ours apart.
+            let fields: Vec<&str> = left.split(' ').collect();
+            let mountpoint = PathBuf::from(unescape(fields.get(4)?));
+            // Mounted by root, the kernel shows plain "fuse"; the daemon's record tells ours
+            // apart.
             let ours = fstype == "fuse.cronusfs"
-                || (fstype == "fuse" && record_of(&unescape(source)).is_some_and(|r| r.exists()));
+                || (fstype == "fuse"
+                    && record_of(&unescape(source), &mountpoint).is_some_and(|r| r.exists()));
             if !ours {
                 return None;
             }
-            let fields: Vec<&str> = left.split(' ').collect();
             Some(MountEntry {
                 source: unescape(source),
-                mountpoint: PathBuf::from(unescape(fields.get(4)?)),
+                mountpoint,
                 read_only: fields.get(5)?.split(',').any(|o| o == "ro"),
             })
         })
@@ -337,15 +346,23 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Returns where the daemon serving the store a mount shows as `source` keeps its record.
-fn record_of(source: &str) -> Option<PathBuf> {
-    let store = parse_location(Path::new(source)).ok()?;
-    Some(local_dir(&store).join(MOUNT_FILE))
+/// Returns the directory of the daemon serving `store` at `mountpoint`: the store directory,
+/// or for a shared store one per mount point in this host's directory of the store (several
+/// daemons of one shared store may run on one host).
+fn daemon_dir(store: &Location, mountpoint: &Path) -> PathBuf {
+    store.daemon_dir(&super::cache_root(), mountpoint)
 }
 
-/// Returns the pid recorded by the daemon serving the store a mount shows as `source`.
-fn daemon_pid(source: &str) -> Option<u32> {
-    let text = std::fs::read_to_string(record_of(source)?).ok()?;
+/// Returns where the daemon serving the store a mount shows as `source` at `mountpoint`
+/// keeps its record.
+fn record_of(source: &str, mountpoint: &Path) -> Option<PathBuf> {
+    let store = parse_location(Path::new(source)).ok()?;
+    Some(daemon_dir(&store, mountpoint).join(MOUNT_FILE))
+}
+
+/// Returns the pid recorded by the daemon serving the mount of `source` at `mountpoint`.
+fn daemon_pid(source: &str, mountpoint: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(record_of(source, mountpoint)?).ok()?;
     text.lines().next()?.parse().ok()
 }
 
@@ -356,7 +373,7 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
         .into_iter()
         .find(|m| m.mountpoint == target)
         .ok_or_else(|| anyhow!("{} is not a cronusfs mount", mountpoint.display()))?;
-    let pid = daemon_pid(&entry.source);
+    let pid = daemon_pid(&entry.source, &entry.mountpoint);
     let out = Command::new("fusermount3")
         .arg("-u")
         .arg(&target)
@@ -408,7 +425,7 @@ pub fn status() -> Result<()> {
         println!("no cronusfs mounts");
     }
     for m in mounts {
-        let pid = match daemon_pid(&m.source) {
+        let pid = match daemon_pid(&m.source, &m.mountpoint) {
             Some(p) if is_alive(p) => p.to_string(),
             Some(p) => format!("{p} (gone: cronusfs umount to clean up)"),
             None => "-".to_string(),

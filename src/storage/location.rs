@@ -38,15 +38,21 @@ impl Location {
         matches!(self, Location::Postgres(_))
     }
 
-    /// Returns the directory on this host for the store's local files (a daemon's socket,
-    /// its record and staging files): the store directory itself, or for a shared store a
-    /// private directory under `cache_root` named after the store's URL.
-    pub fn local_dir(&self, cache_root: &Path) -> PathBuf {
+    /// Returns the directory on this host of the files of the daemon serving the store at
+    /// `mountpoint` (its socket, its record, its staging files): the store directory itself,
+    /// or for a shared store a private directory under `cache_root` named after the store's
+    /// URL and the mount point, so that several daemons of one shared store can run on one
+    /// host.
+    pub fn daemon_dir(&self, cache_root: &Path, mountpoint: &Path) -> PathBuf {
         match self {
             Location::Dir(dir) => dir.clone(),
             Location::Postgres(url) => {
-                let name = blake3::hash(url.to_string().as_bytes()).to_hex();
-                cache_root.join("stores").join(&name[..24])
+                let store = blake3::hash(url.to_string().as_bytes()).to_hex();
+                let mount = blake3::hash(mountpoint.as_os_str().as_encoded_bytes()).to_hex();
+                cache_root
+                    .join("stores")
+                    .join(&store[..24])
+                    .join(&mount[..16])
             }
         }
     }
