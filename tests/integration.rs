@@ -26,7 +26,6 @@ mod properties;
 mod proto_compat;
 mod python_clients;
 mod rocks_store;
-#[allow(dead_code)] // restart() is for the daemon tests.
 mod services;
 mod shared_store;
 mod trust;

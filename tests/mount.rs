@@ -71,11 +71,13 @@ impl Mounted {
 
     /// [`Mounted::shared`] with more environment for every command (the daemon's included).
     pub fn shared_with(env: &[(&str, &str)]) -> Self {
+        Self::shared_at(crate::services::pg_store_url(), env)
+    }
+
+    /// [`Mounted::shared_with`] for a store at `url` (a new schema of some test server).
+    pub fn shared_at(url: String, env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let (url, content) = (
-            crate::services::pg_store_url(),
-            crate::services::s3_content_url(),
-        );
+        let content = crate::services::s3_content_url();
         crate::services::use_s3_env();
         let cache = tmp.path().join("cache");
         let out = Command::new(BIN)

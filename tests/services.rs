@@ -72,6 +72,12 @@ pub fn postgres() -> &'static Postgres {
     PG.get_or_init(start_postgres)
 }
 
+/// Starts a PostgreSQL server of the calling test's own (to restart it, say), stopped like the
+/// shared one when the test process ends.
+pub fn private_postgres() -> Postgres {
+    start_postgres()
+}
+
 fn start_postgres() -> Postgres {
     assert!(
         Path::new(PG_BIN).join("initdb").exists(),

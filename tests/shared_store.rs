@@ -358,3 +358,55 @@ fn a_store_on_postgres_alone_keeps_its_content_in_postgres() {
     );
     crate::metastore::versions_dedup_and_gc_on(&open());
 }
+
+#[test]
+fn a_restarted_postgres_server_is_reconnected_to_without_errors() {
+    let pg = crate::services::private_postgres();
+    let url = |schema: &str| {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?schema={schema}",
+            pg.port
+        )
+    };
+    let location = Location::parse(Path::new(&url("lib"))).unwrap();
+    let store = location::create(&location, None).unwrap().rows;
+    let iden = Iden::new("n").unwrap();
+    store
+        .set_rows_by_id_prop(&iden, "v", &Valu::Int(0))
+        .unwrap();
+    // Several pooled connections, all open when the server restarts.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| (0..50).for_each(|_| drop(store.rows_by_id(&iden).unwrap())));
+        }
+    });
+    let m = crate::mount::Mounted::shared_at(url("mount"), &[]);
+    let job = m.job_dir();
+    std::fs::write(job.join("before.txt"), b"before the restart").unwrap();
+    pg.restart();
+    // Every call after the restart works, on the library's store and through the mount.
+    for n in 1..=20 {
+        store
+            .set_rows_by_id_prop(&iden, "v", &Valu::Int(n))
+            .unwrap();
+        assert_eq!(counter_of(&*store, &iden), n);
+    }
+    assert_eq!(
+        std::fs::read(job.join("before.txt")).unwrap(),
+        b"before the restart"
+    );
+    std::fs::write(job.join("after.txt"), b"after the restart").unwrap();
+    assert_eq!(
+        std::fs::read(job.join("after.txt")).unwrap(),
+        b"after the restart"
+    );
+    m.umount();
+    m.assert_fsck_clean();
+}
+
+fn counter_of(s: &dyn Storage, iden: &Iden) -> i64 {
+    s.rows_by_id_prop(iden, "v", None).unwrap()[0]
+        .valu
+        .as_int()
+        .unwrap()
+}

@@ -6,6 +6,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::postgres::error::SqlState;
@@ -198,33 +200,49 @@ pub struct PgConn {
     statements: Statements,
     // Set when the connection may be inside a transaction it could not end: the pool drops it.
     broken: bool,
+    // The connection's number: those numbered below the connector's `stale_before` were open
+    // when the server went away, and are dropped instead of used.
+    serial: u64,
 }
 
-/// Opens connections for the pool, preparing their statements.
+/// Opens connections for the pool, preparing their statements, and tells the pool which ones
+/// to drop after the server went away (restarted, failed over).
 struct Connector {
     url: PgUrl,
+    next_serial: Arc<AtomicU64>,
+    stale_before: Arc<AtomicU64>,
 }
 
 impl r2d2::ManageConnection for Connector {
     type Connection = PgConn;
-    type Error = ::postgres::Error;
+    type Error = StorageError;
 
-    fn connect(&self) -> std::result::Result<PgConn, ::postgres::Error> {
-        let mut client = self.url.config.connect(NoTls)?;
-        let statements = prepare(&mut client, &self.url.schema)?;
+    fn connect(&self) -> Result<PgConn> {
+        let mut client = self.url.config.connect(NoTls).map_err(pg_error)?;
+        let statements = prepare(&mut client, &self.url.schema).map_err(pg_error)?;
         Ok(PgConn {
             client,
             statements,
             broken: false,
+            serial: self.next_serial.fetch_add(1, Ordering::SeqCst),
         })
     }
 
-    fn is_valid(&self, conn: &mut PgConn) -> std::result::Result<(), ::postgres::Error> {
-        conn.client.batch_execute("")
+    /// Checked at every checkout, without a round trip: a connection from before the server
+    /// went away is not handed out.
+    fn is_valid(&self, conn: &mut PgConn) -> Result<()> {
+        match conn.serial < self.stale_before.load(Ordering::SeqCst) {
+            true => Err(StorageError::Unreachable(
+                "a connection from before the server went away".to_string(),
+            )),
+            false => Ok(()),
+        }
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.broken || conn.client.is_closed()
+        conn.broken
+            || conn.client.is_closed()
+            || conn.serial < self.stale_before.load(Ordering::SeqCst)
     }
 }
 
@@ -285,6 +303,10 @@ fn tables_exist(client: &mut Client, schema: &str) -> std::result::Result<bool, 
 pub struct PgEngine {
     pool: r2d2::Pool<Connector>,
     url: PgUrl,
+    // Connections numbered below this are stale; the number the next one gets (both shared
+    // with the pool's connector).
+    stale_before: Arc<AtomicU64>,
+    next_serial: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PgEngine {
@@ -305,17 +327,26 @@ impl PgEngine {
                 path: url.shown.clone().into(),
             });
         }
+        let (stale_before, next_serial) =
+            (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let connector = Connector {
+            url: url.clone(),
+            next_serial: next_serial.clone(),
+            stale_before: stale_before.clone(),
+        };
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(CONNECT_WAIT)
-            .test_on_check_out(false)
+            .test_on_check_out(true)
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build(Connector { url: url.clone() })
+            .build(connector)
             .map_err(pool_error)?;
         Ok(PgEngine {
             pool,
             url: url.clone(),
+            stale_before,
+            next_serial,
         })
     }
 
@@ -326,6 +357,39 @@ impl PgEngine {
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Connector>> {
         self.pool.get().map_err(pool_error)
+    }
+
+    /// Runs `op` on a pooled connection. When the connection turns out to be closed before
+    /// `op` did anything (it sets its flag once it has: a row visited), every connection of
+    /// that age is marked stale and `op` runs again on a new one: after a server restart, the
+    /// first call finds out, and neither it nor any later call fails for it.
+    fn on_live_conn<T>(&self, op: impl FnMut(&mut PgConn, &mut bool) -> Result<T>) -> Result<T> {
+        self.live_conn_for(op).map(|(out, _)| out)
+    }
+
+    /// [`PgEngine::on_live_conn`], also returning the connection `op` succeeded on.
+    fn live_conn_for<T>(
+        &self,
+        mut op: impl FnMut(&mut PgConn, &mut bool) -> Result<T>,
+    ) -> Result<(T, r2d2::PooledConnection<Connector>)> {
+        let mut tries = 0;
+        loop {
+            let mut conn = self.conn()?;
+            let mut acted = false;
+            match op(&mut conn, &mut acted) {
+                Ok(out) => return Ok((out, conn)),
+                Err(StorageError::Unreachable(_))
+                    if !acted && conn.client.is_closed() && tries < POOL_SIZE =>
+                {
+                    // Every connection opened so far predates the server's going away.
+                    conn.broken = true;
+                    let now = self.next_serial.load(Ordering::SeqCst);
+                    self.stale_before.fetch_max(now, Ordering::SeqCst);
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Applies `batch` on `conn` in one round trip, inside the transaction `conn` has open
@@ -406,32 +470,33 @@ fn hex_literal(bytes: &[u8]) -> String {
 /// Maps a PostgreSQL error: serialization failures and deadlocks are conflicts (run again), a
 /// lost connection is [`StorageError::Unreachable`], a full disk keeps its kind.
 fn pg_error(e: ::postgres::Error) -> StorageError {
-    let code = e.code();
-    if code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
-        || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
-    {
-        return StorageError::Conflict(e.to_string());
-    }
-    let kind = match code {
-        // No SQLSTATE: the connection failed, not a statement.
-        None => return StorageError::Unreachable(e.to_string()),
-        Some(c) if *c == SqlState::DISK_FULL => EngineErrorKind::NoSpace,
-        Some(c) if c.code().starts_with("08") || c.code().starts_with("57P") => {
-            return StorageError::Unreachable(e.to_string());
-        }
-        Some(c) if c.code().starts_with("53") => EngineErrorKind::Busy,
-        Some(c) if c.code().starts_with("XX") => EngineErrorKind::Corruption,
-        _ => EngineErrorKind::Other,
-    };
     let message = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),
+    };
+    let Some(code) = e.code() else {
+        // No SQLSTATE: the connection failed, not a statement.
+        return StorageError::Unreachable(message);
+    };
+    let class = &code.code()[..2];
+    let kind = match code {
+        c if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
+            return StorageError::Conflict(message);
+        }
+        // Connection exceptions and the server shutting down (a restart, a failover).
+        _ if class == "08" || code.code().starts_with("57P") => {
+            return StorageError::Unreachable(message);
+        }
+        c if *c == SqlState::DISK_FULL => EngineErrorKind::NoSpace,
+        _ if class == "53" => EngineErrorKind::Busy,
+        _ if class == "XX" => EngineErrorKind::Corruption,
+        _ => EngineErrorKind::Other,
     };
     StorageError::Engine { kind, message }
 }
 
 fn pool_error(e: r2d2::Error) -> StorageError {
-    StorageError::Unreachable(e.to_string())
+    StorageError::Unreachable(format!("no connection to the server: {e}"))
 }
 
 /// Runs a paged scan of `cf` on `conn`: each round trip fetches the next page after the last
@@ -441,7 +506,7 @@ fn scan_on(
     cf: Cf,
     (start, end): (&[u8], Option<&[u8]>),
     keys_only: bool,
-    visit: &mut Visitor<'_>,
+    (visit, acted): (&mut Visitor<'_>, &mut bool),
 ) -> Result<()> {
     if is_empty_range(start, end) {
         return Ok(());
@@ -469,6 +534,7 @@ fn scan_on(
         for row in &rows {
             let key: &[u8] = row.get(0);
             let value: &[u8] = if keys_only { &[] } else { row.get(1) };
+            *acted = true;
             if !visit(key, value)? {
                 return Ok(());
             }
@@ -492,7 +558,7 @@ fn get_on(conn: &mut PgConn, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
 
 impl EngineRead for PgEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        get_on(&mut *self.conn()?, cf, key)
+        self.on_live_conn(|c, _| get_on(c, cf, key))
     }
 
     fn scan(
@@ -502,7 +568,7 @@ impl EngineRead for PgEngine {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        scan_on(&mut *self.conn()?, cf, (start, end), false, visit)
+        self.on_live_conn(|c, acted| scan_on(c, cf, (start, end), false, (visit, acted)))
     }
 
     fn scan_keys(
@@ -512,7 +578,7 @@ impl EngineRead for PgEngine {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        scan_on(&mut *self.conn()?, cf, (start, end), true, visit)
+        self.on_live_conn(|c, acted| scan_on(c, cf, (start, end), true, (visit, acted)))
     }
 }
 
@@ -520,10 +586,11 @@ impl Engine for PgEngine {
     type Txn<'e> = PgTxn<'e>;
 
     fn begin(&self) -> Result<PgTxn<'_>> {
-        let mut conn = self.conn()?;
-        conn.client
-            .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-            .map_err(pg_error)?;
+        let ((), conn) = self.live_conn_for(|c, _| {
+            c.client
+                .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                .map_err(pg_error)
+        })?;
         Ok(PgTxn {
             engine: self,
             conn: RefCell::new(Some(conn)),
@@ -572,7 +639,7 @@ impl EngineRead for PgTxn<'_> {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        self.with_conn(|c| scan_on(c, cf, (start, end), false, visit))
+        self.with_conn(|c| scan_on(c, cf, (start, end), false, (visit, &mut true)))
     }
 
     fn scan_keys(
@@ -582,7 +649,7 @@ impl EngineRead for PgTxn<'_> {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        self.with_conn(|c| scan_on(c, cf, (start, end), true, visit))
+        self.with_conn(|c| scan_on(c, cf, (start, end), true, (visit, &mut true)))
     }
 }
 
