@@ -53,10 +53,15 @@ struct FileHandle {
     chunks: VecDeque<(u64, Arc<Vec<u8>>)>,
     /// The object's working copy, for a writable handle.
     working: Option<SharedCopy>,
-    /// Bytes were written or the size set through this handle since its last commit (a
-    /// handle only created or opened with `O_TRUNC` commits at release, not at each close:
-    /// a shell's `>` closes a duplicate descriptor before it writes).
-    wrote: bool,
+    /// How many writes (and size changes) were made through this handle, and how many of
+    /// them a finished commit covers: a `flush` commits when the two differ (a handle only
+    /// created or opened with `O_TRUNC` commits at release, not at each close: a shell's `>`
+    /// closes a duplicate descriptor before it writes). The second count moves only once the
+    /// commit is done, so a `flush` that comes while another is committing the same writes
+    /// (a forked child closing its copy of the descriptor) waits for that commit to finish
+    /// instead of returning before it.
+    writes: u64,
+    flushed: u64,
 }
 
 struct Pending {
@@ -399,7 +404,8 @@ impl<S: Storage> FsCore<S> {
             base,
             chunks: VecDeque::new(),
             working,
-            wrote: false,
+            writes: 0,
+            flushed: 0,
         };
         let fh = self.files.new_fh();
         self.files.insert(fh, id, handle);
@@ -443,7 +449,8 @@ impl<S: Storage> FsCore<S> {
             base: Some(Arc::new(self.meta.content().manifest(content)?)),
             chunks: VecDeque::new(),
             working: None,
-            wrote: false,
+            writes: 0,
+            flushed: 0,
         };
         let fh = self.files.new_fh();
         self.files.insert(fh, handle.id, handle);
@@ -586,7 +593,7 @@ impl<S: Storage> FsCore<S> {
         let wc = {
             let mut h = lock(&handle);
             let wc = h.working.clone().ok_or(FsError::BadHandle)?;
-            h.wrote = true;
+            h.writes += 1;
             wc
         };
         self.write_copy(&mut lock(&wc), offset, data)?;
@@ -604,7 +611,7 @@ impl<S: Storage> FsCore<S> {
         if let Some(handle) = fh.and_then(|fh| self.files.handle(fh).ok()) {
             let mut h = lock(&handle);
             if let Some(wc) = h.working.clone() {
-                h.wrote = true;
+                h.writes += 1;
                 drop(h);
                 return self.set_copy_len(&mut lock(&wc), size);
             }
@@ -651,18 +658,22 @@ impl<S: Storage> FsCore<S> {
     /// `always`, if the copy has anything to commit).
     fn commit_handle(&self, fh: Fh, always: bool) -> FsResult<()> {
         let handle = self.files.handle(fh)?;
-        let wc = {
-            let mut h = lock(&handle);
+        let (wc, upto) = {
+            let h = lock(&handle);
             let Some(wc) = h.working.clone() else {
                 return Ok(());
             };
-            if !h.wrote && !always {
+            if h.writes == h.flushed && !always {
                 return Ok(()); // Created or truncated only: committed at release.
             }
-            h.wrote = false;
-            wc
+            (wc, h.writes)
         };
-        self.commit_copy(&mut lock(&wc))
+        // Whoever takes the copy first commits it; a second flush of the same writes waits
+        // here for that commit and finds nothing left to do.
+        self.commit_copy(&mut lock(&wc))?;
+        let mut h = lock(&handle);
+        h.flushed = h.flushed.max(upto);
+        Ok(())
     }
 
     /// Commits the working copy if handle `fh` wrote (every `close` calls this): durable when
