@@ -131,7 +131,15 @@ pub enum Command {
         name: String,
     },
     /// Delete the content no object refers to any more; print what was freed.
-    Gc,
+    ///
+    /// On a store that other daemons have mounted (a shared store's other hosts), gc is
+    /// refused: it cannot yet tell which chunks their writes in progress have stored.
+    Gc {
+        /// Collect even while other daemons have the store mounted (only when none of them is
+        /// writing).
+        #[arg(long)]
+        force: bool,
+    },
     /// Check every object's bytes against its content id, and every node's rows; exit 1 and
     /// list the problems if any.
     Fsck,

@@ -281,6 +281,22 @@ fn two_daemons_share_a_store_and_a_killed_one_s_session_expires() {
         .join(job.strip_prefix(&a.mnt).unwrap())
         .join("from-a.txt");
     assert_eq!(std::fs::read(&seen_by_b).unwrap(), b"written through a");
+    // gc cannot yet see the other hosts' writes in progress: refused while they are mounted.
+    let gc = |force: bool| {
+        let mut c = a.cronusfs();
+        c.arg("-s").arg(&a.store).arg("gc");
+        if force {
+            c.arg("--force");
+        }
+        c.output().unwrap()
+    };
+    let refused = gc(false);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("2 other daemon(s) have the store mounted"),
+        "{said}"
+    );
+    crate::mount::assert_success(&gc(true));
     // A daemon killed with SIGKILL stops beating; the other expires its session.
     let pid: i32 = std::fs::read_to_string(a.record())
         .unwrap()

@@ -27,6 +27,17 @@ pub struct Heartbeat {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Returns the live sessions of `m`'s store (a heartbeat within the time-to-live) other than
+/// this process's own.
+pub fn other_live_sessions(m: &super::Catalog) -> Result<Vec<Session>> {
+    let (now, ttl, host) = (cronusfs::storage::now_millis(), ttl_ms(), host_name());
+    let mine = |s: &Session| s.pid == std::process::id() && s.host == host;
+    Ok(m.sessions()?
+        .into_iter()
+        .filter(|s| now - s.heartbeat < ttl && !mine(s))
+        .collect())
+}
+
 /// Returns the session time-to-live in milliseconds.
 fn ttl_ms() -> i64 {
     std::env::var("CRONUSFS_SESSION_TTL_MS")
