@@ -162,6 +162,12 @@ impl<S: Storage> FsCore<S> {
         changes.insert(dir, crate::storage::now_millis());
     }
 
+    /// Drops what the core keeps of the store (directory listings, nodes' rows): another
+    /// process (another host) changed it.
+    pub fn store_changed_elsewhere(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     fn change(&self) -> Change<'_> {
         self.generation.fetch_add(1, Ordering::SeqCst);
         Change(&self.generation)

@@ -235,6 +235,10 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// Gives the disk back the room of deleted blobs now (after a `gc`), rather than whenever
     /// the engine gets round to it.
     fn reclaim_blob_space(&self) -> Result<()>;
+
+    /// Waits at most `timeout` for another process (another host) to commit a change to the
+    /// store; returns whether one did, or may have (caches of the store should be dropped).
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool>;
 }
 
 /// An open transaction: all of its writes commit atomically, or none do.

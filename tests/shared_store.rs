@@ -562,3 +562,42 @@ fn xattr_set(path: &Path, value: &str) {
         .unwrap();
     crate::mount::assert_success(&out);
 }
+
+/// A listing another daemon took (and keeps) shows what one daemon's `close` committed as
+/// soon as the store announces the commit: the cache time-to-live is set to a minute here,
+/// so only the announcement can make it show within the test's bound. Prints the delays.
+#[test]
+fn another_daemon_s_commit_reaches_a_kept_listing_when_announced() {
+    use std::time::{Duration, Instant};
+    let a = crate::mount::Mounted::shared_with(&[("CRONUSFS_CACHE_TTL_MS", "60000")]);
+    let b = a.another_daemon();
+    let job = a.job_dir();
+    let in_b = b.mnt.join(job.strip_prefix(&a.mnt).unwrap());
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    let mut delays = Vec::new();
+    for i in 0..20 {
+        names(&in_b);
+        names(&in_b); // B keeps this listing.
+        let name = format!("f{i}");
+        std::fs::write(job.join(&name), b"x").unwrap();
+        let closed = Instant::now();
+        while !names(&in_b).contains(&name) {
+            assert!(
+                closed.elapsed() < Duration::from_secs(20),
+                "{name} never showed in B"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        delays.push(closed.elapsed());
+    }
+    delays.sort();
+    eprintln!(
+        "visibility in another daemon's kept listing: median {:?}, 90th {:?}, max {:?}",
+        delays[10], delays[18], delays[19]
+    );
+}

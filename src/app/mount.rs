@@ -196,6 +196,11 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
             return Err(e);
         }
     };
+    if store.is_shared()
+        && let Err(e) = super::session::watch_store(core.clone())
+    {
+        log(&format!("cannot listen for other hosts' changes: {e}"));
+    }
     let result = fuse::serve(core, mountpoint, &options, ready);
     heartbeat.stop();
     super::remote::unlisten(local);

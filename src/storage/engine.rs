@@ -209,6 +209,14 @@ pub trait Engine: EngineRead + Send + Sync {
     fn reclaim(&self, _cf: Cf) -> Result<()> {
         Ok(())
     }
+
+    /// Waits at most `timeout` for another process to commit a change, and says whether one
+    /// did (or may have). An engine one process owns has no one else to hear from: it waits
+    /// out the timeout and says no.
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool> {
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
 }
 
 /// The transaction of an engine that one process owns alone (RocksDB, memory): transactions

@@ -108,6 +108,10 @@ impl<E: Engine> Engine for FaultyEngine<E> {
         self.tick()?;
         self.inner.reclaim(cf)
     }
+
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool> {
+        self.inner.wait_for_change(timeout)
+    }
 }
 
 /// A transaction of a [`FaultyEngine`]: its reads and its commit count as operations.

@@ -246,6 +246,11 @@ impl r2d2::ManageConnection for Connector {
     }
 }
 
+/// The channel a store's commits are announced on (`NOTIFY`): named after its schema.
+fn channel(schema: &str) -> String {
+    format!("cronusfs_{}", &schema[..schema.len().min(50)])
+}
+
 fn table(schema: &str, cf: Cf) -> String {
     format!("{schema}.{}", cf.name())
 }
@@ -307,6 +312,8 @@ pub struct PgEngine {
     // with the pool's connector).
     stale_before: Arc<AtomicU64>,
     next_serial: Arc<AtomicU64>,
+    // The connection that LISTENs for other processes' commits (made at the first wait).
+    listener: std::sync::Mutex<Option<Client>>,
 }
 
 impl std::fmt::Debug for PgEngine {
@@ -347,6 +354,7 @@ impl PgEngine {
             url: url.clone(),
             stale_before,
             next_serial,
+            listener: std::sync::Mutex::new(None),
         })
     }
 
@@ -452,7 +460,8 @@ fn batch_sql(schema: &str, batch: WriteBatch, begin: bool) -> String {
             let _ = write!(sql, "DELETE FROM {t} WHERE k IN ({deletes});");
         }
     }
-    sql.push_str("COMMIT;");
+    // Every daemon of the store LISTENs: they drop their caches when this commits.
+    let _ = write!(sql, "NOTIFY {};COMMIT;", channel(schema));
     sql
 }
 
@@ -607,6 +616,31 @@ impl Engine for PgEngine {
     fn sync(&self) -> Result<()> {
         // A commit returns once the server has it in its write-ahead log, flushed.
         Ok(())
+    }
+
+    fn wait_for_change(&self, timeout: Duration) -> Result<bool> {
+        let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        if listener.is_none() {
+            let mut client = self.url.config.connect(NoTls).map_err(pg_error)?;
+            let listen = format!("LISTEN {}", channel(&self.url.schema));
+            client.batch_execute(&listen).map_err(pg_error)?;
+            *listener = Some(client);
+            // Commits made before this LISTEN were not heard: count them as a change.
+            return Ok(true);
+        }
+        use ::postgres::fallible_iterator::FallibleIterator;
+        let client = listener.as_mut().expect("made above");
+        let heard = {
+            let mut notes = client.notifications();
+            let heard = notes.timeout_iter(timeout).next().map(|n| n.is_some());
+            // One change or many: the caches go either way.
+            while let (Ok(true), Ok(Some(_))) = (&heard, notes.iter().next()) {}
+            heard
+        };
+        heard.map_err(|e| {
+            *listener = None; // Made again at the next wait, which then reports a change.
+            pg_error(e)
+        })
     }
 }
 

@@ -298,6 +298,10 @@ impl<E: Engine> Storage for RowStore<E> {
     fn reclaim_blob_space(&self) -> Result<()> {
         self.engine.reclaim(Cf::Blobs)
     }
+
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool> {
+        self.engine.wait_for_change(timeout)
+    }
 }
 
 impl<E: Engine> Transaction for RowTxn<'_, E> {
