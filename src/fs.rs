@@ -74,6 +74,15 @@ pub struct FsCore<S: Storage> {
     known: names::KnownNames,
 }
 
+/// What the kernel must forget after another process changed the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelInval {
+    /// The attributes (and cached pages) of an inode.
+    Attributes(Ino),
+    /// A name in a directory.
+    Entry(Ino, String),
+}
+
 /// A directory's entries, shared between the handles reading them.
 pub type Listing = Arc<Vec<DirEntry>>;
 
@@ -166,6 +175,48 @@ impl<S: Storage> FsCore<S> {
     /// process (another host) changed it.
     pub fn store_changed_elsewhere(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Waits at most `timeout` for other processes' commits to the store, drops the core's
+    /// caches (whether it heard of any or not: a missed announcement costs at most
+    /// `timeout`), and returns what the kernel must forget of the objects they changed: each
+    /// one's attributes and the names this mount saw it under.
+    pub fn await_changes_elsewhere(&self, timeout: std::time::Duration) -> Vec<KernelInval> {
+        let heard = self.meta.storage().wait_for_change(timeout);
+        if heard.is_err() {
+            std::thread::sleep(timeout.min(std::time::Duration::from_secs(1)));
+        }
+        self.store_changed_elsewhere();
+        let Ok(crate::storage::engine::Heard::Nodes(idens)) = heard else {
+            return Vec::new(); // Nothing, or anything: the kernel's 1 s caches expire by themselves.
+        };
+        let mut out = Vec::new();
+        for id in idens.iter().filter_map(|i| i.parse::<ObjectId>().ok()) {
+            if let Some(ino) = self.inodes.existing(&Node::Object(id)) {
+                out.push(KernelInval::Attributes(ino));
+            }
+            for key in self.known.paths_of(id) {
+                out.extend(
+                    self.entry_of(&key)
+                        .map(|(dir, name)| KernelInval::Entry(dir, name)),
+                );
+            }
+        }
+        out
+    }
+
+    /// Returns the directory inode (if the kernel has one) and leaf name of the object path
+    /// `key` (`<ds>/<key>/<job>/<name>`).
+    fn entry_of(&self, key: &str) -> Option<(Ino, String)> {
+        let mut parts = key.splitn(4, '/');
+        let (ds, part, job, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (ds, job) = (ds.parse().ok()?, JobId(job.parse().ok()?));
+        let dir = match name.rsplit_once('/') {
+            Some((folder, _)) => Node::Folder(ds, part.to_string(), job, folder.to_string()),
+            None => Node::Job(ds, part.to_string(), job),
+        };
+        let leaf = name.rsplit('/').next()?.to_string();
+        Some((self.inodes.existing(&dir)?, leaf))
     }
 
     fn change(&self) -> Change<'_> {

@@ -14,14 +14,21 @@ use fuser::{
 };
 
 use crate::fs::{
-    self, Attr, Creator, Fh, FsCore, FsError, Ino, Kind, SetAttr, XattrFlags, XattrReply,
+    self, Attr, Creator, Fh, FsCore, FsError, Ino, KernelInval, Kind, SetAttr, XattrFlags,
+    XattrReply,
 };
 use crate::storage::Storage;
 
 /// How long the kernel may trust attributes and names it was given. Changes made through
 /// the mount update the kernel's copy at once; this bounds how long a change made another way
 /// (the CLI talking to the daemon) can go unseen.
-const TTL: Duration = Duration::from_secs(1);
+static ATTR_TTL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// How long the kernel may keep attributes and names it was given (the mount's option; 1 s
+/// unless set).
+fn ttl() -> Duration {
+    *ATTR_TTL.get_or_init(|| Duration::from_secs(1))
+}
 /// Largest write request asked of the kernel.
 const MAX_WRITE: u32 = 1 << 20;
 
@@ -48,6 +55,11 @@ pub struct MountOptions {
     pub allow_other: bool,
     /// Threads serving requests.
     pub threads: usize,
+    /// For a store other processes change too (a shared store): listen for their commits and
+    /// drop what the kernel and the core keep of what they changed, at least this often.
+    pub watch_changes: Option<Duration>,
+    /// How long the kernel may keep attributes and names (one value per process).
+    pub attr_ttl: Duration,
 }
 
 fn config(o: &MountOptions) -> fuser::Config {
@@ -93,6 +105,8 @@ pub fn serve<S: Storage + 'static>(
     options: &MountOptions,
     ready: impl FnOnce(),
 ) -> std::io::Result<()> {
+    let _ = ATTR_TTL.set(options.attr_ttl);
+    let watched = options.watch_changes.map(|every| (core.clone(), every));
     let mut session = fuser::Session::new(FuseFs::new(core), mountpoint, &config(options))?;
     let mut unmounter = session.unmount_callable();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -111,11 +125,39 @@ pub fn serve<S: Storage + 'static>(
                 .status();
         }
     });
+    if let Some((core, every)) = watched {
+        watch_changes(core, session.notifier(), every)?;
+    }
     ready();
     let result = session.run();
     handle.close();
     let _ = watcher.join();
     result
+}
+
+/// Starts the thread that hears other processes' commits and has the kernel forget what they
+/// changed (until the process ends).
+fn watch_changes<S: Storage + 'static>(
+    core: Arc<FsCore<S>>,
+    notifier: fuser::Notifier,
+    every: Duration,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("store-watch".into())
+        .spawn(move || {
+            loop {
+                for inval in core.await_changes_elsewhere(every) {
+                    // ENOENT: the kernel had already let go of it.
+                    let _ = match inval {
+                        KernelInval::Attributes(ino) => notifier.inval_inode(INodeNo(ino.0), 0, 0),
+                        KernelInval::Entry(dir, name) => {
+                            notifier.inval_entry(INodeNo(dir.0), OsStr::new(&name))
+                        }
+                    };
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn file_attr(a: &Attr) -> FileAttr {
@@ -201,14 +243,14 @@ fn creator(req: &Request, mode: u32) -> Creator {
 
 fn reply_attr(result: Result<Attr, FsError>, reply: ReplyAttr) {
     match result {
-        Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+        Ok(a) => reply.attr(&ttl(), &file_attr(&a)),
         Err(e) => reply.error(errno(&e)),
     }
 }
 
 fn reply_entry(result: Result<Attr, FsError>, reply: ReplyEntry) {
     match result {
-        Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+        Ok(a) => reply.entry(&ttl(), &file_attr(&a), Generation(0)),
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -383,7 +425,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         {
             Ok((attr, opened)) => {
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(&opened));
-                reply.created(&TTL, &file_attr(&attr), Generation(0), fh, flags);
+                reply.created(&ttl(), &file_attr(&attr), Generation(0), fh, flags);
             }
             Err(e) => reply.error(errno(&e)),
         }
@@ -530,7 +572,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
                 INodeNo(attr.ino.0),
                 i as u64 + 1,
                 name,
-                &TTL,
+                &ttl(),
                 &file_attr(attr),
                 Generation(0),
             ) {

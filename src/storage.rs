@@ -238,7 +238,7 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
 
     /// Waits at most `timeout` for another process (another host) to commit a change to the
     /// store; returns whether one did, or may have (caches of the store should be dropped).
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool>;
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<engine::Heard>;
 }
 
 /// An open transaction: all of its writes commit atomically, or none do.

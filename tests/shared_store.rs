@@ -601,3 +601,42 @@ fn another_daemon_s_commit_reaches_a_kept_listing_when_announced() {
         delays[10], delays[18], delays[19]
     );
 }
+
+/// A new version committed through one daemon reaches `stat` through another although that
+/// kernel was told it may keep attributes and names for a minute: the announcement makes the
+/// daemon invalidate them. A file renamed away is gone from the other mount's cached names.
+#[test]
+fn another_daemon_s_commit_reaches_the_kernel_s_cached_attributes() {
+    use std::time::{Duration, Instant};
+    let minute = [
+        ("CRONUSFS_CACHE_TTL_MS", "60000"),
+        ("CRONUSFS_ATTR_TTL_MS", "60000"),
+    ];
+    let a = crate::mount::Mounted::shared_with(&minute);
+    let b = a.another_daemon();
+    let job = a.job_dir();
+    let in_b = b.mnt.join(job.strip_prefix(&a.mnt).unwrap());
+    std::fs::write(job.join("f"), b"1").unwrap();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{what} never reached B"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        start.elapsed()
+    };
+    wait_for("f", &|| std::fs::metadata(in_b.join("f")).is_ok());
+    assert_eq!(std::fs::metadata(in_b.join("f")).unwrap().len(), 1); // B's kernel keeps it.
+    std::fs::write(job.join("f"), b"12345").unwrap();
+    let took = wait_for("the new size", &|| {
+        std::fs::metadata(in_b.join("f")).is_ok_and(|m| m.len() == 5)
+    });
+    assert_eq!(std::fs::read(in_b.join("f")).unwrap(), b"12345");
+    std::fs::rename(job.join("f"), job.join("g")).unwrap();
+    let gone = wait_for("the rename", &|| std::fs::metadata(in_b.join("f")).is_err());
+    assert!(std::fs::metadata(in_b.join("g")).is_ok());
+    eprintln!("new size seen through B after {took:?}, rename after {gone:?}");
+}

@@ -164,6 +164,8 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
         read_only: args.read_only,
         allow_other: args.allow_other,
         threads: args.threads,
+        watch_changes: store.is_shared().then(super::session::cache_ttl),
+        attr_ttl: super::session::attr_ttl(),
     };
     let core = std::sync::Arc::new(core);
     if let Err(e) = super::remote::listen(local, core.clone()) {
@@ -196,11 +198,6 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
             return Err(e);
         }
     };
-    if store.is_shared()
-        && let Err(e) = super::session::watch_store(core.clone())
-    {
-        log(&format!("cannot listen for other hosts' changes: {e}"));
-    }
     let result = fuse::serve(core, mountpoint, &options, ready);
     heartbeat.stop();
     super::remote::unlisten(local);

@@ -113,29 +113,21 @@ fn beat_until_stopped((core, session, stop): (Core, Session, Arc<AtomicBool>), t
 
 /// How long a daemon of a shared store keeps what it read of the store when it hears of no
 /// change, by default: the fallback for a notification missed (a reconnect).
-/// `CRONUSFS_CACHE_TTL_MS` sets it.
 const CACHE_TTL_MS: u64 = 1000;
 
-/// Starts the thread that drops `core`'s caches whenever another process commits to its
-/// (shared) store, as the store announces it, and at least every cache time-to-live.
-pub fn watch_store(core: Core) -> Result<()> {
-    let ttl = Duration::from_millis(
-        std::env::var("CRONUSFS_CACHE_TTL_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(CACHE_TTL_MS),
-    );
-    std::thread::Builder::new()
-        .name("store-watch".into())
-        .spawn(move || {
-            loop {
-                let heard = core.metastore().storage().wait_for_change(ttl);
-                if let Err(e) = &heard {
-                    super::mount::log(&format!("listening for changes: {e}"));
-                    std::thread::sleep(ttl.min(Duration::from_secs(1)));
-                }
-                core.store_changed_elsewhere();
-            }
-        })?;
-    Ok(())
+/// Returns how long a daemon of a shared store keeps what it read of the store when it hears
+/// of no change (`CRONUSFS_CACHE_TTL_MS`, default 1 s).
+pub fn cache_ttl() -> Duration {
+    millis_from_env("CRONUSFS_CACHE_TTL_MS", CACHE_TTL_MS)
+}
+
+/// Returns how long the kernel may keep attributes and names (`CRONUSFS_ATTR_TTL_MS`,
+/// default 1 s).
+pub fn attr_ttl() -> Duration {
+    millis_from_env("CRONUSFS_ATTR_TTL_MS", 1000)
+}
+
+fn millis_from_env(name: &str, default: u64) -> Duration {
+    let ms = std::env::var(name).ok().and_then(|v| v.parse().ok());
+    Duration::from_millis(ms.unwrap_or(default))
 }

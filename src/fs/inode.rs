@@ -135,6 +135,11 @@ impl Inodes {
         Ino(ino)
     }
 
+    /// Returns the number of `node` if the kernel was given one.
+    pub fn existing(&self, node: &Node) -> Option<Ino> {
+        self.lock().by_node.get(node).map(|ino| Ino(*ino))
+    }
+
     /// Returns the node numbered `ino`, if any.
     pub fn node(&self, ino: Ino) -> Option<Node> {
         self.lock().by_ino.get(&ino.0).cloned()

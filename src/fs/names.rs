@@ -37,6 +37,16 @@ impl KnownNames {
         paths.insert(path, id);
     }
 
+    /// Returns the paths this mount last saw object `id` at.
+    pub fn paths_of(&self, id: ObjectId) -> Vec<String> {
+        let paths = self.lock();
+        paths
+            .iter()
+            .filter(|(_, seen)| **seen == id)
+            .map(|(path, _)| path.clone())
+            .collect()
+    }
+
     /// Forgets `path` (the object there moved or went).
     pub fn forget(&self, path: &str) {
         self.lock().remove(path);

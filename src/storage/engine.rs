@@ -55,6 +55,7 @@ pub type BatchOp = (Cf, Vec<u8>, Option<Vec<u8>>);
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     ops: Vec<BatchOp>,
+    changed: Vec<String>,
 }
 
 impl WriteBatch {
@@ -69,6 +70,10 @@ impl WriteBatch {
     /// Adds a delete of `key` in `cf`.
     pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
         self.ops.push((cf, key, None));
+    }
+    /// Returns the column family and key of each change, in order.
+    pub fn ops(&self) -> impl Iterator<Item = (Cf, &[u8])> {
+        self.ops.iter().map(|(cf, key, _)| (*cf, key.as_slice()))
     }
     /// Returns the number of changes.
     pub fn len(&self) -> usize {
@@ -88,6 +93,15 @@ impl WriteBatch {
     /// Returns the changes, in the order they were added (a later change to a key wins).
     pub fn into_ops(self) -> Vec<BatchOp> {
         self.ops
+    }
+    /// Records that the batch changes node `iden` (announced to other processes by engines
+    /// that several share).
+    pub fn note_changed(&mut self, iden: String) {
+        self.changed.push(iden);
+    }
+    /// Returns the nodes the batch changes, as noted.
+    pub fn changed(&self) -> &[String] {
+        &self.changed
     }
 }
 
@@ -131,6 +145,18 @@ macro_rules! forward_engine_read {
     };
 }
 pub(crate) use forward_engine_read;
+
+/// What a process heard of other processes' commits to a shared store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// No commit.
+    Nothing,
+    /// Commits that changed these nodes (idens).
+    Nodes(Vec<String>),
+    /// Commits whose changes are not known one by one (too many to announce, or a reconnect
+    /// lost some announcements): anything may have changed.
+    Anything,
+}
 
 /// Reads of an engine: its committed state, or what one of its transactions sees.
 pub trait EngineRead {
@@ -210,12 +236,12 @@ pub trait Engine: EngineRead + Send + Sync {
         Ok(())
     }
 
-    /// Waits at most `timeout` for another process to commit a change, and says whether one
-    /// did (or may have). An engine one process owns has no one else to hear from: it waits
-    /// out the timeout and says no.
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool> {
+    /// Waits at most `timeout` for other processes to commit changes, and says what they
+    /// changed. An engine one process owns has no one else to hear from: it waits out the
+    /// timeout and hears nothing.
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<Heard> {
         std::thread::sleep(timeout);
-        Ok(false)
+        Ok(Heard::Nothing)
     }
 }
 

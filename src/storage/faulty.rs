@@ -109,7 +109,7 @@ impl<E: Engine> Engine for FaultyEngine<E> {
         self.inner.reclaim(cf)
     }
 
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool> {
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::engine::Heard> {
         self.inner.wait_for_change(timeout)
     }
 }

@@ -210,6 +210,12 @@ pub fn prop_valu_key_prefix(key: &[u8]) -> &[u8] {
     prop_valu_len(key).map_or(key, |n| &key[..n])
 }
 
+/// Returns the iden a `ByIden` key belongs to.
+pub(crate) fn iden_of_key(key: &[u8]) -> Result<String, StorageError> {
+    let (iden, _) = take_str(key)?;
+    utf8(iden)
+}
+
 /// Returns whether [`iden_key_prefix`] finds a complete prefix in `key`.
 pub fn has_iden_key_prefix(key: &[u8]) -> bool {
     str_len(key).is_some()

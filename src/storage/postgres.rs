@@ -13,7 +13,9 @@ use std::time::Duration;
 use ::postgres::error::SqlState;
 use ::postgres::{Client, NoTls, Statement};
 
-use super::engine::{Cf, Engine, EngineRead, EngineTxn, Visitor, WriteBatch, is_empty_range};
+use super::engine::{
+    Cf, Engine, EngineRead, EngineTxn, Heard, Visitor, WriteBatch, is_empty_range,
+};
 use super::{EngineErrorKind, Result, StorageError};
 
 /// Rows fetched by the first round trip of a scan; each further page doubles, up to
@@ -424,6 +426,7 @@ fn end_quietly(conn: &mut PgConn) {
 /// upsert and one delete per column family, as literals (hex bytea), so that all of it is one
 /// round trip.
 fn batch_sql(schema: &str, batch: WriteBatch, begin: bool) -> String {
+    let announce = announcement(batch.changed());
     let mut last: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
     for (cf, key, value) in batch.into_ops() {
         last.insert((cf, key), value);
@@ -460,9 +463,45 @@ fn batch_sql(schema: &str, batch: WriteBatch, begin: bool) -> String {
             let _ = write!(sql, "DELETE FROM {t} WHERE k IN ({deletes});");
         }
     }
-    // Every daemon of the store LISTENs: they drop their caches when this commits.
-    let _ = write!(sql, "NOTIFY {};COMMIT;", channel(schema));
+    // Every daemon of the store LISTENs: they drop what they keep of these nodes when this
+    // commits (PostgreSQL delivers a NOTIFY only with its transaction's commit).
+    if let Some(payload) = announce {
+        let _ = write!(
+            sql,
+            "NOTIFY {}, '{}';",
+            channel(schema),
+            payload.replace('\'', "''")
+        );
+    }
+    sql.push_str("COMMIT;");
     sql
+}
+
+/// The most a `NOTIFY` payload carries (PostgreSQL's limit is 8,000 bytes).
+const MAX_ANNOUNCEMENT: usize = 7000;
+
+/// Returns the payload announcing a commit that changed nodes `changed`: their idens, one a
+/// line, or `*` when they do not fit; `None` when no node changed.
+fn announcement(changed: &[String]) -> Option<String> {
+    if changed.is_empty() {
+        return None;
+    }
+    let lines = changed.join("\n");
+    let plain =
+        lines.len() <= MAX_ANNOUNCEMENT && !changed.iter().any(|c| c.contains(['\0', '\n']));
+    Some(if plain { lines } else { "*".to_string() })
+}
+
+/// Adds what payload `payload` announces to `heard`.
+fn hear(heard: Heard, payload: &str) -> Heard {
+    match (heard, payload) {
+        (Heard::Anything, _) | (_, "*") => Heard::Anything,
+        (Heard::Nothing, p) => Heard::Nodes(p.lines().map(str::to_string).collect()),
+        (Heard::Nodes(mut nodes), p) => {
+            nodes.extend(p.lines().map(str::to_string));
+            Heard::Nodes(nodes)
+        }
+    }
 }
 
 /// Returns `bytes` as a bytea literal, `'\x…'::bytea`.
@@ -618,27 +657,31 @@ impl Engine for PgEngine {
         Ok(())
     }
 
-    fn wait_for_change(&self, timeout: Duration) -> Result<bool> {
+    fn wait_for_change(&self, timeout: Duration) -> Result<Heard> {
+        use ::postgres::fallible_iterator::FallibleIterator;
         let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
         if listener.is_none() {
             let mut client = self.url.config.connect(NoTls).map_err(pg_error)?;
             let listen = format!("LISTEN {}", channel(&self.url.schema));
             client.batch_execute(&listen).map_err(pg_error)?;
             *listener = Some(client);
-            // Commits made before this LISTEN were not heard: count them as a change.
-            return Ok(true);
+            // Commits made before this LISTEN were not heard.
+            return Ok(Heard::Anything);
         }
-        use ::postgres::fallible_iterator::FallibleIterator;
         let client = listener.as_mut().expect("made above");
         let heard = {
             let mut notes = client.notifications();
-            let heard = notes.timeout_iter(timeout).next().map(|n| n.is_some());
-            // One change or many: the caches go either way.
-            while let (Ok(true), Ok(Some(_))) = (&heard, notes.iter().next()) {}
-            heard
+            let first = notes.timeout_iter(timeout).next();
+            first.and_then(|first| {
+                let mut heard = first.map_or(Heard::Nothing, |n| hear(Heard::Nothing, n.payload()));
+                while let Some(n) = notes.iter().next()? {
+                    heard = hear(heard, n.payload());
+                }
+                Ok(heard)
+            })
         };
         heard.map_err(|e| {
-            *listener = None; // Made again at the next wait, which then reports a change.
+            *listener = None; // Made again at the next wait, which then reports Anything.
             pg_error(e)
         })
     }

@@ -299,7 +299,7 @@ impl<E: Engine> Storage for RowStore<E> {
         self.engine.reclaim(Cf::Blobs)
     }
 
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool> {
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::engine::Heard> {
         self.engine.wait_for_change(timeout)
     }
 }

@@ -40,6 +40,15 @@ impl<R: EngineRead> RowView<R> {
                 }
             }
         }
+        let mut changed: Vec<String> = batch
+            .ops()
+            .filter(|(cf, _)| *cf == Cf::ByIden)
+            .filter_map(|(_, key)| keys::iden_of_key(key).ok())
+            .collect();
+        changed.dedup();
+        for iden in changed {
+            batch.note_changed(iden);
+        }
         (self.engine, batch)
     }
 
