@@ -76,8 +76,12 @@ impl Mounted {
 
     /// [`Mounted::shared_with`] for a store at `url` (a new schema of some test server).
     pub fn shared_at(url: String, env: &[(&str, &str)]) -> Self {
+        Self::shared_on(url, crate::services::s3_content_url(), env)
+    }
+
+    /// [`Mounted::shared_at`] with the content at `content` (an `s3://` URL).
+    pub fn shared_on(url: String, content: String, env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let content = crate::services::s3_content_url();
         crate::services::use_s3_env();
         let cache = tmp.path().join("cache");
         let out = Command::new(BIN)

@@ -26,6 +26,9 @@ pub struct Seaweed {
     pub endpoint: String,
     /// The bucket the tests use.
     pub bucket: String,
+    /// The shell command that starts the server (same ports, same data) and records its pid.
+    start: String,
+    dir: PathBuf,
 }
 
 /// The S3 credentials the test server accepts.
@@ -174,23 +177,14 @@ fn start_seaweed() -> Seaweed {
          -master.port={master} -master.port.grpc={mg} -volume.port={volume} -volume.port.grpc={vg} \
          -filer.port={filer} -filer.port.grpc={fg} -master.volumeSizeLimitMB=64 -volume.max=16 \
          -s3 -s3.port={s3} -s3.port.grpc={sg} -s3.config={config} -s3.port.iceberg=0 \
-         -s3.port.lance=0 -metricsPort=0 >{d}/weed.log 2>&1 </dev/null & echo $!",
+         -s3.port.lance=0 -metricsPort=0 >>{d}/weed.log 2>&1 </dev/null & echo $! >{d}/weed.pid",
         weed = weed.display(),
         config = config.display(),
         vg = free_port(),
         sg = free_port(),
     );
-    let out = Command::new("sh")
-        .args(["-c", &script])
-        .output()
-        .expect("weed server");
-    let pid: u32 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("the pid of weed");
-    watchdog(&format!(
-        "kill -TERM {pid}; for i in $(seq 20); do kill -0 {pid} 2>/dev/null || break; sleep 0.5; done; kill -KILL {pid}; rm -rf {d}"
-    ));
+    run(Command::new("sh").args(["-c", &script]));
+    watchdog(&format!("{}; rm -rf {d}", stop_script(&dir)));
     let endpoint = format!("http://127.0.0.1:{s3}");
     let bucket = "cronusfs-test".to_string();
     // `host:port.grpc`: the shell reaches the servers' gRPC ports, which are not port + 10000.
@@ -201,7 +195,40 @@ fn start_seaweed() -> Seaweed {
         &bucket,
     );
     wait_for_s3(&endpoint, Duration::from_secs(60));
-    Seaweed { endpoint, bucket }
+    Seaweed {
+        endpoint,
+        bucket,
+        start: script,
+        dir,
+    }
+}
+
+/// The shell command that stops the server whose pid `dir/weed.pid` holds: TERM, then KILL
+/// after 10 s (it can hang in retry loops).
+fn stop_script(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "p=$(cat {d}/weed.pid); kill -TERM $p; for i in $(seq 20); do kill -0 $p 2>/dev/null || break; sleep 0.5; done; kill -KILL $p 2>/dev/null; true"
+    )
+}
+
+impl Seaweed {
+    /// Stops the server (S3 unreachable).
+    pub fn stop(&self) {
+        run(Command::new("sh").args(["-c", &stop_script(&self.dir)]));
+    }
+
+    /// Starts it again on the same ports with the same data.
+    pub fn start(&self) {
+        run(Command::new("sh").args(["-c", &self.start]));
+        wait_for_s3(&self.endpoint, Duration::from_secs(60));
+    }
+}
+
+/// Starts a SeaweedFS server of the calling test's own (to stop it, say), stopped like the
+/// shared one when the test process ends.
+pub fn private_seaweed() -> Seaweed {
+    start_seaweed()
 }
 
 /// Creates `bucket` through `weed shell`, retrying while the servers come up.

@@ -640,3 +640,47 @@ fn another_daemon_s_commit_reaches_the_kernel_s_cached_attributes() {
     assert!(std::fs::metadata(in_b.join("g")).is_ok());
     eprintln!("new size seen through B after {took:?}, rename after {gone:?}");
 }
+
+/// S3 unreachable while mounted: a write fails (EIO) and commits nothing; the object written
+/// before keeps its version; once S3 is back, everything works again without a remount.
+#[test]
+fn an_unreachable_s3_fails_writes_and_commits_nothing() {
+    let s3 = crate::services::private_seaweed();
+    crate::services::use_s3_env();
+    let content = format!(
+        "s3://{}/down?endpoint={}&region=us-east-1",
+        s3.bucket, s3.endpoint
+    );
+    let m = crate::mount::Mounted::shared_on(crate::services::pg_store_url(), content, &[]);
+    let job = m.job_dir();
+    let old = crate::content::bytes(3 << 20, 1);
+    std::fs::write(job.join("old.bin"), &old).unwrap();
+    s3.stop();
+    let new = crate::content::bytes(3 << 20, 2);
+    let err = std::fs::write(job.join("new.bin"), &new).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let err = std::fs::write(job.join("old.bin"), &new).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    s3.start();
+    // SeaweedFS answers before its volumes are back: reads fail (EIO) until they are.
+    let back = std::time::Instant::now();
+    let read_old = loop {
+        match std::fs::read(job.join("old.bin")) {
+            Ok(bytes) => break bytes,
+            Err(e) if back.elapsed() < std::time::Duration::from_secs(60) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            Err(e) => panic!("S3 never came back: {e}"),
+        }
+    };
+    assert!(read_old == old, "the old version, whole");
+    assert!(
+        !job.join("new.bin").exists(),
+        "nothing of the failed first commit"
+    );
+    std::fs::write(job.join("new.bin"), &new).unwrap();
+    assert!(std::fs::read(job.join("new.bin")).unwrap() == new);
+    m.umount();
+    m.assert_fsck_clean();
+}
