@@ -3,7 +3,10 @@
 store is on the same disk, in one run, with ratios and the daemon's peak memory per phase.
 
 usage: bench_mount.py CRONUSFS_BINARY [--runs N] [--dir DIR] [--mib M] [--listing N]
-                      [--small N]
+                      [--small N] [--shared]
+
+With --shared the store is a shared one: rows in a PostgreSQL server and content in a
+SeaweedFS S3 bucket, both started by this script (as scripts/bench_shared.py does).
 
 Phases (medians of --runs): cp of an M MiB Arrow file into a job directory; cat of it warm and
 cold (page cache dropped); tar -x of N small files; ls -l and find on a job directory of
@@ -51,14 +54,19 @@ def drop_caches():
 
 
 class Daemon:
-    def __init__(self, binary, work):
-        self.binary, self.store, self.mnt = binary, f"{work}/store", f"{work}/mnt"
+    def __init__(self, binary, work, store=None, content=None, env=None):
+        self.binary, self.mnt, self.env = binary, f"{work}/mnt", env
+        self.store = store or f"{work}/store"
         os.makedirs(self.mnt)
-        sh(f"{binary} init {self.store}", stdout=subprocess.DEVNULL)
-        sh(f"{binary} mount {self.store} {self.mnt} --log-file {work}/daemon.log",
-           stdout=subprocess.DEVNULL)
-        with open(f"{self.store}/cronusfs.mount") as f:
-            self.pid = int(f.readline())
+        extra = f" --content '{content}'" if content else ""
+        sh(f"{binary} init '{self.store}'{extra}", stdout=subprocess.DEVNULL, env=env)
+        mounted = subprocess.run(
+            f"{binary} mount '{self.store}' {self.mnt} --log-file {work}/daemon.log",
+            shell=True, capture_output=True, text=True, env=env)
+        if mounted.returncode != 0:
+            raise SystemExit(f"mount failed: {mounted.stderr.strip()}")
+        said = mounted.stdout
+        self.pid = int(said.rsplit("daemon pid ", 1)[1].rstrip(")\n"))
         self.peaks = {}
 
     def job_dir(self, key="k", job=0):
@@ -77,7 +85,7 @@ class Daemon:
         self.peaks[phase] = max(self.peaks.get(phase, 0), kib / 1024)
 
     def close(self):
-        sh(f"{self.binary} umount {self.mnt}", stdout=subprocess.DEVNULL)
+        sh(f"{self.binary} umount {self.mnt}", stdout=subprocess.DEVNULL, env=self.env)
 
 
 def make_arrow(path, mib):
@@ -157,16 +165,32 @@ def main():
     p.add_argument("--mib", type=int, default=1024)
     p.add_argument("--listing", type=int, default=100_000)
     p.add_argument("--small", type=int, default=10_000)
+    p.add_argument("--shared", action="store_true")
     args, _ = p.parse_known_args()
     work = tempfile.mkdtemp(prefix="cronusfs-bench-", dir=args.dir)
-    daemon = None
+    os.chmod(work, 0o755)
+    daemon, services = None, []
     try:
         arrow = f"{work}/big.arrow"
         make_arrow(arrow, args.mib)
         make_small(f"{work}/small", args.small)
         tarball = f"{work}/small.tar"
         sh(f"tar -C {work} -cf {tarball} small")
-        daemon = Daemon(args.binary, work)
+        if args.shared:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import bench_shared
+            pg = bench_shared.Postgres.__new__(bench_shared.Postgres)
+            services.append(pg)
+            pg.__init__(work)
+            s3 = bench_shared.Seaweed.__new__(bench_shared.Seaweed)
+            services.append(s3)
+            s3.__init__(work)
+            env = dict(os.environ, AWS_ACCESS_KEY_ID=bench_shared.AK,
+                       AWS_SECRET_ACCESS_KEY=bench_shared.SK, XDG_CACHE_HOME=f"{work}/cache")
+            daemon = Daemon(args.binary, work, pg.url() + "?schema=bench",
+                            f"s3://bench/mount?endpoint={s3.endpoint}", env)
+        else:
+            daemon = Daemon(args.binary, work)
         # The listing directory is made once (native and mounted), with empty files.
         listing_native = f"{work}/listing"
         os.makedirs(listing_native)
@@ -189,6 +213,8 @@ def main():
     finally:
         if daemon:
             daemon.close()
+        for s in reversed(services):
+            s.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

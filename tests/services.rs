@@ -213,9 +213,18 @@ fn stop_script(dir: &Path) -> String {
 }
 
 impl Seaweed {
-    /// Stops the server (S3 unreachable).
+    /// Stops the server (S3 unreachable), and waits until its port refuses connections.
     pub fn stop(&self) {
         run(Command::new("sh").args(["-c", &stop_script(&self.dir)]));
+        let addr = self.endpoint.trim_start_matches("http://");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(addr).is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "S3 at {addr} still answers"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Starts it again on the same ports with the same data.

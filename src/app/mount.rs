@@ -168,7 +168,13 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
         attr_ttl: super::session::attr_ttl(),
     };
     let core = std::sync::Arc::new(core);
-    if let Err(e) = super::remote::listen(local, core.clone()) {
+    // Commands on a store directory run in its daemon (which holds the store); commands on a
+    // shared store open it themselves, so its daemons have no socket.
+    let listened = match store {
+        Location::Dir(_) => super::remote::listen(local, core.clone()),
+        Location::Postgres(_) => Ok(()),
+    };
+    if let Err(e) = listened {
         if args.daemon_child {
             println!("error: {e:#}");
         }

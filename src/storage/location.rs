@@ -39,20 +39,21 @@ impl Location {
     }
 
     /// Returns the directory on this host of the files of the daemon serving the store at
-    /// `mountpoint` (its socket, its record, its staging files): the store directory itself,
-    /// or for a shared store a private directory under `cache_root` named after the store's
-    /// URL and the mount point, so that several daemons of one shared store can run on one
-    /// host.
+    /// `mountpoint` (its record and staging files; a store directory's daemon also has its
+    /// socket there): the store directory itself, or for a shared store a private directory
+    /// under `cache_root` named after the store's URL and the mount point, so that several
+    /// daemons of one shared store can run on one host.
     pub fn daemon_dir(&self, cache_root: &Path, mountpoint: &Path) -> PathBuf {
         match self {
             Location::Dir(dir) => dir.clone(),
             Location::Postgres(url) => {
-                let store = blake3::hash(url.to_string().as_bytes()).to_hex();
-                let mount = blake3::hash(mountpoint.as_os_str().as_encoded_bytes()).to_hex();
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(url.to_string().as_bytes());
+                hasher.update(b"\0");
+                hasher.update(mountpoint.as_os_str().as_encoded_bytes());
                 cache_root
                     .join("stores")
-                    .join(&store[..24])
-                    .join(&mount[..16])
+                    .join(&hasher.finalize().to_hex()[..24])
             }
         }
     }
