@@ -80,7 +80,7 @@ pub(crate) fn read_all<S: Storage>(fs: &FsCore<S>, ino: Ino) -> Vec<u8> {
     out
 }
 
-fn names<S: Storage>(fs: &FsCore<S>, dir: Ino) -> Vec<String> {
+pub(crate) fn names<S: Storage>(fs: &FsCore<S>, dir: Ino) -> Vec<String> {
     fs.readdir(dir)
         .unwrap()
         .into_iter()
@@ -247,39 +247,6 @@ fn truncate_by_path_and_by_handle() {
     fs.setattr(ino, Some(opened.fh), grow).unwrap();
     fs.release(opened.fh).unwrap();
     assert_eq!(read_all(&fs, ino), [0, 0, 0]);
-}
-
-#[test]
-fn rename_moves_replaces_and_stays_in_its_dataset() {
-    let tmp = tempfile::tempdir().unwrap();
-    let fs = core(tmp.path());
-    let ds = DatasetId::random();
-    let (a, b) = (job_dir(&fs, ds, "k1", 0), job_dir(&fs, ds, "k2", 1));
-    let ino = write_file(&fs, a, "x", b"one");
-    write_file(&fs, b, "y", b"two");
-    fs.rename(a, "x", b, "y", true).expect_err("noreplace");
-    assert_eq!(errno(fs.rename(a, "x", b, "y", true)), libc::EEXIST);
-    fs.rename(a, "x", b, "y", false).unwrap();
-    assert!(names(&fs, a).is_empty());
-    assert_eq!(names(&fs, b), ["y"]);
-    let moved = fs.lookup(b, "y").unwrap();
-    assert_eq!(moved.ino, ino, "a renamed file keeps its inode");
-    assert_eq!(read_all(&fs, ino), b"one");
-    let meta = fs.metastore();
-    let obj = &meta.list(ds, "", "").unwrap()[0];
-    assert_eq!((obj.path.partition.as_str(), obj.path.job.0), ("k2", 1));
-    assert!(obj.cronus_name.starts_with(&format!("{ds}.job_1.part_k2.")));
-    let other = job_dir(&fs, DatasetId::random(), "k", 0);
-    assert_eq!(errno(fs.rename(b, "y", other, "y", false)), libc::EXDEV);
-    assert_eq!(errno(fs.rename(b, "missing", a, "z", false)), libc::ENOENT);
-    // A file created and not committed yet moves too (rsync's temp file).
-    let (_, opened) = fs.create(a, ".tmp.abc").unwrap();
-    fs.write(opened.fh, 0, b"three").unwrap();
-    fs.rename(a, ".tmp.abc", b, "y", false).unwrap();
-    fs.release(opened.fh).unwrap();
-    let y = fs.lookup(b, "y").unwrap().ino;
-    assert_eq!(read_all(&fs, y), b"three");
-    assert_eq!(names(&fs, a), Vec::<String>::new());
 }
 
 #[test]
@@ -685,119 +652,4 @@ fn made_nodes_belong_to_their_maker() {
         rows.iter()
             .all(|r| !["cronus:mode", "cronus:uid", "cronus:gid"].contains(&r.prop.as_str()))
     );
-}
-
-#[test]
-fn folders_rename_with_everything_in_them() {
-    let tmp = tempfile::tempdir().unwrap();
-    let fs = core(tmp.path());
-    let ds = DatasetId::random();
-    let (job, other_job) = (job_dir(&fs, ds, "k", 0), job_dir(&fs, ds, "k2", 1));
-    let a = fs.mkdir(job, "a").unwrap().ino;
-    let b = fs.mkdir(a, "b").unwrap().ino;
-    let x = write_file(&fs, a, "x", b"ex");
-    let y = write_file(&fs, b, "y", b"why");
-    fs.setxattr(b, "user.tag", b"kept", XattrFlags::default())
-        .unwrap();
-    // A file created in the folder and not committed yet moves with it.
-    let (_, pending) = fs.create(b, "p").unwrap();
-    fs.write(pending.fh, 0, b"pending").unwrap();
-    // Refusals first: into itself, onto a file, onto a folder with entries, out of the dataset.
-    assert_eq!(errno(fs.rename(job, "a", b, "inside", false)), libc::EINVAL);
-    write_file(&fs, job, "file", b"f");
-    assert_eq!(
-        errno(fs.rename(job, "a", job, "file", false)),
-        libc::ENOTDIR
-    );
-    let full = fs.mkdir(job, "full").unwrap().ino;
-    write_file(&fs, full, "z", b"z");
-    assert_eq!(
-        errno(fs.rename(job, "a", job, "full", false)),
-        libc::ENOTEMPTY
-    );
-    let elsewhere = job_dir(&fs, DatasetId::random(), "k", 0);
-    assert_eq!(
-        errno(fs.rename(job, "a", elsewhere, "a", false)),
-        libc::EXDEV
-    );
-    let replaced = fs.mkdir(job, "empty").unwrap().ino;
-    assert_eq!(errno(fs.rename(job, "a", job, "empty", true)), libc::EEXIST);
-    // An empty folder is replaced; everything keeps its inode, bytes and rows.
-    fs.rename(job, "a", job, "empty", false).unwrap();
-    assert_eq!(names(&fs, job), ["empty", "file", "full"]);
-    assert_eq!(
-        fs.lookup(job, "empty").unwrap().ino,
-        a,
-        "the folder keeps its inode"
-    );
-    assert_eq!(
-        errno(fs.getattr(replaced)),
-        libc::ENOENT,
-        "the replaced folder is gone"
-    );
-    assert_eq!(names(&fs, a), ["b", "x"]);
-    assert_eq!(names(&fs, b), ["p", "y"]);
-    assert_eq!(fs.lookup(b, "y").unwrap().ino, y);
-    assert_eq!(
-        (read_all(&fs, x), read_all(&fs, y)),
-        (b"ex".to_vec(), b"why".to_vec())
-    );
-    assert!(matches!(fs.getxattr(b, "user.tag", 64), Ok(XattrReply::Data(v)) if v == b"kept"));
-    fs.release(pending.fh).unwrap();
-    assert_eq!(read_all(&fs, fs.lookup(b, "p").unwrap().ino), b"pending");
-    // Across job directories of the dataset: the objects' rows follow.
-    fs.rename(job, "empty", other_job, "moved", false).unwrap();
-    assert_eq!(names(&fs, other_job), ["moved"]);
-    assert_eq!(fs.parent_of(b).unwrap(), a);
-    assert_eq!(fs.parent_of(a).unwrap(), other_job);
-    let objects = fs.metastore().list(ds, "", "").unwrap();
-    let y_meta = objects
-        .iter()
-        .find(|o| o.path.name == "moved/b/y")
-        .expect("y moved");
-    assert_eq!(
-        (y_meta.path.partition.as_str(), y_meta.path.job.0),
-        ("k2", 1)
-    );
-    assert!(
-        y_meta
-            .cronus_name
-            .starts_with(&format!("{ds}.job_1.part_k2."))
-    );
-    assert!(!objects.iter().any(|o| o.path.name.starts_with("a/")));
-    fs.unlink(b, "y").unwrap();
-    fs.unlink(b, "p").unwrap();
-    fs.rmdir(a, "b").unwrap();
-    fs.unlink(a, "x").unwrap();
-    fs.rmdir(other_job, "moved").unwrap();
-    assert!(names(&fs, other_job).is_empty());
-}
-
-/// A lookup the kernel repeats reads the object it saw at the name by id, but only while its
-/// rows still say it is there: a rename, delete or replacement made past this mount (another
-/// host, the CLI) is seen at once.
-#[test]
-fn a_repeated_lookup_sees_changes_made_past_the_mount() {
-    use cronusfs::meta::{JobId, ObjectPath};
-    let tmp = tempfile::tempdir().unwrap();
-    let fs = core(tmp.path());
-    let ds = DatasetId::random();
-    let job = job_dir(&fs, ds, "k", 0);
-    let ino = write_file(&fs, job, "a", b"one");
-    assert_eq!(fs.lookup(job, "a").unwrap().ino, ino);
-    let meta = fs.metastore();
-    let (a, b) = (
-        ObjectPath::new(ds, "k", JobId(0), "a"),
-        ObjectPath::new(ds, "k", JobId(0), "b"),
-    );
-    meta.rename_object(&a, &b).unwrap();
-    assert_eq!(errno(fs.lookup(job, "a")), libc::ENOENT, "moved away");
-    assert_eq!(fs.lookup(job, "b").unwrap().ino, ino);
-    meta.put_object(&a, &mut &b"newcomer"[..], &mut |_| {})
-        .unwrap();
-    let newcomer = fs.lookup(job, "a").unwrap();
-    assert_ne!(newcomer.ino, ino, "another object at the old name");
-    assert_eq!(newcomer.size, 8);
-    meta.delete_object(&b).unwrap();
-    assert_eq!(errno(fs.lookup(job, "b")), libc::ENOENT, "deleted");
 }

@@ -140,6 +140,12 @@ impl Mounted {
         c
     }
 
+    /// Returns the pid of the daemon serving this mount, from its record.
+    pub fn daemon_pid(&self) -> i32 {
+        let record = std::fs::read_to_string(self.record()).unwrap();
+        record.lines().next().unwrap().parse().unwrap()
+    }
+
     /// Returns the daemon's record (its pid, then the mount point).
     pub fn record(&self) -> PathBuf {
         use cronusfs::storage::location::Location;
@@ -472,13 +478,7 @@ fn the_daemon_is_one_per_store_and_stops_on_sigterm() {
     // SIGTERM: unmounted, committed bytes kept, the daemon gone.
     let ds = uuid::Uuid::new_v4().to_string();
     m.ok(&format!("mkdir $M/datasets/{ds} && mkdir $M/datasets/{ds}/partitions/k && mkdir $M/datasets/{ds}/partitions/k/jobs/0 && echo kept > $M/datasets/{ds}/partitions/k/jobs/0/f"));
-    let pid: i32 = std::fs::read_to_string(m.store.join("cronusfs.mount"))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pid = m.daemon_pid();
     // SAFETY: kill(2) with a pid read from the daemon's record; no memory involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -543,8 +543,7 @@ with open(log, "a") as done:
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let record = std::fs::read_to_string(m.record()).unwrap();
-    let pid: i32 = record.lines().next().unwrap().parse().unwrap();
+    let pid = m.daemon_pid();
     // SAFETY: kill(2) with the daemon's pid; no memory involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let _ = child.wait();

@@ -298,13 +298,7 @@ fn two_daemons_share_a_store_and_a_killed_one_s_session_expires() {
     );
     crate::mount::assert_success(&gc(true));
     // A daemon killed with SIGKILL stops beating; the other expires its session.
-    let pid: i32 = std::fs::read_to_string(a.record())
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pid = a.daemon_pid();
     // SAFETY: kill(2) with the daemon's pid; no memory involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -312,14 +306,7 @@ fn two_daemons_share_a_store_and_a_killed_one_s_session_expires() {
         let left = sessions_of(&b);
         if left.len() == 1 {
             assert!(
-                left[0].contains(&format!(
-                    "pid {}",
-                    std::fs::read_to_string(b.record())
-                        .unwrap()
-                        .lines()
-                        .next()
-                        .unwrap()
-                )),
+                left[0].contains(&format!("pid {}", b.daemon_pid())),
                 "{left:?}"
             );
             break;
