@@ -11,44 +11,87 @@ use crate::meta::ObjectId;
 /// How many paths are remembered; a full map starts over.
 const CAPACITY: usize = 1 << 17;
 
+/// Paths and the object last seen at each, both ways.
+#[derive(Default)]
+struct Seen {
+    by_path: HashMap<String, ObjectId>,
+    by_id: HashMap<ObjectId, Vec<String>>,
+}
+
 /// Paths and the object last seen at each.
 #[derive(Default)]
 pub struct KnownNames {
-    paths: Mutex<HashMap<String, ObjectId>>,
+    seen: Mutex<Seen>,
 }
 
 impl KnownNames {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ObjectId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
         // A map of hints: whatever a panic left is still only hints.
-        self.paths.lock().unwrap_or_else(|e| e.into_inner())
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Returns the object last seen at `path`, if any.
     pub fn get(&self, path: &str) -> Option<ObjectId> {
-        self.lock().get(path).copied()
+        self.lock().by_path.get(path).copied()
     }
 
     /// Remembers that `id` is at `path`.
     pub fn remember(&self, path: String, id: ObjectId) {
-        let mut paths = self.lock();
-        if paths.len() >= CAPACITY {
-            paths.clear();
+        let mut seen = self.lock();
+        if seen.by_path.len() >= CAPACITY {
+            *seen = Seen::default();
         }
-        paths.insert(path, id);
+        if let Some(old) = seen.by_path.insert(path.clone(), id) {
+            unlink(&mut seen.by_id, old, &path);
+        }
+        let paths = seen.by_id.entry(id).or_default();
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
     }
 
     /// Returns the paths this mount last saw object `id` at.
     pub fn paths_of(&self, id: ObjectId) -> Vec<String> {
-        let paths = self.lock();
-        paths
-            .iter()
-            .filter(|(_, seen)| **seen == id)
-            .map(|(path, _)| path.clone())
-            .collect()
+        self.lock().by_id.get(&id).cloned().unwrap_or_default()
     }
 
     /// Forgets `path` (the object there moved or went).
     pub fn forget(&self, path: &str) {
-        self.lock().remove(path);
+        let mut seen = self.lock();
+        if let Some(id) = seen.by_path.remove(path) {
+            unlink(&mut seen.by_id, id, path);
+        }
+    }
+}
+
+/// Removes `path` from the paths of `id`.
+fn unlink(by_id: &mut HashMap<ObjectId, Vec<String>>, id: ObjectId, path: &str) {
+    if let Some(paths) = by_id.get_mut(&id) {
+        paths.retain(|p| p != path);
+        if paths.is_empty() {
+            by_id.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_ways_stay_in_step() {
+        let known = KnownNames::default();
+        let (a, b) = (ObjectId::random(), ObjectId::random());
+        known.remember("d/k/0/x".into(), a);
+        known.remember("d/k/0/y".into(), a);
+        assert_eq!(known.paths_of(a), ["d/k/0/x", "d/k/0/y"]);
+        known.remember("d/k/0/x".into(), b); // Another object at x now.
+        assert_eq!(
+            (known.get("d/k/0/x"), known.paths_of(a)),
+            (Some(b), vec!["d/k/0/y".into()])
+        );
+        known.forget("d/k/0/y");
+        assert!(known.paths_of(a).is_empty() && known.get("d/k/0/y").is_none());
+        assert_eq!(known.paths_of(b), ["d/k/0/x"]);
     }
 }
