@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow};
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, MessageCommand};
 use cronusfs::meta::Metastore;
 use cronusfs::storage::Storage;
 use cronusfs::storage::location::{self, Location, OpenStore};
@@ -113,8 +113,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { path, content } => init(&path, content.as_deref()),
         Command::ImportCronus { store, dir } => {
-            let store = location::create(&parse_location(&store)?, None)?;
-            catalog::import(&catalog_of(store), &mut io, &dir)
+            let location = parse_location(&store)?;
+            let store = location::create(&location, None)?;
+            with_session(&location, catalog_of(store), "import-cronus", |m| {
+                catalog::import(m, &mut io, &dir)
+            })
         }
         Command::ExportCronus { store, dir, name } => {
             catalog::export(&open_catalog(Some(&store))?, &mut io, &dir, &name)
@@ -132,9 +135,43 @@ fn run(cli: Cli) -> Result<()> {
             {
                 return remote::forward(dir, &store, &mut io, &other);
             }
-            run_on(&catalog_of(location::open(&store)?), &mut io, other)
+            let catalog = catalog_of(location::open(&store)?);
+            match stores_content(&other) {
+                Some(what) => with_session(&store, catalog, what, |m| run_on(m, &mut io, other)),
+                None => run_on(&catalog, &mut io, other),
+            }
         }
     }
+}
+
+/// Returns what a command that may store or reclaim content does (it runs with a session on a
+/// shared store, so that gc elsewhere waits for its writes); `None` for the others.
+fn stores_content(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Put { .. } => Some("put"),
+        Command::Gc => Some("gc"),
+        Command::Menu(MessageCommand::New { .. } | MessageCommand::Add { .. }) => Some("menu"),
+        Command::Config(MessageCommand::New { .. } | MessageCommand::Add { .. }) => Some("config"),
+        _ => None,
+    }
+}
+
+/// Runs `run` on `catalog`, with a session of this command (shown as `(cronusfs WHAT)` by
+/// `status`) when the store is shared.
+fn with_session(
+    store: &Location,
+    catalog: Catalog,
+    what: &str,
+    run: impl FnOnce(&Catalog) -> Result<()>,
+) -> Result<()> {
+    if !store.is_shared() {
+        return run(&catalog);
+    }
+    let catalog = std::sync::Arc::new(catalog);
+    let heartbeat = session::Heartbeat::start_as(catalog.clone(), &format!("(cronusfs {what})"))?;
+    let result = run(&catalog);
+    heartbeat.stop();
+    result
 }
 
 /// Runs a command that works on an open catalogue (`rows` and the catalogue commands), here or

@@ -132,14 +132,10 @@ pub enum Command {
     },
     /// Delete the content no object refers to any more; print what was freed.
     ///
-    /// On a store that other daemons have mounted (a shared store's other hosts), gc is
-    /// refused: it cannot yet tell which chunks their writes in progress have stored.
-    Gc {
-        /// Collect even while other daemons have the store mounted (only when none of them is
-        /// writing).
-        #[arg(long)]
-        force: bool,
-    },
+    /// On a shared store, gc first marks the store as being swept and waits (up to
+    /// CRONUSFS_GC_WAIT_MS, default 60 s) until no other daemon or command has a write in
+    /// progress; new writes wait until the sweep ends. Exit 1 when writes stay in progress.
+    Gc,
     /// Check every object's bytes against its content id, and every node's rows; exit 1 and
     /// list the problems if any.
     Fsck,

@@ -114,6 +114,17 @@ pub enum MetaError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// This process's write lease on a shared store expired (its session missed heartbeats
+    /// for the store's time-to-live), so gc elsewhere may have reclaimed what it stored: the
+    /// write was not committed.
+    #[error(
+        "this process's session on the store expired while it wrote (no heartbeat within the session time-to-live): the write was not committed"
+    )]
+    LeaseLost,
+    /// Another process holds what this operation needs (a gc sweeping, writes in progress)
+    /// for longer than it waits.
+    #[error("store busy: {0}")]
+    Busy(String),
     /// Stored metadata or bytes that do not decode or do not match their hash.
     #[error("corrupt metastore: {0}")]
     Corrupt(String),

@@ -28,5 +28,6 @@ mod proto_compat;
 mod python_clients;
 mod rocks_store;
 mod services;
+mod shared_gc;
 mod shared_store;
 mod trust;

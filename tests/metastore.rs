@@ -29,7 +29,7 @@ fn config() -> Configuration {
 }
 
 /// Registers a menu, a configuration and a dataset with `keys` as partitions.
-fn dataset<S: Storage>(m: &Metastore<S>, keys: &[&str]) -> (DatasetId, Menu, Configuration) {
+pub fn dataset<S: Storage>(m: &Metastore<S>, keys: &[&str]) -> (DatasetId, Menu, Configuration) {
     let (menu, config) = (menu(), config());
     m.register_menu(&menu, MenuObjectInfo::default()).unwrap();
     m.register_config(&config, ConfigObjectInfo::default())
@@ -47,7 +47,7 @@ fn content_for(job: u32, key: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn read_all<S: Storage>(m: &Metastore<S>, path: &ObjectPath) -> Vec<u8> {
+pub fn read_all<S: Storage>(m: &Metastore<S>, path: &ObjectPath) -> Vec<u8> {
     let meta = m.object(path).unwrap();
     let mut out = Vec::new();
     m.open(&meta).unwrap().read_to_end(&mut out).unwrap();

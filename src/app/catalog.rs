@@ -42,7 +42,7 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command) -> Result<()> {
             output,
         } => get(m, io, &dataset, &key, job, &name, output.as_deref()),
         Command::Ls { dataset, key, job } => ls(m, io, &dataset, &key, job),
-        Command::Gc { force } => gc(m, io, force),
+        Command::Gc => gc(m, io),
         Command::Fsck => fsck(m, io),
         Command::Status => sessions(m, io),
         Command::Init { .. }
@@ -374,20 +374,7 @@ pub fn export(m: &Catalog, io: &mut Console<'_>, dir: &Path, name: &str) -> Resu
 }
 
 /// Runs `gc`.
-pub fn gc(m: &Catalog, io: &mut Console<'_>, force: bool) -> Result<()> {
-    let others = super::session::other_live_sessions(m)?;
-    if let (Some(s), false) = (others.first(), force) {
-        bail!(
-            "{} other daemon(s) have the store mounted ({} pid {} at {}{}): gc cannot yet tell \
-             which chunks their writes in progress stored; unmount them, or pass --force when \
-             none is writing",
-            others.len(),
-            s.host,
-            s.pid,
-            s.mountpoint,
-            if others.len() > 1 { ", …" } else { "" }
-        );
-    }
+pub fn gc(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     let mut bar = Progress::new("gc", Unit::Items, None);
     let r = m.gc_with_progress(&mut |done, total| {
         bar.set_total(total);

@@ -186,7 +186,7 @@ fn parse_request(line: &str) -> Result<(Cli, PathBuf)> {
         | Command::Put { .. }
         | Command::Get { .. }
         | Command::Ls { .. }
-        | Command::Gc { .. }
+        | Command::Gc
         | Command::Fsck => Ok((cli, cwd)),
         _ => Err(anyhow!("this command cannot run on a mounted store")),
     }

@@ -1,7 +1,8 @@
-//! The daemon's session in its store: recorded when it starts serving, a heartbeat every sixth
-//! of the store's session time-to-live (which also expires the sessions of daemons that
-//! stopped beating), removed when it stops. `CRONUSFS_SESSION_TTL_MS` sets the time-to-live
-//! (default 30 s).
+//! A process's session in its store (a daemon's, or a command's on a shared store): recorded
+//! when it starts, a heartbeat every sixth of the store's session time-to-live (which also
+//! expires the sessions of processes that stopped beating), the write lease tended five times a
+//! second while held, removed when it stops. `CRONUSFS_SESSION_TTL_MS` sets the time-to-live
+//! (default 30 s), `CRONUSFS_GC_WAIT_MS` how long gc waits for other hosts' writes (60 s).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,25 +18,36 @@ use cronusfs::storage::Storage;
 /// How long a session lives without a heartbeat, by default.
 const DEFAULT_TTL_MS: i64 = 30_000;
 
-type Core = Arc<FsCore<Box<dyn Storage>>>;
+/// What holds the catalogue a session is for: a daemon's filesystem core, or a command's
+/// catalogue.
+pub trait HoldsCatalog: Send + Sync + 'static {
+    /// Returns the catalogue.
+    fn catalog(&self) -> &super::Catalog;
+}
+
+impl HoldsCatalog for FsCore<Box<dyn Storage>> {
+    fn catalog(&self) -> &super::Catalog {
+        self.metastore()
+    }
+}
+
+impl HoldsCatalog for super::Catalog {
+    fn catalog(&self) -> &super::Catalog {
+        self
+    }
+}
+
+type Holder = Arc<dyn HoldsCatalog>;
+
+/// How often the write lease is tended (given up when idle, or to a sweep waiting).
+const TEND_EVERY: Duration = Duration::from_millis(200);
 
 /// A recorded session and the thread beating for it.
 pub struct Heartbeat {
-    core: Core,
+    core: Holder,
     session: Session,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// Returns the live sessions of `m`'s store (a heartbeat within the time-to-live) other than
-/// this process's own.
-pub fn other_live_sessions(m: &super::Catalog) -> Result<Vec<Session>> {
-    let (now, ttl, host) = (cronusfs::storage::now_millis(), ttl_ms(), host_name());
-    let mine = |s: &Session| s.pid == std::process::id() && s.host == host;
-    Ok(m.sessions()?
-        .into_iter()
-        .filter(|s| now - s.heartbeat < ttl && !mine(s))
-        .collect())
 }
 
 /// Returns the session time-to-live in milliseconds.
@@ -56,15 +68,24 @@ fn host_name() -> String {
 
 impl Heartbeat {
     /// Records the session of this daemon serving `core` at `mountpoint` and starts beating.
-    pub fn start(core: Core, mountpoint: &Path) -> Result<Heartbeat> {
-        let meta = core.metastore();
-        let session = meta.open_session(
-            &host_name(),
-            std::process::id(),
-            &mountpoint.display().to_string(),
-        )?;
-        let stop = Arc::new(AtomicBool::new(false));
+    pub fn start(core: Holder, mountpoint: &Path) -> Result<Heartbeat> {
+        Heartbeat::start_as(core, &mountpoint.display().to_string())
+    }
+
+    /// Records the session of this process, shown as `at` (a mount point, or what a command
+    /// does), attaches the catalogue's writes to it and starts beating.
+    pub fn start_as(core: Holder, at: &str) -> Result<Heartbeat> {
+        let meta = core.catalog();
+        let session = meta.open_session(&host_name(), std::process::id(), at)?;
         let ttl = ttl_ms();
+        meta.attach_session(&session, Duration::from_millis(ttl as u64));
+        if let Some(wait) = std::env::var("CRONUSFS_GC_WAIT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            meta.set_gc_wait(Duration::from_millis(wait));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
         let beating = (core.clone(), session.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("heartbeat".into())
@@ -84,30 +105,42 @@ impl Heartbeat {
             thread.thread().unpark();
             let _ = thread.join();
         }
-        if let Err(e) = self.core.metastore().close_session(&self.session) {
+        if let Err(e) = self.core.catalog().close_session(&self.session) {
             super::mount::log(&format!("could not remove the session: {e}"));
         }
     }
 }
 
-fn beat_until_stopped((core, session, stop): (Core, Session, Arc<AtomicBool>), ttl: i64) {
+fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>), ttl: i64) {
     let every = Duration::from_millis((ttl / 6) as u64);
+    let mut last_beat = std::time::Instant::now();
     loop {
-        std::thread::park_timeout(every);
+        let meta = core.catalog();
+        std::thread::park_timeout(TEND_EVERY.min(every));
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        match core.metastore().beat(&session, ttl) {
-            Ok(expired) => {
-                for s in expired {
-                    super::mount::log(&format!(
-                        "expired the session of {} pid {} at {} (no heartbeat for {} ms)",
-                        s.host, s.pid, s.mountpoint, ttl
-                    ));
-                }
-            }
-            Err(e) => super::mount::log(&format!("heartbeat failed: {e}")),
+        if let Err(e) = meta.tend_lease() {
+            super::mount::log(&format!("could not tend the write lease: {e}"));
         }
+        if last_beat.elapsed() >= every {
+            last_beat = std::time::Instant::now();
+            beat(meta, &session, ttl);
+        }
+    }
+}
+
+fn beat(meta: &super::Catalog, session: &Session, ttl: i64) {
+    match meta.beat(session, ttl) {
+        Ok(expired) => {
+            for s in expired {
+                super::mount::log(&format!(
+                    "expired the session of {} pid {} at {} (no heartbeat for {} ms)",
+                    s.host, s.pid, s.mountpoint, ttl
+                ));
+            }
+        }
+        Err(e) => super::mount::log(&format!("heartbeat failed: {e}")),
     }
 }
 

@@ -115,7 +115,8 @@ fn meta_errno(e: &MetaError) -> i32 {
         MetaError::JobsExhausted(_) => libc::ENOSPC,
         MetaError::SystemProp(_) => libc::EPERM,
         MetaError::CrossDataset(_) => libc::EXDEV,
-        MetaError::Corrupt(_) => libc::EIO,
+        MetaError::Corrupt(_) | MetaError::LeaseLost => libc::EIO,
+        MetaError::Busy(_) => libc::EBUSY,
     }
 }
 

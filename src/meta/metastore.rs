@@ -4,6 +4,7 @@
 //! Every call commits before it returns; there is no separate save step.
 
 mod folders;
+mod leases;
 mod objects;
 mod tree;
 
@@ -272,6 +273,8 @@ pub struct Metastore<S: Storage> {
     // Chunks of streams being written, which gc must not reclaim (with how many streams
     // hold each).
     pins: Mutex<HashMap<[u8; 32], usize>>,
+    // The store-wide write lease of this process, when it has a session.
+    leases: leases::Leases,
 }
 
 fn info_key(uuid: &str) -> String {
@@ -370,6 +373,7 @@ impl<S: Storage> Metastore<S> {
             chunks: None,
             gc_lock: RwLock::new(()),
             pins: Mutex::new(HashMap::new()),
+            leases: leases::Leases::default(),
         }
     }
 
@@ -423,7 +427,7 @@ impl<S: Storage> Metastore<S> {
         bytes: &[u8],
         info: cronus_object::Info,
     ) -> Result<()> {
-        let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let _put = self.hold_off_gc(true)?;
         let manifest = self.content().write_chunks(&mut &bytes[..], &mut |_| {})?;
         let message = RegisteredMessage {
             kind,
@@ -447,6 +451,7 @@ impl<S: Storage> Metastore<S> {
             name,
             info,
         } = message;
+        self.check_lease_in(txn)?;
         let iden = Iden::new(uuid)?;
         if !txn.rows_by_id(&iden)?.is_empty() {
             return Err(MetaError::DuplicateUuid(uuid.to_string()));

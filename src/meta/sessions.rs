@@ -5,7 +5,7 @@
 
 use super::{Metastore, Result};
 use crate::storage::retry::transact;
-use crate::storage::{Iden, IntLift, Row, Storage, Valu, now_millis};
+use crate::storage::{Iden, IntLift, Row, RowRead, Storage, Valu, now_millis};
 
 /// Props of a session node.
 mod prop {
@@ -35,6 +35,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// Reads session `id` through `r`; `None` when it is not recorded.
+    pub(crate) fn read<R: RowRead + ?Sized>(r: &R, id: &Iden) -> Result<Option<Session>> {
+        Ok(Session::from_rows(id.clone(), &r.rows_by_id(id)?))
+    }
+
     fn from_rows(id: Iden, rows: &[Row]) -> Option<Session> {
         let text = |p: &str| {
             rows.iter()
@@ -113,6 +118,7 @@ impl<S: Storage> Metastore<S> {
 
     /// Removes `session` (its daemon is stopping).
     pub fn close_session(&self, session: &Session) -> Result<()> {
+        self.detach_session(&session.id);
         self.storage().del_rows_by_id(&session.id)?;
         Ok(())
     }

@@ -109,7 +109,7 @@ impl<S: Storage> Metastore<S> {
     ) -> Result<ObjectMeta> {
         check_object_name(&path.name)?;
         self.require_dir(&self.store, path)?;
-        let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let _put = self.hold_off_gc(true)?;
         let manifest = self.content().write_chunks(reader, progress)?;
         self.commit_put(path, put, &manifest)
     }
@@ -127,7 +127,7 @@ impl<S: Storage> Metastore<S> {
         check_object_name(&path.name)?;
         self.require_dir(&self.store, path)?;
         // Held until the commit: gc cannot reclaim the chunks meanwhile.
-        let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let _put = self.hold_off_gc(true)?;
         let manifest = self.content().write_file(file, size, &mut |_| {})?;
         let put = Put {
             identity: Identity::Prefer(id),
@@ -140,7 +140,7 @@ impl<S: Storage> Metastore<S> {
     /// sequential writers); its chunks are kept from `gc` until [`Metastore::put_stream`] or
     /// [`Metastore::drop_stream`].
     pub fn stream_write(&self, stream: &mut ChunkStream, data: &[u8]) -> Result<()> {
-        let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let _put = self.hold_off_gc(stream.chunk_hashes().next().is_none())?;
         self.content()
             .write_stream(stream, data, &mut |h| self.pin(h))
     }
@@ -155,13 +155,14 @@ impl<S: Storage> Metastore<S> {
         time: i64,
     ) -> Result<(ObjectMeta, Manifest)> {
         let mut pinned: Vec<[u8; 32]> = stream.chunk_hashes().copied().collect();
+        let new_write = pinned.is_empty();
         let mut pin = |h: &[u8; 32]| {
             self.pin(h);
             pinned.push(*h);
         };
         let result = (|| {
             check_object_name(&path.name)?;
-            let _put = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+            let _put = self.hold_off_gc(new_write)?;
             let manifest = self.content().finish_stream(stream, &mut pin)?;
             let put = Put {
                 identity: Identity::Prefer(id),
@@ -204,7 +205,13 @@ impl<S: Storage> Metastore<S> {
         put: Put<'_>,
         manifest: &Manifest,
     ) -> Result<ObjectMeta> {
-        let inspected = self.inspect(manifest)?;
+        let inspected = self.inspect(manifest).map_err(|e| {
+            // Chunks gone because this process's lease expired: say that, not "corrupt".
+            match self.check_lease_in(&self.store) {
+                Err(lost @ MetaError::LeaseLost) => lost,
+                _ => e,
+            }
+        })?;
         self.in_txn(|txn| {
             let meta = self.commit_put_in(txn, path, put, manifest, inspected.clone())?;
             Ok(meta)
@@ -229,12 +236,6 @@ impl<S: Storage> Metastore<S> {
         self.commit_put_in(txn, path, put, manifest, inspected)
     }
 
-    /// Keeps `gc` from reclaiming chunks until the guard is dropped (chunks written and not
-    /// yet referenced by a committed row).
-    pub(crate) fn hold_off_gc(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.gc_lock.read().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn commit_put_in(
         &self,
         txn: &dyn RowWrite,
@@ -244,6 +245,7 @@ impl<S: Storage> Metastore<S> {
         (file_type, arrow): (FileType, Option<ArrowMeta>),
     ) -> Result<ObjectMeta> {
         self.require_dir(txn, path)?;
+        self.check_lease_in(txn)?;
         let (identity, now) = (put.identity, put.time.unwrap_or_else(now_millis));
         let existing = self.object_rows_at(txn, path)?;
         let new_id = match identity {
@@ -420,6 +422,7 @@ impl<S: Storage> Metastore<S> {
     /// [`Metastore::gc`], calling `progress(done, total)` as contents and chunks are examined.
     pub fn gc_with_progress(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<GcReport> {
         let _exclusive = self.gc_lock.write().unwrap_or_else(|e| e.into_inner());
+        let _sweep = self.begin_sweep()?;
         let rows = self.store.rows_by_prop(&PropQuery::new(prop::CONTENT))?;
         let live = rows
             .iter()

@@ -1,0 +1,344 @@
+//! Write leases and sweep marks: how `gc` in one process never reclaims a chunk that a writer
+//! in another process (another host of a shared store) has stored and not yet committed.
+//!
+//! A process with a session holds the store's *write lease* (a row on its session node) from
+//! before it stores a chunk until every chunk it stored is referenced by a committed version or
+//! given up, and a second longer; `gc` records a *sweep mark* (a row on its own session node),
+//! waits until no other live session holds a lease, then marks and sweeps, and removes the
+//! mark. A lease is recorded in the same serializable transaction that reads the sweep marks,
+//! and a sweep mark in one that reads the other marks, so a lease and a sweep are never granted
+//! together. Both rows go with their session when it stops or expires. A commit of content
+//! reads its lease: a writer whose lease expired (its chunks may be gone) commits nothing.
+
+use std::sync::{Condvar, Mutex, MutexGuard, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use super::Metastore;
+use crate::meta::{MetaError, Result, Session};
+use crate::storage::retry::transact;
+use crate::storage::{Iden, PropQuery, RowRead, Storage, now_millis};
+
+/// Props of the lease and sweep rows (on the session node of the process holding them).
+mod prop {
+    /// The session may have stored chunks not yet referenced (epoch ms since when).
+    pub const WRITING: &str = "cronusfs:session:writing";
+    /// The session's gc is marking and sweeping (epoch ms since when).
+    pub const SWEEPING: &str = "cronusfs:session:sweeping";
+}
+
+/// How long an unused lease is kept (a burst of small files pays for one).
+const LEASE_IDLE: Duration = Duration::from_secs(1);
+/// How long a new write waits for its own process to give up its lease to a sweep.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
+/// How long a new write waits for a sweep in progress before it fails with EBUSY.
+const SWEEP_WAIT: Duration = Duration::from_secs(600);
+/// How long gc waits by default for other processes' writes in progress.
+const DEFAULT_GC_WAIT: Duration = Duration::from_secs(60);
+/// How often a waiting writer or gc looks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The process's session as a holder of leases and sweep marks.
+#[derive(Clone)]
+struct Owner {
+    session: Iden,
+    ttl_ms: i64,
+    gc_wait: Duration,
+}
+
+/// The write lease of this process and the writes using it.
+#[derive(Default)]
+pub(super) struct Leases {
+    state: Mutex<LeaseState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct LeaseState {
+    owner: Option<Owner>,
+    held: bool,
+    acquiring: bool,
+    // A sweep elsewhere waits for this lease: new writes wait for it to be given up.
+    draining: bool,
+    users: usize,
+    last_used: Option<Instant>,
+}
+
+impl Leases {
+    fn lock(&self) -> MutexGuard<'_, LeaseState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Keeps `gc` (here and, with a session, in every process of the store) from reclaiming
+/// chunks while alive.
+pub(crate) struct WriteHold<'m> {
+    _local: RwLockReadGuard<'m, ()>,
+    leases: Option<&'m Leases>,
+}
+
+impl Drop for WriteHold<'_> {
+    fn drop(&mut self) {
+        if let Some(leases) = self.leases {
+            let mut st = leases.lock();
+            st.users -= 1;
+            st.last_used = Some(Instant::now());
+        }
+    }
+}
+
+/// A sweep mark of this process's gc, removed when dropped.
+pub(super) struct Sweep<'m, S: Storage> {
+    meta: &'m Metastore<S>,
+    session: Iden,
+}
+
+impl<S: Storage> Drop for Sweep<'_, S> {
+    fn drop(&mut self) {
+        // Left behind on failure, the mark goes with the session (the process is stopping or
+        // its heartbeat removes nothing else): writers wait at most until it expires.
+        let _ = self
+            .meta
+            .storage()
+            .del_rows_by_id_prop(&self.session, prop::SWEEPING, None);
+    }
+}
+
+impl<S: Storage> Metastore<S> {
+    /// Makes this process's writes hold the store's write lease under `session` (which must
+    /// keep beating within `ttl`), so that gc in any process of the store waits for them.
+    pub fn attach_session(&self, session: &Session, ttl: Duration) {
+        let mut st = self.leases.lock();
+        st.owner = Some(Owner {
+            session: session.id.clone(),
+            ttl_ms: ttl.as_millis() as i64,
+            gc_wait: st.owner.as_ref().map_or(DEFAULT_GC_WAIT, |o| o.gc_wait),
+        });
+        st.held = false;
+    }
+
+    /// Ends what [`Metastore::attach_session`] began when `session` is this process's (its
+    /// rows, the lease with them, are being removed).
+    pub(crate) fn detach_session(&self, session: &Iden) {
+        let mut st = self.leases.lock();
+        if st.owner.as_ref().is_none_or(|o| o.session != *session) {
+            return;
+        }
+        st.owner = None;
+        st.held = false;
+        self.leases.changed.notify_all();
+    }
+
+    /// Sets how long gc waits for other processes' writes in progress before it gives up with
+    /// [`MetaError::Busy`] (default 60 s); takes effect with a session.
+    pub fn set_gc_wait(&self, wait: Duration) {
+        if let Some(owner) = self.leases.lock().owner.as_mut() {
+            owner.gc_wait = wait;
+        }
+    }
+
+    /// Returns a hold against gc for a write: `new_write` when it has stored nothing yet (it
+    /// may wait for a sweep), not when it continues a stream whose chunks are pinned.
+    pub(crate) fn hold_off_gc(&self, new_write: bool) -> Result<WriteHold<'_>> {
+        let local = self.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.leases.lock();
+        let waiting_since = Instant::now();
+        loop {
+            let Some(owner) = st.owner.clone() else {
+                return Ok(WriteHold {
+                    _local: local,
+                    leases: None,
+                });
+            };
+            let drain = st.draining && new_write && waiting_since.elapsed() < DRAIN_WAIT;
+            if st.held && !drain {
+                st.users += 1;
+                return Ok(WriteHold {
+                    _local: local,
+                    leases: Some(&self.leases),
+                });
+            }
+            if st.held || st.acquiring {
+                st = (self.leases.changed.wait_timeout(st, POLL))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                continue;
+            }
+            st.acquiring = true;
+            drop(st);
+            let acquired = self.acquire_lease(&owner);
+            st = self.leases.lock();
+            st.acquiring = false;
+            st.held = acquired.is_ok();
+            self.leases.changed.notify_all();
+            acquired?;
+        }
+    }
+
+    /// Records the lease, waiting while another live session sweeps.
+    fn acquire_lease(&self, owner: &Owner) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let sweeper = transact(self.storage(), |txn| {
+                require_live(txn, owner)?;
+                if let Some(s) = live_marks(txn, prop::SWEEPING, owner)?.into_iter().next() {
+                    return Ok(Some(s));
+                }
+                txn.set_rows_by_id_prop(&owner.session, prop::WRITING, &now_millis().into())?;
+                Ok::<_, MetaError>(None)
+            })?;
+            match sweeper {
+                None => return Ok(()),
+                Some(s) if started.elapsed() >= SWEEP_WAIT => {
+                    return Err(MetaError::Busy(format!(
+                        "gc has been sweeping the store for {} s ({})",
+                        started.elapsed().as_secs(),
+                        describe(&s)
+                    )));
+                }
+                Some(_) => std::thread::sleep(POLL),
+            }
+        }
+    }
+
+    /// Fails with [`MetaError::LeaseLost`] when this process has a session and its lease is
+    /// not in the store as `txn` reads it (a commit of content checks this).
+    pub(crate) fn check_lease_in(&self, txn: &dyn RowRead) -> Result<()> {
+        let Some(owner) = self.leases.lock().owner.clone() else {
+            return Ok(());
+        };
+        if txn
+            .rows_by_id_prop(&owner.session, prop::WRITING, None)?
+            .is_empty()
+        {
+            // The next write records a new lease; this one's chunks may have been reclaimed.
+            self.leases.lock().held = false;
+            return Err(MetaError::LeaseLost);
+        }
+        Ok(())
+    }
+
+    /// Gives up the lease when no write uses it and it has been idle a second (at once when
+    /// a sweep waits for it); notices sweeps waiting. The session's heartbeat calls this
+    /// several times a second while a lease is held.
+    pub fn tend_lease(&self) -> Result<()> {
+        let mut st = self.leases.lock();
+        let Some(owner) = st.owner.clone() else {
+            return Ok(());
+        };
+        if !st.held || st.acquiring {
+            return Ok(());
+        }
+        let idle = st.last_used.is_none_or(|t| t.elapsed() >= LEASE_IDLE);
+        if self.lease_unused(&st) && (idle || st.draining) {
+            return self.release_lease(&mut st, &owner);
+        }
+        drop(st);
+        let sweeping = !live_marks(self.storage(), prop::SWEEPING, &owner)?.is_empty();
+        let mut st = self.leases.lock();
+        if st.draining != sweeping {
+            st.draining = sweeping;
+            self.leases.changed.notify_all();
+        }
+        if sweeping && st.held && !st.acquiring && self.lease_unused(&st) {
+            return self.release_lease(&mut st, &owner);
+        }
+        Ok(())
+    }
+
+    /// Returns whether this process holds the store's write lease.
+    pub fn holds_lease(&self) -> bool {
+        self.leases.lock().held
+    }
+
+    fn lease_unused(&self, st: &LeaseState) -> bool {
+        st.users == 0
+            && self
+                .pins
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+    }
+
+    fn release_lease(&self, st: &mut LeaseState, owner: &Owner) -> Result<()> {
+        self.storage()
+            .del_rows_by_id_prop(&owner.session, prop::WRITING, None)?;
+        st.held = false;
+        st.draining = false;
+        self.leases.changed.notify_all();
+        Ok(())
+    }
+
+    /// Records this process's sweep mark and waits until no other live session holds a write
+    /// lease; `None` without a session (no other process can write).
+    pub(super) fn begin_sweep(&self) -> Result<Option<Sweep<'_, S>>> {
+        let Some(owner) = self.leases.lock().owner.clone() else {
+            return Ok(None);
+        };
+        transact(self.storage(), |txn| {
+            require_live(txn, &owner)?;
+            if let Some(s) = live_marks(txn, prop::SWEEPING, &owner)?.first() {
+                return Err(MetaError::Busy(format!("gc is running: {}", describe(s))));
+            }
+            txn.set_rows_by_id_prop(&owner.session, prop::SWEEPING, &now_millis().into())?;
+            Ok(())
+        })?;
+        let sweep = Sweep {
+            meta: self,
+            session: owner.session.clone(),
+        };
+        let started = Instant::now();
+        loop {
+            // A lease of a session that stopped beating is not waited for: the session is
+            // expired first, so that its writer, if it comes back, finds its lease gone.
+            self.expire_sessions(now_millis() - owner.ttl_ms)?;
+            if (self.storage())
+                .rows_by_id_prop(&owner.session, prop::SWEEPING, None)?
+                .is_empty()
+            {
+                return Err(MetaError::LeaseLost); // this very session was expired
+            }
+            let writers = live_marks(self.storage(), prop::WRITING, &owner)?;
+            let Some(w) = writers.first() else {
+                return Ok(Some(sweep));
+            };
+            if started.elapsed() >= owner.gc_wait {
+                return Err(MetaError::Busy(format!(
+                    "writes in progress for {} s: {}{}",
+                    started.elapsed().as_secs(),
+                    describe(w),
+                    if writers.len() > 1 { ", …" } else { "" }
+                )));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// Returns the live sessions other than `owner`'s with a row of `mark`.
+fn live_marks<R: RowRead + ?Sized>(r: &R, mark: &str, owner: &Owner) -> Result<Vec<Session>> {
+    let cutoff = now_millis() - owner.ttl_ms;
+    let mut out = Vec::new();
+    for row in r.rows_by_prop(&PropQuery::new(mark))? {
+        if row.iden == owner.session {
+            continue;
+        }
+        if let Some(s) = Session::read(r, &row.iden)?
+            && s.heartbeat >= cutoff
+        {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Fails with [`MetaError::LeaseLost`] when `owner`'s session is not recorded (it was expired).
+fn require_live<R: RowRead + ?Sized>(r: &R, owner: &Owner) -> Result<()> {
+    match Session::read(r, &owner.session)? {
+        Some(_) => Ok(()),
+        None => Err(MetaError::LeaseLost),
+    }
+}
+
+fn describe(s: &Session) -> String {
+    format!("{} pid {} at {}", s.host, s.pid, s.mountpoint)
+}
