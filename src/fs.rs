@@ -28,8 +28,10 @@ pub use inode::{Ino, Node};
 pub use tree::{CreateFlags, Creator, SetAttr};
 pub use xattr::{XattrFlags, XattrReply};
 
-use crate::meta::{ContentId, DatasetId, JobId, Metastore, ObjectId, ObjectPath, prop};
-use crate::storage::{Iden, Row, RowRead, Storage, Valu, ValuRef};
+use crate::meta::{
+    ContentId, DatasetId, DirNodeFold, JobId, Metastore, ObjectId, ObjectPath, prop,
+};
+use crate::storage::{Iden, Row, Storage, Valu, ValuRef};
 
 /// How the core is set up.
 #[derive(Clone, Debug)]
@@ -553,14 +555,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
     /// them; `None` for a node that is not an object or folder.
-    fn dir_entry(
-        &self,
-        dir: &ObjectPath,
-        view: &dyn RowRead,
-        iden: &Iden,
-    ) -> crate::meta::Result<Option<DirEntry>> {
-        let mut seen = DirNode::default();
-        view.visit_rows_by_id(iden, &mut |p, valu, time| seen.take(p, valu, time))?;
+    fn dir_entry(&self, dir: &ObjectPath, seen: DirNode) -> crate::meta::Result<Option<DirEntry>> {
         let (Some(folder), Some(path)) = (seen.folder, seen.path) else {
             return Ok(None);
         };
@@ -588,9 +583,11 @@ impl<S: Storage> FsCore<S> {
     /// node's rows), then the
     /// files created in it and not committed yet.
     fn list_dir(&self, dir: &ObjectPath) -> FsResult<Vec<DirEntry>> {
-        let mut entries = self
-            .meta
-            .map_dir_nodes(dir, &|view, iden| self.dir_entry(dir, view, iden))?;
+        let fold = DirNodeFold {
+            take: &|seen: &mut DirNode, p, v, t| seen.take(p, v, t),
+            finish: &|seen| self.dir_entry(dir, seen),
+        };
+        let mut entries = self.meta.map_dir_nodes(dir, &fold)?;
         for (name, id) in self.files.pending_in(dir) {
             let ino = self.inodes.ino(&Node::Object(id));
             if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {

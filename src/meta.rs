@@ -15,7 +15,9 @@ use crate::storage::StorageError;
 use crate::storage::retry::ConflictError;
 
 pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
-pub use metastore::{DatasetId, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath, prop};
+pub use metastore::{
+    DatasetId, DirNodeFold, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath, prop,
+};
 pub use sessions::Session;
 
 /// Error of a metastore operation.

@@ -33,6 +33,10 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 /// What [`RowRead::visit_rows_by_id`] calls for each row: its prop, value and time.
 pub type RowVisitor<'v> = dyn FnMut(&str, ValuRef<'_>, i64) + 'v;
 
+/// What [`RowRead::visit_rows_by_idens`] calls with each row: `(index of its iden, prop,
+/// value, time)`.
+pub type NodesVisitor<'v> = dyn FnMut(usize, &str, ValuRef<'_>, i64) + 'v;
+
 /// Read operations of the row store, answered from committed state (or, inside a
 /// [`Transaction`], from committed state plus the transaction's own writes).
 ///
@@ -48,6 +52,16 @@ pub trait RowRead {
     /// [`RowRead::rows_by_id`], without making owned rows: for readers of many nodes that keep
     /// a few values of each (a directory listing).
     fn visit_rows_by_id(&self, iden: &Iden, visit: &mut RowVisitor<'_>) -> Result<()>;
+
+    /// Calls `visit(i, prop, value, time)` for every row of each `idens[i]`, node after node in
+    /// the order given, like [`RowRead::visit_rows_by_id`]: a listing of many nodes, which a
+    /// store across a network answers in one round trip (callers ask for a few hundred at once).
+    fn visit_rows_by_idens(&self, idens: &[Iden], visit: &mut NodesVisitor<'_>) -> Result<()> {
+        for (i, iden) in idens.iter().enumerate() {
+            self.visit_rows_by_id(iden, &mut |p, v, t| visit(i, p, v, t))?;
+        }
+        Ok(())
+    }
 
     /// Returns every row of each iden in `idens`, concatenated in the order given.
     fn rows_by_idens(&self, idens: &[Iden]) -> Result<Vec<Row>> {

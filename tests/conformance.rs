@@ -21,7 +21,7 @@ macro_rules! conformance_suite {
                 joins_whole_nodes, joins_by_in, deletes_are_seen_by_lifts, set_rows_by_id_prop,
                 update_property, update_property_valu, blobs, backup_iterator, bad_input,
                 transactions, prop_prefixes_do_not_mix, add_rows_is_atomic,
-                visiting_rows_matches_rows_by_id);
+                visiting_rows_matches_rows_by_id, visiting_many_nodes_matches_rows_by_id);
         }
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -510,4 +510,61 @@ pub fn visiting_rows_matches_rows_by_id(s: &dyn Storage) {
         txn.rows_by_id(&iden("v\0w")).unwrap()
     );
     assert_eq!(visited(&*txn, "v\0w").len(), 4);
+}
+
+/// Returns the rows of each of `idens` as `visit_rows_by_idens` hands them, made owned again,
+/// one list per iden.
+fn visited_many(r: &dyn RowRead, idens: &[&str]) -> Vec<Vec<Row>> {
+    let owned: Vec<Iden> = idens.iter().map(|i| iden(i)).collect();
+    let mut out = vec![Vec::new(); idens.len()];
+    let mut last = 0;
+    r.visit_rows_by_idens(&owned, &mut |i, p, v, t| {
+        assert!(
+            i >= last,
+            "node {i} after node {last}: not in the order given"
+        );
+        last = i;
+        let valu = match v {
+            ValuRef::Int(n) => Valu::Int(n),
+            ValuRef::Str(s) => Valu::Str(s.to_string()),
+        };
+        out[i].push(Row::new(&owned[i], p, valu, t));
+    })
+    .unwrap();
+    out
+}
+
+pub fn visiting_many_nodes_matches_rows_by_id(s: &dyn Storage) {
+    let long = "L\0ng".repeat(100);
+    let mut rows = vec![
+        row("v\0w", "a\0b", "x\0y", 3),
+        row("v\0w", "long", long.as_str(), 2),
+        row("v", "other node", 1, 1),
+        row("v\0w\0", "other node", 2, 2),
+    ];
+    rows.extend((0..300).map(|n| row(&format!("n{n:03}"), "p", n, n)));
+    s.add_rows(&rows).unwrap();
+    let idens = ["n007", "v\0w", "nobody", "v", "n007", "n299", "v\0w\0"];
+    let each = |r: &dyn RowRead| -> Vec<Vec<Row>> {
+        idens
+            .iter()
+            .map(|i| r.rows_by_id(&iden(i)).unwrap())
+            .collect()
+    };
+    assert_eq!(visited_many(s, &idens), each(s));
+    assert_eq!(visited_many(s, &[]), Vec::<Vec<Row>>::new());
+    let all: Vec<String> = (0..300).rev().map(|n| format!("n{n:03}")).collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let got = visited_many(s, &all);
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(k, r)| r.len() == 1 && r[0].valu == Valu::Int(299 - k as i64))
+    );
+    // Inside a transaction: its own writes and deletes are seen.
+    let txn = s.begin().unwrap();
+    txn.add_rows(&[row("v", "new", "n", 9)]).unwrap();
+    txn.del_rows_by_id(&iden("n007")).unwrap();
+    assert_eq!(visited_many(&*txn, &idens), each(&*txn));
+    assert!(visited_many(&*txn, &idens)[0].is_empty());
 }

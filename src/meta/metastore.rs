@@ -8,6 +8,8 @@ mod leases;
 mod objects;
 mod tree;
 
+pub use tree::DirNodeFold;
+
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt;

@@ -2,8 +2,8 @@
 //! chosen when the store is opened.
 
 use super::{
-    Iden, IntLift, PropQuery, Result, Row, RowRead, RowVisitor, RowWrite, Storage, Transaction,
-    Valu,
+    Iden, IntLift, NodesVisitor, PropQuery, Result, Row, RowRead, RowVisitor, RowWrite, Storage,
+    Transaction, Valu,
 };
 
 impl<S: Storage + ?Sized> RowRead for Box<S> {
@@ -12,6 +12,9 @@ impl<S: Storage + ?Sized> RowRead for Box<S> {
     }
     fn visit_rows_by_id(&self, iden: &Iden, visit: &mut RowVisitor<'_>) -> Result<()> {
         (**self).visit_rows_by_id(iden, visit)
+    }
+    fn visit_rows_by_idens(&self, idens: &[Iden], visit: &mut NodesVisitor<'_>) -> Result<()> {
+        (**self).visit_rows_by_idens(idens, visit)
     }
     fn rows_by_idens(&self, idens: &[Iden]) -> Result<Vec<Row>> {
         (**self).rows_by_idens(idens)

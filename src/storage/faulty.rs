@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::engine::{Cf, Engine, EngineRead, EngineTxn, Visitor, WriteBatch, forward_engine_read};
+use super::engine::{
+    Cf, Engine, EngineRead, EngineTxn, SpansVisitor, Visitor, WriteBatch, forward_engine_read,
+};
 use super::{Result, StorageError};
 
 /// An engine that counts every call (get, scan, begin, commit, write, sync…), its

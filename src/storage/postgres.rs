@@ -14,9 +14,12 @@ use ::postgres::error::SqlState;
 use ::postgres::{Client, NoTls, Statement};
 
 use super::engine::{
-    Cf, Engine, EngineRead, EngineTxn, Heard, Visitor, WriteBatch, is_empty_range,
+    Cf, Engine, EngineRead, EngineTxn, Heard, SpansVisitor, Visitor, WriteBatch, is_empty_range,
 };
 use super::{EngineErrorKind, Result, StorageError};
+
+mod url;
+pub use url::PgUrl;
 
 /// Rows fetched by the first round trip of a scan; each further page doubles, up to
 /// [`MAX_PAGE`] (most scans are one node's few rows, a few are whole indexes).
@@ -29,163 +32,6 @@ const POOL_SIZE: u32 = 16;
 /// How long a call waits for a connection (the server down, the pool exhausted).
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
-/// Where a PostgreSQL store lives: a `postgres://USER@HOST:PORT/DB?schema=NAME` URL. The
-/// password comes from the URL or `PGPASSWORD`, and is never shown.
-#[derive(Clone)]
-pub struct PgUrl {
-    config: ::postgres::Config,
-    schema: String,
-    shown: String,
-}
-
-impl std::fmt::Debug for PgUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.shown)
-    }
-}
-
-impl std::fmt::Display for PgUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.shown)
-    }
-}
-
-impl PgUrl {
-    /// Returns whether `s` names a PostgreSQL store (`postgres://` or `postgresql://`).
-    pub fn is_pg_url(s: &str) -> bool {
-        s.starts_with("postgres://") || s.starts_with("postgresql://")
-    }
-
-    /// Parses a store URL. `schema` (default `cronusfs`) is the PostgreSQL schema holding the
-    /// store's tables, so that one database can hold several stores; every other parameter
-    /// is PostgreSQL's own (`connect_timeout`, `application_name`, `sslmode=disable`…).
-    pub fn parse(url: &str) -> Result<PgUrl> {
-        let bad = |why: String| StorageError::BadUrl {
-            url: redact(url),
-            reason: why,
-        };
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut schema = "cronusfs".to_string();
-        let mut passed = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("schema", value)) => schema = value.to_string(),
-                _ => passed.push(pair),
-            }
-        }
-        check_schema(&schema).map_err(|why| bad(why.to_string()))?;
-        let pg_url = match passed.is_empty() {
-            true => base.to_string(),
-            false => format!("{base}?{}", passed.join("&")),
-        };
-        let mut config: ::postgres::Config = pg_url.parse().map_err(|e| bad(format!("{e}")))?;
-        if config.get_password().is_none() {
-            let password = std::env::var("PGPASSWORD").ok();
-            if let Some(password) = password.or_else(|| pgpass_password(&config)) {
-                config.password(password);
-            }
-        }
-        config.application_name("cronusfs");
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_WAIT);
-        }
-        let shown = match query.contains("schema=") {
-            true => redact(url),
-            false => format!(
-                "{}{}schema={schema}",
-                redact(url),
-                if query.is_empty() { "?" } else { "&" }
-            ),
-        };
-        Ok(PgUrl {
-            config,
-            schema,
-            shown,
-        })
-    }
-}
-
-/// Returns the password the password file (`PGPASSFILE`, default `~/.pgpass`) gives the
-/// connection `config` describes, as libpq reads it: lines `host:port:db:user:password`, `*`
-/// matching anything, `\:` and `\\` escaped; a file others can read is ignored.
-fn pgpass_password(config: &::postgres::Config) -> Option<String> {
-    let path = match std::env::var_os("PGPASSFILE") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".pgpass"),
-    };
-    pgpass_lookup(config, &path)
-}
-
-/// [`pgpass_password`] with the file given.
-fn pgpass_lookup(config: &::postgres::Config, path: &std::path::Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    if std::fs::metadata(path).ok()?.mode() & 0o077 != 0 {
-        return None;
-    }
-    let host = match config.get_hosts().first()? {
-        ::postgres::config::Host::Tcp(h) => h.clone(),
-        ::postgres::config::Host::Unix(_) => "localhost".to_string(),
-    };
-    let port = config
-        .get_ports()
-        .first()
-        .copied()
-        .unwrap_or(5432)
-        .to_string();
-    let user = config.get_user()?.to_string();
-    let db = config.get_dbname().map_or(user.clone(), str::to_string);
-    let wanted = [host, port, db, user];
-    std::fs::read_to_string(path)
-        .ok()?
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(pgpass_fields)
-        .find(|f| f.len() == 5 && f[..4].iter().zip(&wanted).all(|(a, b)| a == "*" || a == b))
-        .map(|f| f[4].clone())
-}
-
-/// Splits a password-file line at its unescaped colons.
-fn pgpass_fields(line: &str) -> Vec<String> {
-    let (mut fields, mut field, mut chars) = (Vec::new(), String::new(), line.chars());
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => field.extend(chars.next()),
-            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
-            c => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
-}
-
-/// A schema name the store's SQL can hold without quoting: lower-case letters, digits, `_`.
-fn check_schema(schema: &str) -> std::result::Result<(), &'static str> {
-    let ok = !schema.is_empty()
-        && schema.len() <= 63
-        && !schema.starts_with(|c: char| c.is_ascii_digit())
-        && schema
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    ok.then_some(())
-        .ok_or("schema must be 1-63 of a-z, 0-9 and _, not starting with a digit")
-}
-
-/// Returns `url` with any password replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 /// The statements of one connection, prepared when it opens: per column family, a get and
 /// four scans (bounded or open-ended, with values or keys only).
 struct Statements {
@@ -194,6 +40,7 @@ struct Statements {
     from: Vec<Statement>,
     keys_range: Vec<Statement>,
     keys_from: Vec<Statement>,
+    spans: Vec<Statement>,
 }
 
 /// One pooled connection.
@@ -267,6 +114,7 @@ fn prepare(
         from: Vec::new(),
         keys_range: Vec::new(),
         keys_from: Vec::new(),
+        spans: Vec::new(),
     };
     for cf in Cf::ALL {
         let t = table(schema, cf);
@@ -280,6 +128,12 @@ fn prepare(
         s.from.push(client.prepare(&scan("k, v", false))?);
         s.keys_range.push(client.prepare(&scan("k", true))?);
         s.keys_from.push(client.prepare(&scan("k", false))?);
+        // Every range's entries in one round trip: a range scan of the key index per range.
+        s.spans.push(client.prepare(&format!(
+            "SELECT s.i, t.k, t.v \
+             FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS s(lo, hi, i) \
+             CROSS JOIN LATERAL (SELECT k, v FROM {t} WHERE k >= s.lo AND k < s.hi) t"
+        ))?);
     }
     Ok(s)
 }
@@ -596,6 +450,37 @@ fn scan_on(
     }
 }
 
+/// Runs a scan of several ranges of `cf` on `conn` in one round trip (no paging: callers
+/// bound how many ranges, each a node's rows, they ask for at once).
+fn spans_on(
+    conn: &mut PgConn,
+    cf: Cf,
+    spans: &[(Vec<u8>, Vec<u8>)],
+    (visit, acted): (&mut SpansVisitor<'_>, &mut bool),
+) -> Result<()> {
+    if spans.is_empty() {
+        return Ok(());
+    }
+    let lo: Vec<&[u8]> = spans.iter().map(|(lo, _)| lo.as_slice()).collect();
+    let hi: Vec<&[u8]> = spans.iter().map(|(_, hi)| hi.as_slice()).collect();
+    let rows = conn
+        .client
+        .query(&conn.statements.spans[cf.index()], &[&lo, &hi])
+        .map_err(pg_error)?;
+    // SQL promises no order without ORDER BY: put them in range, then key order (they
+    // mostly come so already, which the sort finds in one pass).
+    let mut entries: Vec<(i64, &[u8], &[u8])> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    for (i, k, v) in entries {
+        *acted = true;
+        visit((i - 1) as usize, k, v)?;
+    }
+    Ok(())
+}
+
 fn get_on(conn: &mut PgConn, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
     let row = conn
         .client
@@ -627,6 +512,15 @@ impl EngineRead for PgEngine {
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
         self.on_live_conn(|c, acted| scan_on(c, cf, (start, end), true, (visit, acted)))
+    }
+
+    fn scan_spans(
+        &self,
+        cf: Cf,
+        spans: &[(Vec<u8>, Vec<u8>)],
+        visit: &mut SpansVisitor<'_>,
+    ) -> Result<()> {
+        self.on_live_conn(|c, acted| spans_on(c, cf, spans, (visit, acted)))
     }
 }
 
@@ -728,6 +622,15 @@ impl EngineRead for PgTxn<'_> {
     ) -> Result<()> {
         self.with_conn(|c| scan_on(c, cf, (start, end), true, (visit, &mut true)))
     }
+
+    fn scan_spans(
+        &self,
+        cf: Cf,
+        spans: &[(Vec<u8>, Vec<u8>)],
+        visit: &mut SpansVisitor<'_>,
+    ) -> Result<()> {
+        self.with_conn(|c| spans_on(c, cf, spans, (visit, &mut true)))
+    }
 }
 
 impl EngineTxn for PgTxn<'_> {
@@ -742,33 +645,5 @@ impl Drop for PgTxn<'_> {
         if let Some(mut conn) = self.conn.get_mut().take() {
             end_quietly(&mut conn);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    #[test]
-    fn the_password_file_is_read_as_libpq_reads_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("pgpass");
-        std::fs::write(
-            &file,
-            "# comment\nother:5432:*:*:no\n127.0.0.1:5433:db:alice:wrong\n\
-             127.0.0.1:*:db:alice:s\\:ecret\\\\1\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let config: ::postgres::Config = "postgres://alice@127.0.0.1:5432/db".parse().unwrap();
-        assert_eq!(pgpass_lookup(&config, &file).as_deref(), Some("s:ecret\\1"));
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(
-            pgpass_lookup(&config, &file),
-            None,
-            "a file others can read is ignored"
-        );
     }
 }

@@ -12,8 +12,8 @@ use super::rocks::RocksEngine;
 use super::row::{check_blob_key, now_millis};
 use super::view::RowView;
 use super::{
-    Iden, IntLift, PropQuery, Result, Row, RowRead, RowVisitor, RowWrite, Storage, StorageError,
-    Transaction, Valu,
+    Iden, IntLift, NodesVisitor, PropQuery, Result, Row, RowRead, RowVisitor, RowWrite, Storage,
+    StorageError, Transaction, Valu,
 };
 
 /// The row store over the RocksDB engine: the default backend.
@@ -147,6 +147,9 @@ macro_rules! forward_row_read {
             }
             fn visit_rows_by_id(&$self_, iden: &Iden, visit: &mut RowVisitor<'_>) -> Result<()> {
                 $view.visit_rows_by_id(iden, visit)
+            }
+            fn visit_rows_by_idens(&$self_, idens: &[Iden], visit: &mut NodesVisitor<'_>) -> Result<()> {
+                $view.visit_rows_by_idens(idens, visit)
             }
             fn rows_by_id_prop(&$self_, iden: &Iden, prop: &str, valu: Option<&Valu>) -> Result<Vec<Row>> {
                 $view.rows_by_id_prop(iden, prop, valu)

@@ -9,7 +9,7 @@ use std::ops::Bound;
 use super::engine::{Cf, EngineRead, Visitor, WriteBatch, is_empty_range};
 use super::keys::{self, Span, is_long};
 use super::row::{check_blob_key, check_prop, now_millis};
-use super::{Iden, IntLift, PropQuery, Result, Row, RowVisitor, StorageError, Valu};
+use super::{Iden, IntLift, NodesVisitor, PropQuery, Result, Row, RowVisitor, StorageError, Valu};
 
 type Pending = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
 
@@ -179,6 +179,30 @@ impl<R: EngineRead> RowView<R> {
             keys::visit_iden_row(&k[prefix.len()..], v, visit)?;
             Ok(true)
         })
+    }
+
+    pub fn visit_rows_by_idens(&self, idens: &[Iden], visit: &mut NodesVisitor<'_>) -> Result<()> {
+        let prefixes: Vec<Vec<u8>> = idens.iter().map(keys::iden_prefix).collect();
+        let spans: Option<Vec<_>> = (prefixes.iter())
+            .map(|p| Some((p.clone(), keys::prefix_end(p)?)))
+            .collect();
+        let pending = !self.pending.borrow()[Cf::ByIden.index()].is_empty();
+        match spans {
+            // Nothing of the transaction's own to merge: the engine reads them all at once.
+            Some(spans) if !pending => {
+                self.engine.scan_spans(Cf::ByIden, &spans, &mut |i, k, v| {
+                    keys::visit_iden_row(&k[prefixes[i].len()..], v, &mut |p, valu, t| {
+                        visit(i, p, valu, t)
+                    })
+                })
+            }
+            _ => {
+                for (i, iden) in idens.iter().enumerate() {
+                    self.visit_rows_by_id(iden, &mut |p, v, t| visit(i, p, v, t))?;
+                }
+                Ok(())
+            }
+        }
     }
 
     pub fn rows_by_id_prop(

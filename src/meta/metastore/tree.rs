@@ -11,7 +11,7 @@ use super::{
 use crate::meta::names::{check_component, check_object_name};
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, cronus_object};
-use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
+use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, ValuRef, now_millis};
 
 impl<S: Storage> Metastore<S> {
     /// Returns whether `dataset` exists.
@@ -247,9 +247,18 @@ impl<S: Storage> Metastore<S> {
     }
 }
 
-/// What [`Metastore::map_dir_nodes`] calls for each node of a directory: the view to read it
-/// from and its iden; `None` leaves the node out.
-pub type DirNodeMap<'f, T> = dyn Fn(&dyn RowRead, &Iden) -> Result<Option<T>> + Sync + 'f;
+/// What [`Metastore::map_dir_nodes`] does with each node of a directory: `take` folds each
+/// of its rows into an accumulator that starts as `A::default()`, then `finish` makes the
+/// node's entry of it (`None` leaves the node out).
+pub struct DirNodeFold<'f, A, T> {
+    /// Folds one row (prop, value, time) into the node's accumulator.
+    pub take: &'f (dyn Fn(&mut A, &str, ValuRef<'_>, i64) + Sync),
+    /// Makes the node's entry of its accumulator.
+    pub finish: &'f (dyn Fn(A) -> Result<Option<T>> + Sync),
+}
+
+/// How many nodes of a directory are read at once (one round trip on a shared store).
+const LISTING_BATCH: usize = 256;
 
 /// Directories with at least this many nodes are listed on two threads.
 const PARALLEL_LISTING: usize = 2048;
@@ -320,15 +329,15 @@ impl<S: Storage> Metastore<S> {
         })
     }
 
-    /// Returns `each(view, iden)` for every object and folder directly in directory `at` (a
+    /// Returns the entry `fold` makes of every object and folder directly in directory `at` (a
     /// job directory when `at.name` is empty, else the folder `at.name`), dropping `None`s:
-    /// one lift of `cronus:dir`, then `each` reads what it needs of each node (with
-    /// [`RowRead::visit_rows_by_id`] nothing is kept but what it keeps), one node at a time
-    /// per thread, on two threads for big directories.
-    pub fn map_dir_nodes<T: Send>(
+    /// one lift of `cronus:dir`, then the nodes' rows [`LISTING_BATCH`] nodes at a time
+    /// ([`RowRead::visit_rows_by_idens`]: nothing is kept but what `fold` keeps), on two
+    /// threads for big directories.
+    pub fn map_dir_nodes<A: Default, T: Send>(
         &self,
         at: &ObjectPath,
-        each: &DirNodeMap<'_, T>,
+        fold: &DirNodeFold<'_, A, T>,
     ) -> Result<Vec<T>> {
         let dir = match at.name.as_str() {
             "" => dir_key(at.dataset, &at.partition, at.job),
@@ -343,8 +352,15 @@ impl<S: Storage> Metastore<S> {
         members.sort_unstable_by(|a, b| a.iden.cmp(&b.iden));
         let run = |part: &[Row]| -> Result<Vec<T>> {
             let mut out = Vec::with_capacity(part.len());
-            for member in part {
-                out.extend(each(&self.store, &member.iden)?);
+            for batch in part.chunks(LISTING_BATCH) {
+                let idens: Vec<Iden> = batch.iter().map(|r| r.iden.clone()).collect();
+                let mut seen: Vec<A> = idens.iter().map(|_| A::default()).collect();
+                (self.store).visit_rows_by_idens(&idens, &mut |i, p, v, t| {
+                    (fold.take)(&mut seen[i], p, v, t)
+                })?;
+                for node in seen {
+                    out.extend((fold.finish)(node)?);
+                }
             }
             Ok(out)
         };
