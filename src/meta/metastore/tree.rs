@@ -260,8 +260,8 @@ pub struct DirNodeFold<'f, A, T> {
 /// How many nodes of a directory are read at once (one round trip on a shared store).
 const LISTING_BATCH: usize = 256;
 
-/// Directories with at least this many nodes are listed on two threads.
-const PARALLEL_LISTING: usize = 2048;
+/// How many threads read a big directory's batches of nodes at once.
+const LISTING_THREADS: usize = 4;
 
 /// Refuses props of the catalogue's own rows unless `system` is set.
 fn check_user_prop(p: &str, system: bool) -> Result<()> {
@@ -332,8 +332,8 @@ impl<S: Storage> Metastore<S> {
     /// Returns the entry `fold` makes of every object and folder directly in directory `at` (a
     /// job directory when `at.name` is empty, else the folder `at.name`), dropping `None`s:
     /// one lift of `cronus:dir`, then the nodes' rows [`LISTING_BATCH`] nodes at a time
-    /// ([`RowRead::visit_rows_by_idens`]: nothing is kept but what `fold` keeps), on two
-    /// threads for big directories.
+    /// ([`RowRead::visit_rows_by_idens`]: nothing is kept but what `fold` keeps), on up to
+    /// four threads for directories of more than one batch.
     pub fn map_dir_nodes<A: Default, T: Send>(
         &self,
         at: &ObjectPath,
@@ -364,16 +364,30 @@ impl<S: Storage> Metastore<S> {
             }
             Ok(out)
         };
-        if members.len() < PARALLEL_LISTING {
+        // Batches on up to LISTING_THREADS threads (a shared store: as many connections, so the
+        // server works on several at once), each thread a contiguous run of batches.
+        let batches = members.len().div_ceil(LISTING_BATCH);
+        let threads = batches.clamp(1, LISTING_THREADS);
+        if threads == 1 {
             return run(&members);
         }
-        let (left, right) = members.split_at(members.len() / 2);
-        let (a, b) = std::thread::scope(|s| {
-            let other = s.spawn(|| run(right));
-            (run(left), other.join())
+        let part = batches.div_ceil(threads) * LISTING_BATCH;
+        let parts: Vec<Result<Vec<T>>> = std::thread::scope(|s| {
+            let mut rest = members.chunks(part);
+            let first = rest.next().unwrap_or_default();
+            let others: Vec<_> = rest.map(|p| s.spawn(move || run(p))).collect();
+            let mut done = vec![run(first)];
+            for other in others {
+                done.push(other.join().unwrap_or_else(|_| {
+                    Err(MetaError::Corrupt("a listing thread panicked".into()))
+                }));
+            }
+            done
         });
-        let mut out = a?;
-        out.extend(b.map_err(|_| MetaError::Corrupt("a listing thread panicked".into()))??);
+        let mut out = Vec::with_capacity(members.len());
+        for part in parts {
+            out.extend(part?);
+        }
         Ok(out)
     }
 }
