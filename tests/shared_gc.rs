@@ -179,11 +179,13 @@ fn gc_gives_up_when_another_host_keeps_writing_and_leaves_no_mark() {
 #[test]
 fn a_writer_whose_session_expired_commits_nothing() {
     let (open, path) = store_with_job();
-    let (a, session) = host(&open, "host-a", TTL);
+    let short = Duration::from_millis(400);
+    let (a, session) = host(&open, "host-a", short);
     let mut stream = ChunkStream::default();
     a.stream_write(&mut stream, &big(5)).unwrap();
-    // Another host expires the session (as if its heartbeat had stopped for the TTL).
-    let expired = open().expire_sessions(now_millis() + 1).unwrap();
+    // Host a stalls past its session's time-to-live; another host expires the session.
+    sleep(short + Duration::from_millis(100));
+    let expired = open().expire_sessions(now_millis() - 400).unwrap();
     assert_eq!(expired.len(), 1);
     let id = cronusfs::meta::ObjectId::random();
     match a.put_stream(&path, id, stream, now_millis()) {
@@ -192,7 +194,7 @@ fn a_writer_whose_session_expired_commits_nothing() {
     }
     assert!(matches!(a.object(&path), Err(MetaError::NoSuchObject(_))));
     // Beating again records the session anew; the next write takes a new lease.
-    a.beat(&session, TTL.as_millis() as i64).unwrap();
+    a.beat(&session, short.as_millis() as i64).unwrap();
     a.put_object(&path, &mut big(6).as_slice(), &mut |_| {})
         .unwrap();
     assert_eq!(crate::metastore::read_all(&a, &path), big(6));

@@ -81,7 +81,7 @@ impl<S: Storage> Metastore<S> {
     /// meanwhile), then expires every session whose heartbeat is older than `ttl_ms`; returns
     /// the sessions expired.
     pub fn beat(&self, session: &Session, ttl_ms: i64) -> Result<Vec<Session>> {
-        let now = now_millis();
+        let (now, began) = (now_millis(), std::time::Instant::now());
         transact(self.storage(), |txn| {
             if txn
                 .rows_by_id_prop(&session.id, prop::KIND, None)?
@@ -97,6 +97,7 @@ impl<S: Storage> Metastore<S> {
             }
             Ok::<_, crate::meta::MetaError>(())
         })?;
+        self.note_beat(&session.id, began);
         self.expire_sessions(now - ttl_ms)
     }
 

@@ -61,6 +61,8 @@ struct LeaseState {
     draining: bool,
     users: usize,
     last_used: Option<Instant>,
+    // When the last heartbeat that reached the store began.
+    beat_at: Option<Instant>,
 }
 
 impl Leases {
@@ -114,6 +116,15 @@ impl<S: Storage> Metastore<S> {
             gc_wait: st.owner.as_ref().map_or(DEFAULT_GC_WAIT, |o| o.gc_wait),
         });
         st.held = false;
+        st.beat_at = Some(Instant::now());
+    }
+
+    /// Records that a heartbeat of `session` begun at `at` reached the store.
+    pub(crate) fn note_beat(&self, session: &Iden, at: Instant) {
+        let mut st = self.leases.lock();
+        if st.owner.as_ref().is_some_and(|o| o.session == *session) {
+            st.beat_at = Some(at);
+        }
     }
 
     /// Ends what [`Metastore::attach_session`] began when `session` is this process's (its
@@ -202,9 +213,21 @@ impl<S: Storage> Metastore<S> {
 
     /// Fails with [`MetaError::LeaseLost`] when this process has a session and its lease is
     /// not in the store as `txn` reads it (a commit of content checks this).
+    ///
+    /// While the session's last heartbeat is younger than half its time-to-live, no other
+    /// process can have expired it (clocks are taken to agree within that half), so the lease
+    /// is there and is not read again: a commit costs no extra round trip.
     pub(crate) fn check_lease_in(&self, txn: &dyn RowRead) -> Result<()> {
-        let Some(owner) = self.leases.lock().owner.clone() else {
-            return Ok(());
+        let owner = {
+            let st = self.leases.lock();
+            let Some(owner) = st.owner.clone() else {
+                return Ok(());
+            };
+            let safe = Duration::from_millis(owner.ttl_ms as u64 / 2);
+            if st.held && st.beat_at.is_some_and(|t| t.elapsed() < safe) {
+                return Ok(());
+            }
+            owner
         };
         if txn
             .rows_by_id_prop(&owner.session, prop::WRITING, None)?
