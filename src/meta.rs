@@ -16,7 +16,7 @@ use crate::storage::retry::ConflictError;
 
 pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
 pub use metastore::{
-    DatasetId, DirNodeFold, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath, prop,
+    DatasetId, DirNodeFold, JobId, Landing, Metastore, ObjectId, ObjectMeta, ObjectPath, prop,
 };
 pub use sessions::Session;
 

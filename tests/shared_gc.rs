@@ -7,7 +7,7 @@
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use cronusfs::meta::{ChunkStream, MetaError, Metastore, ObjectPath, Session};
+use cronusfs::meta::{ChunkStream, Landing, MetaError, Metastore, ObjectPath, Session};
 use cronusfs::storage::{PropQuery, Storage, now_millis};
 
 type Catalog = Metastore<Box<dyn Storage>>;
@@ -87,7 +87,8 @@ fn gc_on_one_host_waits_for_a_stream_written_on_another() {
         );
         a.stream_write(&mut stream, &bytes[half..]).unwrap();
         let id = cronusfs::meta::ObjectId::random();
-        a.put_stream(&path, id, stream, now_millis()).unwrap();
+        a.put_stream(&path, id, stream, Landing::at(now_millis()))
+            .unwrap();
         let committed_at = Instant::now();
         release(&a);
         let (report, done_at) = gc.join().unwrap();
@@ -131,7 +132,7 @@ fn a_new_write_waits_while_another_host_sweeps() {
             &path,
             cronusfs::meta::ObjectId::random(),
             stream,
-            now_millis(),
+            Landing::at(now_millis()),
         )
         .unwrap();
         release(&a);
@@ -170,7 +171,7 @@ fn gc_gives_up_when_another_host_keeps_writing_and_leaves_no_mark() {
         &path,
         cronusfs::meta::ObjectId::random(),
         stream,
-        now_millis(),
+        Landing::at(now_millis()),
     )
     .unwrap();
     assert_eq!(crate::metastore::read_all(&b, &path), big(3));
@@ -188,7 +189,7 @@ fn a_writer_whose_session_expired_commits_nothing() {
     let expired = open().expire_sessions(now_millis() - 400).unwrap();
     assert_eq!(expired.len(), 1);
     let id = cronusfs::meta::ObjectId::random();
-    match a.put_stream(&path, id, stream, now_millis()) {
+    match a.put_stream(&path, id, stream, Landing::at(now_millis())) {
         Err(MetaError::LeaseLost) => {}
         other => panic!("a commit after the session expired: {other:?}"),
     }
@@ -219,7 +220,7 @@ fn a_dead_host_s_lease_does_not_hold_gc_up() {
     );
     // Were host a only slow, it finds its lease gone and commits nothing.
     let id = cronusfs::meta::ObjectId::random();
-    match a.put_stream(&path, id, stream, now_millis()) {
+    match a.put_stream(&path, id, stream, Landing::at(now_millis())) {
         Err(MetaError::LeaseLost) => {}
         other => panic!("a commit after the session expired: {other:?}"),
     }

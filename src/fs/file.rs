@@ -165,6 +165,14 @@ impl OpenFiles {
         })
     }
 
+    /// Returns the rows recorded for pending file `id` with their times (none if it is not
+    /// pending).
+    pub fn pending_rows_timed(&self, id: ObjectId) -> Vec<(String, Valu, i64)> {
+        lock(&self.pending)
+            .get(&id)
+            .map_or_else(Vec::new, |p| p.rows.clone())
+    }
+
     /// Returns when pending file `id` was created.
     fn pending_created(&self, id: ObjectId) -> Option<i64> {
         lock(&self.pending).get(&id).map(|p| p.created)
@@ -637,11 +645,18 @@ impl<S: Storage> FsCore<S> {
         result
     }
 
-    /// Writes the rows `chmod`/`chown`/`utimens` set on pending file `pending` before its
-    /// first commit onto object `id` (itself, or the object its commit became a version of),
-    /// and forgets it is pending.
-    pub(super) fn land_pending_rows(&self, pending: ObjectId, id: ObjectId) -> FsResult<()> {
-        if let Some(p) = lock(&self.files.pending).remove(&pending) {
+    /// Forgets that file `pending` is pending, once its first commit wrote `landed` (the rows
+    /// `chmod`/`chown`/`utimens` set before it) onto object `id` (itself, or the object its
+    /// commit became a version of); rows set since are written now.
+    pub(super) fn land_pending_rows(
+        &self,
+        pending: ObjectId,
+        id: ObjectId,
+        landed: &[(String, Valu, i64)],
+    ) -> FsResult<()> {
+        let removed = lock(&self.files.pending).remove(&pending);
+        // Rows set while the commit that took `landed` ran are set now.
+        if let Some(p) = removed.filter(|p| p.rows != landed) {
             let rows: Vec<(&str, Valu, i64)> = p
                 .rows
                 .iter()

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::inode::{Ino, Node};
 use super::{FsCore, FsResult, ReadBytes};
-use crate::meta::{ChunkStream, Manifest, MetaError, ObjectId};
+use crate::meta::{ChunkStream, Landing, Manifest, MetaError, ObjectId};
 use crate::storage::{Storage, now_millis};
 
 struct Staging {
@@ -204,12 +204,18 @@ impl<S: Storage> FsCore<S> {
                 Err(e) => return Err(e.into()),
             },
         };
+        // A new file's mode, owner and times set before this first commit go with it.
+        let rows = self.files.pending_rows_timed(wc.id);
+        let landing = Landing {
+            time: wc.changed,
+            rows: &rows,
+        };
         let meta = match (wc.stream.take(), &wc.staging) {
             (Some(stream), _) => {
                 // The stream is spent either way: a failed commit loses these writes (close
                 // reports the error) and the copy is the committed version again.
                 wc.dirty = false;
-                let put = self.meta.put_stream(&path, wc.id, stream, wc.changed);
+                let put = self.meta.put_stream(&path, wc.id, stream, landing);
                 let (meta, manifest) = put.inspect_err(|_| self.files.forget_written(wc.id))?;
                 wc.base = Some(Arc::new(manifest));
                 meta
@@ -218,7 +224,7 @@ impl<S: Storage> FsCore<S> {
                 &path,
                 wc.id,
                 (&staging.file, staging.size),
-                wc.changed,
+                landing,
             )?,
             (None, None) => {
                 // Nothing since the last commit but the base itself.
@@ -235,7 +241,7 @@ impl<S: Storage> FsCore<S> {
         }
         if pending.is_some() {
             // The pending entry is the file's own, under the uuid it was created with.
-            self.land_pending_rows(was, wc.id)?;
+            self.land_pending_rows(was, wc.id, &rows)?;
         }
         self.files.forget_written(wc.id);
         wc.dirty = false;

@@ -8,6 +8,7 @@ mod leases;
 mod objects;
 mod tree;
 
+pub use objects::Landing;
 pub use tree::DirNodeFold;
 
 use std::collections::BTreeMap;

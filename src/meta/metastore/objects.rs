@@ -60,6 +60,7 @@ impl<S: Storage> Metastore<S> {
         let put = Put {
             identity: Identity::Fresh,
             time: None,
+            rows: &[],
         };
         self.put_inner(path, put, reader, progress)
     }
@@ -79,6 +80,7 @@ impl<S: Storage> Metastore<S> {
         let put = Put {
             identity: Identity::Prefer(id),
             time: Some(time),
+            rows: &[],
         };
         self.put_inner(path, put, reader, &mut |_| {})
     }
@@ -96,6 +98,7 @@ impl<S: Storage> Metastore<S> {
         let put = Put {
             identity: Identity::Keep(id, cronus_name),
             time: None,
+            rows: &[],
         };
         self.put_inner(path, put, reader, &mut |_| {})
     }
@@ -122,7 +125,7 @@ impl<S: Storage> Metastore<S> {
         path: &ObjectPath,
         id: ObjectId,
         (file, size): (&std::fs::File, u64),
-        time: i64,
+        landing: Landing<'_>,
     ) -> Result<ObjectMeta> {
         check_object_name(&path.name)?;
         self.require_dir(&self.store, path)?;
@@ -131,7 +134,8 @@ impl<S: Storage> Metastore<S> {
         let manifest = self.content().write_file(file, size, &mut |_| {})?;
         let put = Put {
             identity: Identity::Prefer(id),
-            time: Some(time),
+            time: Some(landing.time),
+            rows: landing.rows,
         };
         self.commit_put(path, put, &manifest)
     }
@@ -152,7 +156,7 @@ impl<S: Storage> Metastore<S> {
         path: &ObjectPath,
         id: ObjectId,
         stream: ChunkStream,
-        time: i64,
+        landing: Landing<'_>,
     ) -> Result<(ObjectMeta, Manifest)> {
         let mut pinned: Vec<[u8; 32]> = stream.chunk_hashes().copied().collect();
         let new_write = pinned.is_empty();
@@ -166,7 +170,8 @@ impl<S: Storage> Metastore<S> {
             let manifest = self.content().finish_stream(stream, &mut pin)?;
             let put = Put {
                 identity: Identity::Prefer(id),
-                time: Some(time),
+                time: Some(landing.time),
+                rows: landing.rows,
             };
             let meta = self.commit_put(path, put, &manifest)?;
             Ok((meta, manifest))
@@ -205,6 +210,9 @@ impl<S: Storage> Metastore<S> {
         put: Put<'_>,
         manifest: &Manifest,
     ) -> Result<ObjectMeta> {
+        for (p, _, _) in put.rows {
+            super::tree::check_user_prop(p, true)?;
+        }
         let inspected = self.inspect(manifest).map_err(|e| {
             // Chunks gone because this process's lease expired: say that, not "corrupt".
             match self.check_lease_in(&self.store) {
@@ -231,6 +239,7 @@ impl<S: Storage> Metastore<S> {
         let put = Put {
             identity: Identity::Keep(id, cronus_name),
             time: None,
+            rows: &[],
         };
         let inspected = self.inspect(manifest)?;
         self.commit_put_in(txn, path, put, manifest, inspected)
@@ -274,6 +283,14 @@ impl<S: Storage> Metastore<S> {
             txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
         }
         txn.add_rows(&object_rows(&meta, existing.is_none()))?;
+        let iden = meta.id.iden();
+        for (p, _, _) in put.rows {
+            txn.del_rows_by_id_prop(&iden, p, None)?;
+        }
+        let landed: Vec<Row> = (put.rows.iter())
+            .map(|(p, v, t)| Row::new(&iden, p, v.clone(), *t))
+            .collect();
+        txn.add_rows(&landed)?;
         ContentStore::commit_manifest(txn, manifest)?;
         txn.blob_set(
             &info_key(&meta.id.to_string()),
@@ -445,6 +462,26 @@ struct Put<'a> {
     identity: Identity<'a>,
     /// The version's time (epoch ms); now when `None`.
     time: Option<i64>,
+    /// Rows set on the object in the same transaction.
+    rows: &'a [(String, Valu, i64)],
+}
+
+/// What a writer of the mount commits with a version besides its bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Landing<'a> {
+    /// The version's time, epoch ms.
+    pub time: i64,
+    /// Rows to set on the object in the version's transaction, replacing those of their
+    /// props (catalogue rows such as a new file's mode and owner, set before its first
+    /// commit): `(prop, value, time)`.
+    pub rows: &'a [(String, Valu, i64)],
+}
+
+impl Landing<'_> {
+    /// A version at `time` with no rows of its own.
+    pub fn at(time: i64) -> Landing<'static> {
+        Landing { time, rows: &[] }
+    }
 }
 
 /// Which uuid a put gives a new object.

@@ -264,7 +264,7 @@ const LISTING_BATCH: usize = 256;
 const LISTING_THREADS: usize = 4;
 
 /// Refuses props of the catalogue's own rows unless `system` is set.
-fn check_user_prop(p: &str, system: bool) -> Result<()> {
+pub(super) fn check_user_prop(p: &str, system: bool) -> Result<()> {
     if !system && p.starts_with("cronus:") {
         return Err(MetaError::SystemProp(p.to_string()));
     }
