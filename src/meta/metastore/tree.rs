@@ -331,7 +331,7 @@ impl<S: Storage> Metastore<S> {
 
     /// Returns the entry `fold` makes of every object and folder directly in directory `at` (a
     /// job directory when `at.name` is empty, else the folder `at.name`), dropping `None`s:
-    /// one lift of `cronus:dir`, then the nodes' rows [`LISTING_BATCH`] nodes at a time
+    /// one lift of `cronus:dir`, then the nodes' rows 256 nodes at a time
     /// ([`RowRead::visit_rows_by_idens`]: nothing is kept but what `fold` keeps), on up to
     /// four threads for directories of more than one batch.
     pub fn map_dir_nodes<A: Default, T: Send>(
