@@ -296,10 +296,15 @@ fn two_daemons_share_a_store_and_a_killed_one_s_session_expires() {
     let pid = a.daemon_pid();
     // SAFETY: kill(2) with the daemon's pid; no memory involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let killed = std::time::Instant::now();
+    let deadline = killed + std::time::Duration::from_secs(20);
     loop {
         let left = sessions_of(&b);
         if left.len() == 1 {
+            eprintln!(
+                "measured: a SIGKILLed daemon's session was gone {:?} after the kill",
+                killed.elapsed()
+            );
             assert!(
                 left[0].contains(&format!("pid {}", b.daemon_pid())),
                 "{left:?}"
@@ -383,15 +388,26 @@ fn a_restarted_postgres_server_is_reconnected_to_without_errors() {
     std::fs::write(job.join("before.txt"), b"before the restart").unwrap();
     pg.restart();
     // Every call after the restart works, on the library's store and through the mount.
+    let first = std::time::Instant::now();
+    store.rows_by_id(&iden).unwrap();
+    eprintln!(
+        "measured: the first call after a PostgreSQL restart took {:?} (reconnecting)",
+        first.elapsed()
+    );
     for n in 1..=20 {
         store
             .set_rows_by_id_prop(&iden, "v", &Valu::Int(n))
             .unwrap();
         assert_eq!(counter_of(&*store, &iden), n);
     }
+    let first = std::time::Instant::now();
     assert_eq!(
         std::fs::read(job.join("before.txt")).unwrap(),
         b"before the restart"
+    );
+    eprintln!(
+        "measured: the first read through the mount after the restart took {:?}",
+        first.elapsed()
     );
     std::fs::write(job.join("after.txt"), b"after the restart").unwrap();
     assert_eq!(
@@ -662,8 +678,13 @@ fn an_unreachable_s3_fails_writes_and_commits_nothing() {
     write_and_close(&job.join("old.bin"), &old).unwrap();
     s3.stop();
     let new = crate::content::bytes(3 << 20, 2);
+    let failing = std::time::Instant::now();
     let err = write_and_close(&job.join("new.bin"), &new).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    eprintln!(
+        "measured: a 3 MiB write with S3 down failed (EIO) after {:?}",
+        failing.elapsed()
+    );
     let err = write_and_close(&job.join("old.bin"), &new).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     s3.start();
@@ -671,7 +692,13 @@ fn an_unreachable_s3_fails_writes_and_commits_nothing() {
     let back = std::time::Instant::now();
     let read_old = loop {
         match std::fs::read(job.join("old.bin")) {
-            Ok(bytes) => break bytes,
+            Ok(bytes) => {
+                eprintln!(
+                    "measured: reads worked again {:?} after S3 was restarted",
+                    back.elapsed()
+                );
+                break bytes;
+            }
             Err(e) if back.elapsed() < std::time::Duration::from_secs(60) => {
                 assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
                 std::thread::sleep(std::time::Duration::from_millis(500));
