@@ -21,7 +21,7 @@ mod rowstore;
 pub mod s3;
 mod view;
 
-pub use chunks::ChunkStore;
+pub use chunks::{ChunkStore, KeepRecent};
 pub use error::{EngineErrorKind, StorageError};
 pub use lift::{IntLift, LiftName, PropQuery};
 pub use row::{Iden, MAX_BLOB_KEY_LEN, MAX_IDEN_LEN, MAX_PROP_LEN, Row, Valu, ValuRef, now_millis};

@@ -30,8 +30,8 @@ use crate::pb::store::{
     ConfigObjectInfo, CronusObject, DatasetObjectInfo, FileType, MenuObjectInfo, Transform,
     cronus_object,
 };
-use crate::storage::ChunkStore;
 use crate::storage::retry::transact;
+use crate::storage::{ChunkStore, KeepRecent};
 use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
 
 /// The props of the catalogue's own rows (read-only to users).
@@ -381,10 +381,12 @@ impl<S: Storage> Metastore<S> {
     }
 
     /// Returns the catalogue kept in `store`, with the chunks of its contents in `chunks`
-    /// (an S3 bucket) rather than in the store itself.
+    /// (an S3 bucket) rather than in the store itself; the chunks this process stored last
+    /// are kept in memory too ([`KeepRecent`]), so that typing a content just written does
+    /// not fetch it back.
     pub fn with_chunks(store: S, chunks: Box<dyn ChunkStore>) -> Self {
         Metastore {
-            chunks: Some(chunks),
+            chunks: Some(Box::new(KeepRecent::new(chunks))),
             ..Metastore::new(store)
         }
     }

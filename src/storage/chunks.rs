@@ -67,3 +67,167 @@ impl<S: Storage + ?Sized> ChunkStore for S {
         self.reclaim_blob_space()
     }
 }
+
+/// How many bytes of recently stored chunks [`KeepRecent`] holds, at most.
+const RECENT_BYTES: usize = 4 << 20;
+
+/// A chunk store across a network with the chunks this process stored last kept in memory
+/// (up to 4 MiB, oldest dropped first): a writer reads back the first and last bytes of what
+/// it just stored (to type the content, and an Arrow file's footer) without a round trip.
+/// Chunks never change under their key, so a kept copy is never stale; a deleted chunk is
+/// dropped from it too.
+pub struct KeepRecent<C: ChunkStore> {
+    inner: C,
+    recent: std::sync::Mutex<std::collections::VecDeque<(String, Vec<u8>)>>,
+}
+
+impl<C: ChunkStore> KeepRecent<C> {
+    /// Wraps `inner`.
+    pub fn new(inner: C) -> Self {
+        KeepRecent {
+            inner,
+            recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(String, Vec<u8>)>> {
+        // Entries are pushed and popped whole: a panic leaves nothing half-made.
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<C: ChunkStore> ChunkStore for KeepRecent<C> {
+    fn chunk_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        if let Some((_, bytes)) = self.recent().iter().find(|(k, _)| k == key) {
+            return Ok(Some(bytes.clone()));
+        }
+        self.inner.chunk_get(key)
+    }
+
+    fn chunk_put(&self, key: &str, bytes: &[u8], defer_durability: bool) -> Result<()> {
+        self.inner.chunk_put(key, bytes, defer_durability)?;
+        let mut recent = self.recent();
+        if bytes.len() <= RECENT_BYTES && !recent.iter().any(|(k, _)| k == key) {
+            let mut held: usize = recent.iter().map(|(_, b)| b.len()).sum();
+            while held + bytes.len() > RECENT_BYTES {
+                let Some((_, old)) = recent.pop_front() else {
+                    break;
+                };
+                held -= old.len();
+            }
+            recent.push_back((key.to_string(), bytes.to_vec()));
+        }
+        Ok(())
+    }
+
+    fn persist_chunks(&self) -> Result<()> {
+        self.inner.persist_chunks()
+    }
+
+    fn chunk_del(&self, key: &str) -> Result<u64> {
+        self.recent().retain(|(k, _)| k != key);
+        self.inner.chunk_del(key)
+    }
+
+    fn chunk_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.chunk_keys(prefix)
+    }
+
+    fn reclaim_chunk_space(&self) -> Result<()> {
+        self.inner.reclaim_chunk_space()
+    }
+
+    fn prefetch_chunk(&self, key: &str) {
+        if !self.recent().iter().any(|(k, _)| k == key) {
+            self.inner.prefetch_chunk(key);
+        }
+    }
+}
+
+impl ChunkStore for Box<dyn ChunkStore> {
+    fn chunk_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        (**self).chunk_get(key)
+    }
+    fn chunk_put(&self, key: &str, bytes: &[u8], defer_durability: bool) -> Result<()> {
+        (**self).chunk_put(key, bytes, defer_durability)
+    }
+    fn persist_chunks(&self) -> Result<()> {
+        (**self).persist_chunks()
+    }
+    fn chunk_del(&self, key: &str) -> Result<u64> {
+        (**self).chunk_del(key)
+    }
+    fn chunk_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        (**self).chunk_keys(prefix)
+    }
+    fn reclaim_chunk_space(&self) -> Result<()> {
+        (**self).reclaim_chunk_space()
+    }
+    fn prefetch_chunk(&self, key: &str) {
+        (**self).prefetch_chunk(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Chunks in a map, counting the reads that reach it.
+    #[derive(Default)]
+    struct Counted {
+        chunks: Mutex<HashMap<String, Vec<u8>>>,
+        gets: AtomicUsize,
+    }
+
+    impl ChunkStore for Counted {
+        fn chunk_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            Ok(self.chunks.lock().unwrap().get(key).cloned())
+        }
+        fn chunk_put(&self, key: &str, bytes: &[u8], _: bool) -> Result<()> {
+            self.chunks
+                .lock()
+                .unwrap()
+                .insert(key.to_string(), bytes.to_vec());
+            Ok(())
+        }
+        fn persist_chunks(&self) -> Result<()> {
+            Ok(())
+        }
+        fn chunk_del(&self, key: &str) -> Result<u64> {
+            let gone = self.chunks.lock().unwrap().remove(key);
+            Ok(gone.map_or(0, |b| b.len() as u64))
+        }
+        fn chunk_keys(&self, _: &str) -> Result<Vec<String>> {
+            Ok(self.chunks.lock().unwrap().keys().cloned().collect())
+        }
+        fn reclaim_chunk_space(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn recent_chunks_are_read_back_from_memory_until_pushed_out_or_deleted() {
+        let kept = KeepRecent::new(Counted::default());
+        let gets = || kept.inner.gets.load(Ordering::SeqCst);
+        kept.chunk_put("a", b"alpha", false).unwrap();
+        assert_eq!(kept.chunk_get("a").unwrap().as_deref(), Some(&b"alpha"[..]));
+        assert_eq!(gets(), 0, "read back without reaching the store");
+        // Four more chunks of 1 MiB push the oldest out (4 MiB at most).
+        for k in ["b", "c", "d", "e"] {
+            kept.chunk_put(k, &vec![7u8; 1 << 20], false).unwrap();
+        }
+        assert_eq!(kept.chunk_get("a").unwrap().as_deref(), Some(&b"alpha"[..]));
+        assert_eq!(gets(), 1, "pushed out: read from the store");
+        assert_eq!(kept.chunk_get("e").unwrap().map(|b| b.len()), Some(1 << 20));
+        assert_eq!(gets(), 1);
+        // A deleted chunk is gone from memory as well as from the store.
+        assert_eq!(kept.chunk_del("e").unwrap(), 1 << 20);
+        assert_eq!(kept.chunk_get("e").unwrap(), None);
+        assert_eq!(gets(), 2);
+    }
+}

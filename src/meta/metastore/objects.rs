@@ -17,35 +17,53 @@ use crate::meta::filetype::{self, SNIFF_BYTES};
 use crate::meta::names::check_object_name;
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileObjectAuxInfo, FileObjectInfo, FileType, cronus_object};
-use crate::storage::{MAX_PROP_LEN, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
+use crate::storage::{
+    MAX_PROP_LEN, PropQuery, Row, RowRead, RowWrite, Storage, Valu, ValuRef, now_millis,
+};
 
 impl<S: Storage> Metastore<S> {
     /// Checks that the job directory of `path` exists: dataset, partition and job.
     pub(super) fn require_dir(&self, view: &dyn RowRead, path: &ObjectPath) -> Result<()> {
-        self.dataset_rows(view, path.dataset)?;
-        if view
-            .rows_by_id(&partition_iden(path.dataset, &path.partition))?
-            .is_empty()
-        {
+        // The dataset, partition, job (and parent folder) nodes in one read: one round trip
+        // on a shared store.
+        let mut idens = vec![
+            path.dataset.iden(),
+            partition_iden(path.dataset, &path.partition),
+            job_iden(path.dataset, path.job),
+        ];
+        let parent = match path.name.rsplit_once('/') {
+            Some((folder, _)) => {
+                let parent = ObjectPath::new(path.dataset, &path.partition, path.job, folder);
+                idens.push(folder_iden(&parent)?);
+                Some(parent)
+            }
+            None => None,
+        };
+        let mut found = vec![false; idens.len()];
+        let mut is_dataset = false;
+        view.visit_rows_by_idens(&idens, &mut |i, p, v, _| {
+            found[i] = true;
+            if i == 0 && p == prop::KIND {
+                is_dataset = v == ValuRef::Str("dataset");
+            }
+        })?;
+        if !is_dataset {
+            return Err(MetaError::NoSuchDataset(path.dataset.to_string()));
+        }
+        if !found[1] {
             let (dataset, key) = (path.dataset.to_string(), path.partition.clone());
             return Err(MetaError::NoSuchPartition { dataset, key });
         }
-        if view
-            .rows_by_id(&job_iden(path.dataset, path.job))?
-            .is_empty()
-        {
+        if !found[2] {
             return Err(MetaError::NoSuchJob {
                 dataset: path.dataset.to_string(),
                 job: path.job.0,
             });
         }
-        if let Some((folder, _)) = path.name.rsplit_once('/') {
-            let parent = ObjectPath::new(path.dataset, &path.partition, path.job, folder);
-            if view.rows_by_id(&folder_iden(&parent)?)?.is_empty() {
-                return Err(MetaError::NoSuchObject(parent.to_string()));
-            }
+        match parent {
+            Some(parent) if !found[3] => Err(MetaError::NoSuchObject(parent.to_string())),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Stores the bytes of `reader` at `path`: a new object, or a new version of the object
