@@ -260,7 +260,16 @@ impl<S: Storage> FsCore<S> {
         {
             return Ok(attr);
         }
-        let node = self.child(&dir, name)?;
+        let before = self.generation.load(Ordering::SeqCst);
+        let node = match self.child(&dir, name) {
+            Err(FsError::NotFound) => {
+                if let Some(path) = path {
+                    self.known.remember_free(path.key(), before);
+                }
+                return Err(FsError::NotFound);
+            }
+            other => other?,
+        };
         let ino = self.inodes.ino(&node);
         let attr = self.attr_of(ino, &node)?;
         if let (Some(path), Node::Object(id)) = (path, &node) {

@@ -153,3 +153,22 @@ fn a_repeated_lookup_sees_changes_made_past_the_mount() {
     meta.delete_object(&b).unwrap();
     assert_eq!(errno(fs.lookup(job, "b")), libc::ENOENT, "deleted");
 }
+
+#[test]
+fn a_create_after_a_lookup_looks_again_when_anything_changed_in_between() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    // The kernel's order for open(O_CREAT): a lookup that finds the name free, then create.
+    assert_eq!(errno(fs.lookup(job, "x")), libc::ENOENT);
+    let (_, opened) = fs.create(job, "x").unwrap();
+    fs.release(opened.fh).unwrap();
+    // The name is taken between the lookup and the create: the create finds it.
+    assert_eq!(errno(fs.lookup(job, "y")), libc::ENOENT);
+    fs.mkdir(job, "y").unwrap();
+    assert_eq!(errno(fs.create(job, "y")), libc::EEXIST);
+    assert_eq!(errno(fs.lookup(job, "z")), libc::ENOENT);
+    let (_, w) = fs.create(job, "w").unwrap();
+    assert_eq!(errno(fs.create(job, "w")), libc::EEXIST);
+    fs.release(w.fh).unwrap();
+}

@@ -472,6 +472,7 @@ impl<S: Storage> FsCore<S> {
     /// Creates file `name` in job directory `parent` and opens it for writing. The file is
     /// visible at once; its first version is committed when it is closed.
     pub fn create(&self, parent: Ino, name: &str) -> FsResult<(Attr, Opened)> {
+        let unchanged_since = self.generation.load(Ordering::SeqCst);
         let _change = self.change();
         self.writable()?;
         check_name(name)?;
@@ -483,10 +484,13 @@ impl<S: Storage> FsCore<S> {
                 FsError::NotDir
             });
         };
-        if self.meta.object_id_at(&path)?.is_some()
-            || self.meta.has_folder(&path)?
-            || self.files.pending_at(&path).is_some()
-        {
+        // The kernel looks a name up before it creates it: when that lookup found it free and
+        // nothing changed since, it is not looked for again (a race with another host is the
+        // same either way: the commit makes ours a new version of theirs).
+        let looked_up_free = self.known.was_free(&path.key(), unchanged_since);
+        let taken = !looked_up_free
+            && (self.meta.object_id_at(&path)?.is_some() || self.meta.has_folder(&path)?);
+        if taken || self.files.pending_at(&path).is_some() {
             return Err(FsError::Exists);
         }
         let id = ObjectId::random();

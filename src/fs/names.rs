@@ -2,6 +2,8 @@
 //! that a lookup the kernel repeats (its dentry expired or was dropped) fetches the object's
 //! rows by id in one read instead of finding the id through the path index first. A hint only:
 //! the rows fetched must still name that path (another host may have moved or removed it).
+//! Also the one path a lookup last found free, so that the create the kernel sends right after
+//! that lookup does not look again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,6 +24,8 @@ struct Seen {
 #[derive(Default)]
 pub struct KnownNames {
     seen: Mutex<Seen>,
+    /// The path a lookup last found free, and the core's generation before it looked.
+    free: Mutex<Option<(String, u64)>>,
 }
 
 impl KnownNames {
@@ -48,6 +52,21 @@ impl KnownNames {
         if !paths.contains(&path) {
             paths.push(path);
         }
+    }
+
+    /// Remembers that a lookup that began at core generation `generation` found nothing at
+    /// `path`.
+    pub fn remember_free(&self, path: String, generation: u64) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, generation));
+    }
+
+    /// Returns whether the last lookup found `path` free and the core's generation has not
+    /// moved since (it was `generation` before the caller began): nothing changed through the
+    /// core, nor was a change elsewhere heard, in between.
+    pub fn was_free(&self, path: &str, generation: u64) -> bool {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        free.as_ref()
+            .is_some_and(|(p, g)| p == path && *g == generation)
     }
 
     /// Returns the paths this mount last saw object `id` at.
