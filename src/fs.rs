@@ -329,6 +329,12 @@ impl<S: Storage> FsCore<S> {
             },
             Node::Job(..) | Node::Folder(..) => {
                 let path = in_dir(parent, name).expect("a job or folder");
+                // A file created here and not committed yet first: it stops being pending only
+                // once its commit is in the store, so looking in this order never misses it
+                // between the two (the other order did, under a commit at release).
+                if let Some(id) = self.files.pending_at(&path) {
+                    return Ok(Node::Object(id));
+                }
                 match self.meta.object_id_at(&path)? {
                     Some(id) => Some(Node::Object(id)),
                     None if self.meta.has_folder(&path)? => Some(Node::Folder(
@@ -337,7 +343,7 @@ impl<S: Storage> FsCore<S> {
                         path.job,
                         path.name,
                     )),
-                    None => self.files.pending_at(&path).map(Node::Object),
+                    None => None,
                 }
             }
             Node::Menus => self.registered_node(name, "menu").map(Node::Menu),

@@ -172,3 +172,23 @@ fn a_create_after_a_lookup_looks_again_when_anything_changed_in_between() {
     assert_eq!(errno(fs.create(job, "w")), libc::EEXIST);
     fs.release(w.fh).unwrap();
 }
+
+/// A file committed at release (created, never written) is found by every lookup made while
+/// the release commits it: it stops being pending only once its commit is in the store.
+#[test]
+fn a_file_being_committed_at_release_is_never_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    for n in 0..300 {
+        let name = format!("f{n}");
+        let (_, opened) = fs.create(job, &name).unwrap();
+        std::thread::scope(|s| {
+            let releasing = s.spawn(|| fs.release(opened.fh).unwrap());
+            while !releasing.is_finished() {
+                fs.lookup(job, &name).unwrap();
+            }
+        });
+        fs.lookup(job, &name).unwrap();
+    }
+}
