@@ -129,7 +129,10 @@ class Cronusfs:
         os.makedirs(mnt)
         extra = f" --content '{content}'" if content else ""
         sh(f"{binary} init '{store}'{extra}", stdout=subprocess.DEVNULL, env=env)
-        sh(f"{binary} mount '{store}' {mnt}", stdout=subprocess.DEVNULL, env=env)
+        # The daemon's log outlives the benchmark's directory: /tmp/cronusfs-bench-<mnt>.log
+        log = f"/tmp/cronusfs-bench-{os.path.basename(mnt)}.log"
+        sh(f"{binary} mount '{store}' {mnt} --log-file {log}", stdout=subprocess.DEVNULL,
+           env=env)
 
     def new_dir(self):
         ds = uuid.uuid4()

@@ -480,14 +480,20 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(self.core.release(Fh(fh.0)), reply);
+        let released = self.core.release(Fh(fh.0));
+        if let Err(e) = &released {
+            // Nobody waits for a release: what it failed to commit is lost, so say so in the
+            // daemon's log.
+            eprintln!("cronusfs: the commit at the last close of inode {} failed: {e}", ino.0);
+        }
+        reply_empty(released, reply);
     }
 
     fn fsync(
