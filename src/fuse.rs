@@ -491,7 +491,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         if let Err(e) = &released {
             // Nobody waits for a release: what it failed to commit is lost, so say so in the
             // daemon's log.
-            eprintln!("cronusfs: the commit at the last close of inode {} failed: {e}", ino.0);
+            eprintln!(
+                "cronusfs: the commit at the last close of inode {} failed: {e}",
+                ino.0
+            );
         }
         reply_empty(released, reply);
     }

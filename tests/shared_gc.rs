@@ -226,3 +226,47 @@ fn a_dead_host_s_lease_does_not_hold_gc_up() {
     }
     assert!(matches!(a.object(&path), Err(MetaError::NoSuchObject(_))));
 }
+
+/// Many small files committed at once by one host into one directory (the commits at release
+/// of `tar -x` or of a create loop run on several threads) all land: PostgreSQL reports
+/// conflicts between them (its serializable isolation locks index pages, and their paths
+/// share pages), and none may exhaust its retries.
+#[test]
+fn many_small_commits_at_once_into_one_directory_all_land() {
+    let (open, path) = store_with_job();
+    let (m, _) = host(&open, "host-a", TTL);
+    let first = ObjectPath::new(path.dataset, "k", path.job, "first");
+    m.put_object(&first, &mut &b"1"[..], &mut |_| {}).unwrap();
+    let iden = m.object(&first).unwrap().id.iden();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Tagging goes on meanwhile (short transactions on the same indexes).
+        s.spawn(|| {
+            let mut n = 0i64;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let rows = [("quality", cronusfs::storage::Valu::Int(n), n)];
+                m.set_node_rows(&iden, &rows, false).unwrap();
+                n += 1;
+            }
+        });
+        let writers: Vec<_> = (0..8)
+            .map(|t| {
+                let (m, path) = (&m, &path);
+                s.spawn(move || {
+                    for n in 0..40 {
+                        let p = ObjectPath::new(path.dataset, "k", path.job, &format!("t{t}-{n}"));
+                        let bytes = format!("{t} {n}");
+                        m.put_object(&p, &mut bytes.as_bytes(), &mut |_| {})
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let listed = m.objects(path.dataset, "k", path.job).unwrap();
+    assert_eq!(listed.len(), 8 * 40 + 1);
+}

@@ -278,6 +278,8 @@ pub struct Metastore<S: Storage> {
     pins: Mutex<HashMap<[u8; 32], usize>>,
     // The store-wide write lease of this process, when it has a session.
     leases: leases::Leases,
+    // Held while a new version commits (this process's commits never conflict each other).
+    commit_gate: Mutex<()>,
 }
 
 fn info_key(uuid: &str) -> String {
@@ -377,6 +379,7 @@ impl<S: Storage> Metastore<S> {
             gc_lock: RwLock::new(()),
             pins: Mutex::new(HashMap::new()),
             leases: leases::Leases::default(),
+            commit_gate: Mutex::new(()),
         }
     }
 

@@ -238,6 +238,12 @@ impl<S: Storage> Metastore<S> {
                 _ => e,
             }
         })?;
+        // This process's versions commit one at a time: on a shared store, concurrent ones
+        // (the commits at release of a create loop, `tar -x`) read and write the same index
+        // pages (their paths are neighbours), which PostgreSQL's serializable isolation
+        // reports as conflicts; a stream of them could exhaust a commit's retries and lose a
+        // file. Other hosts' commits still conflict and are retried.
+        let _one_at_a_time = self.commit_gate.lock().unwrap_or_else(|e| e.into_inner());
         self.in_txn(|txn| {
             let meta = self.commit_put_in(txn, path, put, manifest, inspected.clone())?;
             Ok(meta)
