@@ -64,6 +64,19 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// A session time-to-live short enough to outlive in a test.
+const SHORT: Duration = Duration::from_millis(400);
+
+/// A host (session TTL [`SHORT`]) that stored the chunks of `big(seed)` in a stream, then
+/// stalled past its TTL without beating.
+fn stalled_writer(open: &impl Fn() -> Catalog, seed: u8) -> (Catalog, Session, ChunkStream) {
+    let (a, session) = host(open, "host-a", SHORT);
+    let mut stream = ChunkStream::default();
+    a.stream_write(&mut stream, &big(seed)).unwrap();
+    sleep(SHORT + Duration::from_millis(150));
+    (a, session, stream)
+}
+
 #[test]
 fn gc_on_one_host_waits_for_a_stream_written_on_another() {
     let (open, path) = store_with_job();
@@ -180,13 +193,11 @@ fn gc_gives_up_when_another_host_keeps_writing_and_leaves_no_mark() {
 #[test]
 fn a_writer_whose_session_expired_commits_nothing() {
     let (open, path) = store_with_job();
-    let short = Duration::from_millis(400);
-    let (a, session) = host(&open, "host-a", short);
-    let mut stream = ChunkStream::default();
-    a.stream_write(&mut stream, &big(5)).unwrap();
-    // Host a stalls past its session's time-to-live; another host expires the session.
-    sleep(short + Duration::from_millis(100));
-    let expired = open().expire_sessions(now_millis() - 400).unwrap();
+    let (a, session, stream) = stalled_writer(&open, 5);
+    // Another host expires the session of the stalled one.
+    let expired = open()
+        .expire_sessions(now_millis() - SHORT.as_millis() as i64)
+        .unwrap();
     assert_eq!(expired.len(), 1);
     let id = cronusfs::meta::ObjectId::random();
     match a.put_stream(&path, id, stream, Landing::at(now_millis())) {
@@ -195,7 +206,7 @@ fn a_writer_whose_session_expired_commits_nothing() {
     }
     assert!(matches!(a.object(&path), Err(MetaError::NoSuchObject(_))));
     // Beating again records the session anew; the next write takes a new lease.
-    a.beat(&session, short.as_millis() as i64).unwrap();
+    a.beat(&session, SHORT.as_millis() as i64).unwrap();
     a.put_object(&path, &mut big(6).as_slice(), &mut |_| {})
         .unwrap();
     assert_eq!(crate::metastore::read_all(&a, &path), big(6));
@@ -204,12 +215,8 @@ fn a_writer_whose_session_expired_commits_nothing() {
 #[test]
 fn a_dead_host_s_lease_does_not_hold_gc_up() {
     let (open, path) = store_with_job();
-    let short = Duration::from_millis(400);
-    let (a, _) = host(&open, "host-a", short);
-    let mut stream = ChunkStream::default();
-    a.stream_write(&mut stream, &big(8)).unwrap();
-    sleep(short + Duration::from_millis(200)); // host a stops beating: it is dead
-    let (b, _) = host(&open, "host-b", short);
+    let (a, _, stream) = stalled_writer(&open, 8); // host a stops beating: it is dead
+    let (b, _) = host(&open, "host-b", SHORT);
     b.set_gc_wait(Duration::from_secs(20));
     let started = Instant::now();
     let report = b.gc().unwrap();
