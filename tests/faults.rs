@@ -216,3 +216,39 @@ fn a_failed_chunk_store_never_leaves_a_stream_with_a_wrong_id() {
     }
     assert!(n > 3, "faults were injected ({n} runs)");
 }
+
+/// A new version's commit that other hosts' commits keep conflicting with is retried well past
+/// one round of attempts (its bytes are stored: giving up loses them), and when the conflicts
+/// never end it fails with EBUSY having committed nothing.
+#[test]
+fn a_contended_version_commit_is_retried_for_rounds_then_commits_nothing() {
+    use cronusfs::meta::content::CHUNK_SIZE;
+    use cronusfs::meta::{ChunkStream, Landing, MetaError, Metastore, ObjectId, ObjectPath};
+    use cronusfs::storage::retry::MAX_ATTEMPTS;
+    let m = Metastore::new(fresh_memory());
+    let ds = cronusfs::meta::DatasetId::random();
+    m.create_dataset(ds).unwrap();
+    m.add_partition(ds, "k").unwrap();
+    let job = m.new_job(ds).unwrap();
+    let path = ObjectPath::new(ds, "k", job, "contended.bin");
+    // Whole chunks, stored before the conflicts start: only the commit meets them.
+    let commit = |seed: u8, conflicts: u64| {
+        let mut stream = ChunkStream::default();
+        m.stream_write(&mut stream, &vec![seed; CHUNK_SIZE])
+            .unwrap();
+        m.storage().engine().conflict_commits(conflicts);
+        let put = m.put_stream(&path, ObjectId::random(), stream, Landing::at(1));
+        m.storage().engine().conflict_commits(0);
+        put
+    };
+    // More conflicts than one round of attempts: still lands.
+    commit(1, u64::from(MAX_ATTEMPTS) + 10).unwrap();
+    assert_eq!(m.object(&path).unwrap().version, 1);
+    // Conflicts without end: EBUSY, and the object is still its first version.
+    let err = commit(2, u64::MAX).unwrap_err();
+    assert!(
+        matches!(&err, MetaError::Storage(StorageError::Contended { .. })),
+        "{err}"
+    );
+    assert_eq!(m.object(&path).unwrap().version, 1);
+}

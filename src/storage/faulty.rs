@@ -1,5 +1,6 @@
 //! `FaultyEngine<E>`: a wrapper engine that fails its Nth operation with an injected error,
-//! for tests that prove no partial write is ever visible.
+//! or its next commits with conflicts, for tests that prove no partial write is ever visible
+//! and that contended changes are retried.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,6 +17,7 @@ pub struct FaultyEngine<E: Engine> {
     ops: AtomicU64,
     fail_from: AtomicU64,
     fail_until: AtomicU64,
+    conflicts_left: AtomicU64,
 }
 
 impl<E: Engine> FaultyEngine<E> {
@@ -26,7 +28,21 @@ impl<E: Engine> FaultyEngine<E> {
             ops: AtomicU64::new(0),
             fail_from: AtomicU64::new(u64::MAX),
             fail_until: AtomicU64::new(u64::MAX),
+            conflicts_left: AtomicU64::new(0),
         }
+    }
+
+    /// Makes the next `n` transaction commits fail with [`StorageError::Conflict`], as
+    /// commits of other hosts to a shared store would (the transaction applies nothing).
+    pub fn conflict_commits(&self, n: u64) {
+        self.conflicts_left.store(n, Ordering::SeqCst);
+    }
+
+    /// Returns whether a commit is to fail with a conflict (counting it down).
+    fn conflicts(&self) -> bool {
+        (self.conflicts_left)
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Makes operation number `n` (counted from 0 since the wrapper was made) fail, and only it.
@@ -129,6 +145,10 @@ impl<E: Engine> EngineRead for FaultyTxn<'_, E> {
 impl<E: Engine> EngineTxn for FaultyTxn<'_, E> {
     fn commit(self, batch: WriteBatch) -> Result<()> {
         self.faulty.tick()?;
+        if self.faulty.conflicts() {
+            // Dropped uncommitted: the inner transaction ends with no effect.
+            return Err(StorageError::Conflict("injected".into()));
+        }
         self.inner.commit(batch)
     }
 }

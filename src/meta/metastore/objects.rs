@@ -18,7 +18,8 @@ use crate::meta::names::check_object_name;
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileObjectAuxInfo, FileObjectInfo, FileType, cronus_object};
 use crate::storage::{
-    MAX_PROP_LEN, PropQuery, Row, RowRead, RowWrite, Storage, Valu, ValuRef, now_millis,
+    MAX_PROP_LEN, PropQuery, Row, RowRead, RowWrite, Storage, StorageError, Valu, ValuRef,
+    now_millis,
 };
 
 impl<S: Storage> Metastore<S> {
@@ -244,10 +245,21 @@ impl<S: Storage> Metastore<S> {
         // reports as conflicts; a stream of them could exhaust a commit's retries and lose a
         // file. Other hosts' commits still conflict and are retried.
         let _one_at_a_time = self.commit_gate.lock().unwrap_or_else(|e| e.into_inner());
-        self.in_txn(|txn| {
-            let meta = self.commit_put_in(txn, path, put, manifest, inspected.clone())?;
-            Ok(meta)
-        })
+        // Bytes already stored are lost if their version never commits (a commit at release
+        // has nobody to report to): other hosts' conflicts get several rounds of retries.
+        let mut rounds = 1;
+        loop {
+            let committed =
+                self.in_txn(|txn| self.commit_put_in(txn, path, put, manifest, inspected.clone()));
+            match committed {
+                Err(MetaError::Storage(StorageError::Contended { .. }))
+                    if rounds < COMMIT_ROUNDS =>
+                {
+                    rounds += 1;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Stores a new object at `path` with uuid `id` and Cronus name `cronus_name`, whose
@@ -479,6 +491,10 @@ impl<S: Storage> Metastore<S> {
         self.content().collect_garbage(&live, &pinned, progress)
     }
 }
+
+/// How many rounds of retries (each up to [`crate::storage::retry::MAX_ATTEMPTS`] conflicts) a
+/// new version's commit gets before it fails with EBUSY.
+const COMMIT_ROUNDS: u32 = 4;
 
 /// How a put names and dates what it stores.
 #[derive(Clone, Copy)]
