@@ -307,13 +307,17 @@ impl<R: EngineRead> RowView<R> {
         check_prop(prop)?;
         let mut seen = HashSet::new();
         let mut out = Vec::new();
+        let full = |seen: &HashSet<Iden>| limit.is_some_and(|l| seen.len() >= l);
         for valu in valus {
-            let mut q = PropQuery::new(prop).valu(valu);
-            q.limit = limit.map(|l| l.saturating_sub(seen.len()));
-            if q.limit == Some(0) {
+            if full(&seen) {
                 break;
             }
-            for row in self.rows_by_prop(&q)? {
+            // Not limited to the nodes still wanted: rows of nodes already joined (by an
+            // earlier value) would use up such a limit and hide new ones.
+            for row in self.rows_by_prop(&PropQuery::new(prop).valu(valu))? {
+                if full(&seen) {
+                    break;
+                }
                 if seen.insert(row.iden.clone()) {
                     out.extend(self.rows_by_id(&row.iden)?);
                 }
