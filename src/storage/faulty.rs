@@ -18,6 +18,8 @@ pub struct FaultyEngine<E: Engine> {
     fail_from: AtomicU64,
     fail_until: AtomicU64,
     conflicts_left: AtomicU64,
+    open_txns: AtomicU64,
+    most_open_txns: AtomicU64,
 }
 
 impl<E: Engine> FaultyEngine<E> {
@@ -29,7 +31,14 @@ impl<E: Engine> FaultyEngine<E> {
             fail_from: AtomicU64::new(u64::MAX),
             fail_until: AtomicU64::new(u64::MAX),
             conflicts_left: AtomicU64::new(0),
+            open_txns: AtomicU64::new(0),
+            most_open_txns: AtomicU64::new(0),
         }
+    }
+
+    /// Returns the most transactions that were open at once so far.
+    pub fn most_open_txns(&self) -> u64 {
+        self.most_open_txns.load(Ordering::SeqCst)
     }
 
     /// Makes the next `n` transaction commits fail with [`StorageError::Conflict`], as
@@ -96,9 +105,11 @@ impl<E: Engine> Engine for FaultyEngine<E> {
 
     fn begin(&self) -> Result<Self::Txn<'_>> {
         self.tick()?;
+        let open = OpenTxn::new(self);
         Ok(FaultyTxn {
             faulty: self,
             inner: self.inner.begin()?,
+            _open: open,
         })
     }
 
@@ -136,6 +147,28 @@ impl<E: Engine> Engine for FaultyEngine<E> {
 pub struct FaultyTxn<'e, E: Engine + 'e> {
     faulty: &'e FaultyEngine<E>,
     inner: E::Txn<'e>,
+    _open: OpenTxn<'e>,
+}
+
+/// Counts a transaction as open from its begin until it is committed or dropped.
+struct OpenTxn<'e> {
+    open: &'e AtomicU64,
+}
+
+impl<'e> OpenTxn<'e> {
+    fn new<E: Engine>(faulty: &'e FaultyEngine<E>) -> Self {
+        let now = faulty.open_txns.fetch_add(1, Ordering::SeqCst) + 1;
+        faulty.most_open_txns.fetch_max(now, Ordering::SeqCst);
+        OpenTxn {
+            open: &faulty.open_txns,
+        }
+    }
+}
+
+impl Drop for OpenTxn<'_> {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl<E: Engine> EngineRead for FaultyTxn<'_, E> {
