@@ -131,8 +131,7 @@ impl<S: Storage> Metastore<S> {
             .rows_by_prop(&crate::storage::PropQuery::new(prop::KIND))?;
         let mut out = Vec::new();
         for row in kinds {
-            let rows = self.storage().rows_by_id(&row.iden)?;
-            out.extend(Session::from_rows(row.iden, &rows));
+            out.extend(Session::read(self.storage(), &row.iden)?);
         }
         out.sort_by_key(|s| (s.started, s.id.as_str().to_string()));
         Ok(out)

@@ -182,16 +182,19 @@ impl<R: EngineRead> RowView<R> {
     }
 
     pub fn visit_rows_by_idens(&self, idens: &[Iden], visit: &mut NodesVisitor<'_>) -> Result<()> {
-        let prefixes: Vec<Vec<u8>> = idens.iter().map(keys::iden_prefix).collect();
-        let spans: Option<Vec<_>> = (prefixes.iter())
-            .map(|p| Some((p.clone(), keys::prefix_end(p)?)))
+        let spans: Option<Vec<_>> = (idens.iter())
+            .map(|iden| {
+                let prefix = keys::iden_prefix(iden);
+                let end = keys::prefix_end(&prefix)?;
+                Some((prefix, end))
+            })
             .collect();
         let pending = !self.pending.borrow()[Cf::ByIden.index()].is_empty();
         match spans {
             // Nothing of the transaction's own to merge: the engine reads them all at once.
             Some(spans) if !pending => {
                 self.engine.scan_spans(Cf::ByIden, &spans, &mut |i, k, v| {
-                    keys::visit_iden_row(&k[prefixes[i].len()..], v, &mut |p, valu, t| {
+                    keys::visit_iden_row(&k[spans[i].0.len()..], v, &mut |p, valu, t| {
                         visit(i, p, valu, t)
                     })
                 })
