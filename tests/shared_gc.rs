@@ -97,7 +97,7 @@ fn gc_on_one_host_waits_for_a_stream_written_on_another() {
         a.holds_lease(),
         "a stream that stored chunks holds the lease"
     );
-    let committed_at = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let gc = s.spawn(|| (b.gc(), Instant::now()));
         wait_until("gc marks its sweep", || sweeping(&b));
         sleep(Duration::from_millis(300));
@@ -112,9 +112,7 @@ fn gc_on_one_host_waits_for_a_stream_written_on_another() {
         let (report, done_at) = gc.join().unwrap();
         report.unwrap();
         assert!(done_at >= committed_at, "gc ended before the commit");
-        committed_at
     });
-    assert!(committed_at.elapsed() < Duration::from_secs(60));
     assert!(!sweeping(&b), "gc removed its sweep mark");
     assert_eq!(crate::metastore::read_all(&b, &path), bytes);
     let meta = b.object(&path).unwrap();
@@ -209,10 +207,9 @@ fn a_dead_host_s_lease_does_not_hold_gc_up() {
     let (open, path) = store_with_job();
     let (a, _, stream) = stalled_writer(&open, 8); // host a stops beating: it is dead
     let (b, _) = host(&open, "host-b", SHORT);
+    // Were the dead host's lease waited for, gc would give up with Busy after this wait.
     b.set_gc_wait(Duration::from_secs(20));
-    let started = Instant::now();
     let report = b.gc().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
         report.chunks >= 3,
         "the dead host's chunks are reclaimed: {report:?}"
