@@ -187,6 +187,11 @@ pub struct MountArgs {
     /// Threads serving requests.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub threads: usize,
+    /// The most bytes of whole contents kept as local files (`cache/` in the store directory)
+    /// for readers the kernel serves without the daemon (FUSE passthrough, as root); a number
+    /// with K, M, G or T (powers of 1024); 0 keeps none.
+    #[arg(long, default_value = "8G", value_name = "SIZE", value_parser = parse_size)]
+    pub cache_size: u64,
     /// Internal: set in the daemon process the parent starts.
     #[arg(long, hide = true)]
     pub daemon_child: bool,
@@ -450,4 +455,28 @@ pub struct LiftArgs {
     pub value_args: ValueArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Parses a size in bytes: digits with an optional K, M, G or T (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((at, unit)) if unit.is_ascii_alphabetic() => {
+            let shift = match unit.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown unit {unit:?} (K, M, G or T)")),
+            };
+            (&text[..at], shift)
+        }
+        _ => (text, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("not a size: {text:?} (a number with K, M, G or T)"))?;
+    n.checked_shl(shift)
+        .filter(|v| v >> shift == n)
+        .ok_or_else(|| format!("too large: {text}"))
 }

@@ -6,6 +6,7 @@
 mod attr;
 mod bytes;
 mod cache;
+mod content_cache;
 mod error;
 mod file;
 mod inode;
@@ -22,6 +23,7 @@ use std::time::SystemTime;
 
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
+pub use content_cache::{CachedContent, SMALLEST_CACHED};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};
@@ -44,6 +46,10 @@ pub struct FsOptions {
     pub gid: u32,
     /// Where open files being written keep their bytes until they are committed.
     pub staging_dir: PathBuf,
+    /// Where whole contents are kept as plain files for readers (`None`: nowhere).
+    pub cache_dir: Option<PathBuf>,
+    /// The most bytes the content cache holds.
+    pub cache_limit: u64,
 }
 
 /// One entry of a directory listing, with the attributes readdirplus returns.
@@ -74,6 +80,8 @@ pub struct FsCore<S: Storage> {
     xattrs: cache::GenerationCache<xattr::NodeRows>,
     /// The objects seen at each path: one read for a repeated lookup.
     known: names::KnownNames,
+    /// Whole contents as local files, for readers the kernel serves without the daemon.
+    contents: Option<content_cache::ContentCache>,
 }
 
 /// What the kernel must forget after another process changed the store.
@@ -136,7 +144,14 @@ impl<S: Storage> FsCore<S> {
     /// Returns the filesystem over `meta`.
     pub fn new(meta: Metastore<S>, options: FsOptions) -> FsResult<Self> {
         std::fs::create_dir_all(&options.staging_dir)?;
+        let contents = match &options.cache_dir {
+            Some(dir) if options.cache_limit > 0 => {
+                Some(content_cache::ContentCache::open(dir, options.cache_limit)?)
+            }
+            _ => None,
+        };
         Ok(FsCore {
+            contents,
             meta,
             inodes: inode::Inodes::default(),
             defaults: Defaults {

@@ -2,15 +2,17 @@
 //! call of the filesystem core and its answer (or its errno, from `FsError::errno`) back into
 //! a reply; nothing here decides anything about the tree.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::fs::{
@@ -35,12 +37,63 @@ const MAX_WRITE: u32 = 1 << 20;
 /// A mounted filesystem core.
 pub struct FuseFs<S: Storage> {
     core: Arc<FsCore<S>>,
+    /// Whether readers of cached contents may be served by the kernel (FUSE passthrough):
+    /// asked for, and granted by the kernel at `init`.
+    passthrough: AtomicBool,
+    opens: Mutex<Opens>,
 }
 
 impl<S: Storage> FuseFs<S> {
-    /// Wraps `core` for mounting.
-    pub fn new(core: Arc<FsCore<S>>) -> Self {
-        FuseFs { core }
+    /// Wraps `core` for mounting; `passthrough` lets the kernel read cached contents itself.
+    pub fn new(core: Arc<FsCore<S>>, passthrough: bool) -> Self {
+        FuseFs {
+            core,
+            passthrough: AtomicBool::new(passthrough),
+            opens: Mutex::new(Opens::default()),
+        }
+    }
+}
+
+/// The open files' I/O modes. The kernel allows one backing file per inode, and no open of
+/// it other than a passthrough one while it has that file; nor a passthrough open while the
+/// inode has pages of its own (an mmap of a handle the daemon serves).
+#[derive(Default)]
+struct Opens {
+    /// Each inode's backing file (and the content it holds) while a handle uses it.
+    backing: HashMap<u64, (fs::CachedContent, Weak<BackingId>)>,
+    /// The backing file each passthrough handle keeps registered, and its inode.
+    passthrough: HashMap<u64, (u64, Arc<BackingId>)>,
+    /// Each served handle's inode, and how many of them each inode has.
+    served: HashMap<u64, u64>,
+    served_per_ino: HashMap<u64, usize>,
+}
+
+impl Opens {
+    /// Returns the backing file `ino` has while one of its handles uses it.
+    fn live_backing(&self, ino: u64) -> Option<(&fs::CachedContent, Arc<BackingId>)> {
+        let (cached, weak) = self.backing.get(&ino)?;
+        Some((cached, weak.upgrade()?))
+    }
+
+    fn served(&mut self, ino: u64, fh: u64) {
+        self.served.insert(fh, ino);
+        *self.served_per_ino.entry(ino).or_default() += 1;
+    }
+
+    fn released(&mut self, fh: u64) {
+        if let Some((ino, backing)) = self.passthrough.remove(&fh) {
+            drop(backing);
+            if self.live_backing(ino).is_none() {
+                self.backing.remove(&ino); // Closes the cache entry.
+            }
+        }
+        if let Some(ino) = self.served.remove(&fh) {
+            let left = self.served_per_ino.entry(ino).or_default();
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.served_per_ino.remove(&ino);
+            }
+        }
     }
 }
 
@@ -60,6 +113,9 @@ pub struct MountOptions {
     pub watch_changes: Option<Duration>,
     /// How long the kernel may keep attributes and names (one value per process).
     pub attr_ttl: Duration,
+    /// Let the kernel read cached contents in place of the daemon (FUSE passthrough; needs
+    /// CAP_SYS_ADMIN, and the core's content cache).
+    pub passthrough: bool,
 }
 
 fn config(o: &MountOptions) -> fuser::Config {
@@ -107,7 +163,14 @@ pub fn serve<S: Storage + 'static>(
 ) -> std::io::Result<()> {
     let _ = ATTR_TTL.set(options.attr_ttl);
     let watched = options.watch_changes.map(|every| (core.clone(), every));
-    let mut session = fuser::Session::new(FuseFs::new(core), mountpoint, &config(options))?;
+    if options.passthrough {
+        let filler = core.clone();
+        std::thread::Builder::new()
+            .name("cache-fill".into())
+            .spawn(move || filler.fill_content_cache())?;
+    }
+    let fs = FuseFs::new(core, options.passthrough);
+    let mut session = fuser::Session::new(fs, mountpoint, &config(options))?;
     let mut unmounter = session.unmount_callable();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -248,6 +311,54 @@ fn reply_attr(result: Result<Attr, FsError>, reply: ReplyAttr) {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<S: Storage> FuseFs<S> {
+    /// Replies to an open: with the inode's backing file while it has one (through the daemon,
+    /// `FOPEN_DIRECT_IO`, for a handle that writes or reads another content), with a new one
+    /// for a reader of a cached content when the daemon serves no other handle of the inode,
+    /// and plainly otherwise.
+    fn reply_opened(&self, ino: u64, mut opened: fs::Opened, write: bool, reply: ReplyOpen) {
+        let fh = opened.fh.0;
+        let cached = opened.cached.take();
+        let mut opens = lock(&self.opens);
+        if let Some((held, backing)) = opens.live_backing(ino).map(|(c, b)| (c.content, b)) {
+            let same = !write && cached.is_some_and(|c| c.content == held);
+            let flags = match same {
+                true => FopenFlags::empty(),
+                false => FopenFlags::FOPEN_DIRECT_IO,
+            };
+            reply.opened_passthrough(FileHandle(fh), flags, &backing);
+            opens.passthrough.insert(fh, (ino, backing));
+            return;
+        }
+        let alone = !opens.served_per_ino.contains_key(&ino);
+        if let Some(cached) = cached.filter(|_| alone && self.passthrough.load(Ordering::Relaxed)) {
+            match reply.open_backing(&cached.file) {
+                Ok(backing) => {
+                    let backing = Arc::new(backing);
+                    reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &backing);
+                    opens
+                        .backing
+                        .insert(ino, (cached, Arc::downgrade(&backing)));
+                    opens.passthrough.insert(fh, (ino, backing));
+                    return;
+                }
+                Err(e) => {
+                    self.passthrough.store(false, Ordering::Relaxed);
+                    eprintln!(
+                        "cronusfs: the kernel refused passthrough ({e}): the daemon serves every read"
+                    );
+                }
+            }
+        }
+        opens.served(ino, fh);
+        reply.opened(FileHandle(fh), fopen(&opened));
+    }
+}
+
 fn reply_entry(result: Result<Attr, FsError>, reply: ReplyEntry) {
     match result {
         Ok(a) => reply.entry(&ttl(), &file_attr(&a), Generation(0)),
@@ -272,6 +383,11 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             // Writers bypass the page cache (FOPEN_DIRECT_IO); mmap of their files stays allowed.
             | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP;
         let _ = config.add_capabilities(wanted & config.capabilities());
+        let granted = self.passthrough.load(Ordering::Relaxed)
+            && config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok();
+        self.passthrough.store(granted, Ordering::Relaxed);
         Ok(())
     }
 
@@ -390,8 +506,9 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.core.open(Ino(ino.0), open_flags(flags)) {
-            Ok(o) => reply.opened(FileHandle(o.fh.0), fopen(&o)),
+        let flags = open_flags(flags);
+        match self.core.open(Ino(ino.0), flags) {
+            Ok(o) => self.reply_opened(ino.0, o, flags.write, reply),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -425,6 +542,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         {
             Ok((attr, opened)) => {
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(&opened));
+                lock(&self.opens).served(attr.ino.0, opened.fh.0);
                 reply.created(&ttl(), &file_attr(&attr), Generation(0), fh, flags);
             }
             Err(e) => reply.error(errno(&e)),
@@ -488,6 +606,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         reply: ReplyEmpty,
     ) {
         let released = self.core.release(Fh(fh.0));
+        lock(&self.opens).released(fh.0);
         if let Err(e) = &released {
             // Nobody waits for a release: what it failed to commit is lost, so say so in the
             // daemon's log.

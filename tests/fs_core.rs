@@ -23,6 +23,8 @@ pub(crate) fn options(dir: &std::path::Path) -> FsOptions {
         uid: 1000,
         gid: 1000,
         staging_dir: dir.join("staging"),
+        cache_dir: Some(dir.join("cache")),
+        cache_limit: 64 << 20,
     }
 }
 

@@ -87,6 +87,7 @@ fn start_daemon(args: &MountArgs, store: &Location, mountpoint: &Path) -> Result
         .arg(mountpoint)
         .arg("--daemon-child");
     cmd.args(["--threads", &args.threads.to_string()]);
+    cmd.args(["--cache-size", &args.cache_size.to_string()]);
     if args.read_only {
         cmd.arg("--read-only");
     }
@@ -166,6 +167,7 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
         threads: args.threads,
         watch_changes: store.is_shared().then(super::session::cache_ttl),
         attr_ttl: super::session::attr_ttl(),
+        passthrough: args.cache_size > 0,
     };
     let core = std::sync::Arc::new(core);
     // Commands on a store directory run in its daemon (which holds the store); commands on a
@@ -256,6 +258,8 @@ fn open_core(args: &MountArgs, store: &Location, local: &Path) -> Result<FsCore<
         // SAFETY: as above.
         gid: unsafe { libc::getgid() },
         staging_dir: local.join("staging"),
+        cache_dir: Some(local.join("cache")),
+        cache_limit: args.cache_size,
     };
     Ok(FsCore::new(catalog, options)?)
 }

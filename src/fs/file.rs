@@ -32,7 +32,7 @@ pub struct OpenFlags {
 }
 
 /// What `open` and `create` return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Opened {
     /// The handle.
     pub fh: Fh,
@@ -42,6 +42,9 @@ pub struct Opened {
     /// Whether the kernel must bypass its page cache for this handle (every object handle: a
     /// writer's bytes are not a version yet, and a reader reads the version it opened).
     pub direct_io: bool,
+    /// For a read-only handle of an object whose content the cache holds, and that no handle
+    /// writes: the cache entry, which the kernel may read in place of the daemon.
+    pub cached: Option<super::CachedContent>,
 }
 
 struct FileHandle {
@@ -385,7 +388,13 @@ impl<S: Storage> FsCore<S> {
             return self.open_writable(id, ino, flags.truncate);
         }
         let base = self.base_of(id)?;
-        Ok(self.object_handle(id, base, None))
+        let cached = match (&base, self.files.copy_of(id)) {
+            (Some(base), None) => self.cached_content(base),
+            _ => None,
+        };
+        let mut opened = self.object_handle(id, base, None);
+        opened.cached = cached;
+        Ok(opened)
     }
 
     /// Returns the content object `id` has committed (`None` for a file not committed yet).
@@ -421,6 +430,7 @@ impl<S: Storage> FsCore<S> {
             fh: Fh(fh),
             keep_cache: false,
             direct_io: true,
+            cached: None,
         }
     }
 
@@ -466,6 +476,7 @@ impl<S: Storage> FsCore<S> {
             fh: Fh(fh),
             keep_cache: true,
             direct_io: false,
+            cached: None,
         })
     }
 

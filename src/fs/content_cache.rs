@@ -1,0 +1,285 @@
+//! The local cache of whole contents as plain files (`cache/ab/cdef…`, named by content id,
+//! private to the owner): what the kernel reads directly (FUSE passthrough) for a reader of
+//! a cached content. Bounded in bytes with least-recently-used eviction, kept across mounts,
+//! never the store of record: an entry is written to `cache/tmp/`, synced, then renamed into
+//! place, so a name always holds the whole content it is named after.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::FsCore;
+use crate::meta::{ContentId, Manifest};
+use crate::storage::Storage;
+
+/// Contents smaller than this are read through the daemon (one request): a cache entry would
+/// cost more to make and open than it saves.
+pub const SMALLEST_CACHED: u64 = 64 << 10;
+
+/// Space a fill leaves free on the cache's file system, at least: the store may share it.
+const KEEP_FREE_MIN: u64 = 256 << 20;
+
+struct Entry {
+    size: u64,
+    /// When it was last used (a tick of the cache's clock).
+    used: u64,
+}
+
+#[derive(Default)]
+struct Index {
+    entries: HashMap<ContentId, Entry>,
+    total: u64,
+    clock: u64,
+    /// Contents asked for and not filled yet, oldest first.
+    wanted: VecDeque<(ContentId, u64)>,
+    queued: HashSet<ContentId>,
+}
+
+/// The cache directory and what it holds.
+pub struct ContentCache {
+    dir: PathBuf,
+    limit: u64,
+    index: Mutex<Index>,
+    wanted: Condvar,
+}
+
+impl ContentCache {
+    /// Opens (making it if need be) the cache in `dir`, holding at most `limit` bytes: its
+    /// entries are read back, oldest use first, and what an interrupted fill left is removed.
+    pub fn open(dir: &Path, limit: u64) -> io::Result<Self> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir.join("tmp"))?;
+        for leftover in std::fs::read_dir(dir.join("tmp"))? {
+            let _ = std::fs::remove_file(leftover?.path());
+        }
+        let mut found = Vec::new();
+        for sub in std::fs::read_dir(dir)? {
+            let sub = sub?;
+            let prefix = sub.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !sub.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(sub.path())? {
+                let entry = entry?;
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if let (Ok(id), Ok(meta)) = (name.parse::<ContentId>(), entry.metadata()) {
+                    found.push((meta.mtime(), meta.mtime_nsec(), id, meta.len()));
+                }
+            }
+        }
+        found.sort();
+        let mut index = Index::default();
+        for (_, _, id, size) in found {
+            index.clock += 1;
+            index.total += size;
+            let used = index.clock;
+            index.entries.insert(id, Entry { size, used });
+        }
+        let cache = ContentCache {
+            dir: dir.to_path_buf(),
+            limit,
+            index: Mutex::new(index),
+            wanted: Condvar::new(),
+        };
+        cache.evict(&mut cache.lock());
+        Ok(cache)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn path_of(&self, id: ContentId) -> PathBuf {
+        let hex = id.to_string();
+        self.dir.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Opens the entry of `id` (a content of `size` bytes) for reading, marking it used; `None`
+    /// when there is none (or a damaged one, which is dropped).
+    pub fn open_entry(&self, id: ContentId, size: u64) -> Option<File> {
+        let mut index = self.lock();
+        index.entries.get(&id)?;
+        let opened = File::open(self.path_of(id));
+        match opened {
+            Ok(file) if file.metadata().is_ok_and(|m| m.len() == size) => {
+                index.clock += 1;
+                let now = index.clock;
+                if let Some(entry) = index.entries.get_mut(&id) {
+                    entry.used = now;
+                }
+                drop(index);
+                // The order of use survives the mount as the entries' mtimes.
+                let _ = file.set_modified(std::time::SystemTime::now());
+                Some(file)
+            }
+            _ => {
+                if let Some(gone) = index.entries.remove(&id) {
+                    index.total -= gone.size;
+                }
+                let _ = std::fs::remove_file(self.path_of(id));
+                None
+            }
+        }
+    }
+
+    /// Asks for `id` (a content of `size` bytes) to be filled by [`ContentCache::next_wanted`]'s
+    /// caller, unless it is held, asked for already, too small or too big for the cache.
+    pub fn want(&self, id: ContentId, size: u64) {
+        if size < SMALLEST_CACHED || size > self.limit / 2 {
+            return;
+        }
+        let mut index = self.lock();
+        if index.entries.contains_key(&id) || !index.queued.insert(id) {
+            return;
+        }
+        index.wanted.push_back((id, size));
+        self.wanted.notify_one();
+    }
+
+    /// Waits for a content to fill and returns it with its size.
+    pub fn next_wanted(&self) -> (ContentId, u64) {
+        let mut index = self.lock();
+        loop {
+            if let Some(next) = index.wanted.pop_front() {
+                return next;
+            }
+            index = self.wanted.wait(index).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Makes the entry of `id` (`size` bytes) with `fill`, which writes the content into the
+    /// empty file it is given; skipped when the file system would be left with too little room.
+    pub fn fill(
+        &self,
+        id: ContentId,
+        size: u64,
+        fill: impl FnOnce(&File) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let result = self.fill_entry(id, size, fill);
+        self.lock().queued.remove(&id);
+        result
+    }
+
+    fn fill_entry(
+        &self,
+        id: ContentId,
+        size: u64,
+        fill: impl FnOnce(&File) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.lock().entries.contains_key(&id) || !self.room_for(size)? {
+            return Ok(());
+        }
+        let tmp = self.dir.join("tmp").join(id.to_string());
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let written = fill(&file).and_then(|()| file.sync_all());
+        let placed = written.and_then(|()| {
+            let path = self.path_of(id);
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path.parent().unwrap_or(&self.dir))?;
+            std::fs::rename(&tmp, &path)
+        });
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let mut index = self.lock();
+        index.clock += 1;
+        let used = index.clock;
+        if index.entries.insert(id, Entry { size, used }).is_none() {
+            index.total += size;
+        }
+        self.evict(&mut index);
+        Ok(())
+    }
+
+    /// Returns whether `size` more bytes leave the cache's file system enough room.
+    fn room_for(&self, size: u64) -> io::Result<bool> {
+        let disk = crate::storage::disk::statvfs(&self.dir)?;
+        let total = disk.f_blocks.saturating_mul(disk.f_frsize);
+        let available = disk.f_bavail.saturating_mul(disk.f_frsize);
+        let keep = KEEP_FREE_MIN.max(total / 20);
+        Ok(available >= size.saturating_add(keep))
+    }
+
+    /// Removes the least recently used entries until the cache is within its limit.
+    fn evict(&self, index: &mut Index) {
+        if index.total <= self.limit {
+            return;
+        }
+        let mut by_use: Vec<(u64, ContentId)> =
+            index.entries.iter().map(|(id, e)| (e.used, *id)).collect();
+        by_use.sort_unstable();
+        for (_, id) in by_use {
+            if index.total <= self.limit {
+                break;
+            }
+            // An entry a reader has open stays readable: its file lives until it is closed.
+            let _ = std::fs::remove_file(self.path_of(id));
+            if let Some(gone) = index.entries.remove(&id) {
+                index.total -= gone.size;
+            }
+        }
+    }
+}
+
+/// A reader's content held by the cache: the file the kernel may read it from.
+#[derive(Debug)]
+pub struct CachedContent {
+    /// The content.
+    pub content: ContentId,
+    /// Its cache entry, open for reading.
+    pub file: File,
+}
+
+impl<S: Storage> FsCore<S> {
+    /// Returns the cache entry of `base`, for a reader of it; asks for one to be made (by
+    /// [`FsCore::fill_content_cache`]) when there is none.
+    pub(super) fn cached_content(&self, base: &Manifest) -> Option<CachedContent> {
+        let cache = self.contents.as_ref()?;
+        if base.size < SMALLEST_CACHED {
+            return None;
+        }
+        let file = cache.open_entry(base.id, base.size);
+        if file.is_none() {
+            cache.want(base.id, base.size);
+        }
+        Some(CachedContent {
+            content: base.id,
+            file: file?,
+        })
+    }
+
+    /// Fills the content cache with what readers asked for, one content at a time, for as long
+    /// as the process runs (the mount runs it on a thread of its own). Returns at once when the
+    /// core has no cache.
+    pub fn fill_content_cache(&self) {
+        let Some(cache) = self.contents.as_ref() else {
+            return;
+        };
+        loop {
+            let (id, size) = cache.next_wanted();
+            let filled = cache.fill(id, size, |file| {
+                let content = self.meta.content();
+                let manifest = content.manifest(id).map_err(io::Error::other)?;
+                content
+                    .copy_to_file(&manifest, file)
+                    .map_err(io::Error::other)
+            });
+            if let Err(e) = filled {
+                eprintln!("cronusfs: could not keep content {id} in the cache: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The content cache and FUSE passthrough on a real mount: readers of a cached content are
+//! served by the kernel from the cache file (shown by changing that file behind the daemon's
+//! back, which only the kernel's direct reads can see), a reader keeps its version while
+//! others write and read the next, the cache keeps to its size by dropping the least recently
+//! used, it survives remounts, and `--cache-size 0` turns it off.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::mount::Mounted;
+
+/// Returns the cache entries of the store (`cache/ab/cdef…`).
+fn entries(store: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(store.join("cache")) else {
+        return found;
+    };
+    for dir in dirs.flatten() {
+        if dir.file_name().len() != 2 {
+            continue;
+        }
+        for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Returns the cache entry holding exactly the bytes of `file`, waiting up to 20 s for the
+/// daemon to make it.
+fn entry_of(store: &Path, file: &Path) -> PathBuf {
+    let want = std::fs::read(file).unwrap();
+    let started = Instant::now();
+    loop {
+        let hit = entries(store)
+            .into_iter()
+            .find(|e| std::fs::read(e).is_ok_and(|b| b == want));
+        if let Some(hit) = hit {
+            return hit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no cache entry for {}: {:?}",
+            file.display(),
+            entries(store)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes `len` random bytes to `$T/name` and copies them to `name` in a job directory of
+/// the mount; returns the two paths.
+fn put(m: &Mounted, job: &Path, name: &str, len: usize) -> (PathBuf, PathBuf) {
+    let local = m.tmp.path().join(name);
+    // Distinct bytes for every file of every test: a counter's BLAKE3 stream.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seed = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(format!("{name} {seed} {:?}", m.tmp.path()).as_bytes());
+    let mut bytes = vec![0u8; len];
+    hasher.finalize_xof().fill(&mut bytes);
+    std::fs::write(&local, bytes).unwrap();
+    let mounted = job.join(name);
+    m.ok(&format!("cp {} {}", local.display(), mounted.display()));
+    (local, mounted)
+}
+
+/// Overwrites the first bytes of `path` with `XXXX`.
+fn tamper(path: &Path) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(b"XXXX", 0).unwrap();
+}
+
+#[test]
+fn a_cached_content_is_read_by_the_kernel_from_its_cache_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let (local, mounted) = put(&m, &job, "a.bin", 3 << 20);
+    // The first reader is served by the daemon and asks for the entry.
+    m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+    let entry = entry_of(&m.store, &local);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&entry), 0o600);
+    assert_eq!(mode(entry.parent().unwrap()), 0o700);
+    assert_eq!(mode(&m.store.join("cache")), 0o700);
+    m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+    // Bytes changed in the cache file reach the next reader: the kernel reads that file.
+    tamper(&entry);
+    let read = std::fs::read(&mounted).unwrap();
+    assert_eq!(&read[..4], b"XXXX");
+    assert_eq!(read.len(), 3 << 20);
+    // Small contents are read through the daemon and never cached.
+    let (small, _) = put(&m, &job, "small.txt", 1000);
+    m.ok(&format!("cat {}/small.txt > /dev/null", job.display()));
+    std::thread::sleep(Duration::from_millis(300));
+    let small = std::fs::read(small).unwrap();
+    assert!(
+        entries(&m.store)
+            .iter()
+            .all(|e| std::fs::read(e).unwrap() != small)
+    );
+}
+
+#[test]
+fn the_cache_is_kept_across_mounts_and_off_with_size_zero() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let (local, mounted) = put(&m, &job, "a.bin", 1 << 20);
+    m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+    let entry = entry_of(&m.store, &local);
+    m.umount();
+    tamper(&entry);
+    m.mount();
+    assert_eq!(&std::fs::read(&mounted).unwrap()[..4], b"XXXX");
+    m.umount();
+    // Mounted with no cache: the daemon reads the store, and no entry is made.
+    std::fs::remove_dir_all(m.store.join("cache")).unwrap();
+    let out = m
+        .cronusfs()
+        .arg("mount")
+        .arg(&m.store)
+        .arg(&m.mnt)
+        .args(["--cache-size", "0"])
+        .output()
+        .unwrap();
+    crate::mount::assert_success(&out);
+    m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+    std::thread::sleep(Duration::from_millis(500));
+    m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+    assert!(entries(&m.store).is_empty());
+}
+
+#[test]
+fn the_cache_keeps_to_its_size_by_dropping_the_least_recently_used() {
+    let m = Mounted::with_options(&["--cache-size", "5M"]);
+    let job = m.job_dir();
+    let files: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|n| put(&m, &job, n, 2 << 20))
+        .collect();
+    let read = |i: usize| {
+        let (local, mounted) = &files[i];
+        m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+        entry_of(&m.store, local)
+    };
+    let a = read(0);
+    let b = read(1);
+    std::thread::sleep(Duration::from_millis(20));
+    read(0); // a is now used more recently than b.
+    let c = read(2);
+    let held = entries(&m.store);
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(held.contains(&a) && held.contains(&c) && !held.contains(&b));
+    let total: u64 = held
+        .iter()
+        .map(|e| std::fs::metadata(e).unwrap().len())
+        .sum();
+    assert!(total <= 5 << 20);
+    // A bad size is refused with a one-line message.
+    let out = m
+        .cronusfs()
+        .args(["mount", "x", "y", "--cache-size", "5Q"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
+}
+
+/// A reader of a cached content keeps reading (and mapping) the version it opened while a
+/// writer commits the next one; readers opened meanwhile read the new one; a mapping made
+/// by a reader the daemon serves does not stop the next reader from opening.
+#[test]
+fn readers_keep_their_version_while_others_write_and_read_the_next() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let (v1, mounted) = put(&m, &job, "f.bin", 2 << 20);
+    m.ok(&format!("cmp {} {}", v1.display(), mounted.display()));
+    entry_of(&m.store, &v1);
+    let script = m.tmp.path().join("readers.py");
+    std::fs::write(&script, READERS).unwrap();
+    m.ok(&format!(
+        "python3 {} {} {} {}",
+        script.display(),
+        mounted.display(),
+        v1.display(),
+        job.join("g.bin").display()
+    ));
+    m.assert_fsck_clean();
+}
+
+const READERS: &str = r#"
+import mmap, os, sys, time
+path, v1_path, other = sys.argv[1:4]
+v1 = open(v1_path, "rb").read()
+v2 = os.urandom(len(v1) + 12345)
+r = open(path, "rb")                         # the kernel reads the cache file
+assert r.read(10) == v1[:10]
+with open(path, "r+b") as w:                 # a writer meanwhile, through the daemon
+    w.write(v2)
+r2 = open(path, "rb")                        # a reader of the new version
+assert r2.read() == v2, "new reader"
+assert r.read() == v1[10:], "old reader"
+# Its mapping maps the version it opened too (fstat gives the new version's size: map the
+# old one's length).
+m = mmap.mmap(r.fileno(), len(v1), prot=mmap.PROT_READ)
+assert m[:] == v1, "old reader's mapping"
+m.close(); r.close(); r2.close()
+with open(path, "rb") as r3:
+    assert r3.read() == v2
+# A content not cached yet: its first reader is served by the daemon and maps it; the next
+# readers open (and read) while that mapping lasts, whether the entry was made meanwhile or not.
+with open(other, "wb") as w:
+    w.write(v1)
+a = open(other, "rb")
+ma = mmap.mmap(a.fileno(), 0, prot=mmap.PROT_READ)
+assert ma[:] == v1
+time.sleep(1)
+with open(other, "rb") as b:
+    assert b.read() == v1
+with open(other, "ab") as w:
+    w.write(b"tail")
+with open(other, "rb") as b:
+    assert b.read() == v1 + b"tail"
+ma.close(); a.close()
+with open(other, "rb") as b:
+    assert b.read() == v1 + b"tail"
+"#;
