@@ -10,6 +10,7 @@ mod content_cache;
 mod error;
 mod file;
 mod inode;
+mod io_modes;
 mod names;
 mod tree;
 mod working;
@@ -27,6 +28,7 @@ pub use content_cache::{CachedContent, SMALLEST_CACHED};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};
+pub use io_modes::{IoModes, OpenMode};
 pub use tree::{CreateFlags, Creator, SetAttr};
 pub use xattr::{XattrFlags, XattrReply};
 

@@ -2,10 +2,9 @@
 //! call of the filesystem core and its answer (or its errno, from `FsError::errno`) back into
 //! a reply; nothing here decides anything about the tree.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use fuser::{
@@ -16,8 +15,8 @@ use fuser::{
 };
 
 use crate::fs::{
-    self, Attr, Creator, Fh, FsCore, FsError, Ino, KernelInval, Kind, SetAttr, XattrFlags,
-    XattrReply,
+    self, Attr, Creator, Fh, FsCore, FsError, Ino, IoModes, KernelInval, Kind, OpenMode, SetAttr,
+    XattrFlags, XattrReply,
 };
 use crate::storage::Storage;
 
@@ -40,7 +39,7 @@ pub struct FuseFs<S: Storage> {
     /// Whether readers of cached contents may be served by the kernel (FUSE passthrough):
     /// asked for, and granted by the kernel at `init`.
     passthrough: AtomicBool,
-    opens: Mutex<Opens>,
+    modes: IoModes<BackingId>,
 }
 
 impl<S: Storage> FuseFs<S> {
@@ -49,50 +48,7 @@ impl<S: Storage> FuseFs<S> {
         FuseFs {
             core,
             passthrough: AtomicBool::new(passthrough),
-            opens: Mutex::new(Opens::default()),
-        }
-    }
-}
-
-/// The open files' I/O modes. The kernel allows one backing file per inode, and no open of
-/// it other than a passthrough one while it has that file; nor a passthrough open while the
-/// inode has pages of its own (an mmap of a handle the daemon serves).
-#[derive(Default)]
-struct Opens {
-    /// Each inode's backing file (and the content it holds) while a handle uses it.
-    backing: HashMap<u64, (fs::CachedContent, Weak<BackingId>)>,
-    /// The backing file each passthrough handle keeps registered, and its inode.
-    passthrough: HashMap<u64, (u64, Arc<BackingId>)>,
-    /// Each served handle's inode, and how many of them each inode has.
-    served: HashMap<u64, u64>,
-    served_per_ino: HashMap<u64, usize>,
-}
-
-impl Opens {
-    /// Returns the backing file `ino` has while one of its handles uses it.
-    fn live_backing(&self, ino: u64) -> Option<(&fs::CachedContent, Arc<BackingId>)> {
-        let (cached, weak) = self.backing.get(&ino)?;
-        Some((cached, weak.upgrade()?))
-    }
-
-    fn served(&mut self, ino: u64, fh: u64) {
-        self.served.insert(fh, ino);
-        *self.served_per_ino.entry(ino).or_default() += 1;
-    }
-
-    fn released(&mut self, fh: u64) {
-        if let Some((ino, backing)) = self.passthrough.remove(&fh) {
-            drop(backing);
-            if self.live_backing(ino).is_none() {
-                self.backing.remove(&ino); // Closes the cache entry.
-            }
-        }
-        if let Some(ino) = self.served.remove(&fh) {
-            let left = self.served_per_ino.entry(ino).or_default();
-            *left = left.saturating_sub(1);
-            if *left == 0 {
-                self.served_per_ino.remove(&ino);
-            }
+            modes: IoModes::default(),
         }
     }
 }
@@ -311,51 +267,32 @@ fn reply_attr(result: Result<Attr, FsError>, reply: ReplyAttr) {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl<S: Storage> FuseFs<S> {
-    /// Replies to an open: with the inode's backing file while it has one (through the daemon,
-    /// `FOPEN_DIRECT_IO`, for a handle that writes or reads another content), with a new one
-    /// for a reader of a cached content when the daemon serves no other handle of the inode,
-    /// and plainly otherwise.
+    /// Replies to an open as the I/O modes of the inode's handles allow (`IoModes::open`).
     fn reply_opened(&self, ino: u64, mut opened: fs::Opened, write: bool, reply: ReplyOpen) {
-        let fh = opened.fh.0;
-        let cached = opened.cached.take();
-        let mut opens = lock(&self.opens);
-        if let Some((held, backing)) = opens.live_backing(ino).map(|(c, b)| (c.content, b)) {
-            let same = !write && cached.is_some_and(|c| c.content == held);
-            let flags = match same {
-                true => FopenFlags::empty(),
-                false => FopenFlags::FOPEN_DIRECT_IO,
-            };
-            reply.opened_passthrough(FileHandle(fh), flags, &backing);
-            opens.passthrough.insert(fh, (ino, backing));
-            return;
+        let (fh, cached) = (opened.fh, opened.cached.take());
+        let allowed = self.passthrough.load(Ordering::Relaxed);
+        let (mode, refused) = self
+            .modes
+            .open((Ino(ino), fh), cached, write, allowed, |f| {
+                reply.open_backing(f)
+            });
+        if let Some(e) = refused {
+            self.passthrough.store(false, Ordering::Relaxed);
+            eprintln!(
+                "cronusfs: the kernel refused passthrough ({e}): the daemon serves every read"
+            );
         }
-        let alone = !opens.served_per_ino.contains_key(&ino);
-        if let Some(cached) = cached.filter(|_| alone && self.passthrough.load(Ordering::Relaxed)) {
-            match reply.open_backing(&cached.file) {
-                Ok(backing) => {
-                    let backing = Arc::new(backing);
-                    reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &backing);
-                    opens
-                        .backing
-                        .insert(ino, (cached, Arc::downgrade(&backing)));
-                    opens.passthrough.insert(fh, (ino, backing));
-                    return;
-                }
-                Err(e) => {
-                    self.passthrough.store(false, Ordering::Relaxed);
-                    eprintln!(
-                        "cronusfs: the kernel refused passthrough ({e}): the daemon serves every read"
-                    );
-                }
+        match mode {
+            OpenMode::Passthrough { backing, direct_io } => {
+                let flags = match direct_io {
+                    true => FopenFlags::FOPEN_DIRECT_IO,
+                    false => FopenFlags::empty(),
+                };
+                reply.opened_passthrough(FileHandle(fh.0), flags, &backing);
             }
+            OpenMode::Served => reply.opened(FileHandle(fh.0), fopen(&opened)),
         }
-        opens.served(ino, fh);
-        reply.opened(FileHandle(fh), fopen(&opened));
     }
 }
 
@@ -542,7 +479,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         {
             Ok((attr, opened)) => {
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(&opened));
-                lock(&self.opens).served(attr.ino.0, opened.fh.0);
+                self.modes.served(attr.ino, opened.fh);
                 reply.created(&ttl(), &file_attr(&attr), Generation(0), fh, flags);
             }
             Err(e) => reply.error(errno(&e)),
@@ -592,7 +529,14 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply_empty(self.core.flush(Fh(fh.0)), reply);
+        let flushed = self.core.flush(Fh(fh.0));
+        if let Some(content) = self.modes.mapped_writes(Fh(fh.0)) {
+            // A shared writable mapping of this handle wrote the cache file backing the
+            // inode, not the object: say so, and stop trusting that file.
+            self.core.forget_cached(content);
+            return reply.error(Errno::EIO);
+        }
+        reply_empty(flushed, reply);
     }
 
     fn release(
@@ -606,7 +550,15 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         reply: ReplyEmpty,
     ) {
         let released = self.core.release(Fh(fh.0));
-        lock(&self.opens).released(fh.0);
+        if let Some(content) = self.modes.mapped_writes(Fh(fh.0)) {
+            self.core.forget_cached(content);
+            eprintln!(
+                "cronusfs: a shared writable mapping of inode {} wrote its reader's cached \
+                 version, not the object: not committed, and that cache entry dropped",
+                ino.0
+            );
+        }
+        self.modes.released(Fh(fh.0));
         if let Err(e) = &released {
             // Nobody waits for a release: what it failed to commit is lost, so say so in the
             // daemon's log.

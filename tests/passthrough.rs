@@ -228,3 +228,48 @@ ma.close(); a.close()
 with open(other, "rb") as b:
     assert b.read() == v1 + b"tail"
 "#;
+
+/// The kernel maps a file opened for writing while a passthrough reader has it open through
+/// the reader's cache file: the writes of a shared writable mapping land there, not in the
+/// object. Its close says so (EIO), the entry is dropped, and every later reader reads the
+/// object's true bytes.
+#[test]
+fn a_writable_mapping_beside_a_passthrough_reader_fails_its_close_and_spoils_nothing() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let (v1, mounted) = put(&m, &job, "f.bin", 2 << 20);
+    m.ok(&format!("cmp {} {}", v1.display(), mounted.display()));
+    let entry = entry_of(&m.store, &v1);
+    let script = m.tmp.path().join("mapped.py");
+    std::fs::write(&script, MAPPED).unwrap();
+    let out = m.ok(&format!(
+        "python3 {} {}",
+        script.display(),
+        mounted.display()
+    ));
+    assert_eq!(out.trim(), "close: EIO");
+    m.ok(&format!("cmp {} {}", v1.display(), mounted.display()));
+    // The entry made again, if it was, holds the content again.
+    std::thread::sleep(Duration::from_millis(300));
+    if entry.exists() {
+        assert_eq!(std::fs::read(&entry).unwrap(), std::fs::read(&v1).unwrap());
+    }
+}
+
+const MAPPED: &str = r#"
+import errno, mmap, sys
+path = sys.argv[1]
+r = open(path, "rb")
+r.read(1)
+w = open(path, "r+b")
+m = mmap.mmap(w.fileno(), 0)
+m[0:4] = b"ZZZZ"
+m.flush()
+m.close()
+try:
+    w.close()
+    print("close: ok")
+except OSError as e:
+    print("close:", errno.errorcode[e.errno])
+r.close()
+"#;

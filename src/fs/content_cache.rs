@@ -112,9 +112,6 @@ impl ContentCache {
                 if let Some(entry) = index.entries.get_mut(&id) {
                     entry.used = now;
                 }
-                drop(index);
-                // The order of use survives the mount as the entries' mtimes.
-                let _ = file.set_modified(std::time::SystemTime::now());
                 Some(file)
             }
             _ => {
@@ -125,6 +122,15 @@ impl ContentCache {
                 None
             }
         }
+    }
+
+    /// Drops the entry of `id`: its file no longer holds that content.
+    pub fn forget(&self, id: ContentId) {
+        let mut index = self.lock();
+        if let Some(gone) = index.entries.remove(&id) {
+            index.total -= gone.size;
+        }
+        let _ = std::fs::remove_file(self.path_of(id));
     }
 
     /// Asks for `id` (a content of `size` bytes) to be filled by [`ContentCache::next_wanted`]'s
@@ -259,6 +265,14 @@ impl<S: Storage> FsCore<S> {
             content: base.id,
             file: file?,
         })
+    }
+
+    /// Drops the cache entry of `content`, whose file was changed (a shared writable mapping
+    /// of a handle the kernel backed with it).
+    pub fn forget_cached(&self, content: ContentId) {
+        if let Some(cache) = self.contents.as_ref() {
+            cache.forget(content);
+        }
     }
 
     /// Fills the content cache with what readers asked for, one content at a time, for as long

@@ -1,0 +1,188 @@
+//! How each open file is served: by the kernel from a backing file (FUSE passthrough), or by
+//! the daemon. The kernel allows one backing file per inode and, while the inode has it, no
+//! open other than a passthrough one; nor a passthrough open while the inode has pages of its
+//! own (a handle the daemon serves may have mapped it). This keeps the decisions consistent
+//! with those rules; the backing handle type `B` is the adapter's (a registered file).
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use super::content_cache::CachedContent;
+use super::{Fh, Ino};
+use crate::meta::ContentId;
+
+/// How the kernel is to serve a new handle.
+pub enum OpenMode<B> {
+    /// From backing file `backing`; with `direct_io`, its reads and writes still go to the
+    /// daemon (only `mmap` uses the backing file).
+    Passthrough {
+        /// The registered backing file.
+        backing: Arc<B>,
+        /// Reads and writes through the daemon.
+        direct_io: bool,
+    },
+    /// By the daemon.
+    Served,
+}
+
+/// When a file last changed (its ctime, in nanoseconds).
+fn changed_at(file: &std::fs::File) -> Option<i128> {
+    let meta = file.metadata().ok()?;
+    Some(i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()))
+}
+
+struct Backed<B> {
+    cached: CachedContent,
+    backing: Weak<B>,
+}
+
+struct PassthroughHandle<B> {
+    ino: Ino,
+    backing: Arc<B>,
+    /// For a writable handle: when the backing file last changed as far as it knows (a shared
+    /// writable mapping of it writes the backing file, not the object).
+    watched: Option<i128>,
+}
+
+struct Modes<B> {
+    backing: HashMap<Ino, Backed<B>>,
+    passthrough: HashMap<Fh, PassthroughHandle<B>>,
+    served: HashMap<Fh, Ino>,
+    served_per_ino: HashMap<Ino, usize>,
+}
+
+/// The open handles' I/O modes.
+pub struct IoModes<B> {
+    modes: Mutex<Modes<B>>,
+}
+
+impl<B> Default for IoModes<B> {
+    fn default() -> Self {
+        IoModes {
+            modes: Mutex::new(Modes {
+                backing: HashMap::new(),
+                passthrough: HashMap::new(),
+                served: HashMap::new(),
+                served_per_ino: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl<B> Modes<B> {
+    fn live(&self, ino: Ino) -> Option<(ContentId, Arc<B>, Option<i128>)> {
+        let backed = self.backing.get(&ino)?;
+        let backing = backed.backing.upgrade()?;
+        Some((
+            backed.cached.content,
+            backing,
+            changed_at(&backed.cached.file),
+        ))
+    }
+}
+
+impl<B> IoModes<B> {
+    fn lock(&self) -> MutexGuard<'_, Modes<B>> {
+        self.modes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decides how handle `fh` of `ino` is served: with the inode's backing file while it has
+    /// one (through the daemon, unless it is a reader of the very content that file holds);
+    /// from `cached` (registered by `register`) when the daemon serves no other handle of the
+    /// inode and passthrough is `allowed`; else by the daemon. A failed `register` is returned
+    /// as it is, and the handle is served by the daemon.
+    pub fn open<E>(
+        &self,
+        (ino, fh): (Ino, Fh),
+        cached: Option<CachedContent>,
+        write: bool,
+        allowed: bool,
+        register: impl FnOnce(&std::fs::File) -> Result<B, E>,
+    ) -> (OpenMode<B>, Option<E>) {
+        let mut modes = self.lock();
+        if let Some((held, backing, changed)) = modes.live(ino) {
+            let direct_io = write || cached.is_none_or(|c| c.content != held);
+            let watched = if write { changed } else { None };
+            let handle = PassthroughHandle {
+                ino,
+                backing: backing.clone(),
+                watched,
+            };
+            modes.passthrough.insert(fh, handle);
+            return (OpenMode::Passthrough { backing, direct_io }, None);
+        }
+        let alone = !modes.served_per_ino.contains_key(&ino);
+        let mut refused = None;
+        if let Some(cached) = cached.filter(|_| alone && allowed && !write) {
+            match register(&cached.file) {
+                Ok(backing) => {
+                    let backing = Arc::new(backing);
+                    let weak = Arc::downgrade(&backing);
+                    modes.backing.insert(
+                        ino,
+                        Backed {
+                            cached,
+                            backing: weak,
+                        },
+                    );
+                    let handle = PassthroughHandle {
+                        ino,
+                        backing: backing.clone(),
+                        watched: None,
+                    };
+                    modes.passthrough.insert(fh, handle);
+                    let direct_io = false;
+                    return (OpenMode::Passthrough { backing, direct_io }, None);
+                }
+                Err(e) => refused = Some(e),
+            }
+        }
+        modes.served(ino, fh);
+        (OpenMode::Served, refused)
+    }
+
+    /// Records handle `fh` of `ino` as served by the daemon (a file just created).
+    pub fn served(&self, ino: Ino, fh: Fh) {
+        self.lock().served(ino, fh);
+    }
+
+    /// Forgets handle `fh`; an inode's backing file is closed with its last handle.
+    pub fn released(&self, fh: Fh) {
+        let mut modes = self.lock();
+        if let Some(handle) = modes.passthrough.remove(&fh) {
+            drop(handle.backing);
+            if modes.live(handle.ino).is_none() {
+                modes.backing.remove(&handle.ino);
+            }
+        }
+        if let Some(ino) = modes.served.remove(&fh) {
+            let left = modes.served_per_ino.entry(ino).or_default();
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                modes.served_per_ino.remove(&ino);
+            }
+        }
+    }
+
+    /// Returns the content whose cache file writable handle `fh` changed (through a shared
+    /// writable mapping) since its open or the last call, if it did: those bytes are not the
+    /// object's, and that file is no longer the content.
+    pub fn mapped_writes(&self, fh: Fh) -> Option<ContentId> {
+        let mut modes = self.lock();
+        let ino = modes.passthrough.get(&fh)?.ino;
+        let backed = modes.backing.get(&ino)?;
+        let (content, now) = (backed.cached.content, changed_at(&backed.cached.file));
+        let handle = modes.passthrough.get_mut(&fh)?;
+        let before = handle.watched?;
+        handle.watched = now;
+        (now != Some(before)).then_some(content)
+    }
+}
+
+impl<B> Modes<B> {
+    fn served(&mut self, ino: Ino, fh: Fh) {
+        self.served.insert(fh, ino);
+        *self.served_per_ino.entry(ino).or_default() += 1;
+    }
+}
