@@ -250,21 +250,24 @@ pub struct CachedContent {
 }
 
 impl<S: Storage> FsCore<S> {
-    /// Returns the cache entry of `base`, for a reader of it; asks for one to be made (by
-    /// [`FsCore::fill_content_cache`]) when there is none.
+    /// Returns the cache entry of `base`, for a reader of it.
     pub(super) fn cached_content(&self, base: &Manifest) -> Option<CachedContent> {
         let cache = self.contents.as_ref()?;
         if base.size < SMALLEST_CACHED {
             return None;
         }
-        let file = cache.open_entry(base.id, base.size);
-        if file.is_none() {
-            cache.want(base.id, base.size);
-        }
         Some(CachedContent {
             content: base.id,
-            file: file?,
+            file: cache.open_entry(base.id, base.size)?,
         })
+    }
+
+    /// Asks for `base` to be made a cache entry (by [`FsCore::fill_content_cache`]) unless it
+    /// is one: a reader of it just finished.
+    pub(super) fn want_cached(&self, base: &Manifest) {
+        if let Some(cache) = self.contents.as_ref() {
+            cache.want(base.id, base.size);
+        }
     }
 
     /// Drops the cache entry of `content`, whose file was changed (a shared writable mapping

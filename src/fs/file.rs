@@ -725,10 +725,14 @@ impl<S: Storage> FsCore<S> {
         let handle = lock(&self.files.handles)
             .remove(&fh.0)
             .ok_or(FsError::BadHandle)?;
-        let (id, working) = {
+        let (id, working, base) = {
             let h = lock(&handle);
-            (h.id, h.working.clone())
+            (h.id, h.working.clone(), h.base.clone())
         };
+        if let (None, Some(base)) = (&working, base) {
+            // Filled once its reader is done with it, so the two do not compete.
+            self.want_cached(&base);
+        }
         if let Some(wc) = working {
             let mut copy = lock(&wc);
             copy.handles -= 1;
