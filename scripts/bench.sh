@@ -4,9 +4,12 @@
 # cold and warm, tar -x of small files, ls -l / find on 100,000 objects, getfattr -d, daemon
 # memory); and the shared store: per-operation latency through mounts of cronusfs on RocksDB and
 # on PostgreSQL + S3 next to JuiceFS on the same PostgreSQL and S3 servers, then the row
-# benchmark on that PostgreSQL (scripts/bench_shared.py starts and stops the servers).
+# benchmark on that PostgreSQL (scripts/bench_shared.py starts and stops the servers); the
+# issue-12 workloads on native, cronusfs and JuiceFS with SQLite and with Redis metadata
+# (scripts/bench_peers.py); and the row benchmark's data on the original Synapse 0.0.56 LMDB
+# storage (scripts/bench_synapse.py, in a venv of its own).
 # Extra arguments go to every bench, e.g. `scripts/bench.sh --runs 5 --dir /var/tmp`;
-# `--only mount` (or rowstore, objects, shared) runs one of them.
+# `--only mount` (or rowstore, objects, shared, peers, synapse) runs one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -33,4 +36,18 @@ if [ -z "$only" ] || [ "$only" = shared ]; then
   cargo build --locked --release --quiet
   python3 scripts/bench_shared.py "$CARGO_TARGET_DIR/release/cronusfs" \
     --row-bench "cargo bench --locked --quiet --bench rowstore --" "${args[@]}"
+fi
+if [ -z "$only" ] || [ "$only" = peers ]; then
+  cargo build --locked --release --quiet
+  python3 scripts/bench_peers.py "$CARGO_TARGET_DIR/release/cronusfs" "${args[@]}"
+fi
+if [ -z "$only" ] || [ "$only" = synapse ]; then
+  venv="$HOME/.cache/synapse-venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --no-deps synapse==0.0.56
+    "$venv/bin/pip" install --quiet "lmdb<2" msgpack tornado xxhash regex pyopenssl
+  fi
+  "$venv/bin/python" scripts/bench_synapse.py "${args[@]}"
+  "$venv/bin/python" scripts/bench_synapse.py --nosync "${args[@]}"
 fi

@@ -209,8 +209,11 @@ def main():
               f"touched, {args.runs} runs, in {work}")
         runs = []
         for i in range(args.runs):
-            runs.append(one_run(args, setups, work, tarball))
-            print(f"  run {i} done")
+            r = one_run(args, setups, work, tarball)
+            runs.append(r)
+            for phase, times in r.items():
+                print(f"  run {i} {phase:20}" + "".join(f"{times[s.name]:10.3f}" for s in setups),
+                      flush=True)
         report(setups, runs, setups[1].daemon)
     finally:
         for s in reversed(setups):

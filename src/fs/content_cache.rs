@@ -15,9 +15,14 @@ use super::FsCore;
 use crate::meta::{ContentId, Manifest};
 use crate::storage::Storage;
 
-/// Contents smaller than this are read through the daemon (one request): a cache entry would
-/// cost more to make and open than it saves.
-pub const SMALLEST_CACHED: u64 = 64 << 10;
+/// Contents smaller than this are read through the daemon (a request or a few per read): a
+/// cache entry (a file made and synced, opened and registered with the kernel at each open)
+/// would cost about what it saves.
+pub const SMALLEST_CACHED: u64 = 1 << 20;
+
+/// Most contents waiting to be filled; more asked for meanwhile are not queued (the next
+/// reader asks again).
+const MOST_WANTED: usize = 256;
 
 /// Space a fill leaves free on the cache's file system, at least: the store may share it.
 const KEEP_FREE_MIN: u64 = 256 << 20;
@@ -140,7 +145,10 @@ impl ContentCache {
             return;
         }
         let mut index = self.lock();
-        if index.entries.contains_key(&id) || !index.queued.insert(id) {
+        if index.entries.contains_key(&id)
+            || index.wanted.len() >= MOST_WANTED
+            || !index.queued.insert(id)
+        {
             return;
         }
         index.wanted.push_back((id, size));
