@@ -129,7 +129,7 @@ def one_run(args, run):
         core = s_cortex.openurl(url)
         settled = reads(core.store, nodes, args.lookups, rng)
         core.fini()
-        size = os.path.getsize(f"{work}/core.lmdb")
+        size = os.stat(f"{work}/core.lmdb").st_blocks * 512  # The map is sparse.
         return add, fresh, settled, size
     finally:
         shutil.rmtree(work, ignore_errors=True)
