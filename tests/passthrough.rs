@@ -9,10 +9,16 @@ use std::time::{Duration, Instant};
 
 use crate::mount::Mounted;
 
-/// Returns the cache entries of the store (`cache/ab/cdef…`).
-fn entries(store: &Path) -> Vec<PathBuf> {
+/// Returns the directory of the daemon's content cache (in the store directory, or for a
+/// shared store in the mount point's directory under the cache root).
+fn cache_of(m: &Mounted) -> PathBuf {
+    m.record().parent().unwrap().join("cache")
+}
+
+/// Returns the cache entries of the mount's daemon (`cache/ab/cdef…`).
+fn entries(m: &Mounted) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(store.join("cache")) else {
+    let Ok(dirs) = std::fs::read_dir(cache_of(m)) else {
         return found;
     };
     for dir in dirs.flatten() {
@@ -29,11 +35,11 @@ fn entries(store: &Path) -> Vec<PathBuf> {
 
 /// Returns the cache entry holding exactly the bytes of `file`, waiting up to 20 s for the
 /// daemon to make it.
-fn entry_of(store: &Path, file: &Path) -> PathBuf {
+fn entry_of(m: &Mounted, file: &Path) -> PathBuf {
     let want = std::fs::read(file).unwrap();
     let started = Instant::now();
     loop {
-        let hit = entries(store)
+        let hit = entries(m)
             .into_iter()
             .find(|e| std::fs::read(e).is_ok_and(|b| b == want));
         if let Some(hit) = hit {
@@ -43,7 +49,7 @@ fn entry_of(store: &Path, file: &Path) -> PathBuf {
             started.elapsed() < Duration::from_secs(20),
             "no cache entry for {}: {:?}",
             file.display(),
-            entries(store)
+            entries(m)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -81,11 +87,11 @@ fn a_cached_content_is_read_by_the_kernel_from_its_cache_file() {
     let (local, mounted) = put(&m, &job, "a.bin", 3 << 20);
     // The first reader is served by the daemon and asks for the entry.
     m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
-    let entry = entry_of(&m.store, &local);
+    let entry = entry_of(&m, &local);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&entry), 0o600);
     assert_eq!(mode(entry.parent().unwrap()), 0o700);
-    assert_eq!(mode(&m.store.join("cache")), 0o700);
+    assert_eq!(mode(&cache_of(&m)), 0o700);
     m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
     // Bytes changed in the cache file reach the next reader: the kernel reads that file.
     tamper(&entry);
@@ -98,7 +104,7 @@ fn a_cached_content_is_read_by_the_kernel_from_its_cache_file() {
     std::thread::sleep(Duration::from_millis(300));
     let small = std::fs::read(small).unwrap();
     assert!(
-        entries(&m.store)
+        entries(&m)
             .iter()
             .all(|e| std::fs::read(e).unwrap() != small)
     );
@@ -110,14 +116,14 @@ fn the_cache_is_kept_across_mounts_and_off_with_size_zero() {
     let job = m.job_dir();
     let (local, mounted) = put(&m, &job, "a.bin", 1 << 20);
     m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
-    let entry = entry_of(&m.store, &local);
+    let entry = entry_of(&m, &local);
     m.umount();
     tamper(&entry);
     m.mount();
     assert_eq!(&std::fs::read(&mounted).unwrap()[..4], b"XXXX");
     m.umount();
     // Mounted with no cache: the daemon reads the store, and no entry is made.
-    std::fs::remove_dir_all(m.store.join("cache")).unwrap();
+    std::fs::remove_dir_all(cache_of(&m)).unwrap();
     let out = m
         .cronusfs()
         .arg("mount")
@@ -130,7 +136,7 @@ fn the_cache_is_kept_across_mounts_and_off_with_size_zero() {
     m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
     std::thread::sleep(Duration::from_millis(500));
     m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
-    assert!(entries(&m.store).is_empty());
+    assert!(entries(&m).is_empty());
 }
 
 #[test]
@@ -144,14 +150,14 @@ fn the_cache_keeps_to_its_size_by_dropping_the_least_recently_used() {
     let read = |i: usize| {
         let (local, mounted) = &files[i];
         m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
-        entry_of(&m.store, local)
+        entry_of(&m, local)
     };
     let a = read(0);
     let b = read(1);
     std::thread::sleep(Duration::from_millis(20));
     read(0); // a is now used more recently than b.
     let c = read(2);
-    let held = entries(&m.store);
+    let held = entries(&m);
     assert_eq!(held.len(), 2, "{held:?}");
     assert!(held.contains(&a) && held.contains(&c) && !held.contains(&b));
     let total: u64 = held
@@ -178,7 +184,7 @@ fn readers_keep_their_version_while_others_write_and_read_the_next() {
     let job = m.job_dir();
     let (v1, mounted) = put(&m, &job, "f.bin", 2 << 20);
     m.ok(&format!("cmp {} {}", v1.display(), mounted.display()));
-    entry_of(&m.store, &v1);
+    entry_of(&m, &v1);
     let script = m.tmp.path().join("readers.py");
     std::fs::write(&script, READERS).unwrap();
     m.ok(&format!(
@@ -239,7 +245,7 @@ fn a_writable_mapping_beside_a_passthrough_reader_fails_its_close_and_spoils_not
     let job = m.job_dir();
     let (v1, mounted) = put(&m, &job, "f.bin", 2 << 20);
     m.ok(&format!("cmp {} {}", v1.display(), mounted.display()));
-    let entry = entry_of(&m.store, &v1);
+    let entry = entry_of(&m, &v1);
     let script = m.tmp.path().join("mapped.py");
     std::fs::write(&script, MAPPED).unwrap();
     let out = m.ok(&format!(
@@ -273,3 +279,17 @@ except OSError as e:
     print("close:", errno.errorcode[e.errno])
 r.close()
 "#;
+
+/// The same cache serves a shared store: content read from S3 once is then read by the kernel
+/// from the mount point's local cache.
+#[test]
+fn a_shared_store_s_contents_are_cached_and_read_by_the_kernel_too() {
+    let m = Mounted::shared();
+    let job = m.job_dir();
+    let (local, mounted) = put(&m, &job, "s3.bin", 3 << 20);
+    m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+    let entry = entry_of(&m, &local);
+    assert!(!entry.starts_with(m.tmp.path().join("mnt")));
+    tamper(&entry);
+    assert_eq!(&std::fs::read(&mounted).unwrap()[..4], b"XXXX");
+}
