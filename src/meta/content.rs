@@ -95,7 +95,9 @@ impl Default for ChunkStream {
     fn default() -> Self {
         ChunkStream {
             whole: Some(blake3::Hasher::new()),
-            buf: Vec::with_capacity(CHUNK_SIZE),
+            // Grown by the first writes: most streams are small files, and a 1 MiB buffer for
+            // each file open for writing would make the daemon's memory grow with open files.
+            buf: Vec::new(),
             size: 0,
             runs: Vec::new(),
             stored: Vec::new(),
@@ -203,6 +205,12 @@ impl<'s> ContentStore<'s> {
                 (CHUNK_SIZE - stream.buf.len()).min(data.len()),
                 stream.buf.len(),
             );
+            let needed = stream.buf.len() + n;
+            if needed > stream.buf.capacity() {
+                // Doubling, but never past one chunk.
+                let want = needed.max(stream.buf.capacity() * 2).min(CHUNK_SIZE);
+                stream.buf.reserve_exact(want - stream.buf.len());
+            }
             stream.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
             if stream.buf.len() == CHUNK_SIZE {
@@ -575,5 +583,33 @@ impl Read for ContentReader<'_> {
         buf[..n].copy_from_slice(&data[within..within + n]);
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStore;
+
+    #[test]
+    fn a_stream_holds_no_buffer_until_written_and_pieces_of_any_size_make_the_same_content() {
+        let store = MemoryStore::new();
+        let content = ContentStore::new(&store);
+        assert_eq!(ChunkStream::default().buf.capacity(), 0);
+        let bytes: Vec<u8> = (0..(CHUNK_SIZE * 2 + 12_345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for piece in [1, 4096, 100_000, CHUNK_SIZE, CHUNK_SIZE + 1] {
+            let mut stream = ChunkStream::default();
+            for part in bytes.chunks(piece) {
+                content
+                    .write_stream(&mut stream, part, &mut |_| {})
+                    .unwrap();
+            }
+            assert!(stream.buf.capacity() <= CHUNK_SIZE);
+            let manifest = content.finish_stream(stream, &mut |_| {}).unwrap();
+            assert_eq!(manifest.id, ContentId::of(&bytes), "pieces of {piece}");
+            assert_eq!(manifest.size, bytes.len() as u64);
+        }
     }
 }
