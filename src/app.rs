@@ -136,9 +136,16 @@ fn run(cli: Cli) -> Result<()> {
                 return remote::forward(dir, &store, &mut io, &other);
             }
             let catalog = catalog_of(location::open(&store)?);
+            let cache = match &store {
+                Location::Dir(dir) => Some(dir.join("cache")),
+                Location::Postgres(_) => None, // Each mount point's, on its own host.
+            };
+            let cache = cache.as_deref();
             match stores_content(&other) {
-                Some(what) => with_session(&store, catalog, what, |m| run_on(m, &mut io, other)),
-                None => run_on(&catalog, &mut io, other),
+                Some(what) => {
+                    with_session(&store, catalog, what, |m| run_on(m, &mut io, other, cache))
+                }
+                None => run_on(&catalog, &mut io, other, cache),
             }
         }
     }
@@ -176,10 +183,16 @@ fn with_session(
 
 /// Runs a command that works on an open catalogue (`rows` and the catalogue commands), here or
 /// in the daemon serving the store.
-pub fn run_on(m: &Catalog, io: &mut Console<'_>, command: Command) -> Result<()> {
+/// `cache` is the content cache of the store's daemon (checked by `fsck`).
+pub fn run_on(
+    m: &Catalog,
+    io: &mut Console<'_>,
+    command: Command,
+    cache: Option<&Path>,
+) -> Result<()> {
     match command {
         Command::Rows(cmd) => rows::run(m.storage(), io, cmd),
-        other => catalog::run(m, io, other),
+        other => catalog::run(m, io, other, cache),
     }
 }
 

@@ -137,7 +137,8 @@ pub enum Command {
     /// progress; new writes wait until the sweep ends. Exit 1 when writes stay in progress.
     Gc,
     /// Check every object's bytes against its content id, and every node's rows; exit 1 and
-    /// list the problems if any.
+    /// list the problems if any. Entries of a store directory's content cache that differ from
+    /// their content are removed and named (not problems of the store).
     Fsck,
     /// Mount STORE at MOUNTPOINT and serve it from a daemon; returns once the mount answers.
     ///

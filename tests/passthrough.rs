@@ -293,3 +293,52 @@ fn a_shared_store_s_contents_are_cached_and_read_by_the_kernel_too() {
     tamper(&entry);
     assert_eq!(&std::fs::read(&mounted).unwrap()[..4], b"XXXX");
 }
+
+/// `fsck` checks the cache too, mounted (in the daemon) or not: an entry whose bytes are not
+/// its content is removed and named, and readers get the object's true bytes again.
+#[test]
+fn fsck_removes_a_damaged_cache_entry() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let (local, mounted) = put(&m, &job, "f.bin", 2 << 20);
+    let fsck = || {
+        let out = m
+            .cronusfs()
+            .arg("--store")
+            .arg(&m.store)
+            .arg("fsck")
+            .output()
+            .unwrap();
+        crate::mount::assert_success(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for mounted_now in [true, false] {
+        m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+        let entry = entry_of(&m, &local);
+        let said = fsck();
+        assert!(said.contains("1 cache entries sound"), "{said}");
+        tamper(&entry);
+        if !mounted_now {
+            m.umount();
+        }
+        let said = fsck();
+        let id = entry
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string()
+            + &entry.file_name().unwrap().to_string_lossy();
+        assert!(
+            said.contains(&format!("cache entry {id}: its bytes differ; removed")),
+            "{said}"
+        );
+        assert!(said.contains("clean:"), "{said}");
+        assert!(!entry.exists());
+        if !mounted_now {
+            m.mount();
+        }
+        m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+    }
+}

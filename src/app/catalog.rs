@@ -20,7 +20,9 @@ use super::Catalog;
 
 /// Runs a catalogue command: every command but `init`, `rows`, the Cronus import/export and
 /// `gen-man`, which `app::run` handles itself.
-pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command) -> Result<()> {
+/// `cache` is the content cache of the store's daemon, which `fsck` checks too (a store
+/// directory's `cache/`).
+pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>) -> Result<()> {
     match cmd {
         Command::Menu(c) => message(m, io, MessageKind::Menu, c),
         Command::Config(c) => message(m, io, MessageKind::Config, c),
@@ -43,7 +45,7 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command) -> Result<()> {
         } => get(m, io, &dataset, &key, job, &name, output.as_deref()),
         Command::Ls { dataset, key, job } => ls(m, io, &dataset, &key, job),
         Command::Gc => gc(m, io),
-        Command::Fsck => fsck(m, io),
+        Command::Fsck => fsck(m, io, cache),
         Command::Status => sessions(m, io),
         Command::Init { .. }
         | Command::Rows(_)
@@ -392,7 +394,7 @@ pub fn gc(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
 /// Runs `fsck`: every content's chunks and hashes, every object's content, the row indexes.
 /// An engine error (a damaged file) is one more problem, not the end of the check; each
 /// problem names the object, menu, configuration, dataset, content or row it affects.
-pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
+pub fn fsck(m: &Catalog, io: &mut Console<'_>, cache: Option<&Path>) -> Result<()> {
     let mut problems = match m.storage().check_indexes() {
         Ok(found) => found,
         Err(e) => vec![format!("row indexes: {e}")],
@@ -413,6 +415,20 @@ pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     check_messages(m, &damaged, &mut problems);
     let stored: HashSet<ContentId> = ids.iter().copied().collect();
     let objects = check_objects(m, (&stored, &damaged), &mut problems);
+    // The cache is not the store: what is wrong there is removed and said, not a problem.
+    let cached = match cache.map(|dir| (dir, cronusfs::fs::check_cache(dir, &content))) {
+        Some((_, Ok(check))) => {
+            for removed in &check.removed {
+                writeln!(io.out, "{removed}")?;
+            }
+            format!(", {} cache entries sound", check.sound)
+        }
+        Some((dir, Err(e))) => {
+            problems.push(format!("content cache {}: {e}", dir.display()));
+            String::new()
+        }
+        None => String::new(),
+    };
     for p in &problems {
         writeln!(io.out, "{p}")?;
     }
@@ -421,7 +437,7 @@ pub fn fsck(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     }
     writeln!(
         io.out,
-        "clean: {} contents, {objects} objects, row indexes agree",
+        "clean: {} contents, {objects} objects, row indexes agree{cached}",
         ids.len()
     )?;
     Ok(())

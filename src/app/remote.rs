@@ -118,11 +118,12 @@ pub fn listen(store: &Path, core: Arc<FsCore<Box<dyn Storage>>>) -> Result<()> {
     let listener = UnixListener::bind(&path)
         .with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let cache = store.join("cache");
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let core = core.clone();
+            let (core, cache) = (core.clone(), cache.clone());
             std::thread::spawn(move || {
-                let _ = answer(&stream, &core);
+                let _ = answer(&stream, &core, &cache);
             });
         }
     });
@@ -134,7 +135,12 @@ pub fn unlisten(store: &Path) {
     let _ = std::fs::remove_file(store.join(SOCKET));
 }
 
-fn answer(stream: &UnixStream, core: &FsCore<Box<dyn Storage>>) -> std::io::Result<()> {
+/// Runs one command for a client; `cache` is this daemon's content cache.
+fn answer(
+    stream: &UnixStream,
+    core: &FsCore<Box<dyn Storage>>,
+    cache: &Path,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line)?;
@@ -149,7 +155,9 @@ fn answer(stream: &UnixStream, core: &FsCore<Box<dyn Storage>>) -> std::io::Resu
                 input: &mut reader,
                 cwd,
             };
-            match core.changed_outside(|| super::run_on(core.metastore(), &mut io, cli.command)) {
+            let command = cli.command;
+            let run = || super::run_on(core.metastore(), &mut io, command, Some(cache));
+            match core.changed_outside(run) {
                 Ok(()) => 0,
                 Err(e) => {
                     frames.send(b'e', format!("cronusfs: error: {e:#}\n").as_bytes())?;

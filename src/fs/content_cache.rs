@@ -63,18 +63,9 @@ impl ContentCache {
             let _ = std::fs::remove_file(leftover?.path());
         }
         let mut found = Vec::new();
-        for sub in std::fs::read_dir(dir)? {
-            let sub = sub?;
-            let prefix = sub.file_name().to_string_lossy().into_owned();
-            if prefix.len() != 2 || !sub.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in std::fs::read_dir(sub.path())? {
-                let entry = entry?;
-                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-                if let (Ok(id), Ok(meta)) = (name.parse::<ContentId>(), entry.metadata()) {
-                    found.push((meta.mtime(), meta.mtime_nsec(), id, meta.len()));
-                }
+        for (id, path) in cache_entries(dir)? {
+            if let Ok(meta) = std::fs::metadata(&path) {
+                found.push((meta.mtime(), meta.mtime_nsec(), id, meta.len()));
             }
         }
         found.sort();
@@ -307,4 +298,83 @@ impl<S: Storage> FsCore<S> {
             }
         }
     }
+}
+
+/// What [`check_cache`] found.
+#[derive(Debug, Default)]
+pub struct CacheCheck {
+    /// Entries whose bytes are the content they are named after.
+    pub sound: usize,
+    /// Each entry removed, and why.
+    pub removed: Vec<String>,
+}
+
+/// Checks every entry of the content cache in `dir` (if there is one) against `content`: an
+/// entry whose content the store no longer holds, or whose bytes differ from it (chunk by
+/// chunk against the manifest), is removed, so no reader is ever served it again. Run by
+/// `fsck`; a daemon serving the store drops such an entry from its index at its next use.
+pub fn check_cache(dir: &Path, content: &crate::meta::ContentStore<'_>) -> io::Result<CacheCheck> {
+    let mut check = CacheCheck::default();
+    if !dir.is_dir() {
+        return Ok(check);
+    }
+    for (id, path) in cache_entries(dir)? {
+        let verdict = match content.manifest(id) {
+            Err(crate::meta::MetaError::NoSuchContent(_)) => Some("the store no longer holds it"),
+            Err(_) => None, // fsck reports the store's own damage.
+            Ok(manifest) => (!entry_matches(&path, &manifest)?).then_some("its bytes differ"),
+        };
+        match verdict {
+            Some(why) => {
+                std::fs::remove_file(&path)?;
+                check
+                    .removed
+                    .push(format!("cache entry {id}: {why}; removed"));
+            }
+            None => check.sound += 1,
+        }
+    }
+    Ok(check)
+}
+
+/// Returns the entries of the cache in `dir` with their paths.
+fn cache_entries(dir: &Path) -> io::Result<Vec<(ContentId, PathBuf)>> {
+    let mut found = Vec::new();
+    for sub in std::fs::read_dir(dir)? {
+        let sub = sub?;
+        let prefix = sub.file_name().to_string_lossy().into_owned();
+        if prefix.len() != 2 || !sub.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(sub.path())? {
+            let entry = entry?;
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if let Ok(id) = name.parse::<ContentId>() {
+                found.push((id, entry.path()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Returns whether the file at `path` holds exactly `manifest`'s content.
+fn entry_matches(path: &Path, manifest: &Manifest) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path)?;
+    if file.metadata()?.len() != manifest.size {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; crate::meta::content::CHUNK_SIZE];
+    let mut offset = 0u64;
+    for run in manifest.runs() {
+        let len = run.len as usize;
+        for _ in 0..run.count {
+            file.read_exact_at(&mut buf[..len], offset)?;
+            if blake3::hash(&buf[..len]).as_bytes() != &run.hash {
+                return Ok(false);
+            }
+            offset += len as u64;
+        }
+    }
+    Ok(true)
 }
