@@ -283,15 +283,20 @@ impl<S: Storage> FuseFs<S> {
                 "cronusfs: the kernel refused passthrough ({e}): the daemon serves every read"
             );
         }
+        // A read-only handle's close commits nothing: the kernel need not send FLUSH.
+        let noflush = match write {
+            true => FopenFlags::empty(),
+            false => FopenFlags::FOPEN_NOFLUSH,
+        };
         match mode {
             OpenMode::Passthrough { backing, direct_io } => {
                 let flags = match direct_io {
                     true => FopenFlags::FOPEN_DIRECT_IO,
                     false => FopenFlags::empty(),
                 };
-                reply.opened_passthrough(FileHandle(fh.0), flags, &backing);
+                reply.opened_passthrough(FileHandle(fh.0), flags | noflush, &backing);
             }
-            OpenMode::Served => reply.opened(FileHandle(fh.0), fopen(&opened)),
+            OpenMode::Served => reply.opened(FileHandle(fh.0), fopen(&opened) | noflush),
         }
     }
 }
