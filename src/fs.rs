@@ -147,8 +147,13 @@ impl<S: Storage> FsCore<S> {
     pub fn new(meta: Metastore<S>, options: FsOptions) -> FsResult<Self> {
         std::fs::create_dir_all(&options.staging_dir)?;
         let contents = match &options.cache_dir {
+            // Without a cache (a read-only disk, say) the daemon serves every read itself.
             Some(dir) if options.cache_limit > 0 => {
-                Some(content_cache::ContentCache::open(dir, options.cache_limit)?)
+                content_cache::ContentCache::open(dir, options.cache_limit)
+                    .inspect_err(|e| {
+                        eprintln!("cronusfs: no content cache in {}: {e}", dir.display())
+                    })
+                    .ok()
             }
             _ => None,
         };

@@ -342,3 +342,21 @@ fn fsck_removes_a_damaged_cache_entry() {
         m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
     }
 }
+
+/// A cache that cannot be made (here a file where its directory would go) leaves the mount
+/// working, every read served by the daemon, and says why in the log.
+#[test]
+fn a_mount_without_room_for_its_cache_still_serves_every_read() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let (local, mounted) = put(&m, &job, "f.bin", 2 << 20);
+    m.umount();
+    std::fs::remove_dir_all(cache_of(&m)).unwrap();
+    std::fs::write(cache_of(&m), b"not a directory").unwrap();
+    m.mount();
+    for _ in 0..2 {
+        m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+    }
+    let log = std::fs::read_to_string(&m.log).unwrap();
+    assert!(log.contains("no content cache in"), "{log}");
+}
