@@ -1,7 +1,7 @@
 //! Renames and lookups through the filesystem core: objects and folders moved within and
 //! across job directories, and lookups that must see renames made past the mount.
 
-use cronusfs::fs::{XattrFlags, XattrReply};
+use cronusfs::fs::{Ino, XattrFlags, XattrReply};
 use cronusfs::meta::DatasetId;
 
 use crate::fs_core::{core, errno, job_dir, names, read_all, write_file};
@@ -191,4 +191,34 @@ fn a_file_being_committed_at_release_is_never_missing() {
         });
         fs.lookup(job, &name).unwrap();
     }
+}
+
+/// A file created and closed is committed at its release, which reaches the daemon a moment
+/// after `close` returns: a directory holding only such a file is not empty meanwhile
+/// (`rmdir` once removed a folder, or a job directory, whose only file was still pending).
+#[test]
+fn a_directory_whose_file_is_not_committed_yet_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = core(dir.path());
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    let folder = fs.mkdir(job, "sub").unwrap().ino;
+    let (_, in_folder) = fs.create(folder, "f").unwrap();
+    fs.flush(in_folder.fh).unwrap(); // close: created only, nothing committed yet
+    assert_eq!(errno(fs.rmdir(job, "sub")), libc::ENOTEMPTY);
+    fs.release(in_folder.fh).unwrap();
+    fs.unlink(folder, "f").unwrap();
+    fs.rmdir(job, "sub").unwrap();
+    // The same for a job directory.
+    let (_, in_job) = fs.create(job, "g").unwrap();
+    fs.flush(in_job.fh).unwrap();
+    let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
+    let d = fs.lookup(datasets, &ds.to_string()).unwrap().ino;
+    let parts = fs.lookup(d, "partitions").unwrap().ino;
+    let p = fs.lookup(parts, "k").unwrap().ino;
+    let jobs = fs.lookup(p, "jobs").unwrap().ino;
+    assert_eq!(errno(fs.rmdir(jobs, "0")), libc::ENOTEMPTY);
+    fs.release(in_job.fh).unwrap();
+    fs.unlink(job, "g").unwrap();
+    fs.rmdir(jobs, "0").unwrap();
 }

@@ -148,16 +148,29 @@ impl<S: Storage> FsCore<S> {
         match self.child(&self.node(parent)?, name)? {
             Node::Dataset(ds) => self.meta.remove_dataset(ds)?,
             Node::Partition(ds, key) => self.meta.remove_partition(ds, &key)?,
-            Node::Job(ds, _, job) => self.meta.remove_job(ds, job)?,
+            Node::Job(ds, key, job) => {
+                self.refuse_pending_in(&ObjectPath::new(ds, &key, job, ""))?;
+                self.meta.remove_job(ds, job)?
+            }
             Node::Folder(ds, key, job, path) => {
-                self.meta
-                    .remove_folder(&ObjectPath::new(ds, &key, job, &path))?;
+                let folder = ObjectPath::new(ds, &key, job, &path);
+                self.refuse_pending_in(&folder)?;
+                self.meta.remove_folder(&folder)?;
             }
             n if n.is_dir() => return Err(FsError::NotPermitted),
             _ => return Err(FsError::NotDir),
         }
         self.dir_changed(parent);
         Ok(())
+    }
+
+    /// Fails with ENOTEMPTY when a file created in `dir` is not committed yet (its commit at
+    /// the last close may not have reached the store): the directory is not empty.
+    fn refuse_pending_in(&self, dir: &ObjectPath) -> FsResult<()> {
+        match self.files.pending_in(dir).first() {
+            Some(_) => Err(crate::meta::MetaError::NotEmpty(dir.to_string()).into()),
+            None => Ok(()),
+        }
     }
 
     /// Removes object `name` of job directory `parent` (its content stays until `gc`).
