@@ -322,6 +322,8 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             // The mount is nosuid and setuid bits mean nothing here: taking over "kill
             // privileges on write" spares a security.capability lookup before every write.
             | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+            // `O_TRUNC` comes with the open: one request, not an open and a SETATTR.
+            | InitFlags::FUSE_ATOMIC_O_TRUNC
             // Writers bypass the page cache (FOPEN_DIRECT_IO); mmap of their files stays allowed.
             | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP;
         let _ = config.add_capabilities(wanted & config.capabilities());
