@@ -71,14 +71,26 @@ impl<B> Default for IoModes<B> {
 }
 
 impl<B> Modes<B> {
-    fn live(&self, ino: Ino) -> Option<(ContentId, Arc<B>, Option<i128>)> {
+    /// Returns the cache entry backing `ino` and its registration, while a handle uses it.
+    fn live(&self, ino: Ino) -> Option<(&Backed<B>, Arc<B>)> {
         let backed = self.backing.get(&ino)?;
-        let backing = backed.backing.upgrade()?;
-        Some((
-            backed.cached.content,
+        Some((backed, backed.backing.upgrade()?))
+    }
+
+    /// Records passthrough handle `fh` of `ino`, which keeps `backing` registered.
+    fn passthrough(&mut self, (ino, fh): (Ino, Fh), backing: &Arc<B>, watched: Option<i128>) {
+        let backing = backing.clone();
+        let handle = PassthroughHandle {
+            ino,
             backing,
-            changed_at(&backed.cached.file),
-        ))
+            watched,
+        };
+        self.passthrough.insert(fh, handle);
+    }
+
+    fn served(&mut self, ino: Ino, fh: Fh) {
+        self.served.insert(fh, ino);
+        *self.served_per_ino.entry(ino).or_default() += 1;
     }
 }
 
@@ -101,15 +113,16 @@ impl<B> IoModes<B> {
         register: impl FnOnce(&std::fs::File) -> Result<B, E>,
     ) -> (OpenMode<B>, Option<E>) {
         let mut modes = self.lock();
-        if let Some((held, backing, changed)) = modes.live(ino) {
+        if let Some((backed, backing)) = modes.live(ino) {
+            let held = backed.cached.content;
             let direct_io = write || cached.is_none_or(|c| c.content != held);
-            let watched = if write { changed } else { None };
-            let handle = PassthroughHandle {
-                ino,
-                backing: backing.clone(),
-                watched,
+            // Only a writable handle can write the file through a mapping: watch it.
+            let watched = if write {
+                changed_at(&backed.cached.file)
+            } else {
+                None
             };
-            modes.passthrough.insert(fh, handle);
+            modes.passthrough((ino, fh), &backing, watched);
             return (OpenMode::Passthrough { backing, direct_io }, None);
         }
         let alone = !modes.served_per_ino.contains_key(&ino);
@@ -119,19 +132,12 @@ impl<B> IoModes<B> {
                 Ok(backing) => {
                     let backing = Arc::new(backing);
                     let weak = Arc::downgrade(&backing);
-                    modes.backing.insert(
-                        ino,
-                        Backed {
-                            cached,
-                            backing: weak,
-                        },
-                    );
-                    let handle = PassthroughHandle {
-                        ino,
-                        backing: backing.clone(),
-                        watched: None,
+                    let backed = Backed {
+                        cached,
+                        backing: weak,
                     };
-                    modes.passthrough.insert(fh, handle);
+                    modes.backing.insert(ino, backed);
+                    modes.passthrough((ino, fh), &backing, None);
                     let direct_io = false;
                     return (OpenMode::Passthrough { backing, direct_io }, None);
                 }
@@ -170,19 +176,13 @@ impl<B> IoModes<B> {
     /// object's, and that file is no longer the content.
     pub fn mapped_writes(&self, fh: Fh) -> Option<ContentId> {
         let mut modes = self.lock();
-        let ino = modes.passthrough.get(&fh)?.ino;
+        let (ino, before) = modes.passthrough.get(&fh).map(|h| (h.ino, h.watched))?;
+        let before = before?; // A reader's handle: nothing to look at.
         let backed = modes.backing.get(&ino)?;
         let (content, now) = (backed.cached.content, changed_at(&backed.cached.file));
-        let handle = modes.passthrough.get_mut(&fh)?;
-        let before = handle.watched?;
-        handle.watched = now;
+        if let Some(handle) = modes.passthrough.get_mut(&fh) {
+            handle.watched = now;
+        }
         (now != Some(before)).then_some(content)
-    }
-}
-
-impl<B> Modes<B> {
-    fn served(&mut self, ino: Ino, fh: Fh) {
-        self.served.insert(fh, ino);
-        *self.served_per_ino.entry(ino).or_default() += 1;
     }
 }
