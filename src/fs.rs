@@ -18,7 +18,7 @@ mod xattr;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -84,6 +84,9 @@ pub struct FsCore<S: Storage> {
     known: names::KnownNames,
     /// Whole contents as local files, for readers the kernel serves without the daemon.
     contents: Option<content_cache::ContentCache>,
+    /// Whether the kernel serves readers from cache entries (the adapter says, once it knows):
+    /// without it, the cache is neither read nor filled.
+    passthrough: AtomicBool,
 }
 
 /// What the kernel must forget after another process changed the store.
@@ -159,6 +162,7 @@ impl<S: Storage> FsCore<S> {
         };
         Ok(FsCore {
             contents,
+            passthrough: AtomicBool::new(false),
             meta,
             inodes: inode::Inodes::default(),
             defaults: Defaults {
@@ -175,6 +179,23 @@ impl<S: Storage> FsCore<S> {
             dir_changes: Mutex::new(HashMap::new()),
             known: names::KnownNames::default(),
         })
+    }
+
+    /// Returns whether the core keeps a content cache (`FsOptions::cache_dir`).
+    pub fn has_content_cache(&self) -> bool {
+        self.contents.is_some()
+    }
+
+    /// Says whether the kernel serves readers from cache entries (FUSE passthrough granted,
+    /// and not refused since).
+    pub fn set_passthrough(&self, granted: bool) {
+        let on = granted && self.contents.is_some();
+        self.passthrough.store(on, Ordering::Relaxed);
+    }
+
+    /// Returns whether the kernel serves readers from cache entries.
+    pub fn passthrough(&self) -> bool {
+        self.passthrough.load(Ordering::Relaxed)
     }
 
     /// Returns the catalogue.

@@ -4,7 +4,6 @@
 
 use std::ffi::OsStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fuser::{
@@ -36,18 +35,14 @@ const MAX_WRITE: u32 = 1 << 20;
 /// A mounted filesystem core.
 pub struct FuseFs<S: Storage> {
     core: Arc<FsCore<S>>,
-    /// Whether readers of cached contents may be served by the kernel (FUSE passthrough):
-    /// asked for, and granted by the kernel at `init`.
-    passthrough: AtomicBool,
     modes: IoModes<BackingId>,
 }
 
 impl<S: Storage> FuseFs<S> {
-    /// Wraps `core` for mounting; `passthrough` lets the kernel read cached contents itself.
-    pub fn new(core: Arc<FsCore<S>>, passthrough: bool) -> Self {
+    /// Wraps `core` for mounting.
+    pub fn new(core: Arc<FsCore<S>>) -> Self {
         FuseFs {
             core,
-            passthrough: AtomicBool::new(passthrough),
             modes: IoModes::default(),
         }
     }
@@ -69,9 +64,6 @@ pub struct MountOptions {
     pub watch_changes: Option<Duration>,
     /// How long the kernel may keep attributes and names (one value per process).
     pub attr_ttl: Duration,
-    /// Let the kernel read cached contents in place of the daemon (FUSE passthrough; needs
-    /// CAP_SYS_ADMIN, and the core's content cache).
-    pub passthrough: bool,
 }
 
 fn config(o: &MountOptions) -> fuser::Config {
@@ -119,13 +111,13 @@ pub fn serve<S: Storage + 'static>(
 ) -> std::io::Result<()> {
     let _ = ATTR_TTL.set(options.attr_ttl);
     let watched = options.watch_changes.map(|every| (core.clone(), every));
-    if options.passthrough {
+    if core.has_content_cache() {
         let filler = core.clone();
         std::thread::Builder::new()
             .name("cache-fill".into())
             .spawn(move || filler.fill_content_cache())?;
     }
-    let fs = FuseFs::new(core, options.passthrough);
+    let fs = FuseFs::new(core);
     let mut session = fuser::Session::new(fs, mountpoint, &config(options))?;
     let mut unmounter = session.unmount_callable();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -271,14 +263,14 @@ impl<S: Storage> FuseFs<S> {
     /// Replies to an open as the I/O modes of the inode's handles allow (`IoModes::open`).
     fn reply_opened(&self, ino: u64, mut opened: fs::Opened, write: bool, reply: ReplyOpen) {
         let (fh, cached) = (opened.fh, opened.cached.take());
-        let allowed = self.passthrough.load(Ordering::Relaxed);
+        let allowed = self.core.passthrough();
         let (mode, refused) = self
             .modes
             .open((Ino(ino), fh), cached, write, allowed, |f| {
                 reply.open_backing(f)
             });
         if let Some(e) = refused {
-            self.passthrough.store(false, Ordering::Relaxed);
+            self.core.set_passthrough(false);
             eprintln!(
                 "cronusfs: the kernel refused passthrough ({e}): the daemon serves every read"
             );
@@ -327,11 +319,12 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             // Writers bypass the page cache (FOPEN_DIRECT_IO); mmap of their files stays allowed.
             | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP;
         let _ = config.add_capabilities(wanted & config.capabilities());
-        let granted = self.passthrough.load(Ordering::Relaxed)
+        // Readers of cached contents are served by the kernel when it can (CAP_SYS_ADMIN).
+        let granted = self.core.has_content_cache()
             && config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(1).is_ok();
-        self.passthrough.store(granted, Ordering::Relaxed);
+        self.core.set_passthrough(granted);
         Ok(())
     }
 

@@ -167,7 +167,6 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
         threads: args.threads,
         watch_changes: store.is_shared().then(super::session::cache_ttl),
         attr_ttl: super::session::attr_ttl(),
-        passthrough: args.cache_size > 0,
     };
     let core = std::sync::Arc::new(core);
     // Commands on a store directory run in its daemon (which holds the store); commands on a

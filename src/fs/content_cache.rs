@@ -251,7 +251,7 @@ pub struct CachedContent {
 impl<S: Storage> FsCore<S> {
     /// Returns the cache entry of `base`, for a reader of it.
     pub(super) fn cached_content(&self, base: &Manifest) -> Option<CachedContent> {
-        let cache = self.contents.as_ref()?;
+        let cache = self.contents.as_ref().filter(|_| self.passthrough())?;
         if base.size < SMALLEST_CACHED {
             return None;
         }
@@ -264,7 +264,8 @@ impl<S: Storage> FsCore<S> {
     /// Asks for `base` to be made a cache entry (by [`FsCore::fill_content_cache`]) unless it
     /// is one: a reader of it just finished.
     pub(super) fn want_cached(&self, base: &Manifest) {
-        if let Some(cache) = self.contents.as_ref() {
+        // An entry nobody would read through the kernel is not worth its disk.
+        if let Some(cache) = self.contents.as_ref().filter(|_| self.passthrough()) {
             cache.want(base.id, base.size);
         }
     }
