@@ -137,7 +137,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let catalog = catalog_of(location::open(&store)?);
             let cache = match &store {
-                Location::Dir(dir) => Some(dir.join("cache")),
+                Location::Dir(dir) => Some(dir.join(cronusfs::fs::CACHE_DIR)),
                 Location::Postgres(_) => None, // Each mount point's, on its own host.
             };
             let cache = cache.as_deref();

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
-pub use content_cache::{CacheCheck, CachedContent, SMALLEST_CACHED, check_cache};
+pub use content_cache::{CACHE_DIR, CacheCheck, CachedContent, SMALLEST_CACHED, check_cache};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};

@@ -260,6 +260,16 @@ fn reply_attr(result: Result<Attr, FsError>, reply: ReplyAttr) {
 }
 
 impl<S: Storage> FuseFs<S> {
+    /// Returns whether a shared writable mapping of handle `fh` wrote the cache file backing
+    /// its inode (the object's bytes are not there); that entry is then dropped.
+    fn spoiled_cache_entry(&self, fh: Fh) -> bool {
+        let spoiled = self.modes.mapped_writes(fh);
+        if let Some(content) = spoiled {
+            self.core.forget_cached(content);
+        }
+        spoiled.is_some()
+    }
+
     /// Replies to an open as the I/O modes of the inode's handles allow (`IoModes::open`).
     fn reply_opened(&self, ino: u64, mut opened: fs::Opened, write: bool, reply: ReplyOpen) {
         let (fh, cached) = (opened.fh, opened.cached.take());
@@ -530,10 +540,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         reply: ReplyEmpty,
     ) {
         let flushed = self.core.flush(Fh(fh.0));
-        if let Some(content) = self.modes.mapped_writes(Fh(fh.0)) {
-            // A shared writable mapping of this handle wrote the cache file backing the
-            // inode, not the object: say so, and stop trusting that file.
-            self.core.forget_cached(content);
+        if self.spoiled_cache_entry(Fh(fh.0)) {
             return reply.error(Errno::EIO);
         }
         reply_empty(flushed, reply);
@@ -550,8 +557,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         reply: ReplyEmpty,
     ) {
         let released = self.core.release(Fh(fh.0));
-        if let Some(content) = self.modes.mapped_writes(Fh(fh.0)) {
-            self.core.forget_cached(content);
+        if self.spoiled_cache_entry(Fh(fh.0)) {
             eprintln!(
                 "cronusfs: a shared writable mapping of inode {} wrote its reader's cached \
                  version, not the object: not committed, and that cache entry dropped",

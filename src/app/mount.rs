@@ -257,7 +257,7 @@ fn open_core(args: &MountArgs, store: &Location, local: &Path) -> Result<FsCore<
         // SAFETY: as above.
         gid: unsafe { libc::getgid() },
         staging_dir: local.join("staging"),
-        cache_dir: Some(local.join("cache")),
+        cache_dir: Some(local.join(cronusfs::fs::CACHE_DIR)),
         cache_limit: args.cache_size,
     };
     Ok(FsCore::new(catalog, options)?)

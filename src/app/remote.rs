@@ -118,7 +118,7 @@ pub fn listen(store: &Path, core: Arc<FsCore<Box<dyn Storage>>>) -> Result<()> {
     let listener = UnixListener::bind(&path)
         .with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    let cache = store.join("cache");
+    let cache = store.join(cronusfs::fs::CACHE_DIR);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let (core, cache) = (core.clone(), cache.clone());

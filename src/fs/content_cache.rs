@@ -24,6 +24,10 @@ pub const SMALLEST_CACHED: u64 = 1 << 20;
 /// reader asks again).
 const MOST_WANTED: usize = 256;
 
+/// The cache's directory in a daemon's local directory (the store directory, or a shared
+/// store's directory of one mount point).
+pub const CACHE_DIR: &str = "cache";
+
 /// Space a fill leaves free on the cache's file system, at least: the store may share it.
 const KEEP_FREE_MIN: u64 = 256 << 20;
 
@@ -111,10 +115,7 @@ impl ContentCache {
                 Some(file)
             }
             _ => {
-                if let Some(gone) = index.entries.remove(&id) {
-                    index.total -= gone.size;
-                }
-                let _ = std::fs::remove_file(self.path_of(id));
+                self.drop_entry(&mut index, id);
                 None
             }
         }
@@ -122,7 +123,12 @@ impl ContentCache {
 
     /// Drops the entry of `id`: its file no longer holds that content.
     pub fn forget(&self, id: ContentId) {
-        let mut index = self.lock();
+        self.drop_entry(&mut self.lock(), id);
+    }
+
+    /// Removes the entry of `id` from `index` and its file from the disk (a reader that has
+    /// it open keeps reading it: the file lives until it is closed).
+    fn drop_entry(&self, index: &mut Index, id: ContentId) {
         if let Some(gone) = index.entries.remove(&id) {
             index.total -= gone.size;
         }
@@ -230,11 +236,7 @@ impl ContentCache {
             if index.total <= self.limit {
                 break;
             }
-            // An entry a reader has open stays readable: its file lives until it is closed.
-            let _ = std::fs::remove_file(self.path_of(id));
-            if let Some(gone) = index.entries.remove(&id) {
-                index.total -= gone.size;
-            }
+            self.drop_entry(index, id);
         }
     }
 }
