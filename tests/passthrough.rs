@@ -98,10 +98,14 @@ fn a_cached_content_is_read_by_the_kernel_from_its_cache_file() {
     let read = std::fs::read(&mounted).unwrap();
     assert_eq!(&read[..4], b"XXXX");
     assert_eq!(read.len(), 3 << 20);
-    // Small contents are read through the daemon and never cached.
-    let (small, _) = put(&m, &job, "small.txt", 1000);
-    m.ok(&format!("cat {}/small.txt > /dev/null", job.display()));
-    std::thread::sleep(Duration::from_millis(300));
+    // A content of less than 1 MiB is read through the daemon and never cached: read before
+    // another one is, it would have been filled first (one thread fills in asking order).
+    let (small, small_at) = put(&m, &job, "small.bin", (1 << 20) - 1);
+    let (after, after_at) = put(&m, &job, "after.bin", 2 << 20);
+    for (local, mounted) in [(&small, &small_at), (&after, &after_at)] {
+        m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
+    }
+    entry_of(&m, &after);
     let small = std::fs::read(small).unwrap();
     assert!(
         entries(&m)
@@ -134,9 +138,9 @@ fn the_cache_is_kept_across_mounts_and_off_with_size_zero() {
         .unwrap();
     crate::mount::assert_success(&out);
     m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
-    std::thread::sleep(Duration::from_millis(500));
     m.ok(&format!("cmp {} {}", local.display(), mounted.display()));
-    assert!(entries(&m).is_empty());
+    // No cache at all: its directory is not even made (a cache's is, at the mount).
+    assert!(!cache_of(&m).exists());
 }
 
 #[test]
@@ -154,7 +158,6 @@ fn the_cache_keeps_to_its_size_by_dropping_the_least_recently_used() {
     };
     let a = read(0);
     let b = read(1);
-    std::thread::sleep(Duration::from_millis(20));
     read(0); // a is now used more recently than b.
     let c = read(2);
     let held = entries(&m);
@@ -255,11 +258,14 @@ fn a_writable_mapping_beside_a_passthrough_reader_fails_its_close_and_spoils_not
     ));
     assert_eq!(out.trim(), "close: EIO");
     m.ok(&format!("cmp {} {}", v1.display(), mounted.display()));
-    // The entry made again, if it was, holds the content again.
-    std::thread::sleep(Duration::from_millis(300));
-    if entry.exists() {
-        assert_eq!(std::fs::read(&entry).unwrap(), std::fs::read(&v1).unwrap());
-    }
+    // The reader just closed has the entry made again, from the store: the true bytes, and
+    // nothing holds the mapping's.
+    assert_eq!(entry_of(&m, &v1), entry);
+    assert!(
+        entries(&m)
+            .iter()
+            .all(|e| !std::fs::read(e).unwrap().starts_with(b"ZZZZ"))
+    );
 }
 
 const MAPPED: &str = r#"
@@ -302,13 +308,7 @@ fn fsck_removes_a_damaged_cache_entry() {
     let job = m.job_dir();
     let (local, mounted) = put(&m, &job, "f.bin", 2 << 20);
     let fsck = || {
-        let out = m
-            .cronusfs()
-            .arg("--store")
-            .arg(&m.store)
-            .arg("fsck")
-            .output()
-            .unwrap();
+        let out = m.fsck();
         crate::mount::assert_success(&out);
         String::from_utf8(out.stdout).unwrap()
     };
