@@ -2,7 +2,6 @@
 //! object bytes (`content`), name rules and file-type sniffing, and the typed errors of this
 //! layer. Knows the `Storage` traits, never an engine.
 
-pub mod arrow_meta;
 pub mod content;
 pub mod cronus_io;
 pub mod filetype;
@@ -10,6 +9,7 @@ mod metastore;
 pub mod names;
 pub mod rowjson;
 mod sessions;
+pub mod table_meta;
 
 use crate::storage::StorageError;
 use crate::storage::retry::ConflictError;

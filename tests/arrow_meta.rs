@@ -10,14 +10,14 @@ use arrow_array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow_ipc::reader::FileReader;
 use arrow_ipc::writer::{FileWriter, StreamWriter};
 use arrow_schema::{DataType, Field, Schema};
-use cronusfs::meta::arrow_meta::{self, ArrowField};
+use cronusfs::meta::table_meta::{self, TableField};
 use cronusfs::meta::{JobId, Metastore, ObjectMeta, ObjectPath};
 use cronusfs::pb::cronus::{Configuration, Menu};
 use cronusfs::pb::store::{ConfigObjectInfo, FileType, MenuObjectInfo};
 use cronusfs::storage::{MemoryStore, PropQuery, RowRead, Valu};
 
 /// The Cronus test batch: f0 = [1,2,3,4], f1 = ['foo','bar','baz',null], f2 = [true,null,false,true].
-fn batch() -> RecordBatch {
+pub fn batch() -> RecordBatch {
     let meta = HashMap::from([("origin".to_string(), "cronusfs-test".to_string())]);
     let schema = Schema::new(vec![
         Field::new("f0", DataType::Int64, false),
@@ -62,7 +62,7 @@ fn arrow_stream(batches: usize) -> Vec<u8> {
     w.into_inner().unwrap()
 }
 
-fn store() -> (Metastore<MemoryStore>, ObjectPath) {
+pub fn store() -> (Metastore<MemoryStore>, ObjectPath) {
     let m = Metastore::new(MemoryStore::new());
     let (menu, config) = (
         Menu {
@@ -84,17 +84,17 @@ fn store() -> (Metastore<MemoryStore>, ObjectPath) {
     (m, ObjectPath::new(ds, "key", job, "data.arrow"))
 }
 
-fn put(m: &Metastore<MemoryStore>, p: &ObjectPath, bytes: &[u8]) -> ObjectMeta {
+pub fn put(m: &Metastore<MemoryStore>, p: &ObjectPath, bytes: &[u8]) -> ObjectMeta {
     m.put_object(p, &mut &bytes[..], &mut |_| {}).unwrap()
 }
 
-fn expected_fields() -> Vec<ArrowField> {
+pub fn expected_fields() -> Vec<TableField> {
     [
         ("f0", "Int64", false),
         ("f1", "Utf8", true),
         ("f2", "Boolean", true),
     ]
-    .map(|(n, t, null)| ArrowField {
+    .map(|(n, t, null)| TableField {
         name: n.into(),
         data_type: t.into(),
         nullable: null,
@@ -108,7 +108,7 @@ fn arrow_file_metadata_becomes_rows() {
     let bytes = arrow_file(10);
     let meta = put(&m, &p, &bytes);
     assert_eq!(meta.file_type, FileType::Arrow);
-    let arrow = meta.arrow.clone().expect("Arrow metadata");
+    let arrow = meta.table.clone().expect("Arrow metadata");
     assert_eq!(
         (arrow.num_columns(), arrow.num_rows, arrow.num_batches),
         (3, 40, 10)
@@ -149,7 +149,7 @@ fn arrow_stream_metadata_becomes_rows() {
     let (m, p) = store();
     let meta = put(&m, &p, &arrow_stream(7));
     assert_eq!(meta.file_type, FileType::ArrowStream);
-    let arrow = meta.arrow.expect("Arrow metadata");
+    let arrow = meta.table.expect("Arrow metadata");
     assert_eq!(
         (arrow.num_columns(), arrow.num_rows, arrow.num_batches),
         (3, 28, 7)
@@ -163,7 +163,7 @@ fn a_new_non_arrow_version_drops_the_arrow_rows() {
     put(&m, &p, &arrow_file(2));
     let v2 = put(&m, &p, b"just text\n");
     assert_eq!(
-        (v2.version, v2.file_type, v2.arrow.clone()),
+        (v2.version, v2.file_type, v2.table.clone()),
         (2, FileType::None, None)
     );
     assert_eq!(m.object(&p).unwrap(), v2);
@@ -188,7 +188,7 @@ fn pretend_arrow_is_stored_intact_and_typed_as_what_it_is() {
     fake.extend_from_slice(b"ARROW1");
     for bytes in [truncated, &garbled[..], &fake[..]] {
         let meta = put(&m, &p, bytes);
-        assert_eq!((meta.file_type, meta.arrow.clone()), (FileType::None, None));
+        assert_eq!((meta.file_type, meta.table.clone()), (FileType::None, None));
         let mut back = Vec::new();
         m.open(&meta).unwrap().read_to_end(&mut back).unwrap();
         assert!(back == bytes, "stored as they are");
@@ -217,7 +217,7 @@ fn inspection_never_panics_on_damaged_bytes() {
                 buf[..n].copy_from_slice(&bytes[from..from + n]);
                 Ok(n)
             };
-            if let Some(meta) = arrow_meta::inspect(kind, bytes.len() as u64, &mut read_at) {
+            if let Some(meta) = table_meta::inspect(kind, bytes.len() as u64, &mut read_at) {
                 assert!(
                     meta.num_batches <= 3 && meta.num_columns() <= 3,
                     "{kind:?}: {meta:?}"

@@ -230,7 +230,7 @@ pub fn original_store_imports_into<S: Storage>(m: &Metastore<S>) {
         assert_eq!(meta.id.to_string(), *uuid);
         assert_eq!(meta.cronus_name, name);
         assert_eq!(
-            meta.arrow.as_ref().unwrap().num_batches,
+            meta.table.as_ref().unwrap().num_batches,
             u64::from(*job) + 1
         );
         assert!(bytes_of(m, &path) == *bytes);

@@ -197,8 +197,8 @@ fn import_without_the_sidecar_and_through_the_cli() {
     let back = Metastore::new(RocksStore::open(&dst).unwrap());
     let got = back.object_by_id(meta.id).unwrap();
     assert_eq!(
-        (got.content, got.cronus_name.clone(), got.arrow.clone()),
-        (meta.content, meta.cronus_name.clone(), meta.arrow)
+        (got.content, got.cronus_name.clone(), got.table.clone()),
+        (meta.content, meta.cronus_name.clone(), meta.table)
     );
     assert_eq!(
         got.path.name, meta.cronus_name,

@@ -1,14 +1,15 @@
 //! Structured random inputs for every decoder (SPEC §6): stored keys and values, the protobuf
-//! import, Arrow inspection, xattr names and values, row JSON lines, the daemon's socket. Each must answer with a
-//! value or a typed error, never panic, and a refused import must leave nothing behind.
+//! import, Arrow and Parquet inspection, xattr names and values, row JSON lines, the daemon's
+//! socket. Each must answer with a value or a typed error, never panic, and a refused import
+//! must leave nothing behind.
 //! `PROPTEST_CASES` sets the number of cases (CI runs the default; docs/BENCHMARKS.md records a
 //! long run).
 
 use std::path::Path;
 
 use cronusfs::fs::{Ino, XattrFlags};
-use cronusfs::meta::arrow_meta;
 use cronusfs::meta::cronus_io::import_cronus;
+use cronusfs::meta::table_meta;
 use cronusfs::meta::{DatasetId, Metastore, rowjson};
 use cronusfs::pb::store::FileType;
 use cronusfs::storage::engine::{Cf, Engine, WriteBatch};
@@ -17,6 +18,7 @@ use proptest::prelude::*;
 
 use crate::arrow_meta::arrow_file;
 use crate::fs_core::{core, job_dir, write_file};
+use crate::parquet_meta::parquet_file;
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -145,20 +147,25 @@ proptest! {
     }
 
     #[test]
-    fn damaged_arrow_bytes_inspect_as_arrow_or_not_at_all(
+    fn damaged_table_bytes_inspect_as_a_table_or_not_at_all(
         mutations in proptest::collection::vec(mutation(), 1..4),
-        stream in any::<bool>(),
+        kind in 0..3usize,
     ) {
-        let mut bytes = arrow_file(2);
+        let (file_type, mut bytes) = match kind {
+            0 => (FileType::Arrow, arrow_file(2)),
+            1 => (FileType::ArrowStream, arrow_file(2)),
+            _ => (FileType::Parquet, parquet_file(2)),
+        };
         mutate(&mut bytes, &mutations);
-        let file_type = if stream { FileType::ArrowStream } else { FileType::Arrow };
         let mut read_at = |off: u64, buf: &mut [u8]| {
             let off = (off as usize).min(bytes.len());
             let n = buf.len().min(bytes.len() - off);
             buf[..n].copy_from_slice(&bytes[off..off + n]);
             Ok(n)
         };
-        let _ = arrow_meta::inspect(file_type, bytes.len() as u64, &mut read_at);
+        if let Some(meta) = table_meta::inspect(file_type, bytes.len() as u64, &mut read_at) {
+            prop_assert!(meta.num_columns() <= 3, "{meta:?}");
+        }
     }
 
     #[test]

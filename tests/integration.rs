@@ -23,6 +23,7 @@ mod metastore;
 mod model;
 mod mount;
 mod mount_writers;
+mod parquet_meta;
 mod passthrough;
 mod properties;
 mod proto_compat;

@@ -422,9 +422,11 @@ fn pyarrow_and_polars_write_and_read_on_the_mount() {
     let job = m.mnt.join(format!("datasets/{ds}/partitions/k/jobs/0"));
     let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/arrow_clients.py");
     let python = crate::python_clients::python();
-    for (how, file, rows) in [
-        ("write-pyarrow", "pa.arrow", 10_000),
-        ("write-polars", "pl.arrow", 2500),
+    for (how, file, rows, format) in [
+        ("write-pyarrow", "pa.arrow", 10_000, "arrow"),
+        ("write-polars", "pl.arrow", 2500, "arrow"),
+        ("write-pyarrow-parquet", "pa.parquet", 10_000, "parquet"),
+        ("write-polars-parquet", "pl.parquet", 2500, "parquet"),
     ] {
         let target = job.join(file);
         let status = Command::new("timeout")
@@ -450,7 +452,7 @@ fn pyarrow_and_polars_write_and_read_on_the_mount() {
         assert_eq!(seen["polars"]["rows"], rows, "{seen}");
         assert_eq!(seen["memory_map_equal"], true, "{seen}");
         let rows_attr = m.ok(&format!(
-            "getfattr --only-values -n user.cronus.arrow:num_rows {}",
+            "getfattr --only-values -n user.cronus.{format}:num_rows {}",
             target.display()
         ));
         assert_eq!(rows_attr, rows.to_string());

@@ -21,9 +21,9 @@ use std::sync::{Mutex, RwLock};
 use prost::Message;
 use uuid::Uuid;
 
-use super::arrow_meta::ArrowMeta;
 use super::content::{ContentId, ContentStore, Manifest};
 use super::names::{check_component, check_uuid};
+use super::table_meta::TableMeta;
 use super::{MetaError, Result};
 use crate::pb::cronus::{Configuration, Menu};
 use crate::pb::store::{
@@ -101,6 +101,22 @@ pub mod prop {
     pub const ARROW_FIELD: &str = "cronus:arrow:field:";
     /// Arrow: prefix of one row per custom metadata key, `cronus:arrow:meta:<key>` = value.
     pub const ARROW_META: &str = "cronus:arrow:meta:";
+    /// Prefix of every Parquet row; a new version replaces all of them.
+    pub const PARQUET_PREFIX: &str = "cronus:parquet:";
+    /// Parquet: number of columns (top-level fields).
+    pub const PARQUET_COLUMNS: &str = "cronus:parquet:num_columns";
+    /// Parquet: number of rows.
+    pub const PARQUET_ROWS: &str = "cronus:parquet:num_rows";
+    /// Parquet: number of row groups.
+    pub const PARQUET_ROW_GROUPS: &str = "cronus:parquet:num_row_groups";
+    /// Parquet: the schema as JSON, `[{"name","type","nullable"}, …]` (Arrow types).
+    pub const PARQUET_SCHEMA: &str = "cronus:parquet:schema";
+    /// Parquet: prefix of one row per field, `cronus:parquet:field:<name>` = Arrow type.
+    pub const PARQUET_FIELD: &str = "cronus:parquet:field:";
+    /// Parquet: prefix of one row per footer key-value pair, `cronus:parquet:meta:<key>`.
+    pub const PARQUET_META: &str = "cronus:parquet:meta:";
+    /// Parquet: the writer named in the footer (`created_by`).
+    pub const PARQUET_CREATED_BY: &str = "cronus:parquet:created_by";
 }
 
 /// A dataset's uuid.
@@ -261,8 +277,9 @@ pub struct ObjectMeta {
     pub created: i64,
     /// Last content change, epoch ms.
     pub modified: i64,
-    /// What the content says of itself when it is an Arrow IPC file or stream.
-    pub arrow: Option<ArrowMeta>,
+    /// What the content says of itself when it is an Arrow IPC file or stream or a Parquet
+    /// file.
+    pub table: Option<TableMeta>,
 }
 
 /// The Cronus catalogue over store `S`.

@@ -11,10 +11,10 @@ use super::{
     DatasetId, JobId, Metastore, Node, ObjectId, ObjectMeta, ObjectPath, dir_key, folder_iden,
     info_key, job_iden, partition_iden, prop, rows_of,
 };
-use crate::meta::arrow_meta::{self, ArrowField, ArrowMeta};
 use crate::meta::content::{ChunkStream, ContentReader, ContentStore, GcReport, Manifest};
 use crate::meta::filetype::{self, SNIFF_BYTES};
 use crate::meta::names::check_object_name;
+use crate::meta::table_meta::{self, TableField, TableFormat, TableMeta};
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileObjectAuxInfo, FileObjectInfo, FileType, cronus_object};
 use crate::storage::{
@@ -287,7 +287,7 @@ impl<S: Storage> Metastore<S> {
         path: &ObjectPath,
         put: Put<'_>,
         manifest: &Manifest,
-        (file_type, arrow): (FileType, Option<ArrowMeta>),
+        (file_type, table): (FileType, Option<TableMeta>),
     ) -> Result<ObjectMeta> {
         self.require_dir(txn, path)?;
         self.check_lease_in(txn)?;
@@ -297,7 +297,7 @@ impl<S: Storage> Metastore<S> {
             Identity::Fresh => ObjectId(Uuid::new_v4()),
             Identity::Prefer(id) | Identity::Keep(id, _) => id,
         };
-        let mut fresh = new_meta(path, new_id, manifest, file_type, arrow, now);
+        let mut fresh = new_meta(path, new_id, manifest, file_type, table, now);
         let meta = match (existing.as_deref(), identity) {
             (Some(old), Identity::Fresh | Identity::Prefer(_)) => {
                 next_version(&Node::new(old), fresh)?
@@ -335,11 +335,11 @@ impl<S: Storage> Metastore<S> {
         Ok(meta)
     }
 
-    /// Returns the type of the content from its first and last bytes, and its Arrow metadata
-    /// when it is Arrow; bytes that only look like Arrow are typed `NONE`.
-    fn inspect(&self, manifest: &Manifest) -> Result<(FileType, Option<ArrowMeta>)> {
+    /// Returns the type of the content from its first and last bytes, and its table metadata
+    /// when it is Arrow or Parquet; bytes that only look like one are typed `NONE`.
+    fn inspect(&self, manifest: &Manifest) -> Result<(FileType, Option<TableMeta>)> {
         let file_type = self.sniff(manifest)?;
-        if !matches!(file_type, FileType::Arrow | FileType::ArrowStream) {
+        if !table_meta::is_table(file_type) {
             return Ok((file_type, None));
         }
         let content = self.content();
@@ -349,7 +349,7 @@ impl<S: Storage> Metastore<S> {
                 .map_err(std::io::Error::other)
         };
         Ok(
-            match arrow_meta::inspect(file_type, manifest.size, &mut read_at) {
+            match table_meta::inspect(file_type, manifest.size, &mut read_at) {
                 Some(meta) => (file_type, Some(meta)),
                 None => (FileType::None, None),
             },
@@ -540,7 +540,7 @@ fn new_meta(
     id: ObjectId,
     manifest: &Manifest,
     file_type: FileType,
-    arrow: Option<ArrowMeta>,
+    table: Option<TableMeta>,
     now: i64,
 ) -> ObjectMeta {
     let ext = file_type.as_str_name().to_lowercase();
@@ -558,7 +558,7 @@ fn new_meta(
         version: 1,
         created: now,
         modified: now,
-        arrow,
+        table,
     }
 }
 
@@ -585,7 +585,11 @@ fn stale_props(old: &[Row]) -> HashSet<&str> {
     ];
     old.iter()
         .map(|r| r.prop.as_str())
-        .filter(|p| replaced.contains(p) || p.starts_with(prop::ARROW_PREFIX))
+        .filter(|p| {
+            replaced.contains(p)
+                || p.starts_with(prop::ARROW_PREFIX)
+                || p.starts_with(prop::PARQUET_PREFIX)
+        })
         .collect()
 }
 
@@ -615,8 +619,8 @@ fn object_rows(m: &ObjectMeta, new: bool) -> Vec<Row> {
         ]);
     }
     let mut rows = rows_of(&iden, m.modified, &props);
-    if let Some(arrow) = &m.arrow {
-        rows.extend(arrow_rows(arrow).into_iter().map(|(prop, valu)| Row {
+    if let Some(table) = &m.table {
+        rows.extend(table_rows(table).into_iter().map(|(prop, valu)| Row {
             iden: iden.clone(),
             prop,
             valu,
@@ -626,42 +630,66 @@ fn object_rows(m: &ObjectMeta, new: bool) -> Vec<Row> {
     rows
 }
 
-/// The rows recording `arrow`. Per-field and per-key rows whose prop would be longer than the
+/// The props recording one format's table metadata.
+struct TableProps {
+    columns: &'static str,
+    rows: &'static str,
+    batches: &'static str,
+    schema: &'static str,
+    field: &'static str,
+    meta: &'static str,
+}
+
+const ARROW_PROPS: TableProps = TableProps {
+    columns: prop::ARROW_COLUMNS,
+    rows: prop::ARROW_ROWS,
+    batches: prop::ARROW_BATCHES,
+    schema: prop::ARROW_SCHEMA,
+    field: prop::ARROW_FIELD,
+    meta: prop::ARROW_META,
+};
+
+const PARQUET_PROPS: TableProps = TableProps {
+    columns: prop::PARQUET_COLUMNS,
+    rows: prop::PARQUET_ROWS,
+    batches: prop::PARQUET_ROW_GROUPS,
+    schema: prop::PARQUET_SCHEMA,
+    field: prop::PARQUET_FIELD,
+    meta: prop::PARQUET_META,
+};
+
+fn props_of(format: TableFormat) -> &'static TableProps {
+    match format {
+        TableFormat::Arrow => &ARROW_PROPS,
+        TableFormat::Parquet => &PARQUET_PROPS,
+    }
+}
+
+/// The rows recording `table`. Per-field and per-key rows whose prop would be longer than the
 /// row store allows are left out (the schema row still has them).
-fn arrow_rows(arrow: &ArrowMeta) -> Vec<(String, Valu)> {
-    let schema: Vec<serde_json::Value> = arrow
+fn table_rows(table: &TableMeta) -> Vec<(String, Valu)> {
+    let props = props_of(table.format);
+    let schema: Vec<serde_json::Value> = table
         .fields
         .iter()
         .map(|f| serde_json::json!({"name": f.name, "type": f.data_type, "nullable": f.nullable}))
         .collect();
+    let count = |n: u64| Valu::Int(i64::try_from(n).unwrap_or(i64::MAX));
     let mut rows = vec![
+        (props.columns.to_string(), count(table.num_columns() as u64)),
+        (props.rows.to_string(), count(table.num_rows)),
+        (props.batches.to_string(), count(table.num_batches)),
         (
-            prop::ARROW_COLUMNS.to_string(),
-            Valu::Int(arrow.num_columns() as i64),
-        ),
-        (
-            prop::ARROW_ROWS.to_string(),
-            Valu::Int(i64::try_from(arrow.num_rows).unwrap_or(i64::MAX)),
-        ),
-        (
-            prop::ARROW_BATCHES.to_string(),
-            Valu::Int(i64::try_from(arrow.num_batches).unwrap_or(i64::MAX)),
-        ),
-        (
-            prop::ARROW_SCHEMA.to_string(),
+            props.schema.to_string(),
             Valu::Str(serde_json::Value::Array(schema).to_string()),
         ),
     ];
-    let fields = arrow.fields.iter().map(|f| {
-        (
-            format!("{}{}", prop::ARROW_FIELD, f.name),
-            f.data_type.clone(),
-        )
-    });
-    let meta = arrow
-        .metadata
-        .iter()
-        .map(|(k, v)| (format!("{}{k}", prop::ARROW_META), v.clone()));
+    if let Some(writer) = &table.created_by {
+        rows.push((prop::PARQUET_CREATED_BY.to_string(), writer.as_str().into()));
+    }
+    let fields =
+        (table.fields.iter()).map(|f| (format!("{}{}", props.field, f.name), f.data_type.clone()));
+    let meta = (table.metadata.iter()).map(|(k, v)| (format!("{}{k}", props.meta), v.clone()));
     rows.extend(
         fields
             .chain(meta)
@@ -671,17 +699,20 @@ fn arrow_rows(arrow: &ArrowMeta) -> Vec<(String, Valu)> {
     rows
 }
 
-/// Rebuilds the Arrow metadata recorded in an object's rows, if any.
-fn arrow_of(rows: &[Row], n: &Node<'_>) -> Result<Option<ArrowMeta>> {
-    let Ok(schema) = n.str(prop::ARROW_SCHEMA) else {
-        return Ok(None);
+/// Rebuilds the table metadata recorded in an object's rows, if any.
+fn table_of(rows: &[Row], n: &Node<'_>) -> Result<Option<TableMeta>> {
+    let (format, schema) = match (n.str(prop::ARROW_SCHEMA), n.str(prop::PARQUET_SCHEMA)) {
+        (Ok(schema), _) => (TableFormat::Arrow, schema),
+        (_, Ok(schema)) => (TableFormat::Parquet, schema),
+        _ => return Ok(None),
     };
-    let bad = || MetaError::Corrupt("invalid Arrow schema row".into());
+    let props = props_of(format);
+    let bad = || MetaError::Corrupt("invalid table schema row".into());
     let parsed: Vec<serde_json::Value> = serde_json::from_str(schema).map_err(|_| bad())?;
     let fields = parsed
         .iter()
         .map(|f| {
-            Some(ArrowField {
+            Some(TableField {
                 name: f.get("name")?.as_str()?.to_string(),
                 data_type: f.get("type")?.as_str()?.to_string(),
                 nullable: f.get("nullable")?.as_bool()?,
@@ -693,17 +724,19 @@ fn arrow_of(rows: &[Row], n: &Node<'_>) -> Result<Option<ArrowMeta>> {
         .iter()
         .filter_map(|r| {
             Some((
-                r.prop.strip_prefix(prop::ARROW_META)?.to_string(),
+                r.prop.strip_prefix(props.meta)?.to_string(),
                 r.valu.to_string(),
             ))
         })
         .collect();
     let count = |p| n.int(p).map(|i| i as u64);
-    Ok(Some(ArrowMeta {
+    Ok(Some(TableMeta {
+        format,
         fields,
-        num_rows: count(prop::ARROW_ROWS)?,
-        num_batches: count(prop::ARROW_BATCHES)?,
+        num_rows: count(props.rows)?,
+        num_batches: count(props.batches)?,
         metadata,
+        created_by: n.str(prop::PARQUET_CREATED_BY).ok().map(str::to_string),
     }))
 }
 
@@ -727,13 +760,13 @@ fn object_meta(rows: &[Row]) -> Result<ObjectMeta> {
         version: n.int(prop::VERSION)?,
         created: n.int(prop::CREATED)?,
         modified: n.int(prop::MODIFIED)?,
-        arrow: arrow_of(rows, &n)?,
+        table: table_of(rows, &n)?,
     })
 }
 
 fn cronus_info(m: &ObjectMeta) -> CronusObject {
     let saturate = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
-    let aux = m.arrow.as_ref().map(|a| FileObjectAuxInfo {
+    let aux = m.table.as_ref().map(|a| FileObjectAuxInfo {
         num_columns: saturate(a.num_columns() as u64),
         num_rows: saturate(a.num_rows),
         num_batches: saturate(a.num_batches),
