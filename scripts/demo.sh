@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, as a tour: build cronusfs, create a store, mount it, make a dataset with
-# partitions and jobs, put Arrow files in with cp and with pyarrow, look with ls, cat and
-# getfattr, tag with setfattr, unmount, and lift rows with the CLI.
+# partitions and jobs, put Arrow files in with cp and with pyarrow and a Parquet file with polars,
+# look with ls, cat and getfattr, tag with setfattr, browse a query view, unmount, and lift rows
+# with the CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -41,7 +42,13 @@ shell 'ls -l $D/partitions/key1/jobs/0 $D/partitions/key1/jobs/1'
 shell 'cat $D/partitions/key1/jobs/1/notes.csv'
 shell 'getfattr -d $D/partitions/key1/jobs/0/batches.arrow | grep -v arrow:schema'
 shell 'setfattr -n user.quality -v 10 $D/partitions/key1/jobs/0/batches.arrow'
+shell '$PY -c "import polars as pl; pl.DataFrame({\"k\": range(2500), \"v\": [\"a\", \"b\"] * 1250}).write_parquet(\"$D/partitions/key2/jobs/1/frame.parquet\", row_group_size=1000)"'
+shell 'getfattr -d $D/partitions/key2/jobs/1/frame.parquet | grep parquet: | grep -v schema'
+shell 'setfattr -n user.quality -v 10 $D/partitions/key2/jobs/1/frame.parquet $D/partitions/key1'
+shell 'ls -l "$M/query/quality=10"'
+shell 'ls "$M/query/quality=10/cronus:parquet:num_rows>=1000"'
 shell 'ls $M/objects | head -3'
+say cronusfs -s "$store" find quality=10 'cronus:type=PARQUET'
 say cronusfs umount "$mnt"
 export CRONUSFS_STORE="$store"
 say cronusfs rows lift cronus:arrow:num_rows --ge 1000 --join --format tsv | grep -E 'cronus:(object|arrow:num_rows)|quality'

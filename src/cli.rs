@@ -100,6 +100,17 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Print the path (from the mount's root) of every node whose rows match all TERMs: the
+    /// lifts of the mount's `query/` views.
+    ///
+    /// A TERM is `PROP` (the node has the prop), `PROP=VALUE` (a canonical decimal is an
+    /// integer, anything else a string, as for attributes), `PROP>=N`, `PROP<=N`, `PROP>N`,
+    /// `PROP<N`, or `PROP=LO..HI` (LO <= value < HI). Quote terms with < or > for the shell.
+    Find {
+        /// The terms, all of which a node must match.
+        #[arg(required = true, value_name = "TERM")]
+        terms: Vec<String>,
+    },
     /// List the objects of a job directory (name, size, type, version, content id).
     Ls {
         /// The dataset's uuid.

@@ -13,6 +13,7 @@ mod inode;
 mod io_modes;
 mod names;
 mod tree;
+mod view;
 mod working;
 mod xattr;
 
@@ -138,11 +139,12 @@ impl Drop for Change<'_> {
 const CACHED_LISTINGS: usize = 16;
 
 /// Names of the root's directories, in listing order.
-const ROOT_DIRS: [(&str, Node); 4] = [
+const ROOT_DIRS: [(&str, Node); 5] = [
     ("datasets", Node::Datasets),
     ("menus", Node::Menus),
     ("configs", Node::Configs),
     ("objects", Node::Objects),
+    ("query", Node::Query),
 ];
 
 impl<S: Storage> FsCore<S> {
@@ -395,12 +397,15 @@ impl<S: Storage> FsCore<S> {
                 Ok(id) if self.meta.content().contains(id)? => Some(Node::Content(id)),
                 _ => None,
             },
+            Node::Query | Node::View(_) => return self.view_child(parent, name),
             Node::DatasetMenu(_)
             | Node::DatasetConfig(_)
             | Node::Object(_)
             | Node::Menu(_)
             | Node::Config(_)
-            | Node::Content(_) => return Err(FsError::NotDir),
+            | Node::Content(_)
+            | Node::ViewObject(_)
+            | Node::ViewLink(..) => return Err(FsError::NotDir),
         };
         node.ok_or(FsError::NotFound)
     }
@@ -439,7 +444,7 @@ impl<S: Storage> FsCore<S> {
             Node::Folder(ds, key, job, path) => Some(Metastore::<S>::folder_iden(
                 &ObjectPath::new(*ds, key, *job, path),
             )?),
-            Node::Object(id) => Some(id.iden()),
+            Node::Object(id) | Node::ViewObject(id) => Some(id.iden()),
             Node::Menu(uuid) | Node::Config(uuid) => Some(Iden::new(uuid.as_str())?),
             Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
                 let (menu, config) = self.meta.dataset_transform(*ds)?.ok_or(FsError::NotFound)?;
@@ -451,7 +456,7 @@ impl<S: Storage> FsCore<S> {
                 Some(Iden::new(uuid)?)
             }
             Node::Root | Node::Datasets | Node::Menus | Node::Configs | Node::Objects => None,
-            Node::Content(_) => None,
+            Node::Content(_) | Node::Query | Node::View(_) | Node::ViewLink(..) => None,
         })
     }
 
@@ -480,6 +485,20 @@ impl<S: Storage> FsCore<S> {
 
     fn attr_of(&self, ino: Ino, node: &Node) -> FsResult<Attr> {
         let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
+        match node {
+            Node::ViewObject(id) => {
+                let mut attr = self.object_attr(ino, *id, &self.rows_of(node)?);
+                attr.perm &= !0o222;
+                return Ok(attr);
+            }
+            Node::ViewLink(depth, place) => {
+                let size = view::link_target(*depth, place).len() as u64;
+                let mut attr = self.defaults.attr(ino, Kind::Symlink, &[], Some(size));
+                (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
+                return Ok(attr);
+            }
+            _ => {}
+        }
         if let Node::Object(id) = node {
             if let Some(attr) = self.files.pending_attr(*id, ino, &self.defaults) {
                 return Ok(attr);
@@ -525,6 +544,9 @@ impl<S: Storage> FsCore<S> {
         if matches!(node, Node::Objects) {
             attr.perm &= 0o700;
         }
+        if matches!(node, Node::Query | Node::View(_)) {
+            attr.perm &= 0o555;
+        }
         Ok(attr)
     }
 
@@ -533,6 +555,9 @@ impl<S: Storage> FsCore<S> {
         let node = self.node(ino)?;
         if let Some(dir) = in_dir(&node, "") {
             return self.list_dir(&dir);
+        }
+        if let Node::View(path) = &node {
+            return self.list_view(path);
         }
         let children = self.children(&node)?;
         let mut entries = Vec::with_capacity(children.len());
@@ -601,13 +626,17 @@ impl<S: Storage> FsCore<S> {
                 .into_iter()
                 .map(|c| (c.to_string(), Node::Content(c)))
                 .collect(),
-            Node::Job(..) | Node::Folder(..) => unreachable!("listed above"),
+            // The views are as many as the queries: none is listed, a lookup makes one.
+            Node::Query => Vec::new(),
+            Node::Job(..) | Node::Folder(..) | Node::View(_) => unreachable!("listed above"),
             Node::DatasetMenu(_)
             | Node::DatasetConfig(_)
             | Node::Object(_)
             | Node::Menu(_)
             | Node::Config(_)
-            | Node::Content(_) => return Err(FsError::NotDir),
+            | Node::Content(_)
+            | Node::ViewObject(_)
+            | Node::ViewLink(..) => return Err(FsError::NotDir),
         })
     }
 
@@ -659,7 +688,12 @@ impl<S: Storage> FsCore<S> {
     /// Returns the parent directory's inode of directory `ino` (for `..`).
     pub fn parent_of(&self, ino: Ino) -> FsResult<Ino> {
         let parent = match self.node(ino)? {
-            Node::Root | Node::Datasets | Node::Menus | Node::Configs | Node::Objects => Node::Root,
+            Node::Root
+            | Node::Datasets
+            | Node::Menus
+            | Node::Configs
+            | Node::Objects
+            | Node::Query => Node::Root,
             Node::Dataset(_) => Node::Datasets,
             Node::Partitions(ds) | Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
                 Node::Dataset(ds)
@@ -674,7 +708,13 @@ impl<S: Storage> FsCore<S> {
             Node::Menu(_) => Node::Menus,
             Node::Config(_) => Node::Configs,
             Node::Content(_) => Node::Objects,
-            Node::Object(_) => return Err(FsError::NotDir),
+            Node::View(path) => match path.rsplit_once('/') {
+                Some((up, _)) => Node::View(up.to_string()),
+                None => Node::Query,
+            },
+            Node::Object(_) | Node::ViewObject(_) | Node::ViewLink(..) => {
+                return Err(FsError::NotDir);
+            }
         };
         Ok(self.inodes.ino(&parent))
     }

@@ -7,6 +7,7 @@ pub mod cronus_io;
 pub mod filetype;
 mod metastore;
 pub mod names;
+pub mod query;
 pub mod rowjson;
 mod sessions;
 pub mod table_meta;
@@ -18,6 +19,7 @@ pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
 pub use metastore::{
     DatasetId, DirNodeFold, JobId, Landing, Metastore, ObjectId, ObjectMeta, ObjectPath, prop,
 };
+pub use query::{Condition, Match, MatchRows, Term};
 pub use sessions::Session;
 
 /// Error of a metastore operation.

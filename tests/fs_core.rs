@@ -101,7 +101,7 @@ fn the_tree_is_made_with_mkdir_and_listed() {
     let fs = core(tmp.path());
     assert_eq!(
         names(&fs, Ino::ROOT),
-        ["datasets", "menus", "configs", "objects"]
+        ["datasets", "menus", "configs", "objects", "query"]
     );
     let ds = DatasetId::random();
     let job = job_dir(&fs, ds, "key1", 0);

@@ -28,6 +28,7 @@ mod passthrough;
 mod properties;
 mod proto_compat;
 mod python_clients;
+mod query_views;
 mod rocks_store;
 mod services;
 mod shared_gc;

@@ -456,6 +456,13 @@ fn pyarrow_and_polars_write_and_read_on_the_mount() {
             target.display()
         ));
         assert_eq!(rows_attr, rows.to_string());
+        // polars opens, truncates and writes: the first commit is empty, the name follows the
+        // type of the bytes that came after.
+        let name = m.ok(&format!(
+            "getfattr --only-values -n user.cronus.name {}",
+            target.display()
+        ));
+        assert!(name.ends_with(&format!(".{format}")), "{how}: {name}");
     }
 }
 

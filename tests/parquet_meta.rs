@@ -179,3 +179,29 @@ fn parquet_inspection_never_panics_on_damaged_bytes() {
         cases.len()
     );
 }
+
+#[test]
+fn an_object_first_committed_empty_takes_the_extension_of_its_type() {
+    let (m, p) = store();
+    let empty = put(&m, &p, b"");
+    assert!(
+        empty.cronus_name.ends_with(".none"),
+        "{}",
+        empty.cronus_name
+    );
+    let stem = empty.cronus_name.trim_end_matches(".none").to_string();
+    let v2 = put(&m, &p, &parquet_file(1));
+    assert_eq!(
+        v2.cronus_name,
+        format!("{stem}.parquet"),
+        "same uuid and place"
+    );
+    assert_eq!(v2.id, empty.id);
+    let names: Vec<_> = (m.storage().rows_by_id(&v2.id.iden()).unwrap().into_iter())
+        .filter(|r| r.prop == "cronus:name")
+        .map(|r| r.valu.to_string())
+        .collect();
+    assert_eq!(names, [v2.cronus_name.clone()], "one name row, the new one");
+    assert_eq!(m.info(&v2.id.to_string()).unwrap().name, v2.cronus_name);
+    assert_eq!(m.object(&p).unwrap(), v2);
+}

@@ -1,12 +1,12 @@
-//! `cronusfs menu|config|dataset|partition|job|put|get|ls|gc|fsck`: the Cronus catalogue from
+//! `cronusfs menu|config|dataset|partition|job|put|get|ls|find|gc|fsck`: the Cronus catalogue from
 //! the command line.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use cronusfs::meta::{ContentId, DatasetId, JobId, ObjectPath, prop};
+use cronusfs::meta::{ContentId, DatasetId, DirNodeFold, JobId, MatchRows, ObjectPath, Term, prop};
 use cronusfs::pb::cronus::{Configuration, Menu};
 use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
 use cronusfs::storage::{Iden, Storage};
@@ -44,6 +44,7 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
             output,
         } => get(m, io, &dataset, &key, job, &name, output.as_deref()),
         Command::Ls { dataset, key, job } => ls(m, io, &dataset, &key, job),
+        Command::Find { terms } => find(m, io, &terms),
         Command::Gc => gc(m, io),
         Command::Fsck => fsck(m, io, cache),
         Command::Status => sessions(m, io),
@@ -331,6 +332,29 @@ pub fn ls(m: &Catalog, io: &mut Console<'_>, dataset: &str, key: &str, job: u32)
             o.version,
             o.content
         )?;
+    }
+    Ok(())
+}
+
+/// Runs `find`: the path of every node matching all `terms`, sorted.
+pub fn find(m: &Catalog, io: &mut Console<'_>, terms: &[String]) -> Result<()> {
+    let terms = (terms.iter())
+        .map(|t| t.parse::<Term>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let fold = DirNodeFold {
+        take: &|seen: &mut MatchRows, p, v, _| seen.take(p, v),
+        finish: &|seen: MatchRows| Ok(seen.finish()),
+    };
+    let mut partitions = HashMap::new();
+    let mut paths = Vec::new();
+    for found in m.map_nodes(m.find(&terms)?, &fold)? {
+        for key in m.partitions_of_match(&found, &mut partitions)? {
+            paths.push(found.path(key.as_deref()));
+        }
+    }
+    paths.sort();
+    for path in paths {
+        writeln!(io.out, "{path}")?;
     }
     Ok(())
 }

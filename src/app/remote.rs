@@ -194,6 +194,7 @@ fn parse_request(line: &str) -> Result<(Cli, PathBuf)> {
         | Command::Put { .. }
         | Command::Get { .. }
         | Command::Ls { .. }
+        | Command::Find { .. }
         | Command::Gc
         | Command::Fsck => Ok((cli, cwd)),
         _ => Err(anyhow!("this command cannot run on a mounted store")),

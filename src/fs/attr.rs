@@ -8,13 +8,15 @@ use super::inode::Ino;
 use crate::meta::prop;
 use crate::storage::Row;
 
-/// Directory or regular file.
+/// Directory, regular file or symbolic link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// A directory.
     Dir,
     /// A regular file.
     File,
+    /// A symbolic link (the query views' links to matching directories).
+    Symlink,
 }
 
 /// What `stat` shows of a node.
@@ -22,7 +24,7 @@ pub enum Kind {
 pub struct Attr {
     /// The inode number.
     pub ino: Ino,
-    /// Directory or file.
+    /// Directory, file or link.
     pub kind: Kind,
     /// Size in bytes (0 for directories).
     pub size: u64,
@@ -125,6 +127,7 @@ impl Defaults {
         let default_perm = match kind {
             Kind::Dir => 0o755,
             Kind::File => 0o644,
+            Kind::Symlink => 0o777,
         };
         let mut perm = rows.mode.map_or(default_perm, |m| (m & 0o7777) as u16);
         if self.read_only {
@@ -133,6 +136,7 @@ impl Defaults {
         let size = match kind {
             Kind::Dir => 0,
             Kind::File => size.unwrap_or_else(|| rows.size.unwrap_or(0) as u64),
+            Kind::Symlink => size.unwrap_or(0),
         };
         Attr {
             ino,

@@ -365,7 +365,15 @@ impl OpenFiles {
 impl<S: Storage> FsCore<S> {
     /// Opens file `ino`.
     pub fn open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Opened> {
-        let node = self.node(ino)?;
+        let node = match self.node(ino)? {
+            // An object in a view reads as the object; a view changes nothing.
+            Node::ViewObject(id) if !flags.write => Node::Object(id),
+            node if flags.write => {
+                Self::refuse_view(&node)?;
+                node
+            }
+            node => node,
+        };
         if node.is_dir() {
             return Err(if flags.write {
                 FsError::IsDir
@@ -488,6 +496,7 @@ impl<S: Storage> FsCore<S> {
         self.writable()?;
         check_name(name)?;
         let dir = self.node(parent)?;
+        Self::refuse_view(&dir)?;
         let Some(path) = super::in_dir(&dir, name) else {
             return Err(if dir.is_dir() {
                 FsError::NotPermitted

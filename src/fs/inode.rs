@@ -53,6 +53,15 @@ pub enum Node {
     Config(String),
     /// `/objects/<content-id>`.
     Content(ContentId),
+    /// `/query`: the root of the query views.
+    Query,
+    /// `/query/<term>/<term>/…`: a query view, the terms as the path spells them.
+    View(String),
+    /// An object as a view shows it (read-only; reads, rows and permissions are the object's).
+    ViewObject(ObjectId),
+    /// A symbolic link in a view to a matching node's place: the number of directories
+    /// between the link and the root, and the place's path from the root.
+    ViewLink(u32, String),
 }
 
 impl Node {
@@ -69,23 +78,28 @@ impl Node {
             | Node::Partition(..)
             | Node::Jobs(..)
             | Node::Job(..)
-            | Node::Folder(..) => true,
+            | Node::Folder(..)
+            | Node::Query
+            | Node::View(_) => true,
             Node::DatasetMenu(_)
             | Node::DatasetConfig(_)
             | Node::Object(_)
             | Node::Menu(_)
             | Node::Config(_)
-            | Node::Content(_) => false,
+            | Node::Content(_)
+            | Node::ViewObject(_)
+            | Node::ViewLink(..) => false,
         }
     }
 }
 
-const FIXED: [(Node, u64); 5] = [
+const FIXED: [(Node, u64); 6] = [
     (Node::Root, 1),
     (Node::Datasets, 2),
     (Node::Menus, 3),
     (Node::Configs, 4),
     (Node::Objects, 5),
+    (Node::Query, 6),
 ];
 const FIRST_DYNAMIC: u64 = 16;
 

@@ -57,7 +57,9 @@ impl<S: Storage> FsCore<S> {
         let _change = self.change();
         self.writable()?;
         check_name(name)?;
-        let made = match self.node(parent)? {
+        let dir = self.node(parent)?;
+        Self::refuse_view(&dir)?;
+        let made = match dir {
             Node::Datasets => {
                 let ds: DatasetId = name
                     .parse()
@@ -145,7 +147,9 @@ impl<S: Storage> FsCore<S> {
     pub fn rmdir(&self, parent: Ino, name: &str) -> FsResult<()> {
         let _change = self.change();
         self.writable()?;
-        match self.child(&self.node(parent)?, name)? {
+        let dir = self.node(parent)?;
+        Self::refuse_view(&dir)?;
+        match self.child(&dir, name)? {
             Node::Dataset(ds) => self.meta.remove_dataset(ds)?,
             Node::Partition(ds, key) => self.meta.remove_partition(ds, &key)?,
             Node::Job(ds, key, job) => {
@@ -177,7 +181,9 @@ impl<S: Storage> FsCore<S> {
     pub fn unlink(&self, parent: Ino, name: &str) -> FsResult<()> {
         let _change = self.change();
         self.writable()?;
-        let node = self.child(&self.node(parent)?, name)?;
+        let dir = self.node(parent)?;
+        Self::refuse_view(&dir)?;
+        let node = self.child(&dir, name)?;
         match node {
             Node::Object(id) => {
                 if self.files.is_open(id) {
@@ -213,6 +219,8 @@ impl<S: Storage> FsCore<S> {
         self.writable()?;
         check_name(new_name)?;
         let (from_dir, to_dir) = (self.node(parent)?, self.node(new_parent)?);
+        Self::refuse_view(&from_dir)?;
+        Self::refuse_view(&to_dir)?;
         let moving = self.child(&from_dir, name)?;
         if !matches!(moving, Node::Object(_) | Node::Folder(..)) {
             return Err(FsError::NotPermitted); // Datasets, partitions, jobs and read-only files.
@@ -316,6 +324,7 @@ impl<S: Storage> FsCore<S> {
             return self.getattr(ino);
         }
         self.writable()?;
+        Self::refuse_view(&node)?;
         if let Some(size) = set.size {
             if node.is_dir() {
                 return Err(FsError::IsDir);

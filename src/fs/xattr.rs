@@ -164,6 +164,7 @@ impl<S: Storage> FsCore<S> {
         let text = std::str::from_utf8(value)
             .map_err(|_| FsError::InvalidArgument("attribute values must be UTF-8 text"))?;
         let node = self.node(ino)?;
+        Self::refuse_view(&node)?;
         let exists = self.xattr_rows(&node)?.iter().any(|(p, _)| *p == prop);
         if flags.create && exists {
             return Err(FsError::Exists);
@@ -190,6 +191,7 @@ impl<S: Storage> FsCore<S> {
             return Err(FsError::NotPermitted);
         }
         let node = self.node(ino)?;
+        Self::refuse_view(&node)?;
         if !self.xattr_rows(&node)?.iter().any(|(p, _)| *p == prop) {
             return Err(FsError::NoAttribute);
         }

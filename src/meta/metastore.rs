@@ -3,6 +3,7 @@
 //! `CronusObject` message kept as blob `info/<uuid>`); object bytes are content-addressed.
 //! Every call commits before it returns; there is no separate save step.
 
+mod find;
 mod folders;
 mod leases;
 mod objects;

@@ -563,10 +563,18 @@ fn new_meta(
 }
 
 /// Returns `fresh` as the next version of the object whose current rows are `old`.
+/// Its Cronus name is the old one with the extension of the new version's type (an object
+/// first committed empty, as some writers leave it, is `.none` until its bytes say more).
 fn next_version(old: &Node<'_>, fresh: ObjectMeta) -> Result<ObjectMeta> {
+    let name = old.str(prop::NAME)?;
+    let ext = fresh.file_type.as_str_name().to_lowercase();
+    let cronus_name = match name.rsplit_once('.') {
+        Some((stem, _)) => format!("{stem}.{ext}"),
+        None => name.to_string(),
+    };
     Ok(ObjectMeta {
         id: old.str(prop::UUID)?.parse()?,
-        cronus_name: old.str(prop::NAME)?.to_string(),
+        cronus_name,
         version: old.int(prop::VERSION)? + 1,
         created: old.int(prop::CREATED)?,
         ..fresh
@@ -577,6 +585,7 @@ fn next_version(old: &Node<'_>, fresh: ObjectMeta) -> Result<ObjectMeta> {
 fn stale_props(old: &[Row]) -> HashSet<&str> {
     let replaced = [
         prop::CONTENT,
+        prop::NAME,
         prop::SIZE,
         prop::TYPE,
         prop::VERSION,
@@ -603,12 +612,12 @@ fn object_rows(m: &ObjectMeta, new: bool) -> Vec<Row> {
         (prop::VERSION, m.version.into()),
         (prop::MODIFIED, m.modified.into()),
         (prop::HISTORY, format!("{}:{}", m.version, m.content).into()),
+        (prop::NAME, m.cronus_name.as_str().into()),
     ];
     if new {
         props.extend([
             (prop::KIND, "object".into()),
             (prop::UUID, m.id.to_string().into()),
-            (prop::NAME, m.cronus_name.as_str().into()),
             (prop::CREATED, m.created.into()),
             (prop::DATASET, m.path.dataset.to_string().into()),
             (prop::PARTITION, m.path.partition.as_str().into()),

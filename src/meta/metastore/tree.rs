@@ -331,9 +331,7 @@ impl<S: Storage> Metastore<S> {
 
     /// Returns the entry `fold` makes of every object and folder directly in directory `at` (a
     /// job directory when `at.name` is empty, else the folder `at.name`), dropping `None`s:
-    /// one lift of `cronus:dir`, then the nodes' rows 256 nodes at a time
-    /// ([`RowRead::visit_rows_by_idens`]: nothing is kept but what `fold` keeps), on up to
-    /// four threads for directories of more than one batch.
+    /// one lift of `cronus:dir`, then [`Metastore::map_nodes`].
     pub fn map_dir_nodes<A: Default, T: Send>(
         &self,
         at: &ObjectPath,
@@ -343,19 +341,29 @@ impl<S: Storage> Metastore<S> {
             "" => dir_key(at.dataset, &at.partition, at.job),
             _ => at.key(),
         };
-        let mut members = self
+        let members = self
             .store
             .rows_by_prop(&PropQuery::new(prop::DIR).valu(&Valu::from(dir)))?;
+        self.map_nodes(members.into_iter().map(|r| r.iden).collect(), fold)
+    }
+
+    /// Returns the entry `fold` makes of each node of `idens`, dropping `None`s, in iden
+    /// order: the nodes' rows 256 nodes at a time ([`RowRead::visit_rows_by_idens`]: nothing
+    /// is kept but what `fold` keeps), on up to four threads for more than one batch.
+    pub fn map_nodes<A: Default, T: Send>(
+        &self,
+        mut members: Vec<Iden>,
+        fold: &DirNodeFold<'_, A, T>,
+    ) -> Result<Vec<T>> {
         // In iden order the nodes' rows are read front to back: neighbours share blocks, and
         // each block is read and decompressed once (in lift order, by time, every node's
         // rows were a block cache miss once the directory outgrew the cache).
-        members.sort_unstable_by(|a, b| a.iden.cmp(&b.iden));
-        let run = |part: &[Row]| -> Result<Vec<T>> {
+        members.sort_unstable();
+        let run = |part: &[Iden]| -> Result<Vec<T>> {
             let mut out = Vec::with_capacity(part.len());
-            for batch in part.chunks(LISTING_BATCH) {
-                let idens: Vec<Iden> = batch.iter().map(|r| r.iden.clone()).collect();
+            for idens in part.chunks(LISTING_BATCH) {
                 let mut seen: Vec<A> = idens.iter().map(|_| A::default()).collect();
-                (self.store).visit_rows_by_idens(&idens, &mut |i, p, v, t| {
+                (self.store).visit_rows_by_idens(idens, &mut |i, p, v, t| {
                     (fold.take)(&mut seen[i], p, v, t)
                 })?;
                 for node in seen {

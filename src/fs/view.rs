@@ -1,0 +1,120 @@
+//! The query views under `query/`: read-only directories where a path is a query
+//! (`query/quality=10/cronus:type=ARROW/`, each level one more term that must match). A view
+//! lists the objects that match as files named by their Cronus name (reading, rows and
+//! permissions those of the object), and the datasets, partitions, jobs, folders, menus and
+//! configurations that match as symbolic links to their place. Views are not listed in their
+//! parent (there are as many as there are queries): a lookup of a term makes one.
+
+use std::collections::HashMap;
+
+use super::attr::AttrRows;
+use super::{DirEntry, FsCore, FsError, FsResult, Ino, Kind, Node, file};
+use crate::meta::{DirNodeFold, Match, MatchRows, Term};
+use crate::storage::{Storage, ValuRef};
+
+/// What a view's listing keeps of a node's rows as it visits them.
+#[derive(Default)]
+struct ViewNode {
+    place: MatchRows,
+    attr: AttrRows,
+}
+
+/// Returns the terms of view `path` (`a=1/b>2`).
+fn terms_of(path: &str) -> FsResult<Vec<Term>> {
+    path.split('/')
+        .map(|t| t.parse::<Term>().map_err(FsError::from))
+        .collect()
+}
+
+/// Returns the view one term below `dir` (`query/` or a view).
+fn view_below(dir: &Node, term: &str) -> Option<Node> {
+    match dir {
+        Node::Query => Some(Node::View(term.to_string())),
+        Node::View(path) => Some(Node::View(format!("{path}/{term}"))),
+        _ => None,
+    }
+}
+
+impl<S: Storage> FsCore<S> {
+    /// Returns the node `name` in `dir` (`query/` or a view): a match listed there, else the
+    /// view one term further down.
+    pub(super) fn view_child(&self, dir: &Node, name: &str) -> FsResult<Node> {
+        if let Node::View(_) = dir {
+            let ino = self.inodes.ino(dir);
+            if let Some(entry) = self.listing(ino)?.iter().find(|e| e.name == name) {
+                return self.node(entry.attr.ino);
+            }
+        }
+        if name.parse::<Term>().is_err() {
+            return Err(FsError::NotFound);
+        }
+        view_below(dir, name).ok_or(FsError::NotDir)
+    }
+
+    /// Lists view `path`: one lift per term, then the rows of each node that matches them all.
+    pub(super) fn list_view(&self, path: &str) -> FsResult<Vec<DirEntry>> {
+        let terms = terms_of(path)?;
+        // The view's directory is this many levels below the root: `query` and one per term.
+        let depth = 1 + terms.len() as u32;
+        let fold = DirNodeFold {
+            take: &|seen: &mut ViewNode, p, v: ValuRef<'_>, t| {
+                seen.place.take(p, v);
+                seen.attr.take(p, v.as_int(), t);
+            },
+            finish: &|seen: ViewNode| Ok(seen.place.finish().map(|m| (m, seen.attr))),
+        };
+        let matches = self.meta.map_nodes(self.meta.find(&terms)?, &fold)?;
+        let mut partitions = HashMap::new();
+        let mut entries = Vec::with_capacity(matches.len());
+        for (found, rows) in matches {
+            if let Match::Object { id, .. } = &found {
+                let ino = self.inodes.ino(&Node::ViewObject(*id));
+                let mut attr = self.defaults.attr_of(ino, Kind::File, &rows, None);
+                if let Some(w) = self.files.written(*id) {
+                    file::apply_written(&mut attr, w);
+                }
+                attr.perm &= !0o222;
+                entries.push(DirEntry {
+                    name: found.name(None),
+                    attr,
+                });
+                continue;
+            }
+            let keys = self.meta.partitions_of_match(&found, &mut partitions)?;
+            for key in keys {
+                let link = Node::ViewLink(depth, found.path(key.as_deref()));
+                let attr = self.attr_of(self.inodes.ino(&link), &link)?;
+                entries.push(DirEntry {
+                    name: found.name(key.as_deref()),
+                    attr,
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Returns the target of symbolic link `ino`: relative, so that it leads to the same
+    /// place wherever the file system is mounted.
+    pub fn readlink(&self, ino: Ino) -> FsResult<String> {
+        match self.node(ino)? {
+            Node::ViewLink(depth, place) => Ok(link_target(depth, &place)),
+            _ => Err(FsError::InvalidArgument("not a symbolic link")),
+        }
+    }
+
+    /// Refuses any change to `node` when it is in the query views (EROFS).
+    pub(super) fn refuse_view(node: &Node) -> FsResult<()> {
+        match node {
+            Node::Query | Node::View(_) | Node::ViewObject(_) | Node::ViewLink(..) => {
+                Err(FsError::ReadOnly)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The target of a link `depth` directories below the root to `place` (a path from the root).
+pub(super) fn link_target(depth: u32, place: &str) -> String {
+    format!("{}{place}", "../".repeat(depth as usize))
+}

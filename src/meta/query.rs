@@ -1,0 +1,295 @@
+//! Queries by metadata: the terms of `cronusfs find` and of the mount's `query/` views
+//! (`quality=10`, `cronus:arrow:num_rows>=1000`, `size=0..100`, `quality`), and what a node
+//! that matches is in the catalogue's tree ([`Match`], folded from its rows).
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::metastore::{DatasetId, JobId, ObjectId, ObjectPath, prop};
+use super::{MetaError, Result};
+use crate::storage::{IntLift, Valu, ValuRef};
+
+/// What a term asks of a prop's rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// The node has a row of the prop (`quality`).
+    Has,
+    /// A row of the prop has this value (`quality=10`: a canonical decimal is an integer, as
+    /// for attributes; anything else a string).
+    Equals(Valu),
+    /// A row of the prop is an integer in this range (`n>=5`, `n<=5`, `n>5`, `n<5`,
+    /// `n=lo..hi` for `lo <= n < hi`).
+    Int(IntLift),
+}
+
+/// One term of a query: a prop and what its rows must be. Several terms: a node must match
+/// every one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Term {
+    /// The row prop (`quality`, `cronus:type`).
+    pub prop: String,
+    /// The condition on its rows.
+    pub condition: Condition,
+}
+
+fn bad_term(term: &str, reason: &'static str) -> MetaError {
+    MetaError::BadName {
+        what: "query term",
+        name: term.chars().take(64).collect(),
+        reason,
+    }
+}
+
+/// Parses an integer bound of an integer term.
+fn int_of(term: &str, text: &str) -> Result<i64> {
+    Valu::from_text(text).as_int().ok_or_else(|| {
+        bad_term(
+            term,
+            "the bound of <, <=, >, >= is an integer (canonical decimal)",
+        )
+    })
+}
+
+impl FromStr for Term {
+    type Err = MetaError;
+
+    fn from_str(term: &str) -> Result<Term> {
+        let Some(at) = term.find(['=', '<', '>']) else {
+            return Term::new(term, Condition::Has);
+        };
+        let (prop, rest) = term.split_at(at);
+        let condition = if let Some(v) = rest.strip_prefix(">=") {
+            Condition::Int(IntLift::Ge(int_of(term, v)?))
+        } else if let Some(v) = rest.strip_prefix("<=") {
+            Condition::Int(IntLift::Le(int_of(term, v)?))
+        } else if let Some(v) = rest.strip_prefix('>') {
+            Condition::Int(IntLift::Gt(int_of(term, v)?))
+        } else if let Some(v) = rest.strip_prefix('<') {
+            Condition::Int(IntLift::Lt(int_of(term, v)?))
+        } else {
+            let v = &rest[1..];
+            match v
+                .split_once("..")
+                .map(|(lo, hi)| (Valu::from_text(lo).as_int(), Valu::from_text(hi).as_int()))
+            {
+                Some((Some(lo), Some(hi))) => Condition::Int(IntLift::Range(lo, hi)),
+                _ => Condition::Equals(Valu::from_text(v)),
+            }
+        };
+        Term::new(prop, condition)
+    }
+}
+
+impl Term {
+    /// Returns the term on `prop`, refusing a prop no row can have.
+    pub fn new(prop: &str, condition: Condition) -> Result<Term> {
+        if prop.is_empty() {
+            return Err(bad_term(prop, "no prop before the condition"));
+        }
+        if prop.len() > crate::storage::MAX_PROP_LEN {
+            return Err(bad_term(prop, "the prop is longer than 1024 bytes"));
+        }
+        Ok(Term {
+            prop: prop.to_string(),
+            condition,
+        })
+    }
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.prop;
+        match &self.condition {
+            Condition::Has => write!(f, "{p}"),
+            Condition::Equals(v) => write!(f, "{p}={v}"),
+            Condition::Int(IntLift::Ge(v)) => write!(f, "{p}>={v}"),
+            Condition::Int(IntLift::Le(v)) => write!(f, "{p}<={v}"),
+            Condition::Int(IntLift::Gt(v)) => write!(f, "{p}>{v}"),
+            Condition::Int(IntLift::Lt(v)) => write!(f, "{p}<{v}"),
+            Condition::Int(IntLift::Range(lo, hi)) => write!(f, "{p}={lo}..{hi}"),
+        }
+    }
+}
+
+/// A node that matched, as the catalogue's tree places it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// An object (its Cronus name is unique in the whole store: it holds the uuid).
+    Object {
+        /// Its uuid.
+        id: ObjectId,
+        /// Where it is.
+        path: ObjectPath,
+        /// `<ds>.job_<j>.part_<key>.<uuid>.<ext>`.
+        cronus_name: String,
+    },
+    /// A dataset.
+    Dataset(DatasetId),
+    /// A partition of a dataset.
+    Partition(DatasetId, String),
+    /// A job of a dataset (its directory is under every partition).
+    Job(DatasetId, JobId),
+    /// A folder in a job directory (`path.name` is its path there).
+    Folder(ObjectPath),
+    /// A registered menu.
+    Menu(String),
+    /// A registered configuration.
+    Config(String),
+}
+
+impl Match {
+    /// Returns the match's name in a view: unique among the matches of a store. Objects by
+    /// their Cronus name; datasets by uuid; partitions `<ds>.part_<key>`; a job under
+    /// partition `key` `<ds>.job_<j>.part_<key>`; folders that job name and their path (`/` as
+    /// `%2F`); menus `menu.<uuid>`, configurations `config.<uuid>`.
+    pub fn name(&self, partition: Option<&str>) -> String {
+        match self {
+            Match::Object { cronus_name, .. } => cronus_name.clone(),
+            Match::Dataset(ds) => ds.to_string(),
+            Match::Partition(ds, key) => format!("{ds}.part_{key}"),
+            Match::Job(ds, job) => format!("{ds}.job_{job}.part_{}", partition.unwrap_or("")),
+            Match::Folder(at) => format!(
+                "{}.job_{}.part_{}.{}",
+                at.dataset,
+                at.job,
+                at.partition,
+                at.name.replace('%', "%25").replace('/', "%2F")
+            ),
+            Match::Menu(uuid) => format!("menu.{uuid}"),
+            Match::Config(uuid) => format!("config.{uuid}"),
+        }
+    }
+
+    /// Returns the match's path from the mount's root (a job's: under `partition`).
+    pub fn path(&self, partition: Option<&str>) -> String {
+        let job_dir = |ds: &DatasetId, key: &str, job: &JobId| {
+            format!("datasets/{ds}/partitions/{key}/jobs/{job}")
+        };
+        match self {
+            Match::Object { path, .. } | Match::Folder(path) => format!(
+                "{}/{}",
+                job_dir(&path.dataset, &path.partition, &path.job),
+                path.name
+            ),
+            Match::Dataset(ds) => format!("datasets/{ds}"),
+            Match::Partition(ds, key) => format!("datasets/{ds}/partitions/{key}"),
+            Match::Job(ds, job) => job_dir(ds, partition.unwrap_or(""), job),
+            Match::Menu(uuid) => format!("menus/{uuid}"),
+            Match::Config(uuid) => format!("configs/{uuid}"),
+        }
+    }
+}
+
+/// What [`MatchRows::finish`] needs of a node's rows, taken one row at a time.
+#[derive(Default, Debug)]
+pub struct MatchRows {
+    kind: Option<String>,
+    uuid: Option<String>,
+    name: Option<String>,
+    dataset: Option<String>,
+    partition: Option<String>,
+    job: Option<i64>,
+    object: Option<String>,
+    dir: Option<String>,
+}
+
+impl MatchRows {
+    /// Takes one row of the node.
+    pub fn take(&mut self, p: &str, v: ValuRef<'_>) {
+        let text = || match v {
+            ValuRef::Str(s) => Some(s.to_string()),
+            ValuRef::Int(_) => None,
+        };
+        match p {
+            prop::KIND => self.kind = text(),
+            prop::UUID => self.uuid = text(),
+            prop::NAME => self.name = text(),
+            prop::DATASET | prop::PARTITION_OF | prop::JOB_OF => self.dataset = text(),
+            prop::PARTITION => self.partition = text(),
+            prop::JOB => self.job = v.as_int(),
+            prop::OBJECT => self.object = text(),
+            prop::DIR => self.dir = text(),
+            _ => {}
+        }
+    }
+
+    /// Returns what the node is, or `None` for a node that is not in the tree (a session, a
+    /// user's own node) or whose rows are incomplete.
+    pub fn finish(self) -> Option<Match> {
+        let dataset = || self.dataset.as_deref()?.parse::<DatasetId>().ok();
+        let job = || JobId::parse_canonical(&self.job?.to_string());
+        Some(match self.kind.as_deref()? {
+            "object" => Match::Object {
+                id: self.uuid.as_deref()?.parse().ok()?,
+                path: ObjectPath::new(
+                    dataset()?,
+                    self.partition.as_deref()?,
+                    job()?,
+                    self.object.as_deref()?,
+                ),
+                cronus_name: self.name?,
+            },
+            "dataset" => Match::Dataset(self.uuid.as_deref()?.parse().ok()?),
+            "partition" => Match::Partition(dataset()?, self.partition?),
+            "job" => Match::Job(dataset()?, job()?),
+            "folder" => {
+                // `cronus:dir` of a folder: `<ds>/<key>/<job>[/<parent path>]`.
+                let dir = self.dir.as_deref()?;
+                let mut parts = dir.splitn(4, '/');
+                let (ds, key, job) = (parts.next()?, parts.next()?, parts.next()?);
+                let job = JobId::parse_canonical(job)?;
+                Match::Folder(ObjectPath::new(
+                    ds.parse().ok()?,
+                    key,
+                    job,
+                    self.object.as_deref()?,
+                ))
+            }
+            "menu" => Match::Menu(self.uuid?),
+            "config" => Match::Config(self.uuid?),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_syntax_parses_and_prints_back() {
+        let cases = [
+            ("quality", Condition::Has),
+            ("quality=10", Condition::Equals(Valu::Int(10))),
+            ("quality=010", Condition::Equals(Valu::from("010"))),
+            ("team=red team", Condition::Equals(Valu::from("red team"))),
+            ("quality=", Condition::Equals(Valu::from(""))),
+            ("n>=5", Condition::Int(IntLift::Ge(5))),
+            ("n<=-5", Condition::Int(IntLift::Le(-5))),
+            ("n>5", Condition::Int(IntLift::Gt(5))),
+            ("n<5", Condition::Int(IntLift::Lt(5))),
+            ("n=1..9", Condition::Int(IntLift::Range(1, 9))),
+            ("v=a..b", Condition::Equals(Valu::from("a..b"))),
+            ("k=a=b", Condition::Equals(Valu::from("a=b"))),
+        ];
+        for (text, condition) in cases {
+            let term: Term = text.parse().unwrap();
+            assert_eq!(term.condition, condition, "{text}");
+            assert_eq!(term.to_string(), text);
+        }
+        assert_eq!(
+            "cronus:arrow:num_rows>=1000".parse::<Term>().unwrap().prop,
+            "cronus:arrow:num_rows"
+        );
+    }
+
+    #[test]
+    fn what_is_no_term_is_refused_with_a_reason() {
+        for bad in ["", "=5", ">=5", "n>=ten", "n<", "n>=1.5", "n<=+3"] {
+            let e = bad.parse::<Term>().unwrap_err().to_string();
+            assert!(e.contains("query term"), "{bad}: {e}");
+        }
+        let long = format!("{}=1", "p".repeat(1025));
+        assert!(long.parse::<Term>().is_err());
+    }
+}
