@@ -12,7 +12,8 @@ Phases (medians of --runs): cp of an M MiB Arrow file into a job directory; its 
 daemon serves it and has the content cache fill); once the cache holds it, cat warm and cold
 (page cache dropped), which the kernel serves from the cache file (passthrough); cold cat of a
 content not in the cache (served by the daemon); tar -x of N small files; ls -l and find on a job directory of
---listing objects (made once); getfattr -d over the small files (the native copies are given
+--listing objects (made once), and ls -l of a query view matching the same objects (its ratio is
+against ls -l of the job directory, not native); getfattr -d over the small files (the native copies are given
 the same user attributes first, so both sides list and read the same attributes). Speed ratios are native time
 over mount time (higher is better; 1.0 = as fast as native); listing ratios are mount time over
 native time (lower is better), as the targets are stated.
@@ -38,6 +39,7 @@ TARGETS = {  # phase: (kind, target)
     "tar -x small files": ("speed", 0.3),
     "ls -l": ("time", 2.0),
     "find": ("time", 2.0),
+    "ls -l query view": ("time", 2.0),
     "getfattr -d": ("time", 2.0),
 }
 
@@ -189,6 +191,18 @@ def one_run(args, binary, work, tarball, listing_native, listing_mount, daemon):
     r["find"] = (timed(f"find {listing_native}"), timed(f"find {listing_mount}"))
     daemon.record_peak("ls -l")
     daemon.record_peak("find")
+    # A query view of the same objects (every object of the listing's dataset), against the
+    # job directory rather than native: each listed right after a change, so neither comes
+    # from the daemon's listing cache.
+    ds = listing_mount.split("/datasets/")[1].split("/")[0]
+    view = f"'{daemon.mnt}/query/cronus:dataset={ds}'"
+    fresh = f"setfattr -n user.bench -v {time.time_ns()} {daemon.mnt}/datasets/{ds}"
+    sh(fresh)
+    daemon.reset_peak()
+    in_job = timed(f"ls -l {listing_mount}")
+    sh(fresh + "1")
+    r["ls -l query view"] = (in_job, timed(f"ls -l {view}"))
+    daemon.record_peak("ls -l query view")
     shutil.rmtree(native)
     return r
 

@@ -10,10 +10,11 @@ mod remote;
 mod rows;
 mod session;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 
 use crate::cli::{Cli, Command, MessageCommand};
@@ -53,10 +54,17 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::umask(0o077);
     }
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    // Read here rather than by clap: clap's usage lines show an argument the environment set
+    // as if it had been typed.
+    if cli.store.is_none() {
+        cli.store = std::env::var_os("CRONUSFS_STORE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -103,6 +111,12 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Put { file, .. } = &cli.command
+        && file.as_os_str() == "-"
+        && std::io::stdin().is_terminal()
+    {
+        bail!("standard input is a terminal: give put a FILE, or pipe the bytes into `put -`");
+    }
     let (stdout, stdin) = (std::io::stdout(), std::io::stdin());
     let (mut out, mut input) = (stdout.lock(), stdin.lock());
     let mut io = Console {
@@ -111,8 +125,12 @@ fn run(cli: Cli) -> Result<()> {
         cwd: std::env::current_dir()?,
     };
     match cli.command {
-        Command::Init { path, content } => init(&path, content.as_deref()),
+        Command::Init { path, content } => init(
+            &store_path(path.as_deref().or(cli.store.as_deref()))?,
+            content.as_deref(),
+        ),
         Command::ImportCronus { store, dir } => {
+            let (store, dir) = store_and(store, dir, cli.store.as_deref(), "DIR")?;
             let location = parse_location(&store)?;
             let store = location::create(&location, None)?;
             with_session(&location, catalog_of(store), "import-cronus", |m| {
@@ -120,14 +138,28 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::ExportCronus { store, dir, name } => {
+            let (store, dir) = store_and(store, dir, cli.store.as_deref(), "DIR")?;
             catalog::export(&open_catalog(Some(&store))?, &mut io, &dir, &name)
         }
         Command::GenMan { dir } => man::write_all(&dir),
-        Command::Mount(args) => mount::mount(args),
+        Command::Mount(mut args) => {
+            let (store, mountpoint) = store_and(
+                args.store,
+                args.mountpoint,
+                cli.store.as_deref(),
+                "MOUNTPOINT",
+            )?;
+            (args.store, args.mountpoint) = (Some(store), Some(mountpoint));
+            mount::mount(args)
+        }
         Command::Umount { mountpoint } => mount::umount(&mountpoint),
         Command::Status if cli.store.is_none() => mount::status(),
         other => {
-            let store = parse_location(&store_path(cli.store.as_deref())?)?;
+            let named = match &other {
+                Command::Gc { store } | Command::Fsck { store } => store.as_deref(),
+                _ => None,
+            };
+            let store = parse_location(&store_path(named.or(cli.store.as_deref()))?)?;
             // A store directory is held by its daemon: the command runs there. A shared store
             // is opened here, beside any daemons.
             if let Location::Dir(dir) = &store
@@ -156,7 +188,7 @@ fn run(cli: Cli) -> Result<()> {
 fn stores_content(command: &Command) -> Option<&'static str> {
     match command {
         Command::Put { .. } => Some("put"),
-        Command::Gc => Some("gc"),
+        Command::Gc { .. } => Some("gc"),
         Command::Menu(MessageCommand::New { .. } | MessageCommand::Add { .. }) => Some("menu"),
         Command::Config(MessageCommand::New { .. } | MessageCommand::Add { .. }) => Some("config"),
         _ => None,
@@ -202,7 +234,7 @@ pub type Catalog = Metastore<Box<dyn Storage>>;
 fn init(arg: &Path, content: Option<&str>) -> Result<()> {
     let store = parse_location(arg)?;
     if location::exists(&store)? {
-        return Err(anyhow!("{store} already holds a store"));
+        return Err(anyhow!("{store} is already a store"));
     }
     let content = content.map(S3Url::parse).transpose()?;
     location::create(&store, content.as_ref())
@@ -241,6 +273,21 @@ pub fn cache_root() -> PathBuf {
 fn open_catalog(store: Option<&Path>) -> Result<Catalog> {
     let store = parse_location(&store_path(store)?)?;
     Ok(catalog_of(location::open(&store)?))
+}
+
+/// Returns the store and the other path of a command taking `[STORE] OTHER`: both as given,
+/// or, when only one is, that one as OTHER and the store from `--store` / `CRONUSFS_STORE`.
+fn store_and(
+    first: Option<PathBuf>,
+    second: Option<PathBuf>,
+    global: Option<&Path>,
+    other: &str,
+) -> Result<(PathBuf, PathBuf)> {
+    match (first, second) {
+        (Some(store), Some(path)) => Ok((store, path)),
+        (Some(path), None) => Ok((store_path(global)?, path)),
+        (None, _) => bail!("no {other} given"),
+    }
 }
 
 /// Returns the store named by `--store` / `CRONUSFS_STORE`.

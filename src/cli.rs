@@ -21,15 +21,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     max_term_width = 100
 )]
 pub struct Cli {
-    /// The store (for commands that use an existing store): a directory, or a `postgres://`
-    /// URL for a shared store.
-    #[arg(
-        short = 's',
-        long,
-        global = true,
-        env = "CRONUSFS_STORE",
-        value_name = "STORE"
-    )]
+    /// The store: a directory, or a `postgres://` URL for a shared store. Default: the
+    /// CRONUSFS_STORE environment variable. (`init`, `mount`, `gc`, `fsck`, `import-cronus` and
+    /// `export-cronus` also take it as their first argument.)
+    #[arg(short = 's', long, global = true, value_name = "STORE")]
     pub store: Option<PathBuf>,
 
     /// What to do.
@@ -44,9 +39,9 @@ pub enum Command {
     /// store several hosts share, in the PostgreSQL database of a
     /// `postgres://USER@HOST:PORT/DB?schema=NAME` URL (password from PGPASSWORD).
     Init {
-        /// The directory or URL to hold the store.
+        /// The directory or URL to hold the store (default: -s/--store or CRONUSFS_STORE).
         #[arg(value_name = "STORE")]
-        path: PathBuf,
+        path: Option<PathBuf>,
         /// Keep the content (chunks of object bytes) in an S3 bucket:
         /// `s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME`, recorded in the store so that every
         /// host needs only the store's name. Keys from AWS_ACCESS_KEY_ID and
@@ -72,33 +67,38 @@ pub enum Command {
     /// Open and list the jobs of a dataset.
     #[command(subcommand)]
     Job(JobCommand),
-    /// Store FILE (or standard input) as object NAME of job JOB in partition KEY of DATASET; a
-    /// new version if the object exists.
+    /// Store FILE as an object, in `cp` order: `put FILE DATASET/KEY/JOB[/NAME]` (NAME: FILE's
+    /// name when left out); a new version if the object exists. Prints the object's place,
+    /// uuid, Cronus name, size, type and version.
+    ///
+    /// FILE `-` reads standard input (then NAME is needed), which must not be a terminal. A
+    /// NAME with `/` is a path inside the job directory, whose folders must exist (`mkdir` in
+    /// the mount).
     Put {
-        /// The dataset's uuid.
-        dataset: String,
-        /// The partition key.
-        key: String,
-        /// The job number.
-        job: u32,
-        /// The object's name in the job directory.
-        name: String,
-        /// The file to store (`-` or absent: standard input).
-        file: Option<PathBuf>,
+        /// The file to store (`-`: standard input).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where: the object's path below `datasets/` in the mount, without `partitions/` and
+        /// `jobs/`.
+        #[arg(value_name = "DATASET/KEY/JOB[/NAME]")]
+        target: String,
     },
-    /// Write the current content of an object to FILE (or standard output).
+    /// Write the current content of an object to FILE (or standard output): the object named
+    /// `DATASET/KEY/JOB/NAME` or by its uuid.
     Get {
-        /// The dataset's uuid.
-        dataset: String,
-        /// The partition key.
-        key: String,
-        /// The job number.
-        job: u32,
-        /// The object's name.
-        name: String,
+        /// The object: `DATASET/KEY/JOB/NAME`, or its uuid.
+        #[arg(value_name = "OBJECT")]
+        object: String,
         /// Where to write (absent or `-`: standard output).
-        #[arg(short, long)]
+        #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// List the objects of a dataset, of one partition, or of one job directory: path, size,
+    /// type, version, uuid, Cronus name and content id, tab-separated.
+    Ls {
+        /// What to list: `DATASET`, `DATASET/KEY` or `DATASET/KEY/JOB`.
+        #[arg(value_name = "DATASET[/KEY[/JOB]]")]
+        place: String,
     },
     /// Print the path (from the mount's root) of every node whose rows match all TERMs: the
     /// lifts of the mount's `query/` views.
@@ -111,32 +111,27 @@ pub enum Command {
         #[arg(required = true, value_name = "TERM")]
         terms: Vec<String>,
     },
-    /// List the objects of a job directory (name, size, type, version, content id).
-    Ls {
-        /// The dataset's uuid.
-        dataset: String,
-        /// The partition key.
-        key: String,
-        /// The job number.
-        job: u32,
-    },
     /// Import the Python Cronus store in DIR (its `*.cronus.pb` and the files beside it) into
     /// STORE (created if missing), keeping every uuid.
+    #[command(override_usage = "cronusfs import-cronus [STORE] DIR")]
     ImportCronus {
-        /// The store to import into.
-        #[arg(value_name = "STORE")]
-        store: PathBuf,
+        /// The store to import into (left out: -s/--store or CRONUSFS_STORE).
+        #[arg(id = "store_positional", value_name = "STORE")]
+        store: Option<PathBuf>,
         /// The directory holding the Cronus store.
-        dir: PathBuf,
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Export STORE into DIR as a Python Cronus store named NAME, readable by
     /// `BaseObjectStore(DIR, "<uuid>.NAME.cronus.pb", store_uuid=…)`.
+    #[command(override_usage = "cronusfs export-cronus [OPTIONS] [STORE] DIR")]
     ExportCronus {
-        /// The store to export.
-        #[arg(value_name = "STORE")]
-        store: PathBuf,
+        /// The store to export (left out: -s/--store or CRONUSFS_STORE).
+        #[arg(id = "store_positional", value_name = "STORE")]
+        store: Option<PathBuf>,
         /// The directory to write (made if missing).
-        dir: PathBuf,
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
         /// The Cronus store name.
         #[arg(long, default_value = "cronusfs")]
         name: String,
@@ -146,15 +141,25 @@ pub enum Command {
     /// On a shared store, gc first marks the store as being swept and waits (up to
     /// CRONUSFS_GC_WAIT_MS, default 60 s) until no other daemon or command has a write in
     /// progress; new writes wait until the sweep ends. Exit 1 when writes stay in progress.
-    Gc,
+    Gc {
+        /// The store (default: -s/--store or CRONUSFS_STORE).
+        #[arg(id = "store_positional", value_name = "STORE")]
+        store: Option<PathBuf>,
+    },
     /// Check every object's bytes against its content id, and every node's rows; exit 1 and
     /// list the problems if any. Entries of a store directory's content cache that differ from
     /// their content are removed and named (not problems of the store).
-    Fsck,
+    Fsck {
+        /// The store (default: -s/--store or CRONUSFS_STORE).
+        #[arg(id = "store_positional", value_name = "STORE")]
+        store: Option<PathBuf>,
+    },
     /// Mount STORE at MOUNTPOINT and serve it from a daemon; returns once the mount answers.
     ///
     /// The tree: datasets/<uuid>/{menu,config,partitions/<key>/jobs/<n>/<object>}, menus/,
-    /// configs/, objects/<content-id>. See docs/SEMANTICS.md for what each operation does.
+    /// configs/, objects/<content-id>, query/<term>/…. See docs/SEMANTICS.md for what each
+    /// operation does.
+    #[command(override_usage = "cronusfs mount [OPTIONS] [STORE] MOUNTPOINT")]
     Mount(MountArgs),
     /// Unmount MOUNTPOINT and wait for its daemon to finish committing and exit.
     Umount {
@@ -177,11 +182,13 @@ pub enum Command {
 /// The arguments of `mount`.
 #[derive(Debug, Args)]
 pub struct MountArgs {
-    /// The store to serve.
-    #[arg(value_name = "STORE")]
-    pub store: PathBuf,
+    /// The store to serve (left out: -s/--store or CRONUSFS_STORE). A directory that holds no
+    /// store gets a new one.
+    #[arg(id = "store_positional", value_name = "STORE")]
+    pub store: Option<PathBuf>,
     /// Where to mount it (an existing, empty directory).
-    pub mountpoint: PathBuf,
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: Option<PathBuf>,
     /// Serve from this process instead of a daemon; SIGINT or SIGTERM unmounts.
     #[arg(long, short = 'f')]
     pub foreground: bool,

@@ -259,7 +259,7 @@ fn runtime_errors_exit_1_and_name_the_problem() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a store"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is already a store"));
     let out = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
         .args(["rows", "get", "a"])
         .env_remove("CRONUSFS_STORE")

@@ -72,11 +72,8 @@ pub fn seed_scenario(s: &Path, scratch: &Path) {
                 s,
                 &[
                     "put",
-                    &ds,
-                    key,
-                    &n.to_string(),
-                    "data.arrow",
                     file.to_str().unwrap(),
+                    &format!("{ds}/{key}/{n}/data.arrow"),
                 ],
             );
             assert!(line.contains("\tARROW\tversion 1"), "{line}");
@@ -95,10 +92,7 @@ pub fn seed_scenario(s: &Path, scratch: &Path) {
                 s,
                 &[
                     "get",
-                    &ds,
-                    key,
-                    &n.to_string(),
-                    "data.arrow",
+                    &format!("{ds}/{key}/{n}/data.arrow"),
                     "-o",
                     back.to_str().unwrap(),
                 ],
@@ -107,7 +101,7 @@ pub fn seed_scenario(s: &Path, scratch: &Path) {
             assert_eq!(reader.num_batches(), 10);
         }
     }
-    let ls = ok(s, &["ls", &ds, "key2", "7"]);
+    let ls = ok(s, &["ls", &format!("{ds}/key2/7")]);
     assert!(
         ls.starts_with("data.arrow\t") && ls.contains("\tARROW\t1\t"),
         "{ls}"
@@ -149,10 +143,7 @@ fn fsck_finds_a_corrupted_chunk_and_a_stray_index_entry() {
     ok(&s, &["job", "new", &ds]);
     let file = dir.path().join("f.arrow");
     std::fs::write(&file, arrow_file(3)).unwrap();
-    ok(
-        &s,
-        &["put", &ds, "k", "0", "f.arrow", file.to_str().unwrap()],
-    );
+    ok(&s, &["put", file.to_str().unwrap(), &format!("{ds}/k/0")]);
     assert!(ok(&s, &["fsck"]).starts_with("clean"));
     {
         let store = RocksStore::open(&s).unwrap();
@@ -229,12 +220,15 @@ fn progress_is_drawn_on_a_terminal_and_nowhere_else() {
     std::fs::write(&file, vec![7u8; 8 << 20]).unwrap();
 
     // Not a terminal: stderr stays empty.
-    let out = run(&s, &["put", &ds, "k", "0", "piped", file.to_str().unwrap()]);
+    let out = run(
+        &s,
+        &["put", file.to_str().unwrap(), &format!("{ds}/k/0/piped")],
+    );
     assert!(out.status.success() && out.stderr.is_empty());
 
     // On a terminal (script(1) gives the command a pseudo-terminal), the put draws its bar.
     let line = format!(
-        "{} --store {} put {ds} k 0 tty {}",
+        "{} --store {} put {} {ds}/k/0/tty",
         env!("CARGO_BIN_EXE_cronusfs"),
         s.display(),
         file.display()

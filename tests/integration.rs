@@ -8,6 +8,7 @@ mod arrow_meta;
 mod backends;
 mod cli;
 mod cli_catalog;
+mod cli_naming;
 mod content;
 mod crash;
 mod cronus_import;

@@ -466,6 +466,64 @@ fn pyarrow_and_polars_write_and_read_on_the_mount() {
     }
 }
 
+/// Unmounts `0` when dropped (`fusermount3 -u`, then `-uz`), for tests that mount by hand.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if is_mounted(&self.0) {
+            let ok = Command::new("fusermount3").arg("-u").arg(&self.0).status();
+            if !ok.is_ok_and(|s| s.success()) {
+                let _ = Command::new("fusermount3").arg("-uz").arg(&self.0).status();
+            }
+        }
+    }
+}
+
+#[test]
+fn mount_on_a_directory_without_a_store_makes_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, mnt) = (tmp.path().join("new-store"), tmp.path().join("mnt"));
+    std::fs::create_dir(&mnt).unwrap();
+    let _guard = Unmount(mnt.clone());
+    let mount = |store: &Path| {
+        Command::new("timeout")
+            .arg("60")
+            .arg(BIN)
+            .arg("mount")
+            .arg(store)
+            .arg(&mnt)
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+            .output()
+            .unwrap()
+    };
+    let out = mount(&store);
+    assert_success(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("created store"), "{said}");
+    let listed: Vec<_> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(listed.contains(&"datasets".to_string()), "{listed:?}");
+    let out = Command::new(BIN).arg("umount").arg(&mnt).output().unwrap();
+    assert_success(&out);
+    // A directory that holds other files is not made a store.
+    let busy = tmp.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("thesis.tex"), "mine").unwrap();
+    let out = mount(&busy);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("holds no store and is not empty"), "{said}");
+    assert_eq!(
+        std::fs::read_dir(&busy).unwrap().count(),
+        1,
+        "nothing added"
+    );
+    assert!(!is_mounted(&mnt));
+}
+
 #[test]
 fn the_daemon_is_one_per_store_and_stops_on_sigterm() {
     let m = Mounted::new();
@@ -639,7 +697,10 @@ fn the_cli_works_on_a_mounted_store_through_the_daemon() {
     ok(&["partition", "add", ds, "k"], None);
     assert_eq!(ok(&["job", "new", ds], None).trim(), "0");
     // A put through the CLI is a file in the mount at once, and the other way round.
-    ok(&["put", ds, "k", "0", "from-cli.txt"], Some(b"typed in\n"));
+    ok(
+        &["put", "-", &format!("{ds}/k/0/from-cli.txt")],
+        Some(b"typed in\n"),
+    );
     let job = format!("$M/datasets/{ds}/partitions/k/jobs/0");
     assert_eq!(m.ok(&format!("cat {job}/from-cli.txt")), "typed in\n");
     // The dataset's menu file holds the Menu message: its uuid and name are in the bytes.
@@ -655,20 +716,20 @@ fn the_cli_works_on_a_mounted_store_through_the_daemon() {
         "echo written > {job}/from-mount.txt && setfattr -n user.rank -v 3 {job}/from-mount.txt"
     ));
     assert_eq!(
-        ok(&["get", ds, "k", "0", "from-mount.txt"], None),
+        ok(&["get", &format!("{ds}/k/0/from-mount.txt")], None),
         "written\n"
     );
     assert_eq!(
         ok(&["rows", "lift", "rank", "--eq", "3", "--count"], None).trim(),
         "1"
     );
-    let listing = ok(&["ls", ds, "k", "0"], None);
+    let listing = ok(&["ls", &format!("{ds}/k/0")], None);
     assert!(
         listing.contains("from-cli.txt") && listing.contains("from-mount.txt"),
         "{listing}"
     );
     // Errors keep their one line and exit status.
-    let missing = cli(&["get", ds, "k", "0", "absent"], None);
+    let missing = cli(&["get", &format!("{ds}/k/0/absent")], None);
     assert_eq!(missing.status.code(), Some(1));
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(

@@ -73,7 +73,7 @@ fn overlapping_handles_commit_what_cat_shows_and_readers_keep_their_version() {
         .args(["--store"])
         .arg(&m.store)
         .args(["get"])
-        .args(cli_path(&m.mnt, &job, "f"))
+        .arg(cli_path(&m.mnt, &job, "f"))
         .output()
         .unwrap();
     crate::mount::assert_success(&got);
@@ -85,20 +85,15 @@ fn overlapping_handles_commit_what_cat_shows_and_readers_keep_their_version() {
     assert_eq!(&seen[..n], b"old version", "the reader keeps its version");
 }
 
-/// `DATASET KEY JOB NAME` of a file in job directory `job` of mount `mnt`.
-fn cli_path(mnt: &Path, job: &Path, name: &str) -> Vec<String> {
+/// `DATASET/KEY/JOB/NAME` of a file in job directory `job` of mount `mnt`.
+fn cli_path(mnt: &Path, job: &Path, name: &str) -> String {
     let rel = job.strip_prefix(mnt.join("datasets")).unwrap();
     let parts: Vec<String> = rel
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
     // <ds>/partitions/<key>/jobs/<job>
-    vec![
-        parts[0].clone(),
-        parts[2].clone(),
-        parts[4].clone(),
-        name.into(),
-    ]
+    format!("{}/{}/{}/{name}", parts[0], parts[2], parts[4])
 }
 
 #[test]

@@ -120,7 +120,7 @@ fn pyarrow_and_polars_files_are_inspected_and_read_back_by_both() {
         let status = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
             .arg("--store")
             .arg(dir.path().join("store"))
-            .args(["get", &ds.to_string(), "key1", "0", name, "-o"])
+            .args(["get", &format!("{ds}/key1/0/{name}"), "-o"])
             .arg(&back)
             .status()
             .unwrap();

@@ -232,7 +232,7 @@ fn seed_scenario_through_the_cli_on_postgres_and_s3() {
         .unwrap();
     let said = String::from_utf8_lossy(&again.stderr);
     assert!(
-        !again.status.success() && said.contains("already holds a store"),
+        !again.status.success() && said.contains("is already a store"),
         "{said}"
     );
     crate::cli_catalog::seed_scenario(Path::new(&url), scratch.path());

@@ -6,7 +6,9 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use cronusfs::meta::{ContentId, DatasetId, DirNodeFold, JobId, MatchRows, ObjectPath, Term, prop};
+use cronusfs::meta::{
+    ContentId, DatasetId, DirNodeFold, JobId, MatchRows, ObjectId, ObjectPath, Term, prop,
+};
 use cronusfs::pb::cronus::{Configuration, Menu};
 use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
 use cronusfs::storage::{Iden, Storage};
@@ -29,24 +31,12 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         Command::Dataset(c) => dataset(m, io, c),
         Command::Partition(c) => partition(m, io, c),
         Command::Job(c) => job(m, io, c),
-        Command::Put {
-            dataset,
-            key,
-            job,
-            name,
-            file,
-        } => put(m, io, &dataset, &key, job, &name, file.as_deref()),
-        Command::Get {
-            dataset,
-            key,
-            job,
-            name,
-            output,
-        } => get(m, io, &dataset, &key, job, &name, output.as_deref()),
-        Command::Ls { dataset, key, job } => ls(m, io, &dataset, &key, job),
+        Command::Put { file, target } => put(m, io, &file, &target),
+        Command::Get { object, output } => get(m, io, &object, output.as_deref()),
+        Command::Ls { place } => ls(m, io, &place),
         Command::Find { terms } => find(m, io, &terms),
-        Command::Gc => gc(m, io),
-        Command::Fsck => fsck(m, io, cache),
+        Command::Gc { .. } => gc(m, io),
+        Command::Fsck { .. } => fsck(m, io, cache),
         Command::Status => sessions(m, io),
         Command::Init { .. }
         | Command::Rows(_)
@@ -247,42 +237,90 @@ pub fn job(m: &Catalog, io: &mut Console<'_>, cmd: JobCommand) -> Result<()> {
     Ok(())
 }
 
-fn object_path(dataset: &str, key: &str, job: u32, name: &str) -> Result<ObjectPath> {
-    Ok(ObjectPath::new(dataset.parse()?, key, JobId(job), name))
+/// A place in the catalogue as the CLI names it: `DATASET[/KEY[/JOB[/NAME]]]`, the path below
+/// `datasets/` in the mount without `partitions/` and `jobs/` (a NAME may hold `/`: a path
+/// inside the job directory).
+struct Place {
+    dataset: DatasetId,
+    key: Option<String>,
+    job: Option<JobId>,
+    name: Option<String>,
 }
 
-/// Runs `put`.
-pub fn put(
-    m: &Catalog,
-    io: &mut Console<'_>,
-    dataset: &str,
-    key: &str,
-    job: u32,
-    name: &str,
-    file: Option<&Path>,
-) -> Result<()> {
-    let path = object_path(dataset, key, job, name)?;
-    let (mut input, total): (Box<dyn Read + '_>, Option<u64>) = match file {
-        Some(f) if f.as_os_str() != "-" => {
-            let f = io.path(f);
-            let file =
-                std::fs::File::open(&f).with_context(|| format!("cannot open {}", f.display()))?;
-            let len = file
-                .metadata()
-                .ok()
-                .filter(|md| md.is_file())
-                .map(|md| md.len());
-            (Box::new(file), len)
+impl Place {
+    fn parse(text: &str) -> Result<Place> {
+        let mut parts = text.splitn(4, '/');
+        let ds = parts.next().unwrap_or_default();
+        let dataset = ds
+            .parse()
+            .with_context(|| format!("{text:?}: expected DATASET/KEY/JOB/NAME"))?;
+        let key = parts.next().filter(|k| !k.is_empty()).map(str::to_string);
+        let job = match parts.next().filter(|j| !j.is_empty()) {
+            Some(j) => Some(JobId::parse_canonical(j).with_context(|| {
+                format!("{text:?}: {j:?} is not a job number (DATASET/KEY/JOB/NAME)")
+            })?),
+            None => None,
+        };
+        let name = parts.next().filter(|n| !n.is_empty()).map(str::to_string);
+        Ok(Place {
+            dataset,
+            key,
+            job,
+            name,
+        })
+    }
+
+    /// The object path, with `default_name` when the place names none; an error when it names
+    /// no job directory.
+    fn object(&self, text: &str, default_name: Option<&str>) -> Result<ObjectPath> {
+        let (Some(key), Some(job)) = (&self.key, self.job) else {
+            bail!("{text:?}: expected DATASET/KEY/JOB[/NAME]");
+        };
+        let Some(name) = self.name.as_deref().or(default_name) else {
+            bail!("{text:?}: give the object's name, DATASET/KEY/JOB/NAME");
+        };
+        Ok(ObjectPath::new(self.dataset, key, job, name))
+    }
+}
+
+/// Runs `put FILE DATASET/KEY/JOB[/NAME]`.
+pub fn put(m: &Catalog, io: &mut Console<'_>, file: &Path, target: &str) -> Result<()> {
+    let stdin = file.as_os_str() == "-";
+    let file_name = (!stdin)
+        .then(|| file.file_name().and_then(|n| n.to_str()))
+        .flatten();
+    let path = Place::parse(target)?.object(target, file_name)?;
+    if let Some((folder, _)) = path.name.rsplit_once('/') {
+        let at = ObjectPath::new(path.dataset, &path.partition, path.job, folder);
+        if !folder.is_empty() && !m.has_folder(&at)? {
+            bail!(
+                "no folder {folder:?} in {}/{}/{}: a NAME with / is a path in the job directory, whose folders are made with mkdir in the mount",
+                path.dataset,
+                path.partition,
+                path.job
+            );
         }
-        _ => (Box::new(&mut *io.input), None),
+    }
+    let (mut input, total): (Box<dyn Read + '_>, Option<u64>) = if stdin {
+        (Box::new(&mut *io.input), None)
+    } else {
+        let f = io.path(file);
+        let opened =
+            std::fs::File::open(&f).with_context(|| format!("cannot open {}", f.display()))?;
+        let len = (opened.metadata().ok())
+            .filter(|md| md.is_file())
+            .map(|md| md.len());
+        (Box::new(opened), len)
     };
-    let mut bar = Progress::new(&format!("put {name}"), Unit::Bytes, total);
+    let mut bar = Progress::new(&format!("put {}", path.name), Unit::Bytes, total);
     let meta = m.put_object(&path, &mut input, &mut |done| bar.update(done))?;
     drop((bar, input));
     writeln!(
         io.out,
-        "{}\t{}\t{}\tversion {}",
-        meta.content,
+        "{}\t{}\t{}\t{}\t{}\tversion {}",
+        cli_place(&meta.path),
+        meta.id,
+        meta.cronus_name,
         meta.size,
         meta.file_type.as_str_name(),
         meta.version
@@ -290,18 +328,25 @@ pub fn put(
     Ok(())
 }
 
-/// Runs `get`.
-pub fn get(
-    m: &Catalog,
-    io: &mut Console<'_>,
-    dataset: &str,
-    key: &str,
-    job: u32,
-    name: &str,
-    output: Option<&Path>,
-) -> Result<()> {
-    let meta = m.object(&object_path(dataset, key, job, name)?)?;
-    let bar = Progress::new(&format!("get {name}"), Unit::Bytes, Some(meta.size));
+/// `DATASET/KEY/JOB/NAME` of `path`.
+fn cli_place(path: &ObjectPath) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        path.dataset, path.partition, path.job, path.name
+    )
+}
+
+/// Runs `get OBJECT`: an object by `DATASET/KEY/JOB/NAME` or by uuid.
+pub fn get(m: &Catalog, io: &mut Console<'_>, object: &str, output: Option<&Path>) -> Result<()> {
+    let meta = match object.parse::<ObjectId>() {
+        Ok(id) => m.object_by_id(id)?,
+        Err(_) => m.object(&Place::parse(object)?.object(object, None)?)?,
+    };
+    let bar = Progress::new(
+        &format!("get {}", meta.path.name),
+        Unit::Bytes,
+        Some(meta.size),
+    );
     let mut reader = ProgressRead::new(m.open(&meta)?, bar);
     match output {
         Some(o) if o.as_os_str() != "-" => {
@@ -319,17 +364,49 @@ pub fn get(
     Ok(())
 }
 
-/// Runs `ls`.
-pub fn ls(m: &Catalog, io: &mut Console<'_>, dataset: &str, key: &str, job: u32) -> Result<()> {
-    let objects = m.objects(dataset.parse()?, key, JobId(job))?;
+/// Runs `ls DATASET[/KEY[/JOB]]`: every object below, its path from there.
+pub fn ls(m: &Catalog, io: &mut Console<'_>, place: &str) -> Result<()> {
+    let at = Place::parse(place)?;
+    if at.name.is_some() {
+        bail!("{place:?}: ls lists DATASET, DATASET/KEY or DATASET/KEY/JOB");
+    }
+    let mut objects = match (&at.key, at.job) {
+        (Some(key), Some(job)) => m.objects(at.dataset, key, job)?,
+        (key, _) => {
+            if !m.has_dataset(at.dataset)? {
+                bail!("no dataset {}", at.dataset);
+            }
+            if let Some(key) = key
+                && !m.has_partition(at.dataset, key)?
+            {
+                bail!("dataset {} has no partition {key:?}", at.dataset);
+            }
+            let mut all = m.list(at.dataset, "", "")?;
+            all.retain(|o| key.as_ref().is_none_or(|k| *k == o.path.partition));
+            all
+        }
+    };
+    objects.sort_by(|a, b| {
+        (&a.path.partition, a.path.job, &a.path.name).cmp(&(
+            &b.path.partition,
+            b.path.job,
+            &b.path.name,
+        ))
+    });
     for o in objects {
+        let shown = match (&at.key, at.job) {
+            (Some(_), Some(_)) => o.path.name.clone(),
+            (Some(_), None) => format!("{}/{}", o.path.job, o.path.name),
+            _ => format!("{}/{}/{}", o.path.partition, o.path.job, o.path.name),
+        };
         writeln!(
             io.out,
-            "{}\t{}\t{}\t{}\t{}",
-            o.path.name,
+            "{shown}\t{}\t{}\t{}\t{}\t{}\t{}",
             o.size,
             o.file_type.as_str_name(),
             o.version,
+            o.id,
+            o.cronus_name,
             o.content
         )?;
     }

@@ -24,16 +24,34 @@ const MOUNT_FILE: &str = "cronusfs.mount";
 
 /// Runs `mount`.
 pub fn mount(args: MountArgs) -> Result<()> {
-    let store = match parse_location(&args.store)? {
-        Location::Dir(dir) => Location::Dir(
-            dir.canonicalize()
-                .with_context(|| format!("no store at {}", dir.display()))?,
-        ),
+    let (Some(store_arg), Some(mountpoint_arg)) = (&args.store, &args.mountpoint) else {
+        bail!("give STORE and MOUNTPOINT");
+    };
+    let store = match parse_location(store_arg)? {
+        Location::Dir(dir) => {
+            // A directory with no store gets one (SPEC §2); the daemon finds it made.
+            if !args.daemon_child && !location::exists(&Location::Dir(dir.clone()))? {
+                let holds_files = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
+                if holds_files {
+                    bail!(
+                        "{} holds no store and is not empty: name an empty or new directory, or run `cronusfs init` on one",
+                        dir.display()
+                    );
+                }
+                location::create(&Location::Dir(dir.clone()), None)
+                    .with_context(|| format!("cannot create a store in {}", dir.display()))?;
+                println!("created store {}", dir.display());
+            }
+            Location::Dir(
+                dir.canonicalize()
+                    .with_context(|| format!("no store at {}", dir.display()))?,
+            )
+        }
         shared => shared,
     };
 
-    let mountpoint = resolve_without_entering(&args.mountpoint)
-        .with_context(|| format!("no mount point {}", args.mountpoint.display()))?;
+    let mountpoint = resolve_without_entering(mountpoint_arg)
+        .with_context(|| format!("no mount point {}", mountpoint_arg.display()))?;
     if let Some(m) = mounts()?.into_iter().find(|m| m.mountpoint == mountpoint) {
         if daemon_pid(&m.source, &m.mountpoint).is_some_and(is_alive) {
             bail!(
@@ -80,7 +98,7 @@ fn start_daemon(args: &MountArgs, store: &Location, mountpoint: &Path) -> Result
     let store_arg = match store {
         Location::Dir(dir) => dir.as_path(),
         // As given: the shown form hides a password the URL may carry.
-        Location::Postgres(_) => args.store.as_path(),
+        Location::Postgres(_) => args.store.as_deref().unwrap_or(Path::new("")),
     };
     cmd.arg("mount")
         .arg(store_arg)

@@ -33,7 +33,7 @@ pub fn is_served(store: &Path) -> bool {
 fn reads_stdin(command: &Command) -> bool {
     let stdin = |f: &Option<PathBuf>| f.as_ref().is_none_or(|p| p.as_os_str() == "-");
     match command {
-        Command::Put { file, .. } => stdin(file),
+        Command::Put { file, .. } => file.as_os_str() == "-",
         Command::Rows(RowsCommand::Import { file, .. }) => stdin(file),
         _ => false,
     }
@@ -195,8 +195,8 @@ fn parse_request(line: &str) -> Result<(Cli, PathBuf)> {
         | Command::Get { .. }
         | Command::Ls { .. }
         | Command::Find { .. }
-        | Command::Gc
-        | Command::Fsck => Ok((cli, cwd)),
+        | Command::Gc { .. }
+        | Command::Fsck { .. } => Ok((cli, cwd)),
         _ => Err(anyhow!("this command cannot run on a mounted store")),
     }
 }

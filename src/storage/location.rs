@@ -10,6 +10,9 @@ use super::{ChunkStore, Result, RocksStore, RowRead, RowStore, RowWrite, Storage
 
 /// The blob holding a store's content location (`s3://…`); absent: chunks are in the store.
 pub const CONTENT_LOCATION: &str = "cronusfs:content";
+/// The blob holding a store's creation time, epoch milliseconds as an 8-byte big-endian i64:
+/// what every Synapse storage layer records.
+pub const CREATED: &str = "syn:core:created";
 
 /// Where a store is.
 #[derive(Clone, Debug)]
@@ -103,6 +106,9 @@ pub fn exists(location: &Location) -> Result<bool> {
 /// recorded elsewhere already is [`StorageError::BadUrl`]: its chunks cannot move by a flag.
 pub fn create(location: &Location, content: Option<&S3Url>) -> Result<OpenStore> {
     let rows = open_rows(location, true)?;
+    if rows.blob_get(CREATED)?.is_none() {
+        rows.blob_set(CREATED, &super::now_millis().to_be_bytes())?;
+    }
     let recorded = rows.blob_get(CONTENT_LOCATION)?;
     if let Some(wanted) = content {
         let text = wanted.to_string();
