@@ -3,6 +3,7 @@
 
 mod catalog;
 mod man;
+mod message_shape;
 mod mount;
 mod output;
 mod progress;

@@ -226,13 +226,25 @@ pub enum MessageCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Register the serialised protobuf message in FILE (its uuid and name come from it).
+    /// Register the serialised protobuf message in FILE (its uuid and name come from it). A
+    /// file that holds the other kind of message is refused when the bytes tell (a Menu has
+    /// graphs, a Configuration tools, algos, sampler or input); one with only a name and a
+    /// uuid reads as either.
     Add {
         /// The file holding the message.
         file: PathBuf,
     },
     /// List the registered messages: uuid and name.
     Ls,
+    /// Write the registered message UUID, serialised as it was registered, to FILE (or
+    /// standard output): what a job reads back at its start.
+    Get {
+        /// The message's uuid.
+        uuid: String,
+        /// Where to write (absent or `-`: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// The `dataset` subcommands.

@@ -239,3 +239,70 @@ fn the_mistakes_of_a_new_user_get_one_clear_line() {
     assert!(said.contains("standard input is a terminal"), "{said}");
     assert!(said.contains("status=1"), "{said}");
 }
+
+#[test]
+fn registered_messages_are_read_back_and_kinds_are_not_mixed_up() {
+    use cronusfs::pb::cronus::{Configuration, Graph, Menu, Module, Node};
+    use prost::Message;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    ok(run(
+        tmp.path(),
+        None,
+        &["init", store.to_str().unwrap()],
+        None,
+    ));
+    let s = Some(store.as_path());
+    let menu = Menu {
+        name: "menu.dat".into(),
+        uuid: "7d8a7bd8-5a39-4a55-9c4b-1f7f2b0a2f61".into(),
+        graphs: vec![Graph {
+            name: "g".into(),
+            nodes: vec![Node {
+                name: "n".into(),
+                parents: vec![],
+                algos: vec!["a".into()],
+            }],
+        }],
+    };
+    let config = Configuration {
+        name: "config.dat".into(),
+        uuid: "0b0c4a9e-8d8e-4f39-a7a5-5a3f1f9d6c12".into(),
+        algos: vec![Module {
+            name: "a".into(),
+            module: "artemis.algos".into(),
+            klass: "Algo".into(),
+            properties: None,
+        }],
+        ..Default::default()
+    };
+    let (menu_file, config_file) = (tmp.path().join("menu.pb"), tmp.path().join("config.pb"));
+    std::fs::write(&menu_file, menu.encode_to_vec()).unwrap();
+    std::fs::write(&config_file, config.encode_to_vec()).unwrap();
+    let wrong = one_line_error(run(tmp.path(), s, &["config", "add", "menu.pb"], None));
+    assert!(wrong.contains("holds a Menu"), "{wrong}");
+    let wrong = one_line_error(run(tmp.path(), s, &["menu", "add", "config.pb"], None));
+    assert!(wrong.contains("holds a Configuration"), "{wrong}");
+    assert_eq!(
+        ok(run(tmp.path(), s, &["menu", "add", "menu.pb"], None)).trim(),
+        menu.uuid
+    );
+    assert_eq!(
+        ok(run(tmp.path(), s, &["config", "add", "config.pb"], None)).trim(),
+        config.uuid
+    );
+    // Read back as registered: the bytes a job decodes at its start.
+    let out = run(tmp.path(), s, &["menu", "get", &menu.uuid], None);
+    assert!(out.status.success());
+    assert_eq!(Menu::decode(out.stdout.as_slice()).unwrap(), menu);
+    ok(run(
+        tmp.path(),
+        s,
+        &["config", "get", &config.uuid, "-o", "back.pb"],
+        None,
+    ));
+    let back = std::fs::read(tmp.path().join("back.pb")).unwrap();
+    assert_eq!(back, std::fs::read(&config_file).unwrap());
+    let missing = one_line_error(run(tmp.path(), s, &["menu", "get", &config.uuid], None));
+    assert!(missing.contains("no menu"), "{missing}");
+}

@@ -14,8 +14,8 @@ use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
 use cronusfs::storage::{Iden, Storage};
 use prost::Message;
 
-use super::Console;
 use super::progress::{Progress, ProgressRead, Unit};
+use super::{Console, message_shape};
 use crate::cli::{Command, DatasetCommand, JobCommand, MessageCommand, PartitionCommand};
 
 use super::Catalog;
@@ -114,8 +114,34 @@ pub fn message(
             let file = io.path(&file);
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let shape = message_shape::of(&bytes);
+            match (k, shape) {
+                (MessageKind::Config, Some(message_shape::Shape::Menu)) => bail!(
+                    "{} holds a Menu (it has graphs), not a Configuration: `cronusfs menu add` registers it",
+                    file.display()
+                ),
+                (MessageKind::Menu, Some(message_shape::Shape::Config)) => bail!(
+                    "{} holds a Configuration (tools, algos, sampler or input), not a Menu: `cronusfs config add` registers it",
+                    file.display()
+                ),
+                _ => {}
+            }
             let uuid = register(m, k, String::new(), String::new(), Some(&bytes))?;
             writeln!(io.out, "{uuid}")?;
+        }
+        (MessageCommand::Get { uuid, output }, k) => {
+            let bytes = match k {
+                MessageKind::Menu => m.menu_bytes(&uuid)?,
+                MessageKind::Config => m.config_bytes(&uuid)?,
+            };
+            match output {
+                Some(o) if o.as_os_str() != "-" => {
+                    let o = io.path(&o);
+                    std::fs::write(&o, &bytes)
+                        .with_context(|| format!("cannot write {}", o.display()))?;
+                }
+                _ => io.out.write_all(&bytes)?,
+            }
         }
     }
     Ok(())

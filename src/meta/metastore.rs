@@ -507,19 +507,27 @@ impl<S: Storage> Metastore<S> {
 
     /// Returns the registered menu `uuid`.
     pub fn menu(&self, uuid: &str) -> Result<Menu> {
-        let bytes = self
-            .message_bytes("menu", uuid)
-            .map_err(|e| not_found(e, || MetaError::NoSuchMenu(uuid.into())))?;
+        let bytes = self.menu_bytes(uuid)?;
         Menu::decode(bytes.as_slice()).map_err(|e| MetaError::Corrupt(format!("menu {uuid}: {e}")))
+    }
+
+    /// Returns the bytes of the registered menu `uuid`, as they were registered.
+    pub fn menu_bytes(&self, uuid: &str) -> Result<Vec<u8>> {
+        self.message_bytes("menu", uuid)
+            .map_err(|e| not_found(e, || MetaError::NoSuchMenu(uuid.into())))
     }
 
     /// Returns the registered configuration `uuid`.
     pub fn config(&self, uuid: &str) -> Result<Configuration> {
-        let bytes = self
-            .message_bytes("config", uuid)
-            .map_err(|e| not_found(e, || MetaError::NoSuchConfig(uuid.into())))?;
+        let bytes = self.config_bytes(uuid)?;
         Configuration::decode(bytes.as_slice())
             .map_err(|e| MetaError::Corrupt(format!("configuration {uuid}: {e}")))
+    }
+
+    /// Returns the bytes of the registered configuration `uuid`, as they were registered.
+    pub fn config_bytes(&self, uuid: &str) -> Result<Vec<u8>> {
+        self.message_bytes("config", uuid)
+            .map_err(|e| not_found(e, || MetaError::NoSuchConfig(uuid.into())))
     }
 
     fn message_bytes(&self, kind: &str, uuid: &str) -> Result<Vec<u8>> {
