@@ -14,15 +14,16 @@ mod session;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 
 use crate::cli::{Cli, Command, MessageCommand};
 use cronusfs::meta::Metastore;
-use cronusfs::storage::Storage;
 use cronusfs::storage::location::{self, Location, OpenStore};
 use cronusfs::storage::s3::S3Url;
+use cronusfs::storage::{Storage, StorageError};
 
 /// Where a command reads its input, writes its output and resolves relative paths: this
 /// process's own stdin, stdout and working directory, or those of a client the mount's daemon
@@ -163,12 +164,11 @@ fn run(cli: Cli) -> Result<()> {
             let store = parse_location(&store_path(named.or(cli.store.as_deref()))?)?;
             // A store directory is held by its daemon: the command runs there. A shared store
             // is opened here, beside any daemons.
-            if let Location::Dir(dir) = &store
-                && remote::is_served(dir)
-            {
-                return remote::forward(dir, &store, &mut io, &other);
-            }
-            let catalog = catalog_of(location::open(&store)?);
+            let opened = match open_waiting(&store, Duration::from_secs(cli.wait))? {
+                Opened::Here(opened) => opened,
+                Opened::Served(dir) => return remote::forward(&dir, &store, &mut io, &other),
+            };
+            let catalog = catalog_of(opened);
             let cache = match &store {
                 Location::Dir(dir) => Some(dir.join(cronusfs::fs::CACHE_DIR)),
                 Location::Postgres(_) => None, // Each mount point's, on its own host.
@@ -180,6 +180,42 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => run_on(&catalog, &mut io, other, cache),
             }
+        }
+    }
+}
+
+/// A store opened by [`open_waiting`]: here, or served by a daemon (the command goes there).
+enum Opened {
+    Here(OpenStore),
+    Served(PathBuf),
+}
+
+/// Opens `store`, waiting up to `limit` while another process has its directory open (saying
+/// so on stderr after a second), and turning to the daemon if one starts serving it meanwhile.
+fn open_waiting(store: &Location, limit: Duration) -> Result<Opened> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        if let Location::Dir(dir) = store
+            && remote::is_served(dir)
+        {
+            return Ok(Opened::Served(dir.clone()));
+        }
+        match location::open(store) {
+            Err(StorageError::Locked { .. }) if started.elapsed() < limit => {
+                if !said && started.elapsed() >= Duration::from_secs(1) {
+                    eprintln!(
+                        "cronusfs: {store} is in use by another process; waiting (at most {} s, --wait)",
+                        limit.as_secs()
+                    );
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e @ StorageError::Locked { .. }) if !limit.is_zero() => {
+                return Err(anyhow!("{e} (waited {} s)", limit.as_secs()));
+            }
+            other => return Ok(Opened::Here(other?)),
         }
     }
 }

@@ -27,6 +27,11 @@ pub struct Cli {
     #[arg(short = 's', long, global = true, value_name = "STORE")]
     pub store: Option<PathBuf>,
 
+    /// How long to wait for a store directory another process has open (a command, or a
+    /// daemon starting or stopping) before giving up; 0 fails at once.
+    #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
+    pub wait: u64,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -305,12 +310,14 @@ pub enum JobCommand {
 /// How rows are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Aligned columns with a header; long values are cut.
+    /// Aligned columns with a header; long values are cut; times in local ISO-8601.
     #[default]
     Table,
-    /// One JSON object per row: {"iden","prop","valu","time"}; integers stay numbers.
+    /// One JSON object per row: {"iden","prop","valu","time"}; integers stay numbers, times
+    /// epoch milliseconds.
     Jsonl,
-    /// Tab-separated iden, prop, valu, time; tab, newline, CR and backslash escaped.
+    /// Tab-separated iden, prop, valu, time (epoch milliseconds); tab, newline, CR and
+    /// backslash escaped.
     Tsv,
 }
 

@@ -11,6 +11,7 @@ fn cronusfs(store: &Path, args: &[&str]) -> Output {
         .args(args)
         .stdin(Stdio::null())
         .env_remove("CRONUSFS_STORE")
+        .env("TZ", "UTC")
         .output()
         .unwrap()
 }
@@ -76,9 +77,26 @@ fn add_and_lift_in_every_format() {
     );
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["n1", "size", "10", "100"]
+        ["n1", "size", "10", "1970-01-01T00:00:00.100+00:00"],
+        "times in local ISO-8601"
     );
     assert_eq!(lines.len(), 4);
+    // In another zone (a POSIX TZ string: no tzdata needed), with its offset.
+    let elsewhere = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .args([
+            "--store",
+            s.to_str().unwrap(),
+            "rows",
+            "lift",
+            "size",
+            "--eq",
+            "-5",
+        ])
+        .env("TZ", "XST-5:30")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(elsewhere.stdout).unwrap();
+    assert!(shown.contains("1970-01-01T05:30:00.200+05:30"), "{shown}");
     let jsonl = ok(
         &s,
         &["rows", "lift", "size", "--eq", "10", "--format", "jsonl"],

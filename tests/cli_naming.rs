@@ -306,3 +306,73 @@ fn registered_messages_are_read_back_and_kinds_are_not_mixed_up() {
     let missing = one_line_error(run(tmp.path(), s, &["menu", "get", &config.uuid], None));
     assert!(missing.contains("no menu"), "{missing}");
 }
+
+#[test]
+fn commands_on_a_store_in_use_wait_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, ds) = catalogue(tmp.path());
+    // Three puts at once: each opens the store in turn.
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let file = tmp.path().join(format!("f{i}.bin"));
+            std::fs::write(&file, vec![i as u8; 3 << 20]).unwrap();
+            Command::new("timeout")
+                .arg("120")
+                .arg(BIN)
+                .arg("-s")
+                .arg(&store)
+                .arg("put")
+                .arg(&file)
+                .arg(format!("{ds}/k1/0"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        ok(child.wait_with_output().unwrap());
+    }
+    let listed = ok(run(
+        tmp.path(),
+        Some(&store),
+        &["ls", &format!("{ds}/k1/0")],
+        None,
+    ));
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+
+    // Held for longer than --wait: said after a second, given up at the limit.
+    let held = RocksStore::open(&store).unwrap();
+    let started = std::time::Instant::now();
+    let out = run(tmp.path(), Some(&store), &["--wait", "2", "ls", &ds], None);
+    let waited = started.elapsed();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("waiting (at most 2 s, --wait)"), "{said}");
+    assert!(
+        said.contains("in use by another process (waited 2 s)"),
+        "{said}"
+    );
+    assert!(waited >= std::time::Duration::from_secs(2), "{waited:?}");
+    let at_once = one_line_error(run(
+        tmp.path(),
+        Some(&store),
+        &["--wait", "0", "ls", &ds],
+        None,
+    ));
+    assert!(at_once.contains("in use by another process"), "{at_once}");
+    // Released while waiting: the command goes on.
+    let waiter = Command::new("timeout")
+        .arg("60")
+        .arg(BIN)
+        .args(["-s", store.to_str().unwrap(), "ls", &ds])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(held);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(ok(out).lines().count(), 3);
+}

@@ -1,4 +1,5 @@
-//! Prints rows as an aligned table, JSON lines or TSV.
+//! Prints rows as an aligned table (times in local ISO-8601), JSON lines or TSV (times in epoch
+//! milliseconds).
 
 use std::io::{self, Write};
 
@@ -40,7 +41,7 @@ fn write_table(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
                 table_cell(r.iden.as_str()),
                 table_cell(&r.prop),
                 table_cell(&r.valu.to_string()),
-                r.time.to_string(),
+                local_time(r.time),
             ]
         })
         .collect();
@@ -60,6 +61,32 @@ fn write_table(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
         writeln!(out, "{}", line.join("  ").trim_end())?;
     }
     Ok(())
+}
+
+/// Returns epoch milliseconds `ms` as local ISO-8601 with the offset
+/// (`2026-12-02T01:05:12.345+01:00`); the number itself when the C library cannot place it.
+pub fn local_time(ms: i64) -> String {
+    let secs: libc::time_t = ms.div_euclid(1000);
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: localtime_r reads `secs` and writes only into `tm`, both valid for the call.
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return ms.to_string();
+    }
+    let offset = tm.tm_gmtoff / 60;
+    let sign = if offset < 0 { '-' } else { '+' };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{sign}{:02}:{:02}",
+        i64::from(tm.tm_year) + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        ms.rem_euclid(1000),
+        offset.abs() / 60,
+        offset.abs() % 60
+    )
 }
 
 /// Escapes control characters and cuts long text for a table cell.
