@@ -47,3 +47,48 @@ fn committed_man_pages_are_current() {
         );
     }
 }
+
+/// A man page's synopsis, as text (roff fonts and escapes removed).
+fn synopsis(page: &str) -> String {
+    let line = page
+        .lines()
+        .skip_while(|l| *l != ".SH SYNOPSIS")
+        .nth(1)
+        .unwrap();
+    line.replace("\\fB", "")
+        .replace("\\fR", "")
+        .replace("\\fI", "")
+        .replace("\\-", "-")
+}
+
+#[test]
+fn man_synopses_are_the_usage_lines_of_help() {
+    let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    for words in [
+        vec!["put"],
+        vec!["get"],
+        vec!["find"],
+        vec!["rows", "lift"],
+        vec!["rows", "add"],
+        vec!["mount"],
+        vec!["import-cronus"],
+        vec!["gc"],
+        vec!["menu", "get"],
+    ] {
+        let help = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+            .args(&words)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8(help.stdout).unwrap();
+        let usage = help
+            .lines()
+            .find_map(|l| l.strip_prefix("Usage: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        let page =
+            std::fs::read_to_string(man.join(format!("cronusfs-{}.1", words.join("-")))).unwrap();
+        assert_eq!(synopsis(&page).trim(), usage, "{words:?}");
+    }
+}

@@ -16,7 +16,11 @@ pub fn write_all(dir: &Path) -> Result<()> {
 }
 
 fn write_tree(cmd: &clap::Command, name: &str, dir: &Path) -> Result<()> {
-    let page = cmd.clone().name(name.to_string());
+    // The synopsis is the usage line `--help` shows, word for word (clap_mangen's own drops
+    // the values of options and the `...` of repeated arguments).
+    let usage = cmd.clone().render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage).to_string();
+    let page = cmd.clone().name(name.to_string()).override_usage(usage);
     let mut bytes = Vec::new();
     clap_mangen::Man::new(page).render(&mut bytes)?;
     let file = dir.join(format!("{name}.1"));
