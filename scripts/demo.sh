@@ -53,6 +53,6 @@ say cronusfs umount "$mnt"
 export CRONUSFS_STORE="$store"
 say cronusfs rows lift cronus:arrow:num_rows --ge 1000 --join --format tsv | grep -E 'cronus:(object|arrow:num_rows)|quality'
 say cronusfs rows lift quality --eq 10 --count
-say cronusfs ls "$ds" key1 1
+say cronusfs ls "$ds"
 echo
 echo "demo store left at $store"
