@@ -255,7 +255,7 @@ fn the_daemon_socket_answers_any_request_or_closes_it() {
         "é",
         &ds,
     ];
-    let valid = format!(r#"{{"args":["cronusfs","ls","{ds}","k","0"],"cwd":"/"}}"#);
+    let valid = format!(r#"{{"args":["cronusfs","ls","{ds}/k/0"],"cwd":"/"}}"#);
     let mut seed = 0x5eed_u64;
     let mut next = |n: u64| {
         seed ^= seed << 13;
@@ -327,7 +327,7 @@ fn the_daemon_socket_answers_any_request_or_closes_it() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cronusfs"))
         .arg("--store")
         .arg(&m.store)
-        .args(["ls", &ds, "k", "0"])
+        .args(["ls", &format!("{ds}/k/0")])
         .output()
         .unwrap();
     crate::mount::assert_success(&out);

@@ -88,7 +88,15 @@ fn a_store_in_use_cannot_be_opened_twice() {
     ));
 
     let out = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
-        .args(["--store", path.to_str().unwrap(), "rows", "get", "a"])
+        .args([
+            "--store",
+            path.to_str().unwrap(),
+            "--wait",
+            "0",
+            "rows",
+            "get",
+            "a",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
