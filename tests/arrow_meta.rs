@@ -186,13 +186,44 @@ fn pretend_arrow_is_stored_intact_and_typed_as_what_it_is() {
     let mut fake = b"ARROW1\0\0".to_vec();
     fake.extend_from_slice(&[0x55; 100]);
     fake.extend_from_slice(b"ARROW1");
-    for bytes in [truncated, &garbled[..], &fake[..]] {
-        let meta = put(&m, &p, bytes);
+    assert_stored_untyped(&m, &p, &[truncated, &garbled[..], &fake[..]]);
+}
+
+/// Puts each of `cases` at `p`: each is typed `NONE`, has no table metadata, and reads back
+/// as it was.
+pub fn assert_stored_untyped(m: &Metastore<MemoryStore>, p: &ObjectPath, cases: &[&[u8]]) {
+    for bytes in cases {
+        let meta = put(m, p, bytes);
         assert_eq!((meta.file_type, meta.table.clone()), (FileType::None, None));
         let mut back = Vec::new();
         m.open(&meta).unwrap().read_to_end(&mut back).unwrap();
-        assert!(back == bytes, "stored as they are");
+        assert!(back == *bytes, "stored as they are");
     }
+}
+
+/// `good` cut every `cut` bytes, and with one byte flipped every `flip` bytes.
+pub fn damaged(good: &[u8], cut: usize, flip: usize) -> Vec<Vec<u8>> {
+    let mut cases: Vec<Vec<u8>> = (0..good.len())
+        .step_by(cut)
+        .map(|at| good[..at].to_vec())
+        .collect();
+    for pos in (0..good.len()).step_by(flip) {
+        let mut flipped = good.to_vec();
+        flipped[pos] ^= 0xFF;
+        cases.push(flipped);
+    }
+    cases
+}
+
+/// Inspects `bytes` held in memory as a content of type `kind`.
+pub fn inspect_bytes(kind: FileType, bytes: &[u8]) -> Option<table_meta::TableMeta> {
+    let mut read_at = |off: u64, buf: &mut [u8]| {
+        let from = (off as usize).min(bytes.len());
+        let n = buf.len().min(bytes.len() - from);
+        buf[..n].copy_from_slice(&bytes[from..from + n]);
+        Ok(n)
+    };
+    table_meta::inspect(kind, bytes.len() as u64, &mut read_at)
 }
 
 #[test]
@@ -201,23 +232,8 @@ fn inspection_never_panics_on_damaged_bytes() {
         (FileType::Arrow, arrow_file(3)),
         (FileType::ArrowStream, arrow_stream(3)),
     ] {
-        let mut cases: Vec<Vec<u8>> = (0..good.len())
-            .step_by(7)
-            .map(|cut| good[..cut].to_vec())
-            .collect();
-        for pos in (0..good.len()).step_by(13) {
-            let mut flipped = good.clone();
-            flipped[pos] ^= 0xFF;
-            cases.push(flipped);
-        }
-        for bytes in cases {
-            let mut read_at = |off: u64, buf: &mut [u8]| {
-                let from = (off as usize).min(bytes.len());
-                let n = buf.len().min(bytes.len() - from);
-                buf[..n].copy_from_slice(&bytes[from..from + n]);
-                Ok(n)
-            };
-            if let Some(meta) = table_meta::inspect(kind, bytes.len() as u64, &mut read_at) {
+        for bytes in damaged(&good, 7, 13) {
+            if let Some(meta) = inspect_bytes(kind, &bytes) {
                 assert!(
                     meta.num_batches <= 3 && meta.num_columns() <= 3,
                     "{kind:?}: {meta:?}"

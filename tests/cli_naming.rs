@@ -116,7 +116,10 @@ fn the_store_is_named_by_s_the_environment_or_the_positional() {
     assert!(none.contains("no store given"), "{none}");
     // A usage error with the store in the environment does not show --store as missing.
     let usage = one_line_error(run(tmp.path(), Some(&a), &["dataset", "create"], None));
-    assert!(usage.contains("(usage: cronusfs dataset create --menu"), "{usage}");
+    assert!(
+        usage.contains("(usage: cronusfs dataset create --menu"),
+        "{usage}"
+    );
     assert!(!usage.contains("--store"), "{usage}");
     // Usage lines name the store as optional, environment or not.
     let help = ok(run(tmp.path(), Some(&a), &["fsck", "--help"], None));

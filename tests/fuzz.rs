@@ -9,14 +9,13 @@ use std::path::Path;
 
 use cronusfs::fs::{Ino, XattrFlags};
 use cronusfs::meta::cronus_io::import_cronus;
-use cronusfs::meta::table_meta;
 use cronusfs::meta::{DatasetId, Metastore, rowjson};
 use cronusfs::pb::store::FileType;
 use cronusfs::storage::engine::{Cf, Engine, WriteBatch};
 use cronusfs::storage::{IntLift, MemoryStore, PropQuery, Row, RowRead, RowWrite, Storage, Valu};
 use proptest::prelude::*;
 
-use crate::arrow_meta::arrow_file;
+use crate::arrow_meta::{arrow_file, inspect_bytes};
 use crate::fs_core::{core, job_dir, write_file};
 use crate::parquet_meta::parquet_file;
 
@@ -157,13 +156,7 @@ proptest! {
             _ => (FileType::Parquet, parquet_file(2)),
         };
         mutate(&mut bytes, &mutations);
-        let mut read_at = |off: u64, buf: &mut [u8]| {
-            let off = (off as usize).min(bytes.len());
-            let n = buf.len().min(bytes.len() - off);
-            buf[..n].copy_from_slice(&bytes[off..off + n]);
-            Ok(n)
-        };
-        if let Some(meta) = table_meta::inspect(file_type, bytes.len() as u64, &mut read_at) {
+        if let Some(meta) = inspect_bytes(file_type, &bytes) {
             prop_assert!(meta.num_columns() <= 3, "{meta:?}");
         }
     }

@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use cronusfs::meta::table_meta::{self, TableFormat};
+use cronusfs::meta::table_meta::TableFormat;
 use cronusfs::pb::store::FileType;
 use cronusfs::pb::store::cronus_object::Info;
 use cronusfs::storage::{PropQuery, RowRead, Valu};
@@ -13,7 +13,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use crate::arrow_meta::{batch, expected_fields, put, store};
+use crate::arrow_meta::{
+    assert_stored_untyped, batch, damaged, expected_fields, inspect_bytes, put, store,
+};
 
 /// A Parquet file of `row_groups` row groups, each one [`batch`] (4 rows), written by the
 /// Parquet crate's Arrow writer (which embeds the Arrow schema) with a key-value pair of its
@@ -137,37 +139,16 @@ fn a_damaged_parquet_footer_is_stored_intact_and_typed_none() {
     let mut huge_len = good.clone();
     huge_len[n - 8..n - 4].copy_from_slice(&u32::MAX.to_le_bytes());
     let fake = [b"PAR1".as_slice(), &[0x55; 100], &[4, 0, 0, 0], b"PAR1"].concat();
-    for bytes in [&garbled[..], &huge_len[..], &fake[..]] {
-        let meta = put(&m, &p, bytes);
-        assert_eq!((meta.file_type, meta.table.clone()), (FileType::None, None));
-        let mut back = Vec::new();
-        m.open(&meta).unwrap().read_to_end(&mut back).unwrap();
-        assert!(back == bytes, "stored as they are");
-    }
+    assert_stored_untyped(&m, &p, &[&garbled[..], &huge_len[..], &fake[..]]);
 }
 
 #[test]
 fn parquet_inspection_never_panics_on_damaged_bytes() {
     let good = parquet_file(3);
-    let mut cases: Vec<Vec<u8>> = (0..good.len())
-        .step_by(11)
-        .map(|cut| good[..cut].to_vec())
-        .collect();
-    for pos in (0..good.len()).step_by(5) {
-        let mut flipped = good.clone();
-        flipped[pos] ^= 0xFF;
-        cases.push(flipped);
-    }
+    let cases = damaged(&good, 11, 5);
     let mut typed = 0;
     for bytes in &cases {
-        let mut read_at = |off: u64, buf: &mut [u8]| {
-            let from = (off as usize).min(bytes.len());
-            let n = buf.len().min(bytes.len() - from);
-            buf[..n].copy_from_slice(&bytes[from..from + n]);
-            Ok(n)
-        };
-        if let Some(meta) = table_meta::inspect(FileType::Parquet, bytes.len() as u64, &mut read_at)
-        {
+        if let Some(meta) = inspect_bytes(FileType::Parquet, bytes) {
             typed += 1;
             assert!(meta.num_columns() <= 3, "{meta:?}");
         }
