@@ -7,6 +7,7 @@ mod find;
 mod folders;
 mod leases;
 mod objects;
+mod table_rows;
 mod tree;
 
 pub use objects::Landing;
