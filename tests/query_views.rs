@@ -244,7 +244,8 @@ fn a_view_and_a_lift_give_the_same_nodes() {
 }
 
 /// The views through a real mount: `ls -l`, `cat`, `getfattr`, links followed by `cd`/`ls`,
-/// changes refused with EROFS, and `cronusfs find` printing the places of the same nodes.
+/// changes refused with EROFS, `cronusfs find` printing the places of the same nodes, and
+/// `cronusfs rows lift` lifting the same nodes.
 #[test]
 fn views_through_the_mount_and_find_on_the_command_line() {
     let m = Mounted::new();
@@ -305,6 +306,30 @@ fn views_through_the_mount_and_find_on_the_command_line() {
     for place in printed.lines() {
         assert!(m.mnt.join(place).exists(), "{place}");
     }
+    // `cronusfs rows lift` finds the same nodes: the view's objects by their uuids (the
+    // fourth part of a Cronus name) and the dataset by its own.
+    let lift = m
+        .cronusfs()
+        .arg("-s")
+        .arg(&m.store)
+        .args(["rows", "lift", "quality", "--ge", "8", "--format", "tsv"])
+        .output()
+        .unwrap();
+    crate::mount::assert_success(&lift);
+    let lifted: BTreeSet<String> = String::from_utf8(lift.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    let viewed: BTreeSet<String> = m
+        .ok("ls -1 \"$M/query/quality>=8\"")
+        .lines()
+        .map(|name| match name.split('.').nth(3) {
+            Some(uuid) => uuid.to_string(),
+            None => name.to_string(),
+        })
+        .collect();
+    assert_eq!(viewed, lifted);
     let bad = m
         .cronusfs()
         .arg("-s")
