@@ -626,8 +626,9 @@ impl<S: Storage> FsCore<S> {
                 .into_iter()
                 .map(|c| (c.to_string(), Node::Content(c)))
                 .collect(),
-            // The views are as many as the queries: none is listed, a lookup makes one.
-            Node::Query => Vec::new(),
+            // One view per prop that has rows (the `prop` term); deeper views are as many as
+            // the queries, made by a lookup, never listed.
+            Node::Query => self.prop_views()?,
             Node::Job(..) | Node::Folder(..) | Node::View(_) => unreachable!("listed above"),
             Node::DatasetMenu(_)
             | Node::DatasetConfig(_)

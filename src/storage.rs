@@ -99,6 +99,10 @@ pub trait RowRead {
     /// Returns whole nodes having `prop` equal to any of `valus`; `limit` counts distinct nodes.
     fn joins_by_in(&self, prop: &str, valus: &[Valu], limit: Option<usize>) -> Result<Vec<Row>>;
 
+    /// Returns every prop that has at least one row, in byte order: one short scan per prop
+    /// of the by-prop index (a skip scan), never a read of every row.
+    fn props(&self) -> Result<Vec<String>>;
+
     /// Returns the bytes stored under blob `key`, if any.
     fn blob_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
 

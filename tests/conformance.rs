@@ -21,7 +21,8 @@ macro_rules! conformance_suite {
                 joins_whole_nodes, joins_by_in, deletes_are_seen_by_lifts, set_rows_by_id_prop,
                 update_property, update_property_valu, blobs, backup_iterator, bad_input,
                 transactions, prop_prefixes_do_not_mix, add_rows_is_atomic,
-                visiting_rows_matches_rows_by_id, visiting_many_nodes_matches_rows_by_id);
+                visiting_rows_matches_rows_by_id, visiting_many_nodes_matches_rows_by_id,
+                props_are_listed_once_each);
         }
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -567,4 +568,28 @@ pub fn visiting_many_nodes_matches_rows_by_id(s: &dyn Storage) {
     txn.del_rows_by_id(&iden("n007")).unwrap();
     assert_eq!(visited_many(&*txn, &idens), each(&*txn));
     assert!(visited_many(&*txn, &idens)[0].is_empty());
+}
+
+/// `props` lists each prop with a row once, in byte order, props that prefix each other
+/// included, and forgets a prop whose last row is gone.
+pub fn props_are_listed_once_each(s: &dyn Storage) {
+    assert!(s.props().unwrap().is_empty());
+    seed(s);
+    assert_eq!(s.props().unwrap(), ["x", "y"]);
+    s.add_rows(&[
+        row("d", "ab", 1, 1),
+        row("d", "a", "s", 1),
+        row("e", "abc", 2, 1),
+        row("e", "a", 3, 1),
+        row("f", "cronus:type", "ARROW", 1),
+        row("f", "é", 0, 1),
+    ])
+    .unwrap();
+    let all = s.props().unwrap();
+    assert_eq!(all, ["a", "ab", "abc", "cronus:type", "x", "y", "é"]);
+    s.del_rows_by_prop(&PropQuery::new("ab")).unwrap();
+    assert_eq!(
+        s.props().unwrap(),
+        ["a", "abc", "cronus:type", "x", "y", "é"]
+    );
 }

@@ -100,12 +100,20 @@ fn every_term_syntax_lists_what_matches_and_nesting_is_and() {
     assert_eq!(view(&fs, "cronus:type=TEXT"), set(&[]), "no such type row");
     // `quality=010` is the string "010" (the attribute rule), which no row has.
     assert_eq!(view(&fs, "quality=010"), set(&[]));
-    // Terms that are not terms are not there; the root of the views lists nothing.
+    // Terms that are not terms are not there.
     let query = fs.lookup(Ino::ROOT, "query").unwrap().ino;
     for bad in ["=10", "quality>=ten", "quality<"] {
         assert_eq!(errno(fs.lookup(query, bad)), libc::ENOENT, "{bad}");
     }
-    assert!(names(&fs, query).is_empty());
+    // `query/` lists a view per prop that has rows (each a `prop` term), no deeper ones.
+    let listed = names(&fs, query);
+    for prop in ["quality", "team", "cronus:type", "cronus:arrow:num_rows"] {
+        assert!(listed.contains(&prop.to_string()), "{prop}: {listed:?}");
+    }
+    assert!(!listed.iter().any(|p| p.contains('=')), "{listed:?}");
+    for entry in fs.readdir(query).unwrap() {
+        assert_eq!(entry.attr.kind, Kind::Dir, "{}", entry.name);
+    }
     assert!(names(&fs, Ino::ROOT).contains(&"query".to_string()));
 }
 

@@ -2,14 +2,15 @@
 //! (`query/quality=10/cronus:type=ARROW/`, each level one more term that must match). A view
 //! lists the objects that match as files named by their Cronus name (reading, rows and
 //! permissions those of the object), and the datasets, partitions, jobs, folders, menus and
-//! configurations that match as symbolic links to their place. Views are not listed in their
-//! parent (there are as many as there are queries): a lookup of a term makes one.
+//! configurations that match as symbolic links to their place. `query/` lists the view of
+//! each prop that has rows; deeper views are as many as the queries, made by a lookup of their
+//! term and never listed.
 
 use std::collections::HashMap;
 
 use super::attr::AttrRows;
 use super::{DirEntry, FsCore, FsError, FsResult, Ino, Kind, Node, file};
-use crate::meta::{DirNodeFold, Match, MatchRows, Term};
+use crate::meta::{Condition, DirNodeFold, Match, MatchRows, Term};
 use crate::storage::{Storage, ValuRef};
 
 /// What a view's listing keeps of a node's rows as it visits them.
@@ -94,6 +95,20 @@ impl<S: Storage> FsCore<S> {
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
+    }
+
+    /// The entries of `query/`: the view of each prop some node has a row of, when the prop
+    /// can be a file name.
+    pub(super) fn prop_views(&self) -> FsResult<Vec<(String, Node)>> {
+        Ok((self.meta.props()?.into_iter())
+            .filter(|p| {
+                !p.contains('/')
+                    && p.len() <= crate::meta::names::MAX_NAME_BYTES
+                    && p.parse::<Term>()
+                        .is_ok_and(|t| t.condition == Condition::Has)
+            })
+            .map(|p| (p.clone(), Node::View(p)))
+            .collect())
     }
 
     /// Returns the target of symbolic link `ino`: relative, so that it leads to the same

@@ -184,6 +184,9 @@ macro_rules! forward_row_read {
             fn blob_keys_with_prefix(&$self_, prefix: &str) -> Result<Vec<String>> {
                 $view.blob_keys_with_prefix(prefix)
             }
+            fn props(&$self_) -> Result<Vec<String>> {
+                $view.props()
+            }
         }
     };
 }

@@ -172,6 +172,32 @@ impl<R: EngineRead> RowView<R> {
         self.collect_rows(Cf::ByIden, span, None, &|_| true)
     }
 
+    pub fn props(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut start = Vec::new();
+        loop {
+            let mut found = None;
+            self.scan(Cf::ByPropTime, &start, None, &mut |k, v| {
+                found = Some(keys::decode_row(Cf::ByPropTime, k, v)?.prop);
+                Ok(false)
+            })?;
+            let Some(prop) = found else {
+                out.sort(); // The index's order is its encoding's; callers get byte order.
+                return Ok(out);
+            };
+            // Past every key of this prop: the next scan starts at the next prop.
+            let next = keys::prefix_end(&keys::prop_prefix(&prop, None));
+            out.push(prop);
+            match next {
+                Some(next) => start = next,
+                None => {
+                    out.sort();
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
     pub fn visit_rows_by_id(&self, iden: &Iden, visit: &mut RowVisitor<'_>) -> Result<()> {
         let prefix = keys::iden_prefix(iden);
         let end = keys::prefix_end(&prefix);

@@ -46,6 +46,12 @@ impl<S: Storage> Metastore<S> {
         Ok(known[ds].iter().cloned().map(Some).collect())
     }
 
+    /// Returns every prop some node has a row of, in byte order (a skip scan of the by-prop
+    /// index): what `query/` lists.
+    pub fn props(&self) -> Result<Vec<String>> {
+        Ok(self.store.props()?)
+    }
+
     /// Returns the distinct idens with a row matching `term`: one lift.
     fn matching(&self, term: &Term) -> Result<HashSet<Iden>> {
         let q = PropQuery::new(&term.prop);
