@@ -351,3 +351,28 @@ fn views_through_the_mount_and_find_on_the_command_line() {
     assert!(said.contains("query term"), "{said}");
     m.assert_fsck_clean();
 }
+
+#[test]
+fn names_too_long_for_a_file_name_are_shortened_or_left_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let ds = DatasetId::random();
+    let key = "k".repeat(240);
+    let job = job_dir(&fs, ds, &key, 0);
+    let ino = write_file(&fs, job, "f.csv", b"a,b\n1,2\n");
+    tag(&fs, ino, "long", "1");
+    let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
+    let d = fs.lookup(datasets, &ds.to_string()).unwrap().ino;
+    let parts = fs.lookup(d, "partitions").unwrap().ino;
+    tag(&fs, fs.lookup(parts, &key).unwrap().ino, "long", "1");
+    let objects = fs.metastore().list(ds, "", "").unwrap();
+    assert!(objects[0].cronus_name.len() > 255);
+    // The object by uuid and extension; the partition's link (`<ds>.part_<key>`, 282 bytes)
+    // left out.
+    let short = format!("{}.csv", objects[0].id);
+    assert_eq!(view(&fs, "long=1"), set(&[&short]));
+    let query = fs.lookup(Ino::ROOT, "query").unwrap().ino;
+    let dir = fs.lookup(query, "long=1").unwrap().ino;
+    let entry = fs.lookup(dir, &short).unwrap();
+    assert_eq!(read_all(&fs, entry.ino), b"a,b\n1,2\n");
+}

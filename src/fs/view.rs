@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use super::attr::AttrRows;
 use super::{DirEntry, FsCore, FsError, FsResult, Ino, Kind, Node, file};
+use crate::meta::names::MAX_NAME_BYTES;
 use crate::meta::{Condition, DirNodeFold, Match, MatchRows, Term};
 use crate::storage::{Storage, ValuRef};
 
@@ -77,20 +78,24 @@ impl<S: Storage> FsCore<S> {
                     file::apply_written(&mut attr, w);
                 }
                 attr.perm &= !0o222;
-                entries.push(DirEntry {
-                    name: found.name(None),
-                    attr,
-                });
+                let mut name = found.name(None);
+                if name.len() > MAX_NAME_BYTES {
+                    // A long partition key: the uuid and extension alone, still unique.
+                    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+                    name = format!("{id}.{ext}");
+                }
+                entries.push(DirEntry { name, attr });
                 continue;
             }
             let keys = self.meta.partitions_of_match(&found, &mut partitions)?;
             for key in keys {
+                let name = found.name(key.as_deref());
+                if name.len() > MAX_NAME_BYTES {
+                    continue; // No file name can hold it; the dataset's link leads there.
+                }
                 let link = Node::ViewLink(depth, found.path(key.as_deref()));
                 let attr = self.attr_of(self.inodes.ino(&link), &link)?;
-                entries.push(DirEntry {
-                    name: found.name(key.as_deref()),
-                    attr,
-                });
+                entries.push(DirEntry { name, attr });
             }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -103,7 +108,7 @@ impl<S: Storage> FsCore<S> {
         Ok((self.meta.props()?.into_iter())
             .filter(|p| {
                 !p.contains('/')
-                    && p.len() <= crate::meta::names::MAX_NAME_BYTES
+                    && p.len() <= MAX_NAME_BYTES
                     && p.parse::<Term>()
                         .is_ok_and(|t| t.condition == Condition::Has)
             })
