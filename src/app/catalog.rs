@@ -110,25 +110,7 @@ pub fn message(
             register(m, k, uuid.clone(), name, None)?;
             writeln!(io.out, "{uuid}")?;
         }
-        (MessageCommand::Add { file }, k) => {
-            let file = io.path(&file);
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let shape = message_shape::of(&bytes);
-            match (k, shape) {
-                (MessageKind::Config, Some(message_shape::Shape::Menu)) => bail!(
-                    "{} holds a Menu (it has graphs), not a Configuration: `cronusfs menu add` registers it",
-                    file.display()
-                ),
-                (MessageKind::Menu, Some(message_shape::Shape::Config)) => bail!(
-                    "{} holds a Configuration (tools, algos, sampler or input), not a Menu: `cronusfs config add` registers it",
-                    file.display()
-                ),
-                _ => {}
-            }
-            let uuid = register(m, k, String::new(), String::new(), Some(&bytes))?;
-            writeln!(io.out, "{uuid}")?;
-        }
+        (MessageCommand::Add { file }, k) => add_message(m, io, k, &file)?,
         (MessageCommand::Get { uuid, output }, k) => {
             let bytes = match k {
                 MessageKind::Menu => m.menu_bytes(&uuid)?,
@@ -144,6 +126,27 @@ pub fn message(
             }
         }
     }
+    Ok(())
+}
+
+/// Runs `menu add FILE` or `config add FILE`, refusing the other kind of message when the
+/// bytes tell.
+fn add_message(m: &Catalog, io: &mut Console<'_>, k: MessageKind, file: &Path) -> Result<()> {
+    let file = io.path(file);
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    match (k, message_shape::of(&bytes)) {
+        (MessageKind::Config, Some(message_shape::Shape::Menu)) => bail!(
+            "{} holds a Menu (it has graphs), not a Configuration: `cronusfs menu add` registers it",
+            file.display()
+        ),
+        (MessageKind::Menu, Some(message_shape::Shape::Config)) => bail!(
+            "{} holds a Configuration (tools, algos, sampler or input), not a Menu: `cronusfs config add` registers it",
+            file.display()
+        ),
+        _ => {}
+    }
+    let uuid = register(m, k, String::new(), String::new(), Some(&bytes))?;
+    writeln!(io.out, "{uuid}")?;
     Ok(())
 }
 
