@@ -139,9 +139,26 @@ fn run(cli: Cli) -> Result<()> {
                 catalog::import(m, &mut io, &dir)
             })
         }
-        Command::ExportCronus { store, dir, name } => {
-            let (store, dir) = store_and(store, dir, cli.store.as_deref(), "DIR")?;
-            catalog::export(&open_catalog(Some(&store))?, &mut io, &dir, &name)
+        Command::ExportCronus {
+            store: first,
+            dir: second,
+            name,
+        } => {
+            let (store, dir) =
+                store_and(first.clone(), second.clone(), cli.store.as_deref(), "DIR")?;
+            let store = parse_location(&store)?;
+            // A mounted store is exported by its daemon (a consistent view of what it serves).
+            match open_waiting(&store, Duration::from_secs(cli.wait))? {
+                Opened::Here(opened) => catalog::export(&catalog_of(opened), &mut io, &dir, &name),
+                Opened::Served(local) => {
+                    let command = Command::ExportCronus {
+                        store: first,
+                        dir: second,
+                        name,
+                    };
+                    remote::forward(&local, &store, &mut io, &command)
+                }
+            }
         }
         Command::GenMan { dir } => man::write_all(&dir),
         Command::Mount(mut args) => {
@@ -304,12 +321,6 @@ pub fn cache_root() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from("/var/tmp"));
     cache.join("cronusfs")
-}
-
-/// Opens the catalogue of the store named by `--store` / `CRONUSFS_STORE`.
-fn open_catalog(store: Option<&Path>) -> Result<Catalog> {
-    let store = parse_location(&store_path(store)?)?;
-    Ok(catalog_of(location::open(&store)?))
 }
 
 /// Returns the store and the other path of a command taking `[STORE] OTHER`: both as given,

@@ -481,6 +481,35 @@ impl Drop for Unmount {
 }
 
 #[test]
+fn a_mounted_store_is_exported_by_its_daemon() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    std::fs::write(job.join("t.csv"), "a,b\n1,2\n").unwrap();
+    // A relative DIR is the command's, not the daemon's.
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(BIN)
+        .arg("-s")
+        .arg(&m.store)
+        .args(["export-cronus", "exported", "--name", "live"])
+        .current_dir(m.tmp.path())
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 objects"), "{said}");
+    let files: Vec<String> = std::fs::read_dir(m.tmp.path().join("exported"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.ends_with(".live.cronus.pb")),
+        "{files:?}"
+    );
+    assert!(files.iter().any(|f| f.ends_with(".csv")), "{files:?}");
+}
+
+#[test]
 fn mount_on_a_directory_without_a_store_makes_one() {
     let tmp = tempfile::tempdir().unwrap();
     let (store, mnt) = (tmp.path().join("new-store"), tmp.path().join("mnt"));

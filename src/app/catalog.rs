@@ -36,12 +36,18 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         Command::Ls { place } => ls(m, io, &place),
         Command::Find { terms } => find(m, io, &terms),
         Command::Gc { .. } => gc(m, io),
+        // Run by a daemon for the command line: the one path given (or the second of two) is
+        // the directory, relative to the command's working directory.
+        Command::ExportCronus { store, dir, name } => {
+            let dir = dir.or(store).context("no DIR given")?;
+            let dir = io.path(&dir);
+            export(m, io, &dir, &name)
+        }
         Command::Fsck { .. } => fsck(m, io, cache),
         Command::Status => sessions(m, io),
         Command::Init { .. }
         | Command::Rows(_)
         | Command::ImportCronus { .. }
-        | Command::ExportCronus { .. }
         | Command::Mount(_)
         | Command::Umount { .. }
         | Command::GenMan { .. } => bail!("not a catalogue command"),

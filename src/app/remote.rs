@@ -196,7 +196,8 @@ fn parse_request(line: &str) -> Result<(Cli, PathBuf)> {
         | Command::Ls { .. }
         | Command::Find { .. }
         | Command::Gc { .. }
-        | Command::Fsck { .. } => Ok((cli, cwd)),
+        | Command::Fsck { .. }
+        | Command::ExportCronus { .. } => Ok((cli, cwd)),
         _ => Err(anyhow!("this command cannot run on a mounted store")),
     }
 }
