@@ -376,3 +376,37 @@ fn names_too_long_for_a_file_name_are_shortened_or_left_out() {
     let entry = fs.lookup(dir, &short).unwrap();
     assert_eq!(read_all(&fs, entry.ino), b"a,b\n1,2\n");
 }
+
+/// On a store several hosts share (PostgreSQL rows, S3 content), a view on one host lists
+/// what another host tagged, and reads its bytes.
+#[test]
+fn a_view_on_one_host_lists_what_another_host_tagged() {
+    let a = Mounted::shared();
+    let b = a.another_daemon();
+    let job = a.job_dir();
+    std::fs::write(job.join("tagged.csv"), "a,b\n1,2\n").unwrap();
+    a.ok(&format!(
+        "setfattr -n user.shared -v yes {}",
+        job.join("tagged.csv").display()
+    ));
+    let view = b.mnt.join("query/shared=yes");
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let listed: Vec<String> = std::fs::read_dir(&view)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        if !listed.is_empty() || started.elapsed() > std::time::Duration::from_secs(10) {
+            break listed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].ends_with(".csv"), "{listed:?}");
+    assert_eq!(std::fs::read(view.join(&listed[0])).unwrap(), b"a,b\n1,2\n");
+    let props: Vec<String> = std::fs::read_dir(b.mnt.join("query"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(props.contains(&"shared".to_string()), "{props:?}");
+}
