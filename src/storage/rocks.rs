@@ -37,6 +37,9 @@ impl std::fmt::Debug for RocksEngine {
     }
 }
 
+/// How many more times `open` tries a store's lock, 10 ms apart, before it is in use.
+const LOCK_TRIES: u32 = 20;
+
 impl RocksEngine {
     /// Opens the database in directory `path`. With `create`, makes the directory and a new
     /// database if there is none; without, a directory holding no database is
@@ -54,14 +57,24 @@ impl RocksEngine {
             .truncate(false)
             .write(true)
             .open(path.join(LOCK_FILE))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StorageError::Locked {
-                    path: path.to_path_buf(),
-                });
+        // A lock just released can still be held for a moment by a child another thread of
+        // this process forked before it execs (the lock's file description goes with the
+        // fork): a few tries over 200 ms before the store counts as in use.
+        let mut tries = 0;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StorageError::Locked {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let cfs = Cf::ALL.map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, &cache)));
