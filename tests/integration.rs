@@ -23,6 +23,7 @@ mod man_pages;
 mod metastore;
 mod model;
 mod mount;
+mod mount_daemon;
 mod mount_writers;
 mod parquet_meta;
 mod passthrough;

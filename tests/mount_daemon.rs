@@ -1,0 +1,255 @@
+//! The daemon and the command line around a real mount: one daemon per store and its signals,
+//! `mount` making a store in a new directory, the CLI run by the daemon of a mounted store
+//! (catalogue commands and `export-cronus`), and the README tour. Every mount is unmounted by
+//! a guard even when a test fails, and every command runs under `timeout`.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::mount::{Mounted, Unmount, assert_success, is_mounted};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cronusfs");
+
+#[test]
+fn a_mounted_store_is_exported_by_its_daemon() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    std::fs::write(job.join("t.csv"), "a,b\n1,2\n").unwrap();
+    // A relative DIR is the command's, not the daemon's.
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(BIN)
+        .arg("-s")
+        .arg(&m.store)
+        .args(["export-cronus", "exported", "--name", "live"])
+        .current_dir(m.tmp.path())
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 objects"), "{said}");
+    let files: Vec<String> = std::fs::read_dir(m.tmp.path().join("exported"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.ends_with(".live.cronus.pb")),
+        "{files:?}"
+    );
+    assert!(files.iter().any(|f| f.ends_with(".csv")), "{files:?}");
+}
+
+#[test]
+fn mount_on_a_directory_without_a_store_makes_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, mnt) = (tmp.path().join("new-store"), tmp.path().join("mnt"));
+    std::fs::create_dir(&mnt).unwrap();
+    let _guard = Unmount(mnt.clone());
+    let mount = |store: &Path| {
+        Command::new("timeout")
+            .arg("60")
+            .arg(BIN)
+            .arg("mount")
+            .arg(store)
+            .arg(&mnt)
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+            .output()
+            .unwrap()
+    };
+    let out = mount(&store);
+    assert_success(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("created store"), "{said}");
+    let listed: Vec<_> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(listed.contains(&"datasets".to_string()), "{listed:?}");
+    let out = Command::new(BIN).arg("umount").arg(&mnt).output().unwrap();
+    assert_success(&out);
+    // A directory that holds other files is not made a store.
+    let busy = tmp.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("thesis.tex"), "mine").unwrap();
+    let out = mount(&busy);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("holds no store and is not empty"), "{said}");
+    assert_eq!(
+        std::fs::read_dir(&busy).unwrap().count(),
+        1,
+        "nothing added"
+    );
+    assert!(!is_mounted(&mnt));
+}
+
+#[test]
+fn the_daemon_is_one_per_store_and_stops_on_sigterm() {
+    let m = Mounted::new();
+    let status = Command::new(BIN).arg("status").output().unwrap();
+    let shown = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(shown.contains(&m.mnt.display().to_string()), "{shown}");
+    let second = m.tmp.path().join("mnt2");
+    std::fs::create_dir(&second).unwrap();
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(BIN)
+        .arg("mount")
+        .arg(&m.store)
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("in use by another process") && msg.lines().count() == 1,
+        "{msg}"
+    );
+    assert!(!is_mounted(&second));
+    // SIGTERM: unmounted, committed bytes kept, the daemon gone.
+    let ds = uuid::Uuid::new_v4().to_string();
+    m.ok(&format!("mkdir $M/datasets/{ds} && mkdir $M/datasets/{ds}/partitions/k && mkdir $M/datasets/{ds}/partitions/k/jobs/0 && echo kept > $M/datasets/{ds}/partitions/k/jobs/0/f"));
+    let pid = m.daemon_pid();
+    // SAFETY: kill(2) with a pid read from the daemon's record; no memory involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "daemon still running");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!is_mounted(&m.mnt));
+    m.mount();
+    assert_eq!(
+        m.ok(&format!("cat $M/datasets/{ds}/partitions/k/jobs/0/f")),
+        "kept\n"
+    );
+}
+
+#[test]
+fn the_cli_works_on_a_mounted_store_through_the_daemon() {
+    let m = Mounted::new();
+    let cli = |args: &[&str], input: Option<&[u8]>| {
+        let mut child = Command::new("timeout")
+            .arg("60")
+            .arg(BIN)
+            .arg("--store")
+            .arg(&m.store)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(bytes) = input {
+            std::io::Write::write_all(&mut stdin, bytes).unwrap();
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let ok = |args: &[&str], input: Option<&[u8]>| {
+        let out = cli(args, input);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ds = ok(
+        &[
+            "dataset",
+            "create",
+            "--menu",
+            ok(&["menu", "new"], None).trim(),
+            "--config",
+            ok(&["config", "new"], None).trim(),
+        ],
+        None,
+    );
+    let ds = ds.trim();
+    ok(&["partition", "add", ds, "k"], None);
+    assert_eq!(ok(&["job", "new", ds], None).trim(), "0");
+    // A put through the CLI is a file in the mount at once, and the other way round.
+    ok(
+        &["put", "-", &format!("{ds}/k/0/from-cli.txt")],
+        Some(b"typed in\n"),
+    );
+    let job = format!("$M/datasets/{ds}/partitions/k/jobs/0");
+    assert_eq!(m.ok(&format!("cat {job}/from-cli.txt")), "typed in\n");
+    // The dataset's menu file holds the Menu message: its uuid and name are in the bytes.
+    let menu = m.ok(&format!(
+        "getfattr --only-values -n user.cronus.uuid $M/datasets/{ds}/menu"
+    ));
+    let bytes = m.ok(&format!("cat $M/datasets/{ds}/menu"));
+    assert!(
+        bytes.contains(&menu) && bytes.contains(&format!("{menu}.menu.dat")),
+        "{bytes:?}"
+    );
+    m.ok(&format!(
+        "echo written > {job}/from-mount.txt && setfattr -n user.rank -v 3 {job}/from-mount.txt"
+    ));
+    assert_eq!(
+        ok(&["get", &format!("{ds}/k/0/from-mount.txt")], None),
+        "written\n"
+    );
+    assert_eq!(
+        ok(&["rows", "lift", "rank", "--eq", "3", "--count"], None).trim(),
+        "1"
+    );
+    let listing = ok(&["ls", &format!("{ds}/k/0")], None);
+    assert!(
+        listing.contains("from-cli.txt") && listing.contains("from-mount.txt"),
+        "{listing}"
+    );
+    // Errors keep their one line and exit status.
+    let missing = cli(&["get", &format!("{ds}/k/0/absent")], None);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.starts_with("cronusfs: error: no object") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        cli(&["dataset", "show", "not-a-uuid"], None).status.code(),
+        Some(1)
+    );
+    assert!(ok(&["fsck"], None).starts_with("clean:"));
+}
+
+/// The README's first command: the tour runs to its end, exits 0 and leaves nothing mounted.
+#[test]
+fn the_readme_tour_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let out = Command::new("timeout")
+        .args(["300", "bash", "scripts/demo.sh"])
+        .arg(work.path())
+        .env("CRONUSFS_BIN_DIR", bin_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the commands printed (not the echoed command lines): cat's lines, a system row from
+    // getfattr, the unmount, and the CLI's lifts and listing after it.
+    for expected in [
+        "\na,b\n1,2\n",
+        "user.cronus.arrow:num_rows=\"10000\"",
+        "unmounted ",
+        "cronus:arrow:num_rows\t10000",
+        "quality\t10",
+        "\n1\n",
+        "notes.csv\t8\tCSV",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "{expected} missing from the tour: {shown}"
+        );
+    }
+    assert!(!is_mounted(&work.path().join("mnt")));
+}
