@@ -105,6 +105,11 @@ pub enum MetaError {
     /// Objects move only within their dataset.
     #[error("cannot move an object to another dataset ({0})")]
     CrossDataset(String),
+    /// A path inside a job directory whose folder does not exist.
+    #[error(
+        "no folder {0}: a name with / is a path inside the job directory, whose folders are made first (mkdir in the mount)"
+    )]
+    NoSuchFolder(String),
     /// Something with this uuid is registered already.
     #[error("uuid {0} is already registered")]
     DuplicateUuid(String),

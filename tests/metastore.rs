@@ -191,7 +191,7 @@ fn cronus_error_cases_are_typed() {
     // An object name may be a path, but only into a folder that exists.
     assert!(matches!(
         put("key", job, "no-folder/f"),
-        Err(MetaError::NoSuchObject(_))
+        Err(MetaError::NoSuchFolder(_))
     ));
     assert!(matches!(
         m.object(&ObjectPath::new(ds, "key", job, "absent")),

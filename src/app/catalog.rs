@@ -325,17 +325,6 @@ pub fn put(m: &Catalog, io: &mut Console<'_>, file: &Path, target: &str) -> Resu
         .then(|| file.file_name().and_then(|n| n.to_str()))
         .flatten();
     let path = Place::parse(target)?.object(target, file_name)?;
-    if let Some((folder, _)) = path.name.rsplit_once('/') {
-        let at = ObjectPath::new(path.dataset, &path.partition, path.job, folder);
-        if !folder.is_empty() && !m.has_folder(&at)? {
-            bail!(
-                "no folder {folder:?} in {}/{}/{}: a NAME with / is a path in the job directory, whose folders are made with mkdir in the mount",
-                path.dataset,
-                path.partition,
-                path.job
-            );
-        }
-    }
     let (mut input, total): (Box<dyn Read + '_>, Option<u64>) = if stdin {
         (Box::new(&mut *io.input), None)
     } else {

@@ -104,6 +104,7 @@ fn meta_errno(e: &MetaError) -> i32 {
         | MetaError::NoSuchPartition { .. }
         | MetaError::NoSuchJob { .. }
         | MetaError::NoSuchObject(_)
+        | MetaError::NoSuchFolder(_)
         | MetaError::NoSuchMenu(_)
         | MetaError::NoSuchConfig(_) => libc::ENOENT,
         MetaError::BadContentId(_) | MetaError::BadName { .. } => libc::EINVAL,

@@ -62,7 +62,7 @@ impl<S: Storage> Metastore<S> {
             });
         }
         match parent {
-            Some(parent) if !found[3] => Err(MetaError::NoSuchObject(parent.to_string())),
+            Some(parent) if !found[3] => Err(MetaError::NoSuchFolder(parent.to_string())),
             _ => Ok(()),
         }
     }
