@@ -220,7 +220,10 @@ fn the_mistakes_of_a_new_user_get_one_clear_line() {
         &["put", "f.txt", &format!("{ds}/k1/0/sub/f.txt")],
         None,
     ));
-    assert!(folder.contains(&format!("no folder {ds}/partitions/k1/jobs/0/sub")), "{folder}");
+    assert!(
+        folder.contains(&format!("no folder {ds}/partitions/k1/jobs/0/sub")),
+        "{folder}"
+    );
     // The old argument order is refused with the new form in the message.
     let old = one_line_error(run(tmp.path(), s, &["put", &ds, "k1", "0", "f.txt"], None));
     assert!(old.contains("unexpected argument"), "{old}");

@@ -186,4 +186,17 @@ fn an_object_first_committed_empty_takes_the_extension_of_its_type() {
     assert_eq!(names[0], v2.cronus_name, "the new one");
     assert_eq!(m.info(&v2.id.to_string()).unwrap().name, v2.cronus_name);
     assert_eq!(m.object(&p).unwrap(), v2);
+    // A version of the same type leaves the name row as it was (not rewritten: its time).
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let v3 = put(&m, &p, &parquet_file(2));
+    assert_eq!(v3.cronus_name, v2.cronus_name);
+    let name_rows: Vec<_> = (m.storage().rows_by_id(&v3.id.iden()).unwrap().into_iter())
+        .filter(|r| r.prop == "cronus:name")
+        .collect();
+    assert_eq!(name_rows.len(), 1);
+    assert_eq!(
+        name_rows[0].time, v2.modified,
+        "written by v2, untouched by v3"
+    );
+    assert!(v3.modified > v2.modified);
 }

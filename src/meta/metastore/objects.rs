@@ -315,10 +315,15 @@ impl<S: Storage> Metastore<S> {
                 fresh
             }
         };
-        for p in existing.as_deref().map(stale_props).unwrap_or_default() {
+        // The Cronus name changes only with the type's extension: its row is rewritten then.
+        let renamed = existing
+            .as_deref()
+            .is_none_or(|old| Node::new(old).str(prop::NAME).ok() != Some(&meta.cronus_name));
+        let stale = existing.as_deref().map(|old| stale_props(old, renamed));
+        for p in stale.unwrap_or_default() {
             txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
         }
-        txn.add_rows(&object_rows(&meta, existing.is_none()))?;
+        txn.add_rows(&object_rows(&meta, existing.is_none(), renamed))?;
         let iden = meta.id.iden();
         for (p, _, _) in put.rows {
             txn.del_rows_by_id_prop(&iden, p, None)?;
@@ -581,11 +586,11 @@ fn next_version(old: &Node<'_>, fresh: ObjectMeta) -> Result<ObjectMeta> {
     })
 }
 
-/// The props of an object's rows that describe its current version (replaced by a new one).
-fn stale_props(old: &[Row]) -> HashSet<&str> {
+/// The props of an object's rows that describe its current version (replaced by a new one);
+/// its Cronus name too when `renamed`.
+fn stale_props(old: &[Row], renamed: bool) -> HashSet<&str> {
     let replaced = [
         prop::CONTENT,
-        prop::NAME,
         prop::SIZE,
         prop::TYPE,
         prop::VERSION,
@@ -596,14 +601,16 @@ fn stale_props(old: &[Row]) -> HashSet<&str> {
         .map(|r| r.prop.as_str())
         .filter(|p| {
             replaced.contains(p)
+                || (renamed && *p == prop::NAME)
                 || p.starts_with(prop::ARROW_PREFIX)
                 || p.starts_with(prop::PARQUET_PREFIX)
         })
         .collect()
 }
 
-/// The rows of an object: all of them for a new one, the version-dependent ones otherwise.
-fn object_rows(m: &ObjectMeta, new: bool) -> Vec<Row> {
+/// The rows of an object: all of them for a new one, the version-dependent ones otherwise (and
+/// its Cronus name when `renamed`).
+fn object_rows(m: &ObjectMeta, new: bool, renamed: bool) -> Vec<Row> {
     let iden = m.id.iden();
     let mut props: Vec<(&str, Valu)> = vec![
         (prop::CONTENT, m.content.to_string().into()),
@@ -612,8 +619,10 @@ fn object_rows(m: &ObjectMeta, new: bool) -> Vec<Row> {
         (prop::VERSION, m.version.into()),
         (prop::MODIFIED, m.modified.into()),
         (prop::HISTORY, format!("{}:{}", m.version, m.content).into()),
-        (prop::NAME, m.cronus_name.as_str().into()),
     ];
+    if renamed {
+        props.push((prop::NAME, m.cronus_name.as_str().into()));
+    }
     if new {
         props.extend([
             (prop::KIND, "object".into()),
