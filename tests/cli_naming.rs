@@ -372,8 +372,8 @@ fn commands_on_a_store_in_use_wait_for_it() {
         None,
     ));
     assert!(at_once.contains("in use by another process"), "{at_once}");
-    // Released while waiting: the command goes on.
-    let waiter = Command::new("timeout")
+    // Released while waiting (once it has said so): the command goes on.
+    let mut waiter = Command::new("timeout")
         .arg("60")
         .arg(BIN)
         .args(["-s", store.to_str().unwrap(), "ls", &ds])
@@ -381,7 +381,10 @@ fn commands_on_a_store_in_use_wait_for_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut said = String::new();
+    let stderr = waiter.stderr.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut said).unwrap();
+    assert!(said.contains("waiting"), "{said}");
     drop(held);
     let out = waiter.wait_with_output().unwrap();
     assert_eq!(ok(out).lines().count(), 3);
