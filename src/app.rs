@@ -139,25 +139,13 @@ fn run(cli: Cli) -> Result<()> {
                 catalog::import(m, &mut io, &dir)
             })
         }
-        Command::ExportCronus {
-            store: first,
-            dir: second,
-            name,
-        } => {
-            let (store, dir) =
-                store_and(first.clone(), second.clone(), cli.store.as_deref(), "DIR")?;
+        Command::ExportCronus { store, dir, name } => {
+            let (store, dir) = store_and(store, dir, cli.store.as_deref(), "DIR")?;
             let store = parse_location(&store)?;
             // A mounted store is exported by its daemon (a consistent view of what it serves).
             match open_waiting(&store, Duration::from_secs(cli.wait))? {
                 Opened::Here(opened) => catalog::export(&catalog_of(opened), &mut io, &dir, &name),
-                Opened::Served(local) => {
-                    let command = Command::ExportCronus {
-                        store: first,
-                        dir: second,
-                        name,
-                    };
-                    remote::forward(&local, &store, &mut io, &command)
-                }
+                Opened::Served(local) => remote::forward(&local, &store, &mut io, false),
             }
         }
         Command::GenMan { dir } => man::write_all(&dir),
@@ -183,7 +171,10 @@ fn run(cli: Cli) -> Result<()> {
             // is opened here, beside any daemons.
             let opened = match open_waiting(&store, Duration::from_secs(cli.wait))? {
                 Opened::Here(opened) => opened,
-                Opened::Served(dir) => return remote::forward(&dir, &store, &mut io, &other),
+                Opened::Served(dir) => {
+                    let stdin = remote::reads_stdin(&other);
+                    return remote::forward(&dir, &store, &mut io, stdin);
+                }
             };
             let catalog = catalog_of(opened);
             let cache = match &store {

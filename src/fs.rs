@@ -487,9 +487,8 @@ impl<S: Storage> FsCore<S> {
         let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
         match node {
             Node::ViewObject(id) => {
-                let mut attr = self.object_attr(ino, *id, &self.rows_of(node)?);
-                attr.perm &= !0o222;
-                return Ok(attr);
+                let rows = attr::AttrRows::of(&self.rows_of(node)?);
+                return Ok(self.view_object_attr(ino, *id, &rows));
             }
             Node::ViewLink(depth, place) => {
                 let size = view::link_target(*depth, place).len() as u64;

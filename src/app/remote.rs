@@ -30,7 +30,7 @@ pub fn is_served(store: &Path) -> bool {
 }
 
 /// Returns whether `command` reads standard input.
-fn reads_stdin(command: &Command) -> bool {
+pub fn reads_stdin(command: &Command) -> bool {
     let stdin = |f: &Option<PathBuf>| f.as_ref().is_none_or(|p| p.as_os_str() == "-");
     match command {
         Command::Put { file, .. } => file.as_os_str() == "-",
@@ -39,15 +39,10 @@ fn reads_stdin(command: &Command) -> bool {
     }
 }
 
-/// Sends this process's command line to the daemon serving `store` (its socket in `local`)
-/// and relays its answer;
-/// exits with the daemon's status when it is not 0.
-pub fn forward(
-    local: &Path,
-    store: &Location,
-    io: &mut Console<'_>,
-    command: &Command,
-) -> Result<()> {
+/// Sends this process's command line to the daemon serving `store` (its socket in `local`),
+/// with standard input when `stdin`, and relays its answer; exits with the daemon's status
+/// when it is not 0.
+pub fn forward(local: &Path, store: &Location, io: &mut Console<'_>, stdin: bool) -> Result<()> {
     let path = local.join(SOCKET);
     let mut stream = UnixStream::connect(&path)
         .with_context(|| format!("cannot reach the daemon serving {store}"))?;
@@ -56,7 +51,7 @@ pub fn forward(
         .collect();
     let request = serde_json::json!({"args": args, "cwd": io.cwd});
     writeln!(stream, "{request}")?;
-    if reads_stdin(command) {
+    if stdin {
         std::io::copy(&mut io.input, &mut stream)?;
     }
     stream.shutdown(std::net::Shutdown::Write)?;

@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 
 use super::attr::AttrRows;
-use super::{DirEntry, FsCore, FsError, FsResult, Ino, Kind, Node, file};
+use super::{Attr, DirEntry, FsCore, FsError, FsResult, Ino, Kind, Node, file};
 use crate::meta::names::MAX_NAME_BYTES;
-use crate::meta::{Condition, DirNodeFold, Match, MatchRows, Term};
+use crate::meta::{Condition, DirNodeFold, Match, MatchRows, ObjectId, Term};
 use crate::storage::{Storage, ValuRef};
 
 /// What a view's listing keeps of a node's rows as it visits them.
@@ -73,11 +73,7 @@ impl<S: Storage> FsCore<S> {
         for (found, rows) in matches {
             if let Match::Object { id, .. } = &found {
                 let ino = self.inodes.ino(&Node::ViewObject(*id));
-                let mut attr = self.defaults.attr_of(ino, Kind::File, &rows, None);
-                if let Some(w) = self.files.written(*id) {
-                    file::apply_written(&mut attr, w);
-                }
-                attr.perm &= !0o222;
+                let attr = self.view_object_attr(ino, *id, &rows);
                 let mut name = found.name(None);
                 if name.len() > MAX_NAME_BYTES {
                     // A long partition key: the uuid and extension alone, still unique.
@@ -114,6 +110,17 @@ impl<S: Storage> FsCore<S> {
             })
             .map(|p| (p.clone(), Node::View(p)))
             .collect())
+    }
+
+    /// The attributes of object `id` as view entry `ino` shows it: the object's, with what open
+    /// handles wrote, without write bits.
+    pub(super) fn view_object_attr(&self, ino: Ino, id: ObjectId, rows: &AttrRows) -> Attr {
+        let mut attr = self.defaults.attr_of(ino, Kind::File, rows, None);
+        if let Some(w) = self.files.written(id) {
+            file::apply_written(&mut attr, w);
+        }
+        attr.perm &= !0o222;
+        attr
     }
 
     /// Returns the target of symbolic link `ino`: relative, so that it leads to the same

@@ -217,7 +217,7 @@ impl MatchRows {
     /// user's own node) or whose rows are incomplete.
     pub fn finish(self) -> Option<Match> {
         let dataset = || self.dataset.as_deref()?.parse::<DatasetId>().ok();
-        let job = || JobId::parse_canonical(&self.job?.to_string());
+        let job = || JobId(u32::try_from(self.job?).ok()?).check().ok();
         Some(match self.kind.as_deref()? {
             "object" => Match::Object {
                 id: self.uuid.as_deref()?.parse().ok()?,
