@@ -140,6 +140,16 @@ impl Mounted {
         c
     }
 
+    /// Runs `cronusfs -s STORE ARGS…` with this mount's environment.
+    pub fn on_store(&self, args: &[&str]) -> Output {
+        self.cronusfs()
+            .arg("-s")
+            .arg(&self.store)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// Returns the pid of the daemon serving this mount, from its record.
     pub fn daemon_pid(&self) -> i32 {
         let record = std::fs::read_to_string(self.record()).unwrap();

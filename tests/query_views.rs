@@ -298,13 +298,7 @@ fn views_through_the_mount_and_find_on_the_command_line() {
     assert_eq!(found.trim(), "1");
 
     // `cronusfs find` through the daemon: the places of the view's nodes.
-    let out = m
-        .cronusfs()
-        .arg("-s")
-        .arg(&m.store)
-        .args(["find", "quality>=8"])
-        .output()
-        .unwrap();
+    let out = m.on_store(&["find", "quality>=8"]);
     crate::mount::assert_success(&out);
     let printed = String::from_utf8(out.stdout).unwrap();
     let expected = format!(
@@ -316,13 +310,7 @@ fn views_through_the_mount_and_find_on_the_command_line() {
     }
     // `cronusfs rows lift` finds the same nodes: the view's objects by their uuids (the
     // fourth part of a Cronus name) and the dataset by its own.
-    let lift = m
-        .cronusfs()
-        .arg("-s")
-        .arg(&m.store)
-        .args(["rows", "lift", "quality", "--ge", "8", "--format", "tsv"])
-        .output()
-        .unwrap();
+    let lift = m.on_store(&["rows", "lift", "quality", "--ge", "8", "--format", "tsv"]);
     crate::mount::assert_success(&lift);
     let lifted: BTreeSet<String> = String::from_utf8(lift.stdout)
         .unwrap()
@@ -338,13 +326,7 @@ fn views_through_the_mount_and_find_on_the_command_line() {
         })
         .collect();
     assert_eq!(viewed, lifted);
-    let bad = m
-        .cronusfs()
-        .arg("-s")
-        .arg(&m.store)
-        .args(["find", "quality>=ten"])
-        .output()
-        .unwrap();
+    let bad = m.on_store(&["find", "quality>=ten"]);
     assert!(!bad.status.success());
     let said = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(said.lines().count(), 1, "{said}");
