@@ -17,7 +17,8 @@ use crate::storage::retry::ConflictError;
 
 pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
 pub use metastore::{
-    DatasetId, DirNodeFold, JobId, Landing, Metastore, ObjectId, ObjectMeta, ObjectPath, prop,
+    DatasetId, DirNodeFold, HeldManifest, JobId, Landing, Metastore, ObjectId, ObjectMeta,
+    ObjectPath, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 pub use sessions::Session;

@@ -133,7 +133,8 @@ fn gc_frees_exactly_what_nothing_refers_to() {
         GcReport {
             contents: 1,
             chunks: 2,
-            bytes: freed
+            bytes: freed,
+            held: 0,
         }
     );
     assert!(!content.contains(dropped.id).unwrap());

@@ -1,17 +1,14 @@
 //! `cronusfs menu|config|dataset|partition|job|put|get|ls|find|gc|fsck`: the Cronus catalogue from
 //! the command line.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use cronusfs::meta::{
-    ContentId, DatasetId, DirNodeFold, JobId, MatchRows, ObjectId, ObjectPath, Term, prop,
-};
+use cronusfs::meta::{DatasetId, DirNodeFold, JobId, MatchRows, ObjectId, ObjectPath, Term};
 use cronusfs::pb::cronus::{Configuration, Menu};
 use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
-use cronusfs::storage::{Iden, Storage};
 use prost::Message;
 
 use super::progress::{Progress, ProgressRead, Unit};
@@ -43,7 +40,7 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
             let dir = io.path(&dir);
             export(m, io, &dir, &name)
         }
-        Command::Fsck { .. } => fsck(m, io, cache),
+        Command::Fsck { .. } => super::fsck::run(m, io, cache),
         Command::Status => sessions(m, io),
         Command::Init { .. }
         | Command::Rows(_)
@@ -508,119 +505,14 @@ pub fn gc(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
         bar.update(done);
     })?;
     drop(bar);
-    writeln!(
+    write!(
         io.out,
         "freed {} contents, {} chunks, {} bytes",
         r.contents, r.chunks, r.bytes
     )?;
+    if r.held > 0 {
+        write!(io.out, "; kept {} contents open files read", r.held)?;
+    }
+    writeln!(io.out)?;
     Ok(())
-}
-
-/// Runs `fsck`: every content's chunks and hashes, every object's content, the row indexes.
-/// An engine error (a damaged file) is one more problem, not the end of the check; each
-/// problem names the object, menu, configuration, dataset, content or row it affects.
-pub fn fsck(m: &Catalog, io: &mut Console<'_>, cache: Option<&Path>) -> Result<()> {
-    let mut problems = match m.storage().check_indexes() {
-        Ok(found) => found,
-        Err(e) => vec![format!("row indexes: {e}")],
-    };
-    let content = m.content();
-    let ids = content.ids().unwrap_or_else(|e| {
-        problems.push(format!("the list of contents: {e}"));
-        Vec::new()
-    });
-    let mut damaged = HashSet::new();
-    for id in &ids {
-        let found = content.verify(*id)?;
-        if !found.is_empty() {
-            damaged.insert(*id);
-        }
-        problems.extend(found);
-    }
-    check_messages(m, &damaged, &mut problems);
-    let stored: HashSet<ContentId> = ids.iter().copied().collect();
-    let objects = check_objects(m, (&stored, &damaged), &mut problems);
-    // The cache is not the store: what is wrong there is removed and said, not a problem.
-    let cached = match cache.map(|dir| (dir, cronusfs::fs::check_cache(dir, &content))) {
-        Some((_, Ok(check))) => {
-            for removed in &check.removed {
-                writeln!(io.out, "{removed}")?;
-            }
-            format!(", {} cache entries sound", check.sound)
-        }
-        Some((dir, Err(e))) => {
-            problems.push(format!("content cache {}: {e}", dir.display()));
-            String::new()
-        }
-        None => String::new(),
-    };
-    for p in &problems {
-        writeln!(io.out, "{p}")?;
-    }
-    if !problems.is_empty() {
-        bail!("{} problems found", problems.len());
-    }
-    writeln!(
-        io.out,
-        "clean: {} contents, {objects} objects, row indexes agree{cached}",
-        ids.len()
-    )?;
-    Ok(())
-}
-
-/// Names every menu and configuration whose content is damaged.
-fn check_messages(m: &Catalog, damaged: &HashSet<ContentId>, problems: &mut Vec<String>) {
-    for kind in ["menu", "config"] {
-        for uuid in m.registered(kind).unwrap_or_default() {
-            let Ok(iden) = Iden::new(uuid.as_str()) else {
-                continue;
-            };
-            let rows = m.node_rows(&iden).unwrap_or_default();
-            let content: Option<ContentId> = rows
-                .iter()
-                .find(|r| r.prop == prop::CONTENT)
-                .and_then(|r| r.valu.to_string().parse().ok());
-            if let Some(id) = content.filter(|id| damaged.contains(id)) {
-                problems.push(format!("{kind} {uuid}: its content {id} is damaged"));
-            }
-        }
-    }
-}
-
-/// Names every object whose content is damaged or missing (not among the `stored` ones);
-/// returns how many objects there are.
-fn check_objects(
-    m: &Catalog,
-    (stored, damaged): (&HashSet<ContentId>, &HashSet<ContentId>),
-    problems: &mut Vec<String>,
-) -> usize {
-    let datasets = m.datasets().unwrap_or_else(|e| {
-        problems.push(format!("the list of datasets: {e}"));
-        Vec::new()
-    });
-    let mut objects = 0;
-    for ds in datasets {
-        let listed = match m.list(ds, "", "") {
-            Ok(listed) => listed,
-            Err(e) => {
-                problems.push(format!("dataset {ds}: its objects: {e}"));
-                continue;
-            }
-        };
-        for o in listed {
-            objects += 1;
-            if damaged.contains(&o.content) {
-                problems.push(format!(
-                    "object {} ({}): its content {} is damaged",
-                    o.path, o.id, o.content
-                ));
-            } else if !stored.contains(&o.content) {
-                problems.push(format!(
-                    "object {} ({}) refers to missing content {}",
-                    o.path, o.id, o.content
-                ));
-            }
-        }
-    }
-    objects
 }

@@ -123,6 +123,9 @@ fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>),
         if let Err(e) = meta.tend_lease() {
             super::mount::log(&format!("could not tend the write lease: {e}"));
         }
+        if let Err(e) = meta.tend_read_holds() {
+            super::mount::log(&format!("could not remove finished read holds: {e}"));
+        }
         if last_beat.elapsed() >= every {
             last_beat = std::time::Instant::now();
             beat(meta, &session, ttl);

@@ -12,7 +12,7 @@ use super::attr::{Attr, Defaults, Kind};
 use super::inode::{Ino, Node};
 use super::working::{SharedCopy, WorkingCopy};
 use super::{FsCore, FsError, FsResult, ReadBytes};
-use crate::meta::{Manifest, ObjectId, ObjectPath, prop};
+use crate::meta::{HeldManifest, Manifest, MetaError, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu, now_millis};
 
 /// How many chunks a reading handle keeps (the kernel reads ahead by up to a few chunks).
@@ -51,7 +51,7 @@ struct FileHandle {
     id: ObjectId,
     /// The committed content a read-only handle reads (the version at its open), and a
     /// writable one while its working copy is still that content.
-    base: Option<Arc<Manifest>>,
+    base: Option<Arc<HeldManifest>>,
     /// The last chunks read from `base`, newest last.
     chunks: VecDeque<(u64, Arc<Vec<u8>>)>,
     /// The object's working copy, for a writable handle.
@@ -199,7 +199,7 @@ impl OpenFiles {
         &self,
         id: ObjectId,
         ino: Ino,
-        base: &dyn Fn() -> FsResult<Option<Arc<Manifest>>>,
+        base: &dyn Fn() -> FsResult<Option<Arc<HeldManifest>>>,
     ) -> FsResult<SharedCopy> {
         loop {
             let found = lock(&self.working).get(&id).cloned();
@@ -406,12 +406,20 @@ impl<S: Storage> FsCore<S> {
     }
 
     /// Returns the content object `id` has committed (`None` for a file not committed yet).
-    fn base_of(&self, id: ObjectId) -> FsResult<Option<Arc<Manifest>>> {
+    /// The content is held against `gc` for as long as the handle keeps it.
+    fn base_of(&self, id: ObjectId) -> FsResult<Option<Arc<HeldManifest>>> {
         if self.files.pending_path(id).is_some() {
             return Ok(None);
         }
-        let content = self.meta.object_by_id(id)?.content;
-        Ok(Some(Arc::new(self.meta.content().manifest(content)?)))
+        let mut attempts = 0;
+        loop {
+            let content = self.meta.object_by_id(id)?.content;
+            match self.meta.hold_content(content) {
+                // gc took that version between the two reads: a newer one replaced it.
+                Err(MetaError::NoSuchContent(_)) if attempts < 3 => attempts += 1,
+                held => return Ok(Some(Arc::new(held?))),
+            }
+        }
     }
 
     /// Registers a handle of object `id`. Every object handle bypasses the kernel's page
@@ -421,7 +429,7 @@ impl<S: Storage> FsCore<S> {
     fn object_handle(
         &self,
         id: ObjectId,
-        base: Option<Arc<Manifest>>,
+        base: Option<Arc<HeldManifest>>,
         working: Option<SharedCopy>,
     ) -> Opened {
         let handle = FileHandle {
@@ -472,7 +480,7 @@ impl<S: Storage> FsCore<S> {
         };
         let handle = FileHandle {
             id: ObjectId::random(), // Never committed: the handle is read-only.
-            base: Some(Arc::new(self.meta.content().manifest(content)?)),
+            base: Some(Arc::new(self.meta.hold_content(content)?)),
             chunks: VecDeque::new(),
             working: None,
             writes: 0,

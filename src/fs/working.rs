@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::inode::{Ino, Node};
 use super::{FsCore, FsResult, ReadBytes};
-use crate::meta::{ChunkStream, Landing, Manifest, MetaError, ObjectId};
+use crate::meta::{ChunkStream, HeldManifest, Landing, MetaError, ObjectId};
 use crate::storage::{Storage, now_millis};
 
 struct Staging {
@@ -28,7 +28,7 @@ pub(super) struct WorkingCopy {
     /// The object's inode.
     pub ino: Ino,
     /// The committed content the copy started from or last committed (`None`: empty).
-    pub base: Option<Arc<Manifest>>,
+    pub base: Option<Arc<HeldManifest>>,
     staging: Option<Staging>,
     stream: Option<ChunkStream>,
     /// Something to commit: bytes written, a truncation, or a file just created.
@@ -47,7 +47,7 @@ pub(super) type SharedCopy = Arc<Mutex<WorkingCopy>>;
 impl WorkingCopy {
     /// Returns the copy of `id` holding `base` (the committed content; `None` for a file not
     /// committed yet).
-    pub fn new(id: ObjectId, ino: Ino, base: Option<Arc<Manifest>>) -> Self {
+    pub fn new(id: ObjectId, ino: Ino, base: Option<Arc<HeldManifest>>) -> Self {
         WorkingCopy {
             id,
             ino,
@@ -217,7 +217,7 @@ impl<S: Storage> FsCore<S> {
                 wc.dirty = false;
                 let put = self.meta.put_stream(&path, wc.id, stream, landing);
                 let (meta, manifest) = put.inspect_err(|_| self.files.forget_written(wc.id))?;
-                wc.base = Some(Arc::new(manifest));
+                wc.base = Some(Arc::new(self.meta.hold_committed(manifest)));
                 meta
             }
             (None, Some(staging)) => self.meta.put_file_prefer_id(

@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::str::FromStr;
 
 use super::{MetaError, Result};
-use crate::storage::{ChunkStore, RowWrite, Storage, disk};
+use crate::storage::{ChunkStore, RowRead, RowWrite, Storage, disk};
 
 pub use manifest::{Manifest, Run, sparse_id, zero_chunk};
 
@@ -71,6 +71,17 @@ impl FromStr for ContentId {
 /// Returns the blob key of the manifest of `id`.
 fn manifest_key(id: ContentId) -> String {
     format!("{CONTENT_PREFIX}{id}")
+}
+
+/// Returns whether content `id`'s manifest is stored, as `r` (a transaction) reads it.
+pub(crate) fn has_manifest(r: &dyn RowRead, id: ContentId) -> Result<bool> {
+    Ok(r.blob_has(&manifest_key(id))?)
+}
+
+/// Deletes content `id`'s manifest through `w` (a transaction, or the store itself).
+pub(crate) fn delete_manifest(w: &dyn RowWrite, id: ContentId) -> Result<()> {
+    w.blob_del(&manifest_key(id))?;
+    Ok(())
 }
 
 fn chunk_key(hash: &[u8; 32]) -> String {
@@ -140,6 +151,9 @@ pub struct GcReport {
     pub chunks: u64,
     /// Bytes of chunk data deleted.
     pub bytes: u64,
+    /// Contents no version refers to any more that open handles still read: kept, with
+    /// their chunks, for a later `gc`.
+    pub held: u64,
 }
 
 /// Content-addressed bytes: manifests in a store's blob side store, chunks in a chunk store
@@ -495,12 +509,25 @@ impl<'s> ContentStore<'s> {
     }
 
     /// Deletes every content not in `live`, then every chunk no remaining content uses and not
-    /// in `pinned` (chunks of writes in progress);
-    /// `progress(done, total)` counts the contents and chunks examined.
+    /// in `pinned` (chunks of writes in progress); `progress(done, total)` counts the contents
+    /// and chunks examined.
     pub fn collect_garbage(
         &self,
         live: &HashSet<ContentId>,
         pinned: &HashSet<[u8; 32]>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<GcReport> {
+        let delete = &mut |id| delete_manifest(self.store, id).map(|()| true);
+        self.collect_garbage_with(live, pinned, delete, progress)
+    }
+
+    /// [`ContentStore::collect_garbage`], where `delete` deletes each content not in `live`
+    /// (its manifest), or returns `false` to keep it (a content an open handle reads).
+    pub fn collect_garbage_with(
+        &self,
+        live: &HashSet<ContentId>,
+        pinned: &HashSet<[u8; 32]>,
+        delete: &mut dyn FnMut(ContentId) -> Result<bool>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<GcReport> {
         let mut report = GcReport::default();
@@ -510,12 +537,13 @@ impl<'s> ContentStore<'s> {
         let total = (ids.len() + chunk_keys.len()) as u64;
         let mut done = 0u64;
         for id in &ids {
-            if live.contains(id) {
+            let kept = live.contains(id) || !delete(*id)?;
+            if kept {
+                report.held += u64::from(!live.contains(id));
                 let manifest = self.manifest(*id)?;
                 let stored = manifest.runs().iter().filter(|r| !r.is_hole());
                 used.extend(stored.map(|r| chunk_key(&r.hash)));
             } else {
-                self.store.blob_del(&manifest_key(*id))?;
                 report.contents += 1;
             }
             done += 1;

@@ -7,10 +7,12 @@ mod find;
 mod folders;
 mod leases;
 mod objects;
+mod read_holds;
 mod table_rows;
 mod tree;
 
 pub use objects::Landing;
+pub use read_holds::HeldManifest;
 pub use tree::DirNodeFold;
 
 use std::collections::BTreeMap;
@@ -297,6 +299,8 @@ pub struct Metastore<S: Storage> {
     pins: Mutex<HashMap<[u8; 32], usize>>,
     // The store-wide write lease of this process, when it has a session.
     leases: leases::Leases,
+    // The contents this process's handles read, which gc keeps.
+    read_holds: std::sync::Arc<read_holds::ReadHolds>,
     // Held while a new version commits (this process's commits never conflict each other).
     commit_gate: Mutex<()>,
 }
@@ -398,6 +402,7 @@ impl<S: Storage> Metastore<S> {
             gc_lock: RwLock::new(()),
             pins: Mutex::new(HashMap::new()),
             leases: leases::Leases::default(),
+            read_holds: Default::default(),
             commit_gate: Mutex::new(()),
         }
     }

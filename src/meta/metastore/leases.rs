@@ -268,6 +268,11 @@ impl<S: Storage> Metastore<S> {
         Ok(())
     }
 
+    /// Returns the session this process's leases and holds are recorded under, if any.
+    pub(super) fn session_iden(&self) -> Option<Iden> {
+        self.leases.lock().owner.as_ref().map(|o| o.session.clone())
+    }
+
     /// Returns whether this process holds the store's write lease.
     pub fn holds_lease(&self) -> bool {
         self.leases.lock().held

@@ -493,7 +493,8 @@ impl<S: Storage> Metastore<S> {
             .keys()
             .copied()
             .collect();
-        self.content().collect_garbage(&live, &pinned, progress)
+        let delete = &mut |id| self.delete_unless_held(id);
+        (self.content()).collect_garbage_with(&live, &pinned, delete, progress)
     }
 }
 
