@@ -14,6 +14,7 @@ mod io_modes;
 mod names;
 mod tree;
 mod view;
+mod view_access;
 mod working;
 mod xattr;
 
@@ -31,6 +32,7 @@ pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};
 pub use io_modes::{IoModes, OpenMode};
 pub use tree::{CreateFlags, Creator, SetAttr};
+pub use view_access::Caller;
 pub use xattr::{XattrFlags, XattrReply};
 
 use crate::meta::{
@@ -62,6 +64,9 @@ pub struct DirEntry {
     pub name: String,
     /// Its attributes.
     pub attr: Attr,
+    /// For an entry of a query view: its place in the tree (`datasets/…`), whose directories
+    /// decide who may see it.
+    pub place: Option<Arc<str>>,
 }
 
 /// The filesystem over one catalogue.
@@ -290,12 +295,23 @@ impl<S: Storage> FsCore<S> {
         Ok(())
     }
 
-    /// Looks `name` up in directory `parent`.
+    /// Looks `name` up in directory `parent`, for a caller who may see everything.
     pub fn lookup(&self, parent: Ino, name: &str) -> FsResult<Attr> {
+        self.lookup_as(parent, name, &Caller::root())
+    }
+
+    /// Looks `name` up in directory `parent` for `caller` (in a query view, an entry the
+    /// caller could not reach by its place is not there).
+    pub fn lookup_as(&self, parent: Ino, name: &str, caller: &Caller) -> FsResult<Attr> {
         if name.len() > crate::meta::names::MAX_NAME_BYTES {
             return Err(FsError::NameTooLong);
         }
         let dir = self.node(parent)?;
+        if let Node::View(_) = dir
+            && let Some(entry) = self.view_entry(parent, name)?
+        {
+            self.check_reachable(&entry, caller)?;
+        }
         let path = in_dir(&dir, name);
         if let Some(attr) = path
             .as_ref()
@@ -563,7 +579,11 @@ impl<S: Storage> FsCore<S> {
         for (name, child) in children {
             let ino = self.inodes.ino(&child);
             match self.attr_of(ino, &child) {
-                Ok(attr) => entries.push(DirEntry { name, attr }),
+                Ok(attr) => entries.push(DirEntry {
+                    name,
+                    attr,
+                    place: None,
+                }),
                 Err(FsError::NotFound) => {} // Removed while we listed.
                 Err(e) => return Err(e),
             }
@@ -663,7 +683,11 @@ impl<S: Storage> FsCore<S> {
         {
             file::apply_written(&mut attr, w);
         }
-        Ok(Some(DirEntry { name, attr }))
+        Ok(Some(DirEntry {
+            name,
+            attr,
+            place: None,
+        }))
     }
 
     /// Lists a job directory or folder `dir`: its objects and folders (one lift, then each
@@ -678,7 +702,11 @@ impl<S: Storage> FsCore<S> {
         for (name, id) in self.files.pending_in(dir) {
             let ino = self.inodes.ino(&Node::Object(id));
             if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {
-                entries.push(DirEntry { name, attr });
+                entries.push(DirEntry {
+                    name,
+                    attr,
+                    place: None,
+                });
             }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));

@@ -14,8 +14,8 @@ use fuser::{
 };
 
 use crate::fs::{
-    self, Attr, Creator, Fh, FsCore, FsError, Ino, IoModes, KernelInval, Kind, OpenMode, SetAttr,
-    XattrFlags, XattrReply,
+    self, Attr, Caller, Creator, Fh, FsCore, FsError, Ino, IoModes, KernelInval, Kind, OpenMode,
+    SetAttr, XattrFlags, XattrReply,
 };
 use crate::storage::Storage;
 
@@ -307,6 +307,21 @@ fn reply_entry(result: Result<Attr, FsError>, reply: ReplyEntry) {
     }
 }
 
+/// How long the kernel may keep what the core answered about `ino`: nothing of what depends
+/// on who asked (the query views), lest another caller be shown it.
+fn ttl_of<S: Storage>(core: &FsCore<S>, ino: Ino) -> Duration {
+    if core.answers_per_caller(ino) {
+        Duration::ZERO
+    } else {
+        ttl()
+    }
+}
+
+/// Who sends request `req`.
+fn caller(req: &Request) -> Caller {
+    Caller::new(req.uid(), req.gid(), req.pid())
+}
+
 impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
@@ -335,15 +350,24 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match utf8(name) {
-            Ok(name) => reply_entry(self.core.lookup(Ino(parent.0), name), reply),
-            Err(_) => reply.error(Errno::ENOENT),
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Ok(name) = utf8(name) else {
+            return reply.error(Errno::ENOENT);
+        };
+        match self.core.lookup_as(Ino(parent.0), name, &caller(req)) {
+            Ok(a) => {
+                let ttl = ttl_of(&self.core, a.ino);
+                reply.entry(&ttl, &file_attr(&a), Generation(0));
+            }
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        reply_attr(self.core.getattr(Ino(ino.0)), reply);
+        match self.core.getattr(Ino(ino.0)) {
+            Ok(a) => reply.attr(&ttl_of(&self.core, a.ino), &file_attr(&a)),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -600,7 +624,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -610,7 +634,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),
         };
-        let entries = match self.core.readdir_at(Ino(ino.0), Fh(fh.0), offset) {
+        let entries = match self
+            .core
+            .readdir_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
+        {
             Ok(e) => e,
             Err(e) => return reply.error(errno(&e)),
         };
@@ -632,13 +659,16 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let entries = match self.core.readdir_at(Ino(ino.0), Fh(fh.0), offset) {
+        let entries = match self
+            .core
+            .readdir_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
+        {
             Ok(e) => e,
             Err(e) => return reply.error(errno(&e)),
         };
@@ -657,12 +687,14 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             .iter()
             .map(|(n, a)| (n.as_str(), a))
             .chain(entries.iter().map(|e| (e.name.as_str(), &e.attr)));
+        // A view's entries depend on who lists them: the kernel keeps none of them.
+        let ttl = ttl_of(&self.core, Ino(ino.0));
         for (i, (name, attr)) in all.enumerate().skip(offset as usize) {
             if reply.add(
                 INodeNo(attr.ino.0),
                 i as u64 + 1,
                 name,
-                &ttl(),
+                &ttl,
                 &file_attr(attr),
                 Generation(0),
             ) {

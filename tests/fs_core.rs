@@ -539,7 +539,9 @@ fn a_cached_listing_never_outlives_a_change() {
     let job = job_dir(&fs, DatasetId::random(), "k", 0);
     let list = |fs: &FsCore<MemoryStore>| {
         let fh = fs.opendir(job).unwrap();
-        let entries = fs.readdir_at(job, fh, 0).unwrap();
+        let entries = fs
+            .readdir_at(job, fh, 0, &cronusfs::fs::Caller::root())
+            .unwrap();
         fs.releasedir(fh);
         entries
             .iter()

@@ -186,11 +186,7 @@ impl<S: Storage> FsCore<S> {
         let node = self.child(&dir, name)?;
         match node {
             Node::Object(id) => {
-                if self.files.is_open(id) {
-                    // Still readable and fstat-able through its handles, as on a local disk.
-                    let attr = self.getattr(self.inodes.ino(&node))?;
-                    self.files.orphan(id, attr);
-                }
+                self.orphan_if_open(id)?;
                 if !self.files.drop_pending(id) {
                     let path =
                         super::in_dir(&self.node(parent)?, name).ok_or(FsError::NotPermitted)?;
@@ -202,6 +198,17 @@ impl<S: Storage> FsCore<S> {
             n if n.is_dir() => Err(FsError::IsDir),
             _ => Err(FsError::NotPermitted),
         }
+    }
+
+    /// Keeps what `fstat` shows of object `id` (link count 0) while handles have it open: it
+    /// is about to be unlinked or replaced by a rename, and stays readable through them, as on
+    /// a local disk.
+    fn orphan_if_open(&self, id: ObjectId) -> FsResult<()> {
+        if self.files.is_open(id) {
+            let attr = self.getattr(self.inodes.ino(&Node::Object(id)))?;
+            self.files.orphan(id, attr);
+        }
+        Ok(())
     }
 
     /// Renames object `name` of job directory `parent` to `new_name` in job directory
@@ -271,6 +278,9 @@ impl<S: Storage> FsCore<S> {
         }
         if noreplace && target.is_some() {
             return Err(FsError::Exists);
+        }
+        if let Some(t) = target {
+            self.orphan_if_open(t)?;
         }
         // A pending target has no rows: forgetting it replaces it.
         let target_pending = target.is_some_and(|t| self.files.drop_pending(t));
@@ -388,10 +398,19 @@ impl<S: Storage> FsCore<S> {
     }
 
     /// Returns the listing of directory handle `fh`, taken at its first read (or again when
-    /// read from offset 0, as `rewinddir` does).
-    pub fn readdir_at(&self, ino: Ino, fh: Fh, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
+    /// read from offset 0, as `rewinddir` does); a query view lists what `caller` may see.
+    pub fn readdir_at(
+        &self,
+        ino: Ino,
+        fh: Fh,
+        offset: u64,
+        caller: &super::Caller,
+    ) -> FsResult<Arc<Vec<DirEntry>>> {
         if offset == 0 || self.files.listing(fh).is_none() {
-            let entries = self.listing(ino)?;
+            let mut entries = self.listing(ino)?;
+            if let Node::View(_) = self.node(ino)? {
+                entries = self.visible_entries(entries, caller);
+            }
             self.files.set_listing(fh, entries.clone());
             return Ok(entries);
         }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use super::attr::AttrRows;
 use super::{Attr, DirEntry, FsCore, FsError, FsResult, Ino, Kind, Node, file};
 use crate::meta::names::MAX_NAME_BYTES;
+use crate::meta::query::check_view_prop;
 use crate::meta::{Condition, DirNodeFold, Match, MatchRows, ObjectId, Term};
 use crate::storage::{Storage, ValuRef};
 
@@ -41,18 +42,23 @@ impl<S: Storage> FsCore<S> {
     /// Returns the node `name` in `dir` (`query/` or a view): a match listed there, else the
     /// view one term further down.
     pub(super) fn view_child(&self, dir: &Node, name: &str) -> FsResult<Node> {
-        if let Node::View(_) = dir {
-            let ino = self.inodes.ino(dir);
-            // The listing is sorted by name: a binary search, not a walk of a big view.
-            let listing = self.listing(ino)?;
-            if let Ok(at) = listing.binary_search_by(|e| e.name.as_str().cmp(name)) {
-                return self.node(listing[at].attr.ino);
-            }
+        if let Node::View(_) = dir
+            && let Some(entry) = self.view_entry(self.inodes.ino(dir), name)?
+        {
+            return self.node(entry.attr.ino);
         }
         if name.parse::<Term>().is_err() {
             return Err(FsError::NotFound);
         }
         view_below(dir, name).ok_or(FsError::NotDir)
+    }
+
+    /// Returns the entry `name` of the listing of view `dir`.
+    pub(super) fn view_entry(&self, dir: Ino, name: &str) -> FsResult<Option<DirEntry>> {
+        // The listing is sorted by name: a binary search, not a walk of a big view.
+        let listing = self.listing(dir)?;
+        let at = listing.binary_search_by(|e| e.name.as_str().cmp(name));
+        Ok(at.ok().map(|at| listing[at].clone()))
     }
 
     /// Lists view `path`: one lift per term, then the rows of each node that matches them all.
@@ -74,13 +80,10 @@ impl<S: Storage> FsCore<S> {
             if let Match::Object { id, .. } = &found {
                 let ino = self.inodes.ino(&Node::ViewObject(*id));
                 let attr = self.view_object_attr(ino, *id, &rows);
-                let mut name = found.name(None);
-                if name.len() > MAX_NAME_BYTES {
-                    // A long partition key: the uuid and extension alone, still unique.
-                    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
-                    name = format!("{id}.{ext}");
-                }
-                entries.push(DirEntry { name, attr });
+                // A Cronus name too long for a file name is `<uuid>.<ext>` (`Match::name`).
+                let name = found.name(None);
+                let place = Some(found.path(None).into());
+                entries.push(DirEntry { name, attr, place });
                 continue;
             }
             let keys = self.meta.partitions_of_match(&found, &mut partitions)?;
@@ -89,9 +92,11 @@ impl<S: Storage> FsCore<S> {
                 if name.len() > MAX_NAME_BYTES {
                     continue; // No file name can hold it; the dataset's link leads there.
                 }
-                let link = Node::ViewLink(depth, found.path(key.as_deref()));
+                let place = found.path(key.as_deref());
+                let link = Node::ViewLink(depth, place.clone());
                 let attr = self.attr_of(self.inodes.ino(&link), &link)?;
-                entries.push(DirEntry { name, attr });
+                let place = Some(place.into());
+                entries.push(DirEntry { name, attr, place });
             }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -103,7 +108,7 @@ impl<S: Storage> FsCore<S> {
     pub(super) fn prop_views(&self) -> FsResult<Vec<(String, Node)>> {
         Ok((self.meta.props()?.into_iter())
             .filter(|p| {
-                !p.contains('/')
+                check_view_prop(p).is_ok()
                     && p.len() <= MAX_NAME_BYTES
                     && p.parse::<Term>()
                         .is_ok_and(|t| t.condition == Condition::Has)
