@@ -54,6 +54,9 @@ pub enum FsError {
     /// An attribute value over 64 KiB.
     #[error("value too large")]
     TooBig,
+    /// No room for what was asked (a node's list of attribute names at its 64 KiB limit).
+    #[error("no space left: {0}")]
+    NoSpace(&'static str),
     /// A file handle the kernel did not get from us, or a directory handle used as a file.
     #[error("bad file handle")]
     BadHandle,
@@ -89,6 +92,7 @@ impl FsError {
             FsError::NotSupported => libc::ENOTSUP,
             FsError::NameTooLong => libc::ENAMETOOLONG,
             FsError::TooBig => libc::E2BIG,
+            FsError::NoSpace(_) => libc::ENOSPC,
             FsError::BadHandle => libc::EBADF,
             FsError::Io(e) => io_errno(e),
         }
@@ -130,6 +134,7 @@ fn storage_errno(e: &StorageError) -> i32 {
         | StorageError::NoSuchLift(_)
         | StorageError::BadUrl { .. } => libc::EINVAL,
         StorageError::NoSuchBlob(_) | StorageError::NoStore { .. } => libc::ENOENT,
+        StorageError::NotAStore { .. } => libc::ENOTDIR,
         StorageError::Locked { .. }
         | StorageError::Conflict(_)
         | StorageError::Contended { .. } => libc::EBUSY,

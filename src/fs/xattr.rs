@@ -2,13 +2,16 @@
 //! `cronus:<x>` (read-only: EPERM on set and remove); every other `user.<prop>` is user row
 //! `<prop>`, set as an integer when the value is a canonical decimal i64 and as a string
 //! otherwise. Other namespaces are ENOTSUP, and `security.capability` (asked before every
-//! write by the kernel) is ENODATA without touching the store.
+//! write by the kernel) is ENODATA without touching the store. A set is refused when no query
+//! view could name its prop (EINVAL) or when the node's list of names would pass 64 KiB
+//! (ENOSPC, as on ext4), so a list made through the mount always fits `listxattr`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::inode::{Ino, Node};
 use super::{FsCore, FsError, FsResult};
+use crate::meta::query::check_view_prop;
 use crate::storage::{Iden, Row, Storage, Valu};
 
 /// `setxattr`'s `XATTR_CREATE` and `XATTR_REPLACE`.
@@ -37,6 +40,9 @@ const SYSTEM_PROP: &str = "cronus:";
 pub const MAX_VALUE: usize = 64 * 1024;
 /// Longest name accepted (XATTR_NAME_MAX).
 pub const MAX_NAME: usize = 255;
+/// Longest list of a node's attribute names, NUL-terminated (XATTR_LIST_MAX): the kernel
+/// answers `listxattr` with E2BIG beyond it, so no set may make a list longer.
+pub const MAX_LIST: usize = 64 * 1024;
 
 /// A node's rows as (prop, value) pairs.
 pub type NodeRows = Arc<Vec<(String, Valu)>>;
@@ -70,6 +76,20 @@ fn name_of(prop: &str) -> String {
         Some(rest) => format!("{SYSTEM}{rest}"),
         None => format!("{USER}{prop}"),
     }
+}
+
+/// The attribute names of `rows` as `listxattr` returns them: sorted, each once, each
+/// followed by a NUL.
+fn name_list(rows: &[(String, Valu)]) -> Vec<u8> {
+    let mut props: Vec<&str> = rows.iter().map(|(p, _)| p.as_str()).collect();
+    props.sort_unstable();
+    props.dedup();
+    let mut data = Vec::new();
+    for p in props {
+        data.extend_from_slice(name_of(p).as_bytes());
+        data.push(0);
+    }
+    data
 }
 
 /// Answers a request for `data` with a buffer of `size` bytes (0: a size probe).
@@ -135,22 +155,13 @@ impl<S: Storage> FsCore<S> {
     /// Lists the attribute names of `ino`, each followed by a NUL.
     pub fn listxattr(&self, ino: Ino, size: u32) -> FsResult<XattrReply> {
         let node = self.node(ino)?;
-        let mut props: Vec<String> = self
-            .cached_rows(ino, &node)?
-            .iter()
-            .map(|(p, _)| p.clone())
-            .collect();
-        props.sort();
-        props.dedup();
-        let mut data = Vec::new();
-        for p in props {
-            data.extend_from_slice(name_of(&p).as_bytes());
-            data.push(0);
-        }
-        reply(data, size)
+        let rows = self.cached_rows(ino, &node)?;
+        reply(name_list(rows.as_slice()), size)
     }
 
-    /// Sets user attribute `name` of `ino` to `value`.
+    /// Sets user attribute `name` of `ino` to `value`. A prop no query view can name
+    /// (`user.a=b`, `user.a/b`: see [`check_view_prop`]) is EINVAL; a new name that would make
+    /// the node's list of names longer than 64 KiB (XATTR_LIST_MAX) is ENOSPC, as on ext4.
     pub fn setxattr(&self, ino: Ino, name: &str, value: &[u8], flags: XattrFlags) -> FsResult<()> {
         let _change = self.change();
         let (prop, system) = prop_of(name)?;
@@ -158,6 +169,7 @@ impl<S: Storage> FsCore<S> {
         if system {
             return Err(FsError::NotPermitted);
         }
+        check_view_prop(&prop)?;
         if value.len() > MAX_VALUE {
             return Err(FsError::TooBig);
         }
@@ -165,12 +177,18 @@ impl<S: Storage> FsCore<S> {
             .map_err(|_| FsError::InvalidArgument("attribute values must be UTF-8 text"))?;
         let node = self.node(ino)?;
         Self::refuse_view(&node)?;
-        let exists = self.xattr_rows(&node)?.iter().any(|(p, _)| *p == prop);
+        let rows = self.xattr_rows(&node)?;
+        let exists = rows.iter().any(|(p, _)| *p == prop);
         if flags.create && exists {
             return Err(FsError::Exists);
         }
         if flags.replace && !exists {
             return Err(FsError::NoAttribute);
+        }
+        if !exists && name_list(&rows).len() + name_of(&prop).len() + 1 > MAX_LIST {
+            return Err(FsError::NoSpace(
+                "the list of attribute names would pass 64 KiB",
+            ));
         }
         let valu = Valu::from_text(text);
         if let Node::Object(id) = node
@@ -233,6 +251,19 @@ mod tests {
             "user.cronus.arrow:num_rows"
         );
         assert_eq!(name_of("quality"), "user.quality");
+    }
+
+    #[test]
+    fn the_name_list_is_sorted_once_each_and_nul_terminated() {
+        let rows: Vec<(String, Valu)> = [("q", 1), ("cronus:size", 5), ("q", 2), ("a", 3)]
+            .into_iter()
+            .map(|(p, v)| (p.to_string(), Valu::Int(v)))
+            .collect();
+        assert_eq!(
+            name_list(&rows),
+            b"user.a\0user.cronus.size\0user.q\0".to_vec()
+        );
+        assert!(name_list(&[]).is_empty());
     }
 
     #[test]

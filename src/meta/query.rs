@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::metastore::{DatasetId, JobId, ObjectId, ObjectPath, prop};
+use super::names::MAX_NAME_BYTES;
 use super::{MetaError, Result};
 use crate::storage::{IntLift, Valu, ValuRef};
 
@@ -138,22 +139,32 @@ pub enum Match {
 }
 
 impl Match {
-    /// Returns the match's name in a view: unique among the matches of a store. Objects by
-    /// their Cronus name; datasets by uuid; partitions `<ds>.part_<key>`; a job under
-    /// partition `key` `<ds>.job_<j>.part_<key>`; folders that job name and their path (`/` as
-    /// `%2F`); menus `menu.<uuid>`, configurations `config.<uuid>`.
+    /// Returns the match's name in a view: unique among the matches of a store, at most 255
+    /// bytes for an object, and read back to one place (see [`escape_part`]). Objects by their
+    /// Cronus name (see [`object_name`]); datasets by uuid; partitions `<ds>.part_<key>`; a job
+    /// under partition `key` `<ds>.job_<j>.part_<key>`; folders that job name and their path
+    /// (`<ds>.job_<j>.part_<key>.<path>`); menus `menu.<uuid>`, configurations
+    /// `config.<uuid>`. Keys and paths are escaped, so the name of a partition, job or folder
+    /// has at most three dots and a Cronus name at least four.
     pub fn name(&self, partition: Option<&str>) -> String {
         match self {
-            Match::Object { cronus_name, .. } => cronus_name.clone(),
+            Match::Object {
+                id,
+                path,
+                cronus_name,
+            } => object_name(*id, path, cronus_name),
             Match::Dataset(ds) => ds.to_string(),
-            Match::Partition(ds, key) => format!("{ds}.part_{key}"),
-            Match::Job(ds, job) => format!("{ds}.job_{job}.part_{}", partition.unwrap_or("")),
+            Match::Partition(ds, key) => format!("{ds}.part_{}", escape_part(key)),
+            Match::Job(ds, job) => format!(
+                "{ds}.job_{job}.part_{}",
+                escape_part(partition.unwrap_or(""))
+            ),
             Match::Folder(at) => format!(
                 "{}.job_{}.part_{}.{}",
                 at.dataset,
                 at.job,
-                at.partition,
-                at.name.replace('%', "%25").replace('/', "%2F")
+                escape_part(&at.partition),
+                escape_part(&at.name)
             ),
             Match::Menu(uuid) => format!("menu.{uuid}"),
             Match::Config(uuid) => format!("config.{uuid}"),
@@ -178,6 +189,75 @@ impl Match {
             Match::Config(uuid) => format!("configs/{uuid}"),
         }
     }
+}
+
+/// Escapes a partition key or folder path for a link's name in a view: `%` as `%25`, `.` as
+/// `%2E`, `/` as `%2F`. The result holds no `.`, so the key of `<ds>.job_<j>.part_<key>.<path>`
+/// ends at the first dot after `part_` (partitions `p.x` and `p` with folder `x` get two
+/// names), and decoding each `%XX` gives the text back.
+pub fn escape_part(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '.' => out.push_str("%2E"),
+            '/' => out.push_str("%2F"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Returns the name of object `id` at `at` in a view: its Cronus name
+/// `<ds>.job_<j>.part_<key>.<id>.<ext>` when the name has that shape for its place (what
+/// cronusfs writes, and what a Cronus import of a produced file keeps) and fits a file name;
+/// otherwise (a name over 255 bytes, an imported name of another shape) `<id>.<ext>`, or
+/// `<id>` when the extension is no part of a file name. Unique either way: the uuid is in it,
+/// and no link's name starts with an object's uuid.
+pub fn object_name(id: ObjectId, at: &ObjectPath, cronus_name: &str) -> String {
+    let stem = format!("{}.job_{}.part_{}.{id}.", at.dataset, at.job, at.partition);
+    let ext = cronus_name.strip_prefix(stem.as_str());
+    if ext.is_some_and(|e| !e.is_empty()) && fits_a_file_name(cronus_name) {
+        return cronus_name.to_string();
+    }
+    if let Some((_, ext)) = cronus_name.rsplit_once('.') {
+        let short = format!("{id}.{ext}");
+        if !ext.is_empty() && fits_a_file_name(&short) {
+            return short;
+        }
+    }
+    id.to_string()
+}
+
+/// Returns whether `name` can be one file name: at most 255 bytes, no `/` or NUL.
+fn fits_a_file_name(name: &str) -> bool {
+    name.len() <= MAX_NAME_BYTES && !name.contains(['/', '\0'])
+}
+
+/// Checks that `prop` can be the prop of a query view's term, so that `query/<prop>`,
+/// `query/<prop>=<value>`, … find its rows: not empty, not `.` or `..` (a path's own names),
+/// and none of `/` (it ends a path component), `=`, `<`, `>` (the first of them starts a
+/// term's condition) or NUL. Such a prop is read back whole by the parse of a [`Term`]; `..`
+/// elsewhere in it, and any other character, is fine (a range is read in values only).
+pub fn check_view_prop(prop: &str) -> Result<()> {
+    let reason = if prop.is_empty() {
+        "it is empty"
+    } else if prop == "." || prop == ".." {
+        "'.' and '..' cannot be a query view's name"
+    } else if prop.contains(['=', '<', '>']) {
+        "it holds '=', '<' or '>', which start a query term's condition"
+    } else if prop.contains('/') {
+        "it holds '/', which ends a query view's path component"
+    } else if prop.contains('\0') {
+        "it holds a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(MetaError::BadName {
+        what: "attribute prop",
+        name: prop.chars().take(64).collect(),
+        reason,
+    })
 }
 
 /// What [`MatchRows::finish`] needs of a node's rows, taken one row at a time.
@@ -291,5 +371,114 @@ mod tests {
         }
         let long = format!("{}=1", "p".repeat(1025));
         assert!(long.parse::<Term>().is_err());
+    }
+
+    /// Reads an escaped key or path back: each `%XX` is the byte XX.
+    fn unescape(text: &str) -> String {
+        let mut bytes = Vec::new();
+        let mut rest = text.as_bytes();
+        while let Some((&b, tail)) = rest.split_first() {
+            if b == b'%' {
+                let hex = std::str::from_utf8(&tail[..2]).unwrap();
+                bytes.push(u8::from_str_radix(hex, 16).unwrap());
+                rest = &tail[2..];
+            } else {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn link_names_are_unique_and_read_back_to_their_place() {
+        let ds = DatasetId::random();
+        let job = JobId(0);
+        let at = |key: &str, path: &str| Match::Folder(ObjectPath::new(ds, key, job, path));
+        let links = [
+            (Match::Job(ds, job), Some("p.x")),
+            (Match::Job(ds, job), Some("p")),
+            (Match::Job(ds, job), Some("p%2Ex")),
+            (Match::Partition(ds, "p.x".into()), None),
+            (Match::Partition(ds, "p".into()), None),
+            (at("p", "x"), None),
+            (at("p", "x.y/z"), None),
+            (at("p.x", "y"), None),
+            (at("p", "x%2Fy"), None),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for (found, key) in &links {
+            let name = found.name(*key);
+            assert!(seen.insert(name.clone()), "{name} twice");
+            assert!(name.matches('.').count() <= 3, "{name}");
+            // The name splits at its dots into the parts of the place it leads to.
+            let parts: Vec<&str> = name.split('.').collect();
+            let place = match parts[..] {
+                [ds, part] => format!("datasets/{ds}/partitions/{}", unescape(&part[5..])),
+                [ds, j, part] => format!(
+                    "datasets/{ds}/partitions/{}/jobs/{}",
+                    unescape(&part[5..]),
+                    &j[4..]
+                ),
+                [ds, j, part, path] => format!(
+                    "datasets/{ds}/partitions/{}/jobs/{}/{}",
+                    unescape(&part[5..]),
+                    &j[4..],
+                    unescape(path)
+                ),
+                _ => panic!("{name}"),
+            };
+            assert_eq!(place, found.path(*key), "{name}");
+        }
+        assert_eq!(escape_part("a%b.c/d"), "a%25b%2Ec%2Fd");
+    }
+
+    #[test]
+    fn objects_keep_their_cronus_names_unless_no_file_name_can_hold_them() {
+        let (ds, id) = (DatasetId::random(), ObjectId::random());
+        let object = |key: &str, cronus_name: String| Match::Object {
+            id,
+            path: ObjectPath::new(ds, key, JobId(3), "f.arrow"),
+            cronus_name,
+        };
+        let cronus = format!("{ds}.job_3.part_p.x.{id}.arrow");
+        assert_eq!(object("p.x", cronus.clone()).name(None), cronus);
+        // A folder of the object's own job directory named like the object: another name.
+        let folder = Match::Folder(ObjectPath::new(ds, "p.x", JobId(3), &format!("{id}.arrow")));
+        assert_ne!(folder.name(None), cronus);
+        let long = "k".repeat(240);
+        let named = object(&long, format!("{ds}.job_3.part_{long}.{id}.csv"));
+        assert_eq!(named.name(None), format!("{id}.csv"));
+        // An imported name of another shape: by uuid, never the name of another node.
+        let odd = object("k", format!("{ds}.job_3.part_k"));
+        assert_eq!(odd.name(None), format!("{id}.part_k"));
+        let odd = object("k", format!("{ds}.job_3.part_k.{id}.a/b"));
+        assert_eq!(odd.name(None), id.to_string());
+        let odd = object("k", format!("{ds}.job_3.part_other.{id}.csv"));
+        assert_eq!(odd.name(None), format!("{id}.csv"));
+    }
+
+    #[test]
+    fn only_props_a_view_can_name_are_view_props() {
+        for bad in ["we=ird", "a/b", "a<b", "a>b", "=", ".", "..", "", "n\0"] {
+            let e = check_view_prop(bad).unwrap_err().to_string();
+            assert!(e.contains("attribute prop"), "{bad:?}: {e}");
+        }
+        for good in [
+            "we_ird",
+            "a.b",
+            "a..b",
+            "...",
+            "x:y",
+            "team name",
+            "%2F",
+            "-1",
+        ] {
+            check_view_prop(good).unwrap();
+            let term: Term = good.parse().unwrap();
+            assert_eq!((term.prop.as_str(), term.condition), (good, Condition::Has));
+            let term: Term = format!("{good}=1..9").parse().unwrap();
+            assert_eq!(term.prop, good);
+        }
     }
 }
