@@ -2,6 +2,7 @@
 //! every error into one line on stderr and an exit status (2 for usage, 1 for the rest).
 
 mod catalog;
+mod fsck;
 mod man;
 mod message_shape;
 mod mount;
