@@ -182,6 +182,7 @@ impl ContentCache {
         size: u64,
         fill: impl FnOnce(&File) -> io::Result<()>,
     ) -> io::Result<()> {
+        self.remake_if_removed()?;
         if self.lock().entries.contains_key(&id) || !self.room_for(size)? {
             return Ok(());
         }
@@ -212,6 +213,27 @@ impl ContentCache {
             index.total += size;
         }
         self.evict(&mut index);
+        Ok(())
+    }
+
+    /// Makes the cache's directories again if somebody removed them (`rm -r STORE/cache`
+    /// while mounted), forgetting the entries that went with them.
+    fn remake_if_removed(&self) -> io::Result<()> {
+        let tmp = self.dir.join("tmp");
+        if tmp.is_dir() {
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&tmp)?;
+        let mut index = self.lock();
+        index.entries.retain(|id, _| self.path_of(*id).exists());
+        index.total = index.entries.values().map(|e| e.size).sum();
+        eprintln!(
+            "cronusfs: the content cache {} was removed; made it again",
+            self.dir.display()
+        );
         Ok(())
     }
 

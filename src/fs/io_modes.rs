@@ -26,10 +26,11 @@ pub enum OpenMode<B> {
     Served,
 }
 
-/// When a file last changed (its ctime, in nanoseconds).
+/// When a file's bytes last changed (its mtime, in nanoseconds). Not its ctime: that moves
+/// when the cache drops the entry (an unlink changes the link count), which writes no byte.
 fn changed_at(file: &std::fs::File) -> Option<i128> {
     let meta = file.metadata().ok()?;
-    Some(i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()))
+    Some(i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()))
 }
 
 struct Backed<B> {
@@ -43,6 +44,9 @@ struct PassthroughHandle<B> {
     /// For a writable handle: when the backing file last changed as far as it knows (a shared
     /// writable mapping of it writes the backing file, not the object).
     watched: Option<i128>,
+    /// The content whose cache file this handle's mapping wrote, once seen: every later close
+    /// of the handle (a duplicate descriptor's first) fails too.
+    spoiled: Option<ContentId>,
 }
 
 struct Modes<B> {
@@ -84,6 +88,7 @@ impl<B> Modes<B> {
             ino,
             backing,
             watched,
+            spoiled: None,
         };
         self.passthrough.insert(fh, handle);
     }
@@ -172,17 +177,21 @@ impl<B> IoModes<B> {
     }
 
     /// Returns the content whose cache file writable handle `fh` changed (through a shared
-    /// writable mapping) since its open or the last call, if it did: those bytes are not the
-    /// object's, and that file is no longer the content.
+    /// writable mapping) since its open, if it did: those bytes are not the object's, and that
+    /// file is no longer the content. Once it did, every later call says so again.
     pub fn mapped_writes(&self, fh: Fh) -> Option<ContentId> {
         let mut modes = self.lock();
-        let (ino, before) = modes.passthrough.get(&fh).map(|h| (h.ino, h.watched))?;
-        let before = before?; // A reader's handle: nothing to look at.
+        let handle = modes.passthrough.get(&fh)?;
+        if handle.spoiled.is_some() {
+            return handle.spoiled;
+        }
+        let (ino, before) = (handle.ino, handle.watched?); // A reader's: nothing to look at.
         let backed = modes.backing.get(&ino)?;
         let (content, now) = (backed.cached.content, changed_at(&backed.cached.file));
+        let spoiled = (now != Some(before)).then_some(content);
         if let Some(handle) = modes.passthrough.get_mut(&fh) {
-            handle.watched = now;
+            handle.spoiled = spoiled;
         }
-        (now != Some(before)).then_some(content)
+        spoiled
     }
 }

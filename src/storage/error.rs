@@ -86,6 +86,12 @@ pub enum StorageError {
         /// The directory that was opened.
         path: PathBuf,
     },
+    /// The store path names something other than a directory (a plain file).
+    #[error("{} is not a store: it is a file, and a store is a directory", path.display())]
+    NotAStore {
+        /// The path given.
+        path: PathBuf,
+    },
     /// Another process (or another handle in this one) has the store open.
     #[error("store {} is in use by another process", path.display())]
     Locked {

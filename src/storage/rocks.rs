@@ -45,6 +45,11 @@ impl RocksEngine {
     /// database if there is none; without, a directory holding no database is
     /// [`StorageError::NoStore`]. Another open handle is [`StorageError::Locked`].
     pub fn open(path: &Path, create: bool) -> Result<Self> {
+        if path.exists() && !path.is_dir() {
+            return Err(StorageError::NotAStore {
+                path: path.to_path_buf(),
+            });
+        }
         if !create && !path.join("CURRENT").is_file() {
             return Err(StorageError::NoStore {
                 path: path.to_path_buf(),
