@@ -36,3 +36,8 @@ mod services;
 mod shared_gc;
 mod shared_store;
 mod trust;
+mod trust_cli;
+mod trust_fsck;
+mod trust_handles;
+mod trust_names;
+mod trust_views;
