@@ -11,6 +11,7 @@ mod progress;
 mod remote;
 mod rows;
 mod session;
+mod store_sessions;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -174,8 +174,23 @@ pub enum Command {
     /// Show the cronusfs mounts of this machine, one per line: store, mount point,
     /// read-only or read-write, and the daemon's pid (marked "gone" when the daemon was killed
     /// and the mount is stale: `cronusfs umount` clears it). With --store, show instead every
-    /// session of that store, on every host: host, pid, mount point, start and last heartbeat.
+    /// session of that store, on every host: host, pid, mount point, start, last heartbeat and
+    /// the time-to-live it is held to, by the store's clock.
     Status,
+    /// Show the store's session time-to-live, or set it to SECONDS: how long a session (a
+    /// daemon's, or a command's that writes on a shared store) lives without a heartbeat before
+    /// any other process removes it, and gc may take what it was writing.
+    ///
+    /// One value for the whole store, recorded in it (default 30 s), by the store's clock (the
+    /// database server's for a shared store). Every process beats six times per time-to-live
+    /// and takes a new value at its next heartbeat; a session is removed only once it is older
+    /// than both the store's value and the one it last beat under.
+    SessionTtl {
+        /// The new time-to-live in seconds (decimals allowed; 0.1 to 86400). Left out: print
+        /// the current one.
+        #[arg(value_name = "SECONDS", value_parser = parse_seconds)]
+        seconds: Option<std::time::Duration>,
+    },
     /// Write the man pages of every command into DIR.
     #[command(hide = true)]
     GenMan {
@@ -493,6 +508,20 @@ pub struct LiftArgs {
     pub value_args: ValueArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Parses a number of seconds (decimals allowed) into a duration, to the millisecond.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {text:?}"))?;
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(format!("not a number of seconds: {text:?}"));
+    }
+    Ok(std::time::Duration::from_millis(
+        (secs * 1000.0).round() as u64
+    ))
 }
 
 /// Parses a size in bytes: digits with an optional K, M, G or T (powers of 1024).

@@ -7,6 +7,7 @@ mod attr;
 mod bytes;
 mod cache;
 mod content_cache;
+mod elsewhere;
 mod error;
 mod file;
 mod inode;
@@ -27,6 +28,7 @@ use std::time::SystemTime;
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
 pub use content_cache::{CACHE_DIR, CacheCheck, CachedContent, SMALLEST_CACHED, check_cache};
+pub use elsewhere::{Epoch, KernelInval, ReplyGate};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};
@@ -86,22 +88,16 @@ pub struct FsCore<S: Storage> {
     dir_changes: Mutex<HashMap<Ino, i64>>,
     /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
     xattrs: cache::GenerationCache<xattr::NodeRows>,
-    /// The objects seen at each path: one read for a repeated lookup.
+    /// The objects seen at each path: one read for a repeated lookup, and the names the
+    /// kernel must forget when another host changes an object.
     known: names::KnownNames,
+    /// What the core heard of other processes' commits (a shared store).
+    elsewhere: elsewhere::Announcements,
     /// Whole contents as local files, for readers the kernel serves without the daemon.
     contents: Option<content_cache::ContentCache>,
     /// Whether the kernel serves readers from cache entries (the adapter says, once it knows):
     /// without it, the cache is neither read nor filled.
     passthrough: AtomicBool,
-}
-
-/// What the kernel must forget after another process changed the store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KernelInval {
-    /// The attributes (and cached pages) of an inode.
-    Attributes(Ino),
-    /// A name in a directory.
-    Entry(Ino, String),
 }
 
 /// A directory's entries, shared between the handles reading them.
@@ -185,6 +181,7 @@ impl<S: Storage> FsCore<S> {
             xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
             dir_changes: Mutex::new(HashMap::new()),
             known: names::KnownNames::default(),
+            elsewhere: elsewhere::Announcements::default(),
         })
     }
 
@@ -221,54 +218,6 @@ impl<S: Storage> FsCore<S> {
     fn dir_changed(&self, dir: Ino) {
         let mut changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
         changes.insert(dir, crate::storage::now_millis());
-    }
-
-    /// Drops what the core keeps of the store (directory listings, nodes' rows): another
-    /// process (another host) changed it.
-    pub fn store_changed_elsewhere(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Waits at most `timeout` for other processes' commits to the store, drops the core's
-    /// caches (whether it heard of any or not: a missed announcement costs at most
-    /// `timeout`), and returns what the kernel must forget of the objects they changed: each
-    /// one's attributes and the names this mount saw it under.
-    pub fn await_changes_elsewhere(&self, timeout: std::time::Duration) -> Vec<KernelInval> {
-        let heard = self.meta.storage().wait_for_change(timeout);
-        if heard.is_err() {
-            std::thread::sleep(timeout.min(std::time::Duration::from_secs(1)));
-        }
-        self.store_changed_elsewhere();
-        let Ok(crate::storage::engine::Heard::Nodes(idens)) = heard else {
-            return Vec::new(); // Nothing, or anything: the kernel's 1 s caches expire by themselves.
-        };
-        let mut out = Vec::new();
-        for id in idens.iter().filter_map(|i| i.parse::<ObjectId>().ok()) {
-            if let Some(ino) = self.inodes.existing(&Node::Object(id)) {
-                out.push(KernelInval::Attributes(ino));
-            }
-            for key in self.known.paths_of(id) {
-                out.extend(
-                    self.entry_of(&key)
-                        .map(|(dir, name)| KernelInval::Entry(dir, name)),
-                );
-            }
-        }
-        out
-    }
-
-    /// Returns the directory inode (if the kernel has one) and leaf name of the object path
-    /// `key` (`<ds>/<key>/<job>/<name>`).
-    fn entry_of(&self, key: &str) -> Option<(Ino, String)> {
-        let mut parts = key.splitn(4, '/');
-        let (ds, part, job, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let (ds, job) = (ds.parse().ok()?, JobId(job.parse().ok()?));
-        let dir = match name.rsplit_once('/') {
-            Some((folder, _)) => Node::Folder(ds, part.to_string(), job, folder.to_string()),
-            None => Node::Job(ds, part.to_string(), job),
-        };
-        let leaf = name.rsplit('/').next()?.to_string();
-        Some((self.inodes.existing(&dir)?, leaf))
     }
 
     fn change(&self) -> Change<'_> {
@@ -674,6 +623,7 @@ impl<S: Storage> FsCore<S> {
             let Some(id) = seen.uuid else {
                 return Ok(None);
             };
+            self.remember_listed(dir, &path, id);
             (Node::Object(id), Kind::File)
         };
         let ino = self.inodes.ino(&node);

@@ -1,6 +1,13 @@
-//! The FUSE adapter: the only file that knows `fuser`. Every request is translated into one
+//! The FUSE adapter: the only module that knows `fuser`. Every request is translated into one
 //! call of the filesystem core and its answer (or its errno, from `FsError::errno`) back into
-//! a reply; nothing here decides anything about the tree.
+//! a reply; nothing here decides anything about the tree. Content I/O (and the pool that runs
+//! it off the request threads for a store whose content is remote) is in `content`; the
+//! session (mounting, signals, hearing other hosts' changes) in `session`.
+
+mod content;
+mod session;
+
+pub use session::{MountOptions, serve};
 
 use std::ffi::OsStr;
 use std::sync::Arc;
@@ -14,8 +21,8 @@ use fuser::{
 };
 
 use crate::fs::{
-    self, Attr, Caller, Creator, Fh, FsCore, FsError, Ino, IoModes, KernelInval, Kind, OpenMode,
-    SetAttr, XattrFlags, XattrReply,
+    self, Attr, Caller, Creator, Fh, FsCore, FsError, Ino, IoModes, Kind, OpenMode, SetAttr,
+    XattrFlags, XattrReply,
 };
 use crate::storage::Storage;
 
@@ -35,140 +42,28 @@ const MAX_WRITE: u32 = 1 << 20;
 /// A mounted filesystem core.
 pub struct FuseFs<S: Storage> {
     core: Arc<FsCore<S>>,
-    modes: IoModes<BackingId>,
+    modes: Arc<IoModes<BackingId>>,
+    // Where content requests run: `None` on the request thread that got them.
+    content: Option<content::ContentPool>,
 }
 
 impl<S: Storage> FuseFs<S> {
-    /// Wraps `core` for mounting.
+    /// Wraps `core` for mounting; its content requests run on the request threads.
     pub fn new(core: Arc<FsCore<S>>) -> Self {
         FuseFs {
             core,
-            modes: IoModes::default(),
+            modes: Arc::default(),
+            content: None,
         }
     }
-}
 
-/// How a store is mounted.
-#[derive(Clone, Debug)]
-pub struct MountOptions {
-    /// What `mount` shows as the source (the store's path).
-    pub source: String,
-    /// Mount read-only.
-    pub read_only: bool,
-    /// Let other users in (`allow_other`), with the kernel checking permissions.
-    pub allow_other: bool,
-    /// Threads serving requests.
-    pub threads: usize,
-    /// For a store other processes change too (a shared store): listen for their commits and
-    /// drop what the kernel and the core keep of what they changed, at least this often.
-    pub watch_changes: Option<Duration>,
-    /// How long the kernel may keep attributes and names (one value per process).
-    pub attr_ttl: Duration,
-}
-
-fn config(o: &MountOptions) -> fuser::Config {
-    // fusermount3 splits options at commas: a source with one is shown as "cronusfs".
-    let plain = !o.source.contains([',', ' ', '\t', '\n']);
-    let source = if plain {
-        o.source.clone()
-    } else {
-        "cronusfs".into()
-    };
-    let mut options = vec![
-        fuser::MountOption::FSName(source),
-        fuser::MountOption::Subtype("cronusfs".into()),
-        fuser::MountOption::NoDev,
-        fuser::MountOption::NoSuid,
-        fuser::MountOption::DefaultPermissions,
-        fuser::MountOption::NoAtime,
-    ];
-    options.push(if o.read_only {
-        fuser::MountOption::RO
-    } else {
-        fuser::MountOption::RW
-    });
-    let mut config = fuser::Config::default();
-    config.mount_options = options;
-    config.acl = if o.allow_other {
-        fuser::SessionACL::All
-    } else {
-        fuser::SessionACL::Owner
-    };
-    config.n_threads = Some(o.threads.max(1));
-    config.clone_fd = true;
-    config
-}
-
-/// Mounts `core` at `mountpoint`, calls `ready` once the kernel has the mount, and serves
-/// requests until the mount goes away: `fusermount3 -u`, `cronusfs umount`, or SIGTERM,
-/// SIGINT or SIGHUP to this process (which unmount it, lazily if it is busy). Returns after
-/// the kernel's last request, with every handle released and committed.
-pub fn serve<S: Storage + 'static>(
-    core: Arc<FsCore<S>>,
-    mountpoint: &std::path::Path,
-    options: &MountOptions,
-    ready: impl FnOnce(),
-) -> std::io::Result<()> {
-    let _ = ATTR_TTL.set(options.attr_ttl);
-    let watched = options.watch_changes.map(|every| (core.clone(), every));
-    if core.has_content_cache() {
-        let filler = core.clone();
-        std::thread::Builder::new()
-            .name("cache-fill".into())
-            .spawn(move || filler.fill_content_cache())?;
-    }
-    let fs = FuseFs::new(core);
-    let mut session = fuser::Session::new(fs, mountpoint, &config(options))?;
-    let mut unmounter = session.unmount_callable();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ])?;
-    let handle = signals.handle();
-    let target = mountpoint.to_path_buf();
-    let watcher = std::thread::spawn(move || {
-        if signals.forever().next().is_some() && unmounter.unmount().is_err() {
-            // Busy: detach now, finish when the last user lets go.
-            let _ = std::process::Command::new("fusermount3")
-                .arg("-uz")
-                .arg(&target)
-                .status();
+    /// Runs content request `job` on the content pool, or here without one.
+    fn content_io(&self, job: impl FnOnce() + Send + 'static) {
+        match &self.content {
+            Some(pool) => pool.run(job),
+            None => job(),
         }
-    });
-    if let Some((core, every)) = watched {
-        watch_changes(core, session.notifier(), every)?;
     }
-    ready();
-    let result = session.run();
-    handle.close();
-    let _ = watcher.join();
-    result
-}
-
-/// Starts the thread that hears other processes' commits and has the kernel forget what they
-/// changed (until the process ends).
-fn watch_changes<S: Storage + 'static>(
-    core: Arc<FsCore<S>>,
-    notifier: fuser::Notifier,
-    every: Duration,
-) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("store-watch".into())
-        .spawn(move || {
-            loop {
-                for inval in core.await_changes_elsewhere(every) {
-                    // ENOENT: the kernel had already let go of it.
-                    let _ = match inval {
-                        KernelInval::Attributes(ino) => notifier.inval_inode(INodeNo(ino.0), 0, 0),
-                        KernelInval::Entry(dir, name) => {
-                            notifier.inval_entry(INodeNo(dir.0), OsStr::new(&name))
-                        }
-                    };
-                }
-            }
-        })?;
-    Ok(())
 }
 
 fn file_attr(a: &Attr) -> FileAttr {
@@ -257,16 +152,6 @@ fn reply_attr(result: Result<Attr, FsError>, reply: ReplyAttr) {
 }
 
 impl<S: Storage> FuseFs<S> {
-    /// Returns whether a shared writable mapping of handle `fh` wrote the cache file backing
-    /// its inode (the object's bytes are not there); that entry is then dropped.
-    fn spoiled_cache_entry(&self, fh: Fh) -> bool {
-        let spoiled = self.modes.mapped_writes(fh);
-        if let Some(content) = spoiled {
-            self.core.forget_cached(content);
-        }
-        spoiled.is_some()
-    }
-
     /// Replies to an open as the I/O modes of the inode's handles allow (`IoModes::open`).
     fn reply_opened(&self, ino: u64, mut opened: fs::Opened, write: bool, reply: ReplyOpen) {
         let (fh, cached) = (opened.fh, opened.cached.take());
@@ -354,9 +239,13 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         let Ok(name) = utf8(name) else {
             return reply.error(Errno::ENOENT);
         };
-        match self.core.lookup_as(Ino(parent.0), name, &caller(req)) {
+        // An answer read before another host's change is never kept past its announcement.
+        let since = self.core.epoch();
+        let found = self.core.lookup_as(Ino(parent.0), name, &caller(req));
+        let gate = self.core.reply_gate(since);
+        match found {
             Ok(a) => {
-                let ttl = ttl_of(&self.core, a.ino);
+                let ttl = gate.ttl(ttl_of(&self.core, a.ino));
                 reply.entry(&ttl, &file_attr(&a), Generation(0));
             }
             Err(e) => reply.error(errno(&e)),
@@ -535,10 +424,8 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.core.read(Fh(fh.0), offset, size) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let core = self.core.clone();
+        self.content_io(move || content::read(&core, Fh(fh.0), (offset, size), reply));
     }
 
     fn write(
@@ -553,9 +440,13 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.core.write(Fh(fh.0), offset, data) {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => reply.error(errno(&e)),
+        let (core, fh) = (self.core.clone(), Fh(fh.0));
+        match &self.content {
+            Some(pool) => {
+                let data = data.to_vec();
+                pool.run(move || content::write(&core, fh, offset, &data, reply));
+            }
+            None => content::write(&core, fh, offset, data, reply),
         }
     }
 
@@ -567,11 +458,8 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: LockOwner,
         reply: ReplyEmpty,
     ) {
-        let flushed = self.core.flush(Fh(fh.0));
-        if self.spoiled_cache_entry(Fh(fh.0)) {
-            return reply.error(Errno::EIO);
-        }
-        reply_empty(flushed, reply);
+        let (core, modes) = (self.core.clone(), self.modes.clone());
+        self.content_io(move || content::flush(&core, &modes, Fh(fh.0), reply));
     }
 
     fn release(
@@ -584,24 +472,8 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let released = self.core.release(Fh(fh.0));
-        if self.spoiled_cache_entry(Fh(fh.0)) {
-            eprintln!(
-                "cronusfs: a shared writable mapping of inode {} wrote its reader's cached \
-                 version, not the object: not committed, and that cache entry dropped",
-                ino.0
-            );
-        }
-        self.modes.released(Fh(fh.0));
-        if let Err(e) = &released {
-            // Nobody waits for a release: what it failed to commit is lost, so say so in the
-            // daemon's log.
-            eprintln!(
-                "cronusfs: the commit at the last close of inode {} failed: {e}",
-                ino.0
-            );
-        }
-        reply_empty(released, reply);
+        let (core, modes) = (self.core.clone(), self.modes.clone());
+        self.content_io(move || content::release(&core, &modes, (ino.0, Fh(fh.0)), reply));
     }
 
     fn fsync(
@@ -612,7 +484,8 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(self.core.fsync(Fh(fh.0)), reply);
+        let core = self.core.clone();
+        self.content_io(move || content::fsync(&core, Fh(fh.0), reply));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -665,9 +538,9 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let entries = match self
+        let (entries, since) = match self
             .core
-            .readdir_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
+            .listing_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
         {
             Ok(e) => e,
             Err(e) => return reply.error(errno(&e)),
@@ -687,14 +560,16 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             .iter()
             .map(|(n, a)| (n.as_str(), a))
             .chain(entries.iter().map(|e| (e.name.as_str(), &e.attr)));
-        // A view's entries depend on who lists them: the kernel keeps none of them.
-        let ttl = ttl_of(&self.core, Ino(ino.0));
+        // Names listed before another host's change are never kept past its announcement,
+        // and a view's entries depend on who lists them: the kernel keeps none of those.
+        let gate = self.core.reply_gate(since);
+        let keep = gate.ttl(ttl_of(&self.core, Ino(ino.0)));
         for (i, (name, attr)) in all.enumerate().skip(offset as usize) {
             if reply.add(
                 INodeNo(attr.ino.0),
                 i as u64 + 1,
                 name,
-                &ttl,
+                &keep,
                 &file_attr(attr),
                 Generation(0),
             ) {
@@ -702,6 +577,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             }
         }
         reply.ok();
+        drop(gate);
     }
 
     fn releasedir(

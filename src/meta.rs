@@ -21,7 +21,9 @@ pub use metastore::{
     ObjectPath, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
-pub use sessions::Session;
+pub use sessions::{
+    Beat, DEFAULT_SESSION_TTL, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session,
+};
 
 /// Error of a metastore operation.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +133,9 @@ pub enum MetaError {
         "this process's session on the store expired while it wrote (no heartbeat within the session time-to-live): the write was not committed"
     )]
     LeaseLost,
+    /// A store setting outside what it may be (the session time-to-live).
+    #[error("invalid setting: {0}")]
+    BadSetting(String),
     /// Another process holds what this operation needs (a gc sweeping, writes in progress)
     /// for longer than it waits.
     #[error("store busy: {0}")]

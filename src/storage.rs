@@ -257,6 +257,11 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// Waits at most `timeout` for another process (another host) to commit a change to the
     /// store; returns whether one did, or may have (caches of the store should be dropped).
     fn wait_for_change(&self, timeout: std::time::Duration) -> Result<engine::Heard>;
+
+    /// Returns the store's clock, epoch milliseconds: the database server's for a store
+    /// several hosts share, this host's otherwise. Sessions' heartbeats and their expiry are
+    /// timed by it, so that hosts whose clocks disagree agree on how old a heartbeat is.
+    fn server_time(&self) -> Result<i64>;
 }
 
 /// An open transaction: all of its writes commit atomically, or none do.

@@ -41,3 +41,6 @@ mod trust_fsck;
 mod trust_handles;
 mod trust_names;
 mod trust_views;
+mod shared_owners;
+mod shared_silence;
+mod shared_sessions;

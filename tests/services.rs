@@ -234,6 +234,31 @@ impl Seaweed {
     }
 }
 
+/// A SeaweedFS server stopped with SIGSTOP: its sockets still accept connections and take
+/// bytes, but nothing answers, as with a hung server. It runs on (SIGCONT) when this guard is
+/// dropped, also when the test fails.
+pub struct Frozen(i32);
+
+impl Seaweed {
+    /// Stops the server's process (SIGSTOP) until the guard returned is dropped. Only for a
+    /// server of the test's own ([`private_seaweed`]): other tests share [`seaweed`].
+    pub fn freeze(&self) -> Frozen {
+        let pid = std::fs::read_to_string(self.dir.join("weed.pid")).unwrap();
+        let pid: i32 = pid.trim().parse().unwrap();
+        // SAFETY: kill only sends a signal, to the test's own server process.
+        let sent = unsafe { libc::kill(pid, libc::SIGSTOP) };
+        assert_eq!(sent, 0, "SIGSTOP {pid}");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // SAFETY: as in `Seaweed::freeze`.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
 /// Starts a SeaweedFS server of the calling test's own (to stop it, say), stopped like the
 /// shared one when the test process ends.
 pub fn private_seaweed() -> Seaweed {

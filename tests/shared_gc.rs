@@ -15,13 +15,15 @@ type Catalog = Metastore<Box<dyn Storage>>;
 const TTL: Duration = Duration::from_secs(30);
 const SWEEPING: &str = "cronusfs:session:sweeping";
 
-/// A host: its own catalogue of the store, with a session its writes hold leases under.
+/// A host: its own catalogue of the store, with a session its writes hold leases under. The
+/// store's session time-to-live is set to `ttl` first (one value for every host).
 fn host(open: &impl Fn() -> Catalog, name: &str, ttl: Duration) -> (Catalog, Session) {
     let m = open();
+    m.set_session_ttl(ttl).unwrap();
     let session = m
         .open_session(name, std::process::id(), &format!("/mnt/{name}"))
         .unwrap();
-    m.attach_session(&session, ttl);
+    m.attach_session(&session);
     (m, session)
 }
 
@@ -74,8 +76,8 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
 /// A session time-to-live short enough to outlive in a test.
 const SHORT: Duration = Duration::from_millis(400);
 
-/// A host (session TTL [`SHORT`]) that stored the chunks of `big(seed)` in a stream, then
-/// stalled past its TTL without beating.
+/// A host (the store's session TTL set to [`SHORT`]) that stored the chunks of `big(seed)` in
+/// a stream, then stalled past its TTL without beating.
 fn stalled_writer(open: &impl Fn() -> Catalog, seed: u8) -> (Catalog, Session, ChunkStream) {
     let (a, session) = host(open, "host-a", SHORT);
     let mut stream = ChunkStream::default();
@@ -186,9 +188,7 @@ fn a_writer_whose_session_expired_commits_nothing() {
     let (open, path) = store_with_job();
     let (a, session, stream) = stalled_writer(&open, 5);
     // Another host expires the session of the stalled one.
-    let expired = open()
-        .expire_sessions(now_millis() - SHORT.as_millis() as i64)
-        .unwrap();
+    let expired = open().expire_sessions().unwrap();
     assert_eq!(expired.len(), 1);
     match commit(&a, &path, stream) {
         Err(MetaError::LeaseLost) => {}
@@ -196,7 +196,7 @@ fn a_writer_whose_session_expired_commits_nothing() {
     }
     assert!(matches!(a.object(&path), Err(MetaError::NoSuchObject(_))));
     // Beating again records the session anew; the next write takes a new lease.
-    a.beat(&session, SHORT.as_millis() as i64).unwrap();
+    a.beat(&session).unwrap();
     a.put_object(&path, &mut big(6).as_slice(), &mut |_| {})
         .unwrap();
     assert_eq!(crate::metastore::read_all(&a, &path), big(6));

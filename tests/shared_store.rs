@@ -262,8 +262,11 @@ fn sessions_of(m: &crate::mount::Mounted) -> Vec<String> {
 
 #[test]
 fn two_daemons_share_a_store_and_a_killed_one_s_session_expires() {
-    let a = crate::mount::Mounted::shared_with(&[("CRONUSFS_SESSION_TTL_MS", "1500")]);
+    let a = crate::mount::Mounted::shared();
+    crate::mount::assert_success(&a.on_store(&["session-ttl", "1.5"]));
     let b = a.another_daemon();
+    // a takes the store's new time-to-live at its next heartbeat (every 5 s under the old).
+    crate::shared_sessions::wait_for_ttl(&a, "1.5");
     let sessions = sessions_of(&a);
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     for m in [&a, &b] {

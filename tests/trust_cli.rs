@@ -2,14 +2,17 @@
 //! `producer | cronusfs put - … && rm source` never removes the source of a failed put. A
 //! forwarded command exits 0 only when the daemon said 0; an error the daemon answers before
 //! reading standard input reaches the command whole (its one line and status, as unmounted),
-//! and a daemon that gives no answer is a one-line failure. Stand-in daemons on a bare socket
-//! check the client alone; real mounts check both sides.
+//! and a daemon that gives no answer is a one-line failure. A command that reads standard
+//! input sends it framed to an end mark, so that a `put -` killed or unable to read its input
+//! stores nothing. Stand-in daemons on a bare socket check the client alone; real mounts check
+//! both sides.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::mount::{Mounted, assert_success};
 
@@ -253,4 +256,193 @@ fn a_plain_file_is_not_a_store() {
         assert!(!said.contains("init") || !said.contains("first"), "{said}");
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"my notes\n");
+}
+
+/// Starts `cronusfs -s STORE put - TARGET` on `m`'s store (the command itself, so that killing
+/// it kills the command) and writes `len` bytes into its standard input, which stays open;
+/// returns the command and its standard input once they are written (the command read them
+/// all but the last pipeful, and sent them on).
+fn put_with_input_left_open(m: &Mounted, target: &str, len: usize) -> (Child, ChildStdin) {
+    let mut child = Command::new(BIN)
+        .arg("-s")
+        .arg(&m.store)
+        .args(["put", "-", target])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (wrote, written) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = stdin.write_all(&patterned_bytes(len));
+        let _ = wrote.send((result, stdin));
+    });
+    match written.recv_timeout(Duration::from_secs(60)) {
+        Ok((Ok(()), stdin)) => (child, stdin),
+        other => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the command did not read its input: {:?}",
+                other.map(|(r, _)| r)
+            );
+        }
+    }
+}
+
+/// Asserts that the object `DS/k/0/NAME` shows, for `within`, neither in the job directory
+/// `job` of `m`'s mount nor in the daemon's `ls` (a daemon that took a cut input for all of
+/// it stores the object at once).
+fn never_shows(m: &Mounted, job: &Path, name: &str, within: Duration) {
+    let until = Instant::now() + within;
+    loop {
+        let listing = m.on_store(&["ls", &format!("{}/k/0", dataset_of(job))]);
+        assert_success(&listing);
+        let listed = String::from_utf8_lossy(&listing.stdout);
+        assert!(!listed.contains(name), "{name} was stored: {listed}");
+        assert!(!job.join(name).exists(), "{name} was stored");
+        if Instant::now() >= until {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A `put -` killed while it sends its standard input to the daemon stores nothing, as the
+/// same command killed on an unmounted store stores nothing: the daemon does not take the end
+/// of the connection for the end of the input. The daemon goes on serving.
+#[test]
+fn a_put_whose_command_is_killed_mid_input_stores_nothing() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let ds = dataset_of(&job);
+    let target = format!("{ds}/k/0/cut.bin");
+    for _ in 0..3 {
+        let (mut child, stdin) = put_with_input_left_open(&m, &target, 4 << 20);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        drop(stdin);
+        never_shows(&m, &job, "cut.bin", Duration::from_secs(3));
+    }
+    let bytes: Arc<[u8]> = patterned_bytes(3 << 20).into();
+    let out = put_from_stdin(&m, &format!("{ds}/k/0/after.bin"), bytes.clone());
+    assert_success(&out);
+    let got = m.on_store(&["get", &format!("{ds}/k/0/after.bin")]);
+    assert_success(&got);
+    assert!(
+        got.stdout[..] == bytes[..],
+        "get: {} bytes",
+        got.stdout.len()
+    );
+    never_shows(&m, &job, "cut.bin", Duration::ZERO);
+    let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A `put -` whose standard input cannot be read (a directory) fails and stores nothing, as
+/// it does unmounted: the daemon is told, rather than left to take what it got for the input.
+#[test]
+fn a_put_whose_standard_input_cannot_be_read_stores_nothing() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let ds = dataset_of(&job);
+    let dir = tempfile::tempdir().unwrap();
+    let out = m
+        .cronusfs()
+        .arg("-s")
+        .arg(&m.store)
+        .args(["put", "-", &format!("{ds}/k/0/unread.bin")])
+        .stdin(std::fs::File::open(dir.path()).unwrap())
+        .output()
+        .unwrap();
+    let said = one_line_failure(&out, "stdin a directory");
+    assert!(said.contains("standard input"), "{said}");
+    never_shows(&m, &job, "unread.bin", Duration::from_secs(2));
+}
+
+/// What a recording stand-in daemon got: the request line and the frames after it, each its
+/// tag and body, up to the first that is not an `i` frame or the connection's end.
+type Recorded = (serde_json::Value, Vec<(u8, Vec<u8>)>);
+
+/// Serves `dir/cronusfs.sock` as the daemon of a store directory `dir`, for connections that
+/// send nothing and one request, whose request line and input frames it records; it answers
+/// exit status 0 once the input ended.
+fn recording_daemon(dir: &Path) -> std::sync::mpsc::Receiver<Recorded> {
+    let listener = UnixListener::bind(dir.join("cronusfs.sock")).unwrap();
+    let (record, recorded) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let request = serde_json::from_str(&line).unwrap_or(serde_json::Value::Null);
+            let mut frames = Vec::new();
+            let mut head = [0u8; 5];
+            while reader.read_exact(&mut head).is_ok() {
+                let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+                let mut body = vec![0u8; len];
+                if reader.read_exact(&mut body).is_err() {
+                    break;
+                }
+                frames.push((head[0], body));
+                if head[0] != b'i' {
+                    break;
+                }
+            }
+            let _ = (&stream).write_all(&frame(b'x', &[0]));
+            let _ = record.send((request, frames));
+            return;
+        }
+    });
+    recorded
+}
+
+/// A command that reads standard input sends it framed, under `argv` (which a daemon older
+/// than the frames refuses, rather than store them): pieces of at most 64 KiB that make up the
+/// input exactly, then an end frame; or, when it cannot read its input, an abort frame saying
+/// why instead of the end frame, and it fails.
+#[test]
+fn a_forwarded_command_sends_its_input_framed_to_its_end() {
+    let input = patterned_bytes((1 << 20) + 12345);
+    for unreadable in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let recorded = recording_daemon(dir.path());
+        let mut command = Command::new("timeout");
+        command.args(["60", BIN]).arg("-s").arg(dir.path());
+        command.args(["put", "-", "ds/k/0/data.bin"]);
+        let out = if unreadable {
+            let stdin = std::fs::File::open(dir.path()).unwrap();
+            command.stdin(stdin).output().unwrap()
+        } else {
+            run_with_input(command, input.clone().into())
+        };
+        let (request, frames) = recorded.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert!(request.get("args").is_none(), "{request}");
+        assert_eq!(request["argv"][1], "-s", "{request}");
+        let (last, pieces) = frames.split_last().expect("no frames");
+        assert!(
+            pieces
+                .iter()
+                .all(|(tag, body)| *tag == b'i' && body.len() <= 1 << 16)
+        );
+        if unreadable {
+            let said = one_line_failure(&out, "stdin a directory");
+            assert_eq!(last.0, b'a', "{said}");
+            assert!(String::from_utf8_lossy(&last.1).contains("standard input"));
+        } else {
+            assert_success(&out);
+            assert_eq!(*last, (b'z', Vec::new()));
+            let sent: Vec<u8> = pieces.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+            assert!(
+                sent == input,
+                "{} bytes sent, not {}",
+                sent.len(),
+                input.len()
+            );
+        }
+    }
 }

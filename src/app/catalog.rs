@@ -41,7 +41,8 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
             export(m, io, &dir, &name)
         }
         Command::Fsck { .. } => super::fsck::run(m, io, cache),
-        Command::Status => sessions(m, io),
+        Command::Status => super::store_sessions::status(m, io),
+        Command::SessionTtl { seconds } => super::store_sessions::session_ttl(m, io, seconds),
         Command::Init { .. }
         | Command::Rows(_)
         | Command::ImportCronus { .. }
@@ -49,27 +50,6 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         | Command::Umount { .. }
         | Command::GenMan { .. } => bail!("not a catalogue command"),
     }
-}
-
-/// Runs `status --store STORE`: every session of the store, one line each.
-fn sessions(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
-    let sessions = m.sessions()?;
-    if sessions.is_empty() {
-        writeln!(io.out, "no sessions: the store is not mounted anywhere")?;
-    }
-    let now = cronusfs::storage::now_millis();
-    for s in sessions {
-        writeln!(
-            io.out,
-            "{}\tpid {}\t{}\tup {:.0} s\tbeat {:.1} s ago",
-            s.host,
-            s.pid,
-            s.mountpoint,
-            (now - s.started) as f64 / 1000.0,
-            (now - s.heartbeat) as f64 / 1000.0
-        )?;
-    }
-    Ok(())
 }
 
 /// Which registered message a `menu`/`config` command is about.

@@ -178,14 +178,7 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
             return Err(e);
         }
     };
-    let options = MountOptions {
-        source: store.to_string(),
-        read_only: args.read_only,
-        allow_other: args.allow_other,
-        threads: args.threads,
-        watch_changes: store.is_shared().then(super::session::cache_ttl),
-        attr_ttl: super::session::attr_ttl(),
-    };
+    let options = mount_options(args, store);
     let core = std::sync::Arc::new(core);
     // Commands on a store directory run in its daemon (which holds the store); commands on a
     // shared store open it themselves, so its daemons have no socket.
@@ -238,6 +231,25 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
             }
             Err(anyhow!("cannot mount {}: {e}", mountpoint.display()))
         }
+    }
+}
+
+/// Returns how the daemon mounts `store` as `args` ask.
+fn mount_options(args: &MountArgs, store: &Location) -> MountOptions {
+    MountOptions {
+        source: store.to_string(),
+        read_only: args.read_only,
+        allow_other: args.allow_other,
+        threads: args.threads,
+        watch_changes: store.is_shared().then(super::session::cache_ttl),
+        attr_ttl: super::session::attr_ttl(),
+        // A shared store's content is on other servers: its I/O never holds the request
+        // threads (a store directory's is local, and served where it is asked).
+        content_threads: if store.is_shared() {
+            args.threads.max(1)
+        } else {
+            0
+        },
     }
 }
 

@@ -3,8 +3,14 @@
 //! a Unix socket only its owner can open), and a `cronusfs` command run on that store sends
 //! its arguments, working directory and (when it reads it) standard input there; the daemon runs
 //! the command on its own open catalogue and streams back standard output, errors and the exit
-//! status. Protocol: one JSON line `{"args": [...], "cwd": "..."}`, then the raw input; replies
-//! are frames of a tag byte (`o` output, `e` error text, `x` exit status) and a u32 length.
+//! status. Protocol: one JSON line, then the input; replies are frames of a tag byte (`o`
+//! output, `e` error text, `x` exit status), a u32 length (big-endian) and the body. A command
+//! that reads standard input sends `{"argv": [...], "cwd": "..."}` and its input as frames too:
+//! `i` pieces, then `z` (its end) or `a` and why it could not be read; input that stops before
+//! its `z` (a killed or interrupted command) is an error to the command the daemon runs, so a
+//! cut `put -` stores nothing. `{"args": [...], "cwd": "..."}` (any other command, and older
+//! clients) sends the raw input, if any, up to its shutdown; a daemon older than the frames
+//! rejects an `argv` request as a bad request rather than take the frames for the input.
 //! The command succeeds only when the daemon's `x` frame says 0: a daemon that answers before
 //! reading all the input (an error) reads and discards the rest, for a while, so that its
 //! answer is delivered; a command whose input the daemon stopped reading still reads and relays
@@ -36,6 +42,19 @@ const DISCARD_INPUT_FOR: Duration = Duration::from_secs(30);
 /// The size of the pieces standard input is sent to the daemon in.
 const INPUT_PIECE: usize = 1 << 16;
 
+/// The length of a frame's head: its tag and its body's u32 length.
+const FRAME_HEAD: usize = 5;
+
+/// The tag of a frame of a command's standard input: one piece of it.
+const INPUT: u8 = b'i';
+/// The tag of the frame that ends a command's standard input (its body is empty).
+const INPUT_END: u8 = b'z';
+/// The tag of the frame that ends a command's standard input the command could not read (its
+/// body says why).
+const INPUT_ABORT: u8 = b'a';
+/// The longest reason an abort frame may give.
+const ABORT_TEXT_MAX: usize = 1 << 16;
+
 /// Returns whether a daemon answers on `store`'s socket.
 pub fn is_served(store: &Path) -> bool {
     UnixStream::connect(store.join(SOCKET)).is_ok()
@@ -63,7 +82,10 @@ pub fn forward(local: &Path, store: &Location, io: &mut Console<'_>, stdin: bool
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let request = serde_json::json!({"args": args, "cwd": io.cwd}).to_string();
+    // A daemon older than framed input has no "argv": it refuses the request, rather than
+    // store the frames as if they were the input.
+    let key = if stdin { "argv" } else { "args" };
+    let request = serde_json::json!({(key): args, "cwd": io.cwd}).to_string();
     let cut = send_request(&mut stream, &request, stdin.then_some(&mut *io.input))?;
     // After a cut the connection may be gone already; the answer, if any, is still readable.
     let _ = stream.shutdown(Shutdown::Write);
@@ -77,9 +99,10 @@ pub fn forward(local: &Path, store: &Location, io: &mut Console<'_>, stdin: bool
 }
 
 /// Sends the request line and then all of `input` (this process's standard input, when the
-/// command reads it) to the daemon. Returns why sending stopped early when the daemon stopped
-/// reading (it answered before reading everything, with an error its answer says), `None`
-/// when everything was sent.
+/// command reads it) to the daemon, as `i` frames and then the `z` frame that says it ended
+/// there. Returns why sending stopped early when the daemon stopped reading (it answered before
+/// reading everything, with an error its answer says), `None` when everything was sent. When
+/// `input` cannot be read, the daemon is told why (an `a` frame) and that is the error.
 fn send_request<R: Read + ?Sized>(
     stream: &mut UnixStream,
     request: &str,
@@ -91,18 +114,37 @@ fn send_request<R: Read + ?Sized>(
     let Some(input) = input else {
         return Ok(None);
     };
-    let mut piece = vec![0u8; INPUT_PIECE];
+    // Each frame is sent whole from one buffer: its head, then the piece read after it.
+    let mut frame = vec![0u8; FRAME_HEAD + INPUT_PIECE];
     loop {
-        let len = match input.read(&mut piece) {
-            Ok(0) => return Ok(None),
+        let len = match input.read(&mut frame[FRAME_HEAD..]) {
             Ok(len) => len,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => bail!("cannot read standard input: {e}"),
+            Err(e) => {
+                let why = format!("cannot read standard input: {e}");
+                let mut abort = frame_head(INPUT_ABORT, why.len()).to_vec();
+                abort.extend_from_slice(why.as_bytes());
+                let _ = stream.write_all(&abort);
+                bail!("{why}");
+            }
         };
-        if let Err(e) = stream.write_all(&piece[..len]) {
+        let tag = if len == 0 { INPUT_END } else { INPUT };
+        frame[..FRAME_HEAD].copy_from_slice(&frame_head(tag, len));
+        if let Err(e) = stream.write_all(&frame[..FRAME_HEAD + len]) {
             return Ok(Some(e));
         }
+        if len == 0 {
+            return Ok(None);
+        }
     }
+}
+
+/// The head of a frame of tag `tag` and a body of `len` bytes (at most `u32::MAX`: every
+/// body sent is a piece of at most 1 MiB or a short text).
+fn frame_head(tag: u8, len: usize) -> [u8; FRAME_HEAD] {
+    let mut head = [tag, 0, 0, 0, 0];
+    head[1..].copy_from_slice(&(len as u32).to_be_bytes());
+    head
 }
 
 /// Reads the daemon's answer on `stream` and relays it (output to `io.out`, error text to
@@ -135,7 +177,7 @@ fn relay_answer(
 
 /// Reads one frame: its tag and its body.
 fn read_frame(reader: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
-    let mut head = [0u8; 5];
+    let mut head = [0u8; FRAME_HEAD];
     reader.read_exact(&mut head)?;
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     let mut body = vec![0u8; len];
@@ -164,9 +206,7 @@ struct Frames<'s>(&'s UnixStream);
 impl Frames<'_> {
     fn send(&mut self, tag: u8, body: &[u8]) -> std::io::Result<()> {
         let mut out = self.0;
-        let mut head = [tag, 0, 0, 0, 0];
-        head[1..].copy_from_slice(&(body.len() as u32).to_be_bytes());
-        out.write_all(&head)?;
+        out.write_all(&frame_head(tag, body.len()))?;
         out.write_all(body)
     }
 }
@@ -217,34 +257,148 @@ fn answer(
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line)?;
-    let mut frames = Frames(stream);
     let request = std::str::from_utf8(&line)
         .map_err(|_| anyhow!("the request is not UTF-8"))
         .and_then(parse_request);
     let code = match request {
-        Ok((cli, cwd)) => {
-            let mut io = Console {
-                out: &mut Frames(stream),
-                input: &mut reader,
-                cwd,
-            };
-            let command = cli.command;
-            let run = || super::run_on(core.metastore(), &mut io, command, Some(cache));
-            match core.changed_outside(run) {
-                Ok(()) => 0,
-                Err(e) => {
-                    frames.send(b'e', format!("cronusfs: error: {e:#}\n").as_bytes())?;
-                    EXIT_FAILURE
-                }
-            }
-        }
+        Ok(request) => run_request(stream, &mut reader, request, core, cache)?,
         Err(e) => {
-            frames.send(b'e', format!("cronusfs: error: {e:#}\n").as_bytes())?;
+            Frames(stream).send(b'e', format!("cronusfs: error: {e:#}\n").as_bytes())?;
             EXIT_USAGE
         }
     };
-    frames.send(b'x', &[code])?;
+    Frames(stream).send(b'x', &[code])?;
     close_after_answer(stream, &mut reader)
+}
+
+/// Runs `request`'s command, its standard input read from `reader` (the connection after the
+/// request line), and sends its output and error; returns its exit status.
+fn run_request(
+    stream: &UnixStream,
+    reader: &mut BufReader<&UnixStream>,
+    request: Request,
+    core: &FsCore<Box<dyn Storage>>,
+    cache: &Path,
+) -> std::io::Result<u8> {
+    let mut input = ClientInput::new(reader, request.framed);
+    let mut io = Console {
+        out: &mut Frames(stream),
+        input: &mut input,
+        cwd: request.cwd,
+    };
+    let command = request.cli.command;
+    let run = || super::run_on(core.metastore(), &mut io, command, Some(cache));
+    match core.changed_outside(run) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            Frames(stream).send(b'e', format!("cronusfs: error: {e:#}\n").as_bytes())?;
+            Ok(EXIT_FAILURE)
+        }
+    }
+}
+
+/// A client's standard input as the command the daemon runs for it reads it: the raw bytes
+/// up to the client's shutdown (an `args` request), or the bytes of its `i` frames up to its
+/// `z` frame (an `argv` request). Framed input that stops before its `z` is an error, not its
+/// end (the client was killed or interrupted), and so is an `a` frame (the client could not
+/// read its input: the frame says why), so that a command cut short fails rather than take
+/// part of its input for all of it. An error, once met, is met again by every later read.
+struct ClientInput<R> {
+    from: R,
+    framed: bool,
+    /// How much of the current `i` frame is still to be read.
+    left: usize,
+    /// Whether the `z` frame was read.
+    ended: bool,
+    /// The error met, if any: its kind and text.
+    broken: Option<(ErrorKind, String)>,
+}
+
+impl<R: Read> ClientInput<R> {
+    fn new(from: R, framed: bool) -> Self {
+        Self {
+            from,
+            framed,
+            left: 0,
+            ended: false,
+            broken: None,
+        }
+    }
+
+    /// Reads the next frame's head (and an `a` frame's reason), or fails as the input does.
+    fn next_frame(&mut self) -> std::io::Result<()> {
+        let mut head = [0u8; FRAME_HEAD];
+        if let Err(e) = self.from.read_exact(&mut head) {
+            return Err(match e.kind() {
+                ErrorKind::UnexpectedEof => cut_off(),
+                _ => e,
+            });
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        match head[0] {
+            INPUT => self.left = len,
+            INPUT_END if len == 0 => self.ended = true,
+            INPUT_ABORT if len <= ABORT_TEXT_MAX => {
+                let mut why = vec![0u8; len];
+                self.from.read_exact(&mut why)?;
+                return Err(std::io::Error::other(
+                    String::from_utf8_lossy(&why).into_owned(),
+                ));
+            }
+            tag => {
+                let what = format!("a bad frame (tag {tag}, {len} bytes) in standard input");
+                return Err(std::io::Error::new(ErrorKind::InvalidData, what));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads framed input into `buf` (not empty).
+    fn read_framed(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.left == 0 {
+            if self.ended {
+                return Ok(0);
+            }
+            self.next_frame()?;
+        }
+        let want = buf.len().min(self.left);
+        let n = self.from.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(cut_off());
+        }
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+/// The error of framed input that stopped before its `z` frame.
+fn cut_off() -> std::io::Error {
+    std::io::Error::new(
+        ErrorKind::UnexpectedEof,
+        "the command's standard input stopped before its end (the command was killed or \
+         interrupted)",
+    )
+}
+
+impl<R: Read> Read for ClientInput<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some((kind, text)) = &self.broken {
+            return Err(std::io::Error::new(*kind, text.clone()));
+        }
+        if !self.framed {
+            return self.from.read(buf);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let read = self.read_framed(buf);
+        if let Err(e) = &read
+            && e.kind() != ErrorKind::Interrupted
+        {
+            self.broken = Some((e.kind(), e.to_string()));
+        }
+        read
+    }
 }
 
 /// Ends a client's connection once its answer is sent: shuts the daemon's side for writing (the
@@ -271,9 +425,19 @@ fn close_after_answer(stream: &UnixStream, unread: &mut impl Read) -> std::io::R
     }
 }
 
-fn parse_request(line: &str) -> Result<(Cli, PathBuf)> {
+/// A client's request: its command line, working directory and whether its standard input
+/// comes framed.
+struct Request {
+    cli: Cli,
+    cwd: PathBuf,
+    framed: bool,
+}
+
+/// Parses a request line: `argv` (framed input) or `args` (raw input), and `cwd`.
+fn parse_request(line: &str) -> Result<Request> {
     let request: serde_json::Value = serde_json::from_str(line)?;
-    let args: Vec<String> = request["args"]
+    let framed = request.get("argv").is_some();
+    let args: Vec<String> = request[if framed { "argv" } else { "args" }]
         .as_array()
         .ok_or_else(|| anyhow!("bad request"))?
         .iter()
@@ -295,7 +459,8 @@ fn parse_request(line: &str) -> Result<(Cli, PathBuf)> {
         | Command::Find { .. }
         | Command::Gc { .. }
         | Command::Fsck { .. }
-        | Command::ExportCronus { .. } => Ok((cli, cwd)),
+        | Command::SessionTtl { .. }
+        | Command::ExportCronus { .. } => Ok(Request { cli, cwd, framed }),
         _ => Err(anyhow!("this command cannot run on a mounted store")),
     }
 }

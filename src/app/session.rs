@@ -1,8 +1,9 @@
 //! A process's session in its store (a daemon's, or a command's on a shared store): recorded
 //! when it starts, a heartbeat every sixth of the store's session time-to-live (which also
 //! expires the sessions of processes that stopped beating), the write lease tended five times a
-//! second while held, removed when it stops. `CRONUSFS_SESSION_TTL_MS` sets the time-to-live
-//! (default 30 s), `CRONUSFS_GC_WAIT_MS` how long gc waits for other hosts' writes (60 s).
+//! second while held, removed when it stops. The time-to-live is the store's own (`cronusfs
+//! session-ttl`, default 30 s), read again at every heartbeat; `CRONUSFS_GC_WAIT_MS` sets how
+//! long gc waits for other hosts' writes (60 s).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,9 +15,6 @@ use anyhow::Result;
 use cronusfs::fs::FsCore;
 use cronusfs::meta::Session;
 use cronusfs::storage::Storage;
-
-/// How long a session lives without a heartbeat, by default.
-const DEFAULT_TTL_MS: i64 = 30_000;
 
 /// What holds the catalogue a session is for: a daemon's filesystem core, or a command's
 /// catalogue.
@@ -50,15 +48,6 @@ pub struct Heartbeat {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Returns the session time-to-live in milliseconds.
-fn ttl_ms() -> i64 {
-    std::env::var("CRONUSFS_SESSION_TTL_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|v| *v >= 100)
-        .unwrap_or(DEFAULT_TTL_MS)
-}
-
 /// Returns this host's name.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -77,8 +66,8 @@ impl Heartbeat {
     pub fn start_as(core: Holder, at: &str) -> Result<Heartbeat> {
         let meta = core.catalog();
         let session = meta.open_session(&host_name(), std::process::id(), at)?;
-        let ttl = ttl_ms();
-        meta.attach_session(&session, Duration::from_millis(ttl as u64));
+        let ttl = Duration::from_millis(session.ttl_ms as u64);
+        meta.attach_session(&session);
         if let Some(wait) = std::env::var("CRONUSFS_GC_WAIT_MS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -111,8 +100,10 @@ impl Heartbeat {
     }
 }
 
-fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>), ttl: i64) {
-    let every = Duration::from_millis((ttl / 6) as u64);
+/// Beats every sixth of the store's time-to-live (`ttl` until a beat reads it anew) and tends
+/// the write lease, until `stop` is set.
+fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>), ttl: Duration) {
+    let mut every = ttl / 6;
     let mut last_beat = std::time::Instant::now();
     loop {
         let meta = core.catalog();
@@ -128,22 +119,34 @@ fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>),
         }
         if last_beat.elapsed() >= every {
             last_beat = std::time::Instant::now();
-            beat(meta, &session, ttl);
+            if let Some(ttl) = beat(meta, &session) {
+                every = ttl / 6;
+            }
         }
     }
 }
 
-fn beat(meta: &super::Catalog, session: &Session, ttl: i64) {
-    match meta.beat(session, ttl) {
-        Ok(expired) => {
-            for s in expired {
+/// Beats for `session`, logging the sessions it expired; returns the store's time-to-live the
+/// session now beats under (`None` when the beat failed).
+fn beat(meta: &super::Catalog, session: &Session) -> Option<Duration> {
+    match meta.beat(session) {
+        Ok(beat) => {
+            let store_ttl = beat.ttl.as_millis() as i64;
+            for s in beat.expired {
                 super::mount::log(&format!(
                     "expired the session of {} pid {} at {} (no heartbeat for {} ms)",
-                    s.host, s.pid, s.mountpoint, ttl
+                    s.host,
+                    s.pid,
+                    s.mountpoint,
+                    s.ttl_under(store_ttl)
                 ));
             }
+            Some(beat.ttl)
         }
-        Err(e) => super::mount::log(&format!("heartbeat failed: {e}")),
+        Err(e) => {
+            super::mount::log(&format!("heartbeat failed: {e}"));
+            None
+        }
     }
 }
 

@@ -111,7 +111,9 @@ fn meta_errno(e: &MetaError) -> i32 {
         | MetaError::NoSuchFolder(_)
         | MetaError::NoSuchMenu(_)
         | MetaError::NoSuchConfig(_) => libc::ENOENT,
-        MetaError::BadContentId(_) | MetaError::BadName { .. } => libc::EINVAL,
+        MetaError::BadContentId(_) | MetaError::BadName { .. } | MetaError::BadSetting(_) => {
+            libc::EINVAL
+        }
         MetaError::PartitionExists { .. }
         | MetaError::JobExists { .. }
         | MetaError::ObjectExists(_)
@@ -135,6 +137,8 @@ fn storage_errno(e: &StorageError) -> i32 {
         | StorageError::BadUrl { .. } => libc::EINVAL,
         StorageError::NoSuchBlob(_) | StorageError::NoStore { .. } => libc::ENOENT,
         StorageError::NotAStore { .. } => libc::ENOTDIR,
+        StorageError::ContentOwned { .. } => libc::EPERM,
+        StorageError::SweepRefused(inner) => storage_errno(inner),
         StorageError::Locked { .. }
         | StorageError::Conflict(_)
         | StorageError::Contended { .. } => libc::EBUSY,
@@ -147,6 +151,8 @@ fn storage_errno(e: &StorageError) -> i32 {
         | StorageError::Corruption(_)
         | StorageError::Engine { .. }
         | StorageError::Unreachable(_)
+        | StorageError::S3Refused { .. }
+        | StorageError::NoBucket { .. }
         | StorageError::InjectedFault(_) => libc::EIO,
         StorageError::Io(io) => io_errno(io),
     }

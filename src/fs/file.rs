@@ -82,7 +82,7 @@ pub struct OpenFiles {
     /// How many handles each object has open (asked on every release and unlink, so it must
     /// not wait for a handle busy committing a large file).
     open_counts: Mutex<HashMap<ObjectId, usize>>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<super::DirEntry>>>>,
+    dirs: Mutex<HashMap<u64, (Arc<Vec<super::DirEntry>>, super::Epoch)>>,
     pending: Mutex<HashMap<ObjectId, Pending>>,
     /// The working copy of each object open for writing.
     working: Mutex<HashMap<ObjectId, SharedCopy>>,
@@ -341,13 +341,14 @@ impl OpenFiles {
         Some(attr)
     }
 
-    /// Stores a directory listing for handle `fh`.
-    pub fn set_listing(&self, fh: Fh, entries: Arc<Vec<super::DirEntry>>) {
-        lock(&self.dirs).insert(fh.0, entries);
+    /// Stores a directory listing for handle `fh`, whose reads began at epoch `since`.
+    pub fn set_listing(&self, fh: Fh, entries: Arc<Vec<super::DirEntry>>, since: super::Epoch) {
+        lock(&self.dirs).insert(fh.0, (entries, since));
     }
 
-    /// Returns the listing of directory handle `fh`, if one was taken.
-    pub fn listing(&self, fh: Fh) -> Option<Arc<Vec<super::DirEntry>>> {
+    /// Returns the listing of directory handle `fh`, if one was taken, and the epoch its reads
+    /// began at.
+    pub fn listing(&self, fh: Fh) -> Option<(Arc<Vec<super::DirEntry>>, super::Epoch)> {
         lock(&self.dirs).get(&fh.0).cloned()
     }
 

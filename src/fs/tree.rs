@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::attr::{Attr, Kind, millis_of};
 use super::file::{Fh, OpenFlags, Opened, check_name};
 use super::inode::{Ino, Node};
-use super::{DirEntry, FsCore, FsError, FsResult, parse_job};
+use super::{DirEntry, Epoch, FsCore, FsError, FsResult, parse_job};
 use crate::meta::{DatasetId, MetaError, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu};
 
@@ -406,13 +406,26 @@ impl<S: Storage> FsCore<S> {
         offset: u64,
         caller: &super::Caller,
     ) -> FsResult<Arc<Vec<DirEntry>>> {
+        Ok(self.listing_at(ino, fh, offset, caller)?.0)
+    }
+
+    /// [`FsCore::readdir_at`], with the epoch the listing's reads began at: what a reply that
+    /// gives the kernel its names passes to [`FsCore::reply_gate`].
+    pub fn listing_at(
+        &self,
+        ino: Ino,
+        fh: Fh,
+        offset: u64,
+        caller: &super::Caller,
+    ) -> FsResult<(Arc<Vec<DirEntry>>, Epoch)> {
         if offset == 0 || self.files.listing(fh).is_none() {
+            let since = self.epoch();
             let mut entries = self.listing(ino)?;
             if let Node::View(_) = self.node(ino)? {
                 entries = self.visible_entries(entries, caller);
             }
-            self.files.set_listing(fh, entries.clone());
-            return Ok(entries);
+            self.files.set_listing(fh, entries.clone(), since);
+            return Ok((entries, since));
         }
         Ok(self.files.listing(fh).expect("checked above"))
     }

@@ -88,6 +88,17 @@ fn chunk_key(hash: &[u8; 32]) -> String {
     format!("{CHUNK_PREFIX}{}", blake3::Hash::from_bytes(*hash).to_hex())
 }
 
+/// Returns whether `key` names a chunk as [`chunk_key`] makes it: `chunk/` and 64 lowercase
+/// hex digits (not a key of some other store's deeper under `chunk/`).
+fn is_chunk_key(key: &str) -> bool {
+    key.strip_prefix(CHUNK_PREFIX).is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// Content being written chunk by chunk ([`ContentStore::write_stream`]): the hash of
 /// everything so far (until a hole makes it useless), the chunks as runs, and the bytes of the
 /// chunk not full yet.
@@ -510,7 +521,10 @@ impl<'s> ContentStore<'s> {
 
     /// Deletes every content not in `live`, then every chunk no remaining content uses and not
     /// in `pinned` (chunks of writes in progress); `progress(done, total)` counts the contents
-    /// and chunks examined.
+    /// and chunks examined. First checks that the chunks are this store's alone
+    /// ([`ChunkStore::check_sweep`]: an S3 location's owner marker), deleting nothing
+    /// otherwise; only keys that name a chunk (`chunk/` and 64 hex digits) are ever deleted,
+    /// never what lies deeper under `chunk/`.
     pub fn collect_garbage(
         &self,
         live: &HashSet<ContentId>,
@@ -530,10 +544,12 @@ impl<'s> ContentStore<'s> {
         delete: &mut dyn FnMut(ContentId) -> Result<bool>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<GcReport> {
+        self.chunks.check_sweep()?;
         let mut report = GcReport::default();
         let mut used: HashSet<String> = pinned.iter().map(chunk_key).collect();
         let ids = self.ids()?;
-        let chunk_keys = self.chunks.chunk_keys(CHUNK_PREFIX)?;
+        let mut chunk_keys = self.chunks.chunk_keys(CHUNK_PREFIX)?;
+        chunk_keys.retain(|k| is_chunk_key(k));
         let total = (ids.len() + chunk_keys.len()) as u64;
         let mut done = 0u64;
         for id in &ids {

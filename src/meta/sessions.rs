@@ -1,11 +1,19 @@
 //! Sessions: every daemon serving a store records itself in the store (host, pid, mount point,
 //! start, heartbeat) as a node of rows, beats while it runs, and removes itself when it stops;
-//! a session whose heartbeat is older than the store's time-to-live is expired by any other.
-//! On a shared store this is how every host sees who else has it mounted.
+//! a session whose heartbeat is older than the store's session time-to-live is expired by any
+//! other. On a shared store this is how every host sees who else has it mounted.
+//!
+//! The time-to-live is one value per store, recorded in the store (a blob; 30 s when none is)
+//! and changed by [`Metastore::set_session_ttl`]; every session also records the one it last
+//! beat under, and is expired only once its heartbeat is older than both. Heartbeats and expiry
+//! are timed by the store's clock ([`Storage::server_time`]: the database server's for a shared
+//! store), never by the clock of the process that expires.
 
-use super::{Metastore, Result};
+use std::time::{Duration, Instant};
+
+use super::{MetaError, Metastore, Result};
 use crate::storage::retry::transact;
-use crate::storage::{Iden, IntLift, Row, RowRead, Storage, Valu, now_millis};
+use crate::storage::{Iden, IntLift, Row, RowRead, Storage, Valu};
 
 /// Props of a session node.
 mod prop {
@@ -15,7 +23,18 @@ mod prop {
     pub const MOUNT: &str = "cronusfs:session:mount";
     pub const STARTED: &str = "cronusfs:session:started";
     pub const HEARTBEAT: &str = "cronusfs:session:heartbeat";
+    /// The time-to-live (ms) the session last beat under.
+    pub const TTL: &str = "cronusfs:session:ttl";
 }
+
+/// The blob holding the store's session time-to-live: milliseconds, an 8-byte big-endian i64.
+pub const SESSION_TTL_BLOB: &str = "cronusfs:session-ttl";
+/// The session time-to-live of a store that records none.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30);
+/// The shortest session time-to-live a store takes.
+pub const MIN_SESSION_TTL: Duration = Duration::from_millis(100);
+/// The longest session time-to-live a store takes (a day).
+pub const MAX_SESSION_TTL: Duration = Duration::from_secs(86_400);
 
 /// One daemon's record in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,16 +47,40 @@ pub struct Session {
     pub pid: u32,
     /// Where it has the store mounted.
     pub mountpoint: String,
-    /// When it started, epoch ms.
+    /// When it started, epoch ms by the store's clock.
     pub started: i64,
-    /// Its last heartbeat, epoch ms.
+    /// Its last heartbeat, epoch ms by the store's clock.
     pub heartbeat: i64,
+    /// The store's time-to-live (ms) when it last beat, which it beats within; 0 when it
+    /// recorded none (a session of an older cronusfs).
+    pub ttl_ms: i64,
+}
+
+/// What a heartbeat did.
+#[derive(Clone, Debug)]
+pub struct Beat {
+    /// The store's session time-to-live the session now beats under.
+    pub ttl: Duration,
+    /// The sessions of other processes it expired.
+    pub expired: Vec<Session>,
 }
 
 impl Session {
     /// Reads session `id` through `r`; `None` when it is not recorded.
     pub(crate) fn read<R: RowRead + ?Sized>(r: &R, id: &Iden) -> Result<Option<Session>> {
         Ok(Session::from_rows(id.clone(), &r.rows_by_id(id)?))
+    }
+
+    /// Returns the time-to-live (ms) that applies to the session under the store's
+    /// `store_ttl`: the longer of that and the one it last beat under.
+    pub fn ttl_under(&self, store_ttl: i64) -> i64 {
+        store_ttl.max(self.ttl_ms)
+    }
+
+    /// Returns whether, at store time `now`, the session's heartbeat is older than the
+    /// time-to-live that applies to it under the store's `store_ttl` (both ms).
+    pub fn expired_at(&self, now: i64, store_ttl: i64) -> bool {
+        now - self.heartbeat > self.ttl_under(store_ttl)
     }
 
     fn from_rows(id: Iden, rows: &[Row]) -> Option<Session> {
@@ -56,15 +99,55 @@ impl Session {
             mountpoint: text(prop::MOUNT)?,
             started: int(prop::STARTED)?,
             heartbeat: int(prop::HEARTBEAT)?,
+            ttl_ms: int(prop::TTL).unwrap_or(0),
             id,
         })
     }
 }
 
+/// Returns the store's session time-to-live in ms, as `r` reads it.
+pub(crate) fn store_ttl_ms<R: RowRead + ?Sized>(r: &R) -> Result<i64> {
+    let Some(raw) = r.blob_get(SESSION_TTL_BLOB)? else {
+        return Ok(DEFAULT_SESSION_TTL.as_millis() as i64);
+    };
+    let ms = <[u8; 8]>::try_from(raw.as_slice())
+        .map(i64::from_be_bytes)
+        .map_err(|_| MetaError::Corrupt("the session time-to-live is not 8 bytes".into()))?;
+    Ok(ms.max(MIN_SESSION_TTL.as_millis() as i64))
+}
+
 impl<S: Storage> Metastore<S> {
-    /// Records a new session of a daemon on `host` (process `pid`) serving at `mountpoint`.
+    /// Returns the store's session time-to-live ([`DEFAULT_SESSION_TTL`] when none is
+    /// recorded).
+    pub fn session_ttl(&self) -> Result<Duration> {
+        Ok(Duration::from_millis(store_ttl_ms(self.storage())? as u64))
+    }
+
+    /// Records `ttl` as the store's session time-to-live and returns the one it replaces.
+    /// Every process takes it at its next heartbeat; a session is not expired before the
+    /// time-to-live it last beat under has passed either.
+    pub fn set_session_ttl(&self, ttl: Duration) -> Result<Duration> {
+        if !(MIN_SESSION_TTL..=MAX_SESSION_TTL).contains(&ttl) {
+            return Err(MetaError::BadSetting(format!(
+                "session time-to-live {} ms is out of range ({} ms to {} s)",
+                ttl.as_millis(),
+                MIN_SESSION_TTL.as_millis(),
+                MAX_SESSION_TTL.as_secs()
+            )));
+        }
+        let ms = ttl.as_millis() as i64;
+        let old = transact(self.storage(), |txn| {
+            let old = store_ttl_ms(txn)?;
+            txn.blob_set(SESSION_TTL_BLOB, &ms.to_be_bytes())?;
+            Ok::<_, MetaError>(old)
+        })?;
+        Ok(Duration::from_millis(old as u64))
+    }
+
+    /// Records a new session of a daemon on `host` (process `pid`) serving at `mountpoint`,
+    /// under the store's time-to-live.
     pub fn open_session(&self, host: &str, pid: u32, mountpoint: &str) -> Result<Session> {
-        let now = now_millis();
+        let now = self.storage().server_time()?;
         let session = Session {
             id: Iden::new(format!("cronusfs:session:{}", uuid::Uuid::new_v4()))?,
             host: host.to_string(),
@@ -72,48 +155,64 @@ impl<S: Storage> Metastore<S> {
             mountpoint: mountpoint.to_string(),
             started: now,
             heartbeat: now,
+            ttl_ms: store_ttl_ms(self.storage())?,
         };
         self.storage().add_rows(&session_rows(&session))?;
         Ok(session)
     }
 
-    /// Records a heartbeat of `session` (re-recording it if another daemon expired it
-    /// meanwhile), then expires every session whose heartbeat is older than `ttl_ms`; returns
-    /// the sessions expired.
-    pub fn beat(&self, session: &Session, ttl_ms: i64) -> Result<Vec<Session>> {
-        let (now, began) = (now_millis(), std::time::Instant::now());
-        transact(self.storage(), |txn| {
+    /// Records a heartbeat of `session` at the store's time, under the store's time-to-live
+    /// (re-recording the session if another process expired it meanwhile), then expires every
+    /// session whose heartbeat is older than its time-to-live.
+    pub fn beat(&self, session: &Session) -> Result<Beat> {
+        let began = Instant::now();
+        let now = self.storage().server_time()?;
+        let ttl = transact(self.storage(), |txn| {
+            let ttl = store_ttl_ms(txn)?;
             if txn
                 .rows_by_id_prop(&session.id, prop::KIND, None)?
                 .is_empty()
             {
                 let again = Session {
                     heartbeat: now,
+                    ttl_ms: ttl,
                     ..session.clone()
                 };
                 txn.add_rows(&session_rows(&again))?;
             } else {
                 txn.set_rows_by_id_prop(&session.id, prop::HEARTBEAT, &Valu::Int(now))?;
+                txn.set_rows_by_id_prop(&session.id, prop::TTL, &Valu::Int(ttl))?;
             }
-            Ok::<_, crate::meta::MetaError>(())
+            Ok::<_, MetaError>(ttl)
         })?;
-        self.note_beat(&session.id, began);
-        self.expire_sessions(now - ttl_ms)
+        self.note_beat(&session.id, began, ttl);
+        Ok(Beat {
+            ttl: Duration::from_millis(ttl as u64),
+            expired: self.expire_sessions()?,
+        })
     }
 
-    /// Removes every session whose last heartbeat is before `cutoff` (epoch ms); returns them.
-    pub fn expire_sessions(&self, cutoff: i64) -> Result<Vec<Session>> {
+    /// Removes every session whose last heartbeat, by the store's clock, is older than the
+    /// store's time-to-live and than the one it last beat under; returns them.
+    pub fn expire_sessions(&self) -> Result<Vec<Session>> {
+        let now = self.storage().server_time()?;
         transact(self.storage(), |txn| {
-            let stale = txn.rows_by_int(prop::HEARTBEAT, IntLift::Lt(cutoff), None)?;
+            let store_ttl = store_ttl_ms(txn)?;
+            let stale = txn.rows_by_int(prop::HEARTBEAT, IntLift::Lt(now - store_ttl), None)?;
             let mut gone = Vec::new();
             for row in stale {
                 let rows = txn.rows_by_id(&row.iden)?;
-                if let Some(s) = Session::from_rows(row.iden.clone(), &rows) {
-                    gone.push(s);
+                let session = Session::from_rows(row.iden.clone(), &rows);
+                if session
+                    .as_ref()
+                    .is_some_and(|s| !s.expired_at(now, store_ttl))
+                {
+                    continue; // It beat under a longer time-to-live, not over yet.
                 }
+                gone.extend(session);
                 txn.del_rows_by_id(&row.iden)?;
             }
-            Ok::<_, crate::meta::MetaError>(gone)
+            Ok::<_, MetaError>(gone)
         })
     }
 
@@ -147,5 +246,6 @@ fn session_rows(s: &Session) -> Vec<Row> {
         Row::new(&s.id, prop::MOUNT, s.mountpoint.as_str(), s.started),
         Row::new(&s.id, prop::STARTED, s.started, s.started),
         Row::new(&s.id, prop::HEARTBEAT, t, t),
+        Row::new(&s.id, prop::TTL, s.ttl_ms, t),
     ]
 }

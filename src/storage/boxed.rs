@@ -115,4 +115,7 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::engine::Heard> {
         (**self).wait_for_change(timeout)
     }
+    fn server_time(&self) -> Result<i64> {
+        (**self).server_time()
+    }
 }

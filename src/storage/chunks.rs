@@ -30,6 +30,15 @@ pub trait ChunkStore: Send + Sync {
     /// Hints that chunk `key` will be read soon (a sequential reader's next chunk): a store
     /// across a network starts fetching it. The default does nothing.
     fn prefetch_chunk(&self, _key: &str) {}
+
+    /// Checks, before `gc` deletes anything, that these chunks are the store's alone to
+    /// reclaim: an S3 content location's owner marker must name the store, and no other
+    /// store's location may be inside or around it ([`super::StorageError::SweepRefused`]
+    /// otherwise). Chunks in the store's own blob side store are its own: the default checks
+    /// nothing.
+    fn check_sweep(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<S: Storage + ?Sized> ChunkStore for S {
@@ -142,6 +151,10 @@ impl<C: ChunkStore> ChunkStore for KeepRecent<C> {
             self.inner.prefetch_chunk(key);
         }
     }
+
+    fn check_sweep(&self) -> Result<()> {
+        self.inner.check_sweep()
+    }
 }
 
 impl ChunkStore for Box<dyn ChunkStore> {
@@ -165,6 +178,9 @@ impl ChunkStore for Box<dyn ChunkStore> {
     }
     fn prefetch_chunk(&self, key: &str) {
         (**self).prefetch_chunk(key)
+    }
+    fn check_sweep(&self) -> Result<()> {
+        (**self).check_sweep()
     }
 }
 

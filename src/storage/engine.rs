@@ -265,6 +265,13 @@ pub trait Engine: EngineRead + Send + Sync {
         Ok(())
     }
 
+    /// Returns the engine's clock, epoch milliseconds: the database server's for an engine
+    /// several hosts share (so that they agree on how old a heartbeat is, whatever their own
+    /// clocks say), this host's for one that one process owns (RocksDB, memory).
+    fn server_time(&self) -> Result<i64> {
+        Ok(super::now_millis())
+    }
+
     /// Waits at most `timeout` for other processes to commit changes, and says what they
     /// changed. An engine one process owns has no one else to hear from: it waits out the
     /// timeout and hears nothing.

@@ -148,6 +148,42 @@ pub enum StorageError {
     /// The database server is unreachable or went away (a shared store).
     #[error("store server unreachable: {0}")]
     Unreachable(String),
+    /// The S3 server refused the keys (a wrong secret, an unknown key id, no permission).
+    #[error("S3 refused the keys for bucket {bucket} at {server} ({code})")]
+    S3Refused {
+        /// The bucket asked for.
+        bucket: String,
+        /// The S3 server (its endpoint).
+        server: String,
+        /// S3's error code (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, …) or HTTP status.
+        code: String,
+    },
+    /// The S3 server has no such bucket.
+    #[error("no bucket {bucket} at {server}")]
+    NoBucket {
+        /// The bucket asked for.
+        bucket: String,
+        /// The S3 server (its endpoint).
+        server: String,
+    },
+    /// A content location that belongs to another store, or is inside or around another
+    /// store's (each store's owner marker in the bucket says whose it is).
+    #[error(
+        "content location {content} {clash} of {owner}: a content location belongs to one \
+         store, and none may be inside another's"
+    )]
+    ContentOwned {
+        /// This store's content location.
+        content: String,
+        /// How the two meet: `is the content location`, `is inside s3://…, the content
+        /// location`, `holds s3://…, the content location`, …
+        clash: String,
+        /// The other store: `store URL (id ID)`, URL without password.
+        owner: String,
+    },
+    /// `gc` did not sweep: its chunks were not found to be this store's alone.
+    #[error("gc deleted nothing: {0}")]
+    SweepRefused(Box<StorageError>),
     /// A failure injected by [`crate::storage::faulty::FaultyEngine`] (tests only).
     #[error("injected fault at engine operation {0}")]
     InjectedFault(u64),

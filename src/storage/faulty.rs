@@ -141,6 +141,10 @@ impl<E: Engine> Engine for FaultyEngine<E> {
     fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::engine::Heard> {
         self.inner.wait_for_change(timeout)
     }
+
+    fn server_time(&self) -> Result<i64> {
+        self.inner.server_time()
+    }
 }
 
 /// A transaction of a [`FaultyEngine`]: its reads and its commit count as operations.

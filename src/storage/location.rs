@@ -1,11 +1,14 @@
 //! Naming a store: a directory (RocksDB, one host) or a `postgres://` URL (rows in PostgreSQL,
-//! shared by hosts), and opening it with the chunk store its recorded content location names
-//! (its own blob side store, or an S3 bucket).
+//! shared by hosts); creating it (its content location claimed first, then the store made in
+//! one write, so a failure leaves nothing), and opening it with the chunk store its recorded
+//! content location names (its own blob side store, or an S3 bucket owned by the store).
 
 use std::path::{Path, PathBuf};
 
 use super::postgres::{PgEngine, PgUrl};
-use super::s3::{S3Chunks, S3Url};
+use super::retry::transact;
+use super::rocks::RocksEngine;
+use super::s3::{Owner, S3Chunks, S3Url};
 use super::{ChunkStore, Result, RocksStore, RowRead, RowStore, RowWrite, Storage, StorageError};
 
 /// The blob holding a store's content location (`s3://…`); absent: chunks are in the store.
@@ -13,6 +16,9 @@ pub const CONTENT_LOCATION: &str = "cronusfs:content";
 /// The blob holding a store's creation time, epoch milliseconds as an 8-byte big-endian i64:
 /// what every Synapse storage layer records.
 pub const CREATED: &str = "syn:core:created";
+/// The blob holding a store's id (a UUID made at `init`, or when a store made before ids
+/// first needs one): what its content location's owner marker names.
+pub const STORE_ID: &str = "cronusfs:store-id";
 
 /// Where a store is.
 #[derive(Clone, Debug)]
@@ -101,10 +107,71 @@ pub fn exists(location: &Location) -> Result<bool> {
 }
 
 /// Creates the store at `location` (or opens the one there) with its content in `content`
-/// (`None`: wherever it is recorded; in the store itself for a new one). A bucket that cannot
-/// be listed is an error here rather than at the first write. A store whose content is
+/// (`None`: wherever it is recorded; in the store itself for a new one). A new store's content
+/// location is claimed first ([`S3Chunks::claim_new`]: the bucket listed, no other store's
+/// location there or inside or around it, the owner marker written and read back), then the
+/// store is made with its id, creation time and content location in one write; if that
+/// fails, the marker is removed: a failed creation leaves nothing. A store whose content is
 /// recorded elsewhere already is [`StorageError::BadUrl`]: its chunks cannot move by a flag.
 pub fn create(location: &Location, content: Option<&S3Url>) -> Result<OpenStore> {
+    if exists(location)? {
+        return reopen(location, content);
+    }
+    let owner = Owner {
+        id: uuid::Uuid::new_v4().to_string(),
+        store: location.to_string(),
+    };
+    let chunks = match content {
+        Some(url) => {
+            let chunks = S3Chunks::open(url)?.owned_by(owner.clone());
+            chunks.claim_new(&owner)?;
+            Some(chunks)
+        }
+        None => None,
+    };
+    let mut blobs = vec![
+        (CREATED, super::now_millis().to_be_bytes().to_vec()),
+        (STORE_ID, owner.id.clone().into_bytes()),
+    ];
+    if let Some(url) = content {
+        blobs.push((CONTENT_LOCATION, url.to_string().into_bytes()));
+    }
+    let made = make_rows(location, &blobs).and_then(|rows| {
+        let ours = rows.blob_get(STORE_ID)?.as_deref() == Some(owner.id.as_bytes());
+        Ok((rows, ours))
+    });
+    match made {
+        Ok((rows, true)) => {
+            let chunks = chunks.map(|c| Box::new(c) as Box<dyn ChunkStore>);
+            return Ok(OpenStore { rows, chunks });
+        }
+        other => {
+            if let Some(chunks) = &chunks {
+                // Best effort: the error that matters is the creation's.
+                let _ = chunks.release(&owner);
+            }
+            other?;
+        }
+    }
+    // Another process made a store here meanwhile: it is opened as `init` of an existing
+    // store would open it.
+    reopen(location, content)
+}
+
+/// Makes a new store at `location` holding `blobs`, in one write with its format version.
+fn make_rows(location: &Location, blobs: &[(&str, Vec<u8>)]) -> Result<Box<dyn Storage>> {
+    Ok(match location {
+        Location::Dir(dir) => Box::new(RowStore::with_blobs(RocksEngine::open(dir, true)?, blobs)?),
+        Location::Postgres(url) => {
+            let first = super::rowstore::first_batch(blobs)?;
+            Box::new(RowStore::with_engine(PgEngine::create(url, first)?)?)
+        }
+    })
+}
+
+/// Opens the existing store at `location` for [`create`]: records its creation time if
+/// missing, and `content` if it records no content location (claimed first).
+fn reopen(location: &Location, content: Option<&S3Url>) -> Result<OpenStore> {
     let rows = open_rows(location, true)?;
     if rows.blob_get(CREATED)?.is_none() {
         rows.blob_set(CREATED, &super::now_millis().to_be_bytes())?;
@@ -114,7 +181,7 @@ pub fn create(location: &Location, content: Option<&S3Url>) -> Result<OpenStore>
         let text = wanted.to_string();
         match &recorded {
             None => {
-                S3Chunks::open(wanted)?.chunk_keys("cronusfs-probe/")?;
+                S3Chunks::open(wanted)?.claim_new(&owner_of(location, &*rows)?)?;
                 rows.blob_set(CONTENT_LOCATION, text.as_bytes())?;
             }
             Some(r) if r.as_slice() != text.as_bytes() => {
@@ -129,12 +196,12 @@ pub fn create(location: &Location, content: Option<&S3Url>) -> Result<OpenStore>
             Some(_) => {}
         }
     }
-    finish(rows)
+    finish(location, rows)
 }
 
 /// Opens the existing store at `location`, with the chunk store its content location names.
 pub fn open(location: &Location) -> Result<OpenStore> {
-    finish(open_rows(location, false)?)
+    finish(location, open_rows(location, false)?)
 }
 
 fn open_rows(location: &Location, create: bool) -> Result<Box<dyn Storage>> {
@@ -147,7 +214,29 @@ fn open_rows(location: &Location, create: bool) -> Result<Box<dyn Storage>> {
     })
 }
 
-fn finish(rows: Box<dyn Storage>) -> Result<OpenStore> {
+/// Returns the store at `location` (`rows`) as the owner of a content location: its id,
+/// made now if it has none (a store made before stores had ids), and its URL.
+fn owner_of(location: &Location, rows: &dyn Storage) -> Result<Owner> {
+    let id = match rows.blob_get(STORE_ID)? {
+        Some(id) => id,
+        None => transact(rows, |txn| match txn.blob_get(STORE_ID)? {
+            Some(id) => Ok::<_, StorageError>(id),
+            None => {
+                let id = uuid::Uuid::new_v4().to_string().into_bytes();
+                txn.blob_set(STORE_ID, &id)?;
+                Ok(id)
+            }
+        })?,
+    };
+    let id = String::from_utf8(id)
+        .map_err(|_| StorageError::Corruption("the store id is not UTF-8".to_string()))?;
+    Ok(Owner {
+        id,
+        store: location.to_string(),
+    })
+}
+
+fn finish(location: &Location, rows: Box<dyn Storage>) -> Result<OpenStore> {
     let chunks = match rows.blob_get(CONTENT_LOCATION)? {
         None => None,
         Some(raw) => {
@@ -155,7 +244,8 @@ fn finish(rows: Box<dyn Storage>) -> Result<OpenStore> {
                 StorageError::Corruption("the content location is not UTF-8".to_string())
             })?;
             let url = S3Url::parse(&text)?;
-            Some(Box::new(S3Chunks::open(&url)?) as Box<dyn ChunkStore>)
+            let owner = owner_of(location, &*rows)?;
+            Some(Box::new(S3Chunks::open(&url)?.owned_by(owner)) as Box<dyn ChunkStore>)
         }
     };
     Ok(OpenStore { rows, chunks })

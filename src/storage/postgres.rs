@@ -1,7 +1,8 @@
 //! The PostgreSQL engine: a store that several hosts share. One table per column family
 //! (`k bytea PRIMARY KEY, v bytea`) in the store's schema, serializable transactions whose
 //! conflicts become [`StorageError::Conflict`], a pool of connections with their statements
-//! prepared once. The only file that imports `postgres` and `r2d2`.
+//! prepared once, every call bounded in time (`client`). The only module that imports
+//! `tokio_postgres` and `r2d2`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -10,15 +11,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ::postgres::error::SqlState;
-use ::postgres::{Client, NoTls, Statement};
+use tokio_postgres::Statement;
+use tokio_postgres::error::SqlState;
 
 use super::engine::{
     Cf, Engine, EngineRead, EngineTxn, Heard, SpansVisitor, Visitor, WriteBatch, is_empty_range,
 };
 use super::{EngineErrorKind, Result, StorageError};
 
+mod client;
 mod url;
+use client::Client;
 pub use url::PgUrl;
 
 /// Rows fetched by the first round trip of a scan; each further page doubles, up to
@@ -32,8 +35,11 @@ const MAX_BLOB_PAGE: i64 = 8;
 const SPAN_ROWS: i64 = 1 << 40;
 /// Connections one process keeps open to the server at most.
 const POOL_SIZE: u32 = 16;
-/// How long a call waits for a connection (the server down, the pool exhausted).
+/// How long a call waits for a connection from the pool (the server down or silent, the pool
+/// exhausted).
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// The server's clock, epoch milliseconds (the wall clock now, not the transaction's start).
+const SERVER_TIME: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /// The statements of one connection, prepared when it opens: per column family, a get and
 /// four scans (bounded or open-ended, with values or keys only).
@@ -70,17 +76,17 @@ impl r2d2::ManageConnection for Connector {
     type Error = StorageError;
 
     fn connect(&self) -> Result<PgConn> {
-        let mut client = self.url.config.connect(NoTls).map_err(pg_error)?;
+        let mut client = Client::connect(&self.url)?;
         // Every statement is small and short; the planner's guess for a listing's lateral
         // range scans (millions of rows) would have it JIT-compile each one: 7 ms for 3 ms of
         // work.
         // And for those scans (a node's ≈ 16 rows each), an index scan in key order costs a
         // quarter less than the bitmap heap scan the planner picks: 1.8-2.1 ms against 2.7 ms
         // per 256 nodes (EXPLAIN ANALYZE); every other statement is a primary-key get or range.
-        client
-            .batch_execute("SET jit = off; SET enable_bitmapscan = off; SET enable_memoize = off")
-            .map_err(pg_error)?;
-        let statements = prepare(&mut client, &self.url.schema).map_err(pg_error)?;
+        client.batch_execute(
+            "SET jit = off; SET enable_bitmapscan = off; SET enable_memoize = off",
+        )?;
+        let statements = prepare(&mut client, &self.url.schema)?;
         Ok(PgConn {
             client,
             statements,
@@ -101,6 +107,12 @@ impl r2d2::ManageConnection for Connector {
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
+        if conn.client.timed_out() {
+            // The server went silent: the connections opened before are not tried in turn,
+            // each for as long; the next call connects anew.
+            let now = self.next_serial.load(Ordering::SeqCst);
+            self.stale_before.fetch_max(now, Ordering::SeqCst);
+        }
         conn.broken
             || conn.client.is_closed()
             || conn.serial < self.stale_before.load(Ordering::SeqCst)
@@ -116,10 +128,7 @@ fn table(schema: &str, cf: Cf) -> String {
     format!("{schema}.{}", cf.name())
 }
 
-fn prepare(
-    client: &mut Client,
-    schema: &str,
-) -> std::result::Result<Statements, ::postgres::Error> {
+fn prepare(client: &mut Client, schema: &str) -> Result<Statements> {
     let mut s = Statements {
         get: Vec::new(),
         range: Vec::new(),
@@ -151,8 +160,8 @@ fn prepare(
     Ok(s)
 }
 
-/// Creates the store's schema and tables if missing (one transaction; safe to race).
-fn create_tables(client: &mut Client, schema: &str) -> std::result::Result<(), ::postgres::Error> {
+/// Returns the statements that make the store's schema and tables if missing.
+fn tables_sql(schema: &str) -> String {
     let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {schema};");
     for cf in Cf::ALL {
         let _ = write!(
@@ -161,11 +170,16 @@ fn create_tables(client: &mut Client, schema: &str) -> std::result::Result<(), :
             table(schema, cf)
         );
     }
-    client.batch_execute(&sql)
+    sql
+}
+
+/// Creates the store's schema and tables if missing (one transaction; safe to race).
+fn create_tables(client: &mut Client, schema: &str) -> Result<()> {
+    client.batch_execute(&tables_sql(schema))
 }
 
 /// Returns whether the store's tables exist.
-fn tables_exist(client: &mut Client, schema: &str) -> std::result::Result<bool, ::postgres::Error> {
+fn tables_exist(client: &mut Client, schema: &str) -> Result<bool> {
     let row = client.query_one(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
         &[&schema],
@@ -195,14 +209,37 @@ impl PgEngine {
     /// Connects to the store at `url`. With `create`, makes its schema and tables if missing;
     /// without, a database with no store there is [`StorageError::NoStore`].
     pub fn open(url: &PgUrl, create: bool) -> Result<Self> {
-        let mut client = url.config.connect(NoTls).map_err(pg_error)?;
+        let mut client = Client::connect(url)?;
         if create {
-            super::retry::retry(|| create_tables(&mut client, &url.schema).map_err(pg_error))?;
-        } else if !tables_exist(&mut client, &url.schema).map_err(pg_error)? {
+            super::retry::retry(|| create_tables(&mut client, &url.schema))?;
+        } else if !tables_exist(&mut client, &url.schema)? {
             return Err(StorageError::NoStore {
                 path: url.shown.clone().into(),
             });
         }
+        PgEngine::pooled(url)
+    }
+
+    /// Makes a new store at `url`: its schema, its tables and `first` (the write that makes
+    /// an empty engine a store), all in one transaction, so that a failure anywhere leaves
+    /// nothing. A store already there (another process made it meanwhile) is opened as it is,
+    /// without `first`.
+    pub fn create(url: &PgUrl, first: WriteBatch) -> Result<Self> {
+        let mut client = Client::connect(url)?;
+        if !tables_exist(&mut client, &url.schema)? {
+            let sql = format!(
+                "BEGIN ISOLATION LEVEL SERIALIZABLE;{}{}",
+                tables_sql(&url.schema),
+                batch_sql(&url.schema, first, false)
+            );
+            // On failure the connection is dropped, and with it the transaction.
+            client.batch_execute(&sql)?;
+        }
+        PgEngine::pooled(url)
+    }
+
+    /// Returns the engine of the store at `url`, whose tables exist, with its pool.
+    fn pooled(url: &PgUrl) -> Result<Self> {
         let (stale_before, next_serial) =
             (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let connector = Connector {
@@ -255,6 +292,8 @@ impl PgEngine {
             let mut acted = false;
             match op(&mut conn, &mut acted) {
                 Ok(out) => return Ok((out, conn)),
+                // A silent server: not run again (the pool drops what it had, `has_broken`).
+                Err(e) if conn.client.timed_out() => return Err(e),
                 Err(StorageError::Unreachable(_))
                     if !acted && conn.client.is_closed() && tries < POOL_SIZE =>
                 {
@@ -273,11 +312,10 @@ impl PgEngine {
     /// (`begin` false) or as one of its own.
     fn apply(&self, conn: &mut PgConn, batch: WriteBatch, begin: bool) -> Result<()> {
         let sql = batch_sql(&self.url.schema, batch, begin);
-        conn.client.batch_execute(&sql).map_err(|e| {
+        conn.client.batch_execute(&sql).inspect_err(|_| {
             // A failed statement leaves its transaction open and aborted: end it before the
             // pool hands `conn` out again.
             end_quietly(conn);
-            pg_error(e)
         })
     }
 }
@@ -384,7 +422,7 @@ fn hex_literal(bytes: &[u8]) -> String {
 
 /// Maps a PostgreSQL error: serialization failures and deadlocks are conflicts (run again), a
 /// lost connection is [`StorageError::Unreachable`], a full disk keeps its kind.
-fn pg_error(e: ::postgres::Error) -> StorageError {
+fn pg_error(e: tokio_postgres::Error) -> StorageError {
     let message = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),
@@ -411,7 +449,12 @@ fn pg_error(e: ::postgres::Error) -> StorageError {
 }
 
 fn pool_error(e: r2d2::Error) -> StorageError {
-    StorageError::Unreachable(format!("no connection to the server: {e}"))
+    // r2d2 says why the last connection failed: shown once, without its own prefix.
+    let why = e.to_string().replace("store server unreachable: ", "");
+    StorageError::Unreachable(format!(
+        "no connection to the server within {} s ({why})",
+        CONNECT_WAIT.as_secs()
+    ))
 }
 
 /// Runs a paged scan of `cf` on `conn`: each round trip fetches the next page after the last
@@ -444,8 +487,7 @@ fn scan_on(
         let rows = match end {
             Some(end) => conn.client.query(statement, &[&from, &page, &end]),
             None => conn.client.query(statement, &[&from, &page]),
-        }
-        .map_err(pg_error)?;
+        }?;
         for row in &rows {
             let key: &[u8] = row.get(0);
             let value: &[u8] = if keys_only { &[] } else { row.get(1) };
@@ -478,8 +520,7 @@ fn spans_on(
     let hi: Vec<&[u8]> = spans.iter().map(|(_, hi)| hi.as_slice()).collect();
     let rows = conn
         .client
-        .query(&conn.statements.spans[cf.index()], &[&lo, &hi])
-        .map_err(pg_error)?;
+        .query(&conn.statements.spans[cf.index()], &[&lo, &hi])?;
     // SQL promises no order without ORDER BY: put them in range, then key order (they
     // mostly come so already, which the sort finds in one pass).
     let mut entries: Vec<(i64, &[u8], &[u8])> = rows
@@ -497,8 +538,7 @@ fn spans_on(
 fn get_on(conn: &mut PgConn, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
     let row = conn
         .client
-        .query_opt(&conn.statements.get[cf.index()], &[&key])
-        .map_err(pg_error)?;
+        .query_opt(&conn.statements.get[cf.index()], &[&key])?;
     Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
 }
 
@@ -541,11 +581,8 @@ impl Engine for PgEngine {
     type Txn<'e> = PgTxn<'e>;
 
     fn begin(&self) -> Result<PgTxn<'_>> {
-        let ((), conn) = self.live_conn_for(|c, _| {
-            c.client
-                .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-                .map_err(pg_error)
-        })?;
+        let ((), conn) = self
+            .live_conn_for(|c, _| c.client.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE"))?;
         Ok(PgTxn {
             engine: self,
             conn: RefCell::new(Some(conn)),
@@ -564,33 +601,32 @@ impl Engine for PgEngine {
         Ok(())
     }
 
+    fn server_time(&self) -> Result<i64> {
+        self.on_live_conn(|c, _| {
+            let row = c.client.query_one(SERVER_TIME, &[]).map_err(pg_error)?;
+            Ok(row.get::<_, i64>(0))
+        })
+    }
+
     fn wait_for_change(&self, timeout: Duration) -> Result<Heard> {
-        use ::postgres::fallible_iterator::FallibleIterator;
         let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
         if listener.is_none() {
-            let mut client = self.url.config.connect(NoTls).map_err(pg_error)?;
-            let listen = format!("LISTEN {}", channel(&self.url.schema));
-            client.batch_execute(&listen).map_err(pg_error)?;
+            let mut client = Client::connect(&self.url)?;
+            client.batch_execute(&format!("LISTEN {}", channel(&self.url.schema)))?;
             *listener = Some(client);
             // Commits made before this LISTEN were not heard.
             return Ok(Heard::Anything);
         }
         let client = listener.as_mut().expect("made above");
-        let heard = {
-            let mut notes = client.notifications();
-            let first = notes.timeout_iter(timeout).next();
-            first.and_then(|first| {
-                let mut heard = first.map_or(Heard::Nothing, |n| hear(Heard::Nothing, n.payload()));
-                while let Some(n) = notes.iter().next()? {
-                    heard = hear(heard, n.payload());
-                }
-                Ok(heard)
-            })
-        };
-        heard.map_err(|e| {
-            *listener = None; // Made again at the next wait, which then reports Anything.
-            pg_error(e)
-        })
+        match client.notifications(timeout) {
+            Ok(notes) => Ok(notes
+                .iter()
+                .fold(Heard::Nothing, |heard, n| hear(heard, n.payload()))),
+            Err(e) => {
+                *listener = None; // Made again at the next wait, which then reports Anything.
+                Err(e)
+            }
+        }
     }
 }
 

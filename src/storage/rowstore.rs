@@ -56,20 +56,14 @@ impl<E: Engine> RowStore<E> {
     /// Returns a store over `engine`, writing the format version into an empty engine and
     /// checking it in a used one.
     pub fn with_engine(engine: E) -> Result<Self> {
+        RowStore::with_blobs(engine, &[])
+    }
+
+    /// [`RowStore::with_engine`], writing `blobs` too into an empty engine, in the same
+    /// atomic write as the format version (a used engine's blobs are left as they are).
+    pub fn with_blobs(engine: E, blobs: &[(&str, Vec<u8>)]) -> Result<Self> {
         match engine.get(Cf::Meta, META_FORMAT_VERSION)? {
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_slice())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| {
-                        StorageError::Corruption("format version is not 4 bytes".into())
-                    })?;
-                if found != FORMAT_VERSION {
-                    return Err(StorageError::FormatVersion {
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
-                }
-            }
+            Some(v) => check_format_version(&v)?,
             None => {
                 let mut any = false;
                 for cf in Cf::ALL {
@@ -83,18 +77,7 @@ impl<E: Engine> RowStore<E> {
                         "store has data but no format version".into(),
                     ));
                 }
-                let mut batch = WriteBatch::new();
-                batch.put(
-                    Cf::Meta,
-                    META_FORMAT_VERSION.to_vec(),
-                    FORMAT_VERSION.to_be_bytes().to_vec(),
-                );
-                batch.put(
-                    Cf::Meta,
-                    META_CREATED.to_vec(),
-                    now_millis().to_be_bytes().to_vec(),
-                );
-                engine.write(batch)?;
+                engine.write(first_batch(blobs)?)?;
             }
         }
         Ok(RowStore { engine })
@@ -128,6 +111,41 @@ impl<E: Engine> RowStore<E> {
             Ok(out)
         })
     }
+}
+
+/// Checks a stored format version against the one this build reads.
+fn check_format_version(v: &[u8]) -> Result<()> {
+    let found = <[u8; 4]>::try_from(v)
+        .map(u32::from_be_bytes)
+        .map_err(|_| StorageError::Corruption("format version is not 4 bytes".into()))?;
+    match found == FORMAT_VERSION {
+        true => Ok(()),
+        false => Err(StorageError::FormatVersion {
+            found,
+            supported: FORMAT_VERSION,
+        }),
+    }
+}
+
+/// Returns the write that makes an empty engine a store: its format version, its creation
+/// time and `blobs` (checked as any blob key is).
+pub(crate) fn first_batch(blobs: &[(&str, Vec<u8>)]) -> Result<WriteBatch> {
+    let mut batch = WriteBatch::new();
+    batch.put(
+        Cf::Meta,
+        META_FORMAT_VERSION.to_vec(),
+        FORMAT_VERSION.to_be_bytes().to_vec(),
+    );
+    batch.put(
+        Cf::Meta,
+        META_CREATED.to_vec(),
+        now_millis().to_be_bytes().to_vec(),
+    );
+    for (key, valu) in blobs {
+        check_blob_key(key)?;
+        batch.put(Cf::Blobs, keys::blob_key(key), valu.clone());
+    }
+    Ok(batch)
 }
 
 /// A view of rows through an open transaction of engine `E`.
@@ -307,6 +325,10 @@ impl<E: Engine> Storage for RowStore<E> {
 
     fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::engine::Heard> {
         self.engine.wait_for_change(timeout)
+    }
+
+    fn server_time(&self) -> Result<i64> {
+        self.engine.server_time()
     }
 }
 

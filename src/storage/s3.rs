@@ -1,7 +1,10 @@
 //! The S3 chunk store: chunks as objects `PREFIX/chunk/<blake3>` of a bucket, written with a
 //! conditional put (two hosts storing one chunk never fail each other), read with one chunk of
-//! read-ahead. The only file that imports `object_store`; its async calls run on a small
+//! read-ahead; S3's refusals as one line naming the cause. The only file (with its `owner`
+//! module, the owner markers) that imports `object_store`; its async calls run on a small
 //! runtime of this module's own.
+
+mod owner;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -17,8 +20,24 @@ use object_store::{
 
 use super::{ChunkStore, Result, StorageError};
 
+pub use owner::{OWNERS, Owner};
+
 /// Chunks fetched ahead of their reader, at most (each up to a chunk: bounded memory).
 const READ_AHEAD: usize = 4;
+/// How long one S3 request may take, from connecting to the last byte of its answer: a chunk
+/// (1 MiB) moves in far less on any link a store is used over, and a silent server (stopped,
+/// hung) fails it rather than the caller waiting for ever.
+const REQUEST_LIMIT: Duration = Duration::from_secs(5);
+/// How long connecting to S3 may take.
+const CONNECT_LIMIT: Duration = Duration::from_secs(2);
+/// A failed request (refused, reset, a 5xx) is tried again, after pauses from 100 ms growing
+/// to under a second, up to [`RETRIES`] times while less than this has passed since its first
+/// try: a server that is down fails a call after about 1.5 s, a silent one after one
+/// [`REQUEST_LIMIT`] (a timed-out try is past the window), and no call lasts longer than the
+/// window, a last pause and one more [`REQUEST_LIMIT`] (about 9 s).
+const RETRY_WINDOW: Duration = Duration::from_secs(3);
+/// How many times a failed request is tried again, at most.
+const RETRIES: usize = 4;
 
 /// Where a store's content lives in S3: `s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME`.
 /// Credentials come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), never
@@ -46,6 +65,14 @@ impl std::fmt::Display for S3Url {
 }
 
 impl S3Url {
+    /// Returns the S3 server this URL names: its endpoint, or AWS's for its region.
+    pub fn server(&self) -> String {
+        match &self.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => format!("https://s3.{}.amazonaws.com", self.region),
+        }
+    }
+
     /// Parses a content URL. Parameters: `endpoint` (an S3-compatible server; `http://` is
     /// allowed for it), `region` (default `us-east-1`). Keys in the URL are refused.
     pub fn parse(url: &str) -> Result<S3Url> {
@@ -87,6 +114,8 @@ pub struct S3Chunks {
     runtime: tokio::runtime::Runtime,
     // Chunks being fetched ahead of their reader, oldest first.
     ahead: Mutex<VecDeque<(String, FetchHandle)>>,
+    // The store these chunks belong to, which `gc` checks the owner marker against.
+    owner: Option<Owner>,
 }
 
 impl std::fmt::Debug for S3Chunks {
@@ -95,8 +124,70 @@ impl std::fmt::Debug for S3Chunks {
     }
 }
 
-fn s3_error(e: object_store::Error) -> StorageError {
-    StorageError::Unreachable(format!("S3: {e}"))
+/// Maps an `object_store` error to one line naming its cause: the keys refused, no such
+/// bucket, or the server not answering (never S3's XML).
+fn s3_error(url: &S3Url, e: object_store::Error) -> StorageError {
+    use object_store::Error as E;
+    let text = e.to_string();
+    let code = s3_code(&text);
+    let (bucket, server) = (url.bucket.clone(), url.server());
+    let refused = matches!(e, E::PermissionDenied { .. } | E::Unauthenticated { .. })
+        || text.contains("status code: 403")
+        || text.contains("status code: 401")
+        || matches!(
+            code.as_deref(),
+            Some("SignatureDoesNotMatch" | "InvalidAccessKeyId" | "AccessDenied")
+        );
+    match code {
+        Some(c) if c == "NoSuchBucket" => StorageError::NoBucket { bucket, server },
+        code if refused => StorageError::S3Refused {
+            bucket,
+            server,
+            code: code.unwrap_or_else(|| match text.contains("status code: 401") {
+                true => "HTTP 401".to_string(),
+                false => "HTTP 403".to_string(),
+            }),
+        },
+        code => StorageError::Unreachable(format!(
+            "S3 at {server} (bucket {bucket}): {}",
+            s3_cause(&e, code, &text)
+        )),
+    }
+}
+
+/// Returns S3's error code in an error's text (`<Code>NoSuchBucket</Code>`), if any.
+fn s3_code(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("<Code>")?;
+    let (code, _) = rest.split_once("</Code>")?;
+    Some(code.trim().to_string())
+}
+
+/// Says in a few words why a request that was not refused failed: the connection, the
+/// server's error code, or the first line of the error without any XML.
+fn s3_cause(e: &object_store::Error, code: Option<String>, text: &str) -> String {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let first: &(dyn std::error::Error + 'static) = e;
+    let mut at = Some(first);
+    let (mut http, mut innermost) = (None, first);
+    while let Some(err) = at {
+        if let Some(h) = err.downcast_ref::<HttpError>() {
+            http = Some(h.kind());
+        }
+        innermost = err;
+        at = err.source();
+    }
+    let why = innermost.to_string();
+    let why = why.lines().next().unwrap_or("").trim();
+    match (http, code) {
+        (Some(HttpErrorKind::Connect), _) => format!("no connection ({why})"),
+        (Some(HttpErrorKind::Timeout), _) => "no answer in time".to_string(),
+        (Some(_), _) => format!("the connection failed ({why})"),
+        (None, Some(code)) => format!("the server answered {code}"),
+        (None, None) => {
+            let plain = text.split('<').next().unwrap_or("");
+            plain.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+    }
 }
 
 impl S3Chunks {
@@ -108,13 +199,13 @@ impl S3Chunks {
             .with_virtual_hosted_style_request(false)
             .with_retry(RetryConfig {
                 backoff: BackoffConfig::default(),
-                max_retries: 4,
-                retry_timeout: Duration::from_secs(20),
+                max_retries: RETRIES,
+                retry_timeout: RETRY_WINDOW,
             })
             .with_client_options(
                 ClientOptions::new()
-                    .with_timeout(Duration::from_secs(60))
-                    .with_connect_timeout(Duration::from_secs(5)),
+                    .with_timeout(REQUEST_LIMIT)
+                    .with_connect_timeout(CONNECT_LIMIT),
             );
         let from_env = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
         if let (false, Some((key, secret))) = (from_env, credentials_file()) {
@@ -141,12 +232,24 @@ impl S3Chunks {
             url: url.clone(),
             runtime,
             ahead: Mutex::new(VecDeque::new()),
+            owner: None,
         })
+    }
+
+    /// Names the store these chunks belong to: `gc` sweeps them only while the location's
+    /// owner marker names it ([`ChunkStore::check_sweep`]).
+    pub fn owned_by(mut self, owner: Owner) -> Self {
+        self.owner = Some(owner);
+        self
     }
 
     /// Returns the content URL.
     pub fn url(&self) -> &S3Url {
         &self.url
+    }
+
+    fn error(&self, e: object_store::Error) -> StorageError {
+        s3_error(&self.url, e)
     }
 
     fn path(&self, key: &str) -> ObjectPath {
@@ -190,14 +293,19 @@ fn profile_keys(text: &str, profile: &str) -> Option<(String, String)> {
     Some((key?, secret?))
 }
 
-type FetchHandle = tokio::task::JoinHandle<Result<Option<Vec<u8>>>>;
+type Fetched = Result<Option<Vec<u8>>, object_store::Error>;
+type FetchHandle = tokio::task::JoinHandle<Fetched>;
 
-/// Fetches `path` from `store`: its bytes, or `None` if there is no such object.
-async fn fetch(store: AmazonS3, path: ObjectPath) -> Result<Option<Vec<u8>>> {
+/// Fetches `path` from `store`: its bytes, or `None` if there is no such object (a missing
+/// bucket is an error).
+async fn fetch(store: AmazonS3, path: ObjectPath) -> Fetched {
     match store.get(&path).await {
-        Ok(got) => Ok(Some(got.bytes().await.map_err(s3_error)?.to_vec())),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(s3_error(e)),
+        Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
+        Err(e @ object_store::Error::NotFound { .. }) => match s3_code(&e.to_string()).as_deref() {
+            Some("NoSuchBucket") => Err(e),
+            _ => Ok(None),
+        },
+        Err(e) => Err(e),
     }
 }
 
@@ -208,15 +316,22 @@ impl ChunkStore for S3Chunks {
             let at = ahead.iter().position(|(k, _)| k == key);
             at.and_then(|i| ahead.remove(i)).map(|(_, h)| h)
         };
-        match prefetched {
-            Some(handle) => self
-                .runtime
-                .block_on(handle)
-                .map_err(|e| StorageError::Unreachable(format!("S3 read-ahead: {e}")))?,
-            None => self
-                .runtime
-                .block_on(fetch(self.store.clone(), self.path(key))),
+        if let Some(handle) = prefetched {
+            // A fetch ahead that had failed before it was wanted (S3 away then, and maybe
+            // back now) is not the answer: the chunk is fetched again.
+            let stale = handle.is_finished();
+            match self.runtime.block_on(handle) {
+                Ok(Ok(found)) => return Ok(found),
+                Ok(Err(e)) if !stale => return Err(self.error(e)),
+                Err(e) if !stale => {
+                    return Err(StorageError::Unreachable(format!("S3 read-ahead: {e}")));
+                }
+                _ => {}
+            }
         }
+        (self.runtime)
+            .block_on(fetch(self.store.clone(), self.path(key)))
+            .map_err(|e| self.error(e))
     }
 
     fn chunk_put(&self, key: &str, bytes: &[u8], _defer_durability: bool) -> Result<()> {
@@ -231,7 +346,7 @@ impl ChunkStore for S3Chunks {
             // Stored here, or by another writer before: the same key is the same bytes.
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(object_store::Error::Precondition { .. }) => Ok(()),
-            Err(e) => Err(s3_error(e)),
+            Err(e) => Err(self.error(e)),
         }
     }
 
@@ -245,11 +360,11 @@ impl ChunkStore for S3Chunks {
         let size = match self.runtime.block_on(self.store.head(&path)) {
             Ok(meta) => meta.size,
             Err(object_store::Error::NotFound { .. }) => return Ok(0),
-            Err(e) => return Err(s3_error(e)),
+            Err(e) => return Err(self.error(e)),
         };
         match self.runtime.block_on(self.store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(size),
-            Err(e) => Err(s3_error(e)),
+            Err(e) => Err(self.error(e)),
         }
     }
 
@@ -261,7 +376,7 @@ impl ChunkStore for S3Chunks {
         let metas: Vec<_> = self
             .runtime
             .block_on(listed.try_collect())
-            .map_err(s3_error)?;
+            .map_err(|e| self.error(e))?;
         let skip = match base.as_ref().is_empty() {
             true => 0,
             false => base.as_ref().len() + 1,
@@ -295,6 +410,17 @@ impl ChunkStore for S3Chunks {
             .spawn(fetch(self.store.clone(), self.path(key)));
         ahead.push_back((key.to_string(), handle));
     }
+
+    fn check_sweep(&self) -> Result<()> {
+        let claimed = match &self.owner {
+            Some(owner) => self.claim(owner),
+            None => Err(StorageError::BadUrl {
+                url: self.url.to_string(),
+                reason: "no store is named as the owner of these chunks".to_string(),
+            }),
+        };
+        claimed.map_err(|e| StorageError::SweepRefused(Box::new(e)))
+    }
 }
 
 #[cfg(test)]
@@ -314,6 +440,36 @@ mod tests {
             Some(("A2".into(), "S2".into()))
         );
         assert_eq!(profile_keys(text, "none"), None);
+    }
+
+    /// An `object_store` error as a refused S3 request gives it: the status, then S3's XML.
+    fn refusal(status: &str, code: &str) -> object_store::Error {
+        let body = format!(
+            "Server returned non-2xx status code: {status}: <?xml version=\"1.0\"?>\n\
+             <Error><Code>{code}</Code>\n<Message>m</Message></Error>"
+        );
+        object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::other(body)),
+        }
+    }
+
+    #[test]
+    fn s3_refusals_read_as_one_line_naming_the_cause() {
+        let url = S3Url::parse("s3://b/p?endpoint=http://h:1").unwrap();
+        let keys = s3_error(&url, refusal("403 Forbidden", "SignatureDoesNotMatch"));
+        assert!(matches!(keys, StorageError::S3Refused { .. }), "{keys:?}");
+        assert_eq!(
+            keys.to_string(),
+            "S3 refused the keys for bucket b at http://h:1 (SignatureDoesNotMatch)"
+        );
+        let bucket = s3_error(&url, refusal("404 Not Found", "NoSuchBucket"));
+        assert_eq!(bucket.to_string(), "no bucket b at http://h:1");
+        let other = s3_error(&url, refusal("500 Internal Server Error", "InternalError"));
+        let text = other.to_string();
+        assert!(matches!(other, StorageError::Unreachable(_)), "{other:?}");
+        assert!(!text.contains('\n') && !text.contains('<'), "{text}");
+        assert!(text.contains("InternalError"), "{text}");
     }
 
     #[test]

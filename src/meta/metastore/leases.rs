@@ -9,11 +9,14 @@
 //! and a sweep mark in one that reads the other marks, so a lease and a sweep are never granted
 //! together. Both rows go with their session when it stops or expires. A commit of content
 //! reads its lease: a writer whose lease expired (its chunks may be gone) commits nothing.
+//! Whether a session is live is decided by the store's clock and time-to-live
+//! ([`Session::expired_at`]), never by this process's.
 
 use std::sync::{Condvar, Mutex, MutexGuard, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use super::Metastore;
+use crate::meta::sessions::store_ttl_ms;
 use crate::meta::{MetaError, Result, Session};
 use crate::storage::retry::transact;
 use crate::storage::{Iden, PropQuery, RowRead, Storage, now_millis};
@@ -41,6 +44,7 @@ const POLL: Duration = Duration::from_millis(20);
 #[derive(Clone)]
 struct Owner {
     session: Iden,
+    // The time-to-live the session last beat under: no process expires it sooner.
     ttl_ms: i64,
     gc_wait: Duration,
 }
@@ -107,22 +111,27 @@ impl<S: Storage> Drop for Sweep<'_, S> {
 
 impl<S: Storage> Metastore<S> {
     /// Makes this process's writes hold the store's write lease under `session` (which must
-    /// keep beating within `ttl`), so that gc in any process of the store waits for them.
-    pub fn attach_session(&self, session: &Session, ttl: Duration) {
+    /// keep beating within the time-to-live it was recorded under, and then within the one
+    /// each [`Metastore::beat`] returns), so that gc in any process of the store waits for
+    /// them.
+    pub fn attach_session(&self, session: &Session) {
         let mut st = self.leases.lock();
         st.owner = Some(Owner {
             session: session.id.clone(),
-            ttl_ms: ttl.as_millis() as i64,
+            ttl_ms: session.ttl_ms,
             gc_wait: st.owner.as_ref().map_or(DEFAULT_GC_WAIT, |o| o.gc_wait),
         });
         st.held = false;
         st.beat_at = Some(Instant::now());
     }
 
-    /// Records that a heartbeat of `session` begun at `at` reached the store.
-    pub(crate) fn note_beat(&self, session: &Iden, at: Instant) {
-        let mut st = self.leases.lock();
-        if st.owner.as_ref().is_some_and(|o| o.session == *session) {
+    /// Records that a heartbeat of `session` begun at `at` reached the store, under the
+    /// time-to-live `ttl_ms`.
+    pub(crate) fn note_beat(&self, session: &Iden, at: Instant, ttl_ms: i64) {
+        let mut guard = self.leases.lock();
+        let st = &mut *guard;
+        if let Some(owner) = st.owner.as_mut().filter(|o| o.session == *session) {
+            owner.ttl_ms = ttl_ms;
             st.beat_at = Some(at);
         }
     }
@@ -189,9 +198,13 @@ impl<S: Storage> Metastore<S> {
     fn acquire_lease(&self, owner: &Owner) -> Result<()> {
         let started = Instant::now();
         loop {
+            let now = self.storage().server_time()?;
             let sweeper = transact(self.storage(), |txn| {
                 require_live(txn, owner)?;
-                if let Some(s) = live_marks(txn, prop::SWEEPING, owner)?.into_iter().next() {
+                if let Some(s) = live_marks(txn, prop::SWEEPING, owner, now)?
+                    .into_iter()
+                    .next()
+                {
                     return Ok(Some(s));
                 }
                 txn.set_rows_by_id_prop(&owner.session, prop::WRITING, &now_millis().into())?;
@@ -214,9 +227,11 @@ impl<S: Storage> Metastore<S> {
     /// Fails with [`MetaError::LeaseLost`] when this process has a session and its lease is
     /// not in the store as `txn` reads it (a commit of content checks this).
     ///
-    /// While the session's last heartbeat is younger than half its time-to-live, no other
-    /// process can have expired it (clocks are taken to agree within that half), so the lease
-    /// is there and is not read again: a commit costs no extra round trip.
+    /// While the session's last heartbeat is younger than half the time-to-live it beat under,
+    /// no other process can have expired it (the heartbeat is the store's time when it began,
+    /// and expiry waits for the whole time-to-live by the store's clock; half leaves room for
+    /// clocks that tick at slightly different rates), so the lease is there and is not read
+    /// again: a commit costs no extra round trip.
     pub(crate) fn check_lease_in(&self, txn: &dyn RowRead) -> Result<()> {
         let owner = {
             let st = self.leases.lock();
@@ -256,7 +271,8 @@ impl<S: Storage> Metastore<S> {
             return self.release_lease(&mut st, &owner);
         }
         drop(st);
-        let sweeping = !live_marks(self.storage(), prop::SWEEPING, &owner)?.is_empty();
+        let now = self.storage().server_time()?;
+        let sweeping = !live_marks(self.storage(), prop::SWEEPING, &owner, now)?.is_empty();
         let mut st = self.leases.lock();
         if st.draining != sweeping {
             st.draining = sweeping;
@@ -302,9 +318,10 @@ impl<S: Storage> Metastore<S> {
         let Some(owner) = self.leases.lock().owner.clone() else {
             return Ok(None);
         };
+        let now = self.storage().server_time()?;
         transact(self.storage(), |txn| {
             require_live(txn, &owner)?;
-            if let Some(s) = live_marks(txn, prop::SWEEPING, &owner)?.first() {
+            if let Some(s) = live_marks(txn, prop::SWEEPING, &owner, now)?.first() {
                 return Err(MetaError::Busy(format!("gc is running: {}", describe(s))));
             }
             txn.set_rows_by_id_prop(&owner.session, prop::SWEEPING, &now_millis().into())?;
@@ -318,14 +335,15 @@ impl<S: Storage> Metastore<S> {
         loop {
             // A lease of a session that stopped beating is not waited for: the session is
             // expired first, so that its writer, if it comes back, finds its lease gone.
-            self.expire_sessions(now_millis() - owner.ttl_ms)?;
+            self.expire_sessions()?;
             if (self.storage())
                 .rows_by_id_prop(&owner.session, prop::SWEEPING, None)?
                 .is_empty()
             {
                 return Err(MetaError::LeaseLost); // this very session was expired
             }
-            let writers = live_marks(self.storage(), prop::WRITING, &owner)?;
+            let now = self.storage().server_time()?;
+            let writers = live_marks(self.storage(), prop::WRITING, &owner, now)?;
             let Some(w) = writers.first() else {
                 return Ok(Some(sweep));
             };
@@ -342,16 +360,22 @@ impl<S: Storage> Metastore<S> {
     }
 }
 
-/// Returns the live sessions other than `owner`'s with a row of `mark`.
-fn live_marks<R: RowRead + ?Sized>(r: &R, mark: &str, owner: &Owner) -> Result<Vec<Session>> {
-    let cutoff = now_millis() - owner.ttl_ms;
+/// Returns the sessions other than `owner`'s with a row of `mark` that are live at store time
+/// `now` (not yet past their time-to-live).
+fn live_marks<R: RowRead + ?Sized>(
+    r: &R,
+    mark: &str,
+    owner: &Owner,
+    now: i64,
+) -> Result<Vec<Session>> {
+    let store_ttl = store_ttl_ms(r)?;
     let mut out = Vec::new();
     for row in r.rows_by_prop(&PropQuery::new(mark))? {
         if row.iden == owner.session {
             continue;
         }
         if let Some(s) = Session::read(r, &row.iden)?
-            && s.heartbeat >= cutoff
+            && !s.expired_at(now, store_ttl)
         {
             out.push(s);
         }

@@ -2,13 +2,13 @@
 //! password from the URL, `PGPASSWORD` or the password file (libpq's rules), never shown.
 
 use super::super::{Result, StorageError};
-use super::CONNECT_WAIT;
+use super::client::CONNECT_LIMIT;
 
 /// Where a PostgreSQL store lives: a `postgres://USER@HOST:PORT/DB?schema=NAME` URL. The
 /// password comes from the URL or `PGPASSWORD`, and is never shown.
 #[derive(Clone)]
 pub struct PgUrl {
-    pub(super) config: ::postgres::Config,
+    pub(super) config: tokio_postgres::Config,
     pub(super) schema: String,
     pub(super) shown: String,
 }
@@ -33,7 +33,8 @@ impl PgUrl {
 
     /// Parses a store URL. `schema` (default `cronusfs`) is the PostgreSQL schema holding the
     /// store's tables, so that one database can hold several stores; every other parameter
-    /// is PostgreSQL's own (`connect_timeout`, `application_name`, `sslmode=disable`…).
+    /// is PostgreSQL's own (`connect_timeout`, `application_name`, `sslmode=disable`…);
+    /// `connect_timeout` (5 s unless given) bounds the whole connect, not only TCP's.
     pub fn parse(url: &str) -> Result<PgUrl> {
         let bad = |why: String| StorageError::BadUrl {
             url: redact(url),
@@ -53,7 +54,7 @@ impl PgUrl {
             true => base.to_string(),
             false => format!("{base}?{}", passed.join("&")),
         };
-        let mut config: ::postgres::Config = pg_url.parse().map_err(|e| bad(format!("{e}")))?;
+        let mut config: tokio_postgres::Config = pg_url.parse().map_err(|e| bad(format!("{e}")))?;
         if config.get_password().is_none() {
             let password = std::env::var("PGPASSWORD").ok();
             if let Some(password) = password.or_else(|| pgpass_password(&config)) {
@@ -62,7 +63,7 @@ impl PgUrl {
         }
         config.application_name("cronusfs");
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_WAIT);
+            config.connect_timeout(CONNECT_LIMIT);
         }
         let shown = match query.contains("schema=") {
             true => redact(url),
@@ -83,7 +84,7 @@ impl PgUrl {
 /// Returns the password the password file (`PGPASSFILE`, default `~/.pgpass`) gives the
 /// connection `config` describes, as libpq reads it: lines `host:port:db:user:password`, `*`
 /// matching anything, `\:` and `\\` escaped; a file others can read is ignored.
-fn pgpass_password(config: &::postgres::Config) -> Option<String> {
+fn pgpass_password(config: &tokio_postgres::Config) -> Option<String> {
     let path = match std::env::var_os("PGPASSFILE") {
         Some(p) => std::path::PathBuf::from(p),
         None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".pgpass"),
@@ -92,14 +93,14 @@ fn pgpass_password(config: &::postgres::Config) -> Option<String> {
 }
 
 /// [`pgpass_password`] with the file given.
-fn pgpass_lookup(config: &::postgres::Config, path: &std::path::Path) -> Option<String> {
+fn pgpass_lookup(config: &tokio_postgres::Config, path: &std::path::Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     if std::fs::metadata(path).ok()?.mode() & 0o077 != 0 {
         return None;
     }
     let host = match config.get_hosts().first()? {
-        ::postgres::config::Host::Tcp(h) => h.clone(),
-        ::postgres::config::Host::Unix(_) => "localhost".to_string(),
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(_) => "localhost".to_string(),
     };
     let port = config
         .get_ports()
@@ -178,7 +179,7 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let config: ::postgres::Config = "postgres://alice@127.0.0.1:5432/db".parse().unwrap();
+        let config: tokio_postgres::Config = "postgres://alice@127.0.0.1:5432/db".parse().unwrap();
         assert_eq!(pgpass_lookup(&config, &file).as_deref(), Some("s:ecret\\1"));
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(

@@ -1,0 +1,68 @@
+//! `status --store STORE` and `session-ttl`: the sessions a store records, and the one
+//! time-to-live the store holds them to, both by the store's clock.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use cronusfs::storage::Storage;
+
+use super::{Catalog, Console};
+
+/// Runs `status --store STORE`: every session of the store, one line each, timed by the
+/// store's clock, with the time-to-live it is held to.
+pub fn status(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
+    let sessions = m.sessions()?;
+    if sessions.is_empty() {
+        writeln!(io.out, "no sessions: the store is not mounted anywhere")?;
+    }
+    let now = m.storage().server_time()?;
+    let store_ttl = m.session_ttl()?.as_millis() as i64;
+    for s in sessions {
+        writeln!(
+            io.out,
+            "{}\tpid {}\t{}\tup {:.0} s\tbeat {:.1} s ago\tttl {} s",
+            s.host,
+            s.pid,
+            s.mountpoint,
+            (now - s.started) as f64 / 1000.0,
+            (now - s.heartbeat) as f64 / 1000.0,
+            seconds(s.ttl_under(store_ttl))
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `session-ttl [SECONDS]`: prints the store's session time-to-live, or sets it.
+pub fn session_ttl(m: &Catalog, io: &mut Console<'_>, set: Option<Duration>) -> Result<()> {
+    let Some(ttl) = set else {
+        let ttl = m.session_ttl()?;
+        writeln!(io.out, "{} s", seconds(ttl.as_millis() as i64))?;
+        return Ok(());
+    };
+    let old = m.set_session_ttl(ttl)?;
+    writeln!(
+        io.out,
+        "session time-to-live {} s (was {} s): every process of the store takes it at its \
+         next heartbeat",
+        seconds(ttl.as_millis() as i64),
+        seconds(old.as_millis() as i64)
+    )?;
+    Ok(())
+}
+
+/// Returns `ms` milliseconds as seconds, without trailing zeros (`30`, `1.5`, `0.25`).
+fn seconds(ms: i64) -> String {
+    let text = format!("{}.{:03}", ms / 1000, (ms % 1000).abs());
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seconds_are_shown_without_trailing_zeros() {
+        assert_eq!(super::seconds(30_000), "30");
+        assert_eq!(super::seconds(1500), "1.5");
+        assert_eq!(super::seconds(250), "0.25");
+        assert_eq!(super::seconds(100_000), "100");
+    }
+}

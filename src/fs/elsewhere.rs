@@ -1,0 +1,215 @@
+//! Other processes' commits to a shared store: hearing their announcements, dropping what the
+//! core keeps, saying what the kernel must forget (the attributes of the objects named and
+//! every name this mount showed them under, by lookup or by listing), and keeping an answer
+//! read before an announcement from reaching the kernel after that announcement's
+//! invalidations with a time-to-live, where it would outlive them.
+//!
+//! The race this closes: a lookup or listing reads the store, another host commits a rename,
+//! its announcement arrives and the kernel is told to forget the old name, and only then is
+//! the answer read before the commit sent: the kernel would keep the old name for the whole
+//! entry time-to-live. So every answer that gives the kernel names takes the [`Epoch`] before
+//! it reads, and replies under a [`ReplyGate`]: the gate is held while the reply is sent, and
+//! an announcement moves the epoch only while no gate is held (then sends its invalidations).
+//! An answer sent under the gate before the move reaches the kernel before the invalidations;
+//! one whose epoch moved is sent with a time-to-live of zero, so the kernel keeps nothing of it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use super::FsCore;
+use super::inode::{Ino, Node};
+use crate::meta::{JobId, ObjectId, ObjectPath};
+use crate::storage::Storage;
+use crate::storage::engine::Heard;
+
+/// What the kernel must forget after another process changed the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelInval {
+    /// The attributes (and cached pages) of an inode.
+    Attributes(Ino),
+    /// A name in a directory.
+    Entry(Ino, String),
+}
+
+/// How many announcements naming objects the core had heard when an answer began to read the
+/// store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Epoch(u64);
+
+/// Held while a reply giving the kernel names is sent: no announcement moves the epoch
+/// meanwhile.
+pub struct ReplyGate<'a> {
+    _turn: RwLockReadGuard<'a, ()>,
+    fresh: bool,
+}
+
+impl ReplyGate<'_> {
+    /// Returns whether no announcement came since the answer began to read the store.
+    pub fn fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// Returns how long the kernel may keep the answer: `ttl` when it is fresh, else nothing.
+    pub fn ttl(&self, ttl: Duration) -> Duration {
+        if self.fresh { ttl } else { Duration::ZERO }
+    }
+}
+
+/// What the core heard of other processes' commits.
+#[derive(Default)]
+pub(super) struct Announcements {
+    epoch: AtomicU64,
+    turn: RwLock<()>,
+    /// Set once the core hears announcements: listings then remember the names they show.
+    listening: AtomicBool,
+}
+
+impl Announcements {
+    fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::SeqCst))
+    }
+
+    fn gate(&self, since: Epoch) -> ReplyGate<'_> {
+        let turn = self.turn.read().unwrap_or_else(|e| e.into_inner());
+        let fresh = self.epoch.load(Ordering::SeqCst) == since.0;
+        ReplyGate { _turn: turn, fresh }
+    }
+
+    /// Runs `drop_caches`, then moves the epoch, while no reply gate is held.
+    fn announce(&self, drop_caches: impl FnOnce()) {
+        let _turn = self.turn.write().unwrap_or_else(|e| e.into_inner());
+        // Caches first: an answer that sees the new epoch reads past every cache of the old.
+        drop_caches();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+}
+
+impl<S: Storage> FsCore<S> {
+    /// Says that other processes change the store and the core hears of it (a shared store):
+    /// from now on listings remember the names they show, so that an announcement naming an
+    /// object has the kernel forget them too.
+    pub fn hear_changes_elsewhere(&self) {
+        self.elsewhere.listening.store(true, Ordering::Relaxed);
+    }
+
+    /// Returns the epoch to take before an answer giving the kernel names reads the store.
+    pub fn epoch(&self) -> Epoch {
+        self.elsewhere.epoch()
+    }
+
+    /// Returns the gate to hold while sending an answer that began at epoch `since`.
+    pub fn reply_gate(&self, since: Epoch) -> ReplyGate<'_> {
+        self.elsewhere.gate(since)
+    }
+
+    /// Drops what the core keeps of the store (directory listings, nodes' rows): another
+    /// process (another host) changed it.
+    pub fn store_changed_elsewhere(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Waits at most `timeout` for other processes' commits to the store, drops the core's
+    /// caches (whether it heard of any or not: a missed announcement costs at most
+    /// `timeout`), and returns what the kernel must forget of the objects they changed: each
+    /// one's attributes and the names this mount showed it under.
+    pub fn await_changes_elsewhere(&self, timeout: Duration) -> Vec<KernelInval> {
+        self.hear_changes_elsewhere();
+        let heard = self.meta.storage().wait_for_change(timeout);
+        if heard.is_err() {
+            std::thread::sleep(timeout.min(Duration::from_secs(1)));
+        }
+        let objects: Vec<ObjectId> = match heard {
+            Ok(Heard::Nodes(idens)) => idens.iter().filter_map(|i| i.parse().ok()).collect(),
+            _ => Vec::new(),
+        };
+        if objects.is_empty() {
+            // Nothing, anything, or no object (a heartbeat): nothing for the kernel to forget
+            // now (its 1 s caches expire by themselves), so no answer need be held back.
+            self.store_changed_elsewhere();
+            return Vec::new();
+        }
+        self.elsewhere.announce(|| self.store_changed_elsewhere());
+        let mut out = Vec::new();
+        for id in objects {
+            if let Some(ino) = self.inodes.existing(&Node::Object(id)) {
+                out.push(KernelInval::Attributes(ino));
+            }
+            for key in self.known.paths_of(id) {
+                out.extend(
+                    self.entry_of(&key)
+                        .map(|(dir, name)| KernelInval::Entry(dir, name)),
+                );
+            }
+        }
+        out
+    }
+
+    /// Remembers that a listing of directory `dir` shows object `id` at `path` (its path in
+    /// the job directory), when the core hears announcements.
+    pub(super) fn remember_listed(&self, dir: &ObjectPath, path: &str, id: ObjectId) {
+        if self.elsewhere.listening() {
+            let at = ObjectPath::new(dir.dataset, &dir.partition, dir.job, path);
+            self.known.remember(at.key(), id);
+        }
+    }
+
+    /// Returns the directory inode (if the kernel has one) and leaf name of the object path
+    /// `key` (`<ds>/<key>/<job>/<name>`).
+    fn entry_of(&self, key: &str) -> Option<(Ino, String)> {
+        let mut parts = key.splitn(4, '/');
+        let (ds, part, job, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (ds, job) = (ds.parse().ok()?, JobId(job.parse().ok()?));
+        let dir = match name.rsplit_once('/') {
+            Some((folder, _)) => Node::Folder(ds, part.to_string(), job, folder.to_string()),
+            None => Node::Job(ds, part.to_string(), job),
+        };
+        let leaf = name.rsplit('/').next()?.to_string();
+        Some((self.inodes.existing(&dir)?, leaf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_begun_before_an_announcement_is_not_kept_after_it() {
+        let heard = Announcements::default();
+        let since = heard.epoch();
+        assert!(heard.gate(since).fresh());
+        heard.announce(|| {});
+        let stale = heard.gate(since);
+        assert!(!stale.fresh());
+        assert_eq!(stale.ttl(Duration::from_secs(1)), Duration::ZERO);
+        drop(stale);
+        let now = heard.epoch();
+        assert_eq!(
+            heard.gate(now).ttl(Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn an_announcement_waits_for_replies_being_sent() {
+        let heard = Announcements::default();
+        let since = heard.epoch();
+        let gate = heard.gate(since);
+        std::thread::scope(|s| {
+            let announcing = s.spawn(|| heard.announce(|| {}));
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                !announcing.is_finished(),
+                "moved while a reply was being sent"
+            );
+            assert_eq!(heard.epoch(), since);
+            drop(gate);
+            announcing.join().unwrap();
+        });
+        assert_ne!(heard.epoch(), since);
+    }
+}

@@ -1,0 +1,153 @@
+//! Content I/O of the FUSE adapter: reads, writes, flushes, fsyncs and releases of file
+//! handles, and the pool of threads that runs them off the request threads for a store whose
+//! content is on another server. A request thread hands such a request (with its reply) to the
+//! pool and goes back to the kernel at once, so content calls stuck on a slow or silent
+//! server never hold every request thread, and lookups, `getattr` and listings (which need no
+//! content) are always served.
+
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use fuser::{BackingId, Errno, ReplyData, ReplyEmpty, ReplyWrite};
+
+use super::{errno, reply_empty};
+use crate::fs::{Fh, FsCore, IoModes};
+use crate::storage::Storage;
+
+/// A request taken off a request thread, with everything it needs and its reply.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Where content requests go: a queue served by the pool's threads.
+pub(super) struct ContentPool {
+    queue: Sender<Job>,
+}
+
+/// The pool's threads; [`Workers::join`] waits until they have run every queued request.
+pub(super) struct Workers(Vec<std::thread::JoinHandle<()>>);
+
+/// Starts a pool of `threads` threads. The pool stops once its [`ContentPool`] is dropped
+/// and its queue is empty.
+pub(super) fn start(threads: usize) -> std::io::Result<(ContentPool, Workers)> {
+    let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+    let jobs = Arc::new(Mutex::new(jobs));
+    let mut workers = Vec::with_capacity(threads);
+    for i in 0..threads.max(1) {
+        let jobs = jobs.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("content-{i}"))
+            .spawn(move || work(&jobs))?;
+        workers.push(worker);
+    }
+    Ok((ContentPool { queue }, Workers(workers)))
+}
+
+/// Runs queued requests until the queue is closed and empty.
+fn work(jobs: &Mutex<Receiver<Job>>) {
+    loop {
+        // The lock is held only while waiting for the next request, never while running it.
+        let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(job) = next else { return };
+        // A request that panics loses its reply (fuser answers EIO when a reply is dropped),
+        // not the thread.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+            eprintln!("cronusfs: a content request panicked; it was answered EIO");
+        }
+    }
+}
+
+impl ContentPool {
+    /// Queues `job` (it runs here if the pool is gone, which happens only while stopping).
+    pub(super) fn run(&self, job: impl FnOnce() + Send + 'static) {
+        if let Err(std::sync::mpsc::SendError(job)) = self.queue.send(Box::new(job)) {
+            job();
+        }
+    }
+}
+
+impl Workers {
+    /// Waits for the pool's threads: every request queued before the pool was dropped has
+    /// been run and answered (the last releases committed).
+    pub(super) fn join(self) {
+        for worker in self.0 {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Answers a read of handle `fh`.
+pub(super) fn read<S: Storage>(
+    core: &FsCore<S>,
+    fh: Fh,
+    (offset, size): (u64, u32),
+    reply: ReplyData,
+) {
+    match core.read(fh, offset, size) {
+        Ok(data) => reply.data(&data),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+/// Answers a write to handle `fh`.
+pub(super) fn write<S: Storage>(
+    core: &FsCore<S>,
+    fh: Fh,
+    offset: u64,
+    data: &[u8],
+    reply: ReplyWrite,
+) {
+    match core.write(fh, offset, data) {
+        Ok(n) => reply.written(n as u32),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+/// Returns whether a shared writable mapping of handle `fh` wrote the cache file backing
+/// its inode (the object's bytes are not there); that entry is then dropped.
+fn spoiled_cache_entry<S: Storage>(core: &FsCore<S>, modes: &IoModes<BackingId>, fh: Fh) -> bool {
+    let spoiled = modes.mapped_writes(fh);
+    if let Some(content) = spoiled {
+        core.forget_cached(content);
+    }
+    spoiled.is_some()
+}
+
+/// Answers a flush (a `close`) of handle `fh`: commits what it wrote.
+pub(super) fn flush<S: Storage>(
+    core: &FsCore<S>,
+    modes: &IoModes<BackingId>,
+    fh: Fh,
+    reply: ReplyEmpty,
+) {
+    let flushed = core.flush(fh);
+    if spoiled_cache_entry(core, modes, fh) {
+        return reply.error(Errno::EIO);
+    }
+    reply_empty(flushed, reply);
+}
+
+/// Answers an fsync of handle `fh`.
+pub(super) fn fsync<S: Storage>(core: &FsCore<S>, fh: Fh, reply: ReplyEmpty) {
+    reply_empty(core.fsync(fh), reply);
+}
+
+/// Answers the release of handle `fh` of inode `ino` (its last close): commits what it has
+/// not committed yet, and says so in the log when that fails, since nobody waits for it.
+pub(super) fn release<S: Storage>(
+    core: &FsCore<S>,
+    modes: &IoModes<BackingId>,
+    (ino, fh): (u64, Fh),
+    reply: ReplyEmpty,
+) {
+    let released = core.release(fh);
+    if spoiled_cache_entry(core, modes, fh) {
+        eprintln!(
+            "cronusfs: a shared writable mapping of inode {ino} wrote its reader's cached \
+             version, not the object: not committed, and that cache entry dropped"
+        );
+    }
+    modes.released(fh);
+    if let Err(e) = &released {
+        eprintln!("cronusfs: the commit at the last close of inode {ino} failed: {e}");
+    }
+    reply_empty(released, reply);
+}

@@ -1,0 +1,284 @@
+//! Sessions and names across the hosts of a shared store (PostgreSQL + S3, each "host" its own
+//! daemon): the session time-to-live is one setting of the store, so a short value in one
+//! process's environment expires nobody (not a writer holding a file open across a gc, not a
+//! daemon beating at the default pace), and `status` and expiry follow the value
+//! `cronusfs session-ttl` records; and a name renamed away on one host is gone on another
+//! that lists the directory all the while within 50 ms.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::mount::{Mounted, assert_success};
+
+/// Lines of `cronusfs status -s STORE`, run with `m`'s environment.
+fn status(m: &Mounted) -> Vec<String> {
+    let out = m.on_store(&["status"]);
+    assert_success(&out);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (at most 20 s) until every session of `m`'s store is held to a time-to-live of
+/// `seconds` (as `status` shows it): each takes the store's value at its next heartbeat.
+pub fn wait_for_ttl(m: &Mounted, seconds: &str) {
+    let want = format!("\tttl {seconds} s");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = status(m);
+        if !lines.is_empty() && lines.iter().all(|l| l.ends_with(&want)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {want:?}: {lines:?}");
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// Closes `f`, returning what `close` said (a commit that fails at close is an error there).
+fn close(f: std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: `fd` was just taken from the file and is closed once, here.
+    match unsafe { libc::close(fd) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Opens a file in a new job directory of `m` and writes 20 MiB into it (its chunks stored,
+/// the daemon's write lease held); returns the file, still open, its path and its bytes.
+fn held_open_writer(m: &Mounted) -> (std::fs::File, std::path::PathBuf, Vec<u8>) {
+    let path = m.job_dir().join("held.bin");
+    let bytes = crate::content::bytes(20 << 20, 21);
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&bytes).unwrap();
+    (f, path, bytes)
+}
+
+/// `CRONUSFS_SESSION_TTL_MS=3000 cronusfs gc` beside a default daemon holding a 20 MiB file
+/// open for writing: the variable is nobody's time-to-live, so gc sees a live session with a
+/// write in progress, waits for it and gives up (deleting nothing); the writer's close commits
+/// every byte. (It used to expire the daemon's session after 3 s and free its chunks.)
+#[test]
+fn a_short_ttl_in_a_gc_s_environment_expires_no_writer() {
+    let a = Mounted::shared();
+    let (f, path, bytes) = held_open_writer(&a);
+    let gc: Output = a
+        .cronusfs()
+        .env("CRONUSFS_SESSION_TTL_MS", "3000")
+        .env("CRONUSFS_GC_WAIT_MS", "6000")
+        .arg("-s")
+        .arg(&a.store)
+        .arg("gc")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&gc.stderr);
+    assert!(
+        !gc.status.success() && said.contains("writes in progress"),
+        "gc went ahead while a live daemon wrote: {}{said}",
+        String::from_utf8_lossy(&gc.stdout)
+    );
+    let mnt = a.mnt.display().to_string();
+    let sessions = status(&a);
+    assert!(
+        sessions.iter().any(|l| l.contains(&format!("\t{mnt}\t"))),
+        "the writer's session is gone: {sessions:?}"
+    );
+    close(f).expect("the held file commits at close");
+    assert!(std::fs::read(&path).unwrap() == bytes, "held.bin differs");
+    // Now that nothing is being written, gc runs through and the file keeps its chunks.
+    assert_success(&a.on_store(&["gc"]));
+    assert!(
+        std::fs::read(&path).unwrap() == bytes,
+        "held.bin differs after gc"
+    );
+    a.assert_fsck_clean();
+}
+
+/// A daemon mounted with `CRONUSFS_SESSION_TTL_MS=1000` beside a default one: it beats at the
+/// store's pace and never expires the other, whose session stays listed all along and whose
+/// write in progress commits.
+#[test]
+fn a_short_ttl_in_a_daemon_s_environment_expires_no_other_daemon() {
+    let a = Mounted::shared();
+    let (f, path, bytes) = held_open_writer(&a);
+    let tmp = tempfile::tempdir().unwrap();
+    let (mnt, log) = (tmp.path().join("mnt"), tmp.path().join("daemon.log"));
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = a
+        .cronusfs()
+        .env("CRONUSFS_SESSION_TTL_MS", "1000")
+        .arg("mount")
+        .arg(&a.store)
+        .arg(&mnt)
+        .arg("--log-file")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_success(&mounted);
+    let _unmount = crate::mount::Unmount(mnt.clone());
+    let at = format!("\t{}\t", a.mnt.display());
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(8) {
+        let sessions = status(&a);
+        assert!(
+            sessions.iter().any(|l| l.contains(&at)),
+            "the default daemon's session was expired after {:?}: {sessions:?}\n{}",
+            watched.elapsed(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        sleep(Duration::from_millis(200));
+    }
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!said.contains("expired the session"), "{said}");
+    close(f).expect("the held file commits at close");
+    assert!(std::fs::read(&path).unwrap() == bytes, "held.bin differs");
+    assert_success(&a.cronusfs().arg("umount").arg(&mnt).output().unwrap());
+}
+
+/// `cronusfs session-ttl` shows the store's time-to-live (30 s by default) and sets it; every
+/// daemon takes the new value at its next heartbeat, `status` shows it, and a daemon killed
+/// with SIGKILL is expired by the other once it is that old, not before.
+#[test]
+fn the_store_s_session_ttl_is_one_setting_that_status_and_expiry_follow() {
+    let a = Mounted::shared();
+    let b = a.another_daemon();
+    let shown = |m: &Mounted| {
+        let out = m.on_store(&["session-ttl"]);
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(shown(&a), "30 s");
+    wait_for_ttl(&a, "30");
+    let too_short = a.on_store(&["session-ttl", "0.05"]);
+    assert_eq!(too_short.status.code(), Some(1), "{too_short:?}");
+    assert!(String::from_utf8_lossy(&too_short.stderr).contains("time-to-live"));
+    assert_eq!(a.on_store(&["session-ttl", "soon"]).status.code(), Some(2));
+    assert_eq!(shown(&b), "30 s", "a refused value changed the store's");
+    let set = b.on_store(&["session-ttl", "2"]);
+    assert_success(&set);
+    assert!(String::from_utf8_lossy(&set.stdout).contains("was 30 s"));
+    assert_eq!(shown(&a), "2 s");
+    wait_for_ttl(&a, "2");
+    // SAFETY: kill(2) with the daemon's pid; no memory involved.
+    assert_eq!(unsafe { libc::kill(b.daemon_pid(), libc::SIGKILL) }, 0);
+    let killed = Instant::now();
+    let b_at = format!("\t{}\t", b.mnt.display());
+    sleep(Duration::from_millis(500));
+    let early = status(&a);
+    assert!(
+        early.iter().any(|l| l.contains(&b_at)),
+        "expired before its time-to-live: {early:?}"
+    );
+    loop {
+        let left = status(&a);
+        if !left.iter().any(|l| l.contains(&b_at)) {
+            assert_eq!(left.len(), 1, "{left:?}");
+            assert!(left[0].contains(&format!("\t{}\t", a.mnt.display())));
+            eprintln!(
+                "measured: a killed daemon's 2 s session was gone {:?} after the kill",
+                killed.elapsed()
+            );
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "never expired: {left:?}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    b.umount();
+    a.umount();
+}
+
+/// Sets its flag when dropped (also when a test panics), so that a thread looping until the
+/// flag is set ends and its scope can be left.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Returns the names in directory `dir` (empty when it cannot be read).
+fn names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect()
+}
+
+/// Renames on one host while another lists the directory in a loop: after each of 100
+/// renames, the old name is gone on the other host (`stat` fails) within 50 ms, although its
+/// kernel may keep names and its daemon listings for a minute (only the announcement can do
+/// it). Names the other host's kernel learnt from a listing are forgotten too, and a listing
+/// read before the announcement and answered after it is not kept.
+#[test]
+fn a_name_renamed_away_is_gone_on_a_listing_host_within_50_ms() {
+    let minute = [
+        ("CRONUSFS_CACHE_TTL_MS", "60000"),
+        ("CRONUSFS_ATTR_TTL_MS", "60000"),
+    ];
+    let a = Mounted::shared_with(&minute);
+    let b = a.another_daemon();
+    let job = a.job_dir();
+    let in_b = b.mnt.join(job.strip_prefix(&a.mnt).unwrap());
+    std::fs::write(job.join("n0"), b"x").unwrap();
+    let stop = AtomicBool::new(false);
+    let (mut took, mut slow) = (Vec::new(), None);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                names(&in_b);
+            }
+        });
+        let _stop = StopOnDrop(&stop);
+        for i in 0..100 {
+            let (old, new) = (format!("n{i}"), format!("n{}", i + 1));
+            let shown = Instant::now();
+            while !names(&in_b).contains(&old) {
+                if shown.elapsed() > Duration::from_secs(20) {
+                    slow = Some(format!("{old} never showed in B's listing"));
+                    break;
+                }
+                sleep(Duration::from_millis(1));
+            }
+            if slow.is_some() || std::fs::metadata(in_b.join(&old)).is_err() {
+                slow = slow.or(Some(format!("{old} listed in B but not found")));
+                break;
+            }
+            std::fs::rename(job.join(&old), job.join(&new)).unwrap();
+            let moved = Instant::now();
+            while std::fs::metadata(in_b.join(&old)).is_ok()
+                && moved.elapsed() < Duration::from_secs(2)
+            {
+                sleep(Duration::from_millis(1));
+            }
+            took.push(moved.elapsed());
+            if moved.elapsed() > Duration::from_millis(50) {
+                slow = Some(format!(
+                    "round {i}: {old} still there {:?} after the rename",
+                    moved.elapsed()
+                ));
+                break;
+            }
+        }
+    });
+    assert!(slow.is_none(), "{}", slow.unwrap_or_default());
+    took.sort();
+    eprintln!(
+        "measured: a renamed-away name gone on the listing host after median {:?}, max {:?}",
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
+    assert!(std::fs::metadata(in_b.join("n100")).is_ok());
+}
