@@ -516,7 +516,7 @@ fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("not a number of seconds: {text:?}"))?;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("not a number of seconds: {text:?}"));
     }
     Ok(std::time::Duration::from_millis(

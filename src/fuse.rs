@@ -538,13 +538,14 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let (entries, since) = match self
-            .core
-            .listing_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
-        {
-            Ok(e) => e,
-            Err(e) => return reply.error(errno(&e)),
-        };
+        let (entries, since) =
+            match self
+                .core
+                .listing_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
+            {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno(&e)),
+            };
         let dots = match self.dots(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),

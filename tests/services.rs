@@ -34,13 +34,23 @@ pub struct Seaweed {
 /// The S3 credentials the test server accepts.
 pub const S3_KEY: (&str, &str) = ("cronusfs-test", "cronusfs-test-secret");
 
-/// Returns a free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
+/// Returns a free TCP port on 127.0.0.1 (free when asked; the server binds it right after):
+/// below the kernel's ephemeral range (32768 and up), so that no outgoing connection takes the
+/// port of a server stopped to be started again, and never one this process handed out before.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    const FIRST: u64 = 20_000;
+    const COUNT: u64 = 12_700;
+    // Test processes running at once start at different places.
+    let start = u64::from(std::process::id()) * 97 % COUNT;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(n < COUNT, "no free port left below 32768");
+        let port = (FIRST + (start + n) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn run(cmd: &mut Command) {

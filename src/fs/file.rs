@@ -82,7 +82,7 @@ pub struct OpenFiles {
     /// How many handles each object has open (asked on every release and unlink, so it must
     /// not wait for a handle busy committing a large file).
     open_counts: Mutex<HashMap<ObjectId, usize>>,
-    dirs: Mutex<HashMap<u64, (Arc<Vec<super::DirEntry>>, super::Epoch)>>,
+    dirs: Mutex<HashMap<u64, (super::Listing, super::Epoch)>>,
     pending: Mutex<HashMap<ObjectId, Pending>>,
     /// The working copy of each object open for writing.
     working: Mutex<HashMap<ObjectId, SharedCopy>>,

@@ -603,7 +603,7 @@ impl Engine for PgEngine {
 
     fn server_time(&self) -> Result<i64> {
         self.on_live_conn(|c, _| {
-            let row = c.client.query_one(SERVER_TIME, &[]).map_err(pg_error)?;
+            let row = c.client.query_one(SERVER_TIME, &[])?;
             Ok(row.get::<_, i64>(0))
         })
     }
