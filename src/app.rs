@@ -7,6 +7,7 @@ mod man;
 mod message_shape;
 mod mount;
 mod output;
+mod placement;
 mod progress;
 mod remote;
 mod rows;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 
-use crate::cli::{Cli, Command, MessageCommand};
+use crate::cli::{Cli, Command};
 use cronusfs::meta::Metastore;
 use cronusfs::storage::location::{self, Location, OpenStore};
 use cronusfs::storage::s3::S3Url;
@@ -184,7 +185,7 @@ fn run(cli: Cli) -> Result<()> {
                 Location::Postgres(_) => None, // Each mount point's, on its own host.
             };
             let cache = cache.as_deref();
-            match stores_content(&other) {
+            match placement::stores_content(&other) {
                 Some(what) => {
                     with_session(&store, catalog, what, |m| run_on(m, &mut io, other, cache))
                 }
@@ -227,18 +228,6 @@ fn open_waiting(store: &Location, limit: Duration) -> Result<Opened> {
             }
             other => return Ok(Opened::Here(other?)),
         }
-    }
-}
-
-/// Returns what a command that may store or reclaim content does (it runs with a session on a
-/// shared store, so that gc elsewhere waits for its writes); `None` for the others.
-fn stores_content(command: &Command) -> Option<&'static str> {
-    match command {
-        Command::Put { .. } => Some("put"),
-        Command::Gc { .. } => Some("gc"),
-        Command::Menu(MessageCommand::New { .. } | MessageCommand::Add { .. }) => Some("menu"),
-        Command::Config(MessageCommand::New { .. } | MessageCommand::Add { .. }) => Some("config"),
-        _ => None,
     }
 }
 

@@ -446,21 +446,8 @@ fn parse_request(line: &str) -> Result<Request> {
     let cwd = PathBuf::from(request["cwd"].as_str().unwrap_or("/"));
     let cli = Cli::try_parse_from(args)
         .map_err(|e| anyhow!("{}", super::one_line(&e.render().to_string())))?;
-    match cli.command {
-        Command::Rows(_)
-        | Command::Menu(_)
-        | Command::Config(_)
-        | Command::Dataset(_)
-        | Command::Partition(_)
-        | Command::Job(_)
-        | Command::Put { .. }
-        | Command::Get { .. }
-        | Command::Ls { .. }
-        | Command::Find { .. }
-        | Command::Gc { .. }
-        | Command::Fsck { .. }
-        | Command::SessionTtl { .. }
-        | Command::ExportCronus { .. } => Ok(Request { cli, cwd, framed }),
-        _ => Err(anyhow!("this command cannot run on a mounted store")),
+    if !super::placement::runs_in_daemon(&cli.command) {
+        return Err(anyhow!("this command cannot run on a mounted store"));
     }
+    Ok(Request { cli, cwd, framed })
 }
