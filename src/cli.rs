@@ -7,9 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A content-addressed dataset metastore, mounted as a filesystem.
 ///
-/// A store is a directory holding one RocksDB database. Every catalogued thing is a node: an iden
-/// with rows (iden, prop, valu, time) that can be lifted by prop, value, time window and integer
-/// range, as in the Synapse Cortex storage layer.
+/// A store is a directory holding one RocksDB database, or, for a store several hosts share, a
+/// PostgreSQL schema (rows) with its content in PostgreSQL or an S3 bucket. Every catalogued
+/// thing is a node: an iden with rows (iden, prop, valu, time) that can be lifted by prop,
+/// value, time window and integer range, as in the Synapse Cortex storage layer.
 ///
 /// Long commands (put, get, gc) draw a progress line on stderr when it is a terminal; set
 /// CRONUSFS_NO_PROGRESS to turn it off.

@@ -24,8 +24,10 @@ mod view;
 pub use chunks::{ChunkStore, KeepRecent};
 pub use error::{EngineErrorKind, StorageError};
 pub use lift::{IntLift, LiftName, PropQuery};
+pub use memory::MemoryStore;
+pub use rocks::RocksStore;
 pub use row::{Iden, MAX_BLOB_KEY_LEN, MAX_IDEN_LEN, MAX_PROP_LEN, Row, Valu, ValuRef, now_millis};
-pub use rowstore::{MemoryStore, RocksStore, RowStore, RowTxn};
+pub use rowstore::{RowStore, RowTxn};
 
 /// Result type of every row-store operation.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -220,6 +222,18 @@ pub trait RowWrite: RowRead {
     fn blob_del(&self, key: &str) -> Result<Vec<u8>>;
 }
 
+/// What a process heard of other processes' commits to a shared store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// No commit.
+    Nothing,
+    /// Commits that changed these nodes (idens).
+    Nodes(Vec<String>),
+    /// Commits whose changes are not known one by one (too many to announce, or a reconnect
+    /// lost some announcements): anything may have changed.
+    Anything,
+}
+
 /// A store: row and blob operations, transactions, a backup iterator and durability control.
 pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// Starts a transaction. Transactions are serializable: an engine one process owns runs them
@@ -256,7 +270,7 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
 
     /// Waits at most `timeout` for another process (another host) to commit a change to the
     /// store; returns whether one did, or may have (caches of the store should be dropped).
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<engine::Heard>;
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<Heard>;
 
     /// Returns the store's clock, epoch milliseconds: the database server's for a store
     /// several hosts share, this host's otherwise. Sessions' heartbeats and their expiry are

@@ -20,8 +20,8 @@ use std::time::Duration;
 use super::FsCore;
 use super::inode::{Ino, Node};
 use crate::meta::{JobId, ObjectId, ObjectPath};
+use crate::storage::Heard;
 use crate::storage::Storage;
-use crate::storage::engine::Heard;
 
 /// What the kernel must forget after another process changed the store.
 #[derive(Clone, Debug, PartialEq, Eq)]

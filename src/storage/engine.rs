@@ -158,17 +158,8 @@ macro_rules! forward_engine_read {
 }
 pub(crate) use forward_engine_read;
 
-/// What a process heard of other processes' commits to a shared store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Heard {
-    /// No commit.
-    Nothing,
-    /// Commits that changed these nodes (idens).
-    Nodes(Vec<String>),
-    /// Commits whose changes are not known one by one (too many to announce, or a reconnect
-    /// lost some announcements): anything may have changed.
-    Anything,
-}
+/// What a process heard of other processes' commits (a storage-level notion; engines report it).
+pub use super::Heard;
 
 /// Reads of an engine: its committed state, or what one of its transactions sees.
 pub trait EngineRead {

@@ -80,3 +80,19 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 }
+
+/// The row store held in memory.
+pub type MemoryStore = super::RowStore<MemoryEngine>;
+
+impl super::RowStore<MemoryEngine> {
+    /// Returns an empty in-memory store.
+    pub fn new() -> Self {
+        super::RowStore::with_engine(MemoryEngine::new()).expect("a new memory engine is empty")
+    }
+}
+
+impl Default for super::RowStore<MemoryEngine> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -5,8 +5,20 @@ use std::time::Duration;
 
 use super::{Result, Storage, StorageError, Transaction};
 
-/// How many times a transaction runs before its caller gets [`StorageError::Contended`].
-pub const MAX_ATTEMPTS: u32 = 50;
+/// How many times a transaction runs, at most, before its caller gets
+/// [`StorageError::Contended`]: the whole retry policy of the store, in one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempts(pub u32);
+
+/// Any change: 50 attempts (JuiceFS's bound).
+pub const CHANGE: Attempts = Attempts(50);
+
+/// The commit of a new version, whose bytes are already stored (giving up would lose them to
+/// the next gc and make the writer store them again): 200 attempts.
+pub const VERSION_COMMIT: Attempts = Attempts(200);
+
+/// How many times any change runs ([`CHANGE`]).
+pub const MAX_ATTEMPTS: u32 = CHANGE.0;
 
 /// An error that can say whether it is a transaction conflict, and stand for giving up.
 pub trait ConflictError: Sized {
@@ -25,11 +37,19 @@ impl ConflictError for StorageError {
     }
 }
 
-/// Runs `attempt` until it returns anything but a conflict, at most [`MAX_ATTEMPTS`] times,
+/// Runs `attempt` until it returns anything but a conflict, at most [`CHANGE`] times,
 /// sleeping a random, growing pause (up to 64 ms) between attempts.
-pub fn retry<T, E: ConflictError>(mut attempt: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+pub fn retry<T, E: ConflictError>(attempt: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    retry_up_to(CHANGE, attempt)
+}
+
+/// [`retry`], at most `limit` times.
+pub fn retry_up_to<T, E: ConflictError>(
+    limit: Attempts,
+    mut attempt: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let mut pause_ceiling_us: u64 = 500;
-    for _ in 1..MAX_ATTEMPTS {
+    for _ in 1..limit.0 {
         match attempt() {
             Err(e) if e.is_conflict() => {
                 std::thread::sleep(Duration::from_micros(jitter(pause_ceiling_us)));
@@ -39,15 +59,28 @@ pub fn retry<T, E: ConflictError>(mut attempt: impl FnMut() -> Result<T, E>) -> 
         }
     }
     match attempt() {
-        Err(e) if e.is_conflict() => Err(E::contended(MAX_ATTEMPTS)),
+        Err(e) if e.is_conflict() => Err(E::contended(limit.0)),
         done => done,
     }
 }
 
 /// Runs `change` in a transaction of `store` and commits it, all again from the start when
-/// the transaction conflicted with another writer (see [`retry`]). `change` must have no
-/// effect outside the transaction, since it may run several times.
+/// the transaction conflicted with another writer, at most [`CHANGE`] times (see [`retry`]).
+/// `change` must have no effect outside the transaction, since it may run several times.
 pub fn transact<S, T, E>(
+    store: &S,
+    change: impl FnMut(&dyn Transaction) -> Result<T, E>,
+) -> Result<T, E>
+where
+    S: Storage + ?Sized,
+    E: ConflictError + From<StorageError>,
+{
+    transact_up_to(CHANGE, store, change)
+}
+
+/// [`transact`], at most `limit` times.
+pub fn transact_up_to<S, T, E>(
+    limit: Attempts,
     store: &S,
     mut change: impl FnMut(&dyn Transaction) -> Result<T, E>,
 ) -> Result<T, E>
@@ -55,7 +88,7 @@ where
     S: Storage + ?Sized,
     E: ConflictError + From<StorageError>,
 {
-    retry(|| {
+    retry_up_to(limit, || {
         let txn = store.begin()?;
         let out = change(&*txn)?;
         txn.commit()?;

@@ -392,3 +392,18 @@ impl Engine for RocksEngine {
         Ok(())
     }
 }
+
+/// The row store over the RocksDB engine: the default backend.
+pub type RocksStore = super::RowStore<RocksEngine>;
+
+impl super::RowStore<RocksEngine> {
+    /// Creates a store in directory `path` (made if missing) or opens the one already there.
+    pub fn create(path: &Path) -> Result<Self> {
+        super::RowStore::with_engine(RocksEngine::open(path, true)?)
+    }
+
+    /// Opens the existing store in directory `path`; [`StorageError::NoStore`] if there is none.
+    pub fn open(path: &Path) -> Result<Self> {
+        super::RowStore::with_engine(RocksEngine::open(path, false)?)
+    }
+}

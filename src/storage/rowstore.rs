@@ -2,13 +2,9 @@
 //! transactions. Checks the format version at open, runs every write call as one engine
 //! transaction (again, when it conflicted with another writer) and commits it as one batch.
 
-use std::path::Path;
-
 use super::engine::{Cf, Engine, EngineTxn, WriteBatch};
 use super::keys::{self, FORMAT_VERSION, META_CREATED, META_FORMAT_VERSION};
-use super::memory::MemoryEngine;
 use super::retry::retry;
-use super::rocks::RocksEngine;
 use super::row::{check_blob_key, now_millis};
 use super::view::RowView;
 use super::{
@@ -16,40 +12,10 @@ use super::{
     StorageError, Transaction, Valu,
 };
 
-/// The row store over the RocksDB engine: the default backend.
-pub type RocksStore = RowStore<RocksEngine>;
-/// The row store held in memory.
-pub type MemoryStore = RowStore<MemoryEngine>;
-
 /// A row store over engine `E`.
 #[derive(Debug)]
 pub struct RowStore<E: Engine> {
     engine: E,
-}
-
-impl RowStore<RocksEngine> {
-    /// Creates a store in directory `path` (made if missing) or opens the one already there.
-    pub fn create(path: &Path) -> Result<Self> {
-        RowStore::with_engine(RocksEngine::open(path, true)?)
-    }
-
-    /// Opens the existing store in directory `path`; [`StorageError::NoStore`] if there is none.
-    pub fn open(path: &Path) -> Result<Self> {
-        RowStore::with_engine(RocksEngine::open(path, false)?)
-    }
-}
-
-impl RowStore<MemoryEngine> {
-    /// Returns an empty in-memory store.
-    pub fn new() -> Self {
-        RowStore::with_engine(MemoryEngine::new()).expect("a new memory engine is empty")
-    }
-}
-
-impl Default for RowStore<MemoryEngine> {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl<E: Engine> RowStore<E> {
@@ -323,7 +289,7 @@ impl<E: Engine> Storage for RowStore<E> {
         self.engine.reclaim(Cf::Blobs)
     }
 
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::engine::Heard> {
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::Heard> {
         self.engine.wait_for_change(timeout)
     }
 

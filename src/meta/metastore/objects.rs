@@ -18,9 +18,8 @@ use crate::meta::names::check_object_name;
 use crate::meta::table_meta::{self, TableMeta};
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileObjectAuxInfo, FileObjectInfo, FileType, cronus_object};
-use crate::storage::{
-    PropQuery, Row, RowRead, RowWrite, Storage, StorageError, Valu, ValuRef, now_millis,
-};
+use crate::storage::retry::{VERSION_COMMIT, transact_up_to};
+use crate::storage::{PropQuery, Row, RowRead, RowWrite, Storage, Valu, ValuRef, now_millis};
 
 impl<S: Storage> Metastore<S> {
     /// Checks that the job directory of `path` exists: dataset, partition and job.
@@ -246,20 +245,10 @@ impl<S: Storage> Metastore<S> {
         // file. Other hosts' commits still conflict and are retried.
         let _one_at_a_time = self.commit_gate.lock().unwrap_or_else(|e| e.into_inner());
         // Bytes already stored are lost if their version never commits (a commit at release
-        // has nobody to report to): other hosts' conflicts get several rounds of retries.
-        let mut rounds = 1;
-        loop {
-            let committed =
-                self.in_txn(|txn| self.commit_put_in(txn, path, put, manifest, inspected.clone()));
-            match committed {
-                Err(MetaError::Storage(StorageError::Contended { .. }))
-                    if rounds < COMMIT_ROUNDS =>
-                {
-                    rounds += 1;
-                }
-                done => return done,
-            }
-        }
+        // has nobody to report to): other hosts' conflicts get more attempts than a change.
+        transact_up_to(VERSION_COMMIT, &self.store, |txn| {
+            self.commit_put_in(txn, path, put, manifest, inspected.clone())
+        })
     }
 
     /// Stores a new object at `path` with uuid `id` and Cronus name `cronus_name`, whose
@@ -497,10 +486,6 @@ impl<S: Storage> Metastore<S> {
         (self.content()).collect_garbage_with(&live, &pinned, delete, progress)
     }
 }
-
-/// How many rounds of retries (each up to [`crate::storage::retry::MAX_ATTEMPTS`] conflicts) a
-/// new version's commit gets before it fails with EBUSY.
-const COMMIT_ROUNDS: u32 = 4;
 
 /// How a put names and dates what it stores.
 #[derive(Clone, Copy)]
