@@ -22,7 +22,7 @@ macro_rules! conformance_suite {
                 update_property, update_property_valu, blobs, backup_iterator, bad_input,
                 transactions, prop_prefixes_do_not_mix, add_rows_is_atomic,
                 visiting_rows_matches_rows_by_id, visiting_many_nodes_matches_rows_by_id,
-                props_are_listed_once_each);
+                props_are_listed_once_each, a_new_store_records_when_it_was_made);
         }
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

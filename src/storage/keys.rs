@@ -20,6 +20,9 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const META_FORMAT_VERSION: &[u8] = b"format-version";
 /// Meta key holding the store's creation time (epoch ms, 8 bytes big-endian).
 pub const META_CREATED: &[u8] = b"created";
+/// The blob a new store records its creation time in (epoch ms, 8-byte big-endian i64),
+/// beside [`META_CREATED`]: what every Synapse storage layer records at creation.
+pub const SYN_CREATED: &str = "syn:core:created";
 /// Strings longer than this many bytes are stored hashed in index keys.
 pub const LONG_STR_BYTES: usize = 128;
 

@@ -14,8 +14,8 @@ use super::{ChunkStore, Result, RocksStore, RowRead, RowStore, RowWrite, Storage
 /// The blob holding a store's content location (`s3://…`); absent: chunks are in the store.
 pub const CONTENT_LOCATION: &str = "cronusfs:content";
 /// The blob holding a store's creation time, epoch milliseconds as an 8-byte big-endian i64:
-/// what every Synapse storage layer records.
-pub const CREATED: &str = "syn:core:created";
+/// what every Synapse storage layer records (written where the row store is made).
+pub const CREATED: &str = super::keys::SYN_CREATED;
 /// The blob holding a store's id (a UUID made at `init`, or when a store made before ids
 /// first needs one): what its content location's owner marker names.
 pub const STORE_ID: &str = "cronusfs:store-id";
@@ -129,10 +129,7 @@ pub fn create(location: &Location, content: Option<&S3Url>) -> Result<OpenStore>
         }
         None => None,
     };
-    let mut blobs = vec![
-        (CREATED, super::now_millis().to_be_bytes().to_vec()),
-        (STORE_ID, owner.id.clone().into_bytes()),
-    ];
+    let mut blobs = vec![(STORE_ID, owner.id.clone().into_bytes())];
     if let Some(url) = content {
         blobs.push((CONTENT_LOCATION, url.to_string().into_bytes()));
     }

@@ -3,7 +3,7 @@
 //! transaction (again, when it conflicted with another writer) and commits it as one batch.
 
 use super::engine::{Cf, Engine, EngineTxn, WriteBatch};
-use super::keys::{self, FORMAT_VERSION, META_CREATED, META_FORMAT_VERSION};
+use super::keys::{self, FORMAT_VERSION, META_CREATED, META_FORMAT_VERSION, SYN_CREATED};
 use super::retry::retry;
 use super::row::{check_blob_key, now_millis};
 use super::view::RowView;
@@ -102,11 +102,10 @@ pub(crate) fn first_batch(blobs: &[(&str, Vec<u8>)]) -> Result<WriteBatch> {
         META_FORMAT_VERSION.to_vec(),
         FORMAT_VERSION.to_be_bytes().to_vec(),
     );
-    batch.put(
-        Cf::Meta,
-        META_CREATED.to_vec(),
-        now_millis().to_be_bytes().to_vec(),
-    );
+    let now = now_millis().to_be_bytes().to_vec();
+    batch.put(Cf::Meta, META_CREATED.to_vec(), now.clone());
+    // Recorded once, where every backend's store is made, as Synapse storage layers do.
+    batch.put(Cf::Blobs, keys::blob_key(SYN_CREATED), now);
     for (key, valu) in blobs {
         check_blob_key(key)?;
         batch.put(Cf::Blobs, keys::blob_key(key), valu.clone());

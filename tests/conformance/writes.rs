@@ -255,7 +255,7 @@ pub fn transactions(s: &dyn Storage) {
         );
         assert_eq!(txn.size_by_prop(&PropQuery::new("x")).unwrap(), 3);
         txn.blob_set("b", b"1").unwrap();
-        assert_eq!(txn.blob_keys().unwrap(), vec!["b"]);
+        assert_eq!(txn.blob_keys().unwrap(), vec!["b", "syn:core:created"]);
         // Dropped without commit: all discarded.
     }
     assert_eq!(ints(&s.rows_by_ge("x", 0, None).unwrap()), vec![1, 2, 3]);
@@ -319,4 +319,19 @@ pub fn add_rows_is_atomic(s: &dyn Storage) {
     s.add_rows(&rows).unwrap();
     assert_eq!(s.size_by_prop(&PropQuery::new("x")).unwrap(), 5000);
     assert_eq!(s.size_by_range("x", 1000, 2000, None).unwrap(), 1000);
+}
+
+/// A new store records when it was made in blob `syn:core:created` (8-byte big-endian epoch
+/// ms), as every Synapse storage layer does, whichever backend made it.
+pub fn a_new_store_records_when_it_was_made(s: &dyn Storage) {
+    let raw = s
+        .blob_get("syn:core:created")
+        .unwrap()
+        .expect("syn:core:created");
+    let made = i64::from_be_bytes(raw.as_slice().try_into().expect("8 bytes"));
+    let now = cronusfs::storage::now_millis();
+    assert!(
+        (now - 3_600_000..=now).contains(&made),
+        "{made} vs now {now}"
+    );
 }
