@@ -109,6 +109,34 @@ pub fn one_line(rendered: &str) -> String {
     line
 }
 
+/// Fails when standard input cannot be read (closed, or open for writing only): Rust's
+/// standard library reads such an input as empty, which would store an empty object.
+fn check_stdin_readable() -> Result<()> {
+    // SAFETY: F_GETFL on descriptor 0 only reads its flags; no memory is involved.
+    let flags = unsafe { libc::fcntl(0, libc::F_GETFL) };
+    if flags < 0 {
+        bail!("standard input is closed: nothing to read for `-`");
+    }
+    if flags & libc::O_ACCMODE == libc::O_WRONLY {
+        bail!("standard input is open for writing only: nothing to read for `-`");
+    }
+    // A closed standard input is opened on /dev/null, for reading and writing, by Rust's
+    // runtime before `main`; a `< /dev/null` of the shell's is for reading only.
+    if flags & libc::O_ACCMODE == libc::O_RDWR && is_dev_null("/proc/self/fd/0") {
+        bail!("standard input is closed: nothing to read for `-`");
+    }
+    Ok(())
+}
+
+/// Returns whether `path` is the null device.
+fn is_dev_null(path: &str) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (Ok(it), Ok(null)) = (std::fs::metadata(path), std::fs::metadata("/dev/null")) else {
+        return false;
+    };
+    it.file_type().is_char_device() && it.rdev() == null.rdev()
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<std::io::Error>())
@@ -121,6 +149,9 @@ fn run(cli: Cli) -> Result<()> {
         && std::io::stdin().is_terminal()
     {
         bail!("standard input is a terminal: give put a FILE, or pipe the bytes into `put -`");
+    }
+    if remote::reads_stdin(&cli.command) {
+        check_stdin_readable()?;
     }
     let (stdout, stdin) = (std::io::stdout(), std::io::stdin());
     let (mut out, mut input) = (stdout.lock(), stdin.lock());

@@ -82,6 +82,9 @@ pub enum MetaError {
     /// An import found an object already at this path.
     #[error("an object already exists at {0}")]
     ObjectExists(String),
+    /// A put names a folder: an object cannot take a folder's name.
+    #[error("{0} is a folder")]
+    FolderExists(String),
     /// No menu registered with this uuid.
     #[error("no menu {0}")]
     NoSuchMenu(String),

@@ -39,6 +39,7 @@ mod shared_sessions;
 mod shared_silence;
 mod shared_store;
 mod trust;
+mod trust_attack;
 mod trust_cli;
 mod trust_fsck;
 mod trust_handles;

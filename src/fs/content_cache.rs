@@ -59,10 +59,15 @@ impl ContentCache {
     /// Opens (making it if need be) the cache in `dir`, holding at most `limit` bytes: its
     /// entries are read back, oldest use first, and what an interrupted fill left is removed.
     pub fn open(dir: &Path, limit: u64) -> io::Result<Self> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir.join("tmp"))?;
+        let make = |p: &Path| {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(p)
+        };
+        make(dir)?;
+        check_private(dir)?;
+        make(&dir.join("tmp"))?;
         for leftover in std::fs::read_dir(dir.join("tmp"))? {
             let _ = std::fs::remove_file(leftover?.path());
         }
@@ -261,6 +266,27 @@ impl ContentCache {
             self.drop_entry(index, id);
         }
     }
+}
+
+/// Checks that the cache directory `dir` is the daemon's own: a directory (not a link to one
+/// elsewhere) owned by the owner of the directory it is in, and closed to others (made so if it is not): its files are
+/// served to readers as the contents they are named after, so nobody else may place one.
+fn check_private(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    // The daemon's own directory holds it (the store directory, or the mount point's under
+    // `~/.cache`): its owner is the daemon's user.
+    let owner = std::fs::metadata(dir.parent().unwrap_or(dir))?.uid();
+    if !meta.is_dir() || meta.uid() != owner {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the cache must be a directory of the daemon's own user, not a link",
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// A reader's content held by the cache: the file the kernel may read it from.

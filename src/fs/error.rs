@@ -119,6 +119,7 @@ fn meta_errno(e: &MetaError) -> i32 {
         | MetaError::ObjectExists(_)
         | MetaError::DuplicateUuid(_) => libc::EEXIST,
         MetaError::NotEmpty(_) => libc::ENOTEMPTY,
+        MetaError::FolderExists(_) => libc::EISDIR,
         MetaError::JobsExhausted(_) => libc::ENOSPC,
         MetaError::SystemProp(_) => libc::EPERM,
         MetaError::CrossDataset(_) => libc::EXDEV,

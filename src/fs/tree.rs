@@ -335,6 +335,11 @@ impl<S: Storage> FsCore<S> {
         }
         self.writable()?;
         Self::refuse_view(&node)?;
+        if matches!(node, Node::Partitions(_) | Node::Jobs(..)) {
+            // Fixed directories showing their dataset's or partition's rows: a chmod here
+            // would change that node, not this directory.
+            return Err(FsError::NotPermitted);
+        }
         if let Some(size) = set.size {
             if node.is_dir() {
                 return Err(FsError::IsDir);

@@ -184,7 +184,7 @@ impl<S: Storage> FsCore<S> {
     }
 
     /// Commits `wc` as the object's new version, as it is now. An object unlinked (or replaced
-    /// by a rename) meanwhile takes nothing: its writes vanish with it.
+    /// by a rename) meanwhile takes nothing: its writes vanish with its last handle.
     pub(super) fn commit_copy(&self, wc: &mut WorkingCopy) -> FsResult<()> {
         let _change = self.change();
         if !wc.dirty {
@@ -195,12 +195,10 @@ impl<S: Storage> FsCore<S> {
             Some(p) => p,
             None => match self.meta.object_by_id(wc.id) {
                 Ok(m) => m.path,
-                Err(MetaError::NoSuchObject(_)) => {
-                    wc.dirty = false;
-                    self.drop_copy(wc);
-                    self.files.forget_written(wc.id);
-                    return Ok(());
-                }
+                // Unlinked (or replaced by a rename) while open: nothing to commit to, but
+                // its handles keep reading and writing the copy, as on a local disk, until
+                // the last one closes and the copy goes with it.
+                Err(MetaError::NoSuchObject(_)) => return Ok(()),
                 Err(e) => return Err(e.into()),
             },
         };

@@ -67,7 +67,9 @@ fn prop_of(name: &str) -> FsResult<(String, bool)> {
     if rest.is_empty() {
         return Err(FsError::InvalidArgument("empty attribute name"));
     }
-    Ok((rest.to_string(), rest.starts_with(SYSTEM_PROP)))
+    // The daemons' own props (sessions, leases, read holds) are no user's to set or remove.
+    let reserved = rest.starts_with(SYSTEM_PROP) || rest.starts_with("cronusfs:");
+    Ok((rest.to_string(), reserved))
 }
 
 /// Returns the attribute name of `prop`.

@@ -27,6 +27,9 @@ mod prop {
     pub const TTL: &str = "cronusfs:session:ttl";
 }
 
+/// How every session node's iden begins (`cronusfs:session:<uuid>`).
+const SESSION_PREFIX: &str = "cronusfs:session:";
+
 /// The blob holding the store's session time-to-live: milliseconds, an 8-byte big-endian i64.
 pub const SESSION_TTL_BLOB: &str = "cronusfs:session-ttl";
 /// The session time-to-live of a store that records none.
@@ -84,6 +87,9 @@ impl Session {
     }
 
     fn from_rows(id: Iden, rows: &[Row]) -> Option<Session> {
+        if !id.as_str().starts_with(SESSION_PREFIX) {
+            return None;
+        }
         let text = |p: &str| {
             rows.iter()
                 .find(|r| r.prop == p)
@@ -149,7 +155,7 @@ impl<S: Storage> Metastore<S> {
     pub fn open_session(&self, host: &str, pid: u32, mountpoint: &str) -> Result<Session> {
         let now = self.storage().server_time()?;
         let session = Session {
-            id: Iden::new(format!("cronusfs:session:{}", uuid::Uuid::new_v4()))?,
+            id: Iden::new(format!("{SESSION_PREFIX}{}", uuid::Uuid::new_v4()))?,
             host: host.to_string(),
             pid,
             mountpoint: mountpoint.to_string(),
@@ -202,14 +208,15 @@ impl<S: Storage> Metastore<S> {
             let mut gone = Vec::new();
             for row in stale {
                 let rows = txn.rows_by_id(&row.iden)?;
-                let session = Session::from_rows(row.iden.clone(), &rows);
-                if session
-                    .as_ref()
-                    .is_some_and(|s| !s.expired_at(now, store_ttl))
-                {
+                // Only a session node goes: a heartbeat row anywhere else (which no user can
+                // set: `cronusfs:` props are the daemons' own) is not a session's.
+                let Some(session) = Session::from_rows(row.iden.clone(), &rows) else {
+                    continue;
+                };
+                if !session.expired_at(now, store_ttl) {
                     continue; // It beat under a longer time-to-live, not over yet.
                 }
-                gone.extend(session);
+                gone.push(session);
                 txn.del_rows_by_id(&row.iden)?;
             }
             Ok::<_, MetaError>(gone)

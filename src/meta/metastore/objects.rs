@@ -282,6 +282,9 @@ impl<S: Storage> Metastore<S> {
         self.check_lease_in(txn)?;
         let (identity, now) = (put.identity, put.time.unwrap_or_else(now_millis));
         let existing = self.object_rows_at(txn, path)?;
+        if existing.is_none() && !txn.rows_by_id(&super::folder_iden(path)?)?.is_empty() {
+            return Err(MetaError::FolderExists(path.to_string()));
+        }
         let new_id = match identity {
             Identity::Fresh => ObjectId(Uuid::new_v4()),
             Identity::Prefer(id) | Identity::Keep(id, _) => id,

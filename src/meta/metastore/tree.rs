@@ -264,8 +264,12 @@ const LISTING_BATCH: usize = 256;
 const LISTING_THREADS: usize = 4;
 
 /// Refuses props of the catalogue's own rows unless `system` is set.
+/// How the props the daemons keep for themselves begin: no user sets or removes them.
+pub(crate) const DAEMON_PROPS: &str = "cronusfs:";
+
 pub(super) fn check_user_prop(p: &str, system: bool) -> Result<()> {
-    if !system && p.starts_with("cronus:") {
+    // `cronus:` is the catalogue's, `cronusfs:` the daemons' own (sessions, leases, holds).
+    if !system && (p.starts_with("cronus:") || p.starts_with(DAEMON_PROPS)) {
         return Err(MetaError::SystemProp(p.to_string()));
     }
     Ok(())
