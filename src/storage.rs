@@ -276,6 +276,10 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// several hosts share, this host's otherwise. Sessions' heartbeats and their expiry are
     /// timed by it, so that hosts whose clocks disagree agree on how old a heartbeat is.
     fn server_time(&self) -> Result<i64>;
+
+    /// Returns whether other processes (other hosts) may use the store at the same time as
+    /// this one (a shared store); `false` for a store one process owns.
+    fn is_shared(&self) -> bool;
 }
 
 /// An open transaction: all of its writes commit atomically, or none do.

@@ -118,4 +118,7 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn server_time(&self) -> Result<i64> {
         (**self).server_time()
     }
+    fn is_shared(&self) -> bool {
+        (**self).is_shared()
+    }
 }

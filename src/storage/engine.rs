@@ -263,6 +263,12 @@ pub trait Engine: EngineRead + Send + Sync {
         Ok(super::now_millis())
     }
 
+    /// Returns whether other processes (other hosts) may use the engine at the same time as
+    /// this one: a shared database. An engine one process owns (RocksDB, memory) is not.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// Waits at most `timeout` for other processes to commit changes, and says what they
     /// changed. An engine one process owns has no one else to hear from: it waits out the
     /// timeout and hears nothing.

@@ -145,6 +145,10 @@ impl<E: Engine> Engine for FaultyEngine<E> {
     fn server_time(&self) -> Result<i64> {
         self.inner.server_time()
     }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
 }
 
 /// A transaction of a [`FaultyEngine`]: its reads and its commit count as operations.

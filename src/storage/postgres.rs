@@ -608,6 +608,10 @@ impl Engine for PgEngine {
         })
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn wait_for_change(&self, timeout: Duration) -> Result<Heard> {
         let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
         if listener.is_none() {

@@ -295,6 +295,10 @@ impl<E: Engine> Storage for RowStore<E> {
     fn server_time(&self) -> Result<i64> {
         self.engine.server_time()
     }
+
+    fn is_shared(&self) -> bool {
+        self.engine.is_shared()
+    }
 }
 
 impl<E: Engine> Transaction for RowTxn<'_, E> {

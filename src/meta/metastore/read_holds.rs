@@ -101,7 +101,8 @@ impl<S: Storage> Metastore<S> {
     /// Holds content `id` against `gc` and returns its manifest;
     /// [`MetaError::NoSuchContent`] when `gc` deleted it before the hold was taken.
     pub fn hold_content(&self, id: ContentId) -> Result<HeldManifest> {
-        let session = self.session_iden();
+        // Only a store other processes use may have a gc elsewhere: a row tells them.
+        let session = self.session_iden().filter(|_| self.storage().is_shared());
         let record = self.read_holds.add(id, session.as_ref());
         let hold = ContentHold {
             holds: self.read_holds.clone(),
@@ -145,7 +146,7 @@ impl<S: Storage> Metastore<S> {
         if held.get(&id).is_some_and(|h| h.count > 0) {
             return Ok(false);
         }
-        if self.session_iden().is_none() {
+        if !self.storage().is_shared() {
             delete_manifest(self.storage(), id)?;
             return Ok(true);
         }
