@@ -169,7 +169,7 @@ fn run(cli: Cli) -> Result<()> {
             let (store, dir) = store_and(store, dir, cli.store.as_deref(), "DIR")?;
             let location = parse_location(&store)?;
             let store = location::create(&location, None)?;
-            with_session(&location, catalog_of(store), "import-cronus", |m| {
+            with_session(catalog_of(store), "import-cronus", |m| {
                 catalog::import(m, &mut io, &dir)
             })
         }
@@ -217,9 +217,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let cache = cache.as_deref();
             match placement::stores_content(&other) {
-                Some(what) => {
-                    with_session(&store, catalog, what, |m| run_on(m, &mut io, other, cache))
-                }
+                Some(what) => with_session(catalog, what, |m| run_on(m, &mut io, other, cache)),
                 None => run_on(&catalog, &mut io, other, cache),
             }
         }
@@ -265,12 +263,11 @@ fn open_waiting(store: &Location, limit: Duration) -> Result<Opened> {
 /// Runs `run` on `catalog`, with a session of this command (shown as `(cronusfs WHAT)` by
 /// `status`) when the store is shared.
 fn with_session(
-    store: &Location,
     catalog: Catalog,
     what: &str,
     run: impl FnOnce(&Catalog) -> Result<()>,
 ) -> Result<()> {
-    if !store.is_shared() {
+    if !catalog.storage().is_shared() {
         return run(&catalog);
     }
     let catalog = std::sync::Arc::new(catalog);

@@ -178,13 +178,15 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
             return Err(e);
         }
     };
-    let options = mount_options(args, store);
+    // Asked of the opened store, not of its URL: a new backend answers for itself.
+    let shared = core.metastore().storage().is_shared();
+    let options = mount_options(args, store, shared);
     let core = std::sync::Arc::new(core);
-    // Commands on a store directory run in its daemon (which holds the store); commands on a
-    // shared store open it themselves, so its daemons have no socket.
-    let listened = match store {
-        Location::Dir(_) => super::remote::listen(local, core.clone()),
-        Location::Postgres(_) => Ok(()),
+    // Commands on a store one process owns run in its daemon (which holds the store);
+    // commands on a shared store open it themselves, so its daemons have no socket.
+    let listened = match shared {
+        false => super::remote::listen(local, core.clone()),
+        true => Ok(()),
     };
     if let Err(e) = listened {
         if args.daemon_child {
@@ -234,22 +236,18 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
     }
 }
 
-/// Returns how the daemon mounts `store` as `args` ask.
-fn mount_options(args: &MountArgs, store: &Location) -> MountOptions {
+/// Returns how the daemon mounts `store` (`shared` by other processes, or not) as `args` ask.
+fn mount_options(args: &MountArgs, store: &Location, shared: bool) -> MountOptions {
     MountOptions {
         source: store.to_string(),
         read_only: args.read_only,
         allow_other: args.allow_other,
         threads: args.threads,
-        watch_changes: store.is_shared().then(super::session::cache_ttl),
+        watch_changes: shared.then(super::session::cache_ttl),
         attr_ttl: super::session::attr_ttl(),
         // A shared store's content is on other servers: its I/O never holds the request
         // threads (a store directory's is local, and served where it is asked).
-        content_threads: if store.is_shared() {
-            args.threads.max(1)
-        } else {
-            0
-        },
+        content_threads: if shared { args.threads.max(1) } else { 0 },
     }
 }
 
