@@ -7,12 +7,14 @@ mod attr;
 mod bytes;
 mod cache;
 mod content_cache;
+mod dir_listing;
 mod elsewhere;
 mod error;
 mod file;
 mod inode;
 mod io_modes;
 mod names;
+mod pending;
 mod tree;
 mod view;
 mod view_access;
@@ -37,10 +39,8 @@ pub use tree::{CreateFlags, Creator, SetAttr};
 pub use view_access::Caller;
 pub use xattr::{XattrFlags, XattrReply};
 
-use crate::meta::{
-    ContentId, DatasetId, DirNodeFold, JobId, Metastore, ObjectId, ObjectPath, prop,
-};
-use crate::storage::{Iden, Row, Storage, Valu, ValuRef};
+use crate::meta::{ContentId, DatasetId, JobId, Metastore, ObjectId, ObjectPath, prop};
+use crate::storage::{Iden, Row, Storage, Valu};
 
 /// How the core is set up.
 #[derive(Clone, Debug)]
@@ -102,30 +102,6 @@ pub struct FsCore<S: Storage> {
 
 /// A directory's entries, shared between the handles reading them.
 pub type Listing = Arc<Vec<DirEntry>>;
-
-/// What a listing keeps of a node's rows as it visits them.
-#[derive(Default)]
-struct DirNode {
-    /// Whether it is a folder (`Some` once its kind row is seen).
-    folder: Option<bool>,
-    /// Its path in the job directory (`cronus:object`).
-    path: Option<String>,
-    /// Its uuid, for objects.
-    uuid: Option<ObjectId>,
-    attr: attr::AttrRows,
-}
-
-impl DirNode {
-    fn take(&mut self, p: &str, valu: ValuRef<'_>, time: i64) {
-        match (p, valu) {
-            (prop::KIND, ValuRef::Str(kind)) => self.folder = Some(kind == "folder"),
-            (prop::OBJECT, ValuRef::Str(path)) => self.path = Some(path.to_string()),
-            (prop::UUID, ValuRef::Str(uuid)) => self.uuid = uuid.parse().ok(),
-            _ => {}
-        }
-        self.attr.take(p, valu.as_int(), time);
-    }
-}
 
 /// Marks a change in progress: bumps the generation when made and when dropped.
 struct Change<'a>(&'a AtomicU64);
@@ -607,60 +583,6 @@ impl<S: Storage> FsCore<S> {
             | Node::ViewObject(_)
             | Node::ViewLink(..) => return Err(FsError::NotDir),
         })
-    }
-
-    /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
-    /// them; `None` for a node that is not an object or folder.
-    fn dir_entry(&self, dir: &ObjectPath, seen: DirNode) -> crate::meta::Result<Option<DirEntry>> {
-        let (Some(folder), Some(path)) = (seen.folder, seen.path) else {
-            return Ok(None);
-        };
-        let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-        let (node, kind) = if folder {
-            let node = Node::Folder(dir.dataset, dir.partition.clone(), dir.job, path);
-            (node, Kind::Dir)
-        } else {
-            let Some(id) = seen.uuid else {
-                return Ok(None);
-            };
-            self.remember_listed(dir, &path, id);
-            (Node::Object(id), Kind::File)
-        };
-        let ino = self.inodes.ino(&node);
-        let mut attr = self.defaults.attr_of(ino, kind, &seen.attr, None);
-        if let Node::Object(id) = node
-            && let Some(w) = self.files.written(id)
-        {
-            file::apply_written(&mut attr, w);
-        }
-        Ok(Some(DirEntry {
-            name,
-            attr,
-            place: None,
-        }))
-    }
-
-    /// Lists a job directory or folder `dir`: its objects and folders (one lift, then each
-    /// node's rows), then the
-    /// files created in it and not committed yet.
-    fn list_dir(&self, dir: &ObjectPath) -> FsResult<Vec<DirEntry>> {
-        let fold = DirNodeFold {
-            take: &|seen: &mut DirNode, p, v, t| seen.take(p, v, t),
-            finish: &|seen| self.dir_entry(dir, seen),
-        };
-        let mut entries = self.meta.map_dir_nodes(dir, &fold)?;
-        for (name, id) in self.files.pending_in(dir) {
-            let ino = self.inodes.ino(&Node::Object(id));
-            if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {
-                entries.push(DirEntry {
-                    name,
-                    attr,
-                    place: None,
-                });
-            }
-        }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
     }
 
     /// Returns the parent directory's inode of directory `ino` (for `..`).

@@ -8,11 +8,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::attr::{Attr, Defaults, Kind};
+use super::attr::Attr;
 use super::inode::{Ino, Node};
+use super::pending::Pending;
 use super::working::{SharedCopy, WorkingCopy};
 use super::{FsCore, FsError, FsResult, ReadBytes};
-use crate::meta::{HeldManifest, Manifest, MetaError, ObjectId, ObjectPath, prop};
+use crate::meta::{HeldManifest, Manifest, MetaError, ObjectId, prop};
 use crate::storage::{Storage, Valu, now_millis};
 
 /// How many chunks a reading handle keeps (the kernel reads ahead by up to a few chunks).
@@ -67,13 +68,6 @@ struct FileHandle {
     flushed: u64,
 }
 
-struct Pending {
-    path: ObjectPath,
-    created: i64,
-    /// Rows `chmod`/`chown`/`utimens` set before the first commit.
-    rows: Vec<(String, Valu, i64)>,
-}
-
 /// Every open file and directory handle, and the files created but not committed yet.
 #[derive(Default)]
 pub struct OpenFiles {
@@ -83,7 +77,7 @@ pub struct OpenFiles {
     /// not wait for a handle busy committing a large file).
     open_counts: Mutex<HashMap<ObjectId, usize>>,
     dirs: Mutex<HashMap<u64, (super::Listing, super::Epoch)>>,
-    pending: Mutex<HashMap<ObjectId, Pending>>,
+    pub(super) pending: Mutex<HashMap<ObjectId, Pending>>,
     /// The working copy of each object open for writing.
     working: Mutex<HashMap<ObjectId, SharedCopy>>,
     /// Size of the latest uncommitted write per object (what `stat` shows meanwhile).
@@ -92,7 +86,7 @@ pub struct OpenFiles {
     orphans: Mutex<HashMap<ObjectId, Attr>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -108,77 +102,9 @@ impl OpenFiles {
             .ok_or(FsError::BadHandle)
     }
 
-    /// Returns the uuid of the file created at `path` and not committed yet.
-    pub fn pending_at(&self, path: &ObjectPath) -> Option<ObjectId> {
-        lock(&self.pending)
-            .iter()
-            .find(|(_, p)| &p.path == path)
-            .map(|(id, _)| *id)
-    }
-
-    /// Returns the names and uuids of the pending files directly in directory `dir` (a job
-    /// directory when `dir.name` is empty, else that folder).
-    pub fn pending_in(&self, dir: &ObjectPath) -> Vec<(String, ObjectId)> {
-        lock(&self.pending)
-            .iter()
-            .filter_map(|(id, p)| {
-                let same_job = p.path.dataset == dir.dataset
-                    && p.path.partition == dir.partition
-                    && p.path.job == dir.job;
-                let (folder, name) = p.path.name.rsplit_once('/').unwrap_or(("", &p.path.name));
-                (same_job && folder == dir.name).then(|| (name.to_string(), *id))
-            })
-            .collect()
-    }
-
-    /// Returns the attributes of pending file `id`, or `None` if it is not pending.
-    pub fn pending_attr(&self, id: ObjectId, ino: Ino, defaults: &Defaults) -> Option<Attr> {
-        let pending = lock(&self.pending);
-        let p = pending.get(&id)?;
-        let mut rows = vec![crate::storage::Row::new(
-            &id.iden(),
-            prop::CREATED,
-            p.created,
-            p.created,
-        )];
-        rows.extend(
-            p.rows
-                .iter()
-                .map(|(k, v, t)| crate::storage::Row::new(&id.iden(), k, v.clone(), *t)),
-        );
-        let mut attr = defaults.attr(ino, Kind::File, &rows, Some(0));
-        if let Some(w) = self.written(id) {
-            apply_written(&mut attr, w);
-        }
-        Some(attr)
-    }
-
     /// Returns the size and time (epoch ms) of the latest uncommitted change to `id`, if any.
     pub fn written(&self, id: ObjectId) -> Option<(u64, i64)> {
         lock(&self.written).get(&id).copied()
-    }
-
-    /// Returns the rows recorded for pending file `id` (`None` if it is not pending).
-    pub fn pending_rows(&self, id: ObjectId) -> Option<Vec<(String, Valu)>> {
-        lock(&self.pending).get(&id).map(|p| {
-            p.rows
-                .iter()
-                .map(|(k, v, _)| (k.clone(), v.clone()))
-                .collect()
-        })
-    }
-
-    /// Returns the rows recorded for pending file `id` with their times (none if it is not
-    /// pending).
-    pub fn pending_rows_timed(&self, id: ObjectId) -> Vec<(String, Valu, i64)> {
-        lock(&self.pending)
-            .get(&id)
-            .map_or_else(Vec::new, |p| p.rows.clone())
-    }
-
-    /// Returns when pending file `id` was created.
-    fn pending_created(&self, id: ObjectId) -> Option<i64> {
-        lock(&self.pending).get(&id).map(|p| p.created)
     }
 
     /// Records that working copy `wc` changed at `time` (and what its size is now).
@@ -243,60 +169,6 @@ impl OpenFiles {
             if h.id == old {
                 h.id = new;
             }
-        }
-    }
-
-    /// Returns the path of pending file `id`.
-    pub fn pending_path(&self, id: ObjectId) -> Option<ObjectPath> {
-        lock(&self.pending).get(&id).map(|p| p.path.clone())
-    }
-
-    /// Moves pending file `id` to `path`; returns whether it was pending.
-    pub fn move_pending(&self, id: ObjectId, path: &ObjectPath) -> bool {
-        match lock(&self.pending).get_mut(&id) {
-            Some(p) => {
-                p.path = path.clone();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Moves the pending files under folder `from` to the same places under `to`.
-    pub fn move_pending_under(&self, from: &ObjectPath, to: &ObjectPath) {
-        for p in lock(&self.pending).values_mut() {
-            let same_job = (p.path.dataset, &p.path.partition, p.path.job)
-                == (from.dataset, &from.partition, from.job);
-            if let Some(rest) = p.path.name.strip_prefix(&format!("{}/", from.name))
-                && same_job
-            {
-                p.path = ObjectPath::new(
-                    to.dataset,
-                    &to.partition,
-                    to.job,
-                    &format!("{}/{rest}", to.name),
-                );
-            }
-        }
-    }
-
-    /// Forgets pending file `id` (unlinked before its first commit); returns whether it was.
-    pub fn drop_pending(&self, id: ObjectId) -> bool {
-        lock(&self.pending).remove(&id).is_some()
-    }
-
-    /// Records (or with `None` forgets) a row for pending file `id` to write at its first
-    /// commit; returns whether `id` is pending.
-    pub fn pending_row(&self, id: ObjectId, p: &str, valu: Option<Valu>) -> bool {
-        match lock(&self.pending).get_mut(&id) {
-            Some(pending) => {
-                pending.rows.retain(|(k, _, _)| k != p);
-                pending
-                    .rows
-                    .extend(valu.map(|v| (p.to_string(), v, now_millis())));
-                true
-            }
-            None => false,
         }
     }
 

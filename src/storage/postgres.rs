@@ -20,8 +20,10 @@ use super::engine::{
 use super::{EngineErrorKind, Result, StorageError};
 
 mod client;
+mod schema;
 mod url;
 use client::Client;
+use schema::{create_tables, tables_exist, tables_sql};
 pub use url::PgUrl;
 
 /// Rows fetched by the first round trip of a scan; each further page doubles, up to
@@ -158,33 +160,6 @@ fn prepare(client: &mut Client, schema: &str) -> Result<Statements> {
         ))?);
     }
     Ok(s)
-}
-
-/// Returns the statements that make the store's schema and tables if missing.
-fn tables_sql(schema: &str) -> String {
-    let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {schema};");
-    for cf in Cf::ALL {
-        let _ = write!(
-            sql,
-            "CREATE TABLE IF NOT EXISTS {} (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);",
-            table(schema, cf)
-        );
-    }
-    sql
-}
-
-/// Creates the store's schema and tables if missing (one transaction; safe to race).
-fn create_tables(client: &mut Client, schema: &str) -> Result<()> {
-    client.batch_execute(&tables_sql(schema))
-}
-
-/// Returns whether the store's tables exist.
-fn tables_exist(client: &mut Client, schema: &str) -> Result<bool> {
-    let row = client.query_one(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
-        &[&schema],
-    )?;
-    Ok(row.get::<_, i64>(0) as usize >= Cf::ALL.len())
 }
 
 /// An [`Engine`] over tables of a PostgreSQL database.

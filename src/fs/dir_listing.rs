@@ -1,0 +1,87 @@
+//! The listing of a job directory or folder: one lift of the directory's nodes, each node's
+//! rows folded into its entry as they are visited (never kept), then the files created there
+//! and not committed yet.
+
+use super::{DirEntry, FsCore, FsResult, Kind, Node, attr, file};
+use crate::meta::{DirNodeFold, ObjectId, ObjectPath, prop};
+use crate::storage::{Storage, ValuRef};
+
+/// What a listing keeps of a node's rows as it visits them.
+#[derive(Default)]
+struct DirNode {
+    /// Whether it is a folder (`Some` once its kind row is seen).
+    folder: Option<bool>,
+    /// Its path in the job directory (`cronus:object`).
+    path: Option<String>,
+    /// Its uuid, for objects.
+    uuid: Option<ObjectId>,
+    attr: attr::AttrRows,
+}
+
+impl DirNode {
+    fn take(&mut self, p: &str, valu: ValuRef<'_>, time: i64) {
+        match (p, valu) {
+            (prop::KIND, ValuRef::Str(kind)) => self.folder = Some(kind == "folder"),
+            (prop::OBJECT, ValuRef::Str(path)) => self.path = Some(path.to_string()),
+            (prop::UUID, ValuRef::Str(uuid)) => self.uuid = uuid.parse().ok(),
+            _ => {}
+        }
+        self.attr.take(p, valu.as_int(), time);
+    }
+}
+
+impl<S: Storage> FsCore<S> {
+    /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
+    /// them; `None` for a node that is not an object or folder.
+    fn dir_entry(&self, dir: &ObjectPath, seen: DirNode) -> crate::meta::Result<Option<DirEntry>> {
+        let (Some(folder), Some(path)) = (seen.folder, seen.path) else {
+            return Ok(None);
+        };
+        let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+        let (node, kind) = if folder {
+            let node = Node::Folder(dir.dataset, dir.partition.clone(), dir.job, path);
+            (node, Kind::Dir)
+        } else {
+            let Some(id) = seen.uuid else {
+                return Ok(None);
+            };
+            self.remember_listed(dir, &path, id);
+            (Node::Object(id), Kind::File)
+        };
+        let ino = self.inodes.ino(&node);
+        let mut attr = self.defaults.attr_of(ino, kind, &seen.attr, None);
+        if let Node::Object(id) = node
+            && let Some(w) = self.files.written(id)
+        {
+            file::apply_written(&mut attr, w);
+        }
+        Ok(Some(DirEntry {
+            name,
+            attr,
+            place: None,
+        }))
+    }
+
+    /// Lists a job directory or folder `dir`: its objects and folders (one lift, then each
+    /// node's rows), then the
+    /// files created in it and not committed yet.
+    pub(super) fn list_dir(&self, dir: &ObjectPath) -> FsResult<Vec<DirEntry>> {
+        let fold = DirNodeFold {
+            take: &|seen: &mut DirNode, p, v, t| seen.take(p, v, t),
+            finish: &|seen| self.dir_entry(dir, seen),
+        };
+        let mut entries = self.meta.map_dir_nodes(dir, &fold)?;
+        for (name, id) in self.files.pending_in(dir) {
+            let ino = self.inodes.ino(&Node::Object(id));
+            if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {
+                entries.push(DirEntry {
+                    name,
+                    attr,
+                    place: None,
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+}

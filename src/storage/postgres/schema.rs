@@ -1,0 +1,34 @@
+//! The store's schema in PostgreSQL: one table of key and value per column family, made (if
+//! missing) in one statement batch, and the check that they exist.
+
+use std::fmt::Write as _;
+
+use super::client::Client;
+use super::{Cf, Result, table};
+
+/// Returns the statements that make the store's schema and tables if missing.
+pub(super) fn tables_sql(schema: &str) -> String {
+    let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {schema};");
+    for cf in Cf::ALL {
+        let _ = write!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS {} (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);",
+            table(schema, cf)
+        );
+    }
+    sql
+}
+
+/// Creates the store's schema and tables if missing (one transaction; safe to race).
+pub(super) fn create_tables(client: &mut Client, schema: &str) -> Result<()> {
+    client.batch_execute(&tables_sql(schema))
+}
+
+/// Returns whether the store's tables exist.
+pub(super) fn tables_exist(client: &mut Client, schema: &str) -> Result<bool> {
+    let row = client.query_one(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+        &[&schema],
+    )?;
+    Ok(row.get::<_, i64>(0) as usize >= Cf::ALL.len())
+}
