@@ -12,7 +12,6 @@ mod elsewhere;
 mod error;
 mod file;
 mod inode;
-mod io_modes;
 mod names;
 mod pending;
 mod tree;
@@ -23,7 +22,7 @@ mod xattr;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -34,7 +33,6 @@ pub use elsewhere::{Epoch, KernelInval, ReplyGate};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};
-pub use io_modes::{IoModes, OpenMode};
 pub use tree::{CreateFlags, Creator, SetAttr};
 pub use view_access::Caller;
 pub use xattr::{XattrFlags, XattrReply};
@@ -95,9 +93,6 @@ pub struct FsCore<S: Storage> {
     elsewhere: elsewhere::Announcements,
     /// Whole contents as local files, for readers the kernel serves without the daemon.
     contents: Option<content_cache::ContentCache>,
-    /// Whether the kernel serves readers from cache entries (the adapter says, once it knows):
-    /// without it, the cache is neither read nor filled.
-    passthrough: AtomicBool,
 }
 
 /// A directory's entries, shared between the handles reading them.
@@ -141,7 +136,6 @@ impl<S: Storage> FsCore<S> {
         };
         Ok(FsCore {
             contents,
-            passthrough: AtomicBool::new(false),
             meta,
             inodes: inode::Inodes::default(),
             defaults: Defaults {
@@ -164,18 +158,6 @@ impl<S: Storage> FsCore<S> {
     /// Returns whether the core keeps a content cache (`FsOptions::cache_dir`).
     pub fn has_content_cache(&self) -> bool {
         self.contents.is_some()
-    }
-
-    /// Says whether the kernel serves readers from cache entries (FUSE passthrough granted,
-    /// and not refused since).
-    pub fn set_passthrough(&self, granted: bool) {
-        let on = granted && self.contents.is_some();
-        self.passthrough.store(on, Ordering::Relaxed);
-    }
-
-    /// Returns whether the kernel serves readers from cache entries.
-    pub fn passthrough(&self) -> bool {
-        self.passthrough.load(Ordering::Relaxed)
     }
 
     /// Returns the catalogue.

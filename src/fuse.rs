@@ -5,6 +5,7 @@
 //! session (mounting, signals, hearing other hosts' changes) in `session`.
 
 mod content;
+mod io_modes;
 mod session;
 
 pub use session::{MountOptions, serve};
@@ -21,10 +22,10 @@ use fuser::{
 };
 
 use crate::fs::{
-    self, Attr, Caller, Creator, Fh, FsCore, FsError, Ino, IoModes, Kind, OpenMode, SetAttr,
-    XattrFlags, XattrReply,
+    self, Attr, Caller, Creator, Fh, FsCore, FsError, Ino, Kind, SetAttr, XattrFlags, XattrReply,
 };
 use crate::storage::Storage;
+use io_modes::{IoModes, OpenMode};
 
 /// How long the kernel may trust attributes and names it was given. Changes made through
 /// the mount update the kernel's copy at once; this bounds how long a change made another way

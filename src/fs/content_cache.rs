@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::FsCore;
@@ -53,6 +54,9 @@ pub struct ContentCache {
     limit: u64,
     index: Mutex<Index>,
     wanted: Condvar,
+    /// Whether the kernel reads entries itself (FUSE passthrough granted, and not refused
+    /// since): without it the cache is neither read nor filled.
+    passthrough: AtomicBool,
 }
 
 impl ContentCache {
@@ -90,6 +94,7 @@ impl ContentCache {
             limit,
             index: Mutex::new(index),
             wanted: Condvar::new(),
+            passthrough: AtomicBool::new(false),
         };
         cache.evict(&mut cache.lock());
         Ok(cache)
@@ -140,10 +145,21 @@ impl ContentCache {
         let _ = std::fs::remove_file(self.path_of(id));
     }
 
+    /// Returns whether a content of `size` bytes is one the cache keeps: not under
+    /// [`SMALLEST_CACHED`], and not over half the cache.
+    fn worth_keeping(&self, size: u64) -> bool {
+        (SMALLEST_CACHED..=self.limit / 2).contains(&size)
+    }
+
+    /// Returns the cache when the kernel reads its entries (passthrough), else `None`.
+    fn served(&self) -> Option<&Self> {
+        self.passthrough.load(Ordering::Relaxed).then_some(self)
+    }
+
     /// Asks for `id` (a content of `size` bytes) to be filled by [`ContentCache::next_wanted`]'s
     /// caller, unless it is held, asked for already, too small or too big for the cache.
     pub fn want(&self, id: ContentId, size: u64) {
-        if size < SMALLEST_CACHED || size > self.limit / 2 {
+        if !self.worth_keeping(size) {
             return;
         }
         let mut index = self.lock();
@@ -301,8 +317,8 @@ pub struct CachedContent {
 impl<S: Storage> FsCore<S> {
     /// Returns the cache entry of `base`, for a reader of it.
     pub(super) fn cached_content(&self, base: &Manifest) -> Option<CachedContent> {
-        let cache = self.contents.as_ref().filter(|_| self.passthrough())?;
-        if base.size < SMALLEST_CACHED {
+        let cache = self.contents.as_ref()?.served()?;
+        if !cache.worth_keeping(base.size) {
             return None;
         }
         Some(CachedContent {
@@ -315,9 +331,25 @@ impl<S: Storage> FsCore<S> {
     /// is one: a reader of it just finished.
     pub(super) fn want_cached(&self, base: &Manifest) {
         // An entry nobody would read through the kernel is not worth its disk.
-        if let Some(cache) = self.contents.as_ref().filter(|_| self.passthrough()) {
+        if let Some(cache) = self.contents.as_ref().and_then(ContentCache::served) {
             cache.want(base.id, base.size);
         }
+    }
+
+    /// Says whether the kernel serves readers from cache entries (FUSE passthrough granted,
+    /// and not refused since); without a cache, nothing does.
+    pub fn set_passthrough(&self, granted: bool) {
+        if let Some(cache) = &self.contents {
+            cache.passthrough.store(granted, Ordering::Relaxed);
+        }
+    }
+
+    /// Returns whether the kernel serves readers from cache entries.
+    pub fn passthrough(&self) -> bool {
+        self.contents
+            .as_ref()
+            .and_then(ContentCache::served)
+            .is_some()
     }
 
     /// Drops the cache entry of `content`, whose file was changed (a shared writable mapping

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use fuser::{BackingId, Errno, ReplyData, ReplyEmpty, ReplyWrite};
 
+use super::io_modes::IoModes;
 use super::{errno, reply_empty};
-use crate::fs::{Fh, FsCore, IoModes};
+use crate::fs::{Fh, FsCore};
 use crate::storage::Storage;
 
 /// A request taken off a request thread, with everything it needs and its reply.

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use super::content_cache::CachedContent;
-use super::{Fh, Ino};
+use crate::fs::{CachedContent, Fh, Ino};
 use crate::meta::ContentId;
 
 /// How the kernel is to serve a new handle.
