@@ -61,19 +61,51 @@ fn held_open_writer(m: &Mounted) -> (std::fs::File, std::path::PathBuf, Vec<u8>)
     (f, path, bytes)
 }
 
+/// Writes its second argument's bytes into a new file at its first argument, says "ready",
+/// keeps the file open until its standard input ends, then closes it (a close that fails
+/// exits non-zero). A process of its own: one the test forks would flush the file at exec.
+const HELD_WRITER: &str = r#"
+import os, sys
+path, data = sys.argv[1], open(sys.argv[2], "rb").read()
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+view = memoryview(data)
+while view:
+    view = view[os.write(fd, view):]
+print("ready", flush=True)
+sys.stdin.read()
+os.close(fd)
+print("closed", flush=True)
+"#;
+
 /// `CRONUSFS_SESSION_TTL_MS=3000 cronusfs gc`, run again and again for 7 s beside a default
-/// daemon holding a 20 MiB file open for writing: the variable is nobody's time-to-live, so
-/// however old the daemon's last heartbeat (it beats every 5 s) no gc expires its session, and
-/// the writer's close commits every byte. (Such a gc used to expire the daemon's session once
-/// its heartbeat was 3 s old, and the writer's close then failed with EIO.)
+/// daemon that a writer process holds a streamed 20 MiB file open on: the variable is nobody's
+/// time-to-live, so however old the daemon's last heartbeat (it beats every 5 s) no gc expires
+/// its session, none takes the stored chunks, and the writer's close commits every byte. (Such
+/// a gc used to expire the daemon's session once its heartbeat was 3 s old, sweep the chunks
+/// of the write in progress, and fail the writer's close.)
 #[test]
 fn a_short_ttl_in_a_gc_s_environment_expires_no_writer() {
+    use std::io::{BufRead, BufReader};
     let a = Mounted::shared();
-    let (f, path, bytes) = held_open_writer(&a);
+    let path = a.job_dir().join("held.bin");
+    let bytes = crate::content::bytes(20 << 20, 21);
+    let source = a.tmp.path().join("held.src");
+    std::fs::write(&source, &bytes).unwrap();
+    let mut writer = std::process::Command::new("timeout")
+        .args(["120", "python3", "-c", HELD_WRITER])
+        .arg(&path)
+        .arg(&source)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = BufReader::new(writer.stdout.take().unwrap());
+    let mut line = String::new();
+    said.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(7) {
-        // Each gc either sweeps (the daemon's lease given up while it waits: nothing stored
-        // is unreferenced) or gives up on the write in progress; neither may expire anyone.
+        // Each gc waits for the write in progress and gives up; none may expire anyone.
         let gc: Output = a
             .cronusfs()
             .env("CRONUSFS_SESSION_TTL_MS", "3000")
@@ -83,20 +115,17 @@ fn a_short_ttl_in_a_gc_s_environment_expires_no_writer() {
             .arg("gc")
             .output()
             .unwrap();
-        let said = String::from_utf8_lossy(&gc.stderr);
-        assert!(
-            gc.status.success() || said.contains("writes in progress"),
-            "{said}"
-        );
-        sleep(Duration::from_millis(300));
+        let err = String::from_utf8_lossy(&gc.stderr);
+        assert!(err.contains("writes in progress"), "gc went ahead: {err}");
     }
-    let mnt = a.mnt.display().to_string();
-    let sessions = status(&a);
+    drop(writer.stdin.take());
+    line.clear();
+    said.read_line(&mut line).unwrap();
     assert!(
-        sessions.iter().any(|l| l.contains(&format!("\t{mnt}\t"))),
-        "the writer's session is gone: {sessions:?}"
+        writer.wait().unwrap().success(),
+        "the held file's close failed"
     );
-    close(f).expect("the held file commits at close");
+    assert_eq!(line.trim(), "closed");
     assert!(std::fs::read(&path).unwrap() == bytes, "held.bin differs");
     // Now that nothing is being written, gc runs through and the file keeps its chunks.
     assert_success(&a.on_store(&["gc"]));
