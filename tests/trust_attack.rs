@@ -200,3 +200,42 @@ fn fsck_of_a_store_in_use_finds_no_false_damage() {
     assert!(checks > 0);
     m.assert_fsck_clean();
 }
+
+/// `gc` of a mounted store directory drops the cache entries of the contents it freed: the
+/// disk they took comes back with the store's.
+#[test]
+fn gc_drops_the_cache_entries_of_what_it_freed() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    m.ok(&format!(
+        "head -c 3M /dev/urandom > {0}/a; cat {0}/a > /dev/null",
+        job.display()
+    ));
+    let cache = m.store.join("cache");
+    let entries = || {
+        let Ok(shards) = std::fs::read_dir(&cache) else {
+            return 0;
+        };
+        (shards.flatten())
+            .filter(|s| s.file_name() != "tmp")
+            .map(|s| std::fs::read_dir(s.path()).map_or(0, |d| d.count()))
+            .sum::<usize>()
+    };
+    let started = std::time::Instant::now();
+    while entries() == 0 {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the content was never cached"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    m.ok(&format!("rm {}/a", job.display()));
+    let gc = m.on_store(&["gc"]);
+    crate::mount::assert_success(&gc);
+    assert!(String::from_utf8_lossy(&gc.stdout).contains("freed 1 contents"));
+    assert_eq!(
+        entries(),
+        0,
+        "the freed content's cache entry is still there"
+    );
+}

@@ -287,9 +287,16 @@ fn run_request(
         cwd: request.cwd,
     };
     let command = request.cli.command;
+    let gc = matches!(command, Command::Gc { .. });
     let run = || super::run_on(core.metastore(), &mut io, command, Some(cache));
     match core.changed_outside(run) {
-        Ok(()) => Ok(0),
+        Ok(()) => {
+            if gc {
+                // The cache's copies of what gc freed are disk nobody can read any more.
+                core.forget_freed_contents();
+            }
+            Ok(0)
+        }
         Err(e) => {
             Frames(stream).send(b'e', format!("cronusfs: error: {e:#}\n").as_bytes())?;
             Ok(EXIT_FAILURE)

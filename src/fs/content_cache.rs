@@ -352,6 +352,24 @@ impl<S: Storage> FsCore<S> {
             .is_some()
     }
 
+    /// Drops the cache entries of contents the store no longer holds (`gc` freed them), and
+    /// returns how many. A reader with such an entry open keeps reading it (though gc keeps
+    /// what open handles read, so none should be).
+    pub fn forget_freed_contents(&self) -> usize {
+        let Some(cache) = &self.contents else {
+            return 0;
+        };
+        let ids: Vec<ContentId> = cache.lock().entries.keys().copied().collect();
+        let content = self.meta.content();
+        let freed: Vec<ContentId> = (ids.into_iter())
+            .filter(|id| matches!(content.contains(*id), Ok(false)))
+            .collect();
+        for id in &freed {
+            cache.forget(*id);
+        }
+        freed.len()
+    }
+
     /// Drops the cache entry of `content`, whose file was changed (a shared writable mapping
     /// of a handle the kernel backed with it).
     pub fn forget_cached(&self, content: ContentId) {
