@@ -10,21 +10,18 @@ use cronusfs::meta::Metastore;
 use cronusfs::storage::{MemoryStore, PropQuery, Row, RowRead, RowWrite};
 
 use crate::mount::Mounted;
+use crate::trust_views::as_nobody;
 
-/// Runs `script` as user `nobody` with `$M` the mount point; returns (status ok, stderr).
-fn as_nobody(m: &Mounted, script: &str) -> (bool, String) {
-    let out = m.sh(&format!(
-        "runuser -u nobody -- env M=\"$M\" bash -c '{}'",
-        script.replace('\'', "'\\''")
-    ));
-    let said = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.success(), said)
+/// The `DATASET/KEY/JOB` the command line names job directory `job` of `m` by.
+fn place_of(m: &Mounted, job: &std::path::Path) -> String {
+    let rel = job.strip_prefix(m.mnt.join("datasets")).unwrap();
+    let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy()).collect();
+    format!("{}/{}/{}", parts[0], parts[2], parts[4])
 }
 
 #[test]
 fn the_daemons_own_props_are_no_user_s_to_set() {
-    let m = Mounted::with_options(&["--allow-other"]);
-    std::fs::set_permissions(m.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = crate::trust_views::shared_mount();
     let job = m.job_dir();
     m.ok(&format!(
         "umask 022; echo rootdata > {0}/root666; chmod 666 {0}/root666; chmod 777 {0}",
@@ -36,7 +33,7 @@ fn the_daemons_own_props_are_no_user_s_to_set() {
         "user.cronusfs:session:reading",
     ] {
         let script = format!("setfattr -n {name} -v 5 {}/root666", job.display());
-        let (ok, said) = as_nobody(&m, &script);
+        let (ok, _, said) = as_nobody(&m, &script);
         assert!(
             !ok && said.contains("Operation not permitted"),
             "{name}: {said}"
@@ -97,9 +94,7 @@ fn a_put_onto_a_folder_s_name_is_refused() {
     let m = Mounted::new();
     let job = m.job_dir();
     m.ok(&format!("mkdir {}/afolder", job.display()));
-    let rel = job.strip_prefix(m.mnt.join("datasets")).unwrap();
-    let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy()).collect();
-    let target = format!("{}/{}/{}/afolder", parts[0], parts[2], parts[4]);
+    let target = format!("{}/afolder", place_of(&m, &job));
     let out = m.sh(&format!(
         "echo x | $CRONUSFS -s {} put - {target}",
         m.store.display()
@@ -116,9 +111,7 @@ fn a_put_onto_a_folder_s_name_is_refused() {
 fn a_put_from_a_closed_or_write_only_standard_input_stores_nothing() {
     let m = Mounted::new();
     let job = m.job_dir();
-    let rel = job.strip_prefix(m.mnt.join("datasets")).unwrap();
-    let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy()).collect();
-    let place = format!("{}/{}/{}", parts[0], parts[2], parts[4]);
+    let place = place_of(&m, &job);
     let store = m.store.display();
     for (redirect, said) in [("<&-", "closed"), ("0>$T/wo", "writing only")] {
         let out = m.sh(&format!(
@@ -213,22 +206,13 @@ fn gc_drops_the_cache_entries_of_what_it_freed() {
     ));
     let cache = m.store.join("cache");
     let entries = || {
-        let Ok(shards) = std::fs::read_dir(&cache) else {
-            return 0;
-        };
-        (shards.flatten())
-            .filter(|s| s.file_name() != "tmp")
-            .map(|s| std::fs::read_dir(s.path()).map_or(0, |d| d.count()))
-            .sum::<usize>()
+        let files = crate::trust_handles::walk_files(&cache);
+        files
+            .iter()
+            .filter(|p| !p.starts_with(cache.join("tmp")))
+            .count()
     };
-    let started = std::time::Instant::now();
-    while entries() == 0 {
-        assert!(
-            started.elapsed().as_secs() < 20,
-            "the content was never cached"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::trust_handles::wait_for(|| entries() > 0, "the cache entry");
     m.ok(&format!("rm {}/a", job.display()));
     let gc = m.on_store(&["gc"]);
     crate::mount::assert_success(&gc);

@@ -193,7 +193,7 @@ fn a_cache_removed_while_mounted_is_made_again() {
     assert!(!log.contains("could not keep content"), "{log}");
 }
 
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(read) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -209,7 +209,7 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn wait_for(cond: impl Fn() -> bool, what: &str) {
+pub fn wait_for(cond: impl Fn() -> bool, what: &str) {
     let started = std::time::Instant::now();
     while !cond() {
         assert!(

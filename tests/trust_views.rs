@@ -7,18 +7,19 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::mount::Mounted;
 
-/// Runs `script` as user `nobody` with `$M` the mount point; returns (status ok, stdout).
-fn as_nobody(m: &Mounted, script: &str) -> (bool, String) {
+/// Runs `script` as user `nobody` with `$M` the mount point; returns whether it succeeded, its
+/// stdout and its stderr.
+pub fn as_nobody(m: &Mounted, script: &str) -> (bool, String, String) {
     let out = m.sh(&format!(
         "runuser -u nobody -- env M=\"$M\" bash -c '{}'",
         script.replace('\'', "'\\''")
     ));
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.success(), said)
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
 /// A mount other users can enter (the test's scratch directory is root's alone).
-fn shared_mount() -> Mounted {
+pub fn shared_mount() -> Mounted {
     let m = Mounted::with_options(&["--allow-other"]);
     std::fs::set_permissions(m.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     m
@@ -39,19 +40,19 @@ fn a_view_shows_another_user_only_what_their_paths_allow() {
         j = job.display()
     ));
     // Before anything is closed: nobody reads what is open to everyone, through the view too.
-    let (ok, said) = as_nobody(&m, "cat $M/query/tag=topsecret/*");
+    let (ok, said, _) = as_nobody(&m, "cat $M/query/tag=topsecret/*");
     assert!(ok, "{said}");
     let mut lines: Vec<&str> = said.lines().collect();
     lines.sort();
     assert_eq!(lines, ["inner", "open", "payroll"]);
     // A 0600 file in a readable directory: `ls` of the directory shows it, but its attributes
     // are not nobody's to read, so no view tells that it matches.
-    let (_, said) = as_nobody(&m, "ls $M/query/tag=hidden-value/; ls $M/query/tag/");
+    let (_, said, _) = as_nobody(&m, "ls $M/query/tag=hidden-value/; ls $M/query/tag/");
     assert!(!said.contains("private"), "{said}");
     let root_sees = m.ok("ls $M/query/tag=hidden-value/");
     assert_eq!(root_sees.lines().count(), 1, "{root_sees}");
     let private_name = root_sees.trim().to_string();
-    let (ok, said) = as_nobody(
+    let (ok, said, _) = as_nobody(
         &m,
         &format!("stat $M/query/tag=hidden-value/{private_name}"),
     );
@@ -63,12 +64,12 @@ fn a_view_shows_another_user_only_what_their_paths_allow() {
         "getfattr --only-values -n user.cronus.uuid {}/sub/inner.csv",
         job.display()
     ));
-    let (_, said) = as_nobody(
+    let (_, said, _) = as_nobody(
         &m,
         &format!("ls $M/query/cronus:uuid={inner_uuid}/; cat $M/query/cronus:uuid={inner_uuid}/*"),
     );
     assert!(!said.contains("inner"), "{said}");
-    let (_, said) = as_nobody(&m, "cat $M/query/tag=topsecret/*");
+    let (_, said, _) = as_nobody(&m, "cat $M/query/tag=topsecret/*");
     assert_eq!(said.lines().collect::<Vec<_>>().len(), 2, "{said}");
 
     // The whole dataset closed: nothing of it in any view, not even by a name seen before.
@@ -80,9 +81,9 @@ fn a_view_shows_another_user_only_what_their_paths_allow() {
         .trim()
         .to_string();
     m.ok(&format!("chmod 700 {}", ds.display()));
-    let (ok, _) = as_nobody(&m, &format!("ls $M/datasets/{ds_name}"));
+    let (ok, _, _) = as_nobody(&m, &format!("ls $M/datasets/{ds_name}"));
     assert!(!ok, "the dataset is closed to nobody");
-    let (_, said) = as_nobody(
+    let (_, said, _) = as_nobody(
         &m,
         &format!(
             "ls $M/query/cronus:dataset={ds_name}/ $M/query/tag=topsecret/ $M/query/tag/; \
@@ -95,7 +96,7 @@ fn a_view_shows_another_user_only_what_their_paths_allow() {
         "{said}"
     );
     // Nor the dataset's link: its rows are not nobody's to read any more.
-    let (_, said) = as_nobody(&m, &format!("ls $M/query/cronus:uuid={ds_name}/"));
+    let (_, said, _) = as_nobody(&m, &format!("ls $M/query/cronus:uuid={ds_name}/"));
     assert!(!said.contains(&ds_name), "{said}");
     // Its owner still sees everything, at once (nothing the kernel kept for nobody).
     let root_sees = m.ok("cat $M/query/tag=topsecret/*");

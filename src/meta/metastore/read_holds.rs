@@ -102,7 +102,8 @@ impl<S: Storage> Metastore<S> {
     /// [`MetaError::NoSuchContent`] when `gc` deleted it before the hold was taken.
     pub fn hold_content(&self, id: ContentId) -> Result<HeldManifest> {
         // Only a store other processes use may have a gc elsewhere: a row tells them.
-        let session = self.session_iden().filter(|_| self.storage().is_shared());
+        let shared = self.storage().is_shared();
+        let session = shared.then(|| self.session_iden()).flatten();
         let record = self.read_holds.add(id, session.as_ref());
         let hold = ContentHold {
             holds: self.read_holds.clone(),
