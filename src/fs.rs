@@ -6,39 +6,38 @@
 mod attr;
 mod bytes;
 mod cache;
+mod changes;
 mod content_cache;
 mod dir_listing;
 mod elsewhere;
 mod error;
 mod file;
 mod inode;
-mod names;
-mod pending;
-mod tree;
-mod view;
+mod known_names;
+mod namespace;
+mod query_views;
+mod uncommitted;
 mod view_access;
 mod working;
 mod xattr;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
+pub use changes::{CreateFlags, Creator, SetAttr};
 pub use content_cache::{CACHE_DIR, CacheCheck, CachedContent, SMALLEST_CACHED, check_cache};
 pub use elsewhere::{Epoch, KernelInval, ReplyGate};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
 pub use inode::{Ino, Node};
-pub use tree::{CreateFlags, Creator, SetAttr};
+pub use namespace::{Listing, Namespace};
 pub use view_access::Caller;
 pub use xattr::{XattrFlags, XattrReply};
 
-use crate::meta::{ContentId, DatasetId, JobId, Metastore, ObjectId, ObjectPath, prop};
-use crate::storage::{Iden, Row, Storage, Valu};
+use crate::meta::{JobId, Metastore, ObjectPath};
+use crate::storage::Storage;
 
 /// How the core is set up.
 #[derive(Clone, Debug)]
@@ -69,55 +68,17 @@ pub struct DirEntry {
     pub place: Option<Arc<str>>,
 }
 
-/// The filesystem over one catalogue.
+/// The filesystem over one catalogue: the tree as read ([`Namespace`]) and the changes made
+/// to it, the open handles, the content cache, and what is heard of other processes.
 pub struct FsCore<S: Storage> {
-    meta: Metastore<S>,
-    inodes: inode::Inodes,
-    defaults: Defaults,
+    ns: namespace::Namespace<S>,
     options: FsOptions,
     files: file::OpenFiles,
-    started: SystemTime,
-    /// Bumped before and after every change made through the core: a cached listing taken
-    /// at one value is current while the value has not moved.
-    generation: AtomicU64,
-    listings: cache::GenerationCache<Listing>,
-    /// When an entry was last added to or removed from each directory through this mount: a
-    /// directory's mtime and ctime move with its entries (kept in memory, not in the store).
-    dir_changes: Mutex<HashMap<Ino, i64>>,
-    /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
-    xattrs: cache::GenerationCache<xattr::NodeRows>,
-    /// The objects seen at each path: one read for a repeated lookup, and the names the
-    /// kernel must forget when another host changes an object.
-    known: names::KnownNames,
     /// What the core heard of other processes' commits (a shared store).
     elsewhere: elsewhere::Announcements,
     /// Whole contents as local files, for readers the kernel serves without the daemon.
     contents: Option<content_cache::ContentCache>,
 }
-
-/// A directory's entries, shared between the handles reading them.
-pub type Listing = Arc<Vec<DirEntry>>;
-
-/// Marks a change in progress: bumps the generation when made and when dropped.
-struct Change<'a>(&'a AtomicU64);
-
-impl Drop for Change<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// How many directory listings are kept between reads.
-const CACHED_LISTINGS: usize = 16;
-
-/// Names of the root's directories, in listing order.
-const ROOT_DIRS: [(&str, Node); 5] = [
-    ("datasets", Node::Datasets),
-    ("menus", Node::Menus),
-    ("configs", Node::Configs),
-    ("objects", Node::Objects),
-    ("query", Node::Query),
-];
 
 impl<S: Storage> FsCore<S> {
     /// Returns the filesystem over `meta`.
@@ -134,23 +95,16 @@ impl<S: Storage> FsCore<S> {
             }
             _ => None,
         };
+        let defaults = Defaults {
+            uid: options.uid,
+            gid: options.gid,
+            read_only: options.read_only,
+        };
         Ok(FsCore {
             contents,
-            meta,
-            inodes: inode::Inodes::default(),
-            defaults: Defaults {
-                uid: options.uid,
-                gid: options.gid,
-                read_only: options.read_only,
-            },
+            ns: namespace::Namespace::new(meta, defaults),
             options,
             files: file::OpenFiles::default(),
-            started: SystemTime::now(),
-            generation: AtomicU64::new(0),
-            listings: cache::GenerationCache::new(CACHED_LISTINGS),
-            xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
-            dir_changes: Mutex::new(HashMap::new()),
-            known: names::KnownNames::default(),
             elsewhere: elsewhere::Announcements::default(),
         })
     }
@@ -162,37 +116,55 @@ impl<S: Storage> FsCore<S> {
 
     /// Returns the catalogue.
     pub fn metastore(&self) -> &Metastore<S> {
-        &self.meta
+        &self.ns.meta
     }
 
     /// Runs `f`, a change made to the catalogue other than through the core (a command the
     /// daemon runs for the CLI), so that no cached listing outlives it.
-    pub fn changed_outside<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _change = self.change();
+    pub fn run_external_change<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _change = self.ns.change();
         f()
     }
 
-    /// Records that the entries of directory `dir` changed now.
-    fn dir_changed(&self, dir: Ino) {
-        let mut changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
-        changes.insert(dir, crate::storage::now_millis());
+    /// Returns the tree as read.
+    pub fn namespace(&self) -> &Namespace<S> {
+        &self.ns
     }
 
-    fn change(&self) -> Change<'_> {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        Change(&self.generation)
+    /// Looks `name` up in directory `parent`, for a caller who may see everything.
+    pub fn lookup(&self, parent: Ino, name: &str) -> FsResult<Attr> {
+        self.ns.lookup_as(parent, name, &Caller::root())
     }
 
-    /// Returns the listing of directory `ino`: the one taken last if nothing changed through
-    /// the core since, else a fresh scan.
-    fn listing(&self, ino: Ino) -> FsResult<Listing> {
-        let now = self.generation.load(Ordering::SeqCst);
-        self.listings
-            .get_or(ino, now, || Ok(Arc::new(self.readdir(ino)?)))
+    /// Looks `name` up in directory `parent` for `caller` (see [`Namespace::lookup_as`]).
+    pub fn lookup_as(&self, parent: Ino, name: &str, caller: &Caller) -> FsResult<Attr> {
+        self.ns.lookup_as(parent, name, caller)
     }
 
-    fn node(&self, ino: Ino) -> FsResult<Node> {
-        self.inodes.node(ino).ok_or(FsError::NotFound)
+    /// Returns the attributes of `ino`.
+    pub fn getattr(&self, ino: Ino) -> FsResult<Attr> {
+        self.ns.getattr(ino)
+    }
+
+    /// Lists directory `ino` (without `.` and `..`), with each entry's attributes.
+    pub fn readdir(&self, ino: Ino) -> FsResult<Vec<DirEntry>> {
+        self.ns.readdir(ino)
+    }
+
+    /// Returns the parent directory's inode of directory `ino` (for `..`).
+    pub fn parent_of(&self, ino: Ino) -> FsResult<Ino> {
+        self.ns.parent_of(ino)
+    }
+
+    /// Returns the target of symbolic link `ino` (see [`Namespace::readlink`]).
+    pub fn readlink(&self, ino: Ino) -> FsResult<String> {
+        self.ns.readlink(ino)
+    }
+
+    /// Returns whether what the core answers about `ino` depends on who asks (see
+    /// [`Namespace::answers_per_caller`]).
+    pub fn answers_per_caller(&self, ino: Ino) -> bool {
+        self.ns.answers_per_caller(ino)
     }
 
     fn writable(&self) -> FsResult<()> {
@@ -200,405 +172,6 @@ impl<S: Storage> FsCore<S> {
             return Err(FsError::ReadOnly);
         }
         Ok(())
-    }
-
-    /// Looks `name` up in directory `parent`, for a caller who may see everything.
-    pub fn lookup(&self, parent: Ino, name: &str) -> FsResult<Attr> {
-        self.lookup_as(parent, name, &Caller::root())
-    }
-
-    /// Looks `name` up in directory `parent` for `caller` (in a query view, an entry the
-    /// caller could not reach by its place is not there).
-    pub fn lookup_as(&self, parent: Ino, name: &str, caller: &Caller) -> FsResult<Attr> {
-        if name.len() > crate::meta::names::MAX_NAME_BYTES {
-            return Err(FsError::NameTooLong);
-        }
-        let dir = self.node(parent)?;
-        if let Node::View(_) = dir
-            && let Some(entry) = self.view_entry(parent, name)?
-        {
-            self.check_reachable(&entry, caller)?;
-        }
-        let path = in_dir(&dir, name);
-        if let Some(attr) = path
-            .as_ref()
-            .map(|p| self.known_object(p))
-            .transpose()?
-            .flatten()
-        {
-            return Ok(attr);
-        }
-        let before = self.generation.load(Ordering::SeqCst);
-        let node = match self.child(&dir, name) {
-            Err(FsError::NotFound) => {
-                if let Some(path) = path {
-                    self.known.remember_free(path.key(), before);
-                }
-                return Err(FsError::NotFound);
-            }
-            other => other?,
-        };
-        let ino = self.inodes.ino(&node);
-        let attr = self.attr_of(ino, &node)?;
-        if let (Some(path), Node::Object(id)) = (path, &node) {
-            self.known.remember(path.key(), *id);
-        }
-        Ok(attr)
-    }
-
-    /// Returns the attributes of the object this mount last saw at `path`, when its rows (one
-    /// read, by id) still say it is there; `None` sends the lookup the long way.
-    fn known_object(&self, path: &ObjectPath) -> FsResult<Option<Attr>> {
-        let key = path.key();
-        let Some(id) = self.known.get(&key) else {
-            return Ok(None);
-        };
-        if self.files.pending_at(path).is_some() {
-            return Ok(None);
-        }
-        let rows = self.meta.node_rows(&id.iden())?;
-        let here = rows
-            .iter()
-            .any(|r| r.prop == prop::PATH && matches!(&r.valu, Valu::Str(p) if *p == key));
-        if !here {
-            self.known.forget(&key);
-            return Ok(None);
-        }
-        let ino = self.inodes.ino(&Node::Object(id));
-        Ok(Some(self.object_attr(ino, id, &rows)))
-    }
-
-    /// Returns the attributes of `ino`.
-    pub fn getattr(&self, ino: Ino) -> FsResult<Attr> {
-        self.attr_of(ino, &self.node(ino)?)
-    }
-
-    /// Returns the node called `name` in directory `parent`, if it exists.
-    fn child(&self, parent: &Node, name: &str) -> FsResult<Node> {
-        let node = match parent {
-            Node::Root => ROOT_DIRS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, node)| node.clone()),
-            Node::Datasets => name
-                .parse::<DatasetId>()
-                .ok()
-                .filter(|ds| self.meta.has_dataset(*ds).unwrap_or(false))
-                .map(Node::Dataset),
-            Node::Dataset(ds) => self.dataset_child(*ds, name)?,
-            Node::Partitions(ds) => self
-                .meta
-                .has_partition(*ds, name)?
-                .then(|| Node::Partition(*ds, name.to_string())),
-            Node::Partition(ds, key) => (name == "jobs").then(|| Node::Jobs(*ds, key.clone())),
-            Node::Jobs(ds, key) => match parse_job(name) {
-                Some(job) if self.meta.has_job(*ds, job)? => Some(Node::Job(*ds, key.clone(), job)),
-                _ => None,
-            },
-            Node::Job(..) | Node::Folder(..) => {
-                let path = in_dir(parent, name).expect("a job or folder");
-                // A file created here and not committed yet first: it stops being pending only
-                // once its commit is in the store, so looking in this order never misses it
-                // between the two (the other order did, under a commit at release).
-                if let Some(id) = self.files.pending_at(&path) {
-                    return Ok(Node::Object(id));
-                }
-                match self.meta.object_id_at(&path)? {
-                    Some(id) => Some(Node::Object(id)),
-                    None if self.meta.has_folder(&path)? => Some(Node::Folder(
-                        path.dataset,
-                        path.partition,
-                        path.job,
-                        path.name,
-                    )),
-                    None => None,
-                }
-            }
-            Node::Menus => self.registered_node(name, "menu").map(Node::Menu),
-            Node::Configs => self.registered_node(name, "config").map(Node::Config),
-            Node::Objects => match name.parse::<ContentId>() {
-                Ok(id) if self.meta.content().contains(id)? => Some(Node::Content(id)),
-                _ => None,
-            },
-            Node::Query | Node::View(_) => return self.view_child(parent, name),
-            Node::DatasetMenu(_)
-            | Node::DatasetConfig(_)
-            | Node::Object(_)
-            | Node::Menu(_)
-            | Node::Config(_)
-            | Node::Content(_)
-            | Node::ViewObject(_)
-            | Node::ViewLink(..) => return Err(FsError::NotDir),
-        };
-        node.ok_or(FsError::NotFound)
-    }
-
-    fn dataset_child(&self, ds: DatasetId, name: &str) -> FsResult<Option<Node>> {
-        Ok(match name {
-            "partitions" => Some(Node::Partitions(ds)),
-            "menu" | "config" if self.meta.dataset_transform(ds)?.is_some() => {
-                Some(if name == "menu" {
-                    Node::DatasetMenu(ds)
-                } else {
-                    Node::DatasetConfig(ds)
-                })
-            }
-            _ => None,
-        })
-    }
-
-    /// Returns `uuid` if it names a registered node of `kind` (`menu` or `config`).
-    fn registered_node(&self, uuid: &str, kind: &str) -> Option<String> {
-        let iden = Iden::new(uuid).ok()?;
-        let rows = self.meta.node_rows(&iden).ok()?;
-        rows.iter()
-            .any(|r| r.prop == prop::KIND && r.valu.to_string() == kind)
-            .then(|| uuid.to_string())
-    }
-
-    /// Returns the iden holding the rows of `node`, for the nodes that have rows.
-    fn iden_of(&self, node: &Node) -> FsResult<Option<Iden>> {
-        Ok(match node {
-            Node::Dataset(ds) | Node::Partitions(ds) => Some(ds.iden()),
-            Node::Partition(ds, key) | Node::Jobs(ds, key) => {
-                Some(Metastore::<S>::partition_iden(*ds, key))
-            }
-            Node::Job(ds, _, job) => Some(Metastore::<S>::job_iden(*ds, *job)),
-            Node::Folder(ds, key, job, path) => Some(Metastore::<S>::folder_iden(
-                &ObjectPath::new(*ds, key, *job, path),
-            )?),
-            Node::Object(id) | Node::ViewObject(id) => Some(id.iden()),
-            Node::Menu(uuid) | Node::Config(uuid) => Some(Iden::new(uuid.as_str())?),
-            Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
-                let (menu, config) = self.meta.dataset_transform(*ds)?.ok_or(FsError::NotFound)?;
-                let uuid = if matches!(node, Node::DatasetMenu(_)) {
-                    menu
-                } else {
-                    config
-                };
-                Some(Iden::new(uuid)?)
-            }
-            Node::Root | Node::Datasets | Node::Menus | Node::Configs | Node::Objects => None,
-            Node::Content(_) | Node::Query | Node::View(_) | Node::ViewLink(..) => None,
-        })
-    }
-
-    /// Returns the rows of `node`; NotFound when a node that should have rows has none.
-    fn rows_of(&self, node: &Node) -> FsResult<Vec<Row>> {
-        match self.iden_of(node)? {
-            Some(iden) => {
-                let rows = self.meta.node_rows(&iden)?;
-                if rows.is_empty() {
-                    return Err(FsError::NotFound);
-                }
-                Ok(rows)
-            }
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// The attributes of committed object `id` from its rows, with what open handles wrote.
-    fn object_attr(&self, ino: Ino, id: ObjectId, rows: &[Row]) -> Attr {
-        let mut attr = self.defaults.attr(ino, Kind::File, rows, None);
-        if let Some(w) = self.files.written(id) {
-            file::apply_written(&mut attr, w);
-        }
-        attr
-    }
-
-    fn attr_of(&self, ino: Ino, node: &Node) -> FsResult<Attr> {
-        let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
-        match node {
-            Node::ViewObject(id) => {
-                let rows = attr::AttrRows::of(&self.rows_of(node)?);
-                return Ok(self.view_object_attr(ino, *id, &rows));
-            }
-            Node::ViewLink(depth, place) => {
-                let size = view::link_target(*depth, place).len() as u64;
-                let mut attr = self.defaults.attr(ino, Kind::Symlink, &[], Some(size));
-                (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
-                return Ok(attr);
-            }
-            _ => {}
-        }
-        if let Node::Object(id) = node {
-            if let Some(attr) = self.files.pending_attr(*id, ino, &self.defaults) {
-                return Ok(attr);
-            }
-            let rows = match self.rows_of(node) {
-                Err(FsError::NotFound) => {
-                    return self.files.orphan_attr(*id).ok_or(FsError::NotFound);
-                }
-                other => other?,
-            };
-            return Ok(self.object_attr(ino, *id, &rows));
-        }
-        if let Node::Content(id) = node {
-            let size = self.meta.content().manifest(*id)?.size;
-            let mut attr = self.defaults.attr(ino, kind, &[], Some(size));
-            // A content may belong to objects of any mode, and to old versions: only the
-            // mount's owner reads it by id.
-            attr.perm &= 0o400;
-            (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
-            return Ok(attr);
-        }
-        let rows = self.rows_of(node)?;
-        let mut attr = self.defaults.attr(ino, kind, &rows, None);
-        if rows.is_empty() {
-            (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
-        }
-        if let Some(t) = self
-            .dir_changes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ino)
-        {
-            let t = time_of_millis(*t);
-            attr.mtime = attr.mtime.max(t);
-            attr.ctime = attr.ctime.max(t);
-        }
-        if matches!(
-            node,
-            Node::DatasetMenu(_) | Node::DatasetConfig(_) | Node::Menu(_) | Node::Config(_)
-        ) {
-            attr.perm &= 0o444;
-        }
-        if matches!(node, Node::Objects) {
-            attr.perm &= 0o700;
-        }
-        if matches!(node, Node::Query | Node::View(_)) {
-            attr.perm &= 0o555;
-        }
-        Ok(attr)
-    }
-
-    /// Lists directory `ino` (without `.` and `..`), with each entry's attributes.
-    pub fn readdir(&self, ino: Ino) -> FsResult<Vec<DirEntry>> {
-        let node = self.node(ino)?;
-        if let Some(dir) = in_dir(&node, "") {
-            return self.list_dir(&dir);
-        }
-        if let Node::View(path) = &node {
-            return self.list_view(path);
-        }
-        let children = self.children(&node)?;
-        let mut entries = Vec::with_capacity(children.len());
-        for (name, child) in children {
-            let ino = self.inodes.ino(&child);
-            match self.attr_of(ino, &child) {
-                Ok(attr) => entries.push(DirEntry {
-                    name,
-                    attr,
-                    place: None,
-                }),
-                Err(FsError::NotFound) => {} // Removed while we listed.
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(entries)
-    }
-
-    /// Returns the names and nodes of the entries of directory `node` (not a job directory or
-    /// folder, which `list_dir` lists with their attributes in one pass).
-    fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
-        Ok(match node {
-            Node::Root => ROOT_DIRS
-                .iter()
-                .map(|(n, node)| (n.to_string(), node.clone()))
-                .collect(),
-            Node::Datasets => self
-                .meta
-                .datasets()?
-                .into_iter()
-                .map(|d| (d.to_string(), Node::Dataset(d)))
-                .collect(),
-            Node::Dataset(ds) => {
-                let mut v = vec![("partitions".to_string(), Node::Partitions(*ds))];
-                if self.meta.dataset_transform(*ds)?.is_some() {
-                    v.insert(0, ("config".into(), Node::DatasetConfig(*ds)));
-                    v.insert(0, ("menu".into(), Node::DatasetMenu(*ds)));
-                }
-                v
-            }
-            Node::Partitions(ds) => self
-                .meta
-                .partitions(*ds)?
-                .into_iter()
-                .map(|k| (k.clone(), Node::Partition(*ds, k)))
-                .collect(),
-            Node::Partition(ds, key) => vec![("jobs".into(), Node::Jobs(*ds, key.clone()))],
-            Node::Jobs(ds, key) => self
-                .meta
-                .jobs(*ds)?
-                .into_iter()
-                .map(|j| (j.to_string(), Node::Job(*ds, key.clone(), j)))
-                .collect(),
-            Node::Menus => self
-                .meta
-                .registered("menu")?
-                .into_iter()
-                .map(|u| (u.clone(), Node::Menu(u)))
-                .collect(),
-            Node::Configs => self
-                .meta
-                .registered("config")?
-                .into_iter()
-                .map(|u| (u.clone(), Node::Config(u)))
-                .collect(),
-            Node::Objects => self
-                .meta
-                .content()
-                .ids()?
-                .into_iter()
-                .map(|c| (c.to_string(), Node::Content(c)))
-                .collect(),
-            // One view per prop that has rows (the `prop` term); deeper views are as many as
-            // the queries, made by a lookup, never listed.
-            Node::Query => self.prop_views()?,
-            Node::Job(..) | Node::Folder(..) | Node::View(_) => unreachable!("listed above"),
-            Node::DatasetMenu(_)
-            | Node::DatasetConfig(_)
-            | Node::Object(_)
-            | Node::Menu(_)
-            | Node::Config(_)
-            | Node::Content(_)
-            | Node::ViewObject(_)
-            | Node::ViewLink(..) => return Err(FsError::NotDir),
-        })
-    }
-
-    /// Returns the parent directory's inode of directory `ino` (for `..`).
-    pub fn parent_of(&self, ino: Ino) -> FsResult<Ino> {
-        let parent = match self.node(ino)? {
-            Node::Root
-            | Node::Datasets
-            | Node::Menus
-            | Node::Configs
-            | Node::Objects
-            | Node::Query => Node::Root,
-            Node::Dataset(_) => Node::Datasets,
-            Node::Partitions(ds) | Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
-                Node::Dataset(ds)
-            }
-            Node::Partition(ds, _) => Node::Partitions(ds),
-            Node::Jobs(ds, key) => Node::Partition(ds, key),
-            Node::Job(ds, key, _) => Node::Jobs(ds, key),
-            Node::Folder(ds, key, job, path) => match path.rsplit_once('/') {
-                Some((up, _)) => Node::Folder(ds, key, job, up.to_string()),
-                None => Node::Job(ds, key, job),
-            },
-            Node::Menu(_) => Node::Menus,
-            Node::Config(_) => Node::Configs,
-            Node::Content(_) => Node::Objects,
-            Node::View(path) => match path.rsplit_once('/') {
-                Some((up, _)) => Node::View(up.to_string()),
-                None => Node::Query,
-            },
-            Node::Object(_) | Node::ViewObject(_) | Node::ViewLink(..) => {
-                return Err(FsError::NotDir);
-            }
-        };
-        Ok(self.inodes.ino(&parent))
     }
 
     /// Returns the filesystem's statistics: the free space of the disk under the store.

@@ -407,7 +407,7 @@ fn xattrs_are_rows() {
     // A row set outside the mount (the daemon runs CLI commands this way) shows up as an
     // attribute, also right after the node's attributes were read and cached.
     assert_eq!(get("user.owner"), "team a");
-    fs.changed_outside(|| meta.set_node_row(&obj.id.iden(), "from_cli", &"yes".into(), false))
+    fs.run_external_change(|| meta.set_node_row(&obj.id.iden(), "from_cli", &"yes".into(), false))
         .unwrap();
     assert_eq!(get("user.from_cli"), "yes");
 }

@@ -289,7 +289,7 @@ fn run_request(
     let command = request.cli.command;
     let gc = matches!(command, Command::Gc { .. });
     let run = || super::run_on(core.metastore(), &mut io, command, Some(cache));
-    match core.changed_outside(run) {
+    match core.run_external_change(run) {
         Ok(()) => {
             if gc {
                 // The cache's copies of what gc freed are disk nobody can read any more.

@@ -360,7 +360,7 @@ impl<S: Storage> FsCore<S> {
             return 0;
         };
         let ids: Vec<ContentId> = cache.lock().entries.keys().copied().collect();
-        let content = self.meta.content();
+        let content = self.ns.meta.content();
         let freed: Vec<ContentId> = (ids.into_iter())
             .filter(|id| matches!(content.contains(*id), Ok(false)))
             .collect();
@@ -388,7 +388,7 @@ impl<S: Storage> FsCore<S> {
         loop {
             let (id, size) = cache.next_wanted();
             let filled = cache.fill(id, size, |file| {
-                let content = self.meta.content();
+                let content = self.ns.meta.content();
                 let manifest = content.manifest(id).map_err(io::Error::other)?;
                 content
                     .copy_to_file(&manifest, file)

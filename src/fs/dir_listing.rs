@@ -2,7 +2,7 @@
 //! rows folded into its entry as they are visited (never kept), then the files created there
 //! and not committed yet.
 
-use super::{DirEntry, FsCore, FsResult, Kind, Node, attr, file};
+use super::{DirEntry, FsResult, Kind, Namespace, Node, attr};
 use crate::meta::{DirNodeFold, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, ValuRef};
 
@@ -30,7 +30,7 @@ impl DirNode {
     }
 }
 
-impl<S: Storage> FsCore<S> {
+impl<S: Storage> Namespace<S> {
     /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
     /// them; `None` for a node that is not an object or folder.
     fn dir_entry(&self, dir: &ObjectPath, seen: DirNode) -> crate::meta::Result<Option<DirEntry>> {
@@ -45,15 +45,16 @@ impl<S: Storage> FsCore<S> {
             let Some(id) = seen.uuid else {
                 return Ok(None);
             };
-            self.remember_listed(dir, &path, id);
+            self.known.remember_listed(
+                &ObjectPath::new(dir.dataset, &dir.partition, dir.job, &path),
+                id,
+            );
             (Node::Object(id), Kind::File)
         };
         let ino = self.inodes.ino(&node);
         let mut attr = self.defaults.attr_of(ino, kind, &seen.attr, None);
-        if let Node::Object(id) = node
-            && let Some(w) = self.files.written(id)
-        {
-            file::apply_written(&mut attr, w);
+        if let Node::Object(id) = node {
+            self.uncommitted.show_written(id, &mut attr);
         }
         Ok(Some(DirEntry {
             name,
@@ -71,9 +72,9 @@ impl<S: Storage> FsCore<S> {
             finish: &|seen| self.dir_entry(dir, seen),
         };
         let mut entries = self.meta.map_dir_nodes(dir, &fold)?;
-        for (name, id) in self.files.pending_in(dir) {
+        for (name, id) in self.uncommitted.pending_in(dir) {
             let ino = self.inodes.ino(&Node::Object(id));
-            if let Some(attr) = self.files.pending_attr(id, ino, &self.defaults) {
+            if let Some(attr) = self.uncommitted.pending_attr(id, ino, &self.defaults) {
                 entries.push(DirEntry {
                     name,
                     attr,

@@ -13,13 +13,13 @@
 //! An answer sent under the gate before the move reaches the kernel before the invalidations;
 //! one whose epoch moved is sent with a time-to-live of zero, so the kernel keeps nothing of it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use super::FsCore;
 use super::inode::{Ino, Node};
-use crate::meta::{JobId, ObjectId, ObjectPath};
+use crate::meta::{JobId, ObjectId};
 use crate::storage::Heard;
 use crate::storage::Storage;
 
@@ -61,8 +61,6 @@ impl ReplyGate<'_> {
 pub(super) struct Announcements {
     epoch: AtomicU64,
     turn: RwLock<()>,
-    /// Set once the core hears announcements: listings then remember the names they show.
-    listening: AtomicBool,
 }
 
 impl Announcements {
@@ -83,10 +81,6 @@ impl Announcements {
         drop_caches();
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
-
-    pub(super) fn listening(&self) -> bool {
-        self.listening.load(Ordering::Relaxed)
-    }
 }
 
 impl<S: Storage> FsCore<S> {
@@ -94,7 +88,7 @@ impl<S: Storage> FsCore<S> {
     /// from now on listings remember the names they show, so that an announcement naming an
     /// object has the kernel forget them too.
     pub fn hear_changes_elsewhere(&self) {
-        self.elsewhere.listening.store(true, Ordering::Relaxed);
+        self.ns.known.remember_listings();
     }
 
     /// Returns the epoch to take before an answer giving the kernel names reads the store.
@@ -107,19 +101,13 @@ impl<S: Storage> FsCore<S> {
         self.elsewhere.gate(since)
     }
 
-    /// Drops what the core keeps of the store (directory listings, nodes' rows): another
-    /// process (another host) changed it.
-    pub fn store_changed_elsewhere(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-
     /// Waits at most `timeout` for other processes' commits to the store, drops the core's
     /// caches (whether it heard of any or not: a missed announcement costs at most
     /// `timeout`), and returns what the kernel must forget of the objects they changed: each
     /// one's attributes and the names this mount showed it under.
-    pub fn await_changes_elsewhere(&self, timeout: Duration) -> Vec<KernelInval> {
+    pub fn next_kernel_invalidations(&self, timeout: Duration) -> Vec<KernelInval> {
         self.hear_changes_elsewhere();
-        let heard = self.meta.storage().wait_for_change(timeout);
+        let heard = self.ns.meta.storage().wait_for_change(timeout);
         if heard.is_err() {
             std::thread::sleep(timeout.min(Duration::from_secs(1)));
         }
@@ -130,16 +118,16 @@ impl<S: Storage> FsCore<S> {
         if objects.is_empty() {
             // Nothing, anything, or no object (a heartbeat): nothing for the kernel to forget
             // now (its 1 s caches expire by themselves), so no answer need be held back.
-            self.store_changed_elsewhere();
+            self.ns.forget_cached_answers();
             return Vec::new();
         }
-        self.elsewhere.announce(|| self.store_changed_elsewhere());
+        self.elsewhere.announce(|| self.ns.forget_cached_answers());
         let mut out = Vec::new();
         for id in objects {
-            if let Some(ino) = self.inodes.existing(&Node::Object(id)) {
+            if let Some(ino) = self.ns.inodes.existing(&Node::Object(id)) {
                 out.push(KernelInval::Attributes(ino));
             }
-            for key in self.known.paths_of(id) {
+            for key in self.ns.known.paths_of(id) {
                 out.extend(
                     self.entry_of(&key)
                         .map(|(dir, name)| KernelInval::Entry(dir, name)),
@@ -147,15 +135,6 @@ impl<S: Storage> FsCore<S> {
             }
         }
         out
-    }
-
-    /// Remembers that a listing of directory `dir` shows object `id` at `path` (its path in
-    /// the job directory), when the core hears announcements.
-    pub(super) fn remember_listed(&self, dir: &ObjectPath, path: &str, id: ObjectId) {
-        if self.elsewhere.listening() {
-            let at = ObjectPath::new(dir.dataset, &dir.partition, dir.job, path);
-            self.known.remember(at.key(), id);
-        }
     }
 
     /// Returns the directory inode (if the kernel has one) and leaf name of the object path
@@ -169,7 +148,7 @@ impl<S: Storage> FsCore<S> {
             None => Node::Job(ds, part.to_string(), job),
         };
         let leaf = name.rsplit('/').next()?.to_string();
-        Some((self.inodes.existing(&dir)?, leaf))
+        Some((self.ns.inodes.existing(&dir)?, leaf))
     }
 }
 

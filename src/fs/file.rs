@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::attr::Attr;
 use super::inode::{Ino, Node};
-use super::pending::Pending;
 use super::working::{SharedCopy, WorkingCopy};
 use super::{FsCore, FsError, FsResult, ReadBytes};
 use crate::meta::{HeldManifest, Manifest, MetaError, ObjectId, prop};
@@ -77,13 +76,8 @@ pub struct OpenFiles {
     /// not wait for a handle busy committing a large file).
     open_counts: Mutex<HashMap<ObjectId, usize>>,
     dirs: Mutex<HashMap<u64, (super::Listing, super::Epoch)>>,
-    pub(super) pending: Mutex<HashMap<ObjectId, Pending>>,
     /// The working copy of each object open for writing.
     working: Mutex<HashMap<ObjectId, SharedCopy>>,
-    /// Size of the latest uncommitted write per object (what `stat` shows meanwhile).
-    written: Mutex<HashMap<ObjectId, (u64, i64)>>,
-    /// Objects unlinked while open: what `fstat` shows until their last handle closes.
-    orphans: Mutex<HashMap<ObjectId, Attr>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,22 +94,6 @@ impl OpenFiles {
             .get(&fh.0)
             .cloned()
             .ok_or(FsError::BadHandle)
-    }
-
-    /// Returns the size and time (epoch ms) of the latest uncommitted change to `id`, if any.
-    pub fn written(&self, id: ObjectId) -> Option<(u64, i64)> {
-        lock(&self.written).get(&id).copied()
-    }
-
-    /// Records that working copy `wc` changed at `time` (and what its size is now).
-    pub(super) fn touch(&self, wc: &mut WorkingCopy, time: i64) {
-        wc.changed = time;
-        lock(&self.written).insert(wc.id, (wc.size(), time));
-    }
-
-    /// Forgets the uncommitted size of `id`.
-    pub(super) fn forget_written(&self, id: ObjectId) {
-        lock(&self.written).remove(&id);
     }
 
     /// Returns the working copy of `id`, made from `base` if there is none; counts one more
@@ -198,21 +176,6 @@ impl OpenFiles {
         }
     }
 
-    /// Records what `fstat` shows of `id`, unlinked while open (link count 0).
-    pub fn orphan(&self, id: ObjectId, mut attr: Attr) {
-        attr.nlink = 0;
-        lock(&self.orphans).insert(id, attr);
-    }
-
-    /// Returns the attributes of `id` if it was unlinked while open.
-    pub fn orphan_attr(&self, id: ObjectId) -> Option<Attr> {
-        let mut attr = lock(&self.orphans).get(&id).cloned()?;
-        if let Some(w) = self.written(id) {
-            apply_written(&mut attr, w);
-        }
-        Some(attr)
-    }
-
     /// Stores a directory listing for handle `fh`, whose reads began at epoch `since`.
     pub fn set_listing(&self, fh: Fh, entries: Arc<Vec<super::DirEntry>>, since: super::Epoch) {
         lock(&self.dirs).insert(fh.0, (entries, since));
@@ -238,7 +201,7 @@ impl OpenFiles {
 impl<S: Storage> FsCore<S> {
     /// Opens file `ino`.
     pub fn open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Opened> {
-        let node = match self.node(ino)? {
+        let node = match self.ns.node(ino)? {
             // An object in a view reads as the object; a view changes nothing.
             Node::ViewObject(id) if !flags.write => Node::Object(id),
             node if flags.write => {
@@ -281,13 +244,13 @@ impl<S: Storage> FsCore<S> {
     /// Returns the content object `id` has committed (`None` for a file not committed yet).
     /// The content is held against `gc` for as long as the handle keeps it.
     fn base_of(&self, id: ObjectId) -> FsResult<Option<Arc<HeldManifest>>> {
-        if self.files.pending_path(id).is_some() {
+        if self.ns.uncommitted.pending_path(id).is_some() {
             return Ok(None);
         }
         let mut attempts = 0;
         loop {
-            let content = self.meta.object_by_id(id)?.content;
-            match self.meta.hold_content(content) {
+            let content = self.ns.meta.object_by_id(id)?.content;
+            match self.ns.meta.hold_content(content) {
                 // gc took that version between the two reads: a newer one replaced it.
                 Err(MetaError::NoSuchContent(_)) if attempts < 3 => attempts += 1,
                 held => return Ok(Some(Arc::new(held?))),
@@ -330,7 +293,11 @@ impl<S: Storage> FsCore<S> {
         let base = {
             let mut copy = lock(&wc);
             if truncate {
-                let at = self.files.pending_created(id).unwrap_or_else(now_millis);
+                let at = self
+                    .ns
+                    .uncommitted
+                    .pending_created(id)
+                    .unwrap_or_else(now_millis);
                 self.empty_copy(&mut copy, at);
             }
             copy.base.clone()
@@ -343,7 +310,7 @@ impl<S: Storage> FsCore<S> {
         let content = match node {
             Node::Content(id) => *id,
             _ => {
-                let rows = self.rows_of(node)?;
+                let rows = self.ns.rows_of(node)?;
                 let row = rows
                     .iter()
                     .find(|r| r.prop == prop::CONTENT)
@@ -353,7 +320,7 @@ impl<S: Storage> FsCore<S> {
         };
         let handle = FileHandle {
             id: ObjectId::random(), // Never committed: the handle is read-only.
-            base: Some(Arc::new(self.meta.hold_content(content)?)),
+            base: Some(Arc::new(self.ns.meta.hold_content(content)?)),
             chunks: VecDeque::new(),
             working: None,
             writes: 0,
@@ -372,11 +339,11 @@ impl<S: Storage> FsCore<S> {
     /// Creates file `name` in job directory `parent` and opens it for writing. The file is
     /// visible at once; its first version is committed when it is closed.
     pub fn create(&self, parent: Ino, name: &str) -> FsResult<(Attr, Opened)> {
-        let unchanged_since = self.generation.load(Ordering::SeqCst);
-        let _change = self.change();
+        let unchanged_since = self.ns.generation();
+        let _change = self.ns.change();
         self.writable()?;
         check_name(name)?;
-        let dir = self.node(parent)?;
+        let dir = self.ns.node(parent)?;
         Self::refuse_view(&dir)?;
         let Some(path) = super::in_dir(&dir, name) else {
             return Err(if dir.is_dir() {
@@ -388,25 +355,18 @@ impl<S: Storage> FsCore<S> {
         // The kernel looks a name up before it creates it: when that lookup found it free and
         // nothing changed since, it is not looked for again (a race with another host is the
         // same either way: the commit makes ours a new version of theirs).
-        let looked_up_free = self.known.was_free(&path.key(), unchanged_since);
+        let looked_up_free = self.ns.known.was_free(&path.key(), unchanged_since);
         let taken = !looked_up_free
-            && (self.meta.object_id_at(&path)?.is_some() || self.meta.has_folder(&path)?);
-        if taken || self.files.pending_at(&path).is_some() {
+            && (self.ns.meta.object_id_at(&path)?.is_some() || self.ns.meta.has_folder(&path)?);
+        if taken || self.ns.uncommitted.pending_at(&path).is_some() {
             return Err(FsError::Exists);
         }
         let id = ObjectId::random();
         let now = now_millis();
-        self.known.remember(path.key(), id);
-        lock(&self.files.pending).insert(
-            id,
-            Pending {
-                path,
-                created: now,
-                rows: Vec::new(),
-            },
-        );
-        self.dir_changed(parent);
-        let ino = self.inodes.ino(&Node::Object(id));
+        self.ns.known.remember(path.key(), id);
+        self.ns.uncommitted.add_pending(id, path, now);
+        self.ns.dir_changed(parent);
+        let ino = self.ns.inodes.ino(&Node::Object(id));
         let opened = self.open(
             ino,
             OpenFlags {
@@ -488,7 +448,7 @@ impl<S: Storage> FsCore<S> {
         if let Some((_, data)) = lock(handle).chunks.iter().find(|(i, _)| *i == index) {
             return Ok(data.clone());
         }
-        let data = Arc::new(self.meta.content().chunk(manifest, index)?);
+        let data = Arc::new(self.ns.meta.content().chunk(manifest, index)?);
         let mut h = lock(handle);
         if !h.chunks.iter().any(|(i, _)| *i == index) {
             h.chunks.push_back((index, data.clone()));
@@ -501,7 +461,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Writes `data` at `offset` of the working copy; returns how many bytes were written.
     pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> FsResult<usize> {
-        let _change = self.change();
+        let _change = self.ns.change();
         let handle = self.files.handle(fh)?;
         let wc = {
             let mut h = lock(&handle);
@@ -516,9 +476,9 @@ impl<S: Storage> FsCore<S> {
     /// Truncates through handle `fh` (ftruncate), or else the working copy of `ino`, or else
     /// commits a truncated copy as a new version at once.
     pub(super) fn truncate(&self, ino: Ino, fh: Option<Fh>, size: u64) -> FsResult<()> {
-        let _change = self.change();
+        let _change = self.ns.change();
         self.writable()?;
-        let Node::Object(id) = self.node(ino)? else {
+        let Node::Object(id) = self.ns.node(ino)? else {
             return Err(FsError::NotPermitted);
         };
         if let Some(handle) = fh.and_then(|fh| self.files.handle(fh).ok()) {
@@ -559,7 +519,7 @@ impl<S: Storage> FsCore<S> {
         id: ObjectId,
         landed: &[(String, Valu, i64)],
     ) -> FsResult<()> {
-        let removed = lock(&self.files.pending).remove(&pending);
+        let removed = self.ns.uncommitted.take_pending(pending);
         // Rows set while the commit that took `landed` ran are set now.
         if let Some(p) = removed.filter(|p| p.rows != landed) {
             let rows: Vec<(&str, Valu, i64)> = p
@@ -568,7 +528,7 @@ impl<S: Storage> FsCore<S> {
                 .map(|(k, v, t)| (k.as_str(), v.clone(), *t))
                 .collect();
             if !rows.is_empty() {
-                self.meta.set_node_rows(&id.iden(), &rows, true)?;
+                self.ns.meta.set_node_rows(&id.iden(), &rows, true)?;
             }
         }
         Ok(())
@@ -605,7 +565,7 @@ impl<S: Storage> FsCore<S> {
     /// Commits the working copy and makes it survive a crash of the machine.
     pub fn fsync(&self, fh: Fh) -> FsResult<()> {
         self.commit_handle(fh, true)?;
-        Ok(self.meta.storage().sync()?)
+        Ok(self.ns.meta.storage().sync()?)
     }
 
     /// Closes handle `fh` for good, committing what its working copy has not committed yet;
@@ -633,9 +593,9 @@ impl<S: Storage> FsCore<S> {
                 drop(copy);
                 // Whatever the copy held and did not commit is gone with it; a file never
                 // committed (its first commit failed: a full disk) is gone too.
-                self.files.forget_written(id);
-                if self.files.drop_pending(id) {
-                    lock(&self.files.orphans).remove(&id);
+                self.ns.uncommitted.forget_written(id);
+                if self.ns.uncommitted.drop_pending(id) {
+                    self.ns.uncommitted.forget_orphan(id);
                 }
                 let mut working = lock(&self.files.working);
                 if working.get(&id).is_some_and(|w| Arc::ptr_eq(w, &wc)) {
@@ -644,18 +604,10 @@ impl<S: Storage> FsCore<S> {
             }
         }
         if self.files.closed(id) {
-            lock(&self.files.orphans).remove(&id);
+            self.ns.uncommitted.forget_orphan(id);
         }
         result
     }
-}
-
-/// Shows an uncommitted change in `attr`: its size, and its time as mtime (and ctime).
-pub(super) fn apply_written(attr: &mut Attr, (size, time): (u64, i64)) {
-    let t = super::attr::time_of_millis(time);
-    attr.size = size;
-    attr.mtime = t;
-    attr.ctime = attr.ctime.max(t);
 }
 
 /// Checks an object name for `create`, `rename` and `mkdir`.

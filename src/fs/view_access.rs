@@ -14,7 +14,7 @@ use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Attr, DirEntry, FsCore, FsError, FsResult, Ino, Kind, Node};
+use super::{Attr, DirEntry, FsError, FsResult, Ino, Kind, Namespace, Node};
 use crate::storage::Storage;
 
 /// Who asks: the user, group and process of a request.
@@ -106,7 +106,7 @@ impl<'c> Walk<'c> {
 
     /// Returns whether the caller may search every directory from the root to `dir` (a path
     /// from the root), and, with `list`, read `dir` itself.
-    fn reaches<S: Storage>(&mut self, fs: &FsCore<S>, dir: &str, list: bool) -> bool {
+    fn reaches<S: Storage>(&mut self, fs: &Namespace<S>, dir: &str, list: bool) -> bool {
         if let Some(known) = self.reached.get(&(dir.to_string(), list)) {
             return *known;
         }
@@ -118,7 +118,7 @@ impl<'c> Walk<'c> {
 
     /// Returns whether the caller may see view entry `entry` (listing its directory with
     /// `list`) and read the node at its place.
-    fn sees<S: Storage>(&mut self, fs: &FsCore<S>, entry: &DirEntry, list: bool) -> bool {
+    fn sees<S: Storage>(&mut self, fs: &Namespace<S>, entry: &DirEntry, list: bool) -> bool {
         let Some(place) = entry.place.as_deref() else {
             return true;
         };
@@ -136,7 +136,7 @@ impl<'c> Walk<'c> {
 
     /// Returns the node and attributes of directory `path` (a path from the root) when the
     /// caller may search every directory above it.
-    fn walk_to<S: Storage>(&mut self, fs: &FsCore<S>, path: &str) -> Option<(Node, Attr)> {
+    fn walk_to<S: Storage>(&mut self, fs: &Namespace<S>, path: &str) -> Option<(Node, Attr)> {
         let mut at = String::new();
         let mut node = self.dir(fs, &at, None)?;
         for name in path.split('/').filter(|n| !n.is_empty()) {
@@ -157,7 +157,7 @@ impl<'c> Walk<'c> {
     /// root when `None`), from what this walk saw or the store.
     fn dir<S: Storage>(
         &mut self,
-        fs: &FsCore<S>,
+        fs: &Namespace<S>,
         path: &str,
         step: Option<(&Node, &str)>,
     ) -> Option<(Node, Attr)> {
@@ -182,7 +182,7 @@ fn dir_of(place: &str) -> &str {
     place.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
-impl<S: Storage> FsCore<S> {
+impl<S: Storage> Namespace<S> {
     /// Returns the entries of view listing `entries` that `caller` may see.
     pub(super) fn visible_entries(
         &self,

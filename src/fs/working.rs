@@ -73,15 +73,21 @@ impl WorkingCopy {
 }
 
 impl<S: Storage> FsCore<S> {
+    /// Records that working copy `wc` changed at `time` (and what its size is now).
+    fn touch_copy(&self, wc: &mut WorkingCopy, time: i64) {
+        wc.changed = time;
+        self.ns.uncommitted.set_written(wc.id, wc.size(), time);
+    }
+
     /// Empties `wc` (`O_TRUNC`): writes at its end stream again.
     pub(super) fn empty_copy(&self, wc: &mut WorkingCopy, time: i64) {
         if let Some(stream) = wc.stream.take() {
-            self.meta.drop_stream(stream);
+            self.ns.meta.drop_stream(stream);
         }
         (wc.staging, wc.base) = (None, None);
         wc.stream = Some(ChunkStream::default());
         wc.dirty = true;
-        self.files.touch(wc, time);
+        self.touch_copy(wc, time);
     }
 
     /// Makes sure `wc` is in its staging file, holding every byte it has.
@@ -96,17 +102,21 @@ impl<S: Storage> FsCore<S> {
         if let Some(stream) = wc.stream.take() {
             let copied = {
                 let mut writer = std::io::BufWriter::with_capacity(1 << 20, &staging.file);
-                self.meta
+                self.ns
+                    .meta
                     .content()
                     .stream_bytes(&stream, &mut writer)
                     .and_then(|()| writer.flush().map_err(MetaError::from))
             };
             staging.size = stream.len();
-            self.meta.drop_stream(stream);
+            self.ns.meta.drop_stream(stream);
             copied?;
         } else if let Some(manifest) = &wc.base {
             // Holes stay holes: a sparse terabyte costs its data only.
-            self.meta.content().copy_to_file(manifest, &staging.file)?;
+            self.ns
+                .meta
+                .content()
+                .copy_to_file(manifest, &staging.file)?;
             staging.size = manifest.size;
         }
         wc.staging = Some(staging);
@@ -121,7 +131,7 @@ impl<S: Storage> FsCore<S> {
         data: &[u8],
     ) -> FsResult<()> {
         match wc.stream.as_mut() {
-            Some(stream) if offset == stream.len() => self.meta.stream_write(stream, data)?,
+            Some(stream) if offset == stream.len() => self.ns.meta.stream_write(stream, data)?,
             _ => {
                 self.stage(wc)?;
                 let staging = wc.staging.as_mut().expect("staged");
@@ -130,7 +140,7 @@ impl<S: Storage> FsCore<S> {
             }
         }
         wc.dirty = true;
-        self.files.touch(wc, now_millis());
+        self.touch_copy(wc, now_millis());
         Ok(())
     }
 
@@ -141,7 +151,7 @@ impl<S: Storage> FsCore<S> {
         staging.file.set_len(size)?;
         staging.size = size;
         wc.dirty = true;
-        self.files.touch(wc, now_millis());
+        self.touch_copy(wc, now_millis());
         Ok(())
     }
 
@@ -178,7 +188,7 @@ impl<S: Storage> FsCore<S> {
     /// Gives up what `wc` holds (its last handle is gone).
     pub(super) fn drop_copy(&self, wc: &mut WorkingCopy) {
         if let Some(stream) = wc.stream.take() {
-            self.meta.drop_stream(stream);
+            self.ns.meta.drop_stream(stream);
         }
         wc.staging = None;
     }
@@ -186,14 +196,14 @@ impl<S: Storage> FsCore<S> {
     /// Commits `wc` as the object's new version, as it is now. An object unlinked (or replaced
     /// by a rename) meanwhile takes nothing: its writes vanish with its last handle.
     pub(super) fn commit_copy(&self, wc: &mut WorkingCopy) -> FsResult<()> {
-        let _change = self.change();
+        let _change = self.ns.change();
         if !wc.dirty {
             return Ok(());
         }
-        let pending = self.files.pending_path(wc.id);
+        let pending = self.ns.uncommitted.pending_path(wc.id);
         let path = match pending.clone() {
             Some(p) => p,
-            None => match self.meta.object_by_id(wc.id) {
+            None => match self.ns.meta.object_by_id(wc.id) {
                 Ok(m) => m.path,
                 // Unlinked (or replaced by a rename) while open: nothing to commit to, but
                 // its handles keep reading and writing the copy, as on a local disk, until
@@ -203,7 +213,7 @@ impl<S: Storage> FsCore<S> {
             },
         };
         // A new file's mode, owner and times set before this first commit go with it.
-        let rows = self.files.pending_rows_timed(wc.id);
+        let rows = self.ns.uncommitted.pending_rows_timed(wc.id);
         let landing = Landing {
             time: wc.changed,
             rows: &rows,
@@ -213,12 +223,13 @@ impl<S: Storage> FsCore<S> {
                 // The stream is spent either way: a failed commit loses these writes (close
                 // reports the error) and the copy is the committed version again.
                 wc.dirty = false;
-                let put = self.meta.put_stream(&path, wc.id, stream, landing);
-                let (meta, manifest) = put.inspect_err(|_| self.files.forget_written(wc.id))?;
-                wc.base = Some(Arc::new(self.meta.hold_committed(manifest)));
+                let put = self.ns.meta.put_stream(&path, wc.id, stream, landing);
+                let (meta, manifest) =
+                    put.inspect_err(|_| self.ns.uncommitted.forget_written(wc.id))?;
+                wc.base = Some(Arc::new(self.ns.meta.hold_committed(manifest)));
                 meta
             }
-            (None, Some(staging)) => self.meta.put_file_prefer_id(
+            (None, Some(staging)) => self.ns.meta.put_file_prefer_id(
                 &path,
                 wc.id,
                 (&staging.file, staging.size),
@@ -233,7 +244,7 @@ impl<S: Storage> FsCore<S> {
         let was = wc.id;
         if meta.id != wc.id {
             // Another writer made an object at this path first: ours became its new version.
-            self.inodes.rebind(wc.ino, Node::Object(meta.id));
+            self.ns.inodes.rebind(wc.ino, Node::Object(meta.id));
             self.files.rebind(wc.id, meta.id);
             wc.id = meta.id;
         }
@@ -241,7 +252,7 @@ impl<S: Storage> FsCore<S> {
             // The pending entry is the file's own, under the uuid it was created with.
             self.land_pending_rows(was, wc.id, &rows)?;
         }
-        self.files.forget_written(wc.id);
+        self.ns.uncommitted.forget_written(wc.id);
         wc.dirty = false;
         Ok(())
     }

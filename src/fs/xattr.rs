@@ -7,10 +7,9 @@
 //! (ENOSPC, as on ext4), so a list made through the mount always fits `listxattr`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::inode::{Ino, Node};
-use super::{FsCore, FsError, FsResult};
+use super::{FsCore, FsError, FsResult, Namespace};
 use crate::meta::query::check_view_prop;
 use crate::storage::{Iden, Row, Storage, Valu};
 
@@ -104,10 +103,10 @@ fn reply(data: Vec<u8>, size: u32) -> FsResult<XattrReply> {
     }
 }
 
-impl<S: Storage> FsCore<S> {
+impl<S: Storage> Namespace<S> {
     /// The iden whose rows are `node`'s attributes (datasets, partitions, jobs, objects,
     /// menus and configurations), or `None`.
-    fn xattr_iden(&self, node: &Node) -> FsResult<Option<Iden>> {
+    pub(super) fn xattr_iden(&self, node: &Node) -> FsResult<Option<Iden>> {
         match node {
             Node::Partitions(_) | Node::Jobs(..) => Ok(None),
             other => self.iden_of(other),
@@ -116,11 +115,9 @@ impl<S: Storage> FsCore<S> {
 
     /// The rows of `node` as attributes: committed rows, or for a pending file the rows kept
     /// for its first commit.
-    fn xattr_rows(&self, node: &Node) -> FsResult<Vec<(String, Valu)>> {
-        if let Node::Object(id) = node
-            && let Some(rows) = self.files.pending_rows(*id)
-        {
-            return Ok(rows);
+    pub(super) fn xattr_rows(&self, node: &Node) -> FsResult<Vec<(String, Valu)>> {
+        if let Node::Object(id) = node {
+            return self.file_rows(*id);
         }
         let rows: Vec<Row> = match self.xattr_iden(node)? {
             Some(iden) => self.meta.node_rows(&iden)?,
@@ -132,7 +129,7 @@ impl<S: Storage> FsCore<S> {
     /// Returns the rows of node `ino` as attributes: the ones read last if nothing changed
     /// through the core since, else read again.
     fn cached_rows(&self, ino: Ino, node: &Node) -> FsResult<NodeRows> {
-        let now = self.generation.load(Ordering::SeqCst);
+        let now = self.generation();
         self.xattrs
             .get_or(ino, now, || Ok(Arc::new(self.xattr_rows(node)?)))
     }
@@ -160,12 +157,24 @@ impl<S: Storage> FsCore<S> {
         let rows = self.cached_rows(ino, &node)?;
         reply(name_list(rows.as_slice()), size)
     }
+}
+
+impl<S: Storage> FsCore<S> {
+    /// Returns attribute `name` of `ino` (see [`Namespace::getxattr`]).
+    pub fn getxattr(&self, ino: Ino, name: &str, size: u32) -> FsResult<XattrReply> {
+        self.ns.getxattr(ino, name, size)
+    }
+
+    /// Lists the attribute names of `ino`, each followed by a NUL.
+    pub fn listxattr(&self, ino: Ino, size: u32) -> FsResult<XattrReply> {
+        self.ns.listxattr(ino, size)
+    }
 
     /// Sets user attribute `name` of `ino` to `value`. A prop no query view can name
     /// (`user.a=b`, `user.a/b`: see [`check_view_prop`]) is EINVAL; a new name that would make
     /// the node's list of names longer than 64 KiB (XATTR_LIST_MAX) is ENOSPC, as on ext4.
     pub fn setxattr(&self, ino: Ino, name: &str, value: &[u8], flags: XattrFlags) -> FsResult<()> {
-        let _change = self.change();
+        let _change = self.ns.change();
         let (prop, system) = prop_of(name)?;
         self.writable()?;
         if system {
@@ -177,9 +186,9 @@ impl<S: Storage> FsCore<S> {
         }
         let text = std::str::from_utf8(value)
             .map_err(|_| FsError::InvalidArgument("attribute values must be UTF-8 text"))?;
-        let node = self.node(ino)?;
+        let node = self.ns.node(ino)?;
         Self::refuse_view(&node)?;
-        let rows = self.xattr_rows(&node)?;
+        let rows = self.ns.xattr_rows(&node)?;
         let exists = rows.iter().any(|(p, _)| *p == prop);
         if flags.create && exists {
             return Err(FsError::Exists);
@@ -194,34 +203,37 @@ impl<S: Storage> FsCore<S> {
         }
         let valu = Valu::from_text(text);
         if let Node::Object(id) = node
-            && self.files.pending_row(id, &prop, Some(valu.clone()))
+            && self
+                .ns
+                .uncommitted
+                .pending_row(id, &prop, Some(valu.clone()))
         {
             return Ok(());
         }
-        let iden = self.xattr_iden(&node)?.ok_or(FsError::NotPermitted)?;
-        Ok(self.meta.set_node_row(&iden, &prop, &valu, false)?)
+        let iden = self.ns.xattr_iden(&node)?.ok_or(FsError::NotPermitted)?;
+        Ok(self.ns.meta.set_node_row(&iden, &prop, &valu, false)?)
     }
 
     /// Removes user attribute `name` of `ino`.
     pub fn removexattr(&self, ino: Ino, name: &str) -> FsResult<()> {
-        let _change = self.change();
+        let _change = self.ns.change();
         let (prop, system) = prop_of(name)?;
         self.writable()?;
         if system {
             return Err(FsError::NotPermitted);
         }
-        let node = self.node(ino)?;
+        let node = self.ns.node(ino)?;
         Self::refuse_view(&node)?;
-        if !self.xattr_rows(&node)?.iter().any(|(p, _)| *p == prop) {
+        if !self.ns.xattr_rows(&node)?.iter().any(|(p, _)| *p == prop) {
             return Err(FsError::NoAttribute);
         }
         if let Node::Object(id) = node
-            && self.files.pending_row(id, &prop, None)
+            && self.ns.uncommitted.pending_row(id, &prop, None)
         {
             return Ok(());
         }
-        let iden = self.xattr_iden(&node)?.ok_or(FsError::NotPermitted)?;
-        self.meta.del_node_row(&iden, &prop)?;
+        let iden = self.ns.xattr_iden(&node)?.ok_or(FsError::NotPermitted)?;
+        self.ns.meta.del_node_row(&iden, &prop)?;
         Ok(())
     }
 }

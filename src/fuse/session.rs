@@ -140,7 +140,7 @@ fn watch_changes<S: Storage + 'static>(
         .name("store-watch".into())
         .spawn(move || {
             loop {
-                for inval in core.await_changes_elsewhere(every) {
+                for inval in core.next_kernel_invalidations(every) {
                     // ENOENT: the kernel had already let go of it.
                     let _ = match inval {
                         KernelInval::Attributes(ino) => notifier.inval_inode(INodeNo(ino.0), 0, 0),

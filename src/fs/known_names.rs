@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::meta::ObjectId;
+use crate::meta::{ObjectId, ObjectPath};
 
 /// How many paths are remembered; a full map starts over.
 const CAPACITY: usize = 1 << 17;
@@ -26,6 +27,9 @@ pub struct KnownNames {
     seen: Mutex<Seen>,
     /// The path a lookup last found free, and the core's generation before it looked.
     free: Mutex<Option<(String, u64)>>,
+    /// Whether listings remember the names they show too (set once the core hears other
+    /// processes' announcements: a name the kernel got from a listing must be forgotten too).
+    listed_too: AtomicBool,
 }
 
 impl KnownNames {
@@ -67,6 +71,18 @@ impl KnownNames {
         let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         free.as_ref()
             .is_some_and(|(p, g)| p == path && *g == generation)
+    }
+
+    /// From now on, listings remember the names they show ([`KnownNames::remember_listed`]).
+    pub fn remember_listings(&self) {
+        self.listed_too.store(true, Ordering::Relaxed);
+    }
+
+    /// Remembers that a listing showed `id` at `path`, when listings are remembered.
+    pub fn remember_listed(&self, path: &ObjectPath, id: ObjectId) {
+        if self.listed_too.load(Ordering::Relaxed) {
+            self.remember(path.key(), id);
+        }
     }
 
     /// Returns the paths this mount last saw object `id` at.

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::attr::AttrRows;
-use super::{Attr, DirEntry, FsCore, FsError, FsResult, Ino, Kind, Node, file};
+use super::{Attr, DirEntry, FsCore, FsError, FsResult, Ino, Kind, Namespace, Node};
 use crate::meta::names::MAX_NAME_BYTES;
 use crate::meta::query::check_view_prop;
 use crate::meta::{Condition, DirNodeFold, Match, MatchRows, ObjectId, Term};
@@ -38,7 +38,7 @@ fn view_below(dir: &Node, term: &str) -> Option<Node> {
     }
 }
 
-impl<S: Storage> FsCore<S> {
+impl<S: Storage> Namespace<S> {
     /// Returns the node `name` in `dir` (`query/` or a view): a match listed there, else the
     /// view one term further down.
     pub(super) fn view_child(&self, dir: &Node, name: &str) -> FsResult<Node> {
@@ -121,9 +121,7 @@ impl<S: Storage> FsCore<S> {
     /// handles wrote, without write bits.
     pub(super) fn view_object_attr(&self, ino: Ino, id: ObjectId, rows: &AttrRows) -> Attr {
         let mut attr = self.defaults.attr_of(ino, Kind::File, rows, None);
-        if let Some(w) = self.files.written(id) {
-            file::apply_written(&mut attr, w);
-        }
+        self.uncommitted.show_written(id, &mut attr);
         attr.perm &= !0o222;
         attr
     }
@@ -136,7 +134,9 @@ impl<S: Storage> FsCore<S> {
             _ => Err(FsError::InvalidArgument("not a symbolic link")),
         }
     }
+}
 
+impl<S: Storage> FsCore<S> {
     /// Refuses any change to `node` when it is in the query views (EROFS).
     pub(super) fn refuse_view(node: &Node) -> FsResult<()> {
         match node {

@@ -1,22 +1,95 @@
-//! Files created and not committed yet ("pending"): visible in their directory with their
-//! uuid already chosen, their path, creation time and the rows `chmod`/`chown`/`utimens` set
-//! before the first commit, kept by [`OpenFiles`] until that commit lands.
+//! `Uncommitted`: what open handles changed and have not committed yet, which the
+//! [`super::namespace::Namespace`] merges over the catalogue: files created and not committed
+//! ("pending": visible in their directory with their uuid already chosen, their path,
+//! creation time and the rows `chmod`/`chown`/`utimens` set before the first commit), the
+//! size and time of each object's latest uncommitted write, and what `fstat` shows of objects
+//! unlinked while open.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::attr::{Attr, Defaults, Kind};
-use super::file::{OpenFiles, apply_written, lock};
+use super::file::lock;
 use super::inode::Ino;
 use crate::meta::{ObjectId, ObjectPath, prop};
 use crate::storage::{Valu, now_millis};
 
+/// What open handles have not committed yet.
+#[derive(Default)]
+pub struct Uncommitted {
+    pending: Mutex<HashMap<ObjectId, PendingFile>>,
+    /// Size and time (epoch ms) of the latest uncommitted write per object (what `stat` shows
+    /// meanwhile).
+    written: Mutex<HashMap<ObjectId, (u64, i64)>>,
+    /// Objects unlinked while open: what `fstat` shows until their last handle closes.
+    orphans: Mutex<HashMap<ObjectId, Attr>>,
+}
+
 /// A file created and not committed yet.
-pub(super) struct Pending {
+pub(super) struct PendingFile {
     pub(super) path: ObjectPath,
     pub(super) created: i64,
     /// Rows `chmod`/`chown`/`utimens` set before the first commit.
     pub(super) rows: Vec<(String, Valu, i64)>,
 }
 
-impl OpenFiles {
+impl Uncommitted {
+    /// Records file `id`, created at `path` at `created` (epoch ms) and not committed yet.
+    pub(super) fn add_pending(&self, id: ObjectId, path: ObjectPath, created: i64) {
+        let file = PendingFile {
+            path,
+            created,
+            rows: Vec::new(),
+        };
+        lock(&self.pending).insert(id, file);
+    }
+
+    /// Forgets pending file `id` and returns what was kept for it.
+    pub(super) fn take_pending(&self, id: ObjectId) -> Option<PendingFile> {
+        lock(&self.pending).remove(&id)
+    }
+
+    /// Returns the size and time (epoch ms) of the latest uncommitted change to `id`, if any.
+    pub fn written(&self, id: ObjectId) -> Option<(u64, i64)> {
+        lock(&self.written).get(&id).copied()
+    }
+
+    /// Records that `id` changed at `time` and what its size is now.
+    pub(super) fn set_written(&self, id: ObjectId, size: u64, time: i64) {
+        lock(&self.written).insert(id, (size, time));
+    }
+
+    /// Shows in `attr` (of object `id`) the latest uncommitted change to `id`, if any: its
+    /// size, and its time as mtime (and ctime).
+    pub(super) fn show_written(&self, id: ObjectId, attr: &mut Attr) {
+        if let Some(w) = self.written(id) {
+            apply_written(attr, w);
+        }
+    }
+
+    /// Forgets the uncommitted size of `id`.
+    pub(super) fn forget_written(&self, id: ObjectId) {
+        lock(&self.written).remove(&id);
+    }
+
+    /// Records what `fstat` shows of `id`, unlinked while open (link count 0).
+    pub fn orphan(&self, id: ObjectId, mut attr: Attr) {
+        attr.nlink = 0;
+        lock(&self.orphans).insert(id, attr);
+    }
+
+    /// Forgets what `fstat` showed of `id` (its last handle closed).
+    pub(super) fn forget_orphan(&self, id: ObjectId) {
+        lock(&self.orphans).remove(&id);
+    }
+
+    /// Returns the attributes of `id` if it was unlinked while open.
+    pub fn orphan_attr(&self, id: ObjectId) -> Option<Attr> {
+        let mut attr = lock(&self.orphans).get(&id).cloned()?;
+        self.show_written(id, &mut attr);
+        Some(attr)
+    }
+
     /// Returns the uuid of the file created at `path` and not committed yet.
     pub fn pending_at(&self, path: &ObjectPath) -> Option<ObjectId> {
         lock(&self.pending)
@@ -56,9 +129,7 @@ impl OpenFiles {
                 .map(|(k, v, t)| crate::storage::Row::new(&id.iden(), k, v.clone(), *t)),
         );
         let mut attr = defaults.attr(ino, Kind::File, &rows, Some(0));
-        if let Some(w) = self.written(id) {
-            apply_written(&mut attr, w);
-        }
+        self.show_written(id, &mut attr);
         Some(attr)
     }
 
@@ -138,4 +209,12 @@ impl OpenFiles {
             None => false,
         }
     }
+}
+
+/// Shows an uncommitted change in `attr`: its size, and its time as mtime (and ctime).
+fn apply_written(attr: &mut Attr, (size, time): (u64, i64)) {
+    let t = super::attr::time_of_millis(time);
+    attr.size = size;
+    attr.mtime = t;
+    attr.ctime = attr.ctime.max(t);
 }

@@ -54,49 +54,49 @@ impl<S: Storage> FsCore<S> {
     /// Makes directory `name` in `parent`: a dataset (a uuid) in `datasets/`, a partition in
     /// `partitions/`, a job (its number) in `jobs/`. Anywhere else is EPERM.
     pub fn mkdir(&self, parent: Ino, name: &str) -> FsResult<Attr> {
-        let _change = self.change();
+        let _change = self.ns.change();
         self.writable()?;
         check_name(name)?;
-        let dir = self.node(parent)?;
+        let dir = self.ns.node(parent)?;
         Self::refuse_view(&dir)?;
         let made = match dir {
             Node::Datasets => {
                 let ds: DatasetId = name
                     .parse()
                     .map_err(|_| FsError::InvalidName(format!("{name:?} is not a uuid")))?;
-                self.meta.create_dataset(ds)?;
+                self.ns.meta.create_dataset(ds)?;
                 Node::Dataset(ds)
             }
             Node::Partitions(ds) => {
-                self.meta.add_partition(ds, name)?;
+                self.ns.meta.add_partition(ds, name)?;
                 Node::Partition(ds, name.to_string())
             }
             Node::Jobs(ds, key) => {
                 let job = parse_job(name)
                     .ok_or_else(|| FsError::InvalidName(format!("{name:?} is not a job number")))?;
-                self.meta.open_job(ds, job)?;
+                self.ns.meta.open_job(ds, job)?;
                 Node::Job(ds, key, job)
             }
             dir @ (Node::Job(..) | Node::Folder(..)) => {
                 let at = super::in_dir(&dir, name).expect("a job or folder");
-                if self.meta.object_id_at(&at)?.is_some() || self.files.pending_at(&at).is_some() {
+                if self.ns.object_at(&at)?.is_some() {
                     return Err(FsError::Exists);
                 }
-                self.meta.make_folder(&at)?;
+                self.ns.meta.make_folder(&at)?;
                 Node::Folder(at.dataset, at.partition, at.job, at.name)
             }
             n if n.is_dir() => {
                 // An existing name is EEXIST whatever the level allows.
-                return Err(match self.child(&n, name) {
+                return Err(match self.ns.child(&n, name) {
                     Ok(_) => FsError::Exists,
                     Err(_) => FsError::NotPermitted,
                 });
             }
             _ => return Err(FsError::NotDir),
         };
-        self.dir_changed(parent);
-        let ino = self.inodes.ino(&made);
-        self.attr_of(ino, &made)
+        self.ns.dir_changed(parent);
+        let ino = self.ns.inodes.ino(&made);
+        self.ns.attr_of(ino, &made)
     }
 
     /// [`FsCore::mkdir`], the new directory owned by `by` with its mode.
@@ -145,33 +145,33 @@ impl<S: Storage> FsCore<S> {
 
     /// Removes empty directory `name` of `parent` (a dataset, partition or job).
     pub fn rmdir(&self, parent: Ino, name: &str) -> FsResult<()> {
-        let _change = self.change();
+        let _change = self.ns.change();
         self.writable()?;
-        let dir = self.node(parent)?;
+        let dir = self.ns.node(parent)?;
         Self::refuse_view(&dir)?;
-        match self.child(&dir, name)? {
-            Node::Dataset(ds) => self.meta.remove_dataset(ds)?,
-            Node::Partition(ds, key) => self.meta.remove_partition(ds, &key)?,
+        match self.ns.child(&dir, name)? {
+            Node::Dataset(ds) => self.ns.meta.remove_dataset(ds)?,
+            Node::Partition(ds, key) => self.ns.meta.remove_partition(ds, &key)?,
             Node::Job(ds, key, job) => {
                 self.refuse_pending_in(&ObjectPath::new(ds, &key, job, ""))?;
-                self.meta.remove_job(ds, job)?
+                self.ns.meta.remove_job(ds, job)?
             }
             Node::Folder(ds, key, job, path) => {
                 let folder = ObjectPath::new(ds, &key, job, &path);
                 self.refuse_pending_in(&folder)?;
-                self.meta.remove_folder(&folder)?;
+                self.ns.meta.remove_folder(&folder)?;
             }
             n if n.is_dir() => return Err(FsError::NotPermitted),
             _ => return Err(FsError::NotDir),
         }
-        self.dir_changed(parent);
+        self.ns.dir_changed(parent);
         Ok(())
     }
 
     /// Fails with ENOTEMPTY when a file created in `dir` is not committed yet (its commit at
     /// the last close may not have reached the store): the directory is not empty.
     fn refuse_pending_in(&self, dir: &ObjectPath) -> FsResult<()> {
-        match self.files.pending_in(dir).first() {
+        match self.ns.uncommitted.pending_in(dir).first() {
             Some(_) => Err(crate::meta::MetaError::NotEmpty(dir.to_string()).into()),
             None => Ok(()),
         }
@@ -179,20 +179,20 @@ impl<S: Storage> FsCore<S> {
 
     /// Removes object `name` of job directory `parent` (its content stays until `gc`).
     pub fn unlink(&self, parent: Ino, name: &str) -> FsResult<()> {
-        let _change = self.change();
+        let _change = self.ns.change();
         self.writable()?;
-        let dir = self.node(parent)?;
+        let dir = self.ns.node(parent)?;
         Self::refuse_view(&dir)?;
-        let node = self.child(&dir, name)?;
+        let node = self.ns.child(&dir, name)?;
         match node {
             Node::Object(id) => {
                 self.orphan_if_open(id)?;
-                if !self.files.drop_pending(id) {
+                if !self.ns.uncommitted.drop_pending(id) {
                     let path =
-                        super::in_dir(&self.node(parent)?, name).ok_or(FsError::NotPermitted)?;
-                    self.meta.delete_object(&path)?;
+                        super::in_dir(&self.ns.node(parent)?, name).ok_or(FsError::NotPermitted)?;
+                    self.ns.meta.delete_object(&path)?;
                 }
-                self.dir_changed(parent);
+                self.ns.dir_changed(parent);
                 Ok(())
             }
             n if n.is_dir() => Err(FsError::IsDir),
@@ -205,8 +205,8 @@ impl<S: Storage> FsCore<S> {
     /// a local disk.
     fn orphan_if_open(&self, id: ObjectId) -> FsResult<()> {
         if self.files.is_open(id) {
-            let attr = self.getattr(self.inodes.ino(&Node::Object(id)))?;
-            self.files.orphan(id, attr);
+            let attr = self.getattr(self.ns.inodes.ino(&Node::Object(id)))?;
+            self.ns.uncommitted.orphan(id, attr);
         }
         Ok(())
     }
@@ -222,13 +222,13 @@ impl<S: Storage> FsCore<S> {
         new_name: &str,
         noreplace: bool,
     ) -> FsResult<()> {
-        let _change = self.change();
+        let _change = self.ns.change();
         self.writable()?;
         check_name(new_name)?;
-        let (from_dir, to_dir) = (self.node(parent)?, self.node(new_parent)?);
+        let (from_dir, to_dir) = (self.ns.node(parent)?, self.ns.node(new_parent)?);
         Self::refuse_view(&from_dir)?;
         Self::refuse_view(&to_dir)?;
-        let moving = self.child(&from_dir, name)?;
+        let moving = self.ns.child(&from_dir, name)?;
         if !matches!(moving, Node::Object(_) | Node::Folder(..)) {
             return Err(FsError::NotPermitted); // Datasets, partitions, jobs and read-only files.
         }
@@ -245,7 +245,7 @@ impl<S: Storage> FsCore<S> {
         if from.dataset != to.dataset {
             return Err(MetaError::CrossDataset(to.dataset.to_string()).into());
         }
-        let target = match self.child(&to_dir, new_name) {
+        let target = match self.ns.child(&to_dir, new_name) {
             Ok(node) => Some(node),
             Err(FsError::NotFound) => None,
             Err(e) => return Err(e),
@@ -254,8 +254,8 @@ impl<S: Storage> FsCore<S> {
             Node::Object(id) => self.rename_file(id, &from, &to, target, noreplace)?,
             _ => self.rename_folder(&moving, &from, &to, target, noreplace)?,
         }
-        self.dir_changed(parent);
-        self.dir_changed(new_parent);
+        self.ns.dir_changed(parent);
+        self.ns.dir_changed(new_parent);
         Ok(())
     }
 
@@ -283,14 +283,14 @@ impl<S: Storage> FsCore<S> {
             self.orphan_if_open(t)?;
         }
         // A pending target has no rows: forgetting it replaces it.
-        let target_pending = target.is_some_and(|t| self.files.drop_pending(t));
-        if self.files.pending_path(id).is_some() {
+        let target_pending = target.is_some_and(|t| self.ns.uncommitted.drop_pending(t));
+        if self.ns.uncommitted.pending_path(id).is_some() {
             if target.is_some() && !target_pending {
-                self.meta.delete_object(to)?;
+                self.ns.meta.delete_object(to)?;
             }
-            self.files.move_pending(id, to);
+            self.ns.uncommitted.move_pending(id, to);
         } else {
-            self.meta.rename_object(from, to)?;
+            self.ns.meta.rename_object(from, to)?;
         }
         Ok(())
     }
@@ -309,22 +309,22 @@ impl<S: Storage> FsCore<S> {
             Some(Node::Object(_)) => return Err(FsError::NotDir),
             Some(ref t) if t == moving => return Ok(()),
             Some(_) if noreplace => return Err(FsError::Exists),
-            Some(_) if !self.files.pending_in(to).is_empty() => {
+            Some(_) if !self.ns.uncommitted.pending_in(to).is_empty() => {
                 return Err(MetaError::NotEmpty(format!("folder {to}")).into());
             }
             _ => {}
         }
-        self.meta.rename_folder(from, to)?;
-        self.files.move_pending_under(from, to);
+        self.ns.meta.rename_folder(from, to)?;
+        self.ns.uncommitted.move_pending_under(from, to);
         let moved = Node::Folder(to.dataset, to.partition.clone(), to.job, to.name.clone());
-        self.inodes.move_folders(moving, &moved);
+        self.ns.inodes.move_folders(moving, &moved);
         Ok(())
     }
 
     /// Changes the size, permissions, owner or modification time of `ino`.
     pub fn setattr(&self, ino: Ino, fh: Option<Fh>, set: SetAttr) -> FsResult<Attr> {
-        let _change = self.change();
-        let node = self.node(ino)?;
+        let _change = self.ns.change();
+        let node = self.ns.node(ino)?;
         let any = set.size.is_some()
             || set.mode.is_some()
             || set.uid.is_some()
@@ -373,14 +373,14 @@ impl<S: Storage> FsCore<S> {
     /// Writes attribute rows of `node` (kept for the first commit of a pending file).
     fn set_system_rows(&self, node: &Node, rows: Vec<(&'static str, Valu)>) -> FsResult<()> {
         if let Node::Object(id) = node
-            && self.files.pending_path(*id).is_some()
+            && self.ns.uncommitted.pending_path(*id).is_some()
         {
             for (p, v) in rows {
-                self.files.pending_row(*id, p, Some(v));
+                self.ns.uncommitted.pending_row(*id, p, Some(v));
             }
             return Ok(());
         }
-        let Some(iden) = self.iden_of(node)? else {
+        let Some(iden) = self.ns.iden_of(node)? else {
             return Err(FsError::NotPermitted);
         };
         if matches!(
@@ -391,12 +391,12 @@ impl<S: Storage> FsCore<S> {
         }
         let now = crate::storage::now_millis();
         let rows: Vec<(&str, Valu, i64)> = rows.into_iter().map(|(p, v)| (p, v, now)).collect();
-        Ok(self.meta.set_node_rows(&iden, &rows, true)?)
+        Ok(self.ns.meta.set_node_rows(&iden, &rows, true)?)
     }
 
     /// Opens directory `ino`.
     pub fn opendir(&self, ino: Ino) -> FsResult<Fh> {
-        if !self.node(ino)?.is_dir() {
+        if !self.ns.node(ino)?.is_dir() {
             return Err(FsError::NotDir);
         }
         Ok(self.files.open_dir())
@@ -425,9 +425,9 @@ impl<S: Storage> FsCore<S> {
     ) -> FsResult<(Arc<Vec<DirEntry>>, Epoch)> {
         if offset == 0 || self.files.listing(fh).is_none() {
             let since = self.epoch();
-            let mut entries = self.listing(ino)?;
-            if let Node::View(_) = self.node(ino)? {
-                entries = self.visible_entries(entries, caller);
+            let mut entries = self.ns.listing(ino)?;
+            if let Node::View(_) = self.ns.node(ino)? {
+                entries = self.ns.visible_entries(entries, caller);
             }
             self.files.set_listing(fh, entries.clone(), since);
             return Ok((entries, since));

@@ -1,0 +1,529 @@
+//! `Namespace`: the tree the mount shows, as read. The catalogue ([`Metastore`]) with the
+//! files open handles have not committed yet merged over it ([`Uncommitted`]: files created
+//! and not committed, sizes written and not committed, objects unlinked while open), the
+//! inode numbers given out, and what is kept between reads (listings, nodes' rows, the objects
+//! seen at each path). Every lookup, attribute, listing and row an answer gives comes from
+//! here, so a new kind of node plugs in once; `FsCore` makes the changes and keeps the handles.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use super::attr::{self, Attr, Defaults, Kind, time_of_millis};
+use super::inode::{Ino, Inodes, Node};
+use super::known_names::KnownNames;
+use super::uncommitted::Uncommitted;
+use super::view_access::Caller;
+use super::{DirEntry, FsError, FsResult, cache, in_dir, parse_job, xattr};
+use crate::meta::{ContentId, DatasetId, Metastore, ObjectId, ObjectPath, prop};
+use crate::storage::{Iden, Row, Storage, Valu};
+
+/// The tree as read: the catalogue with uncommitted files merged in, and what is kept between
+/// reads.
+pub struct Namespace<S: Storage> {
+    pub(super) meta: Metastore<S>,
+    pub(super) inodes: Inodes,
+    pub(super) defaults: Defaults,
+    /// When the mount started: the times of nodes that have no rows.
+    pub(super) started: SystemTime,
+    /// Bumped before and after every change made through the core: a cached listing taken
+    /// at one value is current while the value has not moved.
+    generation: AtomicU64,
+    listings: cache::GenerationCache<Listing>,
+    /// When an entry was last added to or removed from each directory through this mount: a
+    /// directory's mtime and ctime move with its entries (kept in memory, not in the store).
+    dir_changes: Mutex<HashMap<Ino, i64>>,
+    /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
+    pub(super) xattrs: cache::GenerationCache<xattr::NodeRows>,
+    /// The objects seen at each path: one read for a repeated lookup, and the names the
+    /// kernel must forget when another host changes an object.
+    pub(super) known: KnownNames,
+    /// What open handles have not committed yet.
+    pub(super) uncommitted: Uncommitted,
+}
+
+/// A directory's entries, shared between the handles reading them.
+pub type Listing = Arc<Vec<DirEntry>>;
+
+/// Marks a change in progress: bumps the generation when made and when dropped.
+pub(super) struct Change<'a>(&'a AtomicU64);
+
+impl Drop for Change<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// How many directory listings are kept between reads.
+const CACHED_LISTINGS: usize = 16;
+
+/// Names of the root's directories, in listing order.
+const ROOT_DIRS: [(&str, Node); 5] = [
+    ("datasets", Node::Datasets),
+    ("menus", Node::Menus),
+    ("configs", Node::Configs),
+    ("objects", Node::Objects),
+    ("query", Node::Query),
+];
+
+impl<S: Storage> Namespace<S> {
+    /// Returns the tree over `meta`, with `defaults` for nodes that have no rows of their own.
+    pub(super) fn new(meta: Metastore<S>, defaults: Defaults) -> Self {
+        Namespace {
+            meta,
+            inodes: Inodes::default(),
+            defaults,
+            started: SystemTime::now(),
+            generation: AtomicU64::new(0),
+            listings: cache::GenerationCache::new(CACHED_LISTINGS),
+            xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
+            dir_changes: Mutex::new(HashMap::new()),
+            known: KnownNames::default(),
+            uncommitted: Uncommitted::default(),
+        }
+    }
+
+    /// Returns the core's generation now (see `generation`).
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Drops every listing and row the tree keeps: the store changed other than through it.
+    pub(super) fn forget_cached_answers(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records that the entries of directory `dir` changed now.
+    pub(super) fn dir_changed(&self, dir: Ino) {
+        let mut changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
+        changes.insert(dir, crate::storage::now_millis());
+    }
+
+    pub(super) fn change(&self) -> Change<'_> {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Change(&self.generation)
+    }
+
+    /// Returns the listing of directory `ino`: the one taken last if nothing changed through
+    /// the core since, else a fresh scan.
+    pub(super) fn listing(&self, ino: Ino) -> FsResult<Listing> {
+        let now = self.generation.load(Ordering::SeqCst);
+        self.listings
+            .get_or(ino, now, || Ok(Arc::new(self.readdir(ino)?)))
+    }
+
+    pub(super) fn node(&self, ino: Ino) -> FsResult<Node> {
+        self.inodes.node(ino).ok_or(FsError::NotFound)
+    }
+
+    /// Looks `name` up in directory `parent` for `caller` (in a query view, an entry the
+    /// caller could not reach by its place is not there).
+    pub fn lookup_as(&self, parent: Ino, name: &str, caller: &Caller) -> FsResult<Attr> {
+        if name.len() > crate::meta::names::MAX_NAME_BYTES {
+            return Err(FsError::NameTooLong);
+        }
+        let dir = self.node(parent)?;
+        if let Node::View(_) = dir
+            && let Some(entry) = self.view_entry(parent, name)?
+        {
+            self.check_reachable(&entry, caller)?;
+        }
+        let path = in_dir(&dir, name);
+        if let Some(attr) = path
+            .as_ref()
+            .map(|p| self.known_object(p))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(attr);
+        }
+        let before = self.generation.load(Ordering::SeqCst);
+        let node = match self.child(&dir, name) {
+            Err(FsError::NotFound) => {
+                if let Some(path) = path {
+                    self.known.remember_free(path.key(), before);
+                }
+                return Err(FsError::NotFound);
+            }
+            other => other?,
+        };
+        let ino = self.inodes.ino(&node);
+        let attr = self.attr_of(ino, &node)?;
+        if let (Some(path), Node::Object(id)) = (path, &node) {
+            self.known.remember(path.key(), *id);
+        }
+        Ok(attr)
+    }
+
+    /// Returns the attributes of the object this mount last saw at `path`, when its rows (one
+    /// read, by id) still say it is there; `None` sends the lookup the long way.
+    pub(super) fn known_object(&self, path: &ObjectPath) -> FsResult<Option<Attr>> {
+        let key = path.key();
+        let Some(id) = self.known.get(&key) else {
+            return Ok(None);
+        };
+        if self.uncommitted.pending_at(path).is_some() {
+            return Ok(None);
+        }
+        let rows = self.meta.node_rows(&id.iden())?;
+        let here = rows
+            .iter()
+            .any(|r| r.prop == prop::PATH && matches!(&r.valu, Valu::Str(p) if *p == key));
+        if !here {
+            self.known.forget(&key);
+            return Ok(None);
+        }
+        let ino = self.inodes.ino(&Node::Object(id));
+        Ok(Some(self.object_attr(ino, id, &rows)))
+    }
+
+    /// Returns the attributes of `ino`.
+    pub fn getattr(&self, ino: Ino) -> FsResult<Attr> {
+        self.attr_of(ino, &self.node(ino)?)
+    }
+
+    /// Returns the node called `name` in directory `parent`, if it exists.
+    pub(super) fn child(&self, parent: &Node, name: &str) -> FsResult<Node> {
+        let node = match parent {
+            Node::Root => ROOT_DIRS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, node)| node.clone()),
+            Node::Datasets => name
+                .parse::<DatasetId>()
+                .ok()
+                .filter(|ds| self.meta.has_dataset(*ds).unwrap_or(false))
+                .map(Node::Dataset),
+            Node::Dataset(ds) => self.dataset_child(*ds, name)?,
+            Node::Partitions(ds) => self
+                .meta
+                .has_partition(*ds, name)?
+                .then(|| Node::Partition(*ds, name.to_string())),
+            Node::Partition(ds, key) => (name == "jobs").then(|| Node::Jobs(*ds, key.clone())),
+            Node::Jobs(ds, key) => match parse_job(name) {
+                Some(job) if self.meta.has_job(*ds, job)? => Some(Node::Job(*ds, key.clone(), job)),
+                _ => None,
+            },
+            Node::Job(..) | Node::Folder(..) => {
+                let path = in_dir(parent, name).expect("a job or folder");
+                match self.object_at(&path)? {
+                    Some(id) => Some(Node::Object(id)),
+                    None if self.meta.has_folder(&path)? => Some(Node::Folder(
+                        path.dataset,
+                        path.partition,
+                        path.job,
+                        path.name,
+                    )),
+                    None => None,
+                }
+            }
+            Node::Menus => self.registered_node(name, "menu").map(Node::Menu),
+            Node::Configs => self.registered_node(name, "config").map(Node::Config),
+            Node::Objects => match name.parse::<ContentId>() {
+                Ok(id) if self.meta.content().contains(id)? => Some(Node::Content(id)),
+                _ => None,
+            },
+            Node::Query | Node::View(_) => return self.view_child(parent, name),
+            Node::DatasetMenu(_)
+            | Node::DatasetConfig(_)
+            | Node::Object(_)
+            | Node::Menu(_)
+            | Node::Config(_)
+            | Node::Content(_)
+            | Node::ViewObject(_)
+            | Node::ViewLink(..) => return Err(FsError::NotDir),
+        };
+        node.ok_or(FsError::NotFound)
+    }
+
+    pub(super) fn dataset_child(&self, ds: DatasetId, name: &str) -> FsResult<Option<Node>> {
+        Ok(match name {
+            "partitions" => Some(Node::Partitions(ds)),
+            "menu" | "config" if self.meta.dataset_transform(ds)?.is_some() => {
+                Some(if name == "menu" {
+                    Node::DatasetMenu(ds)
+                } else {
+                    Node::DatasetConfig(ds)
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Returns `uuid` if it names a registered node of `kind` (`menu` or `config`).
+    pub(super) fn registered_node(&self, uuid: &str, kind: &str) -> Option<String> {
+        let iden = Iden::new(uuid).ok()?;
+        let rows = self.meta.node_rows(&iden).ok()?;
+        rows.iter()
+            .any(|r| r.prop == prop::KIND && r.valu.to_string() == kind)
+            .then(|| uuid.to_string())
+    }
+
+    /// Returns the iden holding the rows of `node`, for the nodes that have rows.
+    pub(super) fn iden_of(&self, node: &Node) -> FsResult<Option<Iden>> {
+        Ok(match node {
+            Node::Dataset(ds) | Node::Partitions(ds) => Some(ds.iden()),
+            Node::Partition(ds, key) | Node::Jobs(ds, key) => {
+                Some(Metastore::<S>::partition_iden(*ds, key))
+            }
+            Node::Job(ds, _, job) => Some(Metastore::<S>::job_iden(*ds, *job)),
+            Node::Folder(ds, key, job, path) => Some(Metastore::<S>::folder_iden(
+                &ObjectPath::new(*ds, key, *job, path),
+            )?),
+            Node::Object(id) | Node::ViewObject(id) => Some(id.iden()),
+            Node::Menu(uuid) | Node::Config(uuid) => Some(Iden::new(uuid.as_str())?),
+            Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
+                let (menu, config) = self.meta.dataset_transform(*ds)?.ok_or(FsError::NotFound)?;
+                let uuid = if matches!(node, Node::DatasetMenu(_)) {
+                    menu
+                } else {
+                    config
+                };
+                Some(Iden::new(uuid)?)
+            }
+            Node::Root | Node::Datasets | Node::Menus | Node::Configs | Node::Objects => None,
+            Node::Content(_) | Node::Query | Node::View(_) | Node::ViewLink(..) => None,
+        })
+    }
+
+    /// Returns the rows of `node`; NotFound when a node that should have rows has none.
+    pub(super) fn rows_of(&self, node: &Node) -> FsResult<Vec<Row>> {
+        match self.iden_of(node)? {
+            Some(iden) => {
+                let rows = self.meta.node_rows(&iden)?;
+                if rows.is_empty() {
+                    return Err(FsError::NotFound);
+                }
+                Ok(rows)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Returns the object at `path`: a file created there and not committed yet first, else
+    /// the committed one. (A file stops being pending only once its commit is in the store, so
+    /// looking in this order never misses it between the two; the other order did, under a
+    /// commit at release.)
+    pub(super) fn object_at(&self, path: &ObjectPath) -> FsResult<Option<ObjectId>> {
+        if let Some(id) = self.uncommitted.pending_at(path) {
+            return Ok(Some(id));
+        }
+        Ok(self.meta.object_id_at(path)?)
+    }
+
+    /// Returns the attributes of file `id` (inode `ino`): a pending file's, a committed
+    /// object's with what open handles wrote, or what `fstat` shows of one unlinked while open.
+    pub(super) fn file_attr(&self, ino: Ino, id: ObjectId) -> FsResult<Attr> {
+        if let Some(attr) = self.uncommitted.pending_attr(id, ino, &self.defaults) {
+            return Ok(attr);
+        }
+        match self.rows_of(&Node::Object(id)) {
+            Err(FsError::NotFound) => self.uncommitted.orphan_attr(id).ok_or(FsError::NotFound),
+            other => Ok(self.object_attr(ino, id, &other?)),
+        }
+    }
+
+    /// Returns the rows of file `id`: a pending file's kept for its first commit, else the
+    /// committed object's.
+    pub(super) fn file_rows(&self, id: ObjectId) -> FsResult<Vec<(String, Valu)>> {
+        if let Some(rows) = self.uncommitted.pending_rows(id) {
+            return Ok(rows);
+        }
+        let rows = self.meta.node_rows(&id.iden())?;
+        Ok(rows.into_iter().map(|r| (r.prop, r.valu)).collect())
+    }
+
+    /// The attributes of committed object `id` from its rows, with what open handles wrote.
+    pub(super) fn object_attr(&self, ino: Ino, id: ObjectId, rows: &[Row]) -> Attr {
+        let mut attr = self.defaults.attr(ino, Kind::File, rows, None);
+        self.uncommitted.show_written(id, &mut attr);
+        attr
+    }
+
+    pub(super) fn attr_of(&self, ino: Ino, node: &Node) -> FsResult<Attr> {
+        let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
+        match node {
+            Node::ViewObject(id) => {
+                let rows = attr::AttrRows::of(&self.rows_of(node)?);
+                return Ok(self.view_object_attr(ino, *id, &rows));
+            }
+            Node::ViewLink(depth, place) => {
+                let size = super::query_views::link_target(*depth, place).len() as u64;
+                let mut attr = self.defaults.attr(ino, Kind::Symlink, &[], Some(size));
+                (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
+                return Ok(attr);
+            }
+            _ => {}
+        }
+        if let Node::Object(id) = node {
+            return self.file_attr(ino, *id);
+        }
+        if let Node::Content(id) = node {
+            let size = self.meta.content().manifest(*id)?.size;
+            let mut attr = self.defaults.attr(ino, kind, &[], Some(size));
+            // A content may belong to objects of any mode, and to old versions: only the
+            // mount's owner reads it by id.
+            attr.perm &= 0o400;
+            (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
+            return Ok(attr);
+        }
+        let rows = self.rows_of(node)?;
+        let mut attr = self.defaults.attr(ino, kind, &rows, None);
+        if rows.is_empty() {
+            (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
+        }
+        if let Some(t) = self
+            .dir_changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+        {
+            let t = time_of_millis(*t);
+            attr.mtime = attr.mtime.max(t);
+            attr.ctime = attr.ctime.max(t);
+        }
+        if matches!(
+            node,
+            Node::DatasetMenu(_) | Node::DatasetConfig(_) | Node::Menu(_) | Node::Config(_)
+        ) {
+            attr.perm &= 0o444;
+        }
+        if matches!(node, Node::Objects) {
+            attr.perm &= 0o700;
+        }
+        if matches!(node, Node::Query | Node::View(_)) {
+            attr.perm &= 0o555;
+        }
+        Ok(attr)
+    }
+
+    /// Lists directory `ino` (without `.` and `..`), with each entry's attributes.
+    pub fn readdir(&self, ino: Ino) -> FsResult<Vec<DirEntry>> {
+        let node = self.node(ino)?;
+        if let Some(dir) = in_dir(&node, "") {
+            return self.list_dir(&dir);
+        }
+        if let Node::View(path) = &node {
+            return self.list_view(path);
+        }
+        let children = self.children(&node)?;
+        let mut entries = Vec::with_capacity(children.len());
+        for (name, child) in children {
+            let ino = self.inodes.ino(&child);
+            match self.attr_of(ino, &child) {
+                Ok(attr) => entries.push(DirEntry {
+                    name,
+                    attr,
+                    place: None,
+                }),
+                Err(FsError::NotFound) => {} // Removed while we listed.
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Returns the names and nodes of the entries of directory `node` (not a job directory or
+    /// folder, which `list_dir` lists with their attributes in one pass).
+    pub(super) fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
+        Ok(match node {
+            Node::Root => ROOT_DIRS
+                .iter()
+                .map(|(n, node)| (n.to_string(), node.clone()))
+                .collect(),
+            Node::Datasets => self
+                .meta
+                .datasets()?
+                .into_iter()
+                .map(|d| (d.to_string(), Node::Dataset(d)))
+                .collect(),
+            Node::Dataset(ds) => {
+                let mut v = vec![("partitions".to_string(), Node::Partitions(*ds))];
+                if self.meta.dataset_transform(*ds)?.is_some() {
+                    v.insert(0, ("config".into(), Node::DatasetConfig(*ds)));
+                    v.insert(0, ("menu".into(), Node::DatasetMenu(*ds)));
+                }
+                v
+            }
+            Node::Partitions(ds) => self
+                .meta
+                .partitions(*ds)?
+                .into_iter()
+                .map(|k| (k.clone(), Node::Partition(*ds, k)))
+                .collect(),
+            Node::Partition(ds, key) => vec![("jobs".into(), Node::Jobs(*ds, key.clone()))],
+            Node::Jobs(ds, key) => self
+                .meta
+                .jobs(*ds)?
+                .into_iter()
+                .map(|j| (j.to_string(), Node::Job(*ds, key.clone(), j)))
+                .collect(),
+            Node::Menus => self
+                .meta
+                .registered("menu")?
+                .into_iter()
+                .map(|u| (u.clone(), Node::Menu(u)))
+                .collect(),
+            Node::Configs => self
+                .meta
+                .registered("config")?
+                .into_iter()
+                .map(|u| (u.clone(), Node::Config(u)))
+                .collect(),
+            Node::Objects => self
+                .meta
+                .content()
+                .ids()?
+                .into_iter()
+                .map(|c| (c.to_string(), Node::Content(c)))
+                .collect(),
+            // One view per prop that has rows (the `prop` term); deeper views are as many as
+            // the queries, made by a lookup, never listed.
+            Node::Query => self.prop_views()?,
+            Node::Job(..) | Node::Folder(..) | Node::View(_) => unreachable!("listed above"),
+            Node::DatasetMenu(_)
+            | Node::DatasetConfig(_)
+            | Node::Object(_)
+            | Node::Menu(_)
+            | Node::Config(_)
+            | Node::Content(_)
+            | Node::ViewObject(_)
+            | Node::ViewLink(..) => return Err(FsError::NotDir),
+        })
+    }
+
+    /// Returns the parent directory's inode of directory `ino` (for `..`).
+    pub fn parent_of(&self, ino: Ino) -> FsResult<Ino> {
+        let parent = match self.node(ino)? {
+            Node::Root
+            | Node::Datasets
+            | Node::Menus
+            | Node::Configs
+            | Node::Objects
+            | Node::Query => Node::Root,
+            Node::Dataset(_) => Node::Datasets,
+            Node::Partitions(ds) | Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
+                Node::Dataset(ds)
+            }
+            Node::Partition(ds, _) => Node::Partitions(ds),
+            Node::Jobs(ds, key) => Node::Partition(ds, key),
+            Node::Job(ds, key, _) => Node::Jobs(ds, key),
+            Node::Folder(ds, key, job, path) => match path.rsplit_once('/') {
+                Some((up, _)) => Node::Folder(ds, key, job, up.to_string()),
+                None => Node::Job(ds, key, job),
+            },
+            Node::Menu(_) => Node::Menus,
+            Node::Config(_) => Node::Configs,
+            Node::Content(_) => Node::Objects,
+            Node::View(path) => match path.rsplit_once('/') {
+                Some((up, _)) => Node::View(up.to_string()),
+                None => Node::Query,
+            },
+            Node::Object(_) | Node::ViewObject(_) | Node::ViewLink(..) => {
+                return Err(FsError::NotDir);
+            }
+        };
+        Ok(self.inodes.ino(&parent))
+    }
+}
