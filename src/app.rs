@@ -178,8 +178,10 @@ fn run(cli: Cli) -> Result<()> {
             let store = parse_location(&store)?;
             // A mounted store is exported by its daemon (a consistent view of what it serves).
             match open_waiting(&store, Duration::from_secs(cli.wait))? {
-                Opened::Here(opened) => catalog::export(&catalog_of(opened), &mut io, &dir, &name),
-                Opened::Served(local) => remote::forward(&local, &store, &mut io, false),
+                OpenedStore::Here(opened) => {
+                    catalog::export(&catalog_of(opened), &mut io, &dir, &name)
+                }
+                OpenedStore::Served(local) => remote::forward(&local, &store, &mut io, false),
             }
         }
         Command::GenMan { dir } => man::write_all(&dir),
@@ -204,8 +206,8 @@ fn run(cli: Cli) -> Result<()> {
             // A store directory is held by its daemon: the command runs there. A shared store
             // is opened here, beside any daemons.
             let opened = match open_waiting(&store, Duration::from_secs(cli.wait))? {
-                Opened::Here(opened) => opened,
-                Opened::Served(dir) => {
+                OpenedStore::Here(opened) => opened,
+                OpenedStore::Served(dir) => {
                     let stdin = remote::reads_stdin(&other);
                     return remote::forward(&dir, &store, &mut io, stdin);
                 }
@@ -225,21 +227,21 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// A store opened by [`open_waiting`]: here, or served by a daemon (the command goes there).
-enum Opened {
+enum OpenedStore {
     Here(OpenStore),
     Served(PathBuf),
 }
 
 /// Opens `store`, waiting up to `limit` while another process has its directory open (saying
 /// so on stderr after a second), and turning to the daemon if one starts serving it meanwhile.
-fn open_waiting(store: &Location, limit: Duration) -> Result<Opened> {
+fn open_waiting(store: &Location, limit: Duration) -> Result<OpenedStore> {
     let started = Instant::now();
     let mut said = false;
     loop {
         if let Location::Dir(dir) = store
             && remote::is_served(dir)
         {
-            return Ok(Opened::Served(dir.clone()));
+            return Ok(OpenedStore::Served(dir.clone()));
         }
         match location::open(store) {
             Err(StorageError::Locked { .. }) if started.elapsed() < limit => {
@@ -255,7 +257,7 @@ fn open_waiting(store: &Location, limit: Duration) -> Result<Opened> {
             Err(e @ StorageError::Locked { .. }) if !limit.is_zero() => {
                 return Err(anyhow!("{e} (waited {} s)", limit.as_secs()));
             }
-            other => return Ok(Opened::Here(other?)),
+            other => return Ok(OpenedStore::Here(other?)),
         }
     }
 }

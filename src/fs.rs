@@ -180,6 +180,13 @@ impl<S: Storage> FsCore<S> {
     }
 }
 
+/// The core holds a catalogue: what a process's session beats for.
+impl<S: Storage> AsRef<Metastore<S>> for FsCore<S> {
+    fn as_ref(&self) -> &Metastore<S> {
+        &self.ns.meta
+    }
+}
+
 /// Returns the path of `name` in directory `dir` when `dir` is a job directory or a folder
 /// (with an empty `name`, the directory's own path: empty for a job directory).
 fn in_dir(dir: &Node, name: &str) -> Option<ObjectPath> {

@@ -17,12 +17,13 @@ use crate::storage::retry::ConflictError;
 
 pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
 pub use metastore::{
-    DatasetId, DirNodeFold, HeldManifest, JobId, Landing, Metastore, ObjectId, ObjectMeta,
-    ObjectPath, prop,
+    DatasetId, DirNodeFold, HeldManifest, JobId, Leases, Metastore, ObjectId, ObjectMeta,
+    ObjectPath, ReadHolds, VersionDetails, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 pub use sessions::{
     Beat, DEFAULT_SESSION_TTL, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session,
+    Sessions,
 };
 
 /// Error of a metastore operation.

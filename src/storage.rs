@@ -21,7 +21,7 @@ mod rowstore;
 pub mod s3;
 mod view;
 
-pub use chunks::{ChunkStore, KeepRecent};
+pub use chunks::{ChunkStore, RecentChunkCache};
 pub use error::{EngineErrorKind, StorageError};
 pub use lift::{IntLift, LiftName, PropQuery};
 pub use memory::MemoryStore;
@@ -224,7 +224,7 @@ pub trait RowWrite: RowRead {
 
 /// What a process heard of other processes' commits to a shared store.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Heard {
+pub enum ChangesElsewhere {
     /// No commit.
     Nothing,
     /// Commits that changed these nodes (idens).
@@ -270,7 +270,7 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
 
     /// Waits at most `timeout` for another process (another host) to commit a change to the
     /// store; returns whether one did, or may have (caches of the store should be dropped).
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<Heard>;
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<ChangesElsewhere>;
 
     /// Returns the store's clock, epoch milliseconds: the database server's for a store
     /// several hosts share, this host's otherwise. Sessions' heartbeats and their expiry are

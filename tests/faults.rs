@@ -225,7 +225,7 @@ fn a_failed_chunk_store_never_leaves_a_stream_with_a_wrong_id() {
 #[test]
 fn a_contended_version_commit_is_retried_for_rounds_then_commits_nothing() {
     use cronusfs::meta::content::CHUNK_SIZE;
-    use cronusfs::meta::{ChunkStream, Landing, MetaError, Metastore, ObjectId, ObjectPath};
+    use cronusfs::meta::{ChunkStream, MetaError, Metastore, ObjectId, ObjectPath, VersionDetails};
     use cronusfs::storage::retry::MAX_ATTEMPTS;
     let m = Metastore::new(fresh_memory());
     let ds = cronusfs::meta::DatasetId::random();
@@ -239,7 +239,7 @@ fn a_contended_version_commit_is_retried_for_rounds_then_commits_nothing() {
         m.stream_write(&mut stream, &vec![seed; CHUNK_SIZE])
             .unwrap();
         m.storage().engine().conflict_commits(conflicts);
-        let put = m.put_stream(&path, ObjectId::random(), stream, Landing::at(1));
+        let put = m.put_stream(&path, ObjectId::random(), stream, VersionDetails::at(1));
         m.storage().engine().conflict_commits(0);
         put
     };

@@ -7,7 +7,7 @@
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use cronusfs::meta::{ChunkStream, Landing, MetaError, Metastore, ObjectPath, Session};
+use cronusfs::meta::{ChunkStream, MetaError, Metastore, ObjectPath, Session, VersionDetails};
 use cronusfs::storage::{PropQuery, Storage, now_millis};
 
 type Catalog = Metastore<Box<dyn Storage>>;
@@ -19,11 +19,12 @@ const SWEEPING: &str = "cronusfs:session:sweeping";
 /// store's session time-to-live is set to `ttl` first (one value for every host).
 fn host(open: &impl Fn() -> Catalog, name: &str, ttl: Duration) -> (Catalog, Session) {
     let m = open();
-    m.set_session_ttl(ttl).unwrap();
+    m.sessions().set_ttl(ttl).unwrap();
     let session = m
-        .open_session(name, std::process::id(), &format!("/mnt/{name}"))
+        .sessions()
+        .open(name, std::process::id(), &format!("/mnt/{name}"))
         .unwrap();
-    m.attach_session(&session);
+    m.leases().attach_session(&session);
     (m, session)
 }
 
@@ -51,16 +52,16 @@ fn sweeping(m: &Catalog) -> bool {
 /// Commits `stream` at `path` through `m` as a new object, dated now.
 fn commit(m: &Catalog, path: &ObjectPath, stream: ChunkStream) -> Result<(), MetaError> {
     let id = cronusfs::meta::ObjectId::random();
-    m.put_stream(path, id, stream, Landing::at(now_millis()))
+    m.put_stream(path, id, stream, VersionDetails::at(now_millis()))
         .map(drop)
 }
 
 /// Tends `m`'s lease (as its heartbeat would) until it is given up.
 fn release(m: &Catalog) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while m.holds_lease() {
+    while m.leases().is_held() {
         assert!(Instant::now() < deadline, "the lease was never given up");
-        m.tend_lease().unwrap();
+        m.leases().tend().unwrap();
         sleep(Duration::from_millis(50));
     }
 }
@@ -96,7 +97,7 @@ fn gc_on_one_host_waits_for_a_stream_written_on_another() {
     let mut stream = ChunkStream::default();
     a.stream_write(&mut stream, &bytes[..half]).unwrap();
     assert!(
-        a.holds_lease(),
+        a.leases().is_held(),
         "a stream that stored chunks holds the lease"
     );
     std::thread::scope(|s| {
@@ -166,7 +167,7 @@ fn gc_gives_up_when_another_host_keeps_writing_and_leaves_no_mark() {
     let (open, path) = store_with_job();
     let (a, _) = host(&open, "host-a", TTL);
     let (b, _) = host(&open, "host-b", TTL);
-    b.set_gc_wait(Duration::from_millis(300));
+    b.leases().set_gc_wait(Duration::from_millis(300));
     let mut stream = ChunkStream::default();
     a.stream_write(&mut stream, &big(3)).unwrap();
     match b.gc() {
@@ -188,7 +189,7 @@ fn a_writer_whose_session_expired_commits_nothing() {
     let (open, path) = store_with_job();
     let (a, session, stream) = stalled_writer(&open, 5);
     // Another host expires the session of the stalled one.
-    let expired = open().expire_sessions().unwrap();
+    let expired = open().sessions().expire().unwrap();
     assert_eq!(expired.len(), 1);
     match commit(&a, &path, stream) {
         Err(MetaError::LeaseLost) => {}
@@ -196,7 +197,7 @@ fn a_writer_whose_session_expired_commits_nothing() {
     }
     assert!(matches!(a.object(&path), Err(MetaError::NoSuchObject(_))));
     // Beating again records the session anew; the next write takes a new lease.
-    a.beat(&session).unwrap();
+    a.sessions().beat(&session).unwrap();
     a.put_object(&path, &mut big(6).as_slice(), &mut |_| {})
         .unwrap();
     assert_eq!(crate::metastore::read_all(&a, &path), big(6));
@@ -208,7 +209,7 @@ fn a_dead_host_s_lease_does_not_hold_gc_up() {
     let (a, _, stream) = stalled_writer(&open, 8); // host a stops beating: it is dead
     let (b, _) = host(&open, "host-b", SHORT);
     // Were the dead host's lease waited for, gc would give up with Busy after this wait.
-    b.set_gc_wait(Duration::from_secs(20));
+    b.leases().set_gc_wait(Duration::from_secs(20));
     let report = b.gc().unwrap();
     assert!(
         report.chunks >= 3,

@@ -59,7 +59,7 @@ fn only_session_nodes_expire() {
             Row::new(&node, "keep", "me", 1),
         ])
         .unwrap();
-    assert!(m.expire_sessions().unwrap().is_empty());
+    assert!(m.sessions().expire().unwrap().is_empty());
     let kept = m.storage().rows_by_prop(&PropQuery::new("keep")).unwrap();
     assert_eq!(kept.len(), 1);
 }

@@ -12,30 +12,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Result;
-use cronusfs::fs::FsCore;
 use cronusfs::meta::Session;
-use cronusfs::storage::Storage;
 
 /// What holds the catalogue a session is for: a daemon's filesystem core, or a command's
 /// catalogue.
-pub trait HoldsCatalog: Send + Sync + 'static {
-    /// Returns the catalogue.
-    fn catalog(&self) -> &super::Catalog;
-}
+type Holder = Arc<dyn AsRef<super::Catalog> + Send + Sync>;
 
-impl HoldsCatalog for FsCore<Box<dyn Storage>> {
-    fn catalog(&self) -> &super::Catalog {
-        self.metastore()
-    }
+/// Returns the catalogue `core` holds (`core.as_ref()` would ask the `Arc` itself, which is
+/// `AsRef` of the holder, not of its catalogue).
+fn catalog(core: &Holder) -> &super::Catalog {
+    AsRef::<super::Catalog>::as_ref(&**core)
 }
-
-impl HoldsCatalog for super::Catalog {
-    fn catalog(&self) -> &super::Catalog {
-        self
-    }
-}
-
-type Holder = Arc<dyn HoldsCatalog>;
 
 /// How often the write lease is tended (given up when idle, or to a sweep waiting).
 const TEND_EVERY: Duration = Duration::from_millis(200);
@@ -64,15 +51,15 @@ impl Heartbeat {
     /// Records the session of this process, shown as `at` (a mount point, or what a command
     /// does), attaches the catalogue's writes to it and starts beating.
     pub fn start_as(core: Holder, at: &str) -> Result<Heartbeat> {
-        let meta = core.catalog();
-        let session = meta.open_session(&host_name(), std::process::id(), at)?;
+        let meta = catalog(&core);
+        let session = meta.sessions().open(&host_name(), std::process::id(), at)?;
         let ttl = Duration::from_millis(session.ttl_ms as u64);
-        meta.attach_session(&session);
+        meta.leases().attach_session(&session);
         if let Some(wait) = std::env::var("CRONUSFS_GC_WAIT_MS")
             .ok()
             .and_then(|v| v.parse().ok())
         {
-            meta.set_gc_wait(Duration::from_millis(wait));
+            meta.leases().set_gc_wait(Duration::from_millis(wait));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let beating = (core.clone(), session.clone(), stop.clone());
@@ -94,7 +81,7 @@ impl Heartbeat {
             thread.thread().unpark();
             let _ = thread.join();
         }
-        if let Err(e) = self.core.catalog().close_session(&self.session) {
+        if let Err(e) = catalog(&self.core).sessions().close(&self.session) {
             super::mount::log(&format!("could not remove the session: {e}"));
         }
     }
@@ -106,15 +93,15 @@ fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>),
     let mut every = ttl / 6;
     let mut last_beat = std::time::Instant::now();
     loop {
-        let meta = core.catalog();
+        let meta = catalog(&core);
         std::thread::park_timeout(TEND_EVERY.min(every));
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = meta.tend_lease() {
+        if let Err(e) = meta.leases().tend() {
             super::mount::log(&format!("could not tend the write lease: {e}"));
         }
-        if let Err(e) = meta.tend_read_holds() {
+        if let Err(e) = meta.read_holds().tend() {
             super::mount::log(&format!("could not remove finished read holds: {e}"));
         }
         if last_beat.elapsed() >= every {
@@ -129,7 +116,7 @@ fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>),
 /// Beats for `session`, logging the sessions it expired; returns the store's time-to-live the
 /// session now beats under (`None` when the beat failed).
 fn beat(meta: &super::Catalog, session: &Session) -> Option<Duration> {
-    match meta.beat(session) {
+    match meta.sessions().beat(session) {
         Ok(beat) => {
             let store_ttl = beat.ttl.as_millis() as i64;
             for s in beat.expired {

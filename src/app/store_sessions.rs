@@ -11,12 +11,12 @@ use super::{Catalog, Console};
 /// Runs `status --store STORE`: every session of the store, one line each, timed by the
 /// store's clock, with the time-to-live it is held to.
 pub fn status(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
-    let sessions = m.sessions()?;
+    let sessions = m.sessions().list()?;
     if sessions.is_empty() {
         writeln!(io.out, "no sessions: the store is not mounted anywhere")?;
     }
     let now = m.storage().server_time()?;
-    let store_ttl = m.session_ttl()?.as_millis() as i64;
+    let store_ttl = m.sessions().ttl()?.as_millis() as i64;
     for s in sessions {
         writeln!(
             io.out,
@@ -35,11 +35,11 @@ pub fn status(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
 /// Runs `session-ttl [SECONDS]`: prints the store's session time-to-live, or sets it.
 pub fn session_ttl(m: &Catalog, io: &mut Console<'_>, set: Option<Duration>) -> Result<()> {
     let Some(ttl) = set else {
-        let ttl = m.session_ttl()?;
+        let ttl = m.sessions().ttl()?;
         writeln!(io.out, "{} s", seconds(ttl.as_millis() as i64))?;
         return Ok(());
     };
-    let old = m.set_session_ttl(ttl)?;
+    let old = m.sessions().set_ttl(ttl)?;
     writeln!(
         io.out,
         "session time-to-live {} s (was {} s): every process of the store takes it at its \

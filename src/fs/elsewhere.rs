@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::FsCore;
 use super::inode::{Ino, Node};
 use crate::meta::{JobId, ObjectId};
-use crate::storage::Heard;
+use crate::storage::ChangesElsewhere;
 use crate::storage::Storage;
 
 /// What the kernel must forget after another process changed the store.
@@ -112,7 +112,9 @@ impl<S: Storage> FsCore<S> {
             std::thread::sleep(timeout.min(Duration::from_secs(1)));
         }
         let objects: Vec<ObjectId> = match heard {
-            Ok(Heard::Nodes(idens)) => idens.iter().filter_map(|i| i.parse().ok()).collect(),
+            Ok(ChangesElsewhere::Nodes(idens)) => {
+                idens.iter().filter_map(|i| i.parse().ok()).collect()
+            }
             _ => Vec::new(),
         };
         if objects.is_empty() {

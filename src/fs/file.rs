@@ -250,7 +250,7 @@ impl<S: Storage> FsCore<S> {
         let mut attempts = 0;
         loop {
             let content = self.ns.meta.object_by_id(id)?.content;
-            match self.ns.meta.hold_content(content) {
+            match self.ns.meta.read_holds().hold(content) {
                 // gc took that version between the two reads: a newer one replaced it.
                 Err(MetaError::NoSuchContent(_)) if attempts < 3 => attempts += 1,
                 held => return Ok(Some(Arc::new(held?))),
@@ -320,7 +320,7 @@ impl<S: Storage> FsCore<S> {
         };
         let handle = FileHandle {
             id: ObjectId::random(), // Never committed: the handle is read-only.
-            base: Some(Arc::new(self.ns.meta.hold_content(content)?)),
+            base: Some(Arc::new(self.ns.meta.read_holds().hold(content)?)),
             chunks: VecDeque::new(),
             working: None,
             writes: 0,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::inode::{Ino, Node};
 use super::{FsCore, FsResult, ReadBytes};
-use crate::meta::{ChunkStream, HeldManifest, Landing, MetaError, ObjectId};
+use crate::meta::{ChunkStream, HeldManifest, MetaError, ObjectId, VersionDetails};
 use crate::storage::{Storage, now_millis};
 
 struct Staging {
@@ -214,7 +214,7 @@ impl<S: Storage> FsCore<S> {
         };
         // A new file's mode, owner and times set before this first commit go with it.
         let rows = self.ns.uncommitted.pending_rows_timed(wc.id);
-        let landing = Landing {
+        let details = VersionDetails {
             time: wc.changed,
             rows: &rows,
         };
@@ -223,17 +223,17 @@ impl<S: Storage> FsCore<S> {
                 // The stream is spent either way: a failed commit loses these writes (close
                 // reports the error) and the copy is the committed version again.
                 wc.dirty = false;
-                let put = self.ns.meta.put_stream(&path, wc.id, stream, landing);
+                let put = self.ns.meta.put_stream(&path, wc.id, stream, details);
                 let (meta, manifest) =
                     put.inspect_err(|_| self.ns.uncommitted.forget_written(wc.id))?;
-                wc.base = Some(Arc::new(self.ns.meta.hold_committed(manifest)));
+                wc.base = Some(Arc::new(self.ns.meta.read_holds().hold_committed(manifest)));
                 meta
             }
-            (None, Some(staging)) => self.ns.meta.put_file_prefer_id(
+            (None, Some(staging)) => self.ns.meta.put_file_id_if_new(
                 &path,
                 wc.id,
                 (&staging.file, staging.size),
-                landing,
+                details,
             )?,
             (None, None) => {
                 // Nothing since the last commit but the base itself.

@@ -2,37 +2,58 @@
 //! partitions, jobs and objects are nodes (an iden with `cronus:*` rows, plus the Cronus
 //! `CronusObject` message kept as blob `info/<uuid>`); object bytes are content-addressed.
 //! Every call commits before it returns; there is no separate save step.
+//!
+//! This file owns the catalogue's vocabulary (props, ids, paths, what an object is) and the
+//! `Metastore` itself: the store, where chunks live, and the parts with state of their own,
+//! each in its own file with its own type. The catalogue's operations are split by what they
+//! act on:
+//!
+//! - `tree.rs`: datasets, partitions and jobs;
+//! - `folders.rs`: folders inside job directories;
+//! - `objects.rs`: looking objects up, listing, deleting and renaming them;
+//! - `versions.rs`: putting bytes (new objects and new versions), imports of objects;
+//! - `messages.rs`: registered menus and configurations;
+//! - `listing.rs`: a directory's nodes folded into entries; `find.rs`: queries by metadata;
+//! - `node_rows.rs`: any node's rows by iden; `table_rows.rs`: Arrow and Parquet rows;
+//! - `gc.rs`: garbage collection, past [`Leases`] (`leases.rs`: the gc gate, the write lease
+//!   and sweep marks, with `../sessions.rs`: [`crate::meta::Sessions`]) and [`ReadHolds`]
+//!   (`read_holds.rs`: contents open handles read).
 
 mod find;
 mod folders;
+mod gc;
 mod leases;
+mod listing;
 mod messages;
+mod node_rows;
 mod objects;
 mod read_holds;
 mod table_rows;
 mod tree;
+mod versions;
 
-pub use objects::Landing;
-pub use read_holds::HeldManifest;
-pub use tree::DirNodeFold;
+pub use leases::Leases;
+pub use listing::DirNodeFold;
+pub(crate) use messages::RegisteredMessage;
+pub use read_holds::{HeldManifest, ReadHolds};
+pub use versions::VersionDetails;
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use prost::Message;
 use uuid::Uuid;
 
 use super::content::{ContentId, ContentStore};
-use super::names::check_component;
+use super::sessions::Sessions;
 use super::table_meta::TableMeta;
 use super::{MetaError, Result};
-use crate::pb::store::{CronusObject, DatasetObjectInfo, FileType, Transform, cronus_object};
+use crate::pb::store::{CronusObject, FileType};
 use crate::storage::retry::transact;
-use crate::storage::{ChunkStore, KeepRecent};
-use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
+use crate::storage::{ChunkStore, RecentChunkCache};
+use crate::storage::{Iden, Row, RowRead, RowWrite, Storage, Valu};
 
 /// The props of the catalogue's own rows (read-only to users).
 pub mod prop {
@@ -287,16 +308,11 @@ pub struct Metastore<S: Storage> {
     store: S,
     // Where chunks live when not in the store's own blob side store (an S3 bucket).
     chunks: Option<Box<dyn ChunkStore>>,
-    // Puts hold it shared while their chunks are not yet referenced; gc holds it exclusively,
-    // so it never reclaims the chunks of a put in flight.
-    gc_lock: RwLock<()>,
-    // Chunks of streams being written, which gc must not reclaim (with how many streams
-    // hold each).
-    pins: Mutex<HashMap<[u8; 32], usize>>,
-    // The store-wide write lease of this process, when it has a session.
-    leases: leases::Leases,
+    // What keeps gc from reclaiming chunks not yet referenced: the gc lock, the pins of
+    // streams being written, this process's write lease and the session it is recorded under.
+    gc_gate: leases::GcGate,
     // The contents this process's handles read, which gc keeps.
-    read_holds: std::sync::Arc<read_holds::ReadHolds>,
+    hold_counts: Arc<read_holds::HoldCounts>,
     // Held while a new version commits (this process's commits never conflict each other).
     commit_gate: Mutex<()>,
 }
@@ -305,60 +321,16 @@ fn info_key(uuid: &str) -> String {
     format!("info/{uuid}")
 }
 
-fn partition_iden(dataset: DatasetId, key: &str) -> Iden {
-    Iden::new(format!("{dataset}/partitions/{key}")).expect("a bounded, non-empty iden")
-}
-
-/// The iden of the folder at `path` (a directory inside a job directory); a path too long for
-/// an iden is an error.
-fn folder_iden(path: &ObjectPath) -> Result<Iden> {
-    Ok(Iden::new(format!(
-        "{}/folders/{}/{}/{}",
-        path.dataset, path.partition, path.job, path.name
-    ))?)
-}
-
-fn job_iden(dataset: DatasetId, job: JobId) -> Iden {
-    Iden::new(format!("{dataset}/jobs/{job}")).expect("a bounded, non-empty iden")
-}
-
-/// The rows of a newly opened job.
-fn job_rows(dataset: DatasetId, job: JobId) -> Vec<Row> {
-    let iden = job_iden(dataset, job);
-    let now = now_millis();
-    rows_of(
-        &iden,
-        now,
-        &[
-            (prop::KIND, "job".into()),
-            (prop::UUID, iden.as_str().into()),
-            (prop::NAME, format!("job_{job}").into()),
-            (prop::CREATED, now.into()),
-            (prop::JOB_OF, dataset.to_string().into()),
-            (prop::JOB, i64::from(job.0).into()),
-        ],
-    )
-}
-
-/// A menu or configuration to register: its kind (`menu`, `config`), identity and Cronus info.
-#[derive(Clone)]
-pub(crate) struct RegisteredMessage<'a> {
-    pub kind: &'a str,
-    pub uuid: &'a str,
-    pub name: &'a str,
-    pub info: cronus_object::Info,
-}
-
 /// The first value of each prop of a node's rows.
-struct Node<'r>(BTreeMap<&'r str, &'r Valu>);
+struct NodeProps<'r>(BTreeMap<&'r str, &'r Valu>);
 
-impl<'r> Node<'r> {
+impl<'r> NodeProps<'r> {
     fn new(rows: &'r [Row]) -> Self {
         let mut map = BTreeMap::new();
         for r in rows {
             map.entry(r.prop.as_str()).or_insert(&r.valu);
         }
-        Node(map)
+        NodeProps(map)
     }
     fn kind(&self) -> Option<&str> {
         self.str(prop::KIND).ok()
@@ -389,27 +361,33 @@ fn rows_of(iden: &Iden, time: i64, props: &[(&str, Valu)]) -> Vec<Row> {
         .collect()
 }
 
+/// The catalogue holds itself: what holds one (a filesystem core, or the catalogue a command
+/// works on) is `AsRef<Metastore<S>>`.
+impl<S: Storage> AsRef<Metastore<S>> for Metastore<S> {
+    fn as_ref(&self) -> &Metastore<S> {
+        self
+    }
+}
+
 impl<S: Storage> Metastore<S> {
     /// Returns the catalogue kept in `store`.
     pub fn new(store: S) -> Self {
         Metastore {
             store,
             chunks: None,
-            gc_lock: RwLock::new(()),
-            pins: Mutex::new(HashMap::new()),
-            leases: leases::Leases::default(),
-            read_holds: Default::default(),
+            gc_gate: leases::GcGate::default(),
+            hold_counts: Default::default(),
             commit_gate: Mutex::new(()),
         }
     }
 
     /// Returns the catalogue kept in `store`, with the chunks of its contents in `chunks`
     /// (an S3 bucket) rather than in the store itself; the chunks this process stored last
-    /// are kept in memory too ([`KeepRecent`]), so that typing a content just written does
-    /// not fetch it back.
+    /// are kept in memory too ([`RecentChunkCache`]), so that typing a content just written
+    /// does not fetch it back.
     pub fn with_chunks(store: S, chunks: Box<dyn ChunkStore>) -> Self {
         Metastore {
-            chunks: Some(Box::new(KeepRecent::new(chunks))),
+            chunks: Some(Box::new(RecentChunkCache::new(chunks))),
             ..Metastore::new(store)
         }
     }
@@ -427,27 +405,21 @@ impl<S: Storage> Metastore<S> {
         }
     }
 
-    /// Registers a new dataset (uuid4) made with `menu` and `config`, both registered.
-    pub fn register_dataset(&self, menu: &str, config: &str) -> Result<DatasetId> {
-        let id = DatasetId(Uuid::new_v4());
-        self.register_dataset_as(id, menu, config)?;
-        Ok(id)
+    /// Returns the write lease and sweep marks of this process: what keeps gc, here and in
+    /// every process of a shared store, from reclaiming chunks not yet committed.
+    pub fn leases(&self) -> Leases<'_, S> {
+        Leases { meta: self }
     }
 
-    /// Registers dataset `id` (for imports that keep uuids); an `id` in use is
-    /// [`MetaError::DuplicateUuid`].
-    pub fn register_dataset_as(&self, id: DatasetId, menu: &str, config: &str) -> Result<()> {
-        self.insert_dataset(id, Some((menu, config)))
+    /// Returns the sessions recorded in the store.
+    pub fn sessions(&self) -> Sessions<'_, S> {
+        Sessions { meta: self }
     }
 
-    /// Creates dataset `id` with no menu or configuration yet (what `mkdir datasets/<uuid>`
-    /// does); an `id` in use is [`MetaError::DuplicateUuid`].
-    pub fn create_dataset(&self, id: DatasetId) -> Result<()> {
-        self.insert_dataset(id, None)
-    }
-
-    fn insert_dataset(&self, id: DatasetId, made_with: Option<(&str, &str)>) -> Result<()> {
-        self.in_txn(|txn| self.insert_dataset_in(txn, id, made_with))
+    /// Returns the read holds of this process's handles: what keeps gc from deleting the
+    /// contents they read.
+    pub fn read_holds(&self) -> ReadHolds<'_, S> {
+        ReadHolds { meta: self }
     }
 
     /// Runs `change` in a transaction of its own and commits it if `change` succeeds; all
@@ -455,51 +427,6 @@ impl<S: Storage> Metastore<S> {
     /// on the transaction only.
     fn in_txn<T>(&self, mut change: impl FnMut(&dyn RowWrite) -> Result<T>) -> Result<T> {
         transact(&self.store, |txn| change(txn))
-    }
-
-    /// Creates dataset `id`, made with `(menu, config)` when given, in `txn`.
-    pub(crate) fn insert_dataset_in(
-        &self,
-        txn: &dyn RowWrite,
-        id: DatasetId,
-        made_with: Option<(&str, &str)>,
-    ) -> Result<()> {
-        if !txn.rows_by_id(&id.iden())?.is_empty() {
-            return Err(MetaError::DuplicateUuid(id.to_string()));
-        }
-        let name = format!("{id}.dataset");
-        let now = now_millis();
-        let mut props: Vec<(&str, Valu)> = vec![
-            (prop::KIND, "dataset".into()),
-            (prop::UUID, id.to_string().into()),
-            (prop::NAME, name.as_str().into()),
-            (prop::CREATED, now.into()),
-            (prop::JOB_IDX, 0.into()),
-        ];
-        let mut transform = None;
-        if let Some((menu, config)) = made_with {
-            transform = Some(Box::new(Transform {
-                menu: Some(Box::new(self.info_of(txn, "menu", menu).map_err(|e| {
-                    not_found(e, || MetaError::NoSuchMenu(menu.into()))
-                })?)),
-                config: Some(Box::new(self.info_of(txn, "config", config).map_err(
-                    |e| not_found(e, || MetaError::NoSuchConfig(config.into())),
-                )?)),
-            }));
-            props.extend([(prop::MENU, menu.into()), (prop::CONFIG, config.into())]);
-        }
-        txn.add_rows(&rows_of(&id.iden(), now, &props))?;
-        let info = DatasetObjectInfo {
-            transform,
-            ..Default::default()
-        };
-        let object = CronusObject {
-            name,
-            uuid: id.to_string(),
-            info: Some(cronus_object::Info::Dataset(Box::new(info))),
-            ..Default::default()
-        };
-        Ok(txn.blob_set(&info_key(&id.to_string()), &object.encode_to_vec())?)
     }
 
     /// Returns the Cronus `CronusObject` kept for node `uuid` (menu, config, dataset, object).
@@ -515,7 +442,7 @@ impl<S: Storage> Metastore<S> {
     /// Returns the `CronusObject` of node `uuid` if it is of `kind`.
     fn info_of(&self, view: &dyn RowRead, kind: &str, uuid: &str) -> Result<CronusObject> {
         let rows = view.rows_by_id(&Iden::new(uuid)?)?;
-        if Node::new(&rows).kind() != Some(kind) {
+        if NodeProps::new(&rows).kind() != Some(kind) {
             return Err(MetaError::NoSuchObject(uuid.to_string()));
         }
         let bytes = view
@@ -523,132 +450,6 @@ impl<S: Storage> Metastore<S> {
             .ok_or_else(|| MetaError::Corrupt(format!("{uuid} has no info")))?;
         CronusObject::decode(bytes.as_slice())
             .map_err(|e| MetaError::Corrupt(format!("info of {uuid}: {e}")))
-    }
-
-    /// Returns every dataset, in creation order.
-    pub fn datasets(&self) -> Result<Vec<DatasetId>> {
-        let kind = Valu::from("dataset");
-        let rows = self
-            .store
-            .rows_by_prop(&PropQuery::new(prop::KIND).valu(&kind))?;
-        rows.iter().map(|r| r.iden.as_str().parse()).collect()
-    }
-
-    /// Returns the rows of `dataset`, or [`MetaError::NoSuchDataset`].
-    fn dataset_rows(&self, view: &dyn RowRead, dataset: DatasetId) -> Result<Vec<Row>> {
-        let rows = view.rows_by_id(&dataset.iden())?;
-        if Node::new(&rows).kind() != Some("dataset") {
-            return Err(MetaError::NoSuchDataset(dataset.to_string()));
-        }
-        Ok(rows)
-    }
-
-    /// Returns the menu and configuration uuids of `dataset`, or `None` for a dataset created
-    /// without them.
-    pub fn dataset_transform(&self, dataset: DatasetId) -> Result<Option<(String, String)>> {
-        let rows = self.dataset_rows(&self.store, dataset)?;
-        let node = Node::new(&rows);
-        match (node.str(prop::MENU), node.str(prop::CONFIG)) {
-            (Ok(menu), Ok(config)) => Ok(Some((menu.to_string(), config.to_string()))),
-            _ => Ok(None),
-        }
-    }
-
-    /// Adds partition `key` to `dataset`; a key already there is [`MetaError::PartitionExists`].
-    pub fn add_partition(&self, dataset: DatasetId, key: &str) -> Result<()> {
-        self.in_txn(|txn| self.add_partition_in(txn, dataset, key, now_millis()))
-    }
-
-    /// Adds partition `key` to `dataset` in `txn`, made at `now` (epoch ms: the partitions of
-    /// a dataset list in the order of their times).
-    pub(crate) fn add_partition_in(
-        &self,
-        txn: &dyn RowWrite,
-        dataset: DatasetId,
-        key: &str,
-        now: i64,
-    ) -> Result<()> {
-        check_component("partition key", key)?;
-        self.dataset_rows(txn, dataset)?;
-        let iden = partition_iden(dataset, key);
-        if !txn.rows_by_id(&iden)?.is_empty() {
-            return Err(MetaError::PartitionExists {
-                dataset: dataset.to_string(),
-                key: key.to_string(),
-            });
-        }
-        txn.add_rows(&rows_of(
-            &iden,
-            now,
-            &[
-                (prop::KIND, "partition".into()),
-                (prop::UUID, iden.as_str().into()),
-                (prop::NAME, key.into()),
-                (prop::CREATED, now.into()),
-                (prop::PARTITION_OF, dataset.to_string().into()),
-                (prop::PARTITION, key.into()),
-            ],
-        ))?;
-        Ok(())
-    }
-
-    /// Returns the partition keys of `dataset`, in the order they were added.
-    pub fn partitions(&self, dataset: DatasetId) -> Result<Vec<String>> {
-        let prefix = format!("{dataset}/partitions/");
-        self.children(dataset, prop::PARTITION_OF, |iden| {
-            iden.strip_prefix(&prefix).map(str::to_string)
-        })
-    }
-
-    /// Opens the next job of `dataset` (the dataset-wide counter, from 0) and returns it.
-    pub fn new_job(&self, dataset: DatasetId) -> Result<JobId> {
-        self.in_txn(|txn| {
-            let rows = self.dataset_rows(txn, dataset)?;
-            let next = Node::new(&rows).int(prop::JOB_IDX)?;
-            let job = match u32::try_from(next) {
-                Ok(n) if n <= JobId::MAX.0 => JobId(n),
-                _ if next > i64::from(JobId::MAX.0) => {
-                    return Err(MetaError::JobsExhausted(dataset.to_string()));
-                }
-                _ => return Err(MetaError::Corrupt(format!("job counter {next}"))),
-            };
-            txn.set_rows_by_id_prop(&dataset.iden(), prop::JOB_IDX, &Valu::Int(next + 1))?;
-            txn.add_rows(&job_rows(dataset, job))?;
-            Ok(job)
-        })
-    }
-
-    /// Returns the jobs of `dataset`, in order.
-    pub fn jobs(&self, dataset: DatasetId) -> Result<Vec<JobId>> {
-        let prefix = format!("{dataset}/jobs/");
-        let mut jobs = self.children(dataset, prop::JOB_OF, |iden| {
-            iden.strip_prefix(&prefix)
-                .and_then(|n| n.parse().ok())
-                .map(JobId)
-        })?;
-        jobs.sort();
-        Ok(jobs)
-    }
-
-    /// Returns `pick(iden)` of every node with `of_prop` = `dataset`, oldest first: one lift,
-    /// however many objects the dataset holds.
-    fn children<T>(
-        &self,
-        dataset: DatasetId,
-        of_prop: &str,
-        pick: impl Fn(&str) -> Option<T>,
-    ) -> Result<Vec<T>> {
-        self.dataset_rows(&self.store, dataset)?;
-        let ds = Valu::from(dataset.to_string());
-        let rows = self
-            .store
-            .rows_by_prop(&PropQuery::new(of_prop).valu(&ds))?;
-        rows.iter()
-            .map(|r| {
-                pick(r.iden.as_str())
-                    .ok_or_else(|| MetaError::Corrupt(format!("bad child iden {}", r.iden)))
-            })
-            .collect()
     }
 }
 

@@ -4,10 +4,13 @@
 //! other. On a shared store this is how every host sees who else has it mounted.
 //!
 //! The time-to-live is one value per store, recorded in the store (a blob; 30 s when none is)
-//! and changed by [`Metastore::set_session_ttl`]; every session also records the one it last
+//! and changed by [`Sessions::set_ttl`]; every session also records the one it last
 //! beat under, and is expired only once its heartbeat is older than both. Heartbeats and expiry
 //! are timed by the store's clock ([`Storage::server_time`]: the database server's for a shared
 //! store), never by the clock of the process that expires.
+//!
+//! [`Sessions`] (`meta.sessions()`) records, beats, expires, lists and removes sessions;
+//! the write lease this process's writes hold under its session is [`crate::meta::Leases`].
 
 use std::time::{Duration, Instant};
 
@@ -122,17 +125,26 @@ pub(crate) fn store_ttl_ms<R: RowRead + ?Sized>(r: &R) -> Result<i64> {
     Ok(ms.max(MIN_SESSION_TTL.as_millis() as i64))
 }
 
-impl<S: Storage> Metastore<S> {
+/// The sessions recorded in a catalogue's store (`meta.sessions()`).
+pub struct Sessions<'m, S: Storage> {
+    pub(super) meta: &'m Metastore<S>,
+}
+
+impl<S: Storage> Sessions<'_, S> {
+    fn store(&self) -> &S {
+        self.meta.storage()
+    }
+
     /// Returns the store's session time-to-live ([`DEFAULT_SESSION_TTL`] when none is
     /// recorded).
-    pub fn session_ttl(&self) -> Result<Duration> {
-        Ok(Duration::from_millis(store_ttl_ms(self.storage())? as u64))
+    pub fn ttl(&self) -> Result<Duration> {
+        Ok(Duration::from_millis(store_ttl_ms(self.store())? as u64))
     }
 
     /// Records `ttl` as the store's session time-to-live and returns the one it replaces.
     /// Every process takes it at its next heartbeat; a session is not expired before the
     /// time-to-live it last beat under has passed either.
-    pub fn set_session_ttl(&self, ttl: Duration) -> Result<Duration> {
+    pub fn set_ttl(&self, ttl: Duration) -> Result<Duration> {
         if !(MIN_SESSION_TTL..=MAX_SESSION_TTL).contains(&ttl) {
             return Err(MetaError::BadSetting(format!(
                 "session time-to-live {} ms is out of range ({} ms to {} s)",
@@ -142,7 +154,7 @@ impl<S: Storage> Metastore<S> {
             )));
         }
         let ms = ttl.as_millis() as i64;
-        let old = transact(self.storage(), |txn| {
+        let old = transact(self.store(), |txn| {
             let old = store_ttl_ms(txn)?;
             txn.blob_set(SESSION_TTL_BLOB, &ms.to_be_bytes())?;
             Ok::<_, MetaError>(old)
@@ -152,8 +164,8 @@ impl<S: Storage> Metastore<S> {
 
     /// Records a new session of a daemon on `host` (process `pid`) serving at `mountpoint`,
     /// under the store's time-to-live.
-    pub fn open_session(&self, host: &str, pid: u32, mountpoint: &str) -> Result<Session> {
-        let now = self.storage().server_time()?;
+    pub fn open(&self, host: &str, pid: u32, mountpoint: &str) -> Result<Session> {
+        let now = self.store().server_time()?;
         let session = Session {
             id: Iden::new(format!("{SESSION_PREFIX}{}", uuid::Uuid::new_v4()))?,
             host: host.to_string(),
@@ -161,9 +173,9 @@ impl<S: Storage> Metastore<S> {
             mountpoint: mountpoint.to_string(),
             started: now,
             heartbeat: now,
-            ttl_ms: store_ttl_ms(self.storage())?,
+            ttl_ms: store_ttl_ms(self.store())?,
         };
-        self.storage().add_rows(&session_rows(&session))?;
+        self.store().add_rows(&session_rows(&session))?;
         Ok(session)
     }
 
@@ -172,8 +184,8 @@ impl<S: Storage> Metastore<S> {
     /// session whose heartbeat is older than its time-to-live.
     pub fn beat(&self, session: &Session) -> Result<Beat> {
         let began = Instant::now();
-        let now = self.storage().server_time()?;
-        let ttl = transact(self.storage(), |txn| {
+        let now = self.store().server_time()?;
+        let ttl = transact(self.store(), |txn| {
             let ttl = store_ttl_ms(txn)?;
             if txn
                 .rows_by_id_prop(&session.id, prop::KIND, None)?
@@ -191,18 +203,18 @@ impl<S: Storage> Metastore<S> {
             }
             Ok::<_, MetaError>(ttl)
         })?;
-        self.note_beat(&session.id, began, ttl);
+        self.meta.leases().note_beat(&session.id, began, ttl);
         Ok(Beat {
             ttl: Duration::from_millis(ttl as u64),
-            expired: self.expire_sessions()?,
+            expired: self.expire()?,
         })
     }
 
     /// Removes every session whose last heartbeat, by the store's clock, is older than the
     /// store's time-to-live and than the one it last beat under; returns them.
-    pub fn expire_sessions(&self) -> Result<Vec<Session>> {
-        let now = self.storage().server_time()?;
-        transact(self.storage(), |txn| {
+    pub fn expire(&self) -> Result<Vec<Session>> {
+        let now = self.store().server_time()?;
+        transact(self.store(), |txn| {
             let store_ttl = store_ttl_ms(txn)?;
             let stale = txn.rows_by_int(prop::HEARTBEAT, IntLift::Lt(now - store_ttl), None)?;
             let mut gone = Vec::new();
@@ -224,20 +236,18 @@ impl<S: Storage> Metastore<S> {
     }
 
     /// Removes `session` (its daemon is stopping).
-    pub fn close_session(&self, session: &Session) -> Result<()> {
-        self.detach_session(&session.id);
-        self.storage().del_rows_by_id(&session.id)?;
+    pub fn close(&self, session: &Session) -> Result<()> {
+        self.meta.leases().detach_session(&session.id);
+        self.store().del_rows_by_id(&session.id)?;
         Ok(())
     }
 
     /// Returns every recorded session, oldest first.
-    pub fn sessions(&self) -> Result<Vec<Session>> {
-        let kinds = self
-            .storage()
-            .rows_by_prop(&crate::storage::PropQuery::new(prop::KIND))?;
+    pub fn list(&self) -> Result<Vec<Session>> {
+        let kinds = (self.store()).rows_by_prop(&crate::storage::PropQuery::new(prop::KIND))?;
         let mut out = Vec::new();
         for row in kinds {
-            out.extend(Session::read(self.storage(), &row.iden)?);
+            out.extend(Session::read(self.store(), &row.iden)?);
         }
         out.sort_by_key(|s| (s.started, s.id.as_str().to_string()));
         Ok(out)

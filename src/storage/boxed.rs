@@ -112,7 +112,7 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn reclaim_blob_space(&self) -> Result<()> {
         (**self).reclaim_blob_space()
     }
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::Heard> {
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::ChangesElsewhere> {
         (**self).wait_for_change(timeout)
     }
     fn server_time(&self) -> Result<i64> {

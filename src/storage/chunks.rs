@@ -77,7 +77,7 @@ impl<S: Storage + ?Sized> ChunkStore for S {
     }
 }
 
-/// How many bytes of recently stored chunks [`KeepRecent`] holds, at most.
+/// How many bytes of recently stored chunks [`RecentChunkCache`] holds, at most.
 const RECENT_BYTES: usize = 4 << 20;
 
 /// A chunk store across a network with the chunks this process stored last kept in memory
@@ -85,15 +85,15 @@ const RECENT_BYTES: usize = 4 << 20;
 /// it just stored (to type the content, and an Arrow file's footer) without a round trip.
 /// Chunks never change under their key, so a kept copy is never stale; a deleted chunk is
 /// dropped from it too.
-pub struct KeepRecent<C: ChunkStore> {
+pub struct RecentChunkCache<C: ChunkStore> {
     inner: C,
     recent: std::sync::Mutex<std::collections::VecDeque<(String, Vec<u8>)>>,
 }
 
-impl<C: ChunkStore> KeepRecent<C> {
+impl<C: ChunkStore> RecentChunkCache<C> {
     /// Wraps `inner`.
     pub fn new(inner: C) -> Self {
-        KeepRecent {
+        RecentChunkCache {
             inner,
             recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
@@ -105,7 +105,7 @@ impl<C: ChunkStore> KeepRecent<C> {
     }
 }
 
-impl<C: ChunkStore> ChunkStore for KeepRecent<C> {
+impl<C: ChunkStore> ChunkStore for RecentChunkCache<C> {
     fn chunk_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         if let Some((_, bytes)) = self.recent().iter().find(|(k, _)| k == key) {
             return Ok(Some(bytes.clone()));
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn recent_chunks_are_read_back_from_memory_until_pushed_out_or_deleted() {
-        let kept = KeepRecent::new(Counted::default());
+        let kept = RecentChunkCache::new(Counted::default());
         let gets = || kept.inner.gets.load(Ordering::SeqCst);
         kept.chunk_put("a", b"alpha", false).unwrap();
         assert_eq!(kept.chunk_get("a").unwrap().as_deref(), Some(&b"alpha"[..]));

@@ -159,7 +159,7 @@ macro_rules! forward_engine_read {
 pub(crate) use forward_engine_read;
 
 /// What a process heard of other processes' commits (a storage-level notion; engines report it).
-pub use super::Heard;
+pub use super::ChangesElsewhere;
 
 /// Reads of an engine: its committed state, or what one of its transactions sees.
 pub trait EngineRead {
@@ -272,9 +272,9 @@ pub trait Engine: EngineRead + Send + Sync {
     /// Waits at most `timeout` for other processes to commit changes, and says what they
     /// changed. An engine one process owns has no one else to hear from: it waits out the
     /// timeout and hears nothing.
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<Heard> {
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<ChangesElsewhere> {
         std::thread::sleep(timeout);
-        Ok(Heard::Nothing)
+        Ok(ChangesElsewhere::Nothing)
     }
 }
 

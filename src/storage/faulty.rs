@@ -138,7 +138,10 @@ impl<E: Engine> Engine for FaultyEngine<E> {
         self.inner.reclaim(cf)
     }
 
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::engine::Heard> {
+    fn wait_for_change(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<super::engine::ChangesElsewhere> {
         self.inner.wait_for_change(timeout)
     }
 

@@ -15,7 +15,8 @@ use tokio_postgres::Statement;
 use tokio_postgres::error::SqlState;
 
 use super::engine::{
-    Cf, Engine, EngineRead, EngineTxn, Heard, SpansVisitor, Visitor, WriteBatch, is_empty_range,
+    Cf, ChangesElsewhere, Engine, EngineRead, EngineTxn, SpansVisitor, Visitor, WriteBatch,
+    is_empty_range,
 };
 use super::{EngineErrorKind, Result, StorageError};
 
@@ -373,13 +374,15 @@ fn announcement(changed: &[String]) -> Option<String> {
 }
 
 /// Adds what payload `payload` announces to `heard`.
-fn hear(heard: Heard, payload: &str) -> Heard {
+fn hear(heard: ChangesElsewhere, payload: &str) -> ChangesElsewhere {
     match (heard, payload) {
-        (Heard::Anything, _) | (_, "*") => Heard::Anything,
-        (Heard::Nothing, p) => Heard::Nodes(p.lines().map(str::to_string).collect()),
-        (Heard::Nodes(mut nodes), p) => {
+        (ChangesElsewhere::Anything, _) | (_, "*") => ChangesElsewhere::Anything,
+        (ChangesElsewhere::Nothing, p) => {
+            ChangesElsewhere::Nodes(p.lines().map(str::to_string).collect())
+        }
+        (ChangesElsewhere::Nodes(mut nodes), p) => {
             nodes.extend(p.lines().map(str::to_string));
-            Heard::Nodes(nodes)
+            ChangesElsewhere::Nodes(nodes)
         }
     }
 }
@@ -587,20 +590,20 @@ impl Engine for PgEngine {
         true
     }
 
-    fn wait_for_change(&self, timeout: Duration) -> Result<Heard> {
+    fn wait_for_change(&self, timeout: Duration) -> Result<ChangesElsewhere> {
         let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
         if listener.is_none() {
             let mut client = Client::connect(&self.url)?;
             client.batch_execute(&format!("LISTEN {}", channel(&self.url.schema)))?;
             *listener = Some(client);
             // Commits made before this LISTEN were not heard.
-            return Ok(Heard::Anything);
+            return Ok(ChangesElsewhere::Anything);
         }
         let client = listener.as_mut().expect("made above");
         match client.notifications(timeout) {
-            Ok(notes) => Ok(notes
-                .iter()
-                .fold(Heard::Nothing, |heard, n| hear(heard, n.payload()))),
+            Ok(notes) => Ok(notes.iter().fold(ChangesElsewhere::Nothing, |heard, n| {
+                hear(heard, n.payload())
+            })),
             Err(e) => {
                 *listener = None; // Made again at the next wait, which then reports Anything.
                 Err(e)

@@ -22,17 +22,11 @@ impl Iden {
     /// Returns `s` as an iden, or [`StorageError::BadIden`] if it is empty or too long.
     pub fn new(s: impl Into<String>) -> Result<Self, StorageError> {
         let s = s.into();
-        let reason = if s.is_empty() {
-            "empty"
-        } else if s.len() > MAX_IDEN_LEN {
-            "longer than 1024 bytes"
-        } else {
-            return Ok(Iden(s));
-        };
-        Err(StorageError::BadIden {
+        check_length(&s, MAX_IDEN_LEN).map_err(|reason| StorageError::BadIden {
             iden: clip(&s),
             reason,
-        })
+        })?;
+        Ok(Iden(s))
     }
 
     /// Returns a new random iden: 32 lowercase hex digits (128 random bits).
@@ -168,16 +162,24 @@ impl Row {
     }
 }
 
+// The reason `check_length` gives names 1024 bytes: every limit must be that.
+const _: () = assert!(MAX_PROP_LEN == 1024 && MAX_IDEN_LEN == 1024 && MAX_BLOB_KEY_LEN == 1024);
+
+/// Checks that `name` (a prop, iden or blob key) is non-empty and at most `max` bytes; the
+/// error is why not.
+fn check_length(name: &str, max: usize) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("empty")
+    } else if name.len() > max {
+        Err("longer than 1024 bytes")
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks that `prop` can be stored: non-empty and at most [`MAX_PROP_LEN`] bytes.
 pub(crate) fn check_prop(prop: &str) -> Result<(), StorageError> {
-    let reason = if prop.is_empty() {
-        "empty"
-    } else if prop.len() > MAX_PROP_LEN {
-        "longer than 1024 bytes"
-    } else {
-        return Ok(());
-    };
-    Err(StorageError::BadProp {
+    check_length(prop, MAX_PROP_LEN).map_err(|reason| StorageError::BadProp {
         prop: clip(prop),
         reason,
     })
@@ -185,14 +187,7 @@ pub(crate) fn check_prop(prop: &str) -> Result<(), StorageError> {
 
 /// Checks that `key` can name a blob: non-empty and at most [`MAX_BLOB_KEY_LEN`] bytes.
 pub(crate) fn check_blob_key(key: &str) -> Result<(), StorageError> {
-    let reason = if key.is_empty() {
-        "empty"
-    } else if key.len() > MAX_BLOB_KEY_LEN {
-        "longer than 1024 bytes"
-    } else {
-        return Ok(());
-    };
-    Err(StorageError::BadBlobKey {
+    check_length(key, MAX_BLOB_KEY_LEN).map_err(|reason| StorageError::BadBlobKey {
         key: clip(key),
         reason,
     })

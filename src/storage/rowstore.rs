@@ -288,7 +288,7 @@ impl<E: Engine> Storage for RowStore<E> {
         self.engine.reclaim(Cf::Blobs)
     }
 
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::Heard> {
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::ChangesElsewhere> {
         self.engine.wait_for_change(timeout)
     }
 

@@ -400,6 +400,14 @@ impl<R: EngineRead> RowView<R> {
         rows.len()
     }
 
+    /// Replaces each of `rows` by what `change` makes of it; returns how many were replaced.
+    fn replace_rows(&self, rows: &[Row], change: impl Fn(&Row) -> Row) -> Result<usize> {
+        let changed: Vec<Row> = rows.iter().map(change).collect();
+        self.del_rows(rows);
+        self.add_rows(&changed)?;
+        Ok(rows.len())
+    }
+
     pub fn del_rows_by_id(&self, iden: &Iden) -> Result<usize> {
         let rows = self.rows_by_id(iden)?;
         Ok(self.del_rows(&rows))
@@ -445,16 +453,10 @@ impl<R: EngineRead> RowView<R> {
             });
         }
         let rows = self.rows_by_prop(&PropQuery::new(oldprop))?;
-        let renamed: Vec<Row> = rows
-            .iter()
-            .map(|r| Row {
-                prop: newprop.to_string(),
-                ..r.clone()
-            })
-            .collect();
-        self.del_rows(&rows);
-        self.add_rows(&renamed)?;
-        Ok(rows.len())
+        self.replace_rows(&rows, |r| Row {
+            prop: newprop.to_string(),
+            ..r.clone()
+        })
     }
 
     pub fn update_property_valu(&self, prop: &str, oldval: &Valu, newval: &Valu) -> Result<usize> {
@@ -472,16 +474,10 @@ impl<R: EngineRead> RowView<R> {
             ));
         }
         let rows = self.rows_by_prop(&PropQuery::new(prop).valu(oldval))?;
-        let changed: Vec<Row> = rows
-            .iter()
-            .map(|r| Row {
-                valu: newval.clone(),
-                ..r.clone()
-            })
-            .collect();
-        self.del_rows(&rows);
-        self.add_rows(&changed)?;
-        Ok(rows.len())
+        self.replace_rows(&rows, |r| Row {
+            valu: newval.clone(),
+            ..r.clone()
+        })
     }
 
     pub fn blob_set(&self, key: &str, valu: &[u8]) -> Result<()> {

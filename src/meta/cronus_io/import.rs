@@ -66,7 +66,7 @@ pub fn import_cronus<S: Storage>(m: &Metastore<S>, dir: &Path) -> Result<Report>
         ..Report::default()
     };
     // Chunks stored before the transaction are kept from gc until it commits.
-    let _hold = m.hold_off_gc(true)?;
+    let _hold = m.leases().hold_off_gc_for_new_write()?;
     let (messages, datasets) = stage(m, &dir, store, &mut report)?;
     let sidecar = PathBuf::from(
         store_file

@@ -1,13 +1,80 @@
-//! Renaming a folder inside the job directories of one dataset: the folder and every folder
-//! and object under it move in one transaction, objects keeping their uuids.
+//! Folders: directories inside a job directory (what `mkdir` there and `tar -x` make). A
+//! folder is a node with rows (`cronus:kind` = `folder`, `cronus:dir` = its parent directory,
+//! `cronus:object` = its path in the job); objects in it have names that are paths. Making
+//! one, finding it, removing it when empty, and renaming it inside the job directories of one
+//! dataset: the folder and every folder and object under it move in one transaction, objects
+//! keeping their uuids.
 
-use super::tree::move_object;
-use super::{Metastore, Node, ObjectPath, folder_iden, prop};
+use super::objects::move_object;
+use super::{Metastore, NodeProps, ObjectPath, prop, rows_of};
 use crate::meta::names::check_object_name;
 use crate::meta::{MetaError, Result};
-use crate::storage::{PropQuery, Row, RowWrite, Storage, Valu, now_millis};
+use crate::storage::{Iden, PropQuery, Row, RowWrite, Storage, Valu, now_millis};
+
+/// The iden of the folder at `path` (a directory inside a job directory); a path too long for
+/// an iden is an error.
+pub(super) fn folder_iden(path: &ObjectPath) -> Result<Iden> {
+    Ok(Iden::new(format!(
+        "{}/folders/{}/{}/{}",
+        path.dataset, path.partition, path.job, path.name
+    ))?)
+}
 
 impl<S: Storage> Metastore<S> {
+    /// Makes the folder at `at` (`at.name` is its path in the job directory).
+    pub fn make_folder(&self, at: &ObjectPath) -> Result<()> {
+        check_object_name(&at.name)?;
+        let iden = folder_iden(at)?;
+        self.in_txn(|txn| {
+            self.require_dir(txn, at)?;
+            if !txn.rows_by_id(&iden)?.is_empty() || self.object_rows_at(txn, at)?.is_some() {
+                return Err(MetaError::ObjectExists(at.to_string()));
+            }
+            let now = now_millis();
+            txn.add_rows(&rows_of(
+                &iden,
+                now,
+                &[
+                    (prop::KIND, "folder".into()),
+                    (prop::UUID, iden.as_str().into()),
+                    (prop::CREATED, now.into()),
+                    (prop::OBJECT, at.name.as_str().into()),
+                    (prop::DIR, at.dir().into()),
+                ],
+            ))?;
+            Ok(())
+        })
+    }
+
+    /// Returns whether there is a folder at `at`.
+    pub fn has_folder(&self, at: &ObjectPath) -> Result<bool> {
+        match folder_iden(at) {
+            Ok(iden) => Ok(!self.store.rows_by_id(&iden)?.is_empty()),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Returns the iden of the folder at `at`.
+    pub fn folder_iden(at: &ObjectPath) -> Result<Iden> {
+        folder_iden(at)
+    }
+
+    /// Removes the folder at `at` if nothing is in it ([`MetaError::NotEmpty`]).
+    pub fn remove_folder(&self, at: &ObjectPath) -> Result<()> {
+        let iden = folder_iden(at)?;
+        self.in_txn(|txn| {
+            if txn.rows_by_id(&iden)?.is_empty() {
+                return Err(MetaError::NoSuchObject(at.to_string()));
+            }
+            let inside = Valu::from(at.key());
+            if txn.size_by_prop(&PropQuery::new(prop::DIR).valu(&inside))? > 0 {
+                return Err(MetaError::NotEmpty(format!("folder {at}")));
+            }
+            txn.del_rows_by_id(&iden)?;
+            Ok(())
+        })
+    }
+
     /// Moves the folder at `from` (with everything in it) to `to`, in the same dataset and
     /// any of its job directories, atomically. An empty folder at `to` is replaced; a folder
     /// with entries is [`MetaError::NotEmpty`], an object [`MetaError::ObjectExists`]; `to`
@@ -62,7 +129,7 @@ fn move_tree(txn: &dyn RowWrite, from: &ObjectPath, to: &ObjectPath) -> Result<(
     let members = txn.rows_by_prop(&PropQuery::new(prop::DIR).valu(&inside))?;
     for member in members {
         let rows = txn.rows_by_id(&member.iden)?;
-        let node = Node::new(&rows);
+        let node = NodeProps::new(&rows);
         let name = node.str(prop::OBJECT)?;
         let leaf = name.rsplit('/').next().unwrap_or(name);
         let old = ObjectPath::new(from.dataset, &from.partition, from.job, name);

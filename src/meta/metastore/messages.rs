@@ -5,13 +5,22 @@ use std::io::Read;
 
 use prost::Message;
 
-use super::{Metastore, Node, RegisteredMessage, info_key, not_found, prop, rows_of};
+use super::{Metastore, NodeProps, info_key, not_found, prop, rows_of};
 use crate::meta::content::{ContentStore, Manifest};
 use crate::meta::names::check_uuid;
 use crate::meta::{MetaError, Result};
 use crate::pb::cronus::{Configuration, Menu};
 use crate::pb::store::{ConfigObjectInfo, CronusObject, MenuObjectInfo, cronus_object};
 use crate::storage::{Iden, PropQuery, RowWrite, Storage, Valu, now_millis};
+
+/// A menu or configuration to register: its kind (`menu`, `config`), identity and Cronus info.
+#[derive(Clone)]
+pub(crate) struct RegisteredMessage<'a> {
+    pub kind: &'a str,
+    pub uuid: &'a str,
+    pub name: &'a str,
+    pub info: cronus_object::Info,
+}
 
 impl<S: Storage> Metastore<S> {
     /// Registers a menu (uuid and name from the message) and stores its bytes.
@@ -42,7 +51,7 @@ impl<S: Storage> Metastore<S> {
         bytes: &[u8],
         info: cronus_object::Info,
     ) -> Result<()> {
-        let _put = self.hold_off_gc(true)?;
+        let _put = self.leases().hold_off_gc_for_new_write()?;
         let manifest = self.content().write_chunks(&mut &bytes[..], &mut |_| {})?;
         let message = RegisteredMessage {
             kind,
@@ -66,7 +75,7 @@ impl<S: Storage> Metastore<S> {
             name,
             info,
         } = message;
-        self.check_lease_in(txn)?;
+        self.leases().check_held_in(txn)?;
         let iden = Iden::new(uuid)?;
         if !txn.rows_by_id(&iden)?.is_empty() {
             return Err(MetaError::DuplicateUuid(uuid.to_string()));
@@ -121,7 +130,7 @@ impl<S: Storage> Metastore<S> {
 
     fn message_bytes(&self, kind: &str, uuid: &str) -> Result<Vec<u8>> {
         let rows = self.store.rows_by_id(&Iden::new(uuid)?)?;
-        let node = Node::new(&rows);
+        let node = NodeProps::new(&rows);
         if node.kind() != Some(kind) {
             return Err(MetaError::NoSuchObject(uuid.to_string()));
         }

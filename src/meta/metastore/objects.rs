@@ -1,25 +1,21 @@
-//! Objects of the catalogue: putting bytes at a path (a new version when the path exists),
-//! looking objects up by path or uuid, listing a job directory, reading, deleting, and gc.
-
-use std::collections::HashSet;
-use std::io::Read;
+//! Objects of the catalogue as they are: looking them up by path or uuid, listing a job
+//! directory or a dataset, reading, deleting, and renaming (moving) one within its dataset.
+//! Putting bytes is `versions.rs`.
 
 use prost::Message;
-use uuid::Uuid;
 
-use super::table_rows::{table_of, table_rows};
+use super::folders::folder_iden;
+use super::table_rows::table_of;
+use super::tree::{job_iden, partition_iden};
 use super::{
-    DatasetId, JobId, Metastore, Node, ObjectId, ObjectMeta, ObjectPath, dir_key, folder_iden,
-    info_key, job_iden, partition_iden, prop, rows_of,
+    DatasetId, JobId, Metastore, NodeProps, ObjectId, ObjectMeta, ObjectPath, dir_key, info_key,
+    prop,
 };
-use crate::meta::content::{ChunkStream, ContentReader, ContentStore, GcReport, Manifest};
-use crate::meta::filetype::{self, SNIFF_BYTES};
+use crate::meta::content::ContentReader;
 use crate::meta::names::check_object_name;
-use crate::meta::table_meta::{self, TableMeta};
 use crate::meta::{MetaError, Result};
-use crate::pb::store::{CronusObject, FileObjectAuxInfo, FileObjectInfo, FileType, cronus_object};
-use crate::storage::retry::{VERSION_COMMIT, transact_up_to};
-use crate::storage::{PropQuery, Row, RowRead, RowWrite, Storage, Valu, ValuRef, now_millis};
+use crate::pb::store::{CronusObject, FileType, cronus_object};
+use crate::storage::{PropQuery, Row, RowRead, RowWrite, Storage, Valu, ValuRef};
 
 impl<S: Storage> Metastore<S> {
     /// Checks that the job directory of `path` exists: dataset, partition and job.
@@ -66,315 +62,7 @@ impl<S: Storage> Metastore<S> {
         }
     }
 
-    /// Stores the bytes of `reader` at `path`: a new object, or a new version of the object
-    /// already there (its previous content stays reachable by content id until `gc`).
-    /// `progress` is called with the bytes stored so far. Durable when it returns.
-    pub fn put_object(
-        &self,
-        path: &ObjectPath,
-        reader: &mut dyn Read,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<ObjectMeta> {
-        let put = Put {
-            identity: Identity::Fresh,
-            time: None,
-            rows: &[],
-        };
-        self.put_inner(path, put, reader, progress)
-    }
-
-    /// Like [`Metastore::put_object`], but a new object gets uuid `id` (the mount gives a
-    /// file its inode's identity when it is created, before its first commit), and the version
-    /// is dated `time` (epoch ms: when the mount's writer last changed the bytes, which is
-    /// what `stat` showed meanwhile). When an object is already at `path` this is a new version
-    /// of it, whatever `id` says.
-    pub fn put_object_prefer_id(
-        &self,
-        path: &ObjectPath,
-        id: ObjectId,
-        reader: &mut dyn Read,
-        time: i64,
-    ) -> Result<ObjectMeta> {
-        let put = Put {
-            identity: Identity::Prefer(id),
-            time: Some(time),
-            rows: &[],
-        };
-        self.put_inner(path, put, reader, &mut |_| {})
-    }
-
-    /// Stores a new object at `path` with uuid `id` and Cronus name `cronus_name` (for imports
-    /// that keep both); an `id` in use is [`MetaError::DuplicateUuid`], an occupied path
-    /// [`MetaError::ObjectExists`].
-    pub fn put_object_as(
-        &self,
-        path: &ObjectPath,
-        id: ObjectId,
-        cronus_name: &str,
-        reader: &mut dyn Read,
-    ) -> Result<ObjectMeta> {
-        let put = Put {
-            identity: Identity::Keep(id, cronus_name),
-            time: None,
-            rows: &[],
-        };
-        self.put_inner(path, put, reader, &mut |_| {})
-    }
-
-    fn put_inner(
-        &self,
-        path: &ObjectPath,
-        put: Put<'_>,
-        reader: &mut dyn Read,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<ObjectMeta> {
-        check_object_name(&path.name)?;
-        self.require_dir(&self.store, path)?;
-        let _put = self.hold_off_gc(true)?;
-        let manifest = self.content().write_chunks(reader, progress)?;
-        self.commit_put(path, put, &manifest)
-    }
-
-    /// Stores the first `size` bytes of `file` (a writer's staging file) at `path` like
-    /// [`Metastore::put_object_prefer_id`]; its holes cost nothing
-    /// ([`crate::meta::ContentStore::write_file`]).
-    pub fn put_file_prefer_id(
-        &self,
-        path: &ObjectPath,
-        id: ObjectId,
-        (file, size): (&std::fs::File, u64),
-        landing: Landing<'_>,
-    ) -> Result<ObjectMeta> {
-        check_object_name(&path.name)?;
-        self.require_dir(&self.store, path)?;
-        // Held until the commit: gc cannot reclaim the chunks meanwhile.
-        let _put = self.hold_off_gc(true)?;
-        let manifest = self.content().write_file(file, size, &mut |_| {})?;
-        let put = Put {
-            identity: Identity::Prefer(id),
-            time: Some(landing.time),
-            rows: landing.rows,
-        };
-        self.commit_put(path, put, &manifest)
-    }
-
-    /// Appends `data` to `stream`, an object's bytes written as they come (the mount's
-    /// sequential writers); its chunks are kept from `gc` until [`Metastore::put_stream`] or
-    /// [`Metastore::drop_stream`].
-    pub fn stream_write(&self, stream: &mut ChunkStream, data: &[u8]) -> Result<()> {
-        let _put = self.hold_off_gc(stream.chunk_hashes().next().is_none())?;
-        self.content()
-            .write_stream(stream, data, &mut |h| self.pin(h))
-    }
-
-    /// Commits `stream` at `path` like [`Metastore::put_object_prefer_id`]; returns the object
-    /// and the manifest of its new content.
-    pub fn put_stream(
-        &self,
-        path: &ObjectPath,
-        id: ObjectId,
-        stream: ChunkStream,
-        landing: Landing<'_>,
-    ) -> Result<(ObjectMeta, Manifest)> {
-        let mut pinned: Vec<[u8; 32]> = stream.chunk_hashes().copied().collect();
-        let new_write = pinned.is_empty();
-        let mut pin = |h: &[u8; 32]| {
-            self.pin(h);
-            pinned.push(*h);
-        };
-        let result = (|| {
-            check_object_name(&path.name)?;
-            let _put = self.hold_off_gc(new_write)?;
-            let manifest = self.content().finish_stream(stream, &mut pin)?;
-            let put = Put {
-                identity: Identity::Prefer(id),
-                time: Some(landing.time),
-                rows: landing.rows,
-            };
-            let meta = self.commit_put(path, put, &manifest)?;
-            Ok((meta, manifest))
-        })();
-        self.unpin(pinned.iter());
-        result
-    }
-
-    /// Gives up `stream`: its chunks are garbage again.
-    pub fn drop_stream(&self, stream: ChunkStream) {
-        self.unpin(stream.chunk_hashes());
-    }
-
-    fn pin(&self, hash: &[u8; 32]) {
-        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
-        *pins.entry(*hash).or_default() += 1;
-    }
-
-    fn unpin<'h>(&self, hashes: impl Iterator<Item = &'h [u8; 32]>) {
-        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
-        for h in hashes {
-            if let Some(n) = pins.get_mut(h) {
-                *n -= 1;
-                if *n == 0 {
-                    pins.remove(h);
-                }
-            }
-        }
-    }
-
-    /// Writes the rows, manifest and info of a put whose chunks are stored (the caller holds
-    /// the gc lock shared).
-    fn commit_put(
-        &self,
-        path: &ObjectPath,
-        put: Put<'_>,
-        manifest: &Manifest,
-    ) -> Result<ObjectMeta> {
-        for (p, _, _) in put.rows {
-            super::tree::check_user_prop(p, true)?;
-        }
-        let inspected = self.inspect(manifest).map_err(|e| {
-            // Chunks gone because this process's lease expired: say that, not "corrupt".
-            match self.check_lease_in(&self.store) {
-                Err(lost @ MetaError::LeaseLost) => lost,
-                _ => e,
-            }
-        })?;
-        // This process's versions commit one at a time: on a shared store, concurrent ones
-        // (the commits at release of a create loop, `tar -x`) read and write the same index
-        // pages (their paths are neighbours), which PostgreSQL's serializable isolation
-        // reports as conflicts; a stream of them could exhaust a commit's retries and lose a
-        // file. Other hosts' commits still conflict and are retried.
-        let _one_at_a_time = self.commit_gate.lock().unwrap_or_else(|e| e.into_inner());
-        // Bytes already stored are lost if their version never commits (a commit at release
-        // has nobody to report to): other hosts' conflicts get more attempts than a change.
-        transact_up_to(VERSION_COMMIT, &self.store, |txn| {
-            self.commit_put_in(txn, path, put, manifest, inspected.clone())
-        })
-    }
-
-    /// Stores a new object at `path` with uuid `id` and Cronus name `cronus_name`, whose
-    /// bytes are stored as `manifest`, in `txn` (an import; see [`Metastore::put_object_as`]).
-    pub(crate) fn import_object_in(
-        &self,
-        txn: &dyn RowWrite,
-        path: &ObjectPath,
-        (id, cronus_name): (ObjectId, &str),
-        manifest: &Manifest,
-    ) -> Result<ObjectMeta> {
-        check_object_name(&path.name)?;
-        let put = Put {
-            identity: Identity::Keep(id, cronus_name),
-            time: None,
-            rows: &[],
-        };
-        let inspected = self.inspect(manifest)?;
-        self.commit_put_in(txn, path, put, manifest, inspected)
-    }
-
-    fn commit_put_in(
-        &self,
-        txn: &dyn RowWrite,
-        path: &ObjectPath,
-        put: Put<'_>,
-        manifest: &Manifest,
-        (file_type, table): (FileType, Option<TableMeta>),
-    ) -> Result<ObjectMeta> {
-        self.require_dir(txn, path)?;
-        self.check_lease_in(txn)?;
-        let (identity, now) = (put.identity, put.time.unwrap_or_else(now_millis));
-        let existing = self.object_rows_at(txn, path)?;
-        if existing.is_none() && !txn.rows_by_id(&super::folder_iden(path)?)?.is_empty() {
-            return Err(MetaError::FolderExists(path.to_string()));
-        }
-        let new_id = match identity {
-            Identity::Fresh => ObjectId(Uuid::new_v4()),
-            Identity::Prefer(id) | Identity::Keep(id, _) => id,
-        };
-        let mut fresh = new_meta(path, new_id, manifest, file_type, table, now);
-        let meta = match (existing.as_deref(), identity) {
-            (Some(old), Identity::Fresh | Identity::Prefer(_)) => {
-                next_version(&Node::new(old), fresh)?
-            }
-            (Some(_), Identity::Keep(..)) => {
-                return Err(MetaError::ObjectExists(path.to_string()));
-            }
-            (None, identity) => {
-                if !txn.rows_by_id(&new_id.iden())?.is_empty() {
-                    return Err(MetaError::DuplicateUuid(new_id.to_string()));
-                }
-                if let Identity::Keep(_, cronus_name) = identity {
-                    fresh.cronus_name = cronus_name.to_string();
-                }
-                fresh
-            }
-        };
-        // The Cronus name changes only with the type's extension: its row is rewritten then.
-        let renamed = existing
-            .as_deref()
-            .is_none_or(|old| Node::new(old).str(prop::NAME).ok() != Some(&meta.cronus_name));
-        let stale = existing.as_deref().map(|old| stale_props(old, renamed));
-        for p in stale.unwrap_or_default() {
-            txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
-        }
-        txn.add_rows(&object_rows(&meta, existing.is_none(), renamed))?;
-        let iden = meta.id.iden();
-        for (p, _, _) in put.rows {
-            txn.del_rows_by_id_prop(&iden, p, None)?;
-        }
-        let landed: Vec<Row> = (put.rows.iter())
-            .map(|(p, v, t)| Row::new(&iden, p, v.clone(), *t))
-            .collect();
-        txn.add_rows(&landed)?;
-        ContentStore::commit_manifest(txn, manifest)?;
-        txn.blob_set(
-            &info_key(&meta.id.to_string()),
-            &cronus_info(&meta).encode_to_vec(),
-        )?;
-        Ok(meta)
-    }
-
-    /// Returns the type of the content from its first and last bytes, and its table metadata
-    /// when it is Arrow or Parquet; bytes that only look like one are typed `NONE`.
-    fn inspect(&self, manifest: &Manifest) -> Result<(FileType, Option<TableMeta>)> {
-        let file_type = self.sniff(manifest)?;
-        if !table_meta::is_table(file_type) {
-            return Ok((file_type, None));
-        }
-        let content = self.content();
-        let mut read_at = |off: u64, buf: &mut [u8]| {
-            content
-                .read_at(manifest, off, buf)
-                .map_err(std::io::Error::other)
-        };
-        Ok(
-            match table_meta::inspect(file_type, manifest.size, &mut read_at) {
-                Some(meta) => (file_type, Some(meta)),
-                None => (FileType::None, None),
-            },
-        )
-    }
-
-    /// Returns the type of the content from its first and last bytes.
-    fn sniff(&self, manifest: &Manifest) -> Result<FileType> {
-        let content = self.content();
-        let len = SNIFF_BYTES.min(manifest.size as usize);
-        if manifest.chunk_count() == 1 {
-            // One chunk holds both ends: read it once.
-            let only = content.chunk(manifest, 0)?;
-            return Ok(filetype::detect(
-                &only[..len],
-                &only[only.len() - len..],
-                manifest.size,
-            ));
-        }
-        let mut head = vec![0u8; len];
-        let n = content.read_at(manifest, 0, &mut head)?;
-        head.truncate(n);
-        let mut tail = vec![0u8; len];
-        let n = content.read_at(manifest, manifest.size - len as u64, &mut tail)?;
-        tail.truncate(n);
-        Ok(filetype::detect(&head, &tail, manifest.size))
-    }
-
+    /// Returns the rows of the object at `path` as `view` reads them, if there is one.
     pub(super) fn object_rows_at(
         &self,
         view: &dyn RowRead,
@@ -399,7 +87,7 @@ impl<S: Storage> Metastore<S> {
     /// Returns the object with uuid `id`.
     pub fn object_by_id(&self, id: ObjectId) -> Result<ObjectMeta> {
         let rows = self.store.rows_by_id(&id.iden())?;
-        if Node::new(&rows).kind() != Some("object") {
+        if NodeProps::new(&rows).kind() != Some("object") {
             return Err(MetaError::NoSuchObject(id.to_string()));
         }
         object_meta(&rows)
@@ -419,7 +107,7 @@ impl<S: Storage> Metastore<S> {
             .join_by_prop(&PropQuery::new(prop::DIR).valu(&dir))?;
         let mut out = rows
             .chunk_by(|a, b| a.iden == b.iden)
-            .filter(|group| Node::new(group).kind() == Some("object"))
+            .filter(|group| NodeProps::new(group).kind() == Some("object"))
             .map(object_meta)
             .collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| a.path.name.cmp(&b.path.name));
@@ -435,7 +123,7 @@ impl<S: Storage> Metastore<S> {
             .join_by_prop(&PropQuery::new(prop::DATASET).valu(&ds))?;
         let mut out = Vec::new();
         for group in rows.chunk_by(|a, b| a.iden == b.iden) {
-            let node = Node::new(group);
+            let node = NodeProps::new(group);
             let name = node.str(prop::NAME).unwrap_or_default();
             if node.kind() == Some("object") && name.starts_with(prefix) && name.ends_with(suffix) {
                 out.push(object_meta(group)?);
@@ -456,189 +144,54 @@ impl<S: Storage> Metastore<S> {
             let rows = self
                 .object_rows_at(txn, path)?
                 .ok_or_else(|| MetaError::NoSuchObject(path.to_string()))?;
-            let id: ObjectId = Node::new(&rows).str(prop::UUID)?.parse()?;
+            let id: ObjectId = NodeProps::new(&rows).str(prop::UUID)?.parse()?;
             txn.del_rows_by_id(&id.iden())?;
             txn.blob_del(&info_key(&id.to_string()))?;
             Ok(())
         })
     }
 
-    /// Deletes every content that no current object version, menu or configuration refers to,
-    /// and every chunk no remaining content uses.
-    pub fn gc(&self) -> Result<GcReport> {
-        self.gc_with_progress(&mut |_, _| {})
+    /// Returns the uuid of the object at `path`, if there is one.
+    pub fn object_id_at(&self, path: &ObjectPath) -> Result<Option<ObjectId>> {
+        let key = Valu::from(path.key());
+        let hit = self
+            .store
+            .rows_by_prop(&PropQuery::new(prop::PATH).valu(&key).limit(1))?;
+        hit.first().map(|r| r.iden.as_str().parse()).transpose()
     }
 
-    /// [`Metastore::gc`], calling `progress(done, total)` as contents and chunks are examined.
-    pub fn gc_with_progress(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<GcReport> {
-        let _exclusive = self.gc_lock.write().unwrap_or_else(|e| e.into_inner());
-        let _sweep = self.begin_sweep()?;
-        let rows = self.store.rows_by_prop(&PropQuery::new(prop::CONTENT))?;
-        let live = rows
-            .iter()
-            .map(|r| r.valu.to_string().parse())
-            .collect::<Result<HashSet<_>>>()?;
-        let pinned: HashSet<[u8; 32]> = self
-            .pins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect();
-        let delete = &mut |id| self.delete_unless_held(id);
-        (self.content()).collect_garbage_with(&live, &pinned, delete, progress)
-    }
-}
-
-/// How a put names and dates what it stores.
-#[derive(Clone, Copy)]
-struct Put<'a> {
-    identity: Identity<'a>,
-    /// The version's time (epoch ms); now when `None`.
-    time: Option<i64>,
-    /// Rows set on the object in the same transaction.
-    rows: &'a [(String, Valu, i64)],
-}
-
-/// What a writer of the mount commits with a version besides its bytes.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Landing<'a> {
-    /// The version's time, epoch ms.
-    pub time: i64,
-    /// Rows to set on the object in the version's transaction, replacing those of their
-    /// props (catalogue rows such as a new file's mode and owner, set before its first
-    /// commit): `(prop, value, time)`.
-    pub rows: &'a [(String, Valu, i64)],
-}
-
-impl Landing<'_> {
-    /// A version at `time` with no rows of its own.
-    pub fn at(time: i64) -> Landing<'static> {
-        Landing { time, rows: &[] }
-    }
-}
-
-/// Which uuid a put gives a new object.
-#[derive(Clone, Copy)]
-enum Identity<'a> {
-    /// A fresh uuid4.
-    Fresh,
-    /// This uuid (a new version of the object at the path if there is one).
-    Prefer(ObjectId),
-    /// This uuid and Cronus name (an import; an object at the path is an error).
-    Keep(ObjectId, &'a str),
-}
-
-fn new_meta(
-    path: &ObjectPath,
-    id: ObjectId,
-    manifest: &Manifest,
-    file_type: FileType,
-    table: Option<TableMeta>,
-    now: i64,
-) -> ObjectMeta {
-    let ext = file_type.as_str_name().to_lowercase();
-    let cronus_name = format!(
-        "{}.job_{}.part_{}.{id}.{ext}",
-        path.dataset, path.job, path.partition
-    );
-    ObjectMeta {
-        id,
-        path: path.clone(),
-        cronus_name,
-        content: manifest.id,
-        size: manifest.size,
-        file_type,
-        version: 1,
-        created: now,
-        modified: now,
-        table,
-    }
-}
-
-/// Returns `fresh` as the next version of the object whose current rows are `old`.
-/// Its Cronus name is the old one with the extension of the new version's type (an object
-/// first committed empty, as some writers leave it, is `.none` until its bytes say more).
-fn next_version(old: &Node<'_>, fresh: ObjectMeta) -> Result<ObjectMeta> {
-    let name = old.str(prop::NAME)?;
-    let ext = fresh.file_type.as_str_name().to_lowercase();
-    let cronus_name = match name.rsplit_once('.') {
-        Some((stem, _)) => format!("{stem}.{ext}"),
-        None => name.to_string(),
-    };
-    Ok(ObjectMeta {
-        id: old.str(prop::UUID)?.parse()?,
-        cronus_name,
-        version: old.int(prop::VERSION)? + 1,
-        created: old.int(prop::CREATED)?,
-        ..fresh
-    })
-}
-
-/// The props of an object's rows that describe its current version (replaced by a new one);
-/// its Cronus name too when `renamed`.
-fn stale_props(old: &[Row], renamed: bool) -> HashSet<&str> {
-    let replaced = [
-        prop::CONTENT,
-        prop::SIZE,
-        prop::TYPE,
-        prop::VERSION,
-        prop::MODIFIED,
-        prop::MTIME,
-    ];
-    old.iter()
-        .map(|r| r.prop.as_str())
-        .filter(|p| {
-            replaced.contains(p)
-                || (renamed && *p == prop::NAME)
-                || p.starts_with(prop::ARROW_PREFIX)
-                || p.starts_with(prop::PARQUET_PREFIX)
+    /// Moves the object at `from` to `to` in the same dataset, atomically replacing an object
+    /// already at `to` (whose content stays until `gc`). Returns the uuid of the replaced
+    /// object, if any. Another dataset is [`MetaError::CrossDataset`].
+    pub fn rename_object(&self, from: &ObjectPath, to: &ObjectPath) -> Result<Option<ObjectId>> {
+        if from.dataset != to.dataset {
+            return Err(MetaError::CrossDataset(to.to_string()));
+        }
+        check_object_name(&to.name)?;
+        self.in_txn(|txn| {
+            self.require_dir(txn, to)?;
+            let rows = self
+                .object_rows_at(txn, from)?
+                .ok_or_else(|| MetaError::NoSuchObject(from.to_string()))?;
+            let id: ObjectId = NodeProps::new(&rows).str(prop::UUID)?.parse()?;
+            if from == to {
+                return Ok(None);
+            }
+            let mut replaced = None;
+            if let Some(old) = self.object_rows_at(txn, to)? {
+                let old_id: ObjectId = NodeProps::new(&old).str(prop::UUID)?.parse()?;
+                txn.del_rows_by_id(&old_id.iden())?;
+                txn.blob_del(&info_key(&old_id.to_string()))?;
+                replaced = Some(old_id);
+            }
+            move_object(txn, id, &rows, to)?;
+            Ok(replaced)
         })
-        .collect()
-}
-
-/// The rows of an object: all of them for a new one, the version-dependent ones otherwise (and
-/// its Cronus name when `renamed`).
-fn object_rows(m: &ObjectMeta, new: bool, renamed: bool) -> Vec<Row> {
-    let iden = m.id.iden();
-    let mut props: Vec<(&str, Valu)> = vec![
-        (prop::CONTENT, m.content.to_string().into()),
-        (prop::SIZE, (m.size as i64).into()),
-        (prop::TYPE, m.file_type.as_str_name().into()),
-        (prop::VERSION, m.version.into()),
-        (prop::MODIFIED, m.modified.into()),
-        (prop::HISTORY, format!("{}:{}", m.version, m.content).into()),
-    ];
-    if renamed {
-        props.push((prop::NAME, m.cronus_name.as_str().into()));
     }
-    if new {
-        props.extend([
-            (prop::KIND, "object".into()),
-            (prop::UUID, m.id.to_string().into()),
-            (prop::CREATED, m.created.into()),
-            (prop::DATASET, m.path.dataset.to_string().into()),
-            (prop::PARTITION, m.path.partition.as_str().into()),
-            (prop::JOB, i64::from(m.path.job.0).into()),
-            (prop::OBJECT, m.path.name.as_str().into()),
-            (prop::PATH, m.path.key().into()),
-            (prop::DIR, m.path.dir().into()),
-        ]);
-    }
-    let mut rows = rows_of(&iden, m.modified, &props);
-    if let Some(table) = &m.table {
-        rows.extend(table_rows(table).into_iter().map(|(prop, valu)| Row {
-            iden: iden.clone(),
-            prop,
-            valu,
-            time: m.modified,
-        }));
-    }
-    rows
 }
 
 fn object_meta(rows: &[Row]) -> Result<ObjectMeta> {
-    let n = Node::new(rows);
+    let n = NodeProps::new(rows);
     let job = u32::try_from(n.int(prop::JOB)?)
         .map_err(|_| MetaError::Corrupt("job number out of range".into()))?;
     let dataset = n.str(prop::DATASET)?.parse()?;
@@ -661,26 +214,43 @@ fn object_meta(rows: &[Row]) -> Result<ObjectMeta> {
     })
 }
 
-fn cronus_info(m: &ObjectMeta) -> CronusObject {
-    let saturate = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
-    let aux = m.table.as_ref().map(|a| FileObjectAuxInfo {
-        num_columns: saturate(a.num_columns() as u64),
-        num_rows: saturate(a.num_rows),
-        num_batches: saturate(a.num_batches),
-        ..Default::default()
-    });
-    let file = FileObjectInfo {
-        aux,
-        r#type: m.file_type as i32,
-        size_bytes: m.size as i64,
-        partition: m.path.partition.clone(),
-        ..Default::default()
-    };
-    CronusObject {
-        name: m.cronus_name.clone(),
-        uuid: m.id.to_string(),
-        parent_uuid: m.path.dataset.to_string(),
-        info: Some(cronus_object::Info::File(file)),
-        ..Default::default()
+/// Rewrites the rows and info of object `id` (its current rows `rows`) for its new place `to`,
+/// inside `txn`: partition, job, name in the job directory, place, directory, Cronus name.
+pub(super) fn move_object(
+    txn: &dyn RowWrite,
+    id: ObjectId,
+    rows: &[Row],
+    to: &ObjectPath,
+) -> Result<()> {
+    let ext = NodeProps::new(rows)
+        .str(prop::NAME)?
+        .rsplit_once('.')
+        .map_or(String::new(), |(_, e)| e.to_string());
+    let cronus_name = format!(
+        "{}.job_{}.part_{}.{id}.{ext}",
+        to.dataset, to.job, to.partition
+    );
+    let iden = id.iden();
+    let moved: [(&str, Valu); 6] = [
+        (prop::PARTITION, to.partition.as_str().into()),
+        (prop::JOB, i64::from(to.job.0).into()),
+        (prop::OBJECT, to.name.as_str().into()),
+        (prop::PATH, to.key().into()),
+        (prop::DIR, to.dir().into()),
+        (prop::NAME, cronus_name.as_str().into()),
+    ];
+    for (p, v) in &moved {
+        txn.set_rows_by_id_prop(&iden, p, v)?;
     }
+    let info_bytes = txn
+        .blob_get(&info_key(&id.to_string()))?
+        .ok_or_else(|| MetaError::Corrupt(format!("object {id} has no info")))?;
+    let mut info = CronusObject::decode(info_bytes.as_slice())
+        .map_err(|e| MetaError::Corrupt(format!("info of {id}: {e}")))?;
+    info.name = cronus_name;
+    if let Some(cronus_object::Info::File(f)) = info.info.as_mut() {
+        f.partition = to.partition.clone();
+    }
+    txn.blob_set(&info_key(&id.to_string()), &info.encode_to_vec())?;
+    Ok(())
 }

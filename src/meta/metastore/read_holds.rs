@@ -11,6 +11,9 @@
 //! that finds its content gone opens the object's current version instead. Rows of contents
 //! nobody holds any more are removed by the session's heartbeat, and go with the session when
 //! it stops or expires.
+//!
+//! `HoldCounts` is this process's count of holds (a field of the catalogue); [`ReadHolds`]
+//! (`meta.read_holds()`) takes, records, tends and checks them.
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -34,13 +37,13 @@ struct Held {
     recorded: Option<Iden>,
 }
 
-/// The contents this process's handles read.
+/// The contents this process's handles read, with how many holds each.
 #[derive(Default)]
-pub(super) struct ReadHolds {
+pub(super) struct HoldCounts {
     held: Mutex<HashMap<ContentId, Held>>,
 }
 
-impl ReadHolds {
+impl HoldCounts {
     fn lock(&self) -> MutexGuard<'_, HashMap<ContentId, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -73,7 +76,7 @@ impl ReadHolds {
 
 /// Keeps `gc` from deleting one content while alive.
 pub struct ContentHold {
-    holds: Arc<ReadHolds>,
+    holds: Arc<HoldCounts>,
     id: ContentId,
 }
 
@@ -97,21 +100,28 @@ impl Deref for HeldManifest {
     }
 }
 
-impl<S: Storage> Metastore<S> {
+/// The read holds of a catalogue (`meta.read_holds()`): what keeps gc from deleting the
+/// contents open handles read.
+pub struct ReadHolds<'m, S: Storage> {
+    pub(super) meta: &'m Metastore<S>,
+}
+
+impl<S: Storage> ReadHolds<'_, S> {
     /// Holds content `id` against `gc` and returns its manifest;
     /// [`MetaError::NoSuchContent`] when `gc` deleted it before the hold was taken.
-    pub fn hold_content(&self, id: ContentId) -> Result<HeldManifest> {
+    pub fn hold(&self, id: ContentId) -> Result<HeldManifest> {
+        let (meta, counts) = (self.meta, &self.meta.hold_counts);
         // Only a store other processes use may have a gc elsewhere: a row tells them.
-        let shared = self.storage().is_shared();
-        let session = shared.then(|| self.session_iden()).flatten();
-        let record = self.read_holds.add(id, session.as_ref());
+        let shared = meta.storage().is_shared();
+        let session = shared.then(|| meta.gc_gate.session()).flatten();
+        let record = counts.add(id, session.as_ref());
         let hold = ContentHold {
-            holds: self.read_holds.clone(),
+            holds: counts.clone(),
             id,
         };
         if let (true, Some(session)) = (record, &session) {
             let row = Row::new(session, READING, Valu::from(id.to_string()), now_millis());
-            transact(self.storage(), |txn| {
+            transact(meta.storage(), |txn| {
                 txn.add_rows(std::slice::from_ref(&row))?;
                 // Read in the same transaction as the row is written: a gc elsewhere that
                 // deletes the manifest conflicts with it.
@@ -120,9 +130,9 @@ impl<S: Storage> Metastore<S> {
                     false => Err(MetaError::NoSuchContent(id)),
                 }
             })?;
-            self.read_holds.mark_recorded(id, session);
+            counts.mark_recorded(id, session);
         }
-        let manifest = self.content().manifest(id)?;
+        let manifest = meta.content().manifest(id)?;
         Ok(HeldManifest {
             manifest,
             _hold: Some(hold),
@@ -133,7 +143,7 @@ impl<S: Storage> Metastore<S> {
     /// current version of an object; should the hold fail to be recorded (a shared store's
     /// server away), the manifest is returned unheld, as it was before holds existed.
     pub fn hold_committed(&self, manifest: Manifest) -> HeldManifest {
-        self.hold_content(manifest.id).unwrap_or(HeldManifest {
+        self.hold(manifest.id).unwrap_or(HeldManifest {
             manifest,
             _hold: None,
         })
@@ -142,17 +152,18 @@ impl<S: Storage> Metastore<S> {
     /// Deletes content `id`'s manifest unless a handle holds it, here or (by a row) in any
     /// process of the store; returns whether it deleted it.
     pub(super) fn delete_unless_held(&self, id: ContentId) -> Result<bool> {
+        let store = self.meta.storage();
         // Under the lock that takes holds: a hold taken after this sees the manifest gone.
-        let held = self.read_holds.lock();
+        let held = self.meta.hold_counts.lock();
         if held.get(&id).is_some_and(|h| h.count > 0) {
             return Ok(false);
         }
-        if !self.storage().is_shared() {
-            delete_manifest(self.storage(), id)?;
+        if !store.is_shared() {
+            delete_manifest(store, id)?;
             return Ok(true);
         }
         let valu = Valu::from(id.to_string());
-        transact(self.storage(), |txn| {
+        transact(store, |txn| {
             let query = PropQuery::new(READING).valu(&valu);
             if !txn.rows_by_prop(&query)?.is_empty() {
                 return Ok(false);
@@ -163,8 +174,8 @@ impl<S: Storage> Metastore<S> {
     }
 
     /// Removes the rows of holds no handle uses any more (the session's heartbeat calls this).
-    pub fn tend_read_holds(&self) -> Result<()> {
-        let mut held = self.read_holds.lock();
+    pub fn tend(&self) -> Result<()> {
+        let mut held = self.meta.hold_counts.lock();
         let unused: Vec<(ContentId, Iden)> = held
             .iter()
             .filter(|(_, h)| h.count == 0)
@@ -173,16 +184,15 @@ impl<S: Storage> Metastore<S> {
         // The lock stays held: a hold taken meanwhile must find its row either there or gone.
         for (id, session) in unused {
             let valu = Valu::from(id.to_string());
-            self.storage()
-                .del_rows_by_id_prop(&session, READING, Some(&valu))?;
+            (self.meta.storage()).del_rows_by_id_prop(&session, READING, Some(&valu))?;
             held.remove(&id);
         }
         Ok(())
     }
 
     /// Returns how many contents this process's handles hold now.
-    pub fn held_contents(&self) -> usize {
-        self.read_holds
+    pub fn count(&self) -> usize {
+        (self.meta.hold_counts)
             .lock()
             .values()
             .filter(|h| h.count > 0)

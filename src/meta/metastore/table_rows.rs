@@ -1,7 +1,7 @@
 //! The rows recording a table file's metadata (Arrow or Parquet, `cronus:arrow:*` and
 //! `cronus:parquet:*`), and the metadata read back from an object's rows.
 
-use super::{Node, prop};
+use super::{NodeProps, prop};
 use crate::meta::table_meta::{TableField, TableFormat, TableMeta};
 use crate::meta::{MetaError, Result};
 use crate::storage::{MAX_PROP_LEN, Row, Valu};
@@ -76,7 +76,7 @@ pub(super) fn table_rows(table: &TableMeta) -> Vec<(String, Valu)> {
 }
 
 /// Rebuilds the table metadata recorded in an object's rows, if any.
-pub(super) fn table_of(rows: &[Row], n: &Node<'_>) -> Result<Option<TableMeta>> {
+pub(super) fn table_of(rows: &[Row], n: &NodeProps<'_>) -> Result<Option<TableMeta>> {
     let (format, schema) = match (n.str(prop::ARROW_SCHEMA), n.str(prop::PARQUET_SCHEMA)) {
         (Ok(schema), _) => (TableFormat::Arrow, schema),
         (_, Ok(schema)) => (TableFormat::Parquet, schema),

@@ -1,0 +1,65 @@
+//! Rows of any node by iden: reading them all, and setting or deleting single props (what
+//! xattrs and the mount's `chmod`, `chown` and `utimens` change), with the rule that the
+//! catalogue's (`cronus:`) and the daemons' (`cronusfs:`) props are not the users' to set.
+
+use super::{Metastore, prop};
+use crate::meta::{MetaError, Result};
+use crate::storage::{Iden, Row, Storage, Valu, now_millis};
+
+/// How the props the daemons keep for themselves begin: no user sets or removes them.
+pub(crate) const DAEMON_PROPS: &str = "cronusfs:";
+
+impl<S: Storage> Metastore<S> {
+    /// Returns every row of node `iden` (empty when there is no such node).
+    pub fn node_rows(&self, iden: &Iden) -> Result<Vec<Row>> {
+        Ok(self.store.rows_by_id(iden)?)
+    }
+
+    /// Sets user row `prop` of node `iden` to `valu` (replacing its values). Props of the
+    /// catalogue (`cronus:`) are [`MetaError::SystemProp`] unless `system` is set, which only the
+    /// mount does, for the attributes `chmod`, `chown` and `utimens` change.
+    pub fn set_node_row(&self, iden: &Iden, p: &str, valu: &Valu, system: bool) -> Result<()> {
+        self.set_node_rows(iden, &[(p, valu.clone(), now_millis())], system)
+    }
+
+    /// Sets rows `(prop, value, time)` of node `iden` in one transaction, each replacing the
+    /// node's rows of its prop; a node that does not exist is [`MetaError::NoSuchObject`].
+    pub fn set_node_rows(
+        &self,
+        iden: &Iden,
+        rows: &[(&str, Valu, i64)],
+        system: bool,
+    ) -> Result<()> {
+        for (p, _, _) in rows {
+            check_user_prop(p, system)?;
+        }
+        self.in_txn(|txn| {
+            // Every node has its kind row: one row read says whether it exists.
+            if txn.rows_by_id_prop(iden, prop::KIND, None)?.is_empty() {
+                return Err(MetaError::NoSuchObject(iden.to_string()));
+            }
+            let mut new = Vec::with_capacity(rows.len());
+            for (p, valu, time) in rows {
+                txn.del_rows_by_id_prop(iden, p, None)?;
+                new.push(Row::new(iden, p, valu.clone(), *time));
+            }
+            txn.add_rows(&new)?;
+            Ok(())
+        })
+    }
+
+    /// Deletes user row `prop` of node `iden`; returns how many rows went.
+    pub fn del_node_row(&self, iden: &Iden, p: &str) -> Result<usize> {
+        check_user_prop(p, false)?;
+        Ok(self.store.del_rows_by_id_prop(iden, p, None)?)
+    }
+}
+
+/// Refuses props of the catalogue's own rows (and the daemons') unless `system` is set.
+pub(super) fn check_user_prop(p: &str, system: bool) -> Result<()> {
+    // `cronus:` is the catalogue's, `cronusfs:` the daemons' own (sessions, leases, holds).
+    if !system && (p.starts_with("cronus:") || p.starts_with(DAEMON_PROPS)) {
+        return Err(MetaError::SystemProp(p.to_string()));
+    }
+    Ok(())
+}
