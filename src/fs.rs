@@ -31,7 +31,7 @@ pub use content_cache::{CACHE_DIR, CacheCheck, CachedContent, SMALLEST_CACHED, c
 pub use elsewhere::{Epoch, KernelInval, ReplyGate};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
-pub use inode::{Ino, Node};
+pub use inode::{Ino, TreeNode};
 pub use namespace::{Listing, Namespace};
 pub use view_access::Caller;
 pub use xattr::{XattrFlags, XattrReply};
@@ -189,14 +189,16 @@ impl<S: Storage> AsRef<Metastore<S>> for FsCore<S> {
 
 /// Returns the path of `name` in directory `dir` when `dir` is a job directory or a folder
 /// (with an empty `name`, the directory's own path: empty for a job directory).
-fn in_dir(dir: &Node, name: &str) -> Option<ObjectPath> {
+fn in_dir(dir: &TreeNode, name: &str) -> Option<ObjectPath> {
     let join = |folder: &str| match (folder, name) {
         ("", n) | (n, "") => n.to_string(),
         (f, n) => format!("{f}/{n}"),
     };
     match dir {
-        Node::Job(ds, key, job) => Some(ObjectPath::new(*ds, key, *job, &join(""))),
-        Node::Folder(ds, key, job, folder) => Some(ObjectPath::new(*ds, key, *job, &join(folder))),
+        TreeNode::Job(ds, key, job) => Some(ObjectPath::new(*ds, key, *job, &join(""))),
+        TreeNode::Folder(ds, key, job, folder) => {
+            Some(ObjectPath::new(*ds, key, *job, &join(folder)))
+        }
         _ => None,
     }
 }

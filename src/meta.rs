@@ -6,10 +6,9 @@ pub mod content;
 pub mod cronus_io;
 pub mod filetype;
 mod metastore;
-pub mod names;
+pub mod name_rules;
 pub mod query;
 pub mod rowjson;
-mod sessions;
 pub mod table_meta;
 
 use crate::storage::StorageError;
@@ -17,14 +16,14 @@ use crate::storage::retry::ConflictError;
 
 pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
 pub use metastore::{
+    Beat, DEFAULT_SESSION_TTL, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session,
+    Sessions,
+};
+pub use metastore::{
     DatasetId, DirNodeFold, HeldManifest, JobId, Leases, Metastore, ObjectId, ObjectMeta,
     ObjectPath, ReadHolds, VersionDetails, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
-pub use sessions::{
-    Beat, DEFAULT_SESSION_TTL, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session,
-    Sessions,
-};
 
 /// Error of a metastore operation.
 #[derive(Debug, thiserror::Error)]

@@ -17,9 +17,9 @@ pub mod memory;
 pub mod postgres;
 pub mod retry;
 pub mod rocks;
+mod row_view;
 mod rowstore;
 pub mod s3;
-mod view;
 
 pub use chunks::{ChunkStore, RecentChunkCache};
 pub use error::{EngineErrorKind, StorageError};

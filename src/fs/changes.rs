@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::attr::{Attr, Kind, millis_of};
 use super::file::{Fh, OpenFlags, Opened, check_name};
-use super::inode::{Ino, Node};
+use super::inode::{Ino, TreeNode};
 use super::{DirEntry, Epoch, FsCore, FsError, FsResult, parse_job};
 use crate::meta::{DatasetId, MetaError, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, Valu};
@@ -60,30 +60,30 @@ impl<S: Storage> FsCore<S> {
         let dir = self.ns.node(parent)?;
         Self::refuse_view(&dir)?;
         let made = match dir {
-            Node::Datasets => {
+            TreeNode::Datasets => {
                 let ds: DatasetId = name
                     .parse()
                     .map_err(|_| FsError::InvalidName(format!("{name:?} is not a uuid")))?;
                 self.ns.meta.create_dataset(ds)?;
-                Node::Dataset(ds)
+                TreeNode::Dataset(ds)
             }
-            Node::Partitions(ds) => {
+            TreeNode::Partitions(ds) => {
                 self.ns.meta.add_partition(ds, name)?;
-                Node::Partition(ds, name.to_string())
+                TreeNode::Partition(ds, name.to_string())
             }
-            Node::Jobs(ds, key) => {
+            TreeNode::Jobs(ds, key) => {
                 let job = parse_job(name)
                     .ok_or_else(|| FsError::InvalidName(format!("{name:?} is not a job number")))?;
                 self.ns.meta.open_job(ds, job)?;
-                Node::Job(ds, key, job)
+                TreeNode::Job(ds, key, job)
             }
-            dir @ (Node::Job(..) | Node::Folder(..)) => {
+            dir @ (TreeNode::Job(..) | TreeNode::Folder(..)) => {
                 let at = super::in_dir(&dir, name).expect("a job or folder");
                 if self.ns.object_at(&at)?.is_some() {
                     return Err(FsError::Exists);
                 }
                 self.ns.meta.make_folder(&at)?;
-                Node::Folder(at.dataset, at.partition, at.job, at.name)
+                TreeNode::Folder(at.dataset, at.partition, at.job, at.name)
             }
             n if n.is_dir() => {
                 // An existing name is EEXIST whatever the level allows.
@@ -150,13 +150,13 @@ impl<S: Storage> FsCore<S> {
         let dir = self.ns.node(parent)?;
         Self::refuse_view(&dir)?;
         match self.ns.child(&dir, name)? {
-            Node::Dataset(ds) => self.ns.meta.remove_dataset(ds)?,
-            Node::Partition(ds, key) => self.ns.meta.remove_partition(ds, &key)?,
-            Node::Job(ds, key, job) => {
+            TreeNode::Dataset(ds) => self.ns.meta.remove_dataset(ds)?,
+            TreeNode::Partition(ds, key) => self.ns.meta.remove_partition(ds, &key)?,
+            TreeNode::Job(ds, key, job) => {
                 self.refuse_pending_in(&ObjectPath::new(ds, &key, job, ""))?;
                 self.ns.meta.remove_job(ds, job)?
             }
-            Node::Folder(ds, key, job, path) => {
+            TreeNode::Folder(ds, key, job, path) => {
                 let folder = ObjectPath::new(ds, &key, job, &path);
                 self.refuse_pending_in(&folder)?;
                 self.ns.meta.remove_folder(&folder)?;
@@ -185,7 +185,7 @@ impl<S: Storage> FsCore<S> {
         Self::refuse_view(&dir)?;
         let node = self.ns.child(&dir, name)?;
         match node {
-            Node::Object(id) => {
+            TreeNode::Object(id) => {
                 self.orphan_if_open(id)?;
                 if !self.ns.uncommitted.drop_pending(id) {
                     let path =
@@ -205,7 +205,7 @@ impl<S: Storage> FsCore<S> {
     /// a local disk.
     fn orphan_if_open(&self, id: ObjectId) -> FsResult<()> {
         if self.files.is_open(id) {
-            let attr = self.getattr(self.ns.inodes.ino(&Node::Object(id)))?;
+            let attr = self.getattr(self.ns.inodes.ino(&TreeNode::Object(id)))?;
             self.ns.uncommitted.orphan(id, attr);
         }
         Ok(())
@@ -229,7 +229,7 @@ impl<S: Storage> FsCore<S> {
         Self::refuse_view(&from_dir)?;
         Self::refuse_view(&to_dir)?;
         let moving = self.ns.child(&from_dir, name)?;
-        if !matches!(moving, Node::Object(_) | Node::Folder(..)) {
+        if !matches!(moving, TreeNode::Object(_) | TreeNode::Folder(..)) {
             return Err(FsError::NotPermitted); // Datasets, partitions, jobs and read-only files.
         }
         let (Some(from), Some(to)) = (
@@ -251,7 +251,7 @@ impl<S: Storage> FsCore<S> {
             Err(e) => return Err(e),
         };
         match moving {
-            Node::Object(id) => self.rename_file(id, &from, &to, target, noreplace)?,
+            TreeNode::Object(id) => self.rename_file(id, &from, &to, target, noreplace)?,
             _ => self.rename_folder(&moving, &from, &to, target, noreplace)?,
         }
         self.ns.dir_changed(parent);
@@ -265,11 +265,11 @@ impl<S: Storage> FsCore<S> {
         id: ObjectId,
         from: &ObjectPath,
         to: &ObjectPath,
-        target: Option<Node>,
+        target: Option<TreeNode>,
         noreplace: bool,
     ) -> FsResult<()> {
         let target = match target {
-            Some(Node::Object(t)) => Some(t),
+            Some(TreeNode::Object(t)) => Some(t),
             Some(_) => return Err(FsError::IsDir),
             None => None,
         };
@@ -299,14 +299,14 @@ impl<S: Storage> FsCore<S> {
     /// folder and everything in it move at once; an empty folder at `to` is replaced.
     fn rename_folder(
         &self,
-        moving: &Node,
+        moving: &TreeNode,
         from: &ObjectPath,
         to: &ObjectPath,
-        target: Option<Node>,
+        target: Option<TreeNode>,
         noreplace: bool,
     ) -> FsResult<()> {
         match target {
-            Some(Node::Object(_)) => return Err(FsError::NotDir),
+            Some(TreeNode::Object(_)) => return Err(FsError::NotDir),
             Some(ref t) if t == moving => return Ok(()),
             Some(_) if noreplace => return Err(FsError::Exists),
             Some(_) if !self.ns.uncommitted.pending_in(to).is_empty() => {
@@ -316,7 +316,7 @@ impl<S: Storage> FsCore<S> {
         }
         self.ns.meta.rename_folder(from, to)?;
         self.ns.uncommitted.move_pending_under(from, to);
-        let moved = Node::Folder(to.dataset, to.partition.clone(), to.job, to.name.clone());
+        let moved = TreeNode::Folder(to.dataset, to.partition.clone(), to.job, to.name.clone());
         self.ns.inodes.move_folders(moving, &moved);
         Ok(())
     }
@@ -335,7 +335,7 @@ impl<S: Storage> FsCore<S> {
         }
         self.writable()?;
         Self::refuse_view(&node)?;
-        if matches!(node, Node::Partitions(_) | Node::Jobs(..)) {
+        if matches!(node, TreeNode::Partitions(_) | TreeNode::Jobs(..)) {
             // Fixed directories showing their dataset's or partition's rows: a chmod here
             // would change that node, not this directory.
             return Err(FsError::NotPermitted);
@@ -371,8 +371,8 @@ impl<S: Storage> FsCore<S> {
     }
 
     /// Writes attribute rows of `node` (kept for the first commit of a pending file).
-    fn set_system_rows(&self, node: &Node, rows: Vec<(&'static str, Valu)>) -> FsResult<()> {
-        if let Node::Object(id) = node
+    fn set_system_rows(&self, node: &TreeNode, rows: Vec<(&'static str, Valu)>) -> FsResult<()> {
+        if let TreeNode::Object(id) = node
             && self.ns.uncommitted.pending_path(*id).is_some()
         {
             for (p, v) in rows {
@@ -385,7 +385,10 @@ impl<S: Storage> FsCore<S> {
         };
         if matches!(
             node,
-            Node::Menu(_) | Node::Config(_) | Node::DatasetMenu(_) | Node::DatasetConfig(_)
+            TreeNode::Menu(_)
+                | TreeNode::Config(_)
+                | TreeNode::DatasetMenu(_)
+                | TreeNode::DatasetConfig(_)
         ) {
             return Err(FsError::NotPermitted);
         }
@@ -426,7 +429,7 @@ impl<S: Storage> FsCore<S> {
         if offset == 0 || self.files.listing(fh).is_none() {
             let since = self.epoch();
             let mut entries = self.ns.listing(ino)?;
-            if let Node::View(_) = self.ns.node(ino)? {
+            if let TreeNode::View(_) = self.ns.node(ino)? {
                 entries = self.ns.visible_entries(entries, caller);
             }
             self.files.set_listing(fh, entries.clone(), since);

@@ -2,7 +2,7 @@
 //! rows folded into its entry as they are visited (never kept), then the files created there
 //! and not committed yet.
 
-use super::{DirEntry, FsResult, Kind, Namespace, Node, attr};
+use super::{DirEntry, FsResult, Kind, Namespace, TreeNode, attr};
 use crate::meta::{DirNodeFold, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, ValuRef};
 
@@ -39,7 +39,7 @@ impl<S: Storage> Namespace<S> {
         };
         let name = path.rsplit('/').next().unwrap_or(&path).to_string();
         let (node, kind) = if folder {
-            let node = Node::Folder(dir.dataset, dir.partition.clone(), dir.job, path);
+            let node = TreeNode::Folder(dir.dataset, dir.partition.clone(), dir.job, path);
             (node, Kind::Dir)
         } else {
             let Some(id) = seen.uuid else {
@@ -49,11 +49,11 @@ impl<S: Storage> Namespace<S> {
                 &ObjectPath::new(dir.dataset, &dir.partition, dir.job, &path),
                 id,
             );
-            (Node::Object(id), Kind::File)
+            (TreeNode::Object(id), Kind::File)
         };
         let ino = self.inodes.ino(&node);
         let mut attr = self.defaults.attr_of(ino, kind, &seen.attr, None);
-        if let Node::Object(id) = node {
+        if let TreeNode::Object(id) = node {
             self.uncommitted.show_written(id, &mut attr);
         }
         Ok(Some(DirEntry {
@@ -73,7 +73,7 @@ impl<S: Storage> Namespace<S> {
         };
         let mut entries = self.meta.map_dir_nodes(dir, &fold)?;
         for (name, id) in self.uncommitted.pending_in(dir) {
-            let ino = self.inodes.ino(&Node::Object(id));
+            let ino = self.inodes.ino(&TreeNode::Object(id));
             if let Some(attr) = self.uncommitted.pending_attr(id, ino, &self.defaults) {
                 entries.push(DirEntry {
                     name,

@@ -18,7 +18,7 @@ use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use super::FsCore;
-use super::inode::{Ino, Node};
+use super::inode::{Ino, TreeNode};
 use crate::meta::{JobId, ObjectId};
 use crate::storage::ChangesElsewhere;
 use crate::storage::Storage;
@@ -126,7 +126,7 @@ impl<S: Storage> FsCore<S> {
         self.elsewhere.announce(|| self.ns.forget_cached_answers());
         let mut out = Vec::new();
         for id in objects {
-            if let Some(ino) = self.ns.inodes.existing(&Node::Object(id)) {
+            if let Some(ino) = self.ns.inodes.existing(&TreeNode::Object(id)) {
                 out.push(KernelInval::Attributes(ino));
             }
             for key in self.ns.known.paths_of(id) {
@@ -146,8 +146,8 @@ impl<S: Storage> FsCore<S> {
         let (ds, part, job, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let (ds, job) = (ds.parse().ok()?, JobId(job.parse().ok()?));
         let dir = match name.rsplit_once('/') {
-            Some((folder, _)) => Node::Folder(ds, part.to_string(), job, folder.to_string()),
-            None => Node::Job(ds, part.to_string(), job),
+            Some((folder, _)) => TreeNode::Folder(ds, part.to_string(), job, folder.to_string()),
+            None => TreeNode::Job(ds, part.to_string(), job),
         };
         let leaf = name.rsplit('/').next()?.to_string();
         Some((self.ns.inodes.existing(&dir)?, leaf))

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::attr::Attr;
-use super::inode::{Ino, Node};
+use super::inode::{Ino, TreeNode};
 use super::working::{SharedCopy, WorkingCopy};
 use super::{FsCore, FsError, FsResult, ReadBytes};
 use crate::meta::{HeldManifest, Manifest, MetaError, ObjectId, prop};
@@ -203,7 +203,7 @@ impl<S: Storage> FsCore<S> {
     pub fn open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Opened> {
         let node = match self.ns.node(ino)? {
             // An object in a view reads as the object; a view changes nothing.
-            Node::ViewObject(id) if !flags.write => Node::Object(id),
+            TreeNode::ViewObject(id) if !flags.write => TreeNode::Object(id),
             node if flags.write => {
                 Self::refuse_view(&node)?;
                 node
@@ -217,7 +217,7 @@ impl<S: Storage> FsCore<S> {
                 FsError::BadHandle
             });
         }
-        let Node::Object(id) = node else {
+        let TreeNode::Object(id) = node else {
             if flags.write {
                 return Err(if self.options.read_only {
                     FsError::ReadOnly
@@ -306,9 +306,9 @@ impl<S: Storage> FsCore<S> {
     }
 
     /// Opens a read-only file: a menu, a configuration or a content by its id.
-    fn open_immutable(&self, node: &Node) -> FsResult<Opened> {
+    fn open_immutable(&self, node: &TreeNode) -> FsResult<Opened> {
         let content = match node {
-            Node::Content(id) => *id,
+            TreeNode::Content(id) => *id,
             _ => {
                 let rows = self.ns.rows_of(node)?;
                 let row = rows
@@ -366,7 +366,7 @@ impl<S: Storage> FsCore<S> {
         self.ns.known.remember(path.key(), id);
         self.ns.uncommitted.add_pending(id, path, now);
         self.ns.dir_changed(parent);
-        let ino = self.ns.inodes.ino(&Node::Object(id));
+        let ino = self.ns.inodes.ino(&TreeNode::Object(id));
         let opened = self.open(
             ino,
             OpenFlags {
@@ -478,7 +478,7 @@ impl<S: Storage> FsCore<S> {
     pub(super) fn truncate(&self, ino: Ino, fh: Option<Fh>, size: u64) -> FsResult<()> {
         let _change = self.ns.change();
         self.writable()?;
-        let Node::Object(id) = self.ns.node(ino)? else {
+        let TreeNode::Object(id) = self.ns.node(ino)? else {
             return Err(FsError::NotPermitted);
         };
         if let Some(handle) = fh.and_then(|fh| self.files.handle(fh).ok()) {
@@ -612,9 +612,9 @@ impl<S: Storage> FsCore<S> {
 
 /// Checks an object name for `create`, `rename` and `mkdir`.
 pub(super) fn check_name(name: &str) -> FsResult<()> {
-    if name.len() > crate::meta::names::MAX_NAME_BYTES {
+    if name.len() > crate::meta::name_rules::MAX_NAME_BYTES {
         return Err(FsError::NameTooLong);
     }
-    crate::meta::names::check_component("name", name)?;
+    crate::meta::name_rules::check_component("name", name)?;
     Ok(())
 }

@@ -18,7 +18,7 @@ impl Ino {
 
 /// What an inode is: one place of the SPEC §4 tree.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Node {
+pub enum TreeNode {
     /// `/`.
     Root,
     /// `/datasets`.
@@ -64,48 +64,48 @@ pub enum Node {
     ViewLink(u32, String),
 }
 
-impl Node {
+impl TreeNode {
     /// Returns whether the node is a directory.
     pub fn is_dir(&self) -> bool {
         match self {
-            Node::Root
-            | Node::Datasets
-            | Node::Menus
-            | Node::Configs
-            | Node::Objects
-            | Node::Dataset(_)
-            | Node::Partitions(_)
-            | Node::Partition(..)
-            | Node::Jobs(..)
-            | Node::Job(..)
-            | Node::Folder(..)
-            | Node::Query
-            | Node::View(_) => true,
-            Node::DatasetMenu(_)
-            | Node::DatasetConfig(_)
-            | Node::Object(_)
-            | Node::Menu(_)
-            | Node::Config(_)
-            | Node::Content(_)
-            | Node::ViewObject(_)
-            | Node::ViewLink(..) => false,
+            TreeNode::Root
+            | TreeNode::Datasets
+            | TreeNode::Menus
+            | TreeNode::Configs
+            | TreeNode::Objects
+            | TreeNode::Dataset(_)
+            | TreeNode::Partitions(_)
+            | TreeNode::Partition(..)
+            | TreeNode::Jobs(..)
+            | TreeNode::Job(..)
+            | TreeNode::Folder(..)
+            | TreeNode::Query
+            | TreeNode::View(_) => true,
+            TreeNode::DatasetMenu(_)
+            | TreeNode::DatasetConfig(_)
+            | TreeNode::Object(_)
+            | TreeNode::Menu(_)
+            | TreeNode::Config(_)
+            | TreeNode::Content(_)
+            | TreeNode::ViewObject(_)
+            | TreeNode::ViewLink(..) => false,
         }
     }
 }
 
-const FIXED: [(Node, u64); 6] = [
-    (Node::Root, 1),
-    (Node::Datasets, 2),
-    (Node::Menus, 3),
-    (Node::Configs, 4),
-    (Node::Objects, 5),
-    (Node::Query, 6),
+const FIXED: [(TreeNode, u64); 6] = [
+    (TreeNode::Root, 1),
+    (TreeNode::Datasets, 2),
+    (TreeNode::Menus, 3),
+    (TreeNode::Configs, 4),
+    (TreeNode::Objects, 5),
+    (TreeNode::Query, 6),
 ];
 const FIRST_DYNAMIC: u64 = 16;
 
 struct Table {
-    by_ino: HashMap<u64, Node>,
-    by_node: HashMap<Node, u64>,
+    by_ino: HashMap<u64, TreeNode>,
+    by_node: HashMap<TreeNode, u64>,
     next: u64,
 }
 
@@ -137,7 +137,7 @@ impl Inodes {
     }
 
     /// Returns the number of `node`, giving it one if it has none yet.
-    pub fn ino(&self, node: &Node) -> Ino {
+    pub fn ino(&self, node: &TreeNode) -> Ino {
         let mut t = self.lock();
         if let Some(ino) = t.by_node.get(node) {
             return Ino(*ino);
@@ -150,29 +150,31 @@ impl Inodes {
     }
 
     /// Returns the number of `node` if the kernel was given one.
-    pub fn existing(&self, node: &Node) -> Option<Ino> {
+    pub fn existing(&self, node: &TreeNode) -> Option<Ino> {
         self.lock().by_node.get(node).map(|ino| Ino(*ino))
     }
 
     /// Returns the node numbered `ino`, if any.
-    pub fn node(&self, ino: Ino) -> Option<Node> {
+    pub fn node(&self, ino: Ino) -> Option<TreeNode> {
         self.lock().by_ino.get(&ino.0).cloned()
     }
 
     /// Gives folder `from` and every folder under it the node of its new place under `to`,
     /// keeping the numbers the kernel knows them by (a folder was renamed).
-    pub fn move_folders(&self, from: &Node, to: &Node) {
-        let (Node::Folder(ds, key, job, path), Node::Folder(to_ds, to_key, to_job, to_path)) =
-            (from, to)
+    pub fn move_folders(&self, from: &TreeNode, to: &TreeNode) {
+        let (
+            TreeNode::Folder(ds, key, job, path),
+            TreeNode::Folder(to_ds, to_key, to_job, to_path),
+        ) = (from, to)
         else {
             return;
         };
         let mut t = self.lock();
-        let moved: Vec<(Node, u64, Node)> = t
+        let moved: Vec<(TreeNode, u64, TreeNode)> = t
             .by_node
             .iter()
             .filter_map(|(node, ino)| {
-                let Node::Folder(d, k, j, p) = node else {
+                let TreeNode::Folder(d, k, j, p) = node else {
                     return None;
                 };
                 if (d, k, j) != (ds, key, job) {
@@ -182,7 +184,8 @@ impl Inodes {
                 if !(rest.is_empty() || rest.starts_with('/')) {
                     return None;
                 }
-                let new = Node::Folder(*to_ds, to_key.clone(), *to_job, format!("{to_path}{rest}"));
+                let new =
+                    TreeNode::Folder(*to_ds, to_key.clone(), *to_job, format!("{to_path}{rest}"));
                 Some((node.clone(), *ino, new))
             })
             .collect();
@@ -200,7 +203,7 @@ impl Inodes {
 
     /// Makes `ino` stand for `node` from now on (a created file whose first commit landed on
     /// an object another writer had made at the same path meanwhile).
-    pub fn rebind(&self, ino: Ino, node: Node) {
+    pub fn rebind(&self, ino: Ino, node: TreeNode) {
         let mut t = self.lock();
         if let Some(old) = t.by_ino.insert(ino.0, node.clone()) {
             t.by_node.remove(&old);
@@ -216,17 +219,17 @@ mod tests {
     #[test]
     fn numbers_are_stable_and_fixed_ones_are_known() {
         let inodes = Inodes::default();
-        assert_eq!(inodes.node(Ino::ROOT), Some(Node::Root));
-        assert_eq!(inodes.ino(&Node::Objects), Ino(5));
+        assert_eq!(inodes.node(Ino::ROOT), Some(TreeNode::Root));
+        assert_eq!(inodes.ino(&TreeNode::Objects), Ino(5));
         let d = DatasetId::random();
-        let a = inodes.ino(&Node::Dataset(d));
-        assert_eq!(a, inodes.ino(&Node::Dataset(d)));
-        assert_ne!(a, inodes.ino(&Node::Partitions(d)));
-        assert_eq!(inodes.node(a), Some(Node::Dataset(d)));
+        let a = inodes.ino(&TreeNode::Dataset(d));
+        assert_eq!(a, inodes.ino(&TreeNode::Dataset(d)));
+        assert_ne!(a, inodes.ino(&TreeNode::Partitions(d)));
+        assert_eq!(inodes.node(a), Some(TreeNode::Dataset(d)));
         assert_eq!(inodes.node(Ino(999)), None);
         let o = ObjectId::random();
-        inodes.rebind(a, Node::Object(o));
-        assert_eq!(inodes.ino(&Node::Object(o)), a);
-        assert_ne!(inodes.ino(&Node::Dataset(d)), a);
+        inodes.rebind(a, TreeNode::Object(o));
+        assert_eq!(inodes.ino(&TreeNode::Object(o)), a);
+        assert_ne!(inodes.ino(&TreeNode::Dataset(d)), a);
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::attr::{self, Attr, Defaults, Kind, time_of_millis};
-use super::inode::{Ino, Inodes, Node};
+use super::inode::{Ino, Inodes, TreeNode};
 use super::known_names::KnownNames;
 use super::uncommitted::Uncommitted;
 use super::view_access::Caller;
@@ -59,12 +59,12 @@ impl Drop for Change<'_> {
 const CACHED_LISTINGS: usize = 16;
 
 /// Names of the root's directories, in listing order.
-const ROOT_DIRS: [(&str, Node); 5] = [
-    ("datasets", Node::Datasets),
-    ("menus", Node::Menus),
-    ("configs", Node::Configs),
-    ("objects", Node::Objects),
-    ("query", Node::Query),
+const ROOT_DIRS: [(&str, TreeNode); 5] = [
+    ("datasets", TreeNode::Datasets),
+    ("menus", TreeNode::Menus),
+    ("configs", TreeNode::Configs),
+    ("objects", TreeNode::Objects),
+    ("query", TreeNode::Query),
 ];
 
 impl<S: Storage> Namespace<S> {
@@ -113,18 +113,18 @@ impl<S: Storage> Namespace<S> {
             .get_or(ino, now, || Ok(Arc::new(self.readdir(ino)?)))
     }
 
-    pub(super) fn node(&self, ino: Ino) -> FsResult<Node> {
+    pub(super) fn node(&self, ino: Ino) -> FsResult<TreeNode> {
         self.inodes.node(ino).ok_or(FsError::NotFound)
     }
 
     /// Looks `name` up in directory `parent` for `caller` (in a query view, an entry the
     /// caller could not reach by its place is not there).
     pub fn lookup_as(&self, parent: Ino, name: &str, caller: &Caller) -> FsResult<Attr> {
-        if name.len() > crate::meta::names::MAX_NAME_BYTES {
+        if name.len() > crate::meta::name_rules::MAX_NAME_BYTES {
             return Err(FsError::NameTooLong);
         }
         let dir = self.node(parent)?;
-        if let Node::View(_) = dir
+        if let TreeNode::View(_) = dir
             && let Some(entry) = self.view_entry(parent, name)?
         {
             self.check_reachable(&entry, caller)?;
@@ -150,7 +150,7 @@ impl<S: Storage> Namespace<S> {
         };
         let ino = self.inodes.ino(&node);
         let attr = self.attr_of(ino, &node)?;
-        if let (Some(path), Node::Object(id)) = (path, &node) {
+        if let (Some(path), TreeNode::Object(id)) = (path, &node) {
             self.known.remember(path.key(), *id);
         }
         Ok(attr)
@@ -174,7 +174,7 @@ impl<S: Storage> Namespace<S> {
             self.known.forget(&key);
             return Ok(None);
         }
-        let ino = self.inodes.ino(&Node::Object(id));
+        let ino = self.inodes.ino(&TreeNode::Object(id));
         Ok(Some(self.object_attr(ino, id, &rows)))
     }
 
@@ -184,32 +184,36 @@ impl<S: Storage> Namespace<S> {
     }
 
     /// Returns the node called `name` in directory `parent`, if it exists.
-    pub(super) fn child(&self, parent: &Node, name: &str) -> FsResult<Node> {
+    pub(super) fn child(&self, parent: &TreeNode, name: &str) -> FsResult<TreeNode> {
         let node = match parent {
-            Node::Root => ROOT_DIRS
+            TreeNode::Root => ROOT_DIRS
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, node)| node.clone()),
-            Node::Datasets => name
+            TreeNode::Datasets => name
                 .parse::<DatasetId>()
                 .ok()
                 .filter(|ds| self.meta.has_dataset(*ds).unwrap_or(false))
-                .map(Node::Dataset),
-            Node::Dataset(ds) => self.dataset_child(*ds, name)?,
-            Node::Partitions(ds) => self
+                .map(TreeNode::Dataset),
+            TreeNode::Dataset(ds) => self.dataset_child(*ds, name)?,
+            TreeNode::Partitions(ds) => self
                 .meta
                 .has_partition(*ds, name)?
-                .then(|| Node::Partition(*ds, name.to_string())),
-            Node::Partition(ds, key) => (name == "jobs").then(|| Node::Jobs(*ds, key.clone())),
-            Node::Jobs(ds, key) => match parse_job(name) {
-                Some(job) if self.meta.has_job(*ds, job)? => Some(Node::Job(*ds, key.clone(), job)),
+                .then(|| TreeNode::Partition(*ds, name.to_string())),
+            TreeNode::Partition(ds, key) => {
+                (name == "jobs").then(|| TreeNode::Jobs(*ds, key.clone()))
+            }
+            TreeNode::Jobs(ds, key) => match parse_job(name) {
+                Some(job) if self.meta.has_job(*ds, job)? => {
+                    Some(TreeNode::Job(*ds, key.clone(), job))
+                }
                 _ => None,
             },
-            Node::Job(..) | Node::Folder(..) => {
+            TreeNode::Job(..) | TreeNode::Folder(..) => {
                 let path = in_dir(parent, name).expect("a job or folder");
                 match self.object_at(&path)? {
-                    Some(id) => Some(Node::Object(id)),
-                    None if self.meta.has_folder(&path)? => Some(Node::Folder(
+                    Some(id) => Some(TreeNode::Object(id)),
+                    None if self.meta.has_folder(&path)? => Some(TreeNode::Folder(
                         path.dataset,
                         path.partition,
                         path.job,
@@ -218,33 +222,33 @@ impl<S: Storage> Namespace<S> {
                     None => None,
                 }
             }
-            Node::Menus => self.registered_node(name, "menu").map(Node::Menu),
-            Node::Configs => self.registered_node(name, "config").map(Node::Config),
-            Node::Objects => match name.parse::<ContentId>() {
-                Ok(id) if self.meta.content().contains(id)? => Some(Node::Content(id)),
+            TreeNode::Menus => self.registered_node(name, "menu").map(TreeNode::Menu),
+            TreeNode::Configs => self.registered_node(name, "config").map(TreeNode::Config),
+            TreeNode::Objects => match name.parse::<ContentId>() {
+                Ok(id) if self.meta.content().contains(id)? => Some(TreeNode::Content(id)),
                 _ => None,
             },
-            Node::Query | Node::View(_) => return self.view_child(parent, name),
-            Node::DatasetMenu(_)
-            | Node::DatasetConfig(_)
-            | Node::Object(_)
-            | Node::Menu(_)
-            | Node::Config(_)
-            | Node::Content(_)
-            | Node::ViewObject(_)
-            | Node::ViewLink(..) => return Err(FsError::NotDir),
+            TreeNode::Query | TreeNode::View(_) => return self.view_child(parent, name),
+            TreeNode::DatasetMenu(_)
+            | TreeNode::DatasetConfig(_)
+            | TreeNode::Object(_)
+            | TreeNode::Menu(_)
+            | TreeNode::Config(_)
+            | TreeNode::Content(_)
+            | TreeNode::ViewObject(_)
+            | TreeNode::ViewLink(..) => return Err(FsError::NotDir),
         };
         node.ok_or(FsError::NotFound)
     }
 
-    pub(super) fn dataset_child(&self, ds: DatasetId, name: &str) -> FsResult<Option<Node>> {
+    pub(super) fn dataset_child(&self, ds: DatasetId, name: &str) -> FsResult<Option<TreeNode>> {
         Ok(match name {
-            "partitions" => Some(Node::Partitions(ds)),
+            "partitions" => Some(TreeNode::Partitions(ds)),
             "menu" | "config" if self.meta.dataset_transform(ds)?.is_some() => {
                 Some(if name == "menu" {
-                    Node::DatasetMenu(ds)
+                    TreeNode::DatasetMenu(ds)
                 } else {
-                    Node::DatasetConfig(ds)
+                    TreeNode::DatasetConfig(ds)
                 })
             }
             _ => None,
@@ -261,34 +265,40 @@ impl<S: Storage> Namespace<S> {
     }
 
     /// Returns the iden holding the rows of `node`, for the nodes that have rows.
-    pub(super) fn iden_of(&self, node: &Node) -> FsResult<Option<Iden>> {
+    pub(super) fn iden_of(&self, node: &TreeNode) -> FsResult<Option<Iden>> {
         Ok(match node {
-            Node::Dataset(ds) | Node::Partitions(ds) => Some(ds.iden()),
-            Node::Partition(ds, key) | Node::Jobs(ds, key) => {
+            TreeNode::Dataset(ds) | TreeNode::Partitions(ds) => Some(ds.iden()),
+            TreeNode::Partition(ds, key) | TreeNode::Jobs(ds, key) => {
                 Some(Metastore::<S>::partition_iden(*ds, key))
             }
-            Node::Job(ds, _, job) => Some(Metastore::<S>::job_iden(*ds, *job)),
-            Node::Folder(ds, key, job, path) => Some(Metastore::<S>::folder_iden(
+            TreeNode::Job(ds, _, job) => Some(Metastore::<S>::job_iden(*ds, *job)),
+            TreeNode::Folder(ds, key, job, path) => Some(Metastore::<S>::folder_iden(
                 &ObjectPath::new(*ds, key, *job, path),
             )?),
-            Node::Object(id) | Node::ViewObject(id) => Some(id.iden()),
-            Node::Menu(uuid) | Node::Config(uuid) => Some(Iden::new(uuid.as_str())?),
-            Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
+            TreeNode::Object(id) | TreeNode::ViewObject(id) => Some(id.iden()),
+            TreeNode::Menu(uuid) | TreeNode::Config(uuid) => Some(Iden::new(uuid.as_str())?),
+            TreeNode::DatasetMenu(ds) | TreeNode::DatasetConfig(ds) => {
                 let (menu, config) = self.meta.dataset_transform(*ds)?.ok_or(FsError::NotFound)?;
-                let uuid = if matches!(node, Node::DatasetMenu(_)) {
+                let uuid = if matches!(node, TreeNode::DatasetMenu(_)) {
                     menu
                 } else {
                     config
                 };
                 Some(Iden::new(uuid)?)
             }
-            Node::Root | Node::Datasets | Node::Menus | Node::Configs | Node::Objects => None,
-            Node::Content(_) | Node::Query | Node::View(_) | Node::ViewLink(..) => None,
+            TreeNode::Root
+            | TreeNode::Datasets
+            | TreeNode::Menus
+            | TreeNode::Configs
+            | TreeNode::Objects => None,
+            TreeNode::Content(_) | TreeNode::Query | TreeNode::View(_) | TreeNode::ViewLink(..) => {
+                None
+            }
         })
     }
 
     /// Returns the rows of `node`; NotFound when a node that should have rows has none.
-    pub(super) fn rows_of(&self, node: &Node) -> FsResult<Vec<Row>> {
+    pub(super) fn rows_of(&self, node: &TreeNode) -> FsResult<Vec<Row>> {
         match self.iden_of(node)? {
             Some(iden) => {
                 let rows = self.meta.node_rows(&iden)?;
@@ -318,7 +328,7 @@ impl<S: Storage> Namespace<S> {
         if let Some(attr) = self.uncommitted.pending_attr(id, ino, &self.defaults) {
             return Ok(attr);
         }
-        match self.rows_of(&Node::Object(id)) {
+        match self.rows_of(&TreeNode::Object(id)) {
             Err(FsError::NotFound) => self.uncommitted.orphan_attr(id).ok_or(FsError::NotFound),
             other => Ok(self.object_attr(ino, id, &other?)),
         }
@@ -341,14 +351,14 @@ impl<S: Storage> Namespace<S> {
         attr
     }
 
-    pub(super) fn attr_of(&self, ino: Ino, node: &Node) -> FsResult<Attr> {
+    pub(super) fn attr_of(&self, ino: Ino, node: &TreeNode) -> FsResult<Attr> {
         let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
         match node {
-            Node::ViewObject(id) => {
+            TreeNode::ViewObject(id) => {
                 let rows = attr::AttrRows::of(&self.rows_of(node)?);
                 return Ok(self.view_object_attr(ino, *id, &rows));
             }
-            Node::ViewLink(depth, place) => {
+            TreeNode::ViewLink(depth, place) => {
                 let size = super::query_views::link_target(*depth, place).len() as u64;
                 let mut attr = self.defaults.attr(ino, Kind::Symlink, &[], Some(size));
                 (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
@@ -356,10 +366,10 @@ impl<S: Storage> Namespace<S> {
             }
             _ => {}
         }
-        if let Node::Object(id) = node {
+        if let TreeNode::Object(id) = node {
             return self.file_attr(ino, *id);
         }
-        if let Node::Content(id) = node {
+        if let TreeNode::Content(id) = node {
             let size = self.meta.content().manifest(*id)?.size;
             let mut attr = self.defaults.attr(ino, kind, &[], Some(size));
             // A content may belong to objects of any mode, and to old versions: only the
@@ -385,14 +395,17 @@ impl<S: Storage> Namespace<S> {
         }
         if matches!(
             node,
-            Node::DatasetMenu(_) | Node::DatasetConfig(_) | Node::Menu(_) | Node::Config(_)
+            TreeNode::DatasetMenu(_)
+                | TreeNode::DatasetConfig(_)
+                | TreeNode::Menu(_)
+                | TreeNode::Config(_)
         ) {
             attr.perm &= 0o444;
         }
-        if matches!(node, Node::Objects) {
+        if matches!(node, TreeNode::Objects) {
             attr.perm &= 0o700;
         }
-        if matches!(node, Node::Query | Node::View(_)) {
+        if matches!(node, TreeNode::Query | TreeNode::View(_)) {
             attr.perm &= 0o555;
         }
         Ok(attr)
@@ -404,7 +417,7 @@ impl<S: Storage> Namespace<S> {
         if let Some(dir) = in_dir(&node, "") {
             return self.list_dir(&dir);
         }
-        if let Node::View(path) = &node {
+        if let TreeNode::View(path) = &node {
             return self.list_view(path);
         }
         let children = self.children(&node)?;
@@ -426,101 +439,103 @@ impl<S: Storage> Namespace<S> {
 
     /// Returns the names and nodes of the entries of directory `node` (not a job directory or
     /// folder, which `list_dir` lists with their attributes in one pass).
-    pub(super) fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
+    pub(super) fn children(&self, node: &TreeNode) -> FsResult<Vec<(String, TreeNode)>> {
         Ok(match node {
-            Node::Root => ROOT_DIRS
+            TreeNode::Root => ROOT_DIRS
                 .iter()
                 .map(|(n, node)| (n.to_string(), node.clone()))
                 .collect(),
-            Node::Datasets => self
+            TreeNode::Datasets => self
                 .meta
                 .datasets()?
                 .into_iter()
-                .map(|d| (d.to_string(), Node::Dataset(d)))
+                .map(|d| (d.to_string(), TreeNode::Dataset(d)))
                 .collect(),
-            Node::Dataset(ds) => {
-                let mut v = vec![("partitions".to_string(), Node::Partitions(*ds))];
+            TreeNode::Dataset(ds) => {
+                let mut v = vec![("partitions".to_string(), TreeNode::Partitions(*ds))];
                 if self.meta.dataset_transform(*ds)?.is_some() {
-                    v.insert(0, ("config".into(), Node::DatasetConfig(*ds)));
-                    v.insert(0, ("menu".into(), Node::DatasetMenu(*ds)));
+                    v.insert(0, ("config".into(), TreeNode::DatasetConfig(*ds)));
+                    v.insert(0, ("menu".into(), TreeNode::DatasetMenu(*ds)));
                 }
                 v
             }
-            Node::Partitions(ds) => self
+            TreeNode::Partitions(ds) => self
                 .meta
                 .partitions(*ds)?
                 .into_iter()
-                .map(|k| (k.clone(), Node::Partition(*ds, k)))
+                .map(|k| (k.clone(), TreeNode::Partition(*ds, k)))
                 .collect(),
-            Node::Partition(ds, key) => vec![("jobs".into(), Node::Jobs(*ds, key.clone()))],
-            Node::Jobs(ds, key) => self
+            TreeNode::Partition(ds, key) => vec![("jobs".into(), TreeNode::Jobs(*ds, key.clone()))],
+            TreeNode::Jobs(ds, key) => self
                 .meta
                 .jobs(*ds)?
                 .into_iter()
-                .map(|j| (j.to_string(), Node::Job(*ds, key.clone(), j)))
+                .map(|j| (j.to_string(), TreeNode::Job(*ds, key.clone(), j)))
                 .collect(),
-            Node::Menus => self
+            TreeNode::Menus => self
                 .meta
                 .registered("menu")?
                 .into_iter()
-                .map(|u| (u.clone(), Node::Menu(u)))
+                .map(|u| (u.clone(), TreeNode::Menu(u)))
                 .collect(),
-            Node::Configs => self
+            TreeNode::Configs => self
                 .meta
                 .registered("config")?
                 .into_iter()
-                .map(|u| (u.clone(), Node::Config(u)))
+                .map(|u| (u.clone(), TreeNode::Config(u)))
                 .collect(),
-            Node::Objects => self
+            TreeNode::Objects => self
                 .meta
                 .content()
                 .ids()?
                 .into_iter()
-                .map(|c| (c.to_string(), Node::Content(c)))
+                .map(|c| (c.to_string(), TreeNode::Content(c)))
                 .collect(),
             // One view per prop that has rows (the `prop` term); deeper views are as many as
             // the queries, made by a lookup, never listed.
-            Node::Query => self.prop_views()?,
-            Node::Job(..) | Node::Folder(..) | Node::View(_) => unreachable!("listed above"),
-            Node::DatasetMenu(_)
-            | Node::DatasetConfig(_)
-            | Node::Object(_)
-            | Node::Menu(_)
-            | Node::Config(_)
-            | Node::Content(_)
-            | Node::ViewObject(_)
-            | Node::ViewLink(..) => return Err(FsError::NotDir),
+            TreeNode::Query => self.prop_views()?,
+            TreeNode::Job(..) | TreeNode::Folder(..) | TreeNode::View(_) => {
+                unreachable!("listed above")
+            }
+            TreeNode::DatasetMenu(_)
+            | TreeNode::DatasetConfig(_)
+            | TreeNode::Object(_)
+            | TreeNode::Menu(_)
+            | TreeNode::Config(_)
+            | TreeNode::Content(_)
+            | TreeNode::ViewObject(_)
+            | TreeNode::ViewLink(..) => return Err(FsError::NotDir),
         })
     }
 
     /// Returns the parent directory's inode of directory `ino` (for `..`).
     pub fn parent_of(&self, ino: Ino) -> FsResult<Ino> {
         let parent = match self.node(ino)? {
-            Node::Root
-            | Node::Datasets
-            | Node::Menus
-            | Node::Configs
-            | Node::Objects
-            | Node::Query => Node::Root,
-            Node::Dataset(_) => Node::Datasets,
-            Node::Partitions(ds) | Node::DatasetMenu(ds) | Node::DatasetConfig(ds) => {
-                Node::Dataset(ds)
+            TreeNode::Root
+            | TreeNode::Datasets
+            | TreeNode::Menus
+            | TreeNode::Configs
+            | TreeNode::Objects
+            | TreeNode::Query => TreeNode::Root,
+            TreeNode::Dataset(_) => TreeNode::Datasets,
+            TreeNode::Partitions(ds) | TreeNode::DatasetMenu(ds) | TreeNode::DatasetConfig(ds) => {
+                TreeNode::Dataset(ds)
             }
-            Node::Partition(ds, _) => Node::Partitions(ds),
-            Node::Jobs(ds, key) => Node::Partition(ds, key),
-            Node::Job(ds, key, _) => Node::Jobs(ds, key),
-            Node::Folder(ds, key, job, path) => match path.rsplit_once('/') {
-                Some((up, _)) => Node::Folder(ds, key, job, up.to_string()),
-                None => Node::Job(ds, key, job),
+            TreeNode::Partition(ds, _) => TreeNode::Partitions(ds),
+            TreeNode::Jobs(ds, key) => TreeNode::Partition(ds, key),
+            TreeNode::Job(ds, key, _) => TreeNode::Jobs(ds, key),
+            TreeNode::Folder(ds, key, job, path) => match path.rsplit_once('/') {
+                Some((up, _)) => TreeNode::Folder(ds, key, job, up.to_string()),
+                None => TreeNode::Job(ds, key, job),
             },
-            Node::Menu(_) => Node::Menus,
-            Node::Config(_) => Node::Configs,
-            Node::Content(_) => Node::Objects,
-            Node::View(path) => match path.rsplit_once('/') {
-                Some((up, _)) => Node::View(up.to_string()),
-                None => Node::Query,
+            TreeNode::Menu(_) => TreeNode::Menus,
+            TreeNode::Config(_) => TreeNode::Configs,
+            TreeNode::Content(_) => TreeNode::Objects,
+            TreeNode::View(path) => match path.rsplit_once('/') {
+                Some((up, _)) => TreeNode::View(up.to_string()),
+                None => TreeNode::Query,
             },
-            Node::Object(_) | Node::ViewObject(_) | Node::ViewLink(..) => {
+            TreeNode::Object(_) | TreeNode::ViewObject(_) | TreeNode::ViewLink(..) => {
                 return Err(FsError::NotDir);
             }
         };

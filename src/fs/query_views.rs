@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use super::attr::AttrRows;
-use super::{Attr, DirEntry, FsCore, FsError, FsResult, Ino, Kind, Namespace, Node};
-use crate::meta::names::MAX_NAME_BYTES;
+use super::{Attr, DirEntry, FsCore, FsError, FsResult, Ino, Kind, Namespace, TreeNode};
+use crate::meta::name_rules::MAX_NAME_BYTES;
 use crate::meta::query::check_view_prop;
 use crate::meta::{Condition, DirNodeFold, Match, MatchRows, ObjectId, Term};
 use crate::storage::{Storage, ValuRef};
@@ -30,10 +30,10 @@ fn terms_of(path: &str) -> FsResult<Vec<Term>> {
 }
 
 /// Returns the view one term below `dir` (`query/` or a view).
-fn view_below(dir: &Node, term: &str) -> Option<Node> {
+fn view_below(dir: &TreeNode, term: &str) -> Option<TreeNode> {
     match dir {
-        Node::Query => Some(Node::View(term.to_string())),
-        Node::View(path) => Some(Node::View(format!("{path}/{term}"))),
+        TreeNode::Query => Some(TreeNode::View(term.to_string())),
+        TreeNode::View(path) => Some(TreeNode::View(format!("{path}/{term}"))),
         _ => None,
     }
 }
@@ -41,8 +41,8 @@ fn view_below(dir: &Node, term: &str) -> Option<Node> {
 impl<S: Storage> Namespace<S> {
     /// Returns the node `name` in `dir` (`query/` or a view): a match listed there, else the
     /// view one term further down.
-    pub(super) fn view_child(&self, dir: &Node, name: &str) -> FsResult<Node> {
-        if let Node::View(_) = dir
+    pub(super) fn view_child(&self, dir: &TreeNode, name: &str) -> FsResult<TreeNode> {
+        if let TreeNode::View(_) = dir
             && let Some(entry) = self.view_entry(self.inodes.ino(dir), name)?
         {
             return self.node(entry.attr.ino);
@@ -78,7 +78,7 @@ impl<S: Storage> Namespace<S> {
         let mut entries = Vec::with_capacity(matches.len());
         for (found, rows) in matches {
             if let Match::Object { id, .. } = &found {
-                let ino = self.inodes.ino(&Node::ViewObject(*id));
+                let ino = self.inodes.ino(&TreeNode::ViewObject(*id));
                 let attr = self.view_object_attr(ino, *id, &rows);
                 // A Cronus name too long for a file name is `<uuid>.<ext>` (`Match::name`).
                 let name = found.name(None);
@@ -93,7 +93,7 @@ impl<S: Storage> Namespace<S> {
                     continue; // No file name can hold it; the dataset's link leads there.
                 }
                 let place = found.path(key.as_deref());
-                let link = Node::ViewLink(depth, place.clone());
+                let link = TreeNode::ViewLink(depth, place.clone());
                 let attr = self.attr_of(self.inodes.ino(&link), &link)?;
                 let place = Some(place.into());
                 entries.push(DirEntry { name, attr, place });
@@ -105,7 +105,7 @@ impl<S: Storage> Namespace<S> {
 
     /// The entries of `query/`: the view of each prop some node has a row of, when the prop
     /// can be a file name.
-    pub(super) fn prop_views(&self) -> FsResult<Vec<(String, Node)>> {
+    pub(super) fn prop_views(&self) -> FsResult<Vec<(String, TreeNode)>> {
         Ok((self.meta.props()?.into_iter())
             .filter(|p| {
                 check_view_prop(p).is_ok()
@@ -113,7 +113,7 @@ impl<S: Storage> Namespace<S> {
                     && p.parse::<Term>()
                         .is_ok_and(|t| t.condition == Condition::Has)
             })
-            .map(|p| (p.clone(), Node::View(p)))
+            .map(|p| (p.clone(), TreeNode::View(p)))
             .collect())
     }
 
@@ -130,7 +130,7 @@ impl<S: Storage> Namespace<S> {
     /// place wherever the file system is mounted.
     pub fn readlink(&self, ino: Ino) -> FsResult<String> {
         match self.node(ino)? {
-            Node::ViewLink(depth, place) => Ok(link_target(depth, &place)),
+            TreeNode::ViewLink(depth, place) => Ok(link_target(depth, &place)),
             _ => Err(FsError::InvalidArgument("not a symbolic link")),
         }
     }
@@ -138,11 +138,12 @@ impl<S: Storage> Namespace<S> {
 
 impl<S: Storage> FsCore<S> {
     /// Refuses any change to `node` when it is in the query views (EROFS).
-    pub(super) fn refuse_view(node: &Node) -> FsResult<()> {
+    pub(super) fn refuse_view(node: &TreeNode) -> FsResult<()> {
         match node {
-            Node::Query | Node::View(_) | Node::ViewObject(_) | Node::ViewLink(..) => {
-                Err(FsError::ReadOnly)
-            }
+            TreeNode::Query
+            | TreeNode::View(_)
+            | TreeNode::ViewObject(_)
+            | TreeNode::ViewLink(..) => Err(FsError::ReadOnly),
             _ => Ok(()),
         }
     }

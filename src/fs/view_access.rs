@@ -14,7 +14,7 @@ use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Attr, DirEntry, FsError, FsResult, Ino, Kind, Namespace, Node};
+use super::{Attr, DirEntry, FsError, FsResult, Ino, Kind, Namespace, TreeNode};
 use crate::storage::Storage;
 
 /// Who asks: the user, group and process of a request.
@@ -90,7 +90,7 @@ struct Walk<'c> {
     caller: &'c Caller,
     /// Each directory's node and attributes by its path (`""` the root); `None` when it is
     /// gone.
-    dirs: HashMap<String, Option<(Node, Attr)>>,
+    dirs: HashMap<String, Option<(TreeNode, Attr)>>,
     /// What [`Walk::reaches`] answered, by directory and whether it was to list it.
     reached: HashMap<(String, bool), bool>,
 }
@@ -136,7 +136,7 @@ impl<'c> Walk<'c> {
 
     /// Returns the node and attributes of directory `path` (a path from the root) when the
     /// caller may search every directory above it.
-    fn walk_to<S: Storage>(&mut self, fs: &Namespace<S>, path: &str) -> Option<(Node, Attr)> {
+    fn walk_to<S: Storage>(&mut self, fs: &Namespace<S>, path: &str) -> Option<(TreeNode, Attr)> {
         let mut at = String::new();
         let mut node = self.dir(fs, &at, None)?;
         for name in path.split('/').filter(|n| !n.is_empty()) {
@@ -159,13 +159,13 @@ impl<'c> Walk<'c> {
         &mut self,
         fs: &Namespace<S>,
         path: &str,
-        step: Option<(&Node, &str)>,
-    ) -> Option<(Node, Attr)> {
+        step: Option<(&TreeNode, &str)>,
+    ) -> Option<(TreeNode, Attr)> {
         if let Some(known) = self.dirs.get(path) {
             return known.clone();
         }
         let node = match step {
-            None => Some(Node::Root),
+            None => Some(TreeNode::Root),
             Some((parent, name)) => fs.child(parent, name).ok(),
         };
         let found = node.and_then(|n| {
@@ -214,7 +214,7 @@ impl<S: Storage> Namespace<S> {
     pub fn answers_per_caller(&self, ino: Ino) -> bool {
         matches!(
             self.inodes.node(ino),
-            Some(Node::View(_) | Node::ViewObject(_) | Node::ViewLink(..))
+            Some(TreeNode::View(_) | TreeNode::ViewObject(_) | TreeNode::ViewLink(..))
         )
     }
 }

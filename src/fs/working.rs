@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
-use super::inode::{Ino, Node};
+use super::inode::{Ino, TreeNode};
 use super::{FsCore, FsResult, ReadBytes};
 use crate::meta::{ChunkStream, HeldManifest, MetaError, ObjectId, VersionDetails};
 use crate::storage::{Storage, now_millis};
@@ -244,7 +244,7 @@ impl<S: Storage> FsCore<S> {
         let was = wc.id;
         if meta.id != wc.id {
             // Another writer made an object at this path first: ours became its new version.
-            self.ns.inodes.rebind(wc.ino, Node::Object(meta.id));
+            self.ns.inodes.rebind(wc.ino, TreeNode::Object(meta.id));
             self.files.rebind(wc.id, meta.id);
             wc.id = meta.id;
         }

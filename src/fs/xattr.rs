@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::inode::{Ino, Node};
+use super::inode::{Ino, TreeNode};
 use super::{FsCore, FsError, FsResult, Namespace};
 use crate::meta::query::check_view_prop;
 use crate::storage::{Iden, Row, Storage, Valu};
@@ -106,17 +106,17 @@ fn reply(data: Vec<u8>, size: u32) -> FsResult<XattrReply> {
 impl<S: Storage> Namespace<S> {
     /// The iden whose rows are `node`'s attributes (datasets, partitions, jobs, objects,
     /// menus and configurations), or `None`.
-    pub(super) fn xattr_iden(&self, node: &Node) -> FsResult<Option<Iden>> {
+    pub(super) fn xattr_iden(&self, node: &TreeNode) -> FsResult<Option<Iden>> {
         match node {
-            Node::Partitions(_) | Node::Jobs(..) => Ok(None),
+            TreeNode::Partitions(_) | TreeNode::Jobs(..) => Ok(None),
             other => self.iden_of(other),
         }
     }
 
     /// The rows of `node` as attributes: committed rows, or for a pending file the rows kept
     /// for its first commit.
-    pub(super) fn xattr_rows(&self, node: &Node) -> FsResult<Vec<(String, Valu)>> {
-        if let Node::Object(id) = node {
+    pub(super) fn xattr_rows(&self, node: &TreeNode) -> FsResult<Vec<(String, Valu)>> {
+        if let TreeNode::Object(id) = node {
             return self.file_rows(*id);
         }
         let rows: Vec<Row> = match self.xattr_iden(node)? {
@@ -128,7 +128,7 @@ impl<S: Storage> Namespace<S> {
 
     /// Returns the rows of node `ino` as attributes: the ones read last if nothing changed
     /// through the core since, else read again.
-    fn cached_rows(&self, ino: Ino, node: &Node) -> FsResult<NodeRows> {
+    fn cached_rows(&self, ino: Ino, node: &TreeNode) -> FsResult<NodeRows> {
         let now = self.generation();
         self.xattrs
             .get_or(ino, now, || Ok(Arc::new(self.xattr_rows(node)?)))
@@ -202,7 +202,7 @@ impl<S: Storage> FsCore<S> {
             ));
         }
         let valu = Valu::from_text(text);
-        if let Node::Object(id) = node
+        if let TreeNode::Object(id) = node
             && self
                 .ns
                 .uncommitted
@@ -227,7 +227,7 @@ impl<S: Storage> FsCore<S> {
         if !self.ns.xattr_rows(&node)?.iter().any(|(p, _)| *p == prop) {
             return Err(FsError::NoAttribute);
         }
-        if let Node::Object(id) = node
+        if let TreeNode::Object(id) = node
             && self.ns.uncommitted.pending_row(id, &prop, None)
         {
             return Ok(());

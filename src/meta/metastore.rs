@@ -28,6 +28,7 @@ mod messages;
 mod node_rows;
 mod objects;
 mod read_holds;
+mod sessions;
 mod table_rows;
 mod tree;
 mod versions;
@@ -36,6 +37,10 @@ pub use leases::Leases;
 pub use listing::DirNodeFold;
 pub(crate) use messages::RegisteredMessage;
 pub use read_holds::{HeldManifest, ReadHolds};
+pub use sessions::{
+    Beat, DEFAULT_SESSION_TTL, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session,
+    Sessions,
+};
 pub use versions::VersionDetails;
 
 use std::collections::BTreeMap;
@@ -47,7 +52,6 @@ use prost::Message;
 use uuid::Uuid;
 
 use super::content::{ContentId, ContentStore};
-use super::sessions::Sessions;
 use super::table_meta::TableMeta;
 use super::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileType};

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::metastore::{DatasetId, JobId, ObjectId, ObjectPath, prop};
-use super::names::MAX_NAME_BYTES;
+use super::name_rules::MAX_NAME_BYTES;
 use super::{MetaError, Result};
 use crate::storage::{IntLift, Valu, ValuRef};
 

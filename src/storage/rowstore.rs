@@ -6,7 +6,7 @@ use super::engine::{Cf, Engine, EngineTxn, WriteBatch};
 use super::keys::{self, FORMAT_VERSION, META_CREATED, META_FORMAT_VERSION, SYN_CREATED};
 use super::retry::retry;
 use super::row::{check_blob_key, now_millis};
-use super::view::RowView;
+use super::row_view::RowView;
 use super::{
     Iden, IntLift, NodesVisitor, PropQuery, Result, Row, RowRead, RowVisitor, RowWrite, Storage,
     StorageError, Transaction, Valu,

@@ -14,7 +14,7 @@ use prost::Message;
 use super::Report;
 use crate::meta::content::Manifest;
 use crate::meta::metastore::RegisteredMessage;
-use crate::meta::names::check_uuid;
+use crate::meta::name_rules::check_uuid;
 use crate::meta::{
     ContentId, DatasetId, JobId, MetaError, Metastore, ObjectId, ObjectPath, Result, prop, rowjson,
 };

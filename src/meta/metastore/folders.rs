@@ -7,7 +7,7 @@
 
 use super::objects::move_object;
 use super::{Metastore, NodeProps, ObjectPath, prop, rows_of};
-use crate::meta::names::check_object_name;
+use crate::meta::name_rules::check_object_name;
 use crate::meta::{MetaError, Result};
 use crate::storage::{Iden, PropQuery, Row, RowWrite, Storage, Valu, now_millis};
 

@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWrite
 use std::time::{Duration, Instant};
 
 use super::Metastore;
-use crate::meta::sessions::store_ttl_ms;
+use super::sessions::store_ttl_ms;
 use crate::meta::{MetaError, Result, Session};
 use crate::storage::retry::transact;
 use crate::storage::{Iden, PropQuery, RowRead, Storage, now_millis};

@@ -7,7 +7,7 @@ use prost::Message;
 
 use super::{Metastore, NodeProps, info_key, not_found, prop, rows_of};
 use crate::meta::content::{ContentStore, Manifest};
-use crate::meta::names::check_uuid;
+use crate::meta::name_rules::check_uuid;
 use crate::meta::{MetaError, Result};
 use crate::pb::cronus::{Configuration, Menu};
 use crate::pb::store::{ConfigObjectInfo, CronusObject, MenuObjectInfo, cronus_object};

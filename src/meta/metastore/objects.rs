@@ -12,7 +12,7 @@ use super::{
     prop,
 };
 use crate::meta::content::ContentReader;
-use crate::meta::names::check_object_name;
+use crate::meta::name_rules::check_object_name;
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileType, cronus_object};
 use crate::storage::{PropQuery, Row, RowRead, RowWrite, Storage, Valu, ValuRef};

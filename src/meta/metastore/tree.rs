@@ -6,7 +6,7 @@ use prost::Message;
 use uuid::Uuid;
 
 use super::{DatasetId, JobId, Metastore, NodeProps, dir_key, info_key, not_found, prop, rows_of};
-use crate::meta::names::check_component;
+use crate::meta::name_rules::check_component;
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, DatasetObjectInfo, Transform, cronus_object};
 use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};

@@ -15,7 +15,7 @@ use super::table_rows::table_rows;
 use super::{Metastore, NodeProps, ObjectId, ObjectMeta, ObjectPath, info_key, prop, rows_of};
 use crate::meta::content::{ChunkStream, ContentStore, Manifest};
 use crate::meta::filetype::{self, SNIFF_BYTES};
-use crate::meta::names::check_object_name;
+use crate::meta::name_rules::check_object_name;
 use crate::meta::table_meta::{self, TableMeta};
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileObjectAuxInfo, FileObjectInfo, FileType, cronus_object};

@@ -11,13 +11,13 @@ use super::keys::{self, Span, is_long};
 use super::row::{check_blob_key, check_prop, now_millis};
 use super::{Iden, IntLift, NodesVisitor, PropQuery, Result, Row, RowVisitor, StorageError, Valu};
 
-type Pending = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
+type PendingWrites = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
 
 /// Row operations over `engine` (an engine or an engine transaction), with pending writes held
 /// in memory until [`RowView::into_parts`] hands them over as one batch.
 pub(crate) struct RowView<R: EngineRead> {
     engine: R,
-    pending: RefCell<Pending>,
+    pending: RefCell<PendingWrites>,
 }
 
 impl<R: EngineRead> RowView<R> {
