@@ -383,13 +383,7 @@ impl<S: Storage> FsCore<S> {
         let Some(iden) = self.ns.iden_of(node)? else {
             return Err(FsError::NotPermitted);
         };
-        if matches!(
-            node,
-            TreeNode::Menu(_)
-                | TreeNode::Config(_)
-                | TreeNode::DatasetMenu(_)
-                | TreeNode::DatasetConfig(_)
-        ) {
+        if node.is_message() {
             return Err(FsError::NotPermitted);
         }
         let now = crate::storage::now_millis();

@@ -65,6 +65,18 @@ pub enum TreeNode {
 }
 
 impl TreeNode {
+    /// Returns whether the node is a registered menu or configuration (a message: read-only,
+    /// its rows included).
+    pub fn is_message(&self) -> bool {
+        matches!(
+            self,
+            TreeNode::Menu(_)
+                | TreeNode::Config(_)
+                | TreeNode::DatasetMenu(_)
+                | TreeNode::DatasetConfig(_)
+        )
+    }
+
     /// Returns whether the node is a directory.
     pub fn is_dir(&self) -> bool {
         match self {

@@ -393,13 +393,7 @@ impl<S: Storage> Namespace<S> {
             attr.mtime = attr.mtime.max(t);
             attr.ctime = attr.ctime.max(t);
         }
-        if matches!(
-            node,
-            TreeNode::DatasetMenu(_)
-                | TreeNode::DatasetConfig(_)
-                | TreeNode::Menu(_)
-                | TreeNode::Config(_)
-        ) {
+        if node.is_message() {
             attr.perm &= 0o444;
         }
         if matches!(node, TreeNode::Objects) {
