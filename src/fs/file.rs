@@ -352,13 +352,7 @@ impl<S: Storage> FsCore<S> {
                 FsError::NotDir
             });
         };
-        // The kernel looks a name up before it creates it: when that lookup found it free and
-        // nothing changed since, it is not looked for again (a race with another host is the
-        // same either way: the commit makes ours a new version of theirs).
-        let looked_up_free = self.ns.known.was_free(&path.key(), unchanged_since);
-        let taken = !looked_up_free
-            && (self.ns.meta.object_id_at(&path)?.is_some() || self.ns.meta.has_folder(&path)?);
-        if taken || self.ns.uncommitted.pending_at(&path).is_some() {
+        if self.ns.is_taken(&path, unchanged_since)? {
             return Err(FsError::Exists);
         }
         let id = ObjectId::random();

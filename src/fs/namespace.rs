@@ -322,6 +322,20 @@ impl<S: Storage> Namespace<S> {
         Ok(self.meta.object_id_at(path)?)
     }
 
+    /// Returns whether a file or folder is at `path`, for a create that began at generation
+    /// `since`. The kernel looks a name up before it creates it: when that lookup found it free
+    /// and nothing changed since, the store is not asked again (a race with another host is the
+    /// same either way: the commit makes ours a new version of theirs).
+    pub(super) fn is_taken(&self, path: &ObjectPath, since: u64) -> FsResult<bool> {
+        if self.uncommitted.pending_at(path).is_some() {
+            return Ok(true);
+        }
+        if self.known.was_free(&path.key(), since) {
+            return Ok(false);
+        }
+        Ok(self.meta.object_id_at(path)?.is_some() || self.meta.has_folder(path)?)
+    }
+
     /// Returns the attributes of file `id` (inode `ino`): a pending file's, a committed
     /// object's with what open handles wrote, or what `fstat` shows of one unlinked while open.
     pub(super) fn file_attr(&self, ino: Ino, id: ObjectId) -> FsResult<Attr> {
