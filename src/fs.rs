@@ -126,11 +126,6 @@ impl<S: Storage> FsCore<S> {
         f()
     }
 
-    /// Returns the tree as read.
-    pub fn namespace(&self) -> &Namespace<S> {
-        &self.ns
-    }
-
     /// Looks `name` up in directory `parent`, for a caller who may see everything.
     pub fn lookup(&self, parent: Ino, name: &str) -> FsResult<Attr> {
         self.ns.lookup_as(parent, name, &Caller::root())

@@ -284,7 +284,7 @@ impl<S: Storage> FsCore<S> {
         }
         // A pending target has no rows: forgetting it replaces it.
         let target_pending = target.is_some_and(|t| self.ns.uncommitted.drop_pending(t));
-        if self.ns.uncommitted.pending_path(id).is_some() {
+        if self.ns.uncommitted.is_pending(id) {
             if target.is_some() && !target_pending {
                 self.ns.meta.delete_object(to)?;
             }
@@ -373,7 +373,7 @@ impl<S: Storage> FsCore<S> {
     /// Writes attribute rows of `node` (kept for the first commit of a pending file).
     fn set_system_rows(&self, node: &TreeNode, rows: Vec<(&'static str, Valu)>) -> FsResult<()> {
         if let TreeNode::Object(id) = node
-            && self.ns.uncommitted.pending_path(*id).is_some()
+            && self.ns.uncommitted.is_pending(*id)
         {
             for (p, v) in rows {
                 self.ns.uncommitted.pending_row(*id, p, Some(v));

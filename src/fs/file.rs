@@ -244,7 +244,7 @@ impl<S: Storage> FsCore<S> {
     /// Returns the content object `id` has committed (`None` for a file not committed yet).
     /// The content is held against `gc` for as long as the handle keeps it.
     fn base_of(&self, id: ObjectId) -> FsResult<Option<Arc<HeldManifest>>> {
-        if self.ns.uncommitted.pending_path(id).is_some() {
+        if self.ns.uncommitted.is_pending(id) {
             return Ok(None);
         }
         let mut attempts = 0;

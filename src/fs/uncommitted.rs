@@ -156,6 +156,11 @@ impl Uncommitted {
         lock(&self.pending).get(&id).map(|p| p.created)
     }
 
+    /// Returns whether file `id` was created and not committed yet.
+    pub fn is_pending(&self, id: ObjectId) -> bool {
+        lock(&self.pending).contains_key(&id)
+    }
+
     /// Returns the path of pending file `id`.
     pub fn pending_path(&self, id: ObjectId) -> Option<ObjectPath> {
         lock(&self.pending).get(&id).map(|p| p.path.clone())
@@ -217,4 +222,75 @@ fn apply_written(attr: &mut Attr, (size, time): (u64, i64)) {
     attr.size = size;
     attr.mtime = t;
     attr.ctime = attr.ctime.max(t);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{DatasetId, JobId};
+
+    fn at(ds: DatasetId, job: u32, name: &str) -> ObjectPath {
+        ObjectPath::new(ds, "k", JobId(job), name)
+    }
+
+    #[test]
+    fn a_directory_lists_only_the_pending_files_directly_in_it() {
+        let (files, ds) = (Uncommitted::default(), DatasetId::random());
+        let ids: Vec<ObjectId> = (0..4).map(|_| ObjectId::random()).collect();
+        files.add_pending(ids[0], at(ds, 0, "top"), 1);
+        files.add_pending(ids[1], at(ds, 0, "a/in_a"), 1);
+        files.add_pending(ids[2], at(ds, 0, "a/b/in_b"), 1);
+        files.add_pending(ids[3], at(ds, 1, "a/other_job"), 1);
+        assert_eq!(files.pending_in(&at(ds, 0, "")), [("top".into(), ids[0])]);
+        assert_eq!(files.pending_in(&at(ds, 0, "a")), [("in_a".into(), ids[1])]);
+        assert_eq!(
+            files.pending_in(&at(ds, 0, "a/b")),
+            [("in_b".into(), ids[2])]
+        );
+        assert_eq!(files.pending_at(&at(ds, 1, "a/other_job")), Some(ids[3]));
+        assert!(files.is_pending(ids[3]) && files.drop_pending(ids[3]));
+        assert!(!files.is_pending(ids[3]) && files.pending_at(&at(ds, 1, "a/other_job")).is_none());
+    }
+
+    #[test]
+    fn a_folder_rename_moves_what_is_under_it_and_nothing_that_only_shares_its_prefix() {
+        let (files, ds) = (Uncommitted::default(), DatasetId::random());
+        let (under, beside) = (ObjectId::random(), ObjectId::random());
+        files.add_pending(under, at(ds, 0, "a/deep/x"), 1);
+        files.add_pending(beside, at(ds, 0, "ab/x"), 1);
+        files.move_pending_under(&at(ds, 0, "a"), &at(ds, 0, "z"));
+        assert_eq!(files.pending_path(under), Some(at(ds, 0, "z/deep/x")));
+        assert_eq!(files.pending_path(beside), Some(at(ds, 0, "ab/x")));
+    }
+
+    #[test]
+    fn uncommitted_writes_show_in_a_pending_file_and_an_orphan_until_forgotten() {
+        let files = Uncommitted::default();
+        let defaults = Defaults {
+            uid: 0,
+            gid: 0,
+            read_only: false,
+        };
+        let (id, ds) = (ObjectId::random(), DatasetId::random());
+        files.add_pending(id, at(ds, 0, "f"), 1_000);
+        assert!(files.pending_row(id, "cronus:mode", Some(Valu::Int(0o600))));
+        files.set_written(id, 4096, 5_000);
+        let attr = files.pending_attr(id, Ino(99), &defaults).expect("pending");
+        assert_eq!((attr.size, attr.perm), (4096, 0o600));
+        assert_eq!(attr.mtime, super::super::time_of_millis(5_000));
+        let orphan = files
+            .take_pending(id)
+            .map(|_| attr.clone())
+            .expect("was pending");
+        files.orphan(id, orphan);
+        assert_eq!(
+            files.orphan_attr(id).map(|a| (a.nlink, a.size)),
+            Some((0, 4096))
+        );
+        files.forget_written(id);
+        files.forget_orphan(id);
+        assert!(
+            files.orphan_attr(id).is_none() && files.pending_attr(id, Ino(99), &defaults).is_none()
+        );
+    }
 }
