@@ -2,6 +2,7 @@
 //! `Storage`, `Transaction`) with its row, value and error types. Knows no engine and no
 //! protobuf, Arrow or FUSE: it works on rows and bytes only.
 
+mod as_of;
 mod boxed;
 mod chunks;
 mod error;
@@ -11,6 +12,8 @@ mod row;
 pub mod disk;
 pub mod engine;
 pub mod faulty;
+pub mod history;
+mod history_reads;
 pub mod keys;
 pub mod location;
 pub mod memory;
@@ -23,6 +26,11 @@ pub mod s3;
 
 pub use chunks::{ChunkStore, RecentChunkCache};
 pub use error::{EngineErrorKind, StorageError};
+pub use history::{
+    Actor, HistoryBounds, Stamp, current_actor, is_timeless_blob, is_timeless_iden,
+    set_process_actor, with_actor,
+};
+pub use history_reads::{Commit, RowVersion};
 pub use lift::{IntLift, LiftName, PropQuery};
 pub use memory::MemoryStore;
 pub use rocks::RocksStore;
@@ -280,6 +288,26 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// Returns whether other processes (other hosts) may use the store at the same time as
     /// this one (a shared store); `false` for a store one process owns.
     fn is_shared(&self) -> bool;
+
+    /// Settles the store's commit clock and returns the bounds of its history: when it began
+    /// (`since`) and the clock now (`now`, µs). Every commit so far is visible at `now`;
+    /// every later one is stamped after it, so an answer about `now` never changes.
+    fn history_bounds(&self) -> Result<HistoryBounds>;
+
+    /// Returns the store as it was at `at` (µs of the store clock): every read answers with
+    /// the rows and tracked blobs that were there then, timeless data (sessions, chunks,
+    /// manifests, settings) as it is now; every write is [`StorageError::ReadOnly`]. A time
+    /// the clock has not reached is [`StorageError::FutureTime`], one before history began
+    /// [`StorageError::BeforeHistory`].
+    fn as_of(&self, at: i64) -> Result<Box<dyn Storage>>;
+
+    /// Returns the commits that changed tracked data in `(after, upto]` (µs), newest first:
+    /// who made each and which nodes it changed. Costs what landed then, not what exists.
+    fn commits(&self, after: i64, upto: i64) -> Result<Vec<Commit>>;
+
+    /// Returns every version of the rows of `iden` that history keeps, ordered by birth:
+    /// each row with the commits that added and deleted it.
+    fn row_versions(&self, iden: &Iden) -> Result<Vec<RowVersion>>;
 }
 
 /// An open transaction: all of its writes commit atomically, or none do.

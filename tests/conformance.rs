@@ -1,6 +1,7 @@
 //! The backend conformance suite: every case written once as a function over `&dyn Storage`,
 //! and `conformance_suite!` that stamps all of them out for one backend, so no backend can skip
-//! a case. The cases of reads and lifts are here, those of writes in `conformance/writes.rs`.
+//! a case. The cases of reads and lifts are here, those of writes in `conformance/writes.rs`,
+//! those of history (reads of the store as of a past time) in `conformance/history.rs`.
 
 use cronusfs::storage::{
     Iden, PropQuery, Row, RowRead, RowWrite, Storage, StorageError, Valu, ValuRef,
@@ -22,7 +23,12 @@ macro_rules! conformance_suite {
                 update_property, update_property_valu, blobs, backup_iterator, bad_input,
                 transactions, prop_prefixes_do_not_mix, add_rows_is_atomic,
                 visiting_rows_matches_rows_by_id, visiting_many_nodes_matches_rows_by_id,
-                props_are_listed_once_each, a_new_store_records_when_it_was_made);
+                props_are_listed_once_each, a_new_store_records_when_it_was_made,
+                as_of_rows_and_lifts, as_of_joins_props_int_lifts, long_strings_at_a_time,
+                readding_a_row_keeps_its_birth, same_txn_add_delete_leaves_nothing,
+                transactions_land_at_one_time, tracked_and_timeless_blobs,
+                session_rows_are_timeless, future_and_before_history_refused,
+                stamps_pass_every_settled_time, backup_at_a_time, commits_say_who_and_what);
         }
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -36,7 +42,11 @@ macro_rules! conformance_suite {
     };
 }
 
+mod history;
+mod history_log;
 mod writes;
+pub use history::*;
+pub use history_log::*;
 pub use writes::*;
 
 pub fn iden(s: &str) -> Iden {

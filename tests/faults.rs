@@ -71,7 +71,7 @@ fn contents(s: &dyn Storage) -> Contents {
 }
 
 /// Runs the workload with fault `inject` armed, then heals and checks the store.
-fn check_workload<E: Engine>(
+fn check_workload<E: Engine + 'static>(
     store: &RowStore<FaultyEngine<E>>,
     inject: impl Fn(&FaultyEngine<E>),
 ) -> bool {

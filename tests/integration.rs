@@ -34,6 +34,7 @@ mod query_views;
 mod rocks_store;
 mod services;
 mod shared_gc;
+mod shared_history;
 mod shared_owners;
 mod shared_sessions;
 mod shared_silence;

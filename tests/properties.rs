@@ -1,6 +1,7 @@
 //! Property tests: random sequences of row operations (plain calls and transactions, committed
 //! or dropped) run against each backend and against the plain model; every answer and the final
-//! contents must agree.
+//! contents must agree, and so must the store as of each time between two operations (history)
+//! with the model as it was then.
 
 use cronusfs::storage::{Iden, IntLift, PropQuery, Row, RowWrite, Storage, StorageError, Valu};
 use proptest::prelude::*;
@@ -280,31 +281,94 @@ fn step(s: &dyn RowWrite, model: &mut Model, op: &Op) -> (Answer, Answer) {
     }
 }
 
-fn run_ops(store: &dyn Storage, ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut model = Model::default();
-    for (n, op) in ops.iter().enumerate() {
-        if let Op::Txn(inner, commit) = op {
-            let txn = store.begin().unwrap();
-            let mut scratch = model.clone();
-            for op in inner {
-                let (got, want) = step(&*txn, &mut scratch, op);
-                prop_assert_eq!(got, want, "op {} in transaction {:?}", n, op);
-            }
-            if *commit {
-                txn.commit().unwrap();
-                model = scratch;
-            }
-        } else {
-            let (got, want) = step(store, &mut model, op);
-            prop_assert_eq!(got, want, "op {}: {:?}", n, op);
+/// Runs `op` (number `n`) on `store` and on `model`, and checks that their answers agree.
+fn apply(store: &dyn Storage, model: &mut Model, n: usize, op: &Op) -> Result<(), TestCaseError> {
+    if let Op::Txn(inner, commit) = op {
+        let txn = store.begin().unwrap();
+        let mut scratch = model.clone();
+        for op in inner {
+            let (got, want) = step(&*txn, &mut scratch, op);
+            prop_assert_eq!(got, want, "op {} in transaction {:?}", n, op);
         }
+        if *commit {
+            txn.commit().unwrap();
+            *model = scratch;
+        }
+    } else {
+        let (got, want) = step(store, model, op);
+        prop_assert_eq!(got, want, "op {}: {:?}", n, op);
     }
+    Ok(())
+}
+
+/// Returns every row of `store` through its backup iterator, sorted.
+fn backup(store: &dyn Storage) -> Vec<Row> {
     let all: Vec<Row> = store
         .backup_rows(3)
         .map(|c| c.unwrap())
         .collect::<Vec<_>>()
         .concat();
-    prop_assert_eq!(sorted(all), sorted(model.all()));
+    sorted(all)
+}
+
+fn run_ops(store: &dyn Storage, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut model = Model::default();
+    for (n, op) in ops.iter().enumerate() {
+        apply(store, &mut model, n, op)?;
+    }
+    prop_assert_eq!(backup(store), sorted(model.all()));
+    Ok(())
+}
+
+/// Returns the idens `ops` name (rows added, nodes deleted or set, in transactions too), each
+/// once, in the order they first appear.
+fn idens_of(ops: &[Op]) -> Vec<Iden> {
+    let mut out: Vec<Iden> = Vec::new();
+    for op in ops {
+        let named: Vec<Iden> = match op {
+            Op::Add(rows) => rows.iter().map(|r| r.iden.clone()).collect(),
+            Op::DelById(i) | Op::DelByIdProp(i, ..) | Op::Set(i, ..) => vec![i.clone()],
+            Op::Txn(inner, _) => idens_of(inner),
+            _ => Vec::new(),
+        };
+        for i in named {
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+    }
+    out
+}
+
+/// Runs `ops` as `run_ops` does, settling the store's clock after each: a view of the store as
+/// of each settled time must hold exactly the rows the model held then.
+fn run_history(store: &dyn Storage, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut model = Model::default();
+    let mut then = vec![(store.history_bounds().unwrap().now, model.clone())];
+    for (n, op) in ops.iter().enumerate() {
+        apply(store, &mut model, n, op)?;
+        then.push((store.history_bounds().unwrap().now, model.clone()));
+    }
+    let idens = idens_of(ops);
+    for (n, (at, model)) in then.iter().enumerate() {
+        let view = store.as_of(*at).unwrap();
+        prop_assert_eq!(
+            backup(&*view),
+            sorted(model.all()),
+            "as of {} (after {} ops)",
+            at,
+            n
+        );
+        for i in idens.iter().take(3) {
+            prop_assert_eq!(
+                view.rows_by_id(i).unwrap(),
+                model.rows_by_id(i),
+                "{:?} as of {}",
+                i,
+                at
+            );
+        }
+    }
     Ok(())
 }
 
@@ -321,6 +385,17 @@ proptest! {
         let (store, _dir) = temp_rocks();
         run_ops(&store, &ops)?;
     }
+
+    #[test]
+    fn memory_history_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        run_history(&cronusfs::storage::MemoryStore::new(), &ops)?;
+    }
+
+    #[test]
+    fn rocks_history_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        let (store, _dir) = temp_rocks();
+        run_history(&store, &ops)?;
+    }
 }
 
 proptest! {
@@ -331,5 +406,11 @@ proptest! {
     fn postgres_backend_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
         let (store, ()) = crate::backends::temp_postgres();
         run_ops(&store, &ops)?;
+    }
+
+    #[test]
+    fn postgres_history_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        let (store, ()) = crate::backends::temp_postgres();
+        run_history(&store, &ops)?;
     }
 }

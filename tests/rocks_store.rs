@@ -1,11 +1,11 @@
 //! RocksDB-specific behaviour: reopening gives the same answers, a store in use cannot be opened
 //! again (in this process or another), a missing store and a foreign format version are clear
-//! errors.
+//! errors, a store from before history was kept is upgraded in place.
 
 use std::process::Command;
 
-use cronusfs::storage::engine::{Cf, Engine, WriteBatch};
-use cronusfs::storage::keys::META_FORMAT_VERSION;
+use cronusfs::storage::engine::{Cf, Engine, EngineRead, WriteBatch};
+use cronusfs::storage::keys::{META_FORMAT_VERSION, META_HISTORY_SINCE};
 use cronusfs::storage::rocks::RocksEngine;
 use cronusfs::storage::{
     Iden, PropQuery, RocksStore, Row, RowRead, RowWrite, Storage, StorageError, Valu,
@@ -136,7 +136,7 @@ fn missing_store_and_foreign_format_are_clear_errors() {
             err,
             StorageError::FormatVersion {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err:?}"
@@ -194,4 +194,104 @@ fn large_contents_written_without_the_log_survive_a_reopen() {
     let mut back = Vec::new();
     content.reader(id).unwrap().read_to_end(&mut back).unwrap();
     assert!(back == bytes);
+}
+
+/// Rewrites the store in `path` as format version 1 wrote it: row values without their birth
+/// tag (`0xFF` and a 12-byte stamp), no history, no history-since.
+fn make_it_format_1(path: &std::path::Path) {
+    let engine = RocksEngine::open(path, false).unwrap();
+    let mut b = WriteBatch::new();
+    for cf in [Cf::ByIden, Cf::ByPropValu, Cf::ByPropTime] {
+        engine
+            .scan(cf, &[], None, &mut |k, v| {
+                let untagged = if v.first() == Some(&0xFF) {
+                    &v[13..]
+                } else {
+                    v
+                };
+                b.put(cf, k.to_vec(), untagged.to_vec());
+                Ok(true)
+            })
+            .unwrap();
+    }
+    for cf in [
+        Cf::PastByIden,
+        Cf::PastByPropValu,
+        Cf::PastByPropTime,
+        Cf::BlobHistory,
+        Cf::History,
+    ] {
+        engine
+            .scan(cf, &[], None, &mut |k, _| {
+                b.delete(cf, k.to_vec());
+                Ok(true)
+            })
+            .unwrap();
+    }
+    b.put(
+        Cf::Meta,
+        META_FORMAT_VERSION.to_vec(),
+        1u32.to_be_bytes().to_vec(),
+    );
+    b.delete(Cf::Meta, META_HISTORY_SINCE.to_vec());
+    engine.write(b).unwrap();
+}
+
+#[test]
+fn a_store_from_before_history_is_upgraded_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let old_rows = vec![
+        row("a", "x", 1, 10),
+        row("a", "y", "z".repeat(200).as_str(), 11),
+    ];
+    {
+        let s = RocksStore::create(&path).unwrap();
+        s.add_rows(&old_rows).unwrap();
+        s.blob_set("info/a", b"old info").unwrap();
+        s.blob_set("content/m", b"manifest").unwrap();
+    }
+    make_it_format_1(&path);
+    let before = cronusfs::storage::history::now_micros();
+    let s = RocksStore::open(&path).unwrap();
+    let bounds = s.history_bounds().unwrap();
+    assert!(
+        bounds.since >= before,
+        "history begins at the upgrade: {bounds:?}"
+    );
+    assert_eq!(
+        sorted(s.rows_by_id(&Iden::new("a").unwrap()).unwrap()),
+        old_rows
+    );
+    // What was there at the upgrade stays readable as it was once changed.
+    s.del_rows_by_id_prop(&Iden::new("a").unwrap(), "y", None)
+        .unwrap();
+    s.add_rows(&[row("b", "x", 2, 20)]).unwrap();
+    s.blob_set("info/a", b"new info").unwrap();
+    let then = s.as_of(bounds.since).unwrap();
+    assert_eq!(
+        sorted(then.rows_by_id(&Iden::new("a").unwrap()).unwrap()),
+        old_rows
+    );
+    assert_eq!(then.rows_by_id(&Iden::new("b").unwrap()).unwrap(), vec![]);
+    assert_eq!(
+        then.blob_get("info/a").unwrap().as_deref(),
+        Some(&b"old info"[..])
+    );
+    assert_eq!(
+        then.blob_get("content/m").unwrap().as_deref(),
+        Some(&b"manifest"[..])
+    );
+    assert_eq!(s.check_indexes().unwrap(), Vec::<String>::new());
+    drop((then, s));
+    let s = RocksStore::open(&path).unwrap();
+    assert_eq!(
+        s.history_bounds().unwrap().since,
+        bounds.since,
+        "upgraded once"
+    );
+    assert!(matches!(
+        s.as_of(bounds.since - 1),
+        Err(StorageError::BeforeHistory { .. })
+    ));
 }

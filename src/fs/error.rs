@@ -136,7 +136,11 @@ fn storage_errno(e: &StorageError) -> i32 {
         | StorageError::BadValu(_)
         | StorageError::NoSuchLift(_)
         | StorageError::BadUrl { .. } => libc::EINVAL,
-        StorageError::NoSuchBlob(_) | StorageError::NoStore { .. } => libc::ENOENT,
+        StorageError::NoSuchBlob(_)
+        | StorageError::NoStore { .. }
+        | StorageError::FutureTime { .. }
+        | StorageError::BeforeHistory { .. } => libc::ENOENT,
+        StorageError::ReadOnly => libc::EROFS,
         StorageError::NotAStore { .. } => libc::ENOTDIR,
         StorageError::ContentOwned { .. } => libc::EPERM,
         StorageError::SweepRefused(inner) => storage_errno(inner),

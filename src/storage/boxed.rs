@@ -118,6 +118,18 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn server_time(&self) -> Result<i64> {
         (**self).server_time()
     }
+    fn history_bounds(&self) -> Result<super::HistoryBounds> {
+        (**self).history_bounds()
+    }
+    fn as_of(&self, at: i64) -> Result<Box<dyn Storage>> {
+        (**self).as_of(at)
+    }
+    fn commits(&self, after: i64, upto: i64) -> Result<Vec<super::Commit>> {
+        (**self).commits(after, upto)
+    }
+    fn row_versions(&self, iden: &Iden) -> Result<Vec<super::RowVersion>> {
+        (**self).row_versions(iden)
+    }
     fn is_shared(&self) -> bool {
         (**self).is_shared()
     }

@@ -5,6 +5,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use super::Result;
+use super::history::LocalClock;
 
 /// A column family: one ordered key space of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,11 +20,35 @@ pub enum Cf {
     ByPropTime,
     /// The blob side store.
     Blobs,
+    /// Rows that died, keyed by iden, death, prop, value, time.
+    PastByIden,
+    /// Rows that died, keyed by prop, value, death, time, iden.
+    PastByPropValu,
+    /// Rows that died, keyed by prop, death, time, iden, value.
+    PastByPropTime,
+    /// Every version of every tracked blob, keyed by name, then newest first.
+    BlobHistory,
+    /// One record per commit (who made it) and one entry per node it changed, newest first.
+    History,
 }
 
 impl Cf {
     /// Every column family, in index order.
-    pub const ALL: [Cf; 5] = [
+    pub const ALL: [Cf; 10] = [
+        Cf::Meta,
+        Cf::ByIden,
+        Cf::ByPropValu,
+        Cf::ByPropTime,
+        Cf::Blobs,
+        Cf::PastByIden,
+        Cf::PastByPropValu,
+        Cf::PastByPropTime,
+        Cf::BlobHistory,
+        Cf::History,
+    ];
+
+    /// The column families of a store made before history was kept (format version 1).
+    pub const BEFORE_HISTORY: [Cf; 5] = [
         Cf::Meta,
         Cf::ByIden,
         Cf::ByPropValu,
@@ -39,6 +64,11 @@ impl Cf {
             Cf::ByPropValu => "rows_by_prop_valu",
             Cf::ByPropTime => "rows_by_prop_time",
             Cf::Blobs => "blobs",
+            Cf::PastByIden => "past_by_iden",
+            Cf::PastByPropValu => "past_by_prop_valu",
+            Cf::PastByPropTime => "past_by_prop_time",
+            Cf::BlobHistory => "blob_history",
+            Cf::History => "history",
         }
     }
 
@@ -51,11 +81,27 @@ impl Cf {
 /// One change in a [`WriteBatch`]: a put (`Some(value)`) or a delete (`None`).
 pub type BatchOp = (Cf, Vec<u8>, Option<Vec<u8>>);
 
+/// Where a [`WriteBatch`] op carries its commit's stamp, not known until the engine commits:
+/// 12 zero bytes at `offset` of the op's key or value, written as `C(s)` (or `D(s)`,
+/// inverted) by [`WriteBatch::stamp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StampSlot {
+    /// The op's index in the batch.
+    pub op: usize,
+    /// In the key (`true`) or the value.
+    pub in_key: bool,
+    /// The slot's first byte.
+    pub offset: usize,
+    /// Whether the stamp is written inverted (`D(s)`).
+    pub inverted: bool,
+}
+
 /// A list of puts and deletes that an engine applies atomically.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     ops: Vec<BatchOp>,
     changed: Vec<String>,
+    slots: Vec<StampSlot>,
 }
 
 impl WriteBatch {
@@ -70,6 +116,49 @@ impl WriteBatch {
     /// Adds a delete of `key` in `cf`.
     pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
         self.ops.push((cf, key, None));
+    }
+    /// Adds a put whose key or value hold the commit's stamp at `slots` (`(in_key, offset,
+    /// inverted)`), each 12 zero bytes until [`WriteBatch::stamp`] fills them.
+    pub fn put_stamped(
+        &mut self,
+        cf: Cf,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        slots: &[(bool, usize, bool)],
+    ) {
+        let op = self.ops.len();
+        for &(in_key, offset, inverted) in slots {
+            self.slots.push(StampSlot {
+                op,
+                in_key,
+                offset,
+                inverted,
+            });
+        }
+        self.ops.push((cf, key, Some(value)));
+    }
+    /// Returns where the batch needs its commit's stamp: empty for a batch that changes no
+    /// tracked data (it needs none, and is not a commit of history).
+    pub fn stamp_slots(&self) -> &[StampSlot] {
+        &self.slots
+    }
+    /// Writes `s` into every stamp slot.
+    pub fn stamp(&mut self, s: super::history::Stamp) {
+        let plain = super::keys::stamp_bytes(s);
+        let inverted = super::keys::stamp_bytes_inverted(s);
+        for slot in std::mem::take(&mut self.slots) {
+            let (_, key, value) = &mut self.ops[slot.op];
+            let target = match slot.in_key {
+                true => key,
+                false => value.as_mut().expect("a stamped op is a put"),
+            };
+            let bytes = if slot.inverted { &inverted } else { &plain };
+            target[slot.offset..slot.offset + bytes.len()].copy_from_slice(bytes);
+        }
+    }
+    /// Returns the ops with the stamp slots of each (for an engine that stamps at the server).
+    pub fn into_ops_and_slots(self) -> (Vec<BatchOp>, Vec<StampSlot>) {
+        (self.ops, self.slots)
     }
     /// Returns the column family and key of each change, in order.
     pub fn ops(&self) -> impl Iterator<Item = (Cf, &[u8])> {
@@ -91,7 +180,9 @@ impl WriteBatch {
             .sum()
     }
     /// Returns the changes, in the order they were added (a later change to a key wins).
+    /// Stamp slots must have been filled.
     pub fn into_ops(self) -> Vec<BatchOp> {
+        debug_assert!(self.slots.is_empty(), "a batch written unstamped");
         self.ops
     }
     /// Records that the batch changes node `iden` (announced to other processes by engines
@@ -230,8 +321,18 @@ pub trait Engine: EngineRead + Send + Sync {
     where
         Self: 'e;
 
+    /// A consistent read of the engine's committed state.
+    type Snapshot<'e>: EngineRead
+    where
+        Self: 'e;
+
     /// Starts a transaction.
     fn begin(&self) -> Result<Self::Txn<'_>>;
+
+    /// Returns a read of the committed state at one instant: every read through it sees the
+    /// same commits, whatever lands meanwhile (a read that spans several scans, such as the
+    /// live and past indexes of the store as of a time, must not see a row in neither).
+    fn snapshot(&self) -> Result<Self::Snapshot<'_>>;
 
     /// Applies `batch` atomically.
     fn write(&self, batch: WriteBatch) -> Result<()>;
@@ -269,6 +370,11 @@ pub trait Engine: EngineRead + Send + Sync {
         false
     }
 
+    /// Settles the engine's commit clock: returns its time now (µs), such that every commit
+    /// stamped at or before it is visible to reads that start after this returns, and every
+    /// commit not yet visible will be stamped after it.
+    fn settle(&self) -> Result<i64>;
+
     /// Waits at most `timeout` for other processes to commit changes, and says what they
     /// changed. An engine one process owns has no one else to hear from: it waits out the
     /// timeout and hears nothing.
@@ -280,18 +386,22 @@ pub trait Engine: EngineRead + Send + Sync {
 
 /// The transaction of an engine that one process owns alone (RocksDB, memory): transactions
 /// take turns on the engine's writer lock, so none can conflict; reads see committed state.
+/// A commit that changes tracked data is stamped by the engine's clock.
 pub struct SerialTxn<'e, E: ?Sized> {
     engine: &'e E,
+    clock: &'e LocalClock,
     _turn: MutexGuard<'e, ()>,
 }
 
 impl<'e, E: Engine + ?Sized> SerialTxn<'e, E> {
-    /// Waits for the turn of `writers` (the engine's writer lock) and starts a transaction.
-    pub fn new(engine: &'e E, writers: &'e Mutex<()>) -> Self {
+    /// Waits for the turn of `writers` (the engine's writer lock) and starts a transaction
+    /// whose commit `clock` stamps.
+    pub fn new(engine: &'e E, writers: &'e Mutex<()>, clock: &'e LocalClock) -> Self {
         // The guarded state is `()`: a panicking writer leaves nothing half-done behind it.
         let turn = writers.lock().unwrap_or_else(|e| e.into_inner());
         SerialTxn {
             engine,
+            clock,
             _turn: turn,
         }
     }
@@ -302,10 +412,16 @@ impl<E: Engine + ?Sized> EngineRead for SerialTxn<'_, E> {
 }
 
 impl<E: Engine + ?Sized> EngineTxn for SerialTxn<'_, E> {
-    fn commit(self, batch: WriteBatch) -> Result<()> {
-        match batch.is_empty() {
-            true => Ok(()),
-            false => self.engine.write(batch),
+    fn commit(self, mut batch: WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
         }
+        if batch.stamp_slots().is_empty() {
+            return self.engine.write(batch);
+        }
+        // Held until the batch is visible: a reader settling meanwhile waits for it.
+        let section = self.clock.begin_commit();
+        batch.stamp(section.stamp());
+        self.engine.write(batch)
     }
 }

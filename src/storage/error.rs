@@ -120,6 +120,28 @@ pub enum StorageError {
         /// Bytes the write needs, with the room kept for the engine's flushes.
         needed: u64,
     },
+    /// A change to the store as it was at a past time: the past is read-only.
+    #[error("the store as it was at a past time is read-only")]
+    ReadOnly,
+
+    /// A read of the store at a time its clock has not reached.
+    #[error("{} is in the future (the store's clock reads {})", crate::storage::history::show_micros(*at), crate::storage::history::show_micros(*now))]
+    FutureTime {
+        /// The time asked for (µs since the epoch).
+        at: i64,
+        /// The store's clock (µs since the epoch).
+        now: i64,
+    },
+
+    /// A read of the store at a time before its history began.
+    #[error("{} is before the store's history began ({})", crate::storage::history::show_micros(*at), crate::storage::history::show_micros(*since))]
+    BeforeHistory {
+        /// The time asked for (µs since the epoch).
+        at: i64,
+        /// When history began (µs since the epoch).
+        since: i64,
+    },
+
     /// Stored bytes that do not decode: a bug or a damaged store.
     #[error("corrupt store: {0}")]
     Corruption(String),

@@ -103,6 +103,19 @@ impl<E: Engine> Engine for FaultyEngine<E> {
     where
         E: 'e;
 
+    type Snapshot<'e>
+        = FaultyRead<'e, E::Snapshot<'e>, E>
+    where
+        E: 'e;
+
+    fn snapshot(&self) -> Result<Self::Snapshot<'_>> {
+        self.tick()?;
+        Ok(FaultyRead {
+            faulty: self,
+            inner: self.inner.snapshot()?,
+        })
+    }
+
     fn begin(&self) -> Result<Self::Txn<'_>> {
         self.tick()?;
         let open = OpenTxn::new(self);
@@ -152,6 +165,21 @@ impl<E: Engine> Engine for FaultyEngine<E> {
     fn is_shared(&self) -> bool {
         self.inner.is_shared()
     }
+
+    fn settle(&self) -> Result<i64> {
+        self.tick()?;
+        self.inner.settle()
+    }
+}
+
+/// A snapshot of a [`FaultyEngine`]: its reads count as operations.
+pub struct FaultyRead<'e, R, E: Engine + 'e> {
+    faulty: &'e FaultyEngine<E>,
+    inner: R,
+}
+
+impl<R: EngineRead, E: Engine> EngineRead for FaultyRead<'_, R, E> {
+    forward_engine_read!(self => self.inner, before: self.faulty.tick()?);
 }
 
 /// A transaction of a [`FaultyEngine`]: its reads and its commit count as operations.

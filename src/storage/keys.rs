@@ -8,14 +8,30 @@
 //! - `V(v)`: `0x01 N(i)` for an integer, `0x02 S(s)` for a string of at most
 //!   [`LONG_STR_BYTES`] bytes, `0x03 H(s)` (16 bytes of BLAKE3) for a longer string, whose full
 //!   text is then the entry's value and is checked on every read.
+//! - `C(s)`: a commit stamp, `N(micros)` then its tiebreak as 4 big-endian bytes (12 bytes);
+//!   `D(s)`: `C(s)` with every byte inverted (sorts newest first).
+//! - `B(s)`: the tagged value prefix `0xFF C(s)`: when a live row was born. UTF-8 never starts
+//!   with `0xFF`, so an untagged value (empty, or a long string's text) is a row from before
+//!   history began.
 
 use std::borrow::Cow;
 
 use super::engine::Cf;
+use super::history::{Actor, Stamp};
 use super::{Iden, Row, RowVisitor, StorageError, Valu, ValuRef};
 
-/// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+mod past;
+pub(crate) use past::*;
+
+/// The on-disk format version this build writes and reads: 2 keeps history (past row
+/// indexes, blob versions, commit records).
+pub const FORMAT_VERSION: u32 = 2;
+/// The format version of stores made before history was kept: opened by this build, a store
+/// one process owns is upgraded in place (its history begins then).
+pub const FORMAT_VERSION_BEFORE_HISTORY: u32 = 1;
+/// Meta key holding when the store's history began (µs of the store clock, 8 bytes
+/// big-endian).
+pub const META_HISTORY_SINCE: &[u8] = b"history-since";
 /// Meta key holding the format version (4 bytes, big-endian).
 pub const META_FORMAT_VERSION: &[u8] = b"format-version";
 /// Meta key holding the store's creation time (epoch ms, 8 bytes big-endian).
@@ -104,11 +120,18 @@ pub(crate) fn decode_row(cf: Cf, key: &[u8], value: &[u8]) -> Result<Row, Storag
             let (v, r) = take_valu(r)?;
             (iden, prop, valu, time, rest) = (i, p, v, t, r);
         }
-        Cf::Meta | Cf::Blobs => return Err(corrupt("rows are not stored in this column family")),
+        Cf::Meta
+        | Cf::Blobs
+        | Cf::PastByIden
+        | Cf::PastByPropValu
+        | Cf::PastByPropTime
+        | Cf::BlobHistory
+        | Cf::History => return Err(corrupt("rows are not stored in this column family")),
     }
     if !rest.is_empty() {
         return Err(corrupt("trailing bytes after a row key"));
     }
+    let (_, value) = split_value(value)?;
     Ok(Row {
         iden: Iden::new(utf8(iden)?).map_err(|_| corrupt("invalid iden in a row key"))?,
         prop: utf8(prop)?,
@@ -130,6 +153,7 @@ pub(crate) fn visit_iden_row(
     if !r.is_empty() {
         return Err(corrupt("trailing bytes after a row key"));
     }
+    let (_, value) = split_value(value)?;
     visit(str_of(&prop)?, valu.borrow(value)?, time);
     Ok(())
 }
@@ -303,6 +327,21 @@ impl ValuKey<'_> {
     }
 }
 
+/// Returns `S(key)`: the prefix of every `BlobHistory` key of blob `key`.
+pub(crate) fn blob_history_prefix(key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 2 + STAMP_LEN);
+    put_str(&mut out, key.as_bytes());
+    out
+}
+
+/// Returns the escaped bytes every `BlobHistory` key of a blob whose name starts with
+/// `prefix` starts with (`S(..)` without its terminator).
+pub(crate) fn blob_history_name_prefix(prefix: &str) -> Vec<u8> {
+    let mut out = blob_history_prefix(prefix);
+    out.truncate(out.len() - 2);
+    out
+}
+
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     let mut rest = s;
     while let Some(pos) = rest.iter().position(|&b| b == 0) {
@@ -402,7 +441,7 @@ fn corrupt(what: &str) -> StorageError {
 mod tests {
     use super::*;
 
-    fn row(iden: &str, prop: &str, valu: Valu, time: i64) -> Row {
+    pub(crate) fn row(iden: &str, prop: &str, valu: Valu, time: i64) -> Row {
         Row {
             iden: Iden::new(iden).unwrap(),
             prop: prop.into(),

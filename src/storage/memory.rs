@@ -7,6 +7,7 @@ use std::sync::{Mutex, RwLock};
 
 use super::Result;
 use super::engine::{Cf, Engine, EngineRead, SerialTxn, Visitor, WriteBatch, is_empty_range};
+use super::history::LocalClock;
 
 type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; Cf::ALL.len()];
 
@@ -15,6 +16,7 @@ type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; Cf::ALL.len()];
 pub struct MemoryEngine {
     tables: RwLock<Tables>,
     writers: Mutex<()>,
+    clock: LocalClock,
 }
 
 impl MemoryEngine {
@@ -33,7 +35,7 @@ impl MemoryEngine {
 
 impl EngineRead for MemoryEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.read()[cf.index()].get(key).cloned())
+        get_in(&self.read(), cf, key)
     }
 
     fn scan(
@@ -43,25 +45,70 @@ impl EngineRead for MemoryEngine {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        if is_empty_range(start, end) {
-            return Ok(());
+        scan_in(&self.read(), cf, (start, end), visit)
+    }
+}
+
+fn get_in(tables: &Tables, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    Ok(tables[cf.index()].get(key).cloned())
+}
+
+fn scan_in(
+    tables: &Tables,
+    cf: Cf,
+    (start, end): (&[u8], Option<&[u8]>),
+    visit: &mut Visitor<'_>,
+) -> Result<()> {
+    if is_empty_range(start, end) {
+        return Ok(());
+    }
+    let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+    for (k, v) in tables[cf.index()].range::<[u8], _>((Bound::Included(start), upper)) {
+        if !visit(k, v)? {
+            break;
         }
-        let tables = self.read();
-        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-        for (k, v) in tables[cf.index()].range::<[u8], _>((Bound::Included(start), upper)) {
-            if !visit(k, v)? {
-                break;
-            }
-        }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// A consistent read of a [`MemoryEngine`]: it holds the tables' read lock (writers wait for
+/// it to end).
+pub struct MemorySnapshot<'e> {
+    tables: std::sync::RwLockReadGuard<'e, Tables>,
+}
+
+impl EngineRead for MemorySnapshot<'_> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        get_in(&self.tables, cf, key)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        scan_in(&self.tables, cf, (start, end), visit)
     }
 }
 
 impl Engine for MemoryEngine {
     type Txn<'e> = SerialTxn<'e, Self>;
+    type Snapshot<'e> = MemorySnapshot<'e>;
+
+    fn snapshot(&self) -> Result<MemorySnapshot<'_>> {
+        Ok(MemorySnapshot {
+            tables: self.read(),
+        })
+    }
 
     fn begin(&self) -> Result<Self::Txn<'_>> {
-        Ok(SerialTxn::new(self, &self.writers))
+        Ok(SerialTxn::new(self, &self.writers, &self.clock))
+    }
+
+    fn settle(&self) -> Result<i64> {
+        Ok(self.clock.settle())
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {

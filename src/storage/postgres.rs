@@ -15,12 +15,13 @@ use tokio_postgres::Statement;
 use tokio_postgres::error::SqlState;
 
 use super::engine::{
-    Cf, ChangesElsewhere, Engine, EngineRead, EngineTxn, SpansVisitor, Visitor, WriteBatch,
-    is_empty_range,
+    Cf, ChangesElsewhere, Engine, EngineRead, EngineTxn, SpansVisitor, StampSlot, Visitor,
+    WriteBatch, is_empty_range,
 };
 use super::{EngineErrorKind, Result, StorageError};
 
 mod client;
+mod clock;
 mod schema;
 mod url;
 use client::Client;
@@ -308,28 +309,39 @@ fn end_quietly(conn: &mut PgConn) {
 /// round trip.
 fn batch_sql(schema: &str, batch: WriteBatch, begin: bool) -> String {
     let announce = announcement(batch.changed());
-    let mut last: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
-    for (cf, key, value) in batch.into_ops() {
-        last.insert((cf, key), value);
+    let (ops, slots) = batch.into_ops_and_slots();
+    let slots_of = |op: usize, in_key: bool| -> Vec<&StampSlot> {
+        (slots.iter())
+            .filter(|s| s.op == op && s.in_key == in_key)
+            .collect()
+    };
+    let mut last: BTreeMap<(Cf, Vec<u8>), (String, Option<String>)> = BTreeMap::new();
+    for (i, (cf, key, value)) in ops.into_iter().enumerate() {
+        let key_sql = clock::stamped_bytes(&key, &slots_of(i, true));
+        let value_sql = value.map(|v| clock::stamped_bytes(&v, &slots_of(i, false)));
+        last.insert((cf, key), (key_sql, value_sql));
     }
     let mut sql = String::new();
     if begin {
         sql.push_str("BEGIN ISOLATION LEVEL SERIALIZABLE;");
+    }
+    if !slots.is_empty() {
+        sql.push_str(&clock::stamp_sql(schema));
     }
     for cf in Cf::ALL {
         let mine = last
             .range((cf, Vec::new())..)
             .take_while(|((c, _), _)| *c == cf);
         let (mut puts, mut deletes) = (String::new(), String::new());
-        for ((_, key), value) in mine {
+        for (_, (key, value)) in mine {
             match value {
                 Some(v) => {
                     let sep = if puts.is_empty() { "" } else { "," };
-                    let _ = write!(puts, "{sep}({},{})", hex_literal(key), hex_literal(v));
+                    let _ = write!(puts, "{sep}({key},{v})");
                 }
                 None => {
                     let sep = if deletes.is_empty() { "" } else { "," };
-                    let _ = write!(deletes, "{sep}{}", hex_literal(key));
+                    let _ = write!(deletes, "{sep}{key}");
                 }
             }
         }
@@ -555,16 +567,28 @@ impl EngineRead for PgEngine {
     }
 }
 
-impl Engine for PgEngine {
-    type Txn<'e> = PgTxn<'e>;
-
-    fn begin(&self) -> Result<PgTxn<'_>> {
-        let ((), conn) = self
-            .live_conn_for(|c, _| c.client.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE"))?;
+impl PgEngine {
+    /// Starts a transaction on a connection of the pool with `begin`.
+    fn begin_with(&self, begin: &str) -> Result<PgTxn<'_>> {
+        let ((), conn) = self.live_conn_for(|c, _| c.client.batch_execute(begin))?;
         Ok(PgTxn {
             engine: self,
             conn: RefCell::new(Some(conn)),
         })
+    }
+}
+
+impl Engine for PgEngine {
+    type Txn<'e> = PgTxn<'e>;
+    // A read-only transaction whose reads all see one snapshot; dropped, it is rolled back.
+    type Snapshot<'e> = PgTxn<'e>;
+
+    fn begin(&self) -> Result<PgTxn<'_>> {
+        self.begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
+    }
+
+    fn snapshot(&self) -> Result<PgTxn<'_>> {
+        self.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
@@ -588,6 +612,11 @@ impl Engine for PgEngine {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn settle(&self) -> Result<i64> {
+        let sql = clock::settle_sql(&self.url.schema);
+        self.on_live_conn(|c, _| Ok(c.client.query_one(sql.as_str(), &[])?.get::<_, i64>(0)))
     }
 
     fn wait_for_change(&self, timeout: Duration) -> Result<ChangesElsewhere> {

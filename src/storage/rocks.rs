@@ -11,6 +11,7 @@ use rocksdb::{
 };
 
 use super::engine::{Cf, Engine, EngineRead, SerialTxn, Visitor, WriteBatch, is_empty_range};
+use super::history::LocalClock;
 use super::keys;
 use super::{EngineErrorKind, Result, StorageError};
 
@@ -25,6 +26,7 @@ pub struct RocksEngine {
     db: DB,
     path: PathBuf,
     writers: Mutex<()>,
+    clock: LocalClock,
     // Held (and flock-ed) for as long as the engine is open; dropped after `db`.
     _lock: File,
 }
@@ -86,12 +88,16 @@ impl RocksEngine {
         let db = DB::open_cf_descriptors(&db_options(), path, cfs).map_err(engine_error)?;
         // Again for the files the open itself made (a recovered write-ahead log's table).
         make_private(path)?;
-        Ok(RocksEngine {
+        let mut engine = RocksEngine {
             db,
             path: path.to_path_buf(),
             writers: Mutex::new(()),
+            clock: LocalClock::default(),
             _lock: lock,
-        })
+        };
+        // A clock stepped back across a restart must not stamp before the newest commit.
+        engine.clock = LocalClock::starting_after(super::history::newest_commit(&engine)?);
+        Ok(engine)
     }
 
     /// Returns the store directory.
@@ -176,17 +182,22 @@ type Extractor = (&'static str, fn(&[u8]) -> &[u8], fn(&[u8]) -> bool);
 
 fn extractor(cf: Cf) -> Option<Extractor> {
     match cf {
-        Cf::ByIden => Some((
+        Cf::ByIden | Cf::PastByIden => Some((
             "cronusfs.iden.v1",
             keys::iden_key_prefix,
             keys::has_iden_key_prefix,
         )),
-        Cf::ByPropValu => Some((
+        Cf::ByPropValu | Cf::PastByPropValu => Some((
             "cronusfs.prop_valu.v1",
             keys::prop_valu_key_prefix,
             keys::has_prop_valu_key_prefix,
         )),
-        Cf::Meta | Cf::ByPropTime | Cf::Blobs => None,
+        Cf::Meta
+        | Cf::ByPropTime
+        | Cf::Blobs
+        | Cf::PastByPropTime
+        | Cf::BlobHistory
+        | Cf::History => None,
     }
 }
 
@@ -215,6 +226,9 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
         Cf::Meta => 4 << 20,
         Cf::Blobs => 32 << 20,
         Cf::ByIden | Cf::ByPropValu | Cf::ByPropTime => 64 << 20,
+        // History is written as much as rows are changed, read rarely.
+        Cf::PastByIden | Cf::PastByPropValu | Cf::PastByPropTime => 16 << 20,
+        Cf::BlobHistory | Cf::History => 8 << 20,
     };
     opts.set_write_buffer_size(buffer);
     if cf == Cf::Blobs {
@@ -306,22 +320,36 @@ fn within_prefix(prefix: &[u8], end: &[u8]) -> bool {
     end.starts_with(prefix) || keys::prefix_end(prefix).is_some_and(|e| e == end)
 }
 
-impl EngineRead for RocksEngine {
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.db.get_cf(self.cf(cf)?, key).map_err(engine_error)
+impl RocksEngine {
+    fn get_at(
+        &self,
+        snap: Option<&rocksdb::Snapshot<'_>>,
+        cf: Cf,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        let mut opts = ReadOptions::default();
+        if let Some(snap) = snap {
+            opts.set_snapshot(snap);
+        }
+        self.db
+            .get_cf_opt(self.cf(cf)?, key, &opts)
+            .map_err(engine_error)
     }
 
-    fn scan(
+    fn scan_at(
         &self,
+        snap: Option<&rocksdb::Snapshot<'_>>,
         cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
+        (start, end): (&[u8], Option<&[u8]>),
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
         if is_empty_range(start, end) {
             return Ok(());
         }
         let mut opts = ReadOptions::default();
+        if let Some(snap) = snap {
+            opts.set_snapshot(snap);
+        }
         if let Some(end) = end {
             opts.set_iterate_upper_bound(end);
         }
@@ -347,11 +375,62 @@ impl EngineRead for RocksEngine {
     }
 }
 
+impl EngineRead for RocksEngine {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_at(None, cf, key)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.scan_at(None, cf, (start, end), visit)
+    }
+}
+
+/// A consistent read of a [`RocksEngine`]: a RocksDB snapshot.
+pub struct RocksSnapshot<'e> {
+    engine: &'e RocksEngine,
+    snap: rocksdb::Snapshot<'e>,
+}
+
+impl EngineRead for RocksSnapshot<'_> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.engine.get_at(Some(&self.snap), cf, key)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.engine
+            .scan_at(Some(&self.snap), cf, (start, end), visit)
+    }
+}
+
 impl Engine for RocksEngine {
     type Txn<'e> = SerialTxn<'e, Self>;
+    type Snapshot<'e> = RocksSnapshot<'e>;
+
+    fn snapshot(&self) -> Result<RocksSnapshot<'_>> {
+        Ok(RocksSnapshot {
+            engine: self,
+            snap: self.db.snapshot(),
+        })
+    }
 
     fn begin(&self) -> Result<Self::Txn<'_>> {
-        Ok(SerialTxn::new(self, &self.writers))
+        Ok(SerialTxn::new(self, &self.writers, &self.clock))
+    }
+
+    fn settle(&self) -> Result<i64> {
+        Ok(self.clock.settle())
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {

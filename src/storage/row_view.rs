@@ -6,15 +6,17 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
-use super::engine::{Cf, EngineRead, Visitor, WriteBatch, is_empty_range};
+use super::engine::{Cf, EngineRead, Visitor, is_empty_range};
 use super::keys::{self, Span, is_long};
 use super::row::{check_blob_key, check_prop, now_millis};
 use super::{Iden, IntLift, NodesVisitor, PropQuery, Result, Row, RowVisitor, StorageError, Valu};
 
+mod commit;
+
 type PendingWrites = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
 
 /// Row operations over `engine` (an engine or an engine transaction), with pending writes held
-/// in memory until [`RowView::into_parts`] hands them over as one batch.
+/// in memory until [`RowView::finish`] hands them over as one batch.
 pub(crate) struct RowView<R: EngineRead> {
     engine: R,
     pending: RefCell<PendingWrites>,
@@ -27,29 +29,6 @@ impl<R: EngineRead> RowView<R> {
             engine,
             pending: RefCell::new(Default::default()),
         }
-    }
-
-    /// Ends the view: returns what it read from and its pending changes as one batch.
-    pub fn into_parts(self) -> (R, WriteBatch) {
-        let mut batch = WriteBatch::new();
-        for (cf, table) in Cf::ALL.into_iter().zip(self.pending.into_inner()) {
-            for (key, value) in table {
-                match value {
-                    Some(v) => batch.put(cf, key, v),
-                    None => batch.delete(cf, key),
-                }
-            }
-        }
-        let mut changed: Vec<String> = batch
-            .ops()
-            .filter(|(cf, _)| *cf == Cf::ByIden)
-            .filter_map(|(_, key)| keys::iden_of_key(key).ok())
-            .collect();
-        changed.dedup();
-        for iden in changed {
-            batch.note_changed(iden);
-        }
-        (self.engine, batch)
     }
 
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -502,27 +481,29 @@ impl<R: EngineRead> RowView<R> {
             let mut rows = Vec::new();
             let scanned = self.scan(cf, &[], None, &mut |k, v| {
                 match keys::decode_row(cf, k, v) {
-                    Ok(row) => rows.push(row),
+                    Ok(row) => rows.push((row, v.to_vec())),
                     Err(e) => problems.push(format!("{}: undecodable entry: {e}", cf.name())),
                 }
                 Ok(true)
             });
             if let Err(e) = scanned {
-                let last = rows.last().map(|r: &Row| format!(" after row {r:?}"));
+                let last = rows
+                    .last()
+                    .map(|(r, _): &(Row, _)| format!(" after row {r:?}"));
                 problems.push(format!(
                     "{}: the scan stopped{}: {e}",
                     cf.name(),
                     last.unwrap_or_default()
                 ));
             }
-            for row in rows {
+            for (row, value) in rows {
                 let e = keys::row_entries(&row);
                 for (other, key) in e.keys.iter().filter(|(c, _)| *c != cf) {
                     match self.get(*other, key) {
-                        Ok(v) if v.as_deref() == Some(e.value.as_slice()) => {}
+                        Ok(v) if v.as_deref() == Some(value.as_slice()) => {}
                         // Changed since the scan (a store in use: every write is one batch
                         // of all three entries), not damaged.
-                        Ok(_) if !self.still_there(cf, &e) => {}
+                        Ok(_) if !self.still_there(cf, &e.keys, &value) => {}
                         Ok(_) => problems.push(format!(
                             "{}: row {row:?} is missing from {}",
                             cf.name(),
@@ -540,13 +521,10 @@ impl<R: EngineRead> RowView<R> {
         Ok(problems)
     }
 
-    /// Returns whether the entry of `cf` that `entries` describe is still stored as it was.
-    fn still_there(&self, cf: Cf, entries: &keys::RowEntries) -> bool {
-        let own = entries.keys.iter().find(|(c, _)| *c == cf);
-        own.is_some_and(|(_, key)| {
-            self.get(cf, key)
-                .is_ok_and(|v| v.as_deref() == Some(entries.value.as_slice()))
-        })
+    /// Returns whether the entry of `cf` among `entries` is still stored with `value`.
+    fn still_there(&self, cf: Cf, entries: &[(Cf, Vec<u8>); 3], value: &[u8]) -> bool {
+        let own = entries.iter().find(|(c, _)| *c == cf);
+        own.is_some_and(|(_, key)| self.get(cf, key).is_ok_and(|v| v.as_deref() == Some(value)))
     }
 
     /// Returns up to `chunk` rows of the whole store in `ByIden` order, starting after key

@@ -2,8 +2,16 @@
 //! transactions. Checks the format version at open, runs every write call as one engine
 //! transaction (again, when it conflicted with another writer) and commits it as one batch.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::as_of::AsOfStore;
 use super::engine::{Cf, Engine, EngineTxn, WriteBatch};
-use super::keys::{self, FORMAT_VERSION, META_CREATED, META_FORMAT_VERSION, SYN_CREATED};
+use super::history::{self, HistoryBounds, Stamp, is_timeless_blob, now_micros};
+use super::keys::{
+    self, FORMAT_VERSION, FORMAT_VERSION_BEFORE_HISTORY, META_CREATED, META_FORMAT_VERSION,
+    META_HISTORY_SINCE, SYN_CREATED,
+};
 use super::retry::retry;
 use super::row::{check_blob_key, now_millis};
 use super::row_view::RowView;
@@ -15,7 +23,12 @@ use super::{
 /// A row store over engine `E`.
 #[derive(Debug)]
 pub struct RowStore<E: Engine> {
-    engine: E,
+    engine: Arc<E>,
+    /// When the store's history began (µs).
+    since: i64,
+    /// The newest time this process settled the clock at (µs): reads at or before it need
+    /// not settle again.
+    settled: AtomicI64,
 }
 
 impl<E: Engine> RowStore<E> {
@@ -26,10 +39,22 @@ impl<E: Engine> RowStore<E> {
     }
 
     /// [`RowStore::with_engine`], writing `blobs` too into an empty engine, in the same
-    /// atomic write as the format version (a used engine's blobs are left as they are).
+    /// atomic write as the format version (a used engine's blobs are left as they are). A
+    /// store one process owns made before history was kept is upgraded: its history begins.
     pub fn with_blobs(engine: E, blobs: &[(&str, Vec<u8>)]) -> Result<Self> {
         match engine.get(Cf::Meta, META_FORMAT_VERSION)? {
-            Some(v) => check_format_version(&v)?,
+            Some(v) => match format_version(&v)? {
+                FORMAT_VERSION => {}
+                FORMAT_VERSION_BEFORE_HISTORY if !engine.is_shared() => {
+                    engine.write(upgrade_batch(&engine)?)?;
+                }
+                found => {
+                    return Err(StorageError::FormatVersion {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            },
             None => {
                 let mut any = false;
                 for cf in Cf::ALL {
@@ -46,7 +71,13 @@ impl<E: Engine> RowStore<E> {
                 engine.write(first_batch(blobs)?)?;
             }
         }
-        Ok(RowStore { engine })
+        let since = history::history_since(&engine)?
+            .ok_or_else(|| StorageError::Corruption("no history-since in a store".into()))?;
+        Ok(RowStore {
+            engine: Arc::new(engine),
+            since,
+            settled: AtomicI64::new(i64::MIN),
+        })
     }
 
     /// Returns the engine under the store.
@@ -72,29 +103,40 @@ impl<E: Engine> RowStore<E> {
         retry(|| {
             let view = RowView::new(self.engine.begin()?);
             let out = op(&view)?;
-            let (txn, batch) = view.into_parts();
+            let (txn, batch) = view.finish()?;
             txn.commit(batch)?;
             Ok(out)
         })
     }
-}
 
-/// Checks a stored format version against the one this build reads.
-fn check_format_version(v: &[u8]) -> Result<()> {
-    let found = <[u8; 4]>::try_from(v)
-        .map(u32::from_be_bytes)
-        .map_err(|_| StorageError::Corruption("format version is not 4 bytes".into()))?;
-    match found == FORMAT_VERSION {
-        true => Ok(()),
-        false => Err(StorageError::FormatVersion {
-            found,
-            supported: FORMAT_VERSION,
-        }),
+    /// Settles the store clock unless `at` is at or before a time already settled; returns
+    /// the bounds of history.
+    fn settle_for(&self, at: i64) -> Result<HistoryBounds> {
+        let known = self.settled.load(Ordering::Acquire);
+        let now = match at <= known {
+            true => known,
+            false => {
+                let now = self.engine.settle()?;
+                self.settled.fetch_max(now, Ordering::AcqRel);
+                now
+            }
+        };
+        Ok(HistoryBounds {
+            since: self.since,
+            now,
+        })
     }
 }
 
+/// Returns a stored format version.
+fn format_version(v: &[u8]) -> Result<u32> {
+    <[u8; 4]>::try_from(v)
+        .map(u32::from_be_bytes)
+        .map_err(|_| StorageError::Corruption("format version is not 4 bytes".into()))
+}
+
 /// Returns the write that makes an empty engine a store: its format version, its creation
-/// time and `blobs` (checked as any blob key is).
+/// time, when its history begins and `blobs` (checked as any blob key is).
 pub(crate) fn first_batch(blobs: &[(&str, Vec<u8>)]) -> Result<WriteBatch> {
     let mut batch = WriteBatch::new();
     batch.put(
@@ -104,11 +146,58 @@ pub(crate) fn first_batch(blobs: &[(&str, Vec<u8>)]) -> Result<WriteBatch> {
     );
     let now = now_millis().to_be_bytes().to_vec();
     batch.put(Cf::Meta, META_CREATED.to_vec(), now.clone());
+    let since = now_micros();
+    batch.put(
+        Cf::Meta,
+        META_HISTORY_SINCE.to_vec(),
+        since.to_be_bytes().to_vec(),
+    );
     // Recorded once, where every backend's store is made, as Synapse storage layers do.
     batch.put(Cf::Blobs, keys::blob_key(SYN_CREATED), now);
     for (key, valu) in blobs {
         check_blob_key(key)?;
         batch.put(Cf::Blobs, keys::blob_key(key), valu.clone());
+        put_first_version(&mut batch, key, valu, since);
+    }
+    Ok(batch)
+}
+
+/// Adds to `batch` the version a tracked blob has when history begins at `since`.
+fn put_first_version(batch: &mut WriteBatch, key: &str, valu: &[u8], since: i64) {
+    if !is_timeless_blob(key) {
+        batch.put(
+            Cf::BlobHistory,
+            keys::blob_version_key(key, Stamp::at(since)),
+            keys::blob_version_value(Some(valu)),
+        );
+    }
+}
+
+/// Returns the write that upgrades a store made before history was kept: its format
+/// version, when its history begins (now) and the version each tracked blob has then.
+fn upgrade_batch(engine: &impl Engine) -> Result<WriteBatch> {
+    let mut batch = WriteBatch::new();
+    batch.put(
+        Cf::Meta,
+        META_FORMAT_VERSION.to_vec(),
+        FORMAT_VERSION.to_be_bytes().to_vec(),
+    );
+    let since = now_micros();
+    batch.put(
+        Cf::Meta,
+        META_HISTORY_SINCE.to_vec(),
+        since.to_be_bytes().to_vec(),
+    );
+    let mut tracked = Vec::new();
+    engine.scan(Cf::Blobs, &[], None, &mut |k, v| {
+        let key = keys::decode_blob_key(k)?;
+        if !is_timeless_blob(&key) {
+            tracked.push((key, v.to_vec()));
+        }
+        Ok(true)
+    })?;
+    for (key, valu) in tracked {
+        put_first_version(&mut batch, &key, &valu, since);
     }
     Ok(batch)
 }
@@ -223,6 +312,8 @@ macro_rules! forward_row_write {
     };
 }
 
+pub(super) use {forward_row_read, forward_row_write};
+
 forward_row_read!(RowStore<E>, self => self.view());
 forward_row_read!(RowTxn<'_, E>, self => self.view);
 forward_row_write!(RowStore<E>, autocommit);
@@ -244,7 +335,7 @@ fn in_txn<'s, E: Engine, T>(
     op(&txn.view)
 }
 
-impl<E: Engine> Storage for RowStore<E> {
+impl<E: Engine + 'static> Storage for RowStore<E> {
     fn begin(&self) -> Result<Box<dyn Transaction + '_>> {
         Ok(Box::new(RowTxn::<'_, E> {
             view: RowView::new(self.engine.begin()?),
@@ -275,6 +366,10 @@ impl<E: Engine> Storage for RowStore<E> {
 
     fn blob_set_unlogged(&self, key: &str, valu: &[u8]) -> Result<()> {
         check_blob_key(key)?;
+        if !is_timeless_blob(key) {
+            // A tracked blob's versions are history, written with it.
+            return self.blob_set(key, valu);
+        }
         let mut batch = WriteBatch::new();
         batch.put(Cf::Blobs, keys::blob_key(key), valu.to_vec());
         self.engine.write_unlogged(batch)
@@ -299,11 +394,33 @@ impl<E: Engine> Storage for RowStore<E> {
     fn is_shared(&self) -> bool {
         self.engine.is_shared()
     }
+
+    fn history_bounds(&self) -> Result<HistoryBounds> {
+        self.settle_for(i64::MAX)
+    }
+
+    fn commits(&self, after: i64, upto: i64) -> Result<Vec<super::Commit>> {
+        super::history_reads::commits(&self.engine.snapshot()?, after, upto)
+    }
+
+    fn row_versions(&self, iden: &Iden) -> Result<Vec<super::RowVersion>> {
+        // One snapshot: a row that dies meanwhile is not missed between its two scans.
+        super::history_reads::row_versions(&self.engine.snapshot()?, iden)
+    }
+
+    fn as_of(&self, at: i64) -> Result<Box<dyn Storage>> {
+        history::check_time(at, self.settle_for(at)?)?;
+        Ok(Box::new(AsOfStore::new(
+            Arc::clone(&self.engine),
+            at,
+            self.since,
+        )))
+    }
 }
 
 impl<E: Engine> Transaction for RowTxn<'_, E> {
     fn commit(self: Box<Self>) -> Result<()> {
-        let (txn, batch) = self.view.into_parts();
+        let (txn, batch) = self.view.finish()?;
         txn.commit(batch)
     }
 }

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use super::client::Client;
 use super::{Cf, Result, table};
+use crate::storage::StorageError;
+use crate::storage::keys::{FORMAT_VERSION, FORMAT_VERSION_BEFORE_HISTORY};
 
 /// Returns the statements that make the store's schema and tables if missing.
 pub(super) fn tables_sql(schema: &str) -> String {
@@ -16,6 +18,7 @@ pub(super) fn tables_sql(schema: &str) -> String {
             table(schema, cf)
         );
     }
+    sql.push_str(&super::clock::horizon_sql(schema));
     sql
 }
 
@@ -24,11 +27,19 @@ pub(super) fn create_tables(client: &mut Client, schema: &str) -> Result<()> {
     client.batch_execute(&tables_sql(schema))
 }
 
-/// Returns whether the store's tables exist.
+/// Returns whether the store's tables exist; those of a store made before history was kept
+/// are [`StorageError::FormatVersion`] (it is upgraded by a command, not by an open).
 pub(super) fn tables_exist(client: &mut Client, schema: &str) -> Result<bool> {
     let row = client.query_one(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
         &[&schema],
     )?;
-    Ok(row.get::<_, i64>(0) as usize >= Cf::ALL.len())
+    let tables = row.get::<_, i64>(0) as usize;
+    if tables >= Cf::BEFORE_HISTORY.len() && tables < Cf::ALL.len() {
+        return Err(StorageError::FormatVersion {
+            found: FORMAT_VERSION_BEFORE_HISTORY,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(tables >= Cf::ALL.len())
 }

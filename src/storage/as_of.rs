@@ -1,0 +1,418 @@
+//! The store as it was at a past time: `AsOfView` reads an engine's live and past indexes as
+//! one set of index entries alive then (so every row operation of `RowView` works on it
+//! unchanged), and `AsOfStore` is the read-only [`Storage`] over it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::engine::{Cf, Engine, EngineRead, SpansVisitor, Visitor, is_empty_range};
+use super::history::{HistoryBounds, Stamp, check_time, is_timeless_blob};
+use super::keys::{self, prefix_end};
+use super::row_view::RowView;
+use super::rowstore::{forward_row_read, forward_row_write};
+use super::{
+    Iden, IntLift, NodesVisitor, PropQuery, Result, Row, RowRead, RowVisitor, RowWrite, Storage,
+    StorageError, Transaction, Valu,
+};
+
+/// Index entries as they were at a time: the live entries born by then, and the past ones
+/// alive then. Row entries keep their live keys; tracked blobs read their version of then.
+pub(crate) struct AsOfView<R> {
+    engine: R,
+    /// The last stamp a read at the view's time sees.
+    end: Stamp,
+}
+
+/// An entry: its key and value.
+type Entry = (Vec<u8>, Vec<u8>);
+
+impl<R: EngineRead> AsOfView<R> {
+    /// Returns the view of `engine` at `at` (µs).
+    pub fn new(engine: R, at: i64) -> Self {
+        AsOfView {
+            engine,
+            end: Stamp::end_of(at),
+        }
+    }
+
+    /// Returns whether a live or past entry's row was born by the view's time.
+    fn born_by_then(&self, value: &[u8]) -> Result<bool> {
+        Ok(keys::split_value(value)?.0 <= self.end)
+    }
+
+    /// Returns the range of past index `past` that holds the rows of live range `[start,
+    /// end)` of `cf` that may have been alive at the view's time.
+    fn past_range(&self, cf: Cf, start: &[u8], end: Option<&[u8]>) -> (Vec<u8>, Option<Vec<u8>>) {
+        let group = keys::group_len(cf, start).map(|g| &start[..g]);
+        if let Some(g) = group {
+            let group_end = prefix_end(g);
+            let one_group =
+                end.is_some_and(|e| e.starts_with(g) || group_end.as_deref() == Some(e));
+            if one_group {
+                // Within a group, past rows sort by death: those dead by then are skipped.
+                let after = Stamp::at(self.end.micros.saturating_add(1));
+                return ([g, &keys::stamp_bytes(after)[..]].concat(), group_end);
+            }
+        }
+        let lower = group.unwrap_or(start).to_vec();
+        let upper = end.map(|e| match keys::group_len(cf, e) {
+            Some(g) => prefix_end(&e[..g]),
+            None => Some(e.to_vec()),
+        });
+        (lower, upper.flatten())
+    }
+
+    /// Returns the past entries of live range `[start, end)` of `cf` alive at the view's
+    /// time, under their live keys, in key order.
+    fn past_entries(&self, cf: Cf, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Entry>> {
+        let past = keys::past_cf(cf).expect("a live row index");
+        let (lower, upper) = self.past_range(cf, start, end);
+        let mut out = Vec::new();
+        self.engine
+            .scan(past, &lower, upper.as_deref(), &mut |k, v| {
+                let (live, died) = keys::live_of_past(past, k)?;
+                let inside = live.as_slice() >= start && end.is_none_or(|e| live.as_slice() < e);
+                if inside && died > self.end && self.born_by_then(v)? {
+                    out.push((live, v.to_vec()));
+                }
+                Ok(true)
+            })?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// Scans live range `[start, end)` of row index `cf` as it was at the view's time.
+    fn scan_rows(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        let past = self.past_entries(cf, start, end)?;
+        let mut past = past.into_iter().peekable();
+        let mut stopped = false;
+        self.engine.scan(cf, start, end, &mut |k, v| {
+            while let Some((pk, pv)) = past.next_if(|(pk, _)| pk.as_slice() < k) {
+                if !visit(&pk, &pv)? {
+                    stopped = true;
+                    return Ok(false);
+                }
+            }
+            if !self.born_by_then(v)? {
+                return Ok(true);
+            }
+            stopped = !visit(k, v)?;
+            Ok(!stopped)
+        })?;
+        for (pk, pv) in past {
+            if stopped || !visit(&pk, &pv)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns tracked blob `name`'s bytes at the view's time.
+    fn blob_then(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let prefix = keys::blob_history_prefix(name);
+        let from = keys::blob_version_key(name, self.end);
+        let mut found = None;
+        self.engine.scan(
+            Cf::BlobHistory,
+            &from,
+            prefix_end(&prefix).as_deref(),
+            &mut |k, v| {
+                found = keys::decode_blob_version(k, v)?.2.map(<[u8]>::to_vec);
+                Ok(false)
+            },
+        )?;
+        Ok(found)
+    }
+
+    /// Scans blob range `[start, end)` as it was: timeless blobs live, tracked ones as then.
+    fn scan_blobs(&self, start: &[u8], end: Option<&[u8]>, visit: &mut Visitor<'_>) -> Result<()> {
+        let mut then: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        self.engine.scan(Cf::Blobs, start, end, &mut |k, v| {
+            if is_timeless_blob(&keys::decode_blob_key(k)?) {
+                then.insert(k.to_vec(), v.to_vec());
+            }
+            Ok(true)
+        })?;
+        let lower =
+            std::str::from_utf8(start).map_or_else(|_| Vec::new(), keys::blob_history_name_prefix);
+        let upper = end
+            .and_then(|e| std::str::from_utf8(e).ok())
+            .map(keys::blob_history_name_prefix);
+        let mut last: Option<String> = None;
+        self.engine
+            .scan(Cf::BlobHistory, &lower, upper.as_deref(), &mut |k, v| {
+                let (name, stamp, bytes) = keys::decode_blob_version(k, v)?;
+                let key = keys::blob_key(&name);
+                let inside = key.as_slice() >= start && end.is_none_or(|e| key.as_slice() < e);
+                // Newest first: the first version at or before then is the blob's then.
+                if inside && stamp <= self.end && last.as_deref() != Some(&name) {
+                    if let Some(b) = bytes {
+                        then.insert(key, b.to_vec());
+                    }
+                    last = Some(name);
+                }
+                Ok(true)
+            })?;
+        for (k, v) in then {
+            if !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Returns whether `cf` is a live row index.
+fn is_row_index(cf: Cf) -> bool {
+    keys::past_cf(cf).is_some()
+}
+
+impl<R: EngineRead> EngineRead for AsOfView<R> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if cf == Cf::Blobs {
+            let name = keys::decode_blob_key(key)?;
+            return match is_timeless_blob(&name) {
+                true => self.engine.get(cf, key),
+                false => self.blob_then(&name),
+            };
+        }
+        if !is_row_index(cf) {
+            return self.engine.get(cf, key);
+        }
+        let mut found = None;
+        let end = [key, &[0]].concat();
+        self.scan_rows(cf, key, Some(&end), &mut |_, v| {
+            found = Some(v.to_vec());
+            Ok(false)
+        })?;
+        Ok(found)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        if is_empty_range(start, end) {
+            return Ok(());
+        }
+        match cf {
+            Cf::Blobs => self.scan_blobs(start, end, visit),
+            cf if is_row_index(cf) => self.scan_rows(cf, start, end, visit),
+            cf => self.engine.scan(cf, start, end, visit),
+        }
+    }
+
+    fn scan_keys(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        // Row entries' values say when they were born: the view needs them.
+        self.scan(cf, start, end, visit)
+    }
+
+    fn scan_spans(
+        &self,
+        cf: Cf,
+        spans: &[(Vec<u8>, Vec<u8>)],
+        visit: &mut SpansVisitor<'_>,
+    ) -> Result<()> {
+        if cf != Cf::ByIden {
+            for (i, (start, end)) in spans.iter().enumerate() {
+                self.scan(cf, start, Some(end), &mut |k, v| {
+                    visit(i, k, v).map(|()| true)
+                })?;
+            }
+            return Ok(());
+        }
+        // Many nodes at once: one read of their live rows and one of their past rows.
+        let past_spans: Vec<_> = (spans.iter())
+            .map(|(s, e)| {
+                let (lower, upper) = self.past_range(cf, s, Some(e));
+                (lower, upper.unwrap_or_else(|| e.clone()))
+            })
+            .collect();
+        let mut past: Vec<Vec<Entry>> = vec![Vec::new(); spans.len()];
+        self.engine
+            .scan_spans(Cf::PastByIden, &past_spans, &mut |i, k, v| {
+                let (live, died) = keys::live_of_past(Cf::PastByIden, k)?;
+                let (start, end) = &spans[i];
+                if live >= *start && live < *end && died > self.end && self.born_by_then(v)? {
+                    past[i].push((live, v.to_vec()));
+                }
+                Ok(())
+            })?;
+        let mut live: Vec<Vec<Entry>> = vec![Vec::new(); spans.len()];
+        self.engine.scan_spans(cf, spans, &mut |i, k, v| {
+            if self.born_by_then(v)? {
+                live[i].push((k.to_vec(), v.to_vec()));
+            }
+            Ok(())
+        })?;
+        for (i, (mut entries, then)) in live.into_iter().zip(past).enumerate() {
+            entries.extend(then);
+            entries.sort();
+            for (k, v) in entries {
+                visit(i, &k, &v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The read-only store as it was at a time.
+pub(crate) struct AsOfStore<E: Engine> {
+    engine: Arc<E>,
+    at: i64,
+    since: i64,
+}
+
+impl<E: Engine> AsOfStore<E> {
+    /// Returns the store over `engine` as it was at `at` (µs), its history begun at `since`.
+    pub fn new(engine: Arc<E>, at: i64, since: i64) -> Self {
+        AsOfStore { engine, at, since }
+    }
+
+    /// Returns a view of the store then, over a snapshot of the engine: a row that dies
+    /// between the view's scan of the past and its scan of the live rows is in one of them.
+    fn view(&self) -> Result<RowView<AsOfView<E::Snapshot<'_>>>> {
+        Ok(RowView::new(AsOfView::new(
+            self.engine.snapshot()?,
+            self.at,
+        )))
+    }
+}
+
+/// A transaction on the past: it reads as the store was, and writes nothing.
+pub(crate) struct AsOfTxn<'s, E: Engine + 's> {
+    view: RowView<AsOfView<E::Snapshot<'s>>>,
+}
+
+/// Refuses a write to the past.
+fn read_only<S, T, V>(_: &S, _: impl Fn(&V) -> Result<T>) -> Result<T> {
+    Err(StorageError::ReadOnly)
+}
+
+/// Refuses a write to the past, for a type of view `V` the caller names.
+fn refuse<E: Engine, T>(
+    store: &AsOfStore<E>,
+    op: impl for<'v> Fn(&RowView<AsOfView<E::Snapshot<'v>>>) -> Result<T>,
+) -> Result<T> {
+    read_only(store, op)
+}
+
+/// [`refuse`] inside a transaction on the past.
+fn refuse_in_txn<'s, E: Engine, T>(
+    txn: &AsOfTxn<'s, E>,
+    op: impl Fn(&RowView<AsOfView<E::Snapshot<'s>>>) -> Result<T>,
+) -> Result<T> {
+    read_only(txn, op)
+}
+
+forward_row_read!(AsOfStore<E>, self => self.view()?);
+forward_row_read!(AsOfTxn<'_, E>, self => self.view);
+forward_row_write!(AsOfStore<E>, refuse);
+forward_row_write!(AsOfTxn<'_, E>, refuse_in_txn);
+
+impl<E: Engine> Transaction for AsOfTxn<'_, E> {
+    fn commit(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<E: Engine + 'static> Storage for AsOfStore<E> {
+    fn begin(&self) -> Result<Box<dyn Transaction + '_>> {
+        Ok(Box::new(AsOfTxn::<E> { view: self.view()? }))
+    }
+
+    fn backup_rows(&self, chunk_rows: usize) -> Box<dyn Iterator<Item = Result<Vec<Row>>> + '_> {
+        let mut resume: Option<Option<Vec<u8>>> = Some(None);
+        Box::new(std::iter::from_fn(move || {
+            let after = resume.take()?;
+            match (self.view()).and_then(|v| v.backup_chunk(after.as_deref(), chunk_rows)) {
+                Ok((rows, next)) => {
+                    resume = next.map(Some);
+                    (!rows.is_empty()).then_some(Ok(rows))
+                }
+                Err(e) => Some(Err(e)),
+            }
+        }))
+    }
+
+    fn check_indexes(&self) -> Result<Vec<String>> {
+        self.view()?.check_indexes()
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn blob_set_unlogged(&self, _key: &str, _valu: &[u8]) -> Result<()> {
+        Err(StorageError::ReadOnly)
+    }
+
+    fn persist_blobs(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn reclaim_blob_space(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<super::ChangesElsewhere> {
+        // The past never changes.
+        std::thread::sleep(timeout);
+        Ok(super::ChangesElsewhere::Nothing)
+    }
+
+    fn server_time(&self) -> Result<i64> {
+        self.engine.server_time()
+    }
+
+    fn is_shared(&self) -> bool {
+        self.engine.is_shared()
+    }
+
+    fn history_bounds(&self) -> Result<HistoryBounds> {
+        Ok(HistoryBounds {
+            since: self.since,
+            now: self.at,
+        })
+    }
+
+    fn commits(&self, after: i64, upto: i64) -> Result<Vec<super::Commit>> {
+        super::history_reads::commits(&self.engine.snapshot()?, after, upto.min(self.at))
+    }
+
+    fn row_versions(&self, iden: &Iden) -> Result<Vec<super::RowVersion>> {
+        let end = Stamp::end_of(self.at);
+        let versions = super::history_reads::row_versions(&self.engine.snapshot()?, iden)?;
+        Ok((versions.into_iter())
+            .filter(|v| v.born <= end)
+            .map(|v| super::RowVersion {
+                died: v.died.filter(|d| *d <= end),
+                ..v
+            })
+            .collect())
+    }
+
+    fn as_of(&self, at: i64) -> Result<Box<dyn Storage>> {
+        check_time(at, self.history_bounds()?)?;
+        Ok(Box::new(AsOfStore::new(
+            Arc::clone(&self.engine),
+            at,
+            self.since,
+        )))
+    }
+}

@@ -1,0 +1,86 @@
+//! Reads of history itself, not of the store at a time: which commits landed between two
+//! times (who made each, which nodes it changed) and every version of a node's rows.
+
+use super::engine::{Cf, EngineRead};
+use super::history::{Actor, Stamp};
+use super::keys;
+use super::{Iden, Result, Row};
+
+/// A commit, as history keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    /// When it landed.
+    pub stamp: Stamp,
+    /// Who made it.
+    pub actor: Actor,
+    /// The tracked nodes (idens) it changed, in byte order.
+    pub nodes: Vec<String>,
+}
+
+/// A version of a row: the row, the commit that added it and the one that deleted it (none
+/// while it lives).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowVersion {
+    /// The row.
+    pub row: Row,
+    /// The commit that added it ([`Stamp::BEFORE_HISTORY`] for a row from before history).
+    pub born: Stamp,
+    /// The commit that deleted it, if one did.
+    pub died: Option<Stamp>,
+}
+
+/// Returns the commits stamped in `(after, upto]` (µs), newest first.
+pub(crate) fn commits(engine: &impl EngineRead, after: i64, upto: i64) -> Result<Vec<Commit>> {
+    let start = keys::commit_record_key(Stamp::end_of(upto));
+    let end = keys::commit_record_key(Stamp::end_of(after));
+    let mut out: Vec<Commit> = Vec::new();
+    engine.scan(Cf::History, &start, Some(&end), &mut |k, v| {
+        let (stamp, iden) = keys::decode_history_key(k)?;
+        match iden {
+            None => out.push(Commit {
+                stamp,
+                actor: keys::decode_commit_record(v)?,
+                nodes: Vec::new(),
+            }),
+            Some(iden) => match out.last_mut() {
+                Some(c) if c.stamp == stamp => c.nodes.push(iden),
+                _ => {
+                    return Err(super::StorageError::Corruption(format!(
+                        "a change of {iden:?} without its commit record"
+                    )));
+                }
+            },
+        }
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// Returns every version of the rows of `iden` that history keeps (dead ones, then live
+/// ones), ordered by birth.
+pub(crate) fn row_versions(engine: &impl EngineRead, iden: &Iden) -> Result<Vec<RowVersion>> {
+    let prefix = keys::iden_prefix(iden);
+    let end = keys::prefix_end(&prefix);
+    let mut out = Vec::new();
+    engine.scan(Cf::PastByIden, &prefix, end.as_deref(), &mut |k, v| {
+        let (live, died) = keys::live_of_past(Cf::PastByIden, k)?;
+        let born = keys::split_value(v)?.0;
+        let row = keys::decode_row(Cf::ByIden, &live, v)?;
+        out.push(RowVersion {
+            row,
+            born,
+            died: Some(died),
+        });
+        Ok(true)
+    })?;
+    engine.scan(Cf::ByIden, &prefix, end.as_deref(), &mut |k, v| {
+        out.push(RowVersion {
+            row: keys::decode_row(Cf::ByIden, k, v)?,
+            born: keys::split_value(v)?.0,
+            died: None,
+        });
+        Ok(true)
+    })?;
+    out.sort_by_key(|v| (v.born, v.died.is_none(), v.died));
+    Ok(out)
+}
