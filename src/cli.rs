@@ -98,6 +98,9 @@ pub enum Command {
         /// Where to write (absent or `-`: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Read the store as it was at TIME (RFC 3339, `2026-12-06T01:30:00Z`), not as it is.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// List the objects of a dataset, of one partition, or of one job directory: path, size,
     /// type, version, uuid, Cronus name and content id, tab-separated.
@@ -105,6 +108,9 @@ pub enum Command {
         /// What to list: `DATASET`, `DATASET/KEY` or `DATASET/KEY/JOB`.
         #[arg(value_name = "DATASET[/KEY[/JOB]]")]
         place: String,
+        /// Read the store as it was at TIME (RFC 3339, `2026-12-06T01:30:00Z`), not as it is.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Print the path (from the mount's root) of every node whose rows match all TERMs: the
     /// lifts of the mount's `query/` views.
@@ -116,6 +122,9 @@ pub enum Command {
         /// The terms, all of which a node must match.
         #[arg(required = true, value_name = "TERM")]
         terms: Vec<String>,
+        /// Read the store as it was at TIME (RFC 3339, `2026-12-06T01:30:00Z`), not as it is.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Import the Python Cronus store in DIR (its `*.cronus.pb` and the files beside it) into
     /// STORE (created if missing), keeping every uuid.
@@ -191,6 +200,14 @@ pub enum Command {
         /// the current one.
         #[arg(value_name = "SECONDS", value_parser = parse_seconds)]
         seconds: Option<std::time::Duration>,
+    },
+    /// Print how long the store keeps its history, or set it: `gc` reclaims what only older
+    /// times need, and reads of them (`--at`) are refused from then on.
+    HistoryRetention {
+        /// The new retention: a number with `s`, `m`, `h` or `d` (`30d`, `12h`, `0`: keep no
+        /// more than the present). Left out: print the current one.
+        #[arg(value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
     },
     /// Write the man pages of every command into DIR.
     #[command(hide = true)]
@@ -523,6 +540,27 @@ fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_millis(
         (secs * 1000.0).round() as u64
     ))
+}
+
+/// Parses a duration: whole digits with `s`, `m`, `h` or `d` (`0` alone needs none).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("not a duration (like 30d, 12h, 90m, 3600s): {text:?}");
+    let text = text.trim();
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(scale)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 /// Parses a size in bytes: digits with an optional K, M, G or T (powers of 1024).

@@ -308,6 +308,16 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// Returns every version of the rows of `iden` that history keeps, ordered by birth:
     /// each row with the commits that added and deleted it.
     fn row_versions(&self, iden: &Iden) -> Result<Vec<RowVersion>>;
+
+    /// Returns the rows of `prop` that history keeps, no longer live, that died after
+    /// `died_after` (µs): what a read of the past may still need (gc keeps the contents they
+    /// name).
+    fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>>;
+
+    /// Raises the oldest time the store answers for to `floor` (µs; never lowers it) and
+    /// returns it: reads of earlier times are [`StorageError::PastRetention`] from then on,
+    /// so gc may reclaim what only they needed.
+    fn raise_history_floor(&self, floor: i64) -> Result<i64>;
 }
 
 /// An open transaction: all of its writes commit atomically, or none do.

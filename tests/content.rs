@@ -135,6 +135,7 @@ fn gc_frees_exactly_what_nothing_refers_to() {
             chunks: 2,
             bytes: freed,
             held: 0,
+            history: 0,
         }
     );
     assert!(!content.contains(dropped.id).unwrap());

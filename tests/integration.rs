@@ -19,6 +19,7 @@ mod fs_renames;
 mod fs_tools;
 mod full_disk;
 mod fuzz;
+mod history;
 mod man_pages;
 mod metastore;
 mod model;

@@ -64,6 +64,8 @@ fn init(content: &str) -> String {
     let url = crate::services::pg_store_url();
     let out = cronusfs(&["init", &url, "--content", content], &[]);
     crate::mount::assert_success(&out);
+    // What gc reclaims here, it reclaims at once: no history kept past the present.
+    crate::mount::assert_success(&cronusfs(&["-s", &url, "history-retention", "0"], &[]));
     url
 }
 

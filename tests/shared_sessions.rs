@@ -14,15 +14,16 @@ use std::time::{Duration, Instant};
 
 use crate::mount::{Mounted, assert_success};
 
-/// Lines of `cronusfs status -s STORE`, run with `m`'s environment.
+/// The session lines of `cronusfs status -s STORE`, run with `m`'s environment (its first
+/// line says how long the store keeps history).
 fn status(m: &Mounted) -> Vec<String> {
     let out = m.on_store(&["status"]);
     assert_success(&out);
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let history = lines.next().unwrap_or_default();
+    assert!(history.starts_with("history: kept 30 days (from "), "{history}");
+    lines.map(str::to_string).collect()
 }
 
 /// Waits (at most 20 s) until every session of `m`'s store is held to a time-to-live of

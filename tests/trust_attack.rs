@@ -199,6 +199,7 @@ fn fsck_of_a_store_in_use_finds_no_false_damage() {
 #[test]
 fn gc_drops_the_cache_entries_of_what_it_freed() {
     let m = Mounted::new();
+    crate::mount::assert_success(&m.on_store(&["history-retention", "0"]));
     let job = m.job_dir();
     m.ok(&format!(
         "head -c 3M /dev/urandom > {0}/a; cat {0}/a > /dev/null",

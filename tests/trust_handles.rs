@@ -72,6 +72,7 @@ fn gc_frees_them_after_close(m: &Mounted) -> String {
 #[test]
 fn gc_keeps_what_open_readers_read() {
     let m = Mounted::with_options(&["--cache-size", "0"]);
+    crate::mount::assert_success(&m.on_store(&["history-retention", "0"]));
     let job = m.job_dir();
     let said = gc_under_readers(&m, &m, &job);
     assert!(said.contains("freed 0 contents"), "{said}");
@@ -83,6 +84,7 @@ fn gc_keeps_what_open_readers_read() {
 #[test]
 fn gc_on_one_host_keeps_what_a_reader_on_another_reads() {
     let reader = Mounted::shared();
+    crate::mount::assert_success(&reader.on_store(&["history-retention", "0"]));
     let other = reader.another_daemon();
     let job = reader.job_dir();
     // gc runs in a process of its own beside both daemons: a third host.

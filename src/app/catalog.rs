@@ -29,9 +29,14 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         Command::Partition(c) => partition(m, io, c),
         Command::Job(c) => job(m, io, c),
         Command::Put { file, target } => put(m, io, &file, &target),
-        Command::Get { object, output } => get(m, io, &object, output.as_deref()),
-        Command::Ls { place } => ls(m, io, &place),
-        Command::Find { terms } => find(m, io, &terms),
+        Command::Get { object, output, at } => {
+            let then = as_of(m, at.as_deref())?;
+            get(then.as_ref().unwrap_or(m), io, &object, output.as_deref())
+        }
+        Command::Ls { place, at } => ls(as_of(m, at.as_deref())?.as_ref().unwrap_or(m), io, &place),
+        Command::Find { terms, at } => {
+            find(as_of(m, at.as_deref())?.as_ref().unwrap_or(m), io, &terms)
+        }
         Command::Gc { .. } => gc(m, io),
         // Run by a daemon for the command line: the one path given (or the second of two) is
         // the directory, relative to the command's working directory.
@@ -43,6 +48,9 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         Command::Fsck { .. } => super::fsck::run(m, io, cache),
         Command::Status => super::store_sessions::status(m, io),
         Command::SessionTtl { seconds } => super::store_sessions::session_ttl(m, io, seconds),
+        Command::HistoryRetention { duration } => {
+            super::store_sessions::history_retention(m, io, duration)
+        }
         Command::Init { .. }
         | Command::Rows(_)
         | Command::ImportCronus { .. }
@@ -50,6 +58,17 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         | Command::Umount { .. }
         | Command::GenMan { .. } => bail!("not a catalogue command"),
     }
+}
+
+/// Returns the catalogue as it was at `at` (RFC 3339), if a time is given.
+fn as_of(m: &Catalog, at: Option<&str>) -> Result<Option<Catalog>> {
+    let Some(text) = at else {
+        return Ok(None);
+    };
+    let Some(micros) = cronusfs::storage::history::parse_time(text) else {
+        bail!("{text:?} is not a time: give one as RFC 3339, like 2026-12-06T01:30:00Z");
+    };
+    Ok(Some(m.at(micros)?))
 }
 
 /// Which registered message a `menu`/`config` command is about.
@@ -492,6 +511,9 @@ pub fn gc(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     )?;
     if r.held > 0 {
         write!(io.out, "; kept {} contents open files read", r.held)?;
+    }
+    if r.history > 0 {
+        write!(io.out, "; kept {} contents for history", r.history)?;
     }
     writeln!(io.out)?;
     Ok(())

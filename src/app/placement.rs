@@ -25,6 +25,7 @@ pub fn runs_in_daemon(command: &Command) -> bool {
         | Command::Gc { .. }
         | Command::Fsck { .. }
         | Command::SessionTtl { .. }
+        | Command::HistoryRetention { .. }
         | Command::ExportCronus { .. } => true,
         // Made, imported into or served only while nobody else has the store open; or no
         // store at all.
@@ -80,6 +81,7 @@ pub fn stores_content(command: &Command) -> Option<&'static str> {
         | Command::Umount { .. }
         | Command::Status
         | Command::SessionTtl { .. }
+        | Command::HistoryRetention { .. }
         | Command::GenMan { .. } => None,
     }
 }

@@ -1,7 +1,9 @@
-//! `status --store STORE` and `session-ttl`: the sessions a store records, and the one
-//! time-to-live the store holds them to, both by the store's clock.
+//! `status --store STORE`, `session-ttl` and `history-retention`: the sessions a store records,
+//! the one time-to-live the store holds them to (by the store's clock), and how long it keeps history.
 
 use std::time::Duration;
+
+use cronusfs::storage::history::show_micros;
 
 use anyhow::Result;
 use cronusfs::storage::Storage;
@@ -15,6 +17,14 @@ pub fn status(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     if sessions.is_empty() {
         writeln!(io.out, "no sessions: the store is not mounted anywhere")?;
     }
+    let bounds = m.storage().history_bounds()?;
+    writeln!(
+        io.out,
+        "history: kept {} (from {}), since {}",
+        duration(m.history_retention()?),
+        show_micros(bounds.floor),
+        show_micros(bounds.since)
+    )?;
     let now = m.storage().server_time()?;
     let store_ttl = m.sessions().ttl()?.as_millis() as i64;
     for s in sessions {
@@ -48,6 +58,35 @@ pub fn session_ttl(m: &Catalog, io: &mut Console<'_>, set: Option<Duration>) -> 
         seconds(old.as_millis() as i64)
     )?;
     Ok(())
+}
+
+/// Runs `history-retention [DURATION]`: prints how long the store keeps its history, or
+/// sets it.
+pub fn history_retention(m: &Catalog, io: &mut Console<'_>, set: Option<Duration>) -> Result<()> {
+    let Some(retention) = set else {
+        writeln!(io.out, "{}", duration(m.history_retention()?))?;
+        return Ok(());
+    };
+    let old = m.set_history_retention(retention)?;
+    writeln!(
+        io.out,
+        "history kept {} (was {}): the next gc reclaims what only older times need",
+        duration(retention),
+        duration(old)
+    )?;
+    Ok(())
+}
+
+/// Returns `d` in the largest unit that shows it whole (`30 days`, `12 hours`, `90 s`).
+fn duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0 s".into(),
+        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s % 3600 == 0 => format!("{} hours", s / 3600),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} s"),
+    }
 }
 
 /// Returns `ms` milliseconds as seconds, without trailing zeros (`30`, `1.5`, `0.25`).

@@ -139,7 +139,8 @@ fn storage_errno(e: &StorageError) -> i32 {
         StorageError::NoSuchBlob(_)
         | StorageError::NoStore { .. }
         | StorageError::FutureTime { .. }
-        | StorageError::BeforeHistory { .. } => libc::ENOENT,
+        | StorageError::BeforeHistory { .. }
+        | StorageError::PastRetention { .. } => libc::ENOENT,
         StorageError::ReadOnly => libc::EROFS,
         StorageError::NotAStore { .. } => libc::ENOTDIR,
         StorageError::ContentOwned { .. } => libc::EPERM,

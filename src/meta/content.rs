@@ -165,6 +165,9 @@ pub struct GcReport {
     /// Contents no version refers to any more that open handles still read: kept, with
     /// their chunks, for a later `gc`.
     pub held: u64,
+    /// Contents only past versions refer to: kept, with their chunks, for reads of the
+    /// store as it was.
+    pub history: u64,
 }
 
 /// Content-addressed bytes: manifests in a store's blob side store, chunks in a chunk store

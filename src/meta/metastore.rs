@@ -33,6 +33,7 @@ mod table_rows;
 mod tree;
 mod versions;
 
+pub use gc::{DEFAULT_HISTORY_RETENTION, HISTORY_RETENTION_BLOB, MAX_HISTORY_RETENTION};
 pub use leases::Leases;
 pub use listing::DirNodeFold;
 pub(crate) use messages::RegisteredMessage;
@@ -310,8 +311,9 @@ pub struct ObjectMeta {
 /// The Cronus catalogue over store `S`.
 pub struct Metastore<S: Storage> {
     store: S,
-    // Where chunks live when not in the store's own blob side store (an S3 bucket).
-    chunks: Option<Box<dyn ChunkStore>>,
+    // Where chunks live when not in the store's own blob side store (an S3 bucket); shared
+    // with the catalogue as it was at a past time (`Metastore::at`).
+    chunks: Option<Arc<dyn ChunkStore>>,
     // What keeps gc from reclaiming chunks not yet referenced: the gc lock, the pins of
     // streams being written, this process's write lease and the session it is recorded under.
     gc_gate: leases::GcGate,
@@ -391,9 +393,22 @@ impl<S: Storage> Metastore<S> {
     /// does not fetch it back.
     pub fn with_chunks(store: S, chunks: Box<dyn ChunkStore>) -> Self {
         Metastore {
-            chunks: Some(Box::new(RecentChunkCache::new(chunks))),
+            chunks: Some(Arc::new(RecentChunkCache::new(chunks))),
             ..Metastore::new(store)
         }
+    }
+
+    /// Returns the catalogue as it was at `at` (µs of the store clock): read-only, every
+    /// lookup, listing, query and content read answering as then (contents are read from the
+    /// same chunks, which gc keeps while history names them).
+    pub fn at(&self, at: i64) -> Result<Metastore<Box<dyn Storage>>> {
+        Ok(Metastore {
+            store: self.store.as_of(at)?,
+            chunks: self.chunks.clone(),
+            gc_gate: leases::GcGate::default(),
+            hold_counts: Arc::clone(&self.hold_counts),
+            commit_gate: Mutex::new(()),
+        })
     }
 
     /// Returns the row store under the catalogue.

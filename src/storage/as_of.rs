@@ -284,9 +284,20 @@ impl<E: Engine> AsOfStore<E> {
         AsOfStore { engine, at, since }
     }
 
+    /// Checks, before an answer, that gc has not reclaimed the time the view reads since it
+    /// was made (a read of the past may not outlive its retention).
+    fn check_floor(&self) -> Result<()> {
+        let floor = super::history::history_floor(&*self.engine)?.unwrap_or(self.since);
+        match self.at < floor {
+            true => Err(StorageError::PastRetention { at: self.at, floor }),
+            false => Ok(()),
+        }
+    }
+
     /// Returns a view of the store then, over a snapshot of the engine: a row that dies
     /// between the view's scan of the past and its scan of the live rows is in one of them.
     fn view(&self) -> Result<RowView<AsOfView<E::Snapshot<'_>>>> {
+        self.check_floor()?;
         Ok(RowView::new(AsOfView::new(
             self.engine.snapshot()?,
             self.at,
@@ -387,6 +398,7 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
     fn history_bounds(&self) -> Result<HistoryBounds> {
         Ok(HistoryBounds {
             since: self.since,
+            floor: super::history::history_floor(&*self.engine)?.unwrap_or(self.since),
             now: self.at,
         })
     }
@@ -405,6 +417,15 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
                 ..v
             })
             .collect())
+    }
+
+    fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {
+        // What history keeps, whatever time the view reads.
+        super::history_reads::past_rows_by_prop(&*self.engine, prop, died_after)
+    }
+
+    fn raise_history_floor(&self, _floor: i64) -> Result<i64> {
+        Err(StorageError::ReadOnly)
     }
 
     fn as_of(&self, at: i64) -> Result<Box<dyn Storage>> {

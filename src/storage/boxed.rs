@@ -130,6 +130,12 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn row_versions(&self, iden: &Iden) -> Result<Vec<super::RowVersion>> {
         (**self).row_versions(iden)
     }
+    fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {
+        (**self).past_rows_by_prop(prop, died_after)
+    }
+    fn raise_history_floor(&self, floor: i64) -> Result<i64> {
+        (**self).raise_history_floor(floor)
+    }
     fn is_shared(&self) -> bool {
         (**self).is_shared()
     }

@@ -120,6 +120,15 @@ pub enum StorageError {
         /// Bytes the write needs, with the room kept for the engine's flushes.
         needed: u64,
     },
+    /// A read of the store at a time older than the history it keeps.
+    #[error("{} is older than the history the store keeps (from {}): gc reclaimed it", crate::storage::history::show_micros(*at), crate::storage::history::show_micros(*floor))]
+    PastRetention {
+        /// The time asked for (µs since the epoch).
+        at: i64,
+        /// The oldest time kept (µs since the epoch).
+        floor: i64,
+    },
+
     /// A change to the store as it was at a past time: the past is read-only.
     #[error("the store as it was at a past time is read-only")]
     ReadOnly,

@@ -6,6 +6,9 @@ use std::cell::RefCell;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+mod times;
+pub use times::{parse_time, show_micros};
+
 use super::engine::{Cf, EngineRead};
 use super::{Result, StorageError, keys};
 
@@ -67,6 +70,9 @@ pub struct HistoryBounds {
     /// When history began (µs): the store's creation, or when a store made by a version that
     /// kept none was first opened by one that does. Times before it are not kept.
     pub since: i64,
+    /// The oldest time still readable (µs): gc may have reclaimed what only earlier times
+    /// needed (the store's history retention). At least `since`.
+    pub floor: i64,
     /// The store's clock now (µs), settled: every commit at or before it is visible, every
     /// later one will be stamped after it.
     pub now: i64,
@@ -247,6 +253,16 @@ pub(crate) fn newest_commit(engine: &impl EngineRead) -> Result<i64> {
     Ok(newest)
 }
 
+/// Returns the oldest time the store's history still answers for (µs), if gc ever set one.
+pub(crate) fn history_floor(engine: &impl EngineRead) -> Result<Option<i64>> {
+    let Some(raw) = engine.get(Cf::Meta, keys::META_HISTORY_FLOOR)? else {
+        return Ok(None);
+    };
+    <[u8; 8]>::try_from(raw.as_slice())
+        .map(|b| Some(i64::from_be_bytes(b)))
+        .map_err(|_| StorageError::Corruption("history-floor is not 8 bytes".into()))
+}
+
 /// Returns when the store's history began (µs), if the store records it (format 2).
 pub(crate) fn history_since(engine: &impl EngineRead) -> Result<Option<i64>> {
     let Some(raw) = engine.get(Cf::Meta, keys::META_HISTORY_SINCE)? else {
@@ -272,37 +288,13 @@ pub fn check_time(at: i64, bounds: HistoryBounds) -> Result<()> {
             since: bounds.since,
         });
     }
+    if at < bounds.floor {
+        return Err(StorageError::PastRetention {
+            at,
+            floor: bounds.floor,
+        });
+    }
     Ok(())
-}
-
-/// Writes `micros` (µs since the epoch) as RFC 3339 in UTC with microseconds:
-/// `2026-12-06T01:30:00.250000Z`.
-pub fn show_micros(micros: i64) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
-    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        day_secs / 3600,
-        day_secs / 60 % 60,
-        day_secs % 60
-    )
-}
-
-/// Returns the proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -320,20 +312,6 @@ mod tests {
             "{a:?} {settled} {b:?}"
         );
         assert!(a.micros > now_micros(), "after the store's newest stamp");
-    }
-
-    #[test]
-    fn times_show_as_rfc3339() {
-        assert_eq!(show_micros(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(
-            show_micros(1_796_520_600_250_000),
-            "2026-12-06T01:30:00.250000Z"
-        );
-        assert_eq!(
-            show_micros(951_782_400_000_001),
-            "2000-02-29T00:00:00.000001Z"
-        );
-        assert_eq!(show_micros(-1), "1969-12-31T23:59:59.999999Z");
     }
 
     #[test]

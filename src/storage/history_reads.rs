@@ -84,3 +84,24 @@ pub(crate) fn row_versions(engine: &impl EngineRead, iden: &Iden) -> Result<Vec<
     out.sort_by_key(|v| (v.born, v.died.is_none(), v.died));
     Ok(out)
 }
+
+/// Returns the rows of `prop` in the past indexes (dead rows history keeps) that died after
+/// `died_after` (µs), in no order.
+pub(crate) fn past_rows_by_prop(
+    engine: &impl EngineRead,
+    prop: &str,
+    died_after: i64,
+) -> Result<Vec<Row>> {
+    super::row::check_prop(prop)?;
+    let prefix = keys::prop_prefix(prop, None);
+    let end = keys::prefix_end(&prefix);
+    let mut out = Vec::new();
+    engine.scan(Cf::PastByPropTime, &prefix, end.as_deref(), &mut |k, v| {
+        let (live, died) = keys::live_of_past(Cf::PastByPropTime, k)?;
+        if died > Stamp::end_of(died_after) {
+            out.push(keys::decode_row(Cf::ByPropTime, &live, v)?);
+        }
+        Ok(true)
+    })?;
+    Ok(out)
+}

@@ -121,8 +121,10 @@ impl<E: Engine> RowStore<E> {
                 now
             }
         };
+        let floor = history::history_floor(&*self.engine)?.unwrap_or(self.since);
         Ok(HistoryBounds {
             since: self.since,
+            floor,
             now,
         })
     }
@@ -406,6 +408,25 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
     fn row_versions(&self, iden: &Iden) -> Result<Vec<super::RowVersion>> {
         // One snapshot: a row that dies meanwhile is not missed between its two scans.
         super::history_reads::row_versions(&self.engine.snapshot()?, iden)
+    }
+
+    fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {
+        super::history_reads::past_rows_by_prop(&*self.engine, prop, died_after)
+    }
+
+    fn raise_history_floor(&self, floor: i64) -> Result<i64> {
+        retry(|| {
+            let txn = self.engine.begin()?;
+            let old = history::history_floor(&txn)?.unwrap_or(self.since);
+            if floor <= old {
+                return Ok(old);
+            }
+            let mut batch = WriteBatch::new();
+            let key = keys::META_HISTORY_FLOOR.to_vec();
+            batch.put(Cf::Meta, key, floor.to_be_bytes().to_vec());
+            txn.commit(batch)?;
+            Ok(floor)
+        })
     }
 
     fn as_of(&self, at: i64) -> Result<Box<dyn Storage>> {

@@ -1,0 +1,122 @@
+//! The catalogue as it was (issue 23): objects overwritten and deleted read back as they were
+//! at each time, through the library and the command line (`--at`), and gc keeps what
+//! history names.
+
+use std::process::Command;
+
+use cronusfs::meta::{MetaError, Metastore, ObjectPath};
+use cronusfs::storage::{RocksStore, Storage, StorageError};
+
+use crate::metastore::{dataset, read_all};
+
+/// Returns the store's settled clock now (µs).
+fn now<S: Storage>(m: &Metastore<S>) -> i64 {
+    m.storage().history_bounds().unwrap().now
+}
+
+fn put<S: Storage>(m: &Metastore<S>, path: &ObjectPath, bytes: &[u8]) {
+    m.put_object(path, &mut &bytes[..], &mut |_| {}).unwrap();
+}
+
+#[test]
+fn overwritten_and_deleted_objects_read_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metastore::new(RocksStore::create(&dir.path().join("store")).unwrap());
+    let (ds, _, _) = dataset(&m, &["k"]);
+    let job = m.new_job(ds).unwrap();
+    let path = ObjectPath::new(ds, "k", job, "table.csv");
+    let t0 = now(&m);
+    put(&m, &path, b"first version\n");
+    let t1 = now(&m);
+    put(&m, &path, &b"second version, longer\n".repeat(5000));
+    let t2 = now(&m);
+    m.delete_object(&path).unwrap();
+    let t3 = now(&m);
+    assert!(matches!(m.object(&path), Err(MetaError::NoSuchObject(_))));
+    assert!(matches!(
+        m.at(t0).unwrap().object(&path),
+        Err(MetaError::NoSuchObject(_))
+    ));
+    assert_eq!(read_all(&m.at(t1).unwrap(), &path), b"first version\n");
+    let second = b"second version, longer\n".repeat(5000);
+    assert_eq!(read_all(&m.at(t2).unwrap(), &path), second);
+    let then = m.at(t1).unwrap();
+    let meta = then.object(&path).unwrap();
+    assert_eq!((meta.version, meta.size), (1, 14));
+    assert_eq!(m.at(t2).unwrap().object(&path).unwrap().version, 2);
+    assert_eq!(m.at(t1).unwrap().list(ds, "", "").unwrap().len(), 1);
+    assert!(m.at(t3).unwrap().list(ds, "", "").unwrap().is_empty());
+    // gc keeps both contents: history names them.
+    let report = m.gc().unwrap();
+    assert_eq!((report.contents, report.history), (0, 2), "{report:?}");
+    assert_eq!(read_all(&m.at(t1).unwrap(), &path), b"first version\n");
+    assert_eq!(read_all(&m.at(t2).unwrap(), &path), second);
+    // The past is read-only, and times outside history are refused, saying which.
+    let err = m.at(t1).unwrap().delete_object(&path).unwrap_err();
+    assert!(format!("{err}").contains("read-only"), "{err}");
+    let future = m.at(now(&m) + 3_600_000_000).err().unwrap();
+    assert!(
+        matches!(future, MetaError::Storage(StorageError::FutureTime { .. })),
+        "{future:?}"
+    );
+}
+
+fn cronusfs(store: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn get_ls_and_find_take_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (ds, job, path, t1) = {
+        let m = Metastore::new(RocksStore::create(&store).unwrap());
+        let (ds, _, _) = dataset(&m, &["k"]);
+        let job = m.new_job(ds).unwrap();
+        let path = ObjectPath::new(ds, "k", job, "a.txt");
+        put(&m, &path, b"old\n");
+        let t1 = now(&m);
+        put(&m, &path, b"new\n");
+        (ds, job, path, t1)
+    };
+    let t1 = cronusfs::storage::history::show_micros(t1);
+    let object = format!("{ds}/k/{job}/a.txt");
+    let got = cronusfs(&store, &["get", &object, "--at", &t1]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(got.stdout, b"old\n");
+    assert_eq!(cronusfs(&store, &["get", &object]).stdout, b"new\n");
+    let listed = cronusfs(&store, &["ls", &ds.to_string(), "--at", &t1]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("a.txt") && listed.contains("\t1\t"),
+        "{listed}"
+    );
+    let found = cronusfs(&store, &["find", "cronus:version=1", "--at", &t1]);
+    let found = String::from_utf8(found.stdout).unwrap();
+    assert!(found.contains("a.txt"), "{found}");
+    assert!(
+        cronusfs(&store, &["find", "cronus:version=1"])
+            .stdout
+            .is_empty()
+    );
+    for (bad, says) in [
+        ("yesterday", "not a time"),
+        ("2999-01-01T00:00:00Z", "in the future"),
+        ("2001-01-01T00:00:00Z", "before the store's history began"),
+    ] {
+        let out = cronusfs(&store, &["get", &object, "--at", bad]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{bad}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+    let _ = path;
+}
