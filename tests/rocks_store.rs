@@ -295,3 +295,38 @@ fn a_store_from_before_history_is_upgraded_when_opened() {
         Err(StorageError::BeforeHistory { .. })
     ));
 }
+
+#[test]
+fn a_clock_behind_a_time_already_read_stamps_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let read = {
+        let s = RocksStore::create(&path).unwrap();
+        s.add_rows(&[row("a", "x", 1, 1)]).unwrap();
+        s.history_bounds().unwrap().now
+    };
+    // As if the host's clock had been an hour ahead when that time was read, and stepped
+    // back since: the store keeps the time it settled.
+    let ahead = read + 3_600_000_000;
+    {
+        let engine = RocksEngine::open(&path, false).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(
+            Cf::Meta,
+            b"history-horizon".to_vec(),
+            ahead.to_be_bytes().to_vec(),
+        );
+        engine.write(b).unwrap();
+    }
+    let s = RocksStore::open(&path).unwrap();
+    s.add_rows(&[row("b", "x", 2, 2)]).unwrap();
+    let commits = s.commits(ahead, i64::MAX).unwrap();
+    assert_eq!(
+        commits.len(),
+        1,
+        "the new commit is stamped after the time read"
+    );
+    assert_eq!(commits[0].nodes, ["b"]);
+    let then = s.as_of(read).unwrap();
+    assert_eq!(then.rows_by_id(&Iden::new("b").unwrap()).unwrap(), vec![]);
+}

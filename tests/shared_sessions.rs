@@ -22,7 +22,10 @@ fn status(m: &Mounted) -> Vec<String> {
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
     let history = lines.next().unwrap_or_default();
-    assert!(history.starts_with("history: kept 30 days (from "), "{history}");
+    assert!(
+        history.starts_with("history: kept 30 days (from "),
+        "{history}"
+    );
     lines.map(str::to_string).collect()
 }
 

@@ -135,6 +135,7 @@ const DECIDED: &[&str] = &[
     "umount",
     "status",
     "session-ttl",
+    "history-retention",
     "gen-man",
 ];
 

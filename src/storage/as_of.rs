@@ -40,48 +40,94 @@ impl<R: EngineRead> AsOfView<R> {
         Ok(keys::split_value(value)?.0 <= self.end)
     }
 
-    /// Returns the range of past index `past` that holds the rows of live range `[start,
-    /// end)` of `cf` that may have been alive at the view's time.
-    fn past_range(&self, cf: Cf, start: &[u8], end: Option<&[u8]>) -> (Vec<u8>, Option<Vec<u8>>) {
-        let group = keys::group_len(cf, start).map(|g| &start[..g]);
-        if let Some(g) = group {
-            let group_end = prefix_end(g);
-            let one_group =
-                end.is_some_and(|e| e.starts_with(g) || group_end.as_deref() == Some(e));
-            if one_group {
-                // Within a group, past rows sort by death: those dead by then are skipped.
-                let after = Stamp::at(self.end.micros.saturating_add(1));
-                return ([g, &keys::stamp_bytes(after)[..]].concat(), group_end);
-            }
-        }
-        let lower = group.unwrap_or(start).to_vec();
-        let upper = end.map(|e| match keys::group_len(cf, e) {
-            Some(g) => prefix_end(&e[..g]),
-            None => Some(e.to_vec()),
-        });
-        (lower, upper.flatten())
+    /// Returns the range of the past index of `cf` that holds the rows of group `g` that
+    /// were still alive at the view's time: within a group, past rows sort by death.
+    fn past_span(&self, g: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+        let after = Stamp::at(self.end.micros.saturating_add(1));
+        ([g, &keys::stamp_bytes(after)[..]].concat(), prefix_end(g))
     }
 
-    /// Returns the past entries of live range `[start, end)` of `cf` alive at the view's
-    /// time, under their live keys, in key order.
-    fn past_entries(&self, cf: Cf, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Entry>> {
-        let past = keys::past_cf(cf).expect("a live row index");
-        let (lower, upper) = self.past_range(cf, start, end);
-        let mut out = Vec::new();
+    /// Returns the group of live range `[start, end)` of `cf` when the range lies in one.
+    fn one_group<'k>(cf: Cf, start: &'k [u8], end: Option<&[u8]>) -> Option<&'k [u8]> {
+        let g = &start[..keys::group_len(cf, start)?];
+        let group_end = prefix_end(g);
+        end.is_some_and(|e| e.starts_with(g) || group_end.as_deref() == Some(e))
+            .then_some(g)
+    }
+
+    /// Visits the entries of group `g` of `cf` in live range `[lo, hi)` alive at the view's
+    /// time, in key order; returns whether the visitor wants more.
+    fn scan_group(
+        &self,
+        cf: Cf,
+        g: &[u8],
+        (lo, hi): (&[u8], Option<&[u8]>),
+        visit: &mut Visitor<'_>,
+    ) -> Result<bool> {
+        let past_cf = keys::past_cf(cf).expect("a live row index");
+        let (lower, upper) = self.past_span(g);
+        let mut past = Vec::new();
         self.engine
-            .scan(past, &lower, upper.as_deref(), &mut |k, v| {
-                let (live, died) = keys::live_of_past(past, k)?;
-                let inside = live.as_slice() >= start && end.is_none_or(|e| live.as_slice() < e);
+            .scan(past_cf, &lower, upper.as_deref(), &mut |k, v| {
+                let (live, died) = keys::live_of_past(past_cf, k)?;
+                let inside = live.as_slice() >= lo && hi.is_none_or(|e| live.as_slice() < e);
                 if inside && died > self.end && self.born_by_then(v)? {
-                    out.push((live, v.to_vec()));
+                    past.push((live, v.to_vec()));
                 }
                 Ok(true)
             })?;
-        out.sort();
-        Ok(out)
+        past.sort();
+        let mut past = past.into_iter().peekable();
+        let mut go_on = true;
+        self.engine.scan(cf, lo, hi, &mut |k, v| {
+            while let Some((pk, pv)) = past.next_if(|(pk, _)| pk.as_slice() < k) {
+                go_on = visit(&pk, &pv)?;
+                if !go_on {
+                    return Ok(false);
+                }
+            }
+            if self.born_by_then(v)? {
+                go_on = visit(k, v)?;
+            }
+            Ok(go_on)
+        })?;
+        for (pk, pv) in past {
+            if !go_on {
+                break;
+            }
+            go_on = visit(&pk, &pv)?;
+        }
+        Ok(go_on)
     }
 
-    /// Scans live range `[start, end)` of row index `cf` as it was at the view's time.
+    /// Returns the first group at or after `cursor` (before `end`) that has live or past
+    /// entries.
+    fn next_group(&self, cf: Cf, cursor: &[u8], end: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
+        let past_cf = keys::past_cf(cf).expect("a live row index");
+        // A past key of the cursor's own group may sort before the cursor: seek from the group.
+        let past_from = keys::group_len(cf, cursor).map_or(cursor, |n| &cursor[..n]);
+        // Likewise a past key of the end's group may sort after the end.
+        let past_end = end.map(|e| match keys::group_len(cf, e) {
+            Some(n) => prefix_end(&e[..n]),
+            None => Some(e.to_vec()),
+        });
+        let past_end = past_end.as_ref().map(Option::as_deref);
+        let mut found: Option<Vec<u8>> = None;
+        for (index, from, to) in [(cf, cursor, end), (past_cf, past_from, past_end.flatten())] {
+            self.engine.scan_keys(index, from, to, &mut |k, _| {
+                let g = &k[..keys::group_len(index, k).unwrap_or(k.len())];
+                if found.as_deref().is_none_or(|f| g < f) {
+                    found = Some(g.to_vec());
+                }
+                Ok(false)
+            })?;
+        }
+        Ok(found)
+    }
+
+    /// Scans live range `[start, end)` of row index `cf` as it was at the view's time: group
+    /// by group, each the live entries born by then merged with the past ones alive then, so
+    /// that a scan the visitor stops early (a limit, a skip scan) costs the groups it read.
     fn scan_rows(
         &self,
         cf: Cf,
@@ -89,25 +135,23 @@ impl<R: EngineRead> AsOfView<R> {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        let past = self.past_entries(cf, start, end)?;
-        let mut past = past.into_iter().peekable();
-        let mut stopped = false;
-        self.engine.scan(cf, start, end, &mut |k, v| {
-            while let Some((pk, pv)) = past.next_if(|(pk, _)| pk.as_slice() < k) {
-                if !visit(&pk, &pv)? {
-                    stopped = true;
-                    return Ok(false);
-                }
+        if let Some(g) = Self::one_group(cf, start, end) {
+            return self.scan_group(cf, g, (start, end), visit).map(drop);
+        }
+        let mut cursor = start.to_vec();
+        while let Some(g) = self.next_group(cf, &cursor, end)? {
+            let group_end = prefix_end(&g);
+            let lo = cursor.clone().max(g.clone());
+            let hi = match (end, group_end.as_deref()) {
+                (Some(e), Some(ge)) => Some(e.min(ge)),
+                (e, ge) => e.or(ge),
+            };
+            if !self.scan_group(cf, &g, (&lo, hi), visit)? {
+                return Ok(());
             }
-            if !self.born_by_then(v)? {
-                return Ok(true);
-            }
-            stopped = !visit(k, v)?;
-            Ok(!stopped)
-        })?;
-        for (pk, pv) in past {
-            if stopped || !visit(&pk, &pv)? {
-                break;
+            match group_end {
+                Some(next) if end.is_none_or(|e| next.as_slice() < e) => cursor = next,
+                _ => return Ok(()),
             }
         }
         Ok(())
@@ -131,14 +175,25 @@ impl<R: EngineRead> AsOfView<R> {
     }
 
     /// Scans blob range `[start, end)` as it was: timeless blobs live, tracked ones as then.
-    fn scan_blobs(&self, start: &[u8], end: Option<&[u8]>, visit: &mut Visitor<'_>) -> Result<()> {
+    /// With `keys_only`, live values are left out (a listing of chunks reads no chunk).
+    fn scan_blobs(
+        &self,
+        (start, end): (&[u8], Option<&[u8]>),
+        keys_only: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
         let mut then: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        self.engine.scan(Cf::Blobs, start, end, &mut |k, v| {
+        let mut keep = |k: &[u8], v: &[u8]| {
             if is_timeless_blob(&keys::decode_blob_key(k)?) {
-                then.insert(k.to_vec(), v.to_vec());
+                let v = if keys_only { Vec::new() } else { v.to_vec() };
+                then.insert(k.to_vec(), v);
             }
             Ok(true)
-        })?;
+        };
+        match keys_only {
+            true => self.engine.scan_keys(Cf::Blobs, start, end, &mut keep)?,
+            false => self.engine.scan(Cf::Blobs, start, end, &mut keep)?,
+        }
         let lower =
             std::str::from_utf8(start).map_or_else(|_| Vec::new(), keys::blob_history_name_prefix);
         let upper = end
@@ -205,7 +260,7 @@ impl<R: EngineRead> EngineRead for AsOfView<R> {
             return Ok(());
         }
         match cf {
-            Cf::Blobs => self.scan_blobs(start, end, visit),
+            Cf::Blobs => self.scan_blobs((start, end), false, visit),
             cf if is_row_index(cf) => self.scan_rows(cf, start, end, visit),
             cf => self.engine.scan(cf, start, end, visit),
         }
@@ -218,8 +273,11 @@ impl<R: EngineRead> EngineRead for AsOfView<R> {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        // Row entries' values say when they were born: the view needs them.
-        self.scan(cf, start, end, visit)
+        match cf {
+            Cf::Blobs if !is_empty_range(start, end) => self.scan_blobs((start, end), true, visit),
+            // Row entries' values say when they were born: the view needs them.
+            _ => self.scan(cf, start, end, visit),
+        }
     }
 
     fn scan_spans(
@@ -239,7 +297,8 @@ impl<R: EngineRead> EngineRead for AsOfView<R> {
         // Many nodes at once: one read of their live rows and one of their past rows.
         let past_spans: Vec<_> = (spans.iter())
             .map(|(s, e)| {
-                let (lower, upper) = self.past_range(cf, s, Some(e));
+                let g = Self::one_group(cf, s, Some(e)).unwrap_or(s);
+                let (lower, upper) = self.past_span(g);
                 (lower, upper.unwrap_or_else(|| e.clone()))
             })
             .collect();

@@ -33,7 +33,7 @@ pub fn is_timeless_blob(key: &str) -> bool {
 }
 
 /// When a commit landed: microseconds of the store's clock, then a tiebreak between engines
-/// that stamp side by side (0 on a store one process owns; the server's backend id on a
+/// that stamp side by side (0 on a store one process owns; a sequence of the server's on a
 /// shared one). Every commit that changes tracked data has one, unique, and a read of the
 /// store at time `t` sees exactly the commits with `micros <= t`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -233,18 +233,29 @@ impl LocalClock {
 
     /// Settles the clock's now: every commit stamped so far is visible once this returns (it
     /// waits for a commit in progress), and every later one is stamped after the returned time.
-    pub fn settle(&self) -> i64 {
+    /// A new horizon is handed to `persist` before it counts, so that a clock that restarts
+    /// after it (`starting_after`) never stamps at or before a time already read.
+    pub fn settle(&self, persist: impl FnOnce(i64) -> Result<()>) -> Result<i64> {
         let mut state = self.lock();
         let now = now_micros().max(state.last).max(state.horizon);
-        state.horizon = now;
-        now
+        if now > state.horizon {
+            persist(now)?;
+            state.horizon = now;
+        }
+        Ok(now)
     }
 }
 
-/// Returns the newest commit stamp `engine` holds (µs), or when its history began if later:
-/// where its clock starts.
+/// Returns the newest commit stamp `engine` holds (µs), or when its history began or the
+/// newest time a reader settled if later: where its clock starts.
 pub(crate) fn newest_commit(engine: &impl EngineRead) -> Result<i64> {
     let mut newest = history_since(engine)?.unwrap_or(0);
+    if let Some(raw) = engine.get(Cf::Meta, keys::META_HISTORY_HORIZON)? {
+        let horizon = <[u8; 8]>::try_from(raw.as_slice())
+            .map(i64::from_be_bytes)
+            .map_err(|_| StorageError::Corruption("history-horizon is not 8 bytes".into()))?;
+        newest = newest.max(horizon);
+    }
     // `History` keys begin with `D(stamp)`: the first is the newest commit.
     engine.scan(Cf::History, &[], None, &mut |k, _| {
         newest = newest.max(keys::decode_history_key(k)?.0.micros);
@@ -305,7 +316,7 @@ mod tests {
     fn stamps_increase_and_pass_every_settled_time() {
         let clock = LocalClock::starting_after(now_micros() + 5_000_000);
         let a = clock.begin_commit().stamp();
-        let settled = clock.settle();
+        let settled = clock.settle(|_| Ok(())).unwrap();
         let b = clock.begin_commit().stamp();
         assert!(
             a.micros <= settled && settled < b.micros,

@@ -32,6 +32,9 @@ pub const FORMAT_VERSION_BEFORE_HISTORY: u32 = 1;
 /// Meta key holding when the store's history began (µs of the store clock, 8 bytes
 /// big-endian).
 pub const META_HISTORY_SINCE: &[u8] = b"history-since";
+/// Meta key holding the newest time a reader settled the clock of a store one process owns
+/// at (µs, 8 bytes big-endian): its clock restarts after it.
+pub const META_HISTORY_HORIZON: &[u8] = b"history-horizon";
 /// Meta key holding the oldest time the store still answers for (µs, 8 bytes big-endian):
 /// gc raised it to reclaim what only earlier times needed.
 pub const META_HISTORY_FLOOR: &[u8] = b"history-floor";

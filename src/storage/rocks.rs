@@ -430,7 +430,12 @@ impl Engine for RocksEngine {
     }
 
     fn settle(&self) -> Result<i64> {
-        Ok(self.clock.settle())
+        self.clock.settle(|horizon| {
+            let mut batch = WriteBatch::new();
+            let key = keys::META_HISTORY_HORIZON.to_vec();
+            batch.put(Cf::Meta, key, horizon.to_be_bytes().to_vec());
+            self.write(batch)
+        })
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {

@@ -19,14 +19,16 @@ fn lock_key(schema: &str) -> i64 {
 
 /// Returns the statements that give the commit in progress its stamp (`cronusfs.c`, and
 /// inverted `cronusfs.d`, as hex settings of the transaction): after the store's horizon and
-/// the server's clock now, tiebroken by the backend's pid.
+/// the server's clock now, tiebroken by a sequence of the store, so that no two commits ever
+/// share a stamp (not even when the server's clock steps back below the horizon, where every
+/// commit's time is the horizon's next microsecond).
 pub(super) fn stamp_sql(schema: &str) -> String {
     format!(
         "SELECT pg_advisory_xact_lock_shared({key});\
          SELECT set_config('cronusfs.c', encode(int8send(m # {MIN_BIGINT}) || int4send(p), 'hex'), true), \
          set_config('cronusfs.d', encode(int8send(~(m # {MIN_BIGINT})) || int4send(~p), 'hex'), true) \
          FROM (SELECT greatest({CLOCK_US}, (SELECT last_value FROM {schema}.horizon) + 1) AS m, \
-         pg_backend_pid() AS p) AS s;",
+         ((nextval('{schema}.tiebreak') % 4294967296) - 2147483648)::int4 AS p) AS s;",
         key = lock_key(schema)
     )
 }
@@ -42,9 +44,13 @@ pub(super) fn settle_sql(schema: &str) -> String {
     )
 }
 
-/// Returns the statement that makes the horizon (part of the store's schema).
+/// Returns the statements that make the horizon and the tiebreak (part of the store's
+/// schema).
 pub(super) fn horizon_sql(schema: &str) -> String {
-    format!("CREATE SEQUENCE IF NOT EXISTS {schema}.horizon MINVALUE 0 START 0;")
+    format!(
+        "CREATE SEQUENCE IF NOT EXISTS {schema}.horizon MINVALUE 0 START 0;\
+         CREATE SEQUENCE IF NOT EXISTS {schema}.tiebreak;"
+    )
 }
 
 /// Returns `bytes` as a SQL bytea expression, with the commit's stamp in place of the 12
