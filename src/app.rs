@@ -3,6 +3,7 @@
 
 mod catalog;
 mod fsck;
+mod history;
 mod man;
 mod message_shape;
 mod mount;

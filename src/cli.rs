@@ -201,6 +201,28 @@ pub enum Command {
         #[arg(value_name = "SECONDS", value_parser = parse_seconds)]
         seconds: Option<std::time::Duration>,
     },
+    /// List what changed between two times, one line per node, tab-separated: KIND, CHANGE
+    /// (`added`, `removed`, `version`, `renamed` or `rows`), PLACE (an object's
+    /// `DATASET/KEY/JOB/NAME`, another node's iden), UUID and DETAIL (`v1→v2 CONTENT`, `from
+    /// OLD-PLACE`, or the props whose rows changed). Costs what changed, not what exists.
+    #[command(override_usage = "cronusfs diff T1 [T2] [PLACE]")]
+    Diff {
+        /// T1 (RFC 3339), then T2 (default: now) and PLACE (only nodes at or below it, at
+        /// either time: `DATASET[/KEY[/JOB[/NAME]]]`).
+        #[arg(required = true, num_args = 1..=3, value_name = "ARG")]
+        args: Vec<String>,
+    },
+    /// List every change history keeps of an object (`DATASET/KEY/JOB/NAME`, or its uuid) or
+    /// of any node by its uuid, oldest first, tab-separated: TIME (usable as `--at`), HOST,
+    /// PID, UID, WHAT (the command or mount), VERSION, CONTENT and CHANGE.
+    Log {
+        /// The node: `DATASET/KEY/JOB/NAME` or a uuid.
+        #[arg(value_name = "OBJECT|UUID")]
+        node: String,
+        /// Find the path as it was at TIME (an object deleted or renamed since).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
     /// Print how long the store keeps its history, or set it: `gc` reclaims what only older
     /// times need, and reads of them (`--at`) are refused from then on.
     HistoryRetention {

@@ -20,8 +20,8 @@ pub use metastore::{
     MAX_HISTORY_RETENTION, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session, Sessions,
 };
 pub use metastore::{
-    DatasetId, DirNodeFold, HeldManifest, JobId, Leases, Metastore, ObjectId, ObjectMeta,
-    ObjectPath, ReadHolds, VersionDetails, prop,
+    ChangeKind, DatasetId, DirNodeFold, HeldManifest, JobId, Leases, LogEntry, Metastore,
+    NodeChange, ObjectId, ObjectMeta, ObjectPath, ReadHolds, VersionDetails, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 

@@ -309,6 +309,10 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// each row with the commits that added and deleted it.
     fn row_versions(&self, iden: &Iden) -> Result<Vec<RowVersion>>;
 
+    /// Returns who made each commit of `stamps` (`None` for a stamp no commit record has:
+    /// a row from before history began, or a commit after the time a view of the past reads).
+    fn commit_actors(&self, stamps: &[Stamp]) -> Result<Vec<Option<Actor>>>;
+
     /// Returns the rows of `prop` that history keeps, no longer live, that died after
     /// `died_after` (µs): what a read of the past may still need (gc keeps the contents they
     /// name).

@@ -224,6 +224,11 @@ fn files_are_written_read_versioned_and_visible_under_objects() {
     let old_ino = fs.lookup(objects, old).unwrap().ino;
     assert!(read_all(&fs, old_ino) == first);
     assert_eq!(errno(fs.open(old_ino, READ_WRITE)), libc::EPERM);
+    // Kept for history while the store's retention lasts; freed by a gc under none.
+    assert_eq!(meta.gc().unwrap().history, 1);
+    assert_eq!(names(&fs, objects).len(), 2);
+    meta.set_history_retention(std::time::Duration::ZERO)
+        .unwrap();
     meta.gc().unwrap();
     assert_eq!(names(&fs, objects), [obj.content.to_string()]);
 }

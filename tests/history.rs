@@ -120,3 +120,88 @@ fn get_ls_and_find_take_a_time() {
     }
     let _ = path;
 }
+
+#[test]
+fn diff_and_log_say_what_changed_and_who() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (ds, job, t0) = {
+        let m = Metastore::new(RocksStore::create(&store).unwrap());
+        let (ds, _, _) = dataset(&m, &["k"]);
+        let job = m.new_job(ds).unwrap();
+        put(&m, &ObjectPath::new(ds, "k", job, "b.txt"), b"b\n");
+        (ds, job, now(&m))
+    };
+    let file = dir.path().join("in.txt");
+    let place = |name: &str| format!("{ds}/k/{job}/{name}");
+    for (bytes, name) in [("one\n", "a.txt"), ("two\n", "a.txt"), ("c\n", "c.txt")] {
+        std::fs::write(&file, bytes).unwrap();
+        let out = cronusfs(&store, &["put", file.to_str().unwrap(), &place(name)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let t1 = {
+        let m = Metastore::new(RocksStore::open(&store).unwrap());
+        m.delete_object(&ObjectPath::new(ds, "k", job, "b.txt"))
+            .unwrap();
+        now(&m)
+    };
+    let (t0, t1) = (
+        cronusfs::storage::history::show_micros(t0),
+        cronusfs::storage::history::show_micros(t1),
+    );
+    let out = cronusfs(&store, &["diff", &t0, &t1]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<String>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    let kinds: Vec<(&str, &str, &str)> = (lines.iter())
+        .map(|l| (l[0].as_str(), l[1].as_str(), l[2].as_str()))
+        .collect();
+    let (a, b, c) = (place("a.txt"), place("b.txt"), place("c.txt"));
+    assert!(kinds.contains(&("object", "added", &a)), "{kinds:?}");
+    assert!(kinds.contains(&("object", "removed", &b)), "{kinds:?}");
+    assert!(kinds.contains(&("object", "added", &c)), "{kinds:?}");
+    assert!(
+        lines.iter().all(|l| l.len() == 5),
+        "five columns: {lines:?}"
+    );
+    // Only what is under a place.
+    let only = cronusfs(&store, &["diff", &t0, &t1, &b]);
+    let only = String::from_utf8(only.stdout).unwrap();
+    assert_eq!(only.lines().count(), 1, "{only}");
+    // The log of a.txt: created by a put, then a new version, with who and which content.
+    let out = cronusfs(&store, &["log", &a]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8(out.stdout).unwrap();
+    let log: Vec<Vec<&str>> = log.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!((log[0][5], log[0][7]), ("1", "created"), "{log:?}");
+    assert_eq!((log[1][5], log[1][7]), ("2", "version"), "{log:?}");
+    let what = log[1][4];
+    assert!(
+        what.starts_with("cronusfs ") && what.contains(" put "),
+        "who: {log:?}"
+    );
+    assert_ne!(log[0][6], log[1][6], "each version's content");
+    // Each time a log prints reads back as --at.
+    let got = cronusfs(&store, &["get", &a, "--at", log[0][0]]);
+    assert_eq!(got.stdout, b"one\n");
+    // A deleted object's log, found by its path as it was.
+    let out = cronusfs(&store, &["log", &b, "--at", &t0]);
+    let log = String::from_utf8(out.stdout).unwrap();
+    assert!(log.lines().last().unwrap().ends_with("\tdeleted"), "{log}");
+}

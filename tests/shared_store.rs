@@ -243,7 +243,7 @@ fn the_seed_scenario_through_a_mount_of_postgres_and_s3() {
     crate::mount::seed_scenario_with_ordinary_tools(&crate::mount::Mounted::shared());
 }
 
-/// Lines of `cronusfs status -s STORE` run with `m`'s environment.
+/// The session lines of `cronusfs status -s STORE` run with `m`'s environment.
 fn sessions_of(m: &crate::mount::Mounted) -> Vec<String> {
     let out = m
         .cronusfs()
@@ -256,6 +256,7 @@ fn sessions_of(m: &crate::mount::Mounted) -> Vec<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
+        .filter(|l| !l.starts_with("history: "))
         .map(str::to_string)
         .collect()
 }

@@ -48,6 +48,8 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         Command::Fsck { .. } => super::fsck::run(m, io, cache),
         Command::Status => super::store_sessions::status(m, io),
         Command::SessionTtl { seconds } => super::store_sessions::session_ttl(m, io, seconds),
+        Command::Diff { args } => super::history::diff(m, io, &args),
+        Command::Log { node, at } => super::history::log(m, io, &node, at.as_deref()),
         Command::HistoryRetention { duration } => {
             super::store_sessions::history_retention(m, io, duration)
         }
@@ -61,14 +63,11 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
 }
 
 /// Returns the catalogue as it was at `at` (RFC 3339), if a time is given.
-fn as_of(m: &Catalog, at: Option<&str>) -> Result<Option<Catalog>> {
+pub(super) fn as_of(m: &Catalog, at: Option<&str>) -> Result<Option<Catalog>> {
     let Some(text) = at else {
         return Ok(None);
     };
-    let Some(micros) = cronusfs::storage::history::parse_time(text) else {
-        bail!("{text:?} is not a time: give one as RFC 3339, like 2026-12-06T01:30:00Z");
-    };
-    Ok(Some(m.at(micros)?))
+    Ok(Some(m.at(super::history::time_arg(text)?)?))
 }
 
 /// Which registered message a `menu`/`config` command is about.
@@ -271,7 +270,7 @@ pub fn job(m: &Catalog, io: &mut Console<'_>, cmd: JobCommand) -> Result<()> {
 /// A place in the catalogue as the CLI names it: `DATASET[/KEY[/JOB[/NAME]]]`, the path below
 /// `datasets/` in the mount without `partitions/` and `jobs/` (a NAME may hold `/`: a path
 /// inside the job directory).
-struct Place {
+pub(super) struct Place {
     dataset: DatasetId,
     key: Option<String>,
     job: Option<JobId>,
@@ -279,7 +278,7 @@ struct Place {
 }
 
 impl Place {
-    fn parse(text: &str) -> Result<Place> {
+    pub(super) fn parse(text: &str) -> Result<Place> {
         let mut parts = text.splitn(4, '/');
         let ds = parts.next().unwrap_or_default();
         let dataset = ds
@@ -303,7 +302,7 @@ impl Place {
 
     /// The object path, with `default_name` when the place names none; an error when it names
     /// no job directory.
-    fn object(&self, text: &str, default_name: Option<&str>) -> Result<ObjectPath> {
+    pub(super) fn object(&self, text: &str, default_name: Option<&str>) -> Result<ObjectPath> {
         let (Some(key), Some(job)) = (&self.key, self.job) else {
             bail!("{text:?}: expected DATASET/KEY/JOB[/NAME]");
         };

@@ -26,6 +26,8 @@ pub fn runs_in_daemon(command: &Command) -> bool {
         | Command::Fsck { .. }
         | Command::SessionTtl { .. }
         | Command::HistoryRetention { .. }
+        | Command::Diff { .. }
+        | Command::Log { .. }
         | Command::ExportCronus { .. } => true,
         // Made, imported into or served only while nobody else has the store open; or no
         // store at all.
@@ -82,6 +84,8 @@ pub fn stores_content(command: &Command) -> Option<&'static str> {
         | Command::Status
         | Command::SessionTtl { .. }
         | Command::HistoryRetention { .. }
+        | Command::Diff { .. }
+        | Command::Log { .. }
         | Command::GenMan { .. } => None,
     }
 }
@@ -136,6 +140,8 @@ const DECIDED: &[&str] = &[
     "status",
     "session-ttl",
     "history-retention",
+    "diff",
+    "log",
     "gen-man",
 ];
 

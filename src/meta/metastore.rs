@@ -22,6 +22,7 @@
 mod find;
 mod folders;
 mod gc;
+mod history;
 mod leases;
 mod listing;
 mod messages;
@@ -34,6 +35,7 @@ mod tree;
 mod versions;
 
 pub use gc::{DEFAULT_HISTORY_RETENTION, HISTORY_RETENTION_BLOB, MAX_HISTORY_RETENTION};
+pub use history::{ChangeKind, LogEntry, NodeChange};
 pub use leases::Leases;
 pub use listing::DirNodeFold;
 pub(crate) use messages::RegisteredMessage;

@@ -343,6 +343,11 @@ impl<E: Engine> AsOfStore<E> {
         AsOfStore { engine, at, since }
     }
 
+    /// Returns the last stamp the view sees.
+    fn end(&self) -> Stamp {
+        Stamp::end_of(self.at)
+    }
+
     /// Checks, before an answer, that gc has not reclaimed the time the view reads since it
     /// was made (a read of the past may not outlive its retention).
     fn check_floor(&self) -> Result<()> {
@@ -467,7 +472,7 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
     }
 
     fn row_versions(&self, iden: &Iden) -> Result<Vec<super::RowVersion>> {
-        let end = Stamp::end_of(self.at);
+        let end = self.end();
         let versions = super::history_reads::row_versions(&self.engine.snapshot()?, iden)?;
         Ok((versions.into_iter())
             .filter(|v| v.born <= end)
@@ -476,6 +481,16 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
                 ..v
             })
             .collect())
+    }
+
+    fn commit_actors(&self, stamps: &[Stamp]) -> Result<Vec<Option<super::Actor>>> {
+        let mut actors = super::history_reads::commit_actors(&*self.engine, stamps)?;
+        for (actor, stamp) in actors.iter_mut().zip(stamps) {
+            if *stamp > self.end() {
+                *actor = None;
+            }
+        }
+        Ok(actors)
     }
 
     fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {

@@ -130,6 +130,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn row_versions(&self, iden: &Iden) -> Result<Vec<super::RowVersion>> {
         (**self).row_versions(iden)
     }
+    fn commit_actors(&self, stamps: &[super::Stamp]) -> Result<Vec<Option<super::Actor>>> {
+        (**self).commit_actors(stamps)
+    }
     fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {
         (**self).past_rows_by_prop(prop, died_after)
     }

@@ -100,7 +100,13 @@ impl Actor {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default();
-        let args: Vec<String> = std::env::args().collect();
+        let mut args: Vec<String> = std::env::args().collect();
+        // The program by its name, not where it was run from.
+        if let Some(program) = args.first_mut()
+            && let Some(name) = std::path::Path::new(program.as_str()).file_name()
+        {
+            *program = name.to_string_lossy().into_owned();
+        }
         Actor {
             host,
             pid: i64::from(std::process::id()),

@@ -56,6 +56,26 @@ pub(crate) fn commits(engine: &impl EngineRead, after: i64, upto: i64) -> Result
     Ok(out)
 }
 
+/// Returns who made each commit of `stamps`, read in one scan of point spans.
+pub(crate) fn commit_actors(
+    engine: &impl EngineRead,
+    stamps: &[Stamp],
+) -> Result<Vec<Option<Actor>>> {
+    let spans: Vec<(Vec<u8>, Vec<u8>)> = (stamps.iter())
+        .map(|s| {
+            let key = keys::commit_record_key(*s);
+            let end = [key.as_slice(), &[0]].concat();
+            (key, end)
+        })
+        .collect();
+    let mut out = vec![None; stamps.len()];
+    engine.scan_spans(Cf::History, &spans, &mut |i, _, v| {
+        out[i] = Some(keys::decode_commit_record(v)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Returns every version of the rows of `iden` that history keeps (dead ones, then live
 /// ones), ordered by birth.
 pub(crate) fn row_versions(engine: &impl EngineRead, iden: &Iden) -> Result<Vec<RowVersion>> {

@@ -410,6 +410,10 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
         super::history_reads::row_versions(&self.engine.snapshot()?, iden)
     }
 
+    fn commit_actors(&self, stamps: &[Stamp]) -> Result<Vec<Option<super::Actor>>> {
+        super::history_reads::commit_actors(&*self.engine, stamps)
+    }
+
     fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {
         super::history_reads::past_rows_by_prop(&*self.engine, prop, died_after)
     }

@@ -1,0 +1,89 @@
+//! `cronusfs diff` and `log`: the store's past from the command line, as lines a script can
+//! read (tab-separated, times in RFC 3339 that `--at` takes back).
+
+use anyhow::{Result, bail};
+use cronusfs::meta::{LogEntry, ObjectId};
+use cronusfs::storage::history::{parse_time, show_micros};
+use cronusfs::storage::{Iden, Storage};
+
+use super::catalog::{Place, as_of};
+use super::{Catalog, Console};
+
+/// Reads a time argument (RFC 3339) as µs, or says what one looks like.
+pub fn time_arg(text: &str) -> Result<i64> {
+    match parse_time(text) {
+        Some(micros) => Ok(micros),
+        None => bail!("{text:?} is not a time: give one as RFC 3339, like 2026-12-06T01:30:00Z"),
+    }
+}
+
+/// Runs `diff T1 [T2] [PLACE]`.
+pub fn diff(m: &Catalog, io: &mut Console<'_>, args: &[String]) -> Result<()> {
+    let t1 = time_arg(&args[0])?;
+    let (mut t2, mut place) = (None, None);
+    for arg in &args[1..] {
+        match parse_time(arg) {
+            Some(t) if t2.is_none() && place.is_none() => t2 = Some(t),
+            _ if place.is_none() => place = Some(arg.trim_start_matches("datasets/")),
+            _ => bail!("diff takes T1, then T2 and PLACE: {arg:?} is one too many"),
+        }
+    }
+    let t2 = match t2 {
+        Some(t) => t,
+        None => m.storage().history_bounds()?.now,
+    };
+    if t2 < t1 {
+        bail!(
+            "T2 ({}) is before T1 ({})",
+            show_micros(t2),
+            show_micros(t1)
+        );
+    }
+    for c in m.diff(t1, t2, place)? {
+        let (kind, change) = (c.kind, c.change.word());
+        writeln!(
+            io.out,
+            "{kind}\t{change}\t{}\t{}\t{}",
+            c.place, c.iden, c.detail
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `log OBJECT|UUID [--at T]`.
+pub fn log(m: &Catalog, io: &mut Console<'_>, node: &str, at: Option<&str>) -> Result<()> {
+    let iden = match node.parse::<ObjectId>() {
+        Ok(id) => id.iden(),
+        Err(_) if uuid::Uuid::parse_str(node).is_ok() => Iden::new(node)?,
+        Err(_) => {
+            let then = as_of(m, at)?;
+            let m = then.as_ref().unwrap_or(m);
+            m.object(&Place::parse(node)?.object(node, None)?)?
+                .id
+                .iden()
+        }
+    };
+    let entries = m.log(&iden)?;
+    if entries.is_empty() {
+        bail!("history keeps nothing of {node}");
+    }
+    for e in entries {
+        writeln!(io.out, "{}", log_line(&e))?;
+    }
+    Ok(())
+}
+
+/// Returns one `log` line.
+fn log_line(e: &LogEntry) -> String {
+    let time = match e.stamp.micros {
+        0 => "before-history".to_string(),
+        t => show_micros(t),
+    };
+    let who = match &e.actor {
+        Some(a) => format!("{}\t{}\t{}\t{}", a.host, a.pid, a.uid, a.what),
+        None => "-\t-\t-\t-".to_string(),
+    };
+    let version = e.version.map_or("-".into(), |v| v.to_string());
+    let content = e.content.as_deref().unwrap_or("-");
+    format!("{time}\t{who}\t{version}\t{content}\t{}", e.change)
+}
