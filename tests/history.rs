@@ -205,3 +205,46 @@ fn diff_and_log_say_what_changed_and_who() {
     let log = String::from_utf8(out.stdout).unwrap();
     assert!(log.lines().last().unwrap().ends_with("\tdeleted"), "{log}");
 }
+
+#[test]
+fn a_mount_s_commits_name_the_mount_and_commands_through_it_name_their_client() {
+    let m = crate::mount::Mounted::new();
+    let job = m.job_dir();
+    m.ok(&format!(
+        "printf one > {0}/a.txt; printf two > {0}/a.txt",
+        job.display()
+    ));
+    let rel = job
+        .strip_prefix(m.mnt.join("datasets"))
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let rel = rel.replace("/partitions/", "/").replace("/jobs/", "/");
+    let src = m.tmp.path().join("three.txt");
+    std::fs::write(&src, "three").unwrap();
+    let put = m.on_store(&["put", src.to_str().unwrap(), &format!("{rel}/a.txt")]);
+    crate::mount::assert_success(&put);
+    let out = m.on_store(&["log", &format!("{rel}/a.txt")]);
+    crate::mount::assert_success(&out);
+    let log = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    let mount = format!("mount {}", m.mnt.display());
+    assert_eq!(
+        (lines[0][4], lines[1][4]),
+        (mount.as_str(), mount.as_str()),
+        "{log}"
+    );
+    assert_eq!(
+        lines[0][2],
+        m.daemon_pid().to_string(),
+        "the daemon wrote them"
+    );
+    assert!(lines[2][4].contains(" put "), "the client's command: {log}");
+    assert_ne!(
+        lines[2][2],
+        m.daemon_pid().to_string(),
+        "the client's pid: {log}"
+    );
+    assert_eq!(lines[2][5], "3");
+}

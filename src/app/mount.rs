@@ -169,6 +169,11 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
         let file = open_log(f)?;
         redirect_stderr(&file);
     }
+    // What the mount commits names the mount, not the daemon's own command line.
+    cronusfs::storage::set_process_actor(cronusfs::storage::Actor {
+        what: format!("mount {}", mountpoint.display()),
+        ..cronusfs::storage::Actor::this_process()
+    });
     let core = match open_core(args, store, local) {
         Ok(core) => core,
         Err(e) => {

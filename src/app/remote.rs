@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use cronusfs::fs::FsCore;
-use cronusfs::storage::Storage;
 use cronusfs::storage::location::Location;
+use cronusfs::storage::{Actor, Storage, current_actor, with_actor};
 
 use super::{Console, EXIT_FAILURE, EXIT_USAGE};
 use crate::cli::{Cli, Command, RowsCommand};
@@ -289,7 +289,15 @@ fn run_request(
     let command = request.cli.command;
     let gc = matches!(command, Command::Gc { .. });
     let run = || super::run_on(core.metastore(), &mut io, command, Some(cache));
-    match core.run_external_change(run) {
+    // The commits the command makes name the client, not the daemon.
+    let (pid, uid) = peer(stream).unwrap_or((-1, -1));
+    let client = Actor {
+        pid,
+        uid,
+        what: request.what,
+        ..current_actor()
+    };
+    match with_actor(client, || core.run_external_change(run)) {
         Ok(()) => {
             if gc {
                 // The cache's copies of what gc freed are disk nobody can read any more.
@@ -302,6 +310,29 @@ fn run_request(
             Ok(EXIT_FAILURE)
         }
     }
+}
+
+/// Returns the pid and uid of the process at the other end of `stream`.
+#[allow(unsafe_code)] // SO_PEERCRED has no safe wrapper in stable std.
+fn peer(stream: &UnixStream) -> Option<(i64, i64)> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of their sizes and the socket is open.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then(|| (i64::from(cred.pid), i64::from(cred.uid)))
 }
 
 /// A client's standard input as the command the daemon runs for it reads it: the raw bytes
@@ -438,6 +469,8 @@ struct Request {
     cli: Cli,
     cwd: PathBuf,
     framed: bool,
+    /// The client's command line, for the commits the command makes.
+    what: String,
 }
 
 /// Parses a request line: `argv` (framed input) or `args` (raw input), and `cwd`.
@@ -451,10 +484,16 @@ fn parse_request(line: &str) -> Result<Request> {
         .filter_map(|a| a.as_str().map(str::to_string))
         .collect();
     let cwd = PathBuf::from(request["cwd"].as_str().unwrap_or("/"));
+    let what = args.join(" ");
     let cli = Cli::try_parse_from(args)
         .map_err(|e| anyhow!("{}", super::one_line(&e.render().to_string())))?;
     if !super::placement::runs_in_daemon(&cli.command) {
         return Err(anyhow!("this command cannot run on a mounted store"));
     }
-    Ok(Request { cli, cwd, framed })
+    Ok(Request {
+        cli,
+        cwd,
+        framed,
+        what,
+    })
 }

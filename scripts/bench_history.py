@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""History benchmark (issue 23): what keeping history costs small writes, and what reading
+history costs, with an old and a new binary in one run.
+
+usage: bench_history.py NEW_BINARY [OLD_BINARY] [--runs N] [--dir DIR] [--files N]
+                        [--attrs N] [--objects N] [--versions N]
+
+Per binary (medians of --runs, each on a fresh store mounted on DIR): `touch` (os.utime) of
+--files small files, `setfattr` (os.setxattr) of one attribute on each, and the store's size
+(du of the store directory) after --attrs setxattr calls on one file. With the new binary
+only: `diff` of 100 changes in a dataset of --objects objects, and `log` of an object with
+--versions versions (each time through the command line, whole process, median of --runs).
+tar -x of small files and cp of 1 GiB are bench_mount.py's (run it with each binary).
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_mount import Daemon, sh  # noqa: E402
+
+
+def timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def du(path):
+    out = subprocess.run(["du", "-sk", path], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0]) / 1024
+
+
+def small_writes(binary, root, files, attrs):
+    """Times touch and setfattr of `files` files, and the store's growth under `attrs` sets."""
+    with tempfile.TemporaryDirectory(dir=root) as work:
+        d = Daemon(binary, work)
+        try:
+            job = d.job_dir()
+            names = [f"{job}/f{i:05}" for i in range(files)]
+            for n in names:
+                with open(n, "wb") as f:
+                    f.write(b"x" * 100)
+            touch = timed(lambda: [os.utime(n, (1_000_000 + i, 1_000_000 + i))
+                                   for i, n in enumerate(names)])
+            setx = timed(lambda: [os.setxattr(n, "user.k", str(i).encode())
+                                  for i, n in enumerate(names)])
+            before = du(d.store)
+            one = names[0]
+            for i in range(attrs):
+                os.setxattr(one, "user.counter", str(i).encode())
+            sh(f"sync -f {d.store}")
+            grown = du(d.store) - before
+        finally:
+            d.close()
+    return touch, setx, grown
+
+
+def cli(binary, store, *args):
+    t = time.perf_counter()
+    subprocess.run([binary, "--store", store, *args], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def history_reads(binary, root, objects, versions, runs):
+    """Times `diff` of 100 changes among `objects` objects, and `log` of `versions` versions."""
+    with tempfile.TemporaryDirectory(dir=root) as work:
+        d = Daemon(binary, work)
+        try:
+            job = d.job_dir()
+            for i in range(objects):
+                with open(f"{job}/o{i:06}", "wb") as f:
+                    f.write(b"y" * 64)
+            time.sleep(0.01)
+            now = time.time()  # a store directory's clock is this host's
+            t1 = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + \
+                f".{int(now * 1e6) % 1_000_000:06}Z"
+            for i in range(100):
+                os.setxattr(f"{job}/o{i * (objects // 100):06}", "user.changed", b"1")
+            one = f"{job}/versions"
+            for v in range(versions):
+                with open(one, "wb") as f:
+                    f.write(str(v).encode())
+            rel = job.split("/datasets/", 1)[1].replace("/partitions/", "/").replace("/jobs/", "/")
+            diff = statistics.median(cli(binary, d.store, "diff", t1) for _ in range(runs))
+            log = statistics.median(cli(binary, d.store, "log", f"{rel}/versions")
+                                    for _ in range(runs))
+        finally:
+            d.close()
+    return diff, log
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("new")
+    p.add_argument("old", nargs="?")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--dir", default="/var/tmp")
+    p.add_argument("--files", type=int, default=2000)
+    p.add_argument("--attrs", type=int, default=100_000)
+    p.add_argument("--objects", type=int, default=100_000)
+    p.add_argument("--versions", type=int, default=1000)
+    args = p.parse_args()
+    binaries = [("new", args.new)] + ([("old", args.old)] if args.old else [])
+    results = {}
+    for run in range(args.runs):
+        for name, binary in binaries:
+            r = small_writes(binary, args.dir, args.files, args.attrs if run == 0 else 0)
+            results.setdefault(name, []).append(r)
+    print(f"{'phase':<34}" + "".join(f"{n:>12}" for n, _ in binaries))
+    for i, phase in enumerate([f"touch {args.files} files (s)", f"setfattr {args.files} files (s)"]):
+        row = [statistics.median(r[i] for r in results[n]) for n, _ in binaries]
+        print(f"{phase:<34}" + "".join(f"{v:>12.3f}" for v in row))
+    row = [results[n][0][2] for n, _ in binaries]
+    print(f"{f'store growth, {args.attrs} setfattr (MiB)':<34}" + "".join(f"{v:>12.1f}" for v in row))
+    diff, log = history_reads(args.new, args.dir, args.objects, args.versions, args.runs)
+    print(f"diff of 100 changes among {args.objects} objects: {diff * 1000:.0f} ms (whole command)")
+    print(f"log of an object with {args.versions} versions: {log * 1000:.0f} ms (whole command)")
+
+
+if __name__ == "__main__":
+    main()
