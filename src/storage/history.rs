@@ -255,13 +255,8 @@ impl LocalClock {
 /// Returns the newest commit stamp `engine` holds (µs), or when its history began or the
 /// newest time a reader settled if later: where its clock starts.
 pub(crate) fn newest_commit(engine: &impl EngineRead) -> Result<i64> {
-    let mut newest = history_since(engine)?.unwrap_or(0);
-    if let Some(raw) = engine.get(Cf::Meta, keys::META_HISTORY_HORIZON)? {
-        let horizon = <[u8; 8]>::try_from(raw.as_slice())
-            .map(i64::from_be_bytes)
-            .map_err(|_| StorageError::Corruption("history-horizon is not 8 bytes".into()))?;
-        newest = newest.max(horizon);
-    }
+    let since = history_since(engine)?.unwrap_or(0);
+    let mut newest = since.max(meta_micros(engine, keys::META_HISTORY_HORIZON)?.unwrap_or(0));
     // `History` keys begin with `D(stamp)`: the first is the newest commit.
     engine.scan(Cf::History, &[], None, &mut |k, _| {
         newest = newest.max(keys::decode_history_key(k)?.0.micros);
@@ -272,22 +267,25 @@ pub(crate) fn newest_commit(engine: &impl EngineRead) -> Result<i64> {
 
 /// Returns the oldest time the store's history still answers for (µs), if gc ever set one.
 pub(crate) fn history_floor(engine: &impl EngineRead) -> Result<Option<i64>> {
-    let Some(raw) = engine.get(Cf::Meta, keys::META_HISTORY_FLOOR)? else {
-        return Ok(None);
-    };
-    <[u8; 8]>::try_from(raw.as_slice())
-        .map(|b| Some(i64::from_be_bytes(b)))
-        .map_err(|_| StorageError::Corruption("history-floor is not 8 bytes".into()))
+    meta_micros(engine, keys::META_HISTORY_FLOOR)
 }
 
 /// Returns when the store's history began (µs), if the store records it (format 2).
 pub(crate) fn history_since(engine: &impl EngineRead) -> Result<Option<i64>> {
-    let Some(raw) = engine.get(Cf::Meta, keys::META_HISTORY_SINCE)? else {
+    meta_micros(engine, keys::META_HISTORY_SINCE)
+}
+
+/// Returns the time (µs, 8 bytes big-endian) meta key `key` holds, if any.
+fn meta_micros(engine: &impl EngineRead, key: &[u8]) -> Result<Option<i64>> {
+    let Some(raw) = engine.get(Cf::Meta, key)? else {
         return Ok(None);
     };
     <[u8; 8]>::try_from(raw.as_slice())
         .map(|b| Some(i64::from_be_bytes(b)))
-        .map_err(|_| StorageError::Corruption("history-since is not 8 bytes".into()))
+        .map_err(|_| {
+            let name = String::from_utf8_lossy(key);
+            StorageError::Corruption(format!("{name} is not 8 bytes"))
+        })
 }
 
 /// Checks that a read at `at` (µs) can be answered by a store whose history began at `since`
