@@ -25,6 +25,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use cronusfs::meta::Metastore;
+use cronusfs::storage::history::show_micros;
 use cronusfs::storage::location::{self, Location, OpenStore};
 use cronusfs::storage::s3::S3Url;
 use cronusfs::storage::{Storage, StorageError};
@@ -166,6 +167,9 @@ fn run(cli: Cli) -> Result<()> {
             &store_path(path.as_deref().or(cli.store.as_deref()))?,
             content.as_deref(),
         ),
+        Command::Upgrade { path } => {
+            upgrade(&store_path(path.as_deref().or(cli.store.as_deref()))?)
+        }
         Command::ImportCronus { store, dir } => {
             let (store, dir) = store_and(store, dir, cli.store.as_deref(), "DIR")?;
             let location = parse_location(&store)?;
@@ -310,6 +314,41 @@ fn init(arg: &Path, content: Option<&str>) -> Result<()> {
         Some(c) => println!("created store {store} (content in {c})"),
         None => println!("created store {store}"),
     }
+    Ok(())
+}
+
+/// Runs `upgrade`: the store's format becomes this version's once no daemon uses it.
+fn upgrade(arg: &Path) -> Result<()> {
+    let location = parse_location(arg)?;
+    let (store, version) = location::open_to_upgrade(&location)?;
+    if version == cronusfs::storage::keys::FORMAT_VERSION {
+        let since = store.history_bounds()?.since;
+        println!(
+            "{location} is up to date (history since {})",
+            show_micros(since)
+        );
+        return Ok(());
+    }
+    let meta = Metastore::new(store);
+    let (now, ttl) = (
+        meta.storage().server_time()?,
+        meta.sessions().ttl()?.as_millis() as i64,
+    );
+    let live: Vec<String> = (meta.sessions().list()?.into_iter())
+        .filter(|s| !s.expired_at(now, ttl))
+        .map(|s| format!("{} pid {} ({})", s.host, s.pid, s.mountpoint))
+        .collect();
+    if !live.is_empty() {
+        bail!(
+            "daemons of the earlier version use {location}: stop them first: {}",
+            live.join(", ")
+        );
+    }
+    let since = location::upgrade(&location)?;
+    println!(
+        "upgraded {location}: it keeps history from {}",
+        show_micros(since)
+    );
     Ok(())
 }
 

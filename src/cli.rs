@@ -55,6 +55,14 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         content: Option<String>,
     },
+    /// Upgrade a store made by an earlier version to this version's format: its history
+    /// begins then. A store directory is upgraded when first opened anyway; a shared store
+    /// (PostgreSQL) waits for this command, which refuses while a daemon of the store is live.
+    Upgrade {
+        /// The directory or URL of the store (default: -s/--store or CRONUSFS_STORE).
+        #[arg(value_name = "STORE")]
+        path: Option<PathBuf>,
+    },
     /// Add, lift, change and delete rows (the Synapse storage API).
     #[command(subcommand)]
     Rows(RowsCommand),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cronusfs::storage::postgres::{PgEngine, PgUrl};
 use cronusfs::storage::retry::transact;
-use cronusfs::storage::{Iden, Row, RowRead, RowStore, Storage, Valu};
+use cronusfs::storage::{Iden, Row, RowRead, RowStore, RowWrite, Storage, Valu};
 
 fn open(url: &str) -> RowStore<PgEngine> {
     RowStore::with_engine(PgEngine::open(&PgUrl::parse(url).unwrap(), true).unwrap()).unwrap()
@@ -79,4 +79,107 @@ fn an_answer_about_a_past_time_never_changes_while_hosts_commit() {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].valu, Valu::Int(29), "host {h} as of {now}");
     }
+}
+
+/// Rewrites the shared store at `url` as format version 1 left it: untagged row values, no
+/// history, no history-since; with `sessions` false, its sessions gone too.
+fn make_it_format_1(url: &str, sessions: bool) {
+    use cronusfs::storage::engine::{Cf, Engine, EngineRead, WriteBatch};
+    let engine = PgEngine::open(&PgUrl::parse(url).unwrap(), false).unwrap();
+    let mut b = WriteBatch::new();
+    for cf in [Cf::ByIden, Cf::ByPropValu, Cf::ByPropTime] {
+        engine
+            .scan(cf, &[], None, &mut |k, v| {
+                match !sessions && k.starts_with(b"cronusfs:session:") {
+                    true => b.delete(cf, k.to_vec()),
+                    false => {
+                        let untagged = if v.first() == Some(&0xFF) {
+                            &v[13..]
+                        } else {
+                            v
+                        };
+                        b.put(cf, k.to_vec(), untagged.to_vec());
+                    }
+                }
+                Ok(true)
+            })
+            .unwrap();
+    }
+    for cf in [
+        Cf::PastByIden,
+        Cf::PastByPropValu,
+        Cf::PastByPropTime,
+        Cf::BlobHistory,
+        Cf::History,
+    ] {
+        engine
+            .scan(cf, &[], None, &mut |k, _| {
+                b.delete(cf, k.to_vec());
+                Ok(true)
+            })
+            .unwrap();
+    }
+    b.put(
+        Cf::Meta,
+        b"format-version".to_vec(),
+        1u32.to_be_bytes().to_vec(),
+    );
+    b.delete(Cf::Meta, b"history-since".to_vec());
+    engine.write(b).unwrap();
+}
+
+fn cronusfs(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_shared_store_from_before_history_is_upgraded_by_command_once_its_daemons_stopped() {
+    let url = crate::services::pg_store_url();
+    let old = vec![Row::new(&Iden::new("a").unwrap(), "x", 1, 10)];
+    {
+        let s = open(&url);
+        s.add_rows(&old).unwrap();
+        s.blob_set("info/a", b"old").unwrap();
+        let m = cronusfs::meta::Metastore::new(s);
+        m.sessions().open("elsewhere", 4242, "/mnt/x").unwrap();
+    }
+    make_it_format_1(&url, true);
+    let refused =
+        RowStore::with_engine(PgEngine::open(&PgUrl::parse(&url).unwrap(), false).unwrap());
+    let err = refused.err().unwrap().to_string();
+    assert!(
+        err.contains("version 1") && err.contains("cronusfs upgrade"),
+        "{err}"
+    );
+    let out = cronusfs(&["upgrade", &url]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("elsewhere pid 4242"),
+        "{said}"
+    );
+    make_it_format_1(&url, false);
+    let out = cronusfs(&["upgrade", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("keeps history from"));
+    let again = cronusfs(&["upgrade", &url]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+    let s = RowStore::with_engine(PgEngine::open(&PgUrl::parse(&url).unwrap(), false).unwrap())
+        .unwrap();
+    let since = s.history_bounds().unwrap().since;
+    s.del_rows_by_id(&Iden::new("a").unwrap()).unwrap();
+    s.blob_set("info/a", b"new").unwrap();
+    let then = s.as_of(since).unwrap();
+    assert_eq!(then.rows_by_id(&Iden::new("a").unwrap()).unwrap(), old);
+    assert_eq!(
+        then.blob_get("info/a").unwrap().as_deref(),
+        Some(&b"old"[..])
+    );
+    assert_eq!(s.check_indexes().unwrap(), Vec::<String>::new());
 }

@@ -54,6 +54,7 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
             super::store_sessions::history_retention(m, io, duration)
         }
         Command::Init { .. }
+        | Command::Upgrade { .. }
         | Command::Rows(_)
         | Command::ImportCronus { .. }
         | Command::Mount(_)

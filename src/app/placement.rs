@@ -32,6 +32,7 @@ pub fn runs_in_daemon(command: &Command) -> bool {
         // Made, imported into or served only while nobody else has the store open; or no
         // store at all.
         Command::Init { .. }
+        | Command::Upgrade { .. }
         | Command::ImportCronus { .. }
         | Command::Mount(_)
         | Command::Umount { .. }
@@ -74,6 +75,7 @@ pub fn stores_content(command: &Command) -> Option<&'static str> {
             JobCommand::New { .. } | JobCommand::Ls { .. } => None,
         },
         Command::Init { .. }
+        | Command::Upgrade { .. }
         | Command::Get { .. }
         | Command::Ls { .. }
         | Command::Find { .. }
@@ -102,6 +104,7 @@ fn message_stores(command: &MessageCommand) -> bool {
 #[cfg(test)]
 const DECIDED: &[&str] = &[
     "init",
+    "upgrade",
     "rows add",
     "rows import",
     "rows get",

@@ -99,7 +99,10 @@ pub enum StorageError {
         path: PathBuf,
     },
     /// The store was written by a format this build does not read.
-    #[error("store format version {found} is not supported (this build reads version {supported})")]
+    #[error(
+        "store format version {found} is not supported (this build reads version {supported}){}",
+        if *found < *supported { ": run `cronusfs upgrade STORE` once no daemon uses it" } else { "" }
+    )]
     FormatVersion {
         /// The version found in the store.
         found: u32,

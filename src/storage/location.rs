@@ -196,6 +196,34 @@ fn reopen(location: &Location, content: Option<&S3Url>) -> Result<OpenStore> {
     finish(location, rows)
 }
 
+/// Opens the store at `location` to decide an upgrade, whatever its format version: returns
+/// it (to read only) and the version it is in. A store directory is upgraded by the open
+/// itself; a shared store keeps its format until [`upgrade`].
+pub fn open_to_upgrade(location: &Location) -> Result<(Box<dyn Storage>, u32)> {
+    match location {
+        Location::Dir(dir) => {
+            let store = RocksStore::open(dir)?;
+            Ok((Box::new(store), super::keys::FORMAT_VERSION))
+        }
+        Location::Postgres(url) => {
+            let (store, version) = RowStore::open_to_upgrade(PgEngine::open_to_upgrade(url)?)?;
+            Ok((Box::new(store), version))
+        }
+    }
+}
+
+/// Upgrades the store at `location` to the format this build reads; returns when its history
+/// begins (µs of the store clock). Run it once no daemon of an earlier version uses the store.
+pub fn upgrade(location: &Location) -> Result<i64> {
+    match location {
+        Location::Dir(dir) => RocksStore::open(dir)?.history_bounds().map(|b| b.since),
+        Location::Postgres(url) => {
+            let (store, _) = RowStore::open_to_upgrade(PgEngine::open_to_upgrade(url)?)?;
+            store.upgrade()
+        }
+    }
+}
+
 /// Opens the existing store at `location`, with the chunk store its content location names.
 pub fn open(location: &Location) -> Result<OpenStore> {
     finish(location, open_rows(location, false)?)

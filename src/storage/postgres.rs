@@ -216,6 +216,23 @@ impl PgEngine {
         PgEngine::pooled(url)
     }
 
+    /// Opens the store at `url` to upgrade it: makes the tables and sequences this version
+    /// needs if missing (a store made before history was kept has none of them; daemons of the
+    /// earlier version never read them), then connects as [`PgEngine::open`] does.
+    pub fn open_to_upgrade(url: &PgUrl) -> Result<Self> {
+        let mut client = Client::connect(url)?;
+        match tables_exist(&mut client, &url.schema) {
+            Ok(true) | Err(StorageError::FormatVersion { .. }) => {
+                super::retry::retry(|| create_tables(&mut client, &url.schema))?;
+                PgEngine::pooled(url)
+            }
+            Ok(false) => Err(StorageError::NoStore {
+                path: url.shown.clone().into(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Returns the engine of the store at `url`, whose tables exist, with its pool.
     fn pooled(url: &PgUrl) -> Result<Self> {
         let (stale_before, next_serial) =

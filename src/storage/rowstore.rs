@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::as_of::AsOfStore;
-use super::engine::{Cf, Engine, EngineTxn, WriteBatch};
+use super::engine::{Cf, Engine, EngineRead, EngineTxn, WriteBatch};
 use super::history::{self, HistoryBounds, Stamp, is_timeless_blob, now_micros};
 use super::keys::{
     self, FORMAT_VERSION, FORMAT_VERSION_BEFORE_HISTORY, META_CREATED, META_FORMAT_VERSION,
@@ -46,7 +46,7 @@ impl<E: Engine> RowStore<E> {
             Some(v) => match format_version(&v)? {
                 FORMAT_VERSION => {}
                 FORMAT_VERSION_BEFORE_HISTORY if !engine.is_shared() => {
-                    engine.write(upgrade_batch(&engine)?)?;
+                    engine.write(upgrade_batch(&engine, now_micros())?)?;
                 }
                 found => {
                     return Err(StorageError::FormatVersion {
@@ -78,6 +78,52 @@ impl<E: Engine> RowStore<E> {
             since,
             settled: AtomicI64::new(i64::MIN),
         })
+    }
+
+    /// Opens a used engine whatever its format version says, and returns it with that
+    /// version: only to read what decides an upgrade (a store made before history was kept
+    /// reads as any store does) before [`RowStore::upgrade`]. Nothing may be written through
+    /// it first.
+    pub fn open_to_upgrade(engine: E) -> Result<(Self, u32)> {
+        let Some(v) = engine.get(Cf::Meta, META_FORMAT_VERSION)? else {
+            return Err(StorageError::Corruption("no format version".into()));
+        };
+        let version = format_version(&v)?;
+        let since = history::history_since(&engine)?.unwrap_or(i64::MAX);
+        let store = RowStore {
+            engine: Arc::new(engine),
+            since,
+            settled: AtomicI64::new(i64::MIN),
+        };
+        Ok((store, version))
+    }
+
+    /// Upgrades a store made before history was kept to the format this build reads: one
+    /// write of its format version, when its history begins (the store clock now) and each
+    /// tracked blob's version then. Returns when history begins; a store already upgraded is
+    /// left as it is.
+    pub fn upgrade(self) -> Result<i64> {
+        let txn = self.engine.begin()?;
+        let version = txn
+            .get(Cf::Meta, META_FORMAT_VERSION)?
+            .map(|v| format_version(&v));
+        match version.transpose()? {
+            Some(FORMAT_VERSION) => {
+                drop(txn);
+                return history::history_since(&*self.engine)?
+                    .ok_or_else(|| StorageError::Corruption("no history-since".into()));
+            }
+            Some(FORMAT_VERSION_BEFORE_HISTORY) => {}
+            found => {
+                return Err(StorageError::FormatVersion {
+                    found: found.unwrap_or(0),
+                    supported: FORMAT_VERSION,
+                });
+            }
+        }
+        let since = self.engine.settle()?;
+        txn.commit(upgrade_batch(&*self.engine, since)?)?;
+        Ok(since)
     }
 
     /// Returns the engine under the store.
@@ -176,15 +222,14 @@ fn put_first_version(batch: &mut WriteBatch, key: &str, valu: &[u8], since: i64)
 }
 
 /// Returns the write that upgrades a store made before history was kept: its format
-/// version, when its history begins (now) and the version each tracked blob has then.
-fn upgrade_batch(engine: &impl Engine) -> Result<WriteBatch> {
+/// version, when its history begins (`since`, µs) and the version each tracked blob has then.
+fn upgrade_batch(engine: &impl Engine, since: i64) -> Result<WriteBatch> {
     let mut batch = WriteBatch::new();
     batch.put(
         Cf::Meta,
         META_FORMAT_VERSION.to_vec(),
         FORMAT_VERSION.to_be_bytes().to_vec(),
     );
-    let since = now_micros();
     batch.put(
         Cf::Meta,
         META_HISTORY_SINCE.to_vec(),
