@@ -178,13 +178,18 @@ fn run(cli: Cli) -> Result<()> {
                 catalog::import(m, &mut io, &dir)
             })
         }
-        Command::ExportCronus { store, dir, name } => {
+        Command::ExportCronus {
+            store,
+            dir,
+            name,
+            at,
+        } => {
             let (store, dir) = store_and(store, dir, cli.store.as_deref(), "DIR")?;
             let store = parse_location(&store)?;
             // A mounted store is exported by its daemon (a consistent view of what it serves).
             match open_waiting(&store, Duration::from_secs(cli.wait))? {
                 OpenedStore::Here(opened) => {
-                    catalog::export(&catalog_of(opened), &mut io, &dir, &name)
+                    catalog::export(&catalog_of(opened), &mut io, &dir, (&name, at.as_deref()))
                 }
                 OpenedStore::Served(local) => remote::forward(&local, &store, &mut io, false),
             }

@@ -158,6 +158,9 @@ pub enum Command {
         /// The Cronus store name.
         #[arg(long, default_value = "cronusfs")]
         name: String,
+        /// Export the store as it was at TIME (RFC 3339): the same bytes every time.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Delete the content no object refers to any more; print what was freed.
     ///

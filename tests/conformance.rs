@@ -28,7 +28,8 @@ macro_rules! conformance_suite {
                 readding_a_row_keeps_its_birth, same_txn_add_delete_leaves_nothing,
                 transactions_land_at_one_time, tracked_and_timeless_blobs,
                 session_rows_are_timeless, future_and_before_history_refused,
-                stamps_pass_every_settled_time, backup_at_a_time, commits_say_who_and_what);
+                stamps_pass_every_settled_time, backup_at_a_time, commits_say_who_and_what,
+                wide_scans_of_the_past_cross_pages);
         }
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -248,3 +248,60 @@ fn a_mount_s_commits_name_the_mount_and_commands_through_it_name_their_client() 
     );
     assert_eq!(lines[2][5], "3");
 }
+
+/// Returns every file of `dir` with its bytes, by name.
+fn files_of(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    (std::fs::read_dir(dir).unwrap())
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_export_at_a_time_is_the_same_bytes_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (m, path) = {
+        let m = Metastore::new(RocksStore::create(&store).unwrap());
+        let (ds, _, _) = dataset(&m, &["k"]);
+        let job = m.new_job(ds).unwrap();
+        (m, ObjectPath::new(ds, "k", job, "t.csv"))
+    };
+    put(&m, &path, b"a,b\n1,2\n");
+    let t = now(&m);
+    drop(m);
+    let at = cronusfs::storage::history::show_micros(t);
+    let out = dir.path().join("out");
+    let export = || {
+        let o = cronusfs(
+            &store,
+            &["export-cronus", out.to_str().unwrap(), "--at", &at],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        files_of(&out)
+    };
+    let first = export();
+    assert!(
+        first.keys().any(|n| n.ends_with(".cronus.pb")),
+        "{:?}",
+        first.keys()
+    );
+    // The store changes after T, and a daemon's session comes and goes: not in an export at T.
+    {
+        let m = Metastore::new(RocksStore::open(&store).unwrap());
+        put(&m, &path, b"a,b\n3,4\n");
+        m.sessions().open("h", 1, "/mnt").unwrap();
+    }
+    assert_eq!(export(), first, "the same files, the same bytes");
+    let live = cronusfs(
+        &store,
+        &["export-cronus", dir.path().join("live").to_str().unwrap()],
+    );
+    assert!(live.status.success());
+    assert_ne!(files_of(&dir.path().join("live")).len(), 0);
+}

@@ -23,17 +23,21 @@ fn all_rows(s: &dyn Storage) -> Vec<Row> {
     rows
 }
 
-/// Commits 30 transactions on `host` (number `h`), each setting a counter and adding a row.
-fn commit_many(host: &RowStore<PgEngine>, h: usize) {
+/// Commits transactions on `host` (number `h`), each setting a counter and adding a row: 30,
+/// and more until the reader has read 10 times (at most 3,000); returns how many.
+fn commit_many(host: &RowStore<PgEngine>, h: usize, reads: &AtomicUsize) -> i64 {
     let node = Iden::new(format!("host{h}")).unwrap();
-    for n in 0..30i64 {
+    let mut n = 0i64;
+    while n < 30 || (reads.load(Ordering::SeqCst) < 10 && n < 3000) {
         transact(host, |txn| {
             txn.set_rows_by_id_prop(&node, "n", &Valu::Int(n))?;
             let log = Iden::new(format!("log{h}-{n}")).unwrap();
             txn.add_rows(&[Row::new(&log, "n", n, n)])
         })
         .unwrap();
+        n += 1;
     }
+    n
 }
 
 #[test]
@@ -41,25 +45,30 @@ fn an_answer_about_a_past_time_never_changes_while_hosts_commit() {
     let url = crate::services::pg_store_url();
     let hosts: Vec<RowStore<PgEngine>> = (0..4).map(|_| open(&url)).collect();
     let reader = open(&url);
-    let finished = AtomicUsize::new(0);
+    let (finished, reads) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let mut seen: Vec<(i64, Vec<Row>)> = Vec::new();
-    std::thread::scope(|scope| {
-        for (h, host) in hosts.iter().enumerate() {
-            let finished = &finished;
-            scope.spawn(move || {
-                commit_many(host, h);
-                finished.fetch_add(1, Ordering::SeqCst);
-            });
-        }
+    let last: Vec<i64> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (hosts.iter().enumerate())
+            .map(|(h, host)| {
+                let (finished, reads) = (&finished, &reads);
+                scope.spawn(move || {
+                    let n = commit_many(host, h, reads);
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    n - 1
+                })
+            })
+            .collect();
         while finished.load(Ordering::SeqCst) < hosts.len() {
+            reads.fetch_add(1, Ordering::SeqCst);
             let t = reader.history_bounds().unwrap().now;
             seen.push((t, all_rows(&*reader.as_of(t).unwrap())));
             // An earlier answer, read again while the hosts go on committing.
             let (t0, first) = &seen[seen.len() / 2];
             assert_eq!(&all_rows(&*reader.as_of(*t0).unwrap()), first, "as of {t0}");
         }
+        writers.into_iter().map(|w| w.join().unwrap()).collect()
     });
-    assert!(seen.len() > 3, "the reader read while the hosts wrote");
+    assert!(seen.len() >= 10, "the reader read while the hosts wrote");
     let grew = seen.windows(2).filter(|w| w[0].1 != w[1].1).count();
     assert!(grew > 0, "the reader saw commits land between its reads");
     for (t, rows) in &seen {
@@ -77,7 +86,7 @@ fn an_answer_about_a_past_time_never_changes_while_hosts_commit() {
             .rows_by_id(&Iden::new(format!("host{h}")).unwrap())
             .unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].valu, Valu::Int(29), "host {h} as of {now}");
+        assert_eq!(rows[0].valu, Valu::Int(last[h]), "host {h} as of {now}");
     }
 }
 

@@ -40,10 +40,15 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         Command::Gc { .. } => gc(m, io),
         // Run by a daemon for the command line: the one path given (or the second of two) is
         // the directory, relative to the command's working directory.
-        Command::ExportCronus { store, dir, name } => {
+        Command::ExportCronus {
+            store,
+            dir,
+            name,
+            at,
+        } => {
             let dir = dir.or(store).context("no DIR given")?;
             let dir = io.path(&dir);
-            export(m, io, &dir, &name)
+            export(m, io, &dir, (&name, at.as_deref()))
         }
         Command::Fsck { .. } => super::fsck::run(m, io, cache),
         Command::Status => super::store_sessions::status(m, io),
@@ -482,9 +487,21 @@ pub fn import(m: &Catalog, io: &mut Console<'_>, dir: &Path) -> Result<()> {
 }
 
 /// Runs `export-cronus`.
-pub fn export(m: &Catalog, io: &mut Console<'_>, dir: &Path, name: &str) -> Result<()> {
-    let r = cronusfs::meta::cronus_io::export_cronus(m, dir, name)
-        .with_context(|| format!("cannot export into {}", dir.display()))?;
+pub fn export(
+    m: &Catalog,
+    io: &mut Console<'_>,
+    dir: &Path,
+    (name, at): (&str, Option<&str>),
+) -> Result<()> {
+    use cronusfs::meta::cronus_io::{export_cronus, export_cronus_at};
+    let r = match at {
+        None => export_cronus(m, dir, name),
+        Some(text) => {
+            let at = super::history::time_arg(text)?;
+            export_cronus_at(&m.at(at)?, dir, name, at)
+        }
+    };
+    let r = r.with_context(|| format!("cannot export into {}", dir.display()))?;
     writeln!(
         io.out,
         "wrote {}: {} menus/configurations, {} datasets, {} objects",

@@ -46,9 +46,40 @@ fn file_url(path: &Path) -> String {
 
 /// Writes the whole catalogue into `dir` (made if missing) as Python Cronus store `name`.
 pub fn export_cronus<S: Storage>(m: &Metastore<S>, dir: &Path, name: &str) -> Result<Report> {
+    let store = (uuid::Uuid::new_v4().to_string(), rowjson::timestamp_now());
+    export_as(m, dir, name, store)
+}
+
+/// [`export_cronus`] of the catalogue as it was at `at` (µs; `m` is [`Metastore::at`] of
+/// it): the Cronus store is dated `at` and its uuid is derived from the store and `at`, so
+/// two exports at one time into one directory are the same bytes.
+pub fn export_cronus_at<S: Storage>(
+    m: &Metastore<S>,
+    dir: &Path,
+    name: &str,
+    at: i64,
+) -> Result<Report> {
+    let made = m.storage().blob_get(crate::storage::keys::SYN_CREATED)?;
+    let mut seed = made.unwrap_or_default();
+    seed.extend_from_slice(&at.to_be_bytes());
+    let hash = blake3::hash(&seed);
+    let uuid = uuid::Builder::from_random_bytes(hash.as_bytes()[..16].try_into().expect("16"));
+    let created = prost_types::Timestamp {
+        seconds: at.div_euclid(1_000_000),
+        nanos: (at.rem_euclid(1_000_000) * 1000) as i32,
+    };
+    export_as(m, dir, name, (uuid.into_uuid().to_string(), created))
+}
+
+/// Exports `m` into `dir` as the Cronus store `name` with uuid and creation time `store`.
+fn export_as<S: Storage>(
+    m: &Metastore<S>,
+    dir: &Path,
+    name: &str,
+    (store_uuid, created): (String, prost_types::Timestamp),
+) -> Result<Report> {
     std::fs::create_dir_all(dir)?;
     let dir = dir.canonicalize()?;
-    let store_uuid = uuid::Uuid::new_v4().to_string();
     let store_name = format!("{store_uuid}.{name}.cronus.pb");
     let mut report = Report {
         store_file: dir.join(&store_name),
@@ -73,7 +104,7 @@ pub fn export_cronus<S: Storage>(m: &Metastore<S>, dir: &Path, name: &str) -> Re
         objects.push(export_dataset(m, ds, &dir, &store_uuid, &mut report)?);
     }
     let info = CronusObjectStoreInfo {
-        created: Some(rowjson::timestamp_now()),
+        created: Some(created),
         objects,
         ..Default::default()
     };

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::engine::{Cf, Engine, EngineRead, SpansVisitor, Visitor, is_empty_range};
-use super::history::{HistoryBounds, Stamp, check_time, is_timeless_blob};
+use super::history::{HistoryBounds, Stamp, check_time, is_timeless_blob, is_timeless_iden};
 use super::keys::{self, prefix_end};
 use super::row_view::RowView;
 use super::rowstore::{forward_row_read, forward_row_write};
@@ -25,6 +25,9 @@ pub(crate) struct AsOfView<R> {
 
 /// An entry: its key and value.
 type Entry = (Vec<u8>, Vec<u8>);
+
+/// How many live entries a wide scan of the past reads at a time.
+const PAGE: usize = 256;
 
 impl<R: EngineRead> AsOfView<R> {
     /// Returns the view of `engine` at `at` (µs).
@@ -100,34 +103,31 @@ impl<R: EngineRead> AsOfView<R> {
         Ok(go_on)
     }
 
-    /// Returns the first group at or after `cursor` (before `end`) that has live or past
-    /// entries.
-    fn next_group(&self, cf: Cf, cursor: &[u8], end: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
+    /// Adds to `buf` the past entries of `cf` alive at the view's time whose live keys lie in
+    /// `[lo, hi)`, read from past keys in `[from, to)` (whole groups).
+    fn past_between(
+        &self,
+        cf: Cf,
+        (from, to): (&[u8], Option<&[u8]>),
+        (lo, hi): (&[u8], Option<&[u8]>),
+        buf: &mut Vec<Entry>,
+    ) -> Result<()> {
         let past_cf = keys::past_cf(cf).expect("a live row index");
-        // A past key of the cursor's own group may sort before the cursor: seek from the group.
-        let past_from = keys::group_len(cf, cursor).map_or(cursor, |n| &cursor[..n]);
-        // Likewise a past key of the end's group may sort after the end.
-        let past_end = end.map(|e| match keys::group_len(cf, e) {
-            Some(n) => prefix_end(&e[..n]),
-            None => Some(e.to_vec()),
-        });
-        let past_end = past_end.as_ref().map(Option::as_deref);
-        let mut found: Option<Vec<u8>> = None;
-        for (index, from, to) in [(cf, cursor, end), (past_cf, past_from, past_end.flatten())] {
-            self.engine.scan_keys(index, from, to, &mut |k, _| {
-                let g = &k[..keys::group_len(index, k).unwrap_or(k.len())];
-                if found.as_deref().is_none_or(|f| g < f) {
-                    found = Some(g.to_vec());
-                }
-                Ok(false)
-            })?;
-        }
-        Ok(found)
+        self.engine.scan(past_cf, from, to, &mut |k, v| {
+            let (live, died) = keys::live_of_past(past_cf, k)?;
+            let inside = live.as_slice() >= lo && hi.is_none_or(|e| live.as_slice() < e);
+            if inside && died > self.end && self.born_by_then(v)? {
+                buf.push((live, v.to_vec()));
+            }
+            Ok(true)
+        })
     }
 
-    /// Scans live range `[start, end)` of row index `cf` as it was at the view's time: group
-    /// by group, each the live entries born by then merged with the past ones alive then, so
-    /// that a scan the visitor stops early (a limit, a skip scan) costs the groups it read.
+    /// Scans live range `[start, end)` of row index `cf` as it was at the view's time. A
+    /// range within one group is two scans; a wider one goes a page of live entries at a
+    /// time, each merged with the past entries of the groups it reached (read once, in one
+    /// scan per page), so a scan the visitor stops early (a limit, a skip scan) costs the
+    /// pages it read, and a full scan two round trips per page.
     fn scan_rows(
         &self,
         cf: Cf,
@@ -138,20 +138,53 @@ impl<R: EngineRead> AsOfView<R> {
         if let Some(g) = Self::one_group(cf, start, end) {
             return self.scan_group(cf, g, (start, end), visit).map(drop);
         }
-        let mut cursor = start.to_vec();
-        while let Some(g) = self.next_group(cf, &cursor, end)? {
-            let group_end = prefix_end(&g);
-            let lo = cursor.clone().max(g.clone());
-            let hi = match (end, group_end.as_deref()) {
-                (Some(e), Some(ge)) => Some(e.min(ge)),
-                (e, ge) => e.or(ge),
+        let group_of = |k: &[u8]| keys::group_len(cf, k).map_or(k.to_vec(), |n| k[..n].to_vec());
+        // Past keys of the start's and the end's groups may sort before the start or after
+        // the end: the past is read by whole groups.
+        let past_end = end.map(|e| match keys::group_len(cf, e) {
+            Some(n) => prefix_end(&e[..n]),
+            None => Some(e.to_vec()),
+        });
+        let past_end = past_end.unwrap_or(None);
+        let mut covered = group_of(start);
+        let (mut cursor, mut buf): (Vec<u8>, Vec<Entry>) = (start.to_vec(), Vec::new());
+        loop {
+            let mut page: Vec<Entry> = Vec::with_capacity(PAGE);
+            self.engine.scan(cf, &cursor, end, &mut |k, v| {
+                page.push((k.to_vec(), v.to_vec()));
+                Ok(page.len() < PAGE)
+            })?;
+            let done = page.len() < PAGE;
+            // The past of every group up to the page's last one (or to the end).
+            let reach = match (done, page.last()) {
+                (false, Some((k, _))) => prefix_end(&group_of(k)),
+                _ => past_end.clone(),
             };
-            if !self.scan_group(cf, &g, (&lo, hi), visit)? {
-                return Ok(());
+            self.past_between(cf, (&covered, reach.as_deref()), (start, end), &mut buf)?;
+            buf.sort();
+            let mut past = std::mem::take(&mut buf).into_iter().peekable();
+            for (k, v) in &page {
+                while let Some((pk, pv)) = past.next_if(|(pk, _)| pk < k) {
+                    if !visit(&pk, &pv)? {
+                        return Ok(());
+                    }
+                }
+                if self.born_by_then(v)? && !visit(k, v)? {
+                    return Ok(());
+                }
             }
-            match group_end {
-                Some(next) if end.is_none_or(|e| next.as_slice() < e) => cursor = next,
-                _ => return Ok(()),
+            buf = past.collect();
+            match (done, reach, page.last()) {
+                (false, Some(r), Some((k, _))) => {
+                    covered = r;
+                    cursor = [k.as_slice(), &[0]].concat();
+                }
+                _ => break,
+            }
+        }
+        for (pk, pv) in buf {
+            if !visit(&pk, &pv)? {
+                break;
             }
         }
         Ok(())
@@ -412,15 +445,22 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
     }
 
     fn backup_rows(&self, chunk_rows: usize) -> Box<dyn Iterator<Item = Result<Vec<Row>>> + '_> {
+        // Timeless nodes (sessions) are the present, not the past: left out, so that a
+        // backup of one time is the same whenever it is made.
         let mut resume: Option<Option<Vec<u8>>> = Some(None);
         Box::new(std::iter::from_fn(move || {
-            let after = resume.take()?;
-            match (self.view()).and_then(|v| v.backup_chunk(after.as_deref(), chunk_rows)) {
-                Ok((rows, next)) => {
-                    resume = next.map(Some);
-                    (!rows.is_empty()).then_some(Ok(rows))
+            loop {
+                let after = resume.take()?;
+                match (self.view()).and_then(|v| v.backup_chunk(after.as_deref(), chunk_rows)) {
+                    Ok((mut rows, next)) => {
+                        resume = next.map(Some);
+                        rows.retain(|r| !is_timeless_iden(r.iden.as_str()));
+                        if !rows.is_empty() {
+                            return Some(Ok(rows));
+                        }
+                    }
+                    Err(e) => return Some(Err(e)),
                 }
-                Err(e) => Some(Err(e)),
             }
         }))
     }

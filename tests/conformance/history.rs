@@ -609,3 +609,45 @@ pub fn backup_at_a_time(s: &dyn Storage) {
     assert_ne!(backup(s), sorted(alive));
     assert_eq!(backup(&*view(s, now(s))), backup(s));
 }
+
+/// Rows of 700 nodes: wide reads of the past go a page (256 entries) at a time.
+fn many(n: i64, v: i64) -> Vec<Row> {
+    (0..n)
+        .map(|i| row(&format!("n{i:04}"), "x", i * v, i))
+        .collect()
+}
+
+pub fn wide_scans_of_the_past_cross_pages(s: &dyn Storage) {
+    let first = many(700, 1);
+    s.add_rows(&first).unwrap();
+    let t1 = now(s);
+    for i in (0..700).step_by(3) {
+        s.del_rows_by_id(&iden(&format!("n{i:04}"))).unwrap();
+    }
+    let mut second: Vec<Row> = (first.iter())
+        .filter(|r| r.time % 3 != 0)
+        .cloned()
+        .collect();
+    let extra = many(300, 2);
+    s.add_rows(&extra[..150]).unwrap();
+    for r in &extra[..150] {
+        if !second.contains(r) {
+            second.push(r.clone());
+        }
+    }
+    let t2 = now(s);
+    for (at, rows) in [(t1, &first), (t2, &second)] {
+        let v = view(s, at);
+        assert_eq!(backup(&*v), sorted(rows.clone()), "backup as of {at}");
+        let mut ints_then: Vec<i64> = rows.iter().filter_map(|r| r.valu.as_int()).collect();
+        ints_then.retain(|i| (100..900).contains(i));
+        ints_then.sort();
+        assert_eq!(
+            ints(&v.rows_by_range("x", 100, 900, None).unwrap()),
+            ints_then
+        );
+        let limited = v.rows_by_int("x", IntLift::Ge(0), Some(300)).unwrap();
+        assert_eq!(limited.len(), 300, "a limit across pages");
+        assert_eq!(v.props().unwrap(), ["x"]);
+    }
+}
