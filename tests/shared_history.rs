@@ -81,12 +81,12 @@ fn an_answer_about_a_past_time_never_changes_while_hosts_commit() {
     // Every host's last commit is before a time read now, on any host.
     let now = hosts[2].history_bounds().unwrap().now;
     let then = hosts[2].as_of(now).unwrap();
-    for h in 0..hosts.len() {
+    for (h, last) in last.iter().enumerate() {
         let rows = then
             .rows_by_id(&Iden::new(format!("host{h}")).unwrap())
             .unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].valu, Valu::Int(last[h]), "host {h} as of {now}");
+        assert_eq!(rows[0].valu, Valu::Int(*last), "host {h} as of {now}");
     }
 }
 
