@@ -245,6 +245,10 @@ macro_rules! forward_engine_read {
             $($before;)?
             $target.scan_spans(cf, spans, visit)
         }
+        fn multi_get(&$self_, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+            $($before;)?
+            $target.multi_get(cf, keys)
+        }
     };
 }
 pub(crate) use forward_engine_read;
@@ -256,6 +260,13 @@ pub use super::ChangesElsewhere;
 pub trait EngineRead {
     /// Returns the value of `key` in `cf`.
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Returns the value of each of `keys` in `cf`, in order: point lookups (bloom-filtered
+    /// on RocksDB), which an engine across a network answers in one round trip
+    /// ([`multi_get_by_spans`]).
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.get(cf, k)).collect()
+    }
 
     /// Calls `visit` with each entry of `cf` with `start <= key < end` (no `end`: to the last
     /// key) in ascending key order, until it returns `Ok(false)` or an error. An empty or
@@ -291,6 +302,26 @@ pub trait EngineRead {
         }
         Ok(())
     }
+}
+
+/// [`EngineRead::multi_get`] as one [`EngineRead::scan_spans`] of one-key spans: for an
+/// engine whose every read is a round trip.
+pub fn multi_get_by_spans<R: EngineRead + ?Sized>(
+    r: &R,
+    cf: Cf,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let spans: Vec<(Vec<u8>, Vec<u8>)> = (keys.iter())
+        .map(|k| (k.clone(), [k.as_slice(), &[0]].concat()))
+        .collect();
+    let mut out = vec![None; keys.len()];
+    if !spans.is_empty() {
+        r.scan_spans(cf, &spans, &mut |i, _, v| {
+            out[i] = Some(v.to_vec());
+            Ok(())
+        })?;
+    }
+    Ok(out)
 }
 
 impl<T: EngineRead + ?Sized> EngineRead for &T {

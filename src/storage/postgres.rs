@@ -15,7 +15,7 @@ use tokio_postgres::error::SqlState;
 
 use super::engine::{
     Cf, ChangesElsewhere, Engine, EngineRead, EngineTxn, SpansVisitor, StampSlot, Visitor,
-    WriteBatch, is_empty_range,
+    WriteBatch, is_empty_range, multi_get_by_spans,
 };
 use super::{EngineErrorKind, Result, StorageError};
 
@@ -517,6 +517,10 @@ impl EngineRead for PgEngine {
     ) -> Result<()> {
         self.on_live_conn(|c, acted| spans_on(c, cf, spans, (visit, acted)))
     }
+
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        multi_get_by_spans(self, cf, keys)
+    }
 }
 
 impl PgEngine {
@@ -642,6 +646,10 @@ impl EngineRead for PgTxn<'_> {
         visit: &mut SpansVisitor<'_>,
     ) -> Result<()> {
         self.with_conn(|c| spans_on(c, cf, spans, (visit, &mut true)))
+    }
+
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        multi_get_by_spans(self, cf, keys)
     }
 }
 

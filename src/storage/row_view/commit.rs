@@ -61,24 +61,20 @@ impl<R: EngineRead> RowView<R> {
         Ok((self.engine, batch))
     }
 
-    /// Returns the committed `ByIden` values of the tracked keys among `rows` (one read of
-    /// them all: a store across a network answers it in one round trip).
+    /// Returns the committed `ByIden` values of the tracked keys among `rows` (point reads;
+    /// a store across a network answers them all in one round trip).
     fn committed_values(
         &self,
         rows: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     ) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
-        let spans: Vec<(Vec<u8>, Vec<u8>)> = (rows.keys())
+        let tracked: Vec<Vec<u8>> = (rows.keys())
             .filter(|k| keys::iden_of_key(k).is_ok_and(|i| !is_timeless_iden(&i)))
-            .map(|k| (k.clone(), [k.as_slice(), &[0]].concat()))
+            .cloned()
             .collect();
-        let mut out = HashMap::new();
-        if !spans.is_empty() {
-            self.engine.scan_spans(Cf::ByIden, &spans, &mut |_, k, v| {
-                out.insert(k.to_vec(), v.to_vec());
-                Ok(())
-            })?;
-        }
-        Ok(out)
+        let values = self.engine.multi_get(Cf::ByIden, &tracked)?;
+        Ok((tracked.into_iter().zip(values))
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect())
     }
 }
 
