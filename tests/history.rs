@@ -305,3 +305,33 @@ fn an_export_at_a_time_is_the_same_bytes_every_time() {
     assert!(live.status.success());
     assert_ne!(files_of(&dir.path().join("live")).len(), 0);
 }
+
+#[test]
+fn gc_past_a_time_a_reader_holds_makes_its_next_read_refused_not_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metastore::new(RocksStore::create(&dir.path().join("store")).unwrap());
+    let (ds, _, _) = dataset(&m, &["k"]);
+    let job = m.new_job(ds).unwrap();
+    let path = ObjectPath::new(ds, "k", job, "x.csv");
+    put(&m, &path, b"old\n");
+    let t1 = now(&m);
+    put(&m, &path, b"new\n");
+    // A reader of T1 is in the middle of its work when an operator drops all history.
+    let then = m.at(t1).unwrap();
+    assert_eq!(then.object(&path).unwrap().version, 1);
+    m.set_history_retention(std::time::Duration::ZERO).unwrap();
+    let report = m.gc().unwrap();
+    assert_eq!((report.contents, report.history), (1, 0), "{report:?}");
+    // Its next read says the time is gone, rather than answering with what gc left.
+    let err = then.object(&path).unwrap_err();
+    assert!(
+        matches!(err, MetaError::Storage(StorageError::PastRetention { .. })),
+        "{err:?}"
+    );
+    assert!(matches!(
+        m.at(t1).err().unwrap(),
+        MetaError::Storage(StorageError::PastRetention { .. })
+    ));
+    assert_eq!(read_all(&m, &path), b"new\n", "the present is whole");
+    assert_eq!(m.storage().check_indexes().unwrap(), Vec::<String>::new());
+}

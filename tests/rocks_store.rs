@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use cronusfs::storage::engine::{Cf, Engine, EngineRead, WriteBatch};
+use cronusfs::storage::engine::{Cf, Engine, WriteBatch};
 use cronusfs::storage::keys::{META_FORMAT_VERSION, META_HISTORY_SINCE};
 use cronusfs::storage::rocks::RocksEngine;
 use cronusfs::storage::{
@@ -196,14 +196,18 @@ fn large_contents_written_without_the_log_survive_a_reopen() {
     assert!(back == bytes);
 }
 
-/// Rewrites the store in `path` as format version 1 wrote it: row values without their birth
-/// tag (`0xFF` and a 12-byte stamp), no history, no history-since.
-fn make_it_format_1(path: &std::path::Path) {
-    let engine = RocksEngine::open(path, false).unwrap();
+/// Rewrites the store of `engine` as format version 1 wrote it: row values without their
+/// birth tag (`0xFF` and a 12-byte stamp), no history, no history-since; without
+/// `keep_sessions`, its sessions' rows gone too. For the upgrade tests of every engine.
+pub fn make_it_format_1(engine: &impl Engine, keep_sessions: bool) {
     let mut b = WriteBatch::new();
     for cf in [Cf::ByIden, Cf::ByPropValu, Cf::ByPropTime] {
         engine
             .scan(cf, &[], None, &mut |k, v| {
+                if !keep_sessions && k.starts_with(b"cronusfs:session:") {
+                    b.delete(cf, k.to_vec());
+                    return Ok(true);
+                }
                 let untagged = if v.first() == Some(&0xFF) {
                     &v[13..]
                 } else {
@@ -214,13 +218,14 @@ fn make_it_format_1(path: &std::path::Path) {
             })
             .unwrap();
     }
-    for cf in [
+    let history = [
         Cf::PastByIden,
         Cf::PastByPropValu,
         Cf::PastByPropTime,
         Cf::BlobHistory,
         Cf::History,
-    ] {
+    ];
+    for cf in history {
         engine
             .scan(cf, &[], None, &mut |k, _| {
                 b.delete(cf, k.to_vec());
@@ -251,7 +256,7 @@ fn a_store_from_before_history_is_upgraded_when_opened() {
         s.blob_set("info/a", b"old info").unwrap();
         s.blob_set("content/m", b"manifest").unwrap();
     }
-    make_it_format_1(&path);
+    make_it_format_1(&RocksEngine::open(&path, false).unwrap(), true);
     let before = cronusfs::storage::history::now_micros();
     let s = RocksStore::open(&path).unwrap();
     let bounds = s.history_bounds().unwrap();

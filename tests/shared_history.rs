@@ -90,51 +90,11 @@ fn an_answer_about_a_past_time_never_changes_while_hosts_commit() {
     }
 }
 
-/// Rewrites the shared store at `url` as format version 1 left it: untagged row values, no
-/// history, no history-since; with `sessions` false, its sessions gone too.
-fn make_it_format_1(url: &str, sessions: bool) {
-    use cronusfs::storage::engine::{Cf, Engine, EngineRead, WriteBatch};
+/// Rewrites the shared store at `url` as format version 1 left it (see
+/// `rocks_store::make_it_format_1`).
+fn make_it_format_1(url: &str, keep_sessions: bool) {
     let engine = PgEngine::open(&PgUrl::parse(url).unwrap(), false).unwrap();
-    let mut b = WriteBatch::new();
-    for cf in [Cf::ByIden, Cf::ByPropValu, Cf::ByPropTime] {
-        engine
-            .scan(cf, &[], None, &mut |k, v| {
-                match !sessions && k.starts_with(b"cronusfs:session:") {
-                    true => b.delete(cf, k.to_vec()),
-                    false => {
-                        let untagged = if v.first() == Some(&0xFF) {
-                            &v[13..]
-                        } else {
-                            v
-                        };
-                        b.put(cf, k.to_vec(), untagged.to_vec());
-                    }
-                }
-                Ok(true)
-            })
-            .unwrap();
-    }
-    for cf in [
-        Cf::PastByIden,
-        Cf::PastByPropValu,
-        Cf::PastByPropTime,
-        Cf::BlobHistory,
-        Cf::History,
-    ] {
-        engine
-            .scan(cf, &[], None, &mut |k, _| {
-                b.delete(cf, k.to_vec());
-                Ok(true)
-            })
-            .unwrap();
-    }
-    b.put(
-        Cf::Meta,
-        b"format-version".to_vec(),
-        1u32.to_be_bytes().to_vec(),
-    );
-    b.delete(Cf::Meta, b"history-since".to_vec());
-    engine.write(b).unwrap();
+    crate::rocks_store::make_it_format_1(&engine, keep_sessions);
 }
 
 fn cronusfs(args: &[&str]) -> std::process::Output {

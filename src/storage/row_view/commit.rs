@@ -42,16 +42,8 @@ impl<R: EngineRead> RowView<R> {
             let name = keys::decode_blob_key(&name)?;
             history |= write_blob(&mut batch, &name, op);
         }
-        // What the row indexes kept in step with `ByIden` was remade from it above; the rest
-        // (store facts) goes as it is.
-        for cf in [Cf::Meta] {
-            for (key, op) in std::mem::take(&mut pending[cf.index()]) {
-                match op {
-                    Some(v) => batch.put(cf, key, v),
-                    None => batch.delete(cf, key),
-                }
-            }
-        }
+        // A view writes rows and blobs only: the other two row indexes kept in step with
+        // `ByIden` were remade from it above.
         if history {
             write_commit_record(&mut batch, &changed);
         }
