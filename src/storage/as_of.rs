@@ -447,22 +447,10 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
     fn backup_rows(&self, chunk_rows: usize) -> Box<dyn Iterator<Item = Result<Vec<Row>>> + '_> {
         // Timeless nodes (sessions) are the present, not the past: left out, so that a
         // backup of one time is the same whenever it is made.
-        let mut resume: Option<Option<Vec<u8>>> = Some(None);
-        Box::new(std::iter::from_fn(move || {
-            loop {
-                let after = resume.take()?;
-                match (self.view()).and_then(|v| v.backup_chunk(after.as_deref(), chunk_rows)) {
-                    Ok((mut rows, next)) => {
-                        resume = next.map(Some);
-                        rows.retain(|r| !is_timeless_iden(r.iden.as_str()));
-                        if !rows.is_empty() {
-                            return Some(Ok(rows));
-                        }
-                    }
-                    Err(e) => return Some(Err(e)),
-                }
-            }
-        }))
+        super::rowstore::backup_chunks(
+            move |after| self.view()?.backup_chunk(after, chunk_rows),
+            |r| !is_timeless_iden(r.iden.as_str()),
+        )
     }
 
     fn check_indexes(&self) -> Result<Vec<String>> {

@@ -96,6 +96,18 @@ pub struct StampSlot {
     pub inverted: bool,
 }
 
+/// Where a stamped put carries its commit's stamp: `C(s)` at an offset of its key or value,
+/// or `D(s)` (inverted: newest first) at an offset of its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StampAt {
+    /// `C(s)` at this offset of the key.
+    Key(usize),
+    /// `D(s)` at this offset of the key.
+    KeyInverted(usize),
+    /// `C(s)` at this offset of the value.
+    Value(usize),
+}
+
 /// A list of puts and deletes that an engine applies atomically.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
@@ -117,24 +129,21 @@ impl WriteBatch {
     pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
         self.ops.push((cf, key, None));
     }
-    /// Adds a put whose key or value hold the commit's stamp at `slots` (`(in_key, offset,
-    /// inverted)`), each 12 zero bytes until [`WriteBatch::stamp`] fills them.
-    pub fn put_stamped(
-        &mut self,
-        cf: Cf,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        slots: &[(bool, usize, bool)],
-    ) {
+    /// Adds a put whose key or value holds the commit's stamp `at` a place, 12 zero bytes
+    /// until [`WriteBatch::stamp`] fills them.
+    pub fn put_stamped(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>, at: StampAt) {
+        let (in_key, offset, inverted) = match at {
+            StampAt::Key(offset) => (true, offset, false),
+            StampAt::KeyInverted(offset) => (true, offset, true),
+            StampAt::Value(offset) => (false, offset, false),
+        };
         let op = self.ops.len();
-        for &(in_key, offset, inverted) in slots {
-            self.slots.push(StampSlot {
-                op,
-                in_key,
-                offset,
-                inverted,
-            });
-        }
+        self.slots.push(StampSlot {
+            op,
+            in_key,
+            offset,
+            inverted,
+        });
         self.ops.push((cf, key, Some(value)));
     }
     /// Returns where the batch needs its commit's stamp: empty for a batch that changes no

@@ -176,6 +176,30 @@ impl<E: Engine> RowStore<E> {
     }
 }
 
+/// The chunks of a backup: `next_chunk(after)` reads the rows after a resume key (and the
+/// next one), `keep` leaves rows out; a chunk left empty by `keep` is skipped, not the end.
+pub(super) fn backup_chunks<'a>(
+    mut next_chunk: impl FnMut(Option<&[u8]>) -> Result<(Vec<Row>, Option<Vec<u8>>)> + 'a,
+    keep: impl Fn(&Row) -> bool + 'a,
+) -> Box<dyn Iterator<Item = Result<Vec<Row>>> + 'a> {
+    let mut resume: Option<Option<Vec<u8>>> = Some(None);
+    Box::new(std::iter::from_fn(move || {
+        loop {
+            let after = resume.take()?;
+            match next_chunk(after.as_deref()) {
+                Ok((mut rows, next)) => {
+                    resume = next.map(Some);
+                    rows.retain(&keep);
+                    if !rows.is_empty() {
+                        return Some(Ok(rows));
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }))
+}
+
 /// Returns a stored format version.
 fn format_version(v: &[u8]) -> Result<u32> {
     <[u8; 4]>::try_from(v)
@@ -390,17 +414,10 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
     }
 
     fn backup_rows(&self, chunk_rows: usize) -> Box<dyn Iterator<Item = Result<Vec<Row>>> + '_> {
-        let mut resume: Option<Option<Vec<u8>>> = Some(None);
-        Box::new(std::iter::from_fn(move || {
-            let after = resume.take()?;
-            match self.view().backup_chunk(after.as_deref(), chunk_rows) {
-                Ok((rows, next)) => {
-                    resume = next.map(Some);
-                    (!rows.is_empty()).then_some(Ok(rows))
-                }
-                Err(e) => Some(Err(e)),
-            }
-        }))
+        backup_chunks(
+            move |after| self.view().backup_chunk(after, chunk_rows),
+            |_| true,
+        )
     }
 
     fn check_indexes(&self) -> Result<Vec<String>> {

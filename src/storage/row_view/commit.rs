@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::RowView;
 use crate::storage::Result;
-use crate::storage::engine::{Cf, EngineRead, WriteBatch};
+use crate::storage::engine::{Cf, EngineRead, StampAt, WriteBatch};
 use crate::storage::history::{Stamp, current_actor, is_timeless_blob, is_timeless_iden};
 use crate::storage::keys::{self, STAMP_LEN, TAGGED_STAMP_OFFSET};
 
@@ -14,7 +14,7 @@ use crate::storage::keys::{self, STAMP_LEN, TAGGED_STAMP_OFFSET};
 const UNSTAMPED: Stamp = Stamp::BEFORE_HISTORY;
 
 /// The slot of a tagged live value's stamp.
-const VALUE_SLOT: (bool, usize, bool) = (false, TAGGED_STAMP_OFFSET, false);
+const VALUE_SLOT: StampAt = StampAt::Value(TAGGED_STAMP_OFFSET);
 
 impl<R: EngineRead> RowView<R> {
     /// Ends the view: returns what it read from and its pending changes as one batch, with
@@ -85,7 +85,7 @@ fn write_tracked_row(
         (Some(text), None) => {
             let value = keys::tag_value(UNSTAMPED, &text);
             for (cf, k) in siblings {
-                batch.put_stamped(cf, k, value.clone(), &[VALUE_SLOT]);
+                batch.put_stamped(cf, k, value.clone(), VALUE_SLOT);
             }
         }
         (None, Some(old)) => {
@@ -94,7 +94,7 @@ fn write_tracked_row(
                 let past = keys::past_key(cf, &k, UNSTAMPED)?;
                 let offset = keys::past_key_stamp_offset(cf, &past)?;
                 batch.delete(cf, k);
-                batch.put_stamped(past_cf, past, old.clone(), &[(true, offset, false)]);
+                batch.put_stamped(past_cf, past, old.clone(), StampAt::Key(offset));
             }
         }
     }
@@ -120,7 +120,7 @@ fn write_blob(batch: &mut WriteBatch, name: &str, op: Option<Vec<u8>>) -> bool {
         let key = keys::blob_version_key(name, UNSTAMPED);
         let offset = key.len() - STAMP_LEN;
         let value = keys::blob_version_value(op.as_deref());
-        batch.put_stamped(Cf::BlobHistory, key, value, &[(true, offset, true)]);
+        batch.put_stamped(Cf::BlobHistory, key, value, StampAt::KeyInverted(offset));
     }
     match op {
         Some(v) => batch.put(Cf::Blobs, keys::blob_key(name), v),
@@ -136,14 +136,14 @@ fn write_commit_record(batch: &mut WriteBatch, changed: &[(String, bool)]) {
         Cf::History,
         keys::commit_record_key(UNSTAMPED),
         record,
-        &[(true, 0, true)],
+        StampAt::KeyInverted(0),
     );
     for (iden, _) in changed.iter().filter(|(_, tracked)| *tracked) {
         batch.put_stamped(
             Cf::History,
             keys::change_key(UNSTAMPED, iden),
             Vec::new(),
-            &[(true, 0, true)],
+            StampAt::KeyInverted(0),
         );
     }
 }
