@@ -80,10 +80,50 @@ fn log_line(e: &LogEntry) -> String {
         t => show_micros(t),
     };
     let who = match &e.actor {
-        Some(a) => format!("{}\t{}\t{}\t{}", a.host, a.pid, a.uid, a.what),
+        Some(a) => format!(
+            "{}\t{}\t{}\t{}",
+            field(&a.host),
+            a.pid,
+            a.uid,
+            field(&a.what)
+        ),
         None => "-\t-\t-\t-".to_string(),
     };
     let version = e.version.map_or("-".into(), |v| v.to_string());
     let content = e.content.as_deref().unwrap_or("-");
     format!("{time}\t{who}\t{version}\t{content}\t{}", e.change)
+}
+
+/// Returns `text` as one field of a tab-separated line: a tab or line break in it (a command
+/// line can hold any) becomes a space.
+fn field(text: &str) -> String {
+    text.replace(|c: char| c.is_control(), " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cronusfs::storage::{Actor, Stamp};
+
+    #[test]
+    fn a_log_line_is_eight_fields_whatever_the_command_line_holds() {
+        let entry = LogEntry {
+            stamp: Stamp::at(1_796_520_600_250_000),
+            actor: Some(Actor {
+                host: "h\tost".into(),
+                pid: 7,
+                uid: 0,
+                what: "cronusfs put 'a\tb\nc' x".into(),
+            }),
+            version: Some(2),
+            content: None,
+            change: "version".into(),
+        };
+        let line = log_line(&entry);
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields.len(), 8, "{line:?}");
+        assert_eq!(fields[0], "2026-12-06T01:30:00.250000Z");
+        assert_eq!(fields[4], "cronusfs put 'a b c' x");
+        assert!(!line.contains('\n'));
+    }
 }
