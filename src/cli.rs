@@ -242,6 +242,11 @@ pub enum Command {
         #[arg(value_name = "DURATION", value_parser = parse_duration)]
         duration: Option<std::time::Duration>,
     },
+    /// Make, list and remove snapshots: a time of the store, or of one dataset, kept by name.
+    /// A snapshot reads back under `MNT/snapshots/NAME/` as it was then, whatever the history
+    /// retention: gc keeps everything it shows until it is removed.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Write the man pages of every command into DIR.
     #[command(hide = true)]
     GenMan {
@@ -355,6 +360,31 @@ pub enum PartitionCommand {
     Ls {
         /// The dataset's uuid.
         dataset: String,
+    },
+}
+
+/// The `snapshot` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Make snapshot NAME of the store (or of DATASET only) as it is now, or as it was at
+    /// --at TIME (which history must still keep). Prints its name and time.
+    Create {
+        /// The snapshot's name (1–255 bytes, no `/`): `MNT/snapshots/NAME/`.
+        name: String,
+        /// Keep only this dataset (with its menu and configuration).
+        #[arg(value_name = "DATASET")]
+        dataset: Option<String>,
+        /// The time to keep (RFC 3339; default: now).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// List the snapshots, tab-separated: NAME, TIME (usable as `--at`), DATASET (`-`: the
+    /// whole store) and when it was made.
+    Ls,
+    /// Remove snapshot NAME: what only it kept goes at the next gc.
+    Rm {
+        /// The snapshot's name.
+        name: String,
     },
 }
 

@@ -15,6 +15,7 @@ mod file;
 mod inode;
 mod known_names;
 mod namespace;
+mod past;
 mod query_views;
 mod uncommitted;
 mod view_access;
@@ -78,7 +79,20 @@ pub struct FsCore<S: Storage> {
     elsewhere: elsewhere::Announcements,
     /// Whole contents as local files, for readers the kernel serves without the daemon.
     contents: Option<content_cache::ContentCache>,
+    /// The trees of `at/` and `snapshots/` looked up so far (`None` in a tree of the past).
+    past: Option<past::PastTrees>,
 }
+
+/// Sends a request about a number (an inode or a handle) that a tree of the past gave out to
+/// that tree: `in_past!(self, ino.0, |core| core.getattr(ino))`.
+macro_rules! in_past {
+    ($self:ident, $n:expr, |$core:ident| $call:expr) => {
+        if let Some($core) = $self.past_core($n)? {
+            return $call;
+        }
+    };
+}
+use in_past;
 
 impl<S: Storage> FsCore<S> {
     /// Returns the filesystem over `meta`.
@@ -102,10 +116,11 @@ impl<S: Storage> FsCore<S> {
         };
         Ok(FsCore {
             contents,
-            ns: namespace::Namespace::new(meta, defaults),
+            ns: namespace::Namespace::new(meta, defaults, inode::Inodes::default(), true),
             options,
             files: file::OpenFiles::default(),
             elsewhere: elsewhere::Announcements::default(),
+            past: Some(past::PastTrees::default()),
         })
     }
 
@@ -128,38 +143,52 @@ impl<S: Storage> FsCore<S> {
 
     /// Looks `name` up in directory `parent`, for a caller who may see everything.
     pub fn lookup(&self, parent: Ino, name: &str) -> FsResult<Attr> {
-        self.ns.lookup_as(parent, name, &Caller::root())
+        self.lookup_as(parent, name, &Caller::root())
     }
 
     /// Looks `name` up in directory `parent` for `caller` (see [`Namespace::lookup_as`]).
     pub fn lookup_as(&self, parent: Ino, name: &str, caller: &Caller) -> FsResult<Attr> {
+        in_past!(self, parent.0, |core| core.lookup_as(parent, name, caller));
+        if let Some(attr) = self.lookup_past(&self.ns.node(parent)?, name)? {
+            return Ok(attr);
+        }
         self.ns.lookup_as(parent, name, caller)
     }
 
     /// Returns the attributes of `ino`.
     pub fn getattr(&self, ino: Ino) -> FsResult<Attr> {
+        in_past!(self, ino.0, |core| core.getattr(ino));
         self.ns.getattr(ino)
     }
 
     /// Lists directory `ino` (without `.` and `..`), with each entry's attributes.
     pub fn readdir(&self, ino: Ino) -> FsResult<Vec<DirEntry>> {
+        in_past!(self, ino.0, |core| core.readdir(ino));
+        if self.ns.node(ino)? == TreeNode::Snapshots {
+            return self.list_snapshots();
+        }
         self.ns.readdir(ino)
     }
 
     /// Returns the parent directory's inode of directory `ino` (for `..`).
     pub fn parent_of(&self, ino: Ino) -> FsResult<Ino> {
+        in_past!(self, ino.0, |core| self.past_parent(&core, ino));
         self.ns.parent_of(ino)
     }
 
     /// Returns the target of symbolic link `ino` (see [`Namespace::readlink`]).
     pub fn readlink(&self, ino: Ino) -> FsResult<String> {
+        in_past!(self, ino.0, |core| core.readlink(ino));
         self.ns.readlink(ino)
     }
 
     /// Returns whether what the core answers about `ino` depends on who asks (see
     /// [`Namespace::answers_per_caller`]).
     pub fn answers_per_caller(&self, ino: Ino) -> bool {
-        self.ns.answers_per_caller(ino)
+        match self.past_core(ino.0) {
+            Ok(Some(core)) => core.answers_per_caller(ino),
+            _ => self.ns.answers_per_caller(ino),
+        }
     }
 
     fn writable(&self) -> FsResult<()> {

@@ -37,6 +37,8 @@ static ATTR_TTL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 fn ttl() -> Duration {
     *ATTR_TTL.get_or_init(|| Duration::from_secs(1))
 }
+/// How long the kernel may keep names and attributes of a tree of the past.
+const PAST_TTL: Duration = Duration::from_secs(3600);
 /// Largest write request asked of the kernel.
 const MAX_WRITE: u32 = 1 << 20;
 
@@ -194,10 +196,13 @@ fn reply_entry(result: Result<Attr, FsError>, reply: ReplyEntry) {
 }
 
 /// How long the kernel may keep what the core answered about `ino`: nothing of what depends
-/// on who asked (the query views), lest another caller be shown it.
+/// on who asked (the query views), lest another caller be shown it; an hour of what never
+/// changes (the trees of the past).
 fn ttl_of<S: Storage>(core: &FsCore<S>, ino: Ino) -> Duration {
     if core.answers_per_caller(ino) {
         Duration::ZERO
+    } else if core.never_changes(ino) {
+        PAST_TTL
     } else {
         ttl()
     }

@@ -21,7 +21,7 @@ pub use metastore::{
 };
 pub use metastore::{
     ChangeKind, DatasetId, DirNodeFold, HeldManifest, JobId, Leases, LogEntry, Metastore,
-    NodeChange, ObjectId, ObjectMeta, ObjectPath, ReadHolds, VersionDetails, prop,
+    NodeChange, ObjectId, ObjectMeta, ObjectPath, ReadHolds, Snapshot, VersionDetails, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 
@@ -116,6 +116,12 @@ pub enum MetaError {
         "no folder {0}: a name with / is a path inside the job directory, whose folders are made first (mkdir in the mount)"
     )]
     NoSuchFolder(String),
+    /// No snapshot of this name.
+    #[error("no snapshot {0}")]
+    NoSuchSnapshot(String),
+    /// A snapshot of this name exists already.
+    #[error("a snapshot {0} exists already")]
+    SnapshotExists(String),
     /// Something with this uuid is registered already.
     #[error("uuid {0} is already registered")]
     DuplicateUuid(String),

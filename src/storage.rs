@@ -301,6 +301,11 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// [`StorageError::BeforeHistory`].
     fn as_of(&self, at: i64) -> Result<Box<dyn Storage>>;
 
+    /// [`Storage::as_of`] for a time its caller keeps readable whatever the retention (a
+    /// named snapshot, whose rows and contents gc keeps): the time may be older than the
+    /// history floor, and reads are not refused when the floor passes it.
+    fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>>;
+
     /// Returns the commits that changed tracked data in `(after, upto]` (µs), newest first:
     /// who made each and which nodes it changed. Costs what landed then, not what exists.
     fn commits(&self, after: i64, upto: i64) -> Result<Vec<Commit>>;

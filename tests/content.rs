@@ -136,6 +136,7 @@ fn gc_frees_exactly_what_nothing_refers_to() {
             bytes: freed,
             held: 0,
             history: 0,
+            snapshots: 0,
         }
     );
     assert!(!content.contains(dropped.id).unwrap());

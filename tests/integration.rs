@@ -20,6 +20,7 @@ mod fs_tools;
 mod full_disk;
 mod fuzz;
 mod history;
+mod history_paths;
 mod man_pages;
 mod metastore;
 mod model;

@@ -55,6 +55,7 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         Command::SessionTtl { seconds } => super::store_sessions::session_ttl(m, io, seconds),
         Command::Diff { args } => super::history::diff(m, io, &args),
         Command::Log { node, at } => super::history::log(m, io, &node, at.as_deref()),
+        Command::Snapshot(c) => super::history::snapshot(m, io, c),
         Command::HistoryRetention { duration } => {
             super::store_sessions::history_retention(m, io, duration)
         }
@@ -531,6 +532,9 @@ pub fn gc(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     }
     if r.history > 0 {
         write!(io.out, "; kept {} contents for history", r.history)?;
+    }
+    if r.snapshots > 0 {
+        write!(io.out, "; kept {} contents for snapshots", r.snapshots)?;
     }
     writeln!(io.out)?;
     Ok(())

@@ -2,12 +2,13 @@
 //! read (tab-separated, times in RFC 3339 that `--at` takes back).
 
 use anyhow::{Result, bail};
-use cronusfs::meta::{LogEntry, ObjectId};
+use cronusfs::meta::{DatasetId, LogEntry, ObjectId};
 use cronusfs::storage::history::{parse_time, show_micros};
 use cronusfs::storage::{Iden, Storage};
 
 use super::catalog::{Place, as_of};
 use super::{Catalog, Console};
+use crate::cli::SnapshotCommand;
 
 /// Reads a time argument (RFC 3339) as µs, or says what one looks like.
 pub fn time_arg(text: &str) -> Result<i64> {
@@ -98,6 +99,32 @@ fn log_line(e: &LogEntry) -> String {
 /// line can hold any) becomes a space.
 fn field(text: &str) -> String {
     text.replace(|c: char| c.is_control(), " ")
+}
+
+/// Runs `snapshot create|ls|rm`.
+pub fn snapshot(m: &Catalog, io: &mut Console<'_>, cmd: SnapshotCommand) -> Result<()> {
+    match cmd {
+        SnapshotCommand::Create { name, dataset, at } => {
+            let at = at.as_deref().map(time_arg).transpose()?;
+            let dataset = match dataset {
+                Some(d) => Some(d.trim_start_matches("datasets/").parse::<DatasetId>()?),
+                None => None,
+            };
+            let made = m.create_snapshot(&name, at, dataset)?;
+            writeln!(io.out, "{}\t{}", made.name, show_micros(made.at))?;
+        }
+        SnapshotCommand::Ls => {
+            for s in m.snapshots()? {
+                let dataset = s.dataset.map_or("-".to_string(), |d| d.to_string());
+                let (at, made) = (show_micros(s.at), show_micros(s.created));
+                writeln!(io.out, "{}\t{at}\t{dataset}\t{made}", s.name)?;
+            }
+        }
+        SnapshotCommand::Rm { name } => {
+            m.remove_snapshot(&name)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

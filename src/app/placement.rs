@@ -6,6 +6,7 @@
 
 use crate::cli::{
     Command, DatasetCommand, JobCommand, MessageCommand, PartitionCommand, RowsCommand,
+    SnapshotCommand,
 };
 
 /// Returns whether the daemon of a mounted store directory runs `command` (the command line
@@ -28,6 +29,7 @@ pub fn runs_in_daemon(command: &Command) -> bool {
         | Command::HistoryRetention { .. }
         | Command::Diff { .. }
         | Command::Log { .. }
+        | Command::Snapshot(_)
         | Command::ExportCronus { .. } => true,
         // Made, imported into or served only while nobody else has the store open; or no
         // store at all.
@@ -73,6 +75,11 @@ pub fn stores_content(command: &Command) -> Option<&'static str> {
         },
         Command::Job(j) => match j {
             JobCommand::New { .. } | JobCommand::Ls { .. } => None,
+        },
+        // Making a snapshot holds gc off (a lease), as a write does, until gc can see it.
+        Command::Snapshot(s) => match s {
+            SnapshotCommand::Create { .. } => Some("snapshot"),
+            SnapshotCommand::Ls | SnapshotCommand::Rm { .. } => None,
         },
         Command::Init { .. }
         | Command::Upgrade { .. }
@@ -145,6 +152,9 @@ const DECIDED: &[&str] = &[
     "history-retention",
     "diff",
     "log",
+    "snapshot create",
+    "snapshot ls",
+    "snapshot rm",
     "gen-man",
 ];
 

@@ -20,10 +20,11 @@ pub fn status(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     let bounds = m.storage().history_bounds()?;
     writeln!(
         io.out,
-        "history: kept {} (from {}), since {}",
+        "history: kept {} (from {}), since {}, {} snapshots",
         duration(m.history_retention()?),
         show_micros(bounds.floor),
-        show_micros(bounds.since)
+        show_micros(bounds.since),
+        m.snapshots()?.len()
     )?;
     let now = m.storage().server_time()?;
     let store_ttl = m.sessions().ttl()?.as_millis() as i64;

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use super::attr::{Attr, Kind, millis_of};
 use super::file::{Fh, OpenFlags, Opened, check_name};
+use super::in_past;
 use super::inode::{Ino, TreeNode};
 use super::{DirEntry, Epoch, FsCore, FsError, FsResult, parse_job};
 use crate::meta::{DatasetId, MetaError, ObjectId, ObjectPath, prop};
@@ -54,6 +55,7 @@ impl<S: Storage> FsCore<S> {
     /// Makes directory `name` in `parent`: a dataset (a uuid) in `datasets/`, a partition in
     /// `partitions/`, a job (its number) in `jobs/`. Anywhere else is EPERM.
     pub fn mkdir(&self, parent: Ino, name: &str) -> FsResult<Attr> {
+        in_past!(self, parent.0, |core| core.mkdir(parent, name));
         let _change = self.ns.change();
         self.writable()?;
         check_name(name)?;
@@ -145,6 +147,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Removes empty directory `name` of `parent` (a dataset, partition or job).
     pub fn rmdir(&self, parent: Ino, name: &str) -> FsResult<()> {
+        in_past!(self, parent.0, |core| core.rmdir(parent, name));
         let _change = self.ns.change();
         self.writable()?;
         let dir = self.ns.node(parent)?;
@@ -179,6 +182,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Removes object `name` of job directory `parent` (its content stays until `gc`).
     pub fn unlink(&self, parent: Ino, name: &str) -> FsResult<()> {
+        in_past!(self, parent.0, |core| core.unlink(parent, name));
         let _change = self.ns.change();
         self.writable()?;
         let dir = self.ns.node(parent)?;
@@ -222,6 +226,8 @@ impl<S: Storage> FsCore<S> {
         new_name: &str,
         noreplace: bool,
     ) -> FsResult<()> {
+        self.refuse_past(parent)?;
+        self.refuse_past(new_parent)?;
         let _change = self.ns.change();
         self.writable()?;
         check_name(new_name)?;
@@ -323,6 +329,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Changes the size, permissions, owner or modification time of `ino`.
     pub fn setattr(&self, ino: Ino, fh: Option<Fh>, set: SetAttr) -> FsResult<Attr> {
+        in_past!(self, ino.0, |core| core.setattr(ino, fh, set));
         let _change = self.ns.change();
         let node = self.ns.node(ino)?;
         let any = set.size.is_some()
@@ -393,6 +400,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Opens directory `ino`.
     pub fn opendir(&self, ino: Ino) -> FsResult<Fh> {
+        in_past!(self, ino.0, |core| core.opendir(ino));
         if !self.ns.node(ino)?.is_dir() {
             return Err(FsError::NotDir);
         }
@@ -420,9 +428,13 @@ impl<S: Storage> FsCore<S> {
         offset: u64,
         caller: &super::Caller,
     ) -> FsResult<(Arc<Vec<DirEntry>>, Epoch)> {
+        in_past!(self, ino.0, |core| core.listing_at(ino, fh, offset, caller));
         if offset == 0 || self.files.listing(fh).is_none() {
             let since = self.epoch();
-            let mut entries = self.ns.listing(ino)?;
+            let mut entries = match self.ns.node(ino)? {
+                TreeNode::Snapshots => Arc::new(self.list_snapshots()?),
+                _ => self.ns.listing(ino)?,
+            };
             if let TreeNode::View(_) = self.ns.node(ino)? {
                 entries = self.ns.visible_entries(entries, caller);
             }
@@ -434,6 +446,9 @@ impl<S: Storage> FsCore<S> {
 
     /// Closes directory handle `fh`.
     pub fn releasedir(&self, fh: Fh) {
+        if let Ok(Some(core)) = self.past_core(fh.0) {
+            return core.releasedir(fh);
+        }
         self.files.release_dir(fh);
     }
 }

@@ -110,14 +110,16 @@ fn meta_errno(e: &MetaError) -> i32 {
         | MetaError::NoSuchObject(_)
         | MetaError::NoSuchFolder(_)
         | MetaError::NoSuchMenu(_)
-        | MetaError::NoSuchConfig(_) => libc::ENOENT,
+        | MetaError::NoSuchConfig(_)
+        | MetaError::NoSuchSnapshot(_) => libc::ENOENT,
         MetaError::BadContentId(_) | MetaError::BadName { .. } | MetaError::BadSetting(_) => {
             libc::EINVAL
         }
         MetaError::PartitionExists { .. }
         | MetaError::JobExists { .. }
         | MetaError::ObjectExists(_)
-        | MetaError::DuplicateUuid(_) => libc::EEXIST,
+        | MetaError::DuplicateUuid(_)
+        | MetaError::SnapshotExists(_) => libc::EEXIST,
         MetaError::NotEmpty(_) => libc::ENOTEMPTY,
         MetaError::FolderExists(_) => libc::EISDIR,
         MetaError::JobsExhausted(_) => libc::ENOSPC,

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::attr::Attr;
+use super::in_past;
 use super::inode::{Ino, TreeNode};
 use super::working::{SharedCopy, WorkingCopy};
 use super::{FsCore, FsError, FsResult, ReadBytes};
@@ -85,6 +86,20 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl OpenFiles {
+    /// Returns the handles of a tree whose handle numbers follow `base` (a tree of the past
+    /// numbers its handles apart from the live one's).
+    pub fn numbered_from(base: u64) -> Self {
+        OpenFiles {
+            next: AtomicU64::new(base),
+            ..OpenFiles::default()
+        }
+    }
+
+    /// Returns whether any file or directory handle is open.
+    pub fn any_open(&self) -> bool {
+        !lock(&self.handles).is_empty() || !lock(&self.dirs).is_empty()
+    }
+
     fn new_fh(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -201,6 +216,7 @@ impl OpenFiles {
 impl<S: Storage> FsCore<S> {
     /// Opens file `ino`.
     pub fn open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Opened> {
+        in_past!(self, ino.0, |core| core.open(ino, flags));
         let node = match self.ns.node(ino)? {
             // An object in a view reads as the object; a view changes nothing.
             TreeNode::ViewObject(id) if !flags.write => TreeNode::Object(id),
@@ -278,10 +294,12 @@ impl<S: Storage> FsCore<S> {
         };
         let fh = self.files.new_fh();
         self.files.insert(fh, id, handle);
+        // In a tree of the past a file never changes: the kernel may keep its pages.
+        let past = self.past.is_none();
         Opened {
             fh: Fh(fh),
-            keep_cache: false,
-            direct_io: true,
+            keep_cache: past,
+            direct_io: !past,
             cached: None,
         }
     }
@@ -339,6 +357,7 @@ impl<S: Storage> FsCore<S> {
     /// Creates file `name` in job directory `parent` and opens it for writing. The file is
     /// visible at once; its first version is committed when it is closed.
     pub fn create(&self, parent: Ino, name: &str) -> FsResult<(Attr, Opened)> {
+        in_past!(self, parent.0, |core| core.create(parent, name));
         let unchanged_since = self.ns.generation();
         let _change = self.ns.change();
         self.writable()?;
@@ -374,6 +393,7 @@ impl<S: Storage> FsCore<S> {
     /// Reads up to `size` bytes at `offset`: the working copy through a writable handle, the
     /// version committed at its open through a read-only one.
     pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<ReadBytes> {
+        in_past!(self, fh.0, |core| core.read(fh, offset, size));
         let handle = self.files.handle(fh)?;
         let working = lock(&handle).working.clone();
         let manifest = match working {
@@ -455,6 +475,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Writes `data` at `offset` of the working copy; returns how many bytes were written.
     pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> FsResult<usize> {
+        in_past!(self, fh.0, |core| core.write(fh, offset, data));
         let _change = self.ns.change();
         let handle = self.files.handle(fh)?;
         let wc = {
@@ -553,11 +574,13 @@ impl<S: Storage> FsCore<S> {
     /// Commits the working copy if handle `fh` wrote (every `close` calls this): durable when
     /// it returns.
     pub fn flush(&self, fh: Fh) -> FsResult<()> {
+        in_past!(self, fh.0, |core| core.flush(fh));
         self.commit_handle(fh, false)
     }
 
     /// Commits the working copy and makes it survive a crash of the machine.
     pub fn fsync(&self, fh: Fh) -> FsResult<()> {
+        in_past!(self, fh.0, |core| core.fsync(fh));
         self.commit_handle(fh, true)?;
         Ok(self.ns.meta.storage().sync()?)
     }
@@ -565,6 +588,7 @@ impl<S: Storage> FsCore<S> {
     /// Closes handle `fh` for good, committing what its working copy has not committed yet;
     /// the last handle of a copy gives it up.
     pub fn release(&self, fh: Fh) -> FsResult<()> {
+        in_past!(self, fh.0, |core| core.release(fh));
         let result = self.commit_handle(fh, true);
         let handle = lock(&self.files.handles)
             .remove(&fh.0)

@@ -62,6 +62,11 @@ pub enum TreeNode {
     /// A symbolic link in a view to a matching node's place: the number of directories
     /// between the link and the root, and the place's path from the root.
     ViewLink(u32, String),
+    /// `/at`: the tree at any time, looked up by name (`at/2026-12-06T01:30:00Z`), never
+    /// listed.
+    At,
+    /// `/snapshots`: the tree of each named snapshot.
+    Snapshots,
 }
 
 impl TreeNode {
@@ -92,7 +97,9 @@ impl TreeNode {
             | TreeNode::Job(..)
             | TreeNode::Folder(..)
             | TreeNode::Query
-            | TreeNode::View(_) => true,
+            | TreeNode::View(_)
+            | TreeNode::At
+            | TreeNode::Snapshots => true,
             TreeNode::DatasetMenu(_)
             | TreeNode::DatasetConfig(_)
             | TreeNode::Object(_)
@@ -105,13 +112,15 @@ impl TreeNode {
     }
 }
 
-const FIXED: [(TreeNode, u64); 6] = [
+const FIXED: [(TreeNode, u64); 8] = [
     (TreeNode::Root, 1),
     (TreeNode::Datasets, 2),
     (TreeNode::Menus, 3),
     (TreeNode::Configs, 4),
     (TreeNode::Objects, 5),
     (TreeNode::Query, 6),
+    (TreeNode::At, 7),
+    (TreeNode::Snapshots, 8),
 ];
 const FIRST_DYNAMIC: u64 = 16;
 
@@ -128,22 +137,28 @@ pub struct Inodes {
 
 impl Default for Inodes {
     fn default() -> Self {
+        Inodes::numbered_from(0)
+    }
+}
+
+impl Inodes {
+    /// Returns the map of a tree whose numbers are `base` plus what a mount's tree has (the
+    /// root `base + 1`): a tree of the past numbers its nodes apart from the live one's.
+    pub fn numbered_from(base: u64) -> Self {
         let mut table = Table {
             by_ino: HashMap::new(),
             by_node: HashMap::new(),
-            next: FIRST_DYNAMIC,
+            next: base + FIRST_DYNAMIC,
         };
         for (node, ino) in FIXED {
-            table.by_ino.insert(ino, node.clone());
-            table.by_node.insert(node, ino);
+            table.by_ino.insert(base + ino, node.clone());
+            table.by_node.insert(node, base + ino);
         }
         Inodes {
             table: Mutex::new(table),
         }
     }
-}
 
-impl Inodes {
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -41,6 +41,12 @@ pub struct Namespace<S: Storage> {
     pub(super) known: KnownNames,
     /// What open handles have not committed yet.
     pub(super) uncommitted: Uncommitted,
+    /// Whether the root answers `at` and `snapshots` (the live tree; a tree of the past has
+    /// no past of its own).
+    past_paths: bool,
+    /// For the tree of a snapshot of one dataset: that dataset, the only one it shows (with
+    /// its menu and configuration, and the view entries under it).
+    pub(super) scope: Option<DatasetId>,
 }
 
 /// A directory's entries, shared between the handles reading them.
@@ -69,10 +75,19 @@ const ROOT_DIRS: [(&str, TreeNode); 5] = [
 
 impl<S: Storage> Namespace<S> {
     /// Returns the tree over `meta`, with `defaults` for nodes that have no rows of their own.
-    pub(super) fn new(meta: Metastore<S>, defaults: Defaults) -> Self {
+    /// Its nodes are numbered by `inodes`; `past_paths` says whether its root has `at` and
+    /// `snapshots`.
+    pub(super) fn new(
+        meta: Metastore<S>,
+        defaults: Defaults,
+        inodes: Inodes,
+        past_paths: bool,
+    ) -> Self {
         Namespace {
             meta,
-            inodes: Inodes::default(),
+            inodes,
+            past_paths,
+            scope: None,
             defaults,
             started: SystemTime::now(),
             generation: AtomicU64::new(0),
@@ -186,10 +201,18 @@ impl<S: Storage> Namespace<S> {
     /// Returns the node called `name` in directory `parent`, if it exists.
     pub(super) fn child(&self, parent: &TreeNode, name: &str) -> FsResult<TreeNode> {
         let node = match parent {
-            TreeNode::Root => ROOT_DIRS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, node)| node.clone()),
+            TreeNode::Root => match name {
+                // Looked up, never listed: `du`, `find` and `rsync` of the mount do not walk
+                // every past state.
+                "at" => self.past_paths.then_some(TreeNode::At),
+                "snapshots" => self.past_paths.then_some(TreeNode::Snapshots),
+                _ => ROOT_DIRS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, node)| node.clone()),
+            },
+            // The cores of the past answer below these (`FsCore::lookup_as`).
+            TreeNode::At | TreeNode::Snapshots => None,
             TreeNode::Datasets => name
                 .parse::<DatasetId>()
                 .ok()
@@ -238,7 +261,10 @@ impl<S: Storage> Namespace<S> {
             | TreeNode::ViewObject(_)
             | TreeNode::ViewLink(..) => return Err(FsError::NotDir),
         };
-        node.ok_or(FsError::NotFound)
+        match node {
+            Some(node) if self.in_scope(&node)? => Ok(node),
+            _ => Err(FsError::NotFound),
+        }
     }
 
     pub(super) fn dataset_child(&self, ds: DatasetId, name: &str) -> FsResult<Option<TreeNode>> {
@@ -290,7 +316,9 @@ impl<S: Storage> Namespace<S> {
             | TreeNode::Datasets
             | TreeNode::Menus
             | TreeNode::Configs
-            | TreeNode::Objects => None,
+            | TreeNode::Objects
+            | TreeNode::At
+            | TreeNode::Snapshots => None,
             TreeNode::Content(_) | TreeNode::Query | TreeNode::View(_) | TreeNode::ViewLink(..) => {
                 None
             }
@@ -413,7 +441,10 @@ impl<S: Storage> Namespace<S> {
         if matches!(node, TreeNode::Objects) {
             attr.perm &= 0o700;
         }
-        if matches!(node, TreeNode::Query | TreeNode::View(_)) {
+        if matches!(
+            node,
+            TreeNode::Query | TreeNode::View(_) | TreeNode::At | TreeNode::Snapshots
+        ) {
             attr.perm &= 0o555;
         }
         Ok(attr)
@@ -448,6 +479,21 @@ impl<S: Storage> Namespace<S> {
     /// Returns the names and nodes of the entries of directory `node` (not a job directory or
     /// folder, which `list_dir` lists with their attributes in one pass).
     pub(super) fn children(&self, node: &TreeNode) -> FsResult<Vec<(String, TreeNode)>> {
+        let mut children = self.all_children(node)?;
+        if self.scope.is_some() {
+            let mut shown = Vec::with_capacity(children.len());
+            for (name, child) in children {
+                if self.in_scope(&child)? {
+                    shown.push((name, child));
+                }
+            }
+            children = shown;
+        }
+        Ok(children)
+    }
+
+    /// [`Namespace::children`], whatever the tree's scope.
+    fn all_children(&self, node: &TreeNode) -> FsResult<Vec<(String, TreeNode)>> {
         Ok(match node {
             TreeNode::Root => ROOT_DIRS
                 .iter()
@@ -502,6 +548,9 @@ impl<S: Storage> Namespace<S> {
             // One view per prop that has rows (the `prop` term); deeper views are as many as
             // the queries, made by a lookup, never listed.
             TreeNode::Query => self.prop_views()?,
+            // `at/` lists nothing (every time can be looked up); `FsCore::readdir` lists the
+            // snapshots.
+            TreeNode::At | TreeNode::Snapshots => Vec::new(),
             TreeNode::Job(..) | TreeNode::Folder(..) | TreeNode::View(_) => {
                 unreachable!("listed above")
             }
@@ -524,7 +573,9 @@ impl<S: Storage> Namespace<S> {
             | TreeNode::Menus
             | TreeNode::Configs
             | TreeNode::Objects
-            | TreeNode::Query => TreeNode::Root,
+            | TreeNode::Query
+            | TreeNode::At
+            | TreeNode::Snapshots => TreeNode::Root,
             TreeNode::Dataset(_) => TreeNode::Datasets,
             TreeNode::Partitions(ds) | TreeNode::DatasetMenu(ds) | TreeNode::DatasetConfig(ds) => {
                 TreeNode::Dataset(ds)

@@ -77,6 +77,9 @@ impl<S: Storage> Namespace<S> {
         let mut partitions = HashMap::new();
         let mut entries = Vec::with_capacity(matches.len());
         for (found, rows) in matches {
+            if !self.place_in_scope(&found.path(None))? {
+                continue;
+            }
             if let Match::Object { id, .. } = &found {
                 let ino = self.inodes.ino(&TreeNode::ViewObject(*id));
                 let attr = self.view_object_attr(ino, *id, &rows);
@@ -143,7 +146,9 @@ impl<S: Storage> FsCore<S> {
             TreeNode::Query
             | TreeNode::View(_)
             | TreeNode::ViewObject(_)
-            | TreeNode::ViewLink(..) => Err(FsError::ReadOnly),
+            | TreeNode::ViewLink(..)
+            | TreeNode::At
+            | TreeNode::Snapshots => Err(FsError::ReadOnly),
             _ => Ok(()),
         }
     }

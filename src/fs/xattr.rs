@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::in_past;
 use super::inode::{Ino, TreeNode};
 use super::{FsCore, FsError, FsResult, Namespace};
 use crate::meta::query::check_view_prop;
@@ -162,11 +163,13 @@ impl<S: Storage> Namespace<S> {
 impl<S: Storage> FsCore<S> {
     /// Returns attribute `name` of `ino` (see [`Namespace::getxattr`]).
     pub fn getxattr(&self, ino: Ino, name: &str, size: u32) -> FsResult<XattrReply> {
+        in_past!(self, ino.0, |core| core.getxattr(ino, name, size));
         self.ns.getxattr(ino, name, size)
     }
 
     /// Lists the attribute names of `ino`, each followed by a NUL.
     pub fn listxattr(&self, ino: Ino, size: u32) -> FsResult<XattrReply> {
+        in_past!(self, ino.0, |core| core.listxattr(ino, size));
         self.ns.listxattr(ino, size)
     }
 
@@ -174,6 +177,7 @@ impl<S: Storage> FsCore<S> {
     /// (`user.a=b`, `user.a/b`: see [`check_view_prop`]) is EINVAL; a new name that would make
     /// the node's list of names longer than 64 KiB (XATTR_LIST_MAX) is ENOSPC, as on ext4.
     pub fn setxattr(&self, ino: Ino, name: &str, value: &[u8], flags: XattrFlags) -> FsResult<()> {
+        in_past!(self, ino.0, |core| core.setxattr(ino, name, value, flags));
         let _change = self.ns.change();
         let (prop, system) = prop_of(name)?;
         self.writable()?;
@@ -216,6 +220,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Removes user attribute `name` of `ino`.
     pub fn removexattr(&self, ino: Ino, name: &str) -> FsResult<()> {
+        in_past!(self, ino.0, |core| core.removexattr(ino, name));
         let _change = self.ns.change();
         let (prop, system) = prop_of(name)?;
         self.writable()?;

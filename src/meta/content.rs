@@ -168,6 +168,8 @@ pub struct GcReport {
     /// Contents only past versions refer to: kept, with their chunks, for reads of the
     /// store as it was.
     pub history: u64,
+    /// Contents only snapshots older than the history kept show: kept, with their chunks.
+    pub snapshots: u64,
 }
 
 /// Content-addressed bytes: manifests in a store's blob side store, chunks in a chunk store

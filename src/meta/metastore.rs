@@ -30,6 +30,7 @@ mod node_rows;
 mod objects;
 mod read_holds;
 mod sessions;
+mod snapshots;
 mod table_rows;
 mod tree;
 mod versions;
@@ -44,6 +45,7 @@ pub use sessions::{
     Beat, DEFAULT_SESSION_TTL, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session,
     Sessions,
 };
+pub use snapshots::Snapshot;
 pub use versions::VersionDetails;
 
 use std::collections::BTreeMap;
@@ -404,8 +406,13 @@ impl<S: Storage> Metastore<S> {
     /// lookup, listing, query and content read answering as then (contents are read from the
     /// same chunks, which gc keeps while history names them).
     pub fn at(&self, at: i64) -> Result<Metastore<Box<dyn Storage>>> {
+        self.past_view(self.store.as_of(at)?)
+    }
+
+    /// Returns the catalogue over `store`, a read-only view of this one's store at a time.
+    fn past_view(&self, store: Box<dyn Storage>) -> Result<Metastore<Box<dyn Storage>>> {
         Ok(Metastore {
-            store: self.store.as_of(at)?,
+            store,
             chunks: self.chunks.clone(),
             gc_gate: leases::GcGate::default(),
             hold_counts: Arc::clone(&self.hold_counts),

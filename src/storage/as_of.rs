@@ -368,12 +368,24 @@ pub(crate) struct AsOfStore<E: Engine> {
     engine: Arc<E>,
     at: i64,
     since: i64,
+    /// Whether its caller keeps the time readable (a snapshot): reads ignore the floor.
+    kept: bool,
 }
 
 impl<E: Engine> AsOfStore<E> {
     /// Returns the store over `engine` as it was at `at` (µs), its history begun at `since`.
     pub fn new(engine: Arc<E>, at: i64, since: i64) -> Self {
-        AsOfStore { engine, at, since }
+        AsOfStore {
+            engine,
+            at,
+            since,
+            kept: false,
+        }
+    }
+
+    /// Makes the store one of a time its caller keeps readable (see [`Storage::as_of_kept`]).
+    pub fn kept(self) -> Self {
+        AsOfStore { kept: true, ..self }
     }
 
     /// Returns the last stamp the view sees.
@@ -384,6 +396,9 @@ impl<E: Engine> AsOfStore<E> {
     /// Checks, before an answer, that gc has not reclaimed the time the view reads since it
     /// was made (a read of the past may not outlive its retention).
     fn check_floor(&self) -> Result<()> {
+        if self.kept {
+            return Ok(());
+        }
         let floor = super::history::history_floor(&*self.engine)?.unwrap_or(self.since);
         match self.at < floor {
             true => Err(StorageError::PastRetention { at: self.at, floor }),
@@ -537,5 +552,19 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
             at,
             self.since,
         )))
+    }
+
+    fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>> {
+        let bounds = self.history_bounds()?;
+        check_time(
+            at,
+            HistoryBounds {
+                floor: at,
+                ..bounds
+            },
+        )?;
+        Ok(Box::new(
+            AsOfStore::new(Arc::clone(&self.engine), at, self.since).kept(),
+        ))
     }
 }

@@ -503,6 +503,20 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
             self.since,
         )))
     }
+
+    fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>> {
+        let bounds = self.settle_for(at)?;
+        history::check_time(
+            at,
+            HistoryBounds {
+                floor: at,
+                ..bounds
+            },
+        )?;
+        Ok(Box::new(
+            AsOfStore::new(Arc::clone(&self.engine), at, self.since).kept(),
+        ))
+    }
 }
 
 impl<E: Engine> Transaction for RowTxn<'_, E> {

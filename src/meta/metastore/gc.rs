@@ -12,7 +12,7 @@ use crate::meta::content::{ContentId, GcReport, has_manifest};
 use crate::meta::{MetaError, Result};
 use crate::storage::RowRead;
 use crate::storage::retry::transact;
-use crate::storage::{PropQuery, Row, Storage};
+use crate::storage::{Iden, PropQuery, Row, Storage, Valu};
 
 impl<S: Storage> Metastore<S> {
     /// Deletes every content that no object version, menu or configuration refers to, now or
@@ -37,6 +37,12 @@ impl<S: Storage> Metastore<S> {
         let past = content_ids(&self.store.past_rows_by_prop(prop::CONTENT, floor)?)?;
         let only_past: Vec<ContentId> = past.difference(&live).copied().collect();
         live.extend(only_past.iter().copied());
+        let only_snapshots: Vec<ContentId> = self
+            .snapshot_contents(floor)?
+            .difference(&live)
+            .copied()
+            .collect();
+        live.extend(only_snapshots.iter().copied());
         let pinned = self.gc_gate.pinned();
         let read_holds = self.read_holds();
         let delete = &mut |id| read_holds.delete_unless_held(id);
@@ -44,7 +50,31 @@ impl<S: Storage> Metastore<S> {
         for id in only_past {
             report.history += u64::from(has_manifest(&self.store, id)?);
         }
+        for id in only_snapshots {
+            report.snapshots += u64::from(has_manifest(&self.store, id)?);
+        }
         Ok(report)
+    }
+
+    /// Returns the contents that snapshots older than `floor` show (newer ones are in the
+    /// history kept): of the whole store, or of the objects of one dataset.
+    fn snapshot_contents(&self, floor: i64) -> Result<HashSet<ContentId>> {
+        let mut contents = HashSet::new();
+        for snapshot in self.snapshots()? {
+            if snapshot.at >= floor {
+                continue;
+            }
+            let then = self.store.as_of_kept(snapshot.at)?;
+            let mut rows = then.rows_by_prop(&PropQuery::new(prop::CONTENT))?;
+            if let Some(ds) = snapshot.dataset {
+                let valu = Valu::from(ds.to_string());
+                let of_dataset = then.rows_by_prop(&PropQuery::new(prop::DATASET).valu(&valu))?;
+                let idens: HashSet<&Iden> = of_dataset.iter().map(|r| &r.iden).collect();
+                rows.retain(|r| idens.contains(&r.iden));
+            }
+            contents.extend(content_ids(&rows)?);
+        }
+        Ok(contents)
     }
 }
 

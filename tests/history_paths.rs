@@ -1,0 +1,271 @@
+//! The past as paths (issue 23): `at/<T>/` and `snapshots/<name>/` in the filesystem core and
+//! through a real mount, on RocksDB and on PostgreSQL + S3: the tree as it was (names, bytes,
+//! modes, rows, query views), read-only, with ENOENT for times outside history; snapshots of
+//! the store and of one dataset, which gc keeps whatever the retention.
+
+use std::time::Duration;
+
+use cronusfs::fs::{FsCore, Ino, OpenFlags, SetAttr, XattrFlags, XattrReply};
+use cronusfs::meta::{DatasetId, MetaError, Metastore};
+use cronusfs::storage::history::show_micros;
+use cronusfs::storage::{RocksStore, Storage, StorageError};
+
+use crate::fs_core::{errno, job_dir, options, read_all, write_file};
+
+/// Returns the store's settled clock now (µs).
+fn now<S: Storage>(fs: &FsCore<S>) -> i64 {
+    fs.metastore().storage().history_bounds().unwrap().now
+}
+
+/// Walks `names` down from `ino`.
+fn walk<S: Storage>(fs: &FsCore<S>, mut ino: Ino, names: &[impl AsRef<str>]) -> Ino {
+    for name in names {
+        let name = name.as_ref();
+        ino = fs
+            .lookup(ino, name)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .ino;
+    }
+    ino
+}
+
+/// Returns the names in directory `ino`.
+fn names<S: Storage>(fs: &FsCore<S>, ino: Ino) -> Vec<String> {
+    let mut names: Vec<String> = fs
+        .readdir(ino)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Replaces the bytes of file `name` in directory `dir` (`O_TRUNC`, as a shell's `>` does).
+fn overwrite<S: Storage>(fs: &FsCore<S>, dir: Ino, name: &str, bytes: &[u8]) {
+    let ino = fs.lookup(dir, name).unwrap().ino;
+    let truncate = OpenFlags {
+        write: true,
+        truncate: true,
+    };
+    let opened = fs.open(ino, truncate).unwrap();
+    assert_eq!(fs.write(opened.fh, 0, bytes).unwrap(), bytes.len());
+    fs.flush(opened.fh).unwrap();
+    fs.release(opened.fh).unwrap();
+}
+
+fn xattr<S: Storage>(fs: &FsCore<S>, ino: Ino, name: &str) -> Option<String> {
+    match fs.getxattr(ino, name, 65536) {
+        Ok(XattrReply::Data(d)) => Some(String::from_utf8(d).unwrap()),
+        Ok(XattrReply::Size(_)) => unreachable!("asked for the value"),
+        Err(e) if e.errno() == libc::ENODATA => None,
+        Err(e) => panic!("{name}: {e}"),
+    }
+}
+
+/// The path of a job directory from the root, by names.
+fn job_path(ds: DatasetId) -> [String; 6] {
+    let ds = ds.to_string();
+    ["datasets", &ds, "partitions", "k", "jobs", "0"].map(String::from)
+}
+
+#[test]
+fn the_tree_at_a_time_is_the_catalogue_then_and_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::create(&dir.path().join("store")).unwrap();
+    let fs = FsCore::new(Metastore::new(store), options(dir.path())).unwrap();
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    let a = write_file(&fs, job, "a.txt", b"one\n");
+    fs.setxattr(a, "user.q", b"1", XattrFlags::default())
+        .unwrap();
+    let t1 = now(&fs);
+    overwrite(&fs, job, "a.txt", b"two, longer\n");
+    fs.setxattr(a, "user.q", b"2", XattrFlags::default())
+        .unwrap();
+    let chmod = SetAttr {
+        mode: Some(0o600),
+        ..SetAttr::default()
+    };
+    fs.setattr(a, None, chmod).unwrap();
+    write_file(&fs, job, "b.txt", b"new\n");
+
+    let at = fs.lookup(Ino::ROOT, "at").unwrap().ino;
+    let then = fs.lookup(at, &show_micros(t1)).unwrap().ino;
+    assert!(
+        !names(&fs, Ino::ROOT).contains(&"at".to_string()),
+        "never listed"
+    );
+    assert!(names(&fs, at).is_empty(), "at/ lists nothing");
+    assert_eq!(
+        names(&fs, then),
+        ["configs", "datasets", "menus", "objects", "query"]
+    );
+    let path = job_path(ds);
+    let past_job = walk(&fs, then, &path);
+    assert_eq!(names(&fs, past_job), ["a.txt"]);
+    let past_a = fs.lookup(past_job, "a.txt").unwrap();
+    assert_eq!((past_a.size, past_a.perm & 0o777), (4, 0o644));
+    assert_eq!(read_all(&fs, past_a.ino), b"one\n");
+    assert_eq!(xattr(&fs, past_a.ino, "user.q").as_deref(), Some("1"));
+    assert_eq!(
+        read_all(&fs, a),
+        b"two, longer\n",
+        "the live tree is today's"
+    );
+    assert_eq!(errno(fs.lookup(past_job, "b.txt")), libc::ENOENT);
+    // A query view at T evaluates the rows as they were then.
+    let q1 = walk(&fs, then, &["query", "q=1"]);
+    assert_eq!(names(&fs, q1).len(), 1, "a.txt, by its Cronus name");
+    let q2 = walk(&fs, then, &["query", "q=2"]);
+    assert!(names(&fs, q2).is_empty());
+    // Looked up again, one spelling is one tree; another spelling of the time is another.
+    assert_eq!(fs.lookup(at, &show_micros(t1)).unwrap().ino, then);
+    let spelled = show_micros(t1).replace('Z', "+00:00");
+    let again = fs.lookup(at, &spelled).unwrap().ino;
+    assert_ne!(again, then);
+    let again_a = walk(&fs, again, &path);
+    assert_eq!(
+        read_all(&fs, fs.lookup(again_a, "a.txt").unwrap().ino),
+        b"one\n"
+    );
+    // `..` of a tree's root is `at/`, whose own is the root.
+    assert_eq!(fs.parent_of(then).unwrap(), at);
+    assert_eq!(fs.parent_of(at).unwrap(), Ino::ROOT);
+    assert_eq!(fs.parent_of(past_job).unwrap(), walk(&fs, then, &path[..5]));
+
+    // Every change is EROFS.
+    let erofs = libc::EROFS;
+    assert_eq!(errno(fs.create(past_job, "c.txt")), erofs);
+    assert_eq!(errno(fs.mkdir(past_job, "sub")), erofs);
+    assert_eq!(errno(fs.mkdir(at, "sub")), erofs);
+    assert_eq!(errno(fs.unlink(past_job, "a.txt")), erofs);
+    assert_eq!(
+        errno(fs.setxattr(past_a.ino, "user.q", b"3", XattrFlags::default())),
+        erofs
+    );
+    assert_eq!(errno(fs.removexattr(past_a.ino, "user.q")), erofs);
+    let truncate = SetAttr {
+        size: Some(0),
+        ..SetAttr::default()
+    };
+    assert_eq!(errno(fs.setattr(past_a.ino, None, truncate)), erofs);
+    assert_eq!(
+        errno(fs.rename(past_job, "a.txt", past_job, "c.txt", false)),
+        erofs
+    );
+    assert_eq!(
+        errno(fs.rename(job, "a.txt", past_job, "a.txt", false)),
+        erofs
+    );
+    assert_eq!(
+        errno(fs.rename(past_job, "a.txt", job, "c.txt", false)),
+        erofs
+    );
+    let write = OpenFlags {
+        write: true,
+        truncate: false,
+    };
+    assert_eq!(errno(fs.open(past_a.ino, write)), erofs);
+    assert_eq!(read_all(&fs, a), b"two, longer\n", "nothing changed");
+
+    // Not a time, in the future, before history began: ENOENT.
+    for name in ["yesterday", "2999-01-01T00:00:00Z", "2001-01-01T00:00:00Z"] {
+        assert_eq!(errno(fs.lookup(at, name)), libc::ENOENT, "{name}");
+    }
+    let snapshots = fs.lookup(Ino::ROOT, "snapshots").unwrap().ino;
+    assert_eq!(errno(fs.lookup(snapshots, "none")), libc::ENOENT);
+}
+
+/// A store with two datasets, a snapshot of the whole store and one of the first dataset,
+/// then versions and retention 0 for gc: what the snapshots show stays, byte-exact, what only
+/// the window kept goes.
+fn snapshots_keep_what_they_show<S: Storage>(fs: &FsCore<S>) {
+    let m = fs.metastore();
+    let (ds1, ds2) = (DatasetId::random(), DatasetId::random());
+    let (job1, job2) = (job_dir(fs, ds1, "k", 0), job_dir(fs, ds2, "k", 0));
+    let first = crate::content::bytes(3 << 20, 1);
+    let a = write_file(fs, job1, "a.bin", &first);
+    write_file(fs, job2, "b.txt", b"other dataset\n");
+    let whole = m.create_snapshot("whole", None, None).unwrap();
+    m.create_snapshot("one", None, Some(ds1)).unwrap();
+    assert!(matches!(
+        m.create_snapshot("one", None, None),
+        Err(MetaError::SnapshotExists(_))
+    ));
+    assert!(matches!(
+        m.create_snapshot("later", Some(now(fs) + 3_600_000_000), None),
+        Err(MetaError::Storage(StorageError::FutureTime { .. }))
+    ));
+    assert!(matches!(
+        m.create_snapshot("nods", None, Some(DatasetId::random())),
+        Err(MetaError::NoSuchDataset(_))
+    ));
+    overwrite(fs, job1, "a.bin", b"second\n");
+    let t2 = now(fs);
+    overwrite(fs, job1, "a.bin", b"third\n");
+    m.set_history_retention(Duration::ZERO).unwrap();
+    let report = m.gc().unwrap();
+    assert_eq!((report.snapshots, report.contents), (1, 1), "{report:?}");
+
+    let snaps = fs.lookup(Ino::ROOT, "snapshots").unwrap().ino;
+    assert_eq!(names(fs, snaps), ["one", "whole"]);
+    let root = fs.lookup(snaps, "whole").unwrap().ino;
+    let path = job_path(ds1);
+    let past_job = walk(fs, root, &path);
+    assert_eq!(
+        read_all(fs, fs.lookup(past_job, "a.bin").unwrap().ino),
+        first
+    );
+    assert_eq!(names(fs, walk(fs, root, &["datasets"])).len(), 2);
+    // The snapshot of one dataset shows that dataset only, and no contents by id.
+    let one = fs.lookup(snaps, "one").unwrap().ino;
+    assert_eq!(names(fs, one), ["configs", "datasets", "menus", "query"]);
+    assert_eq!(names(fs, walk(fs, one, &["datasets"])), [ds1.to_string()]);
+    assert_eq!(
+        errno(fs.lookup(walk(fs, one, &["datasets"]), &ds2.to_string())),
+        libc::ENOENT
+    );
+    let q = walk(fs, one, &["query", "cronus:kind=object"]);
+    assert_eq!(
+        names(fs, q).len(),
+        1,
+        "the view shows the dataset's object only"
+    );
+    // The window kept nothing: the second version's time is refused.
+    let at = fs.lookup(Ino::ROOT, "at").unwrap().ino;
+    assert_eq!(errno(fs.lookup(at, &show_micros(t2))), libc::ENOENT);
+    assert_eq!(read_all(fs, a), b"third\n");
+    assert!(m.storage().check_indexes().unwrap().is_empty());
+    // Removed, its contents go at the next gc.
+    assert_eq!(m.remove_snapshot("whole").unwrap(), whole);
+    assert!(matches!(
+        m.remove_snapshot("whole"),
+        Err(MetaError::NoSuchSnapshot(_))
+    ));
+    assert_eq!(
+        m.gc().unwrap().snapshots,
+        1,
+        "the dataset's snapshot keeps it"
+    );
+    m.remove_snapshot("one").unwrap();
+    let report = m.gc().unwrap();
+    assert_eq!((report.snapshots, report.contents), (0, 1), "{report:?}");
+    assert_eq!(names(fs, snaps), Vec::<String>::new());
+}
+
+#[test]
+fn snapshots_keep_what_they_show_on_rocksdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::create(&dir.path().join("store")).unwrap();
+    let fs = FsCore::new(Metastore::new(store), options(dir.path())).unwrap();
+    snapshots_keep_what_they_show(&fs);
+}
+
+#[test]
+fn snapshots_keep_what_they_show_on_postgres_and_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_url, open) = crate::shared_store::pg_s3_store();
+    let fs = FsCore::new(open(), options(dir.path())).unwrap();
+    snapshots_keep_what_they_show(&fs);
+}
