@@ -242,6 +242,19 @@ pub enum Command {
         #[arg(value_name = "DURATION", value_parser = parse_duration)]
         duration: Option<std::time::Duration>,
     },
+    /// Make an object, job, partition or dataset what it was at --at TIME, as new versions
+    /// (nothing is lost: the state before stays in history). An object deleted since comes
+    /// back with its uuid and rows; under a job, partition or dataset, objects made since are
+    /// deleted, and the directories the restored objects need come back. Prints what it did.
+    Restore {
+        /// What to restore: `DATASET[/KEY[/JOB[/NAME]]]` (an object's path as it was at
+        /// TIME) or an object's uuid.
+        #[arg(value_name = "PLACE|UUID")]
+        place: String,
+        /// The time to go back to (RFC 3339).
+        #[arg(long, value_name = "TIME", required = true)]
+        at: String,
+    },
     /// Make, list and remove snapshots: a time of the store, or of one dataset, kept by name.
     /// A snapshot reads back under `MNT/snapshots/NAME/` as it was then, whatever the history
     /// retention: gc keeps everything it shows until it is removed.

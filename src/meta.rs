@@ -21,7 +21,8 @@ pub use metastore::{
 };
 pub use metastore::{
     ChangeKind, DatasetId, DirNodeFold, HeldManifest, JobId, Leases, LogEntry, Metastore,
-    NodeChange, ObjectId, ObjectMeta, ObjectPath, ReadHolds, Snapshot, VersionDetails, prop,
+    NodeChange, ObjectId, ObjectMeta, ObjectPath, ReadHolds, RestorePlace, RestoreReport, Snapshot,
+    VersionDetails, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 

@@ -21,6 +21,7 @@ mod full_disk;
 mod fuzz;
 mod history;
 mod history_paths;
+mod history_restore;
 mod man_pages;
 mod metastore;
 mod model;

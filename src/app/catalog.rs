@@ -56,6 +56,7 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         Command::Diff { args } => super::history::diff(m, io, &args),
         Command::Log { node, at } => super::history::log(m, io, &node, at.as_deref()),
         Command::Snapshot(c) => super::history::snapshot(m, io, c),
+        Command::Restore { place, at } => super::history::restore(m, io, &place, &at),
         Command::HistoryRetention { duration } => {
             super::store_sessions::history_retention(m, io, duration)
         }
@@ -278,10 +279,10 @@ pub fn job(m: &Catalog, io: &mut Console<'_>, cmd: JobCommand) -> Result<()> {
 /// `datasets/` in the mount without `partitions/` and `jobs/` (a NAME may hold `/`: a path
 /// inside the job directory).
 pub(super) struct Place {
-    dataset: DatasetId,
-    key: Option<String>,
-    job: Option<JobId>,
-    name: Option<String>,
+    pub(super) dataset: DatasetId,
+    pub(super) key: Option<String>,
+    pub(super) job: Option<JobId>,
+    pub(super) name: Option<String>,
 }
 
 impl Place {

@@ -2,7 +2,7 @@
 //! read (tab-separated, times in RFC 3339 that `--at` takes back).
 
 use anyhow::{Result, bail};
-use cronusfs::meta::{DatasetId, LogEntry, ObjectId};
+use cronusfs::meta::{DatasetId, LogEntry, ObjectId, ObjectPath, RestorePlace};
 use cronusfs::storage::history::{parse_time, show_micros};
 use cronusfs::storage::{Iden, Storage};
 
@@ -99,6 +99,40 @@ fn log_line(e: &LogEntry) -> String {
 /// line can hold any) becomes a space.
 fn field(text: &str) -> String {
     text.replace(|c: char| c.is_control(), " ")
+}
+
+/// Runs `restore PLACE|UUID --at T`.
+pub fn restore(m: &Catalog, io: &mut Console<'_>, place: &str, at: &str) -> Result<()> {
+    let at = time_arg(at)?;
+    let report = match place.parse::<ObjectId>() {
+        Ok(id) => m.restore_object(id, at)?,
+        Err(_) => {
+            let p = Place::parse(place.trim_start_matches("datasets/"))?;
+            match (p.key, p.job, p.name) {
+                (Some(key), Some(job), Some(name)) => {
+                    let path = ObjectPath::new(p.dataset, &key, job, &name);
+                    let Some(id) = m.at(at)?.object_id_at(&path)? else {
+                        bail!("no object {path} at {}", show_micros(at));
+                    };
+                    m.restore_object(id, at)?
+                }
+                (partition, job, _) => {
+                    let place = RestorePlace {
+                        dataset: p.dataset,
+                        partition,
+                        job,
+                    };
+                    m.restore_place(&place, at)?
+                }
+            }
+        }
+    };
+    writeln!(
+        io.out,
+        "restored {} objects, removed {}, {} unchanged",
+        report.restored, report.removed, report.unchanged
+    )?;
+    Ok(())
 }
 
 /// Runs `snapshot create|ls|rm`.

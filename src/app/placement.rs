@@ -30,6 +30,7 @@ pub fn runs_in_daemon(command: &Command) -> bool {
         | Command::Diff { .. }
         | Command::Log { .. }
         | Command::Snapshot(_)
+        | Command::Restore { .. }
         | Command::ExportCronus { .. } => true,
         // Made, imported into or served only while nobody else has the store open; or no
         // store at all.
@@ -76,6 +77,8 @@ pub fn stores_content(command: &Command) -> Option<&'static str> {
         Command::Job(j) => match j {
             JobCommand::New { .. } | JobCommand::Ls { .. } => None,
         },
+        // A restore re-references contents only history kept: it holds gc off as a put does.
+        Command::Restore { .. } => Some("restore"),
         // Making a snapshot holds gc off (a lease), as a write does, until gc can see it.
         Command::Snapshot(s) => match s {
             SnapshotCommand::Create { .. } => Some("snapshot"),
@@ -152,6 +155,7 @@ const DECIDED: &[&str] = &[
     "history-retention",
     "diff",
     "log",
+    "restore",
     "snapshot create",
     "snapshot ls",
     "snapshot rm",

@@ -29,6 +29,7 @@ mod messages;
 mod node_rows;
 mod objects;
 mod read_holds;
+mod restore;
 mod sessions;
 mod snapshots;
 mod table_rows;
@@ -41,6 +42,7 @@ pub use leases::Leases;
 pub use listing::DirNodeFold;
 pub(crate) use messages::RegisteredMessage;
 pub use read_holds::{HeldManifest, ReadHolds};
+pub use restore::{RestorePlace, RestoreReport};
 pub use sessions::{
     Beat, DEFAULT_SESSION_TTL, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session,
     Sessions,

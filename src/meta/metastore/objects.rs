@@ -190,7 +190,7 @@ impl<S: Storage> Metastore<S> {
     }
 }
 
-fn object_meta(rows: &[Row]) -> Result<ObjectMeta> {
+pub(super) fn object_meta(rows: &[Row]) -> Result<ObjectMeta> {
     let n = NodeProps::new(rows);
     let job = u32::try_from(n.int(prop::JOB)?)
         .map_err(|_| MetaError::Corrupt("job number out of range".into()))?;

@@ -472,7 +472,7 @@ fn object_rows(m: &ObjectMeta, new: bool, renamed: bool) -> Vec<Row> {
     rows
 }
 
-fn cronus_info(m: &ObjectMeta) -> CronusObject {
+pub(super) fn cronus_info(m: &ObjectMeta) -> CronusObject {
     let saturate = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
     let aux = m.table.as_ref().map(|a| FileObjectAuxInfo {
         num_columns: saturate(a.num_columns() as u64),

@@ -1,0 +1,256 @@
+//! `restore`: an object, job, partition or dataset made what it was at a past time, as new
+//! versions in one transaction. Nothing is lost: the state before the restore stays in
+//! history. An object deleted since comes back with its uuid and rows; one made since (under
+//! the place restored) is deleted; the directories a restored object needs come back too.
+
+use std::collections::{BTreeSet, HashSet};
+
+use prost::Message;
+
+use super::folders::folder_iden;
+use super::objects::object_meta;
+use super::tree::{job_iden, partition_iden};
+use super::versions::cronus_info;
+use super::{DatasetId, JobId, Metastore, NodeProps, ObjectId, ObjectPath, info_key, prop};
+use crate::meta::content::has_manifest;
+use crate::meta::{MetaError, Result};
+use crate::storage::retry::transact;
+use crate::storage::{Iden, PropQuery, Row, RowWrite, Storage, Valu};
+
+/// What a restore did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Objects given back their state then, as a new version (or made again).
+    pub restored: usize,
+    /// Objects deleted: made after the time, in the place restored.
+    pub removed: usize,
+    /// Objects already as they were then.
+    pub unchanged: usize,
+}
+
+/// A place of the tree a restore covers: a dataset, a partition or a job directory of one.
+#[derive(Clone, Debug)]
+pub struct RestorePlace {
+    /// The dataset.
+    pub dataset: DatasetId,
+    /// The partition (all of them when `None`).
+    pub partition: Option<String>,
+    /// The job (all of them when `None`).
+    pub job: Option<JobId>,
+}
+
+impl RestorePlace {
+    /// Returns whether `path` is in the place.
+    fn holds(&self, path: &ObjectPath) -> bool {
+        path.dataset == self.dataset
+            && self.partition.as_ref().is_none_or(|k| *k == path.partition)
+            && self.job.is_none_or(|j| j == path.job)
+    }
+}
+
+/// One object to give back its rows of then.
+struct Restored {
+    id: ObjectId,
+    then: Vec<Row>,
+    /// Every `cronus:history` value the object ever had, and its highest version.
+    history: BTreeSet<String>,
+    version: i64,
+}
+
+impl<S: Storage> Metastore<S> {
+    /// Makes object `id` what it was at `at` (µs): its bytes, rows and place then, as a new
+    /// version; made again with its uuid if it was deleted since. Another object at its path
+    /// now is [`MetaError::ObjectExists`]; an object that did not exist then,
+    /// [`MetaError::NoSuchObject`].
+    pub fn restore_object(&self, id: ObjectId, at: i64) -> Result<RestoreReport> {
+        let then = self.at(at)?;
+        let rows = then.node_rows(&id.iden())?;
+        if rows.is_empty() {
+            return Err(MetaError::NoSuchObject(id.to_string()));
+        }
+        let restored = self.restored(id, rows)?;
+        self.restore_nodes(&then, &[restored], &[], true)
+    }
+
+    /// Makes every object of `place` what it was at `at` (µs): objects there then get their
+    /// state back (made again if deleted since), objects made there since are deleted.
+    pub fn restore_place(&self, place: &RestorePlace, at: i64) -> Result<RestoreReport> {
+        let then = self.at(at)?;
+        if !then.has_dataset(place.dataset)? {
+            return Err(MetaError::NoSuchDataset(place.dataset.to_string()));
+        }
+        let was = objects_in(&then, place)?;
+        let is = objects_in(self, place)?;
+        let kept: HashSet<ObjectId> = was.iter().map(|(id, _)| *id).collect();
+        let removed: Vec<ObjectId> = (is.into_iter())
+            .map(|(id, _)| id)
+            .filter(|id| !kept.contains(id))
+            .collect();
+        let restored = (was.into_iter())
+            .map(|(id, rows)| self.restored(id, rows))
+            .collect::<Result<Vec<_>>>()?;
+        self.restore_nodes(&then, &restored, &removed, false)
+    }
+
+    /// Returns what restoring object `id` to rows `then` needs of its history.
+    fn restored(&self, id: ObjectId, then: Vec<Row>) -> Result<Restored> {
+        let mut history = BTreeSet::new();
+        let mut version = 0;
+        for v in self.store.row_versions(&id.iden())? {
+            match (v.row.prop.as_str(), &v.row.valu) {
+                (prop::HISTORY, valu) => {
+                    history.insert(valu.to_string());
+                }
+                (prop::VERSION, Valu::Int(n)) => version = version.max(*n),
+                _ => {}
+            }
+        }
+        Ok(Restored {
+            id,
+            then,
+            history,
+            version,
+        })
+    }
+
+    /// Deletes `removed` and gives `restored` their rows of then, with the directories they
+    /// need, in one transaction under a write lease (gc keeps the contents it re-references).
+    fn restore_nodes(
+        &self,
+        then: &Metastore<Box<dyn Storage>>,
+        restored: &[Restored],
+        removed: &[ObjectId],
+        one: bool,
+    ) -> Result<RestoreReport> {
+        let _hold = self.leases().hold_off_gc_for_new_write()?;
+        let dirs = dirs_of(then, restored)?;
+        transact(&self.store, |txn| {
+            self.leases().check_held_in(txn)?;
+            let mut report = RestoreReport::default();
+            for id in removed {
+                delete_in(txn, &id.iden())?;
+                report.removed += 1;
+            }
+            for (iden, rows) in &dirs {
+                if txn.rows_by_id(iden)?.is_empty() {
+                    txn.add_rows(rows)?;
+                }
+            }
+            for r in restored {
+                match restore_one(txn, r, one)? {
+                    true => report.restored += 1,
+                    false => report.unchanged += 1,
+                }
+            }
+            Ok(report)
+        })
+    }
+}
+
+/// Gives object `r` its rows of then in `txn`, as a new version; returns `false` when it is
+/// already as it was. With `one` (a single object restored), another object at its path is
+/// [`MetaError::ObjectExists`].
+fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool) -> Result<bool> {
+    let iden = r.id.iden();
+    let now = txn.rows_by_id(&iden)?;
+    let same = |rows: &[Row]| -> HashSet<(String, String)> {
+        (rows.iter())
+            .filter(|row| !matches!(row.prop.as_str(), prop::VERSION | prop::HISTORY))
+            .map(|row| (row.prop.clone(), row.valu.to_string()))
+            .collect()
+    };
+    if !now.is_empty() && same(&now) == same(&r.then) {
+        return Ok(false);
+    }
+    let meta = object_meta(&r.then)?;
+    let path = NodeProps::new(&r.then).str(prop::PATH)?.to_string();
+    let occupant = txn.rows_by_prop(&PropQuery::new(prop::PATH).valu(&Valu::from(path.clone())))?;
+    if let Some(other) = occupant.iter().find(|row| row.iden != iden) {
+        if one {
+            return Err(MetaError::ObjectExists(path));
+        }
+        delete_in(txn, &other.iden)?; // Under the place: made there since.
+    }
+    if !has_manifest(txn, meta.content)? {
+        return Err(MetaError::NoSuchContent(meta.content));
+    }
+    let version = r.version.max(meta.version) + 1;
+    let mut rows: Vec<Row> = (r.then.iter())
+        .filter(|row| !matches!(row.prop.as_str(), prop::VERSION | prop::HISTORY))
+        .cloned()
+        .collect();
+    let mut history = r.history.clone();
+    history.insert(format!("{version}:{}", meta.content));
+    let time = meta.modified;
+    rows.push(Row::new(&iden, prop::VERSION, version, time));
+    rows.extend(
+        history
+            .iter()
+            .map(|h| Row::new(&iden, prop::HISTORY, h.as_str(), time)),
+    );
+    txn.del_rows_by_id(&iden)?;
+    txn.add_rows(&rows)?;
+    let info = cronus_info(&super::ObjectMeta { version, ..meta });
+    txn.blob_set(&info_key(&r.id.to_string()), &info.encode_to_vec())?;
+    Ok(true)
+}
+
+/// Deletes object `iden` in `txn`: its rows and its info.
+fn delete_in(txn: &dyn RowWrite, iden: &Iden) -> Result<()> {
+    txn.del_rows_by_id(iden)?;
+    if txn.blob_has(&info_key(iden.as_str()))? {
+        txn.blob_del(&info_key(iden.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Returns the objects in `place` in catalogue `m`, with their rows.
+fn objects_in<T: Storage>(
+    m: &Metastore<T>,
+    place: &RestorePlace,
+) -> Result<Vec<(ObjectId, Vec<Row>)>> {
+    let valu = Valu::from(place.dataset.to_string());
+    let rows = m
+        .storage()
+        .rows_by_prop(&PropQuery::new(prop::DATASET).valu(&valu))?;
+    let mut found = Vec::new();
+    for row in rows {
+        let rows = m.node_rows(&row.iden)?;
+        let props = NodeProps::new(&rows);
+        if props.str(prop::KIND).ok() != Some("object") {
+            continue;
+        }
+        let meta = object_meta(&rows)?;
+        if place.holds(&meta.path) {
+            found.push((meta.id, rows));
+        }
+    }
+    Ok(found)
+}
+
+/// Returns the directories the restored objects need (dataset, partition, job and folders),
+/// with their rows then.
+fn dirs_of(
+    then: &Metastore<Box<dyn Storage>>,
+    restored: &[Restored],
+) -> Result<Vec<(Iden, Vec<Row>)>> {
+    let mut idens = BTreeSet::new();
+    for r in restored {
+        let path = object_meta(&r.then)?.path;
+        idens.insert(path.dataset.iden());
+        idens.insert(partition_iden(path.dataset, &path.partition));
+        idens.insert(job_iden(path.dataset, path.job));
+        let mut folder = path.name.as_str();
+        while let Some((up, _)) = folder.rsplit_once('/') {
+            let at = ObjectPath::new(path.dataset, &path.partition, path.job, up);
+            idens.insert(folder_iden(&at)?);
+            folder = up;
+        }
+    }
+    let mut dirs = Vec::with_capacity(idens.len());
+    for iden in idens {
+        let rows = then.node_rows(&iden)?;
+        dirs.push((iden, rows));
+    }
+    Ok(dirs)
+}

@@ -1,0 +1,160 @@
+//! `restore` (issue 23): an object deleted since comes back with its uuid and rows; a job,
+//! partition or dataset is made what it was, as new versions, with nothing lost; through the
+//! library and the command line on a mounted store.
+
+use cronusfs::meta::{MetaError, Metastore, ObjectPath, RestorePlace, RestoreReport};
+use cronusfs::storage::{RocksStore, Storage, Valu};
+
+use crate::metastore::{dataset, read_all};
+
+fn now<S: Storage>(m: &Metastore<S>) -> i64 {
+    m.storage().history_bounds().unwrap().now
+}
+
+fn put<S: Storage>(m: &Metastore<S>, path: &ObjectPath, bytes: &[u8]) {
+    m.put_object(path, &mut &bytes[..], &mut |_| {}).unwrap();
+}
+
+fn rocks() -> (tempfile::TempDir, Metastore<RocksStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metastore::new(RocksStore::create(&dir.path().join("store")).unwrap());
+    (dir, m)
+}
+
+/// The user row `quality` of object `path`.
+fn quality<S: Storage>(m: &Metastore<S>, path: &ObjectPath) -> Option<String> {
+    let id = m.object(path).unwrap().id;
+    let rows = m.node_rows(&id.iden()).unwrap();
+    rows.into_iter()
+        .find(|r| r.prop == "quality")
+        .map(|r| r.valu.to_string())
+}
+
+#[test]
+fn a_deleted_object_comes_back_with_its_uuid_and_rows() {
+    let (_dir, m) = rocks();
+    let (ds, _, _) = dataset(&m, &["k"]);
+    let job = m.new_job(ds).unwrap();
+    let path = ObjectPath::new(ds, "k", job, "a.csv");
+    put(&m, &path, b"a,b\n1,2\n");
+    let id = m.object(&path).unwrap().id;
+    m.set_node_row(&id.iden(), "quality", &Valu::from("good"), false)
+        .unwrap();
+    let t1 = now(&m);
+    m.delete_object(&path).unwrap();
+    let gone = now(&m);
+    let report = m.restore_object(id, t1).unwrap();
+    assert_eq!(
+        report,
+        RestoreReport {
+            restored: 1,
+            ..RestoreReport::default()
+        }
+    );
+    let back = m.object(&path).unwrap();
+    assert_eq!((back.id, back.version), (id, 2), "its uuid, a new version");
+    assert_eq!(read_all(&m, &path), b"a,b\n1,2\n");
+    assert_eq!(quality(&m, &path).as_deref(), Some("good"));
+    // Nothing lost: before the restore, it was deleted; restored again, it is unchanged.
+    assert!(m.at(gone).unwrap().object_id_at(&path).unwrap().is_none());
+    assert_eq!(m.restore_object(id, t1).unwrap().unchanged, 1);
+    // An object another made at its path since is not replaced by a restore of one object.
+    let t2 = now(&m);
+    m.delete_object(&path).unwrap();
+    put(&m, &path, b"someone else's\n");
+    assert!(matches!(
+        m.restore_object(id, t2),
+        Err(MetaError::ObjectExists(_))
+    ));
+    assert_eq!(read_all(&m, &path), b"someone else's\n");
+    let before = m.storage().history_bounds().unwrap().since - 1;
+    assert!(m.restore_object(id, before).is_err(), "before history");
+}
+
+#[test]
+fn a_job_and_a_dataset_are_made_what_they_were() {
+    let (_dir, m) = rocks();
+    let (ds, _, _) = dataset(&m, &["k", "k2"]);
+    let job = m.new_job(ds).unwrap();
+    let (a, b, c) = (
+        ObjectPath::new(ds, "k", job, "a.txt"),
+        ObjectPath::new(ds, "k", job, "b.txt"),
+        ObjectPath::new(ds, "k", job, "c.txt"),
+    );
+    let other = ObjectPath::new(ds, "k2", job, "d.txt");
+    put(&m, &a, b"a one\n");
+    put(&m, &b, b"b one\n");
+    put(&m, &other, b"d one\n");
+    let t1 = now(&m);
+    put(&m, &a, b"a two\n");
+    m.delete_object(&b).unwrap();
+    put(&m, &c, b"c new\n");
+    m.delete_object(&other).unwrap();
+    m.remove_partition(ds, "k2").unwrap();
+    let place = RestorePlace {
+        dataset: ds,
+        partition: Some("k".into()),
+        job: Some(job),
+    };
+    let report = m.restore_place(&place, t1).unwrap();
+    assert_eq!((report.restored, report.removed), (2, 1), "{report:?}");
+    assert_eq!(read_all(&m, &a), b"a one\n");
+    assert_eq!(
+        m.object(&a).unwrap().version,
+        3,
+        "v1, v2, then v1's bytes as v3"
+    );
+    assert_eq!(read_all(&m, &b), b"b one\n");
+    assert!(matches!(m.object(&c), Err(MetaError::NoSuchObject(_))));
+    assert!(!m.partitions(ds).unwrap().contains(&"k2".to_string()));
+    // The whole dataset: the partition removed since comes back with its object.
+    let whole = RestorePlace {
+        dataset: ds,
+        partition: None,
+        job: None,
+    };
+    let report = m.restore_place(&whole, t1).unwrap();
+    assert_eq!((report.restored, report.unchanged), (1, 2), "{report:?}");
+    assert!(m.partitions(ds).unwrap().contains(&"k2".to_string()));
+    assert_eq!(read_all(&m, &other), b"d one\n");
+    assert!(m.storage().check_indexes().unwrap().is_empty());
+}
+
+#[test]
+fn restore_through_a_mount_undoes_an_rm() {
+    let m = crate::mount::Mounted::new();
+    let job = m.job_dir();
+    m.ok(&format!(
+        "printf 'kept\\n' > {0}/a.txt; setfattr -n user.quality -v good {0}/a.txt",
+        job.display()
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let t = cronusfs::storage::history::show_micros(cronusfs::storage::history::now_micros());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    m.ok(&format!(
+        "rm {0}/a.txt; printf 'new\\n' > {0}/b.txt",
+        job.display()
+    ));
+    let place = job.strip_prefix(m.mnt.join("datasets")).unwrap();
+    let place = place
+        .to_str()
+        .unwrap()
+        .replace("/partitions/", "/")
+        .replace("/jobs/", "/");
+    // Read back at T through the mount, then restored.
+    let then = m.ok(&format!(
+        "cat $M/at/{t}/datasets/{}/a.txt",
+        job.strip_prefix(m.mnt.join("datasets")).unwrap().display()
+    ));
+    assert_eq!(then, "kept\n");
+    let out = m.on_store(&["restore", &place, "--at", &t]);
+    crate::mount::assert_success(&out);
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(said, "restored 1 objects, removed 1, 0 unchanged\n");
+    let ls = m.ok(&format!(
+        "sleep 1.1; ls {0}; cat {0}/a.txt; getfattr --only-values -n user.quality {0}/a.txt",
+        job.display()
+    ));
+    assert_eq!(ls, "a.txt\nkept\ngood");
+    m.assert_fsck_clean();
+}
