@@ -49,6 +49,16 @@ shell 'ls -l "$M/query/quality=10"'
 shell 'ls "$M/query/quality=10/cronus:parquet:num_rows>=1000"'
 shell 'ls $M/objects | head -3'
 say cronusfs -s "$store" find quality=10 'cronus:type=PARQUET'
+# History: an rm undone by reading the past, and by restore.
+sleep 0.2
+export T=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+sleep 0.2
+shell 'rm $D/partitions/key1/jobs/1/notes.csv; echo "x,y" > $D/partitions/key1/jobs/1/other.csv'
+shell 'ls $D/partitions/key1/jobs/1'
+shell 'cat $M/at/$T/datasets/*/partitions/key1/jobs/1/notes.csv    # the tree as it was at $T'
+shell 'cronusfs -s $WORK/demo.store diff $T'
+shell 'cronusfs -s $WORK/demo.store snapshot create before-rm --at $T && ls $M/snapshots'
+shell 'cronusfs -s $WORK/demo.store restore '"$ds"'/key1/1 --at $T && ls $D/partitions/key1/jobs/1'
 say cronusfs umount "$mnt"
 export CRONUSFS_STORE="$store"
 say cronusfs rows lift cronus:arrow:num_rows --ge 1000 --join --format tsv | grep -E 'cronus:(object|arrow:num_rows)|quality'

@@ -244,7 +244,10 @@ fn the_readme_tour_runs() {
         "cronus:arrow:num_rows\t10000",
         "quality\t10",
         "\n1\n",
-        "notes.csv\t8\tCSV",
+        "notes.csv\t8\tCSV\t2\t",
+        "object\tremoved\t",
+        "\nbefore-rm\n",
+        "restored 1 objects, removed 1, 0 unchanged\nnotes.csv\n",
     ] {
         assert!(
             shown.contains(expected),
