@@ -10,7 +10,10 @@ Per binary (medians of --runs, each on a fresh store mounted on DIR): `touch` (o
 (apparent size of the store directory once the daemon closed) after --attrs setxattr calls
 spread over the files. With the new binary
 only: `diff` of 100 changes in a dataset of --objects objects, and `log` of an object with
---versions versions (each time through the command line, whole process, median of --runs).
+--versions versions (each time through the command line, whole process, median of --runs), and
+`ls -l` of the --objects objects' job directory live and under `at/<T>/` (T just after the
+writes; each run looks T up under another spelling, so the tree of the past is read cold, and
+waits out the kernel's 1-second cache before the live listing).
 tar -x of small files and cp of 1 GiB are bench_mount.py's (run it with each binary).
 """
 import argparse
@@ -69,8 +72,33 @@ def cli(binary, store, *args):
     return time.perf_counter() - t
 
 
+def spell(t, offset_us=0):
+    """RFC 3339 of epoch seconds `t` plus `offset_us` µs (UTC, µs digits)."""
+    us = int(t * 1e6) + offset_us
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1_000_000)) + \
+        f".{us % 1_000_000:06}Z"
+
+
+def listings(d, job, objects, runs):
+    """Times `ls -l` of `job` live and at a time just after its writes (cold trees)."""
+    rel = job.split("/datasets/", 1)[1]
+    time.sleep(0.01)
+    t = time.time()
+    time.sleep(0.01)
+    live, past = [], []
+    for run in range(runs):
+        time.sleep(1.1)
+        live.append(timed(lambda: sh(f"ls -l {job} > /dev/null")))
+        at = f"{d.mnt}/at/{spell(t, run)}/datasets/{rel}"
+        past.append(timed(lambda: sh(f"ls -l {at} > /dev/null")))
+        n = len(os.listdir(at))
+        assert n >= objects, f"{n} entries at T, {objects} written"
+    return statistics.median(live), statistics.median(past)
+
+
 def history_reads(binary, root, objects, versions, runs):
-    """Times `diff` of 100 changes among `objects` objects, and `log` of `versions` versions."""
+    """Times `diff` of 100 changes among `objects` objects, `log` of `versions` versions, and
+    `ls -l` of the objects live and at a time."""
     with tempfile.TemporaryDirectory(dir=root) as work:
         d = Daemon(binary, work)
         try:
@@ -78,10 +106,9 @@ def history_reads(binary, root, objects, versions, runs):
             for i in range(objects):
                 with open(f"{job}/o{i:06}", "wb") as f:
                     f.write(b"y" * 64)
+            ls = listings(d, job, objects, runs)
             time.sleep(0.01)
-            now = time.time()  # a store directory's clock is this host's
-            t1 = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + \
-                f".{int(now * 1e6) % 1_000_000:06}Z"
+            t1 = spell(time.time())  # a store directory's clock is this host's
             for i in range(100):
                 os.setxattr(f"{job}/o{i * (objects // 100):06}", "user.changed", b"1")
             one = f"{job}/versions"
@@ -94,7 +121,7 @@ def history_reads(binary, root, objects, versions, runs):
                                     for _ in range(runs))
         finally:
             d.close()
-    return diff, log
+    return diff, log, ls
 
 
 def main():
@@ -120,7 +147,10 @@ def main():
         print(f"{phase:<34}" + "".join(f"{v:>12.3f}" for v in row))
     row = [results[n][0][2] for n, _ in binaries]
     print(f"{f'store growth, {args.attrs} setfattr (MiB)':<34}" + "".join(f"{v:>12.1f}" for v in row))
-    diff, log = history_reads(args.new, args.dir, args.objects, args.versions, args.runs)
+    diff, log, (live, past) = history_reads(args.new, args.dir, args.objects, args.versions,
+                                            args.runs)
+    print(f"ls -l of {args.objects} objects: live {live:.3f} s, at/T {past:.3f} s "
+          f"({past / live:.2f}x)")
     print(f"diff of 100 changes among {args.objects} objects: {diff * 1000:.0f} ms (whole command)")
     print(f"log of an object with {args.versions} versions: {log * 1000:.0f} ms (whole command)")
 

@@ -37,11 +37,15 @@ pub(crate) fn commits(engine: &impl EngineRead, after: i64, upto: i64) -> Result
     engine.scan(Cf::History, &start, Some(&end), &mut |k, v| {
         let (stamp, iden) = keys::decode_history_key(k)?;
         match iden {
-            None => out.push(Commit {
-                stamp,
-                actor: keys::decode_commit_record(v)?,
-                nodes: Vec::new(),
-            }),
+            None => {
+                let (actor, nodes) = keys::decode_commit_record(v)?;
+                out.push(Commit {
+                    stamp,
+                    actor,
+                    nodes,
+                })
+            }
+            // A store written before records named their nodes has one key per node.
             Some(iden) => match out.last_mut() {
                 Some(c) if c.stamp == stamp => c.nodes.push(iden),
                 _ => {
@@ -70,7 +74,7 @@ pub(crate) fn commit_actors(
         .collect();
     let mut out = vec![None; stamps.len()];
     engine.scan_spans(Cf::History, &spans, &mut |i, _, v| {
-        out[i] = Some(keys::decode_commit_record(v)?);
+        out[i] = Some(keys::decode_commit_record(v)?.0);
         Ok(())
     })?;
     Ok(out)

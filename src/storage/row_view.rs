@@ -12,6 +12,7 @@ use super::row::{check_blob_key, check_prop, now_millis};
 use super::{Iden, IntLift, NodesVisitor, PropQuery, Result, Row, RowVisitor, StorageError, Valu};
 
 mod commit;
+mod seen;
 
 type PendingWrites = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
 
@@ -20,6 +21,8 @@ type PendingWrites = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
 pub(crate) struct RowView<R: EngineRead> {
     engine: R,
     pending: RefCell<PendingWrites>,
+    /// For a view that commits: the committed rows it read (see [`seen::Seen`]).
+    seen: Option<RefCell<seen::Seen>>,
 }
 
 impl<R: EngineRead> RowView<R> {
@@ -28,6 +31,16 @@ impl<R: EngineRead> RowView<R> {
         RowView {
             engine,
             pending: RefCell::new(Default::default()),
+            seen: None,
+        }
+    }
+
+    /// Returns a view of transaction `engine` that will commit: it remembers the committed
+    /// rows it reads, so that its commit need not read them again.
+    pub fn for_writes(engine: R) -> Self {
+        RowView {
+            seen: Some(RefCell::default()),
+            ..RowView::new(engine)
         }
     }
 
@@ -35,7 +48,14 @@ impl<R: EngineRead> RowView<R> {
         if let Some(v) = self.pending.borrow()[cf.index()].get(key) {
             return Ok(v.clone());
         }
-        self.engine.get(cf, key)
+        let value = self.engine.get(cf, key)?;
+        if let (Cf::ByIden, Some(seen)) = (cf, &self.seen) {
+            match &value {
+                Some(v) => seen.borrow_mut().saw(key, Some(v)),
+                None => seen.borrow_mut().saw_absent(key),
+            }
+        }
+        Ok(value)
     }
 
     fn put(&self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
@@ -65,9 +85,30 @@ impl<R: EngineRead> RowView<R> {
         keys_only: bool,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        let engine_scan = |visit: &mut Visitor<'_>| match keys_only {
-            true => self.engine.scan_keys(cf, start, end, visit),
-            false => self.engine.scan(cf, start, end, visit),
+        let seen = self.seen.as_ref().filter(|_| cf == Cf::ByIden);
+        let engine_scan = |visit: &mut Visitor<'_>| {
+            let Some(seen) = seen else {
+                return match keys_only {
+                    true => self.engine.scan_keys(cf, start, end, visit),
+                    false => self.engine.scan(cf, start, end, visit),
+                };
+            };
+            // Remembered for the commit: each committed row read, and the span if read whole.
+            let mut whole = true;
+            let mut remember = |k: &[u8], v: &[u8]| {
+                seen.borrow_mut().saw(k, (!keys_only).then_some(v));
+                let go_on = visit(k, v)?;
+                whole &= go_on;
+                Ok(go_on)
+            };
+            match keys_only {
+                true => self.engine.scan_keys(cf, start, end, &mut remember)?,
+                false => self.engine.scan(cf, start, end, &mut remember)?,
+            }
+            if whole {
+                seen.borrow_mut().read_whole(start, end);
+            }
+            Ok(())
         };
         if is_empty_range(start, end) {
             return Ok(());

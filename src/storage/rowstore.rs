@@ -147,7 +147,7 @@ impl<E: Engine> RowStore<E> {
     /// when the transaction conflicted with another writer.
     fn write_with<T>(&self, op: impl Fn(&TxnView<'_, E>) -> Result<T>) -> Result<T> {
         retry(|| {
-            let view = RowView::new(self.engine.begin()?);
+            let view = RowView::for_writes(self.engine.begin()?);
             let out = op(&view)?;
             let (txn, batch) = view.finish()?;
             txn.commit(batch)?;
@@ -409,7 +409,7 @@ fn in_txn<'s, E: Engine, T>(
 impl<E: Engine + 'static> Storage for RowStore<E> {
     fn begin(&self) -> Result<Box<dyn Transaction + '_>> {
         Ok(Box::new(RowTxn::<'_, E> {
-            view: RowView::new(self.engine.begin()?),
+            view: RowView::for_writes(self.engine.begin()?),
         }))
     }
 

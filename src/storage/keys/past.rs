@@ -190,7 +190,8 @@ pub(crate) fn commit_record_key(s: Stamp) -> Vec<u8> {
 }
 
 /// Returns the `History` key saying that the commit stamped `s` changed node `iden`:
-/// `D(s) S(iden)`.
+/// `D(s) S(iden)` (stores written before the record named the nodes; read, never written).
+#[cfg(test)]
 pub(crate) fn change_key(s: Stamp, iden: &str) -> Vec<u8> {
     let mut out = commit_record_key(s);
     put_str(&mut out, iden.as_bytes());
@@ -211,9 +212,10 @@ pub(crate) fn decode_history_key(key: &[u8]) -> Result<(Stamp, Option<String>), 
     }
 }
 
-/// Returns a commit record's value: `S(host) N(pid) N(uid) S(what)`.
+/// Returns the start of a commit record's value, who made it: `S(host) N(pid) N(uid)
+/// S(what)`; [`add_changed_node`] appends the nodes it changed.
 pub(crate) fn encode_commit_record(actor: &Actor) -> Vec<u8> {
-    let mut out = Vec::with_capacity(actor.host.len() + actor.what.len() + 20);
+    let mut out = Vec::with_capacity(actor.host.len() + actor.what.len() + 60);
     put_str(&mut out, actor.host.as_bytes());
     put_i64(&mut out, actor.pid);
     put_i64(&mut out, actor.uid);
@@ -221,21 +223,30 @@ pub(crate) fn encode_commit_record(actor: &Actor) -> Vec<u8> {
     out
 }
 
-/// Decodes a commit record's value.
-pub(crate) fn decode_commit_record(value: &[u8]) -> Result<Actor, StorageError> {
+/// Appends `S(iden)` to commit record `record`: the commit changed node `iden`.
+pub(crate) fn add_changed_node(record: &mut Vec<u8>, iden: &str) {
+    put_str(record, iden.as_bytes());
+}
+
+/// Decodes a commit record's value: who made it, and the nodes it changed.
+pub(crate) fn decode_commit_record(value: &[u8]) -> Result<(Actor, Vec<String>), StorageError> {
     let (host, r) = take_str(value)?;
     let (pid, r) = take_i64(r)?;
     let (uid, r) = take_i64(r)?;
-    let (what, r) = take_str(r)?;
-    if !r.is_empty() {
-        return Err(corrupt("trailing bytes after a commit record"));
+    let (what, mut r) = take_str(r)?;
+    let mut nodes = Vec::new();
+    while !r.is_empty() {
+        let (iden, rest) = take_str(r)?;
+        nodes.push(utf8(iden)?);
+        r = rest;
     }
-    Ok(Actor {
+    let actor = Actor {
         host: utf8(host)?,
         pid,
         uid,
         what: utf8(what)?,
-    })
+    };
+    Ok((actor, nodes))
 }
 
 #[cfg(test)]
@@ -346,9 +357,17 @@ mod tests {
             uid: 0,
             what: "cronusfs put x".into(),
         };
+        let mut record = encode_commit_record(&actor);
         assert_eq!(
-            decode_commit_record(&encode_commit_record(&actor)).unwrap(),
-            actor
+            decode_commit_record(&record).unwrap(),
+            (actor.clone(), vec![])
         );
+        add_changed_node(&mut record, "a");
+        add_changed_node(&mut record, "b\0");
+        assert_eq!(
+            decode_commit_record(&record).unwrap(),
+            (actor, vec!["a".to_string(), "b\0".to_string()])
+        );
+        assert!(decode_commit_record(&record[..record.len() - 1]).is_err());
     }
 }

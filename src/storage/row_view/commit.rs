@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::RowView;
+use super::seen::Known;
 use crate::storage::Result;
 use crate::storage::engine::{Cf, EngineRead, StampAt, WriteBatch};
 use crate::storage::history::{Stamp, current_actor, is_timeless_blob, is_timeless_iden};
@@ -53,20 +54,37 @@ impl<R: EngineRead> RowView<R> {
         Ok((self.engine, batch))
     }
 
-    /// Returns the committed `ByIden` values of the tracked keys among `rows` (point reads;
-    /// a store across a network answers them all in one round trip).
+    /// Returns the committed `ByIden` values of the tracked keys among `rows`: those the
+    /// view read, and point reads of the others (a store across a network answers them all in
+    /// one round trip).
     fn committed_values(
         &self,
         rows: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     ) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
-        let tracked: Vec<Vec<u8>> = (rows.keys())
-            .filter(|k| keys::iden_of_key(k).is_ok_and(|i| !is_timeless_iden(&i)))
-            .cloned()
-            .collect();
-        let values = self.engine.multi_get(Cf::ByIden, &tracked)?;
-        Ok((tracked.into_iter().zip(values))
-            .filter_map(|(k, v)| Some((k, v?)))
-            .collect())
+        let seen = self.seen.as_ref().map(|s| s.borrow());
+        let mut committed = HashMap::new();
+        let mut unknown = Vec::new();
+        for key in rows.keys() {
+            if keys::iden_of_key(key).is_ok_and(|i| is_timeless_iden(&i)) {
+                continue;
+            }
+            match seen.as_ref().map_or(Known::Unknown, |s| s.known(key)) {
+                Known::Stored(value) => {
+                    committed.insert(key.clone(), value.to_vec());
+                }
+                Known::Absent => {}
+                Known::Unknown => unknown.push(key.clone()),
+            }
+        }
+        if !unknown.is_empty() {
+            let values = self.engine.multi_get(Cf::ByIden, &unknown)?;
+            for (key, value) in unknown.into_iter().zip(values) {
+                if let Some(value) = value {
+                    committed.insert(key, value);
+                }
+            }
+        }
+        Ok(committed)
     }
 }
 
@@ -129,21 +147,16 @@ fn write_blob(batch: &mut WriteBatch, name: &str, op: Option<Vec<u8>>) -> bool {
     tracked
 }
 
-/// Writes the commit's record (who) and one entry per tracked node it changed.
+/// Writes the commit's record: who made it, and the tracked nodes it changed (one entry).
 fn write_commit_record(batch: &mut WriteBatch, changed: &[(String, bool)]) {
-    let record = keys::encode_commit_record(&current_actor());
+    let mut record = keys::encode_commit_record(&current_actor());
+    for (iden, _) in changed.iter().filter(|(_, tracked)| *tracked) {
+        keys::add_changed_node(&mut record, iden);
+    }
     batch.put_stamped(
         Cf::History,
         keys::commit_record_key(UNSTAMPED),
         record,
         StampAt::KeyInverted(0),
     );
-    for (iden, _) in changed.iter().filter(|(_, tracked)| *tracked) {
-        batch.put_stamped(
-            Cf::History,
-            keys::change_key(UNSTAMPED, iden),
-            Vec::new(),
-            StampAt::KeyInverted(0),
-        );
-    }
 }
