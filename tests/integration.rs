@@ -20,6 +20,7 @@ mod fs_tools;
 mod full_disk;
 mod fuzz;
 mod history;
+mod history_mount;
 mod history_paths;
 mod history_restore;
 mod man_pages;

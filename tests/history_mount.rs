@@ -1,0 +1,268 @@
+//! History through a real mount against a model (issue 23): random creates, writes, appends,
+//! truncates, renames, unlinks, mkdir/rmdir, setfattr/removexattr, chmod and utimes in a job
+//! directory, with the time after each recorded; then, at every recorded time T, the tree under
+//! `MNT/at/<T>/` (names, bytes, modes, `user.` attributes, and the modification times the live
+//! tree showed then) is the model's state at T. On RocksDB and on PostgreSQL + S3.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cronusfs::storage::history::show_micros;
+
+use crate::mount::Mounted;
+
+/// A file as the model has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct File {
+    bytes: Vec<u8>,
+    mode: u32,
+    xattrs: BTreeMap<String, String>,
+}
+
+/// The job directory's tree: each file by its path in the job directory, and the folders.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Tree {
+    files: BTreeMap<String, File>,
+    folders: Vec<String>,
+}
+
+/// A small deterministic generator (xorshift), so that a failure repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+fn set_xattr(p: &Path, name: &str, value: &str) {
+    let name = CString::new(name).unwrap();
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let r = unsafe {
+        libc::setxattr(
+            cpath(p).as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr {}", p.display());
+}
+
+fn remove_xattr(p: &Path, name: &str) {
+    let name = CString::new(name).unwrap();
+    // SAFETY: valid NUL-terminated strings.
+    let r = unsafe { libc::removexattr(cpath(p).as_ptr(), name.as_ptr()) };
+    assert_eq!(r, 0, "removexattr {}", p.display());
+}
+
+/// The `user.` attributes of `p` other than the catalogue's (`user.cronus.*`).
+fn user_xattrs(p: &Path) -> BTreeMap<String, String> {
+    let mut names = vec![0u8; 65536];
+    // SAFETY: the buffer is as long as said.
+    let n = unsafe { libc::listxattr(cpath(p).as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    assert!(n >= 0, "listxattr {}", p.display());
+    let mut out = BTreeMap::new();
+    for name in names[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+    {
+        let name = String::from_utf8(name.to_vec()).unwrap();
+        if !name.starts_with("user.") || name.starts_with("user.cronus.") {
+            continue;
+        }
+        let mut value = vec![0u8; 65536];
+        let cname = CString::new(name.as_str()).unwrap();
+        // SAFETY: as above.
+        let len = unsafe {
+            libc::getxattr(
+                cpath(p).as_ptr(),
+                cname.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        assert!(len >= 0, "getxattr {name} of {}", p.display());
+        value.truncate(len as usize);
+        out.insert(name, String::from_utf8(value).unwrap());
+    }
+    out
+}
+
+/// Reads the tree under job directory `dir` as the mount shows it, with each file's mtime.
+fn read_tree(dir: &Path) -> (Tree, BTreeMap<String, SystemTime>) {
+    let mut tree = Tree::default();
+    let mut mtimes = BTreeMap::new();
+    let mut todo = vec![(dir.to_path_buf(), String::new())];
+    while let Some((at, prefix)) = todo.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let entry = entry.unwrap();
+            let name = format!("{prefix}{}", entry.file_name().to_str().unwrap());
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                tree.folders.push(name.clone());
+                todo.push((entry.path(), format!("{name}/")));
+                continue;
+            }
+            let file = File {
+                bytes: std::fs::read(entry.path()).unwrap(),
+                mode: meta.permissions().mode() & 0o7777,
+                xattrs: user_xattrs(&entry.path()),
+            };
+            mtimes.insert(name.clone(), meta.modified().unwrap());
+            tree.files.insert(name, file);
+        }
+    }
+    tree.folders.sort();
+    (tree, mtimes)
+}
+
+/// One random change to the job directory `job` and to the model `tree`.
+fn change(rng: &mut Rng, job: &Path, tree: &mut Tree, step: usize) {
+    let dirs: Vec<String> = std::iter::once(String::new())
+        .chain(tree.folders.iter().map(|f| format!("{f}/")))
+        .collect();
+    let names: Vec<String> = tree.files.keys().cloned().collect();
+    let pick = |rng: &mut Rng, v: &[String]| v[rng.below(v.len() as u64) as usize].clone();
+    let new_name = |rng: &mut Rng| format!("{}f{}", pick(rng, &dirs), rng.below(5));
+    let existing = (!names.is_empty()).then(|| pick(rng, &names));
+    match (rng.below(10), existing) {
+        (0 | 1, _) | (_, None) => {
+            let name = new_name(rng);
+            let bytes = crate::content::bytes(rng.below(3000) as usize, step as u8);
+            std::fs::write(job.join(&name), &bytes).unwrap();
+            let file = tree.files.entry(name).or_insert(File {
+                bytes: Vec::new(),
+                mode: 0o644,
+                xattrs: BTreeMap::new(),
+            });
+            file.bytes = bytes;
+        }
+        (2, Some(name)) => {
+            use std::io::Write;
+            let more = crate::content::bytes(rng.below(500) as usize + 1, step as u8);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(job.join(&name))
+                .unwrap();
+            f.write_all(&more).unwrap();
+            tree.files.get_mut(&name).unwrap().bytes.extend(more);
+        }
+        (3, Some(name)) => {
+            let file = tree.files.get_mut(&name).unwrap();
+            let len = rng.below(file.bytes.len() as u64 + 1) as usize;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(job.join(&name))
+                .unwrap();
+            f.set_len(len as u64).unwrap();
+            file.bytes.truncate(len);
+        }
+        (4, Some(name)) => {
+            let to = new_name(rng);
+            if to != name && !tree.folders.contains(&to) {
+                std::fs::rename(job.join(&name), job.join(&to)).unwrap();
+                let file = tree.files.remove(&name).unwrap();
+                tree.files.insert(to, file);
+            }
+        }
+        (5, Some(name)) => {
+            std::fs::remove_file(job.join(&name)).unwrap();
+            tree.files.remove(&name);
+        }
+        (6, Some(name)) => {
+            let value = format!("v{step}");
+            set_xattr(&job.join(&name), "user.k", &value);
+            tree.files
+                .get_mut(&name)
+                .unwrap()
+                .xattrs
+                .insert("user.k".into(), value);
+        }
+        (7, Some(name)) => {
+            let file = tree.files.get_mut(&name).unwrap();
+            if file.xattrs.remove("user.k").is_some() {
+                remove_xattr(&job.join(&name), "user.k");
+            }
+        }
+        (8, Some(name)) => {
+            let mode = [0o600, 0o640, 0o644, 0o444][rng.below(4) as usize];
+            let perms = std::fs::Permissions::from_mode(mode);
+            std::fs::set_permissions(job.join(&name), perms).unwrap();
+            tree.files.get_mut(&name).unwrap().mode = mode;
+        }
+        (_, Some(name)) => {
+            if tree.folders.is_empty() {
+                std::fs::create_dir(job.join("sub")).unwrap();
+                tree.folders.push("sub".into());
+            } else if !tree.files.keys().any(|f| f.starts_with("sub/")) {
+                std::fs::remove_dir(job.join("sub")).unwrap();
+                tree.folders.clear();
+            } else {
+                let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + step as u64);
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(job.join(&name))
+                    .unwrap();
+                f.set_modified(when).unwrap();
+            }
+        }
+    }
+}
+
+/// Runs `steps` random changes through mount `m`, then checks the tree at every recorded time.
+fn the_past_matches_the_model(m: &Mounted, seed: u64, steps: usize) {
+    let job = m.job_dir();
+    let rel = job.strip_prefix(&m.mnt).unwrap().to_path_buf();
+    let mut rng = Rng(seed);
+    let mut model = Tree::default();
+    let mut recorded: Vec<(i64, Tree, BTreeMap<String, SystemTime>)> = Vec::new();
+    for step in 0..steps {
+        change(&mut rng, &job, &mut model, step);
+        let (live, mtimes) = read_tree(&job);
+        assert_eq!(live, model, "the live tree after step {step}");
+        std::thread::sleep(Duration::from_millis(2));
+        recorded.push((now_micros(), model.clone(), mtimes));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for (step, (t, tree, mtimes)) in recorded.iter().enumerate() {
+        let then: PathBuf = m.mnt.join("at").join(show_micros(*t)).join(&rel);
+        let (past, past_mtimes) = read_tree(&then);
+        assert_eq!(&past, tree, "at {} (after step {step})", show_micros(*t));
+        assert_eq!(
+            &past_mtimes,
+            mtimes,
+            "mtimes at {} (after step {step})",
+            show_micros(*t)
+        );
+    }
+}
+
+fn now_micros() -> i64 {
+    cronusfs::storage::history::now_micros()
+}
+
+#[test]
+fn the_tree_at_every_time_is_the_model_s_on_rocksdb() {
+    let m = Mounted::new();
+    the_past_matches_the_model(&m, 0x9e37_79b9_7f4a_7c15, 60);
+    m.assert_fsck_clean();
+}
+
+#[test]
+fn the_tree_at_every_time_is_the_model_s_on_postgres_and_s3() {
+    let m = Mounted::shared();
+    the_past_matches_the_model(&m, 0xdead_beef_cafe_f00d, 40);
+}
