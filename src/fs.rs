@@ -170,6 +170,18 @@ impl<S: Storage> FsCore<S> {
         self.ns.readdir(ino)
     }
 
+    /// Refuses to make a device node, FIFO or socket in directory `parent` (they are not
+    /// objects): EROFS where nothing can be made, else EPERM.
+    pub fn mknod(&self, parent: Ino) -> FsResult<Attr> {
+        in_past!(self, parent.0, |core| core.mknod(parent));
+        match self.options.read_only
+            || matches!(self.ns.node(parent)?, TreeNode::At | TreeNode::Snapshots)
+        {
+            true => Err(FsError::ReadOnly),
+            false => Err(FsError::NotPermitted),
+        }
+    }
+
     /// Returns the parent directory's inode of directory `ino` (for `..`).
     pub fn parent_of(&self, ino: Ino) -> FsResult<Ino> {
         in_past!(self, ino.0, |core| self.past_parent(&core, ino));

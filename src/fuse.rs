@@ -324,7 +324,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     fn mknod(
         &self,
         _req: &Request,
-        _parent: INodeNo,
+        parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
         _umask: u32,
@@ -332,7 +332,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         reply: ReplyEntry,
     ) {
         // Regular files come through `create`; device nodes, FIFOs and sockets are not objects.
-        reply.error(Errno::EPERM);
+        reply_entry(self.core.mknod(Ino(parent.0)), reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {

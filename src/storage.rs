@@ -306,6 +306,12 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// history floor, and reads are not refused when the floor passes it.
     fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>>;
 
+    /// Fails with [`StorageError::PastRetention`] when this is a view of a time gc no longer
+    /// keeps (see [`Storage::as_of`]); `Ok` for every other store.
+    fn check_readable(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Returns the commits that changed tracked data in `(after, upto]` (µs), newest first:
     /// who made each and which nodes it changed. Costs what landed then, not what exists.
     fn commits(&self, after: i64, upto: i64) -> Result<Vec<Commit>>;

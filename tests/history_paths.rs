@@ -97,10 +97,9 @@ fn the_tree_at_a_time_is_the_catalogue_then_and_read_only() {
         "never listed"
     );
     assert!(names(&fs, at).is_empty(), "at/ lists nothing");
-    assert_eq!(
-        names(&fs, then),
-        ["configs", "datasets", "menus", "objects", "query"]
-    );
+    // No `objects/`: it would be the content store as it is now.
+    assert_eq!(names(&fs, then), ["configs", "datasets", "menus", "query"]);
+    assert_eq!(errno(fs.lookup(then, "objects")), libc::ENOENT);
     let path = job_path(ds);
     let past_job = walk(&fs, then, &path);
     assert_eq!(names(&fs, past_job), ["a.txt"]);
@@ -167,6 +166,14 @@ fn the_tree_at_a_time_is_the_catalogue_then_and_read_only() {
         truncate: false,
     };
     assert_eq!(errno(fs.open(past_a.ino, write)), erofs);
+    let truncate_only = OpenFlags {
+        write: false,
+        truncate: true,
+    };
+    assert_eq!(errno(fs.open(past_a.ino, truncate_only)), erofs);
+    assert_eq!(errno(fs.mknod(past_job)), erofs);
+    assert_eq!(errno(fs.mknod(at)), erofs);
+    assert_eq!(errno(fs.mknod(job)), libc::EPERM);
     assert_eq!(read_all(&fs, a), b"two, longer\n", "nothing changed");
 
     // Not a time, in the future, before history began: ENOENT.
@@ -268,4 +275,71 @@ fn snapshots_keep_what_they_show_on_postgres_and_s3() {
     let (_url, open) = crate::shared_store::pg_s3_store();
     let fs = FsCore::new(open(), options(dir.path())).unwrap();
     snapshots_keep_what_they_show(&fs);
+}
+
+/// The slot of a tree of the past that number `ino` belongs to (see `fs/past.rs`).
+fn slot(ino: Ino) -> u64 {
+    (ino.0 & !(1 << 63)) >> 32
+}
+
+#[test]
+fn trees_of_the_past_are_numbered_apart_and_dropped_only_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::create(&dir.path().join("store")).unwrap();
+    let fs = FsCore::new(Metastore::new(store), options(dir.path())).unwrap();
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    write_file(&fs, job, "a.txt", b"one\n");
+    let t = now(&fs);
+    let at = fs.lookup(Ino::ROOT, "at").unwrap().ino;
+    let first = fs.lookup(at, &show_micros(t)).unwrap().ino;
+    // Lookups that fail (a time in the future) use no slot: a hostile caller cannot run the
+    // numbers out, or make two trees share them.
+    for i in 0..2000 {
+        let future = show_micros(now(&fs) + 3_600_000_000 + i);
+        assert_eq!(errno(fs.lookup(at, &future)), libc::ENOENT);
+    }
+    let second = fs.lookup(at, &show_micros(t - 1)).unwrap().ino;
+    assert_eq!((slot(first), slot(second)), (1, 2));
+    // A directory open (not yet read) keeps its tree while 1,100 others are made and dropped.
+    let datasets = fs.lookup(first, "datasets").unwrap().ino;
+    let fh = fs.opendir(datasets).unwrap();
+    for i in 2..1100 {
+        fs.lookup(at, &show_micros(t - i)).unwrap();
+    }
+    let listed = fs
+        .readdir_at(datasets, fh, 0, &cronusfs::fs::Caller::root())
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    fs.releasedir(fh);
+    // An idle tree was dropped: its numbers answer ENOENT; its name makes it again.
+    assert_eq!(errno(fs.getattr(second)), libc::ENOENT);
+    assert!(fs.lookup(at, &show_micros(t - 1)).is_ok());
+    // A snapshot's name cannot hold what breaks `snapshot ls` lines.
+    assert!(matches!(
+        fs.metastore().create_snapshot("a\tb", None, None),
+        Err(MetaError::BadName { .. })
+    ));
+}
+
+#[test]
+fn a_tree_whose_time_gc_dropped_answers_enoent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::create(&dir.path().join("store")).unwrap();
+    let fs = FsCore::new(Metastore::new(store), options(dir.path())).unwrap();
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    write_file(&fs, job, "a.txt", b"one\n");
+    let t = now(&fs);
+    let at = fs.lookup(Ino::ROOT, "at").unwrap().ino;
+    let then = fs.lookup(at, &show_micros(t)).unwrap().ino;
+    let datasets = fs.lookup(then, "datasets").unwrap().ino;
+    fs.metastore()
+        .set_history_retention(Duration::ZERO)
+        .unwrap();
+    fs.metastore().gc().unwrap();
+    // Not an empty directory: ENOENT before anything is listed.
+    assert_eq!(errno(fs.getattr(then)), libc::ENOENT);
+    assert_eq!(errno(fs.opendir(datasets)), libc::ENOENT);
+    assert_eq!(errno(fs.lookup(at, &show_micros(t))), libc::ENOENT);
 }

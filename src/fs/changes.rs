@@ -446,7 +446,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Closes directory handle `fh`.
     pub fn releasedir(&self, fh: Fh) {
-        if let Ok(Some(core)) = self.past_core(fh.0) {
+        if let Some(core) = self.past_core_of_handle(fh.0) {
             return core.releasedir(fh);
         }
         self.files.release_dir(fh);

@@ -5,7 +5,7 @@
 //! its uuid already chosen.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::attr::Attr;
@@ -77,6 +77,8 @@ pub struct OpenFiles {
     /// not wait for a handle busy committing a large file).
     open_counts: Mutex<HashMap<ObjectId, usize>>,
     dirs: Mutex<HashMap<u64, (super::Listing, super::Epoch)>>,
+    /// How many directory handles are open (listed or not).
+    open_dirs: AtomicUsize,
     /// The working copy of each object open for writing.
     working: Mutex<HashMap<ObjectId, SharedCopy>>,
 }
@@ -97,7 +99,7 @@ impl OpenFiles {
 
     /// Returns whether any file or directory handle is open.
     pub fn any_open(&self) -> bool {
-        !lock(&self.handles).is_empty() || !lock(&self.dirs).is_empty()
+        !lock(&self.handles).is_empty() || self.open_dirs.load(Ordering::Relaxed) > 0
     }
 
     fn new_fh(&self) -> u64 {
@@ -204,12 +206,14 @@ impl OpenFiles {
 
     /// Opens a directory handle.
     pub fn open_dir(&self) -> Fh {
+        self.open_dirs.fetch_add(1, Ordering::Relaxed);
         Fh(self.new_fh())
     }
 
     /// Forgets directory handle `fh`.
     pub fn release_dir(&self, fh: Fh) {
         lock(&self.dirs).remove(&fh.0);
+        self.open_dirs.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -217,6 +221,9 @@ impl<S: Storage> FsCore<S> {
     /// Opens file `ino`.
     pub fn open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Opened> {
         in_past!(self, ino.0, |core| core.open(ino, flags));
+        if flags.truncate && self.options.read_only {
+            return Err(FsError::ReadOnly);
+        }
         let node = match self.ns.node(ino)? {
             // An object in a view reads as the object; a view changes nothing.
             TreeNode::ViewObject(id) if !flags.write => TreeNode::Object(id),
@@ -574,13 +581,17 @@ impl<S: Storage> FsCore<S> {
     /// Commits the working copy if handle `fh` wrote (every `close` calls this): durable when
     /// it returns.
     pub fn flush(&self, fh: Fh) -> FsResult<()> {
-        in_past!(self, fh.0, |core| core.flush(fh));
+        if let Some(core) = self.past_core_of_handle(fh.0) {
+            return core.flush(fh);
+        }
         self.commit_handle(fh, false)
     }
 
     /// Commits the working copy and makes it survive a crash of the machine.
     pub fn fsync(&self, fh: Fh) -> FsResult<()> {
-        in_past!(self, fh.0, |core| core.fsync(fh));
+        if let Some(core) = self.past_core_of_handle(fh.0) {
+            return core.fsync(fh);
+        }
         self.commit_handle(fh, true)?;
         Ok(self.ns.meta.storage().sync()?)
     }
@@ -588,7 +599,9 @@ impl<S: Storage> FsCore<S> {
     /// Closes handle `fh` for good, committing what its working copy has not committed yet;
     /// the last handle of a copy gives it up.
     pub fn release(&self, fh: Fh) -> FsResult<()> {
-        in_past!(self, fh.0, |core| core.release(fh));
+        if let Some(core) = self.past_core_of_handle(fh.0) {
+            return core.release(fh);
+        }
         let result = self.commit_handle(fh, true);
         let handle = lock(&self.files.handles)
             .remove(&fh.0)

@@ -128,6 +128,11 @@ impl<S: Storage> Namespace<S> {
             .get_or(ino, now, || Ok(Arc::new(self.readdir(ino)?)))
     }
 
+    /// Returns whether this is a tree of the past (it has no `at` and `snapshots` of its own).
+    pub(super) fn is_past(&self) -> bool {
+        !self.past_paths
+    }
+
     pub(super) fn node(&self, ino: Ino) -> FsResult<TreeNode> {
         self.inodes.node(ino).ok_or(FsError::NotFound)
     }
@@ -480,7 +485,7 @@ impl<S: Storage> Namespace<S> {
     /// folder, which `list_dir` lists with their attributes in one pass).
     pub(super) fn children(&self, node: &TreeNode) -> FsResult<Vec<(String, TreeNode)>> {
         let mut children = self.all_children(node)?;
-        if self.scope.is_some() {
+        if self.scope.is_some() || self.is_past() {
             let mut shown = Vec::with_capacity(children.len());
             for (name, child) in children {
                 if self.in_scope(&child)? {

@@ -1,7 +1,9 @@
 //! The past as paths: `at/<T>/` and `snapshots/<name>/`. Each time a name spells is a tree of
 //! its own, a read-only [`FsCore`] over the catalogue as it was then ([`Metastore::at`]), with
-//! inode and handle numbers apart from the live tree's: `1 << 63 | slot << 40 | n`. The live
-//! core sends every request about such a number to the core that gave it out.
+//! inode and handle numbers apart from the live tree's: `1 << 63 | slot << 32 | n`. The live
+//! core sends every request about such a number to the core that gave it out. A slot is given
+//! to a tree only once it is made (a lookup that fails uses none), and never again to another:
+//! the kernel may still hold numbers of a tree that was dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,12 +22,15 @@ pub(super) type PastCore = FsCore<Box<dyn Storage>>;
 /// The bit of every inode and handle number a tree of the past gives out.
 const PAST: u64 = 1 << 63;
 /// Where a number keeps its tree's slot.
-const SLOT_SHIFT: u32 = 40;
+const SLOT_SHIFT: u32 = 32;
+/// The last slot a mount gives out (31 bits): past it, new trees are refused (ENOSPC) until
+/// the mount is made again.
+const LAST_SLOT: u64 = (1 << 31) - 1;
 /// The inner number of a tree's root (the live root's number).
 const ROOT_INNER: u64 = 1;
 /// The most trees of the past a mount keeps; past it, the one used longest ago with no open
 /// handle goes (its numbers then answer ENOENT, and a new lookup of its name makes it again).
-const MAX_TREES: usize = 256;
+const MAX_TREES: usize = 1024;
 
 /// Returns the slot of the tree of the past that gave out number `n`, if one did.
 fn slot_of(n: u64) -> Option<u64> {
@@ -50,7 +55,10 @@ struct Tree {
 struct Trees {
     by_slot: HashMap<u64, Tree>,
     by_spelling: HashMap<Spelling, u64>,
+    /// The last slot given out or reserved.
     next_slot: u64,
+    /// Slots reserved for trees whose making failed: no number of theirs was given out.
+    unused: Vec<u64>,
     clock: u64,
 }
 
@@ -88,13 +96,30 @@ impl PastTrees {
         }
         let slot = {
             let mut trees = self.lock();
-            trees.next_slot += 1;
-            trees.next_slot
+            match trees.unused.pop() {
+                Some(slot) => slot,
+                None if trees.next_slot < LAST_SLOT => {
+                    trees.next_slot += 1;
+                    trees.next_slot
+                }
+                None => {
+                    return Err(FsError::NoSpace(
+                        "the mount made too many trees of the past",
+                    ));
+                }
+            }
         };
         // Made outside the lock: opening the past reads the store.
-        let core = Arc::new(make(PAST | slot << SLOT_SHIFT)?);
+        let core = match make(PAST | slot << SLOT_SHIFT) {
+            Ok(core) => Arc::new(core),
+            Err(e) => {
+                self.lock().unused.push(slot);
+                return Err(e);
+            }
+        };
         let mut trees = self.lock();
         if let Some(other) = trees.by_spelling.get(&spelling).copied() {
+            trees.unused.push(slot);
             drop(trees);
             return self.core(other); // Made by another request meanwhile.
         }
@@ -169,12 +194,24 @@ impl PastCore {
 
 impl<S: Storage> FsCore<S> {
     /// Returns the tree of the past that gave out number `n` (an inode or a handle), when one
-    /// of this core's did.
+    /// of this core's did; ENOENT when its time is no longer kept (gc moved the oldest time
+    /// kept past it), before any answer that would read nothing of the store.
     pub(super) fn past_core(&self, n: u64) -> FsResult<Option<Arc<PastCore>>> {
-        match (&self.past, slot_of(n)) {
-            (Some(trees), Some(slot)) => trees.core(slot).map(Some),
-            _ => Ok(None),
-        }
+        let (Some(trees), Some(slot)) = (&self.past, slot_of(n)) else {
+            return Ok(None);
+        };
+        let core = trees.core(slot)?;
+        core.ns.meta.storage().check_readable()?;
+        Ok(Some(core))
+    }
+
+    /// [`FsCore::past_core`] for a request that ends a handle (release, flush): it goes to
+    /// its tree whatever the time kept, so that the handle is let go.
+    pub(super) fn past_core_of_handle(&self, fh: u64) -> Option<Arc<PastCore>> {
+        let (Some(trees), Some(slot)) = (&self.past, slot_of(fh)) else {
+            return None;
+        };
+        trees.core(slot).ok()
     }
 
     /// Refuses a change in a tree of the past with EROFS (a change of this core's own nodes is
@@ -220,6 +257,8 @@ impl<S: Storage> FsCore<S> {
             }
             _ => return Ok(None),
         };
+        // A tree made earlier outlives the time kept: looked up again, it is gone.
+        core.ns.meta.storage().check_readable()?;
         core.getattr(core.root()).map(Some)
     }
 
@@ -262,9 +301,14 @@ impl<S: Storage> FsCore<S> {
 }
 
 impl<S: Storage> Namespace<S> {
-    /// Returns whether the tree shows `node`: everything, but in the tree of a snapshot of
-    /// one dataset, which shows that dataset, its menu and configuration, and no `objects/`.
+    /// Returns whether the tree shows `node`: everything live; in a tree of the past, not
+    /// `objects/` (the content store as it is now: what a past catalogue names is read through
+    /// its objects); in the tree of a snapshot of one dataset, that dataset, its menu and
+    /// configuration only.
     pub(super) fn in_scope(&self, node: &TreeNode) -> FsResult<bool> {
+        if self.is_past() && matches!(node, TreeNode::Objects | TreeNode::Content(_)) {
+            return Ok(false);
+        }
         let Some(scope) = self.scope else {
             return Ok(true);
         };

@@ -554,6 +554,10 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
         )))
     }
 
+    fn check_readable(&self) -> Result<()> {
+        self.check_floor()
+    }
+
     fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>> {
         let bounds = self.history_bounds()?;
         check_time(

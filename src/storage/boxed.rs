@@ -127,6 +127,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>> {
         (**self).as_of_kept(at)
     }
+    fn check_readable(&self) -> Result<()> {
+        (**self).check_readable()
+    }
     fn commits(&self, after: i64, upto: i64) -> Result<Vec<super::Commit>> {
         (**self).commits(after, upto)
     }

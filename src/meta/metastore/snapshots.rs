@@ -73,6 +73,14 @@ impl<S: Storage> Metastore<S> {
         dataset: Option<DatasetId>,
     ) -> Result<Snapshot> {
         check_component("snapshot name", name)?;
+        if name.chars().any(char::is_control) {
+            // `snapshot ls` prints one per line, tab-separated.
+            return Err(MetaError::BadName {
+                what: "snapshot name",
+                name: name.chars().take(64).collect(),
+                reason: "it contains a control character (a tab, a line break)",
+            });
+        }
         let iden = snapshot_iden(name)?;
         // No gc runs while this holds: the floor it checks against stays where it is until
         // the snapshot is there for gc to keep.
