@@ -266,3 +266,68 @@ fn the_tree_at_every_time_is_the_model_s_on_postgres_and_s3() {
     let m = Mounted::shared();
     the_past_matches_the_model(&m, 0xdead_beef_cafe_f00d, 40);
 }
+
+/// Reads every job directory of every dataset under `root` (a tree's root), by place.
+fn read_datasets(root: &Path) -> BTreeMap<String, Tree> {
+    let mut out = BTreeMap::new();
+    for ds in std::fs::read_dir(root.join("datasets")).unwrap() {
+        let ds = ds.unwrap().path();
+        let jobs = ds.join("partitions/k/jobs");
+        let Ok(jobs) = std::fs::read_dir(&jobs) else {
+            continue;
+        };
+        for job in jobs {
+            let job = job.unwrap().path();
+            let place = job.strip_prefix(root).unwrap().display().to_string();
+            out.insert(place, read_tree(&job).0);
+        }
+    }
+    out
+}
+
+#[test]
+fn four_daemons_write_while_a_fifth_reads_a_time_just_past_and_its_answer_never_changes() {
+    let reader = Mounted::shared();
+    let writers: Vec<Mounted> = (0..4).map(|_| reader.another_daemon()).collect();
+    let jobs: Vec<PathBuf> = writers.iter().map(Mounted::job_dir).collect();
+    let stop = reader.tmp.path().join("stop");
+    let seen = std::thread::scope(|s| {
+        for (w, job) in writers.iter().zip(&jobs) {
+            let stop = &stop;
+            s.spawn(move || {
+                w.ok(&format!(
+                    "for i in $(seq 1 2000); do [ -e {1} ] && break; echo $i > {0}/f$((i % 7)); \
+                     setfattr -n user.n -v $i {0}/f$((i % 7)); done",
+                    job.display(),
+                    stop.display()
+                ))
+            });
+        }
+        let mut seen: Vec<(i64, BTreeMap<String, Tree>)> = Vec::new();
+        let grew = |seen: &[(i64, BTreeMap<String, Tree>)]| {
+            seen.windows(2).filter(|w| w[0].1 != w[1].1).count()
+        };
+        while seen.len() < 8 || grew(&seen) < 3 {
+            assert!(seen.len() < 400, "the writers' changes never showed");
+            // A time just past, read once; then an earlier one again, spelled anew (so that
+            // nothing the kernel kept answers for it).
+            let t = now_micros() - 1000;
+            let root = reader.mnt.join("at").join(show_micros(t));
+            seen.push((t, read_datasets(&root)));
+            let (t0, first) = &seen[seen.len() / 2];
+            let again = show_micros(*t0).replace('Z', "+00:00");
+            let root = reader.mnt.join("at").join(&again);
+            assert_eq!(&read_datasets(&root), first, "at {again}, read again");
+        }
+        std::fs::write(&stop, b"").unwrap();
+        seen
+    });
+    assert!(seen.len() >= 5, "the reader read while the daemons wrote");
+    let grew = seen.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    assert!(grew > 0, "the reader saw writes land between its reads");
+    for (t, first) in &seen {
+        let again = show_micros(*t).replace('Z', "-00:00");
+        let root = reader.mnt.join("at").join(&again);
+        assert_eq!(&read_datasets(&root), first, "at {again}, at the end");
+    }
+}

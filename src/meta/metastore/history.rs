@@ -160,36 +160,91 @@ impl<S: Storage> Metastore<S> {
         }
         let stamps: Vec<Stamp> = by_stamp.keys().copied().collect();
         let actors = self.store.commit_actors(&stamps)?;
-        let mut rows: Vec<Row> = Vec::new();
+        // The node's rows as the commits go by, by prop: each commit costs what it changed.
+        let mut rows = NodeState::default();
         let mut out = Vec::with_capacity(stamps.len());
         for ((stamp, (added, removed)), actor) in by_stamp.into_iter().zip(actors) {
-            let before = rows.clone();
-            rows.retain(|r| !removed.contains(r));
-            rows.extend(added);
-            let after = &rows;
+            let before = rows.summary(iden.as_str());
+            for r in &removed {
+                rows.remove(r);
+            }
+            for r in &added {
+                rows.add(r);
+            }
+            let after = rows.summary(iden.as_str());
+            let changed: BTreeSet<&str> = (added.iter().chain(&removed))
+                .map(|r| r.prop.as_str())
+                .collect();
             out.push(LogEntry {
                 stamp,
                 actor,
-                version: NodeProps::new(after).int(prop::VERSION).ok(),
-                content: text_of(after, prop::CONTENT),
-                change: log_change(iden.as_str(), &before, after),
+                version: after.version.as_deref().and_then(|v| v.parse().ok()),
+                content: rows.first(prop::CONTENT),
+                change: log_change(&before, &after, &changed),
             });
         }
         Ok(out)
     }
 }
 
-/// Says what one commit did to a node whose rows went from `before` to `after`.
-fn log_change(iden: &str, before: &[Row], after: &[Row]) -> String {
-    match classify(iden, before, after) {
-        None => "rows".into(),
-        Some(c) => match c.change {
-            ChangeKind::Added => "created".into(),
-            ChangeKind::Removed => "deleted".into(),
-            ChangeKind::Version => "version".into(),
-            ChangeKind::Renamed => format!("renamed {}", c.detail),
-            ChangeKind::Rows => format!("rows {}", c.detail),
-        },
+/// A node's rows, by prop (the values of each in the order they came).
+#[derive(Default)]
+struct NodeState {
+    props: BTreeMap<String, Vec<Valu>>,
+}
+
+/// What `log` compares of a node before and after a commit.
+struct Summary {
+    exists: bool,
+    version: Option<String>,
+    place: String,
+}
+
+impl NodeState {
+    fn add(&mut self, r: &Row) {
+        self.props
+            .entry(r.prop.clone())
+            .or_default()
+            .push(r.valu.clone());
+    }
+
+    fn remove(&mut self, r: &Row) {
+        if let Some(values) = self.props.get_mut(&r.prop) {
+            if let Some(at) = values.iter().position(|v| *v == r.valu) {
+                values.remove(at);
+            }
+            if values.is_empty() {
+                self.props.remove(&r.prop);
+            }
+        }
+    }
+
+    fn first(&self, p: &str) -> Option<String> {
+        self.props.get(p)?.first().map(Valu::to_string)
+    }
+
+    fn summary(&self, iden: &str) -> Summary {
+        Summary {
+            exists: !self.props.is_empty(),
+            version: self.first(prop::VERSION),
+            place: self.first(prop::PATH).unwrap_or_else(|| iden.to_string()),
+        }
+    }
+}
+
+/// Says what one commit did to a node (as `classify` would of its rows before and after),
+/// from what it changed: the props of the rows it added and removed.
+fn log_change(before: &Summary, after: &Summary, changed: &BTreeSet<&str>) -> String {
+    match (before.exists, after.exists) {
+        (false, true) => "created".into(),
+        (true, false) => "deleted".into(),
+        _ if before.version != after.version => "version".into(),
+        _ if before.place != after.place => format!("renamed from {}", before.place),
+        _ if changed.is_empty() => "rows".into(),
+        _ => format!(
+            "rows {}",
+            changed.iter().copied().collect::<Vec<_>>().join(",")
+        ),
     }
 }
 
