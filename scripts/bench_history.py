@@ -12,8 +12,8 @@ spread over the files. With the new binary
 only: `diff` of 100 changes in a dataset of --objects objects, and `log` of an object with
 --versions versions (each time through the command line, whole process, median of --runs), and
 `ls -l` of the --objects objects' job directory live and under `at/<T>/` (T just after the
-writes; each run looks T up under another spelling, so the tree of the past is read cold, and
-waits out the kernel's 1-second cache before the live listing).
+writes), cold (a new file makes the daemon list the job anew; each run looks T up under another
+spelling) and warm (each listed again after the kernel's 1-second cache of live names passed).
 tar -x of small files and cp of 1 GiB are bench_mount.py's (run it with each binary).
 """
 import argparse
@@ -80,20 +80,26 @@ def spell(t, offset_us=0):
 
 
 def listings(d, job, objects, runs):
-    """Times `ls -l` of `job` live and at a time just after its writes (cold trees)."""
+    """Times `ls -l` of `job` live and at a time just after its writes, each read cold (the
+    daemon's listing dropped by a new file; a new spelling of the time) and then warm (again,
+    once the kernel's 1-second cache of the live names passed)."""
     rel = job.split("/datasets/", 1)[1]
     time.sleep(0.01)
     t = time.time()
     time.sleep(0.01)
-    live, past = [], []
+    cold, warm = {"live": [], "past": []}, {"live": [], "past": []}
     for run in range(runs):
-        time.sleep(1.1)
-        live.append(timed(lambda: sh(f"ls -l {job} > /dev/null")))
+        with open(f"{job}/extra{run}", "wb") as f:  # the daemon lists the job anew
+            f.write(b"z")
         at = f"{d.mnt}/at/{spell(t, run)}/datasets/{rel}"
-        past.append(timed(lambda: sh(f"ls -l {at} > /dev/null")))
+        for times in (cold, warm):
+            time.sleep(1.1)
+            times["live"].append(timed(lambda: sh(f"ls -l {job} > /dev/null")))
+            times["past"].append(timed(lambda: sh(f"ls -l {at} > /dev/null")))
         n = len(os.listdir(at))
         assert n >= objects, f"{n} entries at T, {objects} written"
-    return statistics.median(live), statistics.median(past)
+    med = statistics.median
+    return [(med(x["live"]), med(x["past"])) for x in (cold, warm)]
 
 
 def history_reads(binary, root, objects, versions, runs):
@@ -147,10 +153,10 @@ def main():
         print(f"{phase:<34}" + "".join(f"{v:>12.3f}" for v in row))
     row = [results[n][0][2] for n, _ in binaries]
     print(f"{f'store growth, {args.attrs} setfattr (MiB)':<34}" + "".join(f"{v:>12.1f}" for v in row))
-    diff, log, (live, past) = history_reads(args.new, args.dir, args.objects, args.versions,
-                                            args.runs)
-    print(f"ls -l of {args.objects} objects: live {live:.3f} s, at/T {past:.3f} s "
-          f"({past / live:.2f}x)")
+    diff, log, ls = history_reads(args.new, args.dir, args.objects, args.versions, args.runs)
+    for how, (live, past) in zip(("cold", "warm"), ls):
+        print(f"ls -l of {args.objects} objects, {how}: live {live:.3f} s, at/T {past:.3f} s "
+              f"({past / live:.2f}x)")
     print(f"diff of 100 changes among {args.objects} objects: {diff * 1000:.0f} ms (whole command)")
     print(f"log of an object with {args.versions} versions: {log * 1000:.0f} ms (whole command)")
 

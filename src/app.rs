@@ -163,9 +163,14 @@ fn run(cli: Cli) -> Result<()> {
         cwd: std::env::current_dir()?,
     };
     match cli.command {
-        Command::Init { path, content } => init(
+        Command::Init {
+            path,
+            content,
+            history_retention,
+        } => init(
             &store_path(path.as_deref().or(cli.store.as_deref()))?,
             content.as_deref(),
+            history_retention,
         ),
         Command::Upgrade { path } => {
             upgrade(&store_path(path.as_deref().or(cli.store.as_deref()))?)
@@ -307,14 +312,17 @@ pub fn run_on(
 /// The catalogue every command works on, whatever backend holds it.
 pub type Catalog = Metastore<Box<dyn Storage>>;
 
-fn init(arg: &Path, content: Option<&str>) -> Result<()> {
+fn init(arg: &Path, content: Option<&str>, retention: Option<Duration>) -> Result<()> {
     let store = parse_location(arg)?;
     if location::exists(&store)? {
         return Err(anyhow!("{store} is already a store"));
     }
     let content = content.map(S3Url::parse).transpose()?;
-    location::create(&store, content.as_ref())
+    let made = location::create(&store, content.as_ref())
         .with_context(|| format!("cannot create a store in {store}"))?;
+    if let Some(retention) = retention {
+        catalog_of(made).set_history_retention(retention)?;
+    }
     match content {
         Some(c) => println!("created store {store} (content in {c})"),
         None => println!("created store {store}"),

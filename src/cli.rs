@@ -54,6 +54,10 @@ pub enum Command {
         /// AWS_SECRET_ACCESS_KEY, never stored. Default: content in the store itself.
         #[arg(long, value_name = "URL")]
         content: Option<String>,
+        /// How long the store keeps its history (`30d`, `12h`, `0`; default 30 days): see
+        /// `history-retention`.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        history_retention: Option<std::time::Duration>,
     },
     /// Upgrade a store made by an earlier version to this version's format: its history
     /// begins then. A store directory is upgraded when first opened anyway; a shared store

@@ -13,6 +13,7 @@ pub mod disk;
 pub mod engine;
 pub mod faulty;
 pub mod history;
+mod history_prune;
 mod history_reads;
 pub mod keys;
 pub mod location;
@@ -30,6 +31,7 @@ pub use history::{
     Actor, HistoryBounds, Stamp, current_actor, is_timeless_blob, is_timeless_iden,
     set_process_actor, with_actor,
 };
+pub use history_prune::Pruned;
 pub use history_reads::{Commit, RowVersion};
 pub use lift::{IntLift, LiftName, PropQuery};
 pub use memory::MemoryStore;
@@ -333,6 +335,11 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// returns it: reads of earlier times are [`StorageError::PastRetention`] from then on,
     /// so gc may reclaim what only they needed.
     fn raise_history_floor(&self, floor: i64) -> Result<i64>;
+
+    /// Deletes the history no time at or after `floor` (µs), and no time of `pins`, reads:
+    /// row versions dead by the floor that no pin saw alive, tracked blob versions older than
+    /// the one each of those times reads, and commit records at or before the floor.
+    fn prune_history(&self, floor: i64, pins: &[i64]) -> Result<Pruned>;
 }
 
 /// An open transaction: all of its writes commit atomically, or none do.

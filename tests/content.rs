@@ -137,6 +137,7 @@ fn gc_frees_exactly_what_nothing_refers_to() {
             held: 0,
             history: 0,
             snapshots: 0,
+            pruned: 0,
         }
     );
     assert!(!content.contains(dropped.id).unwrap());

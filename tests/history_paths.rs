@@ -343,3 +343,62 @@ fn a_tree_whose_time_gc_dropped_answers_enoent() {
     assert_eq!(errno(fs.opendir(datasets)), libc::ENOENT);
     assert_eq!(errno(fs.lookup(at, &show_micros(t))), libc::ENOENT);
 }
+
+/// gc prunes what no kept time reads: a version dead before the floor goes, one a snapshot
+/// saw stays, and so do the commit records only after the floor.
+fn gc_prunes_what_no_kept_time_reads<S: Storage>(m: &Metastore<S>) {
+    use cronusfs::meta::ObjectPath;
+    use cronusfs::storage::Valu;
+    let (ds, _, _) = crate::metastore::dataset(m, &["k"]);
+    let job = m.new_job(ds).unwrap();
+    let path = ObjectPath::new(ds, "k", job, "a.txt");
+    let put = |bytes: &[u8]| m.put_object(&path, &mut &bytes[..], &mut |_| {}).unwrap();
+    let v1 = put(b"one\n").content;
+    let snap = m.create_snapshot("s", None, None).unwrap();
+    let v2 = put(b"two\n").content;
+    let v3 = put(b"three\n").content;
+    let id = m.object(&path).unwrap().id;
+    let contents = || -> Vec<String> {
+        let versions = m.storage().row_versions(&id.iden()).unwrap();
+        (versions.into_iter())
+            .filter(|v| v.row.prop == "cronus:content")
+            .map(|v| v.row.valu.to_string())
+            .collect()
+    };
+    assert_eq!(contents(), [v1, v2, v3].map(|c| c.to_string()));
+    m.set_history_retention(Duration::ZERO).unwrap();
+    let report = m.gc().unwrap();
+    assert!(report.pruned > 0, "{report:?}");
+    assert_eq!(
+        contents(),
+        [v1, v3].map(|c| c.to_string()),
+        "v2 went, v1 a snapshot saw"
+    );
+    assert_eq!((report.contents, report.snapshots), (1, 1), "{report:?}");
+    let then = m.snapshot_view(&snap).unwrap();
+    assert_eq!(crate::metastore::read_all(&then, &path), b"one\n");
+    assert_eq!(crate::metastore::read_all(m, &path), b"three\n");
+    let floor = m.storage().history_bounds().unwrap().floor;
+    assert!(m.storage().commits(0, floor).unwrap().is_empty());
+    assert!(m.storage().check_indexes().unwrap().is_empty());
+    // Another gc finds nothing more to prune; the live rows are whole.
+    assert_eq!(m.gc().unwrap().pruned, 0);
+    let rows = m.node_rows(&id.iden()).unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.prop == "cronus:version" && r.valu == Valu::Int(3))
+    );
+}
+
+#[test]
+fn gc_prunes_what_no_kept_time_reads_on_rocksdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::create(&dir.path().join("store")).unwrap();
+    gc_prunes_what_no_kept_time_reads(&Metastore::new(store));
+}
+
+#[test]
+fn gc_prunes_what_no_kept_time_reads_on_postgres_and_s3() {
+    let (_url, open) = crate::shared_store::pg_s3_store();
+    gc_prunes_what_no_kept_time_reads(&open());
+}

@@ -537,6 +537,9 @@ pub fn gc(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     if r.snapshots > 0 {
         write!(io.out, "; kept {} contents for snapshots", r.snapshots)?;
     }
+    if r.pruned > 0 {
+        write!(io.out, "; pruned {} old row versions", r.pruned)?;
+    }
     writeln!(io.out)?;
     Ok(())
 }

@@ -170,6 +170,9 @@ pub struct GcReport {
     pub history: u64,
     /// Contents only snapshots older than the history kept show: kept, with their chunks.
     pub snapshots: u64,
+    /// Row versions history no longer keeps (dead before the retention, seen by no
+    /// snapshot): deleted.
+    pub pruned: u64,
 }
 
 /// Content-addressed bytes: manifests in a store's blob side store, chunks in a chunk store

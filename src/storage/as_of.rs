@@ -558,6 +558,10 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
         self.check_floor()
     }
 
+    fn prune_history(&self, _floor: i64, _pins: &[i64]) -> Result<super::Pruned> {
+        Err(StorageError::ReadOnly)
+    }
+
     fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>> {
         let bounds = self.history_bounds()?;
         check_time(

@@ -130,6 +130,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn check_readable(&self) -> Result<()> {
         (**self).check_readable()
     }
+    fn prune_history(&self, floor: i64, pins: &[i64]) -> Result<super::Pruned> {
+        (**self).prune_history(floor, pins)
+    }
     fn commits(&self, after: i64, upto: i64) -> Result<Vec<super::Commit>> {
         (**self).commits(after, upto)
     }

@@ -504,6 +504,10 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
         )))
     }
 
+    fn prune_history(&self, floor: i64, pins: &[i64]) -> Result<super::Pruned> {
+        super::history_prune::prune(&*self.engine, floor, pins)
+    }
+
     fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>> {
         let bounds = self.settle_for(at)?;
         history::check_time(

@@ -32,6 +32,11 @@ impl<S: Storage> Metastore<S> {
         let floor = self
             .store
             .raise_history_floor(now.saturating_sub(retention))?;
+        let pins: Vec<i64> = (self.snapshots()?.iter())
+            .map(|s| s.at)
+            .filter(|at| *at < floor)
+            .collect();
+        let pruned = self.store.prune_history(floor, &pins)?;
         let rows = self.store.rows_by_prop(&PropQuery::new(prop::CONTENT))?;
         let mut live = content_ids(&rows)?;
         let past = content_ids(&self.store.past_rows_by_prop(prop::CONTENT, floor)?)?;
@@ -53,6 +58,7 @@ impl<S: Storage> Metastore<S> {
         for id in only_snapshots {
             report.snapshots += u64::from(has_manifest(&self.store, id)?);
         }
+        report.pruned = pruned.rows;
         Ok(report)
     }
 
