@@ -335,3 +335,22 @@ fn gc_past_a_time_a_reader_holds_makes_its_next_read_refused_not_wrong() {
     assert_eq!(read_all(&m, &path), b"new\n", "the present is whole");
     assert_eq!(m.storage().check_indexes().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn init_sets_the_history_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let made = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .args(["init", store.to_str().unwrap(), "--history-retention", "12h"])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let said = cronusfs(&store, &["history-retention"]);
+    assert_eq!(String::from_utf8(said.stdout).unwrap(), "12 hours\n");
+    let bad = dir.path().join("bad");
+    let refused = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .args(["init", bad.to_str().unwrap(), "--history-retention", "5x"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success() && !bad.exists(), "nothing made");
+}
