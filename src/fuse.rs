@@ -274,7 +274,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -297,10 +297,9 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             gid,
             mtime: mtime.map(time_of),
         };
-        reply_attr(
-            self.core.setattr(Ino(ino.0), fh.map(|f| Fh(f.0)), set),
-            reply,
-        );
+        let fh = fh.map(|f| Fh(f.0));
+        let done = caller(req).on_behalf(|| self.core.setattr(Ino(ino.0), fh, set));
+        reply_attr(done, reply);
     }
 
     fn mkdir(
@@ -314,7 +313,8 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     ) {
         match utf8(name) {
             Ok(name) => reply_entry(
-                self.core.mkdir_as(Ino(parent.0), name, creator(req, mode)),
+                caller(req)
+                    .on_behalf(|| self.core.mkdir_as(Ino(parent.0), name, creator(req, mode))),
                 reply,
             ),
             Err(e) => reply.error(e),
@@ -335,23 +335,29 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         reply_entry(self.core.mknod(Ino(parent.0)), reply);
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match utf8(name) {
-            Ok(name) => reply_empty(self.core.unlink(Ino(parent.0), name), reply),
+            Ok(name) => reply_empty(
+                caller(req).on_behalf(|| self.core.unlink(Ino(parent.0), name)),
+                reply,
+            ),
             Err(_) => reply.error(Errno::ENOENT),
         }
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match utf8(name) {
-            Ok(name) => reply_empty(self.core.rmdir(Ino(parent.0), name), reply),
+            Ok(name) => reply_empty(
+                caller(req).on_behalf(|| self.core.rmdir(Ino(parent.0), name)),
+                reply,
+            ),
             Err(_) => reply.error(Errno::ENOENT),
         }
     }
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -367,8 +373,9 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         match (utf8(name), utf8(newname)) {
             (Ok(a), Ok(b)) => reply_empty(
-                self.core
-                    .rename(Ino(parent.0), a, Ino(newparent.0), b, noreplace),
+                caller(req).on_behalf(|| {
+                    (self.core).rename(Ino(parent.0), a, Ino(newparent.0), b, noreplace)
+                }),
                 reply,
             ),
             _ => reply.error(Errno::EINVAL),
@@ -406,10 +413,9 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
                 truncate: flags & libc::O_TRUNC != 0,
             },
         };
-        match self
-            .core
-            .create_as(Ino(parent.0), name, creator(req, mode), flags)
-        {
+        let made = caller(req)
+            .on_behalf(|| (self.core).create_as(Ino(parent.0), name, creator(req, mode), flags));
+        match made {
             Ok((attr, opened)) => {
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(&opened));
                 self.modes.served(attr.ino, opened.fh);
@@ -458,19 +464,19 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _lock: LockOwner,
         reply: ReplyEmpty,
     ) {
-        let (core, modes) = (self.core.clone(), self.modes.clone());
-        self.content_io(move || content::flush(&core, &modes, Fh(fh.0), reply));
+        let (core, modes, by) = (self.core.clone(), self.modes.clone(), caller(req));
+        self.content_io(move || by.on_behalf(|| content::flush(&core, &modes, Fh(fh.0), reply)));
     }
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -478,20 +484,22 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let (core, modes) = (self.core.clone(), self.modes.clone());
-        self.content_io(move || content::release(&core, &modes, (ino.0, Fh(fh.0)), reply));
+        let (core, modes, by) = (self.core.clone(), self.modes.clone(), caller(req));
+        self.content_io(move || {
+            by.on_behalf(|| content::release(&core, &modes, (ino.0, Fh(fh.0)), reply))
+        });
     }
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let core = self.core.clone();
-        self.content_io(move || content::fsync(&core, Fh(fh.0), reply));
+        let (core, by) = (self.core.clone(), caller(req));
+        self.content_io(move || by.on_behalf(|| content::fsync(&core, Fh(fh.0), reply)));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -617,7 +625,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -630,7 +638,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             replace: flags & libc::XATTR_REPLACE != 0,
         };
         match utf8(name) {
-            Ok(name) => reply_empty(self.core.setxattr(Ino(ino.0), name, value, flags), reply),
+            Ok(name) => reply_empty(
+                caller(req).on_behalf(|| self.core.setxattr(Ino(ino.0), name, value, flags)),
+                reply,
+            ),
             Err(_) => reply.error(Errno::ENOTSUP),
         }
     }
@@ -646,9 +657,12 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         reply_xattr(self.core.listxattr(Ino(ino.0), size), reply);
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match utf8(name) {
-            Ok(name) => reply_empty(self.core.removexattr(Ino(ino.0), name), reply),
+            Ok(name) => reply_empty(
+                caller(req).on_behalf(|| self.core.removexattr(Ino(ino.0), name)),
+                reply,
+            ),
             Err(_) => reply.error(Errno::ENOTSUP),
         }
     }

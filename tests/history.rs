@@ -210,10 +210,15 @@ fn diff_and_log_say_what_changed_and_who() {
 fn a_mount_s_commits_name_the_mount_and_commands_through_it_name_their_client() {
     let m = crate::mount::Mounted::new();
     let job = m.job_dir();
-    m.ok(&format!(
-        "printf one > {0}/a.txt; printf two > {0}/a.txt",
-        job.display()
-    ));
+    // Each write by a process that says its pid: the commit at its close names it.
+    let writer = |text: &str| -> String {
+        let said = m.ok(&format!(
+            "python3 -c 'import os; print(os.getpid()); open(\"{}/a.txt\", \"w\").write(\"{text}\")'",
+            job.display()
+        ));
+        said.trim().to_string()
+    };
+    let (first, second) = (writer("one"), writer("two"));
     let rel = job
         .strip_prefix(m.mnt.join("datasets"))
         .unwrap()
@@ -236,10 +241,11 @@ fn a_mount_s_commits_name_the_mount_and_commands_through_it_name_their_client() 
         "{log}"
     );
     assert_eq!(
-        lines[0][2],
-        m.daemon_pid().to_string(),
-        "the daemon wrote them"
+        (lines[0][2], lines[1][2]),
+        (first.as_str(), second.as_str()),
+        "the writing processes, not the daemon: {log}"
     );
+    assert_eq!((lines[0][3], lines[1][3]), ("0", "0"), "their user: {log}");
     assert!(lines[2][4].contains(" put "), "the client's command: {log}");
     assert_ne!(
         lines[2][2],
@@ -341,7 +347,12 @@ fn init_sets_the_history_retention() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let made = Command::new(env!("CARGO_BIN_EXE_cronusfs"))
-        .args(["init", store.to_str().unwrap(), "--history-retention", "12h"])
+        .args([
+            "init",
+            store.to_str().unwrap(),
+            "--history-retention",
+            "12h",
+        ])
         .output()
         .unwrap();
     assert!(made.status.success());

@@ -50,6 +50,18 @@ impl Caller {
         }
     }
 
+    /// Runs `f`, a request of this caller that may commit: its commits name the caller's
+    /// process and user (with this host and what the daemon serves).
+    pub fn on_behalf<T>(&self, f: impl FnOnce() -> T) -> T {
+        let actor = crate::storage::history::current_actor();
+        let actor = crate::storage::history::Actor {
+            pid: i64::from(self.pid),
+            uid: i64::from(self.uid),
+            ..actor
+        };
+        crate::storage::history::with_actor(actor, f)
+    }
+
     /// Returns whether the caller has all of `bits` (one class's bits: read 4, search 1) on
     /// a node with attributes `attr`, by the owner, group and other classes in that order.
     fn may(&self, attr: &Attr, bits: u16) -> bool {
