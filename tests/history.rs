@@ -365,3 +365,63 @@ fn init_sets_the_history_retention() {
         .unwrap();
     assert!(!refused.status.success() && !bad.exists(), "nothing made");
 }
+
+#[test]
+fn a_shell_s_overwrites_leave_one_version_each_and_a_create_names_its_maker() {
+    let m = crate::mount::Mounted::new();
+    let job = m.job_dir();
+    // Bash's builtin echo: each `>` opens with O_TRUNC while the last one's release may be
+    // on its way; no empty version may land between them.
+    m.ok(&format!(
+        "for i in $(seq 1 60); do echo w$i > {}/h; done",
+        job.display()
+    ));
+    let rel = job
+        .strip_prefix(m.mnt.join("datasets"))
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let rel = rel.replace("/partitions/", "/").replace("/jobs/", "/");
+    let out = m.on_store(&["log", &format!("{rel}/h")]);
+    crate::mount::assert_success(&out);
+    let log = String::from_utf8(out.stdout).unwrap();
+    let empty = cronusfs::meta::ContentId::of(b"").to_string();
+    assert!(!log.contains(&empty), "an empty version: {log}");
+    assert_eq!(log.lines().count(), 60, "{log}");
+    // A file only created (committed at its release, which the kernel sends as nobody's)
+    // names the process that made it.
+    let said = m.ok(&format!(
+        "python3 -c 'import os; print(os.getpid()); os.close(os.open(\"{}/made\", os.O_CREAT | os.O_WRONLY))'",
+        job.display()
+    ));
+    let out = m.on_store(&["log", &format!("{rel}/made")]);
+    let log = String::from_utf8(out.stdout).unwrap();
+    let first: Vec<&str> = log.lines().next().unwrap().split('\t').collect();
+    assert_eq!(first[2], said.trim(), "{log}");
+}
+
+#[test]
+fn diff_and_log_lines_stay_one_record_whatever_the_names() {
+    let m = crate::mount::Mounted::new();
+    let job = m.job_dir();
+    m.ok(&format!("echo x > '{}/a\tb'", job.display()));
+    let t = cronusfs::storage::history::show_micros(cronusfs::storage::history::now_micros());
+    m.ok(&format!(
+        "mv '{0}/a\tb' \"{0}/c\"$'\\n'\"d\"",
+        job.display()
+    ));
+    let out = m.on_store(&["diff", &t]);
+    crate::mount::assert_success(&out);
+    let diff = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(diff.lines().count(), 1, "{diff}");
+    assert_eq!(
+        diff.lines().next().unwrap().split('\t').count(),
+        5,
+        "{diff}"
+    );
+    let id = diff.split('\t').nth(3).unwrap().to_string();
+    let out = m.on_store(&["log", &id]);
+    let log = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(log.lines().all(|l| l.split('\t').count() == 8), "{log}");
+}

@@ -217,6 +217,13 @@ fn snapshots_keep_what_they_show<S: Storage>(fs: &FsCore<S>) {
 
     let snaps = fs.lookup(Ino::ROOT, "snapshots").unwrap().ino;
     assert_eq!(names(fs, snaps), ["one", "whole"]);
+    // A snapshot's rows are the daemons' own: no view of them in `query/`.
+    let query = fs.lookup(Ino::ROOT, "query").unwrap().ino;
+    let views = names(fs, query);
+    assert!(
+        views.iter().all(|v| !v.starts_with("cronusfs:")),
+        "{views:?}"
+    );
     let root = fs.lookup(snaps, "whole").unwrap().ino;
     let path = job_path(ds1);
     let past_job = walk(fs, root, &path);

@@ -82,10 +82,17 @@ fn a_job_and_a_dataset_are_made_what_they_were() {
         ObjectPath::new(ds, "k", job, "c.txt"),
     );
     let other = ObjectPath::new(ds, "k2", job, "d.txt");
+    let job2 = m.new_job(ds).unwrap();
+    let (moved, moved_to) = (
+        ObjectPath::new(ds, "k", job2, "m.txt"),
+        ObjectPath::new(ds, "k", job, "m.txt"),
+    );
     put(&m, &a, b"a one\n");
     put(&m, &b, b"b one\n");
     put(&m, &other, b"d one\n");
+    put(&m, &moved, b"moved in\n");
     let t1 = now(&m);
+    m.rename_object(&moved, &moved_to).unwrap();
     put(&m, &a, b"a two\n");
     m.delete_object(&b).unwrap();
     put(&m, &c, b"c new\n");
@@ -97,7 +104,13 @@ fn a_job_and_a_dataset_are_made_what_they_were() {
         job: Some(job),
     };
     let report = m.restore_place(&place, t1).unwrap();
-    assert_eq!((report.restored, report.removed), (2, 1), "{report:?}");
+    assert_eq!((report.restored, report.removed), (3, 1), "{report:?}");
+    // Moved into the job since: back where it was, not deleted.
+    assert_eq!(read_all(&m, &moved), b"moved in\n");
+    assert!(matches!(
+        m.object(&moved_to),
+        Err(MetaError::NoSuchObject(_))
+    ));
     assert_eq!(read_all(&m, &a), b"a one\n");
     assert_eq!(
         m.object(&a).unwrap().version,
@@ -114,7 +127,7 @@ fn a_job_and_a_dataset_are_made_what_they_were() {
         job: None,
     };
     let report = m.restore_place(&whole, t1).unwrap();
-    assert_eq!((report.restored, report.unchanged), (1, 2), "{report:?}");
+    assert_eq!((report.restored, report.unchanged), (1, 3), "{report:?}");
     assert!(m.partitions(ds).unwrap().contains(&"k2".to_string()));
     assert_eq!(read_all(&m, &other), b"d one\n");
     assert!(m.storage().check_indexes().unwrap().is_empty());
@@ -157,4 +170,64 @@ fn restore_through_a_mount_undoes_an_rm() {
     ));
     assert_eq!(ls, "a.txt\nkept\ngood");
     m.assert_fsck_clean();
+}
+
+#[test]
+fn a_restore_never_puts_a_file_and_a_folder_at_one_name() {
+    let (_dir, m) = rocks();
+    let (ds, _, _) = dataset(&m, &["k"]);
+    let job = m.new_job(ds).unwrap();
+    let (folder, inside) = (
+        ObjectPath::new(ds, "k", job, "f"),
+        ObjectPath::new(ds, "k", job, "f/one"),
+    );
+    m.make_folder(&folder).unwrap();
+    put(&m, &inside, b"one\n");
+    let t1 = now(&m);
+    m.delete_object(&inside).unwrap();
+    m.remove_folder(&folder).unwrap();
+    put(&m, &folder, b"a file now\n");
+    // The folder `f/one` needs would come back where the file `f` is.
+    let id = m.at(t1).unwrap().object_id_at(&inside).unwrap().unwrap();
+    assert!(matches!(
+        m.restore_object(id, t1),
+        Err(MetaError::ObjectExists(_))
+    ));
+    // A file restored where a folder is now.
+    let file = ObjectPath::new(ds, "k", job, "z");
+    put(&m, &file, b"zz\n");
+    let t2 = now(&m);
+    let zid = m.object(&file).unwrap().id;
+    m.delete_object(&file).unwrap();
+    m.make_folder(&file).unwrap();
+    assert!(matches!(
+        m.restore_object(zid, t2),
+        Err(MetaError::FolderExists(_))
+    ));
+    assert_eq!(read_all(&m, &folder), b"a file now\n", "nothing changed");
+    assert!(m.has_folder(&file).unwrap());
+}
+
+#[test]
+fn a_dataset_restores_by_its_bare_uuid_from_the_command_line() {
+    let (dir, m) = rocks();
+    let (ds, _, _) = dataset(&m, &["k"]);
+    let job = m.new_job(ds).unwrap();
+    let path = ObjectPath::new(ds, "k", job, "a.txt");
+    put(&m, &path, b"kept\n");
+    let t = now(&m);
+    m.delete_object(&path).unwrap();
+    drop(m);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .args(["restore", &ds.to_string(), "--at"])
+        .arg(cronusfs::storage::history::show_micros(t))
+        .output()
+        .unwrap();
+    crate::mount::assert_success(&out);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "restored 1 objects, removed 0, 0 unchanged\n"
+    );
 }

@@ -205,6 +205,7 @@ fn start_seaweed() -> Seaweed {
         &bucket,
     );
     wait_for_s3(&endpoint, Duration::from_secs(60));
+    warm_up(&endpoint, &bucket);
     Seaweed {
         endpoint,
         bucket,
@@ -309,6 +310,35 @@ fn wait_for_s3(endpoint: &str, limit: Duration) {
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(started.elapsed() < limit, "S3 at {endpoint} never answered");
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Writes, reads and deletes one chunk in `bucket` until that works: a port that accepts is
+/// not yet a server that answers in time (the first write makes its volumes), and the tests'
+/// clients give up after 5 s.
+fn warm_up(endpoint: &str, bucket: &str) {
+    use cronusfs::storage::ChunkStore;
+    use cronusfs::storage::s3::{S3Chunks, S3Url};
+    use_s3_env();
+    let url = format!("s3://{bucket}/warm-up?endpoint={endpoint}&region=us-east-1");
+    let started = Instant::now();
+    loop {
+        let tried = S3Chunks::open(&S3Url::parse(&url).unwrap()).and_then(|s3| {
+            s3.chunk_put("probe", b"probe", false)?;
+            let back = s3.chunk_get("probe")?;
+            s3.chunk_del("probe")?;
+            Ok(back)
+        });
+        if let Ok(Some(bytes)) = &tried
+            && bytes == b"probe"
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "SeaweedFS at {endpoint} never stored a chunk: {tried:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

@@ -42,11 +42,8 @@ pub fn diff(m: &Catalog, io: &mut Console<'_>, args: &[String]) -> Result<()> {
     }
     for c in m.diff(t1, t2, place)? {
         let (kind, change) = (c.kind, c.change.word());
-        writeln!(
-            io.out,
-            "{kind}\t{change}\t{}\t{}\t{}",
-            c.place, c.iden, c.detail
-        )?;
+        let (place, iden, detail) = (field(&c.place), field(&c.iden), field(&c.detail));
+        writeln!(io.out, "{kind}\t{change}\t{place}\t{iden}\t{detail}")?;
     }
     Ok(())
 }
@@ -92,7 +89,7 @@ fn log_line(e: &LogEntry) -> String {
     };
     let version = e.version.map_or("-".into(), |v| v.to_string());
     let content = e.content.as_deref().unwrap_or("-");
-    format!("{time}\t{who}\t{version}\t{content}\t{}", e.change)
+    format!("{time}\t{who}\t{version}\t{content}\t{}", field(&e.change))
 }
 
 /// Returns `text` as one field of a tab-separated line: a tab or line break in it (a command
@@ -105,8 +102,9 @@ fn field(text: &str) -> String {
 pub fn restore(m: &Catalog, io: &mut Console<'_>, place: &str, at: &str) -> Result<()> {
     let at = time_arg(at)?;
     let report = match place.parse::<ObjectId>() {
-        Ok(id) => m.restore_object(id, at)?,
-        Err(_) => {
+        // A bare uuid names an object, or a dataset (which `Place` reads below).
+        Ok(id) if !m.at(at)?.has_dataset(place.parse()?)? => m.restore_object(id, at)?,
+        _ => {
             let p = Place::parse(place.trim_start_matches("datasets/"))?;
             match (p.key, p.job, p.name) {
                 (Some(key), Some(job), Some(name)) => {

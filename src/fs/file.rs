@@ -602,7 +602,17 @@ impl<S: Storage> FsCore<S> {
         if let Some(core) = self.past_core_of_handle(fh.0) {
             return core.release(fh);
         }
-        let result = self.commit_handle(fh, true);
+        // A handle whose writes were all committed leaves the copy to the handles that changed
+        // it since (a shell's next `>` of the file: its O_TRUNC must not be committed by this
+        // late release as an empty version nobody wanted).
+        let own_done = self.files.handle(fh).ok().is_some_and(|h| {
+            let h = lock(&h);
+            h.writes > 0 && h.writes == h.flushed
+        });
+        let result = match own_done {
+            true => Ok(()),
+            false => self.commit_handle(fh, true),
+        };
         let handle = lock(&self.files.handles)
             .remove(&fh.0)
             .ok_or(FsError::BadHandle)?;

@@ -107,11 +107,12 @@ impl<S: Storage> Namespace<S> {
     }
 
     /// The entries of `query/`: the view of each prop some node has a row of, when the prop
-    /// can be a file name.
+    /// can be a file name and is not the daemons' own (`cronusfs:`: sessions, snapshots).
     pub(super) fn prop_views(&self) -> FsResult<Vec<(String, TreeNode)>> {
         Ok((self.meta.props()?.into_iter())
             .filter(|p| {
-                check_view_prop(p).is_ok()
+                !p.starts_with("cronusfs:")
+                    && check_view_prop(p).is_ok()
                     && p.len() <= MAX_NAME_BYTES
                     && p.parse::<Term>()
                         .is_ok_and(|t| t.condition == Condition::Has)

@@ -3,7 +3,7 @@
 //! history. An object deleted since comes back with its uuid and rows; one made since (under
 //! the place restored) is deleted; the directories a restored object needs come back too.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use prost::Message;
 
@@ -79,13 +79,17 @@ impl<S: Storage> Metastore<S> {
         if !then.has_dataset(place.dataset)? {
             return Err(MetaError::NoSuchDataset(place.dataset.to_string()));
         }
-        let was = objects_in(&then, place)?;
+        let mut was = objects_in(&then, place)?;
         let is = objects_in(self, place)?;
         let kept: HashSet<ObjectId> = was.iter().map(|(id, _)| *id).collect();
-        let removed: Vec<ObjectId> = (is.into_iter())
-            .map(|(id, _)| id)
-            .filter(|id| !kept.contains(id))
-            .collect();
+        let mut removed = Vec::new();
+        for (id, _) in is.into_iter().filter(|(id, _)| !kept.contains(id)) {
+            // Moved in since: it goes back where it was then; made since: it goes.
+            match then.node_rows(&id.iden())? {
+                rows if rows.is_empty() => removed.push(id),
+                rows => was.push((id, rows)),
+            }
+        }
         let restored = (was.into_iter())
             .map(|(id, rows)| self.restored(id, rows))
             .collect::<Result<Vec<_>>>()?;
@@ -131,8 +135,9 @@ impl<S: Storage> Metastore<S> {
                 delete_in(txn, &id.iden())?;
                 report.removed += 1;
             }
-            for (iden, rows) in &dirs {
+            for (iden, rows, folder) in &dirs {
                 if txn.rows_by_id(iden)?.is_empty() {
+                    refuse_object_at(txn, folder.as_ref())?;
                     txn.add_rows(rows)?;
                 }
             }
@@ -171,6 +176,9 @@ fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool) -> Result<bool> {
         }
         delete_in(txn, &other.iden)?; // Under the place: made there since.
     }
+    if !txn.rows_by_id(&folder_iden(&meta.path)?)?.is_empty() {
+        return Err(MetaError::FolderExists(meta.path.to_string()));
+    }
     if !has_manifest(txn, meta.content)? {
         return Err(MetaError::NoSuchContent(meta.content));
     }
@@ -193,6 +201,21 @@ fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool) -> Result<bool> {
     let info = cronus_info(&super::ObjectMeta { version, ..meta });
     txn.blob_set(&info_key(&r.id.to_string()), &info.encode_to_vec())?;
     Ok(true)
+}
+
+/// Refuses to make folder `at` again where an object is now.
+fn refuse_object_at(txn: &dyn RowWrite, at: Option<&ObjectPath>) -> Result<()> {
+    let Some(at) = at else {
+        return Ok(());
+    };
+    let valu = Valu::from(at.key());
+    match txn
+        .rows_by_prop(&PropQuery::new(prop::PATH).valu(&valu).limit(1))?
+        .first()
+    {
+        Some(_) => Err(MetaError::ObjectExists(at.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// Deletes object `iden` in `txn`: its rows and its info.
@@ -228,29 +251,30 @@ fn objects_in<T: Storage>(
     Ok(found)
 }
 
+/// A directory node a restored object needs: its iden, its rows then, and for a folder its
+/// path.
+type Dir = (Iden, Vec<Row>, Option<ObjectPath>);
+
 /// Returns the directories the restored objects need (dataset, partition, job and folders),
 /// with their rows then.
-fn dirs_of(
-    then: &Metastore<Box<dyn Storage>>,
-    restored: &[Restored],
-) -> Result<Vec<(Iden, Vec<Row>)>> {
-    let mut idens = BTreeSet::new();
+fn dirs_of(then: &Metastore<Box<dyn Storage>>, restored: &[Restored]) -> Result<Vec<Dir>> {
+    let mut idens = BTreeMap::new();
     for r in restored {
         let path = object_meta(&r.then)?.path;
-        idens.insert(path.dataset.iden());
-        idens.insert(partition_iden(path.dataset, &path.partition));
-        idens.insert(job_iden(path.dataset, path.job));
+        idens.insert(path.dataset.iden(), None);
+        idens.insert(partition_iden(path.dataset, &path.partition), None);
+        idens.insert(job_iden(path.dataset, path.job), None);
         let mut folder = path.name.as_str();
         while let Some((up, _)) = folder.rsplit_once('/') {
             let at = ObjectPath::new(path.dataset, &path.partition, path.job, up);
-            idens.insert(folder_iden(&at)?);
+            idens.insert(folder_iden(&at)?, Some(at));
             folder = up;
         }
     }
     let mut dirs = Vec::with_capacity(idens.len());
-    for iden in idens {
+    for (iden, folder) in idens {
         let rows = then.node_rows(&iden)?;
-        dirs.push((iden, rows));
+        dirs.push((iden, rows, folder));
     }
     Ok(dirs)
 }
