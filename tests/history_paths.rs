@@ -284,6 +284,17 @@ fn snapshots_keep_what_they_show_on_postgres_and_s3() {
     snapshots_keep_what_they_show(&fs);
 }
 
+/// A core over a new RocksDB store in `dir` with one file; the time after it, and `at/`.
+fn one_file(dir: &std::path::Path) -> (FsCore<RocksStore>, i64, Ino) {
+    let store = RocksStore::create(&dir.join("store")).unwrap();
+    let fs = FsCore::new(Metastore::new(store), options(dir)).unwrap();
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    write_file(&fs, job, "a.txt", b"one\n");
+    let t = now(&fs);
+    let at = fs.lookup(Ino::ROOT, "at").unwrap().ino;
+    (fs, t, at)
+}
+
 /// The slot of a tree of the past that number `ino` belongs to (see `fs/past.rs`).
 fn slot(ino: Ino) -> u64 {
     (ino.0 & !(1 << 63)) >> 32
@@ -292,13 +303,7 @@ fn slot(ino: Ino) -> u64 {
 #[test]
 fn trees_of_the_past_are_numbered_apart_and_dropped_only_when_idle() {
     let dir = tempfile::tempdir().unwrap();
-    let store = RocksStore::create(&dir.path().join("store")).unwrap();
-    let fs = FsCore::new(Metastore::new(store), options(dir.path())).unwrap();
-    let ds = DatasetId::random();
-    let job = job_dir(&fs, ds, "k", 0);
-    write_file(&fs, job, "a.txt", b"one\n");
-    let t = now(&fs);
-    let at = fs.lookup(Ino::ROOT, "at").unwrap().ino;
+    let (fs, t, at) = one_file(dir.path());
     let first = fs.lookup(at, &show_micros(t)).unwrap().ino;
     // Lookups that fail (a time in the future) use no slot: a hostile caller cannot run the
     // numbers out, or make two trees share them.
@@ -332,13 +337,7 @@ fn trees_of_the_past_are_numbered_apart_and_dropped_only_when_idle() {
 #[test]
 fn a_tree_whose_time_gc_dropped_answers_enoent() {
     let dir = tempfile::tempdir().unwrap();
-    let store = RocksStore::create(&dir.path().join("store")).unwrap();
-    let fs = FsCore::new(Metastore::new(store), options(dir.path())).unwrap();
-    let ds = DatasetId::random();
-    let job = job_dir(&fs, ds, "k", 0);
-    write_file(&fs, job, "a.txt", b"one\n");
-    let t = now(&fs);
-    let at = fs.lookup(Ino::ROOT, "at").unwrap().ino;
+    let (fs, t, at) = one_file(dir.path());
     let then = fs.lookup(at, &show_micros(t)).unwrap().ino;
     let datasets = fs.lookup(then, "datasets").unwrap().ino;
     fs.metastore()

@@ -120,6 +120,26 @@ fn a_job_and_a_dataset_are_made_what_they_were() {
     assert_eq!(read_all(&m, &b), b"b one\n");
     assert!(matches!(m.object(&c), Err(MetaError::NoSuchObject(_))));
     assert!(!m.partitions(ds).unwrap().contains(&"k2".to_string()));
+    // A partition or job that did not exist then has nothing to go back to.
+    let missing = RestorePlace {
+        dataset: ds,
+        partition: Some("nokey".into()),
+        job: None,
+    };
+    assert!(matches!(
+        m.restore_place(&missing, t1),
+        Err(MetaError::NoSuchPartition { .. })
+    ));
+    let later_job = m.new_job(ds).unwrap();
+    let later = RestorePlace {
+        dataset: ds,
+        partition: Some("k".into()),
+        job: Some(later_job),
+    };
+    assert!(matches!(
+        m.restore_place(&later, t1),
+        Err(MetaError::NoSuchJob { .. })
+    ));
     // The whole dataset: the partition removed since comes back with its object.
     let whole = RestorePlace {
         dataset: ds,

@@ -563,14 +563,7 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
     }
 
     fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>> {
-        let bounds = self.history_bounds()?;
-        check_time(
-            at,
-            HistoryBounds {
-                floor: at,
-                ..bounds
-            },
-        )?;
+        super::history::check_kept_time(at, self.history_bounds()?)?;
         Ok(Box::new(
             AsOfStore::new(Arc::clone(&self.engine), at, self.since).kept(),
         ))

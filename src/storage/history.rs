@@ -288,6 +288,17 @@ fn meta_micros(engine: &impl EngineRead, key: &[u8]) -> Result<Option<i64>> {
         })
 }
 
+/// [`check_time`] for a time its caller keeps whatever the floor (a snapshot's).
+pub(crate) fn check_kept_time(at: i64, bounds: HistoryBounds) -> Result<()> {
+    check_time(
+        at,
+        HistoryBounds {
+            floor: at,
+            ..bounds
+        },
+    )
+}
+
 /// Checks that a read at `at` (µs) can be answered by a store whose history began at `since`
 /// and whose settled clock reads `now`.
 pub fn check_time(at: i64, bounds: HistoryBounds) -> Result<()> {

@@ -509,14 +509,7 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
     }
 
     fn as_of_kept(&self, at: i64) -> Result<Box<dyn Storage>> {
-        let bounds = self.settle_for(at)?;
-        history::check_time(
-            at,
-            HistoryBounds {
-                floor: at,
-                ..bounds
-            },
-        )?;
+        history::check_kept_time(at, self.settle_for(at)?)?;
         Ok(Box::new(
             AsOfStore::new(Arc::clone(&self.engine), at, self.since).kept(),
         ))

@@ -76,9 +76,7 @@ impl<S: Storage> Metastore<S> {
     /// state back (made again if deleted since), objects made there since are deleted.
     pub fn restore_place(&self, place: &RestorePlace, at: i64) -> Result<RestoreReport> {
         let then = self.at(at)?;
-        if !then.has_dataset(place.dataset)? {
-            return Err(MetaError::NoSuchDataset(place.dataset.to_string()));
-        }
+        check_place_then(&then, place)?;
         let mut was = objects_in(&then, place)?;
         let is = objects_in(self, place)?;
         let kept: HashSet<ObjectId> = was.iter().map(|(id, _)| *id).collect();
@@ -201,6 +199,30 @@ fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool) -> Result<bool> {
     let info = cronus_info(&super::ObjectMeta { version, ..meta });
     txn.blob_set(&info_key(&r.id.to_string()), &info.encode_to_vec())?;
     Ok(true)
+}
+
+/// Refuses a place that did not exist at the time restored (`then`): there is nothing to go
+/// back to (the dataset, partition or job was made since, or never was).
+fn check_place_then(then: &Metastore<Box<dyn Storage>>, place: &RestorePlace) -> Result<()> {
+    let dataset = place.dataset.to_string();
+    if !then.has_dataset(place.dataset)? {
+        return Err(MetaError::NoSuchDataset(dataset));
+    }
+    if let Some(key) = &place.partition
+        && !then.has_partition(place.dataset, key)?
+    {
+        let key = key.clone();
+        return Err(MetaError::NoSuchPartition { dataset, key });
+    }
+    if let Some(job) = place.job
+        && !then.has_job(place.dataset, job)?
+    {
+        return Err(MetaError::NoSuchJob {
+            dataset,
+            job: job.0,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses to make folder `at` again where an object is now.
