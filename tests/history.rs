@@ -206,6 +206,14 @@ fn diff_and_log_say_what_changed_and_who() {
     assert!(log.lines().last().unwrap().ends_with("\tdeleted"), "{log}");
 }
 
+/// Returns job directory `job` of mount `m` as the command line names it: `DATASET/KEY/JOB`.
+fn place_of(m: &crate::mount::Mounted, job: &std::path::Path) -> String {
+    let rel = job.strip_prefix(m.mnt.join("datasets")).unwrap();
+    (rel.to_str().unwrap())
+        .replace("/partitions/", "/")
+        .replace("/jobs/", "/")
+}
+
 #[test]
 fn a_mount_s_commits_name_the_mount_and_commands_through_it_name_their_client() {
     let m = crate::mount::Mounted::new();
@@ -219,12 +227,7 @@ fn a_mount_s_commits_name_the_mount_and_commands_through_it_name_their_client() 
         said.trim().to_string()
     };
     let (first, second) = (writer("one"), writer("two"));
-    let rel = job
-        .strip_prefix(m.mnt.join("datasets"))
-        .unwrap()
-        .to_str()
-        .unwrap();
-    let rel = rel.replace("/partitions/", "/").replace("/jobs/", "/");
+    let rel = place_of(&m, &job);
     let src = m.tmp.path().join("three.txt");
     std::fs::write(&src, "three").unwrap();
     let put = m.on_store(&["put", src.to_str().unwrap(), &format!("{rel}/a.txt")]);
@@ -376,12 +379,7 @@ fn a_shell_s_overwrites_leave_one_version_each_and_a_create_names_its_maker() {
         "for i in $(seq 1 60); do echo w$i > {}/h; done",
         job.display()
     ));
-    let rel = job
-        .strip_prefix(m.mnt.join("datasets"))
-        .unwrap()
-        .to_str()
-        .unwrap();
-    let rel = rel.replace("/partitions/", "/").replace("/jobs/", "/");
+    let rel = place_of(&m, &job);
     let out = m.on_store(&["log", &format!("{rel}/h")]);
     crate::mount::assert_success(&out);
     let log = String::from_utf8(out.stdout).unwrap();
