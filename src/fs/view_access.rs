@@ -53,13 +53,8 @@ impl Caller {
     /// Runs `f`, a request of this caller that may commit: its commits name the caller's
     /// process and user (with this host and what the daemon serves).
     pub fn on_behalf<T>(&self, f: impl FnOnce() -> T) -> T {
-        let actor = crate::storage::history::current_actor();
-        let actor = crate::storage::history::Actor {
-            pid: i64::from(self.pid),
-            uid: i64::from(self.uid),
-            ..actor
-        };
-        crate::storage::history::with_actor(actor, f)
+        let (pid, uid) = (i64::from(self.pid), i64::from(self.uid));
+        crate::storage::history::with_caller(pid, uid, f)
     }
 
     /// Returns whether the caller has all of `bits` (one class's bits: read 4, search 1) on

@@ -133,6 +133,9 @@ static PROCESS_ACTOR: OnceLock<Mutex<Actor>> = OnceLock::new();
 
 thread_local! {
     static THREAD_ACTOR: RefCell<Option<Actor>> = const { RefCell::new(None) };
+    /// The process and user this thread's commits name instead of the actor's own (a
+    /// mount's request), without copying the actor per request.
+    static THREAD_CALLER: std::cell::Cell<Option<(i64, i64)>> = const { std::cell::Cell::new(None) };
 }
 
 fn process_actor() -> &'static Mutex<Actor> {
@@ -157,16 +160,29 @@ pub fn with_actor<T>(actor: Actor, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Runs `f` with the commits this thread makes naming process `pid` of user `uid` (a
+/// request a mount serves for them), with the rest of who this thread's actor is.
+pub fn with_caller<T>(pid: i64, uid: i64, f: impl FnOnce() -> T) -> T {
+    let before = THREAD_CALLER.with(|c| c.replace(Some((pid, uid))));
+    let out = f();
+    THREAD_CALLER.with(|c| c.set(before));
+    out
+}
+
 /// Returns who the commits of this thread name now.
 pub fn current_actor() -> Actor {
-    THREAD_ACTOR
+    let actor = THREAD_ACTOR
         .with(|a| a.borrow().clone())
         .unwrap_or_else(|| {
             process_actor()
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone()
-        })
+        });
+    match THREAD_CALLER.with(std::cell::Cell::get) {
+        Some((pid, uid)) => Actor { pid, uid, ..actor },
+        None => actor,
+    }
 }
 
 /// Returns this host's clock in microseconds since the epoch.
