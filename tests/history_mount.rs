@@ -1,8 +1,9 @@
 //! History through a real mount against a model (issue 23): random creates, writes, appends,
 //! truncates, renames, unlinks, mkdir/rmdir, setfattr/removexattr, chmod and utimes in a job
-//! directory, with the time after each recorded; then, at every recorded time T, the tree under
-//! `MNT/at/<T>/` (names, bytes, modes, `user.` attributes, and the modification times the live
-//! tree showed then) is the model's state at T. On RocksDB and on PostgreSQL + S3.
+//! directory, new jobs, menus and configurations, with the time after each recorded; then, at
+//! every recorded time T, the tree under `MNT/at/<T>/` (names, bytes, modes, `user.`
+//! attributes, the modification times the live tree showed then, menus, configurations and
+//! jobs) is the model's state at T. On RocksDB and on PostgreSQL + S3.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -226,27 +227,95 @@ fn change(rng: &mut Rng, job: &Path, tree: &mut Tree, step: usize) {
 fn the_past_matches_the_model(m: &Mounted, seed: u64, steps: usize) {
     let job = m.job_dir();
     let rel = job.strip_prefix(&m.mnt).unwrap().to_path_buf();
+    let jobs = rel.parent().unwrap().to_path_buf();
     let mut rng = Rng(seed);
-    let mut model = Tree::default();
-    let mut recorded: Vec<(i64, Tree, BTreeMap<String, SystemTime>)> = Vec::new();
+    let (mut model, mut catalog) = (Tree::default(), Catalog::default());
+    catalog.jobs.insert("0".into());
+    let mut recorded = Vec::new();
     for step in 0..steps {
-        change(&mut rng, &job, &mut model, step);
+        match rng.below(16) {
+            0 => catalog.add_message(m, "menu"),
+            1 => catalog.add_message(m, "config"),
+            2 => {
+                let next = catalog.jobs.len().to_string();
+                std::fs::create_dir(m.mnt.join(&jobs).join(&next)).unwrap();
+                catalog.jobs.insert(next);
+            }
+            _ => change(&mut rng, &job, &mut model, step),
+        }
         let (live, mtimes) = read_tree(&job);
         assert_eq!(live, model, "the live tree after step {step}");
+        assert_eq!(Catalog::read(&m.mnt, &jobs), catalog, "after step {step}");
         std::thread::sleep(Duration::from_millis(2));
-        recorded.push((now_micros(), model.clone(), mtimes));
+        recorded.push((now_micros(), model.clone(), mtimes, catalog.clone()));
         std::thread::sleep(Duration::from_millis(2));
     }
-    for (step, (t, tree, mtimes)) in recorded.iter().enumerate() {
-        let then: PathBuf = m.mnt.join("at").join(show_micros(*t)).join(&rel);
-        let (past, past_mtimes) = read_tree(&then);
-        assert_eq!(&past, tree, "at {} (after step {step})", show_micros(*t));
+    let done = &recorded.last().unwrap().3;
+    assert!(
+        !done.menus.is_empty() && !done.configs.is_empty() && done.jobs.len() > 1,
+        "the steps made menus, configurations and jobs: {done:?}"
+    );
+    for (step, (t, tree, mtimes, catalog)) in recorded.iter().enumerate() {
+        let root = m.mnt.join("at").join(show_micros(*t));
+        let (past, past_mtimes) = read_tree(&root.join(&rel));
+        let at = show_micros(*t);
+        assert_eq!(&past, tree, "at {at} (after step {step})");
+        assert_eq!(&past_mtimes, mtimes, "mtimes at {at} (after step {step})");
         assert_eq!(
-            &past_mtimes,
-            mtimes,
-            "mtimes at {} (after step {step})",
-            show_micros(*t)
+            &Catalog::read(&root, &jobs),
+            catalog,
+            "at {at} (after step {step})"
         );
+    }
+}
+
+/// The model's menus and configurations (uuid → bytes) and the dataset's jobs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Catalog {
+    menus: BTreeMap<String, Vec<u8>>,
+    configs: BTreeMap<String, Vec<u8>>,
+    jobs: std::collections::BTreeSet<String>,
+}
+
+impl Catalog {
+    /// Registers a new `kind` (`menu` or `config`) through the command line.
+    fn add_message(&mut self, m: &Mounted, kind: &str) {
+        let out = m.on_store(&[kind, "new"]);
+        crate::mount::assert_success(&out);
+        let uuid = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let dir = if kind == "menu" { "menus" } else { "configs" };
+        // Bytes as the store serialises them: read back once, then expected at every time.
+        std::thread::sleep(Duration::from_millis(1100)); // the kernel's cache of `menus/`
+        let bytes = std::fs::read(m.mnt.join(dir).join(&uuid)).unwrap();
+        let map = if kind == "menu" {
+            &mut self.menus
+        } else {
+            &mut self.configs
+        };
+        map.insert(uuid, bytes);
+    }
+
+    /// Reads the menus, configurations and the jobs under `jobs` (relative) of tree `root`.
+    fn read(root: &Path, jobs: &Path) -> Catalog {
+        let messages = |dir: &str| -> BTreeMap<String, Vec<u8>> {
+            (std::fs::read_dir(root.join(dir)).unwrap())
+                .map(|e| e.unwrap())
+                .map(|e| {
+                    (
+                        e.file_name().into_string().unwrap(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let jobs = (std::fs::read_dir(root.join(jobs)).unwrap())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        Catalog {
+            menus: messages("menus"),
+            configs: messages("configs"),
+            jobs,
+        }
     }
 }
 
