@@ -7,9 +7,11 @@
 # benchmark on that PostgreSQL (scripts/bench_shared.py starts and stops the servers); the
 # issue-12 workloads on native, cronusfs and JuiceFS with SQLite and with Redis metadata
 # (scripts/bench_peers.py); and the row benchmark's data on the original Synapse 0.0.56 LMDB
-# storage (scripts/bench_synapse.py, in a venv of its own).
+# storage (scripts/bench_synapse.py, in a venv of its own); and what history costs and reads of
+# the past (scripts/bench_history.py; with CRONUSFS_OLD_BIN, a build from before history, next
+# to it).
 # Extra arguments go to every bench, e.g. `scripts/bench.sh --runs 5 --dir /var/tmp`;
-# `--only mount` (or rowstore, objects, shared, peers, synapse) runs one of them.
+# `--only mount` (or rowstore, objects, shared, peers, synapse, history) runs one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -40,6 +42,12 @@ fi
 if [ -z "$only" ] || [ "$only" = peers ]; then
   cargo build --locked --release --quiet
   python3 scripts/bench_peers.py "$CARGO_TARGET_DIR/release/cronusfs" "${args[@]}"
+fi
+if [ -z "$only" ] || [ "$only" = history ]; then
+  cargo build --locked --release --quiet
+  old=()
+  if [ -n "${CRONUSFS_OLD_BIN:-}" ]; then old=("$CRONUSFS_OLD_BIN"); fi
+  python3 scripts/bench_history.py "$CARGO_TARGET_DIR/release/cronusfs" "${old[@]}" "${args[@]}"
 fi
 if [ -z "$only" ] || [ "$only" = synapse ]; then
   venv="$HOME/.cache/synapse-venv"
