@@ -4,15 +4,15 @@
 //! it off the request threads for a store whose content is remote) is in `content`; the
 //! session (mounting, signals, hearing other hosts' changes) in `session`.
 
+mod callers;
 mod content;
 mod io_modes;
 mod session;
 
 pub use session::{MountOptions, serve};
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{
@@ -23,9 +23,10 @@ use fuser::{
 };
 
 use crate::fs::{
-    self, Attr, Caller, Creator, Fh, FsCore, FsError, Ino, Kind, SetAttr, XattrFlags, XattrReply,
+    self, Attr, Creator, Fh, FsCore, FsError, Ino, Kind, SetAttr, XattrFlags, XattrReply,
 };
 use crate::storage::Storage;
+use callers::caller;
 use io_modes::{IoModes, OpenMode};
 
 /// How long the kernel may trust attributes and names it was given. Changes made through
@@ -47,9 +48,9 @@ const MAX_WRITE: u32 = 1 << 20;
 pub struct FuseFs<S: Storage> {
     core: Arc<FsCore<S>>,
     modes: Arc<IoModes<BackingId>>,
-    /// Who opened each writable handle (uid, gid, pid): a release, which the kernel sends
-    /// as nobody's, commits on its behalf.
-    openers: Mutex<HashMap<u64, (u32, u32, u32)>>,
+    /// Who opened each writable handle: a release, which the kernel sends as nobody's,
+    /// commits on its behalf.
+    openers: callers::Openers,
     // Where content requests run: `None` on the request thread that got them.
     content: Option<content::ContentPool>,
 }
@@ -60,7 +61,7 @@ impl<S: Storage> FuseFs<S> {
         FuseFs {
             core,
             modes: Arc::default(),
-            openers: Mutex::default(),
+            openers: callers::Openers::default(),
             content: None,
         }
     }
@@ -210,29 +211,6 @@ fn ttl_of<S: Storage>(core: &FsCore<S>, ino: Ino) -> Duration {
         PAST_TTL
     } else {
         ttl()
-    }
-}
-
-/// Who sends request `req`.
-fn caller(req: &Request) -> Caller {
-    Caller::new(req.uid(), req.gid(), req.pid())
-}
-
-impl<S: Storage> FuseFs<S> {
-    /// Remembers who opened writable handle `fh` (request `req`).
-    fn opened_by(&self, fh: u64, req: &Request) {
-        let mut openers = self.openers.lock().unwrap_or_else(|e| e.into_inner());
-        openers.insert(fh, (req.uid(), req.gid(), req.pid()));
-    }
-
-    /// Returns who a release of handle `fh` (request `req`) commits for: the request's
-    /// process, or when the kernel sends it as nobody's, the handle's opener.
-    fn released_by(&self, fh: u64, req: &Request) -> Caller {
-        let mut openers = self.openers.lock().unwrap_or_else(|e| e.into_inner());
-        match (openers.remove(&fh), req.pid()) {
-            (Some((uid, gid, pid)), 0) => Caller::new(uid, gid, pid),
-            _ => caller(req),
-        }
     }
 }
 
@@ -410,7 +388,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         match caller(req).on_behalf(|| self.core.open(Ino(ino.0), flags)) {
             Ok(o) => {
                 if flags.write {
-                    self.opened_by(o.fh.0, req);
+                    self.openers.opened(o.fh.0, req);
                 }
                 self.reply_opened(ino.0, o, flags.write, reply)
             }
@@ -445,7 +423,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             .on_behalf(|| (self.core).create_as(Ino(parent.0), name, creator(req, mode), flags));
         match made {
             Ok((attr, opened)) => {
-                self.opened_by(opened.fh.0, req);
+                self.openers.opened(opened.fh.0, req);
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(&opened));
                 self.modes.served(attr.ino, opened.fh);
                 reply.created(&ttl(), &file_attr(&attr), Generation(0), fh, flags);
@@ -513,7 +491,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let by = self.released_by(fh.0, req);
+        let by = self.openers.released(fh.0, req);
         let (core, modes) = (self.core.clone(), self.modes.clone());
         self.content_io(move || {
             by.on_behalf(|| content::release(&core, &modes, (ino.0, Fh(fh.0)), reply))
