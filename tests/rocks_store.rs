@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use cronusfs::storage::engine::{Cf, Engine, WriteBatch};
+use cronusfs::storage::engine::{Cf, Engine, EngineRead, WriteBatch};
 use cronusfs::storage::keys::{META_FORMAT_VERSION, META_HISTORY_SINCE};
 use cronusfs::storage::rocks::RocksEngine;
 use cronusfs::storage::{
@@ -334,4 +334,41 @@ fn a_clock_behind_a_time_already_read_stamps_after_it() {
     assert_eq!(commits[0].nodes, ["b"]);
     let then = s.as_of(read).unwrap();
     assert_eq!(then.rows_by_id(&Iden::new("b").unwrap()).unwrap(), vec![]);
+}
+
+#[test]
+fn check_indexes_finds_a_past_entry_missing_from_one_past_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let s = RocksStore::create(&path).unwrap();
+        s.add_rows(&[row("a", "x", 1, 10)]).unwrap();
+        s.del_rows_by_id(&Iden::new("a").unwrap()).unwrap();
+        s.add_rows(&[row("a", "x", 2, 11)]).unwrap();
+        assert!(s.check_indexes().unwrap().is_empty(), "a sound store");
+    }
+    {
+        let engine = RocksEngine::open(&path, false).unwrap();
+        let mut first = None;
+        engine
+            .scan(Cf::PastByPropValu, &[], None, &mut |k, _| {
+                first = Some(k.to_vec());
+                Ok(false)
+            })
+            .unwrap();
+        let mut b = WriteBatch::new();
+        b.delete(Cf::PastByPropValu, first.expect("the dead row's entry"));
+        engine.write(b).unwrap();
+    }
+    let problems = RocksStore::open(&path).unwrap().check_indexes().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("past_by_prop_valu: missing")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("1 / 0 / 1 entries")),
+        "{problems:?}"
+    );
 }

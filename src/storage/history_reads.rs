@@ -129,3 +129,60 @@ pub(crate) fn past_rows_by_prop(
     })?;
     Ok(out)
 }
+
+/// Checks the three past indexes against each other: every `past_by_iden` entry decodes, was
+/// born before it died, and is in the other two with the same value; the three hold as many
+/// entries. Returns one line per problem (read `engine` as one snapshot).
+pub(crate) fn check_past_indexes(engine: &impl EngineRead) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut counts = [0u64; 3];
+    // Read whole first: an engine may not take point reads while it scans (one connection).
+    let mut entries = Vec::new();
+    engine.scan(Cf::PastByIden, &[], None, &mut |k, v| {
+        entries.push((k.to_vec(), v.to_vec()));
+        Ok(true)
+    })?;
+    counts[0] = entries.len() as u64;
+    for (k, v) in entries {
+        match check_past_entry(engine, &k, &v) {
+            Ok(None) => {}
+            Ok(Some(problem)) => problems.push(problem),
+            Err(e) => problems.push(format!("past_by_iden: undecodable entry: {e}")),
+        }
+    }
+    for (i, cf) in [(1, Cf::PastByPropValu), (2, Cf::PastByPropTime)] {
+        engine.scan_keys(cf, &[], None, &mut |_, _| {
+            counts[i] += 1;
+            Ok(true)
+        })?;
+    }
+    if counts[1..].iter().any(|n| *n != counts[0]) {
+        problems.push(format!(
+            "the past indexes hold {} / {} / {} entries (by iden / prop value / prop time)",
+            counts[0], counts[1], counts[2]
+        ));
+    }
+    Ok(problems)
+}
+
+/// Checks one `past_by_iden` entry; returns what is wrong with it, if anything.
+fn check_past_entry(engine: &impl EngineRead, key: &[u8], value: &[u8]) -> Result<Option<String>> {
+    let (live, died) = keys::live_of_past(Cf::PastByIden, key)?;
+    let born = keys::split_value(value)?.0;
+    let row = keys::decode_row(Cf::ByIden, &live, value)?;
+    if born >= died {
+        return Ok(Some(format!(
+            "past_by_iden: {row:?} died before it was born"
+        )));
+    }
+    for (cf, sibling) in keys::sibling_keys(&live)? {
+        let Some(past_cf) = keys::past_cf(cf).filter(|c| *c != Cf::PastByIden) else {
+            continue;
+        };
+        let found = engine.get(past_cf, &keys::past_key(cf, &sibling, died)?)?;
+        if found.as_deref() != Some(value) {
+            return Ok(Some(format!("{}: missing {row:?}", past_cf.name())));
+        }
+    }
+    Ok(None)
+}

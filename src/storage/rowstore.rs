@@ -421,7 +421,10 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
     }
 
     fn check_indexes(&self) -> Result<Vec<String>> {
-        self.view().check_indexes()
+        let mut problems = self.view().check_indexes()?;
+        let snapshot = self.engine.snapshot()?;
+        problems.extend(super::history_reads::check_past_indexes(&snapshot)?);
+        Ok(problems)
     }
 
     fn sync(&self) -> Result<()> {
