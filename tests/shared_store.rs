@@ -602,3 +602,20 @@ fn another_daemon_s_commit_reaches_the_kernel_s_cached_attributes() {
     assert!(std::fs::metadata(in_b.join("g")).is_ok());
     eprintln!("new size seen through B after {took:?}, rename after {gone:?}");
 }
+
+#[test]
+fn a_read_inside_a_scan_of_one_transaction_is_an_error_not_a_panic() {
+    let s = open(&crate::services::pg_store_url());
+    let iden = Iden::new("n").unwrap();
+    s.add_rows(&[cronusfs::storage::Row::new(&iden, "p", 1, 10)])
+        .unwrap();
+    let txn = s.begin().unwrap();
+    let mut inner = Vec::new();
+    txn.visit_rows_by_id(&iden, &mut |_, _, _| inner.push(txn.rows_by_id(&iden)))
+        .unwrap();
+    // The transaction's one connection is busy with the scan: the nested read says so.
+    assert!(
+        matches!(inner.as_slice(), [Err(StorageError::Engine { .. })]),
+        "{inner:?}"
+    );
+}

@@ -606,7 +606,15 @@ pub struct PgTxn<'e> {
 
 impl PgTxn<'_> {
     fn with_conn<T>(&self, op: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.borrow_mut();
+        // One connection answers one statement at a time: a read from inside a scan's visitor
+        // is refused, not a panic.
+        let mut conn = self
+            .conn
+            .try_borrow_mut()
+            .map_err(|_| StorageError::Engine {
+                kind: EngineErrorKind::NotSupported,
+                message: "a read inside a scan of the same PostgreSQL transaction".into(),
+            })?;
         let conn = conn
             .as_mut()
             .expect("a transaction has its connection until it ends");
