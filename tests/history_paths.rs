@@ -251,8 +251,11 @@ fn snapshots_keep_what_they_show<S: Storage>(fs: &FsCore<S>) {
     assert_eq!(errno(fs.lookup(at, &show_micros(t2))), libc::ENOENT);
     assert_eq!(read_all(fs, a), b"third\n");
     assert!(m.storage().check_indexes().unwrap().is_empty());
-    // Removed, its contents go at the next gc.
+    // Removed, its contents go at the next gc, and its tree answers ENOENT (after the second
+    // a tree trusts its snapshot for).
     assert_eq!(m.remove_snapshot("whole").unwrap(), whole);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(errno(fs.getattr(past_job)), libc::ENOENT);
     assert!(matches!(
         m.remove_snapshot("whole"),
         Err(MetaError::NoSuchSnapshot(_))

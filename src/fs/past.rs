@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::file::OpenFiles;
 use super::inode::{Ino, Inodes, TreeNode};
@@ -49,7 +50,13 @@ struct Tree {
     spelling: Spelling,
     core: Arc<PastCore>,
     used: u64,
+    /// For a snapshot's tree: when the snapshot was last found still there.
+    checked: Option<Instant>,
 }
+
+/// How long a snapshot's tree answers before the snapshot is looked for again (removed, its
+/// tree answers ENOENT from then on).
+const SNAPSHOT_CHECK: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Trees {
@@ -133,6 +140,7 @@ impl PastTrees {
             spelling,
             core: core.clone(),
             used,
+            checked: Some(Instant::now()),
         };
         trees.by_slot.insert(slot, tree);
         Ok(core)
@@ -144,6 +152,25 @@ impl PastTrees {
             .by_slot
             .get(&slot)
             .is_some_and(|t| matches!(t.spelling, Spelling::Snapshot(..)))
+    }
+
+    /// Returns the snapshot (name, creation) the tree in `slot` shows, when it is time to
+    /// look whether it is still there.
+    fn snapshot_to_check(&self, slot: u64) -> Option<(String, i64)> {
+        let trees = self.lock();
+        let tree = trees.by_slot.get(&slot)?;
+        let Spelling::Snapshot(name, created) = &tree.spelling else {
+            return None;
+        };
+        let fresh = tree.checked.is_some_and(|t| t.elapsed() < SNAPSHOT_CHECK);
+        (!fresh).then(|| (name.clone(), *created))
+    }
+
+    /// Records that the snapshot of the tree in `slot` was found still there.
+    fn snapshot_checked(&self, slot: u64) {
+        if let Some(tree) = self.lock().by_slot.get_mut(&slot) {
+            tree.checked = Some(Instant::now());
+        }
     }
 }
 
@@ -202,6 +229,13 @@ impl<S: Storage> FsCore<S> {
         };
         let core = trees.core(slot)?;
         core.ns.meta.storage().check_readable()?;
+        if let Some((name, created)) = trees.snapshot_to_check(slot) {
+            // A snapshot's time is readable whatever the floor only while it is kept.
+            match self.ns.meta.snapshot(&name)? {
+                Some(s) if s.created == created => trees.snapshot_checked(slot),
+                _ => return Err(FsError::NotFound),
+            }
+        }
         Ok(Some(core))
     }
 
