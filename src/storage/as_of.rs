@@ -345,22 +345,43 @@ impl<R: EngineRead> EngineRead for AsOfView<R> {
                 }
                 Ok(())
             })?;
-        let mut live: Vec<Vec<Entry>> = vec![Vec::new(); spans.len()];
+        // A node nothing happened to since (most) is passed on as read; one with past rows is
+        // held until its span ends and merged with them. Spans stay in the order given.
+        let (mut next, mut held) = (0, Vec::new());
         self.engine.scan_spans(cf, spans, &mut |i, k, v| {
-            if self.born_by_then(v)? {
-                live[i].push((k.to_vec(), v.to_vec()));
+            deliver_until(i, (&mut next, &mut held), &mut past, visit)?;
+            match (self.born_by_then(v)?, past[i].is_empty()) {
+                (false, _) => Ok(()),
+                (true, true) => visit(i, k, v),
+                (true, false) => {
+                    held.push((k.to_vec(), v.to_vec()));
+                    Ok(())
+                }
             }
-            Ok(())
         })?;
-        for (i, (mut entries, then)) in live.into_iter().zip(past).enumerate() {
-            entries.extend(then);
-            entries.sort();
-            for (k, v) in entries {
-                visit(i, &k, &v)?;
-            }
-        }
-        Ok(())
+        deliver_until(spans.len(), (&mut next, &mut held), &mut past, visit)
     }
+}
+
+/// Passes on the entries of every span before `upto` not passed on yet, from `*next`: the
+/// live entries `held` of span `*next` merged with its past ones, then the past entries of
+/// the spans after it (their live entries, if any, were passed on as read).
+fn deliver_until(
+    upto: usize,
+    (next, held): (&mut usize, &mut Vec<Entry>),
+    past: &mut [Vec<Entry>],
+    visit: &mut SpansVisitor<'_>,
+) -> Result<()> {
+    while *next < upto {
+        let mut entries = std::mem::take(held);
+        entries.append(&mut past[*next]);
+        entries.sort();
+        for (k, v) in entries {
+            visit(*next, &k, &v)?;
+        }
+        *next += 1;
+    }
+    Ok(())
 }
 
 /// The read-only store as it was at a time.
