@@ -7,42 +7,29 @@
 mod callers;
 mod content;
 mod io_modes;
+mod replies;
 mod session;
 
 pub use session::{MountOptions, serve};
 
 use std::ffi::OsStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fuser::{
-    AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::fs::{
-    self, Attr, Creator, Fh, FsCore, FsError, Ino, Kind, SetAttr, XattrFlags, XattrReply,
-};
+use crate::fs::{self, Fh, FsCore, FsError, Ino, SetAttr, XattrFlags};
 use crate::storage::Storage;
 use callers::caller;
 use io_modes::{IoModes, OpenMode};
-
-/// How long the kernel may trust attributes and names it was given. Changes made through
-/// the mount update the kernel's copy at once; this bounds how long a change made another way
-/// (the CLI talking to the daemon) can go unseen.
-static ATTR_TTL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-
-/// How long the kernel may keep attributes and names it was given (the mount's option; 1 s
-/// unless set).
-fn ttl() -> Duration {
-    *ATTR_TTL.get_or_init(|| Duration::from_secs(1))
-}
-/// How long the kernel may keep names and attributes of a tree of the past.
-const PAST_TTL: Duration = Duration::from_secs(3600);
-/// Largest write request asked of the kernel.
-const MAX_WRITE: u32 = 1 << 20;
+use replies::{
+    MAX_WRITE, creator, errno, file_attr, fopen, kind, open_flags, reply_attr, reply_empty,
+    reply_entry, reply_xattr, time_of, ttl, ttl_of, utf8,
+};
 
 /// A mounted filesystem core.
 pub struct FuseFs<S: Storage> {
@@ -72,91 +59,6 @@ impl<S: Storage> FuseFs<S> {
             Some(pool) => pool.run(job),
             None => job(),
         }
-    }
-}
-
-fn file_attr(a: &Attr) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(a.ino.0),
-        size: a.size,
-        blocks: a.size.div_ceil(512),
-        atime: a.mtime,
-        mtime: a.mtime,
-        ctime: a.ctime,
-        crtime: a.crtime,
-        kind: kind(a.kind),
-        perm: a.perm,
-        nlink: a.nlink,
-        uid: a.uid,
-        gid: a.gid,
-        rdev: 0,
-        blksize: MAX_WRITE,
-        flags: 0,
-    }
-}
-
-fn errno(e: &FsError) -> Errno {
-    Errno::from_i32(e.errno())
-}
-
-/// Returns a name the core can take: UTF-8 (other names are EINVAL).
-fn utf8(name: &OsStr) -> Result<&str, Errno> {
-    name.to_str().ok_or(Errno::EINVAL)
-}
-
-fn time_of(t: TimeOrNow) -> std::time::SystemTime {
-    match t {
-        TimeOrNow::SpecificTime(t) => t,
-        TimeOrNow::Now => std::time::SystemTime::now(),
-    }
-}
-
-fn open_flags(flags: OpenFlags) -> fs::OpenFlags {
-    fs::OpenFlags {
-        write: !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY),
-        truncate: flags.0 & libc::O_TRUNC != 0,
-    }
-}
-
-fn fopen(opened: &fs::Opened) -> FopenFlags {
-    let mut flags = FopenFlags::empty();
-    if opened.keep_cache {
-        flags |= FopenFlags::FOPEN_KEEP_CACHE;
-    }
-    if opened.direct_io {
-        flags |= FopenFlags::FOPEN_DIRECT_IO;
-    }
-    flags
-}
-
-fn reply_xattr(result: Result<XattrReply, FsError>, reply: ReplyXattr) {
-    match result {
-        Ok(XattrReply::Size(n)) => reply.size(n),
-        Ok(XattrReply::Data(d)) => reply.data(&d),
-        Err(e) => reply.error(errno(&e)),
-    }
-}
-
-fn reply_empty(result: Result<(), FsError>, reply: ReplyEmpty) {
-    match result {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(&e)),
-    }
-}
-
-/// Who asks to make a node, with the mode it asks for (the kernel has applied the umask).
-fn creator(req: &Request, mode: u32) -> Creator {
-    Creator {
-        uid: req.uid(),
-        gid: req.gid(),
-        mode: mode & 0o7777,
-    }
-}
-
-fn reply_attr(result: Result<Attr, FsError>, reply: ReplyAttr) {
-    match result {
-        Ok(a) => reply.attr(&ttl(), &file_attr(&a)),
-        Err(e) => reply.error(errno(&e)),
     }
 }
 
@@ -191,26 +93,6 @@ impl<S: Storage> FuseFs<S> {
             }
             OpenMode::Served => reply.opened(FileHandle(fh.0), fopen(&opened) | noflush),
         }
-    }
-}
-
-fn reply_entry(result: Result<Attr, FsError>, reply: ReplyEntry) {
-    match result {
-        Ok(a) => reply.entry(&ttl(), &file_attr(&a), Generation(0)),
-        Err(e) => reply.error(errno(&e)),
-    }
-}
-
-/// How long the kernel may keep what the core answered about `ino`: nothing of what depends
-/// on who asked (the query views), lest another caller be shown it; an hour of what never
-/// changes (the trees of the past).
-fn ttl_of<S: Storage>(core: &FsCore<S>, ino: Ino) -> Duration {
-    if core.answers_per_caller(ino) {
-        Duration::ZERO
-    } else if core.never_changes(ino) {
-        PAST_TTL
-    } else {
-        ttl()
     }
 }
 
@@ -679,14 +561,6 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         // The kernel checks permissions itself (default_permissions); this only says the node
         // exists.
         reply_empty(self.core.getattr(Ino(ino.0)).map(|_| ()), reply);
-    }
-}
-
-fn kind(k: Kind) -> FileType {
-    match k {
-        Kind::Dir => FileType::Directory,
-        Kind::File => FileType::RegularFile,
-        Kind::Symlink => FileType::Symlink,
     }
 }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use fuser::INodeNo;
 
-use super::{ATTR_TTL, FuseFs, content};
+use super::replies::ATTR_TTL;
+use super::{FuseFs, content};
 use crate::fs::{FsCore, KernelInval};
 use crate::storage::Storage;
 
