@@ -13,7 +13,7 @@ use super::file::OpenFiles;
 use super::inode::{Ino, Inodes, TreeNode};
 use super::namespace::Namespace;
 use super::{Attr, DirEntry, FsCore, FsError, FsOptions, FsResult, attr::Defaults, content_cache};
-use crate::meta::Metastore;
+use crate::meta::{Metastore, Snapshot};
 use crate::storage::Storage;
 use crate::storage::history::parse_time;
 
@@ -281,13 +281,7 @@ impl<S: Storage> FsCore<S> {
             }
             TreeNode::Snapshots => {
                 let snap = meta.snapshot(name)?.ok_or(FsError::NotFound)?;
-                let spelling = Spelling::Snapshot(name.to_string(), snap.created);
-                trees.tree(spelling, |base| {
-                    let mut core =
-                        PastCore::of_past(meta.snapshot_view(&snap)?, &self.options, base);
-                    core.ns.scope = snap.dataset;
-                    Ok(core)
-                })?
+                return self.snapshot_root(trees, &snap).map(Some);
             }
             _ => return Ok(None),
         };
@@ -296,18 +290,33 @@ impl<S: Storage> FsCore<S> {
         core.getattr(core.root()).map(Some)
     }
 
+    /// Returns the root of the tree of snapshot `snap`, made the first time.
+    fn snapshot_root(&self, trees: &PastTrees, snap: &Snapshot) -> FsResult<Attr> {
+        let spelling = Spelling::Snapshot(snap.name.clone(), snap.created);
+        let core = trees.tree(spelling, |base| {
+            let meta = self.ns.meta.snapshot_view(snap)?;
+            let mut core = PastCore::of_past(meta, &self.options, base);
+            core.ns.scope = snap.dataset;
+            Ok(core)
+        })?;
+        core.getattr(core.root())
+    }
+
     /// Lists `snapshots/`: each snapshot's tree root.
     pub(super) fn list_snapshots(&self) -> FsResult<Vec<DirEntry>> {
+        let Some(trees) = &self.past else {
+            return Ok(Vec::new());
+        };
         let mut entries = Vec::new();
         for snap in self.ns.meta.snapshots()? {
-            match self.lookup_past(&TreeNode::Snapshots, &snap.name) {
-                Ok(Some(attr)) => entries.push(DirEntry {
+            match self.snapshot_root(trees, &snap) {
+                Ok(attr) => entries.push(DirEntry {
                     name: snap.name,
                     attr,
                     place: None,
                 }),
-                // Removed while listed, or its time fell out of what is kept.
-                Ok(None) | Err(FsError::NotFound) => {}
+                // Removed while listed.
+                Err(FsError::NotFound) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use std::time::Duration;
 
-use super::{Metastore, prop};
+use super::{Metastore, Snapshot, prop};
 use crate::meta::content::{ContentId, GcReport, has_manifest};
 use crate::meta::{MetaError, Result};
 use crate::storage::RowRead;
@@ -32,7 +32,8 @@ impl<S: Storage> Metastore<S> {
         let floor = self
             .store
             .raise_history_floor(now.saturating_sub(retention))?;
-        let pins: Vec<i64> = (self.snapshots()?.iter())
+        let snapshots = self.snapshots()?;
+        let pins: Vec<i64> = (snapshots.iter())
             .map(|s| s.at)
             .filter(|at| *at < floor)
             .collect();
@@ -43,7 +44,7 @@ impl<S: Storage> Metastore<S> {
         let only_past: Vec<ContentId> = past.difference(&live).copied().collect();
         live.extend(only_past.iter().copied());
         let only_snapshots: Vec<ContentId> = self
-            .snapshot_contents(floor)?
+            .snapshot_contents(&snapshots, floor)?
             .difference(&live)
             .copied()
             .collect();
@@ -64,9 +65,9 @@ impl<S: Storage> Metastore<S> {
 
     /// Returns the contents that snapshots older than `floor` show (newer ones are in the
     /// history kept): of the whole store, or of the objects of one dataset.
-    fn snapshot_contents(&self, floor: i64) -> Result<HashSet<ContentId>> {
+    fn snapshot_contents(&self, snapshots: &[Snapshot], floor: i64) -> Result<HashSet<ContentId>> {
         let mut contents = HashSet::new();
-        for snapshot in self.snapshots()? {
+        for snapshot in snapshots {
             if snapshot.at >= floor {
                 continue;
             }
