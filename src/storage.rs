@@ -208,6 +208,10 @@ pub trait RowWrite: RowRead {
     /// Deletes the rows matching `query` (its limit is ignored); returns how many.
     fn del_rows_by_prop(&self, query: &PropQuery<'_>) -> Result<usize>;
 
+    /// Deletes exactly `rows` (equal in all four fields; a row not stored is skipped), reading
+    /// nothing: for a writer that read the rows it replaces in the same transaction.
+    fn del_rows(&self, rows: &[Row]) -> Result<()>;
+
     /// Deletes the rows of `iden` with `prop` (and `valu`, if given); returns how many.
     fn del_rows_by_id_prop(&self, iden: &Iden, prop: &str, valu: Option<&Valu>) -> Result<usize>;
 

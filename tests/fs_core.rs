@@ -257,6 +257,45 @@ fn truncate_by_path_and_by_handle() {
 }
 
 #[test]
+fn setattr_answers_what_getattr_then_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let ino = write_file(&fs, job, "t", b"hello world");
+    let at = |s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+    let changes = [
+        SetAttr {
+            mtime: Some(at(1_000_000)),
+            ..SetAttr::default()
+        },
+        SetAttr {
+            mode: Some(0o600),
+            mtime: Some(at(2_000_000)),
+            ..SetAttr::default()
+        },
+        SetAttr {
+            mode: Some(0o600),
+            uid: Some(1234),
+            gid: Some(99),
+            ..SetAttr::default()
+        },
+    ];
+    for set in changes {
+        let answered = fs.setattr(ino, None, set).unwrap();
+        assert_eq!(answered, fs.getattr(ino).unwrap(), "{set:?}");
+        if let Some(t) = set.mtime {
+            assert_eq!(answered.mtime, t);
+        }
+    }
+    let last = fs.getattr(ino).unwrap();
+    assert_eq!(
+        (last.perm, last.uid, last.gid, last.size),
+        (0o600, 1234, 99, 11)
+    );
+    assert_eq!(last.mtime, at(2_000_000));
+}
+
+#[test]
 fn writers_share_one_working_copy_and_readers_keep_their_version() {
     let tmp = tempfile::tempdir().unwrap();
     let fs = core(tmp.path());

@@ -11,7 +11,7 @@ use super::in_past;
 use super::inode::{Ino, TreeNode};
 use super::{DirEntry, Epoch, FsCore, FsError, FsResult, parse_job};
 use crate::meta::{DatasetId, MetaError, ObjectId, ObjectPath, prop};
-use crate::storage::{Storage, Valu};
+use crate::storage::{Row, Storage, Valu};
 
 /// Who makes a node, and the permission bits asked for (after the umask).
 #[derive(Clone, Copy, Debug)]
@@ -354,38 +354,51 @@ impl<S: Storage> FsCore<S> {
             self.truncate(ino, fh, size)?;
         }
         // An owner or mode that is already the node's is not written again (`tar -x` and
-        // `cp -p` restore all three on every file).
-        let now = self.getattr(ino)?;
+        // `cp -p` restore all three on every file); a `touch` reads nothing before its write.
+        let now = match set.mode.is_some() || set.uid.is_some() || set.gid.is_some() {
+            true => Some(self.getattr(ino)?),
+            false => None,
+        };
+        let differs = |new: u32, old: fn(&Attr) -> u32| now.as_ref().is_none_or(|a| new != old(a));
         let rows: Vec<(&'static str, Valu)> = [
             set.mode
-                .filter(|m| m & 0o7777 != u32::from(now.perm))
+                .filter(|m| differs(m & 0o7777, |a| u32::from(a.perm)))
                 .map(|m| (prop::MODE, Valu::Int(i64::from(m & 0o7777)))),
             set.uid
-                .filter(|u| *u != now.uid)
+                .filter(|u| differs(*u, |a| a.uid))
                 .map(|u| (prop::UID, Valu::Int(i64::from(u)))),
             set.gid
-                .filter(|g| *g != now.gid)
+                .filter(|g| differs(*g, |a| a.gid))
                 .map(|g| (prop::GID, Valu::Int(i64::from(g)))),
             set.mtime.map(|t| (prop::MTIME, Valu::Int(millis_of(t)))),
         ]
         .into_iter()
         .flatten()
         .collect();
-        if !rows.is_empty() {
-            self.set_system_rows(&node, rows)?;
+        if rows.is_empty() {
+            return self.getattr(ino);
         }
-        self.getattr(ino)
+        match (self.set_system_rows(&node, rows)?, node) {
+            // The rows the write left answer without another read.
+            (Some(rows), TreeNode::Object(id)) => Ok(self.ns.object_attr(ino, id, &rows)),
+            _ => self.getattr(ino),
+        }
     }
 
-    /// Writes attribute rows of `node` (kept for the first commit of a pending file).
-    fn set_system_rows(&self, node: &TreeNode, rows: Vec<(&'static str, Valu)>) -> FsResult<()> {
+    /// Writes attribute rows of `node` (kept for the first commit of a pending file, `None`);
+    /// returns the node's committed rows after the write.
+    fn set_system_rows(
+        &self,
+        node: &TreeNode,
+        rows: Vec<(&'static str, Valu)>,
+    ) -> FsResult<Option<Vec<Row>>> {
         if let TreeNode::Object(id) = node
             && self.ns.uncommitted.is_pending(*id)
         {
             for (p, v) in rows {
                 self.ns.uncommitted.pending_row(*id, p, Some(v));
             }
-            return Ok(());
+            return Ok(None);
         }
         let Some(iden) = self.ns.iden_of(node)? else {
             return Err(FsError::NotPermitted);
@@ -395,7 +408,9 @@ impl<S: Storage> FsCore<S> {
         }
         let now = crate::storage::now_millis();
         let rows: Vec<(&str, Valu, i64)> = rows.into_iter().map(|(p, v)| (p, v, now)).collect();
-        Ok(self.ns.meta.set_node_rows(&iden, &rows, true)?)
+        Ok(Some(
+            self.ns.meta.set_node_rows_read_back(&iden, &rows, true)?,
+        ))
     }
 
     /// Opens directory `ino`.

@@ -64,6 +64,9 @@ impl<S: Storage + ?Sized> RowWrite for Box<S> {
     fn del_rows_by_id(&self, iden: &Iden) -> Result<usize> {
         (**self).del_rows_by_id(iden)
     }
+    fn del_rows(&self, rows: &[Row]) -> Result<()> {
+        (**self).del_rows(rows)
+    }
     fn del_rows_by_prop(&self, q: &PropQuery<'_>) -> Result<usize> {
         (**self).del_rows_by_prop(q)
     }

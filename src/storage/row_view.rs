@@ -411,6 +411,15 @@ impl<R: EngineRead> RowView<R> {
         Ok(())
     }
 
+    /// Deletes rows a caller names (validated as [`RowView::add_rows`] validates them).
+    pub fn del_given_rows(&self, rows: &[Row]) -> Result<()> {
+        for row in rows {
+            check_prop(&row.prop)?;
+        }
+        self.del_rows(rows);
+        Ok(())
+    }
+
     fn del_rows(&self, rows: &[Row]) -> usize {
         for row in rows {
             for (cf, key) in keys::row_entries(row).keys {

@@ -345,6 +345,9 @@ macro_rules! forward_row_write {
             fn del_rows_by_id(&self, iden: &Iden) -> Result<usize> {
                 $run(self, |v| v.del_rows_by_id(iden))
             }
+            fn del_rows(&self, rows: &[Row]) -> Result<()> {
+                $run(self, |v| v.del_given_rows(rows))
+            }
             fn del_rows_by_prop(&self, q: &PropQuery<'_>) -> Result<usize> {
                 $run(self, |v| v.del_rows_by_prop(q))
             }

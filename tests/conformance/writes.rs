@@ -49,6 +49,54 @@ pub fn deletes_are_seen_by_lifts(s: &dyn Storage) {
     );
 }
 
+pub fn del_rows_deletes_the_named_rows(s: &dyn Storage) {
+    s.add_rows(&[
+        row("a", "x", 1, 10),
+        row("a", "x", 2, 11),
+        row("a", "y", "s", 12),
+        row("b", "x", 1, 13),
+    ])
+    .unwrap();
+    // A row is named by all four fields; rows that are not stored are skipped.
+    s.del_rows(&[
+        row("a", "x", 1, 10),
+        row("a", "x", 2, 999),
+        row("a", "y", "absent", 1),
+        row("zz", "x", 1, 1),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.rows_by_id(&iden("a")).unwrap(),
+        vec![row("a", "x", 2, 11), row("a", "y", "s", 12)]
+    );
+    assert_eq!(
+        s.rows_by_prop(&PropQuery::new("x").valu(&Valu::Int(1)))
+            .unwrap(),
+        vec![row("b", "x", 1, 13)],
+        "the value index lost the row too"
+    );
+    assert!(matches!(
+        s.del_rows(&[row("a", "x", 2, 11), row("a", "", 1, 1)]),
+        Err(StorageError::BadProp { .. })
+    ));
+    assert_eq!(
+        s.rows_by_id(&iden("a")).unwrap().len(),
+        2,
+        "a refused delete deleted nothing"
+    );
+    let txn = s.begin().unwrap();
+    let rows = txn.rows_by_id(&iden("a")).unwrap();
+    txn.del_rows(&rows).unwrap();
+    assert_eq!(
+        txn.rows_by_id(&iden("a")).unwrap(),
+        vec![],
+        "a transaction sees its own deletes"
+    );
+    txn.commit().unwrap();
+    assert_eq!(s.rows_by_id(&iden("a")).unwrap(), vec![]);
+    assert_eq!(s.rows_by_id(&iden("b")).unwrap().len(), 1);
+}
+
 pub fn set_rows_by_id_prop(s: &dyn Storage) {
     s.add_rows(&[
         row("a", "x", 1, 10),

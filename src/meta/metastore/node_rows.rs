@@ -24,6 +24,7 @@ impl<S: Storage> Metastore<S> {
 
     /// Sets rows `(prop, value, time)` of node `iden` in one transaction, each replacing the
     /// node's rows of its prop; a node that does not exist is [`MetaError::NoSuchObject`].
+    /// Reads the node's kind row and the rows it replaces, nothing else.
     pub fn set_node_rows(
         &self,
         iden: &Iden,
@@ -38,13 +39,39 @@ impl<S: Storage> Metastore<S> {
             if txn.rows_by_id_prop(iden, prop::KIND, None)?.is_empty() {
                 return Err(MetaError::NoSuchObject(iden.to_string()));
             }
-            let mut new = Vec::with_capacity(rows.len());
-            for (p, valu, time) in rows {
+            for (p, _, _) in rows {
                 txn.del_rows_by_id_prop(iden, p, None)?;
-                new.push(Row::new(iden, p, valu.clone(), *time));
             }
-            txn.add_rows(&new)?;
+            txn.add_rows(&new_rows(iden, rows))?;
             Ok(())
+        })
+    }
+
+    /// [`Metastore::set_node_rows`], returning the node's rows after the change: one read of
+    /// the whole node serves the check, the deletes and the answer (the replaced props' rows
+    /// come last). For a caller that reads the node back anyway (the mount's `utimens`).
+    pub fn set_node_rows_read_back(
+        &self,
+        iden: &Iden,
+        rows: &[(&str, Valu, i64)],
+        system: bool,
+    ) -> Result<Vec<Row>> {
+        for (p, _, _) in rows {
+            check_user_prop(p, system)?;
+        }
+        self.in_txn(|txn| {
+            let (gone, mut kept): (Vec<Row>, Vec<Row>) = txn
+                .rows_by_id(iden)?
+                .into_iter()
+                .partition(|r| rows.iter().any(|(p, _, _)| r.prop == *p));
+            if !gone.iter().chain(&kept).any(|r| r.prop == prop::KIND) {
+                return Err(MetaError::NoSuchObject(iden.to_string()));
+            }
+            let new = new_rows(iden, rows);
+            txn.del_rows(&gone)?;
+            txn.add_rows(&new)?;
+            kept.extend(new);
+            Ok(kept)
         })
     }
 
@@ -53,6 +80,12 @@ impl<S: Storage> Metastore<S> {
         check_user_prop(p, false)?;
         Ok(self.store.del_rows_by_id_prop(iden, p, None)?)
     }
+}
+
+fn new_rows(iden: &Iden, rows: &[(&str, Valu, i64)]) -> Vec<Row> {
+    (rows.iter())
+        .map(|(p, valu, time)| Row::new(iden, p, valu.clone(), *time))
+        .collect()
 }
 
 /// Refuses props of the catalogue's own rows (and the daemons') unless `system` is set.
