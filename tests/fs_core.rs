@@ -2,7 +2,7 @@
 //! on the in-memory backend and on RocksDB (with a reopen).
 
 use cronusfs::fs::{
-    Fh, FsCore, FsError, FsOptions, Ino, Kind, OpenFlags, SetAttr, XattrFlags, XattrReply,
+    Fh, FsCore, FsError, FsOptions, FsResult, Ino, Kind, OpenFlags, SetAttr, XattrFlags, XattrReply,
 };
 use cronusfs::meta::{DatasetId, Metastore};
 use cronusfs::storage::{MemoryStore, RocksStore, Storage};
@@ -254,6 +254,48 @@ fn truncate_by_path_and_by_handle() {
     fs.setattr(ino, Some(opened.fh), grow).unwrap();
     fs.release(opened.fh).unwrap();
     assert_eq!(read_all(&fs, ino), [0, 0, 0]);
+}
+
+#[test]
+fn racing_xattr_creates_of_one_name_let_one_win() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let ino = write_file(&fs, job, "t", b"x");
+    let create = XattrFlags {
+        create: true,
+        replace: false,
+    };
+    for round in 0..20 {
+        let name = format!("user.once{round}");
+        let outcomes: Vec<(usize, FsResult<()>)> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..4)
+                .map(|i| {
+                    let (fs, name) = (&fs, &name);
+                    s.spawn(move || (i, fs.setxattr(ino, name, i.to_string().as_bytes(), create)))
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won: Vec<usize> = (outcomes.iter())
+            .filter(|(_, r)| r.is_ok())
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {outcomes:?}");
+        for (_, r) in &outcomes {
+            if let Err(e) = r {
+                assert_eq!(e.errno(), libc::EEXIST, "{e}");
+            }
+        }
+        let XattrReply::Data(value) = fs.getxattr(ino, &name, 64).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            value,
+            won[0].to_string().as_bytes(),
+            "the winner's value stays"
+        );
+    }
 }
 
 #[test]

@@ -408,9 +408,9 @@ impl<S: Storage> FsCore<S> {
         }
         let now = crate::storage::now_millis();
         let rows: Vec<(&str, Valu, i64)> = rows.into_iter().map(|(p, v)| (p, v, now)).collect();
-        Ok(Some(
-            self.ns.meta.set_node_rows_read_back(&iden, &rows, true)?,
-        ))
+        (self.ns.meta)
+            .set_node_rows_read_back(&iden, &rows, true, &mut |_| true)
+            .map_err(FsError::from)
     }
 
     /// Opens directory `ino`.

@@ -12,7 +12,7 @@ use super::in_past;
 use super::inode::{Ino, TreeNode};
 use super::{FsCore, FsError, FsResult, Namespace};
 use crate::meta::query::check_view_prop;
-use crate::storage::{Iden, Row, Storage, Valu};
+use crate::storage::{Iden, Row, Storage, Valu, now_millis};
 
 /// `setxattr`'s `XATTR_CREATE` and `XATTR_REPLACE`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -92,6 +92,40 @@ fn name_list(rows: &[(String, Valu)]) -> Vec<u8> {
         data.push(0);
     }
     data
+}
+
+/// Says whether a node whose rows have `props` may have attribute `prop` set with `flags`:
+/// EEXIST or ENODATA as the flags ask, ENOSPC when a new name would make the node's list of
+/// names longer than 64 KiB.
+fn admit_set(props: &mut dyn Iterator<Item = &str>, prop: &str, flags: XattrFlags) -> FsResult<()> {
+    let mut names: Vec<&str> = props.collect();
+    let exists = names.contains(&prop);
+    if flags.create && exists {
+        return Err(FsError::Exists);
+    }
+    if flags.replace && !exists {
+        return Err(FsError::NoAttribute);
+    }
+    if exists {
+        return Ok(());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let listed: usize = names.iter().map(|p| listed_len(p)).sum();
+    if listed + listed_len(prop) > MAX_LIST {
+        return Err(FsError::NoSpace(
+            "the list of attribute names would pass 64 KiB",
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes `prop` takes in a list of names: its name (see [`name_of`]) and a NUL.
+fn listed_len(prop: &str) -> usize {
+    match prop.strip_prefix(SYSTEM_PROP) {
+        Some(rest) => SYSTEM.len() + rest.len() + 1,
+        None => USER.len() + prop.len() + 1,
+    }
 }
 
 /// Answers a request for `data` with a buffer of `size` bytes (0: a size probe).
@@ -192,30 +226,33 @@ impl<S: Storage> FsCore<S> {
             .map_err(|_| FsError::InvalidArgument("attribute values must be UTF-8 text"))?;
         let node = self.ns.node(ino)?;
         Self::refuse_view(&node)?;
-        let rows = self.ns.xattr_rows(&node)?;
-        let exists = rows.iter().any(|(p, _)| *p == prop);
-        if flags.create && exists {
-            return Err(FsError::Exists);
-        }
-        if flags.replace && !exists {
-            return Err(FsError::NoAttribute);
-        }
-        if !exists && name_list(&rows).len() + name_of(&prop).len() + 1 > MAX_LIST {
-            return Err(FsError::NoSpace(
-                "the list of attribute names would pass 64 KiB",
-            ));
-        }
         let valu = Valu::from_text(text);
+        let admit = |props: &mut dyn Iterator<Item = &str>| admit_set(props, &prop, flags);
         if let TreeNode::Object(id) = node
-            && self
+            && self.ns.uncommitted.is_pending(id)
+        {
+            let rows = self.ns.xattr_rows(&node)?;
+            admit(&mut rows.iter().map(|(p, _)| p.as_str()))?;
+            if self
                 .ns
                 .uncommitted
                 .pending_row(id, &prop, Some(valu.clone()))
-        {
-            return Ok(());
+            {
+                return Ok(());
+            }
         }
         let iden = self.ns.xattr_iden(&node)?.ok_or(FsError::NotPermitted)?;
-        Ok(self.ns.meta.set_node_row(&iden, &prop, &valu, false)?)
+        // The flags and the size of the name list are checked on the rows the write's own
+        // transaction read: two `XATTR_CREATE`s of one name cannot both succeed.
+        let mut refused = Ok(());
+        let row = [(prop.as_str(), valu, now_millis())];
+        self.ns
+            .meta
+            .set_node_rows_read_back(&iden, &row, false, &mut |rows| {
+                refused = admit(&mut rows.iter().map(|r| r.prop.as_str()));
+                refused.is_ok()
+            })?;
+        refused
     }
 
     /// Removes user attribute `name` of `ino`.

@@ -47,31 +47,36 @@ impl<S: Storage> Metastore<S> {
         })
     }
 
-    /// [`Metastore::set_node_rows`], returning the node's rows after the change: one read of
-    /// the whole node serves the check, the deletes and the answer (the replaced props' rows
-    /// come last). For a caller that reads the node back anyway (the mount's `utimens`).
+    /// [`Metastore::set_node_rows`] when `admit` (shown the node's rows as the transaction
+    /// read them) says yes, returning the node's rows after the change; `None` (nothing
+    /// written) when it says no. One read of the whole node serves the check, the deletes and
+    /// the answer (the replaced props' rows come last): for a caller that reads the node
+    /// anyway (the mount's `utimens` and `setxattr`).
     pub fn set_node_rows_read_back(
         &self,
         iden: &Iden,
         rows: &[(&str, Valu, i64)],
         system: bool,
-    ) -> Result<Vec<Row>> {
+        admit: &mut dyn FnMut(&[Row]) -> bool,
+    ) -> Result<Option<Vec<Row>>> {
         for (p, _, _) in rows {
             check_user_prop(p, system)?;
         }
         self.in_txn(|txn| {
-            let (gone, mut kept): (Vec<Row>, Vec<Row>) = txn
-                .rows_by_id(iden)?
-                .into_iter()
-                .partition(|r| rows.iter().any(|(p, _, _)| r.prop == *p));
-            if !gone.iter().chain(&kept).any(|r| r.prop == prop::KIND) {
+            let node = txn.rows_by_id(iden)?;
+            if !node.iter().any(|r| r.prop == prop::KIND) {
                 return Err(MetaError::NoSuchObject(iden.to_string()));
             }
+            if !admit(&node) {
+                return Ok(None);
+            }
+            let (gone, mut kept): (Vec<Row>, Vec<Row>) =
+                (node.into_iter()).partition(|r| rows.iter().any(|(p, _, _)| r.prop == *p));
             let new = new_rows(iden, rows);
             txn.del_rows(&gone)?;
             txn.add_rows(&new)?;
             kept.extend(new);
-            Ok(kept)
+            Ok(Some(kept))
         })
     }
 

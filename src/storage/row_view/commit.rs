@@ -61,7 +61,10 @@ impl<R: EngineRead> RowView<R> {
         &self,
         rows: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     ) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
-        let seen = self.seen.as_ref().map(|s| s.borrow());
+        let seen = self.seen.as_ref().map(|s| {
+            s.borrow_mut().sort();
+            s.borrow()
+        });
         let mut committed = HashMap::new();
         let mut unknown = Vec::new();
         for key in rows.keys() {
