@@ -6,7 +6,8 @@ usage: bench_history.py NEW_BINARY [OLD_BINARY] [--runs N] [--dir DIR] [--files 
                         [--attrs N] [--objects N] [--versions N]
 
 Per binary (medians of --runs, each on a fresh store mounted on DIR): `touch` (os.utime) of
---files small files, `setfattr` (os.setxattr) of one attribute on each, and the store's growth
+--files small files, `setfattr` (os.setxattr) of one attribute on each and then again (each
+replacing the row the first set, whose death history keeps), and the store's growth
 (apparent size of the store directory once the daemon closed) after --attrs setxattr calls
 spread over the files. With the new binary
 only: `diff` of 100 changes in a dataset of --objects objects, and `log` of an object with
@@ -55,6 +56,9 @@ def small_writes(binary, root, files, attrs):
                                    for i, n in enumerate(names)])
             setx = timed(lambda: [os.setxattr(n, "user.k", str(i).encode())
                                   for i, n in enumerate(names)])
+            # Again: each now replaces a row, whose death history keeps.
+            again = timed(lambda: [os.setxattr(n, "user.k", str(-i).encode())
+                                   for i, n in enumerate(names)])
             before = du(d.store)
             # Spread over the files, as a workload would (one node's 100,000 replaced rows
             # would time RocksDB's tombstone skipping, with or without history).
@@ -63,7 +67,7 @@ def small_writes(binary, root, files, attrs):
         finally:
             d.close()
         grown = du(d.store) - before  # closed: what it wrote is in its log and tables
-    return touch, setx, grown
+    return touch, setx, grown, again
 
 
 def cli(binary, store, *args):
@@ -148,7 +152,9 @@ def main():
             r = small_writes(binary, args.dir, args.files, args.attrs if run == 0 else 0)
             results.setdefault(name, []).append(r)
     print(f"{'phase':<34}" + "".join(f"{n:>12}" for n, _ in binaries))
-    for i, phase in enumerate([f"touch {args.files} files (s)", f"setfattr {args.files} files (s)"]):
+    phases = {0: f"touch {args.files} files (s)", 1: f"setfattr {args.files} files (s)",
+              3: "setfattr again, replacing (s)"}
+    for i, phase in phases.items():
         row = [statistics.median(r[i] for r in results[n]) for n, _ in binaries]
         print(f"{phase:<34}" + "".join(f"{v:>12.3f}" for v in row))
     row = [results[n][0][2] for n, _ in binaries]
