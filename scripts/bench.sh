@@ -9,9 +9,10 @@
 # (scripts/bench_peers.py); and the row benchmark's data on the original Synapse 0.0.56 LMDB
 # storage (scripts/bench_synapse.py, in a venv of its own); and what history costs and reads of
 # the past (scripts/bench_history.py; with CRONUSFS_OLD_BIN, a build from before history, next
-# to it).
+# to it); and the FUSE floor (benches/fuse_floor.rs, an in-memory filesystem on the same
+# fuser) beside cronusfs and a native directory, per operation (scripts/bench_floor.py).
 # Extra arguments go to every bench, e.g. `scripts/bench.sh --runs 5 --dir /var/tmp`;
-# `--only mount` (or rowstore, objects, shared, peers, synapse, history) runs one of them.
+# `--only mount` (or rowstore, objects, shared, peers, synapse, history, floor) runs one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -48,6 +49,10 @@ if [ -z "$only" ] || [ "$only" = history ]; then
   old=()
   if [ -n "${CRONUSFS_OLD_BIN:-}" ]; then old=("$CRONUSFS_OLD_BIN"); fi
   python3 scripts/bench_history.py "$CARGO_TARGET_DIR/release/cronusfs" "${old[@]}" "${args[@]}"
+fi
+if [ -z "$only" ] || [ "$only" = floor ]; then
+  cargo build --locked --release --quiet
+  python3 scripts/bench_floor.py "$CARGO_TARGET_DIR/release/cronusfs" "${args[@]}"
 fi
 if [ -z "$only" ] || [ "$only" = synapse ]; then
   venv="$HOME/.cache/synapse-venv"
