@@ -1,52 +1,66 @@
-//! `GenerationCache`: values per inode (listings, a node's rows) kept while the core's change
-//! generation has not moved, and dropped as soon as it has.
+//! `GenerationCache`: values per inode or object (listings, a node's rows) kept while the
+//! core's change generation has not moved, and dropped as soon as it has.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 
 use super::inode::Ino;
 
-/// Values per inode, each tagged with the generation it was computed at; a value is served
-/// only while the generation is the same. At most `capacity` values are kept: a full cache
-/// starts over.
-pub struct GenerationCache<V> {
-    entries: Mutex<HashMap<Ino, (u64, V)>>,
+/// Values per key (an inode by default), each tagged with the generation it was computed at;
+/// a value is served only while the generation is the same. At most `capacity` values are
+/// kept: a full cache starts over.
+pub struct GenerationCache<V, K = Ino> {
+    entries: Mutex<Entries<K, V>>,
     capacity: usize,
 }
 
-impl<V: Clone> GenerationCache<V> {
+struct Entries<K, V> {
+    values: HashMap<K, (u64, V)>,
+    /// The generation the values were last pruned at: values of older ones are dropped once
+    /// per generation, not at every insert.
+    pruned: u64,
+}
+
+impl<V: Clone, K: Eq + Hash + Copy> GenerationCache<V, K> {
     /// An empty cache of at most `capacity` values.
     pub fn new(capacity: usize) -> Self {
         GenerationCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries {
+                values: HashMap::new(),
+                pruned: 0,
+            }),
             capacity,
         }
     }
 
     /// Returns the value of `ino` computed at generation `now`, or computes it with `make`
     /// (outside the lock, so slow computations of different inodes overlap) and keeps it.
-    pub fn get_or<E>(
-        &self,
-        ino: Ino,
-        now: u64,
-        make: impl FnOnce() -> Result<V, E>,
-    ) -> Result<V, E> {
-        if let Some((generation, value)) = self.lock().get(&ino)
+    pub fn get_or<E>(&self, key: K, now: u64, make: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        if let Some((generation, value)) = self.lock().values.get(&key)
             && *generation == now
         {
             return Ok(value.clone());
         }
         let value = make()?;
         let mut entries = self.lock();
-        entries.retain(|_, (generation, _)| *generation == now);
-        if entries.len() >= self.capacity {
-            entries.clear(); // The newest value is the one about to be asked for again.
+        if now < entries.pruned {
+            return Ok(value); // Computed before a change another value was made after.
         }
-        entries.insert(ino, (now, value.clone()));
+        if now > entries.pruned {
+            entries
+                .values
+                .retain(|_, (generation, _)| *generation == now);
+            entries.pruned = now;
+        }
+        if entries.values.len() >= self.capacity {
+            entries.values.clear(); // The newest value is the one about to be asked for again.
+        }
+        entries.values.insert(key, (now, value.clone()));
         Ok(value)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Ino, (u64, V)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<K, V>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -13,7 +13,7 @@ use super::in_past;
 use super::inode::{Ino, TreeNode};
 use super::working::{SharedCopy, WorkingCopy};
 use super::{FsCore, FsError, FsResult, ReadBytes};
-use crate::meta::{HeldManifest, Manifest, MetaError, ObjectId, prop};
+use crate::meta::{HeldManifest, Manifest, MetaError, Metastore, ObjectId, prop};
 use crate::storage::{Storage, Valu, now_millis};
 
 /// How many chunks a reading handle keeps (the kernel reads ahead by up to a few chunks).
@@ -272,7 +272,12 @@ impl<S: Storage> FsCore<S> {
         }
         let mut attempts = 0;
         loop {
-            let content = self.ns.meta.object_by_id(id)?.content;
+            // The rows a lookup or stat just read, while nothing changed since; read anew
+            // after gc took the version they name.
+            let content = match attempts {
+                0 => Metastore::<S>::object_of_rows(id, &self.ns.object_rows(id)?)?.content,
+                _ => self.ns.meta.object_by_id(id)?.content,
+            };
             match self.ns.meta.read_holds().hold(content) {
                 // gc took that version between the two reads: a newer one replaced it.
                 Err(MetaError::NoSuchContent(_)) if attempts < 3 => attempts += 1,

@@ -36,6 +36,11 @@ pub struct Namespace<S: Storage> {
     dir_changes: Mutex<HashMap<Ino, i64>>,
     /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
     pub(super) xattrs: cache::GenerationCache<xattr::NodeRows>,
+    /// Objects' committed rows, kept like listings when the store is this process's alone
+    /// (see [`Namespace::object_rows`]).
+    object_rows: cache::GenerationCache<Arc<Vec<Row>>, ObjectId>,
+    /// Whether other processes commit to the store too (a shared store).
+    shared: bool,
     /// The objects seen at each path: one read for a repeated lookup, and the names the
     /// kernel must forget when another host changes an object.
     pub(super) known: KnownNames,
@@ -64,6 +69,9 @@ impl Drop for Change<'_> {
 /// How many directory listings are kept between reads.
 const CACHED_LISTINGS: usize = 16;
 
+/// How many objects' rows are kept between reads (a few KiB each).
+const CACHED_OBJECTS: usize = 4096;
+
 /// Names of the root's directories, in listing order.
 const ROOT_DIRS: [(&str, TreeNode); 5] = [
     ("datasets", TreeNode::Datasets),
@@ -84,6 +92,7 @@ impl<S: Storage> Namespace<S> {
         past_paths: bool,
     ) -> Self {
         Namespace {
+            shared: meta.storage().is_shared(),
             meta,
             inodes,
             past_paths,
@@ -93,6 +102,7 @@ impl<S: Storage> Namespace<S> {
             generation: AtomicU64::new(0),
             listings: cache::GenerationCache::new(CACHED_LISTINGS),
             xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
+            object_rows: cache::GenerationCache::new(CACHED_OBJECTS),
             dir_changes: Mutex::new(HashMap::new()),
             known: KnownNames::default(),
             uncommitted: Uncommitted::default(),
@@ -107,6 +117,19 @@ impl<S: Storage> Namespace<S> {
     /// Drops every listing and row the tree keeps: the store changed other than through it.
     pub(super) fn forget_cached_answers(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Returns the committed rows of object `id` (empty: no such object). On a store this
+    /// process alone commits to, every change goes through the core and moves the generation,
+    /// so rows read while it has not moved are served again: a lookup, `stat`, `open` and
+    /// `getfattr` of one object read it once. On a shared store they are read anew each time:
+    /// another host's commit is seen at the next open, announced or not.
+    pub(super) fn object_rows(&self, id: ObjectId) -> FsResult<Arc<Vec<Row>>> {
+        let read = || Ok::<_, FsError>(Arc::new(self.meta.node_rows(&id.iden())?));
+        match self.shared {
+            true => read(),
+            false => self.object_rows.get_or(id, self.generation(), read),
+        }
     }
 
     /// Records that the entries of directory `dir` changed now.
@@ -186,7 +209,7 @@ impl<S: Storage> Namespace<S> {
         if self.uncommitted.pending_at(path).is_some() {
             return Ok(None);
         }
-        let rows = self.meta.node_rows(&id.iden())?;
+        let rows = self.object_rows(id)?;
         let here = rows
             .iter()
             .any(|r| r.prop == prop::PATH && matches!(&r.valu, Valu::Str(p) if *p == key));
@@ -375,9 +398,9 @@ impl<S: Storage> Namespace<S> {
         if let Some(attr) = self.uncommitted.pending_attr(id, ino, &self.defaults) {
             return Ok(attr);
         }
-        match self.rows_of(&TreeNode::Object(id)) {
-            Err(FsError::NotFound) => self.uncommitted.orphan_attr(id).ok_or(FsError::NotFound),
-            other => Ok(self.object_attr(ino, id, &other?)),
+        match self.object_rows(id)? {
+            rows if rows.is_empty() => self.uncommitted.orphan_attr(id).ok_or(FsError::NotFound),
+            rows => Ok(self.object_attr(ino, id, &rows)),
         }
     }
 
@@ -387,8 +410,11 @@ impl<S: Storage> Namespace<S> {
         if let Some(rows) = self.uncommitted.pending_rows(id) {
             return Ok(rows);
         }
-        let rows = self.meta.node_rows(&id.iden())?;
-        Ok(rows.into_iter().map(|r| (r.prop, r.valu)).collect())
+        let rows = self.object_rows(id)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.prop.clone(), r.valu.clone()))
+            .collect())
     }
 
     /// The attributes of committed object `id` from its rows, with what open handles wrote.

@@ -86,11 +86,17 @@ impl<S: Storage> Metastore<S> {
 
     /// Returns the object with uuid `id`.
     pub fn object_by_id(&self, id: ObjectId) -> Result<ObjectMeta> {
-        let rows = self.store.rows_by_id(&id.iden())?;
-        if NodeProps::new(&rows).kind() != Some("object") {
+        Self::object_of_rows(id, &self.store.rows_by_id(&id.iden())?)
+    }
+
+    /// Returns object `id` from its node's rows (read by the caller, as
+    /// [`Metastore::node_rows`] gives them): [`MetaError::NoSuchObject`] if they are not an
+    /// object's.
+    pub fn object_of_rows(id: ObjectId, rows: &[Row]) -> Result<ObjectMeta> {
+        if NodeProps::new(rows).kind() != Some("object") {
             return Err(MetaError::NoSuchObject(id.to_string()));
         }
-        object_meta(&rows)
+        object_meta(rows)
     }
 
     /// Returns the objects of one job directory, by name.
