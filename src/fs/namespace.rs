@@ -69,8 +69,10 @@ impl Drop for Change<'_> {
 /// How many directory listings are kept between reads.
 const CACHED_LISTINGS: usize = 16;
 
-/// How many objects' rows are kept between reads (a few KiB each).
+/// How many objects' rows the live tree keeps between reads (a few KiB each); a tree of the
+/// past keeps few (a mount may hold a thousand of those trees).
 const CACHED_OBJECTS: usize = 4096;
+const CACHED_PAST_OBJECTS: usize = 16;
 
 /// Names of the root's directories, in listing order.
 const ROOT_DIRS: [(&str, TreeNode); 5] = [
@@ -102,7 +104,10 @@ impl<S: Storage> Namespace<S> {
             generation: AtomicU64::new(0),
             listings: cache::GenerationCache::new(CACHED_LISTINGS),
             xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
-            object_rows: cache::GenerationCache::new(CACHED_OBJECTS),
+            object_rows: cache::GenerationCache::new(match past_paths {
+                true => CACHED_OBJECTS,
+                false => CACHED_PAST_OBJECTS,
+            }),
             dir_changes: Mutex::new(HashMap::new()),
             known: KnownNames::default(),
             uncommitted: Uncommitted::default(),
