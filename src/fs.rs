@@ -15,6 +15,7 @@ mod file;
 mod inode;
 mod known_names;
 mod namespace;
+mod negatives;
 mod past;
 mod query_views;
 mod uncommitted;
@@ -24,6 +25,7 @@ mod xattr;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
@@ -81,6 +83,8 @@ pub struct FsCore<S: Storage> {
     contents: Option<content_cache::ContentCache>,
     /// The trees of `at/` and `snapshots/` looked up so far (`None` in a tree of the past).
     past: Option<past::PastTrees>,
+    /// The negative answers the kernel may keep, and those it must forget.
+    negatives: negatives::Negatives,
 }
 
 /// Sends a request about a number (an inode or a handle) that a tree of the past gave out to
@@ -121,6 +125,7 @@ impl<S: Storage> FsCore<S> {
             files: file::OpenFiles::default(),
             elsewhere: elsewhere::Announcements::default(),
             past: Some(past::PastTrees::default()),
+            negatives: negatives::Negatives::default(),
         })
     }
 
@@ -136,9 +141,19 @@ impl<S: Storage> FsCore<S> {
 
     /// Runs `f`, a change made to the catalogue other than through the core (a command the
     /// daemon runs for the CLI), so that no cached listing outlives it.
+    /// Any answer a reply was still sending is kept by the kernel for no time, and the
+    /// missing names it was told of are forgotten: the change may have made them.
     pub fn run_external_change<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _change = self.ns.change();
-        f()
+        let done = {
+            let _change = self.ns.change();
+            f()
+        };
+        self.elsewhere.announce(|| self.ns.forget_cached_answers());
+        // Sent before the command returns to its client, who may look the name up next.
+        if let Some(batch) = self.negatives.forget_all() {
+            self.negatives.wait_sent(batch, Duration::from_secs(1));
+        }
+        done
     }
 
     /// Looks `name` up in directory `parent`, for a caller who may see everything.

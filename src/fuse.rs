@@ -14,6 +14,7 @@ pub use session::{MountOptions, serve};
 
 use std::ffi::OsStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fuser::{
     AccessFlags, BackingId, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -27,8 +28,8 @@ use crate::storage::Storage;
 use callers::caller;
 use io_modes::{IoModes, OpenMode};
 use replies::{
-    MAX_WRITE, creator, errno, file_attr, fopen, kind, open_flags, reply_attr, reply_empty,
-    reply_entry, reply_xattr, time_of, ttl, ttl_of, utf8,
+    MAX_WRITE, creator, errno, file_attr, fopen, kind, negative_attr, open_flags, reply_attr,
+    reply_empty, reply_entry, reply_xattr, time_of, ttl, ttl_of, utf8,
 };
 
 /// A mounted filesystem core.
@@ -136,6 +137,13 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             Ok(a) => {
                 let ttl = gate.ttl(ttl_of(&self.core, a.ino));
                 reply.entry(&ttl, &file_attr(&a), Generation(0));
+            }
+            // Inode 0: "no such name", which the kernel keeps for the TTL given.
+            Err(e) if e.errno() == libc::ENOENT => {
+                match gate.ttl(self.core.negative_ttl(Ino(parent.0), name, ttl())) {
+                    Duration::ZERO => reply.error(Errno::ENOENT),
+                    ttl => reply.entry(&ttl, &negative_attr(), Generation(0)),
+                }
             }
             Err(e) => reply.error(errno(&e)),
         }

@@ -42,8 +42,17 @@ impl Mounted {
         Self::with_store_in(None, extra)
     }
 
+    /// Mounts a new store with more environment for every command (the daemon's included).
+    pub fn with_env(env: &[(&str, &str)]) -> Self {
+        Self::made(None, &[], env)
+    }
+
     /// Mounts a new store made in directory `dir` (default: the test's scratch directory).
     pub fn with_store_in(dir: Option<&Path>, extra: &[&str]) -> Self {
+        Self::made(dir, extra, &[])
+    }
+
+    fn made(dir: Option<&Path>, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let store = dir.unwrap_or(tmp.path()).join("store");
         let mnt = tmp.path().join("mnt");
@@ -57,7 +66,10 @@ impl Mounted {
             tmp,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             cache: None,
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         m.mount();
         m

@@ -256,3 +256,35 @@ fn the_readme_tour_runs() {
     }
     assert!(!is_mounted(&work.path().join("mnt")));
 }
+
+/// The kernel keeps a missing name in a job directory as missing (here for a minute, the
+/// mount's TTL), and forgets that as soon as the daemon runs a command that may make it: a
+/// `put` through the CLI right after a failed `stat` is there at once. Folders too.
+#[test]
+fn a_name_made_past_the_kernel_shows_at_once_though_its_absence_was_kept() {
+    let m = Mounted::with_env(&[("CRONUSFS_ATTR_TTL_MS", "60000")]);
+    let job = m.job_dir();
+    let ds = job.components().rev().nth(4).unwrap().as_os_str();
+    let place = format!("{}/k/0", ds.to_str().unwrap());
+    std::fs::create_dir(job.join("sub")).unwrap();
+    for (name, place) in [
+        ("x", format!("{place}/x")),
+        ("sub/y", format!("{place}/sub/y")),
+    ] {
+        for _ in 0..2 {
+            let missing = std::fs::metadata(job.join(name)).unwrap_err();
+            assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+        }
+        let out = m.on_store(&["put", "-", &place]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::metadata(job.join(name)).is_ok(), "{name} not seen");
+    }
+    // A name made through the mount needs no forgetting: the kernel made it.
+    assert!(std::fs::metadata(job.join("z")).is_err());
+    std::fs::write(job.join("z"), b"z").unwrap();
+    assert_eq!(std::fs::read(job.join("z")).unwrap(), b"z");
+}

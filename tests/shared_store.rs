@@ -603,6 +603,40 @@ fn another_daemon_s_commit_reaches_the_kernel_s_cached_attributes() {
     eprintln!("new size seen through B after {took:?}, rename after {gone:?}");
 }
 
+/// A name another daemon makes reaches a kernel told to keep its absence for a minute: an
+/// announcement has the daemon make its kernel forget every missing name it was told of.
+#[test]
+fn another_daemon_s_new_name_reaches_a_kernel_that_kept_it_missing() {
+    use std::time::{Duration, Instant};
+    let minute = [
+        ("CRONUSFS_CACHE_TTL_MS", "60000"),
+        ("CRONUSFS_ATTR_TTL_MS", "60000"),
+    ];
+    let a = crate::mount::Mounted::shared_with(&minute);
+    let b = a.another_daemon();
+    let job = a.job_dir();
+    let in_b = b.mnt.join(job.strip_prefix(&a.mnt).unwrap());
+    let mut delays = Vec::new();
+    for i in 0..5 {
+        let name = format!("n{i}");
+        for _ in 0..2 {
+            assert!(std::fs::metadata(in_b.join(&name)).is_err(), "kept missing");
+        }
+        std::fs::write(job.join(&name), b"x").unwrap();
+        let closed = Instant::now();
+        while std::fs::metadata(in_b.join(&name)).is_err() {
+            assert!(
+                closed.elapsed() < Duration::from_secs(20),
+                "{name} never showed in B"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        delays.push(closed.elapsed());
+    }
+    delays.sort();
+    eprintln!("a new name through a kept absence: median {:?}", delays[2]);
+}
+
 #[test]
 fn a_read_inside_a_scan_of_one_transaction_is_an_error_not_a_panic() {
     let s = open(&crate::services::pg_store_url());

@@ -75,7 +75,7 @@ impl Announcements {
     }
 
     /// Runs `drop_caches`, then moves the epoch, while no reply gate is held.
-    fn announce(&self, drop_caches: impl FnOnce()) {
+    pub(super) fn announce(&self, drop_caches: impl FnOnce()) {
         let _turn = self.turn.write().unwrap_or_else(|e| e.into_inner());
         // Caches first: an answer that sees the new epoch reads past every cache of the old.
         drop_caches();
@@ -124,6 +124,9 @@ impl<S: Storage> FsCore<S> {
             return Vec::new();
         }
         self.elsewhere.announce(|| self.ns.forget_cached_answers());
+        // A name another host made is known to no listing here: every missing name the
+        // kernel was told of is forgotten.
+        self.negatives.forget_all();
         let mut out = Vec::new();
         for id in objects {
             if let Some(ino) = self.ns.inodes.existing(&TreeNode::Object(id)) {

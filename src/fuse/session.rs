@@ -81,6 +81,7 @@ pub fn serve<S: Storage + 'static>(
 ) -> std::io::Result<()> {
     let _ = ATTR_TTL.set(options.attr_ttl);
     let watched = options.watch_changes.map(|every| (core.clone(), every));
+    let negatives = core.clone();
     if core.has_content_cache() {
         let filler = core.clone();
         std::thread::Builder::new()
@@ -114,6 +115,7 @@ pub fn serve<S: Storage + 'static>(
                 .status();
         }
     });
+    forget_negatives(negatives, session.notifier())?;
     if let Some((core, every)) = watched {
         watch_changes(core, session.notifier(), every)?;
     }
@@ -127,6 +129,27 @@ pub fn serve<S: Storage + 'static>(
     handle.close();
     let _ = watcher.join();
     result
+}
+
+/// Starts the thread that has the kernel forget missing names the store may have gained past
+/// it (`FsCore::next_negative_invalidations`), until the process ends.
+fn forget_negatives<S: Storage + 'static>(
+    core: Arc<FsCore<S>>,
+    notifier: fuser::Notifier,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("negatives".into())
+        .spawn(move || {
+            loop {
+                core.send_negative_invalidations(Duration::from_secs(3600), &mut |inval| {
+                    if let KernelInval::Entry(dir, name) = inval {
+                        // ENOENT: the kernel had already let go of it.
+                        let _ = notifier.inval_entry(INodeNo(dir.0), OsStr::new(&name));
+                    }
+                });
+            }
+        })?;
+    Ok(())
 }
 
 /// Starts the thread that hears other processes' commits and has the kernel forget what they

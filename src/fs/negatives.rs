@@ -1,0 +1,158 @@
+//! Names the kernel was told are missing, and for how long (negative entries): kept only
+//! where a name appears through the kernel itself (a job directory or a folder, where files
+//! and folders are made), and forgotten by the kernel as soon as the store may have gained a
+//! name past it: a command a client ran on the mounted store over its socket, or another
+//! host's commit (a shared store).
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::FsCore;
+use super::elsewhere::KernelInval;
+use super::inode::{Ino, TreeNode};
+use crate::storage::Storage;
+
+/// The most missing names remembered; past it, no more negative answers are kept by the
+/// kernel until some expire (a lookup storm of missing names cannot grow the daemon).
+const MAX_NEGATIVES: usize = 65_536;
+
+/// The negative answers given and not yet expired, and the kernel invalidations waiting to be
+/// sent.
+#[derive(Default)]
+pub(super) struct Negatives {
+    state: Mutex<State>,
+    queued: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    given: HashMap<(Ino, String), Instant>,
+    pending: Vec<KernelInval>,
+    /// How many batches were queued, and how many of them the kernel has been sent.
+    queued: u64,
+    sent: u64,
+}
+
+impl Negatives {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that the kernel may keep "`name` is not in `parent`" for `ttl`; returns false
+    /// (keep nothing) when too many are kept already.
+    fn note(&self, parent: Ino, name: &str, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.given.len() >= MAX_NEGATIVES {
+            state.given.retain(|_, until| *until > now);
+            if state.given.len() >= MAX_NEGATIVES {
+                return false;
+            }
+        }
+        state.given.insert((parent, name.to_string()), now + ttl);
+        true
+    }
+
+    /// Queues the invalidation of every negative answer the kernel may still keep; returns
+    /// the batch's number, once there is one to send ([`Negatives::wait_sent`]).
+    pub(super) fn forget_all(&self) -> Option<u64> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let given = std::mem::take(&mut state.given);
+        let live: Vec<KernelInval> = (given.into_iter())
+            .filter(|(_, until)| *until > now)
+            .map(|((parent, name), _)| KernelInval::Entry(parent, name))
+            .collect();
+        if live.is_empty() {
+            return None;
+        }
+        state.pending.extend(live);
+        state.queued += 1;
+        let batch = state.queued;
+        drop(state);
+        self.queued.notify_all();
+        Some(batch)
+    }
+
+    /// Waits at most `timeout` until batch `batch` was sent to the kernel.
+    pub(super) fn wait_sent(&self, batch: u64, timeout: Duration) {
+        let state = self.lock();
+        let _ = self
+            .queued
+            .wait_timeout_while(state, timeout, |s| s.sent < batch)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// Waits at most `timeout` for queued invalidations, passes each to `send`, and then says
+    /// they were sent.
+    fn send_next(&self, timeout: Duration, send: &mut dyn FnMut(KernelInval)) {
+        let state = self.lock();
+        let (mut state, _) = self
+            .queued
+            .wait_timeout_while(state, timeout, |s| s.pending.is_empty())
+            .unwrap_or_else(|e| e.into_inner());
+        let (pending, batch) = (std::mem::take(&mut state.pending), state.queued);
+        drop(state);
+        for inval in pending {
+            send(inval);
+        }
+        self.lock().sent = batch;
+        self.queued.notify_all();
+    }
+}
+
+impl<S: Storage> FsCore<S> {
+    /// Returns how long the kernel may keep "`name` is not in `parent`" after a lookup found
+    /// nothing (zero: not at all). Only in a job directory or a folder of the live tree, where
+    /// a name appears through the kernel's own create, mkdir or rename, or past it through
+    /// [`FsCore::run_external_change`] or another host's commit, which have the kernel forget
+    /// the answer ([`FsCore::next_negative_invalidations`]).
+    pub fn negative_ttl(&self, parent: Ino, name: &str, ttl: Duration) -> Duration {
+        if !matches!(self.past_core(parent.0), Ok(None)) {
+            return Duration::ZERO; // A tree of the past never gains a name.
+        }
+        let kept = matches!(
+            self.ns.node(parent),
+            Ok(TreeNode::Job(..) | TreeNode::Folder(..))
+        );
+        match kept && self.negatives.note(parent, name, ttl) {
+            true => ttl,
+            false => Duration::ZERO,
+        }
+    }
+
+    /// Waits at most `timeout` for negative answers the kernel must forget (the store may
+    /// have gained their names past the kernel) and has `send` send each to the kernel.
+    pub fn send_negative_invalidations(
+        &self,
+        timeout: Duration,
+        send: &mut dyn FnMut(KernelInval),
+    ) {
+        self.negatives.send_next(timeout, send);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_answers_are_forgotten_once_and_expired_ones_not_at_all() {
+        let negatives = Negatives::default();
+        assert!(negatives.note(Ino(5), "a", Duration::from_secs(60)));
+        assert!(negatives.note(Ino(5), "gone", Duration::ZERO));
+        assert_eq!(negatives.forget_all(), Some(1));
+        let mut sent = Vec::new();
+        negatives.send_next(Duration::ZERO, &mut |i| sent.push(i));
+        assert_eq!(sent, [KernelInval::Entry(Ino(5), "a".into())]);
+        negatives.wait_sent(1, Duration::from_secs(60)); // Returns at once: sent.
+        assert_eq!(
+            negatives.forget_all(),
+            None,
+            "each answer is forgotten once"
+        );
+        negatives.send_next(Duration::from_millis(10), &mut |i| sent.push(i));
+        assert_eq!(sent.len(), 1);
+    }
+}
