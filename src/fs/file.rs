@@ -137,12 +137,19 @@ impl OpenFiles {
                 drop(copy);
                 return Ok(wc);
             }
-            // Its last handle closed meanwhile; it is leaving the map.
+            // Its last handle closed meanwhile: it is leaving the map, or was left in it under
+            // this id (its id moved on). Either way it is dead: take it out, so the next turn
+            // makes a fresh one rather than finding it again forever.
+            drop(copy);
+            let mut working = lock(&self.working);
+            if working.get(&id).is_some_and(|w| Arc::ptr_eq(w, &wc)) {
+                working.remove(&id);
+            }
         }
     }
 
     /// Returns the working copy of `id`, if a writable handle has it open.
-    fn copy_of(&self, id: ObjectId) -> Option<SharedCopy> {
+    pub(super) fn copy_of(&self, id: ObjectId) -> Option<SharedCopy> {
         lock(&self.working).get(&id).cloned()
     }
 
