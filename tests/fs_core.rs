@@ -256,6 +256,48 @@ fn truncate_by_path_and_by_handle() {
     assert_eq!(read_all(&fs, ino), [0, 0, 0]);
 }
 
+/// An mtime set through a writable handle after its last write is the one the commit keeps
+/// (`cp -p`, `rsync`, `tar -x` over an existing file); a write after it moves it on.
+#[test]
+fn an_mtime_set_after_the_last_write_survives_the_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(981_173_106);
+    let set_t = SetAttr {
+        mtime: Some(t),
+        ..SetAttr::default()
+    };
+    let recent = |a: &cronusfs::fs::Attr| {
+        a.mtime > std::time::SystemTime::now() - std::time::Duration::from_secs(600)
+    };
+    // Over an existing file: open(O_TRUNC), write, utimens(fd), close.
+    let ino = write_file(&fs, job, "old", b"first");
+    let opened = fs.open(ino, TRUNCATE).unwrap();
+    fs.write(opened.fh, 0, b"second").unwrap();
+    assert_eq!(fs.setattr(ino, Some(opened.fh), set_t).unwrap().mtime, t);
+    assert_eq!(fs.getattr(ino).unwrap().mtime, t, "shown before the close");
+    fs.release(opened.fh).unwrap();
+    assert_eq!(fs.getattr(ino).unwrap().mtime, t, "kept by the commit");
+    assert_eq!(read_all(&fs, ino), b"second");
+    // A new file: create, utimens, close (touch -d).
+    let (attr, new) = fs.create(job, "new").unwrap();
+    assert_eq!(fs.setattr(attr.ino, Some(new.fh), set_t).unwrap().mtime, t);
+    fs.release(new.fh).unwrap();
+    assert_eq!(fs.getattr(attr.ino).unwrap().mtime, t);
+    // A write after the set time moves it on, for a new file and an existing one.
+    let (attr, later) = fs.create(job, "later").unwrap();
+    fs.setattr(attr.ino, Some(later.fh), set_t).unwrap();
+    fs.write(later.fh, 0, b"x").unwrap();
+    fs.release(later.fh).unwrap();
+    assert!(recent(&fs.getattr(attr.ino).unwrap()));
+    let opened = fs.open(ino, READ_WRITE).unwrap();
+    fs.setattr(ino, Some(opened.fh), set_t).unwrap();
+    fs.write(opened.fh, 0, b"S").unwrap();
+    fs.release(opened.fh).unwrap();
+    assert!(recent(&fs.getattr(ino).unwrap()));
+}
+
 #[test]
 fn racing_xattr_creates_of_one_name_let_one_win() {
     let tmp = tempfile::tempdir().unwrap();
@@ -511,10 +553,11 @@ fn attributes_of_a_pending_file_land_with_its_first_commit() {
         uid: Some(7),
         ..SetAttr::default()
     };
+    // The write first: one after the set mtime would move it on, as on a local disk.
+    fs.write(opened.fh, 0, b"data").unwrap();
     fs.setattr(attr.ino, Some(opened.fh), set).unwrap();
     fs.setxattr(attr.ino, "user.tag", b"early", XattrFlags::default())
         .unwrap();
-    fs.write(opened.fh, 0, b"data").unwrap();
     fs.release(opened.fh).unwrap();
     let a = fs.getattr(attr.ino).unwrap();
     assert_eq!(

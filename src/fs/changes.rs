@@ -378,10 +378,25 @@ impl<S: Storage> FsCore<S> {
         if rows.is_empty() {
             return self.getattr(ino);
         }
-        match (self.set_system_rows(&node, rows)?, node) {
+        let written = self.set_system_rows(&node, rows)?;
+        if let (TreeNode::Object(id), Some(t)) = (&node, set.mtime) {
+            self.keep_set_mtime(*id, millis_of(t));
+        }
+        match (written, node) {
             // The rows the write left answer without another read.
             (Some(rows), TreeNode::Object(id)) => Ok(self.ns.object_attr(ino, id, &rows)),
             _ => self.getattr(ino),
+        }
+    }
+
+    /// Has the writable handles' copy of object `id`, if any, keep mtime `t` through its next
+    /// commit (unless a write comes first).
+    fn keep_set_mtime(&self, id: ObjectId, t: i64) {
+        if let Some(wc) = self.files.copy_of(id) {
+            let mut copy = wc.lock().unwrap_or_else(|e| e.into_inner());
+            if !copy.retired {
+                self.set_copy_mtime(&mut copy, t);
+            }
         }
     }
 

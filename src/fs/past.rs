@@ -210,6 +210,7 @@ impl PastCore {
             elsewhere: Default::default(),
             contents: None::<content_cache::ContentCache>,
             past: None,
+            negatives: Default::default(),
             options,
         }
     }

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use super::inode::{Ino, TreeNode};
 use super::{FsCore, FsResult, ReadBytes};
-use crate::meta::{ChunkStream, HeldManifest, MetaError, ObjectId, VersionDetails};
-use crate::storage::{Storage, now_millis};
+use crate::meta::{ChunkStream, HeldManifest, MetaError, ObjectId, VersionDetails, prop};
+use crate::storage::{Storage, Valu, now_millis};
 
 struct Staging {
     file: File,
@@ -35,6 +35,9 @@ pub(super) struct WorkingCopy {
     pub dirty: bool,
     /// When its bytes last changed (epoch ms): the version's time.
     pub changed: i64,
+    /// An mtime set (`utimens`) since its bytes last changed: the next commit keeps it, as a
+    /// local file keeps a time set after its last write (`cp -p`, `rsync`, `tar -x`).
+    pub mtime: Option<i64>,
     /// How many writable handles share it.
     pub handles: usize,
     /// Its last handle closed: it is no longer the object's copy.
@@ -56,6 +59,7 @@ impl WorkingCopy {
             stream: None,
             dirty: false,
             changed: now_millis(),
+            mtime: None,
             handles: 0,
             retired: false,
         }
@@ -76,7 +80,18 @@ impl<S: Storage> FsCore<S> {
     /// Records that working copy `wc` changed at `time` (and what its size is now).
     fn touch_copy(&self, wc: &mut WorkingCopy, time: i64) {
         wc.changed = time;
+        // A write after a set mtime moves it on, the set one is gone.
+        if wc.mtime.take().is_some() {
+            self.ns.uncommitted.pending_row(wc.id, prop::MTIME, None);
+        }
         self.ns.uncommitted.set_written(wc.id, wc.size(), time);
+    }
+
+    /// Records that `mtime` (epoch ms) was set on the object of working copy `wc`: shown at
+    /// once, and kept by the copy's next commit unless a write comes first.
+    pub(super) fn set_copy_mtime(&self, wc: &mut WorkingCopy, mtime: i64) {
+        wc.mtime = Some(mtime);
+        self.ns.uncommitted.set_written(wc.id, wc.size(), mtime);
     }
 
     /// Empties `wc` (`O_TRUNC`): writes at its end stream again.
@@ -212,8 +227,13 @@ impl<S: Storage> FsCore<S> {
                 Err(e) => return Err(e.into()),
             },
         };
-        // A new file's mode, owner and times set before this first commit go with it.
-        let rows = self.ns.uncommitted.pending_rows_timed(wc.id);
+        // A new file's mode, owner and times set before this first commit go with it, and an
+        // mtime set since the last write.
+        let mut rows = self.ns.uncommitted.pending_rows_timed(wc.id);
+        if let Some(t) = wc.mtime {
+            rows.retain(|(p, _, _)| p != prop::MTIME);
+            rows.push((prop::MTIME.to_string(), Valu::Int(t), now_millis()));
+        }
         let details = VersionDetails {
             time: wc.changed,
             rows: &rows,
