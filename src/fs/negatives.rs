@@ -107,7 +107,7 @@ impl<S: Storage> FsCore<S> {
     /// nothing (zero: not at all). Only in a job directory or a folder of the live tree, where
     /// a name appears through the kernel's own create, mkdir or rename, or past it through
     /// [`FsCore::run_external_change`] or another host's commit, which have the kernel forget
-    /// the answer ([`FsCore::next_negative_invalidations`]).
+    /// the answer ([`FsCore::send_negative_invalidations`]).
     pub fn negative_ttl(&self, parent: Ino, name: &str, ttl: Duration) -> Duration {
         if !matches!(self.past_core(parent.0), Ok(None)) {
             return Duration::ZERO; // A tree of the past never gains a name.

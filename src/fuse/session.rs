@@ -132,7 +132,7 @@ pub fn serve<S: Storage + 'static>(
 }
 
 /// Starts the thread that has the kernel forget missing names the store may have gained past
-/// it (`FsCore::next_negative_invalidations`), until the process ends.
+/// it (`FsCore::send_negative_invalidations`), until the process ends.
 fn forget_negatives<S: Storage + 'static>(
     core: Arc<FsCore<S>>,
     notifier: fuser::Notifier,
