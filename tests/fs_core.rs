@@ -2,7 +2,7 @@
 //! on the in-memory backend and on RocksDB (with a reopen).
 
 use cronusfs::fs::{
-    Fh, FsCore, FsError, FsOptions, FsResult, Ino, Kind, OpenFlags, SetAttr, XattrFlags, XattrReply,
+    Fh, FsCore, FsError, FsOptions, Ino, Kind, OpenFlags, SetAttr, XattrFlags, XattrReply,
 };
 use cronusfs::meta::{DatasetId, Metastore};
 use cronusfs::storage::{MemoryStore, RocksStore, Storage};
@@ -254,129 +254,6 @@ fn truncate_by_path_and_by_handle() {
     fs.setattr(ino, Some(opened.fh), grow).unwrap();
     fs.release(opened.fh).unwrap();
     assert_eq!(read_all(&fs, ino), [0, 0, 0]);
-}
-
-/// An mtime set through a writable handle after its last write is the one the commit keeps
-/// (`cp -p`, `rsync`, `tar -x` over an existing file); a write after it moves it on.
-#[test]
-fn an_mtime_set_after_the_last_write_survives_the_commit() {
-    let tmp = tempfile::tempdir().unwrap();
-    let fs = core(tmp.path());
-    let job = job_dir(&fs, DatasetId::random(), "k", 0);
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(981_173_106);
-    let set_t = SetAttr {
-        mtime: Some(t),
-        ..SetAttr::default()
-    };
-    let recent = |a: &cronusfs::fs::Attr| {
-        a.mtime > std::time::SystemTime::now() - std::time::Duration::from_secs(600)
-    };
-    // Over an existing file: open(O_TRUNC), write, utimens(fd), close.
-    let ino = write_file(&fs, job, "old", b"first");
-    let opened = fs.open(ino, TRUNCATE).unwrap();
-    fs.write(opened.fh, 0, b"second").unwrap();
-    assert_eq!(fs.setattr(ino, Some(opened.fh), set_t).unwrap().mtime, t);
-    assert_eq!(fs.getattr(ino).unwrap().mtime, t, "shown before the close");
-    fs.release(opened.fh).unwrap();
-    assert_eq!(fs.getattr(ino).unwrap().mtime, t, "kept by the commit");
-    assert_eq!(read_all(&fs, ino), b"second");
-    // A new file: create, utimens, close (touch -d).
-    let (attr, new) = fs.create(job, "new").unwrap();
-    assert_eq!(fs.setattr(attr.ino, Some(new.fh), set_t).unwrap().mtime, t);
-    fs.release(new.fh).unwrap();
-    assert_eq!(fs.getattr(attr.ino).unwrap().mtime, t);
-    // A write after the set time moves it on, for a new file and an existing one.
-    let (attr, later) = fs.create(job, "later").unwrap();
-    fs.setattr(attr.ino, Some(later.fh), set_t).unwrap();
-    fs.write(later.fh, 0, b"x").unwrap();
-    fs.release(later.fh).unwrap();
-    assert!(recent(&fs.getattr(attr.ino).unwrap()));
-    let opened = fs.open(ino, READ_WRITE).unwrap();
-    fs.setattr(ino, Some(opened.fh), set_t).unwrap();
-    fs.write(opened.fh, 0, b"S").unwrap();
-    fs.release(opened.fh).unwrap();
-    assert!(recent(&fs.getattr(ino).unwrap()));
-}
-
-#[test]
-fn racing_xattr_creates_of_one_name_let_one_win() {
-    let tmp = tempfile::tempdir().unwrap();
-    let fs = core(tmp.path());
-    let job = job_dir(&fs, DatasetId::random(), "k", 0);
-    let ino = write_file(&fs, job, "t", b"x");
-    let create = XattrFlags {
-        create: true,
-        replace: false,
-    };
-    for round in 0..20 {
-        let name = format!("user.once{round}");
-        let outcomes: Vec<(usize, FsResult<()>)> = std::thread::scope(|s| {
-            let racers: Vec<_> = (0..4)
-                .map(|i| {
-                    let (fs, name) = (&fs, &name);
-                    s.spawn(move || (i, fs.setxattr(ino, name, i.to_string().as_bytes(), create)))
-                })
-                .collect();
-            racers.into_iter().map(|r| r.join().unwrap()).collect()
-        });
-        let won: Vec<usize> = (outcomes.iter())
-            .filter(|(_, r)| r.is_ok())
-            .map(|(i, _)| *i)
-            .collect();
-        assert_eq!(won.len(), 1, "round {round}: {outcomes:?}");
-        for (_, r) in &outcomes {
-            if let Err(e) = r {
-                assert_eq!(e.errno(), libc::EEXIST, "{e}");
-            }
-        }
-        let XattrReply::Data(value) = fs.getxattr(ino, &name, 64).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            value,
-            won[0].to_string().as_bytes(),
-            "the winner's value stays"
-        );
-    }
-}
-
-#[test]
-fn setattr_answers_what_getattr_then_says() {
-    let tmp = tempfile::tempdir().unwrap();
-    let fs = core(tmp.path());
-    let job = job_dir(&fs, DatasetId::random(), "k", 0);
-    let ino = write_file(&fs, job, "t", b"hello world");
-    let at = |s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
-    let changes = [
-        SetAttr {
-            mtime: Some(at(1_000_000)),
-            ..SetAttr::default()
-        },
-        SetAttr {
-            mode: Some(0o600),
-            mtime: Some(at(2_000_000)),
-            ..SetAttr::default()
-        },
-        SetAttr {
-            mode: Some(0o600),
-            uid: Some(1234),
-            gid: Some(99),
-            ..SetAttr::default()
-        },
-    ];
-    for set in changes {
-        let answered = fs.setattr(ino, None, set).unwrap();
-        assert_eq!(answered, fs.getattr(ino).unwrap(), "{set:?}");
-        if let Some(t) = set.mtime {
-            assert_eq!(answered.mtime, t);
-        }
-    }
-    let last = fs.getattr(ino).unwrap();
-    assert_eq!(
-        (last.perm, last.uid, last.gid, last.size),
-        (0o600, 1234, 99, 11)
-    );
-    assert_eq!(last.mtime, at(2_000_000));
 }
 
 #[test]

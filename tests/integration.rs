@@ -14,6 +14,7 @@ mod crash;
 mod cronus_import;
 mod cronus_io;
 mod faults;
+mod fs_attrs;
 mod fs_core;
 mod fs_renames;
 mod fs_tools;
