@@ -140,9 +140,9 @@ impl<S: Storage> FsCore<S> {
     }
 
     /// Runs `f`, a change made to the catalogue other than through the core (a command the
-    /// daemon runs for the CLI), so that no cached listing outlives it.
-    /// Any answer a reply was still sending is kept by the kernel for no time, and the
-    /// missing names it was told of are forgotten: the change may have made them.
+    /// daemon runs for the CLI), so that no cached listing or row outlives it. Any answer a
+    /// reply was still sending is kept by the kernel for no time, and the missing names it
+    /// was told of are forgotten (before this returns): the change may have made them.
     pub fn run_external_change<T>(&self, f: impl FnOnce() -> T) -> T {
         let done = {
             let _change = self.ns.change();

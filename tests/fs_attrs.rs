@@ -1,19 +1,11 @@
 //! Attributes through the core: what `setattr` answers, an mtime set through a writable
 //! handle kept by its commit, and `XATTR_CREATE` raced by several threads.
 
-use cronusfs::fs::{FsResult, OpenFlags, SetAttr, XattrFlags, XattrReply};
+use cronusfs::fs::{FsCore, FsResult, Ino, SetAttr, XattrFlags, XattrReply};
 use cronusfs::meta::DatasetId;
+use cronusfs::storage::Storage;
 
-use crate::fs_core::{core, job_dir, read_all, write_file};
-
-const READ_WRITE: OpenFlags = OpenFlags {
-    write: true,
-    truncate: false,
-};
-const TRUNCATE: OpenFlags = OpenFlags {
-    write: true,
-    truncate: true,
-};
+use crate::fs_core::{READ_WRITE, TRUNCATE, core, job_dir, read_all, write_file};
 
 /// An mtime set through a writable handle after its last write is the one the commit keeps
 /// (`cp -p`, `rsync`, `tar -x` over an existing file); a write after it moves it on.
@@ -57,46 +49,58 @@ fn an_mtime_set_after_the_last_write_survives_the_commit() {
     assert!(recent(&fs.getattr(ino).unwrap()));
 }
 
+/// Races 4 threads creating attribute `name` of `ino` with `XATTR_CREATE`: exactly one
+/// succeeds, the others get EEXIST, and the winner's value is the one kept.
+fn race_creates<S: Storage>(fs: &FsCore<S>, ino: Ino, name: &str) {
+    let create = XattrFlags {
+        create: true,
+        replace: false,
+    };
+    let outcomes: Vec<(usize, FsResult<()>)> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..4)
+            .map(|i| s.spawn(move || (i, fs.setxattr(ino, name, i.to_string().as_bytes(), create))))
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let won: Vec<usize> = (outcomes.iter())
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(won.len(), 1, "{name}: {outcomes:?}");
+    for (_, r) in &outcomes {
+        if let Err(e) = r {
+            assert_eq!(e.errno(), libc::EEXIST, "{e}");
+        }
+    }
+    let XattrReply::Data(value) = fs.getxattr(ino, name, 64).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        value,
+        won[0].to_string().as_bytes(),
+        "the winner's value stays"
+    );
+}
+
+/// Of several creates of one attribute at once, one wins: on a committed object (checked in
+/// the write's transaction) and on a file not committed yet (checked under the lock of its
+/// kept rows).
 #[test]
 fn racing_xattr_creates_of_one_name_let_one_win() {
     let tmp = tempfile::tempdir().unwrap();
     let fs = core(tmp.path());
     let job = job_dir(&fs, DatasetId::random(), "k", 0);
     let ino = write_file(&fs, job, "t", b"x");
-    let create = XattrFlags {
-        create: true,
-        replace: false,
-    };
+    let (pending, opened) = fs.create(job, "p").unwrap();
     for round in 0..20 {
-        let name = format!("user.once{round}");
-        let outcomes: Vec<(usize, FsResult<()>)> = std::thread::scope(|s| {
-            let racers: Vec<_> = (0..4)
-                .map(|i| {
-                    let (fs, name) = (&fs, &name);
-                    s.spawn(move || (i, fs.setxattr(ino, name, i.to_string().as_bytes(), create)))
-                })
-                .collect();
-            racers.into_iter().map(|r| r.join().unwrap()).collect()
-        });
-        let won: Vec<usize> = (outcomes.iter())
-            .filter(|(_, r)| r.is_ok())
-            .map(|(i, _)| *i)
-            .collect();
-        assert_eq!(won.len(), 1, "round {round}: {outcomes:?}");
-        for (_, r) in &outcomes {
-            if let Err(e) = r {
-                assert_eq!(e.errno(), libc::EEXIST, "{e}");
-            }
-        }
-        let XattrReply::Data(value) = fs.getxattr(ino, &name, 64).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            value,
-            won[0].to_string().as_bytes(),
-            "the winner's value stays"
-        );
+        race_creates(&fs, ino, &format!("user.once{round}"));
+        race_creates(&fs, pending.ino, &format!("user.early{round}"));
     }
+    fs.release(opened.fh).unwrap();
+    let XattrReply::Data(value) = fs.getxattr(pending.ino, "user.early7", 64).unwrap() else {
+        panic!()
+    };
+    assert_eq!(value.len(), 1, "kept by the first commit");
 }
 
 #[test]

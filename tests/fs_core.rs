@@ -8,11 +8,11 @@ use cronusfs::meta::{DatasetId, Metastore};
 use cronusfs::storage::{MemoryStore, RocksStore, Storage};
 
 /// `O_RDWR`, and `O_RDWR | O_TRUNC`.
-const READ_WRITE: OpenFlags = OpenFlags {
+pub(crate) const READ_WRITE: OpenFlags = OpenFlags {
     write: true,
     truncate: false,
 };
-const TRUNCATE: OpenFlags = OpenFlags {
+pub(crate) const TRUNCATE: OpenFlags = OpenFlags {
     write: true,
     truncate: true,
 };

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::FsResult;
 use super::attr::{Attr, Defaults, Kind};
 use super::file::lock;
 use super::inode::Ino;
@@ -203,16 +204,27 @@ impl Uncommitted {
     /// Records (or with `None` forgets) a row for pending file `id` to write at its first
     /// commit; returns whether `id` is pending.
     pub fn pending_row(&self, id: ObjectId, p: &str, valu: Option<Valu>) -> bool {
-        match lock(&self.pending).get_mut(&id) {
-            Some(pending) => {
-                pending.rows.retain(|(k, _, _)| k != p);
-                pending
-                    .rows
-                    .extend(valu.map(|v| (p.to_string(), v, now_millis())));
-                true
-            }
-            None => false,
+        self.pending_row_if(id, p, valu, |_| Ok(())).is_some()
+    }
+
+    /// [`Uncommitted::pending_row`] if `admit`, shown the props of the file's rows, allows
+    /// it (checked and set under one lock: two racing `XATTR_CREATE`s cannot both pass);
+    /// `None` when `id` is not pending.
+    pub fn pending_row_if(
+        &self,
+        id: ObjectId,
+        p: &str,
+        valu: Option<Valu>,
+        admit: impl FnOnce(&mut dyn Iterator<Item = &str>) -> FsResult<()>,
+    ) -> Option<FsResult<()>> {
+        let mut pending = lock(&self.pending);
+        let pending = pending.get_mut(&id)?;
+        if let Err(e) = admit(&mut pending.rows.iter().map(|(k, _, _)| k.as_str())) {
+            return Some(Err(e));
         }
+        pending.rows.retain(|(k, _, _)| k != p);
+        (pending.rows).extend(valu.map(|v| (p.to_string(), v, now_millis())));
+        Some(Ok(()))
     }
 }
 

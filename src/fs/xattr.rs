@@ -120,12 +120,9 @@ fn admit_set(props: &mut dyn Iterator<Item = &str>, prop: &str, flags: XattrFlag
     Ok(())
 }
 
-/// The bytes `prop` takes in a list of names: its name (see [`name_of`]) and a NUL.
+/// The bytes `prop` takes in a list of names: its name and a NUL.
 fn listed_len(prop: &str) -> usize {
-    match prop.strip_prefix(SYSTEM_PROP) {
-        Some(rest) => SYSTEM.len() + rest.len() + 1,
-        None => USER.len() + prop.len() + 1,
-    }
+    name_of(prop).len() + 1
 }
 
 /// Answers a request for `data` with a buffer of `size` bytes (0: a size probe).
@@ -228,18 +225,12 @@ impl<S: Storage> FsCore<S> {
         Self::refuse_view(&node)?;
         let valu = Valu::from_text(text);
         let admit = |props: &mut dyn Iterator<Item = &str>| admit_set(props, &prop, flags);
+        // A file not committed yet keeps its rows for its first commit.
         if let TreeNode::Object(id) = node
-            && self.ns.uncommitted.is_pending(id)
+            && let Some(done) =
+                (self.ns.uncommitted).pending_row_if(id, &prop, Some(valu.clone()), admit)
         {
-            let rows = self.ns.xattr_rows(&node)?;
-            admit(&mut rows.iter().map(|(p, _)| p.as_str()))?;
-            if self
-                .ns
-                .uncommitted
-                .pending_row(id, &prop, Some(valu.clone()))
-            {
-                return Ok(());
-            }
+            return done;
         }
         let iden = self.ns.xattr_iden(&node)?.ok_or(FsError::NotPermitted)?;
         // The flags and the size of the name list are checked on the rows the write's own
