@@ -47,11 +47,7 @@ def small_writes(binary, root, files, attrs):
     with tempfile.TemporaryDirectory(dir=root) as work:
         d = Daemon(binary, work)
         try:
-            job = d.job_dir()
-            names = [f"{job}/f{i:05}" for i in range(files)]
-            for n in names:
-                with open(n, "wb") as f:
-                    f.write(b"x" * 100)
+            names = d.small_files(files)
             touch = timed(lambda: [os.utime(n, (1_000_000 + i, 1_000_000 + i))
                                    for i, n in enumerate(names)])
             setx = timed(lambda: [os.setxattr(n, "user.k", str(i).encode())

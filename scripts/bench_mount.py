@@ -98,6 +98,16 @@ class Daemon:
         sh(f"mkdir {self.mnt}/datasets/{ds} {self.mnt}/datasets/{ds}/partitions/{key} {path}")
         return path
 
+    def small_files(self, count, size=100):
+        """Makes a new job directory holding `count` files of `size` bytes, written through
+        the mount (each a commit at its close); returns their paths."""
+        job = self.job_dir()
+        names = [f"{job}/f{i:05}" for i in range(count)]
+        for n in names:
+            with open(n, "wb") as f:
+                f.write(b"x" * size)
+        return names
+
     def reset_peak(self):
         with open(f"/proc/{self.pid}/clear_refs", "w") as f:
             f.write("5\n")

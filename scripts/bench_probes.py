@@ -33,11 +33,8 @@ def one_store(binary, root):
     with tempfile.TemporaryDirectory(dir=root) as work:
         d = Daemon(binary, work)
         try:
-            job = d.job_dir()
-            for i in range(1000):
-                with open(f"{job}/f{i}", "wb") as f:
-                    f.write(b"x")
-            return probes(job)
+            names = d.small_files(1000, size=1)
+            return probes(os.path.dirname(names[0]))
         finally:
             d.close()
 

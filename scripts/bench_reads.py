@@ -29,11 +29,8 @@ def one_store(binary, root):
     with tempfile.TemporaryDirectory(dir=root) as work:
         d = Daemon(binary, work)
         try:
-            job = d.job_dir()
-            names = [f"{job}/f{i:05}" for i in range(FILES)]
+            names = d.small_files(FILES)
             for n in names:
-                with open(n, "wb") as f:
-                    f.write(b"x" * 100)
                 os.setxattr(n, "user.k", b"v")
             out = []
             for _ in range(2):

@@ -21,11 +21,7 @@ def one_store(binary, root, pause):
     with tempfile.TemporaryDirectory(dir=root) as work:
         d = Daemon(binary, work)
         try:
-            job = d.job_dir()
-            names = [f"{job}/f{i:05}" for i in range(2000)]
-            for n in names:
-                with open(n, "wb") as f:
-                    f.write(b"x" * 100)
+            names = d.small_files(2000)
             for i, n in enumerate(names):
                 os.setxattr(n, "user.k", str(i).encode())
             time.sleep(pause)

@@ -27,11 +27,7 @@ def main():
     with tempfile.TemporaryDirectory(dir=args.dir) as work:
         d = Daemon(args.binary, work)
         try:
-            job = d.job_dir()
-            names = [f"{job}/f{i:05}" for i in range(3000)]
-            for n in names:
-                with open(n, "wb") as f:
-                    f.write(b"x" * 100)
+            names = d.small_files(3000)
             perf = subprocess.Popen(
                 ["perf", "record", "-F", "1000", "--call-graph", "dwarf,16384",
                  "-p", str(d.pid), "-o", args.out],

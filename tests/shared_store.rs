@@ -564,12 +564,15 @@ fn another_daemon_s_commit_reaches_a_kept_listing_when_announced() {
     );
 }
 
-/// A new version committed through one daemon reaches `stat` through another although that
-/// kernel was told it may keep attributes and names for a minute: the announcement makes the
-/// daemon invalidate them. A file renamed away is gone from the other mount's cached names.
-#[test]
-fn another_daemon_s_commit_reaches_the_kernel_s_cached_attributes() {
-    use std::time::{Duration, Instant};
+/// Two daemons on one new shared store, each kernel told it may keep attributes and names
+/// (and each daemon its caches) for a minute: `(a, b, a job directory through A, the same
+/// through B)`.
+fn two_daemons_keeping_a_minute() -> (
+    crate::mount::Mounted,
+    crate::mount::Mounted,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let minute = [
         ("CRONUSFS_CACHE_TTL_MS", "60000"),
         ("CRONUSFS_ATTR_TTL_MS", "60000"),
@@ -578,18 +581,29 @@ fn another_daemon_s_commit_reaches_the_kernel_s_cached_attributes() {
     let b = a.another_daemon();
     let job = a.job_dir();
     let in_b = b.mnt.join(job.strip_prefix(&a.mnt).unwrap());
+    (a, b, job, in_b)
+}
+
+/// Waits (at most 20 s, else fails naming `what`) until `done`; returns how long it took.
+fn wait_for(what: &str, done: &dyn Fn() -> bool) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{what} never reached B"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    start.elapsed()
+}
+
+/// A new version committed through one daemon reaches `stat` through another although that
+/// kernel was told it may keep attributes and names for a minute: the announcement makes the
+/// daemon invalidate them. A file renamed away is gone from the other mount's cached names.
+#[test]
+fn another_daemon_s_commit_reaches_the_kernel_s_cached_attributes() {
+    let (_a, _b, job, in_b) = two_daemons_keeping_a_minute();
     std::fs::write(job.join("f"), b"1").unwrap();
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let start = Instant::now();
-        while !done() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{what} never reached B"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        start.elapsed()
-    };
     wait_for("f", &|| std::fs::metadata(in_b.join("f")).is_ok());
     assert_eq!(std::fs::metadata(in_b.join("f")).unwrap().len(), 1); // B's kernel keeps it.
     std::fs::write(job.join("f"), b"12345").unwrap();
@@ -607,15 +621,7 @@ fn another_daemon_s_commit_reaches_the_kernel_s_cached_attributes() {
 /// announcement has the daemon make its kernel forget every missing name it was told of.
 #[test]
 fn another_daemon_s_new_name_reaches_a_kernel_that_kept_it_missing() {
-    use std::time::{Duration, Instant};
-    let minute = [
-        ("CRONUSFS_CACHE_TTL_MS", "60000"),
-        ("CRONUSFS_ATTR_TTL_MS", "60000"),
-    ];
-    let a = crate::mount::Mounted::shared_with(&minute);
-    let b = a.another_daemon();
-    let job = a.job_dir();
-    let in_b = b.mnt.join(job.strip_prefix(&a.mnt).unwrap());
+    let (_a, _b, job, in_b) = two_daemons_keeping_a_minute();
     let mut delays = Vec::new();
     for i in 0..5 {
         let name = format!("n{i}");
@@ -623,15 +629,9 @@ fn another_daemon_s_new_name_reaches_a_kernel_that_kept_it_missing() {
             assert!(std::fs::metadata(in_b.join(&name)).is_err(), "kept missing");
         }
         std::fs::write(job.join(&name), b"x").unwrap();
-        let closed = Instant::now();
-        while std::fs::metadata(in_b.join(&name)).is_err() {
-            assert!(
-                closed.elapsed() < Duration::from_secs(20),
-                "{name} never showed in B"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        delays.push(closed.elapsed());
+        delays.push(wait_for(&name, &|| {
+            std::fs::metadata(in_b.join(&name)).is_ok()
+        }));
     }
     delays.sort();
     eprintln!("a new name through a kept absence: median {:?}", delays[2]);
