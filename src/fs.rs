@@ -14,6 +14,7 @@ mod error;
 mod file;
 mod inode;
 mod known_names;
+mod links;
 mod namespace;
 mod negatives;
 mod past;
@@ -185,8 +186,9 @@ impl<S: Storage> FsCore<S> {
         self.ns.readdir(ino)
     }
 
-    /// Refuses to make a device node, FIFO or socket in directory `parent` (they are not
-    /// objects): EROFS where nothing can be made, else EPERM.
+    /// Refuses to make a device node, FIFO, socket or hard link in directory `parent` (they
+    /// are not objects, and an object has one name): EROFS where nothing can be made, else
+    /// EPERM.
     pub fn mknod(&self, parent: Ino) -> FsResult<Attr> {
         in_past!(self, parent.0, |core| core.mknod(parent));
         match self.options.read_only

@@ -212,6 +212,37 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         }
     }
 
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        let (name, target) = match (utf8(link_name), utf8(target.as_os_str())) {
+            (Ok(name), Ok(target)) => (name, target),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        let by = creator(req, 0o777);
+        reply_entry(
+            caller(req).on_behalf(|| self.core.symlink_as(Ino(parent.0), name, target, by)),
+            reply,
+        );
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        // An object has one place (its Cronus name says where): no second name.
+        reply_entry(self.core.mknod(Ino(newparent.0)), reply);
+    }
+
     fn mknod(
         &self,
         _req: &Request,

@@ -20,9 +20,9 @@ pub use metastore::{
     MAX_HISTORY_RETENTION, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session, Sessions,
 };
 pub use metastore::{
-    ChangeKind, DatasetId, DirNodeFold, HeldManifest, JobId, Leases, LogEntry, Metastore,
-    NodeChange, ObjectId, ObjectMeta, ObjectPath, ReadHolds, RestorePlace, RestoreReport, Snapshot,
-    VersionDetails, prop,
+    ChangeKind, DatasetId, DirNodeFold, HeldManifest, JobId, Leases, LogEntry, MAX_TARGET_BYTES,
+    Metastore, NodeChange, ObjectId, ObjectMeta, ObjectPath, Placed, ReadHolds, RestorePlace,
+    RestoreReport, Snapshot, VersionDetails, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 
@@ -86,6 +86,9 @@ pub enum MetaError {
     /// A put names a folder: an object cannot take a folder's name.
     #[error("{0} is a folder")]
     FolderExists(String),
+    /// A folder was asked for where a symbolic link is.
+    #[error("{0} is a symbolic link, not a folder")]
+    NotAFolder(String),
     /// No menu registered with this uuid.
     #[error("no menu {0}")]
     NoSuchMenu(String),

@@ -611,21 +611,6 @@ fn streamed_writes_survive_a_gc_before_their_commit() {
 }
 
 #[test]
-fn a_directory_s_times_move_with_its_entries() {
-    let tmp = tempfile::tempdir().unwrap();
-    let fs = core(tmp.path());
-    let job = job_dir(&fs, DatasetId::random(), "k", 0);
-    let before = fs.getattr(job).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    write_file(&fs, job, "f", b"x");
-    let after = fs.getattr(job).unwrap();
-    assert!(after.mtime > before.mtime && after.ctime > before.ctime);
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    fs.unlink(job, "f").unwrap();
-    assert!(fs.getattr(job).unwrap().mtime > after.mtime);
-}
-
-#[test]
 fn made_nodes_belong_to_their_maker() {
     use cronusfs::fs::Creator;
     use cronusfs::meta::{JobId, ObjectPath};

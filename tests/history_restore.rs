@@ -251,3 +251,48 @@ fn a_dataset_restores_by_its_bare_uuid_from_the_command_line() {
         "restored 1 objects, removed 0, 0 unchanged\n"
     );
 }
+
+/// A place restored makes its links what they were too (links made since go, links deleted
+/// since come back), and a link standing where a restored folder or file goes is replaced;
+/// restoring one object under a link is refused.
+#[test]
+fn a_restore_puts_links_back_and_replaces_links_in_its_way() {
+    use cronusfs::meta::Placed;
+    let (_dir, m) = rocks();
+    let (ds, _, _) = dataset(&m, &["k"]);
+    let job = m.new_job(ds).unwrap();
+    let at = |name: &str| ObjectPath::new(ds, "k", job, name);
+    m.make_folder(&at("sub")).unwrap();
+    put(&m, &at("sub/g"), b"g");
+    put(&m, &at("f"), b"f");
+    m.make_link(&at("old"), "f").unwrap();
+    let g = m.object(&at("sub/g")).unwrap().id;
+    let t1 = now(&m);
+    // A folder and a file replaced by links; a link removed, another made.
+    m.delete_object(&at("sub/g")).unwrap();
+    m.remove_folder(&at("sub")).unwrap();
+    m.make_link(&at("sub"), "/tmp").unwrap();
+    m.delete_object(&at("f")).unwrap();
+    m.make_link(&at("f"), "/etc/hostname").unwrap();
+    m.remove_link(&at("old")).unwrap();
+    m.make_link(&at("new"), "f").unwrap();
+    let e = m.restore_object(g, t1).unwrap_err();
+    assert!(matches!(e, MetaError::ObjectExists(_)), "{e}");
+    let place = RestorePlace {
+        dataset: ds,
+        partition: Some("k".into()),
+        job: Some(job),
+    };
+    m.restore_place(&place, t1).unwrap();
+    assert_eq!(m.placed_at(&at("sub")).unwrap(), Some(Placed::Folder));
+    assert_eq!(read_all(&m, &at("sub/g")), b"g");
+    assert_eq!(read_all(&m, &at("f")), b"f");
+    assert_eq!(m.placed_at(&at("f")).unwrap(), None);
+    assert_eq!(
+        m.placed_at(&at("old")).unwrap(),
+        Some(Placed::Link("f".into()))
+    );
+    assert_eq!(m.placed_at(&at("new")).unwrap(), None);
+    let again = m.restore_place(&place, t1).unwrap();
+    assert_eq!((again.restored, again.removed), (0, 0), "{again:?}");
+}

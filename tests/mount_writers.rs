@@ -343,3 +343,65 @@ fn sparse_files_cost_what_was_written() {
     m.umount();
     m.assert_fsck_clean();
 }
+
+/// A file created, closed and at once removed or renamed: its first commit (at the last
+/// close, which the kernel sends after `close` returns) races the `unlink` or `rename`, and
+/// must never land it again under its old name.
+#[test]
+fn a_file_removed_or_renamed_right_after_its_close_stays_so() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    for i in 0..200 {
+        let (gone, moved) = (job.join(format!("gone{i}")), job.join(format!("moved{i}")));
+        File::create(&gone).unwrap();
+        std::fs::remove_file(&gone).unwrap();
+        File::create(&moved).unwrap().write_all(b"x").unwrap();
+        std::fs::rename(&moved, job.join(format!("kept{i}"))).unwrap();
+    }
+    m.umount();
+    m.mount();
+    let mut names: Vec<String> = std::fs::read_dir(&job)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..200).map(|i| format!("kept{i}")).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+}
+
+/// A folder renamed right after a file in it was created and closed (its first commit, at the
+/// last close, still in flight; writers elsewhere keep the daemon busy): the file moves with
+/// the folder, never lost.
+#[test]
+fn a_file_just_made_moves_with_its_folder() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for k in 0..2 {
+            let (job, stop) = (&job, &stop);
+            s.spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::write(job.join(format!("busy{k}")), vec![k as u8; 4096]).unwrap();
+                }
+            });
+        }
+        for i in 0..150 {
+            let dir = job.join(format!("d{i}"));
+            std::fs::create_dir(&dir).unwrap();
+            File::create(dir.join("x")).unwrap();
+            std::fs::rename(&dir, job.join(format!("m{i}"))).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    m.umount();
+    m.mount();
+    let lost: Vec<usize> = (0..150)
+        .filter(|i| !job.join(format!("m{i}/x")).exists())
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "files lost with their folder's rename: {lost:?}"
+    );
+}

@@ -102,3 +102,21 @@ fn a_view_shows_another_user_only_what_their_paths_allow() {
     let root_sees = m.ok("cat $M/query/tag=topsecret/*");
     assert_eq!(root_sees.lines().count(), 3, "{root_sees}");
 }
+
+/// A user's link shows in a view to another user as to its owner (a link to its place), and
+/// only while its directory is open to them.
+#[test]
+fn a_view_shows_another_user_a_link_they_could_reach() {
+    let m = shared_mount();
+    let job = m.job_dir();
+    m.ok(&format!(
+        "cd {}; echo data > v3; ln -s v3 latest",
+        job.display()
+    ));
+    let (ok, said, _) = as_nobody(&m, "cat $M/query/cronus:kind=symlink/*");
+    assert!(ok, "{said}");
+    assert_eq!(said, "data\n");
+    m.ok(&format!("chmod 700 {}", job.display()));
+    let (_, said, _) = as_nobody(&m, "ls $M/query/cronus:kind=symlink/");
+    assert_eq!(said, "", "{said}");
+}

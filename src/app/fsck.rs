@@ -24,6 +24,10 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cache: Option<&Path>) -> Result<()
     let mut contents = Contents::check(content, &mut problems);
     check_messages(m, &mut contents, &mut problems);
     let objects = check_objects(m, &mut contents, &mut problems);
+    match m.placed_problems(m.storage()) {
+        Ok(found) => problems.extend(found),
+        Err(e) => problems.push(format!("folders and links: {e}")),
+    }
     let cached = check_cache(&content, cache, io, &mut problems)?;
     for p in &problems {
         writeln!(io.out, "{p}")?;

@@ -11,7 +11,7 @@ use super::in_past;
 use super::inode::{Ino, TreeNode};
 use super::{DirEntry, Epoch, FsCore, FsError, FsResult, parse_job};
 use crate::meta::{DatasetId, MetaError, ObjectId, ObjectPath, prop};
-use crate::storage::{Row, Storage, Valu};
+use crate::storage::{Row, Storage, Valu, now_millis};
 
 /// Who makes a node, and the permission bits asked for (after the umask).
 #[derive(Clone, Copy, Debug)]
@@ -96,7 +96,6 @@ impl<S: Storage> FsCore<S> {
             }
             _ => return Err(FsError::NotDir),
         };
-        self.ns.dir_changed(parent);
         let ino = self.ns.inodes.ino(&made);
         self.ns.attr_of(ino, &made)
     }
@@ -167,7 +166,6 @@ impl<S: Storage> FsCore<S> {
             n if n.is_dir() => return Err(FsError::NotPermitted),
             _ => return Err(FsError::NotDir),
         }
-        self.ns.dir_changed(parent);
         Ok(())
     }
 
@@ -190,24 +188,44 @@ impl<S: Storage> FsCore<S> {
         let node = self.ns.child(&dir, name)?;
         match node {
             TreeNode::Object(id) => {
+                let copies = self.copies_of(&[id]);
+                let _quiet = hold(&copies);
                 self.orphan_if_open(id)?;
-                if !self.ns.uncommitted.drop_pending(id) {
-                    let path =
-                        super::in_dir(&self.ns.node(parent)?, name).ok_or(FsError::NotPermitted)?;
-                    self.ns.meta.delete_object(&path)?;
+                let path = super::in_dir(&dir, name).ok_or(FsError::NotPermitted)?;
+                match self.ns.uncommitted.drop_pending(id) {
+                    // The store never had it: only its directory's time says it went.
+                    true => self.ns.meta.entry_changed(&path, now_millis())?,
+                    false => self.ns.meta.delete_object(&path)?,
                 }
-                self.ns.dir_changed(parent);
                 Ok(())
             }
+            TreeNode::Symlink(ds, key, job, path) => Ok(self
+                .ns
+                .meta
+                .remove_link(&ObjectPath::new(ds, &key, job, &path))?),
             n if n.is_dir() => Err(FsError::IsDir),
             _ => Err(FsError::NotPermitted),
         }
     }
 
+    /// Returns the working copies of `ids` that have one, in id order. Held (see [`hold`])
+    /// while a change decides by whether a file is committed yet, they make a commit at a
+    /// last close of one of them either finished or not begun: an `unlink` or `rename` of a
+    /// file whose first commit is in flight would otherwise drop it from the files not
+    /// committed yet, and the commit land it again at its old name.
+    pub(super) fn copies_of(&self, ids: &[ObjectId]) -> Vec<super::working::SharedCopy> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| self.files.copy_of(id))
+            .collect()
+    }
+
     /// Keeps what `fstat` shows of object `id` (link count 0) while handles have it open: it
     /// is about to be unlinked or replaced by a rename, and stays readable through them, as on
     /// a local disk.
-    fn orphan_if_open(&self, id: ObjectId) -> FsResult<()> {
+    pub(super) fn orphan_if_open(&self, id: ObjectId) -> FsResult<()> {
         if self.files.is_open(id) {
             let attr = self.getattr(self.ns.inodes.ino(&TreeNode::Object(id)))?;
             self.ns.uncommitted.orphan(id, attr);
@@ -235,7 +253,10 @@ impl<S: Storage> FsCore<S> {
         Self::refuse_view(&from_dir)?;
         Self::refuse_view(&to_dir)?;
         let moving = self.ns.child(&from_dir, name)?;
-        if !matches!(moving, TreeNode::Object(_) | TreeNode::Folder(..)) {
+        if !matches!(
+            moving,
+            TreeNode::Object(_) | TreeNode::Folder(..) | TreeNode::Symlink(..)
+        ) {
             return Err(FsError::NotPermitted); // Datasets, partitions, jobs and read-only files.
         }
         let (Some(from), Some(to)) = (
@@ -257,15 +278,20 @@ impl<S: Storage> FsCore<S> {
             Err(e) => return Err(e),
         };
         match moving {
-            TreeNode::Object(id) => self.rename_file(id, &from, &to, target, noreplace)?,
+            TreeNode::Object(id) => {
+                if let Some(at) = self.rename_file(id, &from, &to, target, noreplace)? {
+                    self.ns.pending_entered(new_parent, at);
+                }
+            }
+            TreeNode::Symlink(..) => self.rename_link(&moving, (&from, &to), target, noreplace)?,
             _ => self.rename_folder(&moving, &from, &to, target, noreplace)?,
         }
-        self.ns.dir_changed(parent);
-        self.ns.dir_changed(new_parent);
         Ok(())
     }
 
-    /// [`FsCore::rename`] of object `id` from `from` to `to`, where `target` is.
+    /// [`FsCore::rename`] of object `id` from `from` to `to`, where `target` is; returns when
+    /// the name entered `to`'s directory if the file is not committed yet (the store hears of
+    /// it at its first commit).
     fn rename_file(
         &self,
         id: ObjectId,
@@ -273,15 +299,21 @@ impl<S: Storage> FsCore<S> {
         to: &ObjectPath,
         target: Option<TreeNode>,
         noreplace: bool,
-    ) -> FsResult<()> {
-        let target = match target {
-            Some(TreeNode::Object(t)) => Some(t),
+    ) -> FsResult<Option<i64>> {
+        let (target, link_there) = match target {
+            Some(TreeNode::Object(t)) => (Some(t), false),
+            Some(TreeNode::Symlink(..)) => (None, true),
             Some(_) => return Err(FsError::IsDir),
-            None => None,
+            None => (None, false),
         };
-        if target == Some(id) {
-            return Ok(()); // The same file under both names: nothing to do.
+        if noreplace && link_there {
+            return Err(FsError::Exists);
         }
+        if target == Some(id) {
+            return Ok(None); // The same file under both names: nothing to do.
+        }
+        let copies = self.copies_of(&[Some(id), target].into_iter().flatten().collect::<Vec<_>>());
+        let _quiet = hold(&copies);
         if noreplace && target.is_some() {
             return Err(FsError::Exists);
         }
@@ -294,11 +326,16 @@ impl<S: Storage> FsCore<S> {
             if target.is_some() && !target_pending {
                 self.ns.meta.delete_object(to)?;
             }
-            self.ns.uncommitted.move_pending(id, to);
-        } else {
-            self.ns.meta.rename_object(from, to)?;
+            if link_there {
+                self.ns.meta.remove_link(to)?;
+            }
+            let now = now_millis();
+            self.ns.meta.entry_changed(from, now)?;
+            self.ns.uncommitted.move_pending(id, to, now);
+            return Ok(Some(now));
         }
-        Ok(())
+        self.ns.meta.rename_object(from, to)?;
+        Ok(None)
     }
 
     /// [`FsCore::rename`] of folder node `moving` from `from` to `to`, where `target` is: the
@@ -312,7 +349,7 @@ impl<S: Storage> FsCore<S> {
         noreplace: bool,
     ) -> FsResult<()> {
         match target {
-            Some(TreeNode::Object(_)) => return Err(FsError::NotDir),
+            Some(TreeNode::Object(_) | TreeNode::Symlink(..)) => return Err(FsError::NotDir),
             Some(ref t) if t == moving => return Ok(()),
             Some(_) if noreplace => return Err(FsError::Exists),
             Some(_) if !self.ns.uncommitted.pending_in(to).is_empty() => {
@@ -320,10 +357,15 @@ impl<S: Storage> FsCore<S> {
             }
             _ => {}
         }
+        // Every file open for writing may be under the folder (a committed one's place is in
+        // the store): their commits in flight finish first, and the next ones find the new
+        // place (files not committed yet are moved under the lock too).
+        let copies = self.copies_of(&self.files.copied_ids());
+        let _quiet = hold(&copies);
         self.ns.meta.rename_folder(from, to)?;
         self.ns.uncommitted.move_pending_under(from, to);
         let moved = TreeNode::Folder(to.dataset, to.partition.clone(), to.job, to.name.clone());
-        self.ns.inodes.move_folders(moving, &moved);
+        self.ns.inodes.move_placed(moving, &moved);
         Ok(())
     }
 
@@ -382,6 +424,9 @@ impl<S: Storage> FsCore<S> {
         if let (TreeNode::Object(id), Some(t)) = (&node, set.mtime) {
             self.keep_set_mtime(*id, millis_of(t));
         }
+        if node.is_dir() && set.mtime.is_some() {
+            self.ns.dir_time_set(ino);
+        }
         match (written, node) {
             // The rows the write left answer without another read.
             (Some(rows), TreeNode::Object(id)) => Ok(self.ns.object_attr(ino, id, &rows)),
@@ -421,7 +466,7 @@ impl<S: Storage> FsCore<S> {
         if node.is_message() {
             return Err(FsError::NotPermitted);
         }
-        let now = crate::storage::now_millis();
+        let now = now_millis();
         let rows: Vec<(&str, Valu, i64)> = rows.into_iter().map(|(p, v)| (p, v, now)).collect();
         (self.ns.meta)
             .set_node_rows_read_back(&iden, &rows, true, &mut |_| true)
@@ -500,4 +545,11 @@ fn check_access(attr: &Attr, by: Creator, flags: CreateFlags) -> FsResult<()> {
         return Err(FsError::AccessDenied);
     }
     Ok(())
+}
+
+/// Locks every copy of `copies`, in their order.
+pub(super) fn hold(
+    copies: &[super::working::SharedCopy],
+) -> Vec<std::sync::MutexGuard<'_, super::working::WorkingCopy>> {
+    copies.iter().map(|c| super::file::lock(c)).collect()
 }

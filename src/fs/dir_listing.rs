@@ -6,11 +6,21 @@ use super::{DirEntry, FsResult, Kind, Namespace, TreeNode, attr};
 use crate::meta::{DirNodeFold, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, ValuRef};
 
+/// What a node of a job directory or folder is.
+#[derive(Clone, Copy)]
+enum EntryKind {
+    Object,
+    Folder,
+    Link,
+}
+
 /// What a listing keeps of a node's rows as it visits them.
 #[derive(Default)]
 struct DirNode {
-    /// Whether it is a folder (`Some` once its kind row is seen).
-    folder: Option<bool>,
+    /// Its kind (`Some` once its kind row is seen).
+    kind: Option<EntryKind>,
+    /// A link's target's length.
+    target_len: u64,
     /// Its path in the job directory (`cronus:object`).
     path: Option<String>,
     /// Its uuid, for objects.
@@ -21,7 +31,14 @@ struct DirNode {
 impl DirNode {
     fn take(&mut self, p: &str, valu: ValuRef<'_>, time: i64) {
         match (p, valu) {
-            (prop::KIND, ValuRef::Str(kind)) => self.folder = Some(kind == "folder"),
+            (prop::KIND, ValuRef::Str(kind)) => {
+                self.kind = Some(match kind {
+                    "folder" => EntryKind::Folder,
+                    "symlink" => EntryKind::Link,
+                    _ => EntryKind::Object,
+                })
+            }
+            (prop::TARGET, ValuRef::Str(target)) => self.target_len = target.len() as u64,
             (prop::OBJECT, ValuRef::Str(path)) => self.path = Some(path.to_string()),
             (prop::UUID, ValuRef::Str(uuid)) => self.uuid = uuid.parse().ok(),
             _ => {}
@@ -34,25 +51,28 @@ impl<S: Storage> Namespace<S> {
     /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
     /// them; `None` for a node that is not an object or folder.
     fn dir_entry(&self, dir: &ObjectPath, seen: DirNode) -> crate::meta::Result<Option<DirEntry>> {
-        let (Some(folder), Some(path)) = (seen.folder, seen.path) else {
+        let (Some(kind), Some(path)) = (seen.kind, seen.path) else {
             return Ok(None);
         };
         let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-        let (node, kind) = if folder {
-            let node = TreeNode::Folder(dir.dataset, dir.partition.clone(), dir.job, path);
-            (node, Kind::Dir)
-        } else {
-            let Some(id) = seen.uuid else {
-                return Ok(None);
-            };
-            self.known.remember_listed(
-                &ObjectPath::new(dir.dataset, &dir.partition, dir.job, &path),
-                id,
-            );
-            (TreeNode::Object(id), Kind::File)
+        let (ds, key, job) = (dir.dataset, dir.partition.clone(), dir.job);
+        let (node, kind, size) = match kind {
+            EntryKind::Folder => (TreeNode::Folder(ds, key, job, path), Kind::Dir, None),
+            EntryKind::Link => {
+                let node = TreeNode::Symlink(ds, key, job, path);
+                (node, Kind::Symlink, Some(seen.target_len))
+            }
+            EntryKind::Object => {
+                let Some(id) = seen.uuid else {
+                    return Ok(None);
+                };
+                self.known
+                    .remember_listed(&ObjectPath::new(ds, &key, job, &path), id);
+                (TreeNode::Object(id), Kind::File, None)
+            }
         };
         let ino = self.inodes.ino(&node);
-        let mut attr = self.defaults.attr_of(ino, kind, &seen.attr, None);
+        let mut attr = self.defaults.attr_of(ino, kind, &seen.attr, size);
         if let TreeNode::Object(id) = node {
             self.uncommitted.show_written(id, &mut attr);
         }

@@ -122,6 +122,7 @@ fn meta_errno(e: &MetaError) -> i32 {
         | MetaError::SnapshotExists(_) => libc::EEXIST,
         MetaError::NotEmpty(_) => libc::ENOTEMPTY,
         MetaError::FolderExists(_) => libc::EISDIR,
+        MetaError::NotAFolder(_) => libc::ENOTDIR,
         MetaError::JobsExhausted(_) => libc::ENOSPC,
         MetaError::SystemProp(_) => libc::EPERM,
         MetaError::CrossDataset(_) => libc::EXDEV,

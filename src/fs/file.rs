@@ -153,6 +153,11 @@ impl OpenFiles {
         lock(&self.working).get(&id).cloned()
     }
 
+    /// Returns the ids of every object a writable handle has open.
+    pub(super) fn copied_ids(&self) -> Vec<ObjectId> {
+        lock(&self.working).keys().copied().collect()
+    }
+
     /// Moves everything kept for `old` to `new`: a commit found another object at its path.
     pub(super) fn rebind(&self, old: ObjectId, new: ObjectId) {
         let mut counts = lock(&self.open_counts);
@@ -397,7 +402,7 @@ impl<S: Storage> FsCore<S> {
         let now = now_millis();
         self.ns.known.remember(path.key(), id);
         self.ns.uncommitted.add_pending(id, path, now);
-        self.ns.dir_changed(parent);
+        self.ns.pending_entered(parent, now);
         let ino = self.ns.inodes.ino(&TreeNode::Object(id));
         let opened = self.open(
             ino,

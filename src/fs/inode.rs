@@ -45,6 +45,8 @@ pub enum TreeNode {
     Job(DatasetId, String, JobId),
     /// A folder inside a job directory: its path there (`sub`, `sub/deeper`).
     Folder(DatasetId, String, JobId, String),
+    /// A symbolic link inside a job directory or folder: its path in the job directory.
+    Symlink(DatasetId, String, JobId, String),
     /// An object file in a job directory (committed, or created and not yet committed).
     Object(ObjectId),
     /// `/menus/<uuid>`.
@@ -103,11 +105,30 @@ impl TreeNode {
             TreeNode::DatasetMenu(_)
             | TreeNode::DatasetConfig(_)
             | TreeNode::Object(_)
+            | TreeNode::Symlink(..)
             | TreeNode::Menu(_)
             | TreeNode::Config(_)
             | TreeNode::Content(_)
             | TreeNode::ViewObject(_)
             | TreeNode::ViewLink(..) => false,
+        }
+    }
+
+    /// Returns the place of a folder or symbolic link: dataset, partition, job and path.
+    fn placed(&self) -> Option<(&DatasetId, &String, &JobId, &String)> {
+        match self {
+            TreeNode::Folder(ds, key, job, path) | TreeNode::Symlink(ds, key, job, path) => {
+                Some((ds, key, job, path))
+            }
+            _ => None,
+        }
+    }
+
+    /// The same kind of node as `self` (a folder or link) at another place.
+    fn placed_at(&self, ds: DatasetId, key: String, job: JobId, path: String) -> TreeNode {
+        match self {
+            TreeNode::Symlink(..) => TreeNode::Symlink(ds, key, job, path),
+            _ => TreeNode::Folder(ds, key, job, path),
         }
     }
 }
@@ -186,13 +207,11 @@ impl Inodes {
         self.lock().by_ino.get(&ino.0).cloned()
     }
 
-    /// Gives folder `from` and every folder under it the node of its new place under `to`,
-    /// keeping the numbers the kernel knows them by (a folder was renamed).
-    pub fn move_folders(&self, from: &TreeNode, to: &TreeNode) {
-        let (
-            TreeNode::Folder(ds, key, job, path),
-            TreeNode::Folder(to_ds, to_key, to_job, to_path),
-        ) = (from, to)
+    /// Gives folder or link `from`, and every folder and link under it, the node of its new
+    /// place `to`, keeping the numbers the kernel knows them by (it was renamed).
+    pub fn move_placed(&self, from: &TreeNode, to: &TreeNode) {
+        let (Some((ds, key, job, path)), Some((to_ds, to_key, to_job, to_path))) =
+            (from.placed(), to.placed())
         else {
             return;
         };
@@ -201,9 +220,7 @@ impl Inodes {
             .by_node
             .iter()
             .filter_map(|(node, ino)| {
-                let TreeNode::Folder(d, k, j, p) = node else {
-                    return None;
-                };
+                let (d, k, j, p) = node.placed()?;
                 if (d, k, j) != (ds, key, job) {
                     return None;
                 }
@@ -212,14 +229,14 @@ impl Inodes {
                     return None;
                 }
                 let new =
-                    TreeNode::Folder(*to_ds, to_key.clone(), *to_job, format!("{to_path}{rest}"));
+                    node.placed_at(*to_ds, to_key.clone(), *to_job, format!("{to_path}{rest}"));
                 Some((node.clone(), *ino, new))
             })
             .collect();
         for (old, ino, new) in moved {
             t.by_node.remove(&old);
             t.by_ino.insert(ino, new.clone());
-            // A folder replaced by the move loses its number: it is gone.
+            // A node replaced by the move loses its number: it is gone.
             if let Some(replaced) = t.by_node.insert(new, ino)
                 && replaced != ino
             {

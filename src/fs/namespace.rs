@@ -16,7 +16,7 @@ use super::known_names::KnownNames;
 use super::uncommitted::Uncommitted;
 use super::view_access::Caller;
 use super::{DirEntry, FsError, FsResult, cache, in_dir, parse_job, xattr};
-use crate::meta::{ContentId, DatasetId, Metastore, ObjectId, ObjectPath, prop};
+use crate::meta::{ContentId, DatasetId, Metastore, ObjectId, ObjectPath, Placed, prop};
 use crate::storage::{Iden, Row, Storage, Valu};
 
 /// The tree as read: the catalogue with uncommitted files merged in, and what is kept between
@@ -31,8 +31,10 @@ pub struct Namespace<S: Storage> {
     /// at one value is current while the value has not moved.
     generation: AtomicU64,
     listings: cache::GenerationCache<Listing>,
-    /// When an entry was last added to or removed from each directory through this mount: a
-    /// directory's mtime and ctime move with its entries (kept in memory, not in the store).
+    /// When a file not committed yet was last created in or renamed into each directory: a
+    /// directory's mtime and ctime move with its entries at once, and the store hears of it at
+    /// the file's first commit (every other change of entries moves the directory's
+    /// `cronus:mtime` row in its own transaction). A time set on the directory since wins.
     dir_changes: Mutex<HashMap<Ino, i64>>,
     /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
     pub(super) xattrs: cache::GenerationCache<xattr::NodeRows>,
@@ -137,10 +139,18 @@ impl<S: Storage> Namespace<S> {
         }
     }
 
-    /// Records that the entries of directory `dir` changed now.
-    pub(super) fn dir_changed(&self, dir: Ino) {
+    /// Records that a file not committed yet entered directory `dir` at `at` (epoch ms).
+    pub(super) fn pending_entered(&self, dir: Ino, at: i64) {
         let mut changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
-        changes.insert(dir, crate::storage::now_millis());
+        let t = changes.entry(dir).or_insert(at);
+        *t = (*t).max(at);
+    }
+
+    /// Forgets what [`Namespace::pending_entered`] recorded of directory `dir`: its mtime was
+    /// set since.
+    pub(super) fn dir_time_set(&self, dir: Ino) {
+        let mut changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
+        changes.remove(&dir);
     }
 
     pub(super) fn change(&self) -> Change<'_> {
@@ -267,14 +277,13 @@ impl<S: Storage> Namespace<S> {
             },
             TreeNode::Job(..) | TreeNode::Folder(..) => {
                 let path = in_dir(parent, name).expect("a job or folder");
-                match self.object_at(&path)? {
-                    Some(id) => Some(TreeNode::Object(id)),
-                    None if self.meta.has_folder(&path)? => Some(TreeNode::Folder(
-                        path.dataset,
-                        path.partition,
-                        path.job,
-                        path.name,
-                    )),
+                if let Some(id) = self.object_at(&path)? {
+                    return Ok(TreeNode::Object(id));
+                }
+                let (ds, key, job) = (path.dataset, path.partition.clone(), path.job);
+                match self.meta.placed_at(&path)? {
+                    Some(Placed::Folder) => Some(TreeNode::Folder(ds, key, job, path.name)),
+                    Some(Placed::Link(_)) => Some(TreeNode::Symlink(ds, key, job, path.name)),
                     None => None,
                 }
             }
@@ -288,6 +297,7 @@ impl<S: Storage> Namespace<S> {
             TreeNode::DatasetMenu(_)
             | TreeNode::DatasetConfig(_)
             | TreeNode::Object(_)
+            | TreeNode::Symlink(..)
             | TreeNode::Menu(_)
             | TreeNode::Config(_)
             | TreeNode::Content(_)
@@ -331,9 +341,9 @@ impl<S: Storage> Namespace<S> {
                 Some(Metastore::<S>::partition_iden(*ds, key))
             }
             TreeNode::Job(ds, _, job) => Some(Metastore::<S>::job_iden(*ds, *job)),
-            TreeNode::Folder(ds, key, job, path) => Some(Metastore::<S>::folder_iden(
-                &ObjectPath::new(*ds, key, *job, path),
-            )?),
+            TreeNode::Folder(ds, key, job, path) | TreeNode::Symlink(ds, key, job, path) => Some(
+                Metastore::<S>::folder_iden(&ObjectPath::new(*ds, key, *job, path))?,
+            ),
             TreeNode::Object(id) | TreeNode::ViewObject(id) => Some(id.iden()),
             TreeNode::Menu(uuid) | TreeNode::Config(uuid) => Some(Iden::new(uuid.as_str())?),
             TreeNode::DatasetMenu(ds) | TreeNode::DatasetConfig(ds) => {
@@ -383,7 +393,7 @@ impl<S: Storage> Namespace<S> {
         Ok(self.meta.object_id_at(path)?)
     }
 
-    /// Returns whether a file or folder is at `path`, for a create that began at generation
+    /// Returns whether a file, folder or link is at `path`, for a create that began at generation
     /// `since`. The kernel looks a name up before it creates it: when that lookup found it free
     /// and nothing changed since, the store is not asked again (a race with another host is the
     /// same either way: the commit makes ours a new version of theirs).
@@ -394,7 +404,7 @@ impl<S: Storage> Namespace<S> {
         if self.known.was_free(&path.key(), since) {
             return Ok(false);
         }
-        Ok(self.meta.object_id_at(path)?.is_some() || self.meta.has_folder(path)?)
+        Ok(self.meta.object_id_at(path)?.is_some() || self.meta.placed_at(path)?.is_some())
     }
 
     /// Returns the attributes of file `id` (inode `ino`): a pending file's, a committed
@@ -446,6 +456,12 @@ impl<S: Storage> Namespace<S> {
         }
         if let TreeNode::Object(id) = node {
             return self.file_attr(ino, *id);
+        }
+        if let TreeNode::Symlink(..) = node {
+            let rows = self.rows_of(node)?;
+            let target = rows.iter().find(|r| r.prop == prop::TARGET);
+            let size = target.map_or(0, |r| r.valu.to_string().len() as u64);
+            return Ok(self.defaults.attr(ino, Kind::Symlink, &rows, Some(size)));
         }
         if let TreeNode::Content(id) = node {
             let size = self.meta.content().manifest(*id)?.size;
@@ -593,6 +609,7 @@ impl<S: Storage> Namespace<S> {
             TreeNode::DatasetMenu(_)
             | TreeNode::DatasetConfig(_)
             | TreeNode::Object(_)
+            | TreeNode::Symlink(..)
             | TreeNode::Menu(_)
             | TreeNode::Config(_)
             | TreeNode::Content(_)
@@ -630,7 +647,10 @@ impl<S: Storage> Namespace<S> {
                 Some((up, _)) => TreeNode::View(up.to_string()),
                 None => TreeNode::Query,
             },
-            TreeNode::Object(_) | TreeNode::ViewObject(_) | TreeNode::ViewLink(..) => {
+            TreeNode::Object(_)
+            | TreeNode::Symlink(..)
+            | TreeNode::ViewObject(_)
+            | TreeNode::ViewLink(..) => {
                 return Err(FsError::NotDir);
             }
         };

@@ -130,11 +130,12 @@ impl<S: Storage> Namespace<S> {
         attr
     }
 
-    /// Returns the target of symbolic link `ino`: relative, so that it leads to the same
-    /// place wherever the file system is mounted.
+    /// Returns the target of symbolic link `ino`: a view's is relative, so that it leads to the
+    /// same place wherever the file system is mounted; a user's link's is what it was made with.
     pub fn readlink(&self, ino: Ino) -> FsResult<String> {
         match self.node(ino)? {
             TreeNode::ViewLink(depth, place) => Ok(link_target(depth, &place)),
+            node @ TreeNode::Symlink(..) => self.link_target(&node),
             _ => Err(FsError::InvalidArgument("not a symbolic link")),
         }
     }

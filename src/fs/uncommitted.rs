@@ -30,6 +30,9 @@ pub struct Uncommitted {
 pub(super) struct PendingFile {
     pub(super) path: ObjectPath,
     pub(super) created: i64,
+    /// When its name appeared in its directory (created or renamed there), epoch ms: what
+    /// the directory's mtime moves to at the first commit.
+    pub(super) entered: i64,
     /// Rows `chmod`/`chown`/`utimens` set before the first commit.
     pub(super) rows: Vec<(String, Valu, i64)>,
 }
@@ -40,6 +43,7 @@ impl Uncommitted {
         let file = PendingFile {
             path,
             created,
+            entered: created,
             rows: Vec::new(),
         };
         lock(&self.pending).insert(id, file);
@@ -167,11 +171,18 @@ impl Uncommitted {
         lock(&self.pending).get(&id).map(|p| p.path.clone())
     }
 
-    /// Moves pending file `id` to `path`; returns whether it was pending.
-    pub fn move_pending(&self, id: ObjectId, path: &ObjectPath) -> bool {
+    /// Returns when the name of pending file `id` appeared in its directory.
+    pub(super) fn pending_entered(&self, id: ObjectId) -> Option<i64> {
+        lock(&self.pending).get(&id).map(|p| p.entered)
+    }
+
+    /// Moves pending file `id` to `path`, its name appearing there at `at` (epoch ms);
+    /// returns whether it was pending.
+    pub fn move_pending(&self, id: ObjectId, path: &ObjectPath, at: i64) -> bool {
         match lock(&self.pending).get_mut(&id) {
             Some(p) => {
                 p.path = path.clone();
+                p.entered = at;
                 true
             }
             None => false,

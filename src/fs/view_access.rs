@@ -177,7 +177,9 @@ impl<'c> Walk<'c> {
         };
         let found = node.and_then(|n| {
             let attr = fs.attr_of(fs.inodes.ino(&n), &n).ok()?;
-            n.is_dir().then_some((n, attr))
+            // A user's link ends a walk (nothing is below it): a view shows it as it shows a
+            // folder, by a link to its place.
+            (n.is_dir() || matches!(n, TreeNode::Symlink(..))).then_some((n, attr))
         });
         self.dirs.insert(path.to_string(), found.clone());
         found

@@ -237,6 +237,7 @@ impl<S: Storage> FsCore<S> {
         let details = VersionDetails {
             time: wc.changed,
             rows: &rows,
+            entered: self.ns.uncommitted.pending_entered(wc.id),
         };
         let meta = match (wc.stream.take(), &wc.staging) {
             (Some(stream), _) => {

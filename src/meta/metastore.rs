@@ -9,7 +9,8 @@
 //! act on:
 //!
 //! - `tree.rs`: datasets, partitions and jobs;
-//! - `folders.rs`: folders inside job directories;
+//! - `folders.rs`: folders inside job directories; `links.rs`: symbolic links there; `dir_times.rs`: their times and job
+//!   directories', moved by the changes of their entries;
 //! - `objects.rs`: looking objects up, listing, deleting and renaming them;
 //! - `versions.rs`: putting bytes (new objects and new versions), imports of objects;
 //! - `messages.rs`: registered menus and configurations;
@@ -19,11 +20,13 @@
 //!   and sweep marks, with `../sessions.rs`: [`crate::meta::Sessions`]) and [`ReadHolds`]
 //!   (`read_holds.rs`: contents open handles read).
 
+mod dir_times;
 mod find;
 mod folders;
 mod gc;
 mod history;
 mod leases;
+mod links;
 mod listing;
 mod messages;
 mod node_rows;
@@ -39,6 +42,7 @@ mod versions;
 pub use gc::{DEFAULT_HISTORY_RETENTION, HISTORY_RETENTION_BLOB, MAX_HISTORY_RETENTION};
 pub use history::{ChangeKind, LogEntry, NodeChange};
 pub use leases::Leases;
+pub use links::{MAX_TARGET_BYTES, Placed};
 pub use listing::DirNodeFold;
 pub(crate) use messages::RegisteredMessage;
 pub use read_holds::{HeldManifest, ReadHolds};
@@ -119,6 +123,8 @@ pub mod prop {
     /// Modification time set through the mount (`touch -d`, `tar`, `rsync -t`), epoch ms; a
     /// new version clears it.
     pub const MTIME: &str = "cronus:mtime";
+    /// A symbolic link's target, as given.
+    pub const TARGET: &str = "cronus:target";
     /// Prefix of every Arrow row; a new version replaces all of them.
     pub const ARROW_PREFIX: &str = "cronus:arrow:";
     /// Arrow: number of columns.

@@ -130,7 +130,8 @@ pub enum Match {
     Partition(DatasetId, String),
     /// A job of a dataset (its directory is under every partition).
     Job(DatasetId, JobId),
-    /// A folder in a job directory (`path.name` is its path there).
+    /// A folder or symbolic link in a job directory (`path.name` is its path there): both are
+    /// shown as a link to their place.
     Folder(ObjectPath),
     /// A registered menu.
     Menu(String),
@@ -312,8 +313,8 @@ impl MatchRows {
             "dataset" => Match::Dataset(self.uuid.as_deref()?.parse().ok()?),
             "partition" => Match::Partition(dataset()?, self.partition?),
             "job" => Match::Job(dataset()?, job()?),
-            "folder" => {
-                // `cronus:dir` of a folder: `<ds>/<key>/<job>[/<parent path>]`.
+            "folder" | "symlink" => {
+                // `cronus:dir` of a folder or link: `<ds>/<key>/<job>[/<parent path>]`.
                 let dir = self.dir.as_deref()?;
                 let mut parts = dir.splitn(4, '/');
                 let (ds, key, job) = (parts.next()?, parts.next()?, parts.next()?);

@@ -96,6 +96,11 @@ pub fn import_cronus<S: Storage>(m: &Metastore<S>, dir: &Path) -> Result<Report>
         }
         if sidecar.is_file() {
             report.rows = restore_rows(txn, &sidecar, &imported, &mut report.changed)?;
+            // Its rows are written as they are: a folder or link none could have made is
+            // refused, with the whole import.
+            if let Some(bad) = m.placed_problems(txn)?.into_iter().next() {
+                return Err(MetaError::Corrupt(format!("{}: {bad}", sidecar.display())));
+            }
         }
         Ok(report)
     })

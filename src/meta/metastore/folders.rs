@@ -5,24 +5,42 @@
 //! dataset: the folder and every folder and object under it move in one transaction, objects
 //! keeping their uuids.
 
+use super::dir_times::entry_changed_in;
+use super::links::{Placed, placed_of};
 use super::objects::move_object;
 use super::{Metastore, NodeProps, ObjectPath, prop, rows_of};
 use crate::meta::name_rules::check_object_name;
 use crate::meta::{MetaError, Result};
-use crate::storage::{Iden, PropQuery, Row, RowWrite, Storage, Valu, now_millis};
+use crate::storage::{Iden, MAX_IDEN_LEN, PropQuery, Row, RowWrite, Storage, Valu, now_millis};
 
-/// The iden of the folder at `path` (a directory inside a job directory); a path too long for
-/// an iden is an error.
+/// The iden of the folder or link at `path` (a place inside a job directory):
+/// `<ds>/folders/<key>/<job>/<path>`, or, for a place too long for an iden (a deep tree's paths
+/// reach PATH_MAX, 4096 bytes), `<ds>/folders/#<32 hex digits of the BLAKE3 hash of that>`.
 pub(super) fn folder_iden(path: &ObjectPath) -> Result<Iden> {
-    Ok(Iden::new(format!(
+    let plain = format!(
         "{}/folders/{}/{}/{}",
         path.dataset, path.partition, path.job, path.name
+    );
+    if plain.len() <= MAX_IDEN_LEN {
+        return Ok(Iden::new(plain)?);
+    }
+    let hash = blake3::hash(plain.as_bytes()).to_hex();
+    Ok(Iden::new(format!(
+        "{}/folders/#{}",
+        path.dataset,
+        &hash[..32]
     ))?)
 }
 
 impl<S: Storage> Metastore<S> {
     /// Makes the folder at `at` (`at.name` is its path in the job directory).
     pub fn make_folder(&self, at: &ObjectPath) -> Result<()> {
+        self.place_node(at, &[(prop::KIND, "folder".into())])
+    }
+
+    /// Makes a folder or link at `at` with rows `own` besides its place's, in one transaction;
+    /// a name taken by an object, folder or link is [`MetaError::ObjectExists`].
+    pub(super) fn place_node(&self, at: &ObjectPath, own: &[(&str, Valu)]) -> Result<()> {
         check_object_name(&at.name)?;
         let iden = folder_iden(at)?;
         self.in_txn(|txn| {
@@ -31,27 +49,22 @@ impl<S: Storage> Metastore<S> {
                 return Err(MetaError::ObjectExists(at.to_string()));
             }
             let now = now_millis();
-            txn.add_rows(&rows_of(
-                &iden,
-                now,
-                &[
-                    (prop::KIND, "folder".into()),
-                    (prop::UUID, iden.as_str().into()),
-                    (prop::CREATED, now.into()),
-                    (prop::OBJECT, at.name.as_str().into()),
-                    (prop::DIR, at.dir().into()),
-                ],
-            ))?;
+            let mut rows = vec![
+                (prop::UUID, iden.as_str().into()),
+                (prop::CREATED, now.into()),
+                (prop::OBJECT, at.name.as_str().into()),
+                (prop::DIR, at.dir().into()),
+            ];
+            rows.extend(own.iter().cloned());
+            txn.add_rows(&rows_of(&iden, now, &rows))?;
+            entry_changed_in(txn, at, now)?;
             Ok(())
         })
     }
 
     /// Returns whether there is a folder at `at`.
     pub fn has_folder(&self, at: &ObjectPath) -> Result<bool> {
-        match folder_iden(at) {
-            Ok(iden) => Ok(!self.store.rows_by_id(&iden)?.is_empty()),
-            Err(_) => Ok(false),
-        }
+        Ok(self.placed_at(at)? == Some(Placed::Folder))
     }
 
     /// Returns the iden of the folder at `at`.
@@ -63,22 +76,25 @@ impl<S: Storage> Metastore<S> {
     pub fn remove_folder(&self, at: &ObjectPath) -> Result<()> {
         let iden = folder_iden(at)?;
         self.in_txn(|txn| {
-            if txn.rows_by_id(&iden)?.is_empty() {
-                return Err(MetaError::NoSuchObject(at.to_string()));
+            match placed_of(&txn.rows_by_id(&iden)?) {
+                Some(Placed::Folder) => {}
+                Some(Placed::Link(_)) => return Err(MetaError::NotAFolder(at.to_string())),
+                None => return Err(MetaError::NoSuchObject(at.to_string())),
             }
             let inside = Valu::from(at.key());
             if txn.size_by_prop(&PropQuery::new(prop::DIR).valu(&inside))? > 0 {
                 return Err(MetaError::NotEmpty(format!("folder {at}")));
             }
             txn.del_rows_by_id(&iden)?;
+            entry_changed_in(txn, at, now_millis())?;
             Ok(())
         })
     }
 
     /// Moves the folder at `from` (with everything in it) to `to`, in the same dataset and
     /// any of its job directories, atomically. An empty folder at `to` is replaced; a folder
-    /// with entries is [`MetaError::NotEmpty`], an object [`MetaError::ObjectExists`]; `to`
-    /// inside `from` is [`MetaError::BadName`].
+    /// with entries is [`MetaError::NotEmpty`], an object [`MetaError::ObjectExists`], a link
+    /// [`MetaError::NotAFolder`]; `to` inside `from` is [`MetaError::BadName`].
     pub fn rename_folder(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
         if from.dataset != to.dataset {
             return Err(MetaError::CrossDataset(to.to_string()));
@@ -99,7 +115,7 @@ impl<S: Storage> Metastore<S> {
         }
         self.in_txn(|txn| {
             self.require_dir(txn, to)?;
-            if txn.rows_by_id(&folder_iden(from)?)?.is_empty() {
+            if placed_of(&txn.rows_by_id(&folder_iden(from)?)?) != Some(Placed::Folder) {
                 return Err(MetaError::NoSuchObject(from.to_string()));
             }
             if same_dir && from.name == to.name {
@@ -109,7 +125,11 @@ impl<S: Storage> Metastore<S> {
                 return Err(MetaError::ObjectExists(to.to_string()));
             }
             let target = folder_iden(to)?;
-            if !txn.rows_by_id(&target)?.is_empty() {
+            let there = placed_of(&txn.rows_by_id(&target)?);
+            if let Some(Placed::Link(_)) = there {
+                return Err(MetaError::NotAFolder(to.to_string()));
+            }
+            if there.is_some() {
                 let inside = Valu::from(to.key());
                 if txn.size_by_prop(&PropQuery::new(prop::DIR).valu(&inside))? > 0 {
                     return Err(MetaError::NotEmpty(format!("folder {to}")));
@@ -117,6 +137,9 @@ impl<S: Storage> Metastore<S> {
                 txn.del_rows_by_id(&target)?;
             }
             move_tree(txn, from, to)?;
+            let now = now_millis();
+            entry_changed_in(txn, from, now)?;
+            entry_changed_in(txn, to, now)?;
             Ok(())
         })
     }
@@ -124,7 +147,7 @@ impl<S: Storage> Metastore<S> {
 
 /// Moves folder `from` to `to` inside `txn`, then everything in it, depth first.
 fn move_tree(txn: &dyn RowWrite, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
-    move_folder_node(txn, from, to)?;
+    move_placed_node(txn, from, to)?;
     let inside = Valu::from(from.key());
     let members = txn.rows_by_prop(&PropQuery::new(prop::DIR).valu(&inside))?;
     for member in members {
@@ -141,15 +164,20 @@ fn move_tree(txn: &dyn RowWrite, from: &ObjectPath, to: &ObjectPath) -> Result<(
         );
         match node.kind() {
             Some("folder") => move_tree(txn, &old, &new)?,
+            Some("symlink") => move_placed_node(txn, &old, &new)?,
             _ => move_object(txn, node.str(prop::UUID)?.parse()?, &rows, &new)?,
         }
     }
     Ok(())
 }
 
-/// Gives folder `from`'s node the iden of `to`, with its place rows rewritten and every other
-/// row (user rows, mode, owner, times) kept.
-fn move_folder_node(txn: &dyn RowWrite, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+/// Gives the folder or link at `from` the iden of `to`, with its place rows rewritten and
+/// every other row (user rows, mode, owner, times, a link's target) kept.
+pub(super) fn move_placed_node(
+    txn: &dyn RowWrite,
+    from: &ObjectPath,
+    to: &ObjectPath,
+) -> Result<()> {
     let (old, new) = (folder_iden(from)?, folder_iden(to)?);
     let now = now_millis();
     let rows: Vec<Row> = txn

@@ -72,9 +72,19 @@ fn text_of(rows: &[Row], p: &str) -> Option<String> {
     NodeProps::new(rows).0.get(p).map(|v| v.to_string())
 }
 
-/// Returns a node's place: an object's path, any other node's iden.
+/// Returns a node's place: an object's path, a folder's or link's path spelled the same way
+/// (`<ds>/<key>/<job>/<path>`, from its directory and its path in the job), any other node's
+/// iden.
 fn place_of(iden: &str, rows: &[Row]) -> String {
-    text_of(rows, prop::PATH).unwrap_or_else(|| iden.to_string())
+    if let Some(path) = text_of(rows, prop::PATH) {
+        return path;
+    }
+    let placed = text_of(rows, prop::DIR).zip(text_of(rows, prop::OBJECT));
+    if let Some((dir, object)) = placed {
+        let job_dir: Vec<&str> = dir.splitn(4, '/').take(3).collect();
+        return format!("{}/{object}", job_dir.join("/"));
+    }
+    iden.to_string()
 }
 
 /// Returns the props whose rows differ between `before` and `after`, in byte order.
@@ -109,7 +119,8 @@ fn classify(iden: &str, before: &[Row], after: &[Row]) -> Option<NodeChange> {
         )
     } else {
         let props = changed_props(before, after);
-        if props.is_empty() {
+        // A directory whose time alone moved: the changes of its entries are listed.
+        if props.is_empty() || (props == [prop::MTIME] && kind != "object") {
             return None;
         }
         (ChangeKind::Rows, props.join(","))

@@ -4,7 +4,9 @@
 
 use prost::Message;
 
+use super::dir_times::entry_changed_in;
 use super::folders::folder_iden;
+use super::links::replace_at;
 use super::table_rows::table_of;
 use super::tree::{job_iden, partition_iden};
 use super::{
@@ -15,7 +17,7 @@ use crate::meta::content::ContentReader;
 use crate::meta::name_rules::check_object_name;
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, FileType, cronus_object};
-use crate::storage::{PropQuery, Row, RowRead, RowWrite, Storage, Valu, ValuRef};
+use crate::storage::{PropQuery, Row, RowRead, RowWrite, Storage, Valu, ValuRef, now_millis};
 
 impl<S: Storage> Metastore<S> {
     /// Checks that the job directory of `path` exists: dataset, partition and job.
@@ -36,11 +38,13 @@ impl<S: Storage> Metastore<S> {
             None => None,
         };
         let mut found = vec![false; idens.len()];
-        let mut is_dataset = false;
+        let (mut is_dataset, mut in_folder) = (false, false);
         view.visit_rows_by_idens(&idens, &mut |i, p, v, _| {
             found[i] = true;
-            if i == 0 && p == prop::KIND {
-                is_dataset = v == ValuRef::Str("dataset");
+            match (i, p == prop::KIND) {
+                (0, true) => is_dataset = v == ValuRef::Str("dataset"),
+                (3, true) => in_folder = v == ValuRef::Str("folder"),
+                _ => {}
             }
         })?;
         if !is_dataset {
@@ -58,6 +62,7 @@ impl<S: Storage> Metastore<S> {
         }
         match parent {
             Some(parent) if !found[3] => Err(MetaError::NoSuchFolder(parent.to_string())),
+            Some(parent) if !in_folder => Err(MetaError::NotAFolder(parent.to_string())),
             _ => Ok(()),
         }
     }
@@ -153,6 +158,7 @@ impl<S: Storage> Metastore<S> {
             let id: ObjectId = NodeProps::new(&rows).str(prop::UUID)?.parse()?;
             txn.del_rows_by_id(&id.iden())?;
             txn.blob_del(&info_key(&id.to_string()))?;
+            entry_changed_in(txn, path, now_millis())?;
             Ok(())
         })
     }
@@ -167,8 +173,9 @@ impl<S: Storage> Metastore<S> {
     }
 
     /// Moves the object at `from` to `to` in the same dataset, atomically replacing an object
-    /// already at `to` (whose content stays until `gc`). Returns the uuid of the replaced
-    /// object, if any. Another dataset is [`MetaError::CrossDataset`].
+    /// (whose content stays until `gc`) or link already at `to`. Returns the uuid of the
+    /// replaced object, if any. Another dataset is [`MetaError::CrossDataset`], a folder at
+    /// `to` [`MetaError::FolderExists`].
     pub fn rename_object(&self, from: &ObjectPath, to: &ObjectPath) -> Result<Option<ObjectId>> {
         if from.dataset != to.dataset {
             return Err(MetaError::CrossDataset(to.to_string()));
@@ -183,14 +190,11 @@ impl<S: Storage> Metastore<S> {
             if from == to {
                 return Ok(None);
             }
-            let mut replaced = None;
-            if let Some(old) = self.object_rows_at(txn, to)? {
-                let old_id: ObjectId = NodeProps::new(&old).str(prop::UUID)?.parse()?;
-                txn.del_rows_by_id(&old_id.iden())?;
-                txn.blob_del(&info_key(&old_id.to_string()))?;
-                replaced = Some(old_id);
-            }
+            let replaced = replace_at(txn, self, to)?;
             move_object(txn, id, &rows, to)?;
+            let now = now_millis();
+            entry_changed_in(txn, from, now)?;
+            entry_changed_in(txn, to, now)?;
             Ok(replaced)
         })
     }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use prost::Message;
 
 use super::folders::folder_iden;
+use super::links::{Placed, placed_of, placed_path};
 use super::objects::object_meta;
 use super::tree::{job_iden, partition_iden};
 use super::versions::cronus_info;
@@ -69,7 +70,7 @@ impl<S: Storage> Metastore<S> {
             return Err(MetaError::NoSuchObject(id.to_string()));
         }
         let restored = self.restored(id, rows)?;
-        self.restore_nodes(&then, &[restored], &[], true)
+        self.restore_nodes(&then, &[restored], &[], None)
     }
 
     /// Makes every object of `place` what it was at `at` (µs): objects there then get their
@@ -91,7 +92,11 @@ impl<S: Storage> Metastore<S> {
         let restored = (was.into_iter())
             .map(|(id, rows)| self.restored(id, rows))
             .collect::<Result<Vec<_>>>()?;
-        self.restore_nodes(&then, &restored, &removed, false)
+        let links = Links {
+            then: links_in(&then, place)?,
+            now: links_in(self, place)?,
+        };
+        self.restore_nodes(&then, &restored, &removed, Some(&links))
     }
 
     /// Returns what restoring object `id` to rows `then` needs of its history.
@@ -117,13 +122,16 @@ impl<S: Storage> Metastore<S> {
 
     /// Deletes `removed` and gives `restored` their rows of then, with the directories they
     /// need, in one transaction under a write lease (gc keeps the contents it re-references).
+    /// A place restored (`links` given, else one object) has its links made what they were
+    /// then too; a link where a restored object or folder goes is replaced.
     fn restore_nodes(
         &self,
         then: &Metastore<Box<dyn Storage>>,
         restored: &[Restored],
         removed: &[ObjectId],
-        one: bool,
+        links: Option<&Links>,
     ) -> Result<RestoreReport> {
+        let one = links.is_none();
         let _hold = self.leases().hold_off_gc_for_new_write()?;
         let dirs = dirs_of(then, restored)?;
         transact(&self.store, |txn| {
@@ -133,17 +141,29 @@ impl<S: Storage> Metastore<S> {
                 delete_in(txn, &id.iden())?;
                 report.removed += 1;
             }
+            if let Some(links) = links {
+                report.removed += links.remove_new(txn)?;
+            }
             for (iden, rows, folder) in &dirs {
-                if txn.rows_by_id(iden)?.is_empty() {
-                    refuse_object_at(txn, folder.as_ref())?;
-                    txn.add_rows(rows)?;
+                let now = txn.rows_by_id(iden)?;
+                if let Some(Placed::Link(_)) = placed_of(&now) {
+                    clear_link(txn, iden, folder.as_ref(), one)?;
+                } else if !now.is_empty() {
+                    continue;
                 }
+                refuse_object_at(txn, folder.as_ref())?;
+                txn.add_rows(rows)?;
             }
             for r in restored {
                 match restore_one(txn, r, one)? {
                     true => report.restored += 1,
                     false => report.unchanged += 1,
                 }
+            }
+            if let Some(links) = links {
+                let (restored, unchanged) = links.bring_back(txn)?;
+                report.restored += restored;
+                report.unchanged += unchanged;
             }
             Ok(report)
         })
@@ -174,8 +194,11 @@ fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool) -> Result<bool> {
         }
         delete_in(txn, &other.iden)?; // Under the place: made there since.
     }
-    if !txn.rows_by_id(&folder_iden(&meta.path)?)?.is_empty() {
-        return Err(MetaError::FolderExists(meta.path.to_string()));
+    let placed = folder_iden(&meta.path)?;
+    match placed_of(&txn.rows_by_id(&placed)?) {
+        Some(Placed::Folder) => return Err(MetaError::FolderExists(meta.path.to_string())),
+        Some(Placed::Link(_)) => clear_link(txn, &placed, Some(&meta.path), one)?,
+        None => {}
     }
     if !has_manifest(txn, meta.content)? {
         return Err(MetaError::NoSuchContent(meta.content));
@@ -299,4 +322,87 @@ fn dirs_of(then: &Metastore<Box<dyn Storage>>, restored: &[Restored]) -> Result<
         dirs.push((iden, rows, folder));
     }
     Ok(dirs)
+}
+
+/// Deletes the link at `iden` (place `at`) for a folder or object restored there, in `txn`;
+/// restoring one object, it is [`MetaError::ObjectExists`] instead (remove it first).
+fn clear_link(txn: &dyn RowWrite, iden: &Iden, at: Option<&ObjectPath>, one: bool) -> Result<()> {
+    if one {
+        let at = at.map_or_else(|| iden.to_string(), ObjectPath::to_string);
+        return Err(MetaError::ObjectExists(at));
+    }
+    txn.del_rows_by_id(iden)?;
+    Ok(())
+}
+
+/// The links of a place restored: then and now, by iden, with their rows.
+struct Links {
+    then: BTreeMap<Iden, Vec<Row>>,
+    now: BTreeMap<Iden, Vec<Row>>,
+}
+
+impl Links {
+    /// Deletes the links made in the place since, in `txn`; returns how many.
+    fn remove_new(&self, txn: &dyn RowWrite) -> Result<usize> {
+        let new: Vec<&Iden> = (self.now.keys())
+            .filter(|iden| !self.then.contains_key(*iden))
+            .collect();
+        for iden in &new {
+            txn.del_rows_by_id(iden)?;
+        }
+        Ok(new.len())
+    }
+
+    /// Gives the links of then their rows of then, in `txn` (a folder made at one's place
+    /// since is [`MetaError::FolderExists`]); returns how many changed and how many were
+    /// already so.
+    fn bring_back(&self, txn: &dyn RowWrite) -> Result<(usize, usize)> {
+        let (mut restored, mut unchanged) = (0, 0);
+        for (iden, rows) in &self.then {
+            let now = txn.rows_by_id(iden)?;
+            if same_rows(&now, rows) {
+                unchanged += 1;
+                continue;
+            }
+            if let Some(Placed::Folder) = placed_of(&now) {
+                return Err(MetaError::FolderExists(iden.to_string()));
+            }
+            refuse_object_at(txn, Some(&placed_path(iden, rows)?))?;
+            txn.del_rows_by_id(iden)?;
+            txn.add_rows(rows)?;
+            restored += 1;
+        }
+        Ok((restored, unchanged))
+    }
+}
+
+/// Returns whether two nodes' rows say the same (props and values).
+fn same_rows(a: &[Row], b: &[Row]) -> bool {
+    let set = |rows: &[Row]| -> HashSet<(String, String)> {
+        (rows.iter())
+            .map(|r| (r.prop.clone(), r.valu.to_string()))
+            .collect()
+    };
+    set(a) == set(b)
+}
+
+/// Returns the links in `place` in catalogue `m`, by iden, with their rows.
+fn links_in<T: Storage>(
+    m: &Metastore<T>,
+    place: &RestorePlace,
+) -> Result<BTreeMap<Iden, Vec<Row>>> {
+    let kind = Valu::from("symlink");
+    let rows = (m.storage()).rows_by_prop(&PropQuery::new(prop::KIND).valu(&kind))?;
+    let prefix = format!("{}/folders/", place.dataset);
+    let mut found = BTreeMap::new();
+    for row in rows
+        .into_iter()
+        .filter(|r| r.iden.as_str().starts_with(&prefix))
+    {
+        let rows = m.node_rows(&row.iden)?;
+        if place.holds(&placed_path(&row.iden, &rows)?) {
+            found.insert(row.iden, rows);
+        }
+    }
+    Ok(found)
 }

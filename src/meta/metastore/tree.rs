@@ -5,6 +5,7 @@
 use prost::Message;
 use uuid::Uuid;
 
+use super::dir_times::entries_changed_in;
 use super::{DatasetId, JobId, Metastore, NodeProps, dir_key, info_key, not_found, prop, rows_of};
 use crate::meta::name_rules::check_component;
 use crate::meta::{MetaError, Result};
@@ -218,6 +219,7 @@ impl<S: Storage> Metastore<S> {
                 (prop::PARTITION, key.into()),
             ],
         ))?;
+        entries_changed_in(txn, &dataset.iden(), now)?;
         Ok(())
     }
 
@@ -259,6 +261,7 @@ impl<S: Storage> Metastore<S> {
                 }
             }
             txn.del_rows_by_id(&iden)?;
+            entries_changed_in(txn, &dataset.iden(), now_millis())?;
             Ok(())
         })
     }

@@ -9,7 +9,9 @@ use std::io::Read;
 use prost::Message;
 use uuid::Uuid;
 
+use super::dir_times::entry_changed_in;
 use super::folders::folder_iden;
+use super::links::{Placed, placed_of};
 use super::node_rows::check_user_prop;
 use super::table_rows::table_rows;
 use super::{Metastore, NodeProps, ObjectId, ObjectMeta, ObjectPath, info_key, prop, rows_of};
@@ -36,6 +38,7 @@ impl<S: Storage> Metastore<S> {
             identity: Identity::Fresh,
             time: None,
             rows: &[],
+            entered: None,
         };
         self.put_inner(path, put, reader, progress)
     }
@@ -56,6 +59,7 @@ impl<S: Storage> Metastore<S> {
             identity: Identity::IfNew(id),
             time: Some(time),
             rows: &[],
+            entered: None,
         };
         self.put_inner(path, put, reader, &mut |_| {})
     }
@@ -74,6 +78,7 @@ impl<S: Storage> Metastore<S> {
             identity: Identity::Keep(id, cronus_name),
             time: None,
             rows: &[],
+            entered: None,
         };
         self.put_inner(path, put, reader, &mut |_| {})
     }
@@ -111,6 +116,7 @@ impl<S: Storage> Metastore<S> {
             identity: Identity::IfNew(id),
             time: Some(details.time),
             rows: details.rows,
+            entered: details.entered,
         };
         self.commit_put(path, put, &manifest)
     }
@@ -156,6 +162,7 @@ impl<S: Storage> Metastore<S> {
                 identity: Identity::IfNew(id),
                 time: Some(details.time),
                 rows: details.rows,
+                entered: details.entered,
             };
             let meta = self.commit_put(path, put, &manifest)?;
             Ok((meta, manifest))
@@ -214,6 +221,7 @@ impl<S: Storage> Metastore<S> {
             identity: Identity::Keep(id, cronus_name),
             time: None,
             rows: &[],
+            entered: None,
         };
         let inspected = self.inspect(manifest)?;
         self.commit_put_in(txn, path, put, manifest, inspected)
@@ -231,8 +239,12 @@ impl<S: Storage> Metastore<S> {
         self.leases().check_held_in(txn)?;
         let (identity, now) = (put.identity, put.time.unwrap_or_else(now_millis));
         let existing = self.object_rows_at(txn, path)?;
-        if existing.is_none() && !txn.rows_by_id(&folder_iden(path)?)?.is_empty() {
-            return Err(MetaError::FolderExists(path.to_string()));
+        if existing.is_none() {
+            match placed_of(&txn.rows_by_id(&folder_iden(path)?)?) {
+                Some(Placed::Folder) => return Err(MetaError::FolderExists(path.to_string())),
+                Some(Placed::Link(_)) => return Err(MetaError::ObjectExists(path.to_string())),
+                None => {}
+            }
         }
         let new_id = match identity {
             Identity::Fresh => ObjectId(Uuid::new_v4()),
@@ -265,6 +277,9 @@ impl<S: Storage> Metastore<S> {
             txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
         }
         txn.add_rows(&object_rows(&meta, existing.is_none(), renamed))?;
+        if existing.is_none() {
+            entry_changed_in(txn, path, put.entered.unwrap_or(now))?;
+        }
         let iden = meta.id.iden();
         for (p, _, _) in put.rows {
             txn.del_rows_by_id_prop(&iden, p, None)?;
@@ -333,6 +348,9 @@ struct Put<'a> {
     time: Option<i64>,
     /// Rows set on the object in the same transaction.
     rows: &'a [(String, Valu, i64)],
+    /// When its name appeared in its directory, for a new object (epoch ms; the version's
+    /// time when `None`): the directory's mtime moves to it.
+    entered: Option<i64>,
 }
 
 /// What a writer of the mount commits with a version besides its bytes.
@@ -344,12 +362,20 @@ pub struct VersionDetails<'a> {
     /// props (catalogue rows such as a new file's mode and owner, set before its first
     /// commit): `(prop, value, time)`.
     pub rows: &'a [(String, Valu, i64)],
+    /// For the first version of a new object, when its name appeared in its directory (a
+    /// file created, or renamed there, before its first commit): what the directory's mtime
+    /// moves to. The version's time when `None`.
+    pub entered: Option<i64>,
 }
 
 impl VersionDetails<'_> {
     /// A version at `time` with no rows of its own.
     pub fn at(time: i64) -> VersionDetails<'static> {
-        VersionDetails { time, rows: &[] }
+        VersionDetails {
+            time,
+            rows: &[],
+            entered: None,
+        }
     }
 }
 

@@ -1,0 +1,129 @@
+//! Directories through the core: their times and modes kept in the store (a reopen shows what
+//! the mount showed), moved by every change of their entries and by nothing once set after it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cronusfs::fs::{Attr, FsCore, Ino, SetAttr};
+use cronusfs::meta::{DatasetId, Metastore};
+use cronusfs::storage::RocksStore;
+
+use crate::fs_core::{job_dir, options, write_file};
+
+/// Waits a little, then returns directory `dir`'s attributes, asserting its mtime moved past
+/// `before` (and its ctime with it) because of `what`.
+fn moved(fs: &FsCore<RocksStore>, dir: Ino, before: SystemTime, what: &str) -> SystemTime {
+    let attr = fs.getattr(dir).unwrap();
+    assert!(attr.mtime > before, "{what}: the mtime did not move");
+    assert!(attr.ctime >= attr.mtime, "{what}: ctime before mtime");
+    std::thread::sleep(Duration::from_millis(3));
+    attr.mtime
+}
+
+fn set_mtime(fs: &FsCore<RocksStore>, ino: Ino, t: SystemTime) -> Attr {
+    let set = SetAttr {
+        mtime: Some(t),
+        ..SetAttr::default()
+    };
+    fs.setattr(ino, None, set).unwrap()
+}
+
+/// What a reopen must show again of a directory.
+fn kept(a: &Attr) -> (SystemTime, SystemTime, u16) {
+    (a.mtime, a.ctime, a.perm)
+}
+
+#[test]
+fn a_directory_s_times_move_with_its_entries_and_are_kept_in_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let ds = DatasetId::random();
+    let fs = FsCore::new(
+        Metastore::new(RocksStore::create(&store).unwrap()),
+        options(tmp.path()),
+    )
+    .unwrap();
+    let job = job_dir(&fs, ds, "k", 0);
+    let mut t = fs.getattr(job).unwrap().mtime;
+    std::thread::sleep(Duration::from_millis(3));
+    write_file(&fs, job, "f", b"x");
+    t = moved(&fs, job, t, "a new file");
+    let sub = fs.mkdir(job, "sub").unwrap().ino;
+    t = moved(&fs, job, t, "mkdir");
+    let sub_t = fs.getattr(sub).unwrap().mtime;
+    fs.rename(job, "f", sub, "f", false).unwrap();
+    t = moved(&fs, job, t, "a rename out");
+    let sub_t = moved(&fs, sub, sub_t, "a rename in");
+    fs.unlink(sub, "f").unwrap();
+    moved(&fs, sub, sub_t, "unlink");
+    // A file removed before its first commit: the store never had it.
+    let (_, opened) = fs.create(job, "brief").unwrap();
+    t = moved(&fs, job, t, "create");
+    fs.unlink(job, "brief").unwrap();
+    fs.release(opened.fh).unwrap();
+    t = moved(&fs, job, t, "unlink of an uncommitted file");
+    fs.rmdir(job, "sub").unwrap();
+    moved(&fs, job, t, "rmdir");
+
+    // `tar -x` and `rsync -a`: a file made before its directory's time is set, and committed
+    // at its last close after that, leaves the time set.
+    let then = UNIX_EPOCH + Duration::from_secs(981_173_106);
+    let (_, late) = fs.create(job, "late").unwrap();
+    fs.write(late.fh, 0, b"late").unwrap();
+    assert_eq!(set_mtime(&fs, job, then).mtime, then);
+    fs.release(late.fh).unwrap();
+    assert_eq!(fs.getattr(job).unwrap().mtime, then, "the set time stays");
+    let kept_dir = fs.mkdir(job, "kept").unwrap().ino;
+    let mode = SetAttr {
+        mode: Some(0o700),
+        ..SetAttr::default()
+    };
+    fs.setattr(kept_dir, None, mode).unwrap();
+    set_mtime(&fs, kept_dir, then + Duration::from_secs(60));
+    set_mtime(&fs, job, then);
+
+    let before = (
+        kept(&fs.getattr(job).unwrap()),
+        kept(&fs.getattr(kept_dir).unwrap()),
+    );
+    assert_eq!(before.1.2, 0o700);
+    drop(fs);
+    let fs = FsCore::new(
+        Metastore::new(RocksStore::open(&store).unwrap()),
+        options(tmp.path()),
+    )
+    .unwrap();
+    let job = job_dir(&fs, ds, "k", 0);
+    let kept_dir = fs.lookup(job, "kept").unwrap().ino;
+    let after = (
+        kept(&fs.getattr(job).unwrap()),
+        kept(&fs.getattr(kept_dir).unwrap()),
+    );
+    assert_eq!(after, before, "a reopen shows what the mount showed");
+}
+
+/// Datasets and partitions keep a set time too; a dataset's moves when a partition comes or
+/// goes (its `partitions/` directory shows the dataset's rows).
+#[test]
+fn datasets_and_partitions_keep_their_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = FsCore::new(
+        Metastore::new(RocksStore::create(&tmp.path().join("store")).unwrap()),
+        options(tmp.path()),
+    )
+    .unwrap();
+    let ds = DatasetId::random();
+    job_dir(&fs, ds, "k", 0);
+    let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
+    let dataset = fs.lookup(datasets, &ds.to_string()).unwrap().ino;
+    let partitions = fs.lookup(dataset, "partitions").unwrap().ino;
+    let partition = fs.lookup(partitions, "k").unwrap().ino;
+    let then = UNIX_EPOCH + Duration::from_secs(981_173_106);
+    for dir in [dataset, partition] {
+        assert_eq!(set_mtime(&fs, dir, then).mtime, then);
+        assert_eq!(fs.getattr(dir).unwrap().mtime, then);
+    }
+    std::thread::sleep(Duration::from_millis(3));
+    fs.mkdir(partitions, "k2").unwrap();
+    moved(&fs, partitions, then, "a new partition");
+    moved(&fs, dataset, then, "a new partition");
+}

@@ -1,0 +1,96 @@
+//! Whole trees through the mount, as old programs move them: `rsync -a` of a tree with
+//! symbolic links, nested folders with set times and modes, in and back out identical (and a
+//! checksummed second `rsync` finds nothing to do), the same after a remount and on PostgreSQL
+//! + S3; `tar -x` of it; `touch -d` on every kind of directory.
+
+use crate::mount::Mounted;
+
+/// Makes the source tree `$T/src`: nested folders (one empty), files, relative, absolute,
+/// upward and dangling links, modes, and times set on files, links and directories last.
+const MAKE_SOURCE: &str = r#"
+S=$T/src
+mkdir -p $S/a/b/c $S/empty
+echo one > $S/a/one.txt; echo two > $S/a/b/two.txt; : > $S/a/b/c/zero
+ln -s a/one.txt $S/rel; ln -s /etc/hostname $S/abs; ln -s ../one.txt $S/a/b/up
+ln -s no-such-target $S/dangling
+chmod 640 $S/a/one.txt; chmod 750 $S/a; chmod 700 $S/a/b; chmod 1777 $S/empty
+touch -h -d 2001-02-03T04:05:06 $S/rel $S/a/b/up
+touch -d 2002-03-04T05:06:07 $S/a/one.txt
+touch -d 2003-04-05T06:07:08 $S/a/b/c $S/a/b $S/a $S/empty $S
+"#;
+
+/// Every entry of tree `$1` as `path type mode mtime-seconds [target]`, sorted.
+const DESCRIBE: &str = r#"describe() { (cd "$1" && find . -printf '%p %y %m %Ts %l\n' | sort); }"#;
+
+/// Asserts that `rsync -a` of the source tree into `dir` (a path in the mount) and back out
+/// gives the same tree, and that a checksummed `rsync -n` after it has nothing to do.
+fn rsync_round_trip(m: &Mounted, dir: &str) {
+    let check = format!(
+        r#"{DESCRIBE}
+        left=$(rsync -a -c -n -i $T/src/ {dir}/)
+        [ -z "$left" ] || {{ echo "rsync would change: $left"; exit 1; }}
+        diff <(describe $T/src) <(describe {dir})
+        diff -r --no-dereference $T/src {dir}
+        rm -rf $T/back; rsync -aX {dir}/ $T/back/
+        diff <(describe $T/src) <(describe $T/back)
+        diff -r --no-dereference $T/src $T/back
+        [ "$(readlink {dir}/abs)" = /etc/hostname ]
+        cat {dir}/rel {dir}/a/b/up"#
+    );
+    assert_eq!(m.ok(&check), "one\none\n");
+}
+
+/// The source tree in, checked, then checked again after a remount.
+fn trees_in_and_out(m: &Mounted) {
+    let job = m.job_dir();
+    let tree = format!("{}/tree", job.display());
+    m.ok(MAKE_SOURCE);
+    m.ok(&format!("rsync -a $T/src/ {tree}/"));
+    rsync_round_trip(m, &tree);
+    m.umount();
+    m.mount();
+    rsync_round_trip(m, &tree);
+    // tar -x of the same tree, as a new job directory's content.
+    let untarred = format!("{}/untarred", job.display());
+    m.ok(&format!(
+        "{DESCRIBE}; tar -C $T/src -cf $T/t.tar .; mkdir {untarred}; tar -C {untarred} -xpf $T/t.tar
+        diff <(describe $T/src) <(describe {untarred})"
+    ));
+    m.assert_fsck_clean();
+}
+
+#[test]
+fn rsync_and_tar_keep_links_modes_and_times_of_a_tree() {
+    trees_in_and_out(&Mounted::new());
+}
+
+#[test]
+fn rsync_and_tar_keep_links_modes_and_times_of_a_tree_on_postgres_and_s3() {
+    trees_in_and_out(&Mounted::shared());
+}
+
+/// `touch -d` on a dataset, a partition, a job directory and a folder shows the time set, then
+/// and after a remount; the fixed directories between them refuse it.
+#[test]
+fn every_kind_of_directory_keeps_a_set_time() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let job = job.display();
+    let script = format!(
+        r#"J={job}; P=$(dirname $(dirname $J)); D=$(dirname $(dirname $P))
+        mkdir $J/folder
+        touch -d 2001-02-03T04:05:06Z $D $P $J $J/folder
+        stat -c %Y $D $P $J $J/folder
+        ! touch -d 2001-02-03T04:05:06Z $D/partitions 2>/dev/null
+        ! touch -d 2001-02-03T04:05:06Z $P/jobs 2>/dev/null"#
+    );
+    let expected = "981173106\n".repeat(4);
+    assert_eq!(m.ok(&script), expected);
+    m.umount();
+    m.mount();
+    let again = format!(
+        r#"J={job}; P=$(dirname $(dirname $J)); D=$(dirname $(dirname $P))
+        stat -c %Y $D $P $J $J/folder"#
+    );
+    assert_eq!(m.ok(&again), expected);
+}
