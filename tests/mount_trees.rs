@@ -94,3 +94,33 @@ fn every_kind_of_directory_keeps_a_set_time() {
     );
     assert_eq!(m.ok(&again), expected);
 }
+
+/// With attributes kept a minute by the kernel, a directory that shows another's rows shows
+/// their change at once: a dataset's `partitions/` its mode, a partition's `jobs/` its owner,
+/// and a dataset the time its `partitions/` moved to when a partition came.
+#[test]
+fn directories_showing_another_s_rows_follow_it() {
+    let m = Mounted::with_env(&[("CRONUSFS_ATTR_TTL_MS", "60000")]);
+    let job = m.job_dir();
+    let p = job.parent().unwrap().parent().unwrap().to_path_buf();
+    let d = p.parent().unwrap().parent().unwrap().to_path_buf();
+    let (d, p) = (d.display(), p.display());
+    // The kernel holds all three before the changes.
+    m.ok(&format!("stat {d}/partitions {p}/jobs {d} >/dev/null"));
+    m.ok(&format!(
+        "chmod 700 {d}; chown 7 {p}; mkdir {d}/partitions/k2"
+    ));
+    let see = format!(
+        "stat -c %a {d}/partitions; stat -c %u {p}/jobs; \
+         [ \"$(stat -c %y {d})\" = \"$(stat -c %y {d}/partitions)\" ] && echo same"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let said = m.ok(&see);
+        if said == "700\n7\nsame\n" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still stale: {said}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

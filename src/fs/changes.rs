@@ -71,6 +71,7 @@ impl<S: Storage> FsCore<S> {
             }
             TreeNode::Partitions(ds) => {
                 self.ns.meta.add_partition(ds, name)?;
+                self.forget_shown_with(&dir);
                 TreeNode::Partition(ds, name.to_string())
             }
             TreeNode::Jobs(ds, key) => {
@@ -153,7 +154,10 @@ impl<S: Storage> FsCore<S> {
         Self::refuse_view(&dir)?;
         match self.ns.child(&dir, name)? {
             TreeNode::Dataset(ds) => self.ns.meta.remove_dataset(ds)?,
-            TreeNode::Partition(ds, key) => self.ns.meta.remove_partition(ds, &key)?,
+            TreeNode::Partition(ds, key) => {
+                self.ns.meta.remove_partition(ds, &key)?;
+                self.forget_shown_with(&dir);
+            }
             TreeNode::Job(ds, key, job) => {
                 self.refuse_pending_in(&ObjectPath::new(ds, &key, job, ""))?;
                 self.ns.meta.remove_job(ds, job)?
@@ -427,6 +431,7 @@ impl<S: Storage> FsCore<S> {
         if node.is_dir() && set.mtime.is_some() {
             self.ns.dir_time_set(ino);
         }
+        self.forget_shown_with(&node);
         match (written, node) {
             // The rows the write left answer without another read.
             (Some(rows), TreeNode::Object(id)) => Ok(self.ns.object_attr(ino, id, &rows)),

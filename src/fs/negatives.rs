@@ -2,7 +2,8 @@
 //! where a name appears through the kernel itself (a job directory or a folder, where files
 //! and folders are made), and forgotten by the kernel as soon as the store may have gained a
 //! name past it: a command a client ran on the mounted store over its socket, or another
-//! host's commit (a shared store).
+//! host's commit (a shared store). The same thread has the kernel forget the attributes of
+//! a directory that shows another node's rows when that node changes.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -75,6 +76,16 @@ impl Negatives {
         Some(batch)
     }
 
+    /// Queues the invalidation of the attributes of `ino` (sent as soon as the sending thread
+    /// wakes, after the reply to the request that changed them).
+    fn forget_attributes(&self, ino: Ino) {
+        let mut state = self.lock();
+        state.pending.push(KernelInval::Attributes(ino));
+        state.queued += 1;
+        drop(state);
+        self.queued.notify_all();
+    }
+
     /// Waits at most `timeout` until batch `batch` was sent to the kernel.
     pub(super) fn wait_sent(&self, batch: u64, timeout: Duration) {
         let state = self.lock();
@@ -122,8 +133,24 @@ impl<S: Storage> FsCore<S> {
         }
     }
 
-    /// Waits at most `timeout` for negative answers the kernel must forget (the store may
-    /// have gained their names past the kernel) and has `send` send each to the kernel.
+    /// Has the kernel forget the attributes of the directory that shows the rows of `changed`
+    /// besides `changed` itself (a dataset's `partitions/`, a partition's `jobs/`, and a
+    /// dataset for its `partitions/`): the kernel does not know they changed.
+    pub(super) fn forget_shown_with(&self, changed: &TreeNode) {
+        let also = match changed {
+            TreeNode::Dataset(ds) => TreeNode::Partitions(*ds),
+            TreeNode::Partitions(ds) => TreeNode::Dataset(*ds),
+            TreeNode::Partition(ds, key) => TreeNode::Jobs(*ds, key.clone()),
+            _ => return,
+        };
+        if let Some(ino) = self.ns.inodes.existing(&also) {
+            self.negatives.forget_attributes(ino);
+        }
+    }
+
+    /// Waits at most `timeout` for what the kernel must forget (missing names the store may
+    /// have gained past it, attributes of directories showing rows that changed) and has
+    /// `send` send each to the kernel.
     pub fn send_negative_invalidations(
         &self,
         timeout: Duration,

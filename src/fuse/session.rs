@@ -132,7 +132,8 @@ pub fn serve<S: Storage + 'static>(
 }
 
 /// Starts the thread that has the kernel forget missing names the store may have gained past
-/// it (`FsCore::send_negative_invalidations`), until the process ends.
+/// it, and attributes that changed with another node's (`FsCore::send_negative_invalidations`),
+/// until the process ends.
 fn forget_negatives<S: Storage + 'static>(
     core: Arc<FsCore<S>>,
     notifier: fuser::Notifier,
@@ -142,10 +143,13 @@ fn forget_negatives<S: Storage + 'static>(
         .spawn(move || {
             loop {
                 core.send_negative_invalidations(Duration::from_secs(3600), &mut |inval| {
-                    if let KernelInval::Entry(dir, name) = inval {
-                        // ENOENT: the kernel had already let go of it.
-                        let _ = notifier.inval_entry(INodeNo(dir.0), OsStr::new(&name));
-                    }
+                    // ENOENT: the kernel had already let go of it.
+                    let _ = match inval {
+                        KernelInval::Entry(dir, name) => {
+                            notifier.inval_entry(INodeNo(dir.0), OsStr::new(&name))
+                        }
+                        KernelInval::Attributes(ino) => notifier.inval_inode(INodeNo(ino.0), 0, 0),
+                    };
                 });
             }
         })?;
