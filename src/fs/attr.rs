@@ -79,6 +79,10 @@ pub struct AttrRows {
     size: Option<i64>,
     /// The time of the node's newest row.
     changed: Option<i64>,
+    /// When the `cronus:mtime` row was written (a directory's time set then).
+    mtime_set: Option<i64>,
+    /// For a directory, when its entries last changed.
+    entries: Option<i64>,
 }
 
 impl AttrRows {
@@ -107,6 +111,25 @@ impl AttrRows {
         };
         if slot.is_none() {
             *slot = int;
+            if p == prop::MTIME {
+                self.mtime_set = Some(time);
+            }
+        }
+    }
+
+    /// Takes when a directory's entries last changed (epoch ms): its mtime unless a time was
+    /// set on it since, and its ctime if later.
+    pub fn take_entries_changed(&mut self, at: Option<i64>) {
+        self.entries = at;
+    }
+
+    /// Returns the node's mtime, if its rows (or its entries) say one: the later of the time
+    /// set on it and the last change of its entries.
+    fn mtime(&self) -> Option<i64> {
+        match (self.mtime, self.mtime_set, self.entries) {
+            (Some(_), Some(when), Some(entries)) if entries > when => Some(entries),
+            (Some(set), _, _) => Some(set),
+            (None, _, entries) => entries,
         }
     }
 }
@@ -122,8 +145,11 @@ impl Defaults {
     pub fn attr_of(&self, ino: Ino, kind: Kind, rows: &AttrRows, size: Option<u64>) -> Attr {
         let created = rows.created.unwrap_or(0);
         let modified = rows.modified.unwrap_or(created);
-        let mtime = rows.mtime.unwrap_or(modified);
-        let changed = rows.changed.unwrap_or(modified);
+        let mtime = rows.mtime().unwrap_or(modified);
+        let changed = rows
+            .changed
+            .unwrap_or(modified)
+            .max(rows.entries.unwrap_or(0));
         let default_perm = match kind {
             Kind::Dir => 0o755,
             Kind::File => 0o644,

@@ -3,7 +3,7 @@
 //! and not committed yet.
 
 use super::{DirEntry, FsResult, Kind, Namespace, TreeNode, attr};
-use crate::meta::{DirNodeFold, ObjectId, ObjectPath, prop};
+use crate::meta::{DirNodeFold, Metastore, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, ValuRef};
 
 /// What a node of a job directory or folder is.
@@ -50,14 +50,22 @@ impl DirNode {
 impl<S: Storage> Namespace<S> {
     /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
     /// them; `None` for a node that is not an object or folder.
-    fn dir_entry(&self, dir: &ObjectPath, seen: DirNode) -> crate::meta::Result<Option<DirEntry>> {
+    fn dir_entry(
+        &self,
+        dir: &ObjectPath,
+        mut seen: DirNode,
+    ) -> crate::meta::Result<Option<DirEntry>> {
         let (Some(kind), Some(path)) = (seen.kind, seen.path) else {
             return Ok(None);
         };
         let name = path.rsplit('/').next().unwrap_or(&path).to_string();
         let (ds, key, job) = (dir.dataset, dir.partition.clone(), dir.job);
         let (node, kind, size) = match kind {
-            EntryKind::Folder => (TreeNode::Folder(ds, key, job, path), Kind::Dir, None),
+            EntryKind::Folder => {
+                let iden = Metastore::<S>::folder_iden(&ObjectPath::new(ds, &key, job, &path))?;
+                (seen.attr).take_entries_changed(self.meta.entries_changed_at(&iden)?);
+                (TreeNode::Folder(ds, key, job, path), Kind::Dir, None)
+            }
             EntryKind::Link => {
                 let node = TreeNode::Symlink(ds, key, job, path);
                 (node, Kind::Symlink, Some(seen.target_len))

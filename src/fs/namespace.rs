@@ -473,7 +473,9 @@ impl<S: Storage> Namespace<S> {
             return Ok(attr);
         }
         let rows = self.rows_of(node)?;
-        let mut attr = self.defaults.attr(ino, kind, &rows, None);
+        let mut gathered = attr::AttrRows::of(&rows);
+        gathered.take_entries_changed(self.entries_changed(node)?);
+        let mut attr = self.defaults.attr_of(ino, kind, &gathered, None);
         if rows.is_empty() {
             (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
         }
@@ -500,6 +502,22 @@ impl<S: Storage> Namespace<S> {
             attr.perm &= 0o555;
         }
         Ok(attr)
+    }
+
+    /// Returns when the entries of directory `node` last changed, as the store recorded it,
+    /// for the directories whose entries change (a dataset and its `partitions/`, a job
+    /// directory, a folder).
+    fn entries_changed(&self, node: &TreeNode) -> FsResult<Option<i64>> {
+        match node {
+            TreeNode::Dataset(_)
+            | TreeNode::Partitions(_)
+            | TreeNode::Job(..)
+            | TreeNode::Folder(..) => match self.iden_of(node)? {
+                Some(iden) => Ok(self.meta.entries_changed_at(&iden)?),
+                None => Ok(None),
+            },
+            _ => Ok(None),
+        }
     }
 
     /// Lists directory `ino` (without `.` and `..`), with each entry's attributes.

@@ -5,7 +5,7 @@
 //! dataset: the folder and every folder and object under it move in one transaction, objects
 //! keeping their uuids.
 
-use super::dir_times::entry_changed_in;
+use super::dir_times::{entry_changed_in, forget_entries_time, move_entries_time};
 use super::links::{Placed, placed_of};
 use super::objects::move_object;
 use super::{Metastore, NodeProps, ObjectPath, prop, rows_of};
@@ -21,7 +21,8 @@ pub(super) fn folder_iden(path: &ObjectPath) -> Result<Iden> {
         "{}/folders/{}/{}/{}",
         path.dataset, path.partition, path.job, path.name
     );
-    if plain.len() <= MAX_IDEN_LEN {
+    // Room is left for the prefix of the blob of its entries' time (`dir_times.rs`).
+    if plain.len() <= MAX_IDEN_LEN - 16 {
         return Ok(Iden::new(plain)?);
     }
     let hash = blake3::hash(plain.as_bytes()).to_hex();
@@ -86,6 +87,7 @@ impl<S: Storage> Metastore<S> {
                 return Err(MetaError::NotEmpty(format!("folder {at}")));
             }
             txn.del_rows_by_id(&iden)?;
+            forget_entries_time(txn, &iden)?;
             entry_changed_in(txn, at, now_millis())?;
             Ok(())
         })
@@ -135,6 +137,7 @@ impl<S: Storage> Metastore<S> {
                     return Err(MetaError::NotEmpty(format!("folder {to}")));
                 }
                 txn.del_rows_by_id(&target)?;
+                forget_entries_time(txn, &target)?;
             }
             move_tree(txn, from, to)?;
             let now = now_millis();
@@ -198,5 +201,6 @@ pub(super) fn move_placed_node(
         .collect();
     txn.del_rows_by_id(&old)?;
     txn.add_rows(&rows)?;
+    move_entries_time(txn, &old, &new)?;
     Ok(())
 }

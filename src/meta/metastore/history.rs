@@ -119,8 +119,7 @@ fn classify(iden: &str, before: &[Row], after: &[Row]) -> Option<NodeChange> {
         )
     } else {
         let props = changed_props(before, after);
-        // A directory whose time alone moved: the changes of its entries are listed.
-        if props.is_empty() || (props == [prop::MTIME] && kind != "object") {
+        if props.is_empty() {
             return None;
         }
         (ChangeKind::Rows, props.join(","))

@@ -5,7 +5,7 @@
 use prost::Message;
 use uuid::Uuid;
 
-use super::dir_times::entries_changed_in;
+use super::dir_times::{entries_changed_in, forget_entries_time};
 use super::{DatasetId, JobId, Metastore, NodeProps, dir_key, info_key, not_found, prop, rows_of};
 use crate::meta::name_rules::check_component;
 use crate::meta::{MetaError, Result};
@@ -156,6 +156,7 @@ impl<S: Storage> Metastore<S> {
             }
             txn.del_rows_by_id(&dataset.iden())?;
             txn.blob_del(&info_key(&dataset.to_string()))?;
+            forget_entries_time(txn, &dataset.iden())?;
             Ok(())
         })
     }
@@ -376,6 +377,7 @@ impl<S: Storage> Metastore<S> {
                 }
             }
             txn.del_rows_by_id(&iden)?;
+            forget_entries_time(txn, &iden)?;
             Ok(())
         })
     }
