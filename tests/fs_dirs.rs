@@ -127,3 +127,31 @@ fn datasets_and_partitions_keep_their_times() {
     moved(&fs, partitions, then, "a new partition");
     moved(&fs, dataset, then, "a new partition");
 }
+
+/// `at/<T>` shows a directory with the time it had at T: its entries' changes and the time
+/// set on it are history's too.
+#[test]
+fn the_past_shows_a_directory_s_time_then() {
+    use cronusfs::storage::Storage;
+    use cronusfs::storage::history::show_micros;
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = DatasetId::random();
+    let fs = FsCore::new(
+        Metastore::new(RocksStore::create(&tmp.path().join("store")).unwrap()),
+        options(tmp.path()),
+    )
+    .unwrap();
+    let job = job_dir(&fs, ds, "k", 0);
+    write_file(&fs, job, "first", b"1");
+    let then = fs.getattr(job).unwrap();
+    std::thread::sleep(Duration::from_millis(3));
+    let t = fs.metastore().storage().history_bounds().unwrap().now;
+    write_file(&fs, job, "second", b"2");
+    assert!(fs.getattr(job).unwrap().mtime > then.mtime);
+    let at = fs.lookup(Ino::ROOT, "at").unwrap().ino;
+    let mut past = fs.lookup(at, &show_micros(t)).unwrap().ino;
+    for name in ["datasets", &ds.to_string(), "partitions", "k", "jobs", "0"] {
+        past = fs.lookup(past, name).unwrap().ino;
+    }
+    assert_eq!(fs.getattr(past).unwrap().mtime, then.mtime);
+}
