@@ -47,6 +47,13 @@ fn trees_in_and_out(m: &Mounted) {
     m.ok(MAKE_SOURCE);
     m.ok(&format!("rsync -a $T/src/ {tree}/"));
     rsync_round_trip(m, &tree);
+    // `cronusfs ls` shows the links with the objects, each with its target.
+    let ds = job.ancestors().nth(4).unwrap().file_name().unwrap();
+    let out = m.on_store(&["ls", &format!("{}/k/0", ds.to_string_lossy())]);
+    crate::mount::assert_success(&out);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.contains("tree/rel\t9\tSYMLINK\t-\t-\t-\t-> a/one.txt\n"), "{listed}");
+    assert!(listed.contains("tree/a/b/up\t10\tSYMLINK"), "{listed}");
     m.umount();
     m.mount();
     rsync_round_trip(m, &tree);

@@ -6,11 +6,14 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use cronusfs::meta::{DatasetId, DirNodeFold, JobId, MatchRows, ObjectId, ObjectPath, Term};
+use cronusfs::meta::{
+    DatasetId, DirNodeFold, JobId, MatchRows, ObjectId, ObjectPath, RestorePlace, Term,
+};
 use cronusfs::pb::cronus::{Configuration, Menu};
 use cronusfs::pb::store::{ConfigObjectInfo, MenuObjectInfo};
 use prost::Message;
 
+use super::history::field;
 use super::progress::{Progress, ProgressRead, Unit};
 use super::{Console, message_shape};
 use crate::cli::{Command, DatasetCommand, JobCommand, MessageCommand, PartitionCommand};
@@ -397,7 +400,7 @@ pub fn ls(m: &Catalog, io: &mut Console<'_>, place: &str) -> Result<()> {
     if at.name.is_some() {
         bail!("{place:?}: ls lists DATASET, DATASET/KEY or DATASET/KEY/JOB");
     }
-    let mut objects = match (&at.key, at.job) {
+    let objects = match (&at.key, at.job) {
         (Some(key), Some(job)) => m.objects(at.dataset, key, job)?,
         (key, _) => {
             if !m.has_dataset(at.dataset)? {
@@ -413,29 +416,41 @@ pub fn ls(m: &Catalog, io: &mut Console<'_>, place: &str) -> Result<()> {
             all
         }
     };
-    objects.sort_by(|a, b| {
-        (&a.path.partition, a.path.job, &a.path.name).cmp(&(
-            &b.path.partition,
-            b.path.job,
-            &b.path.name,
-        ))
+    let place = RestorePlace {
+        dataset: at.dataset,
+        partition: at.key.clone(),
+        job: at.job,
+    };
+    // Each line's fields after its path: objects', then links' (the target last, for the
+    // content id).
+    let mut lines: Vec<(ObjectPath, String)> = (objects.into_iter())
+        .map(|o| {
+            let fields = format!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                o.size,
+                o.file_type.as_str_name(),
+                o.version,
+                o.id,
+                o.cronus_name,
+                o.content
+            );
+            (o.path, fields)
+        })
+        .collect();
+    for (path, target) in m.links(&place)? {
+        let fields = format!("{}\tSYMLINK\t-\t-\t-\t-> {}", target.len(), field(&target));
+        lines.push((path, fields));
+    }
+    lines.sort_by(|(a, _), (b, _)| {
+        (&a.partition, a.job, &a.name).cmp(&(&b.partition, b.job, &b.name))
     });
-    for o in objects {
+    for (path, fields) in lines {
         let shown = match (&at.key, at.job) {
-            (Some(_), Some(_)) => o.path.name.clone(),
-            (Some(_), None) => format!("{}/{}", o.path.job, o.path.name),
-            _ => format!("{}/{}/{}", o.path.partition, o.path.job, o.path.name),
+            (Some(_), Some(_)) => path.name.clone(),
+            (Some(_), None) => format!("{}/{}", path.job, path.name),
+            _ => format!("{}/{}/{}", path.partition, path.job, path.name),
         };
-        writeln!(
-            io.out,
-            "{shown}\t{}\t{}\t{}\t{}\t{}\t{}",
-            o.size,
-            o.file_type.as_str_name(),
-            o.version,
-            o.id,
-            o.cronus_name,
-            o.content
-        )?;
+        writeln!(io.out, "{}\t{fields}", field(&shown))?;
     }
     Ok(())
 }

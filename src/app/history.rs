@@ -94,7 +94,7 @@ fn log_line(e: &LogEntry) -> String {
 
 /// Returns `text` as one field of a tab-separated line: a tab or line break in it (a command
 /// line can hold any) becomes a space.
-fn field(text: &str) -> String {
+pub(super) fn field(text: &str) -> String {
     text.replace(|c: char| c.is_control(), " ")
 }
 

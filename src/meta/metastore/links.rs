@@ -6,9 +6,11 @@
 //! removing one, and moving one inside its dataset, replacing an object or link at the new
 //! place.
 
+use std::collections::BTreeMap;
+
 use super::dir_times::entry_changed_in;
 use super::folders::{folder_iden, move_placed_node};
-use super::{JobId, Metastore, NodeProps, ObjectId, ObjectPath, info_key, prop};
+use super::{JobId, Metastore, NodeProps, ObjectId, ObjectPath, RestorePlace, info_key, prop};
 use crate::meta::name_rules::check_object_name;
 use crate::meta::{MetaError, Result};
 use crate::storage::{Iden, PropQuery, Row, RowRead, RowWrite, Storage, Valu, now_millis};
@@ -132,6 +134,18 @@ impl<S: Storage> Metastore<S> {
 }
 
 impl<S: Storage> Metastore<S> {
+    /// Returns every symbolic link in `place` (a dataset, partition or job directory), with its
+    /// target, in no particular order.
+    pub fn links(&self, place: &RestorePlace) -> Result<Vec<(ObjectPath, String)>> {
+        let mut out = Vec::new();
+        for (iden, rows) in links_in(self, place)? {
+            if let Some(Placed::Link(target)) = placed_of(&rows) {
+                out.push((placed_path(&iden, &rows)?, target));
+            }
+        }
+        Ok(out)
+    }
+
     /// Returns what is wrong with the folders and links `view` holds, one line each: a place
     /// that does not match the node's iden or whose directory is missing, a link's target that
     /// could not have been made (not 1–4095 bytes of text without NUL), a name an object has
@@ -196,4 +210,25 @@ pub(super) fn replace_at<S: Storage>(
     txn.del_rows_by_id(&old_id.iden())?;
     txn.blob_del(&info_key(&old_id.to_string()))?;
     Ok(Some(old_id))
+}
+
+/// Returns the links in `place` in catalogue `m`, by iden, with their rows.
+pub(super) fn links_in<T: Storage>(
+    m: &Metastore<T>,
+    place: &RestorePlace,
+) -> Result<BTreeMap<Iden, Vec<Row>>> {
+    let kind = Valu::from("symlink");
+    let rows = (m.storage()).rows_by_prop(&PropQuery::new(prop::KIND).valu(&kind))?;
+    let prefix = format!("{}/folders/", place.dataset);
+    let mut found = BTreeMap::new();
+    for row in rows
+        .into_iter()
+        .filter(|r| r.iden.as_str().starts_with(&prefix))
+    {
+        let rows = m.node_rows(&row.iden)?;
+        if place.holds(&placed_path(&row.iden, &rows)?) {
+            found.insert(row.iden, rows);
+        }
+    }
+    Ok(found)
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use prost::Message;
 
 use super::folders::folder_iden;
-use super::links::{Placed, placed_of, placed_path};
+use super::links::{Placed, links_in, placed_of, placed_path};
 use super::objects::object_meta;
 use super::tree::{job_iden, partition_iden};
 use super::versions::cronus_info;
@@ -42,7 +42,7 @@ pub struct RestorePlace {
 
 impl RestorePlace {
     /// Returns whether `path` is in the place.
-    fn holds(&self, path: &ObjectPath) -> bool {
+    pub(super) fn holds(&self, path: &ObjectPath) -> bool {
         path.dataset == self.dataset
             && self.partition.as_ref().is_none_or(|k| *k == path.partition)
             && self.job.is_none_or(|j| j == path.job)
@@ -384,25 +384,4 @@ fn same_rows(a: &[Row], b: &[Row]) -> bool {
             .collect()
     };
     set(a) == set(b)
-}
-
-/// Returns the links in `place` in catalogue `m`, by iden, with their rows.
-fn links_in<T: Storage>(
-    m: &Metastore<T>,
-    place: &RestorePlace,
-) -> Result<BTreeMap<Iden, Vec<Row>>> {
-    let kind = Valu::from("symlink");
-    let rows = (m.storage()).rows_by_prop(&PropQuery::new(prop::KIND).valu(&kind))?;
-    let prefix = format!("{}/folders/", place.dataset);
-    let mut found = BTreeMap::new();
-    for row in rows
-        .into_iter()
-        .filter(|r| r.iden.as_str().starts_with(&prefix))
-    {
-        let rows = m.node_rows(&row.iden)?;
-        if place.holds(&placed_path(&row.iden, &rows)?) {
-            found.insert(row.iden, rows);
-        }
-    }
-    Ok(found)
 }
