@@ -423,3 +423,39 @@ fn diff_and_log_lines_stay_one_record_whatever_the_names() {
     assert_eq!(log.lines().count(), 2, "{log}");
     assert!(log.lines().all(|l| l.split('\t').count() == 8), "{log}");
 }
+
+#[test]
+fn diff_and_log_name_folders_and_links_by_their_place() {
+    let m = crate::mount::Mounted::new();
+    let job = m.job_dir();
+    let rel = place_of(&m, &job);
+    let t = cronusfs::storage::history::show_micros(cronusfs::storage::history::now_micros());
+    m.ok(&format!(
+        "cd {}; mkdir sub; ln -s sub latest",
+        job.display()
+    ));
+    let diff = String::from_utf8(m.on_store(&["diff", &t]).stdout).unwrap();
+    assert!(
+        diff.contains(&format!("folder\tadded\t{rel}/sub\t")),
+        "{diff}"
+    );
+    assert!(
+        diff.contains(&format!("symlink\tadded\t{rel}/latest\t")),
+        "{diff}"
+    );
+    let out = m.on_store(&["log", &format!("{rel}/latest")]);
+    crate::mount::assert_success(&out);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+    // A folder replaced by a link of its name: one place, another kind of node.
+    let t = cronusfs::storage::history::show_micros(cronusfs::storage::history::now_micros());
+    m.ok(&format!(
+        "cd {}; rmdir sub; ln -s elsewhere sub",
+        job.display()
+    ));
+    let diff = String::from_utf8(m.on_store(&["diff", &t]).stdout).unwrap();
+    assert!(
+        diff.contains(&format!("symlink\tadded\t{rel}/sub\t"))
+            && diff.contains("replaced a folder"),
+        "{diff}"
+    );
+}

@@ -52,7 +52,10 @@ fn trees_in_and_out(m: &Mounted) {
     let out = m.on_store(&["ls", &format!("{}/k/0", ds.to_string_lossy())]);
     crate::mount::assert_success(&out);
     let listed = String::from_utf8(out.stdout).unwrap();
-    assert!(listed.contains("tree/rel\t9\tSYMLINK\t-\t-\t-\t-> a/one.txt\n"), "{listed}");
+    assert!(
+        listed.contains("tree/rel\t9\tSYMLINK\t-\t-\t-\t-> a/one.txt\n"),
+        "{listed}"
+    );
     assert!(listed.contains("tree/a/b/up\t10\tSYMLINK"), "{listed}");
     m.umount();
     m.mount();

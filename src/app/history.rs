@@ -2,7 +2,7 @@
 //! read (tab-separated, times in RFC 3339 that `--at` takes back).
 
 use anyhow::{Result, bail};
-use cronusfs::meta::{DatasetId, LogEntry, ObjectId, ObjectPath, RestorePlace};
+use cronusfs::meta::{DatasetId, LogEntry, MetaError, ObjectId, ObjectPath, RestorePlace};
 use cronusfs::storage::history::{parse_time, show_micros};
 use cronusfs::storage::{Iden, Storage};
 
@@ -53,13 +53,9 @@ pub fn log(m: &Catalog, io: &mut Console<'_>, node: &str, at: Option<&str>) -> R
     let iden = match node.parse::<ObjectId>() {
         Ok(id) => id.iden(),
         Err(_) if uuid::Uuid::parse_str(node).is_ok() => Iden::new(node)?,
-        Err(_) => {
-            let then = as_of(m, at)?;
-            let m = then.as_ref().unwrap_or(m);
-            m.object(&Place::parse(node)?.object(node, None)?)?
-                .id
-                .iden()
-        }
+        // The iden `diff` prints for a folder or link.
+        Err(_) if node.contains("/folders/") => Iden::new(node)?,
+        Err(_) => place_iden(m, node, at)?,
     };
     let entries = m.log(&iden)?;
     if entries.is_empty() {
@@ -69,6 +65,21 @@ pub fn log(m: &Catalog, io: &mut Console<'_>, node: &str, at: Option<&str>) -> R
         writeln!(io.out, "{}", log_line(&e))?;
     }
     Ok(())
+}
+
+/// Returns the iden of what is at `place` (`DATASET/KEY/JOB/NAME`), at `at` if given: an
+/// object, else a folder or link.
+fn place_iden(m: &Catalog, place: &str, at: Option<&str>) -> Result<Iden> {
+    let then = as_of(m, at)?;
+    let m = then.as_ref().unwrap_or(m);
+    let path = Place::parse(place)?.object(place, None)?;
+    match m.object(&path) {
+        Ok(o) => Ok(o.id.iden()),
+        Err(MetaError::NoSuchObject(_)) if m.placed_at(&path)?.is_some() => {
+            Ok(Catalog::folder_iden(&path)?)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Returns one `log` line.

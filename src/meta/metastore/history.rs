@@ -101,8 +101,15 @@ fn classify(iden: &str, before: &[Row], after: &[Row]) -> Option<NodeChange> {
     let rows = if after.is_empty() { before } else { after };
     let kind = text_of(rows, prop::KIND).unwrap_or_else(|| "node".into());
     let (place, version) = (place_of(iden, rows), |r: &[Row]| text_of(r, prop::VERSION));
+    let was = text_of(before, prop::KIND);
     let (change, detail) = if before.is_empty() && !after.is_empty() {
         (ChangeKind::Added, String::new())
+    } else if !after.is_empty() && was.as_deref().is_some_and(|was| was != kind) {
+        // One place, another kind of node (a folder's or link's iden is its place).
+        (
+            ChangeKind::Added,
+            format!("replaced a {}", was.unwrap_or_default()),
+        )
     } else if after.is_empty() && !before.is_empty() {
         (ChangeKind::Removed, String::new())
     } else if version(before) != version(after) {
