@@ -155,3 +155,27 @@ fn the_past_shows_a_directory_s_time_then() {
     }
     assert_eq!(fs.getattr(past).unwrap().mtime, then.mtime);
 }
+
+/// A change of entries right after a time was set on the directory (within its millisecond)
+/// comes after it: the store orders the two, not the clock.
+#[test]
+fn a_change_right_after_a_set_time_moves_the_directory_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = FsCore::new(
+        Metastore::new(RocksStore::create(&tmp.path().join("store")).unwrap()),
+        options(tmp.path()),
+    )
+    .unwrap();
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let sub = fs.mkdir(job, "sub").unwrap().ino;
+    let then = UNIX_EPOCH + Duration::from_secs(981_173_106);
+    for i in 0..50 {
+        set_mtime(&fs, sub, then);
+        let name = format!("d{i}");
+        fs.mkdir(sub, &name).unwrap();
+        assert_ne!(fs.getattr(sub).unwrap().mtime, then, "mkdir {i}");
+        set_mtime(&fs, sub, then);
+        fs.rmdir(sub, &name).unwrap();
+        assert_ne!(fs.getattr(sub).unwrap().mtime, then, "rmdir {i}");
+    }
+}

@@ -79,9 +79,7 @@ pub struct AttrRows {
     size: Option<i64>,
     /// The time of the node's newest row.
     changed: Option<i64>,
-    /// When the `cronus:mtime` row was written (a directory's time set then).
-    mtime_set: Option<i64>,
-    /// For a directory, when its entries last changed.
+    /// For a directory, when its entries last changed since a time was set on it.
     entries: Option<i64>,
 }
 
@@ -111,26 +109,19 @@ impl AttrRows {
         };
         if slot.is_none() {
             *slot = int;
-            if p == prop::MTIME {
-                self.mtime_set = Some(time);
-            }
         }
     }
 
-    /// Takes when a directory's entries last changed (epoch ms): its mtime unless a time was
-    /// set on it since, and its ctime if later.
+    /// Takes when a directory's entries last changed since a time was set on it (epoch ms):
+    /// its mtime, and its ctime if later.
     pub fn take_entries_changed(&mut self, at: Option<i64>) {
         self.entries = at;
     }
 
-    /// Returns the node's mtime, if its rows (or its entries) say one: the later of the time
-    /// set on it and the last change of its entries.
+    /// Returns the node's mtime, if its rows (or its entries) say one: the last change of its
+    /// entries since a time was set on it, else that time.
     fn mtime(&self) -> Option<i64> {
-        match (self.mtime, self.mtime_set, self.entries) {
-            (Some(_), Some(when), Some(entries)) if entries > when => Some(entries),
-            (Some(set), _, _) => Some(set),
-            (None, _, entries) => entries,
-        }
+        self.entries.or(self.mtime)
     }
 }
 

@@ -1,18 +1,21 @@
 //! Directory times kept in the store: when an entry of a job directory or folder is added,
 //! removed or renamed (or a partition of a dataset), the transaction that does it records the
-//! time in the directory's blob `dirtime/<iden>` (8 bytes, epoch ms, big-endian), so a remount,
-//! another host and `at/<T>` (blobs keep their versions) see what this mount saw.
+//! time in the directory's blob `dirtime/<iden>`, so a remount, another host and `at/<T>`
+//! (blobs keep their versions) see what this mount saw.
 //!
 //! A blob, not a row: a row's keys hold its value, so a row rewritten at every create would
 //! leave a deleted key per change in the directory's own key range, which every later read of
 //! the directory (each commit checks it exists) would step over until a compaction. A blob is
 //! one key, read and written by a point lookup.
 //!
-//! A directory's mtime is the later of two: the last change of its entries, and the time set
-//! on it (`cronus:mtime`, whose row time says when it was set). A file created before
-//! `utimens` of its directory and committed after it (`tar -x` and `rsync -a` set a
-//! directory's time after writing its files) records its entry's time, the older one, and
-//! the time set stays.
+//! The blob holds two times (epoch ms, 8 bytes big-endian each, `i64::MIN` for none): when
+//! the entries last changed since a time was set on the directory, and when that time was set
+//! (`utimens`, whose value is the `cronus:mtime` row). A directory's mtime is the first when
+//! there is one, else the time set. Order is the store's, not the clocks': a change of entries
+//! made now reads the blob in its transaction, so it comes after a set it sees, whatever the
+//! hosts' clocks say. Only a file created before a set and committed after it (its last
+//! close: `tar -x` and `rsync -a` set a directory's time after writing its files) compares
+//! times: it entered before the set, so the set time stays.
 
 use super::folders::folder_iden;
 use super::tree::job_iden;
@@ -28,8 +31,42 @@ pub(super) fn entries_key(iden: &Iden) -> String {
     format!("{PREFIX}{iden}")
 }
 
-fn decode(bytes: &[u8]) -> Option<i64> {
-    Some(i64::from_be_bytes(bytes.try_into().ok()?))
+/// What a directory's blob says: when its entries last changed since a time was set on it,
+/// and when that time was set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct DirTimes {
+    entries: Option<i64>,
+    set: Option<i64>,
+}
+
+impl DirTimes {
+    fn decode(bytes: &[u8]) -> Self {
+        let at = |i: usize| {
+            let n = i64::from_be_bytes(bytes.get(i..i + 8)?.try_into().ok()?);
+            (n != i64::MIN).then_some(n)
+        };
+        DirTimes {
+            entries: at(0),
+            set: at(8),
+        }
+    }
+
+    fn encode(self) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&self.entries.unwrap_or(i64::MIN).to_be_bytes());
+        out[8..].copy_from_slice(&self.set.unwrap_or(i64::MIN).to_be_bytes());
+        out
+    }
+}
+
+/// How a change of entries is ordered against a time set on the directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Change {
+    /// Made now, in this transaction: after any set the store holds.
+    Now,
+    /// A file's first commit, its name having entered the directory then (epoch ms): before a
+    /// set made after that.
+    EnteredAt,
 }
 
 /// Returns the directory holding `path`: its job directory (`name` empty) or its folder.
@@ -49,24 +86,50 @@ fn dir_iden(dir: &ObjectPath) -> Result<Iden> {
 
 /// Records in `txn` that the entries of the directory holding `path` changed at `at` (epoch
 /// ms), unless a later change is recorded or the directory is gone.
-pub(super) fn entry_changed_in(txn: &dyn RowWrite, path: &ObjectPath, at: i64) -> Result<()> {
-    entries_changed_in(txn, &dir_iden(&parent_dir(path))?, at)
+pub(super) fn entry_changed_in(
+    txn: &dyn RowWrite,
+    path: &ObjectPath,
+    at: i64,
+    change: Change,
+) -> Result<()> {
+    entries_changed_in(txn, &dir_iden(&parent_dir(path))?, at, change)
 }
 
 /// Records in `txn` that the entries of directory node `iden` changed at `at`, as
 /// [`entry_changed_in`] does (a dataset's, when one of its partitions comes or goes).
-pub(super) fn entries_changed_in(txn: &dyn RowWrite, iden: &Iden, at: i64) -> Result<()> {
+pub(super) fn entries_changed_in(
+    txn: &dyn RowWrite,
+    iden: &Iden,
+    at: i64,
+    change: Change,
+) -> Result<()> {
     // Its kind row alone: a range no change of the node's other rows touches.
     if txn.rows_by_id_prop(iden, prop::KIND, None)?.is_empty() {
         return Ok(());
     }
     let key = entries_key(iden);
-    if let Some(before) = txn.blob_get(&key)?.as_deref().and_then(decode)
-        && before >= at
-    {
-        return Ok(());
+    let was = (txn.blob_get(&key)?).map_or_else(DirTimes::default, |b| DirTimes::decode(&b));
+    if change == Change::EnteredAt && was.set.is_some_and(|set| at <= set) {
+        return Ok(()); // It entered before the time set on the directory.
     }
-    txn.blob_set(&key, &at.to_be_bytes())?;
+    let now = DirTimes {
+        entries: Some(was.entries.map_or(at, |e| e.max(at))),
+        set: None,
+    };
+    if now != was {
+        txn.blob_set(&key, &now.encode())?;
+    }
+    Ok(())
+}
+
+/// Records in `txn` that a time was set on directory node `iden` at `at` (epoch ms): the
+/// changes of its entries before it no longer make its mtime.
+pub(super) fn time_set_in(txn: &dyn RowWrite, iden: &Iden, at: i64) -> Result<()> {
+    let now = DirTimes {
+        entries: None,
+        set: Some(at),
+    };
+    txn.blob_set(&entries_key(iden), &now.encode())?;
     Ok(())
 }
 
@@ -92,16 +155,13 @@ impl<S: Storage> Metastore<S> {
     /// the store does not see otherwise: a file the mount created and removes before its
     /// first commit).
     pub fn entry_changed(&self, path: &ObjectPath, at: i64) -> Result<()> {
-        self.in_txn(|txn| entry_changed_in(txn, path, at))
+        self.in_txn(|txn| entry_changed_in(txn, path, at, Change::Now))
     }
 
     /// Returns when the entries of directory node `iden` (a dataset, job or folder) last
-    /// changed, if that was recorded.
+    /// changed since a time was set on it, if they did: its mtime then.
     pub fn entries_changed_at(&self, iden: &Iden) -> Result<Option<i64>> {
-        Ok(self
-            .store
-            .blob_get(&entries_key(iden))?
-            .as_deref()
-            .and_then(decode))
+        let bytes = self.store.blob_get(&entries_key(iden))?;
+        Ok(bytes.and_then(|b| DirTimes::decode(&b).entries))
     }
 }

@@ -5,7 +5,7 @@
 //! dataset: the folder and every folder and object under it move in one transaction, objects
 //! keeping their uuids.
 
-use super::dir_times::{entry_changed_in, forget_entries_time, move_entries_time};
+use super::dir_times::{Change, entry_changed_in, forget_entries_time, move_entries_time};
 use super::links::{Placed, placed_of};
 use super::objects::move_object;
 use super::{Metastore, NodeProps, ObjectPath, prop, rows_of};
@@ -58,7 +58,7 @@ impl<S: Storage> Metastore<S> {
             ];
             rows.extend(own.iter().cloned());
             txn.add_rows(&rows_of(&iden, now, &rows))?;
-            entry_changed_in(txn, at, now)?;
+            entry_changed_in(txn, at, now, Change::Now)?;
             Ok(())
         })
     }
@@ -88,7 +88,7 @@ impl<S: Storage> Metastore<S> {
             }
             txn.del_rows_by_id(&iden)?;
             forget_entries_time(txn, &iden)?;
-            entry_changed_in(txn, at, now_millis())?;
+            entry_changed_in(txn, at, now_millis(), Change::Now)?;
             Ok(())
         })
     }
@@ -141,8 +141,8 @@ impl<S: Storage> Metastore<S> {
             }
             move_tree(txn, from, to)?;
             let now = now_millis();
-            entry_changed_in(txn, from, now)?;
-            entry_changed_in(txn, to, now)?;
+            entry_changed_in(txn, from, now, Change::Now)?;
+            entry_changed_in(txn, to, now, Change::Now)?;
             Ok(())
         })
     }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::dir_times::entry_changed_in;
+use super::dir_times::{Change, entry_changed_in};
 use super::folders::{folder_iden, move_placed_node};
 use super::{JobId, Metastore, NodeProps, ObjectId, ObjectPath, RestorePlace, info_key, prop};
 use crate::meta::name_rules::check_object_name;
@@ -99,7 +99,7 @@ impl<S: Storage> Metastore<S> {
                 None => return Err(MetaError::NoSuchObject(at.to_string())),
             }
             txn.del_rows_by_id(&iden)?;
-            entry_changed_in(txn, at, now_millis())?;
+            entry_changed_in(txn, at, now_millis(), Change::Now)?;
             Ok(())
         })
     }
@@ -126,8 +126,8 @@ impl<S: Storage> Metastore<S> {
             let replaced = replace_at(txn, self, to)?;
             move_placed_node(txn, from, to)?;
             let now = now_millis();
-            entry_changed_in(txn, from, now)?;
-            entry_changed_in(txn, to, now)?;
+            entry_changed_in(txn, from, now, Change::Now)?;
+            entry_changed_in(txn, to, now, Change::Now)?;
             Ok(replaced)
         })
     }

@@ -2,6 +2,7 @@
 //! xattrs and the mount's `chmod`, `chown` and `utimens` change), with the rule that the
 //! catalogue's (`cronus:`) and the daemons' (`cronusfs:`) props are not the users' to set.
 
+use super::dir_times::time_set_in;
 use super::{Metastore, prop};
 use crate::meta::{MetaError, Result};
 use crate::storage::{Iden, Row, Storage, Valu, now_millis};
@@ -75,6 +76,11 @@ impl<S: Storage> Metastore<S> {
             let new = new_rows(iden, rows);
             txn.del_rows(&gone)?;
             txn.add_rows(&new)?;
+            if let Some((_, _, at)) = rows.iter().find(|(p, _, _)| *p == prop::MTIME)
+                && is_directory(&kept)
+            {
+                time_set_in(txn, iden, *at)?;
+            }
             kept.extend(new);
             Ok(Some(kept))
         })
@@ -85,6 +91,15 @@ impl<S: Storage> Metastore<S> {
         check_user_prop(p, false)?;
         Ok(self.store.del_rows_by_id_prop(iden, p, None)?)
     }
+}
+
+/// Returns whether a node with rows `rows` is shown as a directory (its entries' changes move
+/// its time: `dir_times.rs`).
+fn is_directory(rows: &[Row]) -> bool {
+    let kind = rows.iter().find(|r| r.prop == prop::KIND);
+    kind.is_some_and(|r| {
+        matches!(&r.valu, Valu::Str(k) if ["dataset", "partition", "job", "folder"].contains(&k.as_str()))
+    })
 }
 
 fn new_rows(iden: &Iden, rows: &[(&str, Valu, i64)]) -> Vec<Row> {

@@ -4,7 +4,7 @@
 
 use prost::Message;
 
-use super::dir_times::entry_changed_in;
+use super::dir_times::{Change, entry_changed_in};
 use super::folders::folder_iden;
 use super::links::replace_at;
 use super::table_rows::table_of;
@@ -158,7 +158,7 @@ impl<S: Storage> Metastore<S> {
             let id: ObjectId = NodeProps::new(&rows).str(prop::UUID)?.parse()?;
             txn.del_rows_by_id(&id.iden())?;
             txn.blob_del(&info_key(&id.to_string()))?;
-            entry_changed_in(txn, path, now_millis())?;
+            entry_changed_in(txn, path, now_millis(), Change::Now)?;
             Ok(())
         })
     }
@@ -193,8 +193,8 @@ impl<S: Storage> Metastore<S> {
             let replaced = replace_at(txn, self, to)?;
             move_object(txn, id, &rows, to)?;
             let now = now_millis();
-            entry_changed_in(txn, from, now)?;
-            entry_changed_in(txn, to, now)?;
+            entry_changed_in(txn, from, now, Change::Now)?;
+            entry_changed_in(txn, to, now, Change::Now)?;
             Ok(replaced)
         })
     }

@@ -5,7 +5,7 @@
 use prost::Message;
 use uuid::Uuid;
 
-use super::dir_times::{entries_changed_in, forget_entries_time};
+use super::dir_times::{Change, entries_changed_in, forget_entries_time};
 use super::{DatasetId, JobId, Metastore, NodeProps, dir_key, info_key, not_found, prop, rows_of};
 use crate::meta::name_rules::check_component;
 use crate::meta::{MetaError, Result};
@@ -220,7 +220,7 @@ impl<S: Storage> Metastore<S> {
                 (prop::PARTITION, key.into()),
             ],
         ))?;
-        entries_changed_in(txn, &dataset.iden(), now)?;
+        entries_changed_in(txn, &dataset.iden(), now, Change::Now)?;
         Ok(())
     }
 
@@ -262,7 +262,7 @@ impl<S: Storage> Metastore<S> {
                 }
             }
             txn.del_rows_by_id(&iden)?;
-            entries_changed_in(txn, &dataset.iden(), now_millis())?;
+            entries_changed_in(txn, &dataset.iden(), now_millis(), Change::Now)?;
             Ok(())
         })
     }

@@ -9,7 +9,7 @@ use std::io::Read;
 use prost::Message;
 use uuid::Uuid;
 
-use super::dir_times::entry_changed_in;
+use super::dir_times::{Change, entry_changed_in};
 use super::folders::folder_iden;
 use super::links::{Placed, placed_of};
 use super::node_rows::check_user_prop;
@@ -278,7 +278,10 @@ impl<S: Storage> Metastore<S> {
         }
         txn.add_rows(&object_rows(&meta, existing.is_none(), renamed))?;
         if existing.is_none() {
-            entry_changed_in(txn, path, put.entered.unwrap_or(now))?;
+            match put.entered {
+                Some(at) => entry_changed_in(txn, path, at, Change::EnteredAt)?,
+                None => entry_changed_in(txn, path, now, Change::Now)?,
+            }
         }
         let iden = meta.id.iden();
         for (p, _, _) in put.rows {
