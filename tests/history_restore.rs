@@ -266,8 +266,12 @@ fn a_restore_puts_links_back_and_replaces_links_in_its_way() {
     put(&m, &at("sub/g"), b"g");
     put(&m, &at("f"), b"f");
     m.make_link(&at("old"), "f").unwrap();
+    m.make_folder(&at("c")).unwrap();
+    m.make_link(&at("c/l"), "z").unwrap();
     let g = m.object(&at("sub/g")).unwrap().id;
     let t1 = now(&m);
+    m.remove_link(&at("c/l")).unwrap();
+    m.remove_folder(&at("c")).unwrap();
     // A folder and a file replaced by links; a link removed, another made.
     m.delete_object(&at("sub/g")).unwrap();
     m.remove_folder(&at("sub")).unwrap();
@@ -283,7 +287,23 @@ fn a_restore_puts_links_back_and_replaces_links_in_its_way() {
         partition: Some("k".into()),
         job: Some(job),
     };
+    let job_iden = Metastore::<RocksStore>::job_iden(ds, job);
+    let before = m.entries_changed_at(&job_iden).unwrap().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3));
     m.restore_place(&place, t1).unwrap();
+    assert!(
+        m.entries_changed_at(&job_iden).unwrap().unwrap() > before,
+        "the restore changed the job directory's entries: its time moved"
+    );
+    assert_eq!(
+        m.placed_at(&at("c")).unwrap(),
+        Some(Placed::Folder),
+        "a link's folder"
+    );
+    assert_eq!(
+        m.placed_at(&at("c/l")).unwrap(),
+        Some(Placed::Link("z".into()))
+    );
     assert_eq!(m.placed_at(&at("sub")).unwrap(), Some(Placed::Folder));
     assert_eq!(read_all(&m, &at("sub/g")), b"g");
     assert_eq!(read_all(&m, &at("f")), b"f");

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use prost::Message;
 
+use super::dir_times::{Change, entry_changed_in};
 use super::folders::folder_iden;
 use super::links::{Placed, links_in, placed_of, placed_path};
 use super::objects::object_meta;
@@ -16,7 +17,7 @@ use super::{DatasetId, JobId, Metastore, NodeProps, ObjectId, ObjectPath, info_k
 use crate::meta::content::has_manifest;
 use crate::meta::{MetaError, Result};
 use crate::storage::retry::transact;
-use crate::storage::{Iden, PropQuery, Row, RowWrite, Storage, Valu};
+use crate::storage::{Iden, PropQuery, Row, RowWrite, Storage, Valu, now_millis};
 
 /// What a restore did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -133,35 +134,51 @@ impl<S: Storage> Metastore<S> {
     ) -> Result<RestoreReport> {
         let one = links.is_none();
         let _hold = self.leases().hold_off_gc_for_new_write()?;
-        let dirs = dirs_of(then, restored)?;
+        let mut paths = (restored.iter())
+            .map(|r| Ok(object_meta(&r.then)?.path))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(links) = links {
+            for (iden, rows) in &links.then {
+                paths.push(placed_path(iden, rows)?);
+            }
+        }
+        let dirs = dirs_of(then, &paths)?;
+        let now = now_millis();
         transact(&self.store, |txn| {
             self.leases().check_held_in(txn)?;
             let mut report = RestoreReport::default();
             for id in removed {
+                let rows = txn.rows_by_id(&id.iden())?;
+                if let Ok(meta) = object_meta(&rows) {
+                    entry_changed_in(txn, &meta.path, now, Change::Now)?;
+                }
                 delete_in(txn, &id.iden())?;
                 report.removed += 1;
             }
             if let Some(links) = links {
-                report.removed += links.remove_new(txn)?;
+                report.removed += links.remove_new(txn, now)?;
             }
             for (iden, rows, folder) in &dirs {
-                let now = txn.rows_by_id(iden)?;
-                if let Some(Placed::Link(_)) = placed_of(&now) {
+                let there = txn.rows_by_id(iden)?;
+                if let Some(Placed::Link(_)) = placed_of(&there) {
                     clear_link(txn, iden, folder.as_ref(), one)?;
-                } else if !now.is_empty() {
+                } else if !there.is_empty() {
                     continue;
                 }
                 refuse_object_at(txn, folder.as_ref())?;
                 txn.add_rows(rows)?;
+                if let Some(folder) = folder {
+                    entry_changed_in(txn, folder, now, Change::Now)?;
+                }
             }
             for r in restored {
-                match restore_one(txn, r, one)? {
+                match restore_one(txn, r, one, now)? {
                     true => report.restored += 1,
                     false => report.unchanged += 1,
                 }
             }
             if let Some(links) = links {
-                let (restored, unchanged) = links.bring_back(txn)?;
+                let (restored, unchanged) = links.bring_back(txn, now)?;
                 report.restored += restored;
                 report.unchanged += unchanged;
             }
@@ -173,7 +190,7 @@ impl<S: Storage> Metastore<S> {
 /// Gives object `r` its rows of then in `txn`, as a new version; returns `false` when it is
 /// already as it was. With `one` (a single object restored), another object at its path is
 /// [`MetaError::ObjectExists`].
-fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool) -> Result<bool> {
+fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool, now_ms: i64) -> Result<bool> {
     let iden = r.id.iden();
     let now = txn.rows_by_id(&iden)?;
     let same = |rows: &[Row]| -> HashSet<(String, String)> {
@@ -202,6 +219,15 @@ fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool) -> Result<bool> {
     }
     if !has_manifest(txn, meta.content)? {
         return Err(MetaError::NoSuchContent(meta.content));
+    }
+    // Its directory gains an entry when it comes back or back from elsewhere; the one it
+    // leaves loses one.
+    let was = object_meta(&now).ok().map(|m| m.path);
+    if was.as_ref() != Some(&meta.path) {
+        entry_changed_in(txn, &meta.path, now_ms, Change::Now)?;
+        if let Some(was) = &was {
+            entry_changed_in(txn, was, now_ms, Change::Now)?;
+        }
     }
     let version = r.version.max(meta.version) + 1;
     let mut rows: Vec<Row> = (r.then.iter())
@@ -300,12 +326,11 @@ fn objects_in<T: Storage>(
 /// path.
 type Dir = (Iden, Vec<Row>, Option<ObjectPath>);
 
-/// Returns the directories the restored objects need (dataset, partition, job and folders),
-/// with their rows then.
-fn dirs_of(then: &Metastore<Box<dyn Storage>>, restored: &[Restored]) -> Result<Vec<Dir>> {
+/// Returns the directories the objects and links restored at `paths` need (dataset, partition,
+/// job and folders), with their rows then.
+fn dirs_of(then: &Metastore<Box<dyn Storage>>, paths: &[ObjectPath]) -> Result<Vec<Dir>> {
     let mut idens = BTreeMap::new();
-    for r in restored {
-        let path = object_meta(&r.then)?.path;
+    for path in paths {
         idens.insert(path.dataset.iden(), None);
         idens.insert(partition_iden(path.dataset, &path.partition), None);
         idens.insert(job_iden(path.dataset, path.job), None);
@@ -342,13 +367,15 @@ struct Links {
 }
 
 impl Links {
-    /// Deletes the links made in the place since, in `txn`; returns how many.
-    fn remove_new(&self, txn: &dyn RowWrite) -> Result<usize> {
-        let new: Vec<&Iden> = (self.now.keys())
-            .filter(|iden| !self.then.contains_key(*iden))
+    /// Deletes the links made in the place since, in `txn` at `now` (epoch ms); returns how
+    /// many.
+    fn remove_new(&self, txn: &dyn RowWrite, now: i64) -> Result<usize> {
+        let new: Vec<(&Iden, &Vec<Row>)> = (self.now.iter())
+            .filter(|(iden, _)| !self.then.contains_key(*iden))
             .collect();
-        for iden in &new {
+        for (iden, rows) in &new {
             txn.del_rows_by_id(iden)?;
+            entry_changed_in(txn, &placed_path(iden, rows)?, now, Change::Now)?;
         }
         Ok(new.len())
     }
@@ -356,7 +383,7 @@ impl Links {
     /// Gives the links of then their rows of then, in `txn` (a folder made at one's place
     /// since is [`MetaError::FolderExists`]); returns how many changed and how many were
     /// already so.
-    fn bring_back(&self, txn: &dyn RowWrite) -> Result<(usize, usize)> {
+    fn bring_back(&self, txn: &dyn RowWrite, now_ms: i64) -> Result<(usize, usize)> {
         let (mut restored, mut unchanged) = (0, 0);
         for (iden, rows) in &self.then {
             let now = txn.rows_by_id(iden)?;
@@ -367,9 +394,13 @@ impl Links {
             if let Some(Placed::Folder) = placed_of(&now) {
                 return Err(MetaError::FolderExists(iden.to_string()));
             }
-            refuse_object_at(txn, Some(&placed_path(iden, rows)?))?;
+            let at = placed_path(iden, rows)?;
+            refuse_object_at(txn, Some(&at))?;
             txn.del_rows_by_id(iden)?;
             txn.add_rows(rows)?;
+            if now.is_empty() {
+                entry_changed_in(txn, &at, now_ms, Change::Now)?;
+            }
             restored += 1;
         }
         Ok((restored, unchanged))
