@@ -178,13 +178,15 @@ fn links_show_in_views_and_survive_an_export_and_import() {
 fn links_no_one_could_make_are_found_and_not_imported() {
     use cronusfs::meta::cronus_io::{export_cronus, import_cronus};
     use cronusfs::meta::{JobId, ObjectPath};
-    use cronusfs::storage::{Iden, Row, RowWrite};
+    use cronusfs::storage::{Row, RowWrite};
     let tmp = tempfile::tempdir().unwrap();
     let ds = DatasetId::random();
     let fs = rocks(tmp.path(), true);
     let job = job_dir(&fs, ds, "k", 0);
     write_file(&fs, job, "f", b"file");
     fs.symlink(job, "ok", "f").unwrap();
+    let full = fs.mkdir(job, "full").unwrap().ino;
+    write_file(&fs, full, "in", b"inside");
     let m = fs.metastore();
     assert_eq!(
         m.placed_problems(m.storage()).unwrap(),
@@ -210,17 +212,26 @@ fn links_no_one_could_make_are_found_and_not_imported() {
             row("cronus:target", target),
         ]
     };
-    let bad = [link("f", "x"), link("nul", "a\0b"), link("gone/l", "x")];
+    let mut two_targets = link("two", "x");
+    two_targets.push(Row::new(&two_targets[0].iden, "cronus:target", "y", 1));
+    let bad = [
+        link("f", "x"),
+        link("nul", "a\0b"),
+        link("gone/l", "x"),
+        link("..", "x"),
+        two_targets,
+        link("full", "x"), // A folder's node given a link's rows.
+    ];
     let store = m.storage();
     for rows in &bad {
         store.add_rows(rows).unwrap();
     }
     let problems = m.placed_problems(store).unwrap();
-    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert_eq!(problems.len(), 6, "{problems:?}");
     for rows in &bad {
-        let iden: &Iden = &rows[0].iden;
-        store.del_rows_by_id(iden).unwrap();
+        store.del_rows(rows).unwrap();
     }
+    assert_eq!(m.placed_problems(store).unwrap(), Vec::<String>::new());
 
     // The same link in a sidecar: the import is refused, and nothing of it is kept.
     let sidecar = std::fs::read_dir(&exported)

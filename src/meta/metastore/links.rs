@@ -152,40 +152,57 @@ impl<S: Storage> Metastore<S> {
     /// too. What `fsck` checks, and what an import refuses to leave behind (a sidecar's rows
     /// are written as they are).
     pub fn placed_problems(&self, view: &dyn RowRead) -> Result<Vec<String>> {
-        let mut problems = Vec::new();
+        let mut problems = BTreeMap::new();
         for kind in ["folder", "symlink"] {
             let query = PropQuery::new(prop::KIND);
             for row in view.rows_by_prop(&query.valu(&Valu::from(kind)))? {
                 let rows = view.rows_by_id(&row.iden)?;
                 if let Err(why) = self.check_placed(view, &row.iden, &rows) {
-                    problems.push(format!("{kind} {}: {why}", row.iden));
+                    // A node of both kinds is one problem.
+                    let line = format!("{kind} {}: {why}", row.iden);
+                    problems.entry(row.iden).or_insert(line);
                 }
             }
         }
-        Ok(problems)
+        Ok(problems.into_values().collect())
     }
 
     /// Checks one folder or link (see [`Metastore::placed_problems`]).
     fn check_placed(&self, view: &dyn RowRead, iden: &Iden, rows: &[Row]) -> Result<()> {
         let at = placed_path(iden, rows)?;
+        check_object_name(&at.name)?;
         if folder_iden(&at)? != *iden {
             return Err(MetaError::Corrupt(format!("its place is {at}")));
         }
+        if rows.iter().filter(|r| r.prop == prop::KIND).count() != 1 {
+            return Err(MetaError::Corrupt("it has more than one kind".into()));
+        }
         if NodeProps::new(rows).kind() == Some("symlink") {
-            match rows
-                .iter()
-                .find(|r| r.prop == prop::TARGET)
-                .map(|r| &r.valu)
-            {
-                Some(Valu::Str(target)) => check_target(target)?,
-                _ => return Err(MetaError::Corrupt("it has no target".into())),
-            }
+            check_link_rows(view, &at, rows)?;
         }
         if self.object_rows_at(view, &at)?.is_some() {
             return Err(MetaError::ObjectExists(at.to_string()));
         }
         self.require_dir(view, &at)
     }
+}
+
+/// Checks what only a link at `at` must be: one target a link could have been made with, and
+/// no entries (a sidecar could give a folder's node a link's rows).
+fn check_link_rows(view: &dyn RowRead, at: &ObjectPath, rows: &[Row]) -> Result<()> {
+    let targets: Vec<&Valu> = (rows.iter())
+        .filter(|r| r.prop == prop::TARGET)
+        .map(|r| &r.valu)
+        .collect();
+    match targets[..] {
+        [Valu::Str(target)] => check_target(target)?,
+        _ => return Err(MetaError::Corrupt("it has not one target".into())),
+    }
+    let inside = Valu::from(at.key());
+    if view.size_by_prop(&PropQuery::new(prop::DIR).valu(&inside))? > 0 {
+        return Err(MetaError::Corrupt("a link holds entries".into()));
+    }
+    Ok(())
 }
 
 /// Clears `to` for a link or object moving there, inside `txn`: deletes the object or link
