@@ -653,3 +653,28 @@ fn a_read_inside_a_scan_of_one_transaction_is_an_error_not_a_panic() {
         "{inner:?}"
     );
 }
+
+/// A directory's time moved by another daemon (a new file, a folder, a link, a removal)
+/// reaches `stat` through a kernel told to keep attributes a minute.
+#[test]
+fn another_daemon_s_change_of_entries_reaches_the_directory_s_time() {
+    let (_a, _b, job, in_b) = two_daemons_keeping_a_minute();
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    std::fs::create_dir(job.join("d")).unwrap();
+    wait_for("d", &|| in_b.join("d").is_dir());
+    let changes: [&dyn Fn(); 4] = [
+        &|| std::fs::write(job.join("d/f"), b"1").unwrap(),
+        &|| std::fs::create_dir(job.join("d/sub")).unwrap(),
+        &|| std::os::unix::fs::symlink("f", job.join("d/l")).unwrap(),
+        &|| std::fs::remove_file(job.join("d/f")).unwrap(),
+    ];
+    for (i, change) in changes.iter().enumerate() {
+        let seen = mtime(&in_b.join("d")); // B's kernel keeps it.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        change();
+        let there = mtime(&job.join("d"));
+        assert!(there > seen);
+        let what = format!("change {i}: {there:?} (B had {seen:?})");
+        wait_for(&what, &|| mtime(&in_b.join("d")) == there);
+    }
+}

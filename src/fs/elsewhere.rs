@@ -20,8 +20,8 @@ use std::time::Duration;
 use super::FsCore;
 use super::inode::{Ino, TreeNode};
 use crate::meta::{JobId, ObjectId};
-use crate::storage::ChangesElsewhere;
 use crate::storage::Storage;
+use crate::storage::{ChangesElsewhere, Iden};
 
 /// What the kernel must forget after another process changed the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,15 +111,16 @@ impl<S: Storage> FsCore<S> {
         if heard.is_err() {
             std::thread::sleep(timeout.min(Duration::from_secs(1)));
         }
-        let objects: Vec<ObjectId> = match heard {
-            Ok(ChangesElsewhere::Nodes(idens)) => {
-                idens.iter().filter_map(|i| i.parse().ok()).collect()
-            }
+        // Objects, folders and links: what has a place in a job directory.
+        let placed: Vec<String> = match heard {
+            Ok(ChangesElsewhere::Nodes(idens)) => (idens.into_iter())
+                .filter(|i| i.parse::<ObjectId>().is_ok() || i.contains("/folders/"))
+                .collect(),
             _ => Vec::new(),
         };
-        if objects.is_empty() {
-            // Nothing, anything, or no object (a heartbeat): nothing for the kernel to forget
-            // now (its 1 s caches expire by themselves), so no answer need be held back.
+        if placed.is_empty() {
+            // Nothing, anything, or nothing placed (a heartbeat): nothing for the kernel to
+            // forget now (its 1 s caches expire by themselves), so no answer need be held back.
             self.ns.forget_cached_answers();
             return Vec::new();
         }
@@ -128,15 +129,26 @@ impl<S: Storage> FsCore<S> {
         // kernel was told of is forgotten.
         self.negatives.forget_all();
         let mut out = Vec::new();
-        for id in objects {
-            if let Some(ino) = self.ns.inodes.existing(&TreeNode::Object(id)) {
-                out.push(KernelInval::Attributes(ino));
+        for iden in &placed {
+            let mut paths = Vec::new();
+            if let Ok(id) = iden.parse::<ObjectId>() {
+                if let Some(ino) = self.ns.inodes.existing(&TreeNode::Object(id)) {
+                    out.push(KernelInval::Attributes(ino));
+                }
+                paths = self.ns.known.paths_of(id);
             }
-            for key in self.ns.known.paths_of(id) {
-                out.extend(
-                    self.entry_of(&key)
-                        .map(|(dir, name)| KernelInval::Entry(dir, name)),
-                );
+            // Where it is now (a new name, a folder or link): its directory's time moved too.
+            let iden = Iden::new(iden.as_str()).ok();
+            let now = iden.and_then(|i| self.ns.meta.place_of(&i).ok().flatten());
+            paths.extend(now.map(|p| p.key()));
+            for key in paths {
+                if let Some((dir, name)) = self.entry_of(&key) {
+                    for inval in [KernelInval::Attributes(dir), KernelInval::Entry(dir, name)] {
+                        if !out.contains(&inval) {
+                            out.push(inval);
+                        }
+                    }
+                }
             }
         }
         out

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use super::dir_times::{Change, entry_changed_in};
 use super::folders::{folder_iden, move_placed_node};
+use super::objects::object_meta;
 use super::{JobId, Metastore, NodeProps, ObjectId, ObjectPath, RestorePlace, info_key, prop};
 use crate::meta::name_rules::check_object_name;
 use crate::meta::{MetaError, Result};
@@ -144,6 +145,26 @@ impl<S: Storage> Metastore<S> {
             }
         }
         Ok(out)
+    }
+
+    /// Returns the place of node `iden` when it has one (an object's, a folder's or a
+    /// link's), or the place it had when it was deleted, as history keeps it.
+    pub fn place_of(&self, iden: &Iden) -> Result<Option<ObjectPath>> {
+        let mut rows = self.store.rows_by_id(iden)?;
+        if rows.is_empty() {
+            // Its rows that died last: what it was when it went.
+            let versions = self.store.row_versions(iden)?;
+            let last = versions.iter().filter_map(|v| v.died).max();
+            rows = (versions.into_iter())
+                .filter(|v| last.is_some() && v.died == last)
+                .map(|v| v.row)
+                .collect();
+        }
+        Ok(match NodeProps::new(&rows).kind() {
+            Some("object") => Some(object_meta(&rows)?.path),
+            Some("folder" | "symlink") => Some(placed_path(iden, &rows)?),
+            _ => None,
+        })
     }
 
     /// Returns what is wrong with the folders and links `view` holds, one line each: a place
