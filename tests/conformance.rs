@@ -28,6 +28,7 @@ macro_rules! conformance_suite {
                 as_of_rows_and_lifts, as_of_joins_props_int_lifts, long_strings_at_a_time,
                 readding_a_row_keeps_its_birth, same_txn_add_delete_leaves_nothing,
                 transactions_land_at_one_time, tracked_and_timeless_blobs,
+                a_deleted_blob_leaves_nothing_once_pruned,
                 session_rows_are_timeless, future_and_before_history_refused,
                 stamps_pass_every_settled_time, backup_at_a_time, commits_say_who_and_what,
                 wide_scans_of_the_past_cross_pages);

@@ -1,6 +1,7 @@
 //! Pruning history below the floor: what no time still answered for needs. A row version that
 //! died at or before the floor goes, unless a pinned time (a snapshot's) saw it alive; a
-//! tracked blob keeps its newest version at or before the floor and at or before each pin;
+//! tracked blob keeps its newest version at or before the floor and at or before each pin
+//! (a deletion only while an older version stays for a pin);
 //! commit records at or before the floor go. Every engine, in batches of [`PAGE`] deletes.
 
 use super::engine::{Cf, Engine, EngineTxn, WriteBatch};
@@ -76,7 +77,7 @@ fn prune_blob_versions<E: Engine>(engine: &E, last: Stamp, pins: &[i64]) -> Resu
     let mut blob = String::new();
     let mut wanted: Vec<Stamp> = Vec::new();
     paged(engine, Cf::BlobHistory, Vec::new(), &mut |k, v, batch| {
-        let (name, stamp, _) = keys::decode_blob_version(k, v)?;
+        let (name, stamp, bytes) = keys::decode_blob_version(k, v)?;
         if name != blob {
             blob = name;
             wanted = times.clone();
@@ -87,7 +88,9 @@ fn prune_blob_versions<E: Engine>(engine: &E, last: Stamp, pins: &[i64]) -> Resu
         // The newest version at or before a time still wanted answers for that time.
         let answers = wanted.iter().any(|t| stamp <= *t);
         wanted.retain(|t| stamp > *t);
-        if answers {
+        // A deletion that no older time needs looked past (every older version goes too)
+        // answers as no version at all: it goes.
+        if answers && (bytes.is_some() || !wanted.is_empty()) {
             return Ok(false);
         }
         batch.delete(Cf::BlobHistory, k.to_vec());

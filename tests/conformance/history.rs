@@ -455,6 +455,23 @@ pub fn tracked_and_timeless_blobs(s: &dyn Storage) {
     assert_eq!(s.blob_get("info/x").unwrap().as_deref(), Some(&b"v3"[..]));
 }
 
+/// A blob deleted before the floor leaves nothing once history is pruned past it (its
+/// deletion answers no time that its absence does not), while a live blob keeps the version
+/// times at the floor read, and a time after the floor reads both as before.
+pub fn a_deleted_blob_leaves_nothing_once_pruned(s: &dyn Storage) {
+    s.blob_set("info/gone", b"1").unwrap();
+    s.blob_set("info/gone", b"2").unwrap();
+    s.blob_del("info/gone").unwrap();
+    s.blob_set("info/kept", b"k").unwrap();
+    let floor = now(s);
+    let pruned = s.prune_history(floor, &[]).unwrap();
+    assert_eq!(pruned.blob_versions, 3, "{pruned:?}");
+    let v = view(s, now(s));
+    assert_eq!(v.blob_get("info/gone").unwrap(), None);
+    assert_eq!(v.blob_get("info/kept").unwrap().as_deref(), Some(&b"k"[..]));
+    assert_eq!(s.prune_history(floor, &[]).unwrap().blob_versions, 0);
+}
+
 pub fn session_rows_are_timeless(s: &dyn Storage) {
     let (session, n) = (iden("cronusfs:session:abc"), iden("n"));
     let at = |t: i64, i: &Iden| view(s, t).rows_by_id(i).unwrap();
