@@ -141,3 +141,21 @@ fn setattr_answers_what_getattr_then_says() {
     );
     assert_eq!(last.mtime, at(2_000_000));
 }
+
+/// A time before 1970 is kept as given (`touch -d @-86400`), on a file and a directory.
+#[test]
+fn times_before_1970_are_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let file = write_file(&fs, job, "old", b"x");
+    let then = std::time::UNIX_EPOCH - std::time::Duration::from_secs(86_400);
+    for ino in [file, job] {
+        let set = SetAttr {
+            mtime: Some(then),
+            ..SetAttr::default()
+        };
+        assert_eq!(fs.setattr(ino, None, set).unwrap().mtime, then);
+        assert_eq!(fs.getattr(ino).unwrap().mtime, then);
+    }
+}

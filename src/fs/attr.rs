@@ -55,15 +55,23 @@ pub struct Defaults {
     pub read_only: bool,
 }
 
-/// Returns the time of epoch milliseconds `ms` (before 1970 clamps to the epoch).
+/// Returns the time of epoch milliseconds `ms` (negative: before 1970).
 pub fn time_of_millis(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    let span = Duration::from_millis(ms.unsigned_abs());
+    match ms < 0 {
+        true => UNIX_EPOCH.checked_sub(span).unwrap_or(UNIX_EPOCH),
+        false => UNIX_EPOCH + span,
+    }
 }
 
-/// Returns `t` in epoch milliseconds.
+/// Returns `t` in epoch milliseconds (negative before 1970; sub-millisecond parts dropped,
+/// towards the epoch).
 pub fn millis_of(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => ms(after),
+        Err(before) => -ms(before.duration()),
+    }
 }
 
 /// The rows a node's attributes come from, gathered in one pass over its rows (owned, or
@@ -167,5 +175,19 @@ impl Defaults {
             ctime: time_of_millis(changed.max(mtime)),
             crtime: time_of_millis(created),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_before_1970_keep_their_sign() {
+        for ms in [-86_400_000, -1, 0, 1, 981_173_106_000] {
+            assert_eq!(millis_of(time_of_millis(ms)), ms);
+        }
+        let before = UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(millis_of(before), -86_400_000);
     }
 }
