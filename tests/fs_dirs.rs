@@ -4,10 +4,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cronusfs::fs::{Attr, FsCore, Ino, SetAttr};
-use cronusfs::meta::{DatasetId, Metastore};
+use cronusfs::meta::DatasetId;
 use cronusfs::storage::RocksStore;
 
-use crate::fs_core::{job_dir, options, write_file};
+use crate::fs_core::{job_dir, write_file};
+use crate::fs_links::rocks;
 
 /// Waits a little, then returns directory `dir`'s attributes, asserting its mtime moved past
 /// `before` (and its ctime with it) because of `what`.
@@ -35,13 +36,8 @@ fn kept(a: &Attr) -> (SystemTime, SystemTime, u16) {
 #[test]
 fn a_directory_s_times_move_with_its_entries_and_are_kept_in_the_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
     let ds = DatasetId::random();
-    let fs = FsCore::new(
-        Metastore::new(RocksStore::create(&store).unwrap()),
-        options(tmp.path()),
-    )
-    .unwrap();
+    let fs = rocks(tmp.path(), true);
     let job = job_dir(&fs, ds, "k", 0);
     let mut t = fs.getattr(job).unwrap().mtime;
     std::thread::sleep(Duration::from_millis(3));
@@ -87,11 +83,7 @@ fn a_directory_s_times_move_with_its_entries_and_are_kept_in_the_store() {
     );
     assert_eq!(before.1.2, 0o700);
     drop(fs);
-    let fs = FsCore::new(
-        Metastore::new(RocksStore::open(&store).unwrap()),
-        options(tmp.path()),
-    )
-    .unwrap();
+    let fs = rocks(tmp.path(), false);
     let job = job_dir(&fs, ds, "k", 0);
     let kept_dir = fs.lookup(job, "kept").unwrap().ino;
     let after = (
@@ -106,11 +98,7 @@ fn a_directory_s_times_move_with_its_entries_and_are_kept_in_the_store() {
 #[test]
 fn datasets_and_partitions_keep_their_times() {
     let tmp = tempfile::tempdir().unwrap();
-    let fs = FsCore::new(
-        Metastore::new(RocksStore::create(&tmp.path().join("store")).unwrap()),
-        options(tmp.path()),
-    )
-    .unwrap();
+    let fs = rocks(tmp.path(), true);
     let ds = DatasetId::random();
     job_dir(&fs, ds, "k", 0);
     let datasets = fs.lookup(Ino::ROOT, "datasets").unwrap().ino;
@@ -136,11 +124,7 @@ fn the_past_shows_a_directory_s_time_then() {
     use cronusfs::storage::history::show_micros;
     let tmp = tempfile::tempdir().unwrap();
     let ds = DatasetId::random();
-    let fs = FsCore::new(
-        Metastore::new(RocksStore::create(&tmp.path().join("store")).unwrap()),
-        options(tmp.path()),
-    )
-    .unwrap();
+    let fs = rocks(tmp.path(), true);
     let job = job_dir(&fs, ds, "k", 0);
     write_file(&fs, job, "first", b"1");
     let then = fs.getattr(job).unwrap();
@@ -161,11 +145,7 @@ fn the_past_shows_a_directory_s_time_then() {
 #[test]
 fn a_change_right_after_a_set_time_moves_the_directory_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let fs = FsCore::new(
-        Metastore::new(RocksStore::create(&tmp.path().join("store")).unwrap()),
-        options(tmp.path()),
-    )
-    .unwrap();
+    let fs = rocks(tmp.path(), true);
     let job = job_dir(&fs, DatasetId::random(), "k", 0);
     let sub = fs.mkdir(job, "sub").unwrap().ino;
     let then = UNIX_EPOCH + Duration::from_secs(981_173_106);

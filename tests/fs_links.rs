@@ -10,7 +10,8 @@ use cronusfs::storage::RocksStore;
 
 use crate::fs_core::{errno, job_dir, options, read_all, write_file};
 
-fn rocks(dir: &std::path::Path, create: bool) -> FsCore<RocksStore> {
+/// A core over the RocksDB store in `dir`, made new with `create`, else opened.
+pub(crate) fn rocks(dir: &std::path::Path, create: bool) -> FsCore<RocksStore> {
     let path = dir.join("store");
     let store = match create {
         true => RocksStore::create(&path),
