@@ -425,18 +425,25 @@ impl<S: Storage> FsCore<S> {
             return self.getattr(ino);
         }
         let written = self.set_system_rows(&node, rows)?;
-        if let (TreeNode::Object(id), Some(t)) = (&node, set.mtime) {
-            self.keep_set_mtime(*id, millis_of(t));
-        }
-        if node.is_dir() && set.mtime.is_some() {
-            self.ns.dir_time_set(ino);
-        }
-        self.forget_shown_with(&node);
+        self.after_set(ino, &node, set.mtime);
         match (written, node) {
             // The rows the write left answer without another read.
             (Some(rows), TreeNode::Object(id)) => Ok(self.ns.object_attr(ino, id, &rows)),
             _ => self.getattr(ino),
         }
+    }
+
+    /// What follows a `setattr` of `node` (inode `ino`) that set `mtime`, if given: a file's
+    /// copy keeps it through its commit, a directory's time in memory gives way to it, and
+    /// the directories showing the node's rows are forgotten by the kernel.
+    fn after_set(&self, ino: Ino, node: &TreeNode, mtime: Option<SystemTime>) {
+        if let (TreeNode::Object(id), Some(t)) = (node, mtime) {
+            self.keep_set_mtime(*id, millis_of(t));
+        }
+        if node.is_dir() && mtime.is_some() {
+            self.ns.dir_time_set(ino);
+        }
+        self.forget_shown_with(node);
     }
 
     /// Has the writable handles' copy of object `id`, if any, keep mtime `t` through its next

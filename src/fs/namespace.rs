@@ -275,18 +275,7 @@ impl<S: Storage> Namespace<S> {
                 }
                 _ => None,
             },
-            TreeNode::Job(..) | TreeNode::Folder(..) => {
-                let path = in_dir(parent, name).expect("a job or folder");
-                if let Some(id) = self.object_at(&path)? {
-                    return Ok(TreeNode::Object(id));
-                }
-                let (ds, key, job) = (path.dataset, path.partition.clone(), path.job);
-                match self.meta.placed_at(&path)? {
-                    Some(Placed::Folder) => Some(TreeNode::Folder(ds, key, job, path.name)),
-                    Some(Placed::Link(_)) => Some(TreeNode::Symlink(ds, key, job, path.name)),
-                    None => None,
-                }
-            }
+            TreeNode::Job(..) | TreeNode::Folder(..) => self.placed_child(parent, name)?,
             TreeNode::Menus => self.registered_node(name, "menu").map(TreeNode::Menu),
             TreeNode::Configs => self.registered_node(name, "config").map(TreeNode::Config),
             TreeNode::Objects => match name.parse::<ContentId>() {
@@ -308,6 +297,20 @@ impl<S: Storage> Namespace<S> {
             Some(node) if self.in_scope(&node)? => Ok(node),
             _ => Err(FsError::NotFound),
         }
+    }
+
+    /// Returns the object, folder or link called `name` in job directory or folder `parent`.
+    fn placed_child(&self, parent: &TreeNode, name: &str) -> FsResult<Option<TreeNode>> {
+        let path = in_dir(parent, name).expect("a job or folder");
+        if let Some(id) = self.object_at(&path)? {
+            return Ok(Some(TreeNode::Object(id)));
+        }
+        let (ds, key, job) = (path.dataset, path.partition.clone(), path.job);
+        Ok(match self.meta.placed_at(&path)? {
+            Some(Placed::Folder) => Some(TreeNode::Folder(ds, key, job, path.name)),
+            Some(Placed::Link(_)) => Some(TreeNode::Symlink(ds, key, job, path.name)),
+            None => None,
+        })
     }
 
     pub(super) fn dataset_child(&self, ds: DatasetId, name: &str) -> FsResult<Option<TreeNode>> {
@@ -458,10 +461,7 @@ impl<S: Storage> Namespace<S> {
             return self.file_attr(ino, *id);
         }
         if let TreeNode::Symlink(..) = node {
-            let rows = self.rows_of(node)?;
-            let target = rows.iter().find(|r| r.prop == prop::TARGET);
-            let size = target.map_or(0, |r| r.valu.to_string().len() as u64);
-            return Ok(self.defaults.attr(ino, Kind::Symlink, &rows, Some(size)));
+            return self.link_attr(ino, node);
         }
         if let TreeNode::Content(id) = node {
             let size = self.meta.content().manifest(*id)?.size;
@@ -502,6 +502,14 @@ impl<S: Storage> Namespace<S> {
             attr.perm &= 0o555;
         }
         Ok(attr)
+    }
+
+    /// The attributes of user link `node`: its rows', its size its target's length.
+    fn link_attr(&self, ino: Ino, node: &TreeNode) -> FsResult<Attr> {
+        let rows = self.rows_of(node)?;
+        let target = rows.iter().find(|r| r.prop == prop::TARGET);
+        let size = target.map_or(0, |r| r.valu.to_string().len() as u64);
+        Ok(self.defaults.attr(ino, Kind::Symlink, &rows, Some(size)))
     }
 
     /// Returns when the entries of directory `node` last changed, as the store recorded it,
