@@ -288,3 +288,39 @@ fn a_name_made_past_the_kernel_shows_at_once_though_its_absence_was_kept() {
     std::fs::write(job.join("z"), b"z").unwrap();
     assert_eq!(std::fs::read(job.join("z")).unwrap(), b"z");
 }
+
+/// What a command through the daemon's socket changed reaches a kernel keeping attributes a
+/// minute at once: a `put` of a new version shows its size, a new name its directory's time.
+#[test]
+fn a_command_s_changes_reach_attributes_the_kernel_kept() {
+    let m = Mounted::with_env(&[("CRONUSFS_ATTR_TTL_MS", "60000")]);
+    let job = m.job_dir();
+    let ds = job.components().rev().nth(4).unwrap().as_os_str();
+    let place = format!("{}/k/0", ds.to_str().unwrap());
+    std::fs::write(job.join("f"), b"12").unwrap();
+    let bigger = m.tmp.path().join("bigger");
+    std::fs::write(&bigger, b"12345").unwrap();
+    for _ in 0..2 {
+        assert_eq!(std::fs::metadata(job.join("f")).unwrap().len(), 2);
+    }
+    let dir_before = std::fs::metadata(&job).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    for args in [
+        ["put", bigger.to_str().unwrap(), &format!("{place}/f")],
+        ["put", bigger.to_str().unwrap(), &format!("{place}/new")],
+    ] {
+        let out = m.on_store(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(job.join("f")).unwrap().len(),
+        5,
+        "the new size"
+    );
+    let dir_after = std::fs::metadata(&job).unwrap().modified().unwrap();
+    assert!(dir_after > dir_before, "the directory's time");
+}
