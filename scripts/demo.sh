@@ -40,6 +40,7 @@ shell '$PY -c "import pyarrow as pa, pyarrow.ipc as ipc; t = pa.table({\"x\": [1
 shell 'printf "a,b\n1,2\n" > $D/partitions/key1/jobs/1/notes.csv'
 shell 'ls -l $D/partitions/key1/jobs/0 $D/partitions/key1/jobs/1'
 shell 'cat $D/partitions/key1/jobs/1/notes.csv'
+shell 'ln -s batches.arrow $D/partitions/key1/jobs/0/latest.arrow && ls -l $D/partitions/key1/jobs/0'
 shell 'getfattr -d $D/partitions/key1/jobs/0/batches.arrow | grep -v arrow:schema'
 shell 'setfattr -n user.quality -v 10 $D/partitions/key1/jobs/0/batches.arrow'
 shell '$PY -c "import polars as pl; pl.DataFrame({\"k\": range(2500), \"v\": [\"a\", \"b\"] * 1250}).write_parquet(\"$D/partitions/key2/jobs/1/frame.parquet\", row_group_size=1000)"'

@@ -239,6 +239,7 @@ fn the_readme_tour_runs() {
     // getfattr, the unmount, and the CLI's lifts and listing after it.
     for expected in [
         "\na,b\n1,2\n",
+        "latest.arrow -> batches.arrow\n",
         "user.cronus.arrow:num_rows=\"10000\"",
         "unmounted ",
         "cronus:arrow:num_rows\t10000",
