@@ -458,4 +458,14 @@ fn diff_and_log_name_folders_and_links_by_their_place() {
             && diff.contains("replaced a folder"),
         "{diff}"
     );
+    // A partition's place is its dataset and key: a diff of that place lists it.
+    let t = cronusfs::storage::history::show_micros(cronusfs::storage::history::now_micros());
+    let partition = job.parent().unwrap().parent().unwrap();
+    m.ok(&format!("touch -d 2001-02-03 {}", partition.display()));
+    let key = rel.rsplit_once('/').unwrap().0;
+    let diff = String::from_utf8(m.on_store(&["diff", &t, key]).stdout).unwrap();
+    assert!(
+        diff.contains(&format!("partition\trows\t{key}\t")),
+        "{diff}"
+    );
 }

@@ -73,11 +73,15 @@ fn text_of(rows: &[Row], p: &str) -> Option<String> {
 }
 
 /// Returns a node's place: an object's path, a folder's or link's path spelled the same way
-/// (`<ds>/<key>/<job>/<path>`, from its directory and its path in the job), any other node's
-/// iden.
+/// (`<ds>/<key>/<job>/<path>`, from its directory and its path in the job), a partition's
+/// `<ds>/<key>`, any other node's iden.
 fn place_of(iden: &str, rows: &[Row]) -> String {
     if let Some(path) = text_of(rows, prop::PATH) {
         return path;
+    }
+    let partition = text_of(rows, prop::PARTITION_OF).zip(text_of(rows, prop::PARTITION));
+    if let Some((dataset, key)) = partition {
+        return format!("{dataset}/{key}");
     }
     let placed = text_of(rows, prop::DIR).zip(text_of(rows, prop::OBJECT));
     if let Some((dir, object)) = placed {
