@@ -115,7 +115,8 @@ pub enum Command {
         at: Option<String>,
     },
     /// List the objects of a dataset, of one partition, or of one job directory: path, size,
-    /// type, version, uuid, Cronus name and content id, tab-separated.
+    /// type, version, uuid, Cronus name and content id, tab-separated; and its symbolic links:
+    /// path, target length, `SYMLINK`, `-` three times and `-> TARGET`.
     Ls {
         /// What to list: `DATASET`, `DATASET/KEY` or `DATASET/KEY/JOB`.
         #[arg(value_name = "DATASET[/KEY[/JOB]]")]
@@ -217,9 +218,10 @@ pub enum Command {
         seconds: Option<std::time::Duration>,
     },
     /// List what changed between two times, one line per node, tab-separated: KIND, CHANGE
-    /// (`added`, `removed`, `version`, `renamed` or `rows`), PLACE (an object's
-    /// `DATASET/KEY/JOB/NAME`, another node's iden), UUID and DETAIL (`v1→v2 CONTENT`, `from
-    /// OLD-PLACE`, or the props whose rows changed). Costs what changed, not what exists.
+    /// (`added`, `removed`, `version`, `renamed` or `rows`), PLACE (an object's, folder's or
+    /// link's `DATASET/KEY/JOB/NAME`, a partition's `DATASET/KEY`, another node's iden), UUID
+    /// and DETAIL (`v1→v2 CONTENT`, `from OLD-PLACE`, `replaced a folder`, or the props whose
+    /// rows changed). Costs what changed, not what exists.
     #[command(override_usage = "cronusfs diff T1 [T2] [PLACE]")]
     Diff {
         /// T1 (RFC 3339), then T2 (default: now) and PLACE (only nodes at or below it, at
@@ -227,8 +229,8 @@ pub enum Command {
         #[arg(required = true, num_args = 1..=3, value_name = "ARG")]
         args: Vec<String>,
     },
-    /// List every change history keeps of an object (`DATASET/KEY/JOB/NAME`, or its uuid) or
-    /// of any node by its uuid, oldest first, tab-separated: TIME (usable as `--at`), HOST,
+    /// List every change history keeps of an object, folder or link (`DATASET/KEY/JOB/NAME`,
+    /// or an object's uuid) or of any node by its uuid or iden, oldest first, tab-separated: TIME (usable as `--at`), HOST,
     /// PID, UID, WHAT (the command or mount), VERSION, CONTENT and CHANGE.
     Log {
         /// The node: `DATASET/KEY/JOB/NAME` or a uuid.
