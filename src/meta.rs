@@ -20,9 +20,9 @@ pub use metastore::{
     MAX_HISTORY_RETENTION, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session, Sessions,
 };
 pub use metastore::{
-    ChangeKind, DatasetId, DirNodeFold, HeldManifest, JobId, Leases, LogEntry, MAX_TARGET_BYTES,
-    Metastore, NodeChange, ObjectId, ObjectMeta, ObjectPath, Placed, ReadHolds, RestorePlace,
-    RestoreReport, Snapshot, VersionDetails, prop,
+    ChangeKind, DatasetId, DirNodeFold, Entered, FolderTimes, HeldManifest, JobId, Leases,
+    LogEntry, MAX_TARGET_BYTES, Metastore, NodeChange, ObjectId, ObjectMeta, ObjectPath, Placed,
+    ReadHolds, RestorePlace, RestoreReport, Snapshot, VersionDetails, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 

@@ -129,6 +129,10 @@ pub trait RowRead {
     /// Returns the blob keys that start with `prefix`, in byte order (one range scan).
     fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>>;
 
+    /// Returns the blobs whose keys start with `prefix`, with their values, in key order (one
+    /// range scan: one round trip on a shared store).
+    fn blobs_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
     /// Returns integer rows with value `>= valu`.
     fn rows_by_ge(&self, prop: &str, valu: i64, limit: Option<usize>) -> Result<Vec<Row>> {
         self.rows_by_int(prop, IntLift::Ge(valu), limit)

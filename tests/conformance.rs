@@ -22,6 +22,7 @@ macro_rules! conformance_suite {
                 joins_whole_nodes, joins_by_in, deletes_are_seen_by_lifts, del_rows_deletes_the_named_rows,
                 set_rows_by_id_prop,
                 update_property, update_property_valu, blobs, backup_iterator, bad_input,
+                blobs_with_a_prefix_come_with_their_values,
                 transactions, prop_prefixes_do_not_mix, add_rows_is_atomic,
                 visiting_rows_matches_rows_by_id, visiting_many_nodes_matches_rows_by_id,
                 props_are_listed_once_each, a_new_store_records_when_it_was_made,

@@ -159,3 +159,52 @@ fn a_change_right_after_a_set_time_moves_the_directory_on() {
         assert_ne!(fs.getattr(sub).unwrap().mtime, then, "rmdir {i}");
     }
 }
+
+/// A listing shows each folder with the time `getattr` gives it (its entries' last change,
+/// or the time set on it), in the mount that made them and after a reopen: read one by one for
+/// a few folders and in one scan for many.
+#[test]
+fn a_listing_shows_each_folder_s_time_as_stat_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = DatasetId::random();
+    let fs = rocks(tmp.path(), true);
+    let job = job_dir(&fs, ds, "k", 0);
+    let then = UNIX_EPOCH + Duration::from_secs(981_173_106);
+    let many = fs.mkdir(job, "many").unwrap().ino;
+    for (parent, count) in [(job, 3), (many, 12)] {
+        let folders: Vec<Ino> = (0..count)
+            .map(|i| fs.mkdir(parent, &format!("f{i}")).unwrap().ino)
+            .collect();
+        std::thread::sleep(Duration::from_millis(3));
+        for (i, folder) in folders.into_iter().enumerate() {
+            // Even ones: a time set, then an entry made (which shows); odd: the other way.
+            if i % 2 == 0 {
+                set_mtime(&fs, folder, then);
+            }
+            write_file(&fs, folder, "x", b"x");
+            if i % 2 == 1 {
+                set_mtime(&fs, folder, then);
+            }
+        }
+    }
+    let same_as_stat = |fs: &FsCore<RocksStore>, dir: Ino| {
+        for entry in fs.readdir(dir).unwrap() {
+            let stat = fs.getattr(entry.attr.ino).unwrap();
+            assert_eq!(kept(&entry.attr), kept(&stat), "{}", entry.name);
+        }
+    };
+    same_as_stat(&fs, job);
+    same_as_stat(&fs, many);
+    drop(fs);
+    let fs = rocks(tmp.path(), false);
+    let job = job_dir(&fs, ds, "k", 0);
+    same_as_stat(&fs, job);
+    let many = fs.lookup(job, "many").unwrap().ino;
+    same_as_stat(&fs, many);
+    // A file made right after the set (within its millisecond) moved the time on for good;
+    // a time set after the last file stays.
+    for (i, entry) in fs.readdir(many).unwrap().iter().enumerate() {
+        let n: usize = entry.name[1..].parse().unwrap();
+        assert_eq!(entry.attr.mtime == then, n % 2 == 1, "{} ({i})", entry.name);
+    }
+}

@@ -335,7 +335,7 @@ impl<S: Storage> FsCore<S> {
             }
             let now = now_millis();
             self.ns.meta.entry_changed(from, now)?;
-            self.ns.uncommitted.move_pending(id, to, now);
+            (self.ns.uncommitted).move_pending(id, to, (now, self.ns.generation()));
             return Ok(Some(now));
         }
         self.ns.meta.rename_object(from, to)?;

@@ -1,6 +1,6 @@
 //! The listing of a job directory or folder: one lift of the directory's nodes, each node's
-//! rows folded into its entry as they are visited (never kept), then the files created there
-//! and not committed yet.
+//! rows folded into its entry as they are visited (never kept), its folders' entries' times,
+//! then the files created there and not committed yet.
 
 use super::{DirEntry, FsResult, Kind, Namespace, TreeNode, attr};
 use crate::meta::{DirNodeFold, Metastore, ObjectId, ObjectPath, prop};
@@ -47,25 +47,57 @@ impl DirNode {
     }
 }
 
+/// Up to how many folders a listing reads the times of their entries one by one; past it, in
+/// one scan of every folder's below the directory (a round trip each on a shared store).
+const FOLDERS_READ_ONE_BY_ONE: usize = 8;
+
 impl<S: Storage> Namespace<S> {
+    /// Gives the folders among `entries` (of directory `dir`) the time their entries last
+    /// changed, when the store recorded one since a time was set on them (their mtime, and
+    /// their ctime if later), as `getattr` of each would.
+    fn show_folders_entries(&self, dir: &ObjectPath, entries: &mut [DirEntry]) -> FsResult<()> {
+        let folders = entries.iter().filter(|e| e.attr.kind == Kind::Dir).count();
+        let scanned = match folders > FOLDERS_READ_ONE_BY_ONE {
+            true => Some(self.meta.folders_entries_in(dir)?),
+            false => None,
+        };
+        for entry in entries.iter_mut().filter(|e| e.attr.kind == Kind::Dir) {
+            let name = match dir.name.as_str() {
+                "" => entry.name.clone(),
+                up => format!("{up}/{}", entry.name),
+            };
+            let path = ObjectPath::new(dir.dataset, &dir.partition, dir.job, &name);
+            let iden = Metastore::<S>::folder_iden(&path)?;
+            let changed = match &scanned {
+                Some(times) => self.meta.folder_entries_changed(times, &iden)?,
+                None => self.meta.entries_changed_at(&iden)?,
+            };
+            if let Some(at) = changed.map(attr::time_of_millis) {
+                entry.attr.mtime = at;
+                entry.attr.ctime = entry.attr.ctime.max(at);
+            }
+            // A file not committed yet in it, as `getattr` shows.
+            if let Some(at) = self
+                .pending_entered_at(entry.attr.ino)
+                .map(attr::time_of_millis)
+            {
+                entry.attr.mtime = entry.attr.mtime.max(at);
+                entry.attr.ctime = entry.attr.ctime.max(at);
+            }
+        }
+        Ok(())
+    }
+
     /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
     /// them; `None` for a node that is not an object or folder.
-    fn dir_entry(
-        &self,
-        dir: &ObjectPath,
-        mut seen: DirNode,
-    ) -> crate::meta::Result<Option<DirEntry>> {
+    fn dir_entry(&self, dir: &ObjectPath, seen: DirNode) -> crate::meta::Result<Option<DirEntry>> {
         let (Some(kind), Some(path)) = (seen.kind, seen.path) else {
             return Ok(None);
         };
         let name = path.rsplit('/').next().unwrap_or(&path).to_string();
         let (ds, key, job) = (dir.dataset, dir.partition.clone(), dir.job);
         let (node, kind, size) = match kind {
-            EntryKind::Folder => {
-                let iden = Metastore::<S>::folder_iden(&ObjectPath::new(ds, &key, job, &path))?;
-                (seen.attr).take_entries_changed(self.meta.entries_changed_at(&iden)?);
-                (TreeNode::Folder(ds, key, job, path), Kind::Dir, None)
-            }
+            EntryKind::Folder => (TreeNode::Folder(ds, key, job, path), Kind::Dir, None),
             EntryKind::Link => {
                 let node = TreeNode::Symlink(ds, key, job, path);
                 (node, Kind::Symlink, Some(seen.target_len))
@@ -100,6 +132,7 @@ impl<S: Storage> Namespace<S> {
             finish: &|seen| self.dir_entry(dir, seen),
         };
         let mut entries = self.meta.map_dir_nodes(dir, &fold)?;
+        self.show_folders_entries(dir, &mut entries)?;
         for (name, id) in self.uncommitted.pending_in(dir) {
             let ino = self.inodes.ino(&TreeNode::Object(id));
             if let Some(attr) = self.uncommitted.pending_attr(id, ino, &self.defaults) {

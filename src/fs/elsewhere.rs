@@ -156,7 +156,7 @@ impl<S: Storage> FsCore<S> {
 
     /// Returns the directory inode (if the kernel has one) and leaf name of the object path
     /// `key` (`<ds>/<key>/<job>/<name>`).
-    fn entry_of(&self, key: &str) -> Option<(Ino, String)> {
+    pub(super) fn entry_of(&self, key: &str) -> Option<(Ino, String)> {
         let mut parts = key.splitn(4, '/');
         let (ds, part, job, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let (ds, job) = (ds.parse().ok()?, JobId(job.parse().ok()?));

@@ -36,6 +36,9 @@ pub struct Namespace<S: Storage> {
     /// the file's first commit (every other change of entries moves the directory's
     /// `cronus:mtime` row in its own transaction). A time set on the directory since wins.
     dir_changes: Mutex<HashMap<Ino, i64>>,
+    /// The generation at which a time was last set on each directory through this mount: a
+    /// file not committed yet that entered it before is known to come before the set.
+    dir_sets: Mutex<HashMap<Ino, u64>>,
     /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
     pub(super) xattrs: cache::GenerationCache<xattr::NodeRows>,
     /// Objects' committed rows, kept like listings when the store is this process's alone
@@ -111,6 +114,7 @@ impl<S: Storage> Namespace<S> {
                 false => CACHED_PAST_OBJECTS,
             }),
             dir_changes: Mutex::new(HashMap::new()),
+            dir_sets: Mutex::new(HashMap::new()),
             known: KnownNames::default(),
             uncommitted: Uncommitted::default(),
         }
@@ -151,6 +155,21 @@ impl<S: Storage> Namespace<S> {
     pub(super) fn dir_time_set(&self, dir: Ino) {
         let mut changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
         changes.remove(&dir);
+        let mut sets = self.dir_sets.lock().unwrap_or_else(|e| e.into_inner());
+        sets.insert(dir, self.generation());
+    }
+
+    /// Returns whether a time was set on directory `dir` through this mount after generation
+    /// `seq`.
+    pub(super) fn dir_time_set_since(&self, dir: Ino, seq: u64) -> bool {
+        let sets = self.dir_sets.lock().unwrap_or_else(|e| e.into_inner());
+        sets.get(&dir).is_some_and(|set| *set > seq)
+    }
+
+    /// Returns when a file not committed yet last entered directory `dir`, in this mount.
+    pub(super) fn pending_entered_at(&self, dir: Ino) -> Option<i64> {
+        let changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
+        changes.get(&dir).copied()
     }
 
     pub(super) fn change(&self) -> Change<'_> {

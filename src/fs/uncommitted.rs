@@ -31,19 +31,21 @@ pub(super) struct PendingFile {
     pub(super) path: ObjectPath,
     pub(super) created: i64,
     /// When its name appeared in its directory (created or renamed there), epoch ms: what
-    /// the directory's mtime moves to at the first commit.
-    pub(super) entered: i64,
+    /// the directory's mtime moves to at the first commit; and the core's generation then
+    /// (a time set on the directory later is known to come after).
+    pub(super) entered: (i64, u64),
     /// Rows `chmod`/`chown`/`utimens` set before the first commit.
     pub(super) rows: Vec<(String, Valu, i64)>,
 }
 
 impl Uncommitted {
-    /// Records file `id`, created at `path` at `created` (epoch ms) and not committed yet.
-    pub(super) fn add_pending(&self, id: ObjectId, path: ObjectPath, created: i64) {
+    /// Records file `id`, created at `path` at `created` (epoch ms, at the core's generation
+    /// `seq`) and not committed yet.
+    pub(super) fn add_pending(&self, id: ObjectId, path: ObjectPath, (created, seq): (i64, u64)) {
         let file = PendingFile {
             path,
             created,
-            entered: created,
+            entered: (created, seq),
             rows: Vec::new(),
         };
         lock(&self.pending).insert(id, file);
@@ -171,14 +173,15 @@ impl Uncommitted {
         lock(&self.pending).get(&id).map(|p| p.path.clone())
     }
 
-    /// Returns when the name of pending file `id` appeared in its directory.
-    pub(super) fn pending_entered(&self, id: ObjectId) -> Option<i64> {
+    /// Returns when the name of pending file `id` appeared in its directory, and the core's
+    /// generation then.
+    pub(super) fn pending_entered(&self, id: ObjectId) -> Option<(i64, u64)> {
         lock(&self.pending).get(&id).map(|p| p.entered)
     }
 
-    /// Moves pending file `id` to `path`, its name appearing there at `at` (epoch ms);
-    /// returns whether it was pending.
-    pub fn move_pending(&self, id: ObjectId, path: &ObjectPath, at: i64) -> bool {
+    /// Moves pending file `id` to `path`, its name appearing there at `at` (epoch ms, at the
+    /// core's generation `seq`); returns whether it was pending.
+    pub fn move_pending(&self, id: ObjectId, path: &ObjectPath, at: (i64, u64)) -> bool {
         match lock(&self.pending).get_mut(&id) {
             Some(p) => {
                 p.path = path.clone();
@@ -260,10 +263,10 @@ mod tests {
     fn a_directory_lists_only_the_pending_files_directly_in_it() {
         let (files, ds) = (Uncommitted::default(), DatasetId::random());
         let ids: Vec<ObjectId> = (0..4).map(|_| ObjectId::random()).collect();
-        files.add_pending(ids[0], at(ds, 0, "top"), 1);
-        files.add_pending(ids[1], at(ds, 0, "a/in_a"), 1);
-        files.add_pending(ids[2], at(ds, 0, "a/b/in_b"), 1);
-        files.add_pending(ids[3], at(ds, 1, "a/other_job"), 1);
+        files.add_pending(ids[0], at(ds, 0, "top"), (1, 0));
+        files.add_pending(ids[1], at(ds, 0, "a/in_a"), (1, 0));
+        files.add_pending(ids[2], at(ds, 0, "a/b/in_b"), (1, 0));
+        files.add_pending(ids[3], at(ds, 1, "a/other_job"), (1, 0));
         assert_eq!(files.pending_in(&at(ds, 0, "")), [("top".into(), ids[0])]);
         assert_eq!(files.pending_in(&at(ds, 0, "a")), [("in_a".into(), ids[1])]);
         assert_eq!(
@@ -279,8 +282,8 @@ mod tests {
     fn a_folder_rename_moves_what_is_under_it_and_nothing_that_only_shares_its_prefix() {
         let (files, ds) = (Uncommitted::default(), DatasetId::random());
         let (under, beside) = (ObjectId::random(), ObjectId::random());
-        files.add_pending(under, at(ds, 0, "a/deep/x"), 1);
-        files.add_pending(beside, at(ds, 0, "ab/x"), 1);
+        files.add_pending(under, at(ds, 0, "a/deep/x"), (1, 0));
+        files.add_pending(beside, at(ds, 0, "ab/x"), (1, 0));
         files.move_pending_under(&at(ds, 0, "a"), &at(ds, 0, "z"));
         assert_eq!(files.pending_path(under), Some(at(ds, 0, "z/deep/x")));
         assert_eq!(files.pending_path(beside), Some(at(ds, 0, "ab/x")));
@@ -295,7 +298,7 @@ mod tests {
             read_only: false,
         };
         let (id, ds) = (ObjectId::random(), DatasetId::random());
-        files.add_pending(id, at(ds, 0, "f"), 1_000);
+        files.add_pending(id, at(ds, 0, "f"), (1_000, 0));
         assert!(files.pending_row(id, "cronus:mode", Some(Valu::Int(0o600))));
         files.set_written(id, 4096, 5_000);
         let attr = files.pending_attr(id, Ino(99), &defaults).expect("pending");

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::inode::{Ino, TreeNode};
 use super::{FsCore, FsResult, ReadBytes};
-use crate::meta::{ChunkStream, HeldManifest, MetaError, ObjectId, VersionDetails, prop};
+use crate::meta::{ChunkStream, Entered, HeldManifest, MetaError, ObjectId, VersionDetails, prop};
 use crate::storage::{Storage, Valu, now_millis};
 
 struct Staging {
@@ -208,6 +208,17 @@ impl<S: Storage> FsCore<S> {
         wc.staging = None;
     }
 
+    /// Returns when file `id`, not committed yet, entered its directory, and whether a time
+    /// was set on the directory through this mount since (else only a later time set
+    /// elsewhere keeps the directory's time from moving to it).
+    fn entered(&self, id: ObjectId) -> Option<Entered> {
+        let (at, seq) = self.ns.uncommitted.pending_entered(id)?;
+        let path = self.ns.uncommitted.pending_path(id)?;
+        let dir = self.entry_of(&path.key()).map(|(dir, _)| dir);
+        let set_after = dir.is_some_and(|dir| self.ns.dir_time_set_since(dir, seq));
+        Some(Entered { at, set_after })
+    }
+
     /// Commits `wc` as the object's new version, as it is now. An object unlinked (or replaced
     /// by a rename) meanwhile takes nothing: its writes vanish with its last handle.
     pub(super) fn commit_copy(&self, wc: &mut WorkingCopy) -> FsResult<()> {
@@ -237,7 +248,7 @@ impl<S: Storage> FsCore<S> {
         let details = VersionDetails {
             time: wc.changed,
             rows: &rows,
-            entered: self.ns.uncommitted.pending_entered(wc.id),
+            entered: self.entered(wc.id),
         };
         let meta = match (wc.stream.take(), &wc.staging) {
             (Some(stream), _) => {

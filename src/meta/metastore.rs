@@ -39,6 +39,7 @@ mod table_rows;
 mod tree;
 mod versions;
 
+pub use dir_times::FolderTimes;
 pub use gc::{DEFAULT_HISTORY_RETENTION, HISTORY_RETENTION_BLOB, MAX_HISTORY_RETENTION};
 pub use history::{ChangeKind, LogEntry, NodeChange};
 pub use leases::Leases;
@@ -52,7 +53,7 @@ pub use sessions::{
     Sessions,
 };
 pub use snapshots::Snapshot;
-pub use versions::VersionDetails;
+pub use versions::{Entered, VersionDetails};
 
 use std::collections::BTreeMap;
 use std::fmt;

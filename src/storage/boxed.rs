@@ -52,6 +52,9 @@ impl<S: Storage + ?Sized> RowRead for Box<S> {
     fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         (**self).blob_keys_with_prefix(prefix)
     }
+    fn blobs_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        (**self).blobs_with_prefix(prefix)
+    }
     fn props(&self) -> Result<Vec<String>> {
         (**self).props()
     }

@@ -395,6 +395,18 @@ impl<R: EngineRead> RowView<R> {
         Ok(out)
     }
 
+    /// Returns the blobs whose keys start with `prefix`, with their values, in key order.
+    pub fn blobs_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let start = keys::blob_key(prefix);
+        let end = keys::prefix_end(&start);
+        self.merged_scan(Cf::Blobs, (&start, end.as_deref()), false, &mut |k, v| {
+            out.push((keys::decode_blob_key(k)?, v.to_vec()));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
     // ---- writes -------------------------------------------------------------------------
 
     /// Adds `rows` after validating all of them (a refused row means nothing is added).

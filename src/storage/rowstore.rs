@@ -327,6 +327,9 @@ macro_rules! forward_row_read {
             fn blob_keys_with_prefix(&$self_, prefix: &str) -> Result<Vec<String>> {
                 $view.blob_keys_with_prefix(prefix)
             }
+            fn blobs_with_prefix(&$self_, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+                $view.blobs_with_prefix(prefix)
+            }
             fn props(&$self_) -> Result<Vec<String>> {
                 $view.props()
             }

@@ -187,6 +187,43 @@ pub fn update_property_valu(s: &dyn Storage) {
     );
 }
 
+/// Blobs by prefix with their values: one scan, in key order, what a transaction wrote (and
+/// deleted) included before it commits, and in a view of the past as they were.
+pub fn blobs_with_a_prefix_come_with_their_values(s: &dyn Storage) {
+    for (k, v) in [
+        ("d/a", &b"1"[..]),
+        ("d/b/c", b"22"),
+        ("d", b"x"),
+        ("e/a", b"3"),
+    ] {
+        s.blob_set(k, v).unwrap();
+    }
+    let want = |pairs: &[(&str, &[u8])]| -> Vec<(String, Vec<u8>)> {
+        (pairs.iter())
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
+    };
+    assert_eq!(
+        s.blobs_with_prefix("d/").unwrap(),
+        want(&[("d/a", b"1"), ("d/b/c", b"22")])
+    );
+    let then = s.history_bounds().unwrap().now;
+    let txn = s.begin().unwrap();
+    txn.blob_set("d/a0", b"new").unwrap();
+    txn.blob_del("d/a").unwrap();
+    assert_eq!(
+        txn.blobs_with_prefix("d/").unwrap(),
+        want(&[("d/a0", b"new"), ("d/b/c", b"22")])
+    );
+    txn.commit().unwrap();
+    let past = s.as_of(then).unwrap();
+    assert_eq!(
+        past.blobs_with_prefix("d/").unwrap(),
+        want(&[("d/a", b"1"), ("d/b/c", b"22")])
+    );
+    assert!(s.blobs_with_prefix("none/").unwrap().is_empty());
+}
+
 pub fn blobs(s: &dyn Storage) {
     assert_eq!(s.blob_get("k").unwrap(), None);
     assert!(!s.blob_has("k").unwrap());

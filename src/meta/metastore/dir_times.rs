@@ -13,15 +13,22 @@
 //! (`utimens`, whose value is the `cronus:mtime` row). A directory's mtime is the first when
 //! there is one, else the time set. Order is the store's, not the clocks': a change of entries
 //! made now reads the blob in its transaction, so it comes after a set it sees, whatever the
-//! hosts' clocks say. Only a file created before a set and committed after it (its last
-//! close: `tar -x` and `rsync -a` set a directory's time after writing its files) compares
-//! times: it entered before the set, so the set time stays.
+//! hosts' clocks say. A file created before a set and committed after it (its last close:
+//! `tar -x` and `rsync -a` set a directory's time after writing its files) entered before
+//! the set, so the set time stays: the mount knows the order of the two when both went
+//! through it, and compares times only with a set made elsewhere.
 
-use super::folders::folder_iden;
+use super::folders::{folder_iden, folder_iden_prefix};
 use super::tree::job_iden;
 use super::{Metastore, ObjectPath, prop};
 use crate::meta::Result;
 use crate::storage::{Iden, RowWrite, Storage};
+
+/// What is recorded of the entries of the folders of a directory, by folder iden.
+#[derive(Debug, Default)]
+pub struct FolderTimes {
+    times: std::collections::HashMap<String, i64>,
+}
 
 /// How the blob of a directory's entries' time begins.
 const PREFIX: &str = "dirtime/";
@@ -64,9 +71,9 @@ impl DirTimes {
 pub(super) enum Change {
     /// Made now, in this transaction: after any set the store holds.
     Now,
-    /// A file's first commit, its name having entered the directory then (epoch ms): before a
-    /// set made after that.
-    EnteredAt,
+    /// A file's first commit, dated by when its name entered the directory: before a set the
+    /// mount saw after it (`true`), or one made elsewhere at a later time.
+    Entered(bool),
 }
 
 /// Returns the directory holding `path`: its job directory (`name` empty) or its folder.
@@ -109,7 +116,9 @@ pub(super) fn entries_changed_in(
     }
     let key = entries_key(iden);
     let was = (txn.blob_get(&key)?).map_or_else(DirTimes::default, |b| DirTimes::decode(&b));
-    if change == Change::EnteredAt && was.set.is_some_and(|set| at <= set) {
+    if let Change::Entered(set_after) = change
+        && (set_after || was.set.is_some_and(|set| at < set))
+    {
         return Ok(()); // It entered before the time set on the directory.
     }
     let now = DirTimes {
@@ -156,6 +165,30 @@ impl<S: Storage> Metastore<S> {
     /// first commit).
     pub fn entry_changed(&self, path: &ObjectPath, at: i64) -> Result<()> {
         self.in_txn(|txn| entry_changed_in(txn, path, at, Change::Now))
+    }
+
+    /// Returns what is recorded of the entries of the folders in job directory or folder
+    /// `dir` (and below it), by folder iden: one scan of their blobs, for a listing.
+    pub fn folders_entries_in(&self, dir: &ObjectPath) -> Result<FolderTimes> {
+        let prefix = entries_key(&Iden::new(folder_iden_prefix(dir))?);
+        let found = self.store.blobs_with_prefix(&prefix)?;
+        let times = (found.into_iter())
+            .filter_map(|(key, bytes)| {
+                let iden = key.strip_prefix(PREFIX)?.to_string();
+                Some((iden, DirTimes::decode(&bytes).entries?))
+            })
+            .collect();
+        Ok(FolderTimes { times })
+    }
+
+    /// Returns when the entries of folder `iden` last changed since a time was set on it,
+    /// from `listed` ([`Metastore::folders_entries_in`]) or, for a folder whose place is too
+    /// long for its iden to say it (a hashed iden), from its own blob.
+    pub fn folder_entries_changed(&self, listed: &FolderTimes, iden: &Iden) -> Result<Option<i64>> {
+        match iden.as_str().contains("/folders/#") {
+            true => self.entries_changed_at(iden),
+            false => Ok(listed.times.get(iden.as_str()).copied()),
+        }
     }
 
     /// Returns when the entries of directory node `iden` (a dataset, job or folder) last

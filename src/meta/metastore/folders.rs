@@ -33,6 +33,18 @@ pub(super) fn folder_iden(path: &ObjectPath) -> Result<Iden> {
     ))?)
 }
 
+/// How the idens of the folders in job directory or folder `dir` begin (but hashed ones).
+pub(super) fn folder_iden_prefix(dir: &ObjectPath) -> String {
+    let folder = match dir.name.as_str() {
+        "" => String::new(),
+        name => format!("{name}/"),
+    };
+    format!(
+        "{}/folders/{}/{}/{folder}",
+        dir.dataset, dir.partition, dir.job
+    )
+}
+
 impl<S: Storage> Metastore<S> {
     /// Makes the folder at `at` (`at.name` is its path in the job directory).
     pub fn make_folder(&self, at: &ObjectPath) -> Result<()> {

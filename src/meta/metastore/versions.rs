@@ -279,7 +279,7 @@ impl<S: Storage> Metastore<S> {
         txn.add_rows(&object_rows(&meta, existing.is_none(), renamed))?;
         if existing.is_none() {
             match put.entered {
-                Some(at) => entry_changed_in(txn, path, at, Change::EnteredAt)?,
+                Some(e) => entry_changed_in(txn, path, e.at, Change::Entered(e.set_after))?,
                 None => entry_changed_in(txn, path, now, Change::Now)?,
             }
         }
@@ -351,9 +351,9 @@ struct Put<'a> {
     time: Option<i64>,
     /// Rows set on the object in the same transaction.
     rows: &'a [(String, Valu, i64)],
-    /// When its name appeared in its directory, for a new object (epoch ms; the version's
-    /// time when `None`): the directory's mtime moves to it.
-    entered: Option<i64>,
+    /// When its name appeared in its directory, for a new object (the version's time when
+    /// `None`): the directory's mtime moves to it.
+    entered: Option<Entered>,
 }
 
 /// What a writer of the mount commits with a version besides its bytes.
@@ -368,7 +368,17 @@ pub struct VersionDetails<'a> {
     /// For the first version of a new object, when its name appeared in its directory (a
     /// file created, or renamed there, before its first commit): what the directory's mtime
     /// moves to. The version's time when `None`.
-    pub entered: Option<i64>,
+    pub entered: Option<Entered>,
+}
+
+/// When a file's name entered its directory, for the commit that first stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entered {
+    /// When, epoch ms.
+    pub at: i64,
+    /// Whether a time was set on the directory after that (as the mount saw it): the
+    /// directory keeps that time. Else only a time set elsewhere later than `at` keeps it.
+    pub set_after: bool,
 }
 
 impl VersionDetails<'_> {
