@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cronusfs::fs::{Attr, FsCore, Ino, SetAttr};
-use cronusfs::meta::DatasetId;
+use cronusfs::meta::{DatasetId, Metastore};
 use cronusfs::storage::RocksStore;
 
 use crate::fs_core::{job_dir, write_file};
@@ -207,4 +207,35 @@ fn a_listing_shows_each_folder_s_time_as_stat_does() {
         let n: usize = entry.name[1..].parse().unwrap();
         assert_eq!(entry.attr.mtime == then, n % 2 == 1, "{} ({i})", entry.name);
     }
+}
+
+/// A time set on a directory elsewhere (another host, a command) while a file made through the
+/// mount was not committed yet: once that file commits, the mount shows what the store says,
+/// as a remount and every other host do.
+#[test]
+fn a_time_set_elsewhere_shows_once_the_pending_file_commits() {
+    use cronusfs::meta::{JobId, ObjectPath};
+    use cronusfs::storage::{Valu, now_millis};
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = rocks(tmp.path(), true);
+    let ds = DatasetId::random();
+    let job = job_dir(&fs, ds, "k", 0);
+    let d = fs.mkdir(job, "d").unwrap();
+    std::thread::sleep(Duration::from_millis(3));
+    let (_, opened) = fs.create(d.ino, "f").unwrap();
+    fs.write(opened.fh, 0, b"f").unwrap();
+    assert!(
+        fs.getattr(d.ino).unwrap().mtime > d.mtime,
+        "the file shows at once"
+    );
+    std::thread::sleep(Duration::from_millis(3));
+    // Elsewhere: the directory's time set, after the file entered it.
+    let then = UNIX_EPOCH + Duration::from_secs(981_173_106);
+    let m = fs.metastore();
+    let iden = Metastore::<RocksStore>::folder_iden(&ObjectPath::new(ds, "k", JobId(0), "d"));
+    let rows = [("cronus:mtime", Valu::Int(981_173_106_000), now_millis())];
+    m.set_node_rows_read_back(&iden.unwrap(), &rows, true, &mut |_| true)
+        .unwrap();
+    fs.release(opened.fh).unwrap();
+    assert_eq!(fs.getattr(d.ino).unwrap().mtime, then);
 }

@@ -282,20 +282,16 @@ impl<S: Storage> FsCore<S> {
             Err(e) => return Err(e),
         };
         match moving {
-            TreeNode::Object(id) => {
-                if let Some(at) = self.rename_file(id, &from, &to, target, noreplace)? {
-                    self.ns.pending_entered(new_parent, at);
-                }
-            }
+            TreeNode::Object(id) => self.rename_file(id, &from, &to, target, noreplace)?,
             TreeNode::Symlink(..) => self.rename_link(&moving, (&from, &to), target, noreplace)?,
             _ => self.rename_folder(&moving, &from, &to, target, noreplace)?,
         }
         Ok(())
     }
 
-    /// [`FsCore::rename`] of object `id` from `from` to `to`, where `target` is; returns when
-    /// the name entered `to`'s directory if the file is not committed yet (the store hears of
-    /// it at its first commit).
+    /// [`FsCore::rename`] of object `id` from `from` to `to`, where `target` is (a file not
+    /// committed yet enters `to`'s directory now, which the store hears of at its first
+    /// commit).
     fn rename_file(
         &self,
         id: ObjectId,
@@ -303,7 +299,7 @@ impl<S: Storage> FsCore<S> {
         to: &ObjectPath,
         target: Option<TreeNode>,
         noreplace: bool,
-    ) -> FsResult<Option<i64>> {
+    ) -> FsResult<()> {
         let (target, link_there) = match target {
             Some(TreeNode::Object(t)) => (Some(t), false),
             Some(TreeNode::Symlink(..)) => (None, true),
@@ -314,7 +310,7 @@ impl<S: Storage> FsCore<S> {
             return Err(FsError::Exists);
         }
         if target == Some(id) {
-            return Ok(None); // The same file under both names: nothing to do.
+            return Ok(()); // The same file under both names: nothing to do.
         }
         let copies = self.copies_of(&[Some(id), target].into_iter().flatten().collect::<Vec<_>>());
         let _quiet = hold(&copies);
@@ -336,10 +332,10 @@ impl<S: Storage> FsCore<S> {
             let now = now_millis();
             self.ns.meta.entry_changed(from, now)?;
             (self.ns.uncommitted).move_pending(id, to, (now, self.ns.generation()));
-            return Ok(Some(now));
+            return Ok(());
         }
         self.ns.meta.rename_object(from, to)?;
-        Ok(None)
+        Ok(())
     }
 
     /// [`FsCore::rename`] of folder node `moving` from `from` to `to`, where `target` is: the

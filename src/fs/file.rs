@@ -402,7 +402,6 @@ impl<S: Storage> FsCore<S> {
         let now = now_millis();
         self.ns.known.remember(path.key(), id);
         (self.ns.uncommitted).add_pending(id, path, (now, self.ns.generation()));
-        self.ns.pending_entered(parent, now);
         let ino = self.ns.inodes.ino(&TreeNode::Object(id));
         let opened = self.open(
             ino,

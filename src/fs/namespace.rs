@@ -31,13 +31,11 @@ pub struct Namespace<S: Storage> {
     /// at one value is current while the value has not moved.
     generation: AtomicU64,
     listings: cache::GenerationCache<Listing>,
-    /// When a file not committed yet was last created in or renamed into each directory: a
-    /// directory's mtime and ctime move with its entries at once, and the store hears of it at
-    /// the file's first commit (every other change of entries moves the directory's
-    /// `cronus:mtime` row in its own transaction). A time set on the directory since wins.
-    dir_changes: Mutex<HashMap<Ino, i64>>,
     /// The generation at which a time was last set on each directory through this mount: a
-    /// file not committed yet that entered it before is known to come before the set.
+    /// file not committed yet that entered it before is known to come before the set (a
+    /// directory shows the entry of such a file at once, and the store hears of it at the
+    /// file's first commit; every other change of entries reaches the store in its own
+    /// transaction).
     dir_sets: Mutex<HashMap<Ino, u64>>,
     /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
     pub(super) xattrs: cache::GenerationCache<xattr::NodeRows>,
@@ -113,7 +111,6 @@ impl<S: Storage> Namespace<S> {
                 true => CACHED_OBJECTS,
                 false => CACHED_PAST_OBJECTS,
             }),
-            dir_changes: Mutex::new(HashMap::new()),
             dir_sets: Mutex::new(HashMap::new()),
             known: KnownNames::default(),
             uncommitted: Uncommitted::default(),
@@ -143,18 +140,9 @@ impl<S: Storage> Namespace<S> {
         }
     }
 
-    /// Records that a file not committed yet entered directory `dir` at `at` (epoch ms).
-    pub(super) fn pending_entered(&self, dir: Ino, at: i64) {
-        let mut changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
-        let t = changes.entry(dir).or_insert(at);
-        *t = (*t).max(at);
-    }
-
-    /// Forgets what [`Namespace::pending_entered`] recorded of directory `dir`: its mtime was
-    /// set since.
+    /// Records that a time was set on directory `dir` through this mount now: the files not
+    /// committed yet that entered it before no longer make its time.
     pub(super) fn dir_time_set(&self, dir: Ino) {
-        let mut changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
-        changes.remove(&dir);
         let mut sets = self.dir_sets.lock().unwrap_or_else(|e| e.into_inner());
         sets.insert(dir, self.generation());
     }
@@ -166,10 +154,18 @@ impl<S: Storage> Namespace<S> {
         sets.get(&dir).is_some_and(|set| *set > seq)
     }
 
-    /// Returns when a file not committed yet last entered directory `dir`, in this mount.
+    /// Returns when the last file not committed yet entered directory `dir` (a job directory
+    /// or folder) after the last time set on it through this mount: its time until that
+    /// file's first commit tells the store.
     pub(super) fn pending_entered_at(&self, dir: Ino) -> Option<i64> {
-        let changes = self.dir_changes.lock().unwrap_or_else(|e| e.into_inner());
-        changes.get(&dir).copied()
+        let path = in_dir(&self.node(dir).ok()?, "")?;
+        let set = self
+            .dir_sets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&dir)
+            .copied();
+        self.uncommitted.pending_entered_in(&path, set)
     }
 
     pub(super) fn change(&self) -> Change<'_> {
@@ -498,13 +494,7 @@ impl<S: Storage> Namespace<S> {
         if rows.is_empty() {
             (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
         }
-        if let Some(t) = self
-            .dir_changes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ino)
-        {
-            let t = time_of_millis(*t);
+        if let Some(t) = self.pending_entered_at(ino).map(time_of_millis) {
             attr.mtime = attr.mtime.max(t);
             attr.ctime = attr.ctime.max(t);
         }

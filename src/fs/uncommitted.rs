@@ -120,6 +120,20 @@ impl Uncommitted {
             .collect()
     }
 
+    /// Returns when the last file not committed yet entered directory `dir`, of those that
+    /// entered after generation `after` (all, with `None`).
+    pub(super) fn pending_entered_in(&self, dir: &ObjectPath, after: Option<u64>) -> Option<i64> {
+        (lock(&self.pending).values())
+            .filter(|p| {
+                let folder = p.path.name.rsplit_once('/').map_or("", |(up, _)| up);
+                (p.path.dataset, &p.path.partition, p.path.job, folder)
+                    == (dir.dataset, &dir.partition, dir.job, dir.name.as_str())
+                    && after.is_none_or(|after| p.entered.1 > after)
+            })
+            .map(|p| p.entered.0)
+            .max()
+    }
+
     /// Returns the attributes of pending file `id`, or `None` if it is not pending.
     pub fn pending_attr(&self, id: ObjectId, ino: Ino, defaults: &Defaults) -> Option<Attr> {
         let pending = lock(&self.pending);
