@@ -468,4 +468,8 @@ fn diff_and_log_name_folders_and_links_by_their_place() {
         diff.contains(&format!("partition\trows\t{key}\t")),
         "{diff}"
     );
+    // `log` takes the iden diff printed for it.
+    let iden = diff.split('\t').nth(3).unwrap();
+    let out = m.on_store(&["log", iden]);
+    crate::mount::assert_success(&out);
 }

@@ -57,6 +57,10 @@ fn trees_in_and_out(m: &Mounted) {
         "{listed}"
     );
     assert!(listed.contains("tree/a/b/up\t10\tSYMLINK"), "{listed}");
+    assert!(
+        listed.contains("tree/a/one.txt\t4\t"),
+        "objects in folders too: {listed}"
+    );
     m.umount();
     m.mount();
     rsync_round_trip(m, &tree);

@@ -400,22 +400,25 @@ pub fn ls(m: &Catalog, io: &mut Console<'_>, place: &str) -> Result<()> {
     if at.name.is_some() {
         bail!("{place:?}: ls lists DATASET, DATASET/KEY or DATASET/KEY/JOB");
     }
-    let objects = match (&at.key, at.job) {
-        (Some(key), Some(job)) => m.objects(at.dataset, key, job)?,
-        (key, _) => {
-            if !m.has_dataset(at.dataset)? {
-                bail!("no dataset {}", at.dataset);
-            }
-            if let Some(key) = key
-                && !m.has_partition(at.dataset, key)?
-            {
-                bail!("dataset {} has no partition {key:?}", at.dataset);
-            }
-            let mut all = m.list(at.dataset, "", "")?;
-            all.retain(|o| key.as_ref().is_none_or(|k| *k == o.path.partition));
-            all
-        }
-    };
+    if !m.has_dataset(at.dataset)? {
+        bail!("no dataset {}", at.dataset);
+    }
+    if let Some(key) = &at.key
+        && !m.has_partition(at.dataset, key)?
+    {
+        bail!("dataset {} has no partition {key:?}", at.dataset);
+    }
+    if let Some(job) = at.job
+        && !m.has_job(at.dataset, job)?
+    {
+        bail!("dataset {} has no job {job}", at.dataset);
+    }
+    // Every object below the place, in folders too (one lift of the dataset's).
+    let mut objects = m.list(at.dataset, "", "")?;
+    objects.retain(|o| {
+        at.key.as_ref().is_none_or(|k| *k == o.path.partition)
+            && at.job.is_none_or(|j| j == o.path.job)
+    });
     let place = RestorePlace {
         dataset: at.dataset,
         partition: at.key.clone(),
@@ -473,7 +476,8 @@ pub fn find(m: &Catalog, io: &mut Console<'_>, terms: &[String]) -> Result<()> {
     }
     paths.sort();
     for path in paths {
-        writeln!(io.out, "{path}")?;
+        // One line each, whatever the names hold.
+        writeln!(io.out, "{}", field(&path))?;
     }
     Ok(())
 }

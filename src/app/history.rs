@@ -53,8 +53,14 @@ pub fn log(m: &Catalog, io: &mut Console<'_>, node: &str, at: Option<&str>) -> R
     let iden = match node.parse::<ObjectId>() {
         Ok(id) => id.iden(),
         Err(_) if uuid::Uuid::parse_str(node).is_ok() => Iden::new(node)?,
-        // The iden `diff` prints for a folder or link.
-        Err(_) if node.contains("/folders/") => Iden::new(node)?,
+        // The iden `diff` prints for a folder, link, partition or job.
+        Err(_)
+            if ["/folders/", "/partitions/", "/jobs/"]
+                .iter()
+                .any(|p| node.contains(p)) =>
+        {
+            Iden::new(node)?
+        }
         Err(_) => place_iden(m, node, at)?,
     };
     let entries = m.log(&iden)?;

@@ -78,6 +78,7 @@ impl<S: Storage> FsCore<S> {
                 let job = parse_job(name)
                     .ok_or_else(|| FsError::InvalidName(format!("{name:?} is not a job number")))?;
                 self.ns.meta.open_job(ds, job)?;
+                self.forget_shown_with(&TreeNode::Jobs(ds, key.clone()));
                 TreeNode::Job(ds, key, job)
             }
             dir @ (TreeNode::Job(..) | TreeNode::Folder(..)) => {

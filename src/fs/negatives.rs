@@ -139,7 +139,8 @@ impl<S: Storage> FsCore<S> {
     pub(super) fn forget_shown_with(&self, changed: &TreeNode) {
         let also = match changed {
             TreeNode::Dataset(ds) => TreeNode::Partitions(*ds),
-            TreeNode::Partitions(ds) => TreeNode::Dataset(*ds),
+            // A new job moves its dataset's counter row (and so its ctime).
+            TreeNode::Partitions(ds) | TreeNode::Jobs(ds, _) => TreeNode::Dataset(*ds),
             TreeNode::Partition(ds, key) => TreeNode::Jobs(*ds, key.clone()),
             _ => return,
         };

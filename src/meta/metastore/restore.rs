@@ -391,10 +391,11 @@ impl Links {
                 unchanged += 1;
                 continue;
             }
-            if let Some(Placed::Folder) = placed_of(&now) {
-                return Err(MetaError::FolderExists(iden.to_string()));
-            }
             let at = placed_path(iden, rows)?;
+            if let Some(Placed::Folder) = placed_of(&now) {
+                // A folder made since where a link was: move it away to bring the link back.
+                return Err(MetaError::FolderExists(at.to_string()));
+            }
             refuse_object_at(txn, Some(&at))?;
             txn.del_rows_by_id(iden)?;
             txn.add_rows(rows)?;
