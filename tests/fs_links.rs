@@ -222,13 +222,19 @@ fn links_no_one_could_make_are_found_and_not_imported() {
         link("..", "x"),
         two_targets,
         link("full", "x"), // A folder's node given a link's rows.
+        (link("weird", "x").into_iter())
+            .map(|r| match r.prop.as_str() {
+                "cronus:kind" => Row::new(&r.iden, "cronus:kind", "weird", 1),
+                _ => r,
+            })
+            .collect(),
     ];
     let store = m.storage();
     for rows in &bad {
         store.add_rows(rows).unwrap();
     }
     let problems = m.placed_problems(store).unwrap();
-    assert_eq!(problems.len(), 6, "{problems:?}");
+    assert_eq!(problems.len(), 7, "{problems:?}");
     for rows in &bad {
         store.del_rows(rows).unwrap();
     }

@@ -174,6 +174,7 @@ impl<S: Storage> Metastore<S> {
     /// are written as they are).
     pub fn placed_problems(&self, view: &dyn RowRead) -> Result<Vec<String>> {
         let mut problems = BTreeMap::new();
+        let mut checked = std::collections::HashSet::new();
         for kind in ["folder", "symlink"] {
             let query = PropQuery::new(prop::KIND);
             for row in view.rows_by_prop(&query.valu(&Valu::from(kind)))? {
@@ -181,9 +182,20 @@ impl<S: Storage> Metastore<S> {
                 if let Err(why) = self.check_placed(view, &row.iden, &rows) {
                     // A node of both kinds is one problem.
                     let line = format!("{kind} {}: {why}", row.iden);
-                    problems.entry(row.iden).or_insert(line);
+                    problems.entry(row.iden.clone()).or_insert(line);
                 }
+                checked.insert(row.iden);
             }
+        }
+        // A node placed in a directory (`cronus:dir`) is an object (a uuid), a folder or a
+        // link: any other would take a name no listing shows.
+        for row in view.rows_by_prop(&PropQuery::new(prop::DIR))? {
+            if checked.contains(&row.iden) || row.iden.as_str().parse::<ObjectId>().is_ok() {
+                continue;
+            }
+            let line = format!("node {}: placed, but no object, folder or link", row.iden);
+            problems.entry(row.iden.clone()).or_insert(line);
+            checked.insert(row.iden);
         }
         Ok(problems.into_values().collect())
     }
