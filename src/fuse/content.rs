@@ -123,6 +123,13 @@ pub(super) fn flush<S: Storage>(
     if spoiled_cache_entry(core, modes, fh) {
         return reply.error(Errno::EIO);
     }
+    if let Err(e) = &flushed {
+        // Many programs never look at what `close` returns (a shell's `>`): say it here too.
+        eprintln!(
+            "cronusfs: the commit at a close of handle {} failed: {e}",
+            fh.0
+        );
+    }
     reply_empty(flushed, reply);
 }
 
