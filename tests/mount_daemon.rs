@@ -325,3 +325,23 @@ fn a_command_s_changes_reach_attributes_the_kernel_kept() {
     let dir_after = std::fs::metadata(&job).unwrap().modified().unwrap();
     assert!(dir_after > dir_before, "the directory's time");
 }
+
+/// `umount` finds a shared store's mount whatever cache directory it is run with (the
+/// daemon's record is in the daemon's).
+#[test]
+fn umount_finds_the_mount_whatever_the_cache_directory() {
+    let m = Mounted::shared();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("umount")
+        .arg(&m.mnt)
+        .env("XDG_CACHE_HOME", elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!is_mounted(&m.mnt));
+}

@@ -355,10 +355,12 @@ fn mounts() -> Result<Vec<MountEntry>> {
             let fields: Vec<&str> = left.split(' ').collect();
             let mountpoint = PathBuf::from(unescape(fields.get(4)?));
             // Mounted by root, the kernel shows plain "fuse"; the daemon's record tells ours
-            // apart.
+            // apart, or the source: a store directory (its lock file) or a shared store's URL
+            // (the record is under the daemon's XDG_CACHE_HOME, which may not be ours).
             let ours = fstype == "fuse.cronusfs"
                 || (fstype == "fuse"
-                    && record_of(&unescape(source), &mountpoint).is_some_and(|r| r.exists()));
+                    && (record_of(&unescape(source), &mountpoint).is_some_and(|r| r.exists())
+                        || is_store_source(&unescape(source))));
             if !ours {
                 return None;
             }
@@ -369,6 +371,16 @@ fn mounts() -> Result<Vec<MountEntry>> {
             })
         })
         .collect())
+}
+
+/// Returns whether a mount's source names a cronusfs store: a directory holding a store's
+/// lock file, or a PostgreSQL URL.
+fn is_store_source(source: &str) -> bool {
+    source.starts_with("postgres://")
+        || source.starts_with("postgresql://")
+        || Path::new(source)
+            .join(cronusfs::storage::rocks::LOCK_FILE)
+            .is_file()
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, …).
