@@ -22,7 +22,7 @@ pub use metastore::{
 pub use metastore::{
     ChangeKind, DatasetId, DirNodeFold, Entered, FolderTimes, HeldManifest, JobId, Leases,
     LogEntry, MAX_TARGET_BYTES, Metastore, NodeChange, ObjectId, ObjectMeta, ObjectPath, Placed,
-    ReadHolds, RestorePlace, RestoreReport, Snapshot, VersionDetails, prop,
+    ReadHolds, RestorePlace, RestoreReport, SetOrder, Snapshot, VersionDetails, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 

@@ -16,7 +16,7 @@ use super::known_names::KnownNames;
 use super::uncommitted::Uncommitted;
 use super::view_access::Caller;
 use super::{DirEntry, FsError, FsResult, cache, in_dir, parse_job, xattr};
-use crate::meta::{ContentId, DatasetId, Metastore, ObjectId, ObjectPath, Placed, prop};
+use crate::meta::{ContentId, DatasetId, Metastore, ObjectId, ObjectPath, Placed, SetOrder, prop};
 use crate::storage::{Iden, Row, Storage, Valu};
 
 /// The tree as read: the catalogue with uncommitted files merged in, and what is kept between
@@ -147,11 +147,15 @@ impl<S: Storage> Namespace<S> {
         sets.insert(dir, self.generation());
     }
 
-    /// Returns whether a time was set on directory `dir` through this mount after generation
-    /// `seq`.
-    pub(super) fn dir_time_set_since(&self, dir: Ino, seq: u64) -> bool {
+    /// Returns where the last time set on directory `dir` through this mount falls against
+    /// generation `seq`.
+    pub(super) fn dir_time_set_order(&self, dir: Ino, seq: u64) -> SetOrder {
         let sets = self.dir_sets.lock().unwrap_or_else(|e| e.into_inner());
-        sets.get(&dir).is_some_and(|set| *set > seq)
+        match sets.get(&dir) {
+            Some(set) if *set > seq => SetOrder::After,
+            Some(_) => SetOrder::Before,
+            None => SetOrder::Unknown,
+        }
     }
 
     /// Returns when the last file not committed yet entered directory `dir` (a job directory

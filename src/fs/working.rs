@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use super::inode::{Ino, TreeNode};
 use super::{FsCore, FsResult, ReadBytes};
-use crate::meta::{ChunkStream, Entered, HeldManifest, MetaError, ObjectId, VersionDetails, prop};
+use crate::meta::{
+    ChunkStream, Entered, HeldManifest, MetaError, ObjectId, SetOrder, VersionDetails, prop,
+};
 use crate::storage::{Storage, Valu, now_millis};
 
 struct Staging {
@@ -215,8 +217,10 @@ impl<S: Storage> FsCore<S> {
         let (at, seq) = self.ns.uncommitted.pending_entered(id)?;
         let path = self.ns.uncommitted.pending_path(id)?;
         let dir = self.entry_of(&path.key()).map(|(dir, _)| dir);
-        let set_after = dir.is_some_and(|dir| self.ns.dir_time_set_since(dir, seq));
-        Some(Entered { at, set_after })
+        let set = dir.map_or(SetOrder::Unknown, |dir| {
+            self.ns.dir_time_set_order(dir, seq)
+        });
+        Some(Entered { at, set })
     }
 
     /// Commits `wc` as the object's new version, as it is now. An object unlinked (or replaced

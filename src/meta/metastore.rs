@@ -53,7 +53,7 @@ pub use sessions::{
     Sessions,
 };
 pub use snapshots::Snapshot;
-pub use versions::{Entered, VersionDetails};
+pub use versions::{Entered, SetOrder, VersionDetails};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -20,7 +20,7 @@
 
 use super::folders::{folder_iden, folder_iden_prefix};
 use super::tree::job_iden;
-use super::{Metastore, ObjectPath, prop};
+use super::{Metastore, ObjectPath, SetOrder, prop};
 use crate::meta::Result;
 use crate::storage::{Iden, RowWrite, Storage};
 
@@ -72,8 +72,8 @@ pub(super) enum Change {
     /// Made now, in this transaction: after any set the store holds.
     Now,
     /// A file's first commit, dated by when its name entered the directory: before a set the
-    /// mount saw after it (`true`), or one made elsewhere at a later time.
-    Entered(bool),
+    /// mount saw after it, or, the order not known, a set at a time not before it.
+    Entered(SetOrder),
 }
 
 /// Returns the directory holding `path`: its job directory (`name` empty) or its folder.
@@ -116,8 +116,12 @@ pub(super) fn entries_changed_in(
     }
     let key = entries_key(iden);
     let was = (txn.blob_get(&key)?).map_or_else(DirTimes::default, |b| DirTimes::decode(&b));
-    if let Change::Entered(set_after) = change
-        && (set_after || was.set.is_some_and(|set| at < set))
+    let set_since = |set: i64| match change {
+        Change::Entered(SetOrder::Before) => at < set,
+        _ => at <= set,
+    };
+    if let Change::Entered(order) = change
+        && (order == SetOrder::After || was.set.is_some_and(set_since))
     {
         return Ok(()); // It entered before the time set on the directory.
     }

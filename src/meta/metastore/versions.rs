@@ -279,7 +279,7 @@ impl<S: Storage> Metastore<S> {
         txn.add_rows(&object_rows(&meta, existing.is_none(), renamed))?;
         if existing.is_none() {
             match put.entered {
-                Some(e) => entry_changed_in(txn, path, e.at, Change::Entered(e.set_after))?,
+                Some(e) => entry_changed_in(txn, path, e.at, Change::Entered(e.set))?,
                 None => entry_changed_in(txn, path, now, Change::Now)?,
             }
         }
@@ -376,9 +376,20 @@ pub struct VersionDetails<'a> {
 pub struct Entered {
     /// When, epoch ms.
     pub at: i64,
-    /// Whether a time was set on the directory after that (as the mount saw it): the
-    /// directory keeps that time. Else only a time set elsewhere later than `at` keeps it.
-    pub set_after: bool,
+    /// How the last time set on the directory is ordered against the entry, as the mount saw.
+    pub set: SetOrder,
+}
+
+/// Where the last time set on a directory falls against a file's entry there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOrder {
+    /// After the entry: the directory keeps that time.
+    After,
+    /// Before it: only a time set elsewhere strictly later than the entry keeps it.
+    Before,
+    /// Not known (none made through the mount, or one racing the commit): a time set at or
+    /// after the entry's millisecond keeps it.
+    Unknown,
 }
 
 impl VersionDetails<'_> {
