@@ -193,13 +193,8 @@ impl<S: Storage> Metastore<S> {
 fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool, now_ms: i64) -> Result<bool> {
     let iden = r.id.iden();
     let now = txn.rows_by_id(&iden)?;
-    let same = |rows: &[Row]| -> HashSet<(String, String)> {
-        (rows.iter())
-            .filter(|row| !matches!(row.prop.as_str(), prop::VERSION | prop::HISTORY))
-            .map(|row| (row.prop.clone(), row.valu.to_string()))
-            .collect()
-    };
-    if !now.is_empty() && same(&now) == same(&r.then) {
+    let versioned = |p: &str| matches!(p, prop::VERSION | prop::HISTORY);
+    if !now.is_empty() && same_rows(&now, &r.then, &versioned) {
         return Ok(false);
     }
     let meta = object_meta(&r.then)?;
@@ -387,7 +382,7 @@ impl Links {
         let (mut restored, mut unchanged) = (0, 0);
         for (iden, rows) in &self.then {
             let now = txn.rows_by_id(iden)?;
-            if same_rows(&now, rows) {
+            if same_rows(&now, rows, &|_| false) {
                 unchanged += 1;
                 continue;
             }
@@ -408,10 +403,11 @@ impl Links {
     }
 }
 
-/// Returns whether two nodes' rows say the same (props and values).
-fn same_rows(a: &[Row], b: &[Row]) -> bool {
+/// Returns whether two nodes' rows say the same (props and values), but the props `ignored`.
+fn same_rows(a: &[Row], b: &[Row], ignored: &dyn Fn(&str) -> bool) -> bool {
     let set = |rows: &[Row]| -> HashSet<(String, String)> {
         (rows.iter())
+            .filter(|r| !ignored(&r.prop))
             .map(|r| (r.prop.clone(), r.valu.to_string()))
             .collect()
     };
