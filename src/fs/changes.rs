@@ -421,11 +421,18 @@ impl<S: Storage> FsCore<S> {
         if rows.is_empty() {
             return self.getattr(ino);
         }
-        let written = self.set_system_rows(&node, rows)?;
+        let id = match node {
+            TreeNode::Object(id) => Some(id),
+            _ => None,
+        };
+        let before = id.and_then(|id| self.ns.uncommitted.written(id));
+        let left = self.set_system_rows(&node, rows)?;
         self.after_set(ino, &node, set.mtime);
-        match (written, node) {
+        match (left, id.map(|id| self.ns.uncommitted.written(id))) {
+            // A copy committed meanwhile: its rows may be newer than the ones read.
+            (_, None) if before.is_some() => self.getattr(ino),
             // The rows the write left answer without another read.
-            (Some(rows), TreeNode::Object(id)) => Ok(self.ns.object_attr(ino, id, &rows)),
+            (Some(rows), Some(written)) => Ok(self.ns.object_attr(ino, &rows, written)),
             _ => self.getattr(ino),
         }
     }

@@ -648,22 +648,30 @@ impl<S: Storage> FsCore<S> {
                 copy.retired = true;
                 let id = copy.id;
                 drop(copy);
-                // Whatever the copy held and did not commit is gone with it; a file never
-                // committed (its first commit failed: a full disk) is gone too.
-                self.ns.uncommitted.forget_written(id);
-                if self.ns.uncommitted.drop_pending(id) {
-                    self.ns.uncommitted.forget_orphan(id);
-                }
-                let mut working = lock(&self.files.working);
-                if working.get(&id).is_some_and(|w| Arc::ptr_eq(w, &wc)) {
-                    working.remove(&id);
-                }
+                self.forget_retired(id, &wc);
             }
         }
         if self.files.closed(id) {
             self.ns.uncommitted.forget_orphan(id);
         }
         result
+    }
+
+    /// Forgets what retired copy `wc` of `id` held and did not commit (gone with it), and a
+    /// file never committed (its first commit failed: a full disk), unless a fresh copy took
+    /// its place meanwhile (a writable open found it retired): what `stat` shows of `id` is
+    /// then that copy's. Under the map's lock, so no fresh copy is made between the check
+    /// and the forgetting.
+    fn forget_retired(&self, id: ObjectId, wc: &SharedCopy) {
+        let mut working = lock(&self.files.working);
+        if !working.get(&id).is_some_and(|w| Arc::ptr_eq(w, wc)) {
+            return;
+        }
+        working.remove(&id);
+        self.ns.uncommitted.forget_written(id);
+        if self.ns.uncommitted.drop_pending(id) {
+            self.ns.uncommitted.forget_orphan(id);
+        }
     }
 }
 

@@ -243,6 +243,7 @@ impl<S: Storage> Namespace<S> {
         if self.uncommitted.pending_at(path).is_some() {
             return Ok(None);
         }
+        let written = self.uncommitted.written(id);
         let rows = self.object_rows(id)?;
         let here = rows
             .iter()
@@ -252,7 +253,7 @@ impl<S: Storage> Namespace<S> {
             return Ok(None);
         }
         let ino = self.inodes.ino(&TreeNode::Object(id));
-        Ok(Some(self.object_attr(ino, id, &rows)))
+        Ok(Some(self.object_attr(ino, &rows, written)))
     }
 
     /// Returns the attributes of `ino`.
@@ -435,9 +436,10 @@ impl<S: Storage> Namespace<S> {
         if let Some(attr) = self.uncommitted.pending_attr(id, ino, &self.defaults) {
             return Ok(attr);
         }
+        let written = self.uncommitted.written(id);
         match self.object_rows(id)? {
             rows if rows.is_empty() => self.uncommitted.orphan_attr(id).ok_or(FsError::NotFound),
-            rows => Ok(self.object_attr(ino, id, &rows)),
+            rows => Ok(self.object_attr(ino, &rows, written)),
         }
     }
 
@@ -454,10 +456,15 @@ impl<S: Storage> Namespace<S> {
             .collect())
     }
 
-    /// The attributes of committed object `id` from its rows, with what open handles wrote.
-    pub(super) fn object_attr(&self, ino: Ino, id: ObjectId, rows: &[Row]) -> Attr {
+    /// The attributes of a committed object from its rows, with what open handles wrote
+    /// (`written`, [`Uncommitted::written`] looked at *before* the rows were read: a commit
+    /// forgets it only once its rows are in the store and the generation moved past the rows
+    /// read before them, so one or the other is current).
+    pub(super) fn object_attr(&self, ino: Ino, rows: &[Row], written: Option<(u64, i64)>) -> Attr {
         let mut attr = self.defaults.attr(ino, Kind::File, rows, None);
-        self.uncommitted.show_written(id, &mut attr);
+        if let Some(w) = written {
+            super::uncommitted::apply_written(&mut attr, w);
+        }
         attr
     }
 

@@ -257,7 +257,8 @@ impl Uncommitted {
 }
 
 /// Shows an uncommitted change in `attr`: its size, and its time as mtime (and ctime).
-fn apply_written(attr: &mut Attr, (size, time): (u64, i64)) {
+/// Shows `(size, time)`, an uncommitted change, in `attr`.
+pub(super) fn apply_written(attr: &mut Attr, (size, time): (u64, i64)) {
     let t = super::attr::time_of_millis(time);
     attr.size = size;
     attr.mtime = t;

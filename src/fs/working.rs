@@ -226,7 +226,7 @@ impl<S: Storage> FsCore<S> {
     /// Commits `wc` as the object's new version, as it is now. An object unlinked (or replaced
     /// by a rename) meanwhile takes nothing: its writes vanish with its last handle.
     pub(super) fn commit_copy(&self, wc: &mut WorkingCopy) -> FsResult<()> {
-        let _change = self.ns.change();
+        let change = self.ns.change();
         if !wc.dirty {
             return Ok(());
         }
@@ -288,6 +288,10 @@ impl<S: Storage> FsCore<S> {
             // The pending entry is the file's own, under the uuid it was created with.
             self.land_pending_rows(was, wc.id, &rows)?;
         }
+        // The new rows are in the store: the generation moves past the rows read before them
+        // first, so a `stat` that no longer finds the copy's size reads the new ones
+        // (`Namespace::file_attr`). The copy's lock, held, keeps its next write waiting.
+        drop(change);
         self.ns.uncommitted.forget_written(wc.id);
         wc.dirty = false;
         Ok(())
