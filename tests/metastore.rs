@@ -259,6 +259,42 @@ pub fn versions_dedup_and_gc_on<S: Storage>(m: &Metastore<S>) {
     );
 }
 
+/// An object's `cronus:history` rows name its latest 16 versions only (every read of the
+/// object reads them all: one per version made a file rewritten all day slower at each
+/// rewrite), while the store's history still lists every version (`cronusfs log`).
+#[test]
+fn an_object_names_its_latest_versions_and_the_log_every_one() {
+    let m = Metastore::new(MemoryStore::new());
+    let (ds, ..) = dataset(&m, &["k"]);
+    let job = m.new_job(ds).unwrap();
+    let p = ObjectPath::new(ds, "k", job, "obj");
+    let mut id = None;
+    for v in 1..=40 {
+        let put = m.put_object(&p, &mut format!("v{v}").as_bytes(), &mut |_| {});
+        id = Some(put.unwrap().id);
+    }
+    let iden = id.unwrap().iden();
+    let mut named: Vec<i64> = (m.node_rows(&iden).unwrap().iter())
+        .filter(|r| r.prop == "cronus:history")
+        .map(|r| {
+            r.valu
+                .to_string()
+                .split_once(':')
+                .unwrap()
+                .0
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    named.sort_unstable();
+    assert_eq!(named, (25..=40).collect::<Vec<i64>>());
+    let mut logged: Vec<i64> = (m.log(&iden).unwrap().iter())
+        .filter_map(|e| e.version)
+        .collect();
+    logged.dedup();
+    assert_eq!(logged, (1..=40).collect::<Vec<i64>>());
+}
+
 #[test]
 fn large_objects_stream_in_and_out() {
     large_objects_stream_in_and_out_of(&Metastore::new(MemoryStore::new()));

@@ -12,7 +12,7 @@ use super::folders::folder_iden;
 use super::links::{Placed, links_in, placed_of, placed_path};
 use super::objects::object_meta;
 use super::tree::{job_iden, partition_iden};
-use super::versions::cronus_info;
+use super::versions::{HISTORY_KEPT, cronus_info, history_version};
 use super::{DatasetId, JobId, Metastore, NodeProps, ObjectId, ObjectPath, info_key, prop};
 use crate::meta::content::has_manifest;
 use crate::meta::{MetaError, Result};
@@ -231,6 +231,7 @@ fn restore_one(txn: &dyn RowWrite, r: &Restored, one: bool, now_ms: i64) -> Resu
         .collect();
     let mut history = r.history.clone();
     history.insert(format!("{version}:{}", meta.content));
+    history.retain(|h| history_version(h).is_none_or(|v| v > version - HISTORY_KEPT));
     let time = meta.modified;
     rows.push(Row::new(&iden, prop::VERSION, version, time));
     rows.extend(

@@ -276,6 +276,9 @@ impl<S: Storage> Metastore<S> {
         for p in stale.unwrap_or_default() {
             txn.del_rows_by_id_prop(&meta.id.iden(), p, None)?;
         }
+        if let Some(old) = existing.as_deref() {
+            txn.del_rows(&history_past_kept(old, meta.version))?;
+        }
         txn.add_rows(&object_rows(&meta, existing.is_none(), renamed))?;
         if existing.is_none() {
             match put.entered {
@@ -458,6 +461,28 @@ fn next_version(old: &NodeProps<'_>, fresh: ObjectMeta) -> Result<ObjectMeta> {
         created: old.int(prop::CREATED)?,
         ..fresh
     })
+}
+
+/// How many of an object's latest versions its `cronus:history` rows name: every row is read
+/// with the object (each `stat`, `open` and commit), so a file rewritten all day must not
+/// carry one per version. The store's history has every version (`cronusfs log`).
+pub const HISTORY_KEPT: i64 = 16;
+
+/// The version a `cronus:history` value (`<version>:<content id>`) names.
+pub(super) fn history_version(valu: &str) -> Option<i64> {
+    valu.split_once(':')?.0.parse().ok()
+}
+
+/// The `cronus:history` rows of `old` that version `version` leaves behind: those naming a
+/// version [`HISTORY_KEPT`] or more before it.
+fn history_past_kept(old: &[Row], version: i64) -> Vec<Row> {
+    old.iter()
+        .filter(|r| r.prop == prop::HISTORY)
+        .filter(|r| {
+            history_version(&r.valu.to_string()).is_some_and(|v| v <= version - HISTORY_KEPT)
+        })
+        .cloned()
+        .collect()
 }
 
 /// The props of an object's rows that describe its current version (replaced by a new one);
