@@ -10,9 +10,11 @@
 # storage (scripts/bench_synapse.py, in a venv of its own); and what history costs and reads of
 # the past (scripts/bench_history.py; with CRONUSFS_OLD_BIN, a build from before history, next
 # to it); and the FUSE floor (benches/fuse_floor.rs, an in-memory filesystem on the same
-# fuser) beside cronusfs and a native directory, per operation (scripts/bench_floor.py).
+# fuser) beside cronusfs and a native directory, per operation (scripts/bench_floor.py); and one
+# file rewritten 3,000 times, per rewrite as the versions pile up (scripts/bench_rewrites.py).
 # Extra arguments go to every bench, e.g. `scripts/bench.sh --runs 5 --dir /var/tmp`;
-# `--only mount` (or rowstore, objects, shared, peers, synapse, history, floor) runs one of them.
+# `--only mount` (or rowstore, objects, shared, peers, synapse, history, floor, rewrites) runs one
+# of them.
 # `--only pjdfstest` (only on request) runs pjdfstest on native, cronusfs and JuiceFS with SQLite
 # metadata instead (scripts/bench_peers.py --pjdfstest): tests passed, failed, skipped of each.
 set -euo pipefail
@@ -59,6 +61,10 @@ fi
 if [ -z "$only" ] || [ "$only" = floor ]; then
   cargo build --locked --release --quiet
   python3 scripts/bench_floor.py "$CARGO_TARGET_DIR/release/cronusfs" "${args[@]}"
+fi
+if [ -z "$only" ] || [ "$only" = rewrites ]; then
+  cargo build --locked --release --quiet
+  python3 scripts/bench_rewrites.py "$CARGO_TARGET_DIR/release/cronusfs" "${args[@]}"
 fi
 if [ -z "$only" ] || [ "$only" = synapse ]; then
   venv="$HOME/.cache/synapse-venv"
