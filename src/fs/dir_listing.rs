@@ -2,6 +2,8 @@
 //! rows folded into its entry as they are visited (never kept), its folders' entries' times,
 //! then the files created there and not committed yet.
 
+use std::collections::HashMap;
+
 use super::{DirEntry, FsResult, Kind, Namespace, TreeNode, attr};
 use crate::meta::{DirNodeFold, Metastore, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, ValuRef};
@@ -89,8 +91,14 @@ impl<S: Storage> Namespace<S> {
     }
 
     /// Returns the entry of node `iden` of directory `dir`, reading its rows without keeping
-    /// them; `None` for a node that is not an object or folder.
-    fn dir_entry(&self, dir: &ObjectPath, seen: DirNode) -> crate::meta::Result<Option<DirEntry>> {
+    /// them, with what open handles had `written` before the rows were read (see
+    /// [`Namespace::object_attr`]); `None` for a node that is not an object or folder.
+    fn dir_entry(
+        &self,
+        dir: &ObjectPath,
+        seen: DirNode,
+        written: &HashMap<ObjectId, (u64, i64)>,
+    ) -> crate::meta::Result<Option<DirEntry>> {
         let (Some(kind), Some(path)) = (seen.kind, seen.path) else {
             return Ok(None);
         };
@@ -113,8 +121,10 @@ impl<S: Storage> Namespace<S> {
         };
         let ino = self.inodes.ino(&node);
         let mut attr = self.defaults.attr_of(ino, kind, &seen.attr, size);
-        if let TreeNode::Object(id) = node {
-            self.uncommitted.show_written(id, &mut attr);
+        if let TreeNode::Object(id) = node
+            && let Some(w) = written.get(&id)
+        {
+            super::uncommitted::apply_written(&mut attr, *w);
         }
         Ok(Some(DirEntry {
             name,
@@ -127,9 +137,10 @@ impl<S: Storage> Namespace<S> {
     /// node's rows), then the
     /// files created in it and not committed yet.
     pub(super) fn list_dir(&self, dir: &ObjectPath) -> FsResult<Vec<DirEntry>> {
+        let written = self.uncommitted.all_written();
         let fold = DirNodeFold {
             take: &|seen: &mut DirNode, p, v, t| seen.take(p, v, t),
-            finish: &|seen| self.dir_entry(dir, seen),
+            finish: &|seen| self.dir_entry(dir, seen, &written),
         };
         let mut entries = self.meta.map_dir_nodes(dir, &fold)?;
         self.show_folders_entries(dir, &mut entries)?;

@@ -61,6 +61,12 @@ impl Uncommitted {
         lock(&self.written).get(&id).copied()
     }
 
+    /// Returns the size and time of every object's latest uncommitted change (what a listing
+    /// looks at before it reads the rows: see [`super::namespace::Namespace::object_attr`]).
+    pub(super) fn all_written(&self) -> HashMap<ObjectId, (u64, i64)> {
+        lock(&self.written).clone()
+    }
+
     /// Records that `id` changed at `time` and what its size is now.
     pub(super) fn set_written(&self, id: ObjectId, size: u64, time: i64) {
         lock(&self.written).insert(id, (size, time));
