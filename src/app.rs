@@ -4,6 +4,7 @@
 mod catalog;
 mod fsck;
 mod history;
+mod logging;
 mod man;
 mod message_shape;
 mod mount;
@@ -71,6 +72,14 @@ pub fn main() -> ExitCode {
         cli.store = std::env::var_os("CRONUSFS_STORE")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
+    }
+    let default_level = match cli.command {
+        Command::Mount(_) => "info",
+        _ => "warn",
+    };
+    if let Err(e) = logging::init(cli.log_level.as_deref(), cli.log_format, default_level) {
+        eprintln!("cronusfs: error: {e}");
+        return ExitCode::from(EXIT_USAGE);
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,9 +33,29 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
     pub wait: u64,
 
+    /// Log lines at LEVEL and above: error, warn, info, debug or trace, or a filter by module
+    /// (`cronusfs::fuse=debug,info`). Default: the CRONUSFS_LOG environment variable, else
+    /// info for a mount's daemon and warn for a command.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// How log lines are written: text, or one JSON object per line (time, level, pid, mount,
+    /// target, message, then the event's fields).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `TIME LEVEL cronusfs[PID] MOUNT: MESSAGE key=value …`
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The subcommands.

@@ -108,7 +108,11 @@ impl<S: Storage> FsCore<S> {
             Some(dir) if options.cache_limit > 0 => {
                 content_cache::ContentCache::open(dir, options.cache_limit)
                     .inspect_err(|e| {
-                        eprintln!("cronusfs: no content cache in {}: {e}", dir.display())
+                        tracing::warn!(
+                            error = %e,
+                            "no content cache in {}: the daemon serves every read itself",
+                            dir.display()
+                        )
                     })
                     .ok()
             }

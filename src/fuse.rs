@@ -75,8 +75,9 @@ impl<S: Storage> FuseFs<S> {
             });
         if let Some(e) = refused {
             self.core.set_passthrough(false);
-            eprintln!(
-                "cronusfs: the kernel refused passthrough ({e}): the daemon serves every read"
+            tracing::warn!(
+                error = %e,
+                "the kernel refused passthrough: the daemon serves every read from now on"
             );
         }
         // A read-only handle's close commits nothing: the kernel need not send FLUSH.
@@ -371,22 +372,24 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
         _wf: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         let (core, fh) = (self.core.clone(), Fh(fh.0));
+        // Linux appends through an O_APPEND descriptor whatever offset `pwrite` names.
+        let at = (offset, flags.0 & libc::O_APPEND != 0);
         match &self.content {
             Some(pool) => {
                 let data = data.to_vec();
-                pool.run(move || content::write(&core, fh, offset, &data, reply));
+                pool.run(move || content::write(&core, (ino.0, fh), at, &data, reply));
             }
-            None => content::write(&core, fh, offset, data, reply),
+            None => content::write(&core, (ino.0, fh), at, data, reply),
         }
     }
 

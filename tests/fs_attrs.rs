@@ -207,3 +207,23 @@ fn a_fresh_copy_s_size_outlives_the_release_that_retired_the_last() {
         }
     });
 }
+
+/// An append lands at the end of the working copy as it is when it runs, whatever offset the
+/// kernel computed from the size it last saw: after another handle truncated the file, the
+/// next append starts at 0, not past a hole.
+#[test]
+fn an_append_lands_at_the_copy_s_end_whatever_offset_was_seen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let ino = write_file(&fs, job, "log", b"0123456789");
+    let appender = fs.open(ino, READ_WRITE).unwrap();
+    let truncater = fs.open(ino, TRUNCATE).unwrap();
+    // The kernel would say offset 10 (the size it saw before the truncate).
+    assert_eq!(fs.append(appender.fh, b"abc").unwrap(), (3, 0));
+    assert_eq!(fs.append(appender.fh, b"de").unwrap(), (2, 3));
+    fs.release(truncater.fh).unwrap();
+    fs.flush(appender.fh).unwrap();
+    fs.release(appender.fh).unwrap();
+    assert_eq!(read_all(&fs, ino), b"abcde");
+}

@@ -345,3 +345,43 @@ fn umount_finds_the_mount_whatever_the_cache_directory() {
     );
     assert!(!is_mounted(&m.mnt));
 }
+
+/// `--log-format json`: every line of the daemon's log is one JSON object with its time,
+/// level, pid and mount point; a commit at a last release that fails (the file's job removed
+/// through the CLI meanwhile) is one ERROR line naming the inode, the errno and the error.
+#[test]
+fn the_log_is_one_json_object_per_line_with_its_fields() {
+    let m = Mounted::with_options(&["--log-format", "json"]);
+    let job = m.job_dir();
+    // Created and closed without a write: committed at its release, which nobody waits for.
+    let held = std::fs::File::create(job.join("late")).unwrap();
+    let removed = m.on_store(&["rows", "del-prop", "cronus:kind", "--eq", "job", "--join"]);
+    assert_success(&removed);
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let failed = loop {
+        let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = (log.lines())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect();
+        let failed: Vec<_> = (lines.iter())
+            .filter(|l| l["level"] == "ERROR" && l["op"] == "release")
+            .cloned()
+            .collect();
+        if !failed.is_empty() || std::time::Instant::now() > deadline {
+            let serving = lines.iter().find(|l| l["message"] == "serving");
+            let serving = serving.unwrap_or_else(|| panic!("no serving line: {log}"));
+            assert_eq!(serving["level"], "INFO");
+            assert_eq!(serving["pid"], m.daemon_pid());
+            assert_eq!(serving["mount"], m.mnt.display().to_string());
+            assert!(serving["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+            break failed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let line = &failed[0];
+    assert!(line["ino"].as_u64().is_some() && line["errno"].as_i64().is_some());
+    assert!(line["error"].as_str().is_some_and(|e| !e.is_empty()));
+    m.umount();
+}

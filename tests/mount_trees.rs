@@ -138,3 +138,60 @@ fn directories_showing_another_s_rows_follow_it() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A file rewritten over and over (`O_TRUNC`, write, close) while another process renames
+/// its folder back and forth: every `close` that follows a successful open succeeds and its
+/// bytes become a version, the commit following the object to its folder's new name (it
+/// failed with ENOENT, "no folder …", and lost the write, 161 closes of 1,130 in a hostile
+/// pass, before the commit looked the object up in its own transaction).
+#[test]
+fn a_file_rewritten_while_its_folder_is_renamed_loses_no_close() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let script = r#"
+import os, sys, time
+job = sys.argv[1]
+folder = os.path.join(job, "rfold")
+os.mkdir(folder)
+with open(os.path.join(folder, "x"), "wb") as f:
+    f.write(b"start")
+end = time.time() + 4
+pid = os.fork()
+if pid == 0:
+    while time.time() < end:
+        os.rename(folder, folder + "2")
+        os.rename(folder + "2", folder)
+    os._exit(0)
+closed, last = 0, None
+i = 0
+while time.time() < end:
+    try:
+        fd = os.open(os.path.join(folder, "x"), os.O_WRONLY | os.O_TRUNC)
+    except FileNotFoundError:
+        continue
+    os.write(fd, b"w%d" % i)
+    os.close(fd)  # raises on a failed commit
+    closed, last = closed + 1, i
+    i += 1
+os.waitpid(pid, 0)
+assert closed > 20, closed
+got = open(os.path.join(folder, "x"), "rb").read()
+assert got == b"w%d" % last, (got, last)
+print(closed, os.getxattr(os.path.join(folder, "x"), "user.cronus.version").decode())
+"#;
+    let out = std::process::Command::new("timeout")
+        .args(["120", "python3", "-c", script])
+        .arg(&job)
+        .output()
+        .unwrap();
+    crate::mount::assert_success(&out);
+    let said = String::from_utf8(out.stdout).unwrap();
+    let (closed, version) = said.trim().split_once(' ').unwrap();
+    let closed: u64 = closed.parse().unwrap();
+    assert_eq!(
+        version.parse::<u64>().unwrap(),
+        closed + 1,
+        "a version per close: {said}"
+    );
+    m.umount();
+}

@@ -105,6 +105,7 @@ fn start_daemon(args: &MountArgs, store: &Location, mountpoint: &Path) -> Result
         .arg(mountpoint)
         .arg("--daemon-child");
     cmd.args(["--threads", &args.threads.to_string()]);
+    cmd.args(super::logging::child_args());
     cmd.args(["--cache-size", &args.cache_size.to_string()]);
     if args.read_only {
         cmd.arg("--read-only");
@@ -169,6 +170,7 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
         let file = open_log(f)?;
         redirect_stderr(&file);
     }
+    super::logging::set_mount(mountpoint);
     // What the mount commits names the mount, not the daemon's own command line.
     cronusfs::storage::set_process_actor(cronusfs::storage::Actor {
         what: format!("mount {}", mountpoint.display()),
@@ -206,7 +208,7 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
             format!("{}\n{}\n", std::process::id(), mountpoint.display()),
         );
         widen_read_ahead(mountpoint);
-        log(&format!("serving {store} at {}", mountpoint.display()));
+        tracing::info!(%store, "serving");
         if args.daemon_child {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "ready");
@@ -229,7 +231,7 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
     let _ = std::fs::remove_file(&record);
     match result {
         Ok(()) => {
-            log(&format!("unmounted {}", mountpoint.display()));
+            tracing::info!("unmounted");
             Ok(())
         }
         Err(e) => {
@@ -314,7 +316,7 @@ fn widen_read_ahead(mountpoint: &Path) {
     if let Some(device) = device {
         let knob = format!("/sys/class/bdi/{device}/read_ahead_kb");
         if std::fs::write(&knob, READ_AHEAD_KIB.to_string()).is_err() {
-            log(&format!("could not raise the read-ahead ({knob})"));
+            tracing::warn!(knob = %knob, "could not raise the read-ahead: large reads stay slower");
         }
     }
 }
@@ -326,14 +328,6 @@ fn redirect_stderr(file: &std::fs::File) {
     unsafe {
         libc::dup2(file.as_raw_fd(), libc::STDERR_FILENO);
     }
-}
-
-/// Writes `msg` to the daemon's log (stderr) with its pid and the time.
-pub fn log(msg: &str) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    eprintln!("cronusfs[{}] {now}: {msg}", std::process::id());
 }
 
 /// One cronusfs mount of this machine.

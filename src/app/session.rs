@@ -82,7 +82,11 @@ impl Heartbeat {
             let _ = thread.join();
         }
         if let Err(e) = catalog(&self.core).sessions().close(&self.session) {
-            super::mount::log(&format!("could not remove the session: {e}"));
+            tracing::warn!(
+                error = %e,
+                "could not remove this mount's session: it expires after the store's TTL \
+                 (`cronusfs status -s STORE` lists it until then)"
+            );
         }
     }
 }
@@ -99,10 +103,14 @@ fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>),
             return;
         }
         if let Err(e) = meta.leases().tend() {
-            super::mount::log(&format!("could not tend the write lease: {e}"));
+            tracing::error!(
+                error = %e,
+                "could not tend the write lease: commits through this mount fail with EIO \
+                 while it is lost; check the store's server"
+            );
         }
         if let Err(e) = meta.read_holds().tend() {
-            super::mount::log(&format!("could not remove finished read holds: {e}"));
+            tracing::warn!(error = %e, "could not remove finished read holds (gc keeps their contents meanwhile)");
         }
         if last_beat.elapsed() >= every {
             last_beat = std::time::Instant::now();
@@ -120,18 +128,22 @@ fn beat(meta: &super::Catalog, session: &Session) -> Option<Duration> {
         Ok(beat) => {
             let store_ttl = beat.ttl.as_millis() as i64;
             for s in beat.expired {
-                super::mount::log(&format!(
-                    "expired the session of {} pid {} at {} (no heartbeat for {} ms)",
-                    s.host,
-                    s.pid,
-                    s.mountpoint,
-                    s.ttl_under(store_ttl)
-                ));
+                tracing::warn!(
+                    host = %s.host,
+                    pid = s.pid,
+                    mountpoint = %s.mountpoint,
+                    silent_ms = s.ttl_under(store_ttl),
+                    "expired the session of another mount (no heartbeat): its leases are gone"
+                );
             }
             Some(beat.ttl)
         }
         Err(e) => {
-            super::mount::log(&format!("heartbeat failed: {e}"));
+            tracing::error!(
+                error = %e,
+                "heartbeat failed: other hosts expire this mount's session after the store's TTL; \
+                 check the store's server"
+            );
             None
         }
     }

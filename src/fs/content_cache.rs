@@ -251,8 +251,8 @@ impl ContentCache {
         let mut index = self.lock();
         index.entries.retain(|id, _| self.path_of(*id).exists());
         index.total = index.entries.values().map(|e| e.size).sum();
-        eprintln!(
-            "cronusfs: the content cache {} was removed; made it again",
+        tracing::warn!(
+            "the content cache {} was removed; made it again",
             self.dir.display()
         );
         Ok(())
@@ -395,7 +395,7 @@ impl<S: Storage> FsCore<S> {
                     .map_err(io::Error::other)
             });
             if let Err(e) = filled {
-                eprintln!("cronusfs: could not keep content {id} in the cache: {e}");
+                tracing::warn!(error = %e, "could not keep content {id} in the cache");
             }
         }
     }

@@ -499,6 +499,20 @@ impl<S: Storage> FsCore<S> {
     /// Writes `data` at `offset` of the working copy; returns how many bytes were written.
     pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> FsResult<usize> {
         in_past!(self, fh.0, |core| core.write(fh, offset, data));
+        Ok(self.write_at(fh, Some(offset), data)?.0)
+    }
+
+    /// Writes `data` at the end of the working copy, as a write through an `O_APPEND`
+    /// descriptor does on a local disk: the end is the copy's when the write runs (the kernel's
+    /// offset comes from the size it last saw, which a truncate through another descriptor
+    /// may have left stale). Returns how many bytes were written and where they landed.
+    pub fn append(&self, fh: Fh, data: &[u8]) -> FsResult<(usize, u64)> {
+        in_past!(self, fh.0, |core| core.append(fh, data));
+        self.write_at(fh, None, data)
+    }
+
+    /// Writes `data` at `offset` of the working copy, or at its end.
+    fn write_at(&self, fh: Fh, offset: Option<u64>, data: &[u8]) -> FsResult<(usize, u64)> {
         let _change = self.ns.change();
         let handle = self.files.handle(fh)?;
         let wc = {
@@ -507,8 +521,10 @@ impl<S: Storage> FsCore<S> {
             h.writes += 1;
             wc
         };
-        self.write_copy(&mut lock(&wc), offset, data)?;
-        Ok(data.len())
+        let mut copy = lock(&wc);
+        let at = offset.unwrap_or_else(|| copy.size());
+        self.write_copy(&mut copy, at, data)?;
+        Ok((data.len(), at))
     }
 
     /// Truncates through handle `fh` (ftruncate), or else the working copy of `ino`, or else

@@ -133,6 +133,13 @@ impl<S: Storage> FsCore<S> {
         }
     }
 
+    /// Has the kernel forget the attributes of `ino` after the reply to the request running
+    /// (an append the daemon placed elsewhere than the kernel's offset: the size it keeps is
+    /// not the file's).
+    pub fn forget_attributes(&self, ino: Ino) {
+        self.negatives.forget_attributes(ino);
+    }
+
     /// Has the kernel forget the attributes of the directory that shows the rows of `changed`
     /// besides `changed` itself (a dataset's `partitions/`, a partition's `jobs/`, and a
     /// dataset for its `partitions/`): the kernel does not know they changed.

@@ -12,7 +12,7 @@ use fuser::{BackingId, Errno, ReplyData, ReplyEmpty, ReplyWrite};
 
 use super::io_modes::IoModes;
 use super::{errno, reply_empty};
-use crate::fs::{Fh, FsCore};
+use crate::fs::{Fh, FsCore, Ino};
 use crate::storage::Storage;
 
 /// A request taken off a request thread, with everything it needs and its reply.
@@ -51,7 +51,7 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
         // A request that panics loses its reply (fuser answers EIO when a reply is dropped),
         // not the thread.
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-            eprintln!("cronusfs: a content request panicked; it was answered EIO");
+            tracing::error!("a content request panicked; it was answered EIO (a bug: report it)");
         }
     }
 }
@@ -88,16 +88,26 @@ pub(super) fn read<S: Storage>(
     }
 }
 
-/// Answers a write to handle `fh`.
+/// Answers a write to handle `fh` of inode `ino`: at `offset`, or, for a descriptor opened
+/// with `O_APPEND` (`append`), at the end of the file when the daemon runs it; the kernel then
+/// forgets the size it kept if the bytes landed elsewhere than it thought.
 pub(super) fn write<S: Storage>(
     core: &FsCore<S>,
-    fh: Fh,
-    offset: u64,
+    (ino, fh): (u64, Fh),
+    (offset, append): (u64, bool),
     data: &[u8],
     reply: ReplyWrite,
 ) {
-    match core.write(fh, offset, data) {
-        Ok(n) => reply.written(n as u32),
+    let written = match append {
+        true => core.append(fh, data).inspect(|(_, at)| {
+            if *at != offset {
+                core.forget_attributes(Ino(ino));
+            }
+        }),
+        false => core.write(fh, offset, data).map(|n| (n, offset)),
+    };
+    match written {
+        Ok((n, _)) => reply.written(n as u32),
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -125,9 +135,12 @@ pub(super) fn flush<S: Storage>(
     }
     if let Err(e) = &flushed {
         // Many programs never look at what `close` returns (a shell's `>`): say it here too.
-        eprintln!(
-            "cronusfs: the commit at a close of handle {} failed: {e}",
-            fh.0
+        tracing::error!(
+            op = "flush",
+            fh = fh.0,
+            errno = e.errno(),
+            error = %e,
+            "the commit at a close failed: the writes since the last commit are not in the store"
         );
     }
     reply_empty(flushed, reply);
@@ -148,14 +161,23 @@ pub(super) fn release<S: Storage>(
 ) {
     let released = core.release(fh);
     if spoiled_cache_entry(core, modes, fh) {
-        eprintln!(
-            "cronusfs: a shared writable mapping of inode {ino} wrote its reader's cached \
-             version, not the object: not committed, and that cache entry dropped"
+        tracing::warn!(
+            op = "release",
+            ino,
+            "a shared writable mapping wrote its reader's cached version, not the object: \
+             not committed, and that cache entry dropped"
         );
     }
     modes.released(fh);
     if let Err(e) = &released {
-        eprintln!("cronusfs: the commit at the last close of inode {ino} failed: {e}");
+        tracing::error!(
+            op = "release",
+            ino,
+            errno = e.errno(),
+            error = %e,
+            "the commit at the last close failed: its writes are lost (nobody waits for this \
+             commit, so no program was told)"
+        );
     }
     reply_empty(released, reply);
 }

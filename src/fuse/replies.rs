@@ -70,8 +70,15 @@ pub(super) fn negative_attr() -> FileAttr {
     }
 }
 
+/// The errno answering `e`, logged: a fault of the daemon or its store (EIO, ENOSPC) at WARN,
+/// an answer a program expects (ENOENT, EEXIST, …) at DEBUG.
 pub(super) fn errno(e: &FsError) -> Errno {
-    Errno::from_i32(e.errno())
+    let n = e.errno();
+    match n {
+        libc::EIO | libc::ENOSPC => tracing::warn!(errno = n, error = %e, "a request failed"),
+        _ => tracing::debug!(errno = n, error = %e, "a request failed"),
+    }
+    Errno::from_i32(n)
 }
 
 /// Returns a name the core can take: UTF-8 (other names are EINVAL).

@@ -235,6 +235,11 @@ impl<S: Storage> Metastore<S> {
         manifest: &Manifest,
         (file_type, table): (FileType, Option<TableMeta>),
     ) -> Result<ObjectMeta> {
+        let moved = match put.identity {
+            Identity::IfNew(id) => moved_to(txn, id, path)?,
+            Identity::Fresh | Identity::Keep(..) => None,
+        };
+        let path = moved.as_ref().unwrap_or(path);
         self.require_dir(txn, path)?;
         self.leases().check_held_in(txn)?;
         let (identity, now) = (put.identity, put.time.unwrap_or_else(now_millis));
@@ -415,6 +420,18 @@ enum Identity<'a> {
     IfNew(ObjectId),
     /// This uuid and Cronus name (an import; an object at the path is an error).
     Keep(ObjectId, &'a str),
+}
+
+/// Where object `id` is now, if it exists and is not at `path`: a version the mount commits of
+/// an object renamed (or moved with its folder) since the commit named its path follows it,
+/// rather than fail on a folder that is gone or make a second object at the old name.
+fn moved_to(txn: &dyn RowWrite, id: ObjectId, path: &ObjectPath) -> Result<Option<ObjectPath>> {
+    let rows = txn.rows_by_id(&id.iden())?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let now = super::objects::object_meta(&rows)?.path;
+    Ok((now != *path).then_some(now))
 }
 
 fn new_meta(
