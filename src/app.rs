@@ -13,6 +13,7 @@ mod placement;
 mod progress;
 mod remote;
 mod rows;
+mod scrape;
 mod session;
 mod store_sessions;
 

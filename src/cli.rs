@@ -326,6 +326,11 @@ pub struct MountArgs {
     /// with K, M, G or T (powers of 1024); 0 keeps none.
     #[arg(long, default_value = "8G", value_name = "SIZE", value_parser = parse_size)]
     pub cache_size: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9567): request
+    /// counts, errors and latency by operation, transactions, engine and S3 requests, the
+    /// content cache, memory; the list is in docs/METRICS.md.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Internal: set in the daemon process the parent starts.
     #[arg(long, hide = true)]
     pub daemon_child: bool,

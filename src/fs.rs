@@ -60,6 +60,15 @@ pub struct FsOptions {
     pub cache_limit: u64,
 }
 
+/// How many inodes a mount remembers and handles it has open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Inodes with a number the kernel may ask about.
+    pub inodes: usize,
+    /// File and directory handles open.
+    pub open_handles: usize,
+}
+
 /// One entry of a directory listing, with the attributes readdirplus returns.
 #[derive(Clone, Debug)]
 pub struct DirEntry {
@@ -137,6 +146,21 @@ impl<S: Storage> FsCore<S> {
     /// Returns whether the core keeps a content cache (`FsOptions::cache_dir`).
     pub fn has_content_cache(&self) -> bool {
         self.contents.is_some()
+    }
+
+    /// Returns how many inodes the mount remembers and how many handles it has open (those
+    /// of trees of the past included), for the metrics.
+    pub fn census(&self) -> Census {
+        let mut census = Census {
+            inodes: self.ns.inodes.count(),
+            open_handles: self.files.open_count(),
+        };
+        for core in self.past.iter().flat_map(|p| p.cores()) {
+            let theirs = core.census();
+            census.inodes += theirs.inodes;
+            census.open_handles += theirs.open_handles;
+        }
+        census
     }
 
     /// Returns the catalogue.

@@ -7,6 +7,7 @@
 mod callers;
 mod content;
 mod io_modes;
+mod metered;
 mod replies;
 mod session;
 
@@ -27,9 +28,10 @@ use crate::fs::{self, Fh, FsCore, FsError, Ino, SetAttr, XattrFlags};
 use crate::storage::Storage;
 use callers::caller;
 use io_modes::{IoModes, OpenMode};
+use metered::Op;
 use replies::{
-    MAX_WRITE, creator, errno, file_attr, fopen, kind, negative_attr, open_flags, reply_attr,
-    reply_empty, reply_entry, reply_xattr, time_of, ttl, ttl_of, utf8,
+    MAX_WRITE, creator, errno, file_attr, fopen, kind, negative_attr, open_flags, refused,
+    reply_attr, reply_empty, reply_entry, reply_xattr, time_of, ttl, ttl_of, utf8,
 };
 
 /// A mounted filesystem core.
@@ -85,6 +87,7 @@ impl<S: Storage> FuseFs<S> {
             true => FopenFlags::empty(),
             false => FopenFlags::FOPEN_NOFLUSH,
         };
+        metered::opened(matches!(mode, OpenMode::Passthrough { .. }));
         match mode {
             OpenMode::Passthrough { backing, direct_io } => {
                 let flags = match direct_io {
@@ -127,8 +130,9 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _answering = metered::answering(Op::Lookup, parent.0);
         let Ok(name) = utf8(name) else {
-            return reply.error(Errno::ENOENT);
+            return reply.error(refused(Errno::ENOENT));
         };
         // An answer read before another host's change is never kept past its announcement.
         let since = self.core.epoch();
@@ -142,8 +146,11 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             // Inode 0: "no such name", which the kernel keeps for the TTL given.
             Err(e) if e.errno() == libc::ENOENT => {
                 match gate.ttl(self.core.negative_ttl(Ino(parent.0), name, ttl())) {
-                    Duration::ZERO => reply.error(Errno::ENOENT),
-                    ttl => reply.entry(&ttl, &negative_attr(), Generation(0)),
+                    Duration::ZERO => reply.error(refused(Errno::ENOENT)),
+                    ttl => {
+                        metered::failed(libc::ENOENT);
+                        reply.entry(&ttl, &negative_attr(), Generation(0))
+                    }
                 }
             }
             Err(e) => reply.error(errno(&e)),
@@ -151,6 +158,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _answering = metered::answering(Op::Getattr, ino.0);
         match self.core.getattr(Ino(ino.0)) {
             Ok(a) => reply.attr(&ttl_of(&self.core, a.ino), &file_attr(&a)),
             Err(e) => reply.error(errno(&e)),
@@ -158,6 +166,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _answering = metered::answering(Op::Readlink, ino.0);
         match self.core.readlink(Ino(ino.0)) {
             Ok(target) => reply.data(target.as_bytes()),
             Err(e) => reply.error(errno(&e)),
@@ -182,6 +191,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _answering = metered::answering(Op::Setattr, ino.0);
         let set = SetAttr {
             size,
             mode,
@@ -203,13 +213,14 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let _answering = metered::answering(Op::Mkdir, parent.0);
         match utf8(name) {
             Ok(name) => reply_entry(
                 caller(req)
                     .on_behalf(|| self.core.mkdir_as(Ino(parent.0), name, creator(req, mode))),
                 reply,
             ),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(refused(e)),
         }
     }
 
@@ -221,9 +232,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         target: &std::path::Path,
         reply: ReplyEntry,
     ) {
+        let _answering = metered::answering(Op::Symlink, parent.0);
         let (name, target) = match (utf8(link_name), utf8(target.as_os_str())) {
             (Ok(name), Ok(target)) => (name, target),
-            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+            (Err(e), _) | (_, Err(e)) => return reply.error(refused(e)),
         };
         let by = creator(req, 0o777);
         reply_entry(
@@ -240,6 +252,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _answering = metered::answering(Op::Link, newparent.0);
         // An object has one place (its Cronus name says where): no second name.
         reply_entry(self.core.mknod(Ino(newparent.0)), reply);
     }
@@ -254,27 +267,30 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _answering = metered::answering(Op::Mknod, parent.0);
         // Regular files come through `create`; device nodes, FIFOs and sockets are not objects.
         reply_entry(self.core.mknod(Ino(parent.0)), reply);
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _answering = metered::answering(Op::Unlink, parent.0);
         match utf8(name) {
             Ok(name) => reply_empty(
                 caller(req).on_behalf(|| self.core.unlink(Ino(parent.0), name)),
                 reply,
             ),
-            Err(_) => reply.error(Errno::ENOENT),
+            Err(_) => reply.error(refused(Errno::ENOENT)),
         }
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _answering = metered::answering(Op::Rmdir, parent.0);
         match utf8(name) {
             Ok(name) => reply_empty(
                 caller(req).on_behalf(|| self.core.rmdir(Ino(parent.0), name)),
                 reply,
             ),
-            Err(_) => reply.error(Errno::ENOENT),
+            Err(_) => reply.error(refused(Errno::ENOENT)),
         }
     }
 
@@ -288,10 +304,11 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _answering = metered::answering(Op::Rename, parent.0);
         if flags.contains(RenameFlags::RENAME_EXCHANGE)
             || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
-            return reply.error(Errno::EINVAL);
+            return reply.error(refused(Errno::EINVAL));
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         match (utf8(name), utf8(newname)) {
@@ -301,11 +318,12 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
                 }),
                 reply,
             ),
-            _ => reply.error(Errno::EINVAL),
+            _ => reply.error(refused(Errno::EINVAL)),
         }
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _answering = metered::answering(Op::Open, ino.0);
         let flags = open_flags(flags);
         match caller(req).on_behalf(|| self.core.open(Ino(ino.0), flags)) {
             Ok(o) => {
@@ -328,9 +346,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _answering = metered::answering(Op::Create, parent.0);
         let name = match utf8(name) {
             Ok(n) => n,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(refused(e)),
         };
         let access = flags & libc::O_ACCMODE;
         let flags = fs::CreateFlags {
@@ -348,6 +367,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
                 self.openers.opened(opened.fh.0, req);
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(&opened));
                 self.modes.served(attr.ino, opened.fh);
+                metered::opened(false);
                 reply.created(&ttl(), &file_attr(&attr), Generation(0), fh, flags);
             }
             Err(e) => reply.error(errno(&e)),
@@ -365,8 +385,12 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let arrived = metered::arrived(Op::Read, _ino.0);
         let core = self.core.clone();
-        self.content_io(move || content::read(&core, Fh(fh.0), (offset, size), reply));
+        self.content_io(move || {
+            let _answering = arrived.answer_here();
+            content::read(&core, Fh(fh.0), (offset, size), reply)
+        });
     }
 
     fn write(
@@ -381,15 +405,22 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let arrived = metered::arrived(Op::Write, ino.0);
         let (core, fh) = (self.core.clone(), Fh(fh.0));
         // Linux appends through an O_APPEND descriptor whatever offset `pwrite` names.
         let at = (offset, flags.0 & libc::O_APPEND != 0);
         match &self.content {
             Some(pool) => {
                 let data = data.to_vec();
-                pool.run(move || content::write(&core, (ino.0, fh), at, &data, reply));
+                pool.run(move || {
+                    let _answering = arrived.answer_here();
+                    content::write(&core, (ino.0, fh), at, &data, reply)
+                });
             }
-            None => content::write(&core, (ino.0, fh), at, data, reply),
+            None => {
+                let _answering = arrived.answer_here();
+                content::write(&core, (ino.0, fh), at, data, reply)
+            }
         }
     }
 
@@ -401,8 +432,12 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let arrived = metered::arrived(Op::Flush, _ino.0);
         let (core, modes, by) = (self.core.clone(), self.modes.clone(), caller(req));
-        self.content_io(move || by.on_behalf(|| content::flush(&core, &modes, Fh(fh.0), reply)));
+        self.content_io(move || {
+            let _answering = arrived.answer_here();
+            by.on_behalf(|| content::flush(&core, &modes, Fh(fh.0), reply))
+        });
     }
 
     fn release(
@@ -415,9 +450,11 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let arrived = metered::arrived(Op::Release, ino.0);
         let by = self.openers.released(fh.0, req);
         let (core, modes) = (self.core.clone(), self.modes.clone());
         self.content_io(move || {
+            let _answering = arrived.answer_here();
             by.on_behalf(|| content::release(&core, &modes, (ino.0, Fh(fh.0)), reply))
         });
     }
@@ -430,11 +467,16 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let arrived = metered::arrived(Op::Fsync, _ino.0);
         let (core, by) = (self.core.clone(), caller(req));
-        self.content_io(move || by.on_behalf(|| content::fsync(&core, Fh(fh.0), reply)));
+        self.content_io(move || {
+            let _answering = arrived.answer_here();
+            by.on_behalf(|| content::fsync(&core, Fh(fh.0), reply))
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _answering = metered::answering(Op::Opendir, ino.0);
         match self.core.opendir(Ino(ino.0)) {
             Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
             Err(e) => reply.error(errno(&e)),
@@ -449,6 +491,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _answering = metered::answering(Op::Readdir, ino.0);
         let dots = match self.dots(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),
@@ -484,6 +527,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _answering = metered::answering(Op::Readdirplus, ino.0);
         let (entries, since) =
             match self
                 .core
@@ -535,11 +579,13 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _answering = metered::answering(Op::Releasedir, _ino.0);
         self.core.releasedir(Fh(fh.0));
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _answering = metered::answering(Op::Statfs, _ino.0);
         match self.core.statfs() {
             Ok(s) => reply.statfs(
                 s.f_blocks,
@@ -565,6 +611,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _answering = metered::answering(Op::Setxattr, ino.0);
         let flags = XattrFlags {
             create: flags & libc::XATTR_CREATE != 0,
             replace: flags & libc::XATTR_REPLACE != 0,
@@ -574,32 +621,36 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
                 caller(req).on_behalf(|| self.core.setxattr(Ino(ino.0), name, value, flags)),
                 reply,
             ),
-            Err(_) => reply.error(Errno::ENOTSUP),
+            Err(_) => reply.error(refused(Errno::ENOTSUP)),
         }
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _answering = metered::answering(Op::Getxattr, ino.0);
         match utf8(name) {
             Ok(name) => reply_xattr(self.core.getxattr(Ino(ino.0), name, size), reply),
-            Err(_) => reply.error(Errno::ENOTSUP),
+            Err(_) => reply.error(refused(Errno::ENOTSUP)),
         }
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _answering = metered::answering(Op::Listxattr, ino.0);
         reply_xattr(self.core.listxattr(Ino(ino.0), size), reply);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _answering = metered::answering(Op::Removexattr, ino.0);
         match utf8(name) {
             Ok(name) => reply_empty(
                 caller(req).on_behalf(|| self.core.removexattr(Ino(ino.0), name)),
                 reply,
             ),
-            Err(_) => reply.error(Errno::ENOTSUP),
+            Err(_) => reply.error(refused(Errno::ENOTSUP)),
         }
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let _answering = metered::answering(Op::Access, ino.0);
         // The kernel checks permissions itself (default_permissions); this only says the node
         // exists.
         reply_empty(self.core.getattr(Ino(ino.0)).map(|_| ()), reply);

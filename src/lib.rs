@@ -6,5 +6,6 @@
 pub mod fs;
 pub mod fuse;
 pub mod meta;
+pub mod meters;
 pub mod pb;
 pub mod storage;

@@ -178,4 +178,7 @@ impl ConflictError for MetaError {
     fn contended(attempts: u32) -> Self {
         MetaError::Storage(StorageError::contended(attempts))
     }
+    fn is_contended(&self) -> bool {
+        matches!(self, MetaError::Storage(e) if e.is_contended())
+    }
 }

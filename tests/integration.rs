@@ -28,6 +28,7 @@ mod history_paths;
 mod history_restore;
 mod man_pages;
 mod metastore;
+mod metrics;
 mod model;
 mod mount;
 mod mount_daemon;

@@ -47,6 +47,11 @@ impl Mounted {
         Self::made(None, &[], env)
     }
 
+    /// Mounts a new store with extra `cronusfs mount` options and more environment.
+    pub fn with_options_and_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::made(None, extra, env)
+    }
+
     /// Mounts a new store made in directory `dir` (default: the test's scratch directory).
     pub fn with_store_in(dir: Option<&Path>, extra: &[&str]) -> Self {
         Self::made(dir, extra, &[])
@@ -91,8 +96,18 @@ impl Mounted {
         Self::shared_on(url, crate::services::s3_content_url(), env)
     }
 
+    /// [`Mounted::shared`] with extra `cronusfs mount` options (for its other daemons too).
+    pub fn shared_with_options(extra: &[&str]) -> Self {
+        let url = crate::services::pg_store_url();
+        Self::shared_made(url, crate::services::s3_content_url(), extra, &[])
+    }
+
     /// [`Mounted::shared_at`] with the content at `content` (an `s3://` URL).
     pub fn shared_on(url: String, content: String, env: &[(&str, &str)]) -> Self {
+        Self::shared_made(url, content, &[], env)
+    }
+
+    fn shared_made(url: String, content: String, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         crate::services::use_s3_env();
         let cache = tmp.path().join("cache");
@@ -111,7 +126,7 @@ impl Mounted {
             store: PathBuf::from(url),
             mnt,
             tmp,
-            extra: Vec::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             cache: Some(cache),
             env: env
                 .iter()

@@ -113,6 +113,9 @@ fn start_daemon(args: &MountArgs, store: &Location, mountpoint: &Path) -> Result
     if args.allow_other {
         cmd.arg("--allow-other");
     }
+    if let Some(addr) = args.metrics {
+        cmd.arg("--metrics").arg(addr.to_string());
+    }
     let log = match &args.log_file {
         Some(f) => {
             cmd.arg("--log-file").arg(f);
@@ -176,8 +179,10 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
         what: format!("mount {}", mountpoint.display()),
         ..cronusfs::storage::Actor::this_process()
     });
-    let core = match open_core(args, store, local) {
-        Ok(core) => core,
+    let opened = super::scrape::install_if(args.metrics)
+        .and_then(|metrics| Ok((metrics, open_core(args, store, local)?)));
+    let (metrics, core) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             if args.daemon_child {
                 println!("error: {e:#}");
@@ -191,10 +196,11 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
     let core = std::sync::Arc::new(core);
     // Commands on a store one process owns run in its daemon (which holds the store);
     // commands on a shared store open it themselves, so its daemons have no socket.
-    let listened = match shared {
+    // The metrics endpoint first: an address in use fails the mount before anything is made.
+    let listened = super::scrape::start(metrics, core.clone()).and_then(|()| match shared {
         false => super::remote::listen(local, core.clone()),
         true => Ok(()),
-    };
+    });
     if let Err(e) = listened {
         if args.daemon_child {
             println!("error: {e:#}");

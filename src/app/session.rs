@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cronusfs::meta::Session;
+use cronusfs::meters;
 
 /// What holds the catalogue a session is for: a daemon's filesystem core, or a command's
 /// catalogue.
@@ -126,6 +127,8 @@ fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>),
 fn beat(meta: &super::Catalog, session: &Session) -> Option<Duration> {
     match meta.sessions().beat(session) {
         Ok(beat) => {
+            meters::count_result(meters::HEARTBEATS, "ok");
+            meters::count(meters::SESSIONS_EXPIRED, beat.expired.len() as u64);
             let store_ttl = beat.ttl.as_millis() as i64;
             for s in beat.expired {
                 tracing::warn!(
@@ -139,6 +142,7 @@ fn beat(meta: &super::Catalog, session: &Session) -> Option<Duration> {
             Some(beat.ttl)
         }
         Err(e) => {
+            meters::count_result(meters::HEARTBEATS, "failed");
             tracing::error!(
                 error = %e,
                 "heartbeat failed: other hosts expire this mount's session after the store's TTL; \

@@ -14,6 +14,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::FsCore;
 use crate::meta::{ContentId, Manifest};
+use crate::meters;
 use crate::storage::Storage;
 
 /// Contents smaller than this are read through the daemon (a request or a few per read): a
@@ -46,6 +47,14 @@ struct Index {
     /// Contents asked for and not filled yet, oldest first.
     wanted: VecDeque<(ContentId, u64)>,
     queued: HashSet<ContentId>,
+}
+
+impl Index {
+    /// Shows how much the cache holds in the metrics.
+    fn show(&self) {
+        meters::set_gauge(meters::CACHE_BYTES, self.total as f64);
+        meters::set_gauge(meters::CACHE_ENTRIES, self.entries.len() as f64);
+    }
 }
 
 /// The cache directory and what it holds.
@@ -96,7 +105,11 @@ impl ContentCache {
             wanted: Condvar::new(),
             passthrough: AtomicBool::new(false),
         };
-        cache.evict(&mut cache.lock());
+        {
+            let mut index = cache.lock();
+            cache.evict(&mut index);
+            index.show();
+        }
         Ok(cache)
     }
 
@@ -141,6 +154,7 @@ impl ContentCache {
     fn drop_entry(&self, index: &mut Index, id: ContentId) {
         if let Some(gone) = index.entries.remove(&id) {
             index.total -= gone.size;
+            index.show();
         }
         let _ = std::fs::remove_file(self.path_of(id));
     }
@@ -232,8 +246,10 @@ impl ContentCache {
         let used = index.clock;
         if index.entries.insert(id, Entry { size, used }).is_none() {
             index.total += size;
+            meters::count(meters::CACHE_FILLED_BYTES, size);
         }
         self.evict(&mut index);
+        index.show();
         Ok(())
     }
 
@@ -251,6 +267,7 @@ impl ContentCache {
         let mut index = self.lock();
         index.entries.retain(|id, _| self.path_of(*id).exists());
         index.total = index.entries.values().map(|e| e.size).sum();
+        index.show();
         tracing::warn!(
             "the content cache {} was removed; made it again",
             self.dir.display()
@@ -321,9 +338,14 @@ impl<S: Storage> FsCore<S> {
         if !cache.worth_keeping(base.size) {
             return None;
         }
+        let Some(file) = cache.open_entry(base.id, base.size) else {
+            meters::count(meters::CACHE_MISSES, 1);
+            return None;
+        };
+        meters::count(meters::CACHE_HITS, 1);
         Some(CachedContent {
             content: base.id,
-            file: cache.open_entry(base.id, base.size)?,
+            file,
         })
     }
 

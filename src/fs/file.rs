@@ -102,6 +102,11 @@ impl OpenFiles {
         !lock(&self.handles).is_empty() || self.open_dirs.load(Ordering::Relaxed) > 0
     }
 
+    /// Returns how many file and directory handles are open.
+    pub fn open_count(&self) -> usize {
+        lock(&self.handles).len() + self.open_dirs.load(Ordering::Relaxed)
+    }
+
     fn new_fh(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }

@@ -184,6 +184,11 @@ impl Inodes {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Returns how many nodes have a number.
+    pub fn count(&self) -> usize {
+        self.lock().by_ino.len()
+    }
+
     /// Returns the number of `node`, giving it one if it has none yet.
     pub fn ino(&self, node: &TreeNode) -> Ino {
         let mut t = self.lock();

@@ -80,6 +80,15 @@ impl PastTrees {
         self.trees.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Returns every tree made and kept.
+    pub(super) fn cores(&self) -> Vec<Arc<PastCore>> {
+        self.lock()
+            .by_slot
+            .values()
+            .map(|t| t.core.clone())
+            .collect()
+    }
+
     /// Returns the tree in `slot`; ENOENT when it went (see [`MAX_TREES`]).
     fn core(&self, slot: u64) -> FsResult<Arc<PastCore>> {
         let mut trees = self.lock();

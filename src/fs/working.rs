@@ -16,6 +16,7 @@ use super::{FsCore, FsResult, ReadBytes};
 use crate::meta::{
     ChunkStream, Entered, HeldManifest, MetaError, ObjectId, SetOrder, VersionDetails, prop,
 };
+use crate::meters;
 use crate::storage::{Storage, Valu, now_millis};
 
 struct Staging {
@@ -260,23 +261,25 @@ impl<S: Storage> FsCore<S> {
                 // reports the error) and the copy is the committed version again.
                 wc.dirty = false;
                 let put = self.ns.meta.put_stream(&path, wc.id, stream, details);
-                let (meta, manifest) =
-                    put.inspect_err(|_| self.ns.uncommitted.forget_written(wc.id))?;
+                let (meta, manifest) = put.inspect_err(|_| {
+                    meters::count_result(meters::COMMITS, "failed");
+                    self.ns.uncommitted.forget_written(wc.id)
+                })?;
                 wc.base = Some(Arc::new(self.ns.meta.read_holds().hold_committed(manifest)));
                 meta
             }
-            (None, Some(staging)) => self.ns.meta.put_file_id_if_new(
-                &path,
-                wc.id,
-                (&staging.file, staging.size),
-                details,
-            )?,
+            (None, Some(staging)) => self
+                .ns
+                .meta
+                .put_file_id_if_new(&path, wc.id, (&staging.file, staging.size), details)
+                .inspect_err(|_| meters::count_result(meters::COMMITS, "failed"))?,
             (None, None) => {
                 // Nothing since the last commit but the base itself.
                 wc.dirty = false;
                 return Ok(());
             }
         };
+        meters::count_result(meters::COMMITS, "committed");
         let was = wc.id;
         if meta.id != wc.id {
             // Another writer made an object at this path first: ours became its new version.

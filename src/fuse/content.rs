@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use fuser::{BackingId, Errno, ReplyData, ReplyEmpty, ReplyWrite};
 
 use super::io_modes::IoModes;
-use super::{errno, reply_empty};
+use super::metered;
+use super::{errno, refused, reply_empty};
 use crate::fs::{Fh, FsCore, Ino};
 use crate::storage::Storage;
 
@@ -83,7 +84,10 @@ pub(super) fn read<S: Storage>(
     reply: ReplyData,
 ) {
     match core.read(fh, offset, size) {
-        Ok(data) => reply.data(&data),
+        Ok(data) => {
+            metered::read_bytes(data.len());
+            reply.data(&data)
+        }
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -107,7 +111,10 @@ pub(super) fn write<S: Storage>(
         false => core.write(fh, offset, data).map(|n| (n, offset)),
     };
     match written {
-        Ok((n, _)) => reply.written(n as u32),
+        Ok((n, _)) => {
+            metered::written_bytes(n);
+            reply.written(n as u32)
+        }
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -131,7 +138,7 @@ pub(super) fn flush<S: Storage>(
 ) {
     let flushed = core.flush(fh);
     if spoiled_cache_entry(core, modes, fh) {
-        return reply.error(Errno::EIO);
+        return reply.error(refused(Errno::EIO));
     }
     if let Err(e) = &flushed {
         // Many programs never look at what `close` returns (a shell's `>`): say it here too.

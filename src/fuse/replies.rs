@@ -13,6 +13,8 @@ use fuser::{
 use crate::fs::{self, Attr, Creator, FsCore, FsError, Ino, Kind, XattrReply};
 use crate::storage::Storage;
 
+use super::metered;
+
 /// How long the kernel may trust attributes and names it was given. Changes made through
 /// the mount update the kernel's copy at once; this bounds how long a change made another way
 /// (the CLI talking to the daemon) can go unseen.
@@ -70,15 +72,25 @@ pub(super) fn negative_attr() -> FileAttr {
     }
 }
 
-/// The errno answering `e`, logged: a fault of the daemon or its store (EIO, ENOSPC) at WARN,
-/// an answer a program expects (ENOENT, EEXIST, …) at DEBUG.
+/// The errno answering `e`, counted and logged with the request this thread answers: a fault
+/// of the daemon or its store (EIO, ENOSPC) at WARN, an answer a program expects (ENOENT,
+/// EEXIST, …) at DEBUG.
 pub(super) fn errno(e: &FsError) -> Errno {
     let n = e.errno();
+    let (op, ino) = metered::answered().unzip();
     match n {
-        libc::EIO | libc::ENOSPC => tracing::warn!(errno = n, error = %e, "a request failed"),
-        _ => tracing::debug!(errno = n, error = %e, "a request failed"),
+        libc::EIO | libc::ENOSPC => {
+            tracing::warn!(op, ino, errno = n, error = %e, "a request failed")
+        }
+        _ => tracing::debug!(op, ino, errno = n, error = %e, "a request failed"),
     }
-    Errno::from_i32(n)
+    refused(Errno::from_i32(n))
+}
+
+/// Returns `e`, counted as the failure of the request this thread answers.
+pub(super) fn refused(e: Errno) -> Errno {
+    metered::failed(e.code());
+    e
 }
 
 /// Returns a name the core can take: UTF-8 (other names are EINVAL).

@@ -168,7 +168,9 @@ fn watch_changes<S: Storage + 'static>(
         .name("store-watch".into())
         .spawn(move || {
             loop {
-                for inval in core.next_kernel_invalidations(every) {
+                let invals = core.next_kernel_invalidations(every);
+                crate::meters::count(crate::meters::KERNEL_INVALIDATIONS, invals.len() as u64);
+                for inval in invals {
                     // ENOENT: the kernel had already let go of it.
                     let _ = match inval {
                         KernelInval::Attributes(ino) => notifier.inval_inode(INodeNo(ino.0), 0, 0),

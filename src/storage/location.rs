@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::faulty::FaultyEngine;
 use super::postgres::{PgEngine, PgUrl};
 use super::retry::transact;
 use super::rocks::RocksEngine;
@@ -229,8 +230,20 @@ pub fn open(location: &Location) -> Result<OpenStore> {
     finish(location, open_rows(location, false)?)
 }
 
+/// The environment variable that makes the first N transaction commits of a store directory
+/// opened by this process conflict, as another writer's commits would: fault injection, so
+/// that tests see retries through a real mount (`CRONUSFS_INJECT_CONFLICTS=N`).
+pub const INJECT_CONFLICTS: &str = "CRONUSFS_INJECT_CONFLICTS";
+
 fn open_rows(location: &Location, create: bool) -> Result<Box<dyn Storage>> {
+    let conflicts = std::env::var(INJECT_CONFLICTS).ok();
+    let conflicts = conflicts.and_then(|n| n.parse::<u64>().ok());
     Ok(match (location, create) {
+        (Location::Dir(dir), false) if let Some(n) = conflicts => {
+            let faulty = FaultyEngine::new(RocksEngine::open(dir, false)?);
+            faulty.conflict_commits(n);
+            Box::new(RowStore::with_engine(faulty)?)
+        }
         (Location::Dir(dir), true) => Box::new(RocksStore::create(dir)?),
         (Location::Dir(dir), false) => Box::new(RocksStore::open(dir)?),
         (Location::Postgres(url), _) => {

@@ -18,6 +18,7 @@ use super::engine::{
     WriteBatch, is_empty_range, multi_get_by_spans,
 };
 use super::{EngineErrorKind, Result, StorageError};
+use crate::meters::{self, EngineMeters};
 
 mod batch;
 mod client;
@@ -175,6 +176,7 @@ pub struct PgEngine {
     next_serial: Arc<AtomicU64>,
     // The connection that LISTENs for other processes' commits (made at the first wait).
     listener: std::sync::Mutex<Option<Client>>,
+    meters: EngineMeters,
 }
 
 impl std::fmt::Debug for PgEngine {
@@ -256,6 +258,7 @@ impl PgEngine {
             stale_before,
             next_serial,
             listener: std::sync::Mutex::new(None),
+            meters: EngineMeters::new("postgres"),
         })
     }
 
@@ -306,12 +309,17 @@ impl PgEngine {
     /// Applies `batch` on `conn` in one round trip, inside the transaction `conn` has open
     /// (`begin` false) or as one of its own.
     fn apply(&self, conn: &mut PgConn, batch: WriteBatch, begin: bool) -> Result<()> {
+        let announced = !batch.changed().is_empty();
         let sql = batch_sql(&self.url.schema, batch, begin);
-        conn.client.batch_execute(&sql).inspect_err(|_| {
+        let applied = self.meters.write.time(|| conn.client.batch_execute(&sql));
+        match applied {
+            Ok(()) if announced => meters::count(meters::ANNOUNCEMENTS_SENT, 1),
+            Ok(()) => {}
             // A failed statement leaves its transaction open and aborted: end it before the
             // pool hands `conn` out again.
-            end_quietly(conn);
-        })
+            Err(_) => end_quietly(conn),
+        }
+        applied
     }
 }
 
@@ -486,7 +494,7 @@ fn get_on(conn: &mut PgConn, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
 
 impl EngineRead for PgEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.on_live_conn(|c, _| get_on(c, cf, key))
+        self.on_live_conn(|c, _| self.meters.get.time(|| get_on(c, cf, key)))
     }
 
     fn scan(
@@ -496,7 +504,10 @@ impl EngineRead for PgEngine {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        self.on_live_conn(|c, acted| scan_on(c, cf, (start, end), false, (visit, acted)))
+        let scan = &self.meters.scan;
+        self.on_live_conn(|c, acted| {
+            scan.time(|| scan_on(c, cf, (start, end), false, (visit, acted)))
+        })
     }
 
     fn scan_keys(
@@ -506,7 +517,10 @@ impl EngineRead for PgEngine {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        self.on_live_conn(|c, acted| scan_on(c, cf, (start, end), true, (visit, acted)))
+        let scan = &self.meters.scan;
+        self.on_live_conn(|c, acted| {
+            scan.time(|| scan_on(c, cf, (start, end), true, (visit, acted)))
+        })
     }
 
     fn scan_spans(
@@ -515,7 +529,8 @@ impl EngineRead for PgEngine {
         spans: &[(Vec<u8>, Vec<u8>)],
         visit: &mut SpansVisitor<'_>,
     ) -> Result<()> {
-        self.on_live_conn(|c, acted| spans_on(c, cf, spans, (visit, acted)))
+        let scan = &self.meters.scan;
+        self.on_live_conn(|c, acted| scan.time(|| spans_on(c, cf, spans, (visit, acted))))
     }
 
     fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -526,7 +541,9 @@ impl EngineRead for PgEngine {
 impl PgEngine {
     /// Starts a transaction on a connection of the pool with `begin`.
     fn begin_with(&self, begin: &str) -> Result<PgTxn<'_>> {
-        let ((), conn) = self.live_conn_for(|c, _| c.client.batch_execute(begin))?;
+        let begun =
+            |c: &mut PgConn, _: &mut bool| self.meters.begin.time(|| c.client.batch_execute(begin));
+        let ((), conn) = self.live_conn_for(begun)?;
         Ok(PgTxn {
             engine: self,
             conn: RefCell::new(Some(conn)),
@@ -585,7 +602,11 @@ impl Engine for PgEngine {
             return Ok(ChangesElsewhere::Anything);
         }
         let client = listener.as_mut().expect("made above");
-        match client.notifications(timeout) {
+        let notes = client.notifications(timeout);
+        if let Ok(notes) = &notes {
+            meters::count(meters::ANNOUNCEMENTS_HEARD, notes.len() as u64);
+        }
+        match notes {
             Ok(notes) => Ok(notes.iter().fold(ChangesElsewhere::Nothing, |heard, n| {
                 hear(heard, n.payload())
             })),
@@ -624,7 +645,8 @@ impl PgTxn<'_> {
 
 impl EngineRead for PgTxn<'_> {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.with_conn(|c| get_on(c, cf, key))
+        let get = &self.engine.meters.get;
+        self.with_conn(|c| get.time(|| get_on(c, cf, key)))
     }
 
     fn scan(
@@ -634,7 +656,8 @@ impl EngineRead for PgTxn<'_> {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        self.with_conn(|c| scan_on(c, cf, (start, end), false, (visit, &mut true)))
+        let scan = &self.engine.meters.scan;
+        self.with_conn(|c| scan.time(|| scan_on(c, cf, (start, end), false, (visit, &mut true))))
     }
 
     fn scan_keys(
@@ -644,7 +667,8 @@ impl EngineRead for PgTxn<'_> {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        self.with_conn(|c| scan_on(c, cf, (start, end), true, (visit, &mut true)))
+        let scan = &self.engine.meters.scan;
+        self.with_conn(|c| scan.time(|| scan_on(c, cf, (start, end), true, (visit, &mut true))))
     }
 
     fn scan_spans(
@@ -653,7 +677,8 @@ impl EngineRead for PgTxn<'_> {
         spans: &[(Vec<u8>, Vec<u8>)],
         visit: &mut SpansVisitor<'_>,
     ) -> Result<()> {
-        self.with_conn(|c| spans_on(c, cf, spans, (visit, &mut true)))
+        let scan = &self.engine.meters.scan;
+        self.with_conn(|c| scan.time(|| spans_on(c, cf, spans, (visit, &mut true))))
     }
 
     fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {

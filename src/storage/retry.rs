@@ -1,9 +1,10 @@
 //! Running a transaction again when it conflicted with another writer: bounded attempts with
 //! randomised exponential backoff, then [`StorageError::Contended`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Result, Storage, StorageError, Transaction};
+use crate::meters;
 
 /// How many times a transaction runs, at most, before its caller gets
 /// [`StorageError::Contended`]: the whole retry policy of the store, in one place.
@@ -26,6 +27,8 @@ pub trait ConflictError: Sized {
     fn is_conflict(&self) -> bool;
     /// Returns the error for a transaction that conflicted `attempts` times.
     fn contended(attempts: u32) -> Self;
+    /// Returns whether this is that error: the transaction gave up.
+    fn is_contended(&self) -> bool;
 }
 
 impl ConflictError for StorageError {
@@ -34,6 +37,9 @@ impl ConflictError for StorageError {
     }
     fn contended(attempts: u32) -> Self {
         StorageError::Contended { attempts }
+    }
+    fn is_contended(&self) -> bool {
+        matches!(self, StorageError::Contended { .. })
     }
 }
 
@@ -48,20 +54,39 @@ pub fn retry_up_to<T, E: ConflictError>(
     limit: Attempts,
     mut attempt: impl FnMut() -> Result<T, E>,
 ) -> Result<T, E> {
+    let started = Instant::now();
     let mut pause_ceiling_us: u64 = 500;
     for _ in 1..limit.0 {
         match attempt() {
             Err(e) if e.is_conflict() => {
+                meters::count(meters::TRANSACTION_CONFLICTS, 1);
+                meters::count(meters::TRANSACTION_RETRIES, 1);
                 std::thread::sleep(Duration::from_micros(jitter(pause_ceiling_us)));
                 pause_ceiling_us = (pause_ceiling_us * 2).min(64_000);
             }
-            done => return done,
+            done => return ended(started, done),
         }
     }
-    match attempt() {
-        Err(e) if e.is_conflict() => Err(E::contended(limit.0)),
+    let done = match attempt() {
+        Err(e) if e.is_conflict() => {
+            meters::count(meters::TRANSACTION_CONFLICTS, 1);
+            Err(E::contended(limit.0))
+        }
         done => done,
-    }
+    };
+    ended(started, done)
+}
+
+/// Records a transaction that began at `started` and ended with `done`.
+fn ended<T, E: ConflictError>(started: Instant, done: Result<T, E>) -> Result<T, E> {
+    let result = match &done {
+        Ok(_) => "committed",
+        Err(e) if e.is_contended() => "contended",
+        Err(_) => "failed",
+    };
+    meters::count_result(meters::TRANSACTIONS, result);
+    metrics::histogram!(meters::TRANSACTION_SECONDS).record(started.elapsed().as_secs_f64());
+    done
 }
 
 /// Runs `change` in a transaction of `store` and commits it, all again from the start when

@@ -14,6 +14,7 @@ use super::engine::{Cf, Engine, EngineRead, SerialTxn, Visitor, WriteBatch, is_e
 use super::history::LocalClock;
 use super::keys;
 use super::{EngineErrorKind, Result, StorageError};
+use crate::meters::EngineMeters;
 
 /// Name of the lock file a process holds while it has the store open.
 pub const LOCK_FILE: &str = "cronusfs.lock";
@@ -27,6 +28,7 @@ pub struct RocksEngine {
     path: PathBuf,
     writers: Mutex<()>,
     clock: LocalClock,
+    meters: EngineMeters,
     // Held (and flock-ed) for as long as the engine is open; dropped after `db`.
     _lock: File,
 }
@@ -103,6 +105,7 @@ impl RocksEngine {
             path: path.to_path_buf(),
             writers: Mutex::new(()),
             clock: LocalClock::default(),
+            meters: EngineMeters::new("rocksdb"),
             _lock: lock,
         };
         // A clock stepped back across a restart must not stamp before the newest commit.
@@ -364,9 +367,8 @@ impl RocksEngine {
         if let Some(snap) = snap {
             opts.set_snapshot(snap);
         }
-        self.db
-            .get_cf_opt(self.cf(cf)?, key, &opts)
-            .map_err(engine_error)
+        let cf = self.cf(cf)?;
+        (self.meters.get).time(|| self.db.get_cf_opt(cf, key, &opts).map_err(engine_error))
     }
 
     fn scan_at(
@@ -397,14 +399,16 @@ impl RocksEngine {
             opts.set_total_order_seek(true);
         }
         let mut it = self.db.raw_iterator_cf_opt(self.cf(cf)?, opts);
-        it.seek(start);
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if !visit(k, v)? {
-                return Ok(());
+        self.meters.scan.time(|| {
+            it.seek(start);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+                it.next();
             }
-            it.next();
-        }
-        it.status().map_err(engine_error)
+            it.status().map_err(engine_error)
+        })
     }
 }
 
@@ -474,22 +478,24 @@ impl Engine for RocksEngine {
     fn write(&self, batch: WriteBatch) -> Result<()> {
         // Logged: the write-ahead log now, a table or blob file at the flush.
         self.check_space(2 * batch.put_bytes())?;
-        self.db
-            .write_opt(self.rocks_batch(batch)?, &WriteOptions::default())
-            .map_err(engine_error)
+        let batch = self.rocks_batch(batch)?;
+        (self.meters.write).time(|| {
+            (self.db)
+                .write_opt(batch, &WriteOptions::default())
+                .map_err(engine_error)
+        })
     }
 
     fn sync(&self) -> Result<()> {
-        self.db.flush_wal(true).map_err(engine_error)
+        (self.meters.sync).time(|| self.db.flush_wal(true).map_err(engine_error))
     }
 
     fn write_unlogged(&self, batch: WriteBatch) -> Result<()> {
         self.check_space(batch.put_bytes())?;
         let mut options = WriteOptions::default();
         options.disable_wal(true);
-        self.db
-            .write_opt(self.rocks_batch(batch)?, &options)
-            .map_err(engine_error)
+        let batch = self.rocks_batch(batch)?;
+        (self.meters.write).time(|| self.db.write_opt(batch, &options).map_err(engine_error))
     }
 
     fn flush(&self, cf: Cf) -> Result<()> {

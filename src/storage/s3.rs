@@ -8,7 +8,7 @@ mod owner;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -19,6 +19,7 @@ use object_store::{
 };
 
 use super::{ChunkStore, Result, StorageError};
+use crate::meters::RequestMeter;
 
 pub use owner::{OWNERS, Owner};
 
@@ -116,6 +117,28 @@ pub struct S3Chunks {
     ahead: Mutex<VecDeque<(String, FetchHandle)>>,
     // The store these chunks belong to, which `gc` checks the owner marker against.
     owner: Option<Owner>,
+    meters: S3Meters,
+}
+
+/// The meters of the requests chunks make, by operation.
+struct S3Meters {
+    get: RequestMeter,
+    put: RequestMeter,
+    head: RequestMeter,
+    delete: RequestMeter,
+    list: RequestMeter,
+}
+
+impl S3Meters {
+    fn new() -> Self {
+        S3Meters {
+            get: RequestMeter::s3("get"),
+            put: RequestMeter::s3("put"),
+            head: RequestMeter::s3("head"),
+            delete: RequestMeter::s3("delete"),
+            list: RequestMeter::s3("list"),
+        }
+    }
 }
 
 impl std::fmt::Debug for S3Chunks {
@@ -233,6 +256,7 @@ impl S3Chunks {
             runtime,
             ahead: Mutex::new(VecDeque::new()),
             owner: None,
+            meters: S3Meters::new(),
         })
     }
 
@@ -298,15 +322,18 @@ type FetchHandle = tokio::task::JoinHandle<Fetched>;
 
 /// Fetches `path` from `store`: its bytes, or `None` if there is no such object (a missing
 /// bucket is an error).
-async fn fetch(store: AmazonS3, path: ObjectPath) -> Fetched {
-    match store.get(&path).await {
-        Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
+async fn fetch(store: AmazonS3, path: ObjectPath, meter: RequestMeter) -> Fetched {
+    let started = Instant::now();
+    let fetched = match store.get(&path).await {
+        Ok(got) => got.bytes().await.map(|b| Some(b.to_vec())),
         Err(e @ object_store::Error::NotFound { .. }) => match s3_code(&e.to_string()).as_deref() {
             Some("NoSuchBucket") => Err(e),
             _ => Ok(None),
         },
         Err(e) => Err(e),
-    }
+    };
+    meter.record(started, fetched.is_err());
+    fetched
 }
 
 impl ChunkStore for S3Chunks {
@@ -330,7 +357,11 @@ impl ChunkStore for S3Chunks {
             }
         }
         (self.runtime)
-            .block_on(fetch(self.store.clone(), self.path(key)))
+            .block_on(fetch(
+                self.store.clone(),
+                self.path(key),
+                self.meters.get.clone(),
+            ))
             .map_err(|e| self.error(e))
     }
 
@@ -342,7 +373,8 @@ impl ChunkStore for S3Chunks {
         let payload = PutPayload::from(bytes.to_vec());
         let path = self.path(key);
         let put = self.store.put_opts(&path, payload, options);
-        match self.runtime.block_on(put) {
+        let put = self.meters.put.time(|| self.runtime.block_on(put));
+        match put {
             // Stored here, or by another writer before: the same key is the same bytes.
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(object_store::Error::Precondition { .. }) => Ok(()),
@@ -357,12 +389,14 @@ impl ChunkStore for S3Chunks {
 
     fn chunk_del(&self, key: &str) -> Result<u64> {
         let path = self.path(key);
-        let size = match self.runtime.block_on(self.store.head(&path)) {
+        let head = (self.meters.head).time(|| self.runtime.block_on(self.store.head(&path)));
+        let size = match head {
             Ok(meta) => meta.size,
             Err(object_store::Error::NotFound { .. }) => return Ok(0),
             Err(e) => return Err(self.error(e)),
         };
-        match self.runtime.block_on(self.store.delete(&path)) {
+        let deleted = (self.meters.delete).time(|| self.runtime.block_on(self.store.delete(&path)));
+        match deleted {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(size),
             Err(e) => Err(self.error(e)),
         }
@@ -373,9 +407,8 @@ impl ChunkStore for S3Chunks {
         let listed = self
             .store
             .list(Some(&self.path(prefix.trim_end_matches('/'))));
-        let metas: Vec<_> = self
-            .runtime
-            .block_on(listed.try_collect())
+        let metas: Vec<_> = (self.meters.list)
+            .time(|| self.runtime.block_on(listed.try_collect()))
             .map_err(|e| self.error(e))?;
         let skip = match base.as_ref().is_empty() {
             true => 0,
@@ -405,9 +438,11 @@ impl ChunkStore for S3Chunks {
                 stale.abort();
             }
         }
-        let handle = self
-            .runtime
-            .spawn(fetch(self.store.clone(), self.path(key)));
+        let handle = self.runtime.spawn(fetch(
+            self.store.clone(),
+            self.path(key),
+            self.meters.get.clone(),
+        ));
         ahead.push_back((key.to_string(), handle));
     }
 

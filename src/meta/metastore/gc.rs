@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::{Metastore, Snapshot, prop};
 use crate::meta::content::{ContentId, GcReport, has_manifest};
 use crate::meta::{MetaError, Result};
+use crate::meters;
 use crate::storage::RowRead;
 use crate::storage::retry::transact;
 use crate::storage::{Iden, PropQuery, Row, Storage, Valu};
@@ -60,6 +61,8 @@ impl<S: Storage> Metastore<S> {
             report.snapshots += u64::from(has_manifest(&self.store, id)?);
         }
         report.pruned = pruned.rows;
+        meters::count(meters::GC_SWEEPS, 1);
+        meters::count(meters::GC_FREED_BYTES, report.bytes);
         Ok(report)
     }
 

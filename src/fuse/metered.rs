@@ -1,0 +1,176 @@
+//! What the adapter records of each request: its count and time by operation, a failure's
+//! errno (metrics), and the operation and inode a failed request's log line names. A request
+//! is entered on the thread that answers it; the errno of its reply finds it there.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use metrics::{Counter, Histogram};
+
+use crate::meters;
+
+macro_rules! ops {
+    ($($op:ident = $name:literal,)*) => {
+        /// A kind of FUSE request.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(super) enum Op { $($op,)* }
+
+        impl Op {
+            /// Every operation, in declaration order.
+            const ALL: &[Op] = &[$(Op::$op,)*];
+
+            /// The operation's name, as the `op` label shows it.
+            pub(super) fn name(self) -> &'static str {
+                match self { $(Op::$op => $name,)* }
+            }
+        }
+    };
+}
+
+ops! {
+    Lookup = "lookup",
+    Getattr = "getattr",
+    Readlink = "readlink",
+    Setattr = "setattr",
+    Mkdir = "mkdir",
+    Symlink = "symlink",
+    Link = "link",
+    Mknod = "mknod",
+    Unlink = "unlink",
+    Rmdir = "rmdir",
+    Rename = "rename",
+    Open = "open",
+    Create = "create",
+    Read = "read",
+    Write = "write",
+    Flush = "flush",
+    Release = "release",
+    Fsync = "fsync",
+    Opendir = "opendir",
+    Readdir = "readdir",
+    Readdirplus = "readdirplus",
+    Releasedir = "releasedir",
+    Statfs = "statfs",
+    Setxattr = "setxattr",
+    Getxattr = "getxattr",
+    Listxattr = "listxattr",
+    Removexattr = "removexattr",
+    Access = "access",
+}
+
+/// The handles of every operation, registered at the first request (the recorder is installed
+/// before the mount serves any).
+struct Meters {
+    per_op: Vec<(Counter, Histogram)>,
+    read_bytes: Counter,
+    written_bytes: Counter,
+}
+
+fn meters() -> &'static Meters {
+    static METERS: OnceLock<Meters> = OnceLock::new();
+    METERS.get_or_init(|| Meters {
+        per_op: Op::ALL
+            .iter()
+            .map(|op| {
+                let requests = metrics::counter!(meters::FUSE_REQUESTS, "op" => op.name());
+                let seconds = metrics::histogram!(meters::FUSE_SECONDS, "op" => op.name());
+                (requests, seconds)
+            })
+            .collect(),
+        read_bytes: metrics::counter!(meters::FUSE_READ_BYTES),
+        written_bytes: metrics::counter!(meters::FUSE_WRITTEN_BYTES),
+    })
+}
+
+thread_local! {
+    /// The request this thread is answering: its operation and inode.
+    static ANSWERING: Cell<Option<(Op, u64)>> = const { Cell::new(None) };
+}
+
+/// A request that arrived and is not answered yet.
+#[must_use]
+pub(super) struct Arrived {
+    op: Op,
+    ino: u64,
+    at: Instant,
+}
+
+/// A request being answered on this thread; recorded when dropped.
+pub(super) struct Answering(Arrived);
+
+/// Notes the arrival of request `op` about inode `ino` (its parent for a name's request).
+pub(super) fn arrived(op: Op, ino: u64) -> Arrived {
+    Arrived {
+        op,
+        ino,
+        at: Instant::now(),
+    }
+}
+
+/// Notes request `op` about inode `ino` and that this thread answers it.
+pub(super) fn answering(op: Op, ino: u64) -> Answering {
+    arrived(op, ino).answer_here()
+}
+
+impl Arrived {
+    /// Says that this thread answers the request from now on.
+    pub(super) fn answer_here(self) -> Answering {
+        ANSWERING.set(Some((self.op, self.ino)));
+        Answering(self)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        ANSWERING.set(None);
+        let (requests, seconds) = &meters().per_op[self.0.op as usize];
+        requests.increment(1);
+        seconds.record(self.0.at.elapsed().as_secs_f64());
+    }
+}
+
+/// Returns the operation and inode of the request this thread answers, if any.
+pub(super) fn answered() -> Option<(&'static str, u64)> {
+    ANSWERING.get().map(|(op, ino)| (op.name(), ino))
+}
+
+/// Counts a failure with errno `n` of the request this thread answers.
+pub(super) fn failed(n: i32) {
+    let op = ANSWERING.get().map_or("none", |(op, _)| op.name());
+    metrics::counter!(meters::FUSE_ERRORS, "op" => op, "errno" => meters::errno_name(n))
+        .increment(1);
+}
+
+/// Counts `n` bytes served to a read.
+pub(super) fn read_bytes(n: usize) {
+    meters().read_bytes.increment(n as u64);
+}
+
+/// Counts `n` bytes written.
+pub(super) fn written_bytes(n: usize) {
+    meters().written_bytes.increment(n as u64);
+}
+
+/// Counts an open whose reads the kernel serves (`passthrough`) or the daemon does.
+pub(super) fn opened(passthrough: bool) {
+    let mode = if passthrough { "passthrough" } else { "daemon" };
+    metrics::counter!(meters::FUSE_OPENS, "mode" => mode).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_known_on_its_thread_until_answered() {
+        assert_eq!(answered(), None);
+        let arrived = arrived(Op::Release, 7);
+        assert_eq!(answered(), None, "arrival alone does not answer here");
+        let answering = arrived.answer_here();
+        assert_eq!(answered(), Some(("release", 7)));
+        drop(answering);
+        assert_eq!(answered(), None);
+        assert_eq!(Op::ALL[Op::Access as usize], Op::Access);
+    }
+}
