@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is there already.
 set -euo pipefail
 
-packages=(clang libclang-dev pkg-config protobuf-compiler fuse3 attr rsync postgresql)
+packages=(clang libclang-dev pkg-config protobuf-compiler fuse3 attr rsync postgresql tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -15,6 +15,7 @@ mod remote;
 mod rows;
 mod scrape;
 mod session;
+mod stats;
 mod store_sessions;
 
 use std::io::IsTerminal;
@@ -222,6 +223,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Umount { mountpoint } => mount::umount(&mountpoint),
         Command::Status if cli.store.is_none() => mount::status(),
+        Command::Stats {
+            mountpoint,
+            interval,
+            count,
+        } => stats::watch(&mountpoint, interval, count),
         other => {
             let named = match &other {
                 Command::Gc { store } | Command::Fsck { store } => store.as_deref(),

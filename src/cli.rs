@@ -223,6 +223,21 @@ pub enum Command {
     /// session of that store, on every host: host, pid, mount point, start, last heartbeat and
     /// the time-to-live it is held to, by the store's clock.
     Status,
+    /// Show what the mount at MOUNTPOINT is doing, a line per interval: requests per second and
+    /// their mean latency, the most frequent kinds, bytes read and written per second, commits,
+    /// transactions and retries per second, and the content cache's hit rate (like
+    /// `juicefs stats`). It reads MOUNTPOINT/.cronusfs/stats, the mount's metrics in
+    /// Prometheus' text format, which scripts can read too.
+    Stats {
+        /// The mount point (or any path inside the mount).
+        mountpoint: PathBuf,
+        /// Seconds between lines.
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        interval: f64,
+        /// Stop after N lines (default: until interrupted).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
     /// Show the store's session time-to-live, or set it to SECONDS: how long a session (a
     /// daemon's, or a command's that writes on a shared store) lives without a heartbeat before
     /// any other process removes it, and gc may take what it was writing.

@@ -8,6 +8,7 @@ mod bytes;
 mod cache;
 mod changes;
 mod content_cache;
+mod control;
 mod dir_listing;
 mod elsewhere;
 mod error;
@@ -32,6 +33,7 @@ pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
 pub use changes::{CreateFlags, Creator, SetAttr};
 pub use content_cache::{CACHE_DIR, CacheCheck, CachedContent, SMALLEST_CACHED, check_cache};
+pub use control::{CONTROL_DIR, ControlFile, StatsSource};
 pub use elsewhere::{Epoch, KernelInval, ReplyGate};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
@@ -95,6 +97,8 @@ pub struct FsCore<S: Storage> {
     past: Option<past::PastTrees>,
     /// The negative answers the kernel may keep, and those it must forget.
     negatives: negatives::Negatives,
+    /// What `.cronusfs/` shows, and its open handles.
+    control: control::Control,
 }
 
 /// Sends a request about a number (an inode or a handle) that a tree of the past gave out to
@@ -140,6 +144,7 @@ impl<S: Storage> FsCore<S> {
             elsewhere: elsewhere::Announcements::default(),
             past: Some(past::PastTrees::default()),
             negatives: negatives::Negatives::default(),
+            control: control::Control::default(),
         })
     }
 

@@ -134,6 +134,9 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         let Ok(name) = utf8(name) else {
             return reply.error(refused(Errno::ENOENT));
         };
+        if parent.0 == Ino::ROOT.0 && name == fs::CONTROL_DIR {
+            metered::not_metered();
+        }
         // An answer read before another host's change is never kept past its announcement.
         let since = self.core.epoch();
         let found = self.core.lookup_as(Ino(parent.0), name, &caller(req));

@@ -232,3 +232,155 @@ fn the_metrics_page_lists_every_metric() {
         "a row for a metric that is gone"
     );
 }
+
+/// Reads `.cronusfs/stats` of `m` and parses it.
+fn stats_file(m: &Mounted) -> Scrape {
+    let text = std::fs::read_to_string(m.mnt.join(".cronusfs/stats")).unwrap();
+    assert!(
+        text.contains("# TYPE cronusfs_fuse_requests_total counter"),
+        "{text}"
+    );
+    Scrape(
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (key, value) = l.rsplit_once(' ').unwrap();
+                (key.to_string(), value.parse::<f64>().unwrap())
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn the_control_file_shows_the_metrics_and_is_hidden_and_read_only() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let before = stats_file(&m);
+    for i in 0..5 {
+        std::fs::write(job.join(format!("s{i}")), b"abc").unwrap();
+    }
+    let after = stats_file(&m);
+    let creates = r#"cronusfs_fuse_requests_total{op="create"}"#;
+    assert_eq!(after.get(creates) - before.get(creates), 5.0);
+    // Reading the stats is not work of the mount: two readings in a row show no reads.
+    let reads = r#"cronusfs_fuse_requests_total{op="read"}"#;
+    assert_eq!(stats_file(&m).get(reads), stats_file(&m).get(reads));
+    assert_eq!(
+        stats_file(&m).get("cronusfs_fuse_read_bytes_total"),
+        after.get("cronusfs_fuse_read_bytes_total")
+    );
+    // Looked up, never listed; nothing in it can be changed.
+    let listed = m.ok("ls -a $M");
+    assert!(!listed.contains(".cronusfs"), "{listed}");
+    assert_eq!(m.ok("ls $M/.cronusfs"), "stats\n");
+    for refused in [
+        "echo x > $M/.cronusfs/stats",
+        "touch $M/.cronusfs/new",
+        "mkdir $M/.cronusfs/d",
+        "rm $M/.cronusfs/stats",
+        "setfattr -n user.a -v b $M/.cronusfs/stats",
+    ] {
+        let out = m.sh(refused);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && said.contains("Read-only file system"),
+            "{refused}: {said}"
+        );
+    }
+    // Only the live tree has it.
+    let now = m.ok("date -u +%Y-%m-%dT%H:%M:%SZ");
+    let out = m.sh(&format!("ls $M/at/{}/.cronusfs", now.trim()));
+    assert!(!out.status.success());
+}
+
+#[test]
+fn stats_shows_a_workload_live_in_a_terminal() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let session = format!("cronusfs-stats-{}", std::process::id());
+    let _kill = KillTmux(session.clone());
+    let command = format!(
+        "{} stats {} --interval 0.5",
+        env!("CARGO_BIN_EXE_cronusfs"),
+        job.display()
+    );
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("timeout")
+            .arg("30")
+            .arg("tmux")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "200",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = Instant::now();
+    let mut i = 0;
+    let screen = loop {
+        for _ in 0..20 {
+            std::fs::write(job.join(format!("w{i}")), vec![b'y'; 4096]).unwrap();
+            i += 1;
+        }
+        let shown = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout)
+            .to_string();
+        let busy = shown
+            .lines()
+            .any(|l| l.contains("create ") && l.contains("K "));
+        if busy || started.elapsed() > Duration::from_secs(20) {
+            break shown;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        screen.contains("ops/s") && screen.contains("commit/s"),
+        "{screen}"
+    );
+    let row = screen
+        .lines()
+        .find(|l| l.contains("create "))
+        .unwrap_or_else(|| panic!("no line shows creates:\n{screen}"));
+    // Columns: time, ops/s, latency, top operations …, read/s, write/s, commit/s, ….
+    let commits: f64 = row
+        .split_whitespace()
+        .rev()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(commits > 0.0, "{row}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cronusfs"))
+        .args(["stats", "/tmp", "--count", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        said.trim(),
+        "cronusfs: error: /tmp is not in a cronusfs mount"
+    );
+}
+
+/// Kills a tmux session when dropped.
+struct KillTmux(String);
+
+impl Drop for KillTmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}

@@ -69,6 +69,7 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         | Command::ImportCronus { .. }
         | Command::Mount(_)
         | Command::Umount { .. }
+        | Command::Stats { .. }
         | Command::GenMan { .. } => bail!("not a catalogue command"),
     }
 }

@@ -179,8 +179,9 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
         what: format!("mount {}", mountpoint.display()),
         ..cronusfs::storage::Actor::this_process()
     });
-    let opened = super::scrape::install_if(args.metrics)
-        .and_then(|metrics| Ok((metrics, open_core(args, store, local)?)));
+    // Before the store opens: its engines' meters register with the recorder.
+    let opened =
+        super::scrape::install().and_then(|metrics| Ok((metrics, open_core(args, store, local)?)));
     let (metrics, core) = match opened {
         Ok(opened) => opened,
         Err(e) => {
@@ -197,7 +198,8 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
     // Commands on a store one process owns run in its daemon (which holds the store);
     // commands on a shared store open it themselves, so its daemons have no socket.
     // The metrics endpoint first: an address in use fails the mount before anything is made.
-    let listened = super::scrape::start(metrics, core.clone()).and_then(|()| match shared {
+    let served = super::scrape::start(metrics, args.metrics, core.clone());
+    let listened = served.and_then(|()| match shared {
         false => super::remote::listen(local, core.clone()),
         true => Ok(()),
     });

@@ -40,6 +40,7 @@ pub fn runs_in_daemon(command: &Command) -> bool {
         | Command::Mount(_)
         | Command::Umount { .. }
         | Command::Status
+        | Command::Stats { .. }
         | Command::GenMan { .. } => false,
     }
 }
@@ -94,6 +95,7 @@ pub fn stores_content(command: &Command) -> Option<&'static str> {
         | Command::Mount(_)
         | Command::Umount { .. }
         | Command::Status
+        | Command::Stats { .. }
         | Command::SessionTtl { .. }
         | Command::HistoryRetention { .. }
         | Command::Diff { .. }
@@ -151,6 +153,7 @@ const DECIDED: &[&str] = &[
     "mount",
     "umount",
     "status",
+    "stats",
     "session-ttl",
     "history-retention",
     "diff",

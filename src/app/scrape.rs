@@ -1,6 +1,7 @@
-//! The mount's metrics (`mount --metrics ADDR`): the Prometheus recorder every layer records
-//! through, the thread that keeps it current (the core's gauges, the daemon's memory, the
-//! histograms folded into buckets), and the HTTP endpoint a Prometheus server scrapes.
+//! A mount's metrics: the Prometheus recorder every layer records through (installed in every
+//! daemon), the thread that keeps it current (the core's gauges, the daemon's memory, the
+//! histograms folded into buckets), what `.cronusfs/stats` shows, and the HTTP endpoint a
+//! Prometheus server scrapes (`mount --metrics ADDR`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -39,30 +40,20 @@ pub fn install() -> Result<PrometheusHandle> {
     Ok(handle)
 }
 
-/// The recorder installed for `--metrics ADDR`, and where to serve it.
-pub struct Installed {
+/// Shows the metrics of `core` in its `.cronusfs/stats` and, with `--metrics ADDR`, at
+/// `http://ADDR/metrics` (bound now: an address in use is an error); starts the thread that
+/// keeps them current.
+pub fn start<S: Storage + 'static>(
     handle: PrometheusHandle,
-    addr: SocketAddr,
-}
-
-/// Installs the recorder when metrics are asked for (`--metrics ADDR`).
-pub fn install_if(addr: Option<SocketAddr>) -> Result<Option<Installed>> {
-    addr.map(|addr| {
-        Ok(Installed {
-            handle: install()?,
-            addr,
-        })
-    })
-    .transpose()
-}
-
-/// Serves the installed metrics of `core`, if any: the endpoint bound now, the upkeep thread
-/// started.
-pub fn start<S: Storage + 'static>(metrics: Option<Installed>, core: Arc<FsCore<S>>) -> Result<()> {
-    if let Some(Installed { handle, addr }) = metrics {
+    addr: Option<SocketAddr>,
+    core: Arc<FsCore<S>>,
+) -> Result<()> {
+    if let Some(addr) = addr {
         serve(handle.clone(), addr)?;
-        keep_current(handle, core);
     }
+    let shown = handle.clone();
+    core.show_stats_from(Box::new(move || shown.render()));
+    keep_current(handle, core);
     Ok(())
 }
 

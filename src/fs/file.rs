@@ -107,7 +107,7 @@ impl OpenFiles {
         lock(&self.handles).len() + self.open_dirs.load(Ordering::Relaxed)
     }
 
-    fn new_fh(&self) -> u64 {
+    pub(super) fn new_fh(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -256,6 +256,9 @@ impl<S: Storage> FsCore<S> {
             } else {
                 FsError::BadHandle
             });
+        }
+        if let TreeNode::ControlFile(file) = node {
+            return self.open_control(file, flags.write);
         }
         let TreeNode::Object(id) = node else {
             if flags.write {
@@ -422,6 +425,9 @@ impl<S: Storage> FsCore<S> {
     /// version committed at its open through a read-only one.
     pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<ReadBytes> {
         in_past!(self, fh.0, |core| core.read(fh, offset, size));
+        if let Some(bytes) = self.read_control(fh, offset, size) {
+            return Ok(bytes);
+        }
         let handle = self.files.handle(fh)?;
         let working = lock(&handle).working.clone();
         let manifest = match working {
@@ -596,6 +602,9 @@ impl<S: Storage> FsCore<S> {
     /// Commits the working copy of handle `fh` if it wrote since its last commit (or, with
     /// `always`, if the copy has anything to commit).
     fn commit_handle(&self, fh: Fh, always: bool) -> FsResult<()> {
+        if self.is_control_handle(fh) {
+            return Ok(());
+        }
         let handle = self.files.handle(fh)?;
         let (wc, upto) = {
             let h = lock(&handle);
@@ -638,6 +647,9 @@ impl<S: Storage> FsCore<S> {
     pub fn release(&self, fh: Fh) -> FsResult<()> {
         if let Some(core) = self.past_core_of_handle(fh.0) {
             return core.release(fh);
+        }
+        if self.release_control(fh) {
+            return Ok(());
         }
         // A handle whose writes were all committed leaves the copy to the handles that changed
         // it since (a shell's next `>` of the file: its O_TRUNC must not be committed by this

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::control::ControlFile;
 use crate::meta::{ContentId, DatasetId, JobId, ObjectId};
 
 /// An inode number as the kernel sees it.
@@ -14,6 +15,14 @@ pub struct Ino(pub u64);
 impl Ino {
     /// The mount's root directory.
     pub const ROOT: Ino = Ino(1);
+
+    /// Returns whether this is `.cronusfs/` or one of its files, whose requests are not the
+    /// mount's work (reading its stats must not show in them).
+    pub fn is_control(self) -> bool {
+        FIXED.iter().any(|(node, n)| {
+            *n == self.0 && matches!(node, TreeNode::Control | TreeNode::ControlFile(_))
+        })
+    }
 }
 
 /// What an inode is: one place of the SPEC §4 tree.
@@ -69,6 +78,10 @@ pub enum TreeNode {
     At,
     /// `/snapshots`: the tree of each named snapshot.
     Snapshots,
+    /// `/.cronusfs`: files that show the daemon itself.
+    Control,
+    /// A file of `/.cronusfs`.
+    ControlFile(ControlFile),
 }
 
 impl TreeNode {
@@ -101,7 +114,8 @@ impl TreeNode {
             | TreeNode::Query
             | TreeNode::View(_)
             | TreeNode::At
-            | TreeNode::Snapshots => true,
+            | TreeNode::Snapshots
+            | TreeNode::Control => true,
             TreeNode::DatasetMenu(_)
             | TreeNode::DatasetConfig(_)
             | TreeNode::Object(_)
@@ -110,7 +124,8 @@ impl TreeNode {
             | TreeNode::Config(_)
             | TreeNode::Content(_)
             | TreeNode::ViewObject(_)
-            | TreeNode::ViewLink(..) => false,
+            | TreeNode::ViewLink(..)
+            | TreeNode::ControlFile(_) => false,
         }
     }
 
@@ -133,7 +148,7 @@ impl TreeNode {
     }
 }
 
-const FIXED: [(TreeNode, u64); 8] = [
+const FIXED: [(TreeNode, u64); 10] = [
     (TreeNode::Root, 1),
     (TreeNode::Datasets, 2),
     (TreeNode::Menus, 3),
@@ -142,6 +157,8 @@ const FIXED: [(TreeNode, u64); 8] = [
     (TreeNode::Query, 6),
     (TreeNode::At, 7),
     (TreeNode::Snapshots, 8),
+    (TreeNode::Control, 9),
+    (TreeNode::ControlFile(ControlFile::Stats), 10),
 ];
 const FIRST_DYNAMIC: u64 = 16;
 

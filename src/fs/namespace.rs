@@ -269,6 +269,7 @@ impl<S: Storage> Namespace<S> {
                 // every past state.
                 "at" => self.past_paths.then_some(TreeNode::At),
                 "snapshots" => self.past_paths.then_some(TreeNode::Snapshots),
+                super::CONTROL_DIR => self.past_paths.then_some(TreeNode::Control),
                 _ => ROOT_DIRS
                     .iter()
                     .find(|(n, _)| *n == name)
@@ -276,6 +277,7 @@ impl<S: Storage> Namespace<S> {
             },
             // The cores of the past answer below these (`FsCore::lookup_as`).
             TreeNode::At | TreeNode::Snapshots => None,
+            TreeNode::Control => super::ControlFile::named(name).map(TreeNode::ControlFile),
             TreeNode::Datasets => name
                 .parse::<DatasetId>()
                 .ok()
@@ -311,7 +313,8 @@ impl<S: Storage> Namespace<S> {
             | TreeNode::Config(_)
             | TreeNode::Content(_)
             | TreeNode::ViewObject(_)
-            | TreeNode::ViewLink(..) => return Err(FsError::NotDir),
+            | TreeNode::ViewLink(..)
+            | TreeNode::ControlFile(_) => return Err(FsError::NotDir),
         };
         match node {
             Some(node) if self.in_scope(&node)? => Ok(node),
@@ -384,7 +387,9 @@ impl<S: Storage> Namespace<S> {
             | TreeNode::Configs
             | TreeNode::Objects
             | TreeNode::At
-            | TreeNode::Snapshots => None,
+            | TreeNode::Snapshots
+            | TreeNode::Control
+            | TreeNode::ControlFile(_) => None,
             TreeNode::Content(_) | TreeNode::Query | TreeNode::View(_) | TreeNode::ViewLink(..) => {
                 None
             }
@@ -475,6 +480,7 @@ impl<S: Storage> Namespace<S> {
                 let rows = attr::AttrRows::of(&self.rows_of(node)?);
                 return Ok(self.view_object_attr(ino, *id, &rows));
             }
+            TreeNode::Control | TreeNode::ControlFile(_) => return Ok(self.control_attr(ino, node)),
             TreeNode::ViewLink(depth, place) => {
                 let size = super::query_views::link_target(*depth, place).len() as u64;
                 let mut attr = self.defaults.attr(ino, Kind::Symlink, &[], Some(size));
@@ -649,6 +655,9 @@ impl<S: Storage> Namespace<S> {
             // `at/` lists nothing (every time can be looked up); `FsCore::readdir` lists the
             // snapshots.
             TreeNode::At | TreeNode::Snapshots => Vec::new(),
+            TreeNode::Control => (super::ControlFile::ALL.into_iter())
+                .map(|f| (f.name().to_string(), TreeNode::ControlFile(f)))
+                .collect(),
             TreeNode::Job(..) | TreeNode::Folder(..) | TreeNode::View(_) => {
                 unreachable!("listed above")
             }
@@ -660,7 +669,8 @@ impl<S: Storage> Namespace<S> {
             | TreeNode::Config(_)
             | TreeNode::Content(_)
             | TreeNode::ViewObject(_)
-            | TreeNode::ViewLink(..) => return Err(FsError::NotDir),
+            | TreeNode::ViewLink(..)
+            | TreeNode::ControlFile(_) => return Err(FsError::NotDir),
         })
     }
 
@@ -674,7 +684,9 @@ impl<S: Storage> Namespace<S> {
             | TreeNode::Objects
             | TreeNode::Query
             | TreeNode::At
-            | TreeNode::Snapshots => TreeNode::Root,
+            | TreeNode::Snapshots
+            | TreeNode::Control => TreeNode::Root,
+            TreeNode::ControlFile(_) => TreeNode::Control,
             TreeNode::Dataset(_) => TreeNode::Datasets,
             TreeNode::Partitions(ds) | TreeNode::DatasetMenu(ds) | TreeNode::DatasetConfig(ds) => {
                 TreeNode::Dataset(ds)

@@ -220,6 +220,7 @@ impl PastCore {
             contents: None::<content_cache::ContentCache>,
             past: None,
             negatives: Default::default(),
+            control: Default::default(),
             options,
         }
     }

@@ -142,7 +142,8 @@ impl<S: Storage> Namespace<S> {
 }
 
 impl<S: Storage> FsCore<S> {
-    /// Refuses any change to `node` when it is in the query views (EROFS).
+    /// Refuses any change to `node` when it is in the query views, the past or `.cronusfs/`
+    /// (EROFS).
     pub(super) fn refuse_view(node: &TreeNode) -> FsResult<()> {
         match node {
             TreeNode::Query
@@ -150,7 +151,9 @@ impl<S: Storage> FsCore<S> {
             | TreeNode::ViewObject(_)
             | TreeNode::ViewLink(..)
             | TreeNode::At
-            | TreeNode::Snapshots => Err(FsError::ReadOnly),
+            | TreeNode::Snapshots
+            | TreeNode::Control
+            | TreeNode::ControlFile(_) => Err(FsError::ReadOnly),
             _ => Ok(()),
         }
     }

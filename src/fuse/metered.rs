@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use metrics::{Counter, Histogram};
 
+use crate::fs::Ino;
 use crate::meters;
 
 macro_rules! ops {
@@ -86,6 +87,9 @@ fn meters() -> &'static Meters {
 thread_local! {
     /// The request this thread is answering: its operation and inode.
     static ANSWERING: Cell<Option<(Op, u64)>> = const { Cell::new(None) };
+    /// Whether the request this thread answers counts in the metrics (not one about
+    /// `.cronusfs/`, which shows them).
+    static METERED: Cell<bool> = const { Cell::new(true) };
 }
 
 /// A request that arrived and is not answered yet.
@@ -117,6 +121,7 @@ impl Arrived {
     /// Says that this thread answers the request from now on.
     pub(super) fn answer_here(self) -> Answering {
         ANSWERING.set(Some((self.op, self.ino)));
+        METERED.set(!Ino(self.ino).is_control());
         Answering(self)
     }
 }
@@ -124,10 +129,19 @@ impl Arrived {
 impl Drop for Answering {
     fn drop(&mut self) {
         ANSWERING.set(None);
+        if !METERED.replace(true) {
+            return;
+        }
         let (requests, seconds) = &meters().per_op[self.0.op as usize];
         requests.increment(1);
         seconds.record(self.0.at.elapsed().as_secs_f64());
     }
+}
+
+/// Says that the request this thread answers is about `.cronusfs/` (a lookup of its name):
+/// it is not counted.
+pub(super) fn not_metered() {
+    METERED.set(false);
 }
 
 /// Returns the operation and inode of the request this thread answers, if any.
@@ -137,6 +151,9 @@ pub(super) fn answered() -> Option<(&'static str, u64)> {
 
 /// Counts a failure with errno `n` of the request this thread answers.
 pub(super) fn failed(n: i32) {
+    if !METERED.get() {
+        return;
+    }
     let op = ANSWERING.get().map_or("none", |(op, _)| op.name());
     metrics::counter!(meters::FUSE_ERRORS, "op" => op, "errno" => meters::errno_name(n))
         .increment(1);
@@ -144,7 +161,9 @@ pub(super) fn failed(n: i32) {
 
 /// Counts `n` bytes served to a read.
 pub(super) fn read_bytes(n: usize) {
-    meters().read_bytes.increment(n as u64);
+    if METERED.get() {
+        meters().read_bytes.increment(n as u64);
+    }
 }
 
 /// Counts `n` bytes written.
@@ -172,5 +191,17 @@ mod tests {
         drop(answering);
         assert_eq!(answered(), None);
         assert_eq!(Op::ALL[Op::Access as usize], Op::Access);
+    }
+
+    #[test]
+    fn requests_about_the_control_files_are_not_metered() {
+        let answering = arrived(Op::Read, 10).answer_here();
+        assert!(!METERED.get());
+        drop(answering);
+        assert!(METERED.get(), "the next request counts again");
+        let answering = arrived(Op::Read, 11).answer_here();
+        assert!(METERED.get());
+        drop(answering);
+        assert!(Ino(9).is_control() && Ino(10).is_control() && !Ino(1).is_control());
     }
 }

@@ -1,0 +1,122 @@
+//! `.cronusfs/` under a mount's root: files that show the daemon itself, not the store.
+//! `stats` holds the mount's metrics in Prometheus' text format, made anew at each open by the
+//! source the daemon gives ([`FsCore::show_stats_from`]). The directory is looked up, never
+//! listed (`ls`, `find` and `rsync` of the mount do not see it), read-only, and only in the
+//! live tree (not under `at/` or `snapshots/`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use super::{
+    Attr, Fh, FsCore, FsError, FsResult, Ino, Kind, Namespace, Opened, ReadBytes, TreeNode,
+};
+use crate::storage::Storage;
+
+/// The directory's name under the root.
+pub const CONTROL_DIR: &str = ".cronusfs";
+
+/// A file of `.cronusfs/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ControlFile {
+    /// `stats`: the mount's metrics.
+    Stats,
+}
+
+impl ControlFile {
+    /// Every control file, as listed.
+    pub const ALL: [ControlFile; 1] = [ControlFile::Stats];
+
+    /// The file's name in `.cronusfs/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ControlFile::Stats => "stats",
+        }
+    }
+
+    /// The control file called `name`, if any.
+    pub fn named(name: &str) -> Option<ControlFile> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// What makes the text of `stats`.
+pub type StatsSource = Box<dyn Fn() -> String + Send + Sync>;
+
+/// The text `stats` holds while no source was given (a core not served by a daemon).
+const NO_STATS: &str = "# no metrics are recorded in this process\n";
+
+/// The source of `stats`, and the bytes each open control file handle reads.
+#[derive(Default)]
+pub(super) struct Control {
+    stats: OnceLock<StatsSource>,
+    handles: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+}
+
+impl Control {
+    fn handles(&self) -> MutexGuard<'_, HashMap<u64, Arc<Vec<u8>>>> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn text_of(&self, file: ControlFile) -> Vec<u8> {
+        match file {
+            ControlFile::Stats => match self.stats.get() {
+                Some(source) => source().into_bytes(),
+                None => NO_STATS.as_bytes().to_vec(),
+            },
+        }
+    }
+}
+
+impl<S: Storage> Namespace<S> {
+    /// The attributes of `.cronusfs/` or one of its files: the mount owner's, read-only, and
+    /// a file's size 0 (its bytes are made at its open, read past any size).
+    pub(super) fn control_attr(&self, ino: Ino, node: &TreeNode) -> Attr {
+        let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
+        let mut attr = self.defaults.attr(ino, kind, &[], Some(0));
+        attr.perm &= 0o555;
+        (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
+        attr
+    }
+}
+
+impl<S: Storage> FsCore<S> {
+    /// Makes `source` what `.cronusfs/stats` shows (once; later calls change nothing).
+    pub fn show_stats_from(&self, source: StatsSource) {
+        let _ = self.control.stats.set(source);
+    }
+
+    /// Opens control file `file` for reading: its bytes now, read by the handle until it is
+    /// released. The kernel keeps none of them (direct I/O).
+    pub(super) fn open_control(&self, file: ControlFile, write: bool) -> FsResult<Opened> {
+        if write {
+            return Err(FsError::ReadOnly);
+        }
+        let fh = self.files.new_fh();
+        let bytes = Arc::new(self.control.text_of(file));
+        self.control.handles().insert(fh, bytes);
+        Ok(Opened {
+            fh: Fh(fh),
+            keep_cache: false,
+            direct_io: true,
+            cached: None,
+        })
+    }
+
+    /// Reads control handle `fh`, or `None` when `fh` is not one.
+    pub(super) fn read_control(&self, fh: Fh, offset: u64, size: u32) -> Option<ReadBytes> {
+        let bytes = self.control.handles().get(&fh.0)?.clone();
+        let start = (offset.min(bytes.len() as u64)) as usize;
+        let end = (start + size as usize).min(bytes.len());
+        Some(ReadBytes::Owned(bytes[start..end].to_vec()))
+    }
+
+    /// Returns whether `fh` is a control handle (nothing to commit).
+    pub(super) fn is_control_handle(&self, fh: Fh) -> bool {
+        self.control.handles().contains_key(&fh.0)
+    }
+
+    /// Releases control handle `fh`; returns whether it was one.
+    pub(super) fn release_control(&self, fh: Fh) -> bool {
+        self.control.handles().remove(&fh.0).is_some()
+    }
+}
