@@ -287,6 +287,14 @@ fn the_control_file_shows_the_metrics_and_is_hidden_and_read_only() {
             "{refused}: {said}"
         );
     }
+    // Handles are bounded (each holds its bytes): the 257th open at once is EBUSY.
+    let open: Vec<_> = (0..256)
+        .map(|_| std::fs::File::open(m.mnt.join(".cronusfs/stats")).unwrap())
+        .collect();
+    let refused = std::fs::File::open(m.mnt.join(".cronusfs/stats")).unwrap_err();
+    assert_eq!(refused.raw_os_error(), Some(libc::EBUSY));
+    drop(open);
+    std::fs::File::open(m.mnt.join(".cronusfs/stats")).unwrap();
     // Only the live tree has it.
     let now = m.ok("date -u +%Y-%m-%dT%H:%M:%SZ");
     let out = m.sh(&format!("ls $M/at/{}/.cronusfs", now.trim()));

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use super::{
     Attr, Fh, FsCore, FsError, FsResult, Ino, Kind, Namespace, Opened, ReadBytes, TreeNode,
 };
+use crate::meta::MetaError;
 use crate::storage::Storage;
 
 /// The directory's name under the root.
@@ -41,6 +42,10 @@ impl ControlFile {
 
 /// What makes the text of `stats`.
 pub type StatsSource = Box<dyn Fn() -> String + Send + Sync>;
+
+/// The most control file handles open at once: each holds its bytes (tens of KiB), so a user
+/// who opens them without end (through `--allow-other`) must not grow the daemon without end.
+const MOST_OPEN: usize = 256;
 
 /// The text `stats` holds while no source was given (a core not served by a daemon).
 const NO_STATS: &str = "# no metrics are recorded in this process\n";
@@ -90,6 +95,12 @@ impl<S: Storage> FsCore<S> {
     pub(super) fn open_control(&self, file: ControlFile, write: bool) -> FsResult<Opened> {
         if write {
             return Err(FsError::ReadOnly);
+        }
+        if self.control.handles().len() >= MOST_OPEN {
+            return Err(MetaError::Busy(format!(
+                "{MOST_OPEN} handles of .cronusfs files are open; close some"
+            ))
+            .into());
         }
         let fh = self.files.new_fh();
         let bytes = Arc::new(self.control.text_of(file));
