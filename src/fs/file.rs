@@ -8,12 +8,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod read;
+
 use super::attr::Attr;
 use super::in_past;
 use super::inode::{Ino, TreeNode};
 use super::working::{SharedCopy, WorkingCopy};
-use super::{FsCore, FsError, FsResult, ReadBytes};
-use crate::meta::{HeldManifest, Manifest, MetaError, Metastore, ObjectId, prop};
+use super::{FsCore, FsError, FsResult};
+use crate::meta::{HeldManifest, MetaError, Metastore, ObjectId, prop};
 use crate::storage::{Storage, Valu, now_millis};
 
 /// How many chunks a reading handle keeps (the kernel reads ahead by up to a few chunks).
@@ -419,92 +421,6 @@ impl<S: Storage> FsCore<S> {
             },
         )?;
         Ok((self.getattr(ino)?, opened))
-    }
-
-    /// Reads up to `size` bytes at `offset`: the working copy through a writable handle, the
-    /// version committed at its open through a read-only one.
-    pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<ReadBytes> {
-        in_past!(self, fh.0, |core| core.read(fh, offset, size));
-        if let Some(bytes) = self.read_control(fh, offset, size) {
-            return Ok(bytes);
-        }
-        let handle = self.files.handle(fh)?;
-        let working = lock(&handle).working.clone();
-        let manifest = match working {
-            Some(wc) => {
-                let mut copy = lock(&wc);
-                if let Some(bytes) = self.read_copy(&mut copy, offset, size)? {
-                    return Ok(bytes);
-                }
-                let base = copy.base.clone();
-                drop(copy);
-                let mut h = lock(&handle);
-                if h.base.as_ref().map(|m| m.id) != base.as_ref().map(|m| m.id) {
-                    (h.base, h.chunks) = (base.clone(), VecDeque::new());
-                }
-                base
-            }
-            None => lock(&handle).base.clone(),
-        };
-        match manifest {
-            Some(m) => self.read_committed(&handle, &m, offset, size as usize),
-            None => Ok(ReadBytes::Owned(Vec::new())),
-        }
-    }
-
-    /// Reads up to `size` bytes at `offset` of committed content: a range of one chunk is
-    /// returned as it is, a read across chunks is copied together.
-    fn read_committed(
-        &self,
-        handle: &Mutex<FileHandle>,
-        manifest: &Manifest,
-        offset: u64,
-        size: usize,
-    ) -> FsResult<ReadBytes> {
-        let Some((index, within)) = manifest.locate(offset) else {
-            return Ok(ReadBytes::Owned(Vec::new()));
-        };
-        let first = self.chunk_of(handle, manifest, index)?;
-        if first.len() - within >= size || index + 1 == manifest.chunk_count() {
-            let end = within + size.min(first.len() - within);
-            return Ok(ReadBytes::Shared(first, within..end));
-        }
-        let mut out = Vec::with_capacity(size);
-        out.extend_from_slice(&first[within..]);
-        let mut pos = offset + out.len() as u64;
-        while out.len() < size {
-            let Some((index, within)) = manifest.locate(pos) else {
-                break;
-            };
-            let data = self.chunk_of(handle, manifest, index)?;
-            let n = (data.len() - within).min(size - out.len());
-            out.extend_from_slice(&data[within..within + n]);
-            pos += n as u64;
-        }
-        Ok(ReadBytes::Owned(out))
-    }
-
-    /// Returns chunk `index` of `manifest` for `handle`: from the handle's last chunks, or
-    /// fetched without holding the handle, so the kernel's parallel read-ahead requests fetch
-    /// different chunks at the same time.
-    fn chunk_of(
-        &self,
-        handle: &Mutex<FileHandle>,
-        manifest: &Manifest,
-        index: u64,
-    ) -> FsResult<Arc<Vec<u8>>> {
-        if let Some((_, data)) = lock(handle).chunks.iter().find(|(i, _)| *i == index) {
-            return Ok(data.clone());
-        }
-        let data = Arc::new(self.ns.meta.content().chunk(manifest, index)?);
-        let mut h = lock(handle);
-        if !h.chunks.iter().any(|(i, _)| *i == index) {
-            h.chunks.push_back((index, data.clone()));
-            if h.chunks.len() > KEPT_CHUNKS {
-                h.chunks.pop_front();
-            }
-        }
-        Ok(data)
     }
 
     /// Writes `data` at `offset` of the working copy; returns how many bytes were written.
