@@ -16,6 +16,19 @@ use crate::mount::Mounted;
 struct Scrape(HashMap<String, f64>);
 
 impl Scrape {
+    /// Reads Prometheus text: every sample line, each value a number.
+    fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (key, value) = l.rsplit_once(' ').unwrap();
+                (key.to_string(), value.parse::<f64>().unwrap())
+            })
+            .collect();
+        Scrape(samples)
+    }
+
     fn get(&self, key: &str) -> f64 {
         self.0.get(key).copied().unwrap_or(0.0)
     }
@@ -49,15 +62,7 @@ fn scrape(m: &Mounted) -> Scrape {
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-    let samples = body
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (key, value) = l.rsplit_once(' ').unwrap();
-            (key.to_string(), value.parse::<f64>().unwrap())
-        })
-        .collect();
-    Scrape(samples)
+    Scrape::parse(body)
 }
 
 /// Scrapes until `ready` holds (gauges move once a second), at most 20 s.
@@ -240,15 +245,7 @@ fn stats_file(m: &Mounted) -> Scrape {
         text.contains("# TYPE cronusfs_fuse_requests_total counter"),
         "{text}"
     );
-    Scrape(
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| {
-                let (key, value) = l.rsplit_once(' ').unwrap();
-                (key.to_string(), value.parse::<f64>().unwrap())
-            })
-            .collect(),
-    )
+    Scrape::parse(&text)
 }
 
 #[test]
