@@ -10,6 +10,7 @@ mod message_shape;
 mod mount;
 mod output;
 mod placement;
+mod profile;
 mod progress;
 mod remote;
 mod rows;
@@ -228,6 +229,21 @@ fn run(cli: Cli) -> Result<()> {
             interval,
             count,
         } => stats::watch(&mountpoint, interval, count),
+        Command::Profile {
+            mountpoint,
+            file,
+            interval,
+            count,
+            sort,
+            top,
+        } => {
+            let view = profile::ProfileView { order: sort, top };
+            match (file, mountpoint) {
+                (Some(log), _) => profile::saved(&log, view),
+                (None, Some(mountpoint)) => profile::watch(&mountpoint, interval, count, view),
+                (None, None) => bail!("give a MOUNTPOINT or --file LOG"),
+            }
+        }
         other => {
             let named = match &other {
                 Command::Gc { store } | Command::Fsck { store } => store.as_deref(),

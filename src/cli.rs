@@ -241,6 +241,33 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Show where the time of the mount at MOUNTPOINT goes, as a table redrawn every
+    /// interval: the operations on each path that took longest in all (or were the most
+    /// frequent, or the slowest: --sort), and each process's share with its most frequent
+    /// operations (like `juicefs profile`). It reads MOUNTPOINT/.cronusfs/accesslog, which
+    /// streams a line per request while it is open: time, uid, pid, process, operation,
+    /// result, bytes, seconds, path. With --file, the tables of such a log saved earlier
+    /// (`cat MNT/.cronusfs/accesslog > saved.log`), once.
+    Profile {
+        /// The mount point (or any path inside the mount); left out with --file.
+        #[arg(required_unless_present = "file")]
+        mountpoint: Option<PathBuf>,
+        /// Profile this saved access log instead of a mount.
+        #[arg(long, value_name = "LOG", conflicts_with_all = ["mountpoint", "interval", "count"])]
+        file: Option<PathBuf>,
+        /// Seconds between tables.
+        #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+        interval: f64,
+        /// Stop after N tables (default: until interrupted or the mount goes away).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// What the rows are sorted by.
+        #[arg(long, value_enum, default_value_t = ProfileOrder::Total)]
+        sort: ProfileOrder,
+        /// Rows in each table.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        top: usize,
+    },
     /// Show the store's session time-to-live, or set it to SECONDS: how long a session (a
     /// daemon's, or a command's that writes on a shared store) lives without a heartbeat before
     /// any other process removes it, and gc may take what it was writing.
@@ -463,6 +490,19 @@ pub enum JobCommand {
         /// The dataset's uuid.
         dataset: String,
     },
+}
+
+/// What the table is sorted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProfileOrder {
+    /// The time taken in all.
+    Total,
+    /// The number of requests.
+    Count,
+    /// The mean time of one.
+    Mean,
+    /// The longest one.
+    Max,
 }
 
 /// How rows are printed.

@@ -3,6 +3,7 @@
 //! kernel types appear here; `fuse.rs` only translates between this and `fuser`, so the tests
 //! drive every operation without a mount.
 
+mod access_log;
 mod attr;
 mod bytes;
 mod cache;
@@ -18,6 +19,7 @@ mod known_names;
 mod links;
 mod namespace;
 mod negatives;
+mod node_paths;
 mod past;
 mod query_views;
 mod uncommitted;
@@ -29,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use access_log::{ACCESS_LOG_HEADER, Access, AccessLog};
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
 pub use changes::{CreateFlags, Creator, SetAttr};

@@ -66,6 +66,16 @@ impl<S: Storage> FuseFs<S> {
 }
 
 impl<S: Storage> FuseFs<S> {
+    /// Notes the arrival of request `op` from `req`'s caller about inode `ino`.
+    fn arrived(&self, op: Op, ino: u64, req: &Request) -> metered::Arrived {
+        metered::arrived(op, ino, (req.uid(), req.pid()), self.core.access_log())
+    }
+
+    /// Notes request `op` from `req`'s caller about `ino`, answered on this thread.
+    fn answering(&self, op: Op, ino: u64, req: &Request) -> metered::Answering {
+        self.arrived(op, ino, req).answer_here()
+    }
+
     /// Replies to an open as the I/O modes of the inode's handles allow (`IoModes::open`).
     fn reply_opened(&self, ino: u64, mut opened: fs::Opened, write: bool, reply: ReplyOpen) {
         let (fh, cached) = (opened.fh, opened.cached.take());
@@ -130,7 +140,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let _answering = metered::answering(Op::Lookup, parent.0);
+        let _answering = self
+            .arrived(Op::Lookup, parent.0, req)
+            .named(name)
+            .answer_here();
         let Ok(name) = utf8(name) else {
             return reply.error(refused(Errno::ENOENT));
         };
@@ -160,16 +173,16 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let _answering = metered::answering(Op::Getattr, ino.0);
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _answering = self.answering(Op::Getattr, ino.0, req);
         match self.core.getattr(Ino(ino.0)) {
             Ok(a) => reply.attr(&ttl_of(&self.core, a.ino), &file_attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let _answering = metered::answering(Op::Readlink, ino.0);
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _answering = self.answering(Op::Readlink, ino.0, req);
         match self.core.readlink(Ino(ino.0)) {
             Ok(target) => reply.data(target.as_bytes()),
             Err(e) => reply.error(errno(&e)),
@@ -194,7 +207,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let _answering = metered::answering(Op::Setattr, ino.0);
+        let _answering = self.answering(Op::Setattr, ino.0, req);
         let set = SetAttr {
             size,
             mode,
@@ -216,7 +229,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let _answering = metered::answering(Op::Mkdir, parent.0);
+        let _answering = self
+            .arrived(Op::Mkdir, parent.0, req)
+            .named(name)
+            .answer_here();
         match utf8(name) {
             Ok(name) => reply_entry(
                 caller(req)
@@ -235,7 +251,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        let _answering = metered::answering(Op::Symlink, parent.0);
+        let _answering = self
+            .arrived(Op::Symlink, parent.0, req)
+            .named(link_name)
+            .answer_here();
         let (name, target) = match (utf8(link_name), utf8(target.as_os_str())) {
             (Ok(name), Ok(target)) => (name, target),
             (Err(e), _) | (_, Err(e)) => return reply.error(refused(e)),
@@ -249,34 +268,43 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         newparent: INodeNo,
-        _newname: &OsStr,
+        newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let _answering = metered::answering(Op::Link, newparent.0);
+        let _answering = self
+            .arrived(Op::Link, newparent.0, req)
+            .named(newname)
+            .answer_here();
         // An object has one place (its Cronus name says where): no second name.
         reply_entry(self.core.mknod(Ino(newparent.0)), reply);
     }
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
-        _name: &OsStr,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        let _answering = metered::answering(Op::Mknod, parent.0);
+        let _answering = self
+            .arrived(Op::Mknod, parent.0, req)
+            .named(name)
+            .answer_here();
         // Regular files come through `create`; device nodes, FIFOs and sockets are not objects.
         reply_entry(self.core.mknod(Ino(parent.0)), reply);
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _answering = metered::answering(Op::Unlink, parent.0);
+        let _answering = self
+            .arrived(Op::Unlink, parent.0, req)
+            .named(name)
+            .answer_here();
         match utf8(name) {
             Ok(name) => reply_empty(
                 caller(req).on_behalf(|| self.core.unlink(Ino(parent.0), name)),
@@ -287,7 +315,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _answering = metered::answering(Op::Rmdir, parent.0);
+        let _answering = self
+            .arrived(Op::Rmdir, parent.0, req)
+            .named(name)
+            .answer_here();
         match utf8(name) {
             Ok(name) => reply_empty(
                 caller(req).on_behalf(|| self.core.rmdir(Ino(parent.0), name)),
@@ -307,7 +338,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let _answering = metered::answering(Op::Rename, parent.0);
+        let _answering = self
+            .arrived(Op::Rename, parent.0, req)
+            .named(name)
+            .answer_here();
         if flags.contains(RenameFlags::RENAME_EXCHANGE)
             || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
@@ -326,7 +360,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let _answering = metered::answering(Op::Open, ino.0);
+        let _answering = self.answering(Op::Open, ino.0, req);
         let flags = open_flags(flags);
         match caller(req).on_behalf(|| self.core.open(Ino(ino.0), flags)) {
             Ok(o) => {
@@ -349,7 +383,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let _answering = metered::answering(Op::Create, parent.0);
+        let _answering = self
+            .arrived(Op::Create, parent.0, req)
+            .named(name)
+            .answer_here();
         let name = match utf8(name) {
             Ok(n) => n,
             Err(e) => return reply.error(refused(e)),
@@ -379,7 +416,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -388,7 +425,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let arrived = metered::arrived(Op::Read, _ino.0);
+        if self.core.is_access_log_handle(Fh(fh.0)) {
+            return content::read_access_log(&self.core, Fh(fh.0), size, reply);
+        }
+        let arrived = self.arrived(Op::Read, _ino.0, req);
         let core = self.core.clone();
         self.content_io(move || {
             let _answering = arrived.answer_here();
@@ -398,7 +438,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -408,7 +448,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let arrived = metered::arrived(Op::Write, ino.0);
+        let arrived = self.arrived(Op::Write, ino.0, req);
         let (core, fh) = (self.core.clone(), Fh(fh.0));
         // Linux appends through an O_APPEND descriptor whatever offset `pwrite` names.
         let at = (offset, flags.0 & libc::O_APPEND != 0);
@@ -435,7 +475,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _lock: LockOwner,
         reply: ReplyEmpty,
     ) {
-        let arrived = metered::arrived(Op::Flush, _ino.0);
+        let arrived = self.arrived(Op::Flush, _ino.0, req);
         let (core, modes, by) = (self.core.clone(), self.modes.clone(), caller(req));
         self.content_io(move || {
             let _answering = arrived.answer_here();
@@ -453,7 +493,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let arrived = metered::arrived(Op::Release, ino.0);
+        let arrived = self.arrived(Op::Release, ino.0, req);
         let by = self.openers.released(fh.0, req);
         let (core, modes) = (self.core.clone(), self.modes.clone());
         self.content_io(move || {
@@ -470,7 +510,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let arrived = metered::arrived(Op::Fsync, _ino.0);
+        let arrived = self.arrived(Op::Fsync, _ino.0, req);
         let (core, by) = (self.core.clone(), caller(req));
         self.content_io(move || {
             let _answering = arrived.answer_here();
@@ -478,8 +518,8 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         });
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let _answering = metered::answering(Op::Opendir, ino.0);
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _answering = self.answering(Op::Opendir, ino.0, req);
         match self.core.opendir(Ino(ino.0)) {
             Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
             Err(e) => reply.error(errno(&e)),
@@ -494,7 +534,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let _answering = metered::answering(Op::Readdir, ino.0);
+        let _answering = self.answering(Op::Readdir, ino.0, req);
         let dots = match self.dots(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),
@@ -530,7 +570,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let _answering = metered::answering(Op::Readdirplus, ino.0);
+        let _answering = self.answering(Op::Readdirplus, ino.0, req);
         let (entries, since) =
             match self
                 .core
@@ -576,19 +616,19 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
 
     fn releasedir(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        let _answering = metered::answering(Op::Releasedir, _ino.0);
+        let _answering = self.answering(Op::Releasedir, _ino.0, req);
         self.core.releasedir(Fh(fh.0));
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let _answering = metered::answering(Op::Statfs, _ino.0);
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _answering = self.answering(Op::Statfs, _ino.0, req);
         match self.core.statfs() {
             Ok(s) => reply.statfs(
                 s.f_blocks,
@@ -614,7 +654,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let _answering = metered::answering(Op::Setxattr, ino.0);
+        let _answering = self.answering(Op::Setxattr, ino.0, req);
         let flags = XattrFlags {
             create: flags & libc::XATTR_CREATE != 0,
             replace: flags & libc::XATTR_REPLACE != 0,
@@ -628,21 +668,21 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         }
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let _answering = metered::answering(Op::Getxattr, ino.0);
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _answering = self.answering(Op::Getxattr, ino.0, req);
         match utf8(name) {
             Ok(name) => reply_xattr(self.core.getxattr(Ino(ino.0), name, size), reply),
             Err(_) => reply.error(refused(Errno::ENOTSUP)),
         }
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let _answering = metered::answering(Op::Listxattr, ino.0);
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _answering = self.answering(Op::Listxattr, ino.0, req);
         reply_xattr(self.core.listxattr(Ino(ino.0), size), reply);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _answering = metered::answering(Op::Removexattr, ino.0);
+        let _answering = self.answering(Op::Removexattr, ino.0, req);
         match utf8(name) {
             Ok(name) => reply_empty(
                 caller(req).on_behalf(|| self.core.removexattr(Ino(ino.0), name)),
@@ -652,8 +692,8 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         }
     }
 
-    fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        let _answering = metered::answering(Op::Access, ino.0);
+    fn access(&self, req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let _answering = self.answering(Op::Access, ino.0, req);
         // The kernel checks permissions itself (default_permissions); this only says the node
         // exists.
         reply_empty(self.core.getattr(Ino(ino.0)).map(|_| ()), reply);

@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod conformance;
+mod access_log;
 mod arrow_meta;
 mod backends;
 mod cli;

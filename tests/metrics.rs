@@ -269,7 +269,7 @@ fn the_control_file_shows_the_metrics_and_is_hidden_and_read_only() {
     // Looked up, never listed; nothing in it can be changed.
     let listed = m.ok("ls -a $M");
     assert!(!listed.contains(".cronusfs"), "{listed}");
-    assert_eq!(m.ok("ls $M/.cronusfs"), "stats\n");
+    assert_eq!(m.ok("ls $M/.cronusfs"), "accesslog\nstats\n");
     for refused in [
         "echo x > $M/.cronusfs/stats",
         "touch $M/.cronusfs/new",
@@ -309,14 +309,6 @@ fn stats_shows_a_workload_live_in_a_terminal() {
         env!("CARGO_BIN_EXE_cronusfs"),
         job.display()
     );
-    let tmux = |args: &[&str]| {
-        std::process::Command::new("timeout")
-            .arg("30")
-            .arg("tmux")
-            .args(args)
-            .output()
-            .unwrap()
-    };
     let out = tmux(&[
         "new-session",
         "-d",
@@ -379,8 +371,18 @@ fn stats_shows_a_workload_live_in_a_terminal() {
     );
 }
 
+/// Runs `tmux` with `args` (30 s at most).
+pub fn tmux(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .arg("30")
+        .arg("tmux")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Kills a tmux session when dropped.
-struct KillTmux(String);
+pub struct KillTmux(pub String);
 
 impl Drop for KillTmux {
     fn drop(&mut self) {

@@ -70,6 +70,7 @@ pub fn run(m: &Catalog, io: &mut Console<'_>, cmd: Command, cache: Option<&Path>
         | Command::Mount(_)
         | Command::Umount { .. }
         | Command::Stats { .. }
+        | Command::Profile { .. }
         | Command::GenMan { .. } => bail!("not a catalogue command"),
     }
 }

@@ -41,6 +41,7 @@ pub fn runs_in_daemon(command: &Command) -> bool {
         | Command::Umount { .. }
         | Command::Status
         | Command::Stats { .. }
+        | Command::Profile { .. }
         | Command::GenMan { .. } => false,
     }
 }
@@ -96,6 +97,7 @@ pub fn stores_content(command: &Command) -> Option<&'static str> {
         | Command::Umount { .. }
         | Command::Status
         | Command::Stats { .. }
+        | Command::Profile { .. }
         | Command::SessionTtl { .. }
         | Command::HistoryRetention { .. }
         | Command::Diff { .. }
@@ -154,6 +156,7 @@ const DECIDED: &[&str] = &[
     "umount",
     "status",
     "stats",
+    "profile",
     "session-ttl",
     "history-retention",
     "diff",

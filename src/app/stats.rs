@@ -52,16 +52,7 @@ impl Sample {
 
 /// Returns the `.cronusfs/stats` file of the mount `path` is in (the mount point or below).
 fn stats_file(path: &Path) -> Result<PathBuf> {
-    let path = path
-        .canonicalize()
-        .with_context(|| format!("no such path {}", path.display()))?;
-    for dir in path.ancestors() {
-        let file = dir.join(cronusfs::fs::CONTROL_DIR).join("stats");
-        if file.is_file() {
-            return Ok(file);
-        }
-    }
-    bail!("{} is not in a cronusfs mount", path.display())
+    Ok(super::profile::control_dir(path)?.join("stats"))
 }
 
 /// Runs `stats`: a line every `interval` seconds, `count` of them (default: until killed).

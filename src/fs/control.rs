@@ -1,12 +1,14 @@
 //! `.cronusfs/` under a mount's root: files that show the daemon itself, not the store.
 //! `stats` holds the mount's metrics in Prometheus' text format, made anew at each open by the
-//! source the daemon gives ([`FsCore::show_stats_from`]). The directory is looked up, never
+//! source the daemon gives ([`FsCore::show_stats_from`]); `accesslog` streams a line per
+//! request while it is open ([`AccessLog`]). The directory is looked up, never
 //! listed (`ls`, `find` and `rsync` of the mount do not see it), read-only, and only in the
 //! live tree (not under `at/` or `snapshots/`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use super::access_log::{AccessLog, TooManyReaders};
 use super::{
     Attr, Fh, FsCore, FsError, FsResult, Ino, Kind, Namespace, Opened, ReadBytes, TreeNode,
 };
@@ -21,16 +23,19 @@ pub const CONTROL_DIR: &str = ".cronusfs";
 pub enum ControlFile {
     /// `stats`: the mount's metrics.
     Stats,
+    /// `accesslog`: a line per request, while open.
+    AccessLog,
 }
 
 impl ControlFile {
     /// Every control file, as listed.
-    pub const ALL: [ControlFile; 1] = [ControlFile::Stats];
+    pub const ALL: [ControlFile; 2] = [ControlFile::Stats, ControlFile::AccessLog];
 
     /// The file's name in `.cronusfs/`.
     pub fn name(self) -> &'static str {
         match self {
             ControlFile::Stats => "stats",
+            ControlFile::AccessLog => "accesslog",
         }
     }
 
@@ -50,11 +55,12 @@ const MOST_OPEN: usize = 256;
 /// The text `stats` holds while no source was given (a core not served by a daemon).
 const NO_STATS: &str = "# no metrics are recorded in this process\n";
 
-/// The source of `stats`, and the bytes each open control file handle reads.
+/// The source of `stats`, the bytes each open handle of it reads, and the access log.
 #[derive(Default)]
 pub(super) struct Control {
     stats: OnceLock<StatsSource>,
     handles: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+    pub(super) access: Arc<AccessLog>,
 }
 
 impl Control {
@@ -62,12 +68,10 @@ impl Control {
         self.handles.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn text_of(&self, file: ControlFile) -> Vec<u8> {
-        match file {
-            ControlFile::Stats => match self.stats.get() {
-                Some(source) => source().into_bytes(),
-                None => NO_STATS.as_bytes().to_vec(),
-            },
+    fn stats_text(&self) -> Vec<u8> {
+        match self.stats.get() {
+            Some(source) => source().into_bytes(),
+            None => NO_STATS.as_bytes().to_vec(),
         }
     }
 }
@@ -96,15 +100,22 @@ impl<S: Storage> FsCore<S> {
         if write {
             return Err(FsError::ReadOnly);
         }
-        if self.control.handles().len() >= MOST_OPEN {
-            return Err(MetaError::Busy(format!(
-                "{MOST_OPEN} handles of .cronusfs files are open; close some"
-            ))
-            .into());
-        }
         let fh = self.files.new_fh();
-        let bytes = Arc::new(self.control.text_of(file));
-        self.control.handles().insert(fh, bytes);
+        match file {
+            ControlFile::Stats => {
+                if self.control.handles().len() >= MOST_OPEN {
+                    return Err(MetaError::Busy(format!(
+                        "{MOST_OPEN} handles of .cronusfs files are open; close some"
+                    ))
+                    .into());
+                }
+                let bytes = Arc::new(self.control.stats_text());
+                self.control.handles().insert(fh, bytes);
+            }
+            ControlFile::AccessLog => self.control.access.open(fh).map_err(|TooManyReaders| {
+                MetaError::Busy("the access log has as many readers as it takes; close one".into())
+            })?,
+        }
         Ok(Opened {
             fh: Fh(fh),
             keep_cache: false,
@@ -113,8 +124,12 @@ impl<S: Storage> FsCore<S> {
         })
     }
 
-    /// Reads control handle `fh`, or `None` when `fh` is not one.
+    /// Reads control handle `fh`, or `None` when `fh` is not one. A read of the access log
+    /// waits up to a second for a request (see [`FsCore::is_access_log_handle`]).
     pub(super) fn read_control(&self, fh: Fh, offset: u64, size: u32) -> Option<ReadBytes> {
+        if let Some(lines) = self.read_access_log(fh, size) {
+            return Some(ReadBytes::Owned(lines));
+        }
         let bytes = self.control.handles().get(&fh.0)?.clone();
         let start = (offset.min(bytes.len() as u64)) as usize;
         let end = (start + size as usize).min(bytes.len());
@@ -123,11 +138,30 @@ impl<S: Storage> FsCore<S> {
 
     /// Returns whether `fh` is a control handle (nothing to commit).
     pub(super) fn is_control_handle(&self, fh: Fh) -> bool {
-        self.control.handles().contains_key(&fh.0)
+        self.control.handles().contains_key(&fh.0) || self.control.access.is_handle(fh.0)
+    }
+
+    /// Returns whether `fh` is a handle of `.cronusfs/accesslog`, whose reads wait for the
+    /// next request: a caller that must not wait reads it from a thread of its own.
+    pub fn is_access_log_handle(&self, fh: Fh) -> bool {
+        self.control.access.is_handle(fh.0)
     }
 
     /// Releases control handle `fh`; returns whether it was one.
     pub(super) fn release_control(&self, fh: Fh) -> bool {
-        self.control.handles().remove(&fh.0).is_some()
+        self.control.handles().remove(&fh.0).is_some() || self.control.access.release(fh.0)
+    }
+
+    /// The access log: where the requests the mount answers are recorded while it is read.
+    pub fn access_log(&self) -> &Arc<AccessLog> {
+        &self.control.access
+    }
+
+    /// Reads up to `size` bytes of access log handle `fh` (waiting up to a second for a
+    /// request), or `None` when `fh` is not one.
+    fn read_access_log(&self, fh: Fh, size: u32) -> Option<Vec<u8>> {
+        self.control
+            .access
+            .read(fh.0, size, |ino, name| self.path_of(ino, name))
     }
 }

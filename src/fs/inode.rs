@@ -148,7 +148,7 @@ impl TreeNode {
     }
 }
 
-const FIXED: [(TreeNode, u64); 10] = [
+const FIXED: [(TreeNode, u64); 11] = [
     (TreeNode::Root, 1),
     (TreeNode::Datasets, 2),
     (TreeNode::Menus, 3),
@@ -159,6 +159,7 @@ const FIXED: [(TreeNode, u64); 10] = [
     (TreeNode::Snapshots, 8),
     (TreeNode::Control, 9),
     (TreeNode::ControlFile(ControlFile::Stats), 10),
+    (TreeNode::ControlFile(ControlFile::AccessLog), 11),
 ];
 const FIRST_DYNAMIC: u64 = 16;
 

@@ -250,6 +250,19 @@ impl<S: Storage> FsCore<S> {
         Ok(Some(core))
     }
 
+    /// For a number a tree of the past gave out: that tree's path in the mount
+    /// (`/at/<time>`, `/snapshots/<name>`) and the tree, while it is kept.
+    pub(super) fn past_prefix(&self, ino: Ino) -> Option<(String, Arc<PastCore>)> {
+        let (trees, slot) = (self.past.as_ref()?, slot_of(ino.0)?);
+        let kept = trees.lock();
+        let tree = kept.by_slot.get(&slot)?;
+        let prefix = match &tree.spelling {
+            Spelling::At(time) => format!("/at/{time}"),
+            Spelling::Snapshot(name, _) => format!("/snapshots/{name}"),
+        };
+        Some((prefix, tree.core.clone()))
+    }
+
     /// [`FsCore::past_core`] for a request that ends a handle (release, flush): it goes to
     /// its tree whatever the time kept, so that the handle is let go.
     pub(super) fn past_core_of_handle(&self, fh: u64) -> Option<Arc<PastCore>> {

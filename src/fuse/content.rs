@@ -5,6 +5,7 @@
 //! server never hold every request thread, and lookups, `getattr` and listings (which need no
 //! content) are always served.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -89,6 +90,40 @@ pub(super) fn read<S: Storage>(
             reply.data(&data)
         }
         Err(e) => reply.error(errno(&e)),
+    }
+}
+
+/// The most reads of `.cronusfs/accesslog` waiting at once, each on a thread of its own;
+/// past them a read answers at once (`#`) instead of waiting.
+const MOST_LOG_WAITS: usize = 16;
+static LOG_WAITS: AtomicUsize = AtomicUsize::new(0);
+
+/// Answers a read of access log handle `fh` from a thread of its own: the read waits up to a
+/// second for the next request, and must hold no request thread meanwhile.
+pub(super) fn read_access_log<S: Storage + 'static>(
+    core: &Arc<FsCore<S>>,
+    fh: Fh,
+    size: u32,
+    reply: ReplyData,
+) {
+    if LOG_WAITS.fetch_add(1, Ordering::SeqCst) >= MOST_LOG_WAITS {
+        LOG_WAITS.fetch_sub(1, Ordering::SeqCst);
+        return reply.data(b"#\n");
+    }
+    let core = core.clone();
+    let waiting = std::thread::Builder::new()
+        .name("accesslog".into())
+        .spawn(move || {
+            match core.read(fh, 0, size) {
+                Ok(lines) => reply.data(&lines),
+                Err(e) => reply.error(errno(&e)),
+            }
+            LOG_WAITS.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(e) = waiting {
+        // The reply went with the closure: fuser answers EIO for it.
+        LOG_WAITS.fetch_sub(1, Ordering::SeqCst);
+        tracing::warn!(error = %e, "cannot start a thread to read the access log");
     }
 }
 

@@ -1,14 +1,17 @@
 //! What the adapter records of each request: its count and time by operation, a failure's
-//! errno (metrics), and the operation and inode a failed request's log line names. A request
-//! is entered on the thread that answers it; the errno of its reply finds it there.
+//! errno (metrics), the operation and inode a failed request's log line names, and, while
+//! someone reads `.cronusfs/accesslog`, the request itself (caller, name, result, bytes,
+//! time). A request is entered on the thread that answers it; the errno of its reply and the
+//! bytes it moved find it there.
 
 use std::cell::Cell;
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::ffi::OsStr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
 
 use metrics::{Counter, Histogram};
 
-use crate::fs::Ino;
+use crate::fs::{Access, AccessLog, Ino};
 use crate::meters;
 
 macro_rules! ops {
@@ -90,6 +93,10 @@ thread_local! {
     /// Whether the request this thread answers counts in the metrics (not one about
     /// `.cronusfs/`, which shows them).
     static METERED: Cell<bool> = const { Cell::new(true) };
+    /// The errno the request this thread answers failed with (0: none yet).
+    static FAILED: Cell<i32> = const { Cell::new(0) };
+    /// The bytes the request this thread answers read or wrote.
+    static MOVED: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// A request that arrived and is not answered yet.
@@ -98,30 +105,57 @@ pub(super) struct Arrived {
     op: Op,
     ino: u64,
     at: Instant,
+    /// What the access log will show of it, while someone reads the log.
+    logged: Option<Box<Logged>>,
+}
+
+/// What the access log shows of a request besides its operation, inode and time.
+struct Logged {
+    log: Arc<AccessLog>,
+    arrived: SystemTime,
+    uid: u32,
+    pid: u32,
+    name: Option<Box<str>>,
 }
 
 /// A request being answered on this thread; recorded when dropped.
 pub(super) struct Answering(Arrived);
 
-/// Notes the arrival of request `op` about inode `ino` (its parent for a name's request).
-pub(super) fn arrived(op: Op, ino: u64) -> Arrived {
+/// Notes the arrival of request `op` about inode `ino` (its parent for a name's request) from
+/// the caller `(uid, pid)`; `log` records it while someone reads it.
+pub(super) fn arrived(op: Op, ino: u64, (uid, pid): (u32, u32), log: &Arc<AccessLog>) -> Arrived {
+    let logged = log.is_read().then(|| {
+        Box::new(Logged {
+            log: log.clone(),
+            arrived: SystemTime::now(),
+            uid,
+            pid,
+            name: None,
+        })
+    });
     Arrived {
         op,
         ino,
         at: Instant::now(),
+        logged,
     }
 }
 
-/// Notes request `op` about inode `ino` and that this thread answers it.
-pub(super) fn answering(op: Op, ino: u64) -> Answering {
-    arrived(op, ino).answer_here()
-}
-
 impl Arrived {
+    /// Notes the name the request is about (an entry of its directory), for the access log.
+    pub(super) fn named(mut self, name: &OsStr) -> Self {
+        if let Some(logged) = &mut self.logged {
+            logged.name = Some(name.to_string_lossy().into());
+        }
+        self
+    }
+
     /// Says that this thread answers the request from now on.
     pub(super) fn answer_here(self) -> Answering {
         ANSWERING.set(Some((self.op, self.ino)));
         METERED.set(!Ino(self.ino).is_control());
+        FAILED.set(0);
+        MOVED.set(None);
         Answering(self)
     }
 }
@@ -132,9 +166,24 @@ impl Drop for Answering {
         if !METERED.replace(true) {
             return;
         }
+        let took = self.0.at.elapsed();
         let (requests, seconds) = &meters().per_op[self.0.op as usize];
         requests.increment(1);
-        seconds.record(self.0.at.elapsed().as_secs_f64());
+        seconds.record(took.as_secs_f64());
+        if let Some(logged) = self.0.logged.take() {
+            logged.log.record(Access {
+                at: logged.arrived,
+                uid: logged.uid,
+                pid: logged.pid,
+                op: self.0.op.name(),
+                ino: Ino(self.0.ino),
+                name: logged.name,
+                errno: FAILED.get(),
+                bytes: MOVED.get(),
+                took,
+                process: None,
+            });
+        }
     }
 }
 
@@ -151,6 +200,7 @@ pub(super) fn answered() -> Option<(&'static str, u64)> {
 
 /// Counts a failure with errno `n` of the request this thread answers.
 pub(super) fn failed(n: i32) {
+    FAILED.set(n);
     if !METERED.get() {
         return;
     }
@@ -161,6 +211,7 @@ pub(super) fn failed(n: i32) {
 
 /// Counts `n` bytes served to a read.
 pub(super) fn read_bytes(n: usize) {
+    MOVED.set(Some(n as u64));
     if METERED.get() {
         meters().read_bytes.increment(n as u64);
     }
@@ -168,6 +219,7 @@ pub(super) fn read_bytes(n: usize) {
 
 /// Counts `n` bytes written.
 pub(super) fn written_bytes(n: usize) {
+    MOVED.set(Some(n as u64));
     meters().written_bytes.increment(n as u64);
 }
 
@@ -181,10 +233,14 @@ pub(super) fn opened(passthrough: bool) {
 mod tests {
     use super::*;
 
+    fn nobody_reads() -> Arc<AccessLog> {
+        Arc::new(AccessLog::default())
+    }
+
     #[test]
     fn a_request_is_known_on_its_thread_until_answered() {
         assert_eq!(answered(), None);
-        let arrived = arrived(Op::Release, 7);
+        let arrived = arrived(Op::Release, 7, (0, 0), &nobody_reads());
         assert_eq!(answered(), None, "arrival alone does not answer here");
         let answering = arrived.answer_here();
         assert_eq!(answered(), Some(("release", 7)));
@@ -195,13 +251,15 @@ mod tests {
 
     #[test]
     fn requests_about_the_control_files_are_not_metered() {
-        let answering = arrived(Op::Read, 10).answer_here();
+        let log = nobody_reads();
+        let answering = arrived(Op::Read, 10, (0, 0), &log).answer_here();
         assert!(!METERED.get());
         drop(answering);
         assert!(METERED.get(), "the next request counts again");
-        let answering = arrived(Op::Read, 11).answer_here();
+        let answering = arrived(Op::Read, 16, (0, 0), &log).answer_here();
         assert!(METERED.get());
         drop(answering);
-        assert!(Ino(9).is_control() && Ino(10).is_control() && !Ino(1).is_control());
+        assert!(Ino(9).is_control() && Ino(10).is_control() && Ino(11).is_control());
+        assert!(!Ino(1).is_control() && !Ino(16).is_control());
     }
 }

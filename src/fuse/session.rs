@@ -82,6 +82,7 @@ pub fn serve<S: Storage + 'static>(
     let _ = ATTR_TTL.set(options.attr_ttl);
     let watched = options.watch_changes.map(|every| (core.clone(), every));
     let negatives = core.clone();
+    let log = core.access_log().clone();
     if core.has_content_cache() {
         let filler = core.clone();
         std::thread::Builder::new()
@@ -107,7 +108,12 @@ pub fn serve<S: Storage + 'static>(
     let handle = signals.handle();
     let target = mountpoint.to_path_buf();
     let watcher = std::thread::spawn(move || {
-        if signals.forever().next().is_some() && unmounter.unmount().is_err() {
+        if signals.forever().next().is_none() {
+            return;
+        }
+        // Readers of the access log see its end, close it, and do not keep the mount.
+        log.close();
+        if unmounter.unmount().is_err() {
             // Busy: detach now, finish when the last user lets go.
             let _ = std::process::Command::new("fusermount3")
                 .arg("-uz")
