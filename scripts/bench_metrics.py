@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""What metrics cost (issue 26): `tar -x` of small files and `getfattr -n` of one name on each
-of them, on a fresh store per run, for each variant given, next to a native directory measured
-in the same run. A variant is LABEL=BINARY, with `+metrics` after the binary for a mount with
-`--metrics 127.0.0.1:0` (scraped once a second while the workload runs, as Prometheus would).
-Variants run interleaved; prints medians of --runs runs in µs per file and each variant as a
-multiple of the first.
+"""What metrics and the access log cost (issue 26): `tar -x` of small files and `getfattr -n`
+of one name on each of them, on a fresh store per run, for each variant given, next to a native
+directory measured in the same run. A variant is LABEL=BINARY, with `+metrics` after the binary
+for a mount with `--metrics 127.0.0.1:0` (scraped once a second while the workload runs, as
+Prometheus would), or `+log` for a mount whose `.cronusfs/accesslog` is read while the workload
+runs (by a thread of this script, as `profile` would). Variants run interleaved; prints medians
+of --runs runs in µs per file and each variant as a multiple of the first.
 
-usage: bench_metrics.py LABEL=BINARY[+metrics] ... [--runs N] [--files N] [--dir DIR]
+usage: bench_metrics.py LABEL=BINARY[+metrics|+log] ... [--runs N] [--files N] [--dir DIR]
 example: bench_metrics.py old=/tmp/cronusfs-old new=/tmp/cronusfs-new \\
-             on=/tmp/cronusfs-new+metrics --runs 5
+             on=/tmp/cronusfs-new+metrics read=/tmp/cronusfs-new+log --runs 5
 """
 import argparse
 import os
@@ -77,17 +78,45 @@ class Scraper:
         self.thread.join()
 
 
+class LogReader:
+    """Reads a mount's access log until stopped, as `cronusfs profile` would."""
+
+    def __init__(self, mnt):
+        self.file = open(f"{mnt}/.cronusfs/accesslog", "rb", buffering=0)
+        self.stop = threading.Event()
+        self.lines = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            chunk = self.file.read(1 << 17)
+            if not chunk:
+                return
+            self.lines += chunk.count(b"\n")
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()  # within a second: the log answers `#` when quiet
+        self.file.close()
+
+
 def one_run(variant, work, tarball, files):
-    binary, metered = variant
-    options = ["--metrics", "127.0.0.1:0"] if metered else []
+    binary, extra = variant
+    options = ["--metrics", "127.0.0.1:0"] if extra == "metrics" else []
     os.makedirs(work)
     daemon = Daemon(binary, work, options=options)
-    scraper = Scraper(f"{work}/daemon.log") if metered else None
+    scraper = Scraper(f"{work}/daemon.log") if extra == "metrics" else None
+    reader = LogReader(daemon.mnt) if extra == "log" else None
     try:
         return workload(daemon.job_dir(), tarball, files)
     finally:
         if scraper:
             scraper.close()
+        if reader:
+            reader.close()
+            if reader.lines < files:
+                raise SystemExit(f"the access log showed {reader.lines} lines only")
         daemon.close()
 
 
@@ -101,7 +130,10 @@ def main():
     variants = {}
     for v in args.variants:
         label, spec = v.split("=", 1)
-        variants[label] = (spec.removesuffix("+metrics"), spec.endswith("+metrics"))
+        binary, _, extra = spec.partition("+")
+        if extra not in ("", "metrics", "log"):
+            raise SystemExit(f"{v}: +metrics or +log after the binary")
+        variants[label] = (binary, extra)
     results = {label: [] for label in ["native", *variants]}
     with tempfile.TemporaryDirectory(dir=args.dir) as work:
         tarball = make_tarball(work, args.files)

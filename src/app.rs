@@ -3,6 +3,7 @@
 
 mod catalog;
 mod fsck;
+mod health;
 mod history;
 mod logging;
 mod man;

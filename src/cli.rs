@@ -222,9 +222,13 @@ pub enum Command {
     },
     /// Show the cronusfs mounts of this machine, one per line: store, mount point,
     /// read-only or read-write, and the daemon's pid (marked "gone" when the daemon was killed
-    /// and the mount is stale: `cronusfs umount` clears it). With --store, show instead every
-    /// session of that store, on every host: host, pid, mount point, start, last heartbeat and
-    /// the time-to-live it is held to, by the store's clock.
+    /// and the mount is stale: `cronusfs umount` clears it); under each, its health: whether it
+    /// hears other hosts' announcements, whether its session beats (its write lease held),
+    /// how its content cache is, and its last WARN or ERROR (from MOUNTPOINT/.cronusfs/health,
+    /// readable by the mount's owner; a daemon that does not answer within 2 s is said to be
+    /// failing). With --store, show instead every session of that store, on every host: host,
+    /// pid, mount point, start, last heartbeat and the time-to-live it is held to, by the
+    /// store's clock, and under a daemon's what it said of its health at that heartbeat.
     Status,
     /// Show what the mount at MOUNTPOINT is doing, a line per interval: requests per second and
     /// their mean latency, the most frequent kinds, bytes read and written per second, commits,

@@ -35,8 +35,10 @@ pub use access_log::{ACCESS_LOG_HEADER, Access, AccessLog};
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
 pub use changes::{CreateFlags, Creator, SetAttr};
-pub use content_cache::{CACHE_DIR, CacheCheck, CachedContent, SMALLEST_CACHED, check_cache};
-pub use control::{CONTROL_DIR, ControlFile, StatsSource};
+pub use content_cache::{
+    CACHE_DIR, CacheCheck, CacheHealth, CachedContent, SMALLEST_CACHED, check_cache,
+};
+pub use control::{CONTROL_DIR, ControlFile, TextSource};
 pub use elsewhere::{Epoch, KernelInval, ReplyGate};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
@@ -96,6 +98,8 @@ pub struct FsCore<S: Storage> {
     elsewhere: elsewhere::Announcements,
     /// Whole contents as local files, for readers the kernel serves without the daemon.
     contents: Option<content_cache::ContentCache>,
+    /// Why there is no content cache though one was asked for.
+    cache_refused: Option<String>,
     /// The trees of `at/` and `snapshots/` looked up so far (`None` in a tree of the past).
     past: Option<past::PastTrees>,
     /// The negative answers the kernel may keep, and those it must forget.
@@ -119,20 +123,19 @@ impl<S: Storage> FsCore<S> {
     /// Returns the filesystem over `meta`.
     pub fn new(meta: Metastore<S>, options: FsOptions) -> FsResult<Self> {
         std::fs::create_dir_all(&options.staging_dir)?;
-        let contents = match &options.cache_dir {
+        let (contents, cache_refused) = match &options.cache_dir {
             // Without a cache (a read-only disk, say) the daemon serves every read itself.
             Some(dir) if options.cache_limit > 0 => {
-                content_cache::ContentCache::open(dir, options.cache_limit)
-                    .inspect_err(|e| {
-                        tracing::warn!(
-                            error = %e,
-                            "no content cache in {}: the daemon serves every read itself",
-                            dir.display()
-                        )
-                    })
-                    .ok()
+                match content_cache::ContentCache::open(dir, options.cache_limit) {
+                    Ok(cache) => (Some(cache), None),
+                    Err(e) => {
+                        let why = format!("cannot use {} ({e})", dir.display());
+                        tracing::warn!("no content cache: {why}: the daemon serves every read");
+                        (None, Some(why))
+                    }
+                }
             }
-            _ => None,
+            _ => (None, None),
         };
         let defaults = Defaults {
             uid: options.uid,
@@ -141,6 +144,7 @@ impl<S: Storage> FsCore<S> {
         };
         Ok(FsCore {
             contents,
+            cache_refused,
             ns: namespace::Namespace::new(meta, defaults, inode::Inodes::default(), true),
             options,
             files: file::OpenFiles::default(),

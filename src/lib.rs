@@ -5,6 +5,7 @@
 
 pub mod fs;
 pub mod fuse;
+pub mod health;
 pub mod meta;
 pub mod meters;
 pub mod pb;

@@ -144,7 +144,7 @@ fn the_access_log_bounds_its_readers_and_ends_when_the_daemon_stops() {
     assert_eq!(refused.raw_os_error(), Some(libc::EBUSY));
     drop(open);
     let listed = m.ok("ls $M/.cronusfs");
-    assert_eq!(listed, "accesslog\nstats\n");
+    assert_eq!(listed, "accesslog\nhealth\nstats\n");
     let out = m.sh("echo x > $M/.cronusfs/accesslog");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
     // A reader does not keep the mount: told to stop, the daemon ends the log, then exits.

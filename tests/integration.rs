@@ -23,6 +23,7 @@ mod fs_renames;
 mod fs_tools;
 mod full_disk;
 mod fuzz;
+mod health;
 mod history;
 mod history_mount;
 mod history_paths;

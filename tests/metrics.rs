@@ -269,7 +269,7 @@ fn the_control_file_shows_the_metrics_and_is_hidden_and_read_only() {
     // Looked up, never listed; nothing in it can be changed.
     let listed = m.ok("ls -a $M");
     assert!(!listed.contains(".cronusfs"), "{listed}");
-    assert_eq!(m.ok("ls $M/.cronusfs"), "accesslog\nstats\n");
+    assert_eq!(m.ok("ls $M/.cronusfs"), "accesslog\nhealth\nstats\n");
     for refused in [
         "echo x > $M/.cronusfs/stats",
         "touch $M/.cronusfs/new",

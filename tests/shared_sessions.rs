@@ -26,7 +26,11 @@ fn status(m: &Mounted) -> Vec<String> {
         history.starts_with("history: kept 30 days (from "),
         "{history}"
     );
-    lines.map(str::to_string).collect()
+    // A daemon's health is on a line of its own under its session's.
+    lines
+        .filter(|l| !l.starts_with("  health: "))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Waits (at most 20 s) until every session of `m`'s store is held to a time-to-live of

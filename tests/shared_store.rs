@@ -256,7 +256,7 @@ fn sessions_of(m: &crate::mount::Mounted) -> Vec<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .filter(|l| !l.starts_with("history: "))
+        .filter(|l| !l.starts_with("history: ") && !l.starts_with("  health: "))
         .map(str::to_string)
         .collect()
 }

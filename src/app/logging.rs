@@ -85,6 +85,14 @@ impl<S: Subscriber> Layer<S> for Lines {
         let mut fields = Fields::default();
         event.record(&mut fields);
         let meta = event.metadata();
+        if *meta.level() <= tracing::Level::WARN {
+            // `status` shows the last one (`.cronusfs/health`, a session's heartbeat).
+            let level = match *meta.level() {
+                tracing::Level::ERROR => "ERROR",
+                _ => "WARN",
+            };
+            cronusfs::health::note_problem(level, message_of(&fields));
+        }
         let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let line = match self.format {
             LogFormat::Text => text_line(&time, meta.level().as_str(), self.pid, &fields),
@@ -141,15 +149,21 @@ fn text_line(time: &str, level: &str, pid: u32, fields: &Fields) -> String {
         line.push_str(mount);
     }
     line.push_str(": ");
-    line.push_str(&fields.message);
-    for (name, value) in &fields.others {
-        match value {
-            Value::String(s) => line.push_str(&format!(" {name}={s:?}")),
-            other => line.push_str(&format!(" {name}={other}")),
-        }
-    }
+    line.push_str(&message_of(fields));
     line.push('\n');
     line
+}
+
+/// `MESSAGE key=value …`: strings quoted, numbers not.
+fn message_of(fields: &Fields) -> String {
+    let mut text = fields.message.clone();
+    for (name, value) in &fields.others {
+        match value {
+            Value::String(s) => text.push_str(&format!(" {name}={s:?}")),
+            other => text.push_str(&format!(" {name}={other}")),
+        }
+    }
+    text
 }
 
 /// One JSON object: `time`, `level`, `pid`, `mount` (in a daemon), `target`, `message`, then

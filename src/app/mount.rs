@@ -223,7 +223,11 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
             let _ = out.flush();
         }
     };
-    let heartbeat = match super::session::Heartbeat::start(core.clone(), mountpoint) {
+    let weak = std::sync::Arc::downgrade(&core);
+    let health = weak.clone();
+    core.show_health_from(Box::new(move || super::health::text(&health)));
+    let said = Box::new(move || super::health::line(&weak));
+    let heartbeat = match super::session::Heartbeat::start(core.clone(), mountpoint, said) {
         Ok(h) => h,
         Err(e) => {
             super::remote::unlisten(local);
@@ -483,8 +487,10 @@ pub fn status() -> Result<()> {
         println!("no cronusfs mounts");
     }
     for m in mounts {
-        let pid = match daemon_pid(&m.source, &m.mountpoint) {
-            Some(p) if is_alive(p) => p.to_string(),
+        let recorded = daemon_pid(&m.source, &m.mountpoint);
+        let alive = recorded.is_some_and(is_alive);
+        let pid = match recorded {
+            Some(p) if alive => p.to_string(),
             Some(p) => format!("{p} (gone: cronusfs umount to clean up)"),
             None => "-".to_string(),
         };
@@ -498,6 +504,11 @@ pub fn status() -> Result<()> {
             m.source,
             m.mountpoint.display()
         );
+        if alive {
+            for line in super::health::of_mount(&m.mountpoint).lines() {
+                println!("  {line}");
+            }
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Result;
+use cronusfs::health::{self, Part};
 use cronusfs::meta::Session;
 use cronusfs::meters;
 
@@ -27,6 +28,9 @@ fn catalog(core: &Holder) -> &super::Catalog {
 
 /// How often the write lease is tended (given up when idle, or to a sweep waiting).
 const TEND_EVERY: Duration = Duration::from_millis(200);
+
+/// What a daemon says of its health at each heartbeat (one line, for other hosts to read).
+pub type HealthLine = Box<dyn Fn() -> String + Send>;
 
 /// A recorded session and the thread beating for it.
 pub struct Heartbeat {
@@ -44,14 +48,19 @@ fn host_name() -> String {
 }
 
 impl Heartbeat {
-    /// Records the session of this daemon serving `core` at `mountpoint` and starts beating.
-    pub fn start(core: Holder, mountpoint: &Path) -> Result<Heartbeat> {
-        Heartbeat::start_as(core, &mountpoint.display().to_string())
+    /// Records the session of this daemon serving `core` at `mountpoint` and starts beating,
+    /// saying `health` with each beat.
+    pub fn start(core: Holder, mountpoint: &Path, health: HealthLine) -> Result<Heartbeat> {
+        Heartbeat::started(core, &mountpoint.display().to_string(), Some(health))
     }
 
-    /// Records the session of this process, shown as `at` (a mount point, or what a command
-    /// does), attaches the catalogue's writes to it and starts beating.
+    /// Records the session of this process, shown as `at` (what a command does), attaches the
+    /// catalogue's writes to it and starts beating.
     pub fn start_as(core: Holder, at: &str) -> Result<Heartbeat> {
+        Heartbeat::started(core, at, None)
+    }
+
+    fn started(core: Holder, at: &str, health: Option<HealthLine>) -> Result<Heartbeat> {
         let meta = catalog(&core);
         let session = meta.sessions().open(&host_name(), std::process::id(), at)?;
         let ttl = Duration::from_millis(session.ttl_ms as u64);
@@ -66,7 +75,7 @@ impl Heartbeat {
         let beating = (core.clone(), session.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("heartbeat".into())
-            .spawn(move || beat_until_stopped(beating, ttl))?;
+            .spawn(move || beat_until_stopped(beating, ttl, health))?;
         Ok(Heartbeat {
             core,
             session,
@@ -92,11 +101,17 @@ impl Heartbeat {
     }
 }
 
-/// Beats every sixth of the store's time-to-live (`ttl` until a beat reads it anew) and tends
-/// the write lease, until `stop` is set.
-fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>), ttl: Duration) {
+/// Beats every sixth of the store's time-to-live (`ttl` until a beat reads it anew), saying
+/// `health`, and tends the write lease, until `stop` is set.
+fn beat_until_stopped(
+    (core, session, stop): (Holder, Session, Arc<AtomicBool>),
+    ttl: Duration,
+    health: Option<HealthLine>,
+) {
     let mut every = ttl / 6;
     let mut last_beat = std::time::Instant::now();
+    // What went wrong with the lease since the last beat.
+    let mut trouble: Option<String> = None;
     loop {
         let meta = catalog(&core);
         std::thread::park_timeout(TEND_EVERY.min(every));
@@ -104,28 +119,38 @@ fn beat_until_stopped((core, session, stop): (Holder, Session, Arc<AtomicBool>),
             return;
         }
         if let Err(e) = meta.leases().tend() {
-            tracing::error!(
-                error = %e,
-                "could not tend the write lease: commits through this mount fail with EIO \
+            let detail = format!(
+                "cannot tend the write lease ({e}): commits through this mount fail with EIO \
                  while it is lost; check the store's server"
             );
+            if health::set(Part::Leases, false, &detail) != Some(false) {
+                tracing::error!("{detail}");
+            }
+            trouble = Some(detail);
         }
         if let Err(e) = meta.read_holds().tend() {
             tracing::warn!(error = %e, "could not remove finished read holds (gc keeps their contents meanwhile)");
         }
         if last_beat.elapsed() >= every {
             last_beat = std::time::Instant::now();
-            if let Some(ttl) = beat(meta, &session) {
+            let said = health.as_ref().map(|h| h());
+            if let Some(ttl) = beat(meta, &session, said.as_deref(), trouble.take()) {
                 every = ttl / 6;
             }
         }
     }
 }
 
-/// Beats for `session`, logging the sessions it expired; returns the store's time-to-live the
-/// session now beats under (`None` when the beat failed).
-fn beat(meta: &super::Catalog, session: &Session) -> Option<Duration> {
-    match meta.sessions().beat(session) {
+/// Beats for `session` saying `said`, logging the sessions it expired, and records the
+/// lease's health (failing with `trouble` if tending it failed since the last beat); returns
+/// the store's time-to-live the session now beats under (`None` when the beat failed).
+fn beat(
+    meta: &super::Catalog,
+    session: &Session,
+    said: Option<&str>,
+    trouble: Option<String>,
+) -> Option<Duration> {
+    match meta.sessions().beat_saying(session, said) {
         Ok(beat) => {
             meters::count_result(meters::HEARTBEATS, "ok");
             meters::count(meters::SESSIONS_EXPIRED, beat.expired.len() as u64);
@@ -139,15 +164,30 @@ fn beat(meta: &super::Catalog, session: &Session) -> Option<Duration> {
                     "expired the session of another mount (no heartbeat): its leases are gone"
                 );
             }
+            let well = format!(
+                "the session beats every {:.1} s (time-to-live {:.1} s)",
+                (beat.ttl / 6).as_secs_f64(),
+                beat.ttl.as_secs_f64()
+            );
+            let was = match trouble {
+                Some(detail) => health::set(Part::Leases, false, detail),
+                None => health::set(Part::Leases, true, well),
+            };
+            if was == Some(false) && health::now().leases.is_some_and(|c| c.ok) {
+                tracing::info!("the session's heartbeat and write lease are well again");
+            }
             Some(beat.ttl)
         }
         Err(e) => {
             meters::count_result(meters::HEARTBEATS, "failed");
-            tracing::error!(
-                error = %e,
-                "heartbeat failed: other hosts expire this mount's session after the store's TTL; \
-                 check the store's server"
+            let detail = format!(
+                "heartbeat failed ({e}): other hosts expire this mount's session after the \
+                 store's time-to-live, and its commits then fail with EIO; check the store's \
+                 server"
             );
+            if health::set(Part::Leases, false, &detail) != Some(false) {
+                tracing::error!("{detail}");
+            }
             None
         }
     }

@@ -11,7 +11,8 @@ use cronusfs::storage::Storage;
 use super::{Catalog, Console};
 
 /// Runs `status --store STORE`: every session of the store, one line each, timed by the
-/// store's clock, with the time-to-live it is held to.
+/// store's clock, with the time-to-live it is held to; a daemon's then says, on a line of its
+/// own, what it said of its health at its last heartbeat.
 pub fn status(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
     let sessions = m.sessions().list()?;
     if sessions.is_empty() {
@@ -39,6 +40,9 @@ pub fn status(m: &Catalog, io: &mut Console<'_>) -> Result<()> {
             (now - s.heartbeat) as f64 / 1000.0,
             seconds(s.ttl_under(store_ttl))
         )?;
+        if let Some(health) = &s.health {
+            writeln!(io.out, "  health: {health}")?;
+        }
     }
     Ok(())
 }

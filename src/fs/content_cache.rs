@@ -66,6 +66,8 @@ pub struct ContentCache {
     /// Whether the kernel reads entries itself (FUSE passthrough granted, and not refused
     /// since): without it the cache is neither read nor filled.
     passthrough: AtomicBool,
+    /// Why the last fill failed, until one succeeds.
+    fill_failed: Mutex<Option<String>>,
 }
 
 impl ContentCache {
@@ -104,6 +106,7 @@ impl ContentCache {
             index: Mutex::new(index),
             wanted: Condvar::new(),
             passthrough: AtomicBool::new(false),
+            fill_failed: Mutex::new(None),
         };
         {
             let mut index = cache.lock();
@@ -416,11 +419,66 @@ impl<S: Storage> FsCore<S> {
                     .copy_to_file(&manifest, file)
                     .map_err(io::Error::other)
             });
-            if let Err(e) = filled {
-                tracing::warn!(error = %e, "could not keep content {id} in the cache");
+            let mut failed = cache.fill_failed.lock().unwrap_or_else(|e| e.into_inner());
+            match filled {
+                Ok(()) => *failed = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not keep content {id} in the cache");
+                    *failed = Some(e.to_string());
+                }
             }
         }
     }
+
+    /// How the content cache is, for `status`: well or not, and what it holds or what is
+    /// wrong.
+    pub fn content_cache_health(&self) -> CacheHealth {
+        let Some(cache) = &self.contents else {
+            return match &self.cache_refused {
+                Some(why) => CacheHealth::Failing(format!("{why}: the daemon serves every read")),
+                None => CacheHealth::Off("none: the daemon serves every read".into()),
+            };
+        };
+        if let Some(why) = cache
+            .fill_failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return CacheHealth::Failing(format!(
+                "the last fill failed ({why}): the daemon serves what is not cached"
+            ));
+        }
+        if cache.served().is_none() {
+            return CacheHealth::Off(
+                "not read: the kernel gave no passthrough; the daemon serves every read".into(),
+            );
+        }
+        let index = cache.lock();
+        CacheHealth::Ok(format!(
+            "{} entries, {} of {}, in {}",
+            index.entries.len(),
+            in_mib(index.total),
+            in_mib(cache.limit),
+            cache.dir.display()
+        ))
+    }
+}
+
+/// `n` bytes in MiB, one decimal.
+fn in_mib(n: u64) -> String {
+    format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+}
+
+/// How a mount's content cache is ([`FsCore::content_cache_health`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheHealth {
+    /// It holds contents the kernel reads: what it holds.
+    Ok(String),
+    /// There is none, or the kernel does not read it: why.
+    Off(String),
+    /// It was asked for and cannot work, or its last fill failed: why.
+    Failing(String),
 }
 
 /// What [`check_cache`] found.

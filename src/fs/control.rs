@@ -1,6 +1,7 @@
 //! `.cronusfs/` under a mount's root: files that show the daemon itself, not the store.
-//! `stats` holds the mount's metrics in Prometheus' text format, made anew at each open by the
-//! source the daemon gives ([`FsCore::show_stats_from`]); `accesslog` streams a line per
+//! `stats` holds the mount's metrics in Prometheus' text format and `health` what the daemon
+//! knows of its own health, each made anew at each open by the source the daemon gives
+//! ([`FsCore::show_stats_from`], [`FsCore::show_health_from`]); `accesslog` streams a line per
 //! request while it is open ([`AccessLog`]). The directory is looked up, never
 //! listed (`ls`, `find` and `rsync` of the mount do not see it), read-only, and only in the
 //! live tree (not under `at/` or `snapshots/`).
@@ -25,17 +26,24 @@ pub enum ControlFile {
     Stats,
     /// `accesslog`: a line per request, while open.
     AccessLog,
+    /// `health`: the daemon's own health (its owner's only: its last error may name paths).
+    Health,
 }
 
 impl ControlFile {
     /// Every control file, as listed.
-    pub const ALL: [ControlFile; 2] = [ControlFile::Stats, ControlFile::AccessLog];
+    pub const ALL: [ControlFile; 3] = [
+        ControlFile::Stats,
+        ControlFile::AccessLog,
+        ControlFile::Health,
+    ];
 
     /// The file's name in `.cronusfs/`.
     pub fn name(self) -> &'static str {
         match self {
             ControlFile::Stats => "stats",
             ControlFile::AccessLog => "accesslog",
+            ControlFile::Health => "health",
         }
     }
 
@@ -45,8 +53,8 @@ impl ControlFile {
     }
 }
 
-/// What makes the text of `stats`.
-pub type StatsSource = Box<dyn Fn() -> String + Send + Sync>;
+/// What makes the text of `stats` or `health`.
+pub type TextSource = Box<dyn Fn() -> String + Send + Sync>;
 
 /// The most control file handles open at once: each holds its bytes (tens of KiB), so a user
 /// who opens them without end (through `--allow-other`) must not grow the daemon without end.
@@ -54,11 +62,14 @@ const MOST_OPEN: usize = 256;
 
 /// The text `stats` holds while no source was given (a core not served by a daemon).
 const NO_STATS: &str = "# no metrics are recorded in this process\n";
+/// The text `health` holds while no source was given.
+const NO_HEALTH: &str = "no health is recorded in this process\n";
 
 /// The source of `stats`, the bytes each open handle of it reads, and the access log.
 #[derive(Default)]
 pub(super) struct Control {
-    stats: OnceLock<StatsSource>,
+    stats: OnceLock<TextSource>,
+    health: OnceLock<TextSource>,
     handles: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
     pub(super) access: Arc<AccessLog>,
 }
@@ -68,10 +79,15 @@ impl Control {
         self.handles.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn stats_text(&self) -> Vec<u8> {
-        match self.stats.get() {
+    /// The text of `stats` or `health` now.
+    fn text_of(&self, file: ControlFile) -> Vec<u8> {
+        let (source, none) = match file {
+            ControlFile::Health => (&self.health, NO_HEALTH),
+            ControlFile::Stats | ControlFile::AccessLog => (&self.stats, NO_STATS),
+        };
+        match source.get() {
             Some(source) => source().into_bytes(),
-            None => NO_STATS.as_bytes().to_vec(),
+            None => none.as_bytes().to_vec(),
         }
     }
 }
@@ -82,7 +98,10 @@ impl<S: Storage> Namespace<S> {
     pub(super) fn control_attr(&self, ino: Ino, node: &TreeNode) -> Attr {
         let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
         let mut attr = self.defaults.attr(ino, kind, &[], Some(0));
-        attr.perm &= 0o555;
+        attr.perm &= match node {
+            TreeNode::ControlFile(ControlFile::Health) => 0o400,
+            _ => 0o555,
+        };
         (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
         attr
     }
@@ -90,8 +109,13 @@ impl<S: Storage> Namespace<S> {
 
 impl<S: Storage> FsCore<S> {
     /// Makes `source` what `.cronusfs/stats` shows (once; later calls change nothing).
-    pub fn show_stats_from(&self, source: StatsSource) {
+    pub fn show_stats_from(&self, source: TextSource) {
         let _ = self.control.stats.set(source);
+    }
+
+    /// Makes `source` what `.cronusfs/health` shows (once; later calls change nothing).
+    pub fn show_health_from(&self, source: TextSource) {
+        let _ = self.control.health.set(source);
     }
 
     /// Opens control file `file` for reading: its bytes now, read by the handle until it is
@@ -102,14 +126,14 @@ impl<S: Storage> FsCore<S> {
         }
         let fh = self.files.new_fh();
         match file {
-            ControlFile::Stats => {
+            ControlFile::Stats | ControlFile::Health => {
                 if self.control.handles().len() >= MOST_OPEN {
                     return Err(MetaError::Busy(format!(
                         "{MOST_OPEN} handles of .cronusfs files are open; close some"
                     ))
                     .into());
                 }
-                let bytes = Arc::new(self.control.stats_text());
+                let bytes = Arc::new(self.control.text_of(file));
                 self.control.handles().insert(fh, bytes);
             }
             ControlFile::AccessLog => self.control.access.open(fh).map_err(|TooManyReaders| {

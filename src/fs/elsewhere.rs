@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use super::FsCore;
 use super::inode::{Ino, TreeNode};
+use crate::health::{self, Part};
 use crate::meta::{JobId, ObjectId};
 use crate::storage::Storage;
 use crate::storage::{ChangesElsewhere, Iden};
@@ -108,8 +109,24 @@ impl<S: Storage> FsCore<S> {
     pub fn next_kernel_invalidations(&self, timeout: Duration) -> Vec<KernelInval> {
         self.hear_changes_elsewhere();
         let heard = self.ns.meta.storage().wait_for_change(timeout);
-        if heard.is_err() {
-            std::thread::sleep(timeout.min(Duration::from_secs(1)));
+        match &heard {
+            Ok(_) => {
+                if health::set(Part::Announcements, true, "hearing other hosts' commits")
+                    == Some(false)
+                {
+                    tracing::info!("the announcements connection is back");
+                }
+            }
+            Err(e) => {
+                let detail = format!(
+                    "lost ({e}): other hosts' changes show only once what this mount keeps \
+                     expires (CRONUSFS_CACHE_TTL_MS); reconnecting every second"
+                );
+                if health::set(Part::Announcements, false, &detail) != Some(false) {
+                    tracing::warn!("the announcements connection is {detail}");
+                }
+                std::thread::sleep(timeout.min(Duration::from_secs(1)));
+            }
         }
         // Objects, folders and links: what has a place in a job directory.
         let placed: Vec<String> = match heard {

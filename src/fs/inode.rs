@@ -148,7 +148,7 @@ impl TreeNode {
     }
 }
 
-const FIXED: [(TreeNode, u64); 11] = [
+const FIXED: [(TreeNode, u64); 12] = [
     (TreeNode::Root, 1),
     (TreeNode::Datasets, 2),
     (TreeNode::Menus, 3),
@@ -160,6 +160,7 @@ const FIXED: [(TreeNode, u64); 11] = [
     (TreeNode::Control, 9),
     (TreeNode::ControlFile(ControlFile::Stats), 10),
     (TreeNode::ControlFile(ControlFile::AccessLog), 11),
+    (TreeNode::ControlFile(ControlFile::Health), 12),
 ];
 const FIRST_DYNAMIC: u64 = 16;
 

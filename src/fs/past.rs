@@ -218,6 +218,7 @@ impl PastCore {
             files: OpenFiles::numbered_from(base),
             elsewhere: Default::default(),
             contents: None::<content_cache::ContentCache>,
+            cache_refused: None,
             past: None,
             negatives: Default::default(),
             control: Default::default(),

@@ -28,6 +28,8 @@ mod prop {
     pub const HEARTBEAT: &str = "cronusfs:session:heartbeat";
     /// The time-to-live (ms) the session last beat under.
     pub const TTL: &str = "cronusfs:session:ttl";
+    /// What the daemon said of its health at its last heartbeat.
+    pub const HEALTH: &str = "cronusfs:session:health";
 }
 
 /// How every session node's iden begins (`cronusfs:session:<uuid>`).
@@ -60,6 +62,9 @@ pub struct Session {
     /// The store's time-to-live (ms) when it last beat, which it beats within; 0 when it
     /// recorded none (a session of an older cronusfs).
     pub ttl_ms: i64,
+    /// What the daemon said of its health at its last heartbeat (`None` for a command's
+    /// session, or a daemon of an older cronusfs).
+    pub health: Option<String>,
 }
 
 /// What a heartbeat did.
@@ -109,6 +114,7 @@ impl Session {
             started: int(prop::STARTED)?,
             heartbeat: int(prop::HEARTBEAT)?,
             ttl_ms: int(prop::TTL).unwrap_or(0),
+            health: text(prop::HEALTH),
             id,
         })
     }
@@ -174,6 +180,7 @@ impl<S: Storage> Sessions<'_, S> {
             started: now,
             heartbeat: now,
             ttl_ms: store_ttl_ms(self.store())?,
+            health: None,
         };
         self.store().add_rows(&session_rows(&session))?;
         Ok(session)
@@ -183,6 +190,12 @@ impl<S: Storage> Sessions<'_, S> {
     /// (re-recording the session if another process expired it meanwhile), then expires every
     /// session whose heartbeat is older than its time-to-live.
     pub fn beat(&self, session: &Session) -> Result<Beat> {
+        self.beat_saying(session, None)
+    }
+
+    /// [`Sessions::beat`], recording `health` too: what the daemon says of its health, for
+    /// every other host to read (`status -s STORE`).
+    pub fn beat_saying(&self, session: &Session, health: Option<&str>) -> Result<Beat> {
         let began = Instant::now();
         let now = self.store().server_time()?;
         let ttl = transact(self.store(), |txn| {
@@ -200,6 +213,10 @@ impl<S: Storage> Sessions<'_, S> {
             } else {
                 txn.set_rows_by_id_prop(&session.id, prop::HEARTBEAT, &Valu::Int(now))?;
                 txn.set_rows_by_id_prop(&session.id, prop::TTL, &Valu::Int(ttl))?;
+            }
+            if let Some(health) = health {
+                let said = Valu::Str(health.to_string());
+                txn.set_rows_by_id_prop(&session.id, prop::HEALTH, &said)?;
             }
             Ok::<_, MetaError>(ttl)
         })?;
