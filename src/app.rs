@@ -226,10 +226,25 @@ fn run(cli: Cli) -> Result<()> {
         Command::Umount { mountpoint } => mount::umount(&mountpoint),
         Command::Status if cli.store.is_none() => mount::status(),
         Command::Stats {
-            mountpoint,
+            mountpoint: Some(mountpoint),
             interval,
             count,
         } => stats::watch(&mountpoint, interval, count),
+        Command::Stats {
+            mountpoint: None,
+            interval,
+            count,
+        } => {
+            let store = parse_location(&store_path(cli.store.as_deref())?)?;
+            if let Location::Dir(dir) = &store {
+                bail!(
+                    "{} is a store directory, served by one daemon: give its mount point \
+                     (cronusfs stats MOUNTPOINT)",
+                    dir.display()
+                );
+            }
+            stats::watch_store(&catalog_of(location::open(&store)?), interval, count)
+        }
         Command::Profile {
             mountpoint,
             file,

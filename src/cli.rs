@@ -234,14 +234,19 @@ pub enum Command {
     /// their mean latency, the most frequent kinds, bytes read and written per second, commits,
     /// transactions and retries per second, and the content cache's hit rate (like
     /// `juicefs stats`). It reads MOUNTPOINT/.cronusfs/stats, the mount's metrics in
-    /// Prometheus' text format, which scripts can read too.
+    /// Prometheus' text format, which scripts can read too. Without MOUNTPOINT, for the shared
+    /// store of --store: a line for each daemon of the store, on every host, at each of its
+    /// heartbeats (every sixth of the session time-to-live), with its requests per second,
+    /// their mean latency, bytes read and written and commits per second since the heartbeat
+    /// before, from the counters it says with each.
     Stats {
-        /// The mount point (or any path inside the mount).
-        mountpoint: PathBuf,
-        /// Seconds between lines.
+        /// The mount point (or any path inside the mount); left out: the shared store of
+        /// --store.
+        mountpoint: Option<PathBuf>,
+        /// Seconds between lines (with a store: between readings of its sessions).
         #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
         interval: f64,
-        /// Stop after N lines (default: until interrupted).
+        /// Stop after N lines (with a store: after N readings). Default: until interrupted.
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },

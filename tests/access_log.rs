@@ -147,6 +147,12 @@ fn the_access_log_bounds_its_readers_and_ends_when_the_daemon_stops() {
     assert_eq!(listed, "accesslog\nhealth\nstats\n");
     let out = m.sh("echo x > $M/.cronusfs/accesslog");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+    // Every user's paths and processes are in it: the mount owner's alone.
+    let mode = std::fs::metadata(&log).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o400
+    );
     // A reader does not keep the mount: told to stop, the daemon ends the log, then exits.
     let mut cat = std::process::Command::new("cat")
         .arg(&log)
@@ -176,6 +182,17 @@ fn the_access_log_bounds_its_readers_and_ends_when_the_daemon_stops() {
         !crate::mount::is_mounted(&m.mnt),
         "the mount is still there"
     );
+}
+
+#[test]
+fn another_user_reads_the_stats_but_not_the_access_log_or_the_health() {
+    let m = crate::trust_views::shared_mount();
+    let (ok, stats, _) = crate::trust_views::as_nobody(&m, "head -c 20 $M/.cronusfs/stats");
+    assert!(ok && stats.starts_with("# "), "{stats}");
+    for file in ["accesslog", "health"] {
+        let (ok, _, said) = crate::trust_views::as_nobody(&m, &format!("cat $M/.cronusfs/{file}"));
+        assert!(!ok && said.contains("Permission denied"), "{file}: {said}");
+    }
 }
 
 #[test]

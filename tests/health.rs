@@ -164,3 +164,49 @@ fn every_host_says_its_health_and_a_lost_announcements_connection_shows() {
     let there = b.mnt.join(job.strip_prefix(&a.mnt).unwrap()).join("after");
     assert_eq!(std::fs::read(there).unwrap(), b"heard");
 }
+
+#[test]
+fn stats_of_a_shared_store_shows_every_host_at_its_heartbeats() {
+    let a = Mounted::shared();
+    assert_success(&a.on_store(&["session-ttl", "0.6"]));
+    let b = a.another_daemon();
+    crate::shared_sessions::wait_for_ttl(&a, "0.6");
+    let job = a.job_dir();
+    let writing = std::thread::spawn(move || {
+        for i in 0..150 {
+            std::fs::write(job.join(format!("f{i}")), b"counted").unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let out = a.on_store(&["stats", "--interval", "0.3", "--count", "10"]);
+    writing.join().unwrap();
+    assert_success(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("    time  host "), "{text}");
+    let rows = |m: &Mounted| -> Vec<Vec<String>> {
+        let at = m.mnt.display().to_string();
+        (text.lines())
+            .filter(|l| l.split_whitespace().nth(3) == Some(at.as_str()))
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect()
+    };
+    let (of_a, of_b) = (rows(&a), rows(&b));
+    assert!(!of_a.is_empty() && !of_b.is_empty(), "{text}");
+    // Columns: time, host, pid, mount point, ops/s, lat_ms, read/s, write/s, commit/s.
+    let pid = |m: &Mounted| m.daemon_pid().to_string();
+    assert!(of_a.iter().all(|r| r[2] == pid(&a)) && of_b.iter().all(|r| r[2] == pid(&b)));
+    let commits = |r: &Vec<String>| r[8].parse::<f64>().unwrap_or(0.0);
+    assert!(of_a.iter().any(|r| commits(r) > 0.0), "{text}");
+    assert!(
+        of_b.iter().all(|r| commits(r) == 0.0),
+        "b commits nothing: {text}"
+    );
+    // A store directory has one daemon: its mount point is where its stats are.
+    let local = Mounted::new();
+    let out = local.on_store(&["stats", "--count", "1"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("give its mount point"),
+        "{said}"
+    );
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use cronusfs::fs::{FsCore, FsOptions};
 use cronusfs::fuse::{self, MountOptions};
+use cronusfs::meta::Saying;
 use cronusfs::storage::Storage;
 use cronusfs::storage::location::{self, Location};
 
@@ -198,7 +199,7 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
     // Commands on a store one process owns run in its daemon (which holds the store);
     // commands on a shared store open it themselves, so its daemons have no socket.
     // The metrics endpoint first: an address in use fails the mount before anything is made.
-    let served = super::scrape::start(metrics, args.metrics, core.clone());
+    let served = super::scrape::start(metrics.clone(), args.metrics, core.clone());
     let listened = served.and_then(|()| match shared {
         false => super::remote::listen(local, core.clone()),
         true => Ok(()),
@@ -226,7 +227,11 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
     let weak = std::sync::Arc::downgrade(&core);
     let health = weak.clone();
     core.show_health_from(Box::new(move || super::health::text(&health)));
-    let said = Box::new(move || super::health::line(&weak));
+    let counters = metrics.clone();
+    let said = Box::new(move || Saying {
+        health: Some(super::health::line(&weak)),
+        stats: Some(super::stats::counters_line(&counters.render())),
+    });
     let heartbeat = match super::session::Heartbeat::start(core.clone(), mountpoint, said) {
         Ok(h) => h,
         Err(e) => {

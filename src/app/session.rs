@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cronusfs::health::{self, Part};
-use cronusfs::meta::Session;
+use cronusfs::meta::{Saying, Session};
 use cronusfs::meters;
 
 /// What holds the catalogue a session is for: a daemon's filesystem core, or a command's
@@ -29,8 +29,9 @@ fn catalog(core: &Holder) -> &super::Catalog {
 /// How often the write lease is tended (given up when idle, or to a sweep waiting).
 const TEND_EVERY: Duration = Duration::from_millis(200);
 
-/// What a daemon says of its health at each heartbeat (one line, for other hosts to read).
-pub type HealthLine = Box<dyn Fn() -> String + Send>;
+/// What a daemon says of itself at each heartbeat (its health and counters, for other hosts
+/// to read).
+pub type SaySource = Box<dyn Fn() -> Saying + Send>;
 
 /// A recorded session and the thread beating for it.
 pub struct Heartbeat {
@@ -49,9 +50,9 @@ fn host_name() -> String {
 
 impl Heartbeat {
     /// Records the session of this daemon serving `core` at `mountpoint` and starts beating,
-    /// saying `health` with each beat.
-    pub fn start(core: Holder, mountpoint: &Path, health: HealthLine) -> Result<Heartbeat> {
-        Heartbeat::started(core, &mountpoint.display().to_string(), Some(health))
+    /// saying what `say` makes with each beat.
+    pub fn start(core: Holder, mountpoint: &Path, say: SaySource) -> Result<Heartbeat> {
+        Heartbeat::started(core, &mountpoint.display().to_string(), Some(say))
     }
 
     /// Records the session of this process, shown as `at` (what a command does), attaches the
@@ -60,7 +61,7 @@ impl Heartbeat {
         Heartbeat::started(core, at, None)
     }
 
-    fn started(core: Holder, at: &str, health: Option<HealthLine>) -> Result<Heartbeat> {
+    fn started(core: Holder, at: &str, say: Option<SaySource>) -> Result<Heartbeat> {
         let meta = catalog(&core);
         let session = meta.sessions().open(&host_name(), std::process::id(), at)?;
         let ttl = Duration::from_millis(session.ttl_ms as u64);
@@ -75,7 +76,7 @@ impl Heartbeat {
         let beating = (core.clone(), session.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("heartbeat".into())
-            .spawn(move || beat_until_stopped(beating, ttl, health))?;
+            .spawn(move || beat_until_stopped(beating, ttl, say))?;
         Ok(Heartbeat {
             core,
             session,
@@ -102,11 +103,11 @@ impl Heartbeat {
 }
 
 /// Beats every sixth of the store's time-to-live (`ttl` until a beat reads it anew), saying
-/// `health`, and tends the write lease, until `stop` is set.
+/// what `say` makes, and tends the write lease, until `stop` is set.
 fn beat_until_stopped(
     (core, session, stop): (Holder, Session, Arc<AtomicBool>),
     ttl: Duration,
-    health: Option<HealthLine>,
+    say: Option<SaySource>,
 ) {
     let mut every = ttl / 6;
     let mut last_beat = std::time::Instant::now();
@@ -133,8 +134,8 @@ fn beat_until_stopped(
         }
         if last_beat.elapsed() >= every {
             last_beat = std::time::Instant::now();
-            let said = health.as_ref().map(|h| h());
-            if let Some(ttl) = beat(meta, &session, said.as_deref(), trouble.take()) {
+            let said = say.as_ref().map(|say| say()).unwrap_or_default();
+            if let Some(ttl) = beat(meta, &session, &said, trouble.take()) {
                 every = ttl / 6;
             }
         }
@@ -147,7 +148,7 @@ fn beat_until_stopped(
 fn beat(
     meta: &super::Catalog,
     session: &Session,
-    said: Option<&str>,
+    said: &Saying,
     trouble: Option<String>,
 ) -> Option<Duration> {
     match meta.sessions().beat_saying(session, said) {

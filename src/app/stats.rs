@@ -1,7 +1,8 @@
 //! `cronusfs stats MOUNTPOINT`: what a mount is doing, a line per interval, from the metrics it
 //! shows in `.cronusfs/stats` (Prometheus' text format): requests per second and their mean
 //! latency, the most frequent kinds, bytes read and written, commits, transactions and
-//! retries, and the content cache's hit rate.
+//! retries, and the content cache's hit rate. `cronusfs stats -s STORE`: the same few numbers
+//! for every daemon of a shared store, from the counters each says with its heartbeats.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use cronusfs::meta::Session;
+use cronusfs::storage::Storage;
+
+use super::Catalog;
 
 /// One reading of the metrics: each sample's value, by name and labels as written.
 #[derive(Default)]
@@ -137,6 +142,120 @@ fn line(a: &Sample, b: &Sample, seconds: f64) -> String {
         human(rate("cronusfs_transaction_retries_total")),
         cache,
     )
+}
+
+/// The counters a daemon says with each heartbeat, from its metrics' text: requests, the
+/// seconds they took, bytes read and written, commits (`requests=N seconds=S read=N
+/// written=N commits=N`).
+pub fn counters_line(metrics: &str) -> String {
+    let s = Sample::parse(metrics);
+    format!(
+        "requests={} seconds={:.6} read={} written={} commits={}",
+        s.sum("cronusfs_fuse_requests_total"),
+        s.sum("cronusfs_fuse_request_duration_seconds_sum"),
+        s.get("cronusfs_fuse_read_bytes_total"),
+        s.get("cronusfs_fuse_written_bytes_total"),
+        s.sum("cronusfs_commits_total"),
+    )
+}
+
+/// A daemon's counters at one heartbeat (store time, ms).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Counters {
+    at: i64,
+    requests: f64,
+    seconds: f64,
+    read: f64,
+    written: f64,
+    commits: f64,
+}
+
+impl Counters {
+    /// Reads what [`counters_line`] made, said at store time `at`.
+    fn parse(line: &str, at: i64) -> Option<Counters> {
+        let mut c = Counters {
+            at,
+            ..Counters::default()
+        };
+        for pair in line.split(' ') {
+            let (key, value) = pair.split_once('=')?;
+            let value: f64 = value.parse().ok()?;
+            match key {
+                "requests" => c.requests = value,
+                "seconds" => c.seconds = value,
+                "read" => c.read = value,
+                "written" => c.written = value,
+                "commits" => c.commits = value,
+                _ => {}
+            }
+        }
+        Some(c)
+    }
+}
+
+const STORE_HEADER: &str = "    time  host             pid      mount point                        \
+     ops/s  lat_ms   read/s  write/s  commit/s";
+
+/// The line of a daemon whose counters went from `a` to `b`.
+fn store_line(s: &Session, a: &Counters, b: &Counters) -> String {
+    let seconds = ((b.at - a.at) as f64 / 1000.0).max(1e-3);
+    let ops = (b.requests - a.requests).max(0.0);
+    let latency = match ops > 0.0 {
+        true => format!("{:.3}", (b.seconds - a.seconds) / ops * 1e3),
+        false => "-".to_string(),
+    };
+    let at = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(b.at.max(0) as u64),
+    )
+    .to_string();
+    format!(
+        "{} {:<16} {:<8} {:<34} {:>7} {:>7} {:>8} {:>8} {:>9}",
+        at.get(11..19).unwrap_or(""),
+        s.host,
+        s.pid,
+        s.mountpoint,
+        human(ops / seconds),
+        latency,
+        bytes((b.read - a.read).max(0.0) / seconds),
+        bytes((b.written - a.written).max(0.0) / seconds),
+        human((b.commits - a.commits).max(0.0) / seconds),
+    )
+}
+
+/// Runs `stats -s STORE`: reads the store's sessions every `interval` seconds, `count` times
+/// (default: until killed), and prints a line for each daemon whose counters a new heartbeat
+/// brought: its rates since the heartbeat before.
+pub fn watch_store(m: &Catalog, interval: f64, count: Option<u64>) -> Result<()> {
+    if !(interval.is_finite() && interval >= 0.05) {
+        bail!("--interval must be at least 0.05 seconds");
+    }
+    if !m.storage().is_shared() {
+        bail!("a store directory has one daemon: cronusfs stats MOUNTPOINT shows it");
+    }
+    let mut last: HashMap<String, Counters> = HashMap::new();
+    let (mut out, mut readings, mut shown) = (std::io::stdout().lock(), 0u64, 0u64);
+    while count.is_none_or(|n| readings < n) {
+        for s in m.sessions().list()? {
+            let Some(now) = (s.stats.as_deref()).and_then(|l| Counters::parse(l, s.heartbeat))
+            else {
+                continue; // A command's session, or a daemon of an older cronusfs.
+            };
+            let before = last.insert(s.id.as_str().to_string(), now);
+            if let Some(before) = before.filter(|b| b.at < now.at) {
+                if shown.is_multiple_of(20) {
+                    writeln!(out, "{STORE_HEADER}")?;
+                }
+                writeln!(out, "{}", store_line(&s, &before, &now))?;
+                shown += 1;
+            }
+        }
+        out.flush()?;
+        readings += 1;
+        if count.is_none_or(|n| readings < n) {
+            std::thread::sleep(Duration::from_secs_f64(interval));
+        }
+    }
+    Ok(())
 }
 
 /// The time of day, UTC, as `HH:MM:SS`.

@@ -24,7 +24,8 @@ pub const CONTROL_DIR: &str = ".cronusfs";
 pub enum ControlFile {
     /// `stats`: the mount's metrics.
     Stats,
-    /// `accesslog`: a line per request, while open.
+    /// `accesslog`: a line per request, while open (its owner's only: it names every user's
+    /// paths and processes).
     AccessLog,
     /// `health`: the daemon's own health (its owner's only: its last error may name paths).
     Health,
@@ -98,8 +99,9 @@ impl<S: Storage> Namespace<S> {
     pub(super) fn control_attr(&self, ino: Ino, node: &TreeNode) -> Attr {
         let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
         let mut attr = self.defaults.attr(ino, kind, &[], Some(0));
+        // What names paths, users and processes is the mount owner's alone.
         attr.perm &= match node {
-            TreeNode::ControlFile(ControlFile::Health) => 0o400,
+            TreeNode::ControlFile(ControlFile::Health | ControlFile::AccessLog) => 0o400,
             _ => 0o555,
         };
         (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);

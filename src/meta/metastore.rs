@@ -49,7 +49,7 @@ pub(crate) use messages::RegisteredMessage;
 pub use read_holds::{HeldManifest, ReadHolds};
 pub use restore::{RestorePlace, RestoreReport};
 pub use sessions::{
-    Beat, DEFAULT_SESSION_TTL, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Session,
+    Beat, DEFAULT_SESSION_TTL, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Saying, Session,
     Sessions,
 };
 pub use snapshots::Snapshot;

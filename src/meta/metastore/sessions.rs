@@ -30,6 +30,8 @@ mod prop {
     pub const TTL: &str = "cronusfs:session:ttl";
     /// What the daemon said of its health at its last heartbeat.
     pub const HEALTH: &str = "cronusfs:session:health";
+    /// The daemon's counters (requests, bytes, commits) at its last heartbeat.
+    pub const STATS: &str = "cronusfs:session:stats";
 }
 
 /// How every session node's iden begins (`cronusfs:session:<uuid>`).
@@ -65,6 +67,17 @@ pub struct Session {
     /// What the daemon said of its health at its last heartbeat (`None` for a command's
     /// session, or a daemon of an older cronusfs).
     pub health: Option<String>,
+    /// The daemon's counters at its last heartbeat (`None` as for `health`).
+    pub stats: Option<String>,
+}
+
+/// What a daemon says of itself with each heartbeat, for other hosts to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Saying {
+    /// Its health, on one line.
+    pub health: Option<String>,
+    /// Its counters, on one line.
+    pub stats: Option<String>,
 }
 
 /// What a heartbeat did.
@@ -115,6 +128,7 @@ impl Session {
             heartbeat: int(prop::HEARTBEAT)?,
             ttl_ms: int(prop::TTL).unwrap_or(0),
             health: text(prop::HEALTH),
+            stats: text(prop::STATS),
             id,
         })
     }
@@ -181,6 +195,7 @@ impl<S: Storage> Sessions<'_, S> {
             heartbeat: now,
             ttl_ms: store_ttl_ms(self.store())?,
             health: None,
+            stats: None,
         };
         self.store().add_rows(&session_rows(&session))?;
         Ok(session)
@@ -190,12 +205,12 @@ impl<S: Storage> Sessions<'_, S> {
     /// (re-recording the session if another process expired it meanwhile), then expires every
     /// session whose heartbeat is older than its time-to-live.
     pub fn beat(&self, session: &Session) -> Result<Beat> {
-        self.beat_saying(session, None)
+        self.beat_saying(session, &Saying::default())
     }
 
-    /// [`Sessions::beat`], recording `health` too: what the daemon says of its health, for
-    /// every other host to read (`status -s STORE`).
-    pub fn beat_saying(&self, session: &Session, health: Option<&str>) -> Result<Beat> {
+    /// [`Sessions::beat`], recording what the daemon says of itself too (its health and
+    /// counters), for every other host to read (`status -s STORE`, `stats -s STORE`).
+    pub fn beat_saying(&self, session: &Session, said: &Saying) -> Result<Beat> {
         let began = Instant::now();
         let now = self.store().server_time()?;
         let ttl = transact(self.store(), |txn| {
@@ -214,9 +229,10 @@ impl<S: Storage> Sessions<'_, S> {
                 txn.set_rows_by_id_prop(&session.id, prop::HEARTBEAT, &Valu::Int(now))?;
                 txn.set_rows_by_id_prop(&session.id, prop::TTL, &Valu::Int(ttl))?;
             }
-            if let Some(health) = health {
-                let said = Valu::Str(health.to_string());
-                txn.set_rows_by_id_prop(&session.id, prop::HEALTH, &said)?;
+            for (prop, text) in [(prop::HEALTH, &said.health), (prop::STATS, &said.stats)] {
+                if let Some(text) = text {
+                    txn.set_rows_by_id_prop(&session.id, prop, &Valu::Str(text.clone()))?;
+                }
             }
             Ok::<_, MetaError>(ttl)
         })?;
