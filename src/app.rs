@@ -237,6 +237,9 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let store = parse_location(&store_path(cli.store.as_deref())?)?;
             if let Location::Dir(dir) = &store {
+                if !dir.join(cronusfs::storage::rocks::LOCK_FILE).is_file() {
+                    bail!("no store at {}", dir.display());
+                }
                 bail!(
                     "{} is a store directory, served by one daemon: give its mount point \
                      (cronusfs stats MOUNTPOINT)",

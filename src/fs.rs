@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use access_log::{ACCESS_LOG_HEADER, Access, AccessLog};
+pub use access_log::{ACCESS_LOG_HEADER, Access, AccessLog, escaped};
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
 pub use changes::{CreateFlags, Creator, SetAttr};
@@ -129,9 +129,12 @@ impl<S: Storage> FsCore<S> {
                 match content_cache::ContentCache::open(dir, options.cache_limit) {
                     Ok(cache) => (Some(cache), None),
                     Err(e) => {
-                        let why = format!("cannot use {} ({e})", dir.display());
-                        tracing::warn!("no content cache: {why}: the daemon serves every read");
-                        (None, Some(why))
+                        tracing::warn!(
+                            error = %e,
+                            "no content cache in {}: the daemon serves every read itself",
+                            dir.display()
+                        );
+                        (None, Some(format!("cannot use {} ({e})", dir.display())))
                     }
                 }
             }

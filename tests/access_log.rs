@@ -193,6 +193,31 @@ fn another_user_reads_the_stats_but_not_the_access_log_or_the_health() {
         let (ok, _, said) = crate::trust_views::as_nobody(&m, &format!("cat $M/.cronusfs/{file}"));
         assert!(!ok && said.contains("Permission denied"), "{file}: {said}");
     }
+    // Another user holding every handle of `stats` they may have keeps the owner out of
+    // nothing: the bound is per user.
+    let hold = "import os, sys, time\n\
+                fds = [os.open(os.environ['M'] + '/.cronusfs/stats', 0) for _ in range(256)]\n\
+                print('held', flush=True)\n\
+                time.sleep(30)";
+    let mut holder = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", "python3", "-c", hold])
+        .env("M", &m.mnt)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    let out = holder.stdout.take().unwrap();
+    BufReader::new(out).read_line(&mut said).unwrap();
+    assert_eq!(said, "held\n");
+    let (ok, _, refused) = crate::trust_views::as_nobody(&m, "cat $M/.cronusfs/stats");
+    let owners = std::fs::read_to_string(m.mnt.join(".cronusfs/stats"));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        !ok && refused.contains("Device or resource busy"),
+        "{refused}"
+    );
+    assert!(owners.is_ok_and(|t| t.starts_with("# ")));
 }
 
 #[test]
@@ -261,4 +286,70 @@ fn profile_shows_a_workload_live_in_a_terminal() {
             .any(|op| mine.contains(op)),
         "{mine}"
     );
+}
+
+#[test]
+fn a_shell_loop_reads_every_line_whole_and_lines_are_safe_on_a_terminal() {
+    let m = Mounted::new();
+    let job = m.job_dir();
+    let at = in_mount(&m, &job);
+    // `read` seeks back to the end of each line it took: the log is a stream, so the shell
+    // reads it byte by byte instead of losing what it read past.
+    let mut shell = std::process::Command::new("bash")
+        .args(["-c", "while read -r l; do echo \"$l\"; done < \"$1\"", "-"])
+        .arg(m.mnt.join(".cronusfs/accesslog"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(shell.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "# time uid pid process op result bytes seconds path"
+    );
+    for i in 0..300 {
+        assert!(std::fs::metadata(job.join(format!("missing-{i}"))).is_err());
+    }
+    // A name with a terminal's escapes, and a process renamed by `exec` (its name then).
+    let odd = "x\u{1b}]0;pwn\u{7}\u{1b}[2J\ry";
+    assert!(std::fs::metadata(job.join(odd)).is_err());
+    // `exec` replaces the shell: stat's failure is its exit status.
+    let exec = m.sh(&format!("cd {}; exec stat after-exec", job.display()));
+    assert!(!exec.status.success());
+    let mut seen = Vec::new();
+    for line in lines.map_while(Result::ok) {
+        let done = line.ends_with("/after-exec");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = shell.kill();
+    let _ = shell.wait();
+    for i in 0..300 {
+        let whole = " lookup ENOENT - ";
+        let path = format!("{at}/missing-{i}");
+        assert!(
+            seen.iter().any(|l| l.contains(whole) && l.ends_with(&path)),
+            "no whole line for missing-{i}"
+        );
+    }
+    let escaped = format!("{at}/x\\x1b]0;pwn\\x07\\x1b[2J\\x0dy");
+    assert!(seen.iter().any(|l| l.ends_with(&escaped)), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|l| !l.contains('\u{1b}') && !l.contains('\r'))
+    );
+    let exec = seen.iter().find(|l| l.ends_with("/after-exec")).unwrap();
+    assert_eq!(exec.split(' ').nth(3), Some("stat"), "{exec}");
+    // Intervals are bounded: a day at most, a one-line error past it.
+    for command in ["stats", "profile"] {
+        let out = m.sh(&format!(
+            "$CRONUSFS {command} $M --interval 1e300 --count 1"
+        ));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            said.trim(),
+            "cronusfs: error: --interval must be from 0.05 to 86400 seconds"
+        );
+    }
 }

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 use std::sync::Weak;
-use std::time::Duration;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use cronusfs::fs::{CacheHealth, FsCore};
 use cronusfs::health::{self, Condition};
@@ -85,9 +86,13 @@ pub fn line<S: Storage>(core: &Weak<FsCore<S>>) -> String {
     }
 }
 
-/// Reads the health of the mount at `mountpoint` (its `.cronusfs/health`), waiting at most
-/// [`READ_LIMIT`]: a mount whose daemon does not answer is said to be so.
-pub fn of_mount(mountpoint: &Path) -> String {
+/// A reading of a mount's health under way (see [`reading`]).
+pub struct Reading(Option<Receiver<std::io::Result<String>>>);
+
+/// Starts reading the health of the mount at `mountpoint` (its `.cronusfs/health`) on a thread
+/// of its own: `status` starts every mount's at once, so mounts that do not answer cost it
+/// [`READ_LIMIT`] once, not once each.
+pub fn reading(mountpoint: &Path) -> Reading {
     let file = mountpoint.join(cronusfs::fs::CONTROL_DIR).join("health");
     let (send, read) = std::sync::mpsc::channel();
     // A thread stuck on a mount that never answers ends with this process.
@@ -96,18 +101,31 @@ pub fn of_mount(mountpoint: &Path) -> String {
         .spawn(move || {
             let _ = send.send(std::fs::read_to_string(&file));
         });
-    if started.is_err() {
-        return "unknown: cannot start a thread to read it\n".into();
-    }
-    match read.recv_timeout(READ_LIMIT) {
-        Ok(Ok(text)) => text,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            "unknown: only the mount's owner may read its health\n".into()
+    Reading(started.ok().map(|_| read))
+}
+
+/// The deadline of readings started now.
+pub fn deadline() -> Instant {
+    Instant::now() + READ_LIMIT
+}
+
+impl Reading {
+    /// The health read, waiting until `deadline` at most: a mount whose daemon does not answer
+    /// by then is said to be so.
+    pub fn answer(self, deadline: Instant) -> String {
+        let Some(read) = self.0 else {
+            return "unknown: cannot start a thread to read it\n".into();
+        };
+        match read.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                "unknown: only the mount's owner may read its health\n".into()
+            }
+            Ok(Err(e)) => format!("unknown: cannot read it ({e})\n"),
+            Err(_) => format!(
+                "FAILING: the daemon did not answer within {} s\n",
+                READ_LIMIT.as_secs()
+            ),
         }
-        Ok(Err(e)) => format!("unknown: cannot read it ({e})\n"),
-        Err(_) => format!(
-            "FAILING: the daemon did not answer within {} s\n",
-            READ_LIMIT.as_secs()
-        ),
     }
 }

@@ -8,9 +8,11 @@ use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+
+use cronusfs::fs::escaped;
 
 use crate::cli::ProfileOrder;
 
@@ -45,7 +47,10 @@ impl<'a> Request<'a> {
         let (_time, _uid) = (fields.next()?, fields.next()?);
         let pid = fields.next()?.parse().ok()?;
         let (process, op, result) = (fields.next()?, fields.next()?, fields.next()?);
-        let (_bytes, seconds) = (fields.next()?, fields.next()?.parse().ok()?);
+        let (_bytes, seconds): (_, f64) = (fields.next()?, fields.next()?.parse().ok()?);
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return None;
+        }
         let path = fields.next()?;
         Some(Request {
             pid,
@@ -110,10 +115,13 @@ impl Profile {
 
     /// The two tables, `view.top` rows each, sorted by `view.order`.
     fn render(&self, view: ProfileView, seconds: f64) -> String {
+        let rate = match seconds >= 1e-3 {
+            true => format!("{:.1}/s", self.all.count as f64 / seconds),
+            false => "-/s".to_string(),
+        };
         let mut out = format!(
-            "{} requests in {seconds:.1} s ({:.1}/s), {} failed, {:.3} s in all; by {}\n\n",
+            "{} requests in {seconds:.1} s ({rate}), {} failed, {:.3} s in all; by {}\n\n",
             self.all.count,
-            self.all.count as f64 / seconds.max(1e-9),
             self.all.errors,
             self.all.total,
             order_name(view.order),
@@ -123,6 +131,7 @@ impl Profile {
             "COUNT", "ERRORS", "TOTAL_S", "MEAN_MS", "MAX_MS", "OP"
         ));
         for ((op, path), t) in sorted(self.by_path.iter(), view) {
+            let (op, path) = (escaped(op), escaped(path));
             out.push_str(&format!("{}  {op:<11} {path}\n", columns(t)));
         }
         out.push_str(&format!(
@@ -137,8 +146,9 @@ impl Profile {
             let ops: Vec<String> = ops
                 .iter()
                 .take(3)
-                .map(|(op, n)| format!("{op} {n}"))
+                .map(|(op, n)| format!("{} {n}", escaped(op)))
                 .collect();
+            let process = escaped(process);
             out.push_str(&format!(
                 "{}  {pid:<7} {process:<15} {}\n",
                 columns(t),
@@ -201,8 +211,10 @@ pub fn saved(log: &Path, view: ProfileView) -> Result<()> {
         std::fs::File::open(log).with_context(|| format!("cannot open {}", log.display()))?;
     let mut profile = Profile::default();
     let (mut first, mut last) = (None, None);
-    for line in BufReader::new(file).lines() {
+    for line in BufReader::new(file).split(b'\n') {
         let line = line.with_context(|| format!("cannot read {}", log.display()))?;
+        // Not ours to refuse: a line that is not text is skipped as any line of another shape.
+        let line = String::from_utf8_lossy(&line);
         if !line.starts_with('#') {
             let time = line
                 .split(' ')
@@ -224,9 +236,7 @@ pub fn saved(log: &Path, view: ProfileView) -> Result<()> {
 /// Runs `profile MOUNTPOINT`: the tables every `interval` seconds, `count` times (default:
 /// until interrupted or the mount goes away).
 pub fn watch(path: &Path, interval: f64, count: Option<u64>, view: ProfileView) -> Result<()> {
-    if !(interval.is_finite() && interval >= 0.05) {
-        bail!("--interval must be at least 0.05 seconds");
-    }
+    let pause = super::stats::interval_of(interval)?;
     let control = control_dir(path)?;
     // Read through the open directory: no path walk from the mount's root shows in the log.
     let dir = std::fs::File::open(&control)
@@ -240,7 +250,7 @@ pub fn watch(path: &Path, interval: f64, count: Option<u64>, view: ProfileView) 
     let mut shown = 0u64;
     let mut ended = false;
     while count.is_none_or(|n| shown < n) && !ended {
-        let due = Instant::now() + Duration::from_secs_f64(interval);
+        let due = Instant::now() + pause;
         ended = take_until(&lines, &mut profile, due);
         let table = profile.render(view, started.elapsed().as_secs_f64());
         let mut out = std::io::stdout().lock();

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use cronusfs::meta::Session;
 use cronusfs::storage::Storage;
 
@@ -55,6 +55,14 @@ impl Sample {
     }
 }
 
+/// The pause `--interval SECONDS` asks for: from 0.05 s to a day.
+pub(super) fn interval_of(seconds: f64) -> Result<Duration> {
+    match seconds.is_finite() && (0.05..=86_400.0).contains(&seconds) {
+        true => Ok(Duration::from_secs_f64(seconds)),
+        false => bail!("--interval must be from 0.05 to 86400 seconds"),
+    }
+}
+
 /// Returns the `.cronusfs/stats` file of the mount `path` is in (the mount point or below).
 fn stats_file(path: &Path) -> Result<PathBuf> {
     Ok(super::profile::control_dir(path)?.join("stats"))
@@ -62,9 +70,7 @@ fn stats_file(path: &Path) -> Result<PathBuf> {
 
 /// Runs `stats`: a line every `interval` seconds, `count` of them (default: until killed).
 pub fn watch(path: &Path, interval: f64, count: Option<u64>) -> Result<()> {
-    if !(interval.is_finite() && interval >= 0.05) {
-        bail!("--interval must be at least 0.05 seconds");
-    }
+    let pause = interval_of(interval)?;
     let found = stats_file(path)?;
     // Read through the open directory (its /proc/self/fd link): no path walk from the mount's
     // root, so no request of the mount's own directories shows in what is watched.
@@ -72,15 +78,19 @@ pub fn watch(path: &Path, interval: f64, count: Option<u64>) -> Result<()> {
         .with_context(|| format!("cannot open {}", found.display()))?;
     let file = PathBuf::from(format!("/proc/self/fd/{}/stats", dir.as_raw_fd()));
     let read = || -> Result<Sample> {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read {} (unmounted?)", found.display()))?;
+        let text = std::fs::read_to_string(&file).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOTCONN | libc::ENOENT) => {
+                anyhow!("{} is gone (unmounted?)", found.display())
+            }
+            _ => anyhow!("cannot read {}: {e}", found.display()),
+        })?;
         Ok(Sample::parse(&text))
     };
     let mut out = std::io::stdout().lock();
     let (mut last, mut at) = (read()?, Instant::now());
     let mut shown = 0u64;
     while count.is_none_or(|n| shown < n) {
-        std::thread::sleep(Duration::from_secs_f64(interval));
+        std::thread::sleep(pause);
         let now = read()?;
         let seconds = at.elapsed().as_secs_f64();
         if shown.is_multiple_of(20) {
@@ -226,9 +236,7 @@ fn store_line(s: &Session, a: &Counters, b: &Counters) -> String {
 /// (default: until killed), and prints a line for each daemon whose counters a new heartbeat
 /// brought: its rates since the heartbeat before.
 pub fn watch_store(m: &Catalog, interval: f64, count: Option<u64>) -> Result<()> {
-    if !(interval.is_finite() && interval >= 0.05) {
-        bail!("--interval must be at least 0.05 seconds");
-    }
+    let pause = interval_of(interval)?;
     if !m.storage().is_shared() {
         bail!("a store directory has one daemon: cronusfs stats MOUNTPOINT shows it");
     }
@@ -252,7 +260,7 @@ pub fn watch_store(m: &Catalog, interval: f64, count: Option<u64>) -> Result<()>
         out.flush()?;
         readings += 1;
         if count.is_none_or(|n| readings < n) {
-            std::thread::sleep(Duration::from_secs_f64(interval));
+            std::thread::sleep(pause);
         }
     }
     Ok(())

@@ -46,8 +46,8 @@ const MOST_READERS: usize = 8;
 const MOST_QUEUED: usize = 1 << 14;
 /// How long a read waits for a request before it answers `#`.
 const HEARTBEAT: Duration = Duration::from_secs(1);
-/// How long the name of a process is remembered (process ids are reused).
-const NAMES_KEPT: Duration = Duration::from_secs(10);
+/// The most requests one read turns into lines (the rest stay queued, counted by the cap).
+const MOST_TAKEN: usize = 4096;
 
 /// What one open handle has not read yet.
 #[derive(Default)]
@@ -72,7 +72,6 @@ pub struct AccessLog {
     open: AtomicUsize,
     state: Mutex<State>,
     recorded: Condvar,
-    names: Mutex<ProcessNames>,
 }
 
 /// Why a handle of the access log could not be opened.
@@ -93,7 +92,8 @@ impl AccessLog {
     /// Queues `access` for every open handle, with its caller's name (read now: the caller
     /// may be gone by the time the line is read).
     pub fn record(&self, mut access: Access) {
-        access.process = Some(self.name_of(access.pid));
+        // Read at each request: an `exec` or a `prctl` renames a process at any time.
+        access.process = Some(process_name(access.pid));
         let mut state = self.lock();
         let mut readers = state.readers.values_mut().peekable();
         while let Some(reader) = readers.next() {
@@ -108,22 +108,6 @@ impl AccessLog {
         }
         drop(state);
         self.recorded.notify_all();
-    }
-
-    /// The name of process `pid` (see [`ProcessNames`]).
-    fn name_of(&self, pid: u32) -> Arc<str> {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        if names.since.is_none_or(|t| t.elapsed() > NAMES_KEPT) {
-            (names.since, names.known) = (Some(Instant::now()), HashMap::new());
-        }
-        if let Some(name) = names.known.get(&pid) {
-            return name.clone();
-        }
-        drop(names);
-        let name = process_name(pid);
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        names.known.insert(pid, name.clone());
-        name
     }
 
     /// Opens handle `fh`: it reads every request recorded from now on.
@@ -161,16 +145,19 @@ impl AccessLog {
         self.recorded.notify_all();
     }
 
-    /// Reads up to `size` bytes of handle `fh`'s lines, waiting up to a second for a request
-    /// (then `#`); `path_of` names the place of a request. `None` when `fh` is not a handle of
-    /// the access log.
+    /// Reads up to `size` bytes of handle `fh`'s lines; with `wait`, waits up to a second for
+    /// a request (then `#`). `path_of` names the place of a request. Requests become lines only
+    /// while the handle has fewer than `size` bytes of lines made, at most [`MOST_TAKEN`] at a
+    /// time: a reader of small reads leaves the rest queued (and counted past the cap). `None`
+    /// when `fh` is not a handle of the access log.
     pub(super) fn read(
         &self,
         fh: u64,
         size: u32,
+        wait: bool,
         path_of: impl Fn(Ino, Option<&str>) -> String,
     ) -> Option<Vec<u8>> {
-        let (accesses, dropped) = match self.wait_for_lines(fh)? {
+        let (accesses, dropped) = match self.wait_for_lines(fh, size as usize, wait)? {
             Waited::Lines(accesses, dropped) => (accesses, dropped),
             Waited::Nothing => return Some(b"#\n".to_vec()),
             Waited::Closed => return Some(Vec::new()),
@@ -192,23 +179,27 @@ impl AccessLog {
         Some(reader.text.drain(..n).collect())
     }
 
-    /// Waits up to [`HEARTBEAT`] for something for handle `fh` to read, and takes its queued
-    /// requests.
-    fn wait_for_lines(&self, fh: u64) -> Option<Waited> {
+    /// Waits (with `wait`, up to [`HEARTBEAT`]) for something for handle `fh` to read, and
+    /// takes the requests to turn into lines: none while it has `size` bytes of lines made.
+    fn wait_for_lines(&self, fh: u64, size: usize, wait: bool) -> Option<Waited> {
         let deadline = Instant::now() + HEARTBEAT;
         let mut state = self.lock();
         loop {
             let closed = state.closed;
             let reader = state.readers.get_mut(&fh)?;
+            if reader.text.len() >= size {
+                return Some(Waited::Lines(VecDeque::new(), 0));
+            }
             if !reader.text.is_empty() || !reader.queued.is_empty() || reader.dropped > 0 {
-                let accesses = std::mem::take(&mut reader.queued);
+                let n = reader.queued.len().min(MOST_TAKEN);
+                let accesses = reader.queued.drain(..n).collect();
                 return Some(Waited::Lines(accesses, std::mem::take(&mut reader.dropped)));
             }
             if closed {
                 return Some(Waited::Closed);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || !wait {
                 return Some(Waited::Nothing);
             }
             state = (self.recorded.wait_timeout(state, left))
@@ -243,30 +234,38 @@ fn line(access: &Access, path: &str) -> String {
     )
 }
 
-/// `path` on one line: a backslash and a newline (which a name may hold) escaped.
-fn escaped(path: &str) -> String {
-    path.replace('\\', "\\\\").replace('\n', "\\n")
+/// `text` on one line and harmless on a terminal: a backslash as `\\`, a newline as `\n`,
+/// every other control character (ESC, CR, tab, C1 codes…) as `\xNN` or `\u{NNNN}`. Any user
+/// who reaches the mount names the paths and processes the owner reads.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
-/// The names of processes (their `comm`) seen since `since`.
-#[derive(Default)]
-struct ProcessNames {
-    since: Option<Instant>,
-    known: HashMap<u32, Arc<str>>,
-}
-
-/// The name of process `pid`: `-` for the kernel's own requests, `?` for one gone, its blanks
-/// made `_` (the line's fields are split at blanks).
+/// The name of process `pid` (its `comm`): `-` for the kernel's own requests, `?` for one
+/// gone.
 fn process_name(pid: u32) -> Arc<str> {
     if pid == 0 {
         return "-".into();
     }
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|comm| comm.trim_end().replace(char::is_whitespace, "_"))
-        .ok()
-        .filter(|comm| !comm.is_empty())
-        .unwrap_or_else(|| "?".into())
-        .into()
+    match std::fs::read(format!("/proc/{pid}/comm")) {
+        Ok(comm) if comm.len() > 1 => {
+            let comm = String::from_utf8_lossy(comm.strip_suffix(b"\n").unwrap_or(&comm));
+            escaped(&comm.replace(' ', "_")).into()
+        }
+        _ => "?".into(),
+    }
 }
 
 #[cfg(test)]
@@ -299,7 +298,7 @@ mod tests {
         assert!(!log.is_read(), "nobody reads");
         log.open(100).unwrap();
         assert!(log.is_read());
-        let header = log.read(100, 4096, path_of).unwrap();
+        let header = log.read(100, 4096, true, path_of).unwrap();
         assert_eq!(header, ACCESS_LOG_HEADER.as_bytes());
         let mut lookup = access("lookup", 7);
         (lookup.name, lookup.errno) = (Some("a b".into()), libc::ENOENT);
@@ -307,7 +306,7 @@ mod tests {
         let mut read = access("read", 9);
         read.bytes = Some(131072);
         log.record(read);
-        let text = String::from_utf8(log.read(100, 4096, path_of).unwrap()).unwrap();
+        let text = String::from_utf8(log.read(100, 4096, true, path_of).unwrap()).unwrap();
         let me = std::fs::read_to_string("/proc/self/comm").unwrap();
         let me = me.trim_end().replace(char::is_whitespace, "_");
         let pid = std::process::id();
@@ -320,18 +319,22 @@ mod tests {
         );
         assert!(log.release(100) && !log.release(100));
         assert!(!log.is_read());
-        assert_eq!(log.read(100, 4096, path_of), None, "not a handle any more");
+        assert_eq!(
+            log.read(100, 4096, true, path_of),
+            None,
+            "not a handle any more"
+        );
     }
 
     #[test]
     fn a_read_answers_at_most_its_size_and_keeps_the_rest() {
         let log = AccessLog::default();
         log.open(1).unwrap();
-        log.read(1, 4096, path_of).unwrap();
+        log.read(1, 4096, true, path_of).unwrap();
         log.record(access("getattr", 1));
-        let first = log.read(1, 10, path_of).unwrap();
+        let first = log.read(1, 10, true, path_of).unwrap();
         assert_eq!(first, b"1970-01-01");
-        let rest = String::from_utf8(log.read(1, 4096, path_of).unwrap()).unwrap();
+        let rest = String::from_utf8(log.read(1, 4096, true, path_of).unwrap()).unwrap();
         assert!(rest.starts_with("T00:00:01.500000Z ") && rest.ends_with(" /n1/\n"));
     }
 
@@ -339,25 +342,62 @@ mod tests {
     fn a_quiet_log_answers_a_heartbeat_and_a_closed_one_the_end() {
         let log = AccessLog::default();
         log.open(1).unwrap();
-        log.read(1, 4096, path_of).unwrap();
+        log.read(1, 4096, true, path_of).unwrap();
         let started = Instant::now();
-        assert_eq!(log.read(1, 4096, path_of).unwrap(), b"#\n");
+        assert_eq!(log.read(1, 4096, true, path_of).unwrap(), b"#\n");
         assert!(started.elapsed() >= HEARTBEAT);
         log.close();
-        assert_eq!(log.read(1, 4096, path_of).unwrap(), b"");
+        assert_eq!(log.read(1, 4096, true, path_of).unwrap(), b"");
     }
 
     #[test]
     fn a_reader_that_falls_behind_is_told_how_many_it_missed() {
         let log = AccessLog::default();
         log.open(1).unwrap();
-        log.read(1, 4096, path_of).unwrap();
+        log.read(1, 4096, true, path_of).unwrap();
         for _ in 0..MOST_QUEUED + 5 {
             log.record(access("getattr", 1));
         }
         let told = "# 5 requests not shown: this reader fell behind\n";
-        let text = String::from_utf8(log.read(1, told.len() as u32, path_of).unwrap()).unwrap();
+        let text =
+            String::from_utf8(log.read(1, told.len() as u32, true, path_of).unwrap()).unwrap();
         assert_eq!(text, told);
+    }
+
+    #[test]
+    fn small_reads_leave_requests_queued_and_lines_are_safe_on_a_terminal() {
+        let log = AccessLog::default();
+        log.open(1).unwrap();
+        log.read(1, 4096, true, path_of).unwrap();
+        for _ in 0..MOST_TAKEN + 100 {
+            log.record(access("getattr", 1));
+        }
+        for _ in 0..3 {
+            assert_eq!(log.read(1, 1, true, path_of).unwrap().len(), 1);
+        }
+        assert_eq!(
+            log.lock().readers[&1].queued.len(),
+            100,
+            "one batch taken, once"
+        );
+        let mut odd = access("lookup", 1);
+        odd.name = Some("a\x1b]0;pwn\x07\rb\\c\n\u{85}".into());
+        let line = line(&odd, &path_of(odd.ino, odd.name.as_deref()));
+        assert!(
+            line.ends_with(" /n1/a\\x1b]0;pwn\\x07\\x0db\\\\c\\n\\u{0085}\n"),
+            "{line}"
+        );
+        assert_eq!(line.matches('\n').count(), 1);
+        let log = AccessLog::default();
+        log.open(2).unwrap();
+        let started = Instant::now();
+        log.read(2, 4096, false, path_of).unwrap();
+        assert_eq!(
+            log.read(2, 4096, false, path_of).unwrap(),
+            b"#\n",
+            "no wait"
+        );
+        assert!(started.elapsed() < HEARTBEAT);
     }
 
     #[test]
@@ -365,12 +405,12 @@ mod tests {
         let log = AccessLog::default();
         for fh in 0..MOST_READERS as u64 {
             log.open(fh).unwrap();
-            log.read(fh, 4096, path_of).unwrap();
+            log.read(fh, 4096, true, path_of).unwrap();
         }
         assert_eq!(log.open(99), Err(TooManyReaders));
         log.record(access("statfs", 1));
         for fh in 0..MOST_READERS as u64 {
-            let text = String::from_utf8(log.read(fh, 4096, path_of).unwrap()).unwrap();
+            let text = String::from_utf8(log.read(fh, 4096, true, path_of).unwrap()).unwrap();
             assert!(text.contains(" statfs OK - "), "{text}");
         }
     }

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::meta::MetaError;
 use crate::storage::Storage;
+use crate::storage::history::current_actor;
 
 /// The directory's name under the root.
 pub const CONTROL_DIR: &str = ".cronusfs";
@@ -57,8 +58,9 @@ impl ControlFile {
 /// What makes the text of `stats` or `health`.
 pub type TextSource = Box<dyn Fn() -> String + Send + Sync>;
 
-/// The most control file handles open at once: each holds its bytes (tens of KiB), so a user
-/// who opens them without end (through `--allow-other`) must not grow the daemon without end.
+/// The most handles of `stats` and `health` one user may have open at once: each holds its
+/// bytes (tens of KiB), so a user who opens them without end (through `--allow-other`) must not
+/// grow the daemon without end, nor keep another user (the owner's `status`) out.
 const MOST_OPEN: usize = 256;
 
 /// The text `stats` holds while no source was given (a core not served by a daemon).
@@ -66,17 +68,21 @@ const NO_STATS: &str = "# no metrics are recorded in this process\n";
 /// The text `health` holds while no source was given.
 const NO_HEALTH: &str = "no health is recorded in this process\n";
 
+/// An open handle of `stats` or `health`: its opener's uid and the bytes it reads.
+type ShownHandle = (u32, Arc<Vec<u8>>);
+
 /// The source of `stats`, the bytes each open handle of it reads, and the access log.
 #[derive(Default)]
 pub(super) struct Control {
     stats: OnceLock<TextSource>,
     health: OnceLock<TextSource>,
-    handles: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+    /// Each open handle of `stats` or `health`.
+    handles: Mutex<HashMap<u64, ShownHandle>>,
     pub(super) access: Arc<AccessLog>,
 }
 
 impl Control {
-    fn handles(&self) -> MutexGuard<'_, HashMap<u64, Arc<Vec<u8>>>> {
+    fn handles(&self) -> MutexGuard<'_, HashMap<u64, ShownHandle>> {
         self.handles.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -129,14 +135,18 @@ impl<S: Storage> FsCore<S> {
         let fh = self.files.new_fh();
         match file {
             ControlFile::Stats | ControlFile::Health => {
-                if self.control.handles().len() >= MOST_OPEN {
+                let uid = (current_actor().uid).clamp(0, i64::from(u32::MAX)) as u32;
+                let theirs = (self.control.handles().values())
+                    .filter(|(opener, _)| *opener == uid)
+                    .count();
+                if theirs >= MOST_OPEN {
                     return Err(MetaError::Busy(format!(
-                        "{MOST_OPEN} handles of .cronusfs files are open; close some"
+                        "{MOST_OPEN} handles of .cronusfs files are open by uid {uid}; close some"
                     ))
                     .into());
                 }
                 let bytes = Arc::new(self.control.text_of(file));
-                self.control.handles().insert(fh, bytes);
+                self.control.handles().insert(fh, (uid, bytes));
             }
             ControlFile::AccessLog => self.control.access.open(fh).map_err(|TooManyReaders| {
                 MetaError::Busy("the access log has as many readers as it takes; close one".into())
@@ -146,6 +156,9 @@ impl<S: Storage> FsCore<S> {
             fh: Fh(fh),
             keep_cache: false,
             direct_io: true,
+            // A stream has no offsets: a reader that seeks back (a shell's `read`) is told so
+            // and reads line by line, instead of losing what it skipped.
+            stream: file == ControlFile::AccessLog,
             cached: None,
         })
     }
@@ -153,10 +166,10 @@ impl<S: Storage> FsCore<S> {
     /// Reads control handle `fh`, or `None` when `fh` is not one. A read of the access log
     /// waits up to a second for a request (see [`FsCore::is_access_log_handle`]).
     pub(super) fn read_control(&self, fh: Fh, offset: u64, size: u32) -> Option<ReadBytes> {
-        if let Some(lines) = self.read_access_log(fh, size) {
+        if let Some(lines) = self.read_access_log(fh, size, true) {
             return Some(ReadBytes::Owned(lines));
         }
-        let bytes = self.control.handles().get(&fh.0)?.clone();
+        let bytes = self.control.handles().get(&fh.0)?.1.clone();
         let start = (offset.min(bytes.len() as u64)) as usize;
         let end = (start + size as usize).min(bytes.len());
         Some(ReadBytes::Owned(bytes[start..end].to_vec()))
@@ -183,11 +196,9 @@ impl<S: Storage> FsCore<S> {
         &self.control.access
     }
 
-    /// Reads up to `size` bytes of access log handle `fh` (waiting up to a second for a
-    /// request), or `None` when `fh` is not one.
-    fn read_access_log(&self, fh: Fh, size: u32) -> Option<Vec<u8>> {
-        self.control
-            .access
-            .read(fh.0, size, |ino, name| self.path_of(ino, name))
+    /// Reads up to `size` bytes of access log handle `fh` (with `wait`, waiting up to a
+    /// second for a request when it has none), or `None` when `fh` is not one.
+    pub fn read_access_log(&self, fh: Fh, size: u32, wait: bool) -> Option<Vec<u8>> {
+        (self.control.access).read(fh.0, size, wait, |ino, name| self.path_of(ino, name))
     }
 }

@@ -45,6 +45,8 @@ pub struct Opened {
     /// Whether the kernel must bypass its page cache for this handle (every object handle: a
     /// writer's bytes are not a version yet, and a reader reads the version it opened).
     pub direct_io: bool,
+    /// Whether the handle is a stream, without offsets or seeking (`.cronusfs/accesslog`).
+    pub stream: bool,
     /// For a read-only handle of an object whose content the cache holds, and that no handle
     /// writes: the cache entry, which the kernel may read in place of the daemon.
     pub cached: Option<super::CachedContent>,
@@ -334,6 +336,7 @@ impl<S: Storage> FsCore<S> {
             fh: Fh(fh),
             keep_cache: past,
             direct_io: !past,
+            stream: false,
             cached: None,
         }
     }
@@ -384,6 +387,7 @@ impl<S: Storage> FsCore<S> {
             fh: Fh(fh),
             keep_cache: true,
             direct_io: false,
+            stream: false,
             cached: None,
         })
     }

@@ -94,7 +94,7 @@ pub(super) fn read<S: Storage>(
 }
 
 /// The most reads of `.cronusfs/accesslog` waiting at once, each on a thread of its own;
-/// past them a read answers at once (`#`) instead of waiting.
+/// past them a read answers at once with what its handle has (`#` when nothing).
 const MOST_LOG_WAITS: usize = 16;
 static LOG_WAITS: AtomicUsize = AtomicUsize::new(0);
 
@@ -106,18 +106,19 @@ pub(super) fn read_access_log<S: Storage + 'static>(
     size: u32,
     reply: ReplyData,
 ) {
+    let answer = |lines: Option<Vec<u8>>, reply: ReplyData| match lines {
+        Some(lines) => reply.data(&lines),
+        None => reply.error(Errno::EBADF),
+    };
     if LOG_WAITS.fetch_add(1, Ordering::SeqCst) >= MOST_LOG_WAITS {
         LOG_WAITS.fetch_sub(1, Ordering::SeqCst);
-        return reply.data(b"#\n");
+        return answer(core.read_access_log(fh, size, false), reply);
     }
     let core = core.clone();
     let waiting = std::thread::Builder::new()
         .name("accesslog".into())
         .spawn(move || {
-            match core.read(fh, 0, size) {
-                Ok(lines) => reply.data(&lines),
-                Err(e) => reply.error(errno(&e)),
-            }
+            answer(core.read_access_log(fh, size, true), reply);
             LOG_WAITS.fetch_sub(1, Ordering::SeqCst);
         });
     if let Err(e) = waiting {

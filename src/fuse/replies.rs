@@ -120,6 +120,9 @@ pub(super) fn fopen(opened: &fs::Opened) -> FopenFlags {
     if opened.direct_io {
         flags |= FopenFlags::FOPEN_DIRECT_IO;
     }
+    if opened.stream {
+        flags |= FopenFlags::FOPEN_STREAM | FopenFlags::FOPEN_NONSEEKABLE;
+    }
     flags
 }
 
