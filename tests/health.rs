@@ -3,7 +3,6 @@
 //! store every host's heartbeat says its health to `status -s STORE`, and a lost announcements
 //! connection shows there as the last error of each host while each hears again.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::mount::{Mounted, assert_success};
@@ -96,16 +95,11 @@ fn store_health(m: &Mounted) -> Vec<String> {
 
 /// Ends every PostgreSQL connection of server `pg` that waits for announcements (`LISTEN`).
 fn cut_listeners(pg: &crate::services::Postgres) {
-    let sql = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-               WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()";
-    let out = Command::new("/usr/lib/postgresql/15/bin/psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-c", sql])
-        .args(["-p", &pg.port.to_string()])
-        .output()
-        .unwrap();
-    assert_success(&out);
-    let cut: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    assert_eq!(cut, 2, "one listener per daemon");
+    let cut = pg.sql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(cut.trim(), "2", "one listener per daemon");
 }
 
 #[test]

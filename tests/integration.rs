@@ -14,6 +14,7 @@ mod content;
 mod crash;
 mod cronus_import;
 mod cronus_io;
+mod failover;
 mod faults;
 mod fs_attrs;
 mod fs_core;

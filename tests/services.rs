@@ -135,6 +135,80 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Runs `sql` on the server (psql, as `postgres`); returns its output, tuples only.
+    pub fn sql(&self, sql: &str) -> String {
+        let out = Command::new(format!("{PG_BIN}/psql"))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-c", sql])
+            .args(["-p", &self.port.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Makes a streaming standby of this server (`pg_basebackup -R`), started on a port of its
+    /// own, and has this server's commits wait for it (`synchronous_standby_names = '*'`):
+    /// what a commit returned is on both. Stopped like every test server.
+    pub fn standby(&self) -> Postgres {
+        let dir = tempfile::Builder::new()
+            .prefix("cronusfs-pg-standby-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        run(Command::new("chown").args(["postgres:postgres"]).arg(&dir));
+        let (port, d, primary) = (free_port(), dir.display(), self.port);
+        let as_postgres = |script: String| {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "sh", "-c", &script]);
+            c
+        };
+        run(&mut as_postgres(format!(
+            "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {primary} -U postgres -D {d}/data -R -X stream"
+        )));
+        run(&mut as_postgres(format!(
+            "{PG_BIN}/pg_ctl -D {d}/data -l {d}/log -w -o \"-c listen_addresses=127.0.0.1 -p {port} -k {d} -c max_connections=300\" start >/dev/null"
+        )));
+        watchdog(&format!(
+            "runuser -u postgres -- {PG_BIN}/pg_ctl -D {d}/data -m immediate -w stop; rm -rf {d}"
+        ));
+        self.sql("ALTER SYSTEM SET synchronous_standby_names = '*'");
+        self.sql("SELECT pg_reload_conf()");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .sql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")
+            .trim()
+            != "1"
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the standby never became synchronous"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Postgres { port, dir }
+    }
+
+    /// Kills the server and its backends with SIGKILL, as a host that died would leave it.
+    pub fn kill(&self) {
+        let pid_file = self.dir.join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).unwrap();
+        let pid = text.lines().next().unwrap().trim().to_string();
+        run(Command::new("sh").args(["-c", &format!("pkill -9 -P {pid}; kill -9 {pid}")]));
+    }
+
+    /// Promotes this standby to a primary (`pg_ctl promote`, waiting until it takes writes).
+    pub fn promote(&self) {
+        let d = self.dir.display();
+        let script = format!("{PG_BIN}/pg_ctl -D {d}/data -w promote >/dev/null");
+        run(Command::new("runuser").args(["-u", "postgres", "--", "sh", "-c", &script]));
+    }
+}
+
 /// Returns the URL of a new, empty store on the test server (its own schema).
 pub fn pg_store_url() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

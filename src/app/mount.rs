@@ -368,9 +368,11 @@ fn mounts() -> Result<Vec<MountEntry>> {
             // Mounted by root, the kernel shows plain "fuse"; the daemon's record tells ours
             // apart, or the source: a store directory (its lock file) or a shared store's URL
             // (the record is under the daemon's XDG_CACHE_HOME, which may not be ours).
+            // "cronusfs" stands for a source fusermount3 could not take (see fuse::serve).
             let ours = fstype == "fuse.cronusfs"
                 || (fstype == "fuse"
-                    && (record_of(&unescape(source), &mountpoint).is_some_and(|r| r.exists())
+                    && (source == "cronusfs"
+                        || record_of(&unescape(source), &mountpoint).is_some_and(|r| r.exists())
                         || is_store_source(&unescape(source))));
             if !ours {
                 return None;

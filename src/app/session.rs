@@ -66,6 +66,10 @@ impl Heartbeat {
         let session = meta.sessions().open(&host_name(), std::process::id(), at)?;
         let ttl = Duration::from_millis(session.ttl_ms as u64);
         meta.leases().attach_session(&session);
+        if say.is_some() {
+            // Recording the session is its first beat.
+            health::set(Part::Leases, true, beating(ttl));
+        }
         if let Some(wait) = std::env::var("CRONUSFS_GC_WAIT_MS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -142,6 +146,15 @@ fn beat_until_stopped(
     }
 }
 
+/// What a session that beats under time-to-live `ttl` is doing.
+fn beating(ttl: Duration) -> String {
+    format!(
+        "the session beats every {:.1} s (time-to-live {:.1} s)",
+        (ttl / 6).as_secs_f64(),
+        ttl.as_secs_f64()
+    )
+}
+
 /// Beats for `session` saying `said`, logging the sessions it expired, and records the
 /// lease's health (failing with `trouble` if tending it failed since the last beat); returns
 /// the store's time-to-live the session now beats under (`None` when the beat failed).
@@ -165,11 +178,7 @@ fn beat(
                     "expired the session of another mount (no heartbeat): its leases are gone"
                 );
             }
-            let well = format!(
-                "the session beats every {:.1} s (time-to-live {:.1} s)",
-                (beat.ttl / 6).as_secs_f64(),
-                beat.ttl.as_secs_f64()
-            );
+            let well = beating(beat.ttl);
             let was = match trouble {
                 Some(detail) => health::set(Part::Leases, false, detail),
                 None => health::set(Part::Leases, true, well),

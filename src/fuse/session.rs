@@ -36,9 +36,19 @@ pub struct MountOptions {
     pub content_threads: usize,
 }
 
+/// Returns whether this process mounts as root: with mount(2) itself, not fusermount3.
+#[allow(unsafe_code)] // geteuid(2) has no safe wrapper in std.
+fn mounts_as_root() -> bool {
+    // SAFETY: geteuid only reads this process's effective uid.
+    unsafe { libc::geteuid() == 0 }
+}
+
 fn config(o: &MountOptions) -> fuser::Config {
-    // fusermount3 splits options at commas: a source with one is shown as "cronusfs".
-    let plain = !o.source.contains([',', ' ', '\t', '\n']);
+    // The source is mount(2)'s own argument when root mounts, but fusermount3 (every other
+    // user) splits options at commas: there a source with one (a multi-host PostgreSQL URL) is
+    // shown as "cronusfs". Blanks are never shown (mountinfo's fields are split at them).
+    let plain =
+        !o.source.contains([' ', '\t', '\n']) && (mounts_as_root() || !o.source.contains(','));
     let source = if plain {
         o.source.clone()
     } else {
