@@ -350,6 +350,107 @@ pub fn private_seaweed() -> Seaweed {
     start_seaweed()
 }
 
+/// A SeaweedFS cluster of the calling test's own, as a replicated deployment runs it: a master
+/// whose volumes keep two copies on two servers (`-defaultReplication=001`), three volume
+/// servers, a filer and an S3 gateway, each a process of its own (killed when the test process
+/// ends).
+pub struct ReplicatedSeaweed {
+    /// The S3 endpoint, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The bucket the test uses.
+    pub bucket: String,
+    dir: PathBuf,
+}
+
+/// Starts a [`ReplicatedSeaweed`].
+pub fn replicated_seaweed() -> ReplicatedSeaweed {
+    let weed = weed_program();
+    let dir = tempfile::Builder::new()
+        .prefix("cronusfs-s3r-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let config = dir.join("s3.json");
+    let identities = format!(
+        r#"{{"identities":[{{"name":"cronus","credentials":[{{"accessKey":"{}","secretKey":"{}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#,
+        S3_KEY.0, S3_KEY.1
+    );
+    std::fs::write(&config, identities).unwrap();
+    let (w, d, c) = (weed.display(), dir.display(), config.display());
+    let (master, mg, filer, fg, s3) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let on = "-ip=127.0.0.1 -ip.bind=127.0.0.1";
+    let background = |name: &str, args: String| {
+        format!(
+            "mkdir -p {d}/{name}; setsid {w} {args} >{d}/{name}.log 2>&1 </dev/null & echo $! >{d}/{name}.pid; "
+        )
+    };
+    let mut script = background(
+        "master",
+        format!(
+            "master {on} -port={master} -port.grpc={mg} -mdir={d}/master -defaultReplication=001 -volumeSizeLimitMB=64 -telemetry=false"
+        ),
+    );
+    script.push_str("sleep 1; ");
+    for i in 0..3 {
+        let (port, grpc) = (free_port(), free_port());
+        script.push_str(&background(
+            &format!("volume{i}"),
+            format!("volume {on} -port={port} -port.grpc={grpc} -dir={d}/volume{i} -max=16 -mserver=127.0.0.1:{master}.{mg} -metricsPort=0"),
+        ));
+    }
+    script.push_str(&background(
+        "filer",
+        format!("filer {on} -port={filer} -port.grpc={fg} -master=127.0.0.1:{master}.{mg} -defaultStoreDir={d}/filer -metricsPort=0"),
+    ));
+    run(Command::new("sh").args(["-c", &script]));
+    watchdog(&format!(
+        "for p in {d}/*.pid; do kill -9 $(cat $p); done; rm -rf {d}"
+    ));
+    let bucket = "cronusfs-replicated".to_string();
+    make_bucket(
+        &weed,
+        &format!("{master}.{mg}"),
+        &format!("{filer}.{fg}"),
+        &bucket,
+    );
+    let gateway = background(
+        "s3",
+        format!(
+            "s3 -ip.bind=127.0.0.1 -port={s3} -port.grpc={} -port.iceberg=0 -port.lance=0 -filer=127.0.0.1:{filer}.{fg} -config={c} -metricsPort=0",
+            free_port()
+        ),
+    );
+    run(Command::new("sh").args(["-c", &gateway]));
+    let endpoint = format!("http://127.0.0.1:{s3}");
+    wait_for_s3(&endpoint, Duration::from_secs(60));
+    warm_up(&endpoint, &bucket);
+    ReplicatedSeaweed {
+        endpoint,
+        bucket,
+        dir,
+    }
+}
+
+impl ReplicatedSeaweed {
+    /// Returns the URL of new content in the bucket (`s3://BUCKET/PREFIX?endpoint=…`).
+    pub fn content_url(&self, prefix: &str) -> String {
+        let (bucket, endpoint) = (&self.bucket, &self.endpoint);
+        format!("s3://{bucket}/{prefix}?endpoint={endpoint}&region=us-east-1")
+    }
+
+    /// Kills volume server `i` (0 to 2) with SIGKILL, as a host that died would.
+    pub fn kill_volume_server(&self, i: usize) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("volume{i}.pid"))).unwrap();
+        run(Command::new("kill").args(["-9", pid.trim()]));
+    }
+}
+
 /// Creates `bucket` through `weed shell`, retrying while the servers come up.
 fn make_bucket(weed: &Path, master: &str, filer: &str, bucket: &str) {
     let started = Instant::now();
@@ -364,7 +465,8 @@ fn make_bucket(weed: &Path, master: &str, filer: &str, bucket: &str) {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
-        if out.status.success() && !text.contains("rror") {
+        // An attempt that made the bucket but was reported failed leaves it there.
+        if text.contains("already exists") || (out.status.success() && !text.contains("rror")) {
             return;
         }
         // Generous: with the whole suite running on two cores, a server has been seen to
