@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use access_log::{ACCESS_LOG_HEADER, Access, AccessLog, escaped};
+pub use access_log::{ACCESS_LOG_HEADER, Access, AccessLog, escaped, process_name};
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
 pub use bytes::ReadBytes;
 pub use changes::{CreateFlags, Creator, SetAttr};

@@ -32,7 +32,8 @@ pub struct Access {
     pub bytes: Option<u64>,
     /// How long it took to answer.
     pub took: Duration,
-    /// The caller's name (`comm`), filled in by [`AccessLog::record`].
+    /// The caller's name (`comm`): best read at the request's arrival, while the caller waits
+    /// for the answer ([`process_name`]); [`AccessLog::record`] reads it when not given.
     pub process: Option<Arc<str>>,
 }
 
@@ -92,8 +93,9 @@ impl AccessLog {
     /// Queues `access` for every open handle, with its caller's name (read now: the caller
     /// may be gone by the time the line is read).
     pub fn record(&self, mut access: Access) {
-        // Read at each request: an `exec` or a `prctl` renames a process at any time.
-        access.process = Some(process_name(access.pid));
+        if access.process.is_none() {
+            access.process = Some(process_name(access.pid));
+        }
         let mut state = self.lock();
         let mut readers = state.readers.values_mut().peekable();
         while let Some(reader) = readers.next() {
@@ -254,8 +256,8 @@ pub fn escaped(text: &str) -> String {
 }
 
 /// The name of process `pid` (its `comm`): `-` for the kernel's own requests, `?` for one
-/// gone.
-fn process_name(pid: u32) -> Arc<str> {
+/// gone. Read at each request: an `exec` or a `prctl` renames a process at any time.
+pub fn process_name(pid: u32) -> Arc<str> {
     if pid == 0 {
         return "-".into();
     }

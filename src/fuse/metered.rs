@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use metrics::{Counter, Histogram};
 
-use crate::fs::{Access, AccessLog, Ino};
+use crate::fs::{Access, AccessLog, Ino, process_name};
 use crate::meters;
 
 macro_rules! ops {
@@ -115,6 +115,8 @@ struct Logged {
     arrived: SystemTime,
     uid: u32,
     pid: u32,
+    /// The caller's name, read now: once answered, it may be gone.
+    process: Arc<str>,
     name: Option<Box<str>>,
 }
 
@@ -130,6 +132,7 @@ pub(super) fn arrived(op: Op, ino: u64, (uid, pid): (u32, u32), log: &Arc<Access
             arrived: SystemTime::now(),
             uid,
             pid,
+            process: process_name(pid),
             name: None,
         })
     });
@@ -181,7 +184,7 @@ impl Drop for Answering {
                 errno: FAILED.get(),
                 bytes: MOVED.get(),
                 took,
-                process: None,
+                process: Some(logged.process),
             });
         }
     }
