@@ -23,7 +23,8 @@ pub use metastore::{
 pub use metastore::{
     ChangeKind, DatasetId, DirNodeFold, Entered, FolderTimes, HeldManifest, JobId, Leases,
     LogEntry, MAX_TARGET_BYTES, Metastore, NodeChange, ObjectId, ObjectMeta, ObjectPath, Placed,
-    ReadHolds, RestorePlace, RestoreReport, SetOrder, Snapshot, VersionDetails, prop,
+    ReadHolds, RestorePlace, RestoreReport, SetOrder, Snapshot, VersionDetails, history_version,
+    prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 

@@ -227,3 +227,26 @@ fn an_append_lands_at_the_copy_s_end_whatever_offset_was_seen() {
     fs.release(appender.fh).unwrap();
     assert_eq!(read_all(&fs, ino), b"abcde");
 }
+
+/// `user.cronus.history` lists an object's versions oldest first by number (version 10 after
+/// 9, not after 1).
+#[test]
+fn the_history_attribute_lists_versions_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let ino = write_file(&fs, job, "f", b"v1");
+    for v in 2..=12 {
+        let opened = fs.open(ino, TRUNCATE).unwrap();
+        fs.write(opened.fh, 0, format!("v{v}").as_bytes()).unwrap();
+        fs.flush(opened.fh).unwrap();
+        fs.release(opened.fh).unwrap();
+    }
+    let Ok(XattrReply::Data(value)) = fs.getxattr(ino, "user.cronus.history", 1 << 16) else {
+        panic!("no history");
+    };
+    let versions: Vec<i64> = (String::from_utf8(value).unwrap().lines())
+        .map(|l| l.split_once(':').unwrap().0.parse().unwrap())
+        .collect();
+    assert_eq!(versions, (1..=12).collect::<Vec<i64>>());
+}

@@ -171,7 +171,7 @@ impl<S: Storage> Namespace<S> {
     pub fn getxattr(&self, ino: Ino, name: &str, size: u32) -> FsResult<XattrReply> {
         let (prop, _) = prop_of(name)?;
         let node = self.node(ino)?;
-        let values: Vec<String> = self
+        let mut values: Vec<String> = self
             .cached_rows(ino, &node)?
             .iter()
             .filter(|(p, _)| *p == prop)
@@ -179,6 +179,10 @@ impl<S: Storage> Namespace<S> {
             .collect();
         if values.is_empty() {
             return Err(FsError::NoAttribute);
+        }
+        if prop == crate::meta::prop::HISTORY {
+            // `<version>:<content>`: by version, not as text (10 after 9, not after 1).
+            values.sort_by_key(|v| crate::meta::history_version(v).unwrap_or(i64::MAX));
         }
         reply(values.join("\n").into_bytes(), size)
     }

@@ -53,7 +53,7 @@ pub use sessions::{
     Sessions,
 };
 pub use snapshots::Snapshot;
-pub use versions::{Entered, SetOrder, VersionDetails};
+pub use versions::{Entered, SetOrder, VersionDetails, history_version};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -486,7 +486,7 @@ fn next_version(old: &NodeProps<'_>, fresh: ObjectMeta) -> Result<ObjectMeta> {
 pub const HISTORY_KEPT: i64 = 16;
 
 /// The version a `cronus:history` value (`<version>:<content id>`) names.
-pub(super) fn history_version(valu: &str) -> Option<i64> {
+pub fn history_version(valu: &str) -> Option<i64> {
     valu.split_once(':')?.0.parse().ok()
 }
 
