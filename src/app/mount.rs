@@ -450,7 +450,13 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
         .context("cannot run fusermount3 (install the fuse3 package)")?;
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
-        bail!("cannot unmount {}: {}", target.display(), why.trim());
+        let hint = match why.contains("busy") {
+            // A shell inside it, an open file, a reader of .cronusfs/accesslog…
+            true => " (a process uses it: `fuser -vm MOUNTPOINT` names them; SIGTERM to the \
+                      daemon unmounts it once they let go)",
+            false => "",
+        };
+        bail!("cannot unmount {}: {}{hint}", target.display(), why.trim());
     }
     let deadline = Instant::now() + WAIT;
     if let Some(pid) = pid {
