@@ -224,30 +224,14 @@ fn another_user_reads_the_stats_but_not_the_access_log_or_the_health() {
 fn profile_shows_a_workload_live_in_a_terminal() {
     let m = Mounted::new();
     let job = m.job_dir();
-    let session = format!("cronusfs-profile-{}", std::process::id());
-    let _kill = crate::metrics::KillTmux(session.clone());
     let command = format!(
         "{} profile {} --interval 0.5 --sort count",
         env!("CARGO_BIN_EXE_cronusfs"),
         job.display()
     );
     let tmux = crate::metrics::tmux;
-    let out = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "200",
-        "-y",
-        "40",
-        &command,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let in_tmux = crate::metrics::in_tmux("profile", &command, 40);
+    let session = &in_tmux.0;
     let hot = in_mount(&m, &job.join("hot"));
     // SAFETY: gettid only reads this thread's id.
     let me = unsafe { libc::gettid() } as u32;
@@ -256,7 +240,7 @@ fn profile_shows_a_workload_live_in_a_terminal() {
         for _ in 0..20 {
             std::fs::write(job.join("hot"), b"again").unwrap();
         }
-        let shown = tmux(&["capture-pane", "-p", "-t", &session]).stdout;
+        let shown = tmux(&["capture-pane", "-p", "-t", session]).stdout;
         let shown = String::from_utf8_lossy(&shown).to_string();
         let rows = shown.lines().filter(|l| l.ends_with(&hot)).count();
         if rows >= 3 || started.elapsed() > Duration::from_secs(20) {

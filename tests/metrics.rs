@@ -302,29 +302,13 @@ fn the_control_file_shows_the_metrics_and_is_hidden_and_read_only() {
 fn stats_shows_a_workload_live_in_a_terminal() {
     let m = Mounted::new();
     let job = m.job_dir();
-    let session = format!("cronusfs-stats-{}", std::process::id());
-    let _kill = KillTmux(session.clone());
     let command = format!(
         "{} stats {} --interval 0.5",
         env!("CARGO_BIN_EXE_cronusfs"),
         job.display()
     );
-    let out = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "200",
-        "-y",
-        "30",
-        &command,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let shown_in = in_tmux("stats", &command, 30);
+    let session = &shown_in.0;
     let started = Instant::now();
     let mut i = 0;
     let screen = loop {
@@ -332,7 +316,7 @@ fn stats_shows_a_workload_live_in_a_terminal() {
             std::fs::write(job.join(format!("w{i}")), vec![b'y'; 4096]).unwrap();
             i += 1;
         }
-        let shown = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout)
+        let shown = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", session]).stdout)
             .to_string();
         let busy = shown
             .lines()
@@ -379,6 +363,31 @@ pub fn tmux(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Runs `command` in a new detached tmux session of 200 columns and `rows` rows, named after
+/// `what` and this process; the session is killed when the guard returned is dropped.
+pub fn in_tmux(what: &str, command: &str, rows: u32) -> KillTmux {
+    let session = format!("cronusfs-{what}-{}", std::process::id());
+    let guard = KillTmux(session.clone());
+    let rows = rows.to_string();
+    let out = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "200",
+        "-y",
+        &rows,
+        command,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    guard
 }
 
 /// Kills a tmux session when dropped.

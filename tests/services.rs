@@ -240,10 +240,11 @@ fn weed_program() -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
-fn start_seaweed() -> Seaweed {
-    let weed = weed_program();
+/// Makes the directory of a SeaweedFS server (kept: the watchdog removes it) and, in it, the
+/// S3 gateway's identities file; returns both.
+fn seaweed_dir(prefix: &str) -> (PathBuf, PathBuf) {
     let dir = tempfile::Builder::new()
-        .prefix("cronusfs-s3-")
+        .prefix(prefix)
         .tempdir()
         .unwrap()
         .keep();
@@ -253,6 +254,12 @@ fn start_seaweed() -> Seaweed {
         S3_KEY.0, S3_KEY.1
     );
     std::fs::write(&config, identities).unwrap();
+    (dir, config)
+}
+
+fn start_seaweed() -> Seaweed {
+    let weed = weed_program();
+    let (dir, config) = seaweed_dir("cronusfs-s3-");
     let (master, volume, filer, s3) = (free_port(), free_port(), free_port(), free_port());
     let (mg, fg) = (free_port(), free_port());
     let d = dir.display();
@@ -365,17 +372,7 @@ pub struct ReplicatedSeaweed {
 /// Starts a [`ReplicatedSeaweed`].
 pub fn replicated_seaweed() -> ReplicatedSeaweed {
     let weed = weed_program();
-    let dir = tempfile::Builder::new()
-        .prefix("cronusfs-s3r-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    let config = dir.join("s3.json");
-    let identities = format!(
-        r#"{{"identities":[{{"name":"cronus","credentials":[{{"accessKey":"{}","secretKey":"{}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#,
-        S3_KEY.0, S3_KEY.1
-    );
-    std::fs::write(&config, identities).unwrap();
+    let (dir, config) = seaweed_dir("cronusfs-s3r-");
     let (w, d, c) = (weed.display(), dir.display(), config.display());
     let (master, mg, filer, fg, s3) = (
         free_port(),

@@ -452,8 +452,10 @@ pub fn umount(mountpoint: &Path) -> Result<()> {
         let why = String::from_utf8_lossy(&out.stderr);
         let hint = match why.contains("busy") {
             // A shell inside it, an open file, a reader of .cronusfs/accesslog…
-            true => " (a process uses it: `fuser -vm MOUNTPOINT` names them; SIGTERM to the \
-                      daemon unmounts it once they let go)",
+            true => {
+                " (a process uses it: `fuser -vm MOUNTPOINT` names them; SIGTERM to the \
+                      daemon unmounts it once they let go)"
+            }
             false => "",
         };
         bail!("cannot unmount {}: {}{hint}", target.display(), why.trim());
