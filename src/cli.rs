@@ -324,8 +324,9 @@ pub enum Command {
     },
     /// Make an object, job, partition or dataset what it was at --at TIME, as new versions
     /// (nothing is lost: the state before stays in history). An object deleted since comes
-    /// back with its uuid and rows; under a job, partition or dataset, objects made since are
-    /// deleted, and the directories the restored objects need come back. Prints what it did.
+    /// back with its uuid and rows; under a job, partition or dataset, objects, links and
+    /// folders made since are deleted, and the directories the restored objects need come
+    /// back. Prints what it did.
     Restore {
         /// What to restore: `DATASET[/KEY[/JOB[/NAME]]]` (an object's path as it was at
         /// TIME) or an object's uuid.

@@ -316,3 +316,33 @@ fn a_restore_puts_links_back_and_replaces_links_in_its_way() {
     let again = m.restore_place(&place, t1).unwrap();
     assert_eq!((again.restored, again.removed), (0, 0), "{again:?}");
 }
+
+/// A place restored loses the folders made in it since (the name a folder was renamed to
+/// included), deepest first, and gets back those it had, with what was in them.
+#[test]
+fn a_restored_job_loses_the_folders_made_since() {
+    let (_dir, m) = rocks();
+    let (ds, _, _) = dataset(&m, &["k"]);
+    let job = m.new_job(ds).unwrap();
+    let at = |name: &str| ObjectPath::new(ds, "k", job, name);
+    m.make_folder(&at("sub")).unwrap();
+    put(&m, &at("sub/a"), b"a\n");
+    let t1 = now(&m);
+    m.rename_folder(&at("sub"), &at("sub2")).unwrap();
+    m.make_folder(&at("made")).unwrap();
+    m.make_folder(&at("made/deeper")).unwrap();
+    m.make_folder(&at("sub2/inner")).unwrap();
+    let place = RestorePlace {
+        dataset: ds,
+        partition: Some("k".into()),
+        job: Some(job),
+    };
+    let report = m.restore_place(&place, t1).unwrap();
+    // sub2, sub2/inner, made and made/deeper.
+    assert_eq!(report.removed, 4, "{report:?}");
+    assert!(m.has_folder(&at("sub")).unwrap());
+    assert_eq!(read_all(&m, &at("sub/a")), b"a\n");
+    for gone in ["sub2", "sub2/inner", "made", "made/deeper"] {
+        assert!(!m.has_folder(&at(gone)).unwrap(), "{gone} is still there");
+    }
+}

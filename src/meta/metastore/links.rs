@@ -267,7 +267,24 @@ pub(super) fn links_in<T: Storage>(
     m: &Metastore<T>,
     place: &RestorePlace,
 ) -> Result<BTreeMap<Iden, Vec<Row>>> {
-    let kind = Valu::from("symlink");
+    placed_in(m, place, "symlink")
+}
+
+/// Returns the folders in `place` in catalogue `m`, by iden, with their rows.
+pub(super) fn folders_in<T: Storage>(
+    m: &Metastore<T>,
+    place: &RestorePlace,
+) -> Result<BTreeMap<Iden, Vec<Row>>> {
+    placed_in(m, place, "folder")
+}
+
+/// Returns the nodes of kind `kind` placed in a job directory of `place` in catalogue `m`.
+fn placed_in<T: Storage>(
+    m: &Metastore<T>,
+    place: &RestorePlace,
+    kind: &str,
+) -> Result<BTreeMap<Iden, Vec<Row>>> {
+    let kind = Valu::from(kind);
     let rows = (m.storage()).rows_by_prop(&PropQuery::new(prop::KIND).valu(&kind))?;
     let prefix = format!("{}/folders/", place.dataset);
     let mut found = BTreeMap::new();

@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::dir_times::{Change, entry_changed_in};
 use super::folders::folder_iden;
-use super::links::{Placed, links_in, placed_of, placed_path};
+use super::links::{Placed, folders_in, links_in, placed_of, placed_path};
 use super::objects::object_meta;
 use super::tree::{job_iden, partition_iden};
 use super::versions::{HISTORY_KEPT, cronus_info, history_version};
@@ -93,9 +93,17 @@ impl<S: Storage> Metastore<S> {
         let restored = (was.into_iter())
             .map(|(id, rows)| self.restored(id, rows))
             .collect::<Result<Vec<_>>>()?;
+        let folders_then = folders_in(&then, place)?;
+        let mut new_folders = Vec::new();
+        for (iden, rows) in folders_in(self, place)? {
+            if !folders_then.contains_key(&iden) {
+                new_folders.push((placed_path(&iden, &rows)?, iden));
+            }
+        }
         let links = Links {
             then: links_in(&then, place)?,
             now: links_in(self, place)?,
+            new_folders,
         };
         self.restore_nodes(&then, &restored, &removed, Some(&links))
     }
@@ -157,6 +165,7 @@ impl<S: Storage> Metastore<S> {
             }
             if let Some(links) = links {
                 report.removed += links.remove_new(txn, now)?;
+                report.removed += links.remove_new_folders(txn, now)?;
             }
             for (iden, rows, folder) in &dirs {
                 let there = txn.rows_by_id(iden)?;
@@ -356,13 +365,28 @@ fn clear_link(txn: &dyn RowWrite, iden: &Iden, at: Option<&ObjectPath>, one: boo
     Ok(())
 }
 
-/// The links of a place restored: then and now, by iden, with their rows.
+/// The links of a place restored: then and now, by iden, with their rows; and the folders
+/// made there since, with their places.
 struct Links {
     then: BTreeMap<Iden, Vec<Row>>,
     now: BTreeMap<Iden, Vec<Row>>,
+    new_folders: Vec<(ObjectPath, Iden)>,
 }
 
 impl Links {
+    /// Deletes the folders made in the place since, deepest first, in `txn` at `now` (epoch
+    /// ms): once the objects and links made since are gone (and those moved in since are moved
+    /// back), nothing is left in them. Returns how many.
+    fn remove_new_folders(&self, txn: &dyn RowWrite, now: i64) -> Result<usize> {
+        let mut deepest_first: Vec<&(ObjectPath, Iden)> = self.new_folders.iter().collect();
+        deepest_first.sort_by_key(|(at, _)| std::cmp::Reverse(at.name.matches('/').count()));
+        for (at, iden) in &deepest_first {
+            txn.del_rows_by_id(iden)?;
+            entry_changed_in(txn, at, now, Change::Now)?;
+        }
+        Ok(deepest_first.len())
+    }
+
     /// Deletes the links made in the place since, in `txn` at `now` (epoch ms); returns how
     /// many.
     fn remove_new(&self, txn: &dyn RowWrite, now: i64) -> Result<usize> {
