@@ -250,3 +250,36 @@ fn the_history_attribute_lists_versions_in_order() {
         .collect();
     assert_eq!(versions, (1..=12).collect::<Vec<i64>>());
 }
+
+/// A view's entry of an object open for writing shows what its handle wrote (size), as the
+/// object's own place does, in a lookup and in the view's listing.
+#[test]
+fn a_view_entry_shows_what_an_open_handle_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = core(tmp.path());
+    let job = job_dir(&fs, DatasetId::random(), "k", 0);
+    let ino = write_file(&fs, job, "f", b"committed");
+    let plain = XattrFlags {
+        create: false,
+        replace: false,
+    };
+    fs.setxattr(ino, "user.tag", b"x", plain).unwrap();
+    let query = fs.lookup(Ino::ROOT, "query").unwrap().ino;
+    let view = fs.lookup(query, "tag=x").unwrap().ino;
+    // The view names the object by its Cronus name.
+    let listed = fs.readdir(view).unwrap();
+    let [entry] = listed.as_slice() else {
+        panic!("{listed:?}");
+    };
+    assert_eq!(entry.attr.size, 9);
+    let name = entry.name.clone();
+    let opened = fs.open(ino, READ_WRITE).unwrap();
+    fs.write(opened.fh, 0, &[7u8; 1000]).unwrap();
+    assert_eq!(fs.getattr(ino).unwrap().size, 1000);
+    assert_eq!(fs.lookup(view, &name).unwrap().size, 1000);
+    let listed = fs.readdir(view).unwrap();
+    assert_eq!(listed[0].attr.size, 1000);
+    fs.flush(opened.fh).unwrap();
+    fs.release(opened.fh).unwrap();
+    assert_eq!(fs.lookup(view, &name).unwrap().size, 1000);
+}

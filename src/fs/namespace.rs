@@ -479,8 +479,10 @@ impl<S: Storage> Namespace<S> {
         let kind = if node.is_dir() { Kind::Dir } else { Kind::File };
         match node {
             TreeNode::ViewObject(id) => {
+                // What handles wrote, before the rows (see `Namespace::object_attr`).
+                let written = self.uncommitted.written(*id);
                 let rows = attr::AttrRows::of(&self.rows_of(node)?);
-                return Ok(self.view_object_attr(ino, *id, &rows));
+                return Ok(self.view_object_attr(ino, &rows, written));
             }
             TreeNode::Control | TreeNode::ControlFile(_) => return Ok(self.control_attr(ino, node)),
             TreeNode::ViewLink(depth, place) => {

@@ -9,10 +9,11 @@
 use std::collections::HashMap;
 
 use super::attr::AttrRows;
+use super::uncommitted::apply_written;
 use super::{Attr, DirEntry, FsCore, FsError, FsResult, Ino, Kind, Namespace, TreeNode};
 use crate::meta::name_rules::MAX_NAME_BYTES;
 use crate::meta::query::check_view_prop;
-use crate::meta::{Condition, DirNodeFold, Match, MatchRows, ObjectId, Term};
+use crate::meta::{Condition, DirNodeFold, Match, MatchRows, Term};
 use crate::storage::{Storage, ValuRef};
 
 /// What a view's listing keeps of a node's rows as it visits them.
@@ -73,6 +74,9 @@ impl<S: Storage> Namespace<S> {
             },
             finish: &|seen: ViewNode| Ok(seen.place.finish().map(|m| (m, seen.attr))),
         };
+        // The sizes open handles wrote, before the rows: a commit that lands in between is
+        // then seen in its rows (see `Namespace::object_attr`).
+        let written = self.uncommitted.all_written();
         let matches = self.meta.map_nodes(self.meta.find(&terms)?, &fold)?;
         let mut partitions = HashMap::new();
         let mut entries = Vec::with_capacity(matches.len());
@@ -82,7 +86,7 @@ impl<S: Storage> Namespace<S> {
             }
             if let Match::Object { id, .. } = &found {
                 let ino = self.inodes.ino(&TreeNode::ViewObject(*id));
-                let attr = self.view_object_attr(ino, *id, &rows);
+                let attr = self.view_object_attr(ino, &rows, written.get(id).copied());
                 // A Cronus name too long for a file name is `<uuid>.<ext>` (`Match::name`).
                 let name = found.name(None);
                 let place = Some(found.path(None).into());
@@ -121,11 +125,18 @@ impl<S: Storage> Namespace<S> {
             .collect())
     }
 
-    /// The attributes of object `id` as view entry `ino` shows it: the object's, with what open
-    /// handles wrote, without write bits.
-    pub(super) fn view_object_attr(&self, ino: Ino, id: ObjectId, rows: &AttrRows) -> Attr {
+    /// The attributes of an object as view entry `ino` shows it: its `rows`', with what open
+    /// handles had `written` before those rows were read, without write bits.
+    pub(super) fn view_object_attr(
+        &self,
+        ino: Ino,
+        rows: &AttrRows,
+        written: Option<(u64, i64)>,
+    ) -> Attr {
         let mut attr = self.defaults.attr_of(ino, Kind::File, rows, None);
-        self.uncommitted.show_written(id, &mut attr);
+        if let Some(w) = written {
+            apply_written(&mut attr, w);
+        }
         attr.perm &= !0o222;
         attr
     }
