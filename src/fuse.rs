@@ -7,6 +7,7 @@
 mod callers;
 mod content;
 mod io_modes;
+mod listings;
 mod metered;
 mod replies;
 mod session;
@@ -18,20 +19,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{
-    AccessFlags, BackingId, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::fs::{self, Fh, FsCore, FsError, Ino, SetAttr, XattrFlags};
+use crate::fs::{self, Fh, FsCore, Ino, SetAttr, XattrFlags};
 use crate::storage::Storage;
 use callers::caller;
 use io_modes::{IoModes, OpenMode};
 use metered::Op;
 use replies::{
-    MAX_WRITE, creator, errno, file_attr, fopen, kind, negative_attr, open_flags, refused,
-    reply_attr, reply_empty, reply_entry, reply_xattr, time_of, ttl, ttl_of, utf8,
+    MAX_WRITE, creator, errno, file_attr, fopen, negative_attr, open_flags, refused, reply_attr,
+    reply_empty, reply_entry, reply_xattr, time_of, ttl, ttl_of, utf8,
 };
 
 /// A mounted filesystem core.
@@ -532,34 +533,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         let _answering = self.answering(Op::Readdir, ino.0, req);
-        let dots = match self.dots(ino) {
-            Ok(d) => d,
-            Err(e) => return reply.error(errno(&e)),
-        };
-        let entries = match self
-            .core
-            .readdir_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
-        {
-            Ok(e) => e,
-            Err(e) => return reply.error(errno(&e)),
-        };
-        let all = dots
-            .iter()
-            .map(|(n, i)| (n.as_str(), *i, FileType::Directory))
-            .chain(
-                entries
-                    .iter()
-                    .map(|e| (e.name.as_str(), e.attr.ino, kind(e.attr.kind))),
-            );
-        for (i, (name, ino, kind)) in all.enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(ino.0), i as u64 + 1, kind, name) {
-                break;
-            }
-        }
-        reply.ok();
+        self.reply_listing(req, (ino, fh), offset, reply);
     }
 
     fn readdirplus(
@@ -568,50 +545,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
         let _answering = self.answering(Op::Readdirplus, ino.0, req);
-        let (entries, since) =
-            match self
-                .core
-                .listing_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
-            {
-                Ok(e) => e,
-                Err(e) => return reply.error(errno(&e)),
-            };
-        let dots = match self.dots(ino) {
-            Ok(d) => d,
-            Err(e) => return reply.error(errno(&e)),
-        };
-        let mut dot_attrs = Vec::new();
-        for (name, ino) in &dots {
-            match self.core.getattr(*ino) {
-                Ok(a) => dot_attrs.push((name.clone(), a)),
-                Err(e) => return reply.error(errno(&e)),
-            }
-        }
-        let all = dot_attrs
-            .iter()
-            .map(|(n, a)| (n.as_str(), a))
-            .chain(entries.iter().map(|e| (e.name.as_str(), &e.attr)));
-        // Names listed before another host's change are never kept past its announcement,
-        // and a view's entries depend on who lists them: the kernel keeps none of those.
-        let gate = self.core.reply_gate(since);
-        let keep = gate.ttl(ttl_of(&self.core, Ino(ino.0)));
-        for (i, (name, attr)) in all.enumerate().skip(offset as usize) {
-            if reply.add(
-                INodeNo(attr.ino.0),
-                i as u64 + 1,
-                name,
-                &keep,
-                &file_attr(attr),
-                Generation(0),
-            ) {
-                break;
-            }
-        }
-        reply.ok();
-        drop(gate);
+        self.reply_listing_plus(req, (ino, fh), offset, reply);
     }
 
     fn releasedir(
@@ -697,16 +634,5 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         // The kernel checks permissions itself (default_permissions); this only says the node
         // exists.
         reply_empty(self.core.getattr(Ino(ino.0)).map(|_| ()), reply);
-    }
-}
-
-impl<S: Storage> FuseFs<S> {
-    /// `.` and `..` of directory `ino`.
-    fn dots(&self, ino: INodeNo) -> Result<Vec<(String, Ino)>, FsError> {
-        let ino = Ino(ino.0);
-        Ok(vec![
-            (".".into(), ino),
-            ("..".into(), self.core.parent_of(ino)?),
-        ])
     }
 }

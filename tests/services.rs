@@ -91,6 +91,13 @@ pub fn private_postgres() -> Postgres {
     start_postgres()
 }
 
+/// `sh -c script` as user `postgres` (PostgreSQL's programs refuse to run as root).
+fn as_postgres(script: String) -> Command {
+    let mut c = Command::new("runuser");
+    c.args(["-u", "postgres", "--", "sh", "-c", &script]);
+    c
+}
+
 fn start_postgres() -> Postgres {
     assert!(
         Path::new(PG_BIN).join("initdb").exists(),
@@ -103,11 +110,6 @@ fn start_postgres() -> Postgres {
         .keep();
     run(Command::new("chown").args(["postgres:postgres"]).arg(&dir));
     let port = free_port();
-    let as_postgres = |script: String| {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", "sh", "-c", &script]);
-        c
-    };
     let (d, bin) = (dir.display(), PG_BIN);
     run(&mut as_postgres(format!(
         "{bin}/initdb -D {d}/data -A trust -U postgres -E UTF8 --no-locale >{d}/initdb.log 2>&1"
@@ -131,7 +133,7 @@ impl Postgres {
             "{PG_BIN}/pg_ctl -D {d}/data -l {d}/log -w -m fast -o \"-c listen_addresses=127.0.0.1 -p {} -k {d} -c max_connections=300\" restart >/dev/null",
             self.port
         );
-        run(Command::new("runuser").args(["-u", "postgres", "--", "sh", "-c", &script]));
+        run(&mut as_postgres(script));
     }
 }
 
@@ -162,11 +164,6 @@ impl Postgres {
             .keep();
         run(Command::new("chown").args(["postgres:postgres"]).arg(&dir));
         let (port, d, primary) = (free_port(), dir.display(), self.port);
-        let as_postgres = |script: String| {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh", "-c", &script]);
-            c
-        };
         run(&mut as_postgres(format!(
             "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {primary} -U postgres -D {d}/data -R -X stream"
         )));
@@ -205,7 +202,7 @@ impl Postgres {
     pub fn promote(&self) {
         let d = self.dir.display();
         let script = format!("{PG_BIN}/pg_ctl -D {d}/data -w promote >/dev/null");
-        run(Command::new("runuser").args(["-u", "postgres", "--", "sh", "-c", &script]));
+        run(&mut as_postgres(script));
     }
 }
 

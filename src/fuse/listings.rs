@@ -1,0 +1,110 @@
+//! Directory listings of the FUSE adapter: `readdir` and `readdirplus` replies, `.` and `..`
+//! first, then the core's entries from the offset the kernel asks for; `readdirplus` gives
+//! the kernel each entry's attributes for as long as the core says it may keep them.
+
+use fuser::{
+    FileHandle, FileType, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus, Request,
+};
+
+use super::FuseFs;
+use super::callers::caller;
+use super::replies::{errno, file_attr, kind, ttl_of};
+use crate::fs::{Fh, FsError, Ino};
+use crate::storage::Storage;
+
+impl<S: Storage> FuseFs<S> {
+    /// Answers `readdir` of directory handle `fh` of `ino` from `offset`.
+    pub(super) fn reply_listing(
+        &self,
+        req: &Request,
+        (ino, fh): (INodeNo, FileHandle),
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let dots = match self.dots(ino) {
+            Ok(d) => d,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let entries = match self
+            .core
+            .readdir_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
+        {
+            Ok(e) => e,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let all = dots
+            .iter()
+            .map(|(n, i)| (n.as_str(), *i, FileType::Directory))
+            .chain(
+                entries
+                    .iter()
+                    .map(|e| (e.name.as_str(), e.attr.ino, kind(e.attr.kind))),
+            );
+        for (i, (name, ino, kind)) in all.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(ino.0), i as u64 + 1, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    /// Answers `readdirplus` of directory handle `fh` of `ino` from `offset`.
+    pub(super) fn reply_listing_plus(
+        &self,
+        req: &Request,
+        (ino, fh): (INodeNo, FileHandle),
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let (entries, since) =
+            match self
+                .core
+                .listing_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
+            {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno(&e)),
+            };
+        let dots = match self.dots(ino) {
+            Ok(d) => d,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let mut dot_attrs = Vec::new();
+        for (name, ino) in &dots {
+            match self.core.getattr(*ino) {
+                Ok(a) => dot_attrs.push((name.clone(), a)),
+                Err(e) => return reply.error(errno(&e)),
+            }
+        }
+        let all = dot_attrs
+            .iter()
+            .map(|(n, a)| (n.as_str(), a))
+            .chain(entries.iter().map(|e| (e.name.as_str(), &e.attr)));
+        // Names listed before another host's change are never kept past its announcement,
+        // and a view's entries depend on who lists them: the kernel keeps none of those.
+        let gate = self.core.reply_gate(since);
+        let keep = gate.ttl(ttl_of(&self.core, Ino(ino.0)));
+        for (i, (name, attr)) in all.enumerate().skip(offset as usize) {
+            if reply.add(
+                INodeNo(attr.ino.0),
+                i as u64 + 1,
+                name,
+                &keep,
+                &file_attr(attr),
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+        drop(gate);
+    }
+
+    /// `.` and `..` of directory `ino`.
+    fn dots(&self, ino: INodeNo) -> Result<Vec<(String, Ino)>, FsError> {
+        let ino = Ino(ino.0);
+        Ok(vec![
+            (".".into(), ino),
+            ("..".into(), self.core.parent_of(ino)?),
+        ])
+    }
+}
