@@ -204,3 +204,32 @@ fn stats_of_a_shared_store_shows_every_host_at_its_heartbeats() {
         "{said}"
     );
 }
+
+/// Resumes a process stopped with SIGSTOP when dropped (also when the test fails).
+struct Resume(i32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        // SAFETY: kill only sends a signal, to the daemon this test started.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// A daemon that does not answer (stopped) is said to be failing, and `status` still returns.
+#[test]
+fn status_says_a_daemon_that_does_not_answer_is_failing() {
+    let m = Mounted::new();
+    let pid = m.daemon_pid();
+    // SAFETY: as in `Resume`.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let resume = Resume(pid);
+    let health = local_health(&m);
+    drop(resume);
+    assert_eq!(
+        health,
+        ["FAILING: the daemon did not answer within 2 s"],
+        "{health:?}"
+    );
+    let health = wait_for(|| local_health(&m), |h| h.len() == 4);
+    assert!(health[1].starts_with("leases: ok"), "{health:?}");
+}
