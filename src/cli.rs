@@ -381,6 +381,11 @@ pub struct MountArgs {
     /// with K, M, G or T (powers of 1024); 0 keeps none.
     #[arg(long, default_value = "8G", value_name = "SIZE", value_parser = parse_size)]
     pub cache_size: u64,
+    /// The most files and directories the kernel may keep looked up: past it, the daemon has
+    /// it forget the job directories and folders used longest ago (and what is under them),
+    /// so that the daemon's memory does not grow with the store; 0 sets no bound.
+    #[arg(long, default_value_t = cronusfs::fs::DEFAULT_MAX_INODES, value_name = "N")]
+    pub max_inodes: usize,
     /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9567): request
     /// counts, errors and latency by operation, transactions, engine and S3 requests, the
     /// content cache, memory; the list is in docs/METRICS.md.

@@ -14,6 +14,7 @@ mod dir_listing;
 mod elsewhere;
 mod error;
 mod file;
+mod held;
 mod inode;
 mod known_names;
 mod links;
@@ -42,6 +43,7 @@ pub use control::{CONTROL_DIR, ControlFile, TextSource};
 pub use elsewhere::{Epoch, KernelInval, ReplyGate};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
+pub use held::DEFAULT_MAX_INODES;
 pub use inode::{Ino, TreeNode};
 pub use namespace::{Listing, Namespace};
 pub use view_access::Caller;
@@ -65,6 +67,9 @@ pub struct FsOptions {
     pub cache_dir: Option<PathBuf>,
     /// The most bytes the content cache holds.
     pub cache_limit: u64,
+    /// The most inodes the kernel may hold before it is told to forget the least used
+    /// directories (0: no bound).
+    pub max_inodes: usize,
 }
 
 /// How many inodes a mount remembers and handles it has open.
@@ -72,6 +77,8 @@ pub struct FsOptions {
 pub struct Census {
     /// Inodes with a number the kernel may ask about.
     pub inodes: usize,
+    /// Inodes the kernel holds entries of.
+    pub held_inodes: usize,
     /// File and directory handles open.
     pub open_handles: usize,
 }
@@ -106,6 +113,8 @@ pub struct FsCore<S: Storage> {
     negatives: negatives::Negatives,
     /// What `.cronusfs/` shows, and its open handles.
     control: control::Control,
+    /// When the kernel was last told to forget directories to keep within `max_inodes`.
+    held_rounds: held::Rounds,
 }
 
 /// Sends a request about a number (an inode or a handle) that a tree of the past gave out to
@@ -155,6 +164,7 @@ impl<S: Storage> FsCore<S> {
             past: Some(past::PastTrees::default()),
             negatives: negatives::Negatives::default(),
             control: control::Control::default(),
+            held_rounds: held::Rounds::default(),
         })
     }
 
@@ -168,11 +178,13 @@ impl<S: Storage> FsCore<S> {
     pub fn census(&self) -> Census {
         let mut census = Census {
             inodes: self.ns.inodes.count(),
+            held_inodes: self.ns.inodes.held(),
             open_handles: self.files.open_count(),
         };
         for core in self.past.iter().flat_map(|p| p.cores()) {
             let theirs = core.census();
             census.inodes += theirs.inodes;
+            census.held_inodes += theirs.held_inodes;
             census.open_handles += theirs.open_handles;
         }
         census

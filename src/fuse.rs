@@ -77,6 +77,15 @@ impl<S: Storage> FuseFs<S> {
         self.arrived(op, ino, req).answer_here()
     }
 
+    /// Counts the entry of a node just made in `parent`, about to be given to the kernel, as
+    /// held by it.
+    fn held(&self, parent: INodeNo, made: fs::FsResult<fs::Attr>) -> fs::FsResult<fs::Attr> {
+        if let Ok(attr) = &made {
+            self.core.hold(attr.ino, Ino(parent.0));
+        }
+        made
+    }
+
     /// Replies to an open as the I/O modes of the inode's handles allow (`IoModes::open`).
     fn reply_opened(&self, ino: u64, mut opened: fs::Opened, write: bool, reply: ReplyOpen) {
         let (fh, cached) = (opened.fh, opened.cached.take());
@@ -153,7 +162,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         }
         // An answer read before another host's change is never kept past its announcement.
         let since = self.core.epoch();
-        let found = self.core.lookup_as(Ino(parent.0), name, &caller(req));
+        let found = self.core.lookup_held(Ino(parent.0), name, &caller(req));
         let gate = self.core.reply_gate(since);
         match found {
             Ok(a) => {
@@ -172,6 +181,11 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             }
             Err(e) => reply.error(errno(&e)),
         }
+    }
+
+    // `batch_forget` comes here too, once per inode (fuser's default).
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.core.forget(Ino(ino.0), nlookup);
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -236,8 +250,11 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             .answer_here();
         match utf8(name) {
             Ok(name) => reply_entry(
-                caller(req)
-                    .on_behalf(|| self.core.mkdir_as(Ino(parent.0), name, creator(req, mode))),
+                self.held(
+                    parent,
+                    caller(req)
+                        .on_behalf(|| self.core.mkdir_as(Ino(parent.0), name, creator(req, mode))),
+                ),
                 reply,
             ),
             Err(e) => reply.error(refused(e)),
@@ -262,7 +279,10 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         };
         let by = creator(req, 0o777);
         reply_entry(
-            caller(req).on_behalf(|| self.core.symlink_as(Ino(parent.0), name, target, by)),
+            self.held(
+                parent,
+                caller(req).on_behalf(|| self.core.symlink_as(Ino(parent.0), name, target, by)),
+            ),
             reply,
         );
     }
@@ -408,6 +428,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
                 self.openers.opened(opened.fh.0, req);
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(&opened));
                 self.modes.served(attr.ino, opened.fh);
+                self.core.hold(attr.ino, Ino(parent.0));
                 metered::opened(false);
                 reply.created(&ttl(), &file_attr(&attr), Generation(0), fh, flags);
             }

@@ -25,6 +25,7 @@ pub(crate) fn options(dir: &std::path::Path) -> FsOptions {
         staging_dir: dir.join("staging"),
         cache_dir: Some(dir.join("cache")),
         cache_limit: 64 << 20,
+        max_inodes: 0,
     }
 }
 

@@ -30,6 +30,7 @@ mod history_mount;
 mod history_paths;
 mod history_restore;
 mod man_pages;
+mod memory_bound;
 mod metastore;
 mod metrics;
 mod model;

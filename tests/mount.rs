@@ -58,12 +58,28 @@ impl Mounted {
     }
 
     fn made(dir: Option<&Path>, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::made_filled(dir, extra, env, &|_| {})
+    }
+
+    /// Mounts a new store that `fill` was given before the mount (the store's directory,
+    /// made by `cronusfs init`), with extra `cronusfs mount` options.
+    pub fn filled(extra: &[&str], fill: &dyn Fn(&Path)) -> Self {
+        Self::made_filled(None, extra, &[], fill)
+    }
+
+    fn made_filled(
+        dir: Option<&Path>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        fill: &dyn Fn(&Path),
+    ) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let store = dir.unwrap_or(tmp.path()).join("store");
         let mnt = tmp.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
         let out = Command::new(BIN).arg("init").arg(&store).output().unwrap();
         assert!(out.status.success());
+        fill(&store);
         let m = Mounted {
             log: tmp.path().join("daemon.log"),
             store,

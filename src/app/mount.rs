@@ -108,6 +108,7 @@ fn start_daemon(args: &MountArgs, store: &Location, mountpoint: &Path) -> Result
     cmd.args(["--threads", &args.threads.to_string()]);
     cmd.args(super::logging::child_args());
     cmd.args(["--cache-size", &args.cache_size.to_string()]);
+    cmd.args(["--max-inodes", &args.max_inodes.to_string()]);
     if args.read_only {
         cmd.arg("--read-only");
     }
@@ -311,6 +312,7 @@ fn open_core(args: &MountArgs, store: &Location, local: &Path) -> Result<FsCore<
         staging_dir: local.join("staging"),
         cache_dir: Some(local.join(cronusfs::fs::CACHE_DIR)),
         cache_limit: args.cache_size,
+        max_inodes: args.max_inodes,
     };
     Ok(FsCore::new(catalog, options)?)
 }

@@ -63,6 +63,7 @@ pub fn keep_current<S: Storage + 'static>(handle: PrometheusHandle, core: Arc<Fs
         loop {
             let census = core.census();
             meters::set_gauge(meters::INODES, census.inodes as f64);
+            meters::set_gauge(meters::INODES_HELD, census.held_inodes as f64);
             meters::set_gauge(meters::OPEN_HANDLES, census.open_handles as f64);
             if let Some(bytes) = resident_bytes() {
                 meters::set_gauge(meters::RESIDENT_BYTES, bytes as f64);

@@ -55,6 +55,18 @@ impl Negatives {
         true
     }
 
+    /// Queues `invals` (sent as soon as the sending thread wakes).
+    pub(super) fn queue(&self, invals: Vec<KernelInval>) {
+        if invals.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        state.pending.extend(invals);
+        state.queued += 1;
+        drop(state);
+        self.queued.notify_all();
+    }
+
     /// Queues the invalidation of every negative answer the kernel may still keep; returns
     /// the batch's number, once there is one to send ([`Negatives::wait_sent`]).
     pub(super) fn forget_all(&self) -> Option<u64> {

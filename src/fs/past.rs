@@ -205,6 +205,8 @@ impl PastCore {
         let options = FsOptions {
             read_only: true,
             cache_dir: None,
+            // Its numbers are few (what its readers looked up); the live tree's are bounded.
+            max_inodes: 0,
             ..options.clone()
         };
         // Modes show as they were (a copy with `cp -a` keeps them); changes are EROFS.
@@ -222,6 +224,7 @@ impl PastCore {
             past: None,
             negatives: Default::default(),
             control: Default::default(),
+            held_rounds: Default::default(),
             options,
         }
     }

@@ -2,6 +2,8 @@
 //! first, then the core's entries from the offset the kernel asks for; `readdirplus` gives
 //! the kernel each entry's attributes for as long as the core says it may keep them.
 
+use std::borrow::Cow;
+
 use fuser::{
     FileHandle, FileType, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus, Request,
 };
@@ -9,7 +11,7 @@ use fuser::{
 use super::FuseFs;
 use super::callers::caller;
 use super::replies::{errno, file_attr, kind, ttl_of};
-use crate::fs::{Fh, FsError, Ino};
+use crate::fs::{Attr, Fh, FsError, Ino};
 use crate::storage::Storage;
 
 impl<S: Storage> FuseFs<S> {
@@ -84,19 +86,48 @@ impl<S: Storage> FuseFs<S> {
         let gate = self.core.reply_gate(since);
         let keep = gate.ttl(ttl_of(&self.core, Ino(ino.0)));
         for (i, (name, attr)) in all.enumerate().skip(offset as usize) {
-            if reply.add(
-                INodeNo(attr.ino.0),
+            // The kernel counts every entry but `.` and `..` as a lookup.
+            let counted = match name {
+                "." | ".." => Cow::Borrowed(attr),
+                _ => match self.held_entry(ino, name, attr, req) {
+                    Ok(attr) => attr,
+                    Err(FsError::NotFound) => continue, // Gone since it was listed.
+                    Err(e) => return reply.error(errno(&e)),
+                },
+            };
+            let full = reply.add(
+                INodeNo(counted.ino.0),
                 i as u64 + 1,
                 name,
                 &keep,
-                &file_attr(attr),
+                &file_attr(&counted),
                 Generation(0),
-            ) {
+            );
+            if full {
+                if !matches!(name, "." | "..") {
+                    self.core.forget(counted.ino, 1);
+                }
                 break;
             }
         }
         reply.ok();
         drop(gate);
+    }
+
+    /// The attributes of listed entry `name` of directory `dir`, counted as held by the kernel:
+    /// as listed, or as looked up again if its number went since the listing was made.
+    fn held_entry<'a>(
+        &self,
+        dir: INodeNo,
+        name: &str,
+        listed: &'a Attr,
+        req: &Request,
+    ) -> Result<Cow<'a, Attr>, FsError> {
+        if self.core.hold(listed.ino, Ino(dir.0)) {
+            return Ok(Cow::Borrowed(listed));
+        }
+        let found = self.core.lookup_held(Ino(dir.0), name, &caller(req))?;
+        Ok(Cow::Owned(found))
     }
 
     /// `.` and `..` of directory `ino`.

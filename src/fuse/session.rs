@@ -160,12 +160,13 @@ fn forget_negatives<S: Storage + 'static>(
             loop {
                 core.send_negative_invalidations(Duration::from_secs(3600), &mut |inval| {
                     // ENOENT: the kernel had already let go of it.
-                    let _ = match inval {
+                    let sent = match &inval {
                         KernelInval::Entry(dir, name) => {
-                            notifier.inval_entry(INodeNo(dir.0), OsStr::new(&name))
+                            notifier.inval_entry(INodeNo(dir.0), OsStr::new(name))
                         }
                         KernelInval::Attributes(ino) => notifier.inval_inode(INodeNo(ino.0), 0, 0),
                     };
+                    tracing::debug!(?inval, ?sent, "kernel invalidation");
                 });
             }
         })?;

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Scale benchmark (issue 27, item 3): a store of N small objects (one dataset, job directories
+of --per-job objects each, filled through the library by `cargo bench --bench scale`), mounted
+with each --max-inodes given; for each mount: `find` with `-size` over every object (each
+looked up or listed with its attributes), the daemon's resident memory after it and its peak,
+the inodes the kernel holds and the daemon numbers, a cold `stat` of 2,000 random objects, and
+`ls -l` of one job directory; then `fsck` and `gc` of the store, and its size on disk. Medians
+of --runs runs of each timed step.
+
+usage: bench_scale.py CRONUSFS_BINARY --objects N [--per-job P] [--max-inodes M ...]
+                      [--runs R] [--dir DIR]
+(CARGO_TARGET_DIR as for the build: the filler is `cargo bench --bench scale`.)
+"""
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, text=True, capture_output=True, **kw)
+
+
+def timed(cmd):
+    t = time.perf_counter()
+    out = sh(cmd).stdout
+    return time.perf_counter() - t, out
+
+
+def drop_caches():
+    sh("sync")
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def status_mib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        kib = next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
+    return kib / 1024
+
+
+def gauge(mnt, name):
+    with open(f"{mnt}/.cronusfs/stats") as f:
+        for line in f:
+            if line.split(" ")[0] == name:
+                return float(line.rsplit(" ", 1)[1])
+    return float("nan")
+
+
+def fill(store, objects, per_job):
+    jobs = max(1, objects // per_job)
+    out = sh(f"cargo bench --quiet --bench scale -- --store '{store}' --jobs {jobs} "
+             f"--per-job {per_job}", cwd=os.path.dirname(os.path.dirname(__file__))).stdout
+    ds = next(l.split()[1] for l in out.splitlines() if l.startswith("dataset "))
+    print(next(l for l in out.splitlines() if l.startswith("filled ")), flush=True)
+    return ds, jobs
+
+
+def one_mount(binary, store, work, max_inodes, ds, jobs, per_job, runs):
+    mnt = f"{work}/mnt"
+    os.makedirs(mnt, exist_ok=True)
+    said = sh(f"{binary} mount '{store}' {mnt} --log-file {work}/daemon.log "
+              f"--max-inodes {max_inodes}").stdout
+    pid = int(said.rsplit("daemon pid ", 1)[1].rstrip(")\n"))
+    row = {"rss at mount": status_mib(pid, "VmRSS")}
+    try:
+        root = f"{mnt}/datasets/{ds}/partitions/k/jobs"
+        finds = []
+        for _ in range(runs):
+            drop_caches()
+            secs, out = timed(f"find {mnt}/datasets -type f -size -2k | wc -l")
+            assert int(out) == jobs * per_job, out
+            finds.append(secs)
+        time.sleep(2.5)  # The gauges move once a second.
+        row["find s"] = statistics.median(finds)
+        row["rss after find"] = status_mib(pid, "VmRSS")
+        row["peak rss"] = status_mib(pid, "VmHWM")
+        row["held"] = gauge(mnt, "cronusfs_inodes_held")
+        row["numbered"] = gauge(mnt, "cronusfs_inodes")
+        stats = []
+        for _ in range(runs):
+            drop_caches()
+            picks = [f"{root}/{random.randrange(jobs)}/o{random.randrange(per_job):07}.bin"
+                     for _ in range(2000)]
+            t = time.perf_counter()
+            for p in picks:
+                os.stat(p)
+            stats.append((time.perf_counter() - t) / len(picks) * 1e6)
+        row["stat µs"] = statistics.median(stats)
+        row["ls -l s"] = statistics.median(
+            timed(f"ls -l {root}/{random.randrange(jobs)} | wc -l")[0] for _ in range(runs))
+    finally:
+        sh(f"{binary} umount {mnt}")
+    return row
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("binary")
+    p.add_argument("--objects", type=int, required=True)
+    p.add_argument("--per-job", type=int, default=10_000)
+    p.add_argument("--max-inodes", type=int, nargs="+", default=[1_000_000, 0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--dir", default="/var/tmp")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as work:
+        store = f"{work}/store"
+        sh(f"{args.binary} init '{store}'")
+        ds, jobs = fill(store, args.objects, args.per_job)
+        rows = {m: one_mount(args.binary, store, work, m, ds, jobs, args.per_job, args.runs)
+                for m in args.max_inodes}
+        fsck, _ = timed(f"{args.binary} -s '{store}' fsck")
+        gc, _ = timed(f"{args.binary} -s '{store}' gc")
+        size = int(sh(f"du -sk '{store}'").stdout.split()[0]) / 1024
+    print(f"{jobs * args.per_job} objects in {jobs} job directories; medians of {args.runs}")
+    names = list(next(iter(rows.values())))
+    print(f"{'--max-inodes':>14}" + "".join(f"{n:>16}" for n in names))
+    for m, row in rows.items():
+        print(f"{m:>14}" + "".join(f"{row[n]:16.1f}" for n in names))
+    print(f"fsck {fsck:.1f} s, gc {gc:.1f} s, store {size:.0f} MiB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
