@@ -31,6 +31,15 @@ def timed(cmd):
     return time.perf_counter() - t, out
 
 
+def timed_peak(cmd):
+    """Seconds `cmd` took, and its peak resident memory in MiB."""
+    t = time.perf_counter()
+    out = subprocess.run(f"/usr/bin/time -f '%M' {cmd}", shell=True, check=True, text=True,
+                         capture_output=True)
+    kib = int(out.stderr.strip().splitlines()[-1])
+    return time.perf_counter() - t, kib / 1024
+
+
 def drop_caches():
     sh("sync")
     with open("/proc/sys/vm/drop_caches", "w") as f:
@@ -113,15 +122,16 @@ def main():
         ds, jobs = fill(store, args.objects, args.per_job)
         rows = {m: one_mount(args.binary, store, work, m, ds, jobs, args.per_job, args.runs)
                 for m in args.max_inodes}
-        fsck, _ = timed(f"{args.binary} -s '{store}' fsck")
-        gc, _ = timed(f"{args.binary} -s '{store}' gc")
+        fsck, fsck_mib = timed_peak(f"{args.binary} -s '{store}' fsck")
+        gc, gc_mib = timed_peak(f"{args.binary} -s '{store}' gc")
         size = int(sh(f"du -sk '{store}'").stdout.split()[0]) / 1024
     print(f"{jobs * args.per_job} objects in {jobs} job directories; medians of {args.runs}")
     names = list(next(iter(rows.values())))
     print(f"{'--max-inodes':>14}" + "".join(f"{n:>16}" for n in names))
     for m, row in rows.items():
         print(f"{m:>14}" + "".join(f"{row[n]:16.1f}" for n in names))
-    print(f"fsck {fsck:.1f} s, gc {gc:.1f} s, store {size:.0f} MiB")
+    print(f"fsck {fsck:.1f} s (peak {fsck_mib:.0f} MiB), gc {gc:.1f} s (peak {gc_mib:.0f} MiB), "
+          f"store {size:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -382,8 +382,8 @@ pub struct MountArgs {
     #[arg(long, default_value = "8G", value_name = "SIZE", value_parser = parse_size)]
     pub cache_size: u64,
     /// The most files and directories the kernel may keep looked up: past it, the daemon has
-    /// it forget the job directories and folders used longest ago (and what is under them),
-    /// so that the daemon's memory does not grow with the store; 0 sets no bound.
+    /// it forget the files and links used longest ago that nothing has open, so that the
+    /// daemon's memory does not grow with the store; 0 sets no bound.
     #[arg(long, default_value_t = cronusfs::fs::DEFAULT_MAX_INODES, value_name = "N")]
     pub max_inodes: usize,
     /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9567): request

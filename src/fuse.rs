@@ -77,11 +77,15 @@ impl<S: Storage> FuseFs<S> {
         self.arrived(op, ino, req).answer_here()
     }
 
-    /// Counts the entry of a node just made in `parent`, about to be given to the kernel, as
-    /// held by it.
-    fn held(&self, parent: INodeNo, made: fs::FsResult<fs::Attr>) -> fs::FsResult<fs::Attr> {
+    /// Counts the entry of a node just made as `name` in `parent`, about to be given to the
+    /// kernel, as held by it.
+    fn held(
+        &self,
+        (parent, name): (INodeNo, &str),
+        made: fs::FsResult<fs::Attr>,
+    ) -> fs::FsResult<fs::Attr> {
         if let Ok(attr) = &made {
-            self.core.hold(attr.ino, Ino(parent.0));
+            self.core.hold(attr.ino, Ino(parent.0), name);
         }
         made
     }
@@ -251,7 +255,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         match utf8(name) {
             Ok(name) => reply_entry(
                 self.held(
-                    parent,
+                    (parent, name),
                     caller(req)
                         .on_behalf(|| self.core.mkdir_as(Ino(parent.0), name, creator(req, mode))),
                 ),
@@ -280,7 +284,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
         let by = creator(req, 0o777);
         reply_entry(
             self.held(
-                parent,
+                (parent, name),
                 caller(req).on_behalf(|| self.core.symlink_as(Ino(parent.0), name, target, by)),
             ),
             reply,
@@ -428,7 +432,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
                 self.openers.opened(opened.fh.0, req);
                 let (fh, flags) = (FileHandle(opened.fh.0), fopen(&opened));
                 self.modes.served(attr.ino, opened.fh);
-                self.core.hold(attr.ino, Ino(parent.0));
+                self.core.hold(attr.ino, Ino(parent.0), name);
                 metered::opened(false);
                 reply.created(&ttl(), &file_attr(&attr), Generation(0), fh, flags);
             }

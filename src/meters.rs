@@ -70,7 +70,7 @@ metrics_table! {
     INODES_HELD = "cronusfs_inodes_held", Gauge, [],
         "Inodes the kernel holds entries of and has not forgotten (its lookup counts); `--max-inodes` bounds them.";
     INODE_BUDGET_ROUNDS = "cronusfs_inode_budget_rounds_total", Counter, [],
-        "Times the kernel held more inodes than `--max-inodes` and was told to forget the job directories and folders used longest ago.";
+        "Times the kernel held more inodes than `--max-inodes` and was told to forget the files and links used longest ago.";
     CACHE_HITS = "cronusfs_content_cache_hits_total", Counter, [],
         "Opens of a content the local content cache held.";
     CACHE_MISSES = "cronusfs_content_cache_misses_total", Counter, [],

@@ -1,8 +1,8 @@
 //! The daemon's memory follows what the kernel holds, not how big the store is (issue 27,
 //! item 3): the kernel's forgets are heard, and past `--max-inodes` the daemon has the kernel
-//! forget the job directories used longest ago, so that a `find` that stats every object of
-//! a store far bigger than the bound ends with the kernel holding no more than it, and the
-//! daemon's table of numbers near it.
+//! forget the entries of files used longest ago, so that a `find` that stats every object of
+//! a store far bigger than the bound holds no more than it, and the daemon's table of
+//! numbers near it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -84,6 +84,7 @@ fn settles_at_most(m: &Mounted, name: &str, most: f64) -> f64 {
 fn find_over_a_store_ten_times_the_bound_leaves_the_kernel_and_the_daemon_within_it() {
     let bound = MAX_INODES.to_string();
     let m = Mounted::filled(&["--max-inodes", &bound], &fill);
+    let resident = CwdInJob::start(&m);
     // `-size` needs every object's attributes: each is looked up or listed with them.
     let mut found = String::new();
     let peak = peak_while(&m, "cronusfs_inodes_held", || {
@@ -109,15 +110,82 @@ fn find_over_a_store_ten_times_the_bound_leaves_the_kernel_and_the_daemon_within
     // Everything reads again, looked up anew where the kernel forgot it.
     let again = m.ok("find $M/datasets -name 'o*.bin' -size -2 | wc -l");
     assert_eq!(again.trim(), found.trim());
-    let resident = gauge(&m, "cronusfs_resident_memory_bytes") / f64::from(1 << 20);
-    println!("peak {peak}, held {held}, numbered {numbered}, resident {resident:.0} MiB");
+    // The kernel was never told to forget a directory: a working directory stays whole.
+    resident.still_there();
+    let rss = gauge(&m, "cronusfs_resident_memory_bytes") / f64::from(1 << 20);
+    println!("peak {peak}, held {held}, numbered {numbered}, resident {rss:.0} MiB");
 }
 
-/// The policy without a mount: entries given to the kernel are counted, forgets lower the
-/// count, and past the bound the least used job directory is the one the kernel is told to
-/// forget.
+/// Enters job directory 0 and reads a file there, waits for a flag file, then prints its
+/// working directory (`getcwd`) and reads another file by a relative path.
+const CWD_IN_JOB: &str = r#"
+import os, sys, time
+os.chdir(sys.argv[1])
+assert open("o0.bin").read() == "x"
+print("in", flush=True)
+deadline = time.time() + 600
+while not os.path.exists(sys.argv[2]) and time.time() < deadline:
+    time.sleep(0.05)
+print(os.getcwd())
+print(open("o1.bin").read())
+"#;
+
+/// A process whose working directory is a job directory while rounds of forgetting pass.
+struct CwdInJob {
+    child: Option<std::process::Child>,
+    job: std::path::PathBuf,
+    flag: std::path::PathBuf,
+}
+
+impl CwdInJob {
+    fn start(m: &Mounted) -> Self {
+        let datasets = std::fs::read_dir(m.mnt.join("datasets")).unwrap();
+        let ds = datasets.map(|e| e.unwrap().path()).next().unwrap();
+        let job = ds.join("partitions/k/jobs/0");
+        let flag = m.tmp.path().join("cwd-go");
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", CWD_IN_JOB])
+            .arg(&job)
+            .arg(&flag)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let out = child.stdout.as_mut().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+        assert_eq!(line, "in\n");
+        CwdInJob {
+            child: Some(child),
+            job,
+            flag,
+        }
+    }
+
+    fn still_there(mut self) {
+        std::fs::write(&self.flag, b"").unwrap();
+        let child = self.child.take().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}");
+        assert_eq!(said.trim(), format!("{}\nx", self.job.display()));
+    }
+}
+
+impl Drop for CwdInJob {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The policy without a mount: entries given to the kernel are counted with their names,
+/// forgets lower the count, and past the bound the least used entries of files are the ones
+/// the kernel is told to forget, never a directory (some process may have it as its working
+/// directory).
 #[test]
-fn past_the_bound_the_kernel_is_told_to_forget_the_least_used_job_directory() {
+fn past_the_bound_the_kernel_is_told_to_forget_the_least_used_files() {
     let dir = tempfile::tempdir().unwrap();
     let options = FsOptions {
         max_inodes: 6,
@@ -131,11 +199,8 @@ fn past_the_bound_the_kernel_is_told_to_forget_the_least_used_job_directory() {
     let mut held = Vec::new();
     for (j, &job) in jobs.iter().enumerate() {
         // As `find` walks: the job directory, then each file in it.
-        held.push(
-            fs.lookup_held(jobs_dir, &j.to_string(), &caller)
-                .unwrap()
-                .ino,
-        );
+        let job_attr = fs.lookup_held(jobs_dir, &j.to_string(), &caller).unwrap();
+        held.push(job_attr.ino);
         for name in ["a", "b"] {
             write_file(&fs, job, name, b"x");
             held.push(fs.lookup_held(job, name, &caller).unwrap().ino);
@@ -149,20 +214,23 @@ fn past_the_bound_the_kernel_is_told_to_forget_the_least_used_job_directory() {
             sent.push(inval);
         }
     });
-    // The bound was passed at job 2's lookup: a quarter of the three held, the least used
-    // (a slow run may have begun another round since, 100 ms later).
-    assert_eq!(
-        sent.first(),
-        Some(&KernelInval::Entry(jobs_dir, "0".into()))
+    // The bound was passed at job 2's lookup, 7 held: back to 3 needs 4 forgotten, and only
+    // the four files qualify, oldest first (a slow run may have begun another round since).
+    let entry = |job: usize, name: &str| KernelInval::Entry(jobs[job], name.into());
+    let first = [entry(0, "a"), entry(0, "b"), entry(1, "a"), entry(1, "b")];
+    assert_eq!(sent.get(..4), Some(&first[..]), "{sent:?}");
+    assert!(
+        sent.iter()
+            .all(|s| !matches!(s, KernelInval::Entry(d, _) if *d == jobs_dir))
     );
-    // The kernel forgets job 0 and its files (and held job 3 twice: it forgets once).
-    for &ino in &held[..3] {
+    // The kernel forgets job 0's files (and, given job 3 twice, forgets it once).
+    for &ino in &held[1..3] {
         fs.forget(ino, 1);
     }
-    assert!(fs.hold(held[9], jobs_dir));
+    assert!(fs.hold(held[9], jobs_dir, "3"));
     fs.forget(held[9], 1);
-    assert_eq!(fs.census().held_inodes, 9);
+    assert_eq!(fs.census().held_inodes, 10);
     // A forgotten number still answers for a while: a lookup answered meanwhile keeps it.
     assert_eq!(fs.lookup_held(jobs[0], "a", &caller).unwrap().ino, held[1]);
-    assert_eq!(fs.census().held_inodes, 10);
+    assert_eq!(fs.census().held_inodes, 11);
 }

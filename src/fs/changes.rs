@@ -282,10 +282,20 @@ impl<S: Storage> FsCore<S> {
             Err(FsError::NotFound) => None,
             Err(e) => return Err(e),
         };
-        match moving {
-            TreeNode::Object(id) => self.rename_file(id, &from, &to, target, noreplace)?,
-            TreeNode::Symlink(..) => self.rename_link(&moving, (&from, &to), target, noreplace)?,
-            _ => self.rename_folder(&moving, &from, &to, target, noreplace)?,
+        let moved = match moving {
+            TreeNode::Object(id) => {
+                self.rename_file(id, &from, &to, target, noreplace)?;
+                Some(moving)
+            }
+            TreeNode::Symlink(..) => {
+                self.rename_link(&moving, (&from, &to), target, noreplace)?;
+                self.ns.child(&to_dir, new_name).ok()
+            }
+            _ => return self.rename_folder(&moving, &from, &to, target, noreplace),
+        };
+        // The kernel moved its entry: a round of forgetting must name the new one.
+        if let Some(ino) = moved.and_then(|node| self.ns.inodes.existing(&node)) {
+            self.ns.inodes.renamed(ino, new_parent, new_name);
         }
         Ok(())
     }

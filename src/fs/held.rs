@@ -1,14 +1,14 @@
 //! What the kernel holds of the tree: the entries it was given and has not forgotten (FUSE's
 //! lookup counts, kept by [`Inodes`](super::inode::Inodes)), and the bound on them: past
-//! `FsOptions::max_inodes` numbers held, the kernel is told to forget the job directories and
-//! folders used longest ago, and so everything under them, so that the daemon's memory
-//! follows a budget whatever the store holds.
+//! `FsOptions::max_inodes` numbers held, the kernel is told to forget the entries of files
+//! and links used longest ago, so that the daemon's memory follows a budget whatever the
+//! store holds.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::elsewhere::KernelInval;
-use super::inode::{Ino, TreeNode};
+use super::inode::{HeldEntry, Ino, TreeNode};
 use super::{Attr, Caller, FsCore, FsError, FsResult};
 use crate::storage::Storage;
 
@@ -40,15 +40,15 @@ impl Rounds {
 }
 
 impl<S: Storage> FsCore<S> {
-    /// Counts an entry of `ino` given to the kernel in directory `parent` (a lookup's, a
-    /// create's, a `readdirplus` entry); false when the number stands for nothing any more
-    /// (the name must be looked up again). Past the budget of numbers held, has the kernel
-    /// forget some.
-    pub fn hold(&self, ino: Ino, parent: Ino) -> bool {
-        if let Some(core) = self.past_core_of_handle(ino.0) {
-            return core.hold(ino, parent);
-        }
-        let held = self.ns.inodes.hold(ino, parent);
+    /// Counts an entry of `ino` given to the kernel as `name` in directory `parent` (a
+    /// lookup's, a create's, a `readdirplus` entry); false when the number stands for nothing
+    /// any more (the name must be looked up again). Past the budget of numbers held, has the
+    /// kernel forget some.
+    pub fn hold(&self, ino: Ino, parent: Ino, name: &str) -> bool {
+        let held = match self.past_core_of_handle(ino.0) {
+            Some(core) => core.ns.inodes.hold(ino, parent, name),
+            None => self.ns.inodes.hold(ino, parent, name),
+        };
         if held {
             self.forget_least_used_if_over();
         }
@@ -61,7 +61,7 @@ impl<S: Storage> FsCore<S> {
     pub fn lookup_held(&self, parent: Ino, name: &str, caller: &Caller) -> FsResult<Attr> {
         for _ in 0..LOOKUP_TRIES {
             let attr = self.lookup_as(parent, name, caller)?;
-            if self.hold(attr.ino, parent) {
+            if self.hold(attr.ino, parent, name) {
                 return Ok(attr);
             }
         }
@@ -76,51 +76,37 @@ impl<S: Storage> FsCore<S> {
         }
     }
 
-    /// When the kernel holds more numbers than [`FsOptions::max_inodes`](super::FsOptions),
-    /// queues (at most once per [`ROUND_EVERY`]) the invalidation of the directories used
-    /// longest ago that it holds enough numbers in to go back to three quarters of the
-    /// bound: it then forgets whatever under them is not in use.
+    /// When the kernel holds more numbers than [`FsOptions::max_inodes`](super::FsOptions)
+    /// in the mount's trees, queues (at most once per [`ROUND_EVERY`]) the invalidation of
+    /// enough entries of files and links, used longest ago first and open by no handle, to
+    /// go back to three quarters of the bound: the kernel then forgets them.
     fn forget_least_used_if_over(&self) {
-        let (max, held) = (self.options.max_inodes, self.ns.inodes.held());
+        let (max, held) = (self.options.max_inodes, self.ns.inodes.shared().count());
         if max == 0 || held <= max || !self.held_rounds.begin() {
             return;
         }
         let excess = held - max / 4 * 3;
-        let dirs = (self.ns.inodes).least_used_dirs(excess, |d| naming(d).is_some());
-        let invals: Vec<KernelInval> = (dirs.iter())
-            .filter_map(|dir| self.entry_naming(dir))
+        let mut chosen = self.unused_entries(excess);
+        for core in self.past.iter().flat_map(|p| p.cores()) {
+            chosen.extend(core.unused_entries(excess));
+        }
+        chosen.sort_unstable_by_key(|e| e.used);
+        let invals: Vec<KernelInval> = (chosen.into_iter().take(excess))
+            .map(|e| KernelInval::Entry(e.parent, e.name))
             .collect();
         crate::meters::count(crate::meters::INODE_BUDGET_ROUNDS, 1);
         self.negatives.queue(invals);
     }
 
-    /// The entry that names directory `dir` in its parent, as the kernel knows it.
-    fn entry_naming(&self, dir: &TreeNode) -> Option<KernelInval> {
-        let (parent, name) = naming(dir)?;
-        Some(KernelInval::Entry(self.ns.inodes.existing(&parent)?, name))
+    /// Up to `most` entries of files and links of this tree the kernel holds and no handle
+    /// has open (its name would show deleted to the process holding it), used longest ago
+    /// first.
+    fn unused_entries(&self, most: usize) -> Vec<HeldEntry> {
+        let mut entries = self.ns.inodes.least_used_entries(most);
+        entries.retain(|e| match e.node {
+            TreeNode::Object(id) | TreeNode::ViewObject(id) => !self.files.is_open(id),
+            _ => true,
+        });
+        entries
     }
-}
-
-/// The parent and name of directory `dir` (`None` for a directory the daemon does not have
-/// the kernel forget: the root's and `.cronusfs`, which hold few).
-fn naming(dir: &TreeNode) -> Option<(TreeNode, String)> {
-    Some(match dir {
-        TreeNode::Dataset(ds) => (TreeNode::Datasets, ds.to_string()),
-        TreeNode::Partitions(ds) => (TreeNode::Dataset(*ds), "partitions".to_string()),
-        TreeNode::Partition(ds, key) => (TreeNode::Partitions(*ds), key.clone()),
-        TreeNode::Jobs(ds, key) => (TreeNode::Partition(*ds, key.clone()), "jobs".into()),
-        TreeNode::Job(ds, key, job) => (TreeNode::Jobs(*ds, key.clone()), job.to_string()),
-        TreeNode::Folder(ds, key, job, path) => match path.rsplit_once('/') {
-            Some((up, name)) => (
-                TreeNode::Folder(*ds, key.clone(), *job, up.to_string()),
-                name.to_string(),
-            ),
-            None => (TreeNode::Job(*ds, key.clone(), *job), path.clone()),
-        },
-        TreeNode::View(path) => match path.rsplit_once('/') {
-            Some((up, name)) => (TreeNode::View(up.to_string()), name.to_string()),
-            None => (TreeNode::Query, path.clone()),
-        },
-        _ => return None,
-    })
 }

@@ -2,11 +2,14 @@
 //! looked up and stable for the life of the mount (an object keeps its number across renames
 //! and new versions, because its number stands for its uuid, not its path).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod table;
+
+use std::sync::{Arc, Mutex};
 
 use super::control::ControlFile;
 use crate::meta::{ContentId, DatasetId, JobId, ObjectId};
+use table::Table;
+pub use table::{HeldEntry, HeldInMount};
 
 /// An inode number as the kernel sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -164,182 +167,27 @@ const FIXED: [(TreeNode, u64); 12] = [
 ];
 const FIRST_DYNAMIC: u64 = 16;
 
-/// Numbers given out since the last sweep before the next one may run (or a quarter of the
-/// table, if more): a sweep costs a pass over the table, so it runs once per that many.
-const SWEEP_AFTER: usize = 4_096;
-
-/// What one number stands for, and whether the kernel holds it.
-struct Numbered {
-    node: TreeNode,
-    /// Entries the kernel was given with this number and has not forgotten (its lookup
-    /// count). None: the number was only shown (a plain listing, `..`) or the kernel forgot
-    /// it; it goes once unused for a whole sweep period, and the node gets a new one if shown
-    /// again after that.
-    lookups: u64,
-    /// The directory the kernel was given it in, while it holds it.
-    parent: u64,
-    /// The table's clock when the number was last given out or asked about.
-    used: u64,
-}
-
-struct Table {
-    by_ino: HashMap<u64, Numbered>,
-    by_node: HashMap<TreeNode, u64>,
-    next: u64,
-    /// What the tree's fixed numbers are offset by.
-    base: u64,
-    /// Counts every use of a number.
-    clock: u64,
-    /// The clock at the last sweep: a number the kernel does not hold and unused since goes
-    /// at the next one.
-    swept_at: u64,
-    /// Numbers given out since the last sweep.
-    given_since_sweep: usize,
-    /// How many numbers the kernel holds.
-    held: usize,
-    /// For each directory, how many numbers the kernel holds that it was given in it.
-    held_in: HashMap<u64, usize>,
-}
-
-impl Table {
-    fn is_fixed(&self, ino: u64) -> bool {
-        ino > self.base && ino < self.base + FIRST_DYNAMIC
-    }
-
-    /// Returns the number of `node`, giving it one if it has none, marked used now.
-    fn number(&mut self, node: &TreeNode) -> u64 {
-        self.clock += 1;
-        if let Some(&ino) = self.by_node.get(node) {
-            if let Some(n) = self.by_ino.get_mut(&ino) {
-                n.used = self.clock;
-            }
-            return ino;
-        }
-        self.sweep_if_due();
-        let ino = self.next;
-        self.next += 1;
-        let numbered = Numbered {
-            node: node.clone(),
-            lookups: 0,
-            parent: 0,
-            used: self.clock,
-        };
-        self.by_ino.insert(ino, numbered);
-        self.by_node.insert(node.clone(), ino);
-        self.given_since_sweep += 1;
-        ino
-    }
-
-    /// Drops the numbers the kernel does not hold and nothing used since the last sweep,
-    /// once enough were given out since (see [`SWEEP_AFTER`]).
-    fn sweep_if_due(&mut self) {
-        if self.given_since_sweep < SWEEP_AFTER.max(self.by_ino.len() / 4) {
-            return;
-        }
-        let (swept_at, base) = (self.swept_at, self.base);
-        let mut gone = Vec::new();
-        self.by_ino.retain(|ino, n| {
-            let fixed = *ino > base && *ino < base + FIRST_DYNAMIC;
-            let keep = fixed || n.lookups > 0 || n.used >= swept_at;
-            if !keep {
-                gone.push((*ino, std::mem::replace(&mut n.node, TreeNode::Root)));
-            }
-            keep
-        });
-        for (ino, node) in gone {
-            if self.by_node.get(&node) == Some(&ino) {
-                self.by_node.remove(&node);
-            }
-        }
-        self.swept_at = self.clock;
-        self.given_since_sweep = 0;
-        // The maps give back what a burst made them take.
-        if self.by_ino.capacity() > 4 * self.by_ino.len().max(SWEEP_AFTER) {
-            self.by_ino.shrink_to(2 * self.by_ino.len());
-            self.by_node.shrink_to(2 * self.by_node.len());
-        }
-    }
-
-    /// Gives `ino` the node `node`, keeping what the kernel holds of it.
-    fn bind(&mut self, ino: u64, node: TreeNode) {
-        self.clock += 1;
-        let numbered = match self.by_ino.get(&ino) {
-            Some(n) => Numbered {
-                node,
-                lookups: n.lookups,
-                parent: n.parent,
-                used: n.used,
-            },
-            None => Numbered {
-                node,
-                lookups: 0,
-                parent: 0,
-                used: self.clock,
-            },
-        };
-        if let Some(old) = self.by_ino.insert(ino, numbered) {
-            self.by_node.remove(&old.node);
-        }
-    }
-
-    /// Counts a number the kernel now holds, given in directory `parent`.
-    fn now_held(&mut self, parent: u64) {
-        self.held += 1;
-        *self.held_in.entry(parent).or_default() += 1;
-    }
-
-    /// Counts a number the kernel no longer holds, given in directory `parent`.
-    fn no_longer_held(&mut self, parent: u64) {
-        self.held = self.held.saturating_sub(1);
-        if let Some(n) = self.held_in.get_mut(&parent) {
-            *n -= 1;
-            if *n == 0 {
-                self.held_in.remove(&parent);
-            }
-        }
-    }
-}
-
 /// The two-way map between inode numbers and nodes, with how many entries of each number the
-/// kernel holds (FUSE's lookup count): a number lives while the kernel holds it, and a while
-/// after, so the table follows what the kernel caches, not how big the store is.
+/// kernel holds (FUSE's lookup count) and under which name: a number lives while the kernel
+/// holds it, and a while after, so the table follows what the kernel caches, not how big the
+/// store is.
 pub struct Inodes {
     table: Mutex<Table>,
 }
 
 impl Default for Inodes {
     fn default() -> Self {
-        Inodes::numbered_from(0)
+        Inodes::numbered_from(0, Arc::default())
     }
 }
 
 impl Inodes {
     /// Returns the map of a tree whose numbers are `base` plus what a mount's tree has (the
-    /// root `base + 1`): a tree of the past numbers its nodes apart from the live one's.
-    pub fn numbered_from(base: u64) -> Self {
-        let mut table = Table {
-            by_ino: HashMap::new(),
-            by_node: HashMap::new(),
-            next: base + FIRST_DYNAMIC,
-            base,
-            clock: 0,
-            swept_at: 0,
-            given_since_sweep: 0,
-            held: 0,
-            held_in: HashMap::new(),
-        };
-        for (node, ino) in FIXED {
-            let numbered = Numbered {
-                node: node.clone(),
-                lookups: 0,
-                parent: 0,
-                used: 0,
-            };
-            table.by_ino.insert(base + ino, numbered);
-            table.by_node.insert(node, base + ino);
-        }
+    /// root `base + 1`): a tree of the past numbers its nodes apart from the live one's. What
+    /// the kernel holds of it counts in `shared`, the mount's.
+    pub fn numbered_from(base: u64, shared: Arc<HeldInMount>) -> Self {
         Inodes {
-            table: Mutex::new(table),
+            table: Mutex::new(Table::new(base, shared)),
         }
     }
 
@@ -347,14 +195,19 @@ impl Inodes {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Returns how many nodes have a number.
-    pub fn count(&self) -> usize {
-        self.lock().by_ino.len()
+    /// Returns what the mount's trees share: the count of what the kernel holds in them all.
+    pub fn shared(&self) -> Arc<HeldInMount> {
+        self.lock().shared().clone()
     }
 
-    /// Returns how many numbers the kernel holds entries of.
+    /// Returns how many nodes have a number.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Returns how many numbers of this tree the kernel holds entries of.
     pub fn held(&self) -> usize {
-        self.lock().held
+        self.lock().held()
     }
 
     /// Returns the number of `node`, giving it one if it has none yet.
@@ -362,90 +215,38 @@ impl Inodes {
         Ino(self.lock().number(node))
     }
 
-    /// Counts one more entry of `ino` given to the kernel in directory `parent` (a lookup, a
-    /// create, a `readdirplus` entry); false when `ino` no longer stands for anything (it was
-    /// shown long ago and went unused: the entry must be looked up again).
-    pub fn hold(&self, ino: Ino, parent: Ino) -> bool {
-        let mut t = self.lock();
-        t.clock += 1;
-        let (clock, fixed) = (t.clock, t.is_fixed(ino.0));
-        let Some(n) = t.by_ino.get_mut(&ino.0) else {
-            return false;
-        };
-        n.used = clock;
-        if fixed {
-            return true;
-        }
-        n.lookups += 1;
-        if n.lookups == 1 {
-            n.parent = parent.0;
-            t.now_held(parent.0);
-        }
-        true
+    /// Counts one more entry of `ino` given to the kernel as `name` in directory `parent` (a
+    /// lookup, a create, a `readdirplus` entry); false when `ino` no longer stands for
+    /// anything (it was shown long ago and went unused: the entry must be looked up again).
+    pub fn hold(&self, ino: Ino, parent: Ino, name: &str) -> bool {
+        self.lock().hold(ino.0, parent, name)
     }
 
     /// The kernel forgot `lookups` entries of `ino`. A number it no longer holds stays a
     /// while (a lookup answered meanwhile may still give it out), then goes.
     pub fn forget(&self, ino: Ino, lookups: u64) {
-        let mut t = self.lock();
-        t.clock += 1;
-        let (clock, fixed) = (t.clock, t.is_fixed(ino.0));
-        let Some(n) = t.by_ino.get_mut(&ino.0) else {
-            return;
-        };
-        if fixed || n.lookups == 0 {
-            return;
-        }
-        n.lookups = n.lookups.saturating_sub(lookups);
-        n.used = clock;
-        if n.lookups == 0 {
-            let parent = n.parent;
-            t.no_longer_held(parent);
-        }
+        self.lock().forget(ino.0, lookups);
+    }
+
+    /// The kernel's entry of `ino` is `name` in `parent` now (renamed through the mount).
+    pub fn renamed(&self, ino: Ino, parent: Ino, name: &str) {
+        self.lock().renamed(ino.0, parent, name);
     }
 
     /// Returns the number of `node` if the kernel was given one.
     pub fn existing(&self, node: &TreeNode) -> Option<Ino> {
-        self.lock().by_node.get(node).map(|ino| Ino(*ino))
+        self.lock().existing(node).map(Ino)
     }
 
     /// Returns the node numbered `ino`, if any.
     pub fn node(&self, ino: Ino) -> Option<TreeNode> {
-        let mut t = self.lock();
-        t.clock += 1;
-        let clock = t.clock;
-        let n = t.by_ino.get_mut(&ino.0)?;
-        n.used = clock;
-        Some(n.node.clone())
+        self.lock().node(ino.0)
     }
 
-    /// Returns the directories, used longest ago first, that the kernel was given at least
-    /// `excess` numbers in (those it holds), among those `nameable` says it can be told to
-    /// forget: having it forget them lets it forget everything under them not in use.
-    /// `nameable` runs under the table's lock: it must not use the table.
-    pub fn least_used_dirs(
-        &self,
-        excess: usize,
-        nameable: impl Fn(&TreeNode) -> bool,
-    ) -> Vec<TreeNode> {
-        let t = self.lock();
-        let mut dirs: Vec<(u64, usize, &TreeNode)> = (t.held_in.iter())
-            .filter_map(|(dir, held)| {
-                let n = t.by_ino.get(dir)?;
-                nameable(&n.node).then_some((n.used, *held, &n.node))
-            })
-            .collect();
-        dirs.sort_unstable_by_key(|(used, ..)| *used);
-        let mut freed = 0;
-        let mut chosen = Vec::new();
-        for (_, held, node) in dirs {
-            if freed >= excess {
-                break;
-            }
-            freed += held;
-            chosen.push(node.clone());
-        }
-        chosen
+    /// Returns up to `most` entries of files and links the kernel holds, used longest ago
+    /// first (see [`Table::least_used_entries`]).
+    pub fn least_used_entries(&self, most: usize) -> Vec<HeldEntry> {
+        self.lock().least_used_entries(most)
     }
 
     /// Gives folder or link `from`, and every folder and link under it, the node of its new
@@ -457,9 +258,8 @@ impl Inodes {
             return;
         };
         let mut t = self.lock();
-        let moved: Vec<(TreeNode, u64, TreeNode)> = t
-            .by_node
-            .iter()
+        let moved: Vec<(u64, TreeNode)> = t
+            .numbered()
             .filter_map(|(node, ino)| {
                 let (d, k, j, p) = node.placed()?;
                 if (d, k, j) != (ds, key, job) {
@@ -471,20 +271,13 @@ impl Inodes {
                 }
                 let new =
                     node.placed_at(*to_ds, to_key.clone(), *to_job, format!("{to_path}{rest}"));
-                Some((node.clone(), *ino, new))
+                Some((*ino, new))
             })
             .collect();
-        for (old, ino, new) in moved {
-            t.by_node.remove(&old);
+        for (ino, new) in moved {
             t.bind(ino, new.clone());
             // A node replaced by the move loses its number: it is gone.
-            if let Some(replaced) = t.by_node.insert(new, ino)
-                && replaced != ino
-                && let Some(gone) = t.by_ino.remove(&replaced)
-                && gone.lookups > 0
-            {
-                t.no_longer_held(gone.parent);
-            }
+            t.point(new, ino);
         }
     }
 
@@ -493,12 +286,13 @@ impl Inodes {
     pub fn rebind(&self, ino: Ino, node: TreeNode) {
         let mut t = self.lock();
         t.bind(ino.0, node.clone());
-        t.by_node.insert(node, ino.0);
+        t.alias(node, ino.0);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::table::SWEEP_AFTER;
     use super::*;
 
     #[test]
@@ -534,9 +328,10 @@ mod tests {
         let inodes = Inodes::default();
         let (held, shown) = (object(), object());
         let held_ino = inodes.ino(&held);
-        assert!(inodes.hold(held_ino, Ino::ROOT) && inodes.hold(held_ino, Ino::ROOT));
+        let hold = |ino| inodes.hold(ino, Ino::ROOT, "f");
+        assert!(hold(held_ino) && hold(held_ino));
         let shown_ino = inodes.ino(&shown);
-        assert_eq!(inodes.held(), 1);
+        assert_eq!((inodes.held(), inodes.shared().count()), (1, 1));
         // A sweep keeps what was used since the one before it; the second one drops it.
         show_many(&inodes, 2 * SWEEP_AFTER + 2);
         assert_eq!(inodes.node(held_ino), Some(held.clone()));
@@ -545,7 +340,7 @@ mod tests {
             None,
             "a number nobody held outlived two sweeps"
         );
-        assert!(!inodes.hold(shown_ino, Ino::ROOT));
+        assert!(!hold(shown_ino));
         assert!(inodes.count() < 2 * SWEEP_AFTER + 16, "{}", inodes.count());
         // Forgotten once of twice: still held; then forgotten, it goes like the others.
         inodes.forget(held_ino, 1);
@@ -554,7 +349,7 @@ mod tests {
         inodes.forget(held_ino, 1);
         assert_eq!(inodes.held(), 0);
         assert!(
-            inodes.hold(held_ino, Ino::ROOT),
+            hold(held_ino),
             "a lookup answered meanwhile may still give it out"
         );
         inodes.forget(held_ino, 1);
@@ -576,25 +371,38 @@ mod tests {
         let ds = DatasetId::random();
         let place = |p: &str| TreeNode::Folder(ds, "k".into(), JobId(0), p.into());
         let (dir, inner) = (inodes.ino(&place("a")), inodes.ino(&place("a/b")));
-        assert!(inodes.hold(dir, Ino::ROOT) && inodes.hold(inner, dir));
+        assert!(inodes.hold(dir, Ino::ROOT, "a") && inodes.hold(inner, dir, "b"));
         inodes.move_placed(&place("a"), &place("z"));
         assert_eq!(inodes.node(inner), Some(place("z/b")));
         let file = inodes.ino(&object());
-        assert!(inodes.hold(file, inner));
+        assert!(inodes.hold(file, inner, "f"));
         let landed = object();
         inodes.rebind(file, landed.clone());
         assert_eq!(inodes.held(), 3);
         show_many(&inodes, 3 * SWEEP_AFTER);
         assert_eq!(inodes.node(file), Some(landed));
         assert_eq!(inodes.existing(&place("z")), Some(dir));
-        let any = |n: &TreeNode| matches!(n, TreeNode::Folder(..));
-        // Both folders have one number held in them; the one used longest ago comes first.
-        assert_eq!(inodes.least_used_dirs(1, any), vec![place("z")]);
-        assert_eq!(
-            inodes.least_used_dirs(2, any),
-            vec![place("z"), place("z/b")]
-        );
-        inodes.forget(file, 1);
-        assert_eq!(inodes.least_used_dirs(2, any), vec![place("z")]);
+    }
+
+    #[test]
+    fn the_least_used_entries_of_files_come_first_and_directories_never() {
+        let inodes = Inodes::default();
+        let dir = inodes.ino(&TreeNode::Job(DatasetId::random(), "k".into(), JobId(0)));
+        assert!(inodes.hold(dir, Ino(2), "0"));
+        let files: Vec<Ino> = (0..4).map(|_| inodes.ino(&object())).collect();
+        for (i, f) in files.iter().enumerate() {
+            assert!(inodes.hold(*f, dir, &format!("f{i}")));
+        }
+        inodes.node(files[0]); // Used again: the youngest now.
+        let named = |most| -> Vec<String> {
+            let entries = inodes.least_used_entries(most);
+            assert!(entries.iter().all(|e| e.parent == dir));
+            entries.into_iter().map(|e| e.name).collect()
+        };
+        assert_eq!(named(2), ["f1", "f2"]);
+        // Those named are used now: the next round names others first.
+        assert_eq!(named(10), ["f3", "f0", "f1", "f2"]);
+        inodes.forget(files[3], 1);
+        assert_eq!(named(10), ["f0", "f1", "f2"]);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::file::OpenFiles;
-use super::inode::{Ino, Inodes, TreeNode};
+use super::inode::{HeldInMount, Ino, Inodes, TreeNode};
 use super::namespace::Namespace;
 use super::{Attr, DirEntry, FsCore, FsError, FsOptions, FsResult, attr::Defaults, content_cache};
 use crate::meta::{Metastore, Snapshot};
@@ -201,11 +201,16 @@ fn evict_one(trees: &mut Trees) {
 impl PastCore {
     /// Returns the read-only tree of `meta` (a catalogue at a past time) whose numbers follow
     /// `base`, set up like the live core's `options` but with no content cache.
-    fn of_past(meta: Metastore<Box<dyn Storage>>, options: &FsOptions, base: u64) -> Self {
+    fn of_past(
+        meta: Metastore<Box<dyn Storage>>,
+        options: &FsOptions,
+        base: u64,
+        held: Arc<HeldInMount>,
+    ) -> Self {
         let options = FsOptions {
             read_only: true,
             cache_dir: None,
-            // Its numbers are few (what its readers looked up); the live tree's are bounded.
+            // Its entries count toward the live tree's bound, which has the kernel forget them.
             max_inodes: 0,
             ..options.clone()
         };
@@ -216,7 +221,7 @@ impl PastCore {
             read_only: false,
         };
         FsCore {
-            ns: Namespace::new(meta, defaults, Inodes::numbered_from(base), false),
+            ns: Namespace::new(meta, defaults, Inodes::numbered_from(base, held), false),
             files: OpenFiles::numbered_from(base),
             elsewhere: Default::default(),
             contents: None::<content_cache::ContentCache>,
@@ -304,7 +309,12 @@ impl<S: Storage> FsCore<S> {
             TreeNode::At => {
                 let at = parse_time(name).ok_or(FsError::NotFound)?;
                 trees.tree(Spelling::At(name.to_string()), |base| {
-                    Ok(PastCore::of_past(meta.at(at)?, &self.options, base))
+                    Ok(PastCore::of_past(
+                        meta.at(at)?,
+                        &self.options,
+                        base,
+                        self.ns.inodes.shared(),
+                    ))
                 })?
             }
             TreeNode::Snapshots => {
@@ -323,7 +333,7 @@ impl<S: Storage> FsCore<S> {
         let spelling = Spelling::Snapshot(snap.name.clone(), snap.created);
         let core = trees.tree(spelling, |base| {
             let meta = self.ns.meta.snapshot_view(snap)?;
-            let mut core = PastCore::of_past(meta, &self.options, base);
+            let mut core = PastCore::of_past(meta, &self.options, base, self.ns.inodes.shared());
             core.ns.scope = snap.dataset;
             Ok(core)
         })?;

@@ -123,7 +123,7 @@ impl<S: Storage> FuseFs<S> {
         listed: &'a Attr,
         req: &Request,
     ) -> Result<Cow<'a, Attr>, FsError> {
-        if self.core.hold(listed.ino, Ino(dir.0)) {
+        if self.core.hold(listed.ino, Ino(dir.0), name) {
             return Ok(Cow::Borrowed(listed));
         }
         let found = self.core.lookup_held(Ino(dir.0), name, &caller(req))?;
