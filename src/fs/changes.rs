@@ -295,7 +295,7 @@ impl<S: Storage> FsCore<S> {
         };
         // The kernel moved its entry: a round of forgetting must name the new one.
         if let Some(ino) = moved.and_then(|node| self.ns.inodes.existing(&node)) {
-            self.ns.inodes.renamed(ino, new_parent, new_name);
+            (self.ns.inodes).renamed(ino, (parent, name), (new_parent, new_name));
         }
         Ok(())
     }

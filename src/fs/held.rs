@@ -92,7 +92,8 @@ impl<S: Storage> FsCore<S> {
         }
         chosen.sort_unstable_by_key(|e| e.used);
         let invals: Vec<KernelInval> = (chosen.into_iter().take(excess))
-            .map(|e| KernelInval::Entry(e.parent, e.name))
+            .flat_map(|e| e.entries)
+            .map(|(parent, name)| KernelInval::Entry(parent, name))
             .collect();
         crate::meters::count(crate::meters::INODE_BUDGET_ROUNDS, 1);
         self.negatives.queue(invals);

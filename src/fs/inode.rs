@@ -173,6 +173,8 @@ const FIRST_DYNAMIC: u64 = 16;
 /// store is.
 pub struct Inodes {
     table: Mutex<Table>,
+    /// The table's [`HeldInMount`], read without its lock.
+    shared: Arc<HeldInMount>,
 }
 
 impl Default for Inodes {
@@ -187,7 +189,8 @@ impl Inodes {
     /// the kernel holds of it counts in `shared`, the mount's.
     pub fn numbered_from(base: u64, shared: Arc<HeldInMount>) -> Self {
         Inodes {
-            table: Mutex::new(Table::new(base, shared)),
+            table: Mutex::new(Table::new(base, shared.clone())),
+            shared,
         }
     }
 
@@ -196,8 +199,8 @@ impl Inodes {
     }
 
     /// Returns what the mount's trees share: the count of what the kernel holds in them all.
-    pub fn shared(&self) -> Arc<HeldInMount> {
-        self.lock().shared().clone()
+    pub fn shared(&self) -> &Arc<HeldInMount> {
+        &self.shared
     }
 
     /// Returns how many nodes have a number.
@@ -228,9 +231,10 @@ impl Inodes {
         self.lock().forget(ino.0, lookups);
     }
 
-    /// The kernel's entry of `ino` is `name` in `parent` now (renamed through the mount).
-    pub fn renamed(&self, ino: Ino, parent: Ino, name: &str) {
-        self.lock().renamed(ino.0, parent, name);
+    /// The kernel's entry `from` (directory and name) of `ino` is `to` now (renamed through
+    /// the mount).
+    pub fn renamed(&self, ino: Ino, from: (Ino, &str), to: (Ino, &str)) {
+        self.lock().renamed(ino.0, from, to);
     }
 
     /// Returns the number of `node` if the kernel was given one.
@@ -395,14 +399,21 @@ mod tests {
         }
         inodes.node(files[0]); // Used again: the youngest now.
         let named = |most| -> Vec<String> {
-            let entries = inodes.least_used_entries(most);
-            assert!(entries.iter().all(|e| e.parent == dir));
-            entries.into_iter().map(|e| e.name).collect()
+            let held = inodes.least_used_entries(most);
+            let entries = held.into_iter().flat_map(|e| e.entries);
+            entries
+                .map(|(parent, name)| (assert_eq!(parent, dir), name).1)
+                .collect()
         };
         assert_eq!(named(2), ["f1", "f2"]);
         // Those named are used now: the next round names others first.
         assert_eq!(named(10), ["f3", "f0", "f1", "f2"]);
         inodes.forget(files[3], 1);
         assert_eq!(named(10), ["f0", "f1", "f2"]);
+        // A number the kernel has under two names (two query views) is named under both.
+        assert!(inodes.hold(files[1], dir, "again"));
+        assert_eq!(named(1), ["f0"]);
+        assert_eq!(named(1), ["f2"]);
+        assert_eq!(named(1), ["f1", "again"]);
     }
 }

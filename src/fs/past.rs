@@ -313,7 +313,7 @@ impl<S: Storage> FsCore<S> {
                         meta.at(at)?,
                         &self.options,
                         base,
-                        self.ns.inodes.shared(),
+                        self.ns.inodes.shared().clone(),
                     ))
                 })?
             }
@@ -333,7 +333,8 @@ impl<S: Storage> FsCore<S> {
         let spelling = Spelling::Snapshot(snap.name.clone(), snap.created);
         let core = trees.tree(spelling, |base| {
             let meta = self.ns.meta.snapshot_view(snap)?;
-            let mut core = PastCore::of_past(meta, &self.options, base, self.ns.inodes.shared());
+            let mut core =
+                PastCore::of_past(meta, &self.options, base, self.ns.inodes.shared().clone());
             core.ns.scope = snap.dataset;
             Ok(core)
         })?;

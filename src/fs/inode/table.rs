@@ -31,18 +31,21 @@ impl HeldInMount {
     }
 }
 
-/// An entry of a file or link the kernel holds: what a round of forgetting names.
+/// The entries of a file or link the kernel holds: what a round of forgetting names.
 #[derive(Debug)]
 pub struct HeldEntry {
     /// When its number was last used (the mount's clock).
     pub used: u64,
     /// What it stands for.
     pub node: TreeNode,
-    /// The directory the kernel has it in.
-    pub parent: Ino,
-    /// Its name there.
-    pub name: String,
+    /// Each directory the kernel has it in, and its name there (one object shows in every
+    /// query view it matches, under one number).
+    pub entries: Vec<(Ino, String)>,
 }
+
+/// The most entries kept of one number: an object in more query views than this at once
+/// keeps the kernel's other entries of it until the kernel drops them itself.
+const MOST_ENTRIES: usize = 8;
 
 /// What one number stands for, and whether the kernel holds it.
 struct Numbered {
@@ -52,8 +55,8 @@ struct Numbered {
     /// it; it goes once unused for a whole sweep period, and the node gets a new one if shown
     /// again after that.
     lookups: u64,
-    /// The directory and name the kernel was last given it under.
-    entry: Option<(u64, Box<str>)>,
+    /// The directories and names the kernel was given it under (the last [`MOST_ENTRIES`]).
+    entries: Vec<(u64, Box<str>)>,
     /// The mount's clock when the number was last given out or asked about.
     used: u64,
 }
@@ -63,7 +66,7 @@ impl Numbered {
         Numbered {
             node,
             lookups: 0,
-            entry: None,
+            entries: Vec::new(),
             used,
         }
     }
@@ -112,10 +115,6 @@ impl Table {
             table.by_node.insert(node, base + ino);
         }
         table
-    }
-
-    pub(super) fn shared(&self) -> &Arc<HeldInMount> {
-        &self.shared
     }
 
     pub(super) fn len(&self) -> usize {
@@ -201,11 +200,15 @@ impl Table {
         if fixed {
             return true;
         }
-        if n.entry
-            .as_ref()
-            .is_none_or(|(p, m)| *p != parent.0 || **m != *name)
+        if !n
+            .entries
+            .iter()
+            .any(|(p, m)| *p == parent.0 && **m == *name)
         {
-            n.entry = Some((parent.0, name.into()));
+            if n.entries.len() == MOST_ENTRIES {
+                n.entries.remove(0);
+            }
+            n.entries.push((parent.0, name.into()));
         }
         n.lookups += 1;
         if n.lookups == 1 {
@@ -215,12 +218,13 @@ impl Table {
         true
     }
 
-    /// Records that the kernel's entry of `ino`, if it holds one, is `name` in `parent` now.
-    pub(super) fn renamed(&mut self, ino: u64, parent: Ino, name: &str) {
+    /// Records that the kernel's entry `from` of `ino`, if it holds one, is `to` now.
+    pub(super) fn renamed(&mut self, ino: u64, from: (Ino, &str), to: (Ino, &str)) {
         if let Some(n) = self.by_ino.get_mut(&ino)
             && n.lookups > 0
         {
-            n.entry = Some((parent.0, name.into()));
+            n.entries.retain(|(p, m)| (*p, &**m) != (from.0.0, from.1));
+            n.entries.push((to.0.0, to.1.into()));
         }
     }
 
@@ -236,7 +240,7 @@ impl Table {
         n.lookups = n.lookups.saturating_sub(lookups);
         n.used = now;
         if n.lookups == 0 {
-            n.entry = None;
+            n.entries = Vec::new();
             self.no_longer_held();
         }
     }
@@ -252,7 +256,7 @@ impl Table {
     /// working directory, which the kernel would then show as deleted.
     pub(super) fn least_used_entries(&mut self, most: usize) -> Vec<HeldEntry> {
         let mut held: Vec<(u64, u64)> = (self.by_ino.iter())
-            .filter(|(_, n)| n.lookups > 0 && n.entry.is_some() && !n.node.is_dir())
+            .filter(|(_, n)| n.lookups > 0 && !n.entries.is_empty() && !n.node.is_dir())
             .map(|(ino, n)| (n.used, *ino))
             .collect();
         if held.len() > most {
@@ -265,12 +269,13 @@ impl Table {
             .filter_map(|(used, ino)| {
                 let n = self.by_ino.get_mut(&ino)?;
                 n.used = now;
-                let (parent, name) = n.entry.as_ref()?;
+                let entries = (n.entries.iter())
+                    .map(|(parent, name)| (Ino(*parent), name.to_string()))
+                    .collect();
                 Some(HeldEntry {
                     used,
                     node: n.node.clone(),
-                    parent: Ino(*parent),
-                    name: name.to_string(),
+                    entries,
                 })
             })
             .collect()
