@@ -91,7 +91,15 @@ impl<S: Storage> FsCore<S> {
             chosen.extend(core.unused_entries(excess));
         }
         chosen.sort_unstable_by_key(|e| e.used);
-        let invals: Vec<KernelInval> = (chosen.into_iter().take(excess))
+        chosen.truncate(excess);
+        // Only what is named counts as used: the other trees' candidates keep their place.
+        for e in &chosen {
+            match self.past_core_of_handle(e.ino.0) {
+                Some(core) => core.ns.inodes.named([e.ino]),
+                None => self.ns.inodes.named([e.ino]),
+            }
+        }
+        let invals: Vec<KernelInval> = (chosen.into_iter())
             .flat_map(|e| e.entries)
             .map(|(parent, name)| KernelInval::Entry(parent, name))
             .collect();
@@ -103,11 +111,15 @@ impl<S: Storage> FsCore<S> {
     /// has open (its name would show deleted to the process holding it), used longest ago
     /// first.
     fn unused_entries(&self, most: usize) -> Vec<HeldEntry> {
-        let mut entries = self.ns.inodes.least_used_entries(most);
-        entries.retain(|e| match e.node {
-            TreeNode::Object(id) | TreeNode::ViewObject(id) => !self.files.is_open(id),
-            _ => true,
-        });
-        entries
+        let (open, unused): (Vec<HeldEntry>, Vec<HeldEntry>) =
+            (self.ns.inodes.least_used_entries(most))
+                .into_iter()
+                .partition(|e| match e.node {
+                    TreeNode::Object(id) | TreeNode::ViewObject(id) => self.files.is_open(id),
+                    _ => false,
+                });
+        // Open ones go to the back, lest they crowd out the others at every round.
+        self.ns.inodes.named(open.iter().map(|e| e.ino));
+        unused
     }
 }

@@ -253,6 +253,14 @@ impl Inodes {
         self.lock().least_used_entries(most)
     }
 
+    /// Marks the numbers a round named as used now (see [`Table::touch`]).
+    pub fn named(&self, inos: impl IntoIterator<Item = Ino>) {
+        let mut t = self.lock();
+        for ino in inos {
+            t.touch(ino.0);
+        }
+    }
+
     /// Gives folder or link `from`, and every folder and link under it, the node of its new
     /// place `to`, keeping the numbers the kernel knows them by (it was renamed).
     pub fn move_placed(&self, from: &TreeNode, to: &TreeNode) {
@@ -400,11 +408,15 @@ mod tests {
         inodes.node(files[0]); // Used again: the youngest now.
         let named = |most| -> Vec<String> {
             let held = inodes.least_used_entries(most);
+            inodes.named(held.iter().map(|e| e.ino));
             let entries = held.into_iter().flat_map(|e| e.entries);
             entries
                 .map(|(parent, name)| (assert_eq!(parent, dir), name).1)
                 .collect()
         };
+        // Looking is not naming: candidates a round does not name keep their place.
+        let looked: Vec<Ino> = inodes.least_used_entries(2).iter().map(|e| e.ino).collect();
+        assert_eq!(looked, [files[1], files[2]]);
         assert_eq!(named(2), ["f1", "f2"]);
         // Those named are used now: the next round names others first.
         assert_eq!(named(10), ["f3", "f0", "f1", "f2"]);

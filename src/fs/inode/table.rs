@@ -36,6 +36,8 @@ impl HeldInMount {
 pub struct HeldEntry {
     /// When its number was last used (the mount's clock).
     pub used: u64,
+    /// Its number.
+    pub ino: Ino,
     /// What it stands for.
     pub node: TreeNode,
     /// Each directory the kernel has it in, and its name there (one object shows in every
@@ -251,9 +253,8 @@ impl Table {
     }
 
     /// Returns up to `most` entries of files and links the kernel holds, used longest ago
-    /// first, and marks them used now (a round that names an entry the kernel keeps anyway
-    /// moves on to others the next time). Never a directory's: it may be some process's
-    /// working directory, which the kernel would then show as deleted.
+    /// first. Never a directory's: it may be some process's working directory, which the
+    /// kernel would then show as deleted.
     pub(super) fn least_used_entries(&mut self, most: usize) -> Vec<HeldEntry> {
         let mut held: Vec<(u64, u64)> = (self.by_ino.iter())
             .filter(|(_, n)| n.lookups > 0 && !n.entries.is_empty() && !n.node.is_dir())
@@ -264,21 +265,29 @@ impl Table {
             held.truncate(most);
         }
         held.sort_unstable();
-        let now = self.shared.tick();
         (held.into_iter())
             .filter_map(|(used, ino)| {
-                let n = self.by_ino.get_mut(&ino)?;
-                n.used = now;
+                let n = self.by_ino.get(&ino)?;
                 let entries = (n.entries.iter())
                     .map(|(parent, name)| (Ino(*parent), name.to_string()))
                     .collect();
                 Some(HeldEntry {
                     used,
+                    ino: Ino(ino),
                     node: n.node.clone(),
                     entries,
                 })
             })
             .collect()
+    }
+
+    /// Marks `ino` used now: a round named it, and an entry the kernel keeps anyway must not
+    /// be named again at the next round, before the others.
+    pub(super) fn touch(&mut self, ino: u64) {
+        let now = self.shared.tick();
+        if let Some(n) = self.by_ino.get_mut(&ino) {
+            n.used = now;
+        }
     }
 
     /// Gives `ino` the node `node`, keeping what the kernel holds of it.
