@@ -167,7 +167,8 @@ fn a_killed_s3_volume_server_loses_nothing_and_writes_go_on() {
                 .map(|i| (i * 31 + n * 7) as u8)
                 .collect();
             let path = writing.join(format!("f{n:04}"));
-            closed.push((path.clone(), bytes.clone(), write_and_close(&path, &bytes)));
+            let ok = write_and_close(&path, &bytes);
+            closed.push((path.clone(), bytes.clone(), ok, Instant::now()));
             n += 1;
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -179,7 +180,7 @@ fn a_killed_s3_volume_server_loses_nothing_and_writes_go_on() {
     std::thread::sleep(Duration::from_secs(4));
     stop.store(true, Ordering::SeqCst);
     let closed = writer.join().unwrap();
-    let failed = closed.iter().filter(|(_, _, ok)| !ok).count();
+    let failed = closed.iter().filter(|(_, _, ok, _)| !ok).count();
     eprintln!(
         "measured: {} closes, {failed} failed, with a volume server killed {:.1} s before the end",
         closed.len(),
@@ -189,9 +190,11 @@ fn a_killed_s3_volume_server_loses_nothing_and_writes_go_on() {
         failed, 0,
         "a write failed with one volume server of three gone"
     );
-    assert!(closed.len() > 40, "{} closes only", closed.len());
+    // Writes went on after the kill (how many depends on the load).
+    let after = closed.iter().filter(|(.., at)| *at > killed).count();
+    assert!(after > 0, "{} closes, none after the kill", closed.len());
     // Read by the writer's daemon and by another, which has none of it cached: from S3.
-    for (path, bytes, _) in &closed {
+    for (path, bytes, ..) in &closed {
         for reader in [&a, &b] {
             let read = std::fs::read(moved(path, &a, reader)).unwrap();
             assert!(
