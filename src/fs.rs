@@ -14,6 +14,7 @@ mod dir_listing;
 mod elsewhere;
 mod error;
 mod file;
+mod generations;
 mod held;
 mod inode;
 mod known_names;
@@ -204,7 +205,8 @@ impl<S: Storage> FsCore<S> {
             let _change = self.ns.change();
             f()
         };
-        self.elsewhere.announce(|| self.ns.forget_cached_answers());
+        self.elsewhere
+            .announce(None, || self.ns.forget_cached_answers());
         // Sent before the command returns to its client, who may look the name up next.
         if let Some(batch) = self.negatives.forget_all() {
             self.negatives.wait_sent(batch, Duration::from_secs(1));

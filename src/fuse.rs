@@ -165,7 +165,7 @@ impl<S: Storage + 'static> Filesystem for FuseFs<S> {
             metered::not_metered();
         }
         // An answer read before another host's change is never kept past its announcement.
-        let since = self.core.epoch();
+        let since = self.core.epoch(Ino(parent.0));
         let found = self.core.lookup_held(Ino(parent.0), name, &caller(req));
         let gate = self.core.reply_gate(since);
         match found {

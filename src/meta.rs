@@ -17,8 +17,8 @@ use crate::storage::retry::ConflictError;
 pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
 pub use metastore::{
     Beat, DEFAULT_HISTORY_RETENTION, DEFAULT_SESSION_TTL, HISTORY_RETENTION_BLOB,
-    MAX_HISTORY_RETENTION, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, Saying, Session,
-    Sessions,
+    MAX_HISTORY_RETENTION, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, SESSIONS_SCOPE,
+    Saying, Session, Sessions,
 };
 pub use metastore::{
     ChangeKind, DatasetId, DirNodeFold, Entered, FolderTimes, HeldManifest, JobId, Leases,

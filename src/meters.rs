@@ -107,6 +107,10 @@ metrics_table! {
         "Other hosts' commits this mount heard of.";
     KERNEL_INVALIDATIONS = "cronusfs_kernel_invalidations_total", Counter, [],
         "Entries and attributes the kernel was told to forget after other hosts' commits.";
+    ANNOUNCEMENT_ROUNDS = "cronusfs_announcement_rounds_total", Counter, [],
+        "Times this mount acted on other hosts' announcements (those heard within 10 ms of the last round are taken together).";
+    CACHE_DROPS = "cronusfs_cache_drops_total", Counter, ["reach"],
+        "Times this mount dropped the listings and rows it kept of a shared store: of one dataset (`dataset`: another host committed within it) or of everything (`store`: a commit that named no dataset, a lost announcement, or the fallback time-to-live).";
     HEARTBEATS = "cronusfs_session_heartbeats_total", Counter, ["result"],
         "Renewals of this mount's session in the store (`ok` or `failed`); a store's gc keeps what a live session reads.";
     SESSIONS_EXPIRED = "cronusfs_sessions_expired_total", Counter, [],
@@ -216,6 +220,11 @@ impl EngineMeters {
 /// Counts one event of counter `name` (one that has no labels).
 pub fn count(name: &'static str, n: u64) {
     metrics::counter!(name).increment(n);
+}
+
+/// Counts one event of counter `name` whose one label `label` is `value`.
+pub fn count_labelled(name: &'static str, label: &'static str, value: &'static str) {
+    metrics::counter!(name, label => value).increment(1);
 }
 
 /// Counts one event of counter `name` whose `result` label is `result`.

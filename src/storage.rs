@@ -2,6 +2,7 @@
 //! `Storage`, `Transaction`) with its row, value and error types. Knows no engine and no
 //! protobuf, Arrow or FUSE: it works on rows and bytes only.
 
+pub mod announce;
 mod as_of;
 mod boxed;
 mod chunks;
@@ -25,6 +26,7 @@ mod row_view;
 mod rowstore;
 pub mod s3;
 
+pub use announce::{ChangesElsewhere, ScopeChanges};
 pub use chunks::{ChunkStore, RecentChunkCache};
 pub use error::{EngineErrorKind, StorageError};
 pub use history::{
@@ -240,18 +242,6 @@ pub trait RowWrite: RowRead {
     fn blob_del(&self, key: &str) -> Result<Vec<u8>>;
 }
 
-/// What a process heard of other processes' commits to a shared store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChangesElsewhere {
-    /// No commit.
-    Nothing,
-    /// Commits that changed these nodes (idens).
-    Nodes(Vec<String>),
-    /// Commits whose changes are not known one by one (too many to announce, or a reconnect
-    /// lost some announcements): anything may have changed.
-    Anything,
-}
-
 /// A store: row and blob operations, transactions, a backup iterator and durability control.
 pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// Starts a transaction. Transactions are serializable: an engine one process owns runs them
@@ -354,4 +344,10 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
 pub trait Transaction: RowWrite {
     /// Commits every write of the transaction in one atomic step.
     fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Says that every change of the transaction lies within `scope` (a name the caller gives
+    /// a part of the store, such as a dataset): a store several processes share announces the
+    /// commit as within it, and processes keep what they read outside it. A transaction said
+    /// to lie within two different scopes, or within none, is announced as anywhere.
+    fn announce_within(&self, scope: &str);
 }

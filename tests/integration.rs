@@ -49,6 +49,7 @@ mod services;
 mod shared_gc;
 mod shared_history;
 mod shared_owners;
+mod shared_scopes;
 mod shared_sessions;
 mod shared_silence;
 mod shared_store;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::mount::Mounted;
 
 /// One scrape: every sample, by its name and labels as written (`name{a="b"}`).
-struct Scrape(HashMap<String, f64>);
+pub struct Scrape(HashMap<String, f64>);
 
 impl Scrape {
     /// Reads Prometheus text: every sample line, each value a number.
@@ -29,8 +29,16 @@ impl Scrape {
         Scrape(samples)
     }
 
-    fn get(&self, key: &str) -> f64 {
+    pub fn get(&self, key: &str) -> f64 {
         self.0.get(key).copied().unwrap_or(0.0)
+    }
+
+    /// Returns the sum of the samples whose name and labels begin with `prefix`.
+    pub fn sum(&self, prefix: &str) -> f64 {
+        (self.0.iter())
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
     }
 }
 
@@ -239,7 +247,7 @@ fn the_metrics_page_lists_every_metric() {
 }
 
 /// Reads `.cronusfs/stats` of `m` and parses it.
-fn stats_file(m: &Mounted) -> Scrape {
+pub fn stats_file(m: &Mounted) -> Scrape {
     let text = std::fs::read_to_string(m.mnt.join(".cronusfs/stats")).unwrap();
     assert!(
         text.contains("# TYPE cronusfs_fuse_requests_total counter"),

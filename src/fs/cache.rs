@@ -17,9 +17,6 @@ pub struct GenerationCache<V, K = Ino> {
 
 struct Entries<K, V> {
     values: HashMap<K, (u64, V)>,
-    /// The generation the values were last pruned at: values of older ones are dropped once
-    /// per generation, not at every insert.
-    pruned: u64,
 }
 
 impl<V: Clone, K: Eq + Hash + Copy> GenerationCache<V, K> {
@@ -28,14 +25,14 @@ impl<V: Clone, K: Eq + Hash + Copy> GenerationCache<V, K> {
         GenerationCache {
             entries: Mutex::new(Entries {
                 values: HashMap::new(),
-                pruned: 0,
             }),
             capacity,
         }
     }
 
-    /// Returns the value of `ino` computed at generation `now`, or computes it with `make`
-    /// (outside the lock, so slow computations of different inodes overlap) and keeps it.
+    /// Returns the value of `key` computed at generation `now` (the generation of what the
+    /// value reads: always the same counters for one key), or computes it with `make`
+    /// (outside the lock, so slow computations of different keys overlap) and keeps it.
     pub fn get_or<E>(&self, key: K, now: u64, make: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
         if let Some((generation, value)) = self.lock().values.get(&key)
             && *generation == now
@@ -44,17 +41,13 @@ impl<V: Clone, K: Eq + Hash + Copy> GenerationCache<V, K> {
         }
         let value = make()?;
         let mut entries = self.lock();
-        if now < entries.pruned {
-            return Ok(value); // Computed before a change another value was made after.
-        }
-        if now > entries.pruned {
-            entries
-                .values
-                .retain(|_, (generation, _)| *generation == now);
-            entries.pruned = now;
-        }
-        if entries.values.len() >= self.capacity {
-            entries.values.clear(); // The newest value is the one about to be asked for again.
+        match entries.values.get(&key) {
+            // Computed before a change another value of the key was made after.
+            Some((newer, _)) if *newer > now => return Ok(value),
+            Some(_) => {}
+            // The newest value is the one about to be asked for again.
+            None if entries.values.len() >= self.capacity => entries.values.clear(),
+            None => {}
         }
         entries.values.insert(key, (now, value.clone()));
         Ok(value)
@@ -94,5 +87,22 @@ mod tests {
         assert_eq!(made.get(), 5, "older ones did not");
         assert!(cache.get_or(Ino(9), 1, || Err("no")).is_err());
         assert_eq!(made.get(), 5);
+    }
+
+    #[test]
+    fn each_key_has_its_own_generation_and_a_late_old_value_does_not_replace_a_newer() {
+        let cache = GenerationCache::new(8);
+        let get = |ino: u64, now: u64| {
+            (cache.get_or(Ino(ino), now, || Ok::<_, ()>(ino * 10 + now))).unwrap()
+        };
+        assert_eq!((get(1, 5), get(2, 7)), (15, 27));
+        // Key 2's counters moved: key 1's value is still served.
+        assert_eq!(get(2, 8), 28);
+        let kept = cache.get_or(Ino(1), 5, || Err::<u64, _>("recomputed"));
+        assert_eq!(kept, Ok(15));
+        // A value of key 2 computed at 7 that finishes last is given, not kept.
+        assert_eq!(get(2, 7), 27);
+        let newest = cache.get_or(Ino(2), 8, || Err::<u64, _>("recomputed"));
+        assert_eq!(newest, Ok(28));
     }
 }

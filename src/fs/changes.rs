@@ -531,7 +531,7 @@ impl<S: Storage> FsCore<S> {
     ) -> FsResult<(Arc<Vec<DirEntry>>, Epoch)> {
         in_past!(self, ino.0, |core| core.listing_at(ino, fh, offset, caller));
         if offset == 0 || self.files.listing(fh).is_none() {
-            let since = self.epoch();
+            let since = self.epoch(ino);
             let mut entries = match self.ns.node(ino)? {
                 TreeNode::Snapshots => Arc::new(self.list_snapshots()?),
                 _ => self.ns.listing(ino)?,

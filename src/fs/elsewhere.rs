@@ -13,16 +13,18 @@
 //! An answer sent under the gate before the move reaches the kernel before the invalidations;
 //! one whose epoch moved is sent with a time-to-live of zero, so the kernel keeps nothing of it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use super::FsCore;
+use super::generations::{Generations, Reach};
 use super::inode::{Ino, TreeNode};
 use crate::health::{self, Part};
-use crate::meta::{JobId, ObjectId};
-use crate::storage::Storage;
-use crate::storage::{ChangesElsewhere, Iden};
+use crate::meta::{DatasetId, JobId, ObjectId, SESSIONS_SCOPE};
+use crate::storage::{ChangesElsewhere, Iden, ScopeChanges, Storage};
+
+/// Announcements heard within this long of the last round are taken together in the next.
+const COALESCE: Duration = Duration::from_millis(10);
 
 /// What the kernel must forget after another process changed the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,10 +35,13 @@ pub enum KernelInval {
     Entry(Ino, String),
 }
 
-/// How many announcements naming objects the core had heard when an answer began to read the
-/// store.
+/// How many announcements naming objects within what an answer reads the core had heard
+/// when the answer began to read the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Epoch(u64);
+pub struct Epoch {
+    reach: Reach,
+    value: u64,
+}
 
 /// Held while a reply giving the kernel names is sent: no announcement moves the epoch
 /// meanwhile.
@@ -60,27 +65,52 @@ impl ReplyGate<'_> {
 /// What the core heard of other processes' commits.
 #[derive(Default)]
 pub(super) struct Announcements {
-    epoch: AtomicU64,
+    epochs: Generations,
     turn: RwLock<()>,
+    /// When the last round of announcements was acted on.
+    last_round: Mutex<Option<Instant>>,
 }
 
 impl Announcements {
-    fn epoch(&self) -> Epoch {
-        Epoch(self.epoch.load(Ordering::SeqCst))
+    fn epoch(&self, reach: Reach) -> Epoch {
+        let value = self.epochs.now(reach);
+        Epoch { reach, value }
     }
 
     fn gate(&self, since: Epoch) -> ReplyGate<'_> {
         let turn = self.turn.read().unwrap_or_else(|e| e.into_inner());
-        let fresh = self.epoch.load(Ordering::SeqCst) == since.0;
+        let fresh = self.epochs.now(since.reach) == since.value;
         ReplyGate { _turn: turn, fresh }
     }
 
-    /// Runs `drop_caches`, then moves the epoch, while no reply gate is held.
-    pub(super) fn announce(&self, drop_caches: impl FnOnce()) {
+    /// Runs `drop_caches`, then moves the epoch of what lies within `ds` (of everything, with
+    /// `None`), while no reply gate is held.
+    pub(super) fn announce(&self, within: Option<DatasetId>, drop_caches: impl FnOnce()) {
         let _turn = self.turn.write().unwrap_or_else(|e| e.into_inner());
         // Caches first: an answer that sees the new epoch reads past every cache of the old.
         drop_caches();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        match within {
+            Some(ds) => self.epochs.bump_within(ds),
+            None => self.epochs.bump(),
+        }
+    }
+}
+
+/// What an announcement's scope says of what the commits changed.
+enum Within {
+    /// Anything this mount shows.
+    Store,
+    /// One dataset's tree (and the views across datasets).
+    Dataset(DatasetId),
+    /// Nothing this mount shows (sessions, leases, holds).
+    Unshown,
+}
+
+fn within(scope: Option<&str>) -> Within {
+    match scope {
+        None => Within::Store,
+        Some(SESSIONS_SCOPE) => Within::Unshown,
+        Some(s) => s.parse().map_or(Within::Store, Within::Dataset),
     }
 }
 
@@ -92,9 +122,14 @@ impl<S: Storage> FsCore<S> {
         self.ns.known.remember_listings();
     }
 
-    /// Returns the epoch to take before an answer giving the kernel names reads the store.
-    pub fn epoch(&self) -> Epoch {
-        self.elsewhere.epoch()
+    /// Returns the epoch to take before an answer about directory `ino` giving the kernel
+    /// names reads the store.
+    pub fn epoch(&self, ino: Ino) -> Epoch {
+        let reach = self
+            .ns
+            .node(ino)
+            .map_or(Reach::Everywhere, |n| self.ns.reach(&n));
+        self.elsewhere.epoch(reach)
     }
 
     /// Returns the gate to hold while sending an answer that began at epoch `since`.
@@ -102,20 +137,83 @@ impl<S: Storage> FsCore<S> {
         self.elsewhere.gate(since)
     }
 
-    /// Waits at most `timeout` for other processes' commits to the store, drops the core's
-    /// caches (whether it heard of any or not: a missed announcement costs at most
-    /// `timeout`), and returns what the kernel must forget of the objects they changed: each
-    /// one's attributes and the names this mount showed it under.
+    /// Waits at most `timeout` for other processes' commits to the store and returns what
+    /// the kernel must forget of the nodes they changed: each object's attributes and the
+    /// names this mount showed it under. What the core kept is dropped: of the datasets the
+    /// commits said they lie within, or of everything when they did not say (and when none
+    /// was heard: a missed announcement costs at most `timeout`).
     pub fn next_kernel_invalidations(&self, timeout: Duration) -> Vec<KernelInval> {
         self.hear_changes_elsewhere();
-        let heard = self.ns.meta.storage().wait_for_change(timeout);
-        match &heard {
-            Ok(_) => {
+        let heard = self.hear_within(timeout);
+        let known = match heard {
+            ChangesElsewhere::Nothing => {
+                tracing::debug!("heard nothing");
+                // Nothing for the kernel to forget now (its caches expire by themselves), so
+                // no answer need be held back.
+                self.ns.forget_cached_answers();
+                crate::meters::count_labelled(crate::meters::CACHE_DROPS, "reach", "store");
+                return Vec::new();
+            }
+            ChangesElsewhere::Anything => {
+                tracing::debug!("heard anything");
+                self.drop_everything();
+                return Vec::new();
+            }
+            ChangesElsewhere::Known(known) => known,
+        };
+        crate::meters::count(crate::meters::ANNOUNCEMENT_ROUNDS, 1);
+        let mut out = Vec::new();
+        for ScopeChanges { scope, nodes } in known {
+            tracing::debug!(?scope, ?nodes, "heard");
+            let within = within(scope.as_deref());
+            match (within, nodes) {
+                (Within::Unshown, _) => {}
+                (Within::Store, None) => self.drop_everything(),
+                (Within::Dataset(ds), None) => self.drop_dataset(ds, true),
+                (Within::Store, Some(nodes)) => self.nodes_changed(None, nodes, &mut out),
+                (Within::Dataset(ds), Some(nodes)) => self.nodes_changed(Some(ds), nodes, &mut out),
+            }
+        }
+        out
+    }
+
+    /// Waits at most `timeout` for announcements, and takes those that follow within
+    /// [`COALESCE`] of the last round together.
+    fn hear_within(&self, timeout: Duration) -> ChangesElsewhere {
+        let mut heard = self.hear_once(timeout);
+        let last = *self
+            .elsewhere
+            .last_round
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if heard != ChangesElsewhere::Nothing
+            && let Some(until) = last.map(|l| l + COALESCE)
+        {
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                heard = heard.merge(self.hear_once(left));
+            }
+        }
+        if heard != ChangesElsewhere::Nothing {
+            *self
+                .elsewhere
+                .last_round
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+        heard
+    }
+
+    /// Waits at most `timeout` for announcements; a lost connection is reported in the
+    /// mount's health, and heard as [`ChangesElsewhere::Anything`] once it is back.
+    fn hear_once(&self, timeout: Duration) -> ChangesElsewhere {
+        match self.ns.meta.storage().wait_for_change(timeout) {
+            Ok(heard) => {
                 if health::set(Part::Announcements, true, "hearing other hosts' commits")
                     == Some(false)
                 {
                     tracing::info!("the announcements connection is back");
                 }
+                heard
             }
             Err(e) => {
                 let detail = format!(
@@ -126,49 +224,79 @@ impl<S: Storage> FsCore<S> {
                     tracing::warn!("the announcements connection is {detail}");
                 }
                 std::thread::sleep(timeout.min(Duration::from_secs(1)));
+                ChangesElsewhere::Nothing
             }
         }
-        // Objects, folders and links: what has a place in a job directory.
-        let placed: Vec<String> = match heard {
-            Ok(ChangesElsewhere::Nodes(idens)) => (idens.into_iter())
-                .filter(|i| i.parse::<ObjectId>().is_ok() || i.contains("/folders/"))
-                .collect(),
-            _ => Vec::new(),
-        };
-        if placed.is_empty() {
-            // Nothing, anything, or nothing placed (a heartbeat): nothing for the kernel to
-            // forget now (its 1 s caches expire by themselves), so no answer need be held back.
-            self.ns.forget_cached_answers();
-            return Vec::new();
-        }
-        self.elsewhere.announce(|| self.ns.forget_cached_answers());
-        // A name another host made is known to no listing here: every missing name the
-        // kernel was told of is forgotten.
+    }
+
+    /// Drops everything the core kept, and has the kernel forget every missing name it was
+    /// told of.
+    fn drop_everything(&self) {
+        self.elsewhere
+            .announce(None, || self.ns.forget_cached_answers());
         self.negatives.forget_all();
-        let mut out = Vec::new();
+        crate::meters::count_labelled(crate::meters::CACHE_DROPS, "reach", "store");
+    }
+
+    /// Drops what the core kept of dataset `ds` (and of the views across datasets); when
+    /// names in it may have come or gone (`names`), answers being sent are not kept and the
+    /// kernel forgets the missing names in it it was told of.
+    fn drop_dataset(&self, ds: DatasetId, names: bool) {
+        crate::meters::count_labelled(crate::meters::CACHE_DROPS, "reach", "dataset");
+        if !names {
+            return self.ns.forget_cached_answers_within(ds);
+        }
+        (self.elsewhere).announce(Some(ds), || self.ns.forget_cached_answers_within(ds));
+        let reach = Reach::Dataset(ds);
+        (self.negatives)
+            .forget_where(|dir| self.ns.node(dir).is_ok_and(|n| self.ns.reach(&n) == reach));
+    }
+
+    /// Acts on commits that changed `nodes` (idens) within dataset `within` (anywhere, with
+    /// `None`): drops what the core kept of them and adds to `out` what the kernel must
+    /// forget of the objects, folders and links among them.
+    fn nodes_changed(
+        &self,
+        within: Option<DatasetId>,
+        nodes: Vec<String>,
+        out: &mut Vec<KernelInval>,
+    ) {
+        // Objects, folders and links: what has a place in a job directory.
+        let placed: Vec<String> = (nodes.into_iter())
+            .filter(|i| i.parse::<ObjectId>().is_ok() || i.contains("/folders/"))
+            .collect();
+        match within {
+            Some(ds) => self.drop_dataset(ds, !placed.is_empty()),
+            None if placed.is_empty() => {
+                self.ns.forget_cached_answers();
+                crate::meters::count_labelled(crate::meters::CACHE_DROPS, "reach", "store");
+            }
+            None => self.drop_everything(),
+        }
+        // Where a node is now costs a read: asked only when this mount shows its dataset.
+        let shown =
+            within.is_none_or(|ds| self.ns.inodes.existing(&TreeNode::Dataset(ds)).is_some());
         for iden in &placed {
             let mut paths = Vec::new();
             if let Ok(id) = iden.parse::<ObjectId>() {
                 if let Some(ino) = self.ns.inodes.existing(&TreeNode::Object(id)) {
-                    out.push(KernelInval::Attributes(ino));
+                    push_new(out, KernelInval::Attributes(ino));
                 }
                 paths = self.ns.known.paths_of(id);
             }
             // Where it is now (a new name, a folder or link): its directory's time moved too.
-            let iden = Iden::new(iden.as_str()).ok();
-            let now = iden.and_then(|i| self.ns.meta.place_of(&i).ok().flatten());
-            paths.extend(now.map(|p| p.key()));
+            if shown {
+                let iden = Iden::new(iden.as_str()).ok();
+                let now = iden.and_then(|i| self.ns.meta.place_of(&i).ok().flatten());
+                paths.extend(now.map(|p| p.key()));
+            }
             for key in paths {
                 if let Some((dir, name)) = self.entry_of(&key) {
-                    for inval in [KernelInval::Attributes(dir), KernelInval::Entry(dir, name)] {
-                        if !out.contains(&inval) {
-                            out.push(inval);
-                        }
-                    }
+                    push_new(out, KernelInval::Attributes(dir));
+                    push_new(out, KernelInval::Entry(dir, name));
                 }
             }
         }
-        out
     }
 
     /// Returns the directory inode (if the kernel has one) and leaf name of the object path
@@ -186,6 +314,13 @@ impl<S: Storage> FsCore<S> {
     }
 }
 
+/// Adds `inval` to `out` unless it is there already.
+fn push_new(out: &mut Vec<KernelInval>, inval: KernelInval) {
+    if !out.contains(&inval) {
+        out.push(inval);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,14 +328,14 @@ mod tests {
     #[test]
     fn an_answer_begun_before_an_announcement_is_not_kept_after_it() {
         let heard = Announcements::default();
-        let since = heard.epoch();
+        let since = heard.epoch(Reach::Everywhere);
         assert!(heard.gate(since).fresh());
-        heard.announce(|| {});
+        heard.announce(None, || {});
         let stale = heard.gate(since);
         assert!(!stale.fresh());
         assert_eq!(stale.ttl(Duration::from_secs(1)), Duration::ZERO);
         drop(stale);
-        let now = heard.epoch();
+        let now = heard.epoch(Reach::Everywhere);
         assert_eq!(
             heard.gate(now).ttl(Duration::from_secs(1)),
             Duration::from_secs(1)
@@ -210,19 +345,31 @@ mod tests {
     #[test]
     fn an_announcement_waits_for_replies_being_sent() {
         let heard = Announcements::default();
-        let since = heard.epoch();
+        let since = heard.epoch(Reach::Everywhere);
         let gate = heard.gate(since);
         std::thread::scope(|s| {
-            let announcing = s.spawn(|| heard.announce(|| {}));
+            let announcing = s.spawn(|| heard.announce(None, || {}));
             std::thread::sleep(Duration::from_millis(50));
             assert!(
                 !announcing.is_finished(),
                 "moved while a reply was being sent"
             );
-            assert_eq!(heard.epoch(), since);
+            assert_eq!(heard.epoch(Reach::Everywhere), since);
             drop(gate);
             announcing.join().unwrap();
         });
-        assert_ne!(heard.epoch(), since);
+        assert_ne!(heard.epoch(Reach::Everywhere), since);
+    }
+
+    #[test]
+    fn an_announcement_within_a_dataset_keeps_answers_about_another() {
+        let heard = Announcements::default();
+        let (a, b) = (DatasetId::random(), DatasetId::random());
+        let of = |ds| heard.epoch(Reach::Dataset(ds));
+        let (in_a, in_b, across) = (of(a), of(b), heard.epoch(Reach::Everywhere));
+        heard.announce(Some(a), || {});
+        assert!(!heard.gate(in_a).fresh(), "a's answer is not kept");
+        assert!(heard.gate(in_b).fresh(), "b's answer is");
+        assert!(!heard.gate(across).fresh(), "a view across datasets is not");
     }
 }

@@ -396,7 +396,7 @@ impl<S: Storage> FsCore<S> {
     /// visible at once; its first version is committed when it is closed.
     pub fn create(&self, parent: Ino, name: &str) -> FsResult<(Attr, Opened)> {
         in_past!(self, parent.0, |core| core.create(parent, name));
-        let unchanged_since = self.ns.generation();
+        let unchanged_since = self.ns.generation_of(parent);
         let _change = self.ns.change();
         self.writable()?;
         check_name(name)?;

@@ -132,6 +132,40 @@ impl TreeNode {
         }
     }
 
+    /// Returns the dataset whose tree the node is in (whose rows alone its answers read);
+    /// `None` for nodes that show what lies across datasets or outside them (a dataset's
+    /// menu and configuration are messages of their own).
+    pub fn dataset(&self) -> Option<DatasetId> {
+        match self {
+            TreeNode::Dataset(ds)
+            | TreeNode::Partitions(ds)
+            | TreeNode::Partition(ds, _)
+            | TreeNode::Jobs(ds, _)
+            | TreeNode::Job(ds, ..)
+            | TreeNode::Folder(ds, ..)
+            | TreeNode::Symlink(ds, ..) => Some(*ds),
+            TreeNode::Root
+            | TreeNode::Datasets
+            | TreeNode::Menus
+            | TreeNode::Configs
+            | TreeNode::Objects
+            | TreeNode::DatasetMenu(_)
+            | TreeNode::DatasetConfig(_)
+            | TreeNode::Object(_)
+            | TreeNode::Menu(_)
+            | TreeNode::Config(_)
+            | TreeNode::Content(_)
+            | TreeNode::Query
+            | TreeNode::View(_)
+            | TreeNode::ViewObject(_)
+            | TreeNode::ViewLink(..)
+            | TreeNode::At
+            | TreeNode::Snapshots
+            | TreeNode::Control
+            | TreeNode::ControlFile(_) => None,
+        }
+    }
+
     /// Returns the place of a folder or symbolic link: dataset, partition, job and path.
     fn placed(&self) -> Option<(&DatasetId, &String, &JobId, &String)> {
         match self {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::meta::{ObjectId, ObjectPath};
+use crate::meta::{DatasetId, ObjectId, ObjectPath};
 
 /// How many paths are remembered; a full map starts over.
 const CAPACITY: usize = 1 << 17;
@@ -86,6 +86,13 @@ impl KnownNames {
     }
 
     /// Returns the paths this mount last saw object `id` at.
+    /// Returns the dataset of object `id`, if this mount has seen it at a path.
+    pub fn dataset_of(&self, id: ObjectId) -> Option<DatasetId> {
+        let seen = self.lock();
+        let path = seen.by_id.get(&id)?.first()?;
+        path.split('/').next()?.parse().ok()
+    }
+
     pub fn paths_of(&self, id: ObjectId) -> Vec<String> {
         self.lock().by_id.get(&id).cloned().unwrap_or_default()
     }

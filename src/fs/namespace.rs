@@ -8,11 +8,11 @@
 mod listing;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::attr::{self, Attr, Defaults, Kind, time_of_millis};
+use super::generations::{Generations, Reach};
 use super::inode::{Ino, Inodes, TreeNode};
 use super::known_names::KnownNames;
 use super::uncommitted::Uncommitted;
@@ -29,9 +29,10 @@ pub struct Namespace<S: Storage> {
     pub(super) defaults: Defaults,
     /// When the mount started: the times of nodes that have no rows.
     pub(super) started: SystemTime,
-    /// Bumped before and after every change made through the core: a cached listing taken
-    /// at one value is current while the value has not moved.
-    generation: AtomicU64,
+    /// Bumped before and after every change made through the core, and within a dataset when
+    /// another host's commit within it is heard: a cached listing taken at one value is
+    /// current while the value of what it reads has not moved.
+    pub(super) generations: Generations,
     listings: cache::GenerationCache<Listing>,
     /// The generation at which a time was last set on each directory through this mount: a
     /// file not committed yet that entered it before is known to come before the set (a
@@ -63,11 +64,11 @@ pub struct Namespace<S: Storage> {
 pub type Listing = Arc<Vec<DirEntry>>;
 
 /// Marks a change in progress: bumps the generation when made and when dropped.
-pub(super) struct Change<'a>(&'a AtomicU64);
+pub(super) struct Change<'a>(&'a Generations);
 
 impl Drop for Change<'_> {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.bump();
     }
 }
 
@@ -106,7 +107,7 @@ impl<S: Storage> Namespace<S> {
             scope: None,
             defaults,
             started: SystemTime::now(),
-            generation: AtomicU64::new(0),
+            generations: Generations::default(),
             listings: cache::GenerationCache::new(CACHED_LISTINGS),
             xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
             object_rows: cache::GenerationCache::new(match past_paths {
@@ -119,14 +120,41 @@ impl<S: Storage> Namespace<S> {
         }
     }
 
-    /// Returns the core's generation now (see `generation`).
+    /// Returns the core's generation now (see `generations`): it moves at every change made
+    /// through the core, and when a change to anything elsewhere is heard.
     pub(super) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+        self.generations.everything()
+    }
+
+    /// Returns the generation of what the answers about node `ino` read (see `generations`).
+    pub(super) fn generation_of(&self, ino: Ino) -> u64 {
+        let reach = self.node(ino).map_or(Reach::Everywhere, |n| self.reach(&n));
+        self.generations.now(reach)
+    }
+
+    /// Returns what the answers about `node` read: the dataset whose tree it is in, or
+    /// everything (a view across datasets, or an object found other than by its place).
+    pub(super) fn reach(&self, node: &TreeNode) -> Reach {
+        if let Some(ds) = node.dataset() {
+            return Reach::Dataset(ds);
+        }
+        let (TreeNode::Object(id) | TreeNode::ViewObject(id)) = node else {
+            return Reach::Everywhere;
+        };
+        // An object never leaves its dataset (a rename to another is refused).
+        self.known
+            .dataset_of(*id)
+            .map_or(Reach::Everywhere, Reach::Dataset)
     }
 
     /// Drops every listing and row the tree keeps: the store changed other than through it.
     pub(super) fn forget_cached_answers(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.generations.bump();
+    }
+
+    /// Drops the listings and rows kept of dataset `ds` (and of the views across datasets).
+    pub(super) fn forget_cached_answers_within(&self, ds: DatasetId) {
+        self.generations.bump_within(ds);
     }
 
     /// Returns the committed rows of object `id` (empty: no such object). On a store this
@@ -175,14 +203,14 @@ impl<S: Storage> Namespace<S> {
     }
 
     pub(super) fn change(&self) -> Change<'_> {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        Change(&self.generation)
+        self.generations.bump();
+        Change(&self.generations)
     }
 
     /// Returns the listing of directory `ino`: the one taken last if nothing changed through
     /// the core since, else a fresh scan.
     pub(super) fn listing(&self, ino: Ino) -> FsResult<Listing> {
-        let now = self.generation.load(Ordering::SeqCst);
+        let now = self.generation_of(ino);
         self.listings
             .get_or(ino, now, || Ok(Arc::new(self.readdir(ino)?)))
     }
@@ -217,7 +245,7 @@ impl<S: Storage> Namespace<S> {
         {
             return Ok(attr);
         }
-        let before = self.generation.load(Ordering::SeqCst);
+        let before = self.generations.now(self.reach(&dir));
         let node = match self.child(&dir, name) {
             Err(FsError::NotFound) => {
                 if let Some(path) = path {

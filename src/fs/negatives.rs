@@ -70,13 +70,25 @@ impl Negatives {
     /// Queues the invalidation of every negative answer the kernel may still keep; returns
     /// the batch's number, once there is one to send ([`Negatives::wait_sent`]).
     pub(super) fn forget_all(&self) -> Option<u64> {
+        self.forget_where(|_| true)
+    }
+
+    /// Queues the invalidation of every negative answer the kernel may still keep of a
+    /// directory `dir` for which `which(dir)` holds; returns the batch's number, once there
+    /// is one to send ([`Negatives::wait_sent`]).
+    pub(super) fn forget_where(&self, which: impl Fn(Ino) -> bool) -> Option<u64> {
         let now = Instant::now();
         let mut state = self.lock();
-        let given = std::mem::take(&mut state.given);
-        let live: Vec<KernelInval> = (given.into_iter())
-            .filter(|(_, until)| *until > now)
-            .map(|((parent, name), _)| KernelInval::Entry(parent, name))
-            .collect();
+        let mut live = Vec::new();
+        state.given.retain(|(parent, name), until| {
+            if !which(*parent) {
+                return true;
+            }
+            if *until > now {
+                live.push(KernelInval::Entry(*parent, name.clone()));
+            }
+            false
+        });
         if live.is_empty() {
             return None;
         }

@@ -161,7 +161,7 @@ impl<S: Storage> Namespace<S> {
     /// Returns the rows of node `ino` as attributes: the ones read last if nothing changed
     /// through the core since, else read again.
     fn cached_rows(&self, ino: Ino, node: &TreeNode) -> FsResult<NodeRows> {
-        let now = self.generation();
+        let now = self.generations.now(self.reach(node));
         self.xattrs
             .get_or(ino, now, || Ok(Arc::new(self.xattr_rows(node)?)))
     }

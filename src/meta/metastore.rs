@@ -340,6 +340,22 @@ fn info_key(uuid: &str) -> String {
     format!("info/{uuid}")
 }
 
+/// The scope the commits of sessions, write leases, read holds and sweep marks are announced
+/// within: nothing a mount shows (see [`crate::storage::Transaction::announce_within`]).
+pub const SESSIONS_SCOPE: &str = "cronusfs:sessions";
+
+/// Runs `change` on `store` in a transaction of its own announced within [`SESSIONS_SCOPE`]
+/// (see [`transact`]).
+pub(super) fn sessions_change<S: Storage + ?Sized, T>(
+    store: &S,
+    mut change: impl FnMut(&dyn RowWrite) -> Result<T>,
+) -> Result<T> {
+    transact(store, |txn| {
+        txn.announce_within(SESSIONS_SCOPE);
+        change(txn)
+    })
+}
+
 /// The first value of each prop of a node's rows.
 struct NodeProps<'r>(BTreeMap<&'r str, &'r Valu>);
 
@@ -464,6 +480,20 @@ impl<S: Storage> Metastore<S> {
     /// on the transaction only.
     fn in_txn<T>(&self, mut change: impl FnMut(&dyn RowWrite) -> Result<T>) -> Result<T> {
         transact(&self.store, |txn| change(txn))
+    }
+
+    /// [`Metastore::in_txn`] for a change within dataset `ds` alone: other processes of a
+    /// shared store keep what they read of other datasets when it commits.
+    fn in_dataset_txn<T>(
+        &self,
+        ds: DatasetId,
+        mut change: impl FnMut(&dyn RowWrite) -> Result<T>,
+    ) -> Result<T> {
+        let scope = ds.to_string();
+        transact(&self.store, |txn| {
+            txn.announce_within(&scope);
+            change(txn)
+        })
     }
 
     /// Returns the Cronus `CronusObject` kept for node `uuid` (menu, config, dataset, object).

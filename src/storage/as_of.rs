@@ -473,6 +473,8 @@ impl<E: Engine> Transaction for AsOfTxn<'_, E> {
     fn commit(self: Box<Self>) -> Result<()> {
         Ok(())
     }
+
+    fn announce_within(&self, _: &str) {}
 }
 
 impl<E: Engine + 'static> Storage for AsOfStore<E> {

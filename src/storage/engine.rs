@@ -113,6 +113,7 @@ pub enum StampAt {
 pub struct WriteBatch {
     ops: Vec<BatchOp>,
     changed: Vec<String>,
+    scope: super::announce::Scope,
     slots: Vec<StampSlot>,
 }
 
@@ -202,6 +203,14 @@ impl WriteBatch {
     /// Returns the nodes the batch changes, as noted.
     pub fn changed(&self) -> &[String] {
         &self.changed
+    }
+    /// Records where the batch's changes lie (see [`super::Transaction::announce_within`]).
+    pub fn set_scope(&mut self, scope: super::announce::Scope) {
+        self.scope = scope;
+    }
+    /// Returns where the batch's changes lie, as its writer said.
+    pub fn scope(&self) -> &super::announce::Scope {
+        &self.scope
     }
 }
 

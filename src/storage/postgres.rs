@@ -326,35 +326,6 @@ fn end_quietly(conn: &mut PgConn) {
     }
 }
 
-/// The most a `NOTIFY` payload carries (PostgreSQL's limit is 8,000 bytes).
-const MAX_ANNOUNCEMENT: usize = 7000;
-
-/// Returns the payload announcing a commit that changed nodes `changed`: their idens, one a
-/// line, or `*` when they do not fit; `None` when no node changed.
-fn announcement(changed: &[String]) -> Option<String> {
-    if changed.is_empty() {
-        return None;
-    }
-    let lines = changed.join("\n");
-    let plain =
-        lines.len() <= MAX_ANNOUNCEMENT && !changed.iter().any(|c| c.contains(['\0', '\n']));
-    Some(if plain { lines } else { "*".to_string() })
-}
-
-/// Adds what payload `payload` announces to `heard`.
-fn hear(heard: ChangesElsewhere, payload: &str) -> ChangesElsewhere {
-    match (heard, payload) {
-        (ChangesElsewhere::Anything, _) | (_, "*") => ChangesElsewhere::Anything,
-        (ChangesElsewhere::Nothing, p) => {
-            ChangesElsewhere::Nodes(p.lines().map(str::to_string).collect())
-        }
-        (ChangesElsewhere::Nodes(mut nodes), p) => {
-            nodes.extend(p.lines().map(str::to_string));
-            ChangesElsewhere::Nodes(nodes)
-        }
-    }
-}
-
 /// Returns `bytes` as a bytea literal, `'\x…'::bytea`.
 fn hex_literal(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2 + 12);
@@ -518,8 +489,8 @@ impl Engine for PgEngine {
             meters::count(meters::ANNOUNCEMENTS_HEARD, notes.len() as u64);
         }
         match notes {
-            Ok(notes) => Ok(notes.iter().fold(ChangesElsewhere::Nothing, |heard, n| {
-                hear(heard, n.payload())
+            Ok(notes) => Ok((notes.iter()).fold(ChangesElsewhere::Nothing, |heard, n| {
+                heard.hear(n.payload())
             })),
             Err(e) => {
                 *listener = None; // Made again at the next wait, which then reports Anything.

@@ -279,6 +279,8 @@ type TxnView<'s, E> = RowView<<E as Engine>::Txn<'s>>;
 /// A transaction on a [`RowStore`]: an engine transaction and the writes made in it so far.
 pub struct RowTxn<'s, E: Engine + 's> {
     view: TxnView<'s, E>,
+    /// Where its changes lie, as its writer said.
+    scope: std::cell::RefCell<super::announce::Scope>,
 }
 
 /// Implements [`RowRead`] for a type by forwarding every call to the `RowView` `$view` gives.
@@ -416,6 +418,7 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
     fn begin(&self) -> Result<Box<dyn Transaction + '_>> {
         Ok(Box::new(RowTxn::<'_, E> {
             view: RowView::for_writes(self.engine.begin()?),
+            scope: Default::default(),
         }))
     }
 
@@ -527,7 +530,12 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
 
 impl<E: Engine> Transaction for RowTxn<'_, E> {
     fn commit(self: Box<Self>) -> Result<()> {
-        let (txn, batch) = self.view.finish()?;
+        let (txn, mut batch) = self.view.finish()?;
+        batch.set_scope(self.scope.into_inner());
         txn.commit(batch)
+    }
+
+    fn announce_within(&self, scope: &str) {
+        self.scope.borrow_mut().add(scope);
     }
 }

@@ -168,7 +168,9 @@ impl<S: Storage> Metastore<S> {
     /// the store does not see otherwise: a file the mount created and removes before its
     /// first commit).
     pub fn entry_changed(&self, path: &ObjectPath, at: i64) -> Result<()> {
-        self.in_txn(|txn| entry_changed_in(txn, path, at, Change::Now))
+        self.in_dataset_txn(path.dataset, |txn| {
+            entry_changed_in(txn, path, at, Change::Now)
+        })
     }
 
     /// Returns what is recorded of the entries of the folders in job directory or folder

@@ -56,7 +56,7 @@ impl<S: Storage> Metastore<S> {
     pub(super) fn place_node(&self, at: &ObjectPath, own: &[(&str, Valu)]) -> Result<()> {
         check_object_name(&at.name)?;
         let iden = folder_iden(at)?;
-        self.in_txn(|txn| {
+        self.in_dataset_txn(at.dataset, |txn| {
             self.require_dir(txn, at)?;
             if !txn.rows_by_id(&iden)?.is_empty() || self.object_rows_at(txn, at)?.is_some() {
                 return Err(MetaError::ObjectExists(at.to_string()));
@@ -88,7 +88,7 @@ impl<S: Storage> Metastore<S> {
     /// Removes the folder at `at` if nothing is in it ([`MetaError::NotEmpty`]).
     pub fn remove_folder(&self, at: &ObjectPath) -> Result<()> {
         let iden = folder_iden(at)?;
-        self.in_txn(|txn| {
+        self.in_dataset_txn(at.dataset, |txn| {
             match placed_of(&txn.rows_by_id(&iden)?) {
                 Some(Placed::Folder) => {}
                 Some(Placed::Link(_)) => return Err(MetaError::NotAFolder(at.to_string())),
@@ -127,7 +127,7 @@ impl<S: Storage> Metastore<S> {
                 reason: "a folder cannot move into itself",
             });
         }
-        self.in_txn(|txn| {
+        self.in_dataset_txn(to.dataset, |txn| {
             self.require_dir(txn, to)?;
             if placed_of(&txn.rows_by_id(&folder_iden(from)?)?) != Some(Placed::Folder) {
                 return Err(MetaError::NoSuchObject(from.to_string()));

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::Metastore;
 use super::sessions::store_ttl_ms;
+use super::{SESSIONS_SCOPE, sessions_change};
 use crate::meta::{MetaError, Result, Session};
 use crate::storage::retry::transact;
 use crate::storage::{Iden, PropQuery, RowRead, Storage, now_millis};
@@ -159,10 +160,9 @@ impl<S: Storage> Drop for Sweep<'_, S> {
     fn drop(&mut self) {
         // Left behind on failure, the mark goes with the session (the process is stopping or
         // its heartbeat removes nothing else): writers wait at most until it expires.
-        let _ = self
-            .meta
-            .storage()
-            .del_rows_by_id_prop(&self.session, prop::SWEEPING, None);
+        let _ = sessions_change(self.meta.storage(), |txn| {
+            Ok(txn.del_rows_by_id_prop(&self.session, prop::SWEEPING, None)?)
+        });
     }
 }
 
@@ -282,6 +282,7 @@ impl<'m, S: Storage> Leases<'m, S> {
         loop {
             let now = store.server_time()?;
             let sweeper = transact(store, |txn| {
+                txn.announce_within(SESSIONS_SCOPE);
                 require_live(txn, owner)?;
                 if let Some(s) = live_marks(txn, prop::SWEEPING, owner, now)?
                     .into_iter()
@@ -374,7 +375,9 @@ impl<'m, S: Storage> Leases<'m, S> {
     }
 
     fn release_lease(&self, st: &mut LeaseState, owner: &LeaseOwner) -> Result<()> {
-        (self.meta.storage()).del_rows_by_id_prop(&owner.session, prop::WRITING, None)?;
+        sessions_change(self.meta.storage(), |txn| {
+            Ok(txn.del_rows_by_id_prop(&owner.session, prop::WRITING, None)?)
+        })?;
         st.held = false;
         st.draining = false;
         self.meta.gc_gate.changed.notify_all();
@@ -391,6 +394,7 @@ impl<'m, S: Storage> Leases<'m, S> {
         let store = meta.storage();
         let now = store.server_time()?;
         transact(store, |txn| {
+            txn.announce_within(SESSIONS_SCOPE);
             require_live(txn, &owner)?;
             if let Some(s) = live_marks(txn, prop::SWEEPING, &owner, now)?.first() {
                 return Err(MetaError::Busy(format!("gc is running: {}", describe(s))));

@@ -93,7 +93,7 @@ impl<S: Storage> Metastore<S> {
     /// Removes symbolic link `at`; a folder there is [`MetaError::FolderExists`].
     pub fn remove_link(&self, at: &ObjectPath) -> Result<()> {
         let iden = folder_iden(at)?;
-        self.in_txn(|txn| {
+        self.in_dataset_txn(at.dataset, |txn| {
             match placed_of(&txn.rows_by_id(&iden)?) {
                 Some(Placed::Link(_)) => {}
                 Some(Placed::Folder) => return Err(MetaError::FolderExists(at.to_string())),
@@ -113,7 +113,7 @@ impl<S: Storage> Metastore<S> {
             return Err(MetaError::CrossDataset(to.to_string()));
         }
         check_object_name(&to.name)?;
-        self.in_txn(|txn| {
+        self.in_dataset_txn(to.dataset, |txn| {
             self.require_dir(txn, to)?;
             if !matches!(
                 placed_of(&txn.rows_by_id(&folder_iden(from)?)?),

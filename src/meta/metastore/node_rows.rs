@@ -3,9 +3,10 @@
 //! catalogue's (`cronus:`) and the daemons' (`cronusfs:`) props are not the users' to set.
 
 use super::dir_times::time_set_in;
-use super::{Metastore, prop};
-use crate::meta::{MetaError, Result};
-use crate::storage::{Iden, Row, Storage, Valu, now_millis};
+use super::{Metastore, NodeProps, prop};
+use crate::meta::{DatasetId, MetaError, Result};
+use crate::storage::retry::transact;
+use crate::storage::{Iden, Row, Storage, Transaction, Valu, now_millis};
 
 /// How the props the daemons keep for themselves begin: no user sets or removes them.
 pub(crate) const DAEMON_PROPS: &str = "cronusfs:";
@@ -35,11 +36,13 @@ impl<S: Storage> Metastore<S> {
         for (p, _, _) in rows {
             check_user_prop(p, system)?;
         }
-        self.in_txn(|txn| {
+        transact(&self.store, |txn| {
             // Every node has its kind row: one row read says whether it exists.
-            if txn.rows_by_id_prop(iden, prop::KIND, None)?.is_empty() {
+            let kind = txn.rows_by_id_prop(iden, prop::KIND, None)?;
+            if kind.is_empty() {
                 return Err(MetaError::NoSuchObject(iden.to_string()));
             }
+            announce_node(txn, iden, kind)?;
             for (p, _, _) in rows {
                 txn.del_rows_by_id_prop(iden, p, None)?;
             }
@@ -63,10 +66,13 @@ impl<S: Storage> Metastore<S> {
         for (p, _, _) in rows {
             check_user_prop(p, system)?;
         }
-        self.in_txn(|txn| {
+        transact(&self.store, |txn| {
             let node = txn.rows_by_id(iden)?;
             if !node.iter().any(|r| r.prop == prop::KIND) {
                 return Err(MetaError::NoSuchObject(iden.to_string()));
+            }
+            if let Some(ds) = dataset_of_node(iden, &node) {
+                txn.announce_within(&ds.to_string());
             }
             if !admit(&node) {
                 return Ok(None);
@@ -89,8 +95,38 @@ impl<S: Storage> Metastore<S> {
     /// Deletes user row `prop` of node `iden`; returns how many rows went.
     pub fn del_node_row(&self, iden: &Iden, p: &str) -> Result<usize> {
         check_user_prop(p, false)?;
-        Ok(self.store.del_rows_by_id_prop(iden, p, None)?)
+        transact(&self.store, |txn| {
+            let kind = txn.rows_by_id_prop(iden, prop::KIND, None)?;
+            announce_node(txn, iden, kind)?;
+            Ok(txn.del_rows_by_id_prop(iden, p, None)?)
+        })
     }
+}
+
+/// Says that `txn` changes node `iden` alone (its rows `read` as far as read: its kind row at
+/// least), so that it is announced within the node's dataset; an object's dataset row is
+/// read for it.
+fn announce_node(txn: &dyn Transaction, iden: &Iden, mut read: Vec<Row>) -> Result<()> {
+    if NodeProps::new(&read).kind() == Some("object") {
+        read.extend(txn.rows_by_id_prop(iden, prop::DATASET, None)?);
+    }
+    if let Some(ds) = dataset_of_node(iden, &read) {
+        txn.announce_within(&ds.to_string());
+    }
+    Ok(())
+}
+
+/// Returns the dataset node `iden` lies within, as its rows `rows` (as far as read) or its
+/// iden say: an object's, partition's or job's dataset row, a dataset itself, or the dataset
+/// a folder's or link's iden begins with.
+fn dataset_of_node(iden: &Iden, rows: &[Row]) -> Option<DatasetId> {
+    let node = NodeProps::new(rows);
+    let named = [prop::DATASET, prop::PARTITION_OF, prop::JOB_OF]
+        .into_iter()
+        .find_map(|p| node.str(p).ok());
+    let own = (node.kind() == Some("dataset")).then_some(iden.as_str());
+    let prefix = iden.as_str().split_once('/').map(|(ds, _)| ds);
+    named.or(own).or(prefix)?.parse().ok()
 }
 
 /// Returns whether a node with rows `rows` is shown as a directory (its entries' changes move

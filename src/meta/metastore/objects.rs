@@ -151,7 +151,7 @@ impl<S: Storage> Metastore<S> {
 
     /// Deletes the object at `path` (its content stays until `gc`).
     pub fn delete_object(&self, path: &ObjectPath) -> Result<()> {
-        self.in_txn(|txn| {
+        self.in_dataset_txn(path.dataset, |txn| {
             let rows = self
                 .object_rows_at(txn, path)?
                 .ok_or_else(|| MetaError::NoSuchObject(path.to_string()))?;
@@ -181,7 +181,7 @@ impl<S: Storage> Metastore<S> {
             return Err(MetaError::CrossDataset(to.to_string()));
         }
         check_object_name(&to.name)?;
-        self.in_txn(|txn| {
+        self.in_dataset_txn(to.dataset, |txn| {
             self.require_dir(txn, to)?;
             let rows = self
                 .object_rows_at(txn, from)?

@@ -20,6 +20,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::Metastore;
+use super::{SESSIONS_SCOPE, sessions_change};
 use crate::meta::content::{delete_manifest, has_manifest};
 use crate::meta::{ContentId, Manifest, MetaError, Result};
 use crate::storage::retry::transact;
@@ -122,6 +123,7 @@ impl<S: Storage> ReadHolds<'_, S> {
         if let (true, Some(session)) = (record, &session) {
             let row = Row::new(session, READING, Valu::from(id.to_string()), now_millis());
             transact(meta.storage(), |txn| {
+                txn.announce_within(SESSIONS_SCOPE);
                 txn.add_rows(std::slice::from_ref(&row))?;
                 // Read in the same transaction as the row is written: a gc elsewhere that
                 // deletes the manifest conflicts with it.
@@ -164,6 +166,7 @@ impl<S: Storage> ReadHolds<'_, S> {
         }
         let valu = Valu::from(id.to_string());
         transact(store, |txn| {
+            txn.announce_within(SESSIONS_SCOPE);
             let query = PropQuery::new(READING).valu(&valu);
             if !txn.rows_by_prop(&query)?.is_empty() {
                 return Ok(false);
@@ -184,7 +187,9 @@ impl<S: Storage> ReadHolds<'_, S> {
         // The lock stays held: a hold taken meanwhile must find its row either there or gone.
         for (id, session) in unused {
             let valu = Valu::from(id.to_string());
-            (self.meta.storage()).del_rows_by_id_prop(&session, READING, Some(&valu))?;
+            sessions_change(self.meta.storage(), |txn| {
+                Ok(txn.del_rows_by_id_prop(&session, READING, Some(&valu))?)
+            })?;
             held.remove(&id);
         }
         Ok(())

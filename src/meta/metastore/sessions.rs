@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use super::{MetaError, Metastore, Result};
+use super::{SESSIONS_SCOPE, sessions_change};
 use crate::storage::retry::transact;
 use crate::storage::{Iden, IntLift, Row, RowRead, Storage, Valu};
 
@@ -175,6 +176,7 @@ impl<S: Storage> Sessions<'_, S> {
         }
         let ms = ttl.as_millis() as i64;
         let old = transact(self.store(), |txn| {
+            txn.announce_within(SESSIONS_SCOPE);
             let old = store_ttl_ms(txn)?;
             txn.blob_set(SESSION_TTL_BLOB, &ms.to_be_bytes())?;
             Ok::<_, MetaError>(old)
@@ -197,7 +199,9 @@ impl<S: Storage> Sessions<'_, S> {
             health: None,
             stats: None,
         };
-        self.store().add_rows(&session_rows(&session))?;
+        sessions_change(self.store(), |txn| {
+            Ok(txn.add_rows(&session_rows(&session))?)
+        })?;
         Ok(session)
     }
 
@@ -214,6 +218,7 @@ impl<S: Storage> Sessions<'_, S> {
         let began = Instant::now();
         let now = self.store().server_time()?;
         let ttl = transact(self.store(), |txn| {
+            txn.announce_within(SESSIONS_SCOPE);
             let ttl = store_ttl_ms(txn)?;
             if txn
                 .rows_by_id_prop(&session.id, prop::KIND, None)?
@@ -248,6 +253,7 @@ impl<S: Storage> Sessions<'_, S> {
     pub fn expire(&self) -> Result<Vec<Session>> {
         let now = self.store().server_time()?;
         transact(self.store(), |txn| {
+            txn.announce_within(SESSIONS_SCOPE);
             let store_ttl = store_ttl_ms(txn)?;
             let stale = txn.rows_by_int(prop::HEARTBEAT, IntLift::Lt(now - store_ttl), None)?;
             let mut gone = Vec::new();
@@ -271,7 +277,7 @@ impl<S: Storage> Sessions<'_, S> {
     /// Removes `session` (its daemon is stopping).
     pub fn close(&self, session: &Session) -> Result<()> {
         self.meta.leases().detach_session(&session.id);
-        self.store().del_rows_by_id(&session.id)?;
+        sessions_change(self.store(), |txn| Ok(txn.del_rows_by_id(&session.id)?))?;
         Ok(())
     }
 

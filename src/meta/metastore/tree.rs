@@ -62,7 +62,7 @@ impl<S: Storage> Metastore<S> {
     }
 
     fn insert_dataset(&self, id: DatasetId, made_with: Option<(&str, &str)>) -> Result<()> {
-        self.in_txn(|txn| self.insert_dataset_in(txn, id, made_with))
+        self.in_dataset_txn(id, |txn| self.insert_dataset_in(txn, id, made_with))
     }
 
     /// Creates dataset `id`, made with `(menu, config)` when given, in `txn`.
@@ -146,7 +146,7 @@ impl<S: Storage> Metastore<S> {
 
     /// Removes `dataset` if it has no partitions and no jobs ([`MetaError::NotEmpty`]).
     pub fn remove_dataset(&self, dataset: DatasetId) -> Result<()> {
-        self.in_txn(|txn| {
+        self.in_dataset_txn(dataset, |txn| {
             self.dataset_rows(txn, dataset)?;
             let ds = Valu::from(dataset.to_string());
             for of in [prop::PARTITION_OF, prop::JOB_OF] {
@@ -187,7 +187,9 @@ impl<S: Storage> Metastore<S> {
 impl<S: Storage> Metastore<S> {
     /// Adds partition `key` to `dataset`; a key already there is [`MetaError::PartitionExists`].
     pub fn add_partition(&self, dataset: DatasetId, key: &str) -> Result<()> {
-        self.in_txn(|txn| self.add_partition_in(txn, dataset, key, now_millis()))
+        self.in_dataset_txn(dataset, |txn| {
+            self.add_partition_in(txn, dataset, key, now_millis())
+        })
     }
 
     /// Adds partition `key` to `dataset` in `txn`, made at `now` (epoch ms: the partitions of
@@ -250,7 +252,7 @@ impl<S: Storage> Metastore<S> {
 
     /// Removes partition `key` of `dataset` if no object lives in it ([`MetaError::NotEmpty`]).
     pub fn remove_partition(&self, dataset: DatasetId, key: &str) -> Result<()> {
-        self.in_txn(|txn| {
+        self.in_dataset_txn(dataset, |txn| {
             let iden = partition_iden(dataset, key);
             if txn.rows_by_id(&iden)?.is_empty() {
                 let (dataset, key) = (dataset.to_string(), key.to_string());
@@ -272,7 +274,7 @@ impl<S: Storage> Metastore<S> {
 impl<S: Storage> Metastore<S> {
     /// Opens the next job of `dataset` (the dataset-wide counter, from 0) and returns it.
     pub fn new_job(&self, dataset: DatasetId) -> Result<JobId> {
-        self.in_txn(|txn| {
+        self.in_dataset_txn(dataset, |txn| {
             let rows = self.dataset_rows(txn, dataset)?;
             let next = NodeProps::new(&rows).int(prop::JOB_IDX)?;
             let job = match u32::try_from(next) {
@@ -314,7 +316,7 @@ impl<S: Storage> Metastore<S> {
     /// counter moves past it, so `new_job` never hands it out again. A job already open is
     /// [`MetaError::JobExists`].
     pub fn open_job(&self, dataset: DatasetId, job: JobId) -> Result<()> {
-        self.in_txn(|txn| self.open_job_in(txn, dataset, job))
+        self.in_dataset_txn(dataset, |txn| self.open_job_in(txn, dataset, job))
     }
 
     /// Opens job `job` of `dataset` in `txn`, as [`Metastore::open_job`].
@@ -362,7 +364,7 @@ impl<S: Storage> Metastore<S> {
     /// Removes `job` of `dataset` if no object lives in it under any partition
     /// ([`MetaError::NotEmpty`]). Its number is not handed out again.
     pub fn remove_job(&self, dataset: DatasetId, job: JobId) -> Result<()> {
-        self.in_txn(|txn| {
+        self.in_dataset_txn(dataset, |txn| {
             let iden = job_iden(dataset, job);
             if txn.rows_by_id(&iden)?.is_empty() {
                 let dataset = dataset.to_string();

@@ -202,7 +202,9 @@ impl<S: Storage> Metastore<S> {
         let _one_at_a_time = self.commit_gate.lock().unwrap_or_else(|e| e.into_inner());
         // Bytes already stored are lost if their version never commits (a commit at release
         // has nobody to report to): other hosts' conflicts get more attempts than a change.
+        let scope = path.dataset.to_string();
         transact_up_to(VERSION_COMMIT, &self.store, |txn| {
+            txn.announce_within(&scope);
             self.commit_put_in(txn, path, put, manifest, inspected.clone())
         })
     }

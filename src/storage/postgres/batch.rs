@@ -10,7 +10,7 @@ use super::{Cf, StampSlot, WriteBatch};
 /// upsert and one delete per column family, as literals (hex bytea), so that all of it is one
 /// round trip.
 pub(super) fn batch_sql(schema: &str, batch: WriteBatch, begin: bool) -> String {
-    let announce = super::announcement(batch.changed());
+    let announce = crate::storage::announce::payload(batch.changed(), batch.scope());
     let (ops, slots) = batch.into_ops_and_slots();
     let slots_of = |op: usize, in_key: bool| -> Vec<&StampSlot> {
         (slots.iter())
