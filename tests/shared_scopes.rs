@@ -130,3 +130,68 @@ fn another_datasets_commits_leave_a_daemons_listings_and_its_own_drop_them() {
     crate::mount::assert_success(&out);
     wait_until("A's query view shows B's tag", || names(&view).len() == 1);
 }
+
+/// The mode of `path`, as `stat` says (`None`: no such path).
+fn mode(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+/// With a minute of time-to-live everywhere (only announcements can do it): a `chmod` of a
+/// job, partition and dataset directory on host B reaches host A's kernel, while a process
+/// keeps its working directory in that job directory on A (its `getcwd` still answers); a
+/// partition and a dataset B removes are gone on A.
+#[test]
+fn another_hosts_change_of_a_directory_reaches_this_kernel() {
+    let minute = [
+        ("CRONUSFS_CACHE_TTL_MS", "60000"),
+        ("CRONUSFS_ATTR_TTL_MS", "60000"),
+    ];
+    let a = Mounted::shared_with(&minute);
+    let b = a.another_daemon();
+    let job = a.job_dir();
+    let partition = job.parent().unwrap().parent().unwrap().to_path_buf();
+    let dataset = partition.parent().unwrap().parent().unwrap().to_path_buf();
+    let in_b = |p: &std::path::Path| b.mnt.join(p.strip_prefix(&a.mnt).unwrap());
+    wait_until("B sees the job directory", || in_b(&job).exists());
+    let dirs = [(&job, 0o750), (&partition, 0o700), (&dataset, 0o751)];
+    for (dir, _) in dirs {
+        assert_eq!(mode(dir), Some(0o755), "{}", dir.display());
+    }
+    let cwd = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$0\" && sleep 2 && pwd -P")
+        .arg(&job)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(300));
+    for (dir, new) in dirs {
+        std::fs::set_permissions(in_b(dir), std::os::unix::fs::PermissionsExt::from_mode(new))
+            .unwrap();
+        wait_until(&format!("A sees mode {new:o} of {}", dir.display()), || {
+            mode(dir) == Some(new)
+        });
+    }
+    let out = cwd.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        job.to_str().unwrap(),
+        "the working directory in the job directory went"
+    );
+    let other = dataset.join("partitions/other");
+    std::fs::create_dir(&other).unwrap();
+    let ds2 = a.job_dir();
+    let dataset2 = ds2.ancestors().nth(4).unwrap().to_path_buf();
+    wait_until("B sees both", || {
+        in_b(&other).exists() && in_b(&ds2).exists()
+    });
+    std::fs::remove_dir(in_b(&other)).unwrap();
+    wait_until("A loses the partition B removed", || !other.exists());
+    std::fs::remove_dir(in_b(&ds2)).unwrap();
+    std::fs::remove_dir(in_b(&dataset2.join("partitions/k"))).unwrap();
+    std::fs::remove_dir(in_b(&dataset2)).unwrap();
+    wait_until("A loses the dataset B removed", || !dataset2.exists());
+}

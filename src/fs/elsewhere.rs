@@ -16,9 +16,9 @@
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use super::FsCore;
 use super::generations::{Generations, Reach};
 use super::inode::{Ino, TreeNode};
+use super::{FsCore, FsError};
 use crate::health::{self, Part};
 use crate::meta::{DatasetId, JobId, ObjectId, SESSIONS_SCOPE};
 use crate::storage::{ChangesElsewhere, Iden, ScopeChanges, Storage};
@@ -69,6 +69,8 @@ pub(super) struct Announcements {
     turn: RwLock<()>,
     /// When the last round of announcements was acted on.
     last_round: Mutex<Option<Instant>>,
+    /// When everything the core kept was last dropped (`None`: not yet).
+    last_dropped_all: Mutex<Option<Instant>>,
 }
 
 impl Announcements {
@@ -140,22 +142,31 @@ impl<S: Storage> FsCore<S> {
     /// Waits at most `timeout` for other processes' commits to the store and returns what
     /// the kernel must forget of the nodes they changed: each object's attributes and the
     /// names this mount showed it under. What the core kept is dropped: of the datasets the
-    /// commits said they lie within, or of everything when they did not say (and when none
-    /// was heard: a missed announcement costs at most `timeout`).
+    /// commits said they lie within, or of everything when they did not say; and everything
+    /// once `timeout` has passed since it last was, whatever was heard (a missed
+    /// announcement costs at most `timeout`).
     pub fn next_kernel_invalidations(&self, timeout: Duration) -> Vec<KernelInval> {
         self.hear_changes_elsewhere();
         let heard = self.hear_within(timeout);
+        let out = self.act_on(heard);
+        // What was read `timeout` ago is dropped whatever was heard (a missed announcement
+        // costs at most that); nothing for the kernel to forget (its caches expire by
+        // themselves), so no answer need be held back.
+        let mut last = (self.elsewhere.last_dropped_all.lock()).unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|l| l.elapsed() >= timeout) {
+            *last = Some(Instant::now());
+            self.ns.forget_cached_answers();
+            crate::meters::count_labelled(crate::meters::CACHE_DROPS, "reach", "store");
+        }
+        out
+    }
+
+    /// Acts on what was heard: drops what the core kept of what changed, and returns what
+    /// the kernel must forget.
+    fn act_on(&self, heard: ChangesElsewhere) -> Vec<KernelInval> {
         let known = match heard {
-            ChangesElsewhere::Nothing => {
-                tracing::debug!("heard nothing");
-                // Nothing for the kernel to forget now (its caches expire by themselves), so
-                // no answer need be held back.
-                self.ns.forget_cached_answers();
-                crate::meters::count_labelled(crate::meters::CACHE_DROPS, "reach", "store");
-                return Vec::new();
-            }
+            ChangesElsewhere::Nothing => return Vec::new(),
             ChangesElsewhere::Anything => {
-                tracing::debug!("heard anything");
                 self.drop_everything();
                 return Vec::new();
             }
@@ -164,12 +175,11 @@ impl<S: Storage> FsCore<S> {
         crate::meters::count(crate::meters::ANNOUNCEMENT_ROUNDS, 1);
         let mut out = Vec::new();
         for ScopeChanges { scope, nodes } in known {
-            tracing::debug!(?scope, ?nodes, "heard");
             let within = within(scope.as_deref());
             match (within, nodes) {
                 (Within::Unshown, _) => {}
                 (Within::Store, None) => self.drop_everything(),
-                (Within::Dataset(ds), None) => self.drop_dataset(ds, true),
+                (Within::Dataset(ds), None) => self.drop_dataset(ds, self.shows(ds)),
                 (Within::Store, Some(nodes)) => self.nodes_changed(None, nodes, &mut out),
                 (Within::Dataset(ds), Some(nodes)) => self.nodes_changed(Some(ds), nodes, &mut out),
             }
@@ -236,6 +246,63 @@ impl<S: Storage> FsCore<S> {
             .announce(None, || self.ns.forget_cached_answers());
         self.negatives.forget_all();
         crate::meters::count_labelled(crate::meters::CACHE_DROPS, "reach", "store");
+        *(self.elsewhere.last_dropped_all.lock()).unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now());
+    }
+
+    /// Adds to `out` what the kernel must forget after another host changed directory `dir`
+    /// (its rows, or made or removed it): its attributes and its parent's, those of the
+    /// directory that shows its rows too (`partitions/` a dataset's, `jobs/` a partition's),
+    /// and, once it is gone, its name (a name still there is kept: a process's working
+    /// directory in it would show as deleted). A job (`Job` with no partition) is in every
+    /// partition: they are read.
+    fn dir_changed(&self, dir: &TreeNode, out: &mut Vec<KernelInval>) {
+        let gone = matches!(self.ns.rows_of(dir), Err(FsError::NotFound));
+        let named: Vec<(TreeNode, TreeNode, String)> = match dir {
+            TreeNode::Dataset(ds) => {
+                let shows = TreeNode::Partitions(*ds);
+                vec![
+                    (dir.clone(), TreeNode::Datasets, ds.to_string()),
+                    (shows, dir.clone(), "partitions".into()),
+                ]
+            }
+            TreeNode::Partition(ds, key) => {
+                let (parent, shows) = (TreeNode::Partitions(*ds), TreeNode::Jobs(*ds, key.clone()));
+                vec![
+                    (dir.clone(), parent, key.clone()),
+                    (shows, dir.clone(), "jobs".into()),
+                ]
+            }
+            TreeNode::Job(ds, _, job) => {
+                let keys = self.ns.meta.partitions(*ds).unwrap_or_default();
+                (keys.into_iter())
+                    .map(|k| {
+                        (
+                            TreeNode::Job(*ds, k.clone(), *job),
+                            TreeNode::Jobs(*ds, k),
+                            job.to_string(),
+                        )
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        for (node, parent, name) in named {
+            if let Some(ino) = self.ns.inodes.existing(&node) {
+                push_new(out, KernelInval::Attributes(ino));
+            }
+            if let Some(parent) = self.ns.inodes.existing(&parent) {
+                push_new(out, KernelInval::Attributes(parent));
+                if gone {
+                    push_new(out, KernelInval::Entry(parent, name));
+                }
+            }
+        }
+    }
+
+    /// Returns whether this mount shows dataset `ds` (the kernel has its directory).
+    fn shows(&self, ds: DatasetId) -> bool {
+        self.ns.inodes.existing(&TreeNode::Dataset(ds)).is_some()
     }
 
     /// Drops what the core kept of dataset `ds` (and of the views across datasets); when
@@ -261,21 +328,37 @@ impl<S: Storage> FsCore<S> {
         nodes: Vec<String>,
         out: &mut Vec<KernelInval>,
     ) {
-        // Objects, folders and links: what has a place in a job directory.
-        let placed: Vec<String> = (nodes.into_iter())
+        // Objects, folders and links: what has a place in a job directory; and the dataset,
+        // partition and job directories named.
+        // A uuid names a dataset or an object: the dataset the commit lies within, or one
+        // this mount shows, is taken for a dataset.
+        let dataset = |i: &str| {
+            i.parse::<DatasetId>().is_ok_and(|ds| {
+                within == Some(ds) || self.ns.inodes.existing(&TreeNode::Dataset(ds)).is_some()
+            })
+        };
+        let (dirs, rest): (Vec<String>, Vec<String>) = (nodes.into_iter())
+            .partition(|i| dataset(i) || (i.contains('/') && dir_node(i).is_some()));
+        let placed: Vec<String> = (rest.into_iter())
             .filter(|i| i.parse::<ObjectId>().is_ok() || i.contains("/folders/"))
             .collect();
+        let dirs: Vec<TreeNode> = dirs.iter().filter_map(|i| dir_node(i)).collect();
+        // Where a node is now costs a read, and answers and missing names are only this
+        // mount's to hold back or forget where it shows the dataset.
+        let shown = within.is_none_or(|ds| self.shows(ds));
         match within {
-            Some(ds) => self.drop_dataset(ds, !placed.is_empty()),
+            Some(ds) => self.drop_dataset(ds, shown && !(placed.is_empty() && dirs.is_empty())),
             None if placed.is_empty() => {
                 self.ns.forget_cached_answers();
                 crate::meters::count_labelled(crate::meters::CACHE_DROPS, "reach", "store");
             }
             None => self.drop_everything(),
         }
-        // Where a node is now costs a read: asked only when this mount shows its dataset.
-        let shown =
-            within.is_none_or(|ds| self.ns.inodes.existing(&TreeNode::Dataset(ds)).is_some());
+        if shown {
+            for dir in &dirs {
+                self.dir_changed(dir, out);
+            }
+        }
         for iden in &placed {
             let mut paths = Vec::new();
             if let Ok(id) = iden.parse::<ObjectId>() {
@@ -312,6 +395,22 @@ impl<S: Storage> FsCore<S> {
         let leaf = name.rsplit('/').next()?.to_string();
         Some((self.ns.inodes.existing(&dir)?, leaf))
     }
+}
+
+/// Returns the directory node `iden` names: a dataset (its uuid), a partition
+/// (`<ds>/partitions/<key>`) or a job of every partition (`<ds>/jobs/<n>`, as
+/// `TreeNode::Jobs(ds, "")` stands for all its partitions: see `FsCore::dir_changed`).
+fn dir_node(iden: &str) -> Option<TreeNode> {
+    if let Ok(ds) = iden.parse::<DatasetId>() {
+        return Some(TreeNode::Dataset(ds));
+    }
+    let (ds, rest) = iden.split_once('/')?;
+    let ds: DatasetId = ds.parse().ok()?;
+    if let Some(key) = rest.strip_prefix("partitions/") {
+        return Some(TreeNode::Partition(ds, key.to_string()));
+    }
+    let job = JobId(rest.strip_prefix("jobs/")?.parse().ok()?);
+    Some(TreeNode::Job(ds, String::new(), job))
 }
 
 /// Adds `inval` to `out` unless it is there already.

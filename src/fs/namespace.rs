@@ -8,6 +8,7 @@
 mod listing;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -33,6 +34,9 @@ pub struct Namespace<S: Storage> {
     /// another host's commit within it is heard: a cached listing taken at one value is
     /// current while the value of what it reads has not moved.
     pub(super) generations: Generations,
+    /// How many changes through the core are in progress: a change reads attributes before
+    /// and after its writes within one generation, so none are kept or served meanwhile.
+    changing: AtomicUsize,
     listings: cache::GenerationCache<Listing>,
     /// The generation at which a time was last set on each directory through this mount: a
     /// file not committed yet that entered it before is known to come before the set (a
@@ -42,6 +46,9 @@ pub struct Namespace<S: Storage> {
     dir_sets: Mutex<HashMap<Ino, u64>>,
     /// Nodes' rows as attributes, kept like listings (`getfattr -d` lists, then reads each).
     pub(super) xattrs: cache::GenerationCache<xattr::NodeRows>,
+    /// Directories' and messages' rows and the last change of their entries (what their
+    /// attributes are made of), kept like listings.
+    node_attr_rows: cache::GenerationCache<NodeAttrRows>,
     /// Objects' committed rows, kept like listings when the store is this process's alone
     /// (see [`Namespace::object_rows`]).
     object_rows: cache::GenerationCache<Arc<Vec<Row>>, ObjectId>,
@@ -63,12 +70,20 @@ pub struct Namespace<S: Storage> {
 /// A directory's entries, shared between the handles reading them.
 pub type Listing = Arc<Vec<DirEntry>>;
 
+/// A node's rows and the last change of its entries (`None`: not a directory that keeps
+/// one, or none yet).
+type NodeAttrRows = Arc<(Vec<Row>, Option<i64>)>;
+
+/// How many nodes' attribute rows are kept between reads (a few hundred bytes each).
+const CACHED_NODE_ATTRS: usize = 4096;
+
 /// Marks a change in progress: bumps the generation when made and when dropped.
-pub(super) struct Change<'a>(&'a Generations);
+pub(super) struct Change<'a>(&'a Generations, &'a AtomicUsize);
 
 impl Drop for Change<'_> {
     fn drop(&mut self) {
         self.0.bump();
+        self.1.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -108,8 +123,10 @@ impl<S: Storage> Namespace<S> {
             defaults,
             started: SystemTime::now(),
             generations: Generations::default(),
+            changing: AtomicUsize::new(0),
             listings: cache::GenerationCache::new(CACHED_LISTINGS),
             xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
+            node_attr_rows: cache::GenerationCache::new(CACHED_NODE_ATTRS),
             object_rows: cache::GenerationCache::new(match past_paths {
                 true => CACHED_OBJECTS,
                 false => CACHED_PAST_OBJECTS,
@@ -203,8 +220,9 @@ impl<S: Storage> Namespace<S> {
     }
 
     pub(super) fn change(&self) -> Change<'_> {
+        self.changing.fetch_add(1, Ordering::SeqCst);
         self.generations.bump();
-        Change(&self.generations)
+        Change(&self.generations, &self.changing)
     }
 
     /// Returns the listing of directory `ino`: the one taken last if nothing changed through
@@ -536,9 +554,10 @@ impl<S: Storage> Namespace<S> {
             (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
             return Ok(attr);
         }
-        let rows = self.rows_of(node)?;
-        let mut gathered = attr::AttrRows::of(&rows);
-        gathered.take_entries_changed(self.entries_changed(node)?);
+        let kept = self.attr_rows(ino, node)?;
+        let (rows, entries_changed) = (&kept.0, kept.1);
+        let mut gathered = attr::AttrRows::of(rows);
+        gathered.take_entries_changed(entries_changed);
         let mut attr = self.defaults.attr_of(ino, kind, &gathered, None);
         if rows.is_empty() {
             (attr.mtime, attr.ctime, attr.crtime) = (self.started, self.started, self.started);
@@ -573,6 +592,17 @@ impl<S: Storage> Namespace<S> {
     /// Returns when the entries of directory `node` last changed, as the store recorded it,
     /// for the directories whose entries change (a dataset and its `partitions/`, a job
     /// directory, a folder).
+    /// Returns the rows of `node` (inode `ino`) and the last change of its entries: the ones
+    /// read last while nothing they depend on changed (see `generations`), else read again.
+    fn attr_rows(&self, ino: Ino, node: &TreeNode) -> FsResult<NodeAttrRows> {
+        let read = || Ok(Arc::new((self.rows_of(node)?, self.entries_changed(node)?)));
+        let now = self.generations.now(self.reach(node));
+        match self.changing.load(Ordering::SeqCst) {
+            0 => self.node_attr_rows.get_or(ino, now, read),
+            _ => read(),
+        }
+    }
+
     fn entries_changed(&self, node: &TreeNode) -> FsResult<Option<i64>> {
         match node {
             TreeNode::Dataset(_)
