@@ -29,7 +29,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_shared import AK, SK, Postgres, Seaweed, sh  # noqa: E402
+from bench_shared import AK, PG_BIN, SK, Postgres, Seaweed, sh  # noqa: E402
 
 
 def stats(mnt):
@@ -168,9 +168,14 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cronusfs-hosts-")
+    os.chmod(work, 0o755)
     pg = s3 = None
     try:
         pg, s3 = Postgres(work), Seaweed(work)
+        # Each daemon holds up to 17 connections (a pool of 16 and its listener).
+        pg.as_pg(f"{PG_BIN}/psql -h 127.0.0.1 -p {pg.port} -U postgres -qc "
+                 f"'ALTER SYSTEM SET max_connections = 600'")
+        pg.as_pg(f"{PG_BIN}/pg_ctl -D {pg.dir}/data -w restart >/dev/null")
         env = dict(os.environ, AWS_ACCESS_KEY_ID=AK, AWS_SECRET_ACCESS_KEY=SK,
                    XDG_CACHE_HOME=f"{work}/cache")
         url = pg.url() + "?schema=hosts"

@@ -109,6 +109,8 @@ metrics_table! {
         "Entries and attributes the kernel was told to forget after other hosts' commits.";
     ANNOUNCEMENT_ROUNDS = "cronusfs_announcement_rounds_total", Counter, [],
         "Times this mount acted on other hosts' announcements (those heard within 10 ms of the last round are taken together).";
+    KEPT_ANSWERS = "cronusfs_kept_answers_total", Counter, ["kind", "result"],
+        "Answers the daemon looked for among what it keeps of the store (`kind`: `listing`, `attributes` of directories and messages, `xattrs` of nodes, `object_rows` of a store this process owns), `hit` or `miss`.";
     CACHE_DROPS = "cronusfs_cache_drops_total", Counter, ["reach"],
         "Times this mount dropped the listings and rows it kept of a shared store: of one dataset (`dataset`: another host committed within it) or of everything (`store`: a commit that named no dataset, a lost announcement, or the fallback time-to-live).";
     HEARTBEATS = "cronusfs_session_heartbeats_total", Counter, ["result"],
@@ -225,6 +227,12 @@ pub fn count(name: &'static str, n: u64) {
 /// Counts one event of counter `name` whose one label `label` is `value`.
 pub fn count_labelled(name: &'static str, label: &'static str, value: &'static str) {
     metrics::counter!(name, label => value).increment(1);
+}
+
+/// Counts one look among the answers the daemon keeps, of `kind`, found (`hit`) or not.
+pub fn count_kept(kind: &'static str, hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    metrics::counter!(KEPT_ANSWERS, "kind" => kind, "result" => result).increment(1);
 }
 
 /// Counts one event of counter `name` whose `result` label is `result`.

@@ -195,3 +195,47 @@ fn another_hosts_change_of_a_directory_reaches_this_kernel() {
     std::fs::remove_dir(in_b(&dataset2)).unwrap();
     wait_until("A loses the dataset B removed", || !dataset2.exists());
 }
+
+/// On one host (a store directory), this mount's own writes into one dataset leave what it
+/// keeps of another: listings of an unchanged job directory are served again while a writer
+/// commits files next door (each write and commit dropped every listing before).
+#[test]
+fn this_mounts_writes_in_one_dataset_leave_its_listings_of_another() {
+    let m = Mounted::new();
+    let (job1, job2) = (m.job_dir(), m.job_dir());
+    for i in 0..100 {
+        std::fs::write(job1.join(format!("f{i:03}")), b"x").unwrap();
+    }
+    assert_eq!(names(&job1).len(), 100);
+    let misses = |s: &Scrape| s.get(r#"cronusfs_kept_answers_total{kind="listing",result="miss"}"#);
+    let hits = |s: &Scrape| s.get(r#"cronusfs_kept_answers_total{kind="listing",result="hit"}"#);
+    let before = stats_file(&m);
+    let done = AtomicBool::new(false);
+    let listings = std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..300 {
+                std::fs::write(job2.join(format!("g{i}")), vec![7u8; 4096]).unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let mut listings = 0;
+        while !done.load(Ordering::SeqCst) || listings < 20 {
+            assert_eq!(names(&job1).len(), 100);
+            listings += 1;
+        }
+        listings
+    });
+    let after = stats_file(&m);
+    let (missed, hit) = (
+        misses(&after) - misses(&before),
+        hits(&after) - hits(&before),
+    );
+    eprintln!(
+        "measured: {listings} listings while 300 files were written next door: {hit} kept, {missed} read anew"
+    );
+    assert!(
+        hit >= listings as f64 - 2.0,
+        "{hit} of {listings} listings kept"
+    );
+    assert!(missed <= 2.0, "{missed} listings read anew");
+}

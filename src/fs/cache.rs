@@ -13,6 +13,8 @@ use super::inode::Ino;
 pub struct GenerationCache<V, K = Ino> {
     entries: Mutex<Entries<K, V>>,
     capacity: usize,
+    /// What it keeps, as its metrics say (`listing`, `attributes`, …).
+    kind: &'static str,
 }
 
 struct Entries<K, V> {
@@ -20,13 +22,14 @@ struct Entries<K, V> {
 }
 
 impl<V: Clone, K: Eq + Hash + Copy> GenerationCache<V, K> {
-    /// An empty cache of at most `capacity` values.
-    pub fn new(capacity: usize) -> Self {
+    /// An empty cache of at most `capacity` values of `kind` (what its metrics call them).
+    pub fn new(capacity: usize, kind: &'static str) -> Self {
         GenerationCache {
             entries: Mutex::new(Entries {
                 values: HashMap::new(),
             }),
             capacity,
+            kind,
         }
     }
 
@@ -37,8 +40,10 @@ impl<V: Clone, K: Eq + Hash + Copy> GenerationCache<V, K> {
         if let Some((generation, value)) = self.lock().values.get(&key)
             && *generation == now
         {
+            crate::meters::count_kept(self.kind, true);
             return Ok(value.clone());
         }
+        crate::meters::count_kept(self.kind, false);
         let value = make()?;
         let mut entries = self.lock();
         match entries.values.get(&key) {
@@ -64,7 +69,7 @@ mod tests {
 
     #[test]
     fn values_live_until_the_generation_moves_and_a_full_cache_starts_over() {
-        let cache = GenerationCache::new(2);
+        let cache = GenerationCache::new(2, "test");
         let made = std::cell::Cell::new(0);
         let get = |ino: u64, now: u64| {
             cache
@@ -91,7 +96,7 @@ mod tests {
 
     #[test]
     fn each_key_has_its_own_generation_and_a_late_old_value_does_not_replace_a_newer() {
-        let cache = GenerationCache::new(8);
+        let cache = GenerationCache::new(8, "test");
         let get = |ino: u64, now: u64| {
             (cache.get_or(Ino(ino), now, || Ok::<_, ()>(ino * 10 + now))).unwrap()
         };

@@ -56,7 +56,7 @@ impl<S: Storage> FsCore<S> {
     /// `partitions/`, a job (its number) in `jobs/`. Anywhere else is EPERM.
     pub fn mkdir(&self, parent: Ino, name: &str) -> FsResult<Attr> {
         in_past!(self, parent.0, |core| core.mkdir(parent, name));
-        let _change = self.ns.change();
+        let _change = self.ns.change_at(parent);
         self.writable()?;
         check_name(name)?;
         let dir = self.ns.node(parent)?;
@@ -149,7 +149,7 @@ impl<S: Storage> FsCore<S> {
     /// Removes empty directory `name` of `parent` (a dataset, partition or job).
     pub fn rmdir(&self, parent: Ino, name: &str) -> FsResult<()> {
         in_past!(self, parent.0, |core| core.rmdir(parent, name));
-        let _change = self.ns.change();
+        let _change = self.ns.change_at(parent);
         self.writable()?;
         let dir = self.ns.node(parent)?;
         Self::refuse_view(&dir)?;
@@ -186,7 +186,7 @@ impl<S: Storage> FsCore<S> {
     /// Removes object `name` of job directory `parent` (its content stays until `gc`).
     pub fn unlink(&self, parent: Ino, name: &str) -> FsResult<()> {
         in_past!(self, parent.0, |core| core.unlink(parent, name));
-        let _change = self.ns.change();
+        let _change = self.ns.change_at(parent);
         self.writable()?;
         let dir = self.ns.node(parent)?;
         Self::refuse_view(&dir)?;
@@ -251,7 +251,7 @@ impl<S: Storage> FsCore<S> {
     ) -> FsResult<()> {
         self.refuse_past(parent)?;
         self.refuse_past(new_parent)?;
-        let _change = self.ns.change();
+        let _change = self.ns.change_between(parent, new_parent);
         self.writable()?;
         check_name(new_name)?;
         let (from_dir, to_dir) = (self.ns.node(parent)?, self.ns.node(new_parent)?);
@@ -383,7 +383,7 @@ impl<S: Storage> FsCore<S> {
     /// Changes the size, permissions, owner or modification time of `ino`.
     pub fn setattr(&self, ino: Ino, fh: Option<Fh>, set: SetAttr) -> FsResult<Attr> {
         in_past!(self, ino.0, |core| core.setattr(ino, fh, set));
-        let _change = self.ns.change();
+        let _change = self.ns.change_at(ino);
         let node = self.ns.node(ino)?;
         let any = set.size.is_some()
             || set.mode.is_some()

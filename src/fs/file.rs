@@ -397,7 +397,7 @@ impl<S: Storage> FsCore<S> {
     pub fn create(&self, parent: Ino, name: &str) -> FsResult<(Attr, Opened)> {
         in_past!(self, parent.0, |core| core.create(parent, name));
         let unchanged_since = self.ns.generation_of(parent);
-        let _change = self.ns.change();
+        let _change = self.ns.change_at(parent);
         self.writable()?;
         check_name(name)?;
         let dir = self.ns.node(parent)?;
@@ -444,7 +444,6 @@ impl<S: Storage> FsCore<S> {
 
     /// Writes `data` at `offset` of the working copy, or at its end.
     fn write_at(&self, fh: Fh, offset: Option<u64>, data: &[u8]) -> FsResult<(usize, u64)> {
-        let _change = self.ns.change();
         let handle = self.files.handle(fh)?;
         let wc = {
             let mut h = lock(&handle);
@@ -453,6 +452,7 @@ impl<S: Storage> FsCore<S> {
             wc
         };
         let mut copy = lock(&wc);
+        let _change = self.ns.change_at(copy.ino);
         let at = offset.unwrap_or_else(|| copy.size());
         self.write_copy(&mut copy, at, data)?;
         Ok((data.len(), at))
@@ -461,7 +461,7 @@ impl<S: Storage> FsCore<S> {
     /// Truncates through handle `fh` (ftruncate), or else the working copy of `ino`, or else
     /// commits a truncated copy as a new version at once.
     pub(super) fn truncate(&self, ino: Ino, fh: Option<Fh>, size: u64) -> FsResult<()> {
-        let _change = self.ns.change();
+        let _change = self.ns.change_at(ino);
         self.writable()?;
         let TreeNode::Object(id) = self.ns.node(ino)? else {
             return Err(FsError::NotPermitted);

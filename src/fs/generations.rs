@@ -4,8 +4,9 @@
 //!
 //! What a node's answers depend on is its [`Reach`]: a node inside a dataset's tree reads
 //! that dataset only; the root, `/datasets`, the query views and the other views read across
-//! datasets. The value a reach sees is the sum of the counters it depends on: every counter
-//! only grows, so the sum moves whenever any of them does.
+//! datasets. The value a reach sees is the number of the last bump that touched it (bumps are
+//! numbered by one sequence), so it moves whenever one does, and values taken for two reaches
+//! are equal only if no bump touched either since.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -22,18 +23,24 @@ pub enum Reach {
     Everywhere,
 }
 
-/// The counters.
+/// The counters: each bump takes the next number of one sequence, and records it as the last
+/// bump of everything, or of a dataset (and of any dataset).
 #[derive(Default)]
 pub struct Generations {
-    /// Moves at every change that may touch anything.
+    sequence: AtomicU64,
+    /// The last bump that may have touched anything.
     everything: AtomicU64,
-    /// Moves with every dataset's counter (what a node that reads across datasets depends on).
+    /// The last bump of any dataset (what a node that reads across datasets depends on).
     any_dataset: AtomicU64,
+    /// The last bump of each dataset.
     datasets: RwLock<HashMap<DatasetId, u64>>,
 }
 
 impl Generations {
-    /// Returns the value what `reach` depends on has now.
+    /// Returns the value what `reach` depends on has now: the number of the last bump that
+    /// touched it. Two values are equal only when no bump touched their reach in between,
+    /// whatever reaches they were taken for (a node whose reach becomes known keeps what it
+    /// kept).
     pub fn now(&self, reach: Reach) -> u64 {
         let everything = self.everything.load(Ordering::SeqCst);
         let mine = match reach {
@@ -44,25 +51,22 @@ impl Generations {
                 .copied()
                 .unwrap_or(0),
         };
-        everything.wrapping_add(mine)
-    }
-
-    /// Returns the counter of changes that may touch anything (it moves with them alone).
-    pub fn everything(&self) -> u64 {
-        self.everything.load(Ordering::SeqCst)
+        everything.max(mine)
     }
 
     /// Says that anything may have changed.
     pub fn bump(&self) {
-        self.everything.fetch_add(1, Ordering::SeqCst);
+        let n = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
+        self.everything.fetch_max(n, Ordering::SeqCst);
     }
 
     /// Says that something within dataset `ds` may have changed.
     pub fn bump_within(&self, ds: DatasetId) {
         let mut datasets = self.datasets.write().unwrap_or_else(|e| e.into_inner());
-        *datasets.entry(ds).or_default() += 1;
+        let n = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
+        datasets.insert(ds, n);
         drop(datasets);
-        self.any_dataset.fetch_add(1, Ordering::SeqCst);
+        self.any_dataset.fetch_max(n, Ordering::SeqCst);
     }
 }
 
@@ -86,6 +90,25 @@ mod tests {
         g.bump();
         let last = seen(&g);
         assert!((0..3).all(|i| last[i] != after[i]), "{last:?} {after:?}");
-        assert_eq!(g.everything(), 1);
+    }
+
+    #[test]
+    fn values_of_two_reaches_are_equal_only_if_neither_moved_since() {
+        let g = Generations::default();
+        let (a, b) = (DatasetId::random(), DatasetId::random());
+        g.bump();
+        let across = g.now(Reach::Everywhere);
+        // Nothing moved: a node whose reach became dataset a keeps its value.
+        assert_eq!(g.now(Reach::Dataset(a)), across);
+        g.bump_within(b);
+        // b moved: what spans datasets did, a did not (and no value of a equals the new one).
+        assert_ne!(g.now(Reach::Everywhere), across);
+        assert_eq!(g.now(Reach::Dataset(a)), across);
+        g.bump_within(a);
+        let taken = g.now(Reach::Everywhere);
+        assert_eq!(g.now(Reach::Dataset(a)), taken);
+        g.bump_within(b);
+        assert_ne!(g.now(Reach::Everywhere), taken);
+        assert_eq!(g.now(Reach::Dataset(a)), taken, "b's bump leaves a");
     }
 }

@@ -27,7 +27,7 @@ impl<S: Storage> FsCore<S> {
     /// Makes symbolic link `name` to `target` in job directory or folder `parent`.
     pub fn symlink(&self, parent: Ino, name: &str, target: &str) -> FsResult<Attr> {
         in_past!(self, parent.0, |core| core.symlink(parent, name, target));
-        let _change = self.ns.change();
+        let _change = self.ns.change_at(parent);
         self.writable()?;
         check_name(name)?;
         let dir = self.ns.node(parent)?;

@@ -8,7 +8,7 @@
 mod listing;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -37,6 +37,9 @@ pub struct Namespace<S: Storage> {
     /// How many changes through the core are in progress: a change reads attributes before
     /// and after its writes within one generation, so none are kept or served meanwhile.
     changing: AtomicUsize,
+    /// Bumped before and after every change made through the core, wherever it is: the
+    /// order of this mount's own changes (see `dir_sets`).
+    local: AtomicU64,
     listings: cache::GenerationCache<Listing>,
     /// The generation at which a time was last set on each directory through this mount: a
     /// file not committed yet that entered it before is known to come before the set (a
@@ -77,13 +80,29 @@ type NodeAttrRows = Arc<(Vec<Row>, Option<i64>)>;
 /// How many nodes' attribute rows are kept between reads (a few hundred bytes each).
 const CACHED_NODE_ATTRS: usize = 4096;
 
-/// Marks a change in progress: bumps the generation when made and when dropped.
-pub(super) struct Change<'a>(&'a Generations, &'a AtomicUsize);
+/// Marks a change in progress: bumps the generation of what it changes (within one
+/// dataset, or anything) when made and when dropped.
+pub(super) struct Change<'a> {
+    ns_local: &'a AtomicU64,
+    generations: &'a Generations,
+    changing: &'a AtomicUsize,
+    within: Reach,
+}
+
+impl Change<'_> {
+    fn bump(&self) {
+        self.ns_local.fetch_add(1, Ordering::SeqCst);
+        match self.within {
+            Reach::Dataset(ds) => self.generations.bump_within(ds),
+            Reach::Everywhere => self.generations.bump(),
+        }
+    }
+}
 
 impl Drop for Change<'_> {
     fn drop(&mut self) {
-        self.0.bump();
-        self.1.fetch_sub(1, Ordering::SeqCst);
+        self.bump();
+        self.changing.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -124,23 +143,26 @@ impl<S: Storage> Namespace<S> {
             started: SystemTime::now(),
             generations: Generations::default(),
             changing: AtomicUsize::new(0),
-            listings: cache::GenerationCache::new(CACHED_LISTINGS),
-            xattrs: cache::GenerationCache::new(xattr::CACHED_NODES),
-            node_attr_rows: cache::GenerationCache::new(CACHED_NODE_ATTRS),
-            object_rows: cache::GenerationCache::new(match past_paths {
-                true => CACHED_OBJECTS,
-                false => CACHED_PAST_OBJECTS,
-            }),
+            local: AtomicU64::new(0),
+            listings: cache::GenerationCache::new(CACHED_LISTINGS, "listing"),
+            xattrs: cache::GenerationCache::new(xattr::CACHED_NODES, "xattrs"),
+            node_attr_rows: cache::GenerationCache::new(CACHED_NODE_ATTRS, "attributes"),
+            object_rows: cache::GenerationCache::new(
+                match past_paths {
+                    true => CACHED_OBJECTS,
+                    false => CACHED_PAST_OBJECTS,
+                },
+                "object_rows",
+            ),
             dir_sets: Mutex::new(HashMap::new()),
             known: KnownNames::default(),
             uncommitted: Uncommitted::default(),
         }
     }
 
-    /// Returns the core's generation now (see `generations`): it moves at every change made
-    /// through the core, and when a change to anything elsewhere is heard.
+    /// Returns how many times changes made through the core began or ended (see `local`).
     pub(super) fn generation(&self) -> u64 {
-        self.generations.everything()
+        self.local.load(Ordering::SeqCst)
     }
 
     /// Returns the generation of what the answers about node `ino` read (see `generations`).
@@ -183,7 +205,10 @@ impl<S: Storage> Namespace<S> {
         let read = || Ok::<_, FsError>(Arc::new(self.meta.node_rows(&id.iden())?));
         match self.shared {
             true => read(),
-            false => self.object_rows.get_or(id, self.generation(), read),
+            false => {
+                let now = self.generations.now(self.reach(&TreeNode::Object(id)));
+                self.object_rows.get_or(id, now, read)
+            }
         }
     }
 
@@ -219,10 +244,38 @@ impl<S: Storage> Namespace<S> {
         self.uncommitted.pending_entered_in(&path, set)
     }
 
+    /// Marks a change that may touch anything, in progress until the mark is dropped.
     pub(super) fn change(&self) -> Change<'_> {
+        self.change_within(Reach::Everywhere)
+    }
+
+    /// Marks a change of node `ino` (or of entries of directory `ino`): within its dataset,
+    /// when it is in one.
+    pub(super) fn change_at(&self, ino: Ino) -> Change<'_> {
+        let within = self.node(ino).map_or(Reach::Everywhere, |n| self.reach(&n));
+        self.change_within(within)
+    }
+
+    /// Marks a change of entries of directories `from` and `to` (a rename).
+    pub(super) fn change_between(&self, from: Ino, to: Ino) -> Change<'_> {
+        let reach = |ino| self.node(ino).map_or(Reach::Everywhere, |n| self.reach(&n));
+        let within = match (reach(from), reach(to)) {
+            (a, b) if a == b => a,
+            _ => Reach::Everywhere,
+        };
+        self.change_within(within)
+    }
+
+    fn change_within(&self, within: Reach) -> Change<'_> {
         self.changing.fetch_add(1, Ordering::SeqCst);
-        self.generations.bump();
-        Change(&self.generations, &self.changing)
+        let change = Change {
+            ns_local: &self.local,
+            generations: &self.generations,
+            changing: &self.changing,
+            within,
+        };
+        change.bump();
+        change
     }
 
     /// Returns the listing of directory `ino`: the one taken last if nothing changed through

@@ -227,7 +227,7 @@ impl<S: Storage> FsCore<S> {
     /// Commits `wc` as the object's new version, as it is now. An object unlinked (or replaced
     /// by a rename) meanwhile takes nothing: its writes vanish with its last handle.
     pub(super) fn commit_copy(&self, wc: &mut WorkingCopy) -> FsResult<()> {
-        let change = self.ns.change();
+        let change = self.ns.change_at(wc.ino);
         if !wc.dirty {
             return Ok(());
         }

@@ -218,7 +218,7 @@ impl<S: Storage> FsCore<S> {
     /// the node's list of names longer than 64 KiB (XATTR_LIST_MAX) is ENOSPC, as on ext4.
     pub fn setxattr(&self, ino: Ino, name: &str, value: &[u8], flags: XattrFlags) -> FsResult<()> {
         in_past!(self, ino.0, |core| core.setxattr(ino, name, value, flags));
-        let _change = self.ns.change();
+        let _change = self.ns.change_at(ino);
         let (prop, system) = prop_of(name)?;
         self.writable()?;
         if system {
@@ -258,7 +258,7 @@ impl<S: Storage> FsCore<S> {
     /// Removes user attribute `name` of `ino`.
     pub fn removexattr(&self, ino: Ino, name: &str) -> FsResult<()> {
         in_past!(self, ino.0, |core| core.removexattr(ino, name));
-        let _change = self.ns.change();
+        let _change = self.ns.change_at(ino);
         let (prop, system) = prop_of(name)?;
         self.writable()?;
         if system {
