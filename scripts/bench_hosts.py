@@ -98,7 +98,7 @@ def one_run(binary, url, content, hosts, seconds, work, env):
     mnts = []
     for h in range(hosts):
         mnt = f"{work}/mnt-{hosts}-{h}"
-        os.makedirs(mnt)
+        os.makedirs(mnt, exist_ok=True)
         sh(f"{binary} mount '{url}' {mnt} --log-file {work}/daemon-{hosts}-{h}.log",
            stdout=subprocess.DEVNULL, env=env)
         mnts.append(mnt)

@@ -8,7 +8,7 @@
 mod listing;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -34,9 +34,10 @@ pub struct Namespace<S: Storage> {
     /// another host's commit within it is heard: a cached listing taken at one value is
     /// current while the value of what it reads has not moved.
     pub(super) generations: Generations,
-    /// How many changes through the core are in progress: a change reads attributes before
-    /// and after its writes within one generation, so none are kept or served meanwhile.
-    changing: AtomicUsize,
+    /// How many changes through the core are in progress, by what they change: a change
+    /// reads attributes before and after its writes within one generation, so none of what
+    /// it may change are kept or served meanwhile.
+    changing: Mutex<HashMap<Reach, usize>>,
     /// Bumped before and after every change made through the core, wherever it is: the
     /// order of this mount's own changes (see `dir_sets`).
     local: AtomicU64,
@@ -85,7 +86,7 @@ const CACHED_NODE_ATTRS: usize = 4096;
 pub(super) struct Change<'a> {
     ns_local: &'a AtomicU64,
     generations: &'a Generations,
-    changing: &'a AtomicUsize,
+    changing: &'a Mutex<HashMap<Reach, usize>>,
     within: Reach,
 }
 
@@ -102,7 +103,13 @@ impl Change<'_> {
 impl Drop for Change<'_> {
     fn drop(&mut self) {
         self.bump();
-        self.changing.fetch_sub(1, Ordering::SeqCst);
+        let mut changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = changing.get_mut(&self.within) {
+            *n -= 1;
+            if *n == 0 {
+                changing.remove(&self.within);
+            }
+        }
     }
 }
 
@@ -142,7 +149,7 @@ impl<S: Storage> Namespace<S> {
             defaults,
             started: SystemTime::now(),
             generations: Generations::default(),
-            changing: AtomicUsize::new(0),
+            changing: Mutex::new(HashMap::new()),
             local: AtomicU64::new(0),
             listings: cache::GenerationCache::new(CACHED_LISTINGS, "listing"),
             xattrs: cache::GenerationCache::new(xattr::CACHED_NODES, "xattrs"),
@@ -267,7 +274,9 @@ impl<S: Storage> Namespace<S> {
     }
 
     fn change_within(&self, within: Reach) -> Change<'_> {
-        self.changing.fetch_add(1, Ordering::SeqCst);
+        *(self.changing.lock().unwrap_or_else(|e| e.into_inner()))
+            .entry(within)
+            .or_default() += 1;
         let change = Change {
             ns_local: &self.local,
             generations: &self.generations,
@@ -649,10 +658,23 @@ impl<S: Storage> Namespace<S> {
     /// read last while nothing they depend on changed (see `generations`), else read again.
     fn attr_rows(&self, ino: Ino, node: &TreeNode) -> FsResult<NodeAttrRows> {
         let read = || Ok(Arc::new((self.rows_of(node)?, self.entries_changed(node)?)));
-        let now = self.generations.now(self.reach(node));
-        match self.changing.load(Ordering::SeqCst) {
-            0 => self.node_attr_rows.get_or(ino, now, read),
-            _ => read(),
+        let reach = self.reach(node);
+        let now = self.generations.now(reach);
+        match self.changing_within(reach) {
+            false => self.node_attr_rows.get_or(ino, now, read),
+            true => read(),
+        }
+    }
+
+    /// Returns whether a change through the core that may touch what `reach` reads is in
+    /// progress.
+    fn changing_within(&self, reach: Reach) -> bool {
+        let changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        match reach {
+            Reach::Everywhere => !changing.is_empty(),
+            Reach::Dataset(_) => {
+                changing.contains_key(&Reach::Everywhere) || changing.contains_key(&reach)
+            }
         }
     }
 
