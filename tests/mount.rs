@@ -153,6 +153,18 @@ impl Mounted {
         m
     }
 
+    /// Two daemons (hosts) of a new shared store whose own caches and whose kernels keep
+    /// what they read for a minute: only announcements show one the other's changes.
+    pub fn shared_pair_kept_a_minute() -> (Self, Self) {
+        let minute = [
+            ("CRONUSFS_CACHE_TTL_MS", "60000"),
+            ("CRONUSFS_ATTR_TTL_MS", "60000"),
+        ];
+        let a = Self::shared_with(&minute);
+        let b = a.another_daemon();
+        (a, b)
+    }
+
     /// Mounts this mount's shared store a second time, at a new mount point, by a second
     /// daemon (another host, as far as the store can tell).
     pub fn another_daemon(&self) -> Self {

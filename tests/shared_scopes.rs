@@ -145,12 +145,7 @@ fn mode(path: &std::path::Path) -> Option<u32> {
 /// partition and a dataset B removes are gone on A.
 #[test]
 fn another_hosts_change_of_a_directory_reaches_this_kernel() {
-    let minute = [
-        ("CRONUSFS_CACHE_TTL_MS", "60000"),
-        ("CRONUSFS_ATTR_TTL_MS", "60000"),
-    ];
-    let a = Mounted::shared_with(&minute);
-    let b = a.another_daemon();
+    let (a, b) = Mounted::shared_pair_kept_a_minute();
     let job = a.job_dir();
     let partition = job.parent().unwrap().parent().unwrap().to_path_buf();
     let dataset = partition.parent().unwrap().parent().unwrap().to_path_buf();

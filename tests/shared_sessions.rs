@@ -267,12 +267,7 @@ fn names(dir: &Path) -> Vec<String> {
 /// read before the announcement and answered after it is not kept.
 #[test]
 fn a_name_renamed_away_is_gone_on_a_listing_host_within_milliseconds() {
-    let minute = [
-        ("CRONUSFS_CACHE_TTL_MS", "60000"),
-        ("CRONUSFS_ATTR_TTL_MS", "60000"),
-    ];
-    let a = Mounted::shared_with(&minute);
-    let b = a.another_daemon();
+    let (a, b) = Mounted::shared_pair_kept_a_minute();
     let job = a.job_dir();
     let in_b = b.mnt.join(job.strip_prefix(&a.mnt).unwrap());
     std::fs::write(job.join("n0"), b"x").unwrap();

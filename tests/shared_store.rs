@@ -573,12 +573,7 @@ fn two_daemons_keeping_a_minute() -> (
     std::path::PathBuf,
     std::path::PathBuf,
 ) {
-    let minute = [
-        ("CRONUSFS_CACHE_TTL_MS", "60000"),
-        ("CRONUSFS_ATTR_TTL_MS", "60000"),
-    ];
-    let a = crate::mount::Mounted::shared_with(&minute);
-    let b = a.another_daemon();
+    let (a, b) = crate::mount::Mounted::shared_pair_kept_a_minute();
     let job = a.job_dir();
     let in_b = b.mnt.join(job.strip_prefix(&a.mnt).unwrap());
     (a, b, job, in_b)
