@@ -6,11 +6,12 @@
 //! that dataset only; the root, `/datasets`, the query views and the other views read across
 //! datasets. The value a reach sees is the number of the last bump that touched it (bumps are
 //! numbered by one sequence), so it moves whenever one does, and values taken for two reaches
-//! are equal only if no bump touched either since.
+//! are equal only if no bump touched either since. `InProgress` says which reaches a change
+//! through the core is changing right now.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use crate::meta::DatasetId;
 
@@ -70,6 +71,43 @@ impl Generations {
     }
 }
 
+/// The changes through the core in progress, by what they change.
+#[derive(Default)]
+pub struct InProgress(Mutex<HashMap<Reach, usize>>);
+
+impl InProgress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Reach, usize>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Says that a change of what `reach` covers began.
+    pub fn begin(&self, reach: Reach) {
+        *self.lock().entry(reach).or_default() += 1;
+    }
+
+    /// Says that a change [`InProgress::begin`] announced ended.
+    pub fn end(&self, reach: Reach) {
+        let mut changing = self.lock();
+        if let Some(n) = changing.get_mut(&reach) {
+            *n -= 1;
+            if *n == 0 {
+                changing.remove(&reach);
+            }
+        }
+    }
+
+    /// Returns whether a change that may touch what `reach` reads is in progress.
+    pub fn touches(&self, reach: Reach) -> bool {
+        let changing = self.lock();
+        match reach {
+            Reach::Everywhere => !changing.is_empty(),
+            Reach::Dataset(_) => {
+                changing.contains_key(&Reach::Everywhere) || changing.contains_key(&reach)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +128,25 @@ mod tests {
         g.bump();
         let last = seen(&g);
         assert!((0..3).all(|i| last[i] != after[i]), "{last:?} {after:?}");
+    }
+
+    #[test]
+    fn a_change_in_progress_touches_its_dataset_and_what_spans_datasets() {
+        let changing = InProgress::default();
+        let (a, b) = (
+            Reach::Dataset(DatasetId::random()),
+            Reach::Dataset(DatasetId::random()),
+        );
+        changing.begin(a);
+        changing.begin(a);
+        assert!(changing.touches(a) && changing.touches(Reach::Everywhere));
+        assert!(!changing.touches(b));
+        changing.end(a);
+        assert!(changing.touches(a), "one of two still in progress");
+        changing.end(a);
+        assert!(!changing.touches(a) && !changing.touches(Reach::Everywhere));
+        changing.begin(Reach::Everywhere);
+        assert!(changing.touches(b));
     }
 
     #[test]

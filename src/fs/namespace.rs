@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::attr::{self, Attr, Defaults, Kind, time_of_millis};
-use super::generations::{Generations, Reach};
+use super::generations::{Generations, InProgress, Reach};
 use super::inode::{Ino, Inodes, TreeNode};
 use super::known_names::KnownNames;
 use super::uncommitted::Uncommitted;
@@ -37,7 +37,7 @@ pub struct Namespace<S: Storage> {
     /// How many changes through the core are in progress, by what they change: a change
     /// reads attributes before and after its writes within one generation, so none of what
     /// it may change are kept or served meanwhile.
-    changing: Mutex<HashMap<Reach, usize>>,
+    changing: InProgress,
     /// Bumped before and after every change made through the core, wherever it is: the
     /// order of this mount's own changes (see `dir_sets`).
     local: AtomicU64,
@@ -86,7 +86,7 @@ const CACHED_NODE_ATTRS: usize = 4096;
 pub(super) struct Change<'a> {
     ns_local: &'a AtomicU64,
     generations: &'a Generations,
-    changing: &'a Mutex<HashMap<Reach, usize>>,
+    changing: &'a InProgress,
     within: Reach,
 }
 
@@ -103,13 +103,7 @@ impl Change<'_> {
 impl Drop for Change<'_> {
     fn drop(&mut self) {
         self.bump();
-        let mut changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = changing.get_mut(&self.within) {
-            *n -= 1;
-            if *n == 0 {
-                changing.remove(&self.within);
-            }
-        }
+        self.changing.end(self.within);
     }
 }
 
@@ -149,7 +143,7 @@ impl<S: Storage> Namespace<S> {
             defaults,
             started: SystemTime::now(),
             generations: Generations::default(),
-            changing: Mutex::new(HashMap::new()),
+            changing: InProgress::default(),
             local: AtomicU64::new(0),
             listings: cache::GenerationCache::new(CACHED_LISTINGS, "listing"),
             xattrs: cache::GenerationCache::new(xattr::CACHED_NODES, "xattrs"),
@@ -274,9 +268,7 @@ impl<S: Storage> Namespace<S> {
     }
 
     fn change_within(&self, within: Reach) -> Change<'_> {
-        *(self.changing.lock().unwrap_or_else(|e| e.into_inner()))
-            .entry(within)
-            .or_default() += 1;
+        self.changing.begin(within);
         let change = Change {
             ns_local: &self.local,
             generations: &self.generations,
@@ -660,21 +652,9 @@ impl<S: Storage> Namespace<S> {
         let read = || Ok(Arc::new((self.rows_of(node)?, self.entries_changed(node)?)));
         let reach = self.reach(node);
         let now = self.generations.now(reach);
-        match self.changing_within(reach) {
+        match self.changing.touches(reach) {
             false => self.node_attr_rows.get_or(ino, now, read),
             true => read(),
-        }
-    }
-
-    /// Returns whether a change through the core that may touch what `reach` reads is in
-    /// progress.
-    fn changing_within(&self, reach: Reach) -> bool {
-        let changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
-        match reach {
-            Reach::Everywhere => !changing.is_empty(),
-            Reach::Dataset(_) => {
-                changing.contains_key(&Reach::Everywhere) || changing.contains_key(&reach)
-            }
         }
     }
 
