@@ -139,6 +139,58 @@ fn directories_showing_another_s_rows_follow_it() {
     }
 }
 
+/// With attributes kept a minute by the kernel, a job directory shown under two partitions
+/// follows a change made through the other: its mode after a `chmod`, its owner after a
+/// `chown`, and its time after a file is made in it, a time is set on it, or a file is
+/// removed from it (a hostile pass saw the old ones for as long as the kernel kept them).
+#[test]
+fn a_job_directory_under_every_partition_follows_a_change_through_one() {
+    let m = Mounted::with_env(&[("CRONUSFS_ATTR_TTL_MS", "60000")]);
+    let job = m.job_dir();
+    let d = job.ancestors().nth(4).unwrap().display().to_string();
+    let (j1, j2) = (
+        format!("{d}/partitions/k/jobs/0"),
+        format!("{d}/partitions/k2/jobs/0"),
+    );
+    m.ok(&format!(
+        "mkdir {d}/partitions/k2 && stat {j1} {j2} >/dev/null"
+    ));
+    let follows = |change: &str, see: &str, want: &str| {
+        m.ok(change);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let said = m.ok(see);
+            if said.trim() == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "after {change}: {said}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    follows(
+        &format!("chmod 711 {j1}"),
+        &format!("stat -c %a {j2}"),
+        "711",
+    );
+    follows(&format!("chown 5 {j2}"), &format!("stat -c %u {j1}"), "5");
+    let same = format!("[ \"$(stat -c %Y {j1})\" = \"$(stat -c %Y {j2})\" ] && echo same");
+    follows(
+        &format!("touch -d 2003-03-03 {j2}"),
+        &format!("stat -c %y {j1} | cut -c1-10"),
+        "2003-03-03",
+    );
+    follows(&format!("echo n > {j1}/new"), &same, "same");
+    follows(
+        &format!("touch -d 2004-04-04 {j1}"),
+        &format!("stat -c %y {j2} | cut -c1-10"),
+        "2004-04-04",
+    );
+    follows(&format!("rm {j1}/new"), &same, "same");
+}
+
 /// A file rewritten over and over (`O_TRUNC`, write, close) while another process renames
 /// its folder back and forth: every `close` that follows a successful open succeeds and its
 /// bytes become a version, the commit following the object to its folder's new name (it

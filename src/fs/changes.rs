@@ -87,6 +87,7 @@ impl<S: Storage> FsCore<S> {
                     return Err(FsError::Exists);
                 }
                 self.ns.meta.make_folder(&at)?;
+                self.entries_moved_in(&dir);
                 TreeNode::Folder(at.dataset, at.partition, at.job, at.name)
             }
             n if n.is_dir() => {
@@ -167,6 +168,7 @@ impl<S: Storage> FsCore<S> {
                 let folder = ObjectPath::new(ds, &key, job, &path);
                 self.refuse_pending_in(&folder)?;
                 self.ns.meta.remove_folder(&folder)?;
+                self.entries_moved_in(&dir);
             }
             n if n.is_dir() => return Err(FsError::NotPermitted),
             _ => return Err(FsError::NotDir),
@@ -191,7 +193,7 @@ impl<S: Storage> FsCore<S> {
         let dir = self.ns.node(parent)?;
         Self::refuse_view(&dir)?;
         let node = self.ns.child(&dir, name)?;
-        match node {
+        let removed = match node {
             TreeNode::Object(id) => {
                 let copies = self.copies_of(&[id]);
                 let _quiet = hold(&copies);
@@ -210,6 +212,18 @@ impl<S: Storage> FsCore<S> {
                 .remove_link(&ObjectPath::new(ds, &key, job, &path))?),
             n if n.is_dir() => Err(FsError::IsDir),
             _ => Err(FsError::NotPermitted),
+        };
+        if removed.is_ok() {
+            self.entries_moved_in(&dir);
+        }
+        removed
+    }
+
+    /// Says that names came or went in directory `dir`: a job directory's time moved under
+    /// every partition (they all show one job), and the kernel must hear of the others.
+    pub(super) fn entries_moved_in(&self, dir: &TreeNode) {
+        if let TreeNode::Job(..) = dir {
+            self.forget_shown_with(dir);
         }
     }
 
@@ -291,8 +305,15 @@ impl<S: Storage> FsCore<S> {
                 self.rename_link(&moving, (&from, &to), target, noreplace)?;
                 self.ns.child(&to_dir, new_name).ok()
             }
-            _ => return self.rename_folder(&moving, &from, &to, target, noreplace),
+            _ => {
+                self.rename_folder(&moving, &from, &to, target, noreplace)?;
+                self.entries_moved_in(&from_dir);
+                self.entries_moved_in(&to_dir);
+                return Ok(());
+            }
         };
+        self.entries_moved_in(&from_dir);
+        self.entries_moved_in(&to_dir);
         // The kernel moved its entry: a round of forgetting must name the new one.
         if let Some(ino) = moved.and_then(|node| self.ns.inodes.existing(&node)) {
             (self.ns.inodes).renamed(ino, (parent, name), (new_parent, new_name));

@@ -424,6 +424,7 @@ impl<S: Storage> FsCore<S> {
                 truncate: true,
             },
         )?;
+        self.entries_moved_in(&dir);
         Ok((self.getattr(ino)?, opened))
     }
 

@@ -276,6 +276,12 @@ impl Inodes {
         self.lock().existing(node).map(Ino)
     }
 
+    /// Returns the numbers of job `job` of dataset `ds` under each partition that has one.
+    pub fn job_everywhere(&self, ds: DatasetId, job: JobId) -> Vec<Ino> {
+        let table = self.lock();
+        table.job_everywhere(ds, job).into_iter().map(Ino).collect()
+    }
+
     /// Returns the node numbered `ino`, if any.
     pub fn node(&self, ino: Ino) -> Option<TreeNode> {
         self.lock().node(ino.0)

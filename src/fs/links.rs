@@ -43,6 +43,7 @@ impl<S: Storage> FsCore<S> {
             return Err(FsError::Exists);
         }
         self.ns.meta.make_link(&at, target)?;
+        self.entries_moved_in(&dir);
         let node = TreeNode::Symlink(at.dataset, at.partition, at.job, at.name);
         let ino = self.ns.inodes.ino(&node);
         self.ns.attr_of(ino, &node)

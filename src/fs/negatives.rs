@@ -166,8 +166,18 @@ impl<S: Storage> FsCore<S> {
 
     /// Has the kernel forget the attributes of the directory that shows the rows of `changed`
     /// besides `changed` itself (a dataset's `partitions/`, a partition's `jobs/`, and a
-    /// dataset for its `partitions/`): the kernel does not know they changed.
+    /// dataset for its `partitions/`; a job directory under every other partition, for its
+    /// rows and its entries' time): the kernel does not know they changed.
     pub(super) fn forget_shown_with(&self, changed: &TreeNode) {
+        if let TreeNode::Job(ds, _, job) = changed {
+            let own = self.ns.inodes.existing(changed);
+            for ino in self.ns.inodes.job_everywhere(*ds, *job) {
+                if Some(ino) != own {
+                    self.negatives.forget_attributes(ino);
+                }
+            }
+            return;
+        }
         let also = match changed {
             TreeNode::Dataset(ds) => TreeNode::Partitions(*ds),
             // A new job moves its dataset's counter row (and so its ctime).

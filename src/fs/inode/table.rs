@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::{FIRST_DYNAMIC, FIXED, Ino, TreeNode};
+use crate::meta::{DatasetId, JobId};
 
 /// Numbers given out since the last sweep before the next one may run (or a quarter of the
 /// table, if more): a sweep costs a pass over the table, so it runs once per that many.
@@ -88,6 +89,9 @@ pub(super) struct Table {
     /// How many numbers of this table the kernel holds.
     held: usize,
     shared: Arc<HeldInMount>,
+    /// The partitions under which each job directory has a number (a job is in every
+    /// partition of its dataset, and they all show its rows).
+    job_keys: HashMap<(DatasetId, JobId), Vec<String>>,
 }
 
 impl Drop for Table {
@@ -109,6 +113,7 @@ impl Table {
             given_since_sweep: 0,
             held: 0,
             shared,
+            job_keys: HashMap::new(),
         };
         for (node, ino) in FIXED {
             table
@@ -145,8 +150,42 @@ impl Table {
         self.next += 1;
         self.by_ino.insert(ino, Numbered::new(node.clone(), now));
         self.by_node.insert(node.clone(), ino);
+        if let TreeNode::Job(ds, key, job) = node {
+            self.job_keys
+                .entry((*ds, *job))
+                .or_default()
+                .push(key.clone());
+        }
         self.given_since_sweep += 1;
         ino
+    }
+
+    /// Returns the numbers of job `job` of dataset `ds` under each of its partitions.
+    pub(super) fn job_everywhere(&self, ds: DatasetId, job: JobId) -> Vec<u64> {
+        let keys = self
+            .job_keys
+            .get(&(ds, job))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        (keys.iter())
+            .filter_map(|key| {
+                self.by_node
+                    .get(&TreeNode::Job(ds, key.clone(), job))
+                    .copied()
+            })
+            .collect()
+    }
+
+    /// Forgets that `node` has a number (it had, and lost it).
+    fn unindex(&mut self, node: &TreeNode) {
+        if let TreeNode::Job(ds, key, job) = node
+            && let Some(keys) = self.job_keys.get_mut(&(*ds, *job))
+        {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.job_keys.remove(&(*ds, *job));
+            }
+        }
     }
 
     /// Drops the numbers the kernel does not hold and nothing used since the last sweep,
@@ -168,6 +207,7 @@ impl Table {
         for (ino, node) in gone {
             if self.by_node.get(&node) == Some(&ino) {
                 self.by_node.remove(&node);
+                self.unindex(&node);
             }
         }
         self.swept_at = self.shared.tick();
@@ -296,6 +336,7 @@ impl Table {
         let numbered = match self.by_ino.remove(&ino) {
             Some(old) => {
                 self.by_node.remove(&old.node);
+                self.unindex(&old.node);
                 Numbered { node, ..old }
             }
             None => Numbered::new(node, now),
