@@ -107,8 +107,23 @@ impl Drop for Change<'_> {
     }
 }
 
-/// How many directory listings are kept between reads.
+/// How many directory listings are kept between reads, and how many bytes they may take
+/// together (a listing of a million entries is not kept: each handle reading it keeps its
+/// own).
 const CACHED_LISTINGS: usize = 16;
+const LISTINGS_BUDGET: usize = 64 << 20;
+
+/// How many bytes the nodes' rows kept as attributes may take together.
+const XATTRS_BUDGET: usize = 32 << 20;
+
+/// Returns about how many bytes `listing` takes.
+fn listing_bytes(listing: &Listing) -> usize {
+    (listing.iter())
+        .map(|e| {
+            std::mem::size_of::<DirEntry>() + e.name.len() + e.place.as_ref().map_or(0, |p| p.len())
+        })
+        .sum()
+}
 
 /// How many objects' rows the live tree keeps between reads (a few KiB each); a tree of the
 /// past keeps few (a mount may hold a thousand of those trees).
@@ -145,8 +160,10 @@ impl<S: Storage> Namespace<S> {
             generations: Generations::default(),
             changing: InProgress::default(),
             local: AtomicU64::new(0),
-            listings: cache::GenerationCache::new(CACHED_LISTINGS, "listing"),
-            xattrs: cache::GenerationCache::new(xattr::CACHED_NODES, "xattrs"),
+            listings: cache::GenerationCache::new(CACHED_LISTINGS, "listing")
+                .with_budget(LISTINGS_BUDGET, listing_bytes),
+            xattrs: cache::GenerationCache::new(xattr::CACHED_NODES, "xattrs")
+                .with_budget(XATTRS_BUDGET, xattr::rows_bytes),
             node_attr_rows: cache::GenerationCache::new(CACHED_NODE_ATTRS, "attributes"),
             object_rows: cache::GenerationCache::new(
                 match past_paths {

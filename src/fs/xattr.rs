@@ -47,6 +47,21 @@ pub const MAX_LIST: usize = 64 * 1024;
 /// A node's rows as (prop, value) pairs.
 pub type NodeRows = Arc<Vec<(String, Valu)>>;
 
+/// Returns about how many bytes `rows` take.
+pub(super) fn rows_bytes(rows: &NodeRows) -> usize {
+    (rows.iter())
+        .map(|(prop, valu)| std::mem::size_of::<(String, Valu)>() + prop.len() + valu_bytes(valu))
+        .sum()
+}
+
+/// Returns the bytes a value holds besides its own size.
+fn valu_bytes(valu: &Valu) -> usize {
+    match valu {
+        Valu::Str(s) => s.len(),
+        Valu::Int(_) => 0,
+    }
+}
+
 /// How many nodes' rows are kept between attribute calls.
 pub(super) const CACHED_NODES: usize = 256;
 
