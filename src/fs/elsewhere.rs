@@ -27,7 +27,7 @@ use crate::storage::{ChangesElsewhere, Iden, ScopeChanges, Storage};
 const COALESCE: Duration = Duration::from_millis(10);
 
 /// What the kernel must forget after another process changed the store.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KernelInval {
     /// The attributes (and cached pages) of an inode.
     Attributes(Ino),
@@ -184,7 +184,7 @@ impl<S: Storage> FsCore<S> {
                 (Within::Dataset(ds), Some(nodes)) => self.nodes_changed(Some(ds), nodes, &mut out),
             }
         }
-        out
+        each_once(out)
     }
 
     /// Waits at most `timeout` for announcements, and takes those that follow within
@@ -254,8 +254,8 @@ impl<S: Storage> FsCore<S> {
     /// (its rows, or made or removed it): its attributes and its parent's, those of the
     /// directory that shows its rows too (`partitions/` a dataset's, `jobs/` a partition's),
     /// and, once it is gone, its name (a name still there is kept: a process's working
-    /// directory in it would show as deleted). A job (`Job` with no partition) is in every
-    /// partition: they are read.
+    /// directory in it would show as deleted). A job (`Job` with no partition) stands for
+    /// the job under every partition.
     fn dir_changed(&self, dir: &TreeNode, out: &mut Vec<KernelInval>) {
         let gone = matches!(self.ns.rows_of(dir), Err(FsError::NotFound));
         let named: Vec<(TreeNode, TreeNode, String)> = match dir {
@@ -273,28 +273,26 @@ impl<S: Storage> FsCore<S> {
                     (shows, dir.clone(), "jobs".into()),
                 ]
             }
-            TreeNode::Job(ds, _, job) => {
-                let keys = self.ns.meta.partitions(*ds).unwrap_or_default();
-                (keys.into_iter())
-                    .map(|k| {
-                        (
-                            TreeNode::Job(*ds, k.clone(), *job),
-                            TreeNode::Jobs(*ds, k),
-                            job.to_string(),
-                        )
-                    })
-                    .collect()
-            }
+            // A job is in every partition: the kernel has it under those the table knows.
+            TreeNode::Job(ds, _, job) => (self.ns.inodes.job_everywhere(*ds, *job).into_iter())
+                .filter_map(|ino| match self.ns.inodes.node(ino)? {
+                    TreeNode::Job(d, key, j) => {
+                        let node = TreeNode::Job(d, key.clone(), j);
+                        Some((node, TreeNode::Jobs(*ds, key), job.to_string()))
+                    }
+                    _ => None,
+                })
+                .collect(),
             _ => Vec::new(),
         };
         for (node, parent, name) in named {
             if let Some(ino) = self.ns.inodes.existing(&node) {
-                push_new(out, KernelInval::Attributes(ino));
+                out.push(KernelInval::Attributes(ino));
             }
             if let Some(parent) = self.ns.inodes.existing(&parent) {
-                push_new(out, KernelInval::Attributes(parent));
+                out.push(KernelInval::Attributes(parent));
                 if gone {
-                    push_new(out, KernelInval::Entry(parent, name));
+                    out.push(KernelInval::Entry(parent, name));
                 }
             }
         }
@@ -333,9 +331,8 @@ impl<S: Storage> FsCore<S> {
         // A uuid names a dataset or an object: the dataset the commit lies within, or one
         // this mount shows, is taken for a dataset.
         let dataset = |i: &str| {
-            i.parse::<DatasetId>().is_ok_and(|ds| {
-                within == Some(ds) || self.ns.inodes.existing(&TreeNode::Dataset(ds)).is_some()
-            })
+            i.parse::<DatasetId>()
+                .is_ok_and(|ds| within == Some(ds) || self.shows(ds))
         };
         let (dirs, rest): (Vec<String>, Vec<String>) = (nodes.into_iter())
             .partition(|i| dataset(i) || (i.contains('/') && dir_node(i).is_some()));
@@ -363,7 +360,7 @@ impl<S: Storage> FsCore<S> {
             let mut paths = Vec::new();
             if let Ok(id) = iden.parse::<ObjectId>() {
                 if let Some(ino) = self.ns.inodes.existing(&TreeNode::Object(id)) {
-                    push_new(out, KernelInval::Attributes(ino));
+                    out.push(KernelInval::Attributes(ino));
                 }
                 paths = self.ns.known.paths_of(id);
             }
@@ -375,8 +372,8 @@ impl<S: Storage> FsCore<S> {
             }
             for key in paths {
                 if let Some((dir, name)) = self.entry_of(&key) {
-                    push_new(out, KernelInval::Attributes(dir));
-                    push_new(out, KernelInval::Entry(dir, name));
+                    out.push(KernelInval::Attributes(dir));
+                    out.push(KernelInval::Entry(dir, name));
                 }
             }
         }
@@ -413,11 +410,13 @@ fn dir_node(iden: &str) -> Option<TreeNode> {
     Some(TreeNode::Job(ds, String::new(), job))
 }
 
-/// Adds `inval` to `out` unless it is there already.
-fn push_new(out: &mut Vec<KernelInval>, inval: KernelInval) {
-    if !out.contains(&inval) {
-        out.push(inval);
-    }
+/// Returns `invals` each once, in the order each was first named (a burst of thousands of
+/// nodes names each directory many times).
+fn each_once(invals: Vec<KernelInval>) -> Vec<KernelInval> {
+    let mut seen = std::collections::HashSet::with_capacity(invals.len());
+    (invals.into_iter())
+        .filter(|i| seen.insert(i.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -458,6 +457,16 @@ mod tests {
             announcing.join().unwrap();
         });
         assert_ne!(heard.epoch(Reach::Everywhere), since);
+    }
+
+    #[test]
+    fn invalidations_are_sent_once_each_in_the_order_first_named() {
+        let (a, b) = (
+            KernelInval::Attributes(Ino(7)),
+            KernelInval::Entry(Ino(7), "x".into()),
+        );
+        let many = [a.clone(), b.clone(), a.clone(), b.clone(), a.clone()].to_vec();
+        assert_eq!(each_once(many), vec![a, b]);
     }
 
     #[test]
