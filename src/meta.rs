@@ -9,12 +9,13 @@ mod metastore;
 pub mod name_rules;
 pub mod query;
 pub mod rowjson;
+pub mod sorted_runs;
 pub mod table_meta;
 
 use crate::storage::StorageError;
 use crate::storage::retry::ConflictError;
 
-pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest};
+pub use content::{ChunkStream, ContentId, ContentStore, GcReport, Manifest, Marks};
 pub use metastore::{
     Beat, DEFAULT_HISTORY_RETENTION, DEFAULT_SESSION_TTL, HISTORY_RETENTION_BLOB,
     MAX_HISTORY_RETENTION, MAX_SESSION_TTL, MIN_SESSION_TTL, SESSION_TTL_BLOB, SESSIONS_SCOPE,

@@ -51,6 +51,14 @@ pub type RowVisitor<'v> = dyn FnMut(&str, ValuRef<'_>, i64) + 'v;
 /// value, time)`.
 pub type NodesVisitor<'v> = dyn FnMut(usize, &str, ValuRef<'_>, i64) + 'v;
 
+/// What the whole-index visits ([`RowRead::visit_rows_by_prop`],
+/// [`Storage::visit_past_rows_by_prop`]) call with each row; it returns whether to go on.
+pub type RowsVisitor<'v> = dyn FnMut(Row) -> Result<bool> + 'v;
+
+/// What [`RowRead::visit_blob_keys_with_prefix`] calls with each key; it returns whether to go
+/// on.
+pub type KeysVisitor<'v> = dyn FnMut(String) -> Result<bool> + 'v;
+
 /// Read operations of the row store, answered from committed state (or, inside a
 /// [`Transaction`], from committed state plus the transaction's own writes).
 ///
@@ -92,6 +100,19 @@ pub trait RowRead {
     /// Returns the rows matching `query` (prop, optional value, time window, limit).
     fn rows_by_prop(&self, query: &PropQuery<'_>) -> Result<Vec<Row>>;
 
+    /// Calls `visit(row)` for every row matching `query`, in the order of
+    /// [`RowRead::rows_by_prop`], without collecting them: the reader of a whole index (gc's
+    /// mark set) holds one row at a time. `visit` must not read the store (a shared store
+    /// scans on one connection).
+    fn visit_rows_by_prop(&self, query: &PropQuery<'_>, visit: &mut RowsVisitor<'_>) -> Result<()> {
+        for row in self.rows_by_prop(query)? {
+            if !visit(row)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Returns the number of rows matching `query` (its limit caps the count).
     fn size_by_prop(&self, query: &PropQuery<'_>) -> Result<usize>;
 
@@ -130,6 +151,17 @@ pub trait RowRead {
 
     /// Returns the blob keys that start with `prefix`, in byte order (one range scan).
     fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Calls `visit(key)` for every blob key that starts with `prefix`, in byte order, without
+    /// collecting them (one range scan, paged). `visit` must not read the store.
+    fn visit_blob_keys_with_prefix(&self, prefix: &str, visit: &mut KeysVisitor<'_>) -> Result<()> {
+        for key in self.blob_keys_with_prefix(prefix)? {
+            if !visit(key)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// Returns the blobs whose keys start with `prefix`, with their values, in key order (one
     /// range scan: one round trip on a shared store).
@@ -327,7 +359,23 @@ pub trait Storage: RowWrite + ChunkStore + Send + Sync {
     /// Returns the rows of `prop` that history keeps, no longer live, that died after
     /// `died_after` (µs): what a read of the past may still need (gc keeps the contents they
     /// name).
-    fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>>;
+    fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        self.visit_past_rows_by_prop(prop, died_after, &mut |row| {
+            out.push(row);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `visit(row)` for each row [`Storage::past_rows_by_prop`] returns, one at a time
+    /// (gc's mark set of a big history). `visit` must not read the store.
+    fn visit_past_rows_by_prop(
+        &self,
+        prop: &str,
+        died_after: i64,
+        visit: &mut RowsVisitor<'_>,
+    ) -> Result<()>;
 
     /// Raises the oldest time the store answers for to `floor` (µs; never lowers it) and
     /// returns it: reads of earlier times are [`StorageError::PastRetention`] from then on,

@@ -1,29 +1,35 @@
 //! `cronusfs fsck`: the row indexes, every content's chunks and hashes, the content of every
-//! object, menu and configuration, and the daemon's content cache.
+//! object, menu and configuration, and the daemon's content cache, in memory that does not
+//! grow with the store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use cronusfs::meta::{ContentId, ContentStore, prop};
-use cronusfs::storage::{Iden, Storage};
+use cronusfs::meta::sorted_runs::{Membership, RUN_BYTES, SortedRuns, visit_into};
+use cronusfs::meta::{ContentId, ContentStore, MetaError, ObjectId, prop};
+use cronusfs::storage::{Iden, PropQuery, Row, Storage, Valu};
+use uuid::Uuid;
 
+use super::progress::{Progress, Unit};
 use super::{Catalog, Console};
 
 /// Runs `fsck`: every content's chunks and hashes, every object's content, the row indexes.
 /// An engine error (a damaged file) is one more problem, not the end of the check; each
 /// problem names the object, menu, configuration, dataset, content or row it affects. When the
 /// list of contents cannot be read whole, that is one problem, and the content of each object
-/// and message is checked on its own: only those whose own content fails are named.
+/// and message is checked on its own: only those whose own content fails are named. Every list
+/// is read a page at a time or kept in sorted runs on disk: the memory does not grow with the
+/// store.
 pub fn run(m: &Catalog, io: &mut Console<'_>, cache: Option<&Path>) -> Result<()> {
     let mut problems = match m.storage().check_indexes() {
         Ok(found) => found,
         Err(e) => vec![format!("row indexes: {e}")],
     };
     let content = m.content();
-    let mut contents = Contents::check(content, &mut problems);
+    let mut contents = Contents::check(content, &mut problems)?;
     check_messages(m, &mut contents, &mut problems);
-    let objects = check_objects(m, &mut contents, &mut problems);
+    let objects = check_objects(m, &mut contents, &mut problems)?;
     match m.placed_problems(m.storage()) {
         Ok(found) => problems.extend(found),
         Err(e) => problems.push(format!("folders and links: {e}")),
@@ -54,51 +60,77 @@ enum Found {
     Missing,
 }
 
-/// The stored contents as fsck checks them: all at once, from the list of contents; or, when
+/// The stored contents as fsck checks them: all of them, from the list of contents; or, when
 /// that list cannot be read whole (a damaged file under it), each one an object or a message
 /// refers to, on its own, when first asked about.
 struct Contents<'c> {
     store: ContentStore<'c>,
     /// How many contents the list of contents holds; `None` when it could not be read.
-    listed: Option<usize>,
-    /// What each content checked so far is.
-    found: HashMap<ContentId, Found>,
+    listed: Option<u64>,
+    /// The listed contents, as a sorted set, until the objects are checked against them.
+    ids: Option<SortedRuns<32>>,
+    /// The contents found damaged (only those are kept in memory).
+    damaged: HashSet<ContentId>,
+    /// When the list could not be read: what each content checked on its own is.
+    checked: HashMap<ContentId, Found>,
 }
 
 impl<'c> Contents<'c> {
     /// Checks every content of the list of contents, adding what is wrong to `problems`;
-    /// when the list cannot be read, says so there and leaves each content to [`Contents::of`].
-    fn check(store: ContentStore<'c>, problems: &mut Vec<String>) -> Self {
+    /// when the list cannot be read, says so there and leaves each content to be checked on
+    /// its own.
+    fn check(store: ContentStore<'c>, problems: &mut Vec<String>) -> Result<Self> {
         let mut contents = Contents {
             store,
             listed: None,
-            found: HashMap::new(),
+            ids: None,
+            damaged: HashSet::new(),
+            checked: HashMap::new(),
         };
-        match store.ids() {
-            Ok(ids) => {
-                for id in &ids {
-                    let found = contents.verify(*id, problems);
-                    contents.found.insert(*id, found);
-                }
-                contents.listed = Some(ids.len());
+        let ids = match store.sorted_ids(RUN_BYTES) {
+            Ok(ids) => ids,
+            Err(e) => {
+                problems.push(format!("the list of contents: {e}"));
+                return Ok(contents);
             }
-            Err(e) => problems.push(format!("the list of contents: {e}")),
+        };
+        let mut bar = Progress::new("fsck contents", Unit::Items, Some(ids.pushed()));
+        let (mut again, mut count) = (SortedRuns::new(RUN_BYTES), 0);
+        for id in ids.into_sorted()? {
+            let id = ContentId::from_bytes(id?);
+            if contents.verify(id, problems) == Found::Damaged {
+                contents.damaged.insert(id);
+            }
+            again.push(*id.as_bytes())?;
+            count += 1;
+            bar.update(count);
         }
-        contents
+        (contents.listed, contents.ids) = (Some(count), Some(again));
+        Ok(contents)
     }
 
-    /// Returns what content `id` is: as checked from the list of contents (missing when not
-    /// in it), or, when the list could not be read, checked now on its own (once; what is
-    /// wrong goes to `problems`).
+    /// Returns what content `id` is, asked in any order (menus and configurations): damaged
+    /// if checked so, else whether its manifest is stored; checked now on its own when the
+    /// list could not be read.
     fn of(&mut self, id: ContentId, problems: &mut Vec<String>) -> Found {
-        if let Some(found) = self.found.get(&id) {
+        if self.damaged.contains(&id) {
+            return Found::Damaged;
+        }
+        if self.listed.is_some() {
+            return match self.store.contains(id) {
+                Ok(true) => Found::Sound,
+                Ok(false) => Found::Missing,
+                Err(e) => {
+                    problems.push(format!("content {id}: its manifest: {e}"));
+                    Found::Damaged
+                }
+            };
+        }
+        if let Some(found) = self.checked.get(&id) {
             return *found;
         }
-        let found = match self.listed {
-            Some(_) => Found::Missing,
-            None => self.check_one(id, problems),
-        };
-        self.found.insert(id, found);
+        let found = self.check_one(id, problems);
+        self.checked.insert(id, found);
         found
     }
 
@@ -150,37 +182,95 @@ fn check_messages(m: &Catalog, contents: &mut Contents<'_>, problems: &mut Vec<S
     }
 }
 
-/// Names every object whose content is damaged or missing; returns how many objects there are.
-fn check_objects(m: &Catalog, contents: &mut Contents<'_>, problems: &mut Vec<String>) -> usize {
-    let datasets = m.datasets().unwrap_or_else(|e| {
-        problems.push(format!("the list of datasets: {e}"));
-        Vec::new()
+/// Names every object whose content is damaged or missing; returns how many objects there
+/// are. The objects' content rows (a content id and the node's uuid each) are gathered in
+/// sorted runs and merged with the sorted list of contents: one walk of each, whatever the
+/// store holds.
+fn check_objects(
+    m: &Catalog,
+    contents: &mut Contents<'_>,
+    problems: &mut Vec<String>,
+) -> Result<u64> {
+    let object = Valu::from("object");
+    let objects = PropQuery::new(prop::KIND).valu(&object);
+    let count = m.storage().size_by_prop(&objects).unwrap_or_else(|e| {
+        problems.push(format!("the list of objects: {e}"));
+        0
     });
-    let mut objects = 0;
-    for ds in datasets {
-        let listed = match m.list(ds, "", "") {
-            Ok(listed) => listed,
-            Err(e) => {
-                problems.push(format!("dataset {ds}: its objects: {e}"));
-                continue;
-            }
+    let mut rows = SortedRuns::<48>::new(RUN_BYTES);
+    let gathered = visit_into(
+        |visit| (m.storage()).visit_rows_by_prop(&PropQuery::new(prop::CONTENT), visit),
+        |row: Row| push_content_row(&mut rows, &row),
+    );
+    if let Err(e) = gathered {
+        problems.push(format!("the objects' contents: {e}"));
+        return Ok(count as u64);
+    }
+    let mut listed = contents.ids.take().map(Membership::of).transpose()?;
+    let mut bar = Progress::new("fsck objects", Unit::Items, Some(rows.pushed()));
+    for (done, record) in rows.into_sorted()?.enumerate() {
+        bar.update(done as u64 + 1);
+        let (id, node) = split_record(record?);
+        let found = match (&mut listed, contents.damaged.contains(&id)) {
+            (_, true) => Found::Damaged,
+            (Some(listed), false) => match listed.contains(id.as_bytes())? {
+                true => Found::Sound,
+                false => Found::Missing,
+            },
+            (None, false) => contents.of(id, problems),
         };
-        for o in listed {
-            objects += 1;
-            match contents.of(o.content, problems) {
-                Found::Sound => {}
-                Found::Damaged => problems.push(format!(
-                    "object {} ({}): its content {} is damaged",
-                    o.path, o.id, o.content
-                )),
-                Found::Missing => problems.push(format!(
-                    "object {} ({}) refers to missing content {}",
-                    o.path, o.id, o.content
-                )),
-            }
+        if found != Found::Sound {
+            name_object(m, node, id, found, problems);
         }
     }
-    objects
+    Ok(count as u64)
+}
+
+/// Adds `row` (of `cronus:content`) to `rows` as 48 bytes: the content id, then the node's
+/// uuid. A node not named by a uuid is no object, and is left out.
+fn push_content_row(rows: &mut SortedRuns<48>, row: &Row) -> cronusfs::meta::Result<()> {
+    let Ok(node) = Uuid::parse_str(row.iden.as_str()) else {
+        return Ok(());
+    };
+    let id: ContentId = row.valu.to_string().parse()?;
+    let mut record = [0u8; 48];
+    record[..32].copy_from_slice(id.as_bytes());
+    record[32..].copy_from_slice(node.as_bytes());
+    Ok(rows.push(record)?)
+}
+
+/// Returns the content id and the node of a record of [`push_content_row`].
+fn split_record(record: [u8; 48]) -> (ContentId, Uuid) {
+    let (id, node) = record.split_at(32);
+    let id = ContentId::from_bytes(id.try_into().expect("32 bytes"));
+    (id, Uuid::from_bytes(node.try_into().expect("16 bytes")))
+}
+
+/// Names object `node` in `problems`, whose content `content` is `found`; a node that is no
+/// object (a menu or configuration, checked on their own) is left out.
+fn name_object(
+    m: &Catalog,
+    node: Uuid,
+    content: ContentId,
+    found: Found,
+    problems: &mut Vec<String>,
+) {
+    let Ok(id) = node.to_string().parse::<ObjectId>() else {
+        return;
+    };
+    let o = match m.object_by_id(id) {
+        Ok(o) => o,
+        Err(MetaError::NoSuchObject(_)) => return,
+        Err(e) => return problems.push(format!("object {id}: its rows: {e}")),
+    };
+    problems.push(match found {
+        Found::Damaged => format!("object {} ({id}): its content {content} is damaged", o.path),
+        Found::Missing => format!(
+            "object {} ({id}) refers to missing content {content}",
+            o.path
+        ),
+        Found::Sound => return,
+    });
 }
 
 /// Checks the daemon's content cache in `cache`. The cache is not the store: what is wrong

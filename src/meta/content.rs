@@ -6,8 +6,8 @@
 //! stream in and out chunk by chunk; nothing holds a whole object in memory.
 
 mod manifest;
+mod sweep;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
@@ -18,6 +18,7 @@ use super::{MetaError, Result};
 use crate::storage::{ChunkStore, RowRead, RowWrite, Storage, disk};
 
 pub use manifest::{Manifest, Run, sparse_id, zero_chunk};
+pub use sweep::{Keeper, Marks};
 
 /// Size of every chunk but the last of a content.
 pub const CHUNK_SIZE: usize = 1 << 20;
@@ -37,6 +38,18 @@ impl ContentId {
     /// Returns the id of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         ContentId(*blake3::hash(bytes).as_bytes())
+    }
+}
+
+impl ContentId {
+    /// Returns the id whose 32 bytes are `bytes`.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        ContentId(bytes)
+    }
+
+    /// Returns the id's 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 }
 
@@ -525,67 +538,6 @@ impl<'s> ContentStore<'s> {
         keys.iter()
             .map(|k| k[CONTENT_PREFIX.len()..].parse())
             .collect()
-    }
-
-    /// Deletes every content not in `live`, then every chunk no remaining content uses and not
-    /// in `pinned` (chunks of writes in progress); `progress(done, total)` counts the contents
-    /// and chunks examined. First checks that the chunks are this store's alone
-    /// ([`ChunkStore::check_sweep`]: an S3 location's owner marker), deleting nothing
-    /// otherwise; only keys that name a chunk (`chunk/` and 64 hex digits) are ever deleted,
-    /// never what lies deeper under `chunk/`.
-    pub fn collect_garbage(
-        &self,
-        live: &HashSet<ContentId>,
-        pinned: &HashSet<[u8; 32]>,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<GcReport> {
-        let delete = &mut |id| delete_manifest(self.store, id).map(|()| true);
-        self.collect_garbage_with(live, pinned, delete, progress)
-    }
-
-    /// [`ContentStore::collect_garbage`], where `delete` deletes each content not in `live`
-    /// (its manifest), or returns `false` to keep it (a content an open handle reads).
-    pub fn collect_garbage_with(
-        &self,
-        live: &HashSet<ContentId>,
-        pinned: &HashSet<[u8; 32]>,
-        delete: &mut dyn FnMut(ContentId) -> Result<bool>,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<GcReport> {
-        self.chunks.check_sweep()?;
-        let mut report = GcReport::default();
-        let mut used: HashSet<String> = pinned.iter().map(chunk_key).collect();
-        let ids = self.ids()?;
-        let mut chunk_keys = self.chunks.chunk_keys(CHUNK_PREFIX)?;
-        chunk_keys.retain(|k| is_chunk_key(k));
-        let total = (ids.len() + chunk_keys.len()) as u64;
-        let mut done = 0u64;
-        for id in &ids {
-            let kept = live.contains(id) || !delete(*id)?;
-            if kept {
-                report.held += u64::from(!live.contains(id));
-                let manifest = self.manifest(*id)?;
-                let stored = manifest.runs().iter().filter(|r| !r.is_hole());
-                used.extend(stored.map(|r| chunk_key(&r.hash)));
-            } else {
-                report.contents += 1;
-            }
-            done += 1;
-            progress(done, total);
-        }
-        for key in chunk_keys {
-            if !used.contains(&key) {
-                report.bytes += self.chunks.chunk_del(&key)?;
-                report.chunks += 1;
-            }
-            done += 1;
-            progress(done, total);
-        }
-        if report.chunks > 0 {
-            // The space comes back now, while mounted, not at some later compaction.
-            self.chunks.reclaim_chunk_space()?;
-        }
-        Ok(report)
     }
 }
 

@@ -559,9 +559,14 @@ impl<E: Engine + 'static> Storage for AsOfStore<E> {
         Ok(actors)
     }
 
-    fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {
+    fn visit_past_rows_by_prop(
+        &self,
+        prop: &str,
+        died_after: i64,
+        visit: &mut super::RowsVisitor<'_>,
+    ) -> Result<()> {
         // What history keeps, whatever time the view reads.
-        super::history_reads::past_rows_by_prop(&*self.engine, prop, died_after)
+        super::history_reads::visit_past_rows_by_prop(&*self.engine, prop, died_after, visit)
     }
 
     fn raise_history_floor(&self, _floor: i64) -> Result<i64> {

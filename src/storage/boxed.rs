@@ -25,6 +25,13 @@ impl<S: Storage + ?Sized> RowRead for Box<S> {
     fn rows_by_prop(&self, q: &PropQuery<'_>) -> Result<Vec<Row>> {
         (**self).rows_by_prop(q)
     }
+    fn visit_rows_by_prop(
+        &self,
+        q: &PropQuery<'_>,
+        visit: &mut super::RowsVisitor<'_>,
+    ) -> Result<()> {
+        (**self).visit_rows_by_prop(q, visit)
+    }
     fn size_by_prop(&self, q: &PropQuery<'_>) -> Result<usize> {
         (**self).size_by_prop(q)
     }
@@ -48,6 +55,13 @@ impl<S: Storage + ?Sized> RowRead for Box<S> {
     }
     fn blob_has(&self, key: &str) -> Result<bool> {
         (**self).blob_has(key)
+    }
+    fn visit_blob_keys_with_prefix(
+        &self,
+        prefix: &str,
+        visit: &mut super::KeysVisitor<'_>,
+    ) -> Result<()> {
+        (**self).visit_blob_keys_with_prefix(prefix, visit)
     }
     fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         (**self).blob_keys_with_prefix(prefix)
@@ -148,8 +162,13 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn commit_actors(&self, stamps: &[super::Stamp]) -> Result<Vec<Option<super::Actor>>> {
         (**self).commit_actors(stamps)
     }
-    fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {
-        (**self).past_rows_by_prop(prop, died_after)
+    fn visit_past_rows_by_prop(
+        &self,
+        prop: &str,
+        died_after: i64,
+        visit: &mut super::RowsVisitor<'_>,
+    ) -> Result<()> {
+        (**self).visit_past_rows_by_prop(prop, died_after, visit)
     }
     fn raise_history_floor(&self, floor: i64) -> Result<i64> {
         (**self).raise_history_floor(floor)

@@ -2,7 +2,7 @@
 //! store by default (every [`Storage`] is a chunk store); a shared store may keep them in an S3
 //! bucket instead (`s3.rs`). Keys are content-addressed: one key always names the same bytes.
 
-use super::{Result, Storage};
+use super::{KeysVisitor, Result, Storage};
 
 /// A place for chunks: named byte strings that are written once and never changed.
 pub trait ChunkStore: Send + Sync {
@@ -23,6 +23,18 @@ pub trait ChunkStore: Send + Sync {
 
     /// Returns the keys of the stored chunks that start with `prefix`, in byte order.
     fn chunk_keys(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Calls `visit(key)` for each stored chunk whose key starts with `prefix`, in no set
+    /// order, without collecting them (gc of a store of millions); stops when it returns false.
+    /// `visit` must not use the store.
+    fn visit_chunk_keys(&self, prefix: &str, visit: &mut KeysVisitor<'_>) -> Result<()> {
+        for key in self.chunk_keys(prefix)? {
+            if !visit(key)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// Gives back the room of deleted chunks now rather than whenever the engine would.
     fn reclaim_chunk_space(&self) -> Result<()>;
@@ -70,6 +82,10 @@ impl<S: Storage + ?Sized> ChunkStore for S {
 
     fn chunk_keys(&self, prefix: &str) -> Result<Vec<String>> {
         self.blob_keys_with_prefix(prefix)
+    }
+
+    fn visit_chunk_keys(&self, prefix: &str, visit: &mut KeysVisitor<'_>) -> Result<()> {
+        self.visit_blob_keys_with_prefix(prefix, visit)
     }
 
     fn reclaim_chunk_space(&self) -> Result<()> {
@@ -142,6 +158,10 @@ impl<C: ChunkStore> ChunkStore for RecentChunkCache<C> {
         self.inner.chunk_keys(prefix)
     }
 
+    fn visit_chunk_keys(&self, prefix: &str, visit: &mut KeysVisitor<'_>) -> Result<()> {
+        self.inner.visit_chunk_keys(prefix, visit)
+    }
+
     fn reclaim_chunk_space(&self) -> Result<()> {
         self.inner.reclaim_chunk_space()
     }
@@ -172,6 +192,9 @@ impl ChunkStore for Box<dyn ChunkStore> {
     }
     fn chunk_keys(&self, prefix: &str) -> Result<Vec<String>> {
         (**self).chunk_keys(prefix)
+    }
+    fn visit_chunk_keys(&self, prefix: &str, visit: &mut KeysVisitor<'_>) -> Result<()> {
+        (**self).visit_chunk_keys(prefix, visit)
     }
     fn reclaim_chunk_space(&self) -> Result<()> {
         (**self).reclaim_chunk_space()

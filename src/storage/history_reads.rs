@@ -109,26 +109,28 @@ pub(crate) fn row_versions(engine: &impl EngineRead, iden: &Iden) -> Result<Vec<
     Ok(out)
 }
 
-/// Returns the rows of `prop` in the past indexes (dead rows history keeps) that died after
-/// `died_after` (µs), in no order.
-pub(crate) fn past_rows_by_prop(
+/// Calls `visit` with each row of `prop` in the past indexes (dead rows history keeps) that
+/// died after `died_after` (µs), in no order, until it says stop.
+pub(crate) fn visit_past_rows_by_prop(
     engine: &impl EngineRead,
     prop: &str,
     died_after: i64,
-) -> Result<Vec<Row>> {
+    visit: &mut super::RowsVisitor<'_>,
+) -> Result<()> {
     super::row::check_prop(prop)?;
     let prefix = keys::prop_prefix(prop, None);
     let end = keys::prefix_end(&prefix);
-    let mut out = Vec::new();
     engine.scan(Cf::PastByPropTime, &prefix, end.as_deref(), &mut |k, v| {
         let (live, died) = keys::live_of_past(Cf::PastByPropTime, k)?;
-        if died > Stamp::end_of(died_after) {
-            out.push(keys::decode_row(Cf::ByPropTime, &live, v)?);
+        match died > Stamp::end_of(died_after) {
+            true => visit(keys::decode_row(Cf::ByPropTime, &live, v)?),
+            false => Ok(true),
         }
-        Ok(true)
-    })?;
-    Ok(out)
+    })
 }
+
+/// How many entries of the past indexes `check_past_indexes` reads at once.
+const CHECK_PAGE: usize = 10_000;
 
 /// Checks the three past indexes against each other: every `past_by_iden` entry decodes, was
 /// born before it died, and is in the other two with the same value; the three hold as many
@@ -136,18 +138,33 @@ pub(crate) fn past_rows_by_prop(
 pub(crate) fn check_past_indexes(engine: &impl EngineRead) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let mut counts = [0u64; 3];
-    // Read whole first: an engine may not take point reads while it scans (one connection).
-    let mut entries = Vec::new();
-    engine.scan(Cf::PastByIden, &[], None, &mut |k, v| {
-        entries.push((k.to_vec(), v.to_vec()));
-        Ok(true)
-    })?;
-    counts[0] = entries.len() as u64;
-    for (k, v) in entries {
-        match check_past_entry(engine, &k, &v) {
-            Ok(None) => {}
-            Ok(Some(problem)) => problems.push(problem),
-            Err(e) => problems.push(format!("past_by_iden: undecodable entry: {e}")),
+    let mut start = Vec::new();
+    loop {
+        // A page read first: an engine may not take point reads while it scans (one
+        // connection); a page at a time, the memory does not grow with the history.
+        let mut entries = Vec::new();
+        engine.scan(Cf::PastByIden, &start, None, &mut |k, v| {
+            entries.push((k.to_vec(), v.to_vec()));
+            Ok(entries.len() < CHECK_PAGE)
+        })?;
+        counts[0] += entries.len() as u64;
+        let next = (entries.len() >= CHECK_PAGE)
+            .then(|| {
+                entries
+                    .last()
+                    .map(|(k, _)| [k.as_slice(), &[0u8][..]].concat())
+            })
+            .flatten();
+        for (k, v) in entries {
+            match check_past_entry(engine, &k, &v) {
+                Ok(None) => {}
+                Ok(Some(problem)) => problems.push(problem),
+                Err(e) => problems.push(format!("past_by_iden: undecodable entry: {e}")),
+            }
+        }
+        match next {
+            Some(key) => start = key,
+            None => break,
         }
     }
     for (i, cf) in [(1, Cf::PastByPropValu), (2, Cf::PastByPropTime)] {

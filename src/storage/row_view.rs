@@ -9,12 +9,25 @@ use std::ops::Bound;
 use super::engine::{Cf, EngineRead, Visitor, is_empty_range};
 use super::keys::{self, Span, is_long};
 use super::row::{check_blob_key, check_prop, now_millis};
-use super::{Iden, IntLift, NodesVisitor, PropQuery, Result, Row, RowVisitor, StorageError, Valu};
+use super::{
+    Iden, IntLift, KeysVisitor, NodesVisitor, PropQuery, Result, Row, RowVisitor, RowsVisitor,
+    StorageError, Valu,
+};
 
 mod commit;
 mod seen;
 
 type PendingWrites = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
+
+/// How many entries of an index `check_indexes` reads at once.
+const CHECK_PAGE: usize = 10_000;
+
+/// A page of an index as `check_indexes` reads it: its rows with their stored values, and the
+/// key to go on after (`None` at the end, or when the scan stopped).
+struct IndexPage {
+    rows: Vec<(Row, Vec<u8>)>,
+    resume: Option<Vec<u8>>,
+}
 
 /// Row operations over `engine` (an engine or an engine transaction), with pending writes held
 /// in memory until [`RowView::finish`] hands them over as one batch.
@@ -292,6 +305,24 @@ impl<R: EngineRead> RowView<R> {
         }
     }
 
+    pub fn visit_rows_by_prop(&self, q: &PropQuery<'_>, visit: &mut RowsVisitor<'_>) -> Result<()> {
+        let (cf, (start, end)) = Self::prop_span(q)?;
+        let long = q.valu.filter(|v| matches!(v, Valu::Str(s) if is_long(s)));
+        let mut left = q.limit.unwrap_or(usize::MAX);
+        if left == 0 {
+            return Ok(());
+        }
+        self.scan(cf, &start, end.as_deref(), &mut |k, v| {
+            let row = keys::decode_row(cf, k, v)?;
+            // A hashed long string's prefix may hold other strings with the same hash.
+            if long.is_some_and(|l| &row.valu != l) {
+                return Ok(true);
+            }
+            left -= 1;
+            Ok(visit(row)? && left > 0)
+        })
+    }
+
     pub fn size_by_prop(&self, q: &PropQuery<'_>) -> Result<usize> {
         match q.valu {
             Some(Valu::Str(s)) if is_long(s) => Ok(self.rows_by_prop(q)?.len()),
@@ -393,6 +424,18 @@ impl<R: EngineRead> RowView<R> {
             Ok(true)
         })?;
         Ok(out)
+    }
+
+    pub fn visit_blob_keys_with_prefix(
+        &self,
+        prefix: &str,
+        visit: &mut KeysVisitor<'_>,
+    ) -> Result<()> {
+        let start = keys::blob_key(prefix);
+        let end = keys::prefix_end(&start);
+        self.merged_scan(Cf::Blobs, (&start, end.as_deref()), true, &mut |k, _| {
+            visit(keys::decode_blob_key(k)?)
+        })
     }
 
     /// Returns the blobs whose keys start with `prefix`, with their values, in key order.
@@ -536,51 +579,82 @@ impl<R: EngineRead> RowView<R> {
     }
 
     /// Checks that every entry of each row index decodes and that its row is in the other two
-    /// indexes with the same value; returns one line per problem.
+    /// indexes with the same value; returns one line per problem. Each index is read a page
+    /// of [`CHECK_PAGE`] entries at a time, so the memory does not grow with the store.
     pub fn check_indexes(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
         for cf in [Cf::ByIden, Cf::ByPropValu, Cf::ByPropTime] {
-            let mut rows = Vec::new();
-            let scanned = self.scan(cf, &[], None, &mut |k, v| {
-                match keys::decode_row(cf, k, v) {
-                    Ok(row) => rows.push((row, v.to_vec())),
-                    Err(e) => problems.push(format!("{}: undecodable entry: {e}", cf.name())),
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let start = (after.as_deref())
+                    .map(|a| [a, &[0u8][..]].concat())
+                    .unwrap_or_default();
+                let page = self.index_page(cf, &start, &mut problems);
+                for (row, value) in &page.rows {
+                    self.check_entries(cf, row, value, &mut problems);
                 }
-                Ok(true)
-            });
-            if let Err(e) = scanned {
-                let last = rows
-                    .last()
-                    .map(|(r, _): &(Row, _)| format!(" after row {r:?}"));
+                match page.resume {
+                    Some(last) => after = Some(last),
+                    None => break,
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Reads up to [`CHECK_PAGE`] entries of index `cf` from key `start`, decoding them (what
+    /// does not decode, or a scan that stops, goes to `problems`).
+    fn index_page(&self, cf: Cf, start: &[u8], problems: &mut Vec<String>) -> IndexPage {
+        let mut page = IndexPage {
+            rows: Vec::new(),
+            resume: None,
+        };
+        let (mut seen, mut last) = (0usize, None);
+        let scanned = self.scan(cf, start, None, &mut |k, v| {
+            match keys::decode_row(cf, k, v) {
+                Ok(row) => page.rows.push((row, v.to_vec())),
+                Err(e) => problems.push(format!("{}: undecodable entry: {e}", cf.name())),
+            }
+            seen += 1;
+            last = Some(k.to_vec());
+            Ok(seen < CHECK_PAGE)
+        });
+        match scanned {
+            Err(e) => {
+                let last = (page.rows.last()).map(|(r, _)| format!(" after row {r:?}"));
                 problems.push(format!(
                     "{}: the scan stopped{}: {e}",
                     cf.name(),
                     last.unwrap_or_default()
                 ));
             }
-            for (row, value) in rows {
-                let e = keys::row_entries(&row);
-                for (other, key) in e.keys.iter().filter(|(c, _)| *c != cf) {
-                    match self.get(*other, key) {
-                        Ok(v) if v.as_deref() == Some(value.as_slice()) => {}
-                        // Changed since the scan (a store in use: every write is one batch
-                        // of all three entries), not damaged.
-                        Ok(_) if !self.still_there(cf, &e.keys, &value) => {}
-                        Ok(_) => problems.push(format!(
-                            "{}: row {row:?} is missing from {}",
-                            cf.name(),
-                            other.name()
-                        )),
-                        Err(e) => problems.push(format!(
-                            "{}: row {row:?}: reading {}: {e}",
-                            cf.name(),
-                            other.name()
-                        )),
-                    }
-                }
+            Ok(()) if seen >= CHECK_PAGE => page.resume = last,
+            Ok(()) => {}
+        }
+        page
+    }
+
+    /// Checks that `row`, read from index `cf` with `value`, is in the other two indexes.
+    fn check_entries(&self, cf: Cf, row: &Row, value: &[u8], problems: &mut Vec<String>) {
+        let e = keys::row_entries(row);
+        for (other, key) in e.keys.iter().filter(|(c, _)| *c != cf) {
+            match self.get(*other, key) {
+                Ok(v) if v.as_deref() == Some(value) => {}
+                // Changed since the scan (a store in use: every write is one batch of all
+                // three entries), not damaged.
+                Ok(_) if !self.still_there(cf, &e.keys, value) => {}
+                Ok(_) => problems.push(format!(
+                    "{}: row {row:?} is missing from {}",
+                    cf.name(),
+                    other.name()
+                )),
+                Err(e) => problems.push(format!(
+                    "{}: row {row:?}: reading {}: {e}",
+                    cf.name(),
+                    other.name()
+                )),
             }
         }
-        Ok(problems)
     }
 
     /// Returns whether the entry of `cf` among `entries` is still stored with `value`.

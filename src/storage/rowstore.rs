@@ -302,6 +302,9 @@ macro_rules! forward_row_read {
             fn rows_by_prop(&$self_, q: &PropQuery<'_>) -> Result<Vec<Row>> {
                 $view.rows_by_prop(q)
             }
+            fn visit_rows_by_prop(&$self_, q: &PropQuery<'_>, visit: &mut super::RowsVisitor<'_>) -> Result<()> {
+                $view.visit_rows_by_prop(q, visit)
+            }
             fn size_by_prop(&$self_, q: &PropQuery<'_>) -> Result<usize> {
                 $view.size_by_prop(q)
             }
@@ -328,6 +331,9 @@ macro_rules! forward_row_read {
             }
             fn blob_keys_with_prefix(&$self_, prefix: &str) -> Result<Vec<String>> {
                 $view.blob_keys_with_prefix(prefix)
+            }
+            fn visit_blob_keys_with_prefix(&$self_, prefix: &str, visit: &mut super::KeysVisitor<'_>) -> Result<()> {
+                $view.visit_blob_keys_with_prefix(prefix, visit)
             }
             fn blobs_with_prefix(&$self_, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
                 $view.blobs_with_prefix(prefix)
@@ -488,8 +494,13 @@ impl<E: Engine + 'static> Storage for RowStore<E> {
         super::history_reads::commit_actors(&*self.engine, stamps)
     }
 
-    fn past_rows_by_prop(&self, prop: &str, died_after: i64) -> Result<Vec<Row>> {
-        super::history_reads::past_rows_by_prop(&*self.engine, prop, died_after)
+    fn visit_past_rows_by_prop(
+        &self,
+        prop: &str,
+        died_after: i64,
+        visit: &mut super::RowsVisitor<'_>,
+    ) -> Result<()> {
+        super::history_reads::visit_past_rows_by_prop(&*self.engine, prop, died_after, visit)
     }
 
     fn raise_history_floor(&self, floor: i64) -> Result<i64> {

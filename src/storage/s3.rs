@@ -403,24 +403,36 @@ impl ChunkStore for S3Chunks {
     }
 
     fn chunk_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        self.visit_chunk_keys(prefix, &mut |key| {
+            keys.push(key);
+            Ok(true)
+        })?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn visit_chunk_keys(&self, prefix: &str, visit: &mut super::KeysVisitor<'_>) -> Result<()> {
         let base = self.path("");
-        let listed = self
-            .store
-            .list(Some(&self.path(prefix.trim_end_matches('/'))));
-        let metas: Vec<_> = (self.meters.list)
-            .time(|| self.runtime.block_on(listed.try_collect()))
-            .map_err(|e| self.error(e))?;
         let skip = match base.as_ref().is_empty() {
             true => 0,
             false => base.as_ref().len() + 1,
         };
-        let mut keys: Vec<String> = metas
-            .into_iter()
-            .map(|m| m.location.as_ref()[skip..].to_string())
-            .filter(|k| k.starts_with(prefix))
-            .collect();
-        keys.sort();
-        Ok(keys)
+        let mut listed = self
+            .store
+            .list(Some(&self.path(prefix.trim_end_matches('/'))));
+        // The listing's pages are visited as they come: a bucket of millions is never held.
+        (self.meters.list).time(|| {
+            self.runtime.block_on(async {
+                while let Some(meta) = listed.try_next().await.map_err(|e| self.error(e))? {
+                    let key = &meta.location.as_ref()[skip..];
+                    if key.starts_with(prefix) && !visit(key.to_string())? {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+        })
     }
 
     fn reclaim_chunk_space(&self) -> Result<()> {

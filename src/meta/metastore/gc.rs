@@ -3,12 +3,11 @@
 //! content uses, past the gc gate (writes in flight, here and in other processes) and the
 //! read holds of open handles.
 
-use std::collections::HashSet;
-
 use std::time::Duration;
 
 use super::{Metastore, Snapshot, prop};
-use crate::meta::content::{ContentId, GcReport, has_manifest};
+use crate::meta::content::{ContentId, GcReport, Keeper, Marks};
+use crate::meta::sorted_runs::{Membership, RUN_BYTES, SortedRuns, visit_into};
 use crate::meta::{MetaError, Result};
 use crate::meters;
 use crate::storage::RowRead;
@@ -24,6 +23,13 @@ impl<S: Storage> Metastore<S> {
 
     /// [`Metastore::gc`], calling `progress(done, total)` as contents and chunks are examined.
     pub fn gc_with_progress(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<GcReport> {
+        self.gc_within(RUN_BYTES, progress)
+    }
+
+    /// [`Metastore::gc_with_progress`], with each of its mark sets holding at most `budget`
+    /// bytes in memory: past it, a set spills sorted runs to temporary files. What it reclaims
+    /// does not depend on the budget.
+    pub fn gc_within(&self, budget: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<GcReport> {
         let _exclusive = self.gc_gate.lock_out_writes();
         let _sweep = self.leases().begin_sweep()?;
         // Times older than the retention are no longer answered for from now on: what only
@@ -39,52 +45,68 @@ impl<S: Storage> Metastore<S> {
             .filter(|at| *at < floor)
             .collect();
         let pruned = self.store.prune_history(floor, &pins)?;
-        let rows = self.store.rows_by_prop(&PropQuery::new(prop::CONTENT))?;
-        let mut live = content_ids(&rows)?;
-        let past = content_ids(&self.store.past_rows_by_prop(prop::CONTENT, floor)?)?;
-        let only_past: Vec<ContentId> = past.difference(&live).copied().collect();
-        live.extend(only_past.iter().copied());
-        let only_snapshots: Vec<ContentId> = self
-            .snapshot_contents(&snapshots, floor)?
-            .difference(&live)
-            .copied()
-            .collect();
-        live.extend(only_snapshots.iter().copied());
+        let mut marks = Marks::new(budget);
+        visit_into(
+            |visit| (self.store).visit_rows_by_prop(&PropQuery::new(prop::CONTENT), visit),
+            |row: Row| marks.keep(Keeper::Live, content_id(&row)?),
+        )?;
+        visit_into(
+            |visit| (self.store).visit_past_rows_by_prop(prop::CONTENT, floor, visit),
+            |row: Row| marks.keep(Keeper::History, content_id(&row)?),
+        )?;
+        for snapshot in snapshots.iter().filter(|s| s.at < floor) {
+            self.mark_snapshot(snapshot, budget, &mut marks)?;
+        }
         let pinned = self.gc_gate.pinned();
         let read_holds = self.read_holds();
         let delete = &mut |id| read_holds.delete_unless_held(id);
-        let mut report = (self.content()).collect_garbage_with(&live, &pinned, delete, progress)?;
-        for id in only_past {
-            report.history += u64::from(has_manifest(&self.store, id)?);
-        }
-        for id in only_snapshots {
-            report.snapshots += u64::from(has_manifest(&self.store, id)?);
-        }
+        let mut report = (self.content()).sweep(marks, &pinned, delete, progress)?;
         report.pruned = pruned.rows;
         meters::count(meters::GC_SWEEPS, 1);
         meters::count(meters::GC_FREED_BYTES, report.bytes);
         Ok(report)
     }
 
-    /// Returns the contents that snapshots older than `floor` show (newer ones are in the
-    /// history kept): of the whole store, or of the objects of one dataset.
-    fn snapshot_contents(&self, snapshots: &[Snapshot], floor: i64) -> Result<HashSet<ContentId>> {
-        let mut contents = HashSet::new();
-        for snapshot in snapshots {
-            if snapshot.at >= floor {
-                continue;
+    /// Marks the contents snapshot `snapshot` (older than the history kept: newer ones are in
+    /// it) shows: of the whole store, or of the objects of one dataset.
+    fn mark_snapshot(&self, snapshot: &Snapshot, budget: usize, marks: &mut Marks) -> Result<()> {
+        let then = self.store.as_of_kept(snapshot.at)?;
+        let contents = PropQuery::new(prop::CONTENT);
+        let Some(ds) = snapshot.dataset else {
+            return visit_into(
+                |visit| then.visit_rows_by_prop(&contents, visit),
+                |row: Row| marks.keep(Keeper::Snapshot, content_id(&row)?),
+            );
+        };
+        // The dataset's nodes, and every content row, keyed by a hash of the node's iden: a
+        // merge of the two sorted sets names the dataset's contents (two idens of one hash
+        // would keep one content too many, never one too few).
+        let mut nodes = SortedRuns::<16>::new(budget);
+        let valu = Valu::from(ds.to_string());
+        visit_into(
+            |visit| then.visit_rows_by_prop(&PropQuery::new(prop::DATASET).valu(&valu), visit),
+            |row: Row| Ok(nodes.push(iden_key(&row.iden))?),
+        )?;
+        let mut rows = SortedRuns::<48>::new(budget);
+        visit_into(
+            |visit| then.visit_rows_by_prop(&contents, visit),
+            |row: Row| {
+                let mut record = [0u8; 48];
+                record[..16].copy_from_slice(&iden_key(&row.iden));
+                record[16..].copy_from_slice(content_id(&row)?.as_bytes());
+                Ok(rows.push(record)?)
+            },
+        )?;
+        let mut of_dataset = Membership::of(nodes)?;
+        for record in rows.into_sorted()? {
+            let record = record?;
+            let (node, id) = record.split_at(16);
+            if of_dataset.contains(node.try_into().expect("16 bytes"))? {
+                let id = ContentId::from_bytes(id.try_into().expect("32 bytes"));
+                marks.keep(Keeper::Snapshot, id)?;
             }
-            let then = self.store.as_of_kept(snapshot.at)?;
-            let mut rows = then.rows_by_prop(&PropQuery::new(prop::CONTENT))?;
-            if let Some(ds) = snapshot.dataset {
-                let valu = Valu::from(ds.to_string());
-                let of_dataset = then.rows_by_prop(&PropQuery::new(prop::DATASET).valu(&valu))?;
-                let idens: HashSet<&Iden> = of_dataset.iter().map(|r| &r.iden).collect();
-                rows.retain(|r| idens.contains(&r.iden));
-            }
-            contents.extend(content_ids(&rows)?);
         }
-        Ok(contents)
+        Ok(())
     }
 }
 
@@ -128,7 +150,13 @@ pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400)
 /// The longest history retention a store takes.
 pub const MAX_HISTORY_RETENTION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
-/// Returns the contents `rows` (of `cronus:content`) name.
-fn content_ids(rows: &[Row]) -> Result<HashSet<ContentId>> {
-    rows.iter().map(|r| r.valu.to_string().parse()).collect()
+/// Returns the content a `cronus:content` row names.
+fn content_id(row: &Row) -> Result<ContentId> {
+    row.valu.to_string().parse()
+}
+
+/// Returns 16 bytes that name node `iden` in a sorted set.
+fn iden_key(iden: &Iden) -> [u8; 16] {
+    let hash = blake3::hash(iden.as_str().as_bytes());
+    hash.as_bytes()[..16].try_into().expect("16 bytes")
 }
