@@ -8,10 +8,15 @@ the inodes the kernel holds and the daemon numbers, a cold `stat` of 2,000 rando
 of --runs runs of each timed step.
 
 usage: bench_scale.py CRONUSFS_BINARY --objects N [--per-job P] [--max-inodes M ...]
-                      [--runs R] [--dir DIR] [--no-fsck]
-(CARGO_TARGET_DIR as for the build: the filler is `cargo bench --bench scale`.)
+                      [--runs R] [--dir DIR] [--no-fsck] [--threads T] [--tagged M]
+                      [--store PATH]
+Also per mount: µs per new small file (1,000 made in a job directory, then removed), and
+`ls -l` of the query view `query/quality=10` (the filler tags --tagged objects).
+(The filler is `cargo bench --bench scale`, built in $CARGO_TARGET_DIR, by default
+~/.cache/cronusfs-target.)
 """
 import argparse
+import json
 import os
 import random
 import statistics
@@ -60,16 +65,66 @@ def gauge(mnt, name):
     return float("nan")
 
 
-def fill(store, objects, per_job):
+def fill(store, objects, per_job, threads, tagged):
     jobs = max(1, objects // per_job)
+    # The build's target directory (never one inside the clone: RocksDB would build again).
+    env = dict(os.environ)
+    env.setdefault("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/cronusfs-target"))
     out = sh(f"cargo bench --quiet --bench scale -- --store '{store}' --jobs {jobs} "
-             f"--per-job {per_job}", cwd=os.path.dirname(os.path.dirname(__file__))).stdout
+             f"--per-job {per_job} --threads {threads} --tagged {tagged}",
+             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env).stdout
     ds = next(l.split()[1] for l in out.splitlines() if l.startswith("dataset "))
     print(next(l for l in out.splitlines() if l.startswith("filled ")), flush=True)
     return ds, jobs
 
 
-def one_mount(binary, store, work, max_inodes, ds, jobs, per_job, runs):
+def kept_or_filled(binary, store, args):
+    """The dataset and job count of the store at `store`: filled now, unless a run with
+    --store filled it before (its description is beside it)."""
+    described = f"{store}.filled.json"
+    if os.path.exists(described):
+        with open(described) as f:
+            d = json.load(f)
+        print(f"reusing {store}: {d}", flush=True)
+        return d["ds"], d["jobs"], d["tagged"]
+    sh(f"{binary} init '{store}'")
+    ds, jobs = fill(store, args.objects, args.per_job, args.threads, args.tagged)
+    with open(described, "w") as f:
+        json.dump({"ds": ds, "jobs": jobs, "tagged": args.tagged}, f)
+    return ds, jobs, args.tagged
+
+
+def creates(root, jobs, runs):
+    """µs per new small file (create, write, close) in a job directory, medians of `runs`
+    rounds of 1,000; the files are removed after each round."""
+    per_file = []
+    for r in range(runs):
+        job = f"{root}/{r % jobs}"
+        names = [f"{job}/new{r}-{i}.bin" for i in range(1000)]
+        t = time.perf_counter()
+        for n in names:
+            with open(n, "wb") as f:
+                f.write(b"new\n")
+        per_file.append((time.perf_counter() - t) / len(names) * 1e6)
+        for n in names:
+            os.unlink(n)
+    return statistics.median(per_file)
+
+
+def view_listing(mnt, ds, tagged, runs):
+    """Seconds of `ls -l` of the query view of `tagged` matches, medians of `runs`, each after
+    a commit in the dataset (so the daemon lists it anew) and with the kernel's caches dropped."""
+    took = []
+    for r in range(runs):
+        sh(f"setfattr -n user.bench -v {r} {mnt}/datasets/{ds}")
+        drop_caches()
+        secs, out = timed(f"ls -l {mnt}/query/quality=10 | wc -l")
+        assert int(out) == tagged + 1, out
+        took.append(secs)
+    return statistics.median(took)
+
+
+def one_mount(binary, store, work, max_inodes, ds, jobs, per_job, runs, tagged):
     mnt = f"{work}/mnt"
     os.makedirs(mnt, exist_ok=True)
     said = sh(f"{binary} mount '{store}' {mnt} --log-file {work}/daemon.log "
@@ -102,6 +157,9 @@ def one_mount(binary, store, work, max_inodes, ds, jobs, per_job, runs):
         row["stat µs"] = statistics.median(stats)
         row["ls -l s"] = statistics.median(
             timed(f"ls -l {root}/{random.randrange(jobs)} | wc -l")[0] for _ in range(runs))
+        row["create µs"] = creates(root, jobs, runs)
+        if tagged:
+            row["view s"] = view_listing(mnt, ds, tagged, runs)
     finally:
         sh(f"{binary} umount {mnt}")
     return row
@@ -116,12 +174,15 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--dir", default="/var/tmp")
     p.add_argument("--no-fsck", action="store_true", help="skip fsck (slow on large stores)")
+    p.add_argument("--threads", type=int, default=2, help="writers filling the store")
+    p.add_argument("--tagged", type=int, default=1000, help="objects a query view matches")
+    p.add_argument("--store", help="keep the store here (filled once, reused by later runs)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as work:
-        store = f"{work}/store"
-        sh(f"{args.binary} init '{store}'")
-        ds, jobs = fill(store, args.objects, args.per_job)
-        rows = {m: one_mount(args.binary, store, work, m, ds, jobs, args.per_job, args.runs)
+        store = args.store or f"{work}/store"
+        ds, jobs, tagged = kept_or_filled(args.binary, store, args)
+        rows = {m: one_mount(args.binary, store, work, m, ds, jobs, args.per_job, args.runs,
+                             tagged)
                 for m in args.max_inodes}
         fsck, fsck_mib = (float("nan"), float("nan")) if args.no_fsck else \
             timed_peak(f"{args.binary} -s '{store}' fsck")

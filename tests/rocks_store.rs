@@ -372,3 +372,54 @@ fn check_indexes_finds_a_past_entry_missing_from_one_past_index() {
         "{problems:?}"
     );
 }
+
+/// The index check reads each index a page of 10,000 entries at a time and first compares
+/// sums of hashes: an entry missing from one index past the first page, and an entry whose
+/// value was swapped for another row's (same count, same keys), are both named.
+#[test]
+fn check_indexes_names_an_entry_past_the_first_page_and_a_swapped_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let s = RocksStore::create(&path).unwrap();
+        for batch in 0..12 {
+            let rows: Vec<Row> = (0..1_000)
+                .map(|i| row(&format!("n{batch:02}-{i:04}"), "x", batch * 1_000 + i, 10))
+                .collect();
+            s.add_rows(&rows).unwrap();
+        }
+        assert!(s.check_indexes().unwrap().is_empty(), "a sound store");
+    }
+    {
+        let engine = RocksEngine::open(&path, false).unwrap();
+        let mut entries = Vec::new();
+        engine
+            .scan(Cf::ByPropValu, &[], None, &mut |k, v| {
+                entries.push((k.to_vec(), v.to_vec()));
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(entries.len(), 12_000);
+        let mut b = WriteBatch::new();
+        // The last entry of the index, well past the first page.
+        b.delete(Cf::ByPropValu, entries[11_999].0.clone());
+        // The first row's entry now holds the value of a row of the last batch.
+        let swapped = entries[11_998].1.clone();
+        assert_ne!(entries[0].1, swapped, "rows of two batches have two values");
+        b.put(Cf::ByPropValu, entries[0].0.clone(), swapped);
+        engine.write(b).unwrap();
+    }
+    let problems = RocksStore::open(&path).unwrap().check_indexes().unwrap();
+    let missing = |row: &str| {
+        problems
+            .iter()
+            .filter(|p| p.contains(row) && p.contains("is missing from rows_by_prop_valu"))
+            .count()
+    };
+    assert_eq!(
+        missing("n11-0999"),
+        2,
+        "from both other indexes: {problems:?}"
+    );
+    assert_eq!(missing("n00-0000"), 2, "the swapped value: {problems:?}");
+}

@@ -14,20 +14,11 @@ use super::{
     StorageError, Valu,
 };
 
+mod check;
 mod commit;
 mod seen;
 
 type PendingWrites = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; Cf::ALL.len()];
-
-/// How many entries of an index `check_indexes` reads at once.
-const CHECK_PAGE: usize = 10_000;
-
-/// A page of an index as `check_indexes` reads it: its rows with their stored values, and the
-/// key to go on after (`None` at the end, or when the scan stopped).
-struct IndexPage {
-    rows: Vec<(Row, Vec<u8>)>,
-    resume: Option<Vec<u8>>,
-}
 
 /// Row operations over `engine` (an engine or an engine transaction), with pending writes held
 /// in memory until [`RowView::finish`] hands them over as one batch.
@@ -576,91 +567,6 @@ impl<R: EngineRead> RowView<R> {
             .ok_or_else(|| StorageError::NoSuchBlob(key.to_string()))?;
         self.delete(Cf::Blobs, keys::blob_key(key));
         Ok(old)
-    }
-
-    /// Checks that every entry of each row index decodes and that its row is in the other two
-    /// indexes with the same value; returns one line per problem. Each index is read a page
-    /// of [`CHECK_PAGE`] entries at a time, so the memory does not grow with the store.
-    pub fn check_indexes(&self) -> Result<Vec<String>> {
-        let mut problems = Vec::new();
-        for cf in [Cf::ByIden, Cf::ByPropValu, Cf::ByPropTime] {
-            let mut after: Option<Vec<u8>> = None;
-            loop {
-                let start = (after.as_deref())
-                    .map(|a| [a, &[0u8][..]].concat())
-                    .unwrap_or_default();
-                let page = self.index_page(cf, &start, &mut problems);
-                for (row, value) in &page.rows {
-                    self.check_entries(cf, row, value, &mut problems);
-                }
-                match page.resume {
-                    Some(last) => after = Some(last),
-                    None => break,
-                }
-            }
-        }
-        Ok(problems)
-    }
-
-    /// Reads up to [`CHECK_PAGE`] entries of index `cf` from key `start`, decoding them (what
-    /// does not decode, or a scan that stops, goes to `problems`).
-    fn index_page(&self, cf: Cf, start: &[u8], problems: &mut Vec<String>) -> IndexPage {
-        let mut page = IndexPage {
-            rows: Vec::new(),
-            resume: None,
-        };
-        let (mut seen, mut last) = (0usize, None);
-        let scanned = self.scan(cf, start, None, &mut |k, v| {
-            match keys::decode_row(cf, k, v) {
-                Ok(row) => page.rows.push((row, v.to_vec())),
-                Err(e) => problems.push(format!("{}: undecodable entry: {e}", cf.name())),
-            }
-            seen += 1;
-            last = Some(k.to_vec());
-            Ok(seen < CHECK_PAGE)
-        });
-        match scanned {
-            Err(e) => {
-                let last = (page.rows.last()).map(|(r, _)| format!(" after row {r:?}"));
-                problems.push(format!(
-                    "{}: the scan stopped{}: {e}",
-                    cf.name(),
-                    last.unwrap_or_default()
-                ));
-            }
-            Ok(()) if seen >= CHECK_PAGE => page.resume = last,
-            Ok(()) => {}
-        }
-        page
-    }
-
-    /// Checks that `row`, read from index `cf` with `value`, is in the other two indexes.
-    fn check_entries(&self, cf: Cf, row: &Row, value: &[u8], problems: &mut Vec<String>) {
-        let e = keys::row_entries(row);
-        for (other, key) in e.keys.iter().filter(|(c, _)| *c != cf) {
-            match self.get(*other, key) {
-                Ok(v) if v.as_deref() == Some(value) => {}
-                // Changed since the scan (a store in use: every write is one batch of all
-                // three entries), not damaged.
-                Ok(_) if !self.still_there(cf, &e.keys, value) => {}
-                Ok(_) => problems.push(format!(
-                    "{}: row {row:?} is missing from {}",
-                    cf.name(),
-                    other.name()
-                )),
-                Err(e) => problems.push(format!(
-                    "{}: row {row:?}: reading {}: {e}",
-                    cf.name(),
-                    other.name()
-                )),
-            }
-        }
-    }
-
-    /// Returns whether the entry of `cf` among `entries` is still stored with `value`.
-    fn still_there(&self, cf: Cf, entries: &[(Cf, Vec<u8>); 3], value: &[u8]) -> bool {
-        let own = entries.iter().find(|(c, _)| *c == cf);
-        own.is_some_and(|(_, key)| self.get(cf, key).is_ok_and(|v| v.as_deref() == Some(value)))
     }
 
     /// Returns up to `chunk` rows of the whole store in `ByIden` order, starting after key
