@@ -98,7 +98,7 @@ fn fill_job(m: &Metastore<RocksStore>, ds: DatasetId, j: usize, per_job: usize, 
         let o = m
             .put_object(&path, &mut bytes.as_bytes(), &mut |_| {})
             .unwrap();
-        if (j * per_job + i) % every == 0 {
+        if (j * per_job + i).is_multiple_of(every) {
             m.set_node_row(&o.id.iden(), "quality", &Valu::Int(10), false)
                 .unwrap();
         }
