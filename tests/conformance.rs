@@ -32,7 +32,7 @@ macro_rules! conformance_suite {
                 a_deleted_blob_leaves_nothing_once_pruned,
                 session_rows_are_timeless, future_and_before_history_refused,
                 stamps_pass_every_settled_time, backup_at_a_time, commits_say_who_and_what,
-                wide_scans_of_the_past_cross_pages);
+                wide_scans_of_the_past_cross_pages, lifts_resume_after_the_last_row_of_a_page);
         }
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -48,9 +48,11 @@ macro_rules! conformance_suite {
 
 mod history;
 mod history_log;
+mod pages;
 mod writes;
 pub use history::*;
 pub use history_log::*;
+pub use pages::*;
 pub use writes::*;
 
 pub fn iden(s: &str) -> Iden {

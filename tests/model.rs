@@ -103,6 +103,11 @@ impl Model {
             .filter(|r| {
                 q.mintime.is_none_or(|t| r.time >= t) && q.maxtime.is_none_or(|t| r.time < t)
             })
+            .filter(|r| {
+                q.after.is_none_or(|(t, iden)| {
+                    (r.time, r.iden.as_str().as_bytes()) > (t, iden.as_str().as_bytes())
+                })
+            })
             .cloned()
             .collect();
         out.sort_by(|a, b| {

@@ -27,6 +27,7 @@ impl Query {
             mintime: self.mintime,
             maxtime: self.maxtime,
             limit: self.limit,
+            after: None,
         }
     }
 }

@@ -74,6 +74,7 @@ pub fn run(store: &dyn Storage, io: &mut Console<'_>, cmd: RowsCommand) -> Resul
                 mintime: min_time,
                 maxtime: max_time,
                 limit: None,
+                after: None,
             };
             let n = if join {
                 store.del_join_by_prop(&q)?
@@ -148,6 +149,7 @@ fn lift(store: &dyn Storage, io: &mut Console<'_>, a: &LiftArgs) -> Result<()> {
             mintime: a.min_time,
             maxtime: a.max_time,
             limit: a.limit,
+            after: None,
         };
         match (a.count, a.join) {
             (true, _) => Lifted::Count(store.size_by_prop(&q)?),

@@ -217,6 +217,15 @@ pub(crate) fn time_span(prefix: &[u8], mintime: Option<i64>, maxtime: Option<i64
     (start, end)
 }
 
+/// Returns the smallest key of a prop lift under `prefix` (by prop, or by prop and value) past
+/// every key of node `iden` at `time`, or `None` when no key is past them.
+pub(crate) fn past_node_at(prefix: &[u8], time: i64, iden: &Iden) -> Option<Vec<u8>> {
+    let mut key = prefix.to_vec();
+    put_i64(&mut key, time);
+    put_str(&mut key, iden.as_str().as_bytes());
+    prefix_end(&key)
+}
+
 /// Returns the smallest key greater than every key starting with `prefix`, or `None` when no
 /// such key exists (the prefix is empty or all `0xFF`).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {

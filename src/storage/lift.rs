@@ -1,8 +1,9 @@
-//! Lift descriptions: prop queries (value, time window, limit), integer lifts and lift names.
+//! Lift descriptions: prop queries (value, time window, limit, resume point), integer lifts
+//! and lift names.
 
 use std::str::FromStr;
 
-use super::{StorageError, Valu};
+use super::{Iden, StorageError, Valu};
 
 /// A lift by prop: optional value, time window `[mintime, maxtime)` and limit.
 #[derive(Clone, Copy, Debug)]
@@ -17,6 +18,9 @@ pub struct PropQuery<'a> {
     pub maxtime: Option<i64>,
     /// At most this many rows (for joins: driving rows).
     pub limit: Option<usize>,
+    /// Only rows after those of node `iden` at `time` in the lift's order (time, then iden):
+    /// the next page of a lift whose last page ended there.
+    pub after: Option<(i64, &'a Iden)>,
 }
 
 impl<'a> PropQuery<'a> {
@@ -28,6 +32,7 @@ impl<'a> PropQuery<'a> {
             mintime: None,
             maxtime: None,
             limit: None,
+            after: None,
         }
     }
     /// Returns the query restricted to rows with value `valu`.
@@ -43,6 +48,11 @@ impl<'a> PropQuery<'a> {
     /// Returns the query restricted to `time < maxtime`.
     pub fn maxtime(mut self, maxtime: i64) -> Self {
         self.maxtime = Some(maxtime);
+        self
+    }
+    /// Returns the query restricted to rows after those of `iden` at `time`, in lift order.
+    pub fn after(mut self, time: i64, iden: &'a Iden) -> Self {
+        self.after = Some((time, iden));
         self
     }
     /// Returns the query limited to `limit` rows.

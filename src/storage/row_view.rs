@@ -281,7 +281,13 @@ impl<R: EngineRead> RowView<R> {
             Cf::ByPropTime
         };
         let prefix = keys::prop_prefix(q.prop, q.valu);
-        Ok((cf, keys::time_span(&prefix, q.mintime, q.maxtime)))
+        let (mut start, end) = keys::time_span(&prefix, q.mintime, q.maxtime);
+        if let Some((time, iden)) = q.after {
+            // Past every key of the node at that time; nothing if no key is (all 0xFF).
+            let past = keys::past_node_at(&prefix, time, iden);
+            start = start.max(past.unwrap_or_else(|| end.clone().unwrap_or_default()));
+        }
+        Ok((cf, (start, end)))
     }
 
     pub fn rows_by_prop(&self, q: &PropQuery<'_>) -> Result<Vec<Row>> {
