@@ -10,6 +10,7 @@ mod cache;
 mod changes;
 mod content_cache;
 mod control;
+mod dir_handles;
 mod dir_listing;
 mod elsewhere;
 mod error;
@@ -41,6 +42,7 @@ pub use content_cache::{
     CACHE_DIR, CacheCheck, CacheHealth, CachedContent, SMALLEST_CACHED, check_cache,
 };
 pub use control::{CONTROL_DIR, ControlFile, TextSource};
+pub use dir_handles::{DEFAULT_LISTING_PAGE, DirWindow};
 pub use elsewhere::{Epoch, KernelInval, ReplyGate};
 pub use error::{FsError, FsResult};
 pub use file::{Fh, OpenFlags, Opened};
@@ -71,6 +73,9 @@ pub struct FsOptions {
     /// The most inodes the kernel may hold before it is told to forget the least used
     /// directories (0: no bound).
     pub max_inodes: usize,
+    /// Members of a job directory or folder read at once: a bigger one is listed (and held)
+    /// a page at a time, a smaller one whole, and kept ([`DEFAULT_LISTING_PAGE`]).
+    pub listing_page: usize,
 }
 
 /// How many inodes a mount remembers and handles it has open.

@@ -23,9 +23,9 @@ pub use metastore::{
 };
 pub use metastore::{
     ChangeKind, DatasetId, DirNodeFold, Entered, FolderTimes, HeldManifest, JobId, Leases,
-    LogEntry, MAX_TARGET_BYTES, Metastore, NodeChange, ObjectId, ObjectMeta, ObjectPath, Placed,
-    ReadHolds, RestorePlace, RestoreReport, SetOrder, Snapshot, VersionDetails, history_version,
-    prop,
+    ListingCursor, LogEntry, MAX_TARGET_BYTES, Metastore, NodeChange, ObjectId, ObjectMeta,
+    ObjectPath, Placed, ReadHolds, RestorePlace, RestoreReport, SetOrder, Snapshot, VersionDetails,
+    history_version, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 

@@ -26,6 +26,7 @@ pub(crate) fn options(dir: &std::path::Path) -> FsOptions {
         cache_dir: Some(dir.join("cache")),
         cache_limit: 64 << 20,
         max_inodes: 0,
+        listing_page: cronusfs::fs::DEFAULT_LISTING_PAGE,
     }
 }
 
@@ -548,7 +549,8 @@ fn a_cached_listing_never_outlives_a_change() {
         let fh = fs.opendir(job).unwrap();
         let entries = fs
             .readdir_at(job, fh, 0, &cronusfs::fs::Caller::root())
-            .unwrap();
+            .unwrap()
+            .entries;
         fs.releasedir(fh);
         entries
             .iter()

@@ -326,7 +326,7 @@ fn trees_of_the_past_are_numbered_apart_and_dropped_only_when_idle() {
     let listed = fs
         .readdir_at(datasets, fh, 0, &cronusfs::fs::Caller::root())
         .unwrap();
-    assert_eq!(listed.len(), 1);
+    assert_eq!(listed.entries.len(), 1);
     fs.releasedir(fh);
     // An idle tree was dropped: its numbers answer ENOENT; its name makes it again.
     assert_eq!(errno(fs.getattr(second)), libc::ENOENT);

@@ -29,6 +29,7 @@ mod history;
 mod history_mount;
 mod history_paths;
 mod history_restore;
+mod listing_pages;
 mod man_pages;
 mod memory_bound;
 mod metastore;

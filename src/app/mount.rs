@@ -313,6 +313,7 @@ fn open_core(args: &MountArgs, store: &Location, local: &Path) -> Result<FsCore<
         cache_dir: Some(local.join(cronusfs::fs::CACHE_DIR)),
         cache_limit: args.cache_size,
         max_inodes: args.max_inodes,
+        listing_page: super::session::listing_page(),
     };
     Ok(FsCore::new(catalog, options)?)
 }

@@ -219,6 +219,14 @@ pub fn attr_ttl() -> Duration {
     millis_from_env("CRONUSFS_ATTR_TTL_MS", 1000)
 }
 
+/// Returns how many members of a job directory or folder a mount reads at once
+/// (`CRONUSFS_LISTING_PAGE`, default [`cronusfs::fs::DEFAULT_LISTING_PAGE`]; at least 1).
+pub fn listing_page() -> usize {
+    let page = std::env::var("CRONUSFS_LISTING_PAGE").ok();
+    let page = page.and_then(|v| v.parse().ok());
+    page.unwrap_or(cronusfs::fs::DEFAULT_LISTING_PAGE).max(1)
+}
+
 fn millis_from_env(name: &str, default: u64) -> Duration {
     let ms = std::env::var(name).ok().and_then(|v| v.parse().ok());
     Duration::from_millis(ms.unwrap_or(default))

@@ -1,15 +1,13 @@
 //! Changes to the tree: `mkdir` and `rmdir` of datasets, partitions and jobs, `unlink` and
-//! `rename` of objects, `setattr` (size, mode, owner, times), and directory handles whose
-//! listing is taken once per `opendir` (so a long listing read in pieces is one scan).
+//! `rename` of objects, `setattr` (size, mode, owner, times).
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::attr::{Attr, Kind, millis_of};
 use super::file::{Fh, OpenFlags, Opened, check_name};
 use super::in_past;
 use super::inode::{Ino, TreeNode};
-use super::{DirEntry, Epoch, FsCore, FsError, FsResult, parse_job};
+use super::{FsCore, FsError, FsResult, parse_job};
 use crate::meta::{DatasetId, MetaError, ObjectId, ObjectPath, prop};
 use crate::storage::{Row, Storage, Valu, now_millis};
 
@@ -518,60 +516,6 @@ impl<S: Storage> FsCore<S> {
         (self.ns.meta)
             .set_node_rows_read_back(&iden, &rows, true, &mut |_| true)
             .map_err(FsError::from)
-    }
-
-    /// Opens directory `ino`.
-    pub fn opendir(&self, ino: Ino) -> FsResult<Fh> {
-        in_past!(self, ino.0, |core| core.opendir(ino));
-        if !self.ns.node(ino)?.is_dir() {
-            return Err(FsError::NotDir);
-        }
-        Ok(self.files.open_dir())
-    }
-
-    /// Returns the listing of directory handle `fh`, taken at its first read (or again when
-    /// read from offset 0, as `rewinddir` does); a query view lists what `caller` may see.
-    pub fn readdir_at(
-        &self,
-        ino: Ino,
-        fh: Fh,
-        offset: u64,
-        caller: &super::Caller,
-    ) -> FsResult<Arc<Vec<DirEntry>>> {
-        Ok(self.listing_at(ino, fh, offset, caller)?.0)
-    }
-
-    /// [`FsCore::readdir_at`], with the epoch the listing's reads began at: what a reply that
-    /// gives the kernel its names passes to [`FsCore::reply_gate`].
-    pub fn listing_at(
-        &self,
-        ino: Ino,
-        fh: Fh,
-        offset: u64,
-        caller: &super::Caller,
-    ) -> FsResult<(Arc<Vec<DirEntry>>, Epoch)> {
-        in_past!(self, ino.0, |core| core.listing_at(ino, fh, offset, caller));
-        if offset == 0 || self.files.listing(fh).is_none() {
-            let since = self.epoch(ino);
-            let mut entries = match self.ns.node(ino)? {
-                TreeNode::Snapshots => Arc::new(self.list_snapshots()?),
-                _ => self.ns.listing(ino)?,
-            };
-            if let TreeNode::View(_) = self.ns.node(ino)? {
-                entries = self.ns.visible_entries(entries, caller);
-            }
-            self.files.set_listing(fh, entries.clone(), since);
-            return Ok((entries, since));
-        }
-        Ok(self.files.listing(fh).expect("checked above"))
-    }
-
-    /// Closes directory handle `fh`.
-    pub fn releasedir(&self, fh: Fh) {
-        if let Some(core) = self.past_core_of_handle(fh.0) {
-            return core.releasedir(fh);
-        }
-        self.files.release_dir(fh);
     }
 }
 

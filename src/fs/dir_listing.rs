@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::{DirEntry, FsResult, Kind, Namespace, TreeNode, attr};
-use crate::meta::{DirNodeFold, Metastore, ObjectId, ObjectPath, prop};
+use crate::meta::{DirNodeFold, ListingCursor, Metastore, ObjectId, ObjectPath, prop};
 use crate::storage::{Storage, ValuRef};
 
 /// What a node of a job directory or folder is.
@@ -134,16 +134,37 @@ impl<S: Storage> Namespace<S> {
     }
 
     /// Lists a job directory or folder `dir`: its objects and folders (one lift, then each
-    /// node's rows), then the
-    /// files created in it and not committed yet.
+    /// node's rows), then the files created in it and not committed yet.
     pub(super) fn list_dir(&self, dir: &ObjectPath) -> FsResult<Vec<DirEntry>> {
+        Ok(self.list_dir_page(dir, None, usize::MAX)?.0)
+    }
+
+    /// Lists a page of job directory or folder `dir`: at most `page` of its objects and
+    /// folders after `after` (from the first without), by name within the page; the files
+    /// created in it and not committed yet come with the last page. Returns where the next
+    /// page starts (`None` after the last).
+    pub(super) fn list_dir_page(
+        &self,
+        dir: &ObjectPath,
+        after: Option<&ListingCursor>,
+        page: usize,
+    ) -> FsResult<(Vec<DirEntry>, Option<ListingCursor>)> {
         let written = self.uncommitted.all_written();
         let fold = DirNodeFold {
             take: &|seen: &mut DirNode, p, v, t| seen.take(p, v, t),
             finish: &|seen| self.dir_entry(dir, seen, &written),
         };
-        let mut entries = self.meta.map_dir_nodes(dir, &fold)?;
+        let (mut entries, next) = self.meta.map_dir_nodes_page(dir, after, page, &fold)?;
         self.show_folders_entries(dir, &mut entries)?;
+        if next.is_none() {
+            self.add_pending(dir, &mut entries);
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((entries, next))
+    }
+
+    /// Adds to `entries` the files created in `dir` and not committed yet.
+    fn add_pending(&self, dir: &ObjectPath, entries: &mut Vec<DirEntry>) {
         for (name, id) in self.uncommitted.pending_in(dir) {
             let ino = self.inodes.ino(&TreeNode::Object(id));
             if let Some(attr) = self.uncommitted.pending_attr(id, ino, &self.defaults) {
@@ -154,7 +175,5 @@ impl<S: Storage> Namespace<S> {
                 });
             }
         }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
     }
 }

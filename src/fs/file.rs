@@ -80,7 +80,7 @@ pub struct OpenFiles {
     /// How many handles each object has open (asked on every release and unlink, so it must
     /// not wait for a handle busy committing a large file).
     open_counts: Mutex<HashMap<ObjectId, usize>>,
-    dirs: Mutex<HashMap<u64, (super::Listing, super::Epoch)>>,
+    dirs: Mutex<HashMap<u64, super::DirWindow>>,
     /// How many directory handles are open (listed or not).
     open_dirs: AtomicUsize,
     /// The working copy of each object open for writing.
@@ -214,14 +214,13 @@ impl OpenFiles {
         }
     }
 
-    /// Stores a directory listing for handle `fh`, whose reads began at epoch `since`.
-    pub fn set_listing(&self, fh: Fh, entries: Arc<Vec<super::DirEntry>>, since: super::Epoch) {
-        lock(&self.dirs).insert(fh.0, (entries, since));
+    /// Stores the window of its listing directory handle `fh` reads now.
+    pub fn set_window(&self, fh: Fh, window: super::DirWindow) {
+        lock(&self.dirs).insert(fh.0, window);
     }
 
-    /// Returns the listing of directory handle `fh`, if one was taken, and the epoch its reads
-    /// began at.
-    pub fn listing(&self, fh: Fh) -> Option<(Arc<Vec<super::DirEntry>>, super::Epoch)> {
+    /// Returns the window of its listing directory handle `fh` read last, if it read one.
+    pub fn window(&self, fh: Fh) -> Option<super::DirWindow> {
         lock(&self.dirs).get(&fh.0).cloned()
     }
 

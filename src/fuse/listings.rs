@@ -1,6 +1,7 @@
 //! Directory listings of the FUSE adapter: `readdir` and `readdirplus` replies, `.` and `..`
-//! first, then the core's entries from the offset the kernel asks for; `readdirplus` gives
-//! the kernel each entry's attributes for as long as the core says it may keep them.
+//! first, then the core's entries from the offset the kernel asks for (a window of the
+//! listing: a page of a big job directory); `readdirplus` gives the kernel each entry's
+//! attributes for as long as the core says it may keep them.
 
 use std::borrow::Cow;
 
@@ -11,7 +12,7 @@ use fuser::{
 use super::FuseFs;
 use super::callers::caller;
 use super::replies::{errno, file_attr, kind, ttl_of};
-use crate::fs::{Attr, Fh, FsError, Ino};
+use crate::fs::{Attr, DirWindow, Fh, FsError, Ino};
 use crate::storage::Storage;
 
 impl<S: Storage> FuseFs<S> {
@@ -27,23 +28,20 @@ impl<S: Storage> FuseFs<S> {
             Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),
         };
-        let entries = match self
-            .core
-            .readdir_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
-        {
-            Ok(e) => e,
+        let first = offset.saturating_sub(dots.len() as u64);
+        let window = match (self.core).readdir_at(Ino(ino.0), Fh(fh.0), first, &caller(req)) {
+            Ok(w) => w,
             Err(e) => return reply.error(errno(&e)),
         };
-        let all = dots
+        let dots = dots
             .iter()
-            .map(|(n, i)| (n.as_str(), *i, FileType::Directory))
-            .chain(
-                entries
-                    .iter()
-                    .map(|e| (e.name.as_str(), e.attr.ino, kind(e.attr.kind))),
-            );
-        for (i, (name, ino, kind)) in all.enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(ino.0), i as u64 + 1, kind, name) {
+            .map(|(n, i)| (n.as_str(), *i, FileType::Directory));
+        let entries =
+            (window.entries.iter()).map(|e| (e.name.as_str(), e.attr.ino, kind(e.attr.kind)));
+        for (at, (name, ino, kind)) in
+            numbered(dots, entries, &window).skip_while(|(at, _)| *at < offset)
+        {
+            if reply.add(INodeNo(ino.0), at + 1, kind, name) {
                 break;
             }
         }
@@ -58,16 +56,13 @@ impl<S: Storage> FuseFs<S> {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let (entries, since) =
-            match self
-                .core
-                .listing_at(Ino(ino.0), Fh(fh.0), offset, &caller(req))
-            {
-                Ok(e) => e,
-                Err(e) => return reply.error(errno(&e)),
-            };
         let dots = match self.dots(ino) {
             Ok(d) => d,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let first = offset.saturating_sub(dots.len() as u64);
+        let window = match (self.core).readdir_at(Ino(ino.0), Fh(fh.0), first, &caller(req)) {
+            Ok(w) => w,
             Err(e) => return reply.error(errno(&e)),
         };
         let mut dot_attrs = Vec::new();
@@ -77,15 +72,15 @@ impl<S: Storage> FuseFs<S> {
                 Err(e) => return reply.error(errno(&e)),
             }
         }
-        let all = dot_attrs
-            .iter()
-            .map(|(n, a)| (n.as_str(), a))
-            .chain(entries.iter().map(|e| (e.name.as_str(), &e.attr)));
+        let dots = dot_attrs.iter().map(|(n, a)| (n.as_str(), a));
+        let entries = window.entries.iter().map(|e| (e.name.as_str(), &e.attr));
         // Names listed before another host's change are never kept past its announcement,
         // and a view's entries depend on who lists them: the kernel keeps none of those.
-        let gate = self.core.reply_gate(since);
+        let gate = self.core.reply_gate(window.since);
         let keep = gate.ttl(ttl_of(&self.core, Ino(ino.0)));
-        for (i, (name, attr)) in all.enumerate().skip(offset as usize) {
+        for (at, (name, attr)) in
+            numbered(dots, entries, &window).skip_while(|(at, _)| *at < offset)
+        {
             // The kernel counts every entry but `.` and `..` as a lookup.
             let counted = match name {
                 "." | ".." => Cow::Borrowed(attr),
@@ -97,7 +92,7 @@ impl<S: Storage> FuseFs<S> {
             };
             let full = reply.add(
                 INodeNo(counted.ino.0),
-                i as u64 + 1,
+                at + 1,
                 name,
                 &keep,
                 &file_attr(&counted),
@@ -138,4 +133,16 @@ impl<S: Storage> FuseFs<S> {
             ("..".into(), self.core.parent_of(ino)?),
         ])
     }
+}
+
+/// Numbers a reply's entries with their offsets in the whole listing: the dots first, then
+/// entry `k` of the listing (the window's first is `window.start`) at `dots + k`.
+fn numbered<'a, T: 'a>(
+    dots: impl ExactSizeIterator<Item = T> + 'a,
+    entries: impl Iterator<Item = T> + 'a,
+    window: &DirWindow,
+) -> impl Iterator<Item = (u64, T)> + 'a {
+    let first = dots.len() as u64 + window.start;
+    let dots = dots.enumerate().map(|(i, d)| (i as u64, d));
+    dots.chain((first..).zip(entries))
 }

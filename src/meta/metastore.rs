@@ -44,7 +44,7 @@ pub use gc::{DEFAULT_HISTORY_RETENTION, HISTORY_RETENTION_BLOB, MAX_HISTORY_RETE
 pub use history::{ChangeKind, LogEntry, NodeChange};
 pub use leases::Leases;
 pub use links::{MAX_TARGET_BYTES, Placed};
-pub use listing::DirNodeFold;
+pub use listing::{DirNodeFold, ListingCursor};
 pub(crate) use messages::RegisteredMessage;
 pub use read_holds::{HeldManifest, ReadHolds};
 pub use restore::{RestorePlace, RestoreReport};

@@ -1,9 +1,12 @@
 //! Listings of the tree's directories (every one but a job directory's own, which
 //! `dir_listing.rs` folds) and each directory's parent, for `..`.
 
-use super::{Namespace, ROOT_DIRS};
+use std::sync::Arc;
+
+use super::{Listing, Namespace, ROOT_DIRS};
 use crate::fs::inode::{Ino, TreeNode};
 use crate::fs::{ControlFile, DirEntry, FsError, FsResult, in_dir};
+use crate::meta::ListingCursor;
 use crate::storage::Storage;
 
 impl<S: Storage> Namespace<S> {
@@ -31,6 +34,48 @@ impl<S: Storage> Namespace<S> {
             }
         }
         Ok(entries)
+    }
+
+    /// The first page of directory `ino`'s listing: all of it (kept, as [`Namespace::listing`]
+    /// keeps it), unless it is a job directory or folder of more than `page` members, listed
+    /// a page at a time; then where the next page starts.
+    pub(crate) fn first_page(
+        &self,
+        ino: Ino,
+        page: usize,
+    ) -> FsResult<(Listing, Option<ListingCursor>)> {
+        let node = self.node(ino)?;
+        let Some(dir) = in_dir(&node, "") else {
+            return Ok((self.listing(ino)?, None));
+        };
+        let now = self.generation_of(ino);
+        let kept = self
+            .listings
+            .get_or(ino, now, || match self.list_dir_page(&dir, None, page) {
+                Ok((entries, None)) => Ok(Arc::new(entries)),
+                Ok((entries, Some(next))) => Err(Ok((Arc::new(entries), next))),
+                Err(e) => Err(Err(e)),
+            });
+        match kept {
+            Ok(whole) => Ok((whole, None)),
+            // One page of many: never kept.
+            Err(Ok((first, next))) => Ok((first, Some(next))),
+            Err(Err(e)) => Err(e),
+        }
+    }
+
+    /// The page of job directory or folder `ino`'s listing after `after`, and where the next
+    /// page starts.
+    pub(crate) fn next_page(
+        &self,
+        ino: Ino,
+        after: &ListingCursor,
+        page: usize,
+    ) -> FsResult<(Listing, Option<ListingCursor>)> {
+        let node = self.node(ino)?;
+        let dir = in_dir(&node, "").ok_or(FsError::NotDir)?;
+        let (entries, next) = self.list_dir_page(&dir, Some(after), page)?;
+        Ok((Arc::new(entries), next))
     }
 
     /// Returns the names and nodes of the entries of directory `node` (not a job directory or

@@ -16,6 +16,14 @@ pub struct DirNodeFold<'f, A, T> {
     pub finish: &'f (dyn Fn(A) -> Result<Option<T>> + Sync),
 }
 
+/// Where the next page of a directory listed a page at a time starts: after the lift's row
+/// of node `iden` at `time`, the last of the page before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListingCursor {
+    time: i64,
+    iden: Iden,
+}
+
 /// How many nodes of a directory are read at once (one round trip on a shared store).
 const LISTING_BATCH: usize = 256;
 
@@ -31,14 +39,43 @@ impl<S: Storage> Metastore<S> {
         at: &ObjectPath,
         fold: &DirNodeFold<'_, A, T>,
     ) -> Result<Vec<T>> {
-        let dir = match at.name.as_str() {
+        Ok(self.map_dir_nodes_page(at, None, usize::MAX, fold)?.0)
+    }
+
+    /// [`Metastore::map_dir_nodes`] a page at a time: the entries of at most `limit` members
+    /// of directory `at`, in lift order, after the page that ended at `after` (from the
+    /// first without); and where the next page starts (`None` after the last). A member
+    /// added or removed meanwhile may be listed or not; none is listed twice.
+    pub fn map_dir_nodes_page<A: Default, T: Send>(
+        &self,
+        at: &ObjectPath,
+        after: Option<&ListingCursor>,
+        limit: usize,
+        fold: &DirNodeFold<'_, A, T>,
+    ) -> Result<(Vec<T>, Option<ListingCursor>)> {
+        let dir = Valu::from(match at.name.as_str() {
             "" => dir_key(at.dataset, &at.partition, at.job),
             _ => at.key(),
+        });
+        // One member more than the page: whether another page follows is known now.
+        let mut lift = PropQuery::new(prop::DIR)
+            .valu(&dir)
+            .limit(limit.saturating_add(1));
+        if let Some(c) = after {
+            lift = lift.after(c.time, &c.iden);
+        }
+        let mut members = self.store.rows_by_prop(&lift)?;
+        let more = members.len() > limit;
+        members.truncate(limit);
+        let next = match members.last() {
+            Some(last) if more => Some(ListingCursor {
+                time: last.time,
+                iden: last.iden.clone(),
+            }),
+            _ => None,
         };
-        let members = self
-            .store
-            .rows_by_prop(&PropQuery::new(prop::DIR).valu(&Valu::from(dir)))?;
-        self.map_nodes(members.into_iter().map(|r| r.iden).collect(), fold)
+        let entries = self.map_nodes(members.into_iter().map(|r| r.iden).collect(), fold)?;
+        Ok((entries, next))
     }
 
     /// Returns the entry `fold` makes of each node of `idens`, dropping `None`s, in iden
