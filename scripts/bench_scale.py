@@ -124,6 +124,30 @@ def view_listing(mnt, ds, tagged, runs):
     return statistics.median(took)
 
 
+def ls_only(binary, store, work, max_inodes, ds, jobs, per_job, runs):
+    """`ls -l` of a whole job directory (cold: kernel caches dropped, a fresh mount each
+    run): seconds, and the daemon's resident memory at mount, after, and at its peak."""
+    mnt = f"{work}/mnt"
+    os.makedirs(mnt, exist_ok=True)
+    rows = []
+    for _ in range(runs):
+        said = sh(f"{binary} mount '{store}' {mnt} --log-file {work}/daemon.log "
+                  f"--max-inodes {max_inodes}").stdout
+        pid = int(said.rsplit("daemon pid ", 1)[1].rstrip(")\n"))
+        try:
+            row = {"rss at mount": status_mib(pid, "VmRSS")}
+            drop_caches()
+            secs, out = timed(f"ls -l {mnt}/datasets/{ds}/partitions/k/jobs/0 | wc -l")
+            assert int(out) == per_job + 1, out
+            row["ls -l s"] = secs
+            row["rss after"] = status_mib(pid, "VmRSS")
+            row["peak rss"] = status_mib(pid, "VmHWM")
+            rows.append(row)
+        finally:
+            sh(f"{binary} umount {mnt}")
+    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+
+
 def one_mount(binary, store, work, max_inodes, ds, jobs, per_job, runs, tagged):
     mnt = f"{work}/mnt"
     os.makedirs(mnt, exist_ok=True)
@@ -165,6 +189,14 @@ def one_mount(binary, store, work, max_inodes, ds, jobs, per_job, runs, tagged):
     return row
 
 
+def print_rows(rows, jobs, args):
+    print(f"{jobs * args.per_job} objects in {jobs} job directories; medians of {args.runs}")
+    names = list(next(iter(rows.values())))
+    print(f"{'--max-inodes':>14}" + "".join(f"{n:>16}" for n in names))
+    for m, row in rows.items():
+        print(f"{m:>14}" + "".join(f"{row[n]:16.1f}" for n in names))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("binary")
@@ -177,10 +209,17 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="writers filling the store")
     p.add_argument("--tagged", type=int, default=1000, help="objects a query view matches")
     p.add_argument("--store", help="keep the store here (filled once, reused by later runs)")
+    p.add_argument("--ls-only", action="store_true",
+                   help="only `ls -l` of job directory 0, whole (use --per-job = --objects)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as work:
         store = args.store or f"{work}/store"
         ds, jobs, tagged = kept_or_filled(args.binary, store, args)
+        if args.ls_only:
+            rows = {m: ls_only(args.binary, store, work, m, ds, jobs, args.per_job, args.runs)
+                    for m in args.max_inodes}
+            print_rows(rows, jobs, args)
+            return
         rows = {m: one_mount(args.binary, store, work, m, ds, jobs, args.per_job, args.runs,
                              tagged)
                 for m in args.max_inodes}
@@ -188,11 +227,7 @@ def main():
             timed_peak(f"{args.binary} -s '{store}' fsck")
         gc, gc_mib = timed_peak(f"{args.binary} -s '{store}' gc")
         size = int(sh(f"du -sk '{store}'").stdout.split()[0]) / 1024
-    print(f"{jobs * args.per_job} objects in {jobs} job directories; medians of {args.runs}")
-    names = list(next(iter(rows.values())))
-    print(f"{'--max-inodes':>14}" + "".join(f"{n:>16}" for n in names))
-    for m, row in rows.items():
-        print(f"{m:>14}" + "".join(f"{row[n]:16.1f}" for n in names))
+    print_rows(rows, jobs, args)
     print(f"fsck {fsck:.1f} s (peak {fsck_mib:.0f} MiB), gc {gc:.1f} s (peak {gc_mib:.0f} MiB), "
           f"store {size:.0f} MiB")
 

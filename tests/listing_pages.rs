@@ -147,4 +147,17 @@ fn a_job_directory_of_many_pages_lists_every_entry_once_through_the_mount() {
     // Sizes through readdirplus are the files' own.
     let sizes = lines("ls -l | tail -n +2 | awk '{print $5}' | sort -u");
     assert_eq!(sizes, ["5"]);
+    // `telldir` in the fifth page, `seekdir` back to it from the twelfth: the same entry;
+    // `rewinddir` lists all again.
+    let said = lines(
+        "perl -e 'opendir(D, \".\") or die; readdir(D) for 1..300; my $at = telldir(D); \
+         my $x = readdir(D); readdir(D) for 1..500; seekdir(D, $at); my $y = readdir(D); \
+         rewinddir(D); my $n = 0; $n++ while defined(readdir(D)); print \"$x $y $n\\n\"'",
+    );
+    let said: Vec<&str> = said[0].split(' ').collect();
+    assert_eq!(
+        said[0], said[1],
+        "seekdir back finds the entry telldir named"
+    );
+    assert_eq!(said[2], "1002", "every entry and the dots after rewinddir");
 }

@@ -189,14 +189,19 @@ impl<S: Storage> Metastore<S> {
         }
         // A node placed in a directory (`cronus:dir`) is an object (a uuid), a folder or a
         // link: any other would take a name no listing shows.
-        for row in view.rows_by_prop(&PropQuery::new(prop::DIR))? {
-            if checked.contains(&row.iden) || row.iden.as_str().parse::<ObjectId>().is_ok() {
-                continue;
-            }
-            let line = format!("node {}: placed, but no object, folder or link", row.iden);
-            problems.entry(row.iden.clone()).or_insert(line);
-            checked.insert(row.iden);
-        }
+        // One row at a time: a store of millions of objects has as many of these rows.
+        crate::meta::sorted_runs::visit_into(
+            |visit| view.visit_rows_by_prop(&PropQuery::new(prop::DIR), visit),
+            |row: Row| {
+                if checked.contains(&row.iden) || row.iden.as_str().parse::<ObjectId>().is_ok() {
+                    return Ok(());
+                }
+                let line = format!("node {}: placed, but no object, folder or link", row.iden);
+                problems.entry(row.iden.clone()).or_insert(line);
+                checked.insert(row.iden);
+                Ok(())
+            },
+        )?;
         Ok(problems.into_values().collect())
     }
 
