@@ -194,7 +194,8 @@ def print_rows(rows, jobs, args):
     names = list(next(iter(rows.values())))
     print(f"{'--max-inodes':>14}" + "".join(f"{n:>16}" for n in names))
     for m, row in rows.items():
-        print(f"{m:>14}" + "".join(f"{row[n]:16.1f}" for n in names))
+        print(f"{m:>14}" + "".join(f"{row[n]:16.3f}" if row[n] < 10 else f"{row[n]:16.1f}"
+                                   for n in names))
 
 
 def main():
