@@ -207,3 +207,36 @@ fn import_without_the_sidecar_and_through_the_cli() {
     assert_eq!(back.partitions(ds).unwrap(), ["k"]);
     assert_eq!(back.jobs(ds).unwrap(), [JobId(0)]);
 }
+
+/// A menu registered with no name, and a configuration named `../x`, are exported under
+/// `<uuid>.<kind>.dat` inside the export's directory (never beside or above it), and an
+/// import of the export gives both back, byte for byte.
+#[test]
+fn members_without_a_plain_file_name_are_exported_under_their_uuid() {
+    let m = Metastore::new(MemoryStore::new());
+    let menu = Menu {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        name: String::new(),
+        graphs: vec![],
+    };
+    let config = Configuration {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        name: "../escaped.config.dat".into(),
+        ..Default::default()
+    };
+    m.register_menu(&menu, MenuObjectInfo::default()).unwrap();
+    m.register_config(&config, ConfigObjectInfo::default())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let report = export_cronus(&m, &out, "test").unwrap();
+    assert_eq!(report.messages, 2);
+    assert!(!dir.path().join("escaped.config.dat").exists());
+    for (uuid, kind) in [(&menu.uuid, "menu"), (&config.uuid, "config")] {
+        assert!(out.join(format!("{uuid}.{kind}.dat")).is_file(), "{kind}");
+    }
+    let back = Metastore::new(MemoryStore::new());
+    import_cronus(&back, &out).unwrap();
+    assert_eq!(back.menu(&menu.uuid).unwrap(), menu);
+    assert_eq!(back.config(&config.uuid).unwrap(), config);
+}

@@ -40,6 +40,22 @@ pub struct Report {
     pub changed: Vec<String>,
 }
 
+/// The name a member is exported under: its own when that is a plain file name, else
+/// `<uuid>.<kind>.dat` (the original's own naming). A name from the store (a menu registered
+/// with none, or with `../x`) never writes outside the export's directory, and the member's
+/// entry names the file it was written to, as the importer and the original read it.
+fn file_name(name: &str, uuid: &str, kind: &str) -> String {
+    let plain = !name.is_empty()
+        && !name.contains('/')
+        && !name.contains('\0')
+        && name != "."
+        && name != "..";
+    match plain {
+        true => name.to_string(),
+        false => format!("{uuid}.{kind}.dat"),
+    }
+}
+
 fn file_url(path: &Path) -> String {
     format!("file://{}", path.display())
 }
@@ -93,6 +109,7 @@ fn export_as<S: Storage>(
                 "menu" => m.menu(&uuid)?.encode_to_vec(),
                 _ => m.config(&uuid)?.encode_to_vec(),
             };
+            obj.name = file_name(&obj.name, &uuid, kind);
             let file = dir.join(&obj.name);
             std::fs::write(&file, bytes)?;
             (obj.parent_uuid, obj.address) = (store_uuid.clone(), file_url(&file));
@@ -136,12 +153,13 @@ fn export_dataset<S: Storage>(
     info.job_idx = i32::try_from(m.job_counter(ds)?)
         .map_err(|_| MetaError::Corrupt(format!("dataset {ds}: job counter out of range")))?;
     for meta in m.list(ds, "", "")? {
-        let file = dir.join(&meta.cronus_name);
+        let mut child = m.info(&meta.id.to_string())?;
+        child.name = file_name(&meta.cronus_name, &meta.id.to_string(), "object");
+        let file = dir.join(&child.name);
         std::io::copy(
             &mut m.open(&meta)?,
             &mut BufWriter::new(File::create(&file)?),
         )?;
-        let mut child = m.info(&meta.id.to_string())?;
         child.address = file_url(&file);
         info.files.push(child);
         report.objects += 1;
