@@ -22,7 +22,8 @@ const READ_BUFFER: usize = 64 << 10;
 pub struct SortedRuns<const N: usize> {
     buffer: Vec<[u8; N]>,
     per_run: usize,
-    runs: Vec<File>,
+    /// Each spilled run and how many records it holds.
+    runs: Vec<(File, u64)>,
     pushed: u64,
 }
 
@@ -68,7 +69,7 @@ impl<const N: usize> SortedRuns<N> {
         out.flush()?;
         drop(out);
         file.seek(SeekFrom::Start(0))?;
-        self.runs.push(file);
+        self.runs.push((file, self.buffer.len() as u64));
         self.buffer.clear();
         Ok(())
     }
@@ -78,7 +79,7 @@ impl<const N: usize> SortedRuns<N> {
         self.buffer.sort_unstable();
         self.buffer.dedup();
         let mut sources: Vec<Source<N>> = (self.runs.into_iter())
-            .map(|f| Source::Run(BufReader::with_capacity(READ_BUFFER, f)))
+            .map(|(f, left)| Source::Run(BufReader::with_capacity(READ_BUFFER, f), left))
             .collect();
         sources.push(Source::Memory(self.buffer.into_iter()));
         let mut heads = BinaryHeap::with_capacity(sources.len());
@@ -95,23 +96,25 @@ impl<const N: usize> SortedRuns<N> {
     }
 }
 
-/// Where merged records come from: a run on disk or the records left in memory.
+/// Where merged records come from: a run on disk (with how many records are left in it) or
+/// the records left in memory.
 enum Source<const N: usize> {
-    Run(BufReader<File>),
+    Run(BufReader<File>, u64),
     Memory(std::vec::IntoIter<[u8; N]>),
 }
 
 impl<const N: usize> Source<N> {
+    /// The next record. A run that ends before the records written to it is an error, never
+    /// a shorter set: gc deletes what its marks lack.
     fn next(&mut self) -> io::Result<Option<[u8; N]>> {
         match self {
             Source::Memory(records) => Ok(records.next()),
-            Source::Run(reader) => {
+            Source::Run(_, 0) => Ok(None),
+            Source::Run(reader, left) => {
                 let mut record = [0u8; N];
-                match reader.read_exact(&mut record) {
-                    Ok(()) => Ok(Some(record)),
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
-                    Err(e) => Err(e),
-                }
+                reader.read_exact(&mut record)?;
+                *left -= 1;
+                Ok(Some(record))
             }
         }
     }
@@ -237,6 +240,18 @@ mod tests {
             assert_eq!(members.contains(&r).unwrap(), present.contains(&r), "{r:?}");
         }
         assert!(!members.contains(&[0xff; 4]).unwrap());
+    }
+
+    #[test]
+    fn a_run_cut_short_is_an_error_not_a_smaller_set() {
+        let mut set = SortedRuns::<4>::new(8);
+        for n in 0..10 {
+            set.push(record(n)).unwrap();
+        }
+        let (file, _) = &set.runs[0];
+        file.set_len(6).unwrap();
+        let merged: Vec<io::Result<[u8; 4]>> = set.into_sorted().unwrap().collect();
+        assert!(merged.iter().any(|r| r.is_err()), "{merged:?}");
     }
 
     #[test]
