@@ -1,4 +1,4 @@
-//! Progress lines on stderr for long commands (`put`, `get`, `gc`), drawn only when stderr is a
+//! Progress lines on stderr for long commands (`put`, `get`, `gc`, `fsck`), drawn only when stderr is a
 //! terminal, at most ten times a second, and erased when the command ends.
 
 use std::io::{IsTerminal, Read, Write};

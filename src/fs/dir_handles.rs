@@ -58,9 +58,9 @@ impl<S: Storage> FsCore<S> {
         caller: &super::Caller,
     ) -> FsResult<DirWindow> {
         in_past!(self, ino.0, |core| core.readdir_at(ino, fh, offset, caller));
-        let mut window = match self.files.window(fh) {
-            Some(w) if offset != 0 && offset >= w.start => w,
-            _ => self.first_window(ino, caller)?,
+        let (mut window, mut moved) = match self.files.window(fh) {
+            Some(w) if offset != 0 && offset >= w.start => (w, false),
+            _ => (self.first_window(ino, caller)?, true),
         };
         while offset >= window.end() {
             let Some(after) = window.next.take() else {
@@ -74,8 +74,12 @@ impl<S: Storage> FsCore<S> {
                 next,
                 since,
             };
+            moved = true;
         }
-        self.files.set_window(fh, window.clone());
+        // Most reads stay in the window: the handle keeps it as it is.
+        if moved {
+            self.files.set_window(fh, window.clone());
+        }
         Ok(window)
     }
 

@@ -283,9 +283,12 @@ impl<R: EngineRead> RowView<R> {
         let prefix = keys::prop_prefix(q.prop, q.valu);
         let (mut start, end) = keys::time_span(&prefix, q.mintime, q.maxtime);
         if let Some((time, iden)) = q.after {
-            // Past every key of the node at that time; nothing if no key is (all 0xFF).
-            let past = keys::past_node_at(&prefix, time, iden);
-            start = start.max(past.unwrap_or_else(|| end.clone().unwrap_or_default()));
+            // Past every key of the node at that time.
+            match keys::past_node_at(&prefix, time, iden) {
+                Some(past) => start = start.max(past),
+                // No key lies past them (all 0xFF): an empty span, not an unbounded one.
+                None => return Ok((cf, (start.clone(), Some(start)))),
+            }
         }
         Ok((cf, (start, end)))
     }
