@@ -339,7 +339,10 @@ fn with_session(
         return run(&catalog);
     }
     let catalog = std::sync::Arc::new(catalog);
-    let heartbeat = session::Heartbeat::start_as(catalog.clone(), &format!("(cronusfs {what})"))?;
+    let heartbeat = cronusfs::meta::heartbeat::Heartbeat::start_as(
+        catalog.clone(),
+        &format!("(cronusfs {what})"),
+    )?;
     let result = run(&catalog);
     heartbeat.stop();
     result
@@ -361,7 +364,7 @@ pub fn run_on(
 }
 
 /// The catalogue every command works on, whatever backend holds it.
-pub type Catalog = Metastore<Box<dyn Storage>>;
+pub type Catalog = cronusfs::meta::heartbeat::Catalog;
 
 fn init(arg: &Path, content: Option<&str>, retention: Option<Duration>) -> Result<()> {
     let store = parse_location(arg)?;
@@ -418,10 +421,7 @@ fn upgrade(arg: &Path) -> Result<()> {
 
 /// Returns the catalogue of an open store, its chunks wherever they are.
 pub fn catalog_of(store: OpenStore) -> Catalog {
-    match store.chunks {
-        Some(chunks) => Metastore::with_chunks(store.rows, chunks),
-        None => Metastore::new(store.rows),
-    }
+    Metastore::of_store(store)
 }
 
 /// Reads a store argument: a directory or a `postgres://` URL.

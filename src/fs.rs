@@ -5,6 +5,7 @@
 
 mod access_log;
 mod attr;
+mod by_path;
 mod bytes;
 mod cache;
 mod changes;
@@ -36,6 +37,7 @@ use std::time::Duration;
 
 pub use access_log::{ACCESS_LOG_HEADER, Access, AccessLog, escaped, process_name};
 pub use attr::{Attr, Defaults, Kind, millis_of, time_of_millis};
+pub use by_path::{PathReader, PathWriter, Walk, components};
 pub use bytes::ReadBytes;
 pub use changes::{CreateFlags, Creator, SetAttr};
 pub use content_cache::{

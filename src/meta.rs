@@ -5,6 +5,7 @@
 pub mod content;
 pub mod cronus_io;
 pub mod filetype;
+pub mod heartbeat;
 mod metastore;
 pub mod name_rules;
 pub mod query;

@@ -233,16 +233,17 @@ fn serve(args: &MountArgs, (store, local): (&Location, &Path), mountpoint: &Path
         health: Some(super::health::line(&weak)),
         stats: Some(super::stats::counters_line(&counters.render())),
     });
-    let heartbeat = match super::session::Heartbeat::start(core.clone(), mountpoint, said) {
-        Ok(h) => h,
-        Err(e) => {
-            super::remote::unlisten(local);
-            if args.daemon_child {
-                println!("error: cannot record the session: {e:#}");
+    let heartbeat =
+        match cronusfs::meta::heartbeat::Heartbeat::start(core.clone(), mountpoint, said) {
+            Ok(h) => h,
+            Err(e) => {
+                super::remote::unlisten(local);
+                if args.daemon_child {
+                    println!("error: cannot record the session: {e:#}");
+                }
+                return Err(e.into());
             }
-            return Err(e);
-        }
-    };
+        };
     let result = fuse::serve(core, mountpoint, &options, ready);
     heartbeat.stop();
     super::remote::unlisten(local);

@@ -20,6 +20,7 @@
 //!   and sweep marks, with `../sessions.rs`: [`crate::meta::Sessions`]) and [`ReadHolds`]
 //!   (`read_holds.rs`: contents open handles read).
 
+mod cronus_stores;
 mod dir_times;
 mod find;
 mod folders;
@@ -401,6 +402,16 @@ fn rows_of(iden: &Iden, time: i64, props: &[(&str, Valu)]) -> Vec<Row> {
 impl<S: Storage> AsRef<Metastore<S>> for Metastore<S> {
     fn as_ref(&self) -> &Metastore<S> {
         self
+    }
+}
+
+impl Metastore<Box<dyn Storage>> {
+    /// Returns the catalogue of an open store, its chunks wherever the store keeps them.
+    pub fn of_store(store: crate::storage::location::OpenStore) -> Self {
+        match store.chunks {
+            Some(chunks) => Metastore::with_chunks(store.rows, chunks),
+            None => Metastore::new(store.rows),
+        }
     }
 }
 

@@ -1,0 +1,311 @@
+"""The Cronus ``BaseObjectStore`` API over a cronusfs store: the original's constructor,
+methods and errors (``cronus.core.cronus``), its protobuf messages, and its object names.
+
+What differs, on purpose: everything registered is durable at once (``save_store`` records
+the metastore's name, so that ``BaseObjectStore(root, name, store_uuid=…)`` reopens it); a
+produced file is an object of its job directory once ``put``; ``list_jobs`` returns the job
+numbers. Histogram, t-digest, job-info, table and log entries and ``update_dataset`` raise
+``NotImplementedError``.
+"""
+
+import dataclasses
+import fnmatch
+import hashlib
+import os
+import pathlib
+import uuid as uuidlib
+
+from . import open_store
+from .protobuf import cronus_pb2
+
+_FILE_TYPES = cronus_pb2.FileObjectInfo.DESCRIPTOR.fields_by_name["type"].enum_type
+
+
+@dataclasses.dataclass
+class MetaObject:
+    """What a registration returns, as the original's."""
+
+    name: str
+    uuid: str
+    parent_uuid: str
+    address: str
+
+
+def _bytes_of(content):
+    """The bytes to store for ``content``: a pyarrow ``Buffer``, bytes-like, or a message."""
+    if hasattr(content, "to_pybytes"):
+        return content.to_pybytes()
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return bytes(content)
+    if hasattr(content, "SerializeToString"):
+        return content.SerializeToString()
+    raise TypeError(f"cannot store a {type(content).__name__}: give bytes, a Buffer or a message")
+
+
+class BaseObjectStore:
+    """``BaseObjectStore(root, name, store_uuid=None, storetype='hfs', algorithm='sha1',
+    alt_root=None)``: ``root`` is a cronusfs store (a directory, made if need be, or
+    ``postgres://…`` with ``content=`` for a new one)."""
+
+    def __init__(self, root, name, store_uuid=None, storetype="hfs", algorithm="sha1",
+                 alt_root=None, content=None):
+        hashlib.new(algorithm)  # ValueError for an unknown one, as the original
+        self._algorithm = algorithm
+        self._root = os.fspath(root)
+        self._store = open_store(self._root, content=content, create=store_uuid is None)
+        self._pending = {}  # produced files registered, not put yet: uuid -> CronusObject
+        self._external = {}  # files registered by path: uuid -> CronusObject
+        self._dups = {}
+        if store_uuid is None:
+            new = str(uuidlib.uuid4())
+            self._name = f"{new}.{name}.cronus.pb"
+            self._msg = cronus_pb2.CronusObjectStore(
+                name=self._name, uuid=new, address=self._url(self._name))
+            self._msg.info.created.GetCurrentTime()
+            return
+        saved = self._store.cronus_store(name)
+        if saved is None:
+            raise KeyError(name)
+        self._msg = cronus_pb2.CronusObjectStore.FromString(saved)
+        if self._msg.name != name:
+            raise ValueError(f"the store saved as {name} is named {self._msg.name}")
+        self._name = name
+        for obj in self._msg.info.objects:
+            self._external[obj.uuid] = obj
+        del self._msg.info.objects[:]
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def store_name(self):
+        return self._name
+
+    @property
+    def store_uuid(self):
+        return self._msg.uuid
+
+    @property
+    def store_info(self):
+        return self._msg.info
+
+    @property
+    def store_aux(self):
+        return self._msg.info.aux
+
+    def _url(self, name):
+        return f"cronusfs://{name}"
+
+    @staticmethod
+    def _object_url(ds, key, job, name):
+        return f"cronusfs://datasets/{ds}/partitions/{key}/jobs/{job}/{name}"
+
+    def save_store(self):
+        """Records the metastore under its name (its contents are durable already)."""
+        saved = cronus_pb2.CronusObjectStore()
+        saved.CopyFrom(self._msg)
+        saved.info.objects.extend(self._external.values())
+        self._store.save_cronus_store(saved.SerializeToString())
+
+    # -- registration -----------------------------------------------------------------
+    def register_content(self, content, info, **kwargs):
+        kind = info.DESCRIPTOR.name
+        if kind in ("MenuObjectInfo", "ConfigObjectInfo"):
+            return self._register_message(content, info, kind)
+        if kind == "DatasetObjectInfo":
+            raise TypeError("use register_dataset")
+        if kind == "LogObjectInfo":
+            raise TypeError("use register_log")
+        if kind == "FileObjectInfo":
+            if isinstance(content, (str, os.PathLike)):
+                return self._register_paths(os.fspath(content), info, kwargs)
+            return self._register_produced(info, kwargs)
+        if kind in ("HistsObjectInfo", "TDigestObjectInfo", "JobObjectInfo", "TableObjectInfo"):
+            raise NotImplementedError(f"cronusfs keeps no {kind} entries yet")
+        raise ValueError(f"cannot register content with a {kind}")
+
+    def _register_message(self, content, info, kind):
+        register = (self._store.register_menu if kind == "MenuObjectInfo"
+                    else self._store.register_config)
+        register(content.SerializeToString(), info.SerializeToString())
+        return MetaObject(content.name, content.uuid, self.store_uuid, self._url(content.name))
+
+    def _need(self, kwargs, *names):
+        for n in names:
+            if kwargs.get(n) is None:
+                raise ValueError(f"{n} is required")
+        return [kwargs[n] for n in names]
+
+    def _register_produced(self, info, kwargs):
+        ds, key, job = self._need(kwargs, "dataset_id", "partition_key", "job_id")
+        if key not in self._store.partitions(ds):
+            raise ValueError(f"dataset {ds} has no partition {key!r}")
+        new = str(uuidlib.uuid4())
+        ext = _FILE_TYPES.values_by_number[info.type].name.lower()
+        name = f"{ds}.job_{job}.part_{key}.{new}.{ext}"
+        obj = cronus_pb2.CronusObject(name=name, uuid=new, parent_uuid=ds,
+                                      address=self._object_url(ds, key, job, name))
+        obj.file.CopyFrom(info)
+        obj.file.partition = key
+        self._pending[new] = (obj, ds, key, int(job))
+        return MetaObject(name, new, ds, obj.address)
+
+    def _register_paths(self, path, info, kwargs):
+        ds, key = self._need(kwargs, "dataset_id", "partition_key")
+        self._store.partitions(ds)  # KeyError for an unknown dataset
+        pattern = kwargs.get("glob")
+        if pattern is None:
+            return self._register_path(pathlib.Path(path), ds, key, info)
+        return [self._register_path(p, ds, key, info) for p in sorted(pathlib.Path(path).glob(pattern))]
+
+    def _register_path(self, path, ds, key, info):
+        digest = hashlib.new(self._algorithm)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        hashed = digest.hexdigest()
+        new = hashed
+        if new in self._external or new in self._pending:
+            n = self._dups.get(hashed, -1) + 1
+            while f"{hashed}_{n}" in self._external:
+                n += 1
+            self._dups[hashed] = n
+            new = f"{hashed}_{n}"
+        name = f"{ds}.part_{key}.{hashed}.{path.name}"
+        obj = cronus_pb2.CronusObject(name=name, uuid=new, parent_uuid=ds,
+                                      address=path.resolve().as_uri())
+        obj.file.CopyFrom(info)
+        obj.file.partition = key
+        self._external[new] = obj
+        return MetaObject(name, new, ds, obj.address)
+
+    def register_dataset(self, menu_id=None, config_id=None):
+        ds = self._store.register_dataset(menu_id, config_id)
+        name = f"{ds}.dataset"
+        return MetaObject(name, ds, self.store_uuid, self._url(name))
+
+    def register_log(self, dataset_id, job_id):
+        raise NotImplementedError("cronusfs keeps no log entries yet")
+
+    def update_dataset(self, dataset_id, buf):
+        raise NotImplementedError("cronusfs has no update_dataset yet: workers write to the store itself")
+
+    def new_partition(self, dataset_id, partition_key):
+        self._store.add_partition(dataset_id, partition_key)
+
+    def new_job(self, dataset_id):
+        return self._store.new_job(dataset_id)
+
+    def list_partitions(self, dataset_id):
+        return self._store.partitions(dataset_id)
+
+    def list_jobs(self, dataset_id):
+        return self._store.jobs(dataset_id)
+
+    # -- content ----------------------------------------------------------------------
+    def put(self, id_, content):
+        data = _bytes_of(content)
+        if id_ in self._pending:
+            obj, ds, key, job = self._pending[id_]
+            self._store.put_object(ds, key, job, obj.name, data, uuid=id_)
+            del self._pending[id_]
+            return
+        kind = self._kind(id_)
+        if kind == "file":
+            found = self._store.object(id_)
+            self._store.put_object(found["dataset"], found["partition"], found["job"],
+                                   found["name"], data)
+        elif kind in ("menu", "config"):
+            stored = self._store.menu(id_) if kind == "menu" else self._store.config(id_)
+            if stored != data:
+                raise ValueError(f"{id_}: a registered {kind} does not change")
+        else:
+            raise ValueError(f"{id_} is a {kind}: nothing to put")
+
+    def get(self, id_, msg=None):
+        data = self._bytes(id_)
+        if msg is None:
+            return data
+        msg.ParseFromString(data)
+        return None
+
+    def _bytes(self, id_):
+        if id_ in self._external:
+            address = self._external[id_].address
+            with open(address.removeprefix("file://"), "rb") as f:
+                return f.read()
+        if id_ in self._pending:
+            raise KeyError(f"{id_}: registered, not put yet")
+        kind = self._kind(id_)
+        if kind == "file":
+            return self._store.object_bytes(id_)
+        if kind == "menu":
+            return self._store.menu(id_)
+        if kind == "config":
+            return self._store.config(id_)
+        raise KeyError(f"{id_} is a {kind}: it has no content")
+
+    def open(self, id_):
+        """A reader of the object: Arrow IPC file or stream readers for those types, else
+        a binary stream."""
+        import io
+
+        data = self._bytes(id_)
+        obj = self[id_]
+        kind = obj.file.type if obj.WhichOneof("info") == "file" else 0
+        if kind in (cronus_pb2.ARROW, cronus_pb2.ARROW_STREAM):
+            import pyarrow as pa
+
+            if kind == cronus_pb2.ARROW:
+                return pa.ipc.open_file(pa.py_buffer(data))
+            return pa.ipc.open_stream(pa.py_buffer(data))
+        return io.BytesIO(data)
+
+    def _kind(self, id_):
+        return self[id_].WhichOneof("info")
+
+    # -- the index --------------------------------------------------------------------
+    def __getitem__(self, id_):
+        if not isinstance(id_, str):
+            raise TypeError("keys are str")
+        if id_ in self._pending:
+            return self._pending[id_][0]
+        if id_ in self._external:
+            return self._external[id_]
+        try:
+            return cronus_pb2.CronusObject.FromString(self._store.info(id_))
+        except (KeyError, ValueError):
+            raise KeyError(id_) from None
+
+    def __contains__(self, id_):
+        try:
+            self[id_]
+            return True
+        except (KeyError, TypeError):
+            return False
+
+    def list(self, prefix="", suffix=""):
+        """Every registered item whose name starts with ``prefix`` and ends with
+        ``suffix``: menus, configurations, datasets, then each dataset's objects."""
+        found = []
+
+        def keep(name, uuid, parent, address):
+            if name.startswith(prefix) and name.endswith(suffix):
+                found.append(MetaObject(name, uuid, parent, address))
+
+        for kind in ("menu", "config"):
+            for uuid in self._store.registered(kind):
+                name = self[uuid].name
+                keep(name, uuid, self.store_uuid, self._url(name))
+        for ds in self._store.datasets():
+            keep(f"{ds}.dataset", ds, self.store_uuid, self._url(f"{ds}.dataset"))
+            for obj in self._store.list(ds):
+                address = self._object_url(ds, obj["partition"], obj["job"], obj["name"])
+                keep(obj["cronus_name"], obj["uuid"], ds, address)
+        for obj, *_ in self._pending.values():
+            keep(obj.name, obj.uuid, obj.parent_uuid, obj.address)
+        for obj in self._external.values():
+            keep(obj.name, obj.uuid, obj.parent_uuid, obj.address)
+        return found
+
+    def glob(self, pattern):
+        """The registered items whose name matches ``pattern`` (fnmatch)."""
+        return [m for m in self.list() if fnmatch.fnmatch(m.name, pattern)]
