@@ -13,4 +13,7 @@ export RUST_BACKTRACE=0
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
+# The Python package, into the client tests' venv: its pytest suite runs inside `cargo test`
+# (tests/python_package.rs), which cannot build it itself.
+bash scripts/python-package.sh >/dev/null
 cargo test --locked

@@ -44,6 +44,7 @@ mod passthrough;
 mod properties;
 mod proto_compat;
 mod python_clients;
+mod python_package;
 mod query_views;
 mod rocks_store;
 mod services;

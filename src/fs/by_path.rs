@@ -121,6 +121,10 @@ impl<S: Storage, C: Deref<Target = FsCore<S>>> PathReader<S, C> {
     pub fn open(core: C, path: &str) -> FsResult<Self> {
         let (ino, size) = {
             let walk = core.walk(path)?;
+            if walk.attr.kind == Kind::Dir {
+                // What open(2) of a directory for reading gives a program that reads it.
+                return Err(FsError::IsDir);
+            }
             let size = walk.attr.size;
             (walk.keep_last(), size)
         };
