@@ -10,6 +10,7 @@ location); a store directory a mount serves is that mount's: share a store betwe
 processes and hosts with a ``postgres://`` store.
 """
 
+import atexit
 import os
 import threading
 
@@ -30,6 +31,11 @@ def _key(location):
     return os.path.realpath(location)
 
 
+def _slot(key):
+    # A forked child opens its own: the parent's threads and handles are not in it.
+    return (os.getpid(), key)
+
+
 def open_store(location=None, content=None, create=False, read_only=False):
     """Returns the store at ``location`` (a directory, or ``postgres://…``; by default
     ``$CRONUSFS_STORE``), opened once per process. ``create`` makes one where none is
@@ -41,7 +47,7 @@ def open_store(location=None, content=None, create=False, read_only=False):
             raise ValueError("no store given: pass one or set CRONUSFS_STORE")
     key = _key(location)
     with _stores_lock:
-        store = _stores.get(key)
+        store = _stores.get(_slot(key))
         if store is not None:
             try:
                 store.location  # raises once closed
@@ -49,15 +55,25 @@ def open_store(location=None, content=None, create=False, read_only=False):
             except ValueError:
                 pass
         store = Store(key, content=content, create=create, read_only=read_only)
-        _stores[key] = store
+        _stores[_slot(key)] = store
         return store
 
 
 def close_store(location):
     """Closes the store at ``location`` if this process opened it (its session ends)."""
     with _stores_lock:
-        store = _stores.pop(_key(location), None)
+        store = _stores.pop(_slot(_key(location)), None)
     if store is not None:
+        store.close()
+
+
+@atexit.register
+def _close_all():
+    """Ends this process's sessions when it exits, rather than leaving them to expire."""
+    with _stores_lock:
+        mine = [k for k in _stores if k[0] == os.getpid()]
+        stores = [_stores.pop(k) for k in mine]
+    for store in stores:
         store.close()
 
 
