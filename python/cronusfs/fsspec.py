@@ -55,7 +55,14 @@ class CronusFileSystem(AbstractFileSystem):
 
     def __init__(self, store=None, content=None, create=False, **kwargs):
         super().__init__(**kwargs)
-        self.store = open_store(store, content=content, create=create)
+        self._location = store
+        open_store(store, content=content, create=create)
+
+    @property
+    def store(self):
+        """The store, as this process has it open now (fsspec keeps instances: one made
+        before ``cronusfs.close_store`` opens the store again when next used)."""
+        return open_store(self._location)
 
     @classmethod
     def _strip_protocol(cls, path):

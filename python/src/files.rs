@@ -117,8 +117,7 @@ impl Store {
             .map_err(|e| fs_error_at(e, path))?;
         Ok(Reader {
             size: reader.size(),
-            file: Mutex::new(Some(reader)),
-            _open: open,
+            file: Mutex::new(Some((reader, open))),
             path: path.to_string(),
         })
     }
@@ -131,8 +130,7 @@ impl Store {
             .detach(|| PathWriter::create(core, path))
             .map_err(|e| fs_error_at(e, path))?;
         Ok(Writer {
-            file: Mutex::new(Some(writer)),
-            _open: open,
+            file: Mutex::new(Some((writer, open))),
             path: path.to_string(),
         })
     }
@@ -142,12 +140,13 @@ type OpenReader = PathReader<Box<dyn Storage>, Arc<Core>>;
 type OpenWriter = PathWriter<Box<dyn Storage>, Arc<Core>>;
 
 /// A file open for reading: every read is of the version committed when it was opened.
+/// Until it is closed it keeps its store open (closing the store lets it go once its files
+/// are closed).
 #[pyclass(frozen, module = "cronusfs._native")]
 pub struct Reader {
-    file: Mutex<Option<OpenReader>>,
+    file: Mutex<Option<(OpenReader, Arc<Open>)>>,
     size: u64,
     path: String,
-    _open: Arc<Open>,
 }
 
 #[pymethods]
@@ -168,7 +167,7 @@ impl Reader {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let bytes = py.detach(|| {
             let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            let file = file.as_ref().ok_or(cronusfs::fs::FsError::BadHandle)?;
+            let (file, _) = file.as_ref().ok_or(cronusfs::fs::FsError::BadHandle)?;
             file.read(offset, length)
         });
         Ok(PyBytes::new(
@@ -180,12 +179,16 @@ impl Reader {
     /// Closes the file.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match file {
-            Some(file) => py
-                .detach(|| file.close())
-                .map_err(|e| fs_error_at(e, &self.path)),
-            None => Ok(()),
-        }
+        let Some((file, open)) = file else {
+            return Ok(());
+        };
+        // The store is let go with the file: a closed store is released once its files are.
+        py.detach(move || {
+            let closed = file.close();
+            drop(open);
+            closed
+        })
+        .map_err(|e| fs_error_at(e, &self.path))
     }
 }
 
@@ -193,9 +196,8 @@ impl Reader {
 /// returns; a writer dropped unclosed commits what it wrote, as a process that exits does.
 #[pyclass(frozen, module = "cronusfs._native")]
 pub struct Writer {
-    file: Mutex<Option<OpenWriter>>,
+    file: Mutex<Option<(OpenWriter, Arc<Open>)>>,
     path: String,
-    _open: Arc<Open>,
 }
 
 #[pymethods]
@@ -204,7 +206,7 @@ impl Writer {
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         py.detach(|| {
             let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            let file = file.as_mut().ok_or(cronusfs::fs::FsError::BadHandle)?;
+            let (file, _) = file.as_mut().ok_or(cronusfs::fs::FsError::BadHandle)?;
             file.write(data)
         })
         .map_err(|e| fs_error_at(e, &self.path))
@@ -214,7 +216,7 @@ impl Writer {
     #[getter]
     fn written(&self) -> PyResult<u64> {
         let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let file = file
+        let (file, _) = file
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("the file was closed"))?;
         Ok(file.written())
@@ -223,10 +225,15 @@ impl Writer {
     /// Commits what was written and closes the file; returns its attributes.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let Some(file) = file else { return Ok(None) };
-        let attr = py
-            .detach(|| file.close())
-            .map_err(|e| fs_error_at(e, &self.path))?;
+        let Some((file, open)) = file else {
+            return Ok(None);
+        };
+        let attr = py.detach(move || {
+            let closed = file.close();
+            drop(open);
+            closed
+        });
+        let attr = attr.map_err(|e| fs_error_at(e, &self.path))?;
         attr_dict(py, &self.path, &attr).map(Some)
     }
 }

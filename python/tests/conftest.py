@@ -23,12 +23,13 @@ def content():
     return os.environ.get("CRONUSFS_TEST_CONTENT")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture()
 def store(location, content):
+    # Opened for each test: one may close it (the next open makes it anew).
     return cronusfs.open_store(location, content=content, create=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture()
 def fs(store, location):
     import fsspec
 

@@ -2,8 +2,8 @@
 and read objects; listings, ``info()`` with the extended attributes, query views, ranged
 reads of one version, and the errors a mount gives."""
 
-import io
 import os
+import subprocess
 
 import fsspec
 import pandas as pd
@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
+
+import cronusfs
 
 
 def options(location):
@@ -142,3 +144,19 @@ def test_errors_are_the_mount_s(fs, job_dir):
         fs.pipe_file("datasets/x.bin", b"no object lives here")
     with pytest.raises(OSError):
         fs.pipe_file(f"{job_dir}/../escape", b"")
+
+
+def test_a_closed_store_is_let_go_and_fsspec_opens_it_again(location, store, fs, job_dir):
+    with fs.open(f"{job_dir}/kept.bin", "wb") as written:
+        written.write(b"kept")
+    with fs.open(f"{job_dir}/kept.bin", "rb") as read:
+        assert read.read() == b"kept"
+    shared = store.shared
+    cronusfs.close_store(location)  # `written` and `read` are still referenced here
+    binary = os.environ.get("CRONUSFS_BIN")
+    if binary and not shared:  # a store directory is now free for another process
+        subprocess.run([binary, "-s", location, "--wait", "0", "dataset", "ls"], check=True,
+                       capture_output=True)
+    with pytest.raises(ValueError):
+        store.ls("")
+    assert fs.cat_file(f"{job_dir}/kept.bin") == b"kept"
