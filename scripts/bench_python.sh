@@ -13,5 +13,5 @@ bash scripts/python-package.sh --release
 venv="$HOME/.cache/cronusfs-bench-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall \
-  "$CARGO_TARGET_DIR"/wheels/cronusfs-*.whl "pyarrow==26.0.1" >&2
+  "$CARGO_TARGET_DIR"/wheels/cronusfs-*.whl "pyarrow==26.0.1" "s3fs==2026.9.0" >&2
 "$venv/bin/python" scripts/bench_python.py --binary "$CARGO_TARGET_DIR/release/cronusfs" "$@"

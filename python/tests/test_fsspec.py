@@ -115,6 +115,10 @@ def test_ranged_reads_of_a_large_object(fs, job_dir):
         f.seek(7_654_321)
         assert f.read(100) == data[7_654_321:7_654_421]
     assert fs.cat_file(path, start=5 << 20, end=(5 << 20) + 10) == data[5 << 20:(5 << 20) + 10]
+    # Spans of many slices, read in parallel, come back whole and in order.
+    assert fs.cat_file(path) == data
+    assert fs.cat_file(path, start=1_000_001, end=8_500_003) == data[1_000_001:8_500_003]
+    assert fs.cat_file(path, start=len(data) - 3, end=len(data) + 100) == data[-3:]
 
 
 def test_xattrs_are_info_fields_and_views_find_them(store, fs, job_dir):

@@ -6,10 +6,15 @@ use super::{Attr, DirEntry, Fh, FsCore, FsError, FsResult, Ino, Kind, OpenFlags}
 use super::{XattrFlags, XattrReply};
 use crate::storage::Storage;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::ops::Deref;
 
 /// The most bytes one read of the core asks for.
 const READ_SLICE: u32 = 1 << 20;
+
+/// The most slices of one read that are read at once (chunks of a shared store are fetched
+/// from S3 in parallel, as a mount's read-ahead has them fetched).
+const PARALLEL_READS: usize = 8;
 
 /// The inodes a walk looked up, each held once: forgotten when the walk is dropped, as the
 /// kernel forgets what it no longer uses.
@@ -141,7 +146,13 @@ impl<S: Storage, C: Deref<Target = FsCore<S>>> PathReader<S, C> {
 
     /// Reads up to `len` bytes from `offset` (to the end without `len`).
     pub fn read(&self, offset: u64, len: Option<u64>) -> FsResult<Vec<u8>> {
-        self.file.core.read_all(self.file.fh()?, offset, len)
+        // The version read never changes: its size bounds the span, which is then read a
+        // slice per thread (what a mount's read-ahead does through the kernel's threads).
+        let end = offset.saturating_add(len.unwrap_or(u64::MAX)).min(self.size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        self.file.core.read_span(self.file.fh()?, offset, end)
     }
 
     /// Closes the file.
@@ -252,6 +263,54 @@ impl<S: Storage> FsCore<S> {
             return Err(FsError::NotDir);
         }
         self.readdir(walk.ino())
+    }
+
+    /// Reads `[offset, end)` of handle `fh`, [`READ_SLICE`] bytes at a time on up to
+    /// [`PARALLEL_READS`] threads; stops at the first short slice (the end of the file).
+    fn read_span(&self, fh: Fh, offset: u64, end: u64) -> FsResult<Vec<u8>> {
+        let slices = (end - offset).div_ceil(READ_SLICE as u64) as usize;
+        if slices <= 1 {
+            return self.read_all(fh, offset, Some(end - offset));
+        }
+        let next = AtomicUsize::new(0);
+        let slice = |i: usize| {
+            let at = offset + i as u64 * READ_SLICE as u64;
+            (at, (end - at).min(READ_SLICE as u64) as u32)
+        };
+        let mut read: Vec<(usize, FsResult<Vec<u8>>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..slices.min(PARALLEL_READS))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= slices {
+                                return mine;
+                            }
+                            let (at, size) = slice(i);
+                            mine.push((i, self.read(fh, at, size).map(|b| b.to_vec())));
+                        }
+                    })
+                })
+                .collect();
+            let joined = workers.into_iter().map(|w| w.join());
+            joined.flat_map(|r| r.unwrap_or_default()).collect()
+        });
+        if read.len() != slices {
+            // A reading thread panicked: its slices are missing, never skipped over.
+            return Err(std::io::Error::other("a thread reading the file failed").into());
+        }
+        read.sort_by_key(|(i, _)| *i);
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for (i, bytes) in read {
+            let bytes = bytes?;
+            let short = bytes.len() < slice(i).1 as usize;
+            out.extend_from_slice(&bytes);
+            if short {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn read_all(&self, fh: Fh, offset: u64, len: Option<u64>) -> FsResult<Vec<u8>> {
