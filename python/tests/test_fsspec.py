@@ -4,6 +4,7 @@ reads of one version, and the errors a mount gives."""
 
 import os
 import subprocess
+import time
 
 import fsspec
 import pandas as pd
@@ -164,3 +165,20 @@ def test_a_closed_store_is_let_go_and_fsspec_opens_it_again(location, store, fs,
     with pytest.raises(ValueError):
         store.ls("")
     assert fs.cat_file(f"{job_dir}/kept.bin") == b"kept"
+
+
+def test_the_past_reads_through_at_paths(fs, job_dir):
+    import datetime
+
+    ds, key, job = job_dir.split("/")
+    fs.pipe_file(f"{job_dir}/history.txt", b"first")
+    time.sleep(0.01)
+    then = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    time.sleep(0.01)
+    fs.pipe_file(f"{job_dir}/history.txt", b"second")
+    past = f"at/{then}/datasets/{ds}/partitions/{key}/jobs/{job}/history.txt"
+    assert fs.cat_file(past) == b"first"
+    assert fs.cat_file(f"{job_dir}/history.txt") == b"second"
+    with pytest.raises(OSError) as refused:
+        fs.pipe_file(past, b"rewrite the past")
+    assert refused.value.errno == 30  # EROFS
