@@ -43,3 +43,12 @@ def test_the_package_and_a_mount_see_each_other(store, fs, job_dir):
     eventually(lambda: fs.cat_file(f"{job_dir}/from-mount.bin") == b"a second version")
     os.setxattr(os.path.join(mounted, "from-mount.bin"), "user.seen", b"yes")
     eventually(lambda: fs.info(f"{job_dir}/from-mount.bin").get("user.seen") == "yes")
+
+
+def test_the_package_has_a_session_in_the_store(store, location):
+    import subprocess
+
+    binary = os.environ["CRONUSFS_BIN"]
+    out = subprocess.run([binary, "status", "-s", location], check=True, capture_output=True,
+                         text=True).stdout
+    assert f"(python pid {os.getpid()})" in out, out

@@ -6,8 +6,8 @@ use super::{Attr, DirEntry, Fh, FsCore, FsError, FsResult, Ino, Kind, OpenFlags}
 use super::{XattrFlags, XattrReply};
 use crate::storage::Storage;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The most bytes one read of the core asks for.
 const READ_SLICE: u32 = 1 << 20;
@@ -148,7 +148,9 @@ impl<S: Storage, C: Deref<Target = FsCore<S>>> PathReader<S, C> {
     pub fn read(&self, offset: u64, len: Option<u64>) -> FsResult<Vec<u8>> {
         // The version read never changes: its size bounds the span, which is then read a
         // slice per thread (what a mount's read-ahead does through the kernel's threads).
-        let end = offset.saturating_add(len.unwrap_or(u64::MAX)).min(self.size);
+        let end = offset
+            .saturating_add(len.unwrap_or(u64::MAX))
+            .min(self.size);
         if offset >= end {
             return Ok(Vec::new());
         }
@@ -265,11 +267,14 @@ impl<S: Storage> FsCore<S> {
         self.readdir(walk.ino())
     }
 
-    /// Reads `[offset, end)` of handle `fh`, [`READ_SLICE`] bytes at a time on up to
-    /// [`PARALLEL_READS`] threads; stops at the first short slice (the end of the file).
+    /// Reads `[offset, end)` of handle `fh`, [`READ_SLICE`] bytes at a time, on up to
+    /// [`PARALLEL_READS`] threads for a shared store; stops at the first short slice (the end
+    /// of the file).
     fn read_span(&self, fh: Fh, offset: u64, end: u64) -> FsResult<Vec<u8>> {
         let slices = (end - offset).div_ceil(READ_SLICE as u64) as usize;
-        if slices <= 1 {
+        // A store directory's chunks are local: one thread reading in order is faster (its
+        // handle keeps the chunk a slice ends in for the next), 3.4 against 0.6 GiB/s.
+        if slices <= 1 || !self.metastore().storage().is_shared() {
             return self.read_all(fh, offset, Some(end - offset));
         }
         let next = AtomicUsize::new(0);
