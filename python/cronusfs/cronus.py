@@ -11,6 +11,7 @@ numbers. Histogram, t-digest, job-info, table and log entries and ``update_datas
 import dataclasses
 import fnmatch
 import hashlib
+import io
 import os
 import pathlib
 import uuid as uuidlib
@@ -40,6 +41,41 @@ def _bytes_of(content):
     if hasattr(content, "SerializeToString"):
         return content.SerializeToString()
     raise TypeError(f"cannot store a {type(content).__name__}: give bytes, a Buffer or a message")
+
+
+class _ObjectStream(io.RawIOBase):
+    """A native reader as a seekable binary stream (one version, read as asked)."""
+
+    def __init__(self, reader):
+        super().__init__()
+        self._reader, self._pos = reader, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self._reader.read(self._pos, len(buffer))
+        buffer[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._reader.size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self):
+        return self._pos
+
+    def close(self):
+        if not self.closed:
+            self._reader.close()
+        super().close()
 
 
 class BaseObjectStore:
@@ -244,20 +280,25 @@ class BaseObjectStore:
         raise KeyError(f"{id_} is a {kind}: it has no content")
 
     def open(self, id_):
-        """A reader of the object: Arrow IPC file or stream readers for those types, else
-        a binary stream."""
+        """A reader of the object, streamed from the store (the version current now): Arrow
+        IPC file or stream readers for those types, else a binary stream."""
         import io
 
-        data = self._bytes(id_)
         obj = self[id_]
-        kind = obj.file.type if obj.WhichOneof("info") == "file" else 0
-        if kind in (cronus_pb2.ARROW, cronus_pb2.ARROW_STREAM):
+        if obj.WhichOneof("info") != "file" or id_ in self._external or id_ in self._pending:
+            return io.BytesIO(self._bytes(id_))
+        found = self._store.object(id_)
+        path = "/".join(["datasets", found["dataset"], "partitions", found["partition"],
+                         "jobs", str(found["job"]), found["name"]])
+        stream = io.BufferedReader(_ObjectStream(self._store.open_read(path)), 1 << 20)
+        if obj.file.type in (cronus_pb2.ARROW, cronus_pb2.ARROW_STREAM):
             import pyarrow as pa
 
-            if kind == cronus_pb2.ARROW:
-                return pa.ipc.open_file(pa.py_buffer(data))
-            return pa.ipc.open_stream(pa.py_buffer(data))
-        return io.BytesIO(data)
+            source = pa.PythonFile(stream, mode="r")
+            if obj.file.type == cronus_pb2.ARROW:
+                return pa.ipc.open_file(source)
+            return pa.ipc.open_stream(source)
+        return stream
 
     def _kind(self, id_):
         return self[id_].WhichOneof("info")

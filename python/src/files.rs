@@ -2,9 +2,10 @@
 //! listings, extended attributes, directories, and files opened for reading (every read of
 //! the version committed at the open) or writing (committed, durable, at `close`).
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
-use cronusfs::fs::{Attr, Kind, PathReader, PathWriter, millis_of};
+use cronusfs::fs::{Attr, FsError, Kind, PathReader, PathWriter, millis_of};
 use cronusfs::storage::Storage;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -115,10 +116,11 @@ impl Store {
         let reader = py
             .detach(|| PathReader::open(core, path))
             .map_err(|e| fs_error_at(e, path))?;
+        let size = reader.size();
+        let id = open.files.add(File::Read(Arc::new(reader)));
         Ok(Reader {
-            size: reader.size(),
-            file: Mutex::new(Some((reader, open))),
-            path: path.to_string(),
+            handle: Handle::new(&open, id, path),
+            size,
         })
     }
 
@@ -129,9 +131,11 @@ impl Store {
         let writer = py
             .detach(|| PathWriter::create(core, path))
             .map_err(|e| fs_error_at(e, path))?;
+        let id = open
+            .files
+            .add(File::Write(Arc::new(Mutex::new(Some(writer)))));
         Ok(Writer {
-            file: Mutex::new(Some((writer, open))),
-            path: path.to_string(),
+            handle: Handle::new(&open, id, path),
         })
     }
 }
@@ -139,14 +143,84 @@ impl Store {
 type OpenReader = PathReader<Box<dyn Storage>, Arc<Core>>;
 type OpenWriter = PathWriter<Box<dyn Storage>, Arc<Core>>;
 
+/// A file a store has open for Python.
+#[derive(Clone)]
+pub enum File {
+    /// Open for reading.
+    Read(Arc<OpenReader>),
+    /// Open for writing (`None` once closed, for writes that raced the close).
+    Write(Arc<Mutex<Option<OpenWriter>>>),
+}
+
+/// The files a store has open. They are the store's, not their Python objects': closing the
+/// store closes them (a writer's bytes committed, as when a process exits), so the store is
+/// let go at once whatever Python still refers to.
+#[derive(Default)]
+pub struct OpenFiles {
+    files: Mutex<(u64, HashMap<u64, File>)>,
+}
+
+impl OpenFiles {
+    fn add(&self, file: File) -> u64 {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.0 += 1;
+        let id = files.0;
+        files.1.insert(id, file);
+        id
+    }
+
+    fn get(&self, id: u64) -> Option<File> {
+        let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.1.get(&id).cloned()
+    }
+
+    fn take(&self, id: u64) -> Option<File> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.1.remove(&id)
+    }
+
+    /// Closes every file (when the store closes).
+    pub fn close_all(&self) {
+        let all = std::mem::take(&mut self.files.lock().unwrap_or_else(|e| e.into_inner()).1);
+        drop(all);
+    }
+}
+
+/// What a Python file object holds: its store, weakly, and its number there.
+struct Handle {
+    store: Weak<Open>,
+    id: u64,
+    path: String,
+}
+
+impl Handle {
+    fn new(open: &Arc<Open>, id: u64, path: &str) -> Handle {
+        let store = Arc::downgrade(open);
+        let path = path.to_string();
+        Handle { store, id, path }
+    }
+
+    /// The file, while it and its store are open.
+    fn file(&self) -> PyResult<(Arc<Open>, File)> {
+        let closed = || PyValueError::new_err(format!("{} was closed", self.path));
+        let open = self.store.upgrade().ok_or_else(closed)?;
+        let file = open.files.get(self.id).ok_or_else(closed)?;
+        Ok((open, file))
+    }
+
+    /// Takes the file out of its store (to close it), if it is still open.
+    fn take(&self) -> Option<(Arc<Open>, File)> {
+        let open = self.store.upgrade()?;
+        let file = open.files.take(self.id)?;
+        Some((open, file))
+    }
+}
+
 /// A file open for reading: every read is of the version committed when it was opened.
-/// Until it is closed it keeps its store open (closing the store lets it go once its files
-/// are closed).
 #[pyclass(frozen, module = "cronusfs._native")]
 pub struct Reader {
-    file: Mutex<Option<(OpenReader, Arc<Open>)>>,
+    handle: Handle,
     size: u64,
-    path: String,
 }
 
 #[pymethods]
@@ -165,75 +239,80 @@ impl Reader {
         offset: u64,
         length: Option<u64>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = py.detach(|| {
-            let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            let (file, _) = file.as_ref().ok_or(cronusfs::fs::FsError::BadHandle)?;
-            file.read(offset, length)
-        });
-        Ok(PyBytes::new(
-            py,
-            &bytes.map_err(|e| fs_error_at(e, &self.path))?,
-        ))
+        let (_open, File::Read(file)) = self.handle.file()? else {
+            return Err(PyValueError::new_err("not a file open for reading"));
+        };
+        let bytes = py.detach(|| file.read(offset, length));
+        let bytes = bytes.map_err(|e| fs_error_at(e, &self.handle.path))?;
+        Ok(PyBytes::new(py, &bytes))
     }
 
     /// Closes the file.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let Some((file, open)) = file else {
-            return Ok(());
-        };
-        // The store is let go with the file: a closed store is released once its files are.
-        py.detach(move || {
-            let closed = file.close();
-            drop(open);
-            closed
-        })
-        .map_err(|e| fs_error_at(e, &self.path))
+    fn close(&self, py: Python<'_>) {
+        // The last reference goes in a thread without the GIL: it may be the store's.
+        let taken = self.handle.take();
+        py.detach(move || drop(taken));
     }
 }
 
 /// A file open for writing: bytes land in order; `close` commits them, durable when it
-/// returns; a writer dropped unclosed commits what it wrote, as a process that exits does.
+/// returns; a writer left unclosed commits what it wrote when its store closes (or when
+/// Python frees it), as a process's files when it exits.
 #[pyclass(frozen, module = "cronusfs._native")]
 pub struct Writer {
-    file: Mutex<Option<(OpenWriter, Arc<Open>)>>,
-    path: String,
+    handle: Handle,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.handle.take());
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        drop(self.handle.take());
+    }
 }
 
 #[pymethods]
 impl Writer {
     /// Writes `data` after what was written so far.
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let (_open, File::Write(file)) = self.handle.file()? else {
+            return Err(PyValueError::new_err("not a file open for writing"));
+        };
         py.detach(|| {
-            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            let (file, _) = file.as_mut().ok_or(cronusfs::fs::FsError::BadHandle)?;
-            file.write(data)
+            let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+            file.as_mut().ok_or(FsError::BadHandle)?.write(data)
         })
-        .map_err(|e| fs_error_at(e, &self.path))
+        .map_err(|e| fs_error_at(e, &self.handle.path))
     }
 
     /// How many bytes were written.
     #[getter]
     fn written(&self) -> PyResult<u64> {
-        let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let (file, _) = file
-            .as_ref()
-            .ok_or_else(|| PyValueError::new_err("the file was closed"))?;
-        Ok(file.written())
+        let (_open, File::Write(file)) = self.handle.file()? else {
+            return Err(PyValueError::new_err("not a file open for writing"));
+        };
+        let file = file.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(file.as_ref().map_or(0, |f| f.written()))
     }
 
-    /// Commits what was written and closes the file; returns its attributes.
+    /// Commits what was written and closes the file; returns its attributes (`None` when it
+    /// was closed already).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let Some((file, open)) = file else {
+        let Some((open, File::Write(file))) = self.handle.take() else {
             return Ok(None);
         };
         let attr = py.detach(move || {
-            let closed = file.close();
+            // A write in flight on another thread holds the lock: it lands first.
+            let taken = file.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let closed = taken.ok_or(FsError::BadHandle).and_then(PathWriter::close);
             drop(open);
             closed
         });
-        let attr = attr.map_err(|e| fs_error_at(e, &self.path))?;
-        attr_dict(py, &self.path, &attr).map(Some)
+        let attr = attr.map_err(|e| fs_error_at(e, &self.handle.path))?;
+        attr_dict(py, &self.handle.path, &attr).map(Some)
     }
 }

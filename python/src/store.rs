@@ -36,6 +36,8 @@ pub struct Open {
     pub core: Arc<Core>,
     /// The store as named when it was opened.
     pub location: String,
+    /// The files open in the store.
+    pub files: crate::files::OpenFiles,
     heartbeat: Mutex<Option<Heartbeat>>,
     watching: Arc<AtomicBool>,
     _staging: tempfile::TempDir,
@@ -43,6 +45,8 @@ pub struct Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
+        // Writers left open commit first, while the session and its lease still stand.
+        self.files.close_all();
         self.watching.store(false, Ordering::SeqCst);
         let beat = self
             .heartbeat
@@ -114,6 +118,7 @@ fn open_store(
     let open = Open {
         core: core.clone(),
         location: location.to_string(),
+        files: Default::default(),
         heartbeat: Mutex::new(None),
         watching: Arc::new(AtomicBool::new(shared)),
         _staging: staging,

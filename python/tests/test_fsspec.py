@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import cronusfs
+from cronusfs.fsspec import tree_path
 
 
 def options(location):
@@ -156,15 +157,23 @@ def test_a_closed_store_is_let_go_and_fsspec_opens_it_again(location, store, fs,
         written.write(b"kept")
     with fs.open(f"{job_dir}/kept.bin", "rb") as read:
         assert read.read() == b"kept"
+    left_open = store.open_read(tree_path(f"{job_dir}/kept.bin"))
+    unclosed = store.open_write(tree_path(f"{job_dir}/unclosed.bin"))
+    unclosed.write(b"committed when the store closes")
     shared = store.shared
-    cronusfs.close_store(location)  # `written` and `read` are still referenced here
+    cronusfs.close_store(location)  # `written`, `read` and the two above are referenced here
     binary = os.environ.get("CRONUSFS_BIN")
     if binary and not shared:  # a store directory is now free for another process
         subprocess.run([binary, "-s", location, "--wait", "0", "dataset", "ls"], check=True,
                        capture_output=True)
     with pytest.raises(ValueError):
         store.ls("")
+    with pytest.raises(ValueError):
+        left_open.read(0)
+    with pytest.raises(ValueError):
+        unclosed.write(b"too late")
     assert fs.cat_file(f"{job_dir}/kept.bin") == b"kept"
+    assert fs.cat_file(f"{job_dir}/unclosed.bin") == b"committed when the store closes"
 
 
 def test_the_past_reads_through_at_paths(fs, job_dir):
