@@ -45,7 +45,12 @@ fn pytest(files: &[&str], env: &[(&str, &str)]) {
     assert!(!said.contains(" skipped"), "pytest skipped tests:\n{said}");
 }
 
-const SUITE: [&str; 3] = ["test_cronus.py", "test_fsspec.py", "test_rows.py"];
+const SUITE: [&str; 4] = [
+    "test_cronus.py",
+    "test_fsspec.py",
+    "test_hostile.py",
+    "test_rows.py",
+];
 
 #[test]
 fn the_package_on_a_store_directory() {

@@ -12,7 +12,9 @@ processes and hosts with a ``postgres://`` store.
 
 import atexit
 import os
+import sys
 import threading
+import weakref
 
 from . import _native
 from ._native import Reader, Store, Writer
@@ -45,31 +47,60 @@ def open_store(location=None, content=None, create=False, read_only=False):
         location = os.environ.get("CRONUSFS_STORE")
         if not location:
             raise ValueError("no store given: pass one or set CRONUSFS_STORE")
+    if not os.fspath(location):
+        raise ValueError("no store given (an empty location)")
     key = _key(location)
     with _stores_lock:
         store = _stores.get(_slot(key))
         if store is not None:
             try:
-                store.location  # raises once closed
-                return store
+                was_read_only = store.read_only  # raises once closed
             except ValueError:
-                pass
+                was_read_only = None
+            if was_read_only is not None:
+                if read_only and not was_read_only or was_read_only and not read_only:
+                    mode = "read-only" if was_read_only else "for writing"
+                    raise ValueError(f"{location} is open {mode} in this process: "
+                                     "close_store it first")
+                return store
         store = Store(key, content=content, create=create, read_only=read_only)
         _stores[_slot(key)] = store
         return store
 
 
 def close_store(location):
-    """Closes the store at ``location`` if this process opened it (its session ends)."""
+    """Closes the store at ``location`` if this process opened it (its session ends): the
+    ``cronusfs://`` files still open for writing in it are closed first (committed), and the
+    store's own open files after them."""
+    key = _key(location)
+    _close_writing(lambda f: _key(f._location or os.environ.get("CRONUSFS_STORE", "")) == key)
     with _stores_lock:
-        store = _stores.pop(_slot(_key(location)), None)
+        store = _stores.pop(_slot(key), None)
     if store is not None:
         store.close()
 
 
+def _close_writing(which):
+    """Closes (commits) this process's ``cronusfs://`` files open for writing that ``which``
+    picks."""
+    for f in list(_writing):
+        if getattr(f, "_pid", None) != os.getpid() or not which(f):
+            continue  # a forked child's copy of its parent's file, or another store's
+        try:
+            f.close()
+        except Exception as e:  # one file's failure must not keep the others open
+            print(f"cronusfs: {f.path}: not committed: {e}", file=sys.stderr)
+
+
+# Files of cronusfs:// open for writing: closed (committed) at exit before their stores.
+_writing = weakref.WeakSet()
+
+
 @atexit.register
 def _close_all():
-    """Ends this process's sessions when it exits, rather than leaving them to expire."""
+    """Commits the files still open for writing and ends this process's sessions when it
+    exits (rather than leaving them to expire), as a process's files are closed at its exit."""
+    _close_writing(lambda f: True)
     with _stores_lock:
         mine = [k for k in _stores if k[0] == os.getpid()]
         stores = [_stores.pop(k) for k in mine]

@@ -88,7 +88,7 @@ class BaseObjectStore:
         hashlib.new(algorithm)  # ValueError for an unknown one, as the original
         self._algorithm = algorithm
         self._root = os.fspath(root)
-        self._store = open_store(self._root, content=content, create=store_uuid is None)
+        open_store(self._root, content=content, create=store_uuid is None)
         self._pending = {}  # produced files registered, not put yet: uuid -> CronusObject
         self._external = {}  # files registered by path: uuid -> CronusObject
         self._dups = {}
@@ -111,6 +111,11 @@ class BaseObjectStore:
         del self._msg.info.objects[:]
 
     # -- properties -------------------------------------------------------------------
+    @property
+    def _store(self):
+        # As this process has it open now: one closed by cronusfs.close_store opens again.
+        return open_store(self._root)
+
     @property
     def store_name(self):
         return self._name
@@ -172,6 +177,10 @@ class BaseObjectStore:
 
     def _register_produced(self, info, kwargs):
         ds, key, job = self._need(kwargs, "dataset_id", "partition_key", "job_id")
+        if isinstance(job, bool) or not isinstance(job, int):
+            raise TypeError(f"job_id is an int, not {type(job).__name__}")
+        if not 0 <= job <= 2147483646:
+            raise ValueError(f"job_id {job} is not a job number (0 to 2147483646)")
         if key not in self._store.partitions(ds):
             raise ValueError(f"dataset {ds} has no partition {key!r}")
         new = str(uuidlib.uuid4())
@@ -190,7 +199,8 @@ class BaseObjectStore:
         pattern = kwargs.get("glob")
         if pattern is None:
             return self._register_path(pathlib.Path(path), ds, key, info)
-        return [self._register_path(p, ds, key, info) for p in sorted(pathlib.Path(path).glob(pattern))]
+        matches = [p for p in sorted(pathlib.Path(path).glob(pattern)) if p.is_file()]
+        return [self._register_path(p, ds, key, info) for p in matches]
 
     def _register_path(self, path, ds, key, info):
         digest = hashlib.new(self._algorithm)
@@ -291,14 +301,18 @@ class BaseObjectStore:
         path = "/".join(["datasets", found["dataset"], "partitions", found["partition"],
                          "jobs", str(found["job"]), found["name"]])
         stream = io.BufferedReader(_ObjectStream(self._store.open_read(path)), 1 << 20)
-        if obj.file.type in (cronus_pb2.ARROW, cronus_pb2.ARROW_STREAM):
-            import pyarrow as pa
+        if obj.file.type not in (cronus_pb2.ARROW, cronus_pb2.ARROW_STREAM):
+            return stream
+        import pyarrow as pa
 
+        try:
             source = pa.PythonFile(stream, mode="r")
             if obj.file.type == cronus_pb2.ARROW:
                 return pa.ipc.open_file(source)
             return pa.ipc.open_stream(source)
-        return stream
+        except BaseException:
+            stream.close()
+            raise
 
     def _kind(self, id_):
         return self[id_].WhichOneof("info")
@@ -313,7 +327,7 @@ class BaseObjectStore:
             return self._external[id_]
         try:
             return cronus_pb2.CronusObject.FromString(self._store.info(id_))
-        except (KeyError, ValueError):
+        except KeyError:
             raise KeyError(id_) from None
 
     def __contains__(self, id_):

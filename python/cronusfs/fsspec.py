@@ -12,11 +12,12 @@ is closed. ``info()`` carries the node's extended attributes (``user.cronus.*`` 
 as fields of those names.
 """
 
+import os
 import uuid as uuidlib
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
-from . import open_store
+from . import _writing, open_store
 
 
 def _is_uuid(text):
@@ -194,16 +195,23 @@ class CronusFile(AbstractBufferedFile):
 
     def __init__(self, fs, path, mode="rb", **kwargs):
         self._reader = None
+        self._pid = os.getpid()
         if "r" in mode:
             self._reader = fs.store.open_read(tree_path(path))
             kwargs["size"] = self._reader.size
         super().__init__(fs, path, mode, **kwargs)
+        if "w" in mode:
+            # Opened now, not at the first flush: a file flushed later (at its close, or by
+            # the garbage collector) writes to this store, never to one opened anew.
+            self._writer = fs.store.open_write(tree_path(path))
+            self._location = fs._location
+            _writing.add(self)
 
     def _fetch_range(self, start, end):
         return self._reader.read(start, max(end - start, 0))
 
     def _initiate_upload(self):
-        self._writer = self.fs.store.open_write(tree_path(self.path))
+        pass  # the native writer was opened with the file
 
     def _upload_chunk(self, final=False):
         self._writer.write(self.buffer.getvalue())
@@ -212,9 +220,14 @@ class CronusFile(AbstractBufferedFile):
         return True
 
     def close(self):
+        if os.getpid() != self._pid:
+            # A copy in a process made by fork(): the file is the parent's to write.
+            self.closed = True
+            return
         try:
             super().close()
         finally:
+            _writing.discard(self)
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None

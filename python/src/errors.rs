@@ -41,8 +41,10 @@ pub fn open_error(e: StorageError, location: &str) -> PyErr {
         StorageError::Locked { .. } => PyOSError::new_err((
             libc::EBUSY,
             format!(
-                "{location} is open in another process (a mount's daemon?): read and write it \
-                 through that mount, or share it (a postgres:// store)"
+                "{location} is open elsewhere: in another process (a mount's daemon, a \
+                 command: read and write it through that mount, or share it as a postgres:// \
+                 store), or still in this one (a store closed while one of its files is being \
+                 read or written is let go when that call ends)"
             ),
         )),
         other => meta_error(MetaError::Storage(other)),

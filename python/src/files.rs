@@ -126,7 +126,7 @@ impl Store {
 
     /// Opens file `path` for writing from its start (a new object, or a new version).
     fn open_write(&self, py: Python<'_>, path: &str) -> PyResult<Writer> {
-        let open = self.get()?;
+        let open = self.writable()?;
         let core = open.core.clone();
         let writer = py
             .detach(|| PathWriter::create(core, path))
@@ -179,6 +179,13 @@ impl OpenFiles {
         files.1.remove(&id)
     }
 
+    /// Forgets every file without closing it (a forked child's copy of the store: its
+    /// handles are the parent's to release).
+    pub fn leak_all(&self) {
+        let all = std::mem::take(&mut self.files.lock().unwrap_or_else(|e| e.into_inner()).1);
+        std::mem::forget(all);
+    }
+
     /// Closes every file (when the store closes).
     pub fn close_all(&self) {
         let all = std::mem::take(&mut self.files.lock().unwrap_or_else(|e| e.into_inner()).1);
@@ -200,17 +207,22 @@ impl Handle {
         Handle { store, id, path }
     }
 
-    /// The file, while it and its store are open.
+    /// The file, while it and its store are open (in the process that opened them).
     fn file(&self) -> PyResult<(Arc<Open>, File)> {
         let closed = || PyValueError::new_err(format!("{} was closed", self.path));
         let open = self.store.upgrade().ok_or_else(closed)?;
+        open.check_process()?;
         let file = open.files.get(self.id).ok_or_else(closed)?;
         Ok((open, file))
     }
 
-    /// Takes the file out of its store (to close it), if it is still open.
+    /// Takes the file out of its store (to close it), if it is still open; in a process made
+    /// by `fork()`, nothing (the handle is the parent's).
     fn take(&self) -> Option<(Arc<Open>, File)> {
         let open = self.store.upgrade()?;
+        if open.forked() {
+            return None;
+        }
         let file = open.files.take(self.id)?;
         Some((open, file))
     }

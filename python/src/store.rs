@@ -17,7 +17,9 @@ use cronusfs::storage::Storage;
 use cronusfs::storage::location::{self, Location};
 use cronusfs::storage::s3::S3Url;
 use prost::Message;
-use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -38,13 +40,69 @@ pub struct Open {
     pub location: String,
     /// The files open in the store.
     pub files: crate::files::OpenFiles,
+    /// Whether every change is refused (EROFS).
+    pub read_only: bool,
+    /// The process that opened the store: the only one that may use it.
+    pid: u32,
     heartbeat: Mutex<Option<Heartbeat>>,
     watching: Arc<AtomicBool>,
-    _staging: tempfile::TempDir,
+    staging: Mutex<Option<tempfile::TempDir>>,
+}
+
+impl Open {
+    /// Fails in a process made by `fork()` after the store was opened: the child has a copy
+    /// of the parent's engine but none of its threads or locks, and a write there would
+    /// break the store for both.
+    pub fn check_process(&self) -> PyResult<()> {
+        if !self.forked() {
+            return Ok(());
+        }
+        Err(PyRuntimeError::new_err(format!(
+            "{} was opened by process {}: a process made by fork() opens its own \
+             (cronusfs.open_store in the child; a store directory is one process's at a time)",
+            self.location, self.pid
+        )))
+    }
+
+    /// Fails when the store was opened read-only.
+    pub fn check_writable(&self) -> PyResult<()> {
+        self.check_process()?;
+        match self.read_only {
+            true => Err(PyOSError::new_err((
+                libc::EROFS,
+                format!("{} was opened read-only", self.location),
+            ))),
+            false => Ok(()),
+        }
+    }
+
+    /// Whether this is a copy of the store in a process made by `fork()`.
+    pub fn forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
+        if self.forked() {
+            // A forked child's copy: nothing of it is the child's to close, release or
+            // delete (the parent's session, its staging files, its engine). Leaked.
+            self.files.leak_all();
+            std::mem::forget(self.core.clone());
+            std::mem::forget(
+                self.heartbeat
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take(),
+            );
+            std::mem::forget(
+                self.staging
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take(),
+            );
+            return;
+        }
         // Writers left open commit first, while the session and its lease still stand.
         self.files.close_all();
         self.watching.store(false, Ordering::SeqCst);
@@ -70,8 +128,16 @@ impl Store {
     /// The open store, or `ValueError` once it was closed.
     pub fn get(&self) -> PyResult<Arc<Open>> {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.clone()
-            .ok_or_else(|| PyValueError::new_err("the store was closed"))
+        let open = (open.clone()).ok_or_else(|| PyValueError::new_err("the store was closed"))?;
+        open.check_process()?;
+        Ok(open)
+    }
+
+    /// The open store, if it may be changed (`OSError(EROFS)` when opened read-only).
+    pub fn writable(&self) -> PyResult<Arc<Open>> {
+        let open = self.get()?;
+        open.check_writable()?;
+        Ok(open)
     }
 }
 
@@ -82,11 +148,22 @@ fn open_store(
     create: bool,
     read_only: bool,
 ) -> PyResult<Open> {
+    if location.is_empty() {
+        return Err(PyValueError::new_err("no store given (an empty location)"));
+    }
     let parsed = Location::parse(Path::new(location)).map_err(|e| open_error(e, location))?;
     let exists = location::exists(&parsed).map_err(|e| open_error(e, location))?;
     let opened = match (exists, create) {
         (true, _) => location::open(&parsed),
         (false, true) => {
+            if let Location::Dir(dir) = &parsed
+                && std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+            {
+                return Err(PyFileExistsError::new_err(format!(
+                    "{location} holds files and no store: a new store needs an empty or new \
+                     directory"
+                )));
+            }
             let content = content.map(S3Url::parse).transpose();
             let content = content.map_err(|e| open_error(e, location))?;
             location::create(&parsed, content.as_ref())
@@ -121,7 +198,9 @@ fn open_store(
         files: Default::default(),
         heartbeat: Mutex::new(None),
         watching: Arc::new(AtomicBool::new(shared)),
-        _staging: staging,
+        staging: Mutex::new(Some(staging)),
+        read_only,
+        pid: std::process::id(),
     };
     if shared {
         let holder: Holder = core.clone();
@@ -197,6 +276,12 @@ impl Store {
         Ok(self.get()?.location.clone())
     }
 
+    /// Whether the store was opened read-only (every change is EROFS).
+    #[getter]
+    fn read_only(&self) -> PyResult<bool> {
+        Ok(self.get()?.read_only)
+    }
+
     /// Whether other processes may share the store (a `postgres://` store).
     #[getter]
     fn shared(&self) -> PyResult<bool> {
@@ -214,7 +299,7 @@ impl Store {
     fn register_menu(&self, py: Python<'_>, menu: &[u8], info: &[u8]) -> PyResult<()> {
         let (menu, info): (Menu, MenuObjectInfo) =
             (decode(menu, "Menu")?, decode(info, "MenuObjectInfo")?);
-        let open = self.get()?;
+        let open = self.writable()?;
         py.detach(|| open.core.metastore().register_menu(&menu, info))
             .map_err(meta_error)
     }
@@ -223,7 +308,7 @@ impl Store {
     fn register_config(&self, py: Python<'_>, config: &[u8], info: &[u8]) -> PyResult<()> {
         let config: Configuration = decode(config, "Configuration")?;
         let info: ConfigObjectInfo = decode(info, "ConfigObjectInfo")?;
-        let open = self.get()?;
+        let open = self.writable()?;
         py.detach(|| open.core.metastore().register_config(&config, info))
             .map_err(meta_error)
     }
@@ -264,7 +349,7 @@ impl Store {
         menu: Option<&str>,
         config: Option<&str>,
     ) -> PyResult<String> {
-        let open = self.get()?;
+        let open = self.writable()?;
         let made = py.detach(|| {
             let m = open.core.metastore();
             match (menu, config) {
@@ -306,7 +391,7 @@ impl Store {
     /// Adds partition `key` to dataset `dataset` (a key it has already is left as it is).
     fn add_partition(&self, py: Python<'_>, dataset: &str, key: &str) -> PyResult<()> {
         let ds: DatasetId = parse_id(dataset)?;
-        let open = self.get()?;
+        let open = self.writable()?;
         py.detach(|| {
             let m = open.core.metastore();
             match m.has_partition(ds, key)? {
@@ -328,7 +413,7 @@ impl Store {
     /// Opens the next job of `dataset` (its counter, from 0) and returns its number.
     fn new_job(&self, py: Python<'_>, dataset: &str) -> PyResult<u32> {
         let ds: DatasetId = parse_id(dataset)?;
-        let open = self.get()?;
+        let open = self.writable()?;
         let job = py
             .detach(|| open.core.metastore().new_job(ds))
             .map_err(meta_error)?;
@@ -362,7 +447,7 @@ impl Store {
     ) -> PyResult<Bound<'py, PyDict>> {
         let path = ObjectPath::new(parse_id(dataset)?, partition, JobId(job), name);
         let id: Option<ObjectId> = uuid.map(parse_id).transpose()?;
-        let open = self.get()?;
+        let open = self.writable()?;
         let stored = py.detach(|| {
             let m = open.core.metastore();
             let mut reader = data;
@@ -421,7 +506,7 @@ impl Store {
     /// Saves a Cronus metastore's message (serialized `CronusObjectStore`) under its name.
     fn save_cronus_store(&self, py: Python<'_>, message: &[u8]) -> PyResult<()> {
         let saved: CronusObjectStore = decode(message, "CronusObjectStore")?;
-        let open = self.get()?;
+        let open = self.writable()?;
         py.detach(|| open.core.metastore().save_cronus_store(&saved))
             .map_err(meta_error)
     }

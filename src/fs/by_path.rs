@@ -119,12 +119,14 @@ impl<S: Storage, C: Deref<Target = FsCore<S>>> Drop for Opened<S, C> {
 pub struct PathReader<S: Storage, C: Deref<Target = FsCore<S>>> {
     file: Opened<S, C>,
     size: u64,
+    /// Whether `size` is the stored version's, which bounds every read.
+    bounded: bool,
 }
 
 impl<S: Storage, C: Deref<Target = FsCore<S>>> PathReader<S, C> {
     /// Opens file `path` of `core` for reading.
     pub fn open(core: C, path: &str) -> FsResult<Self> {
-        let (ino, size) = {
+        let (ino, shown) = {
             let walk = core.walk(path)?;
             if walk.attr.kind == Kind::Dir {
                 // What open(2) of a directory for reading gives a program that reads it.
@@ -136,16 +138,27 @@ impl<S: Storage, C: Deref<Target = FsCore<S>>> PathReader<S, C> {
         let file = Opened::new(core, ino, |core| {
             Ok(core.open(ino.0, OpenFlags::default())?.fh)
         })?;
-        Ok(PathReader { file, size })
+        // The size of the version the handle reads, not the one `stat` shows (a writer's
+        // working copy, not committed yet, may be bigger or smaller).
+        let version = file.core.version_size(file.fh()?)?;
+        Ok(PathReader {
+            file,
+            size: version.unwrap_or(shown),
+            bounded: version.is_some(),
+        })
     }
 
-    /// The size of the version read, as it was when the file was opened.
+    /// The size of the version read (for a file that is no stored version, such as a
+    /// control file, its size as `stat` showed it at the open).
     pub fn size(&self) -> u64 {
         self.size
     }
 
     /// Reads up to `len` bytes from `offset` (to the end without `len`).
     pub fn read(&self, offset: u64, len: Option<u64>) -> FsResult<Vec<u8>> {
+        if !self.bounded {
+            return self.file.core.read_all(self.file.fh()?, offset, len);
+        }
         // The version read never changes: its size bounds the span, which is then read a
         // slice per thread (what a mount's read-ahead does through the kernel's threads).
         let end = offset

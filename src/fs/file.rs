@@ -391,6 +391,20 @@ impl<S: Storage> FsCore<S> {
         })
     }
 
+    /// Returns the size of the committed version read-only handle `fh` reads (`None` for a
+    /// handle that reads no stored version: a writable one, a control file).
+    pub fn version_size(&self, fh: Fh) -> FsResult<Option<u64>> {
+        if let Some(core) = self.past_core_of_handle(fh.0) {
+            return core.version_size(fh);
+        }
+        let handle = self.files.handle(fh)?;
+        let handle = lock(&handle);
+        match handle.working {
+            Some(_) => Ok(None),
+            None => Ok(handle.base.as_ref().map(|m| m.size)),
+        }
+    }
+
     /// Creates file `name` in job directory `parent` and opens it for writing. The file is
     /// visible at once; its first version is committed when it is closed.
     pub fn create(&self, parent: Ino, name: &str) -> FsResult<(Attr, Opened)> {
