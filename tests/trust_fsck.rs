@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use cronusfs::meta::content::CHUNK_SIZE;
 use cronusfs::meta::{DatasetId, JobId, Metastore, ObjectId, ObjectPath};
-use cronusfs::storage::RocksStore;
+use cronusfs::storage::{RocksStore, RowWrite};
 
 /// Chunks of the sparse object: the even ones all 0xA5 (one stored chunk, every time), the
 /// odd ones holes. Its manifest has one 36-byte entry per chunk: 128 of them make it larger
@@ -243,4 +243,38 @@ fn fsck_names_exactly_the_objects_a_cut_blob_file_makes_unreadable() {
         unlisted,
         "no cut blob file held a manifest: the list of contents was always read whole ({blobs:?})"
     );
+}
+
+/// An object whose content's manifest is gone is named as referring to missing content, also
+/// now that contents committed after fsck listed them are looked up on their own.
+#[test]
+fn fsck_names_an_object_whose_content_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (path, gone) = {
+        let m = Metastore::new(RocksStore::create(&store).unwrap());
+        let ds = DatasetId::random();
+        m.create_dataset(ds).unwrap();
+        m.add_partition(ds, "k").unwrap();
+        m.open_job(ds, JobId(0)).unwrap();
+        let path = ObjectPath::new(ds, "k", JobId(0), "lost");
+        let meta = m
+            .put_object(&path, &mut &b"soon missing"[..], &mut |_| {})
+            .unwrap();
+        let kept = ObjectPath::new(ds, "k", JobId(0), "kept");
+        m.put_object(&kept, &mut &b"still here"[..], &mut |_| {})
+            .unwrap();
+        m.storage()
+            .blob_del(&format!("content/{}", meta.content))
+            .unwrap();
+        (path, meta.content)
+    };
+    let (code, out, _) = fsck(&store);
+    assert_eq!(code, Some(1), "{out}");
+    let named: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("missing content"))
+        .collect();
+    assert_eq!(named.len(), 1, "{out}");
+    assert!(named[0].contains(&path.to_string()) && named[0].contains(&gone.to_string()));
 }

@@ -215,7 +215,8 @@ fn check_objects(
             (_, true) => Found::Damaged,
             (Some(listed), false) => match listed.contains(id.as_bytes())? {
                 true => Found::Sound,
-                false => Found::Missing,
+                // Not listed: stored since the list was read (a store in use), or missing.
+                false => contents.of(id, problems),
             },
             (None, false) => contents.of(id, problems),
         };
@@ -263,6 +264,10 @@ fn name_object(
         Err(MetaError::NoSuchObject(_)) => return,
         Err(e) => return problems.push(format!("object {id}: its rows: {e}")),
     };
+    if o.content != content {
+        // A new version since the rows were read (a store in use): that row is gone.
+        return;
+    }
     problems.push(match found {
         Found::Damaged => format!("object {} ({id}): its content {content} is damaged", o.path),
         Found::Missing => format!(
