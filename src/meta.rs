@@ -23,10 +23,10 @@ pub use metastore::{
     Saying, Session, Sessions,
 };
 pub use metastore::{
-    ChangeKind, DatasetId, DirNodeFold, Entered, FolderTimes, HeldManifest, JobId, Leases,
+    ChangeKind, DatasetId, DirNodeFold, Entered, Entry, FolderTimes, HeldManifest, JobId, Leases,
     ListingCursor, LogEntry, MAX_TARGET_BYTES, Metastore, NodeChange, ObjectId, ObjectMeta,
     ObjectPath, Placed, ReadHolds, RestorePlace, RestoreReport, SetOrder, Snapshot, VersionDetails,
-    history_version, prop,
+    entry_kind, history_version, prop,
 };
 pub use query::{Condition, Match, MatchRows, Term};
 

@@ -159,11 +159,19 @@ fn validation_store(root: &Path) -> (Original, Vec<Produced>) {
             made.push((uuid, key.to_string(), job, bytes));
         }
     }
-    let hist = format!("{}.job_0.{}.hist.pb", o.dataset, uuid::Uuid::new_v4());
+    let hist_uuid = uuid::Uuid::new_v4().to_string();
+    let hist = format!("{}.job_0.{hist_uuid}.hist.pb", o.dataset);
     std::fs::write(root.join(&hist), b"hist").unwrap();
     o.info.hists.push(CronusObject {
         name: hist,
+        uuid: hist_uuid,
         info: Some(cronus_object::Info::Hists(HistsObjectInfo::default())),
+        ..Default::default()
+    });
+    // An entry without a uuid (none the original makes) is skipped, and said.
+    o.info.logs.push(CronusObject {
+        name: format!("{}.job_0..log", o.dataset),
+        info: Some(cronus_object::Info::Log(Default::default())),
         ..Default::default()
     });
     o.info.files.push(CronusObject {
@@ -212,7 +220,14 @@ pub fn original_store_imports_into<S: Storage>(m: &Metastore<S>) {
     let r = import_cronus(m, &o.root).unwrap();
     assert_eq!((r.messages, r.datasets, r.objects), (2, 1, 9));
     assert_eq!(r.skipped.len(), 2, "{:?}", r.skipped);
-    assert!(r.skipped[0].contains("dummy.arrow") && r.skipped[1].contains("1 histogram"));
+    assert!(r.skipped[0].contains("dummy.arrow") && r.skipped[1].contains(".job_0..log"));
+    assert_eq!(
+        r.entries, 1,
+        "the histogram collection is an entry of job 0"
+    );
+    let hists = &o.info.hists[0];
+    assert_eq!(m.entry(&hists.uuid).unwrap().job, JobId(0));
+    assert_eq!(m.entry_bytes(&hists.uuid).unwrap(), b"hist");
     assert_eq!(
         m.partitions(o.dataset).unwrap(),
         ["key1", "key.two", "key3"]

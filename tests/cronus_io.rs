@@ -192,7 +192,7 @@ fn import_without_the_sidecar_and_through_the_cli() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(
         String::from_utf8_lossy(&o.stdout)
-            .contains("2 menus/configurations, 1 datasets, 1 objects, 0 rows")
+            .contains("2 menus/configurations, 1 datasets, 1 objects, 0 job entries, 0 rows")
     );
     let back = Metastore::new(RocksStore::open(&dst).unwrap());
     let got = back.object_by_id(meta.id).unwrap();
@@ -239,4 +239,96 @@ fn members_without_a_plain_file_name_are_exported_under_their_uuid() {
     import_cronus(&back, &out).unwrap();
     assert_eq!(back.menu(&menu.uuid).unwrap(), menu);
     assert_eq!(back.config(&config.uuid).unwrap(), config);
+}
+
+/// A job's entries (histograms, job metadata, a table, a log written later, one never
+/// written) are exported into the dataset's lists with their bytes beside them, and imported
+/// back, with and without the rows file: same uuids, names, infos, jobs and bytes.
+#[test]
+fn job_entries_round_trip_through_the_cronus_layout() {
+    use cronusfs::pb::store::{
+        CronusObject, HistsObjectInfo, JobObjectInfo, LogObjectInfo, TableObjectInfo,
+    };
+    let m = Metastore::new(MemoryStore::new());
+    let ds = cronusfs::meta::DatasetId::random();
+    m.create_dataset(ds).unwrap();
+    m.add_partition(ds, "key").unwrap();
+    let job = m.new_job(ds).unwrap();
+    let entry = |suffix: &str, info: cronus_object::Info| {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        CronusObject {
+            name: format!("{ds}.job_{}.{uuid}.{suffix}", job.0),
+            uuid,
+            parent_uuid: ds.to_string(),
+            info: Some(info),
+            ..Default::default()
+        }
+    };
+    let hists = entry(
+        "hist.pb",
+        cronus_object::Info::Hists(HistsObjectInfo::default()),
+    );
+    let meta = entry("job.pb", cronus_object::Info::Job(JobObjectInfo::default()));
+    let log = entry("log", cronus_object::Info::Log(LogObjectInfo::default()));
+    let unwritten = entry("log", cronus_object::Info::Log(LogObjectInfo::default()));
+    let mut table = entry("", cronus_object::Info::Table(TableObjectInfo::default()));
+    table.name = "schema.pb".into(); // a table's name is its own: the rows file says its job
+    m.register_entry(ds, job, &hists, Some(b"hist bytes"))
+        .unwrap();
+    m.register_entry(ds, job, &meta, Some(b"job bytes"))
+        .unwrap();
+    m.register_entry(ds, job, &log, None).unwrap();
+    m.set_entry_content(&log.uuid, b"log lines").unwrap();
+    m.register_entry(ds, job, &unwritten, None).unwrap();
+    m.register_entry(ds, job, &table, Some(b"table bytes"))
+        .unwrap();
+    assert!(matches!(
+        m.register_entry(ds, job, &hists, None),
+        Err(MetaError::DuplicateUuid(_))
+    ));
+    assert!(matches!(m.remove_job(ds, job), Err(MetaError::NotEmpty(_))));
+    m.gc().unwrap(); // keeps what entries hold
+    let dir = tempfile::tempdir().unwrap();
+    let report = export_cronus(&m, dir.path(), "entries").unwrap();
+    assert_eq!(report.entries, 5);
+    let exported = CronusObjectStore::decode(&*std::fs::read(&report.store_file).unwrap()).unwrap();
+    let Some(cronus_object::Info::Dataset(info)) = &exported.info.unwrap().objects[0].info else {
+        panic!("no dataset");
+    };
+    assert_eq!(
+        (info.hists.len(), info.jobs.len(), info.logs.len()),
+        (1, 1, 2)
+    );
+    assert_eq!(info.tables.len(), 1);
+    for with_rows in [true, false] {
+        if !with_rows {
+            let sidecar = report
+                .store_file
+                .to_string_lossy()
+                .replace(".cronus.pb", ".rows.jsonl");
+            std::fs::remove_file(sidecar).unwrap();
+        }
+        let back = Metastore::new(MemoryStore::new());
+        let imported = import_cronus(&back, dir.path()).unwrap();
+        // Without the rows file a table's job is not known: it is skipped, and said.
+        assert_eq!(imported.entries, if with_rows { 5 } else { 4 });
+        for (e, bytes) in [
+            (&hists, Some(&b"hist bytes"[..])),
+            (&meta, Some(b"job bytes")),
+            (&log, Some(b"log lines")),
+            (&unwritten, None),
+        ] {
+            let got = back.entry(&e.uuid).unwrap();
+            assert_eq!((&got.object.name, &got.object.info), (&e.name, &e.info));
+            assert_eq!((got.dataset, got.job), (ds, job));
+            match bytes {
+                Some(b) => assert_eq!(back.entry_bytes(&e.uuid).unwrap(), b),
+                None => assert!(back.entry_bytes(&e.uuid).is_err()),
+            }
+        }
+        match with_rows {
+            true => assert_eq!(back.entry_bytes(&table.uuid).unwrap(), b"table bytes"),
+            false => assert!(imported.skipped.iter().any(|s| s.contains("schema.pb"))),
+        }
+    }
 }

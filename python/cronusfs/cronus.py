@@ -3,9 +3,10 @@ methods and errors (``cronus.core.cronus``), its protobuf messages, and its obje
 
 What differs, on purpose: everything registered is durable at once (``save_store`` records
 the metastore's name, so that ``BaseObjectStore(root, name, store_uuid=…)`` reopens it); a
-produced file is an object of its job directory once ``put``; ``list_jobs`` returns the job
-numbers. Histogram, t-digest, job-info, table and log entries and ``update_dataset`` raise
-``NotImplementedError``.
+produced file is an object of its job directory once ``put``; histogram, t-digest, job, table
+and log entries are entries of their job, by uuid; errors the original logged and swallowed
+(a histogram's registration) are raised; ``update_dataset`` merges a worker's dataset that
+wrote to the same store (what it lists must be there).
 """
 
 import dataclasses
@@ -20,6 +21,25 @@ from . import open_store
 from .protobuf import cronus_pb2
 
 _FILE_TYPES = cronus_pb2.FileObjectInfo.DESCRIPTOR.fields_by_name["type"].enum_type
+
+
+# The entries of a job: the info message's name, the CronusObject field it goes in, and the
+# suffix of the original's name for it.
+_ENTRIES = {
+    "HistsObjectInfo": ("hists", "hist.pb"),
+    "TDigestObjectInfo": ("tdigests", "tdigest.pb"),
+    "JobObjectInfo": ("job", "job.pb"),
+    "TableObjectInfo": ("table", None),
+}
+_ENTRY_FIELDS = ("hists", "tdigests", "job", "table", "log")
+
+
+def _job_number(job):
+    if isinstance(job, bool) or not isinstance(job, int):
+        raise TypeError(f"job_id is an int, not {type(job).__name__}")
+    if not 0 <= job <= 2147483646:
+        raise ValueError(f"job_id {job} is not a job number (0 to 2147483646)")
+    return job
 
 
 @dataclasses.dataclass
@@ -159,9 +179,27 @@ class BaseObjectStore:
             if isinstance(content, (str, os.PathLike)):
                 return self._register_paths(os.fspath(content), info, kwargs)
             return self._register_produced(info, kwargs)
-        if kind in ("HistsObjectInfo", "TDigestObjectInfo", "JobObjectInfo", "TableObjectInfo"):
-            raise NotImplementedError(f"cronusfs keeps no {kind} entries yet")
+        if kind in _ENTRIES:
+            return self._register_entry(content, info, kind, kwargs)
         raise ValueError(f"cannot register content with a {kind}")
+
+    def _register_entry(self, content, info, kind, kwargs):
+        field, suffix = _ENTRIES[kind]
+        ds, job = self._need(kwargs, "dataset_id", "job_id")
+        job = _job_number(job)
+        if kind == "TableObjectInfo":
+            key = self._need(kwargs, "partition_key")[0]
+            if key not in self._store.partitions(ds):
+                raise ValueError(f"dataset {ds} has no partition {key!r}")
+            new, name = content.uuid, content.name
+        else:
+            new = str(uuidlib.uuid4())
+            name = f"{ds}.job_{job}.{new}.{suffix}"
+        obj = cronus_pb2.CronusObject(name=name, uuid=new, parent_uuid=ds,
+                                      address=self._url(name))
+        getattr(obj, field).CopyFrom(info)
+        self._store.register_entry(ds, job, obj.SerializeToString(), _bytes_of(content))
+        return MetaObject(name, new, ds, obj.address)
 
     def _register_message(self, content, info, kind):
         register = (self._store.register_menu if kind == "MenuObjectInfo"
@@ -177,10 +215,7 @@ class BaseObjectStore:
 
     def _register_produced(self, info, kwargs):
         ds, key, job = self._need(kwargs, "dataset_id", "partition_key", "job_id")
-        if isinstance(job, bool) or not isinstance(job, int):
-            raise TypeError(f"job_id is an int, not {type(job).__name__}")
-        if not 0 <= job <= 2147483646:
-            raise ValueError(f"job_id {job} is not a job number (0 to 2147483646)")
+        job = _job_number(job)
         if key not in self._store.partitions(ds):
             raise ValueError(f"dataset {ds} has no partition {key!r}")
         new = str(uuidlib.uuid4())
@@ -229,10 +264,34 @@ class BaseObjectStore:
         return MetaObject(name, ds, self.store_uuid, self._url(name))
 
     def register_log(self, dataset_id, job_id):
-        raise NotImplementedError("cronusfs keeps no log entries yet")
+        """A log entry of the job; its bytes come with a later ``put``."""
+        job = _job_number(job_id)
+        new = str(uuidlib.uuid4())
+        name = f"{dataset_id}.job_{job}.{new}.log"
+        obj = cronus_pb2.CronusObject(name=name, uuid=new, parent_uuid=dataset_id,
+                                      address=self._url(name))
+        obj.log.SetInParent()
+        self._store.register_entry(dataset_id, job, obj.SerializeToString())
+        return MetaObject(name, new, dataset_id, obj.address)
 
     def update_dataset(self, dataset_id, buf):
-        raise NotImplementedError("cronusfs has no update_dataset yet: workers write to the store itself")
+        """Merges a worker's serialized ``DatasetObjectInfo``. A worker's ``BaseObjectStore``
+        writes to this same store, so what it lists is here already: each listed item must
+        be (``ValueError`` names one that is not); differing partitions are logged, as the
+        original does."""
+        import logging
+
+        update = cronus_pb2.DatasetObjectInfo.FromString(buf)
+        mine = self._store.partitions(dataset_id)
+        if list(update.partitions) != mine:
+            logging.getLogger("cronusfs").error(
+                "dataset %s: the update's partitions %s differ from %s", dataset_id,
+                list(update.partitions), mine)
+        for items in (update.jobs, update.hists, update.tdigests, update.files, update.logs,
+                      update.tables):
+            for obj in items:
+                if obj.uuid not in self:
+                    raise ValueError(f"{obj.name} ({obj.uuid}) is not in the store")
 
     def new_partition(self, dataset_id, partition_key):
         self._store.add_partition(dataset_id, partition_key)
@@ -244,7 +303,19 @@ class BaseObjectStore:
         return self._store.partitions(dataset_id)
 
     def list_jobs(self, dataset_id):
-        return self._store.jobs(dataset_id)
+        """The job entries (``JobObjectInfo``) of the dataset, as the original's."""
+        return self._entries(dataset_id, "job")
+
+    def list_histograms(self, dataset_id):
+        return self._entries(dataset_id, "hists")
+
+    def list_tdigests(self, dataset_id):
+        return self._entries(dataset_id, "tdigests")
+
+    def _entries(self, dataset_id, field=None):
+        found = [cronus_pb2.CronusObject.FromString(raw)
+                 for raw, _, _ in self._store.entries(dataset_id)]
+        return [o for o in found if field is None or o.WhichOneof("info") == field]
 
     # -- content ----------------------------------------------------------------------
     def put(self, id_, content):
@@ -259,6 +330,8 @@ class BaseObjectStore:
             found = self._store.object(id_)
             self._store.put_object(found["dataset"], found["partition"], found["job"],
                                    found["name"], data)
+        elif kind in _ENTRY_FIELDS:
+            self._store.set_entry_content(id_, data)
         elif kind in ("menu", "config"):
             stored = self._store.menu(id_) if kind == "menu" else self._store.config(id_)
             if stored != data:
@@ -287,6 +360,8 @@ class BaseObjectStore:
             return self._store.menu(id_)
         if kind == "config":
             return self._store.config(id_)
+        if kind in _ENTRY_FIELDS:
+            return self._store.entry_bytes(id_)
         raise KeyError(f"{id_} is a {kind}: it has no content")
 
     def open(self, id_):
@@ -355,6 +430,8 @@ class BaseObjectStore:
             for obj in self._store.list(ds):
                 address = self._object_url(ds, obj["partition"], obj["job"], obj["name"])
                 keep(obj["cronus_name"], obj["uuid"], ds, address)
+            for entry in self._entries(ds):
+                keep(entry.name, entry.uuid, ds, entry.address)
         for obj, *_ in self._pending.values():
             keep(obj.name, obj.uuid, obj.parent_uuid, obj.address)
         for obj in self._external.values():

@@ -12,7 +12,7 @@ use cronusfs::fs::{FsCore, FsOptions};
 use cronusfs::meta::heartbeat::{Heartbeat, Holder};
 use cronusfs::meta::{DatasetId, JobId, Metastore, ObjectId, ObjectMeta, ObjectPath};
 use cronusfs::pb::cronus::{Configuration, Menu};
-use cronusfs::pb::store::{ConfigObjectInfo, CronusObjectStore, MenuObjectInfo};
+use cronusfs::pb::store::{ConfigObjectInfo, CronusObject, CronusObjectStore, MenuObjectInfo};
 use cronusfs::storage::Storage;
 use cronusfs::storage::location::{self, Location};
 use cronusfs::storage::s3::S3Url;
@@ -501,6 +501,63 @@ impl Store {
             .detach(|| open.core.metastore().list(ds, prefix, suffix))
             .map_err(meta_error)?;
         found.iter().map(|m| object_dict(py, m)).collect()
+    }
+
+    /// Registers entry `object` (a serialized `CronusObject` whose info is a histogram,
+    /// t-digest, job, table or log entry) of `job` of `dataset`, with its bytes if given.
+    #[pyo3(signature = (dataset, job, object, data=None))]
+    fn register_entry(
+        &self,
+        py: Python<'_>,
+        dataset: &str,
+        job: u32,
+        object: &[u8],
+        data: Option<&[u8]>,
+    ) -> PyResult<()> {
+        let ds: DatasetId = parse_id(dataset)?;
+        let object: CronusObject = decode(object, "CronusObject")?;
+        let open = self.writable()?;
+        py.detach(|| (open.core.metastore()).register_entry(ds, JobId(job), &object, data))
+            .map_err(meta_error)
+    }
+
+    /// Stores `data` as the bytes of entry `uuid` (a log written after its registration).
+    fn set_entry_content(&self, py: Python<'_>, uuid: &str, data: &[u8]) -> PyResult<()> {
+        let open = self.writable()?;
+        py.detach(|| open.core.metastore().set_entry_content(uuid, data))
+            .map_err(meta_error)
+    }
+
+    /// The entries of `dataset`, as (serialized `CronusObject`, job, has bytes), in the order
+    /// they were registered.
+    fn entries<'py>(
+        &self,
+        py: Python<'py>,
+        dataset: &str,
+    ) -> PyResult<Vec<(Bound<'py, PyBytes>, u32, bool)>> {
+        let ds: DatasetId = parse_id(dataset)?;
+        let open = self.get()?;
+        let found = py
+            .detach(|| open.core.metastore().entries(ds))
+            .map_err(meta_error)?;
+        Ok((found.iter())
+            .map(|e| {
+                (
+                    PyBytes::new(py, &e.object.encode_to_vec()),
+                    e.job.0,
+                    e.content.is_some(),
+                )
+            })
+            .collect())
+    }
+
+    /// The bytes of entry `uuid` (`KeyError` when none are written yet).
+    fn entry_bytes<'py>(&self, py: Python<'py>, uuid: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let open = self.get()?;
+        let bytes = py
+            .detach(|| open.core.metastore().entry_bytes(uuid))
+            .map_err(meta_error)?;
+        Ok(PyBytes::new(py, &bytes))
     }
 
     /// Saves a Cronus metastore's message (serialized `CronusObjectStore`) under its name.

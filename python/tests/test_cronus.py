@@ -145,3 +145,53 @@ def test_validation(parts):
         assert pa.ipc.open_file(pa.py_buffer(reopened.get(id_))).num_record_batches == 10
     listed = reopened.list(prefix=ds, suffix="arrow")
     assert sorted(m.uuid for m in listed) == sorted(ids)
+
+
+def test_job_entries_histograms_logs_and_tables(parts):
+    """What an Artemis job registers at its end (seed-systems §1.4.5): histograms, job
+    metadata, a log written after its registration, a table; listed, read back, merged."""
+    from cronusfs.protobuf.cronus_pb2 import (DatasetObjectInfo, HistsObjectInfo,
+                                              JobObjectInfo, TableObjectInfo)
+    from cronusfs.protobuf.table_pb2 import Table
+
+    store, *_ = parts
+    ds = store.register_dataset().uuid
+    store.new_partition(ds, "key")
+    job = store.new_job(ds)
+    hists = store.register_content(b"histogram bytes", HistsObjectInfo(keys=["h1"]),
+                                   dataset_id=ds, job_id=job)
+    assert hists.name == f"{ds}.job_{job}.{hists.uuid}.hist.pb"
+    info = store.register_content(Menu(name="job metadata"), JobObjectInfo(),
+                                  dataset_id=ds, job_id=job)
+    log = store.register_log(ds, job)
+    with pytest.raises(KeyError):
+        store.get(log.uuid)  # nothing written yet
+    store.put(log.uuid, b"log line\n")
+    table = Table(uuid=str(uuid.uuid4()), name="schema.pb")
+    tab = store.register_content(table, TableObjectInfo(fields=["f0"]), dataset_id=ds,
+                                 job_id=job, partition_key="key")
+    with pytest.raises(ValueError):
+        store.register_content(table, TableObjectInfo(), dataset_id=ds, job_id=job,
+                               partition_key="nope")
+    assert store.get(hists.uuid) == b"histogram bytes"
+    assert store.get(log.uuid) == b"log line\n"
+    fetched = Menu()
+    store.get(info.uuid, fetched)
+    assert fetched.name == "job metadata"
+    assert Table.FromString(store.get(tab.uuid)).uuid == table.uuid
+    assert [o.uuid for o in store.list_jobs(ds)] == [info.uuid]
+    assert [o.uuid for o in store.list_histograms(ds)] == [hists.uuid]
+    assert store[hists.uuid].hists.keys == ["h1"]
+    assert {m.uuid for m in store.list(prefix=ds + ".job_")} >= {hists.uuid, info.uuid,
+                                                                log.uuid}
+    with pytest.raises(KeyError):
+        store.register_content(b"x", HistsObjectInfo(), dataset_id=ds, job_id=job + 5)
+    # A worker's dataset, written to this same store, merges; one naming what is not here
+    # does not.
+    update = DatasetObjectInfo(partitions=["key"])
+    update.jobs.add().CopyFrom(store[info.uuid])
+    update.hists.add().CopyFrom(store[hists.uuid])
+    store.update_dataset(ds, update.SerializeToString())
+    update.logs.add(uuid=str(uuid.uuid4()), name="elsewhere.log")
+    with pytest.raises(ValueError):
+        store.update_dataset(ds, update.SerializeToString())

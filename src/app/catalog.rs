@@ -490,11 +490,12 @@ pub fn import(m: &Catalog, io: &mut Console<'_>, dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot import the Cronus store in {}", dir.display()))?;
     writeln!(
         io.out,
-        "imported {}: {} menus/configurations, {} datasets, {} objects, {} rows",
+        "imported {}: {} menus/configurations, {} datasets, {} objects, {} job entries, {} rows",
         r.store_file.display(),
         r.messages,
         r.datasets,
         r.objects,
+        r.entries,
         r.rows
     )?;
     for s in &r.skipped {
@@ -527,11 +528,12 @@ pub fn export(
     let r = r.with_context(|| format!("cannot export into {}", dir.display()))?;
     writeln!(
         io.out,
-        "wrote {}: {} menus/configurations, {} datasets, {} objects",
+        "wrote {}: {} menus/configurations, {} datasets, {} objects, {} job entries",
         r.store_file.display(),
         r.messages,
         r.datasets,
-        r.objects
+        r.objects,
+        r.entries
     )?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! `<uuid>.<name>.rows.jsonl` carries every row, so a cronusfs → cronusfs round trip keeps user
 //! rows, times, object names and version history too; the Python Cronus ignores it.
 
+mod entries;
 mod import;
 
 use std::fs::File;
@@ -31,6 +32,8 @@ pub struct Report {
     pub datasets: usize,
     /// Object files.
     pub objects: usize,
+    /// Job entries: histograms, t-digests, job metadata, tables and logs.
+    pub entries: usize,
     /// Rows restored from the sidecar (import only).
     pub rows: usize,
     /// Entries an import could not place, with the reason.
@@ -164,6 +167,7 @@ fn export_dataset<S: Storage>(
         info.files.push(child);
         report.objects += 1;
     }
+    entries::export_entries(m, ds, dir, &mut info, report)?;
     (obj.parent_uuid, obj.info) = (
         store.to_string(),
         Some(cronus_object::Info::Dataset(Box::new(info))),

@@ -22,6 +22,7 @@
 
 mod cronus_stores;
 mod dir_times;
+mod entries;
 mod find;
 mod folders;
 mod gc;
@@ -41,6 +42,7 @@ mod tree;
 mod versions;
 
 pub use dir_times::FolderTimes;
+pub use entries::{ENTRY_JOB, Entry, entry_kind};
 pub use gc::{DEFAULT_HISTORY_RETENTION, HISTORY_RETENTION_BLOB, MAX_HISTORY_RETENTION};
 pub use history::{ChangeKind, LogEntry, NodeChange};
 pub use leases::Leases;

@@ -4,7 +4,7 @@
 //! catalogue in one transaction, so a failed import leaves nothing behind but unreferenced
 //! chunks for `gc`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -40,6 +40,7 @@ struct StagedDataset {
     job_counter: u32,
     jobs: BTreeSet<JobId>,
     objects: Vec<StagedObject>,
+    entries: Vec<super::entries::StagedEntry>,
 }
 
 /// One produced file: where it goes, its identity and its stored bytes.
@@ -67,12 +68,13 @@ pub fn import_cronus<S: Storage>(m: &Metastore<S>, dir: &Path) -> Result<Report>
     };
     // Chunks stored before the transaction are kept from gc until it commits.
     let _hold = m.leases().hold_off_gc_for_new_write()?;
-    let (messages, datasets) = stage(m, &dir, store, &mut report)?;
     let sidecar = PathBuf::from(
         store_file
             .to_string_lossy()
             .replace(".cronus.pb", ".rows.jsonl"),
     );
+    let entry_jobs = super::entries::sidecar_entry_jobs(&sidecar)?;
+    let (messages, datasets) = stage(m, &dir, store, &entry_jobs, &mut report)?;
     // The catalogue changes run as one transaction, again from the start (with a fresh
     // count) when another writer of a shared store changed what it read.
     let staged = report;
@@ -88,14 +90,16 @@ pub fn import_cronus<S: Storage>(m: &Metastore<S>, dir: &Path) -> Result<Report>
             m.register_message_in(txn, message, &msg.manifest)?;
             report.messages += 1;
         }
-        let mut imported = HashMap::new();
+        let (mut imported, mut entries) = (HashMap::new(), HashSet::new());
         for ds in &datasets {
-            apply_dataset(m, txn, ds, &mut imported)?;
+            apply_dataset(m, txn, ds, (&mut imported, &mut entries))?;
             report.datasets += 1;
             report.objects += ds.objects.len();
+            report.entries += ds.entries.len();
         }
         if sidecar.is_file() {
-            report.rows = restore_rows(txn, &sidecar, &imported, &mut report.changed)?;
+            let restored = restore_rows(txn, &sidecar, (&imported, &entries), &mut report.changed);
+            report.rows = restored?;
             // Its rows are written as they are: a folder or link none could have made is
             // refused, with the whole import.
             if let Some(bad) = m.placed_problems(txn)?.into_iter().next() {
@@ -111,6 +115,7 @@ fn stage<S: Storage>(
     m: &Metastore<S>,
     dir: &Path,
     store: CronusObjectStore,
+    entry_jobs: &HashMap<String, JobId>,
     report: &mut Report,
 ) -> Result<(Vec<StagedMessage>, Vec<StagedDataset>)> {
     let (mut messages, mut datasets) = (Vec::new(), Vec::new());
@@ -120,7 +125,14 @@ fn stage<S: Storage>(
                 messages.push(stage_message(m, dir, obj)?);
             }
             Some(cronus_object::Info::Dataset(info)) => {
-                datasets.push(stage_dataset(m, dir, &obj, info, report)?);
+                let mut ds = stage_dataset(m, dir, &obj, info, report)?;
+                ds.entries =
+                    super::entries::stage_entries(m, dir, (ds.id, info), entry_jobs, report)?;
+                for e in &ds.entries {
+                    ds.job_counter = ds.job_counter.max(e.job.0 + 1);
+                    ds.jobs.insert(e.job);
+                }
+                datasets.push(ds);
             }
             _ => report.skipped.push(format!(
                 "{}: not a menu, configuration or dataset",
@@ -196,6 +208,7 @@ fn stage_dataset<S: Storage>(
         })?,
         jobs: BTreeSet::new(),
         objects: Vec::new(),
+        entries: Vec::new(),
     };
     for key in &info.partitions {
         add_partition_once(&mut ds.partitions, key);
@@ -222,12 +235,6 @@ fn stage_dataset<S: Storage>(
             id: file.uuid.parse()?,
             manifest,
         });
-    }
-    let left = info.hists.len() + info.jobs.len() + info.logs.len() + info.tables.len();
-    if left > 0 {
-        report.skipped.push(format!(
-            "dataset {id}: {left} histogram, job, log and table entries (no place in the tree)"
-        ));
     }
     Ok(ds)
 }
@@ -294,7 +301,7 @@ fn apply_dataset<S: Storage>(
     m: &Metastore<S>,
     txn: &dyn RowWrite,
     ds: &StagedDataset,
-    imported: &mut HashMap<Iden, ContentId>,
+    (imported, entries): (&mut HashMap<Iden, ContentId>, &mut HashSet<Iden>),
 ) -> Result<()> {
     let made_with = ds.made_with.as_ref().map(|(m, c)| (m.as_str(), c.as_str()));
     m.insert_dataset_in(txn, ds.id, made_with)?;
@@ -310,6 +317,15 @@ fn apply_dataset<S: Storage>(
     for o in &ds.objects {
         m.import_object_in(txn, &o.path, (o.id, &o.path.name), &o.manifest)?;
         imported.insert(o.id.iden(), o.manifest.id);
+    }
+    for e in &ds.entries {
+        let manifest = e.manifest.as_ref();
+        m.register_entry_in(txn, (ds.id, e.job), &e.object, manifest, e.kind)?;
+        let iden = Iden::new(&e.object.uuid)?;
+        if let Some(manifest) = manifest {
+            imported.insert(iden.clone(), manifest.id);
+        }
+        entries.insert(iden);
     }
     Ok(())
 }
@@ -337,7 +353,7 @@ fn find_store_file(dir: &Path) -> Result<PathBuf> {
 
 /// Returns the file of a member: the one named after it in `dir` (where the original's
 /// key-value store puts it), never anything outside `dir`, whatever its address says.
-fn member_path(dir: &Path, obj: &CronusObject) -> Result<PathBuf> {
+pub(super) fn member_path(dir: &Path, obj: &CronusObject) -> Result<PathBuf> {
     let name = &obj.name;
     if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.contains('\0') {
         return Err(MetaError::Corrupt(format!(
@@ -392,7 +408,7 @@ fn from_the_bytes(p: &str) -> bool {
 fn restore_rows(
     txn: &dyn RowWrite,
     file: &Path,
-    imported: &HashMap<Iden, ContentId>,
+    (imported, entries): (&HashMap<Iden, ContentId>, &HashSet<Iden>),
     changed: &mut Vec<String>,
 ) -> Result<usize> {
     let mut nodes: HashMap<Iden, Vec<Row>> = HashMap::new();
@@ -404,6 +420,11 @@ fn restore_rows(
     }
     let mut restored = 0;
     for (iden, mut rows) in nodes {
+        let entry = Valu::from("entry");
+        if rows.iter().any(|r| r.prop == prop::KIND && r.valu == entry) && !entries.contains(&iden)
+        {
+            continue; // an entry the import skipped: its rows alone would be no entry
+        }
         let recorded = rows.iter().find(|r| r.prop == prop::CONTENT);
         let bytes_differ = match (imported.get(&iden), recorded.map(|r| &r.valu)) {
             (Some(id), Some(Valu::Str(s))) => *s != id.to_string(),

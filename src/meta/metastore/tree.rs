@@ -120,7 +120,7 @@ impl<S: Storage> Metastore<S> {
     }
 
     /// Returns the rows of `dataset`, or [`MetaError::NoSuchDataset`].
-    fn dataset_rows(&self, view: &dyn RowRead, dataset: DatasetId) -> Result<Vec<Row>> {
+    pub(super) fn dataset_rows(&self, view: &dyn RowRead, dataset: DatasetId) -> Result<Vec<Row>> {
         let rows = view.rows_by_id(&dataset.iden())?;
         if NodeProps::new(&rows).kind() != Some("dataset") {
             return Err(MetaError::NoSuchDataset(dataset.to_string()));
@@ -377,6 +377,11 @@ impl<S: Storage> Metastore<S> {
                 if self.objects_in(txn, dataset, &key, job)? > 0 {
                     return Err(MetaError::NotEmpty(format!("job {job}")));
                 }
+            }
+            if self.entries_in(txn, dataset, job)? > 0 {
+                return Err(MetaError::NotEmpty(format!(
+                    "job {job} (its histogram, job, table or log entries)"
+                )));
             }
             txn.del_rows_by_id(&iden)?;
             forget_entries_time(txn, &iden)?;
