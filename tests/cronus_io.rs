@@ -332,3 +332,121 @@ fn job_entries_round_trip_through_the_cronus_layout() {
         }
     }
 }
+
+/// Members that share a name (two tables of two datasets both `schema.pb`, a table named as
+/// an object's file, two menus of one name) are exported each under a file of its own, and
+/// import back each with its own bytes; an entry whose name says another job than the one
+/// it is in is imported in its own job, and the job counter stays past every job.
+#[test]
+fn members_of_one_name_are_exported_apart() {
+    use cronusfs::pb::store::{CronusObject, TableObjectInfo};
+    let m = Metastore::new(MemoryStore::new());
+    let menu = |uuid: String| Menu {
+        uuid,
+        name: "menu.pb".into(),
+        graphs: vec![],
+    };
+    let menus = [
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    ];
+    for uuid in &menus {
+        m.register_menu(&menu(uuid.clone()), MenuObjectInfo::default())
+            .unwrap();
+    }
+    let mut tables = Vec::new();
+    let mut object_name = String::new();
+    for n in 0..2u8 {
+        let ds = cronusfs::meta::DatasetId::random();
+        m.create_dataset(ds).unwrap();
+        m.add_partition(ds, "key").unwrap();
+        let job = m.new_job(ds).unwrap();
+        let path = ObjectPath::new(ds, "key", job, "data.arrow");
+        object_name = m
+            .put_object(&path, &mut &[n; 10][..], &mut |_| {})
+            .unwrap()
+            .cronus_name;
+        let table = CronusObject {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            // The second table lies about its job, and takes the first object's name.
+            name: match n {
+                0 => "schema.pb".into(),
+                _ => format!("{ds}.job_7.lie"),
+            },
+            info: Some(cronus_object::Info::Table(TableObjectInfo::default())),
+            ..Default::default()
+        };
+        m.register_entry(ds, job, &table, Some(&[100 + n; 5]))
+            .unwrap();
+        let same = CronusObject {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            name: if n == 0 {
+                "schema.pb".into()
+            } else {
+                object_name.clone()
+            },
+            ..table.clone()
+        };
+        m.register_entry(ds, job, &same, Some(&[200 + n; 5]))
+            .unwrap();
+        tables.push((ds, table, [100 + n; 5]));
+        tables.push((ds, same, [200 + n; 5]));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let report = export_cronus(&m, dir.path(), "same-names").unwrap();
+    assert_eq!((report.messages, report.objects, report.entries), (2, 2, 4));
+    let back = Metastore::new(MemoryStore::new());
+    let imported = import_cronus(&back, dir.path()).unwrap();
+    assert_eq!(imported.entries, 4, "{:?}", imported.skipped);
+    for uuid in &menus {
+        assert_eq!(back.menu(uuid).unwrap().uuid, *uuid);
+    }
+    for (ds, table, bytes) in &tables {
+        assert_eq!(
+            back.entry_bytes(&table.uuid).unwrap(),
+            bytes,
+            "{}",
+            table.name
+        );
+        assert_eq!(back.entry(&table.uuid).unwrap().job, JobId(0));
+        assert_eq!(back.jobs(*ds).unwrap(), [JobId(0)], "no job 7 made up");
+    }
+    for ds in back.datasets().unwrap() {
+        assert_eq!(
+            back.new_job(ds).unwrap(),
+            JobId(1),
+            "the counter is past every job"
+        );
+        let objects = back.list(ds, "", "").unwrap();
+        assert_eq!(objects.len(), 1);
+        let n = u8::from(objects[0].cronus_name != object_name);
+        let mut bytes = Vec::new();
+        back.open(&objects[0])
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        assert!(
+            bytes == [0u8; 10] || bytes == [1u8; 10],
+            "an object keeps its own bytes ({n})"
+        );
+    }
+    let long = CronusObject {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        name: "x".repeat(1025),
+        info: Some(cronus_object::Info::Table(TableObjectInfo::default())),
+        ..Default::default()
+    };
+    let (ds, ..) = &tables[0];
+    assert!(matches!(
+        m.register_entry(*ds, JobId(0), &long, None),
+        Err(MetaError::BadName { .. })
+    ));
+    let reserved = CronusObject {
+        uuid: "cronusfs:session:x".into(),
+        ..long.clone()
+    };
+    assert!(matches!(
+        m.register_entry(*ds, JobId(0), &reserved, None),
+        Err(MetaError::BadName { .. })
+    ));
+}

@@ -195,6 +195,8 @@ class BaseObjectStore:
         else:
             new = str(uuidlib.uuid4())
             name = f"{ds}.job_{job}.{new}.{suffix}"
+        if new in self._pending or new in self._external:
+            raise ValueError(f"uuid {new} is already registered")
         obj = cronus_pb2.CronusObject(name=name, uuid=new, parent_uuid=ds,
                                       address=self._url(name))
         getattr(obj, field).CopyFrom(info)
@@ -287,11 +289,16 @@ class BaseObjectStore:
             logging.getLogger("cronusfs").error(
                 "dataset %s: the update's partitions %s differ from %s", dataset_id,
                 list(update.partitions), mine)
-        for items in (update.jobs, update.hists, update.tdigests, update.files, update.logs,
-                      update.tables):
+        lists = (("job", update.jobs), ("hists", update.hists), ("tdigests", update.tdigests),
+                 ("file", update.files), ("log", update.logs), ("table", update.tables))
+        for field, items in lists:
             for obj in items:
                 if obj.uuid not in self:
                     raise ValueError(f"{obj.name} ({obj.uuid}) is not in the store")
+                here = self[obj.uuid]
+                if here.WhichOneof("info") != field or here.parent_uuid != dataset_id:
+                    raise ValueError(f"{obj.name} ({obj.uuid}) is no {field} entry of "
+                                     f"dataset {dataset_id}")
 
     def new_partition(self, dataset_id, partition_key):
         self._store.add_partition(dataset_id, partition_key)

@@ -41,6 +41,25 @@ def tree_path(path):
     return "/".join(long)
 
 
+def node_path(path):
+    """The mount path of the node a path names: a short ``DS`` is the dataset itself,
+    ``DS/KEY`` the partition (what ``rmdir`` removes), not the directories they list."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) in (1, 2) and _is_uuid(parts[0]):
+        return "/".join(["datasets", parts[0]] + (["partitions", parts[1]] if len(parts) == 2
+                                                 else []))
+    return tree_path(path)
+
+
+def _fixed(path):
+    """Whether mount path ``path`` is a directory no one makes or removes: a dataset's
+    ``partitions``, a partition's ``jobs``, the top-level trees."""
+    parts = path.split("/")
+    return (len(parts) == 1 or (len(parts) == 3 and parts[0] == "datasets"
+                                and parts[2] == "partitions")
+            or (len(parts) == 5 and parts[0] == "datasets" and parts[4] == "jobs"))
+
+
 def _text(value):
     try:
         return value.decode()
@@ -54,16 +73,16 @@ class CronusFileSystem(AbstractFileSystem):
     protocol = "cronusfs"
     root_marker = ""
 
-    def __init__(self, store=None, content=None, create=False, **kwargs):
+    def __init__(self, store=None, content=None, create=False, read_only=False, **kwargs):
         super().__init__(**kwargs)
-        self._location = store
-        open_store(store, content=content, create=create)
+        self._location, self._read_only = store, read_only
+        open_store(store, content=content, create=create, read_only=read_only)
 
     @property
     def store(self):
         """The store, as this process has it open now (fsspec keeps instances: one made
         before ``cronusfs.close_store`` opens the store again when next used)."""
-        return open_store(self._location)
+        return open_store(self._location, read_only=self._read_only)
 
     @classmethod
     def _strip_protocol(cls, path):
@@ -153,15 +172,41 @@ class CronusFileSystem(AbstractFileSystem):
         self.rm_file(path)
 
     def rmdir(self, path):
-        self.store.rmdir(tree_path(self._strip_protocol(path)))
+        self.store.rmdir(node_path(self._strip_protocol(path)))
 
     def rm(self, path, recursive=False, maxdepth=None):
+        """Removes files, and with ``recursive`` directories: deepest first, every mount
+        path once (a short path and the tree it lists name the same nodes), the fixed
+        ``partitions`` and ``jobs`` directories with the node above them."""
         paths = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)
-        for p in sorted(paths, key=len, reverse=True):
-            if self.isdir(p):
-                self.rmdir(p)
+        nodes = {}
+        for p in paths:
+            node = node_path(self._strip_protocol(p))
+            if not _fixed(node):
+                nodes[node] = p
+        for node in sorted(nodes, key=lambda n: n.count("/"), reverse=True):
+            if self.store.stat(node)["type"] == "directory":
+                self.store.rmdir(node)
             else:
-                self.rm_file(p)
+                self.store.remove(node)
+
+    def cp_file(self, path1, path2, **kwargs):
+        """Copies file ``path1`` to ``path2`` (the version read when the copy began)."""
+        reader = self.store.open_read(tree_path(self._strip_protocol(path1)))
+        try:
+            writer = self.store.open_write(tree_path(self._strip_protocol(path2)))
+            try:
+                at = 0
+                while at < reader.size:
+                    block = reader.read(at, 8 << 20)
+                    if not block:
+                        break
+                    writer.write(block)
+                    at += len(block)
+            finally:
+                writer.close()
+        finally:
+            reader.close()
 
     def mv(self, path1, path2, recursive=False, maxdepth=None, **kwargs):
         source = tree_path(self._strip_protocol(path1))

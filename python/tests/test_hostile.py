@@ -129,3 +129,67 @@ def test_a_job_id_is_a_job_number(location, content):
         with pytest.raises(error):
             st.register_content(b"x", FileObjectInfo(), dataset_id=ds, partition_key="k",
                                 job_id=bad)
+
+
+def test_rm_recursive_removes_a_whole_dataset(store, fs):
+    ds = store.register_dataset()
+    store.add_partition(ds, "k")
+    store.new_job(ds)
+    fs.pipe_file(f"{ds}/k/0/a.bin", b"a")
+    fs.makedirs(f"datasets/{ds}/partitions/k/jobs/0/folder")
+    fs.pipe_file(f"{ds}/k/0/folder/b.bin", b"b")
+    fs.rm(ds, recursive=True)
+    assert ds not in store.datasets()
+    other = store.register_dataset()
+    store.add_partition(other, "p")
+    fs.rmdir(f"{other}/p")  # the short path of a partition is the partition
+    assert store.partitions(other) == []
+    fs.rmdir(other)
+    assert other not in store.datasets()
+
+
+def test_cp_file_copies_one_version(fs, job_dir):
+    fs.pipe_file(f"{job_dir}/source.bin", b"s" * 100_000)
+    fs.cp_file(f"{job_dir}/source.bin", f"{job_dir}/copy.bin")
+    assert fs.cat_file(f"{job_dir}/copy.bin") == b"s" * 100_000
+
+
+def test_fsspec_opens_a_store_read_only(tmp_path):
+    import fsspec
+
+    location = str(tmp_path / "store")
+    made = cronusfs.open_store(location, create=True)
+    ds = made.register_dataset()
+    made.add_partition(ds, "k")
+    made.new_job(ds)
+    cronusfs.close_store(location)
+    ro = fsspec.filesystem("cronusfs", store=location, read_only=True, skip_instance_cache=True)
+    assert ro.ls(f"{ds}/k", detail=False) == [f"{ds}/k/0"]
+    with pytest.raises(OSError) as refused:
+        ro.pipe_file(f"{ds}/k/0/x.bin", b"x")
+    assert refused.value.errno == errno.EROFS
+    cronusfs.close_store(location)
+
+
+def test_update_dataset_checks_what_each_list_holds(location, content):
+    from cronusfs import BaseObjectStore
+    from cronusfs.protobuf.cronus_pb2 import DatasetObjectInfo, HistsObjectInfo
+
+    st = BaseObjectStore(location, "updates", content=content)
+    ds, elsewhere = st.register_dataset().uuid, st.register_dataset().uuid
+    for d in (ds, elsewhere):
+        st.new_partition(d, "k")
+        st.new_job(d)
+    mine = st.register_content(b"h", HistsObjectInfo(), dataset_id=ds, job_id=0)
+    theirs = st.register_content(b"h", HistsObjectInfo(), dataset_id=elsewhere, job_id=0)
+    good = DatasetObjectInfo(partitions=["k"])
+    good.hists.add().CopyFrom(st[mine.uuid])
+    st.update_dataset(ds, good.SerializeToString())
+    for wrong in ("another dataset's", "listed as a log"):
+        bad = DatasetObjectInfo(partitions=["k"])
+        if wrong == "another dataset's":
+            bad.hists.add().CopyFrom(st[theirs.uuid])
+        else:
+            bad.logs.add().CopyFrom(st[mine.uuid])
+        with pytest.raises(ValueError):
+            st.update_dataset(ds, bad.SerializeToString())

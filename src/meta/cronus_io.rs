@@ -43,19 +43,32 @@ pub struct Report {
     pub changed: Vec<String>,
 }
 
-/// The name a member is exported under: its own when that is a plain file name, else
-/// `<uuid>.<kind>.dat` (the original's own naming). A name from the store (a menu registered
-/// with none, or with `../x`) never writes outside the export's directory, and the member's
-/// entry names the file it was written to, as the importer and the original read it.
-fn file_name(name: &str, uuid: &str, kind: &str) -> String {
-    let plain = !name.is_empty()
-        && !name.contains('/')
-        && !name.contains('\0')
-        && name != "."
-        && name != "..";
-    match plain {
-        true => name.to_string(),
-        false => format!("{uuid}.{kind}.dat"),
+/// The names of the files an export wrote so far.
+#[derive(Default)]
+struct FileNames {
+    taken: std::collections::HashSet<String>,
+}
+
+impl FileNames {
+    /// The name a member is exported under: its own when that is a plain file name no other
+    /// member took, else `<uuid>.<kind>.dat` (the original's own naming). A name from the
+    /// store (a menu registered with none, or `../x`, two tables both named `schema.pb`, a
+    /// name over 255 bytes) never writes outside the export's directory nor over another
+    /// member's file, and the member's entry names the file it was written to, as the
+    /// importer and the original read it.
+    fn claim(&mut self, name: &str, uuid: &str, kind: &str) -> String {
+        let plain = !name.is_empty()
+            && name.len() <= 255
+            && !name.contains('/')
+            && !name.contains('\0')
+            && name != "."
+            && name != "..";
+        let chosen = match plain && !self.taken.contains(name) {
+            true => name.to_string(),
+            false => format!("{uuid}.{kind}.dat"),
+        };
+        self.taken.insert(chosen.clone());
+        chosen
     }
 }
 
@@ -104,6 +117,23 @@ fn export_as<S: Storage>(
         store_file: dir.join(&store_name),
         ..Report::default()
     };
+    let mut names = FileNames::default();
+    names.taken.insert(store_name.clone());
+    names
+        .taken
+        .insert(format!("{store_uuid}.{name}.rows.jsonl"));
+    // Objects claim their names first: an object's name is where the importer reads its
+    // dataset, partition and job, so it is never the one to give way.
+    let mut datasets = Vec::new();
+    for ds in m.datasets()? {
+        let store = (store_uuid.as_str(), &mut names);
+        datasets.push((ds, export_dataset(m, ds, &dir, store, &mut report)?));
+    }
+    for (ds, obj) in &mut datasets {
+        if let Some(cronus_object::Info::Dataset(info)) = &mut obj.info {
+            entries::export_entries(m, *ds, (&dir, &mut names), info, &mut report)?;
+        }
+    }
     let mut objects = Vec::new();
     for kind in ["menu", "config"] {
         for uuid in m.registered(kind)? {
@@ -112,7 +142,7 @@ fn export_as<S: Storage>(
                 "menu" => m.menu(&uuid)?.encode_to_vec(),
                 _ => m.config(&uuid)?.encode_to_vec(),
             };
-            obj.name = file_name(&obj.name, &uuid, kind);
+            obj.name = names.claim(&obj.name, &uuid, kind);
             let file = dir.join(&obj.name);
             std::fs::write(&file, bytes)?;
             (obj.parent_uuid, obj.address) = (store_uuid.clone(), file_url(&file));
@@ -120,9 +150,7 @@ fn export_as<S: Storage>(
             report.messages += 1;
         }
     }
-    for ds in m.datasets()? {
-        objects.push(export_dataset(m, ds, &dir, &store_uuid, &mut report)?);
-    }
+    objects.extend(datasets.into_iter().map(|(_, obj)| obj));
     let info = CronusObjectStoreInfo {
         created: Some(created),
         objects,
@@ -144,7 +172,7 @@ fn export_dataset<S: Storage>(
     m: &Metastore<S>,
     ds: DatasetId,
     dir: &Path,
-    store: &str,
+    (store, names): (&str, &mut FileNames),
     report: &mut Report,
 ) -> Result<CronusObject> {
     let mut obj = m.info(&ds.to_string())?;
@@ -157,7 +185,7 @@ fn export_dataset<S: Storage>(
         .map_err(|_| MetaError::Corrupt(format!("dataset {ds}: job counter out of range")))?;
     for meta in m.list(ds, "", "")? {
         let mut child = m.info(&meta.id.to_string())?;
-        child.name = file_name(&meta.cronus_name, &meta.id.to_string(), "object");
+        child.name = names.claim(&meta.cronus_name, &meta.id.to_string(), "object");
         let file = dir.join(&child.name);
         std::io::copy(
             &mut m.open(&meta)?,
@@ -167,7 +195,6 @@ fn export_dataset<S: Storage>(
         info.files.push(child);
         report.objects += 1;
     }
-    entries::export_entries(m, ds, dir, &mut info, report)?;
     (obj.parent_uuid, obj.info) = (
         store.to_string(),
         Some(cronus_object::Info::Dataset(Box::new(info))),

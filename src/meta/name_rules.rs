@@ -51,6 +51,33 @@ pub fn check_uuid(what: &'static str, uuid: &str) -> Result<()> {
     check_component(what, uuid)
 }
 
+/// Checks the uuid of a job's entry: a uuid in its canonical spelling (lowercase, hyphenated),
+/// as the original makes them, so that no entry takes an iden the store keeps for itself
+/// (`cronusfs:session:…`) or a second spelling of another node's.
+pub fn check_canonical_uuid(what: &'static str, uuid: &str) -> Result<()> {
+    match uuid::Uuid::parse_str(uuid) {
+        Ok(parsed) if parsed.hyphenated().to_string() == uuid => Ok(()),
+        _ => Err(MetaError::BadName {
+            what,
+            name: uuid.chars().take(64).collect(),
+            reason: "it is not a uuid in lowercase 8-4-4-4-12 hex digits",
+        }),
+    }
+}
+
+/// Checks the name of a job's entry: 1 to 1,024 bytes, no NUL (a table's is its own; export
+/// writes it under another file name when it is no plain one).
+pub fn check_entry_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 1024 || name.contains('\0') {
+        return Err(MetaError::BadName {
+            what: "entry name",
+            name: name.chars().take(64).collect(),
+            reason: "it is empty, longer than 1024 bytes, or holds a NUL",
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

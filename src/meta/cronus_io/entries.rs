@@ -12,7 +12,7 @@ use std::path::Path;
 use super::Report;
 use crate::meta::content::Manifest;
 use crate::meta::metastore::ENTRY_JOB;
-use crate::meta::name_rules::check_uuid;
+use crate::meta::name_rules::{check_canonical_uuid, check_entry_name};
 use crate::meta::{DatasetId, JobId, Metastore, Result, entry_kind, rowjson};
 use crate::pb::store::{CronusObject, DatasetObjectInfo, cronus_object::Info};
 use crate::storage::{Storage, Valu};
@@ -29,13 +29,13 @@ pub(super) struct StagedEntry {
 pub(super) fn export_entries<S: Storage>(
     m: &Metastore<S>,
     ds: DatasetId,
-    dir: &Path,
+    (dir, names): (&Path, &mut super::FileNames),
     info: &mut DatasetObjectInfo,
     report: &mut Report,
 ) -> Result<()> {
     for entry in m.entries(ds)? {
         let mut child = entry.object;
-        child.name = super::file_name(&child.name, &child.uuid, "entry");
+        child.name = names.claim(&child.name, &child.uuid, "entry");
         if let Some(id) = entry.content {
             let file = dir.join(&child.name);
             let mut out = BufWriter::new(File::create(&file)?);
@@ -77,11 +77,15 @@ pub(super) fn stage_entries<S: Storage>(
     let mut staged = Vec::new();
     for object in lists.into_iter().flatten() {
         let kind = object.info.as_ref().and_then(entry_kind);
-        let job = job_in_name(ds, &object.name).or_else(|| jobs.get(&object.uuid).copied());
-        if check_uuid("entry uuid", &object.uuid).is_err() {
-            report
-                .skipped
-                .push(format!("{}: an entry without a uuid", object.name));
+        // The rows file, when there is one, says the job the entry was in; else its name.
+        let job = jobs
+            .get(&object.uuid)
+            .copied()
+            .or_else(|| job_in_name(ds, &object.name));
+        let checked = check_canonical_uuid("entry uuid", &object.uuid)
+            .and_then(|()| check_entry_name(&object.name));
+        if let Err(e) = checked {
+            report.skipped.push(format!("{}: {e}", object.name));
             continue;
         }
         let (Some(kind), Some(job)) = (kind, job) else {

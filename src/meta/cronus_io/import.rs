@@ -100,6 +100,10 @@ pub fn import_cronus<S: Storage>(m: &Metastore<S>, dir: &Path) -> Result<Report>
         if sidecar.is_file() {
             let restored = restore_rows(txn, &sidecar, (&imported, &entries), &mut report.changed);
             report.rows = restored?;
+            // The rows file's job counters, raised past every job the import opened.
+            for ds in &datasets {
+                m.raise_job_counter_in(txn, ds.id, ds.job_counter)?;
+            }
             // Its rows are written as they are: a folder or link none could have made is
             // refused, with the whole import.
             if let Some(bad) = m.placed_problems(txn)?.into_iter().next() {

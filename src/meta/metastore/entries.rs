@@ -9,7 +9,7 @@ use prost::Message;
 use super::tree::job_iden;
 use super::{ContentId, DatasetId, JobId, Metastore, info_key, prop, rows_of};
 use crate::meta::Manifest;
-use crate::meta::name_rules::check_uuid;
+use crate::meta::name_rules::{check_canonical_uuid, check_entry_name};
 use crate::meta::{MetaError, Result};
 use crate::pb::store::{CronusObject, cronus_object::Info};
 use crate::storage::{Iden, PropQuery, RowRead, RowWrite, Storage, Valu, now_millis};
@@ -58,7 +58,6 @@ impl<S: Storage> Metastore<S> {
         object: &CronusObject,
         bytes: Option<&[u8]>,
     ) -> Result<()> {
-        check_uuid("entry uuid", &object.uuid)?;
         let kind = object
             .info
             .as_ref()
@@ -89,6 +88,8 @@ impl<S: Storage> Metastore<S> {
         manifest: Option<&Manifest>,
         kind: &str,
     ) -> Result<()> {
+        check_canonical_uuid("entry uuid", &object.uuid)?;
+        check_entry_name(&object.name)?;
         self.dataset_rows(txn, dataset)?;
         if txn.rows_by_id(&job_iden(dataset, job))?.is_empty() {
             let dataset = dataset.to_string();
