@@ -8,6 +8,7 @@ import uuid
 import pyarrow as pa
 import pytest
 
+import cronusfs
 from cronusfs import BaseObjectStore
 from cronusfs.protobuf.configuration_pb2 import Configuration
 from cronusfs.protobuf.cronus_pb2 import (ConfigObjectInfo, DatasetObjectInfo, FileObjectInfo,
@@ -179,6 +180,8 @@ def test_job_entries_histograms_logs_and_tables(parts):
     store.get(info.uuid, fetched)
     assert fetched.name == "job metadata"
     assert Table.FromString(store.get(tab.uuid)).uuid == table.uuid
+    views = cronusfs.open_store(store._root).ls("query")
+    assert not [v for v in views if v["name"].startswith("cronus:entry")], views
     assert [o.uuid for o in store.list_jobs(ds)] == [info.uuid]
     assert [o.uuid for o in store.list_histograms(ds)] == [hists.uuid]
     assert store[hists.uuid].hists.keys == ["h1"]

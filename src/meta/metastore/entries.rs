@@ -21,6 +21,9 @@ const ENTRY_OF: &str = "cronus:entry_of";
 /// The job an entry belongs to.
 pub const ENTRY_JOB: &str = "cronus:entry_job";
 
+/// The props no node but an entry has (left out of `query/`'s listing).
+pub(super) const ENTRY_ONLY_PROPS: [&str; 3] = [ENTRY, ENTRY_OF, ENTRY_JOB];
+
 /// One entry of a job: its message and where its bytes are.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {

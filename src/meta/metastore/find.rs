@@ -47,9 +47,12 @@ impl<S: Storage> Metastore<S> {
     }
 
     /// Returns every prop some node has a row of, in byte order (a skip scan of the by-prop
-    /// index): what `query/` lists.
+    /// index): what `query/` lists. The props only job entries have are left out: entries
+    /// are in no tree a view could show.
     pub fn props(&self) -> Result<Vec<String>> {
-        Ok(self.store.props()?)
+        let mut props = self.store.props()?;
+        props.retain(|p| !super::entries::ENTRY_ONLY_PROPS.contains(&p.as_str()));
+        Ok(props)
     }
 
     /// Returns the distinct idens with a row matching `term`: one lift.
