@@ -20,6 +20,7 @@ mod fs_attrs;
 mod fs_core;
 mod fs_dirs;
 mod fs_links;
+mod fs_paths;
 mod fs_renames;
 mod fs_tools;
 mod full_disk;
