@@ -387,17 +387,28 @@ fn members_of_one_name_are_exported_apart() {
             },
             ..table.clone()
         };
+        // A third one named as the second's fallback file would be.
+        let squatter = CronusObject {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            name: format!("{}.entry.dat", same.uuid),
+            ..table.clone()
+        };
+        // Registered first, so it is exported first and takes that name.
+        m.register_entry(ds, job, &squatter, Some(&[50 + n; 5]))
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
         m.register_entry(ds, job, &same, Some(&[200 + n; 5]))
             .unwrap();
         tables.push((ds, table, [100 + n; 5]));
         tables.push((ds, same, [200 + n; 5]));
+        tables.push((ds, squatter, [50 + n; 5]));
     }
     let dir = tempfile::tempdir().unwrap();
     let report = export_cronus(&m, dir.path(), "same-names").unwrap();
-    assert_eq!((report.messages, report.objects, report.entries), (2, 2, 4));
+    assert_eq!((report.messages, report.objects, report.entries), (2, 2, 6));
     let back = Metastore::new(MemoryStore::new());
     let imported = import_cronus(&back, dir.path()).unwrap();
-    assert_eq!(imported.entries, 4, "{:?}", imported.skipped);
+    assert_eq!(imported.entries, 6, "{:?}", imported.skipped);
     for uuid in &menus {
         assert_eq!(back.menu(uuid).unwrap().uuid, *uuid);
     }

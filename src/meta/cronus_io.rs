@@ -63,10 +63,16 @@ impl FileNames {
             && !name.contains('\0')
             && name != "."
             && name != "..";
-        let chosen = match plain && !self.taken.contains(name) {
+        let mut chosen = match plain && !self.taken.contains(name) {
             true => name.to_string(),
             false => format!("{uuid}.{kind}.dat"),
         };
+        // A member may be named as another's fallback: numbered until free.
+        let mut n = 0;
+        while self.taken.contains(&chosen) {
+            n += 1;
+            chosen = format!("{uuid}.{kind}.{n}.dat");
+        }
         self.taken.insert(chosen.clone());
         chosen
     }
